@@ -1,0 +1,1 @@
+"""The register's domain knowledge that needs no I/O: identifiers, municipalities, dates."""

@@ -1,0 +1,126 @@
+"""Norwegian person identifiers: fødselsnummer, D-number and DUF number.
+
+Validation follows `DOMAIN.md`: two mod-11 check digits for fødselsnummer and D-number (the
+check-digit rule is a parameter so that the 2032 rule, under which more remainders are accepted,
+can be switched on), and a shape check for DUF numbers, which have no published check digit.
+
+`mask` is the only way an identifier may appear in a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+from dataclasses import dataclass
+
+_WEIGHTS_1 = (3, 7, 6, 1, 8, 9, 4, 5, 2, 1)
+_WEIGHTS_2 = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2, 1)
+
+
+class NationalIdKind(enum.Enum):
+    """What an 11-digit national identity number is."""
+
+    FODSELSNUMMER = "fodselsnummer"
+    D_NUMBER = "d-number"
+    H_NUMBER = "h-number"
+
+
+@dataclass(frozen=True)
+class CheckDigitRule:
+    """Which remainders of the weighted sums (check digit included, weight 1) are accepted.
+
+    The classic rule accepts only remainder 0 for both checks. From 2032 new numbers drop the
+    gender digit and the second check accepts more remainders; pass those sets here.
+    """
+
+    first: frozenset[int] = frozenset({0})
+    second: frozenset[int] = frozenset({0})
+
+
+CLASSIC_RULE = CheckDigitRule()
+
+
+@dataclass(frozen=True)
+class NationalIdInfo:
+    kind: NationalIdKind
+    birth_date: dt.date
+    synthetic: bool
+
+
+class InvalidIdentifier(ValueError):
+    """An identifier failed validation; the message never contains the identifier itself."""
+
+
+def _weighted_remainder(digits: list[int], weights: tuple[int, ...]) -> int:
+    return sum(d * w for d, w in zip(digits, weights, strict=True)) % 11
+
+
+def parse_national_id(
+    value: str, *, rule: CheckDigitRule = CLASSIC_RULE, allow_synthetic: bool = False
+) -> NationalIdInfo:
+    """Check a fødselsnummer, D-number or H-number and return what it encodes.
+
+    Raises `InvalidIdentifier` with a reason that does not repeat the number.
+    """
+    if len(value) != 11 or not value.isdigit():
+        raise InvalidIdentifier("must be exactly 11 digits")
+    digits = [int(c) for c in value]
+    if _weighted_remainder(digits[:10], _WEIGHTS_1) not in rule.first:
+        raise InvalidIdentifier("first check digit is wrong")
+    if _weighted_remainder(digits, _WEIGHTS_2) not in rule.second:
+        raise InvalidIdentifier("second check digit is wrong")
+
+    day, month, year2 = int(value[0:2]), int(value[2:4]), int(value[4:6])
+    kind = NationalIdKind.FODSELSNUMMER
+    if day > 40:
+        kind, day = NationalIdKind.D_NUMBER, day - 40
+    synthetic = False
+    if month > 80:
+        synthetic, month = True, month - 80
+    elif month > 40:
+        kind, month = NationalIdKind.H_NUMBER, month - 40
+    if synthetic and not allow_synthetic:
+        raise InvalidIdentifier("is a synthetic test number, not accepted here")
+
+    year = _century(int(value[6:9]), year2) + year2
+    try:
+        birth_date = dt.date(year, month, day)
+    except ValueError:
+        raise InvalidIdentifier("does not encode a valid birth date") from None
+    return NationalIdInfo(kind=kind, birth_date=birth_date, synthetic=synthetic)
+
+
+def _century(individual: int, year2: int) -> int:
+    """The century encoded by the individual number (Skatteetaten's ranges)."""
+    if individual < 500:
+        return 1900
+    if individual < 750 and year2 >= 54:
+        return 1800
+    if individual >= 900 and year2 >= 40:
+        return 1900
+    return 2000 if year2 < 40 else 1900
+
+
+def check_duf_number(value: str, *, today: dt.date) -> None:
+    """Check a DUF number's shape: 12 digits, the first four a year UDI could have used.
+
+    UDI publishes no check-digit rule, so no checksum is enforced (see DOMAIN.md).
+    """
+    if len(value) != 12 or not value.isdigit():
+        raise InvalidIdentifier("must be exactly 12 digits")
+    year = int(value[:4])
+    if year < 1950 or year > today.year:
+        raise InvalidIdentifier("does not start with a plausible application year")
+
+
+def mask(value: str | None) -> str:
+    """A stable, non-reversible stand-in for an identifier, safe for logs and messages.
+
+    Keeps the length and a short hash, so two log lines about the same person can be matched
+    without revealing who it is.
+    """
+    if not value:
+        return "<none>"
+    digest = hashlib.sha256(value.encode()).hexdigest()[:8]
+    return f"<id:{len(value)}:{digest}>"

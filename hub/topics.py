@@ -1,0 +1,79 @@
+"""Every topic the hub uses, its name and its partitioning, in one place.
+
+Layout (with the default prefix `nir`):
+
+| topic                                  | key                | written by                  |
+|----------------------------------------|--------------------|-----------------------------|
+| nir.source.<source-id>.registrations   | person key         | that source's fagsystem     |
+| nir.source.<source-id>.receipts        | source id          | the hub (one per event)     |
+| nir.folkeregister.address-changes      | national id        | the Folkeregister connector |
+| nir.dead-letters                       | original key       | the hub                     |
+
+A source writes only to its own registrations topic and reads only its own receipts topic, so
+Kafka ACLs on the `nir.source.<id>.` prefix can keep one source from writing as another.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from hub.config import Settings
+from hub.sources import SOURCE_ID_PATTERN, SourceRegistry
+
+RECEIPT_PARTITIONS = 1  # keyed by source id, and each source has its own topic
+DEAD_LETTER_PARTITIONS = 3
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """Topic names derived from the configured prefix."""
+
+    prefix: str
+
+    def registrations(self, source_id: str) -> str:
+        return f"{self.prefix}.source.{source_id}.registrations"
+
+    def receipts(self, source_id: str) -> str:
+        return f"{self.prefix}.source.{source_id}.receipts"
+
+    @property
+    def address_changes(self) -> str:
+        return f"{self.prefix}.folkeregister.address-changes"
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.prefix}.dead-letters"
+
+    @property
+    def registrations_pattern(self) -> re.Pattern[str]:
+        """Matches every source's registrations topic; group 1 is the source id."""
+        return re.compile(rf"^{re.escape(self.prefix)}\.source\.({SOURCE_ID_PATTERN})\.registrations$")
+
+    def source_of(self, registrations_topic: str) -> str | None:
+        """The source id a registrations topic belongs to, or None if it is not one."""
+        match = self.registrations_pattern.match(registrations_topic)
+        return match.group(1) if match else None
+
+    def matching_registrations(self, existing: Iterable[str]) -> list[str]:
+        return sorted(t for t in existing if self.registrations_pattern.match(t))
+
+
+def required_topics(settings: Settings, registry: SourceRegistry) -> list[TopicSpec]:
+    """Every topic the hub needs for the sources in the registry."""
+    names = TopicNames(settings.topic_prefix)
+    specs = [
+        TopicSpec(names.address_changes, settings.address_partitions),
+        TopicSpec(names.dead_letters, DEAD_LETTER_PARTITIONS),
+    ]
+    for source in registry:
+        specs.append(TopicSpec(names.registrations(source.id), settings.registration_partitions))
+        specs.append(TopicSpec(names.receipts(source.id), RECEIPT_PARTITIONS))
+    return specs
