@@ -56,6 +56,15 @@ class RegisterUnavailable(HubError):
     retriable = True
 
 
+class WriteConflict(RegisterUnavailable):
+    """A unique key was written by a concurrent transaction; a retry sees the other write.
+
+    Retried only a few times: a conflict that does not go away is a fault, not a race.
+    """
+
+    code = "NIR-REGISTER-CONFLICT"
+
+
 class BrokerUnavailable(HubError):
     """A send to Kafka was not confirmed."""
 

@@ -124,3 +124,21 @@ def mask(value: str | None) -> str:
         return "<none>"
     digest = hashlib.sha256(value.encode()).hexdigest()[:8]
     return f"<id:{len(value)}:{digest}>"
+
+
+def make_national_id(
+    birth_date: dt.date, individual: int, *, synthetic: bool = True, d_number: bool = False
+) -> str | None:
+    """Build a number with valid check digits, or None if this individual number has none.
+
+    For test data and the demo: synthetic (Tenor, month + 80) unless told otherwise.
+    """
+    day = birth_date.day + (40 if d_number else 0)
+    month = birth_date.month + (80 if synthetic else 0)
+    base = [int(c) for c in f"{day:02d}{month:02d}{birth_date.year % 100:02d}{individual:03d}"]
+    for weights in (_WEIGHTS_1, _WEIGHTS_2):
+        check = (11 - sum(d * w for d, w in zip(base, weights[:-1], strict=True)) % 11) % 11
+        if check == 10:
+            return None
+        base.append(check)
+    return "".join(map(str, base))

@@ -31,6 +31,7 @@ _FILE_NAME = re.compile(r"^(?P<family>[a-z_]+)\.v(?P<version>\d+)\.avsc$")
 
 REGISTRATION = "registration_event"
 ADDRESS_CHANGE = "address_change"
+RECEIPT = "receipt"
 
 
 @dataclass(frozen=True)

@@ -174,21 +174,31 @@ class _Converter:
 
 
 def from_json(event: Any, version: SchemaVersion | None = None) -> dict[str, Any]:
-    """Convert a JSON registration event into an Avro datum of `version` (default: newest).
-
-    Raises `ContractError` listing every problem found.
-    """
+    """Convert a JSON event into an Avro datum of `version` (default: the newest registration
+    schema). Raises `ContractError` listing every problem found."""
     version = version or catalog().current(REGISTRATION)
     converter = _Converter(version)
     if not isinstance(event, Mapping):
         raise ContractError(["<event>: must be a JSON object"])
+    if version.family == REGISTRATION:
+        datum = _registration_from_json(converter, event, version)
+    else:
+        datum = converter.convert(version.raw, event, "")
+    if converter.problems:
+        raise ContractError(converter.problems)
+    return datum
+
+
+def _registration_from_json(
+    converter: _Converter, event: Mapping[str, Any], version: SchemaVersion
+) -> dict[str, Any]:
     records = payload_records(version)
     event_type = event.get("eventType")
     payload_record = records.get(event_type) if isinstance(event_type, str) else None
     envelope_schema = dict(version.raw)
     envelope_schema["fields"] = [f for f in version.raw["fields"] if f["name"] != "payload"]
     envelope = {k: v for k, v in event.items() if k != "payload"}
-    datum = converter.convert(envelope_schema, envelope, "")
+    datum: dict[str, Any] = converter.convert(envelope_schema, envelope, "")
     if payload_record is None:
         # Replaces the enum's own message: UNKNOWN is for readers, not something to send.
         converter.problems = [p for p in converter.problems if not p.startswith("eventType:")]
@@ -198,8 +208,6 @@ def from_json(event: Any, version: SchemaVersion | None = None) -> dict[str, Any
     else:
         payload = converter.convert(payload_record, event["payload"], "payload")
         datum["payload"] = (payload_record, payload)
-    if converter.problems:
-        raise ContractError(converter.problems)
     return datum
 
 

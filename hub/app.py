@@ -1,0 +1,103 @@
+"""The Faust app, built from the settings; agents are discovered from `hub.agents`.
+
+Before the worker starts consuming, `prepare_worker` checks the register's migrations, creates
+the topics the source registry needs, and subscribes the registrations agent to every source
+topic on the broker that matches the source-topic pattern (faust-streaming's Kafka driver
+subscribes by explicit names only, so the pattern is resolved here, at start-up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import faust
+from aiokafka.errors import KafkaError
+
+from hub.bootstrap import Hub
+from hub.broker import ensure_topics, list_topics
+from hub.config import Settings
+from hub.errors import BrokerUnavailable
+from hub.register.migrate import require_current
+from hub.topics import TopicNames, required_topics
+
+log = logging.getLogger(__name__)
+
+settings = Settings.from_env()
+hub = Hub.from_settings(settings)
+names = TopicNames(settings.topic_prefix)
+
+app = faust.App(
+    settings.app_id,
+    broker=settings.kafka_url,
+    autodiscover=["hub.agents"],
+    origin="hub.app",
+    store="memory://",
+    datadir=settings.data_dir,
+    key_serializer="raw",
+    value_serializer="raw",
+    # At-least-once delivery: offsets of events the agents have finished are committed this
+    # often; the register's unique keys turn redelivery into "already there".
+    broker_commit_interval=settings.commit_interval_seconds,
+    consumer_auto_offset_reset="earliest",
+    producer_acks=-1,
+    # The hub creates its topics itself, with explicit partition counts.
+    topic_allow_declare=False,
+    topic_disable_leader=True,
+    web_host=settings.web_host,
+    web_port=settings.web_port,
+)
+
+registrations_topic = app.topic(
+    *[names.registrations(source.id) for source in hub.registry],
+    key_type=bytes,
+    value_type=bytes,
+)
+address_changes_topic = app.topic(names.address_changes, key_type=bytes, value_type=bytes)
+
+
+class FaustPublisher:
+    """Sends through the worker's own producer and waits for the broker's acknowledgement."""
+
+    def __init__(self, faust_app: faust.App) -> None:
+        self.app = faust_app
+
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        try:
+            await self.app.producer.send_and_wait(topic, key, value, None, None, headers)
+        except (KafkaError, asyncio.TimeoutError, OSError) as exc:
+            raise BrokerUnavailable(f"send to {topic} not confirmed: {type(exc).__name__}") from exc
+
+
+async def _prepare(current: Settings) -> list[str]:
+    require_current(hub.engine)
+    created = await ensure_topics(
+        current.kafka_bootstrap, required_topics(current, hub.registry), current.replication_factor
+    )
+    for name in created:
+        log.info("created topic %s", name)
+    existing = await list_topics(current.kafka_bootstrap)
+    return names.matching_registrations(existing)
+
+
+def prepare_worker() -> None:
+    """Runs in `hub worker` before Faust starts (see the module docstring).
+
+    Not a Faust `on_worker_init` handler: Faust sends that signal for every CLI command.
+    """
+    # The worker's event loop is not running yet and must not be replaced: use a thread.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        matching = pool.submit(asyncio.run, _prepare(settings)).result()
+    subscribed = list(registrations_topic.topics)
+    extra = [t for t in matching if t not in subscribed]
+    if extra:
+        log.warning(
+            "subscribing to %d source topic(s) not in the source registry; their events will "
+            "be rejected (NIR-SOURCE-001): %s",
+            len(extra),
+            ", ".join(extra),
+        )
+        registrations_topic.topics = [*subscribed, *extra]
+    log.info("registrations from %d source topic(s)", len(registrations_topic.topics))

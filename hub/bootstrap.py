@@ -1,0 +1,54 @@
+"""Wiring: builds the hub's collaborators from settings. Tests wire their own where they need to."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub.config import Settings
+from hub.register.database import make_engine, make_session_factory
+from hub.schemas.codec import SchemaCatalog, catalog
+from hub.sources import SourceRegistry
+from hub.topics import TopicNames
+
+OSLO = ZoneInfo("Europe/Oslo")
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class Hub:
+    """Everything the pipeline needs besides the broker."""
+
+    settings: Settings
+    registry: SourceRegistry
+    catalog: SchemaCatalog
+    clock: Callable[[], dt.datetime] = field(default=utc_now)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Hub:
+        return cls(settings=settings, registry=SourceRegistry.load(settings.sources_file), catalog=catalog())
+
+    @cached_property
+    def names(self) -> TopicNames:
+        return TopicNames(self.settings.topic_prefix)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.database_url)
+
+    @cached_property
+    def session_factory(self) -> sessionmaker[Session]:
+        return make_session_factory(self.engine)
+
+    def today(self) -> dt.date:
+        """Today in Norway: what "in the future" means for a fact's date."""
+        return self.clock().astimezone(OSLO).date()

@@ -1,0 +1,144 @@
+"""Talking to the Kafka cluster outside the worker: is it there, does it have our topics, and
+what do they hold (for the demo, the tests and support tools)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from hub.errors import BrokerUnavailable, ConfigurationError
+from hub.topics import TopicSpec
+
+log = logging.getLogger(__name__)
+
+_TOPIC_ALREADY_EXISTS = 36
+
+
+async def _admin(bootstrap: str, timeout: float) -> AIOKafkaAdminClient:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+    except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+        await admin.close()
+        raise BrokerUnavailable(f"Kafka at {bootstrap} does not answer: {type(exc).__name__}") from exc
+    return admin
+
+
+async def broker_answers(bootstrap: str, timeout: float = 5.0) -> bool:
+    try:
+        admin = await _admin(bootstrap, timeout)
+    except BrokerUnavailable:
+        return False
+    await admin.close()
+    return True
+
+
+async def list_topics(bootstrap: str, timeout: float = 15.0) -> set[str]:
+    admin = await _admin(bootstrap, timeout)
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], replication_factor: int) -> list[str]:
+    """Create the topics that do not exist yet, with their partition counts; return those created.
+
+    Topics are never auto-created by the broker: a typo in a topic name must fail, not invent one.
+    """
+    specs = list(specs)
+    admin = await _admin(bootstrap, 15.0)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            response = await admin.create_topics(
+                [NewTopic(s.name, s.partitions, replication_factor) for s in missing]
+            )
+            for name, code, *rest in response.topic_errors:
+                if code not in (0, _TOPIC_ALREADY_EXISTS):
+                    detail = rest[0] if rest and rest[0] else f"error code {code}"
+                    raise ConfigurationError(f"could not create topic {name}: {detail}")
+        return [s.name for s in missing]
+    finally:
+        await admin.close()
+
+
+async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[tuple[str, int], int]:
+    """The current end offset of every partition of `topics`."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))
+        ]
+        offsets = await consumer.end_offsets(partitions)
+        return {(tp.topic, tp.partition): offset for tp, offset in offsets.items()}
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str, timeout: float = 15.0) -> set[int]:
+    # A topic created a moment ago may not be in every broker's metadata yet.
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions:
+            return partitions
+        if asyncio.get_running_loop().time() > deadline:
+            raise ConfigurationError(f"topic {topic} does not exist")
+        await asyncio.sleep(0.2)
+
+
+async def read_from(
+    bootstrap: str,
+    start: dict[tuple[str, int], int],
+    *,
+    until: Callable[[list[ConsumerRecord]], bool],
+    timeout: float,
+) -> list[ConsumerRecord]:
+    """Read the given partitions from the given offsets (no consumer group) until `until(records)`
+    holds or `timeout` seconds have passed; returns what was read."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        consumer.assign([TopicPartition(t, p) for t, p in start])
+        for (topic, partition), offset in start.items():
+            consumer.seek(TopicPartition(topic, partition), offset)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not until(records) and asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for messages in batch.values():
+                records.extend(messages)
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def delete_topics_with_prefix(bootstrap: str, prefix: str, timeout: float = 30.0) -> list[str]:
+    """Delete every topic whose name starts with `prefix` and wait until they are gone.
+
+    Only for throwaway namespaces (the demo's); the hub never deletes its own topics.
+    """
+    admin = await _admin(bootstrap, 15.0)
+    try:
+        doomed = sorted(t for t in await admin.list_topics() if t.startswith(prefix))
+        if doomed:
+            await admin.delete_topics(doomed)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while set(doomed) & set(await admin.list_topics()):
+            if asyncio.get_running_loop().time() > deadline:
+                raise BrokerUnavailable(f"topics with prefix {prefix} were not deleted in {timeout}s")
+            await asyncio.sleep(0.2)
+        return doomed
+    finally:
+        await admin.close()

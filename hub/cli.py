@@ -1,0 +1,182 @@
+"""The `hub` command: Faust's command line (`hub worker`, ...) plus the hub's own commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import click
+from faust.cli.faust import cli as faust_cli
+
+from hub.errors import HubError
+
+
+def _hub():  # type: ignore[no-untyped-def]
+    from hub.app import hub
+
+    return hub
+
+
+@click.group(name="db", help="The register's database.")
+def db_group() -> None:
+    pass
+
+
+@db_group.command(name="upgrade", help="Apply every Alembic migration the register lacks.")
+def db_upgrade() -> None:
+    from hub.register.migrate import current_revision, upgrade
+
+    hub = _hub()
+    upgrade(hub.engine)
+    click.echo(f"register at revision {current_revision(hub.engine)}")
+
+
+@click.group(name="topics", help="The hub's Kafka topics.")
+def topics_group() -> None:
+    pass
+
+
+@topics_group.command(name="ensure", help="Create every topic the hub needs that is missing.")
+def topics_ensure() -> None:
+    from hub.broker import ensure_topics
+    from hub.topics import required_topics
+
+    hub = _hub()
+    specs = required_topics(hub.settings, hub.registry)
+    created = asyncio.run(
+        ensure_topics(hub.settings.kafka_bootstrap, specs, hub.settings.replication_factor)
+    )
+    for spec in specs:
+        state = "created" if spec.name in created else "exists"
+        click.echo(f"{spec.name}  partitions={spec.partitions}  {state}")
+
+
+@click.group(name="schemas", help="The Avro contract, for fagsystem vendors.")
+def schemas_group() -> None:
+    pass
+
+
+@schemas_group.command(name="list", help="List every schema version with its fingerprint.")
+def schemas_list() -> None:
+    from hub.schemas.codec import catalog
+
+    c = catalog()
+    for version in c:
+        current = " (current)" if c.current(version.family) is version else ""
+        click.echo(f"{version.path.name}  fingerprint {version.fingerprint.hex()}{current}")
+
+
+@schemas_group.command(name="export", help="Copy every .avsc file into DIR.")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def schemas_export(directory: Path) -> None:
+    from hub.schemas.codec import catalog
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for version in catalog():
+        shutil.copyfile(version.path, directory / version.path.name)
+        click.echo(str(directory / version.path.name))
+
+
+@click.command(name="publish", help="Check and publish a JSON Lines file of registration events.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--source", help="Send as this source; lines naming another source are refused.")
+def publish(file: Path, source: str | None) -> None:
+    from hub.connectors.fagsystem import FagsystemProducer
+    from hub.connectors.jsonlines import publish_file
+
+    hub = _hub()
+
+    def producer_for(source_id: str) -> FagsystemProducer:
+        return FagsystemProducer(
+            hub.settings.kafka_bootstrap, source_id, topic_prefix=hub.settings.topic_prefix
+        )
+
+    report = asyncio.run(
+        publish_file(file, producer_for, source=source, on_line=lambda r: click.echo(r.describe()))
+    )
+    click.echo(f"sent {report.sent}, refused {report.refused}")
+    if report.refused:
+        sys.exit(1)
+
+
+@click.group(name="person", help="What the register holds about a person.")
+def person_group() -> None:
+    pass
+
+
+@person_group.command(name="show", help="Show a person by fødselsnummer, D-number or DUF number.")
+@click.argument("identifier")
+@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
+def person_show(identifier: str, as_json: bool) -> None:
+    from hub.register.operations import describe_person, find_person_id
+
+    hub = _hub()
+    with hub.session_factory() as session:
+        person_id = find_person_id(session, identifier)
+        if person_id is None:
+            click.echo("no person with that identifier in the register", err=True)
+            sys.exit(1)
+        person = describe_person(session, person_id)
+    if as_json:
+        click.echo(json.dumps(person, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"person {person['personId']}")
+    for i in person["identifiers"]:
+        click.echo(f"  {i['kind']}: {i['value']}")
+    for r in person["registrations"]:
+        click.echo(f"  {r['factDate']}  {r['eventType']}  ({r['municipality']}, {r['sourceSystem']})")
+    for a in person["addresses"]:
+        click.echo(f"  address from {a['movedOn'] or '?'}: municipality {a['municipality'] or 'protected'}")
+
+
+@click.group(name="rules", help="The validation rule catalogue.")
+def rules_group() -> None:
+    pass
+
+
+@rules_group.command(name="list", help="Print every rule's code, severity and title.")
+def rules_list() -> None:
+    from hub.rules import RULES
+
+    for rule in RULES:
+        click.echo(f"{rule.code}  {rule.severity.value:<7}  {rule.title}")
+
+
+@click.command(name="demo", help="Run the hub end to end on the embedded defaults.")
+@click.option("--keep-broker", is_flag=True, help="Leave a broker the demo started running.")
+def demo(keep_broker: bool) -> None:
+    from hub.demo import run_demo
+
+    sys.exit(run_demo(keep_broker=keep_broker))
+
+
+@click.command(name="settings", help="Print the effective settings (secrets masked).")
+def show_settings() -> None:
+    click.echo(_hub().settings.describe())
+
+
+for command in (db_group, topics_group, schemas_group, publish, person_group, rules_group, demo, show_settings):
+    faust_cli.add_command(command)
+
+
+def main() -> None:
+    try:
+        from hub.app import app, prepare_worker
+
+        if _subcommand(sys.argv[1:]) == "worker":
+            prepare_worker()
+        app.main()
+    except HubError as exc:
+        click.echo(f"error [{exc.code}]: {exc.message}", err=True)
+        sys.exit(2)
+
+
+def _subcommand(args: list[str]) -> str | None:
+    return next((a for a in args if not a.startswith("-")), None)
+
+
+if __name__ == "__main__":
+    main()

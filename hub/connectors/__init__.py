@@ -1,0 +1,1 @@
+"""Connectors at the hub's edges: the fagsystem producer API (and, later, Folkeregisteret's feed)."""

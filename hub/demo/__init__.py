@@ -1,0 +1,211 @@
+"""`hub demo`: the hub's main job end to end on the embedded defaults.
+
+Starts the local broker if none answers, runs a worker, publishes the bundled sample (synthetic
+persons in two municipalities: valid events, a duplicate, two invalid ones, an address change),
+waits until every event has its receipt, and prints what happened. The demo keeps to its own
+topic prefix, consumer group and register file, so it never mixes with a real register, and
+starts each run from empty demo topics and an empty demo register.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import re
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from hub.bootstrap import Hub
+from hub.broker import (
+    broker_answers,
+    delete_topics_with_prefix,
+    end_offsets,
+    ensure_topics,
+    read_from,
+)
+from hub.config import Settings
+from hub.connectors.fagsystem import FagsystemProducer
+from hub.connectors.jsonlines import publish_lines
+from hub.pipeline.deadletter import H_OFFSET, H_PARTITION, H_TOPIC, read_headers
+from hub.localrun import WorkerProcess, start_local_broker, stop_local_broker
+from hub.register.database import make_engine
+from hub.register.migrate import upgrade
+from hub.register.models import AddressRecord, Person, RegistrationRecord
+from hub.schemas.codec import ADDRESS_CHANGE
+from hub.schemas.contract import from_json
+from hub.topics import required_topics
+
+SAMPLE = Path(__file__).resolve().parent / "sample.jsonl"
+ADDRESS_SAMPLE = Path(__file__).resolve().parent / "address_changes.jsonl"
+# The sample's dates are written as if today were this day; the demo moves them to today.
+SAMPLE_TODAY = dt.date(2026, 11, 1)
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def demo_settings(base: Settings) -> Settings:
+    return dataclasses.replace(
+        base,
+        topic_prefix="nir-demo",
+        app_id="nir-hub-demo",
+        database_url="sqlite:///var/demo/register.sqlite3",
+        data_dir="var/demo/faust",
+        allow_synthetic_identifiers=True,  # the sample persons have Tenor test numbers
+    )
+
+
+def shift_dates(value: Any, days: int) -> Any:
+    """Move every ISO date and timestamp in a JSON value by `days` days."""
+    if isinstance(value, dict):
+        return {k: shift_dates(v, days) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shift_dates(v, days) for v in value]
+    if isinstance(value, str) and _DATE.match(value):
+        moved = dt.date.fromisoformat(value[:10]) + dt.timedelta(days=days)
+        return moved.isoformat() + value[10:]
+    return value
+
+
+def _sample_lines(path: Path, days: int) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [json.dumps(shift_dates(json.loads(line), days)) for line in lines if line.strip()]
+
+
+def run_demo(*, keep_broker: bool = False, timeout: float = 120.0) -> int:
+    settings = demo_settings(Settings.from_env())
+    started_broker = False
+    if not asyncio.run(broker_answers(settings.kafka_bootstrap)):
+        print(f"no broker at {settings.kafka_bootstrap}; starting the local one (deploy/kafka/kafka.sh)")
+        print(f"broker at {start_local_broker()}")
+        started_broker = True
+    try:
+        return _run(settings, timeout)
+    finally:
+        if started_broker and not keep_broker:
+            stop_local_broker()
+
+
+def _run(settings: Settings, timeout: float) -> int:
+    hub = Hub.from_settings(settings)
+    database = Path("var/demo/register.sqlite3")
+    for stale in database.parent.glob(database.name + "*"):
+        stale.unlink()  # each demo starts from an empty register
+    upgrade(make_engine(settings.database_url))
+    names = hub.names
+    watched = [names.dead_letters, *(names.receipts(s.id) for s in hub.registry)]
+    days = (hub.today() - SAMPLE_TODAY).days
+
+    async def prepare() -> dict[tuple[str, int], int]:
+        # Each demo starts from empty topics, as from an empty register.
+        await delete_topics_with_prefix(settings.kafka_bootstrap, settings.topic_prefix + ".")
+        await ensure_topics(
+            settings.kafka_bootstrap, required_topics(settings, hub.registry), settings.replication_factor
+        )
+        return await end_offsets(settings.kafka_bootstrap, watched)
+
+    start = asyncio.run(prepare())
+    worker = WorkerProcess(settings, Path("var/demo/worker.log"), log_level="warn").start()
+    print(f"worker started (pid {worker.process.pid}, log var/demo/worker.log)")
+    try:
+        sent = asyncio.run(_publish(settings, days))
+        records = asyncio.run(
+            read_from(
+                settings.kafka_bootstrap,
+                start,
+                until=lambda rs: not worker.running or len(_receipts_for(hub, rs, sent)) == len(sent),
+                timeout=timeout,
+            )
+        )
+        if not worker.running:
+            print("the worker stopped unexpectedly; see var/demo/worker.log")
+            return 1
+        _wait_for_addresses(hub, expected=1, timeout=timeout)
+    finally:
+        worker.stop()
+    return _summarise(hub, records, sent)
+
+
+def _origin_of(hub: Hub, record: Any) -> tuple[str, int, int]:
+    """Which published message a receipt or dead letter is about."""
+    if record.topic == hub.names.dead_letters:
+        headers = read_headers(record.headers)
+        return headers[H_TOPIC], int(headers[H_PARTITION]), int(headers[H_OFFSET])
+    receipt = hub.catalog.decode(record.value).datum
+    return receipt["originalTopic"], receipt["originalPartition"], receipt["originalOffset"]
+
+
+def _receipts_for(hub: Hub, records: list[Any], sent: set[tuple[str, int, int]]) -> list[Any]:
+    """The receipts among `records` that answer the messages this demo sent (an earlier,
+    interrupted demo may have left messages that the worker answers too)."""
+    return [r for r in records if r.topic != hub.names.dead_letters and _origin_of(hub, r) in sent]
+
+
+async def _publish(settings: Settings, days: int) -> set[tuple[str, int, int]]:
+    """Publish the sample; returns where each registration event was written."""
+
+    def producer_for(source_id: str) -> FagsystemProducer:
+        return FagsystemProducer(settings.kafka_bootstrap, source_id, topic_prefix=settings.topic_prefix)
+
+    report = await publish_lines(
+        _sample_lines(SAMPLE, days), producer_for, on_line=lambda r: print("  " + r.describe())
+    )
+    hub = Hub.from_settings(settings)
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        version = hub.catalog.current(ADDRESS_CHANGE)
+        for line in _sample_lines(ADDRESS_SAMPLE, days):
+            datum = from_json(json.loads(line), version)
+            value = hub.catalog.encode(ADDRESS_CHANGE, datum)
+            await producer.send_and_wait(hub.names.address_changes, value, key=datum["nationalId"].encode())
+            print(f"  sent address change {datum['sequenceNumber']} to {hub.names.address_changes}")
+    finally:
+        await producer.stop()
+    return {(r.sent.topic, r.sent.partition, r.sent.offset) for r in report.lines if r.sent}
+
+
+def _wait_for_addresses(hub: Hub, expected: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with hub.session_factory() as session:
+            if session.scalar(select(func.count()).select_from(AddressRecord)) >= expected:
+                return
+        time.sleep(0.2)
+
+
+def _summarise(hub: Hub, records: list[Any], sent: set[tuple[str, int, int]]) -> int:
+    outcomes: Counter[str] = Counter(
+        hub.catalog.decode(r.value).datum["outcome"] for r in _receipts_for(hub, records, sent)
+    )
+    dead_letters = sum(
+        1 for r in records if r.topic == hub.names.dead_letters and _origin_of(hub, r) in sent
+    )
+    with hub.session_factory() as session:
+        counts = {
+            model.__tablename__: session.scalar(select(func.count()).select_from(model))
+            for model in (Person, RegistrationRecord, AddressRecord)
+        }
+    print()
+    print("summary")
+    print(f"  accepted       {outcomes['ACCEPTED']}")
+    print(f"  duplicates     {outcomes['DUPLICATE']}")
+    print(f"  rejected       {outcomes['REJECTED']}")
+    print(f"  dead-lettered  {dead_letters}")
+    print(
+        f"  register       {counts['persons']} persons, {counts['registrations']} registrations, "
+        f"{counts['addresses']} addresses"
+    )
+    print()
+    print("Look at a person:  NIR_DATABASE_URL=sqlite:///var/demo/register.sqlite3 hub person show 201812345678")
+    received = sum(outcomes.values())
+    if received < len(sent):
+        print(f"only {received} of {len(sent)} receipts arrived in time; see var/demo/worker.log")
+        return 1
+    return 0

@@ -1,0 +1,63 @@
+"""The hub's own view of decoded events: plain dataclasses the rules and the register work on."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a message was read from; identifies it even when it cannot be decoded."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One registration event from a fagsystem, decoded into the current contract."""
+
+    event_id: uuid.UUID
+    event_type: str
+    payload_record: str  # full Avro name of the payload's record, e.g. no.imdi.nir.TrainingLeave
+    fact_date: dt.date
+    sent_at: dt.datetime
+    source_system: str
+    municipality: str
+    national_id: str | None
+    duf_number: str | None
+    payload: dict[str, Any]  # in the contract's JSON shape
+    writer_schema: str  # e.g. registration_event.v1
+    fagsystem_version: str | None = None
+
+    @property
+    def person_key(self) -> str | None:
+        """The Kafka key that keeps one person's events on one partition: DUF number first,
+        as it is the identifier a person keeps from the first application on."""
+        return self.duf_number or self.national_id
+
+
+@dataclass(frozen=True)
+class AddressChange:
+    """An address change from Folkeregisteret, decoded into the current contract."""
+
+    sequence_number: int
+    event_type: str
+    national_id: str
+    recorded_at: dt.datetime
+    moved_on: dt.date | None
+    municipality: str | None
+    protection: str
+    address_kind: str
+    address_line: str | None
+    postal_code: str | None
+    postal_place: str | None
+
+    @staticmethod
+    def is_protected(protection: str) -> bool:
+        """Protected addresses are never shown or logged; UNKNOWN grading counts as protected."""
+        return protection not in {"UNGRADED", "CLIENT_ADDRESS"}

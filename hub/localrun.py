@@ -1,0 +1,88 @@
+"""Running the hub's processes on this machine: the local Kafka broker and worker subprocesses.
+
+Used by `hub demo` and by the tests, so that both start things the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from hub.config import PACKAGE_DIR, Settings
+from hub.errors import ConfigurationError
+
+KAFKA_SCRIPT = PACKAGE_DIR.parent / "deploy" / "kafka" / "kafka.sh"
+
+def _kafka(command: str, env: Mapping[str, str] | None) -> str:
+    if not KAFKA_SCRIPT.exists():
+        raise ConfigurationError(
+            f"no local broker script at {KAFKA_SCRIPT}: run from a clone of the repository, "
+            "or point NIR_KAFKA_BOOTSTRAP at a running Kafka"
+        )
+    result = subprocess.run(
+        ["bash", str(KAFKA_SCRIPT), command],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise ConfigurationError(f"local broker {command} failed:\n{result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def start_local_broker(env: Mapping[str, str] | None = None) -> str:
+    """Start the local broker (see deploy/kafka/kafka.sh) and return its address."""
+    return _kafka("start", env).splitlines()[-1]
+
+
+def stop_local_broker(env: Mapping[str, str] | None = None) -> None:
+    _kafka("stop", env)
+
+
+@dataclass
+class WorkerProcess:
+    """`hub worker` in a subprocess, configured by `settings`, logging to `log_path`."""
+
+    settings: Settings
+    log_path: Path
+    log_level: str = "info"
+
+    def start(self) -> WorkerProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log: IO[bytes] = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "hub.cli", "worker", "-l", self.log_level],
+            env={**os.environ, **self.settings.to_env()},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """Stop gracefully (SIGTERM); SIGKILL if it does not stop in `timeout` seconds."""
+        if self.running:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+        return self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: the crash the delivery guarantees are tested against."""
+        if self.running:
+            self.process.kill()
+        self.process.wait()

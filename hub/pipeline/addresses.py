@@ -1,0 +1,45 @@
+"""The address-change flow for one message from Folkeregisteret: decode → write, or dead letter.
+
+Feed items can arrive twice; the sequence number makes the write idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from hub.domain.identifiers import InvalidIdentifier, parse_national_id
+from hub.pipeline.deadletter import Failure
+from hub.pipeline.decode import decode_address_change
+from hub.pipeline.flow import Flow, Message, failure_from
+from hub.register.operations import record_address_change
+
+
+@dataclass(frozen=True)
+class AddressProcessed:
+    written: bool
+    failure: Failure | None = None
+
+
+class AddressFlow(Flow):
+    async def process(self, message: Message) -> AddressProcessed:
+        try:
+            change = decode_address_change(self.hub.catalog, message.value)
+            try:
+                parse_national_id(
+                    change.national_id, allow_synthetic=self.hub.settings.allow_synthetic_identifiers
+                )
+            except InvalidIdentifier as exc:
+                failure = Failure("rule", "NIR-ID-002", f"the national identity number {exc}")
+            else:
+                written = await self.in_transaction(
+                    lambda uow: record_address_change(uow.session, change, self.hub.clock()),
+                    "address write",
+                )
+                return AddressProcessed(written=written)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            failure = failure_from(exc, message.origin)
+        await self.dead_letter(message, failure)
+        return AddressProcessed(written=False, failure=failure)

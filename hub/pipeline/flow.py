@@ -1,0 +1,79 @@
+"""What every flow shares: retrying transient failures, classifying errors, and dead-lettering."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from hub.bootstrap import Hub
+from hub.domain.events import Origin
+from hub.errors import DecodeError, HubError, UnknownSchemaError
+from hub.pipeline.deadletter import Failure, dead_letter_headers
+from hub.pipeline.ports import Publisher
+from hub.pipeline.retry import retry_transient
+from hub.register.unit_of_work import UnitOfWork
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Message:
+    """A consumed Kafka message, as the pipeline needs it."""
+
+    origin: Origin
+    key: bytes | None
+    value: bytes | None
+
+
+def failure_from(exc: Exception, origin: Origin) -> Failure:
+    """The dead-letter reason for an error that escaped a flow's own handling."""
+    if isinstance(exc, HubError):
+        if exc.retriable:  # retried as far as it may be (a conflict that kept coming back)
+            return Failure("internal", exc.code, exc.message)
+        if isinstance(exc, UnknownSchemaError):
+            return Failure("schema", exc.code, exc.message)
+        if isinstance(exc, DecodeError):
+            return Failure("decode", exc.code, exc.message)
+        return Failure("internal", exc.code, exc.message)
+    # A bug must not stop the partition: dead-letter the message and go on.
+    log.error("unexpected %s at %s", type(exc).__name__, origin, exc_info=exc)
+    return Failure("internal", "NIR-INTERNAL", f"unexpected {type(exc).__name__}")
+
+
+class Flow:
+    def __init__(self, hub: Hub, publisher: Publisher) -> None:
+        self.hub = hub
+        self.publisher = publisher
+
+    async def retry(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
+        return await retry_transient(
+            operation,
+            what=what,
+            initial_delay=self.hub.settings.retry_initial_seconds,
+            max_delay=self.hub.settings.retry_max_seconds,
+        )
+
+    async def in_transaction(self, work: Callable[[UnitOfWork], T], what: str) -> T:
+        """Run `work` in one register transaction, in a worker thread, retried while transient."""
+
+        def run() -> T:
+            with UnitOfWork(self.hub.session_factory) as uow:
+                result = work(uow)
+                uow.commit()
+                return result
+
+        return await self.retry(lambda: asyncio.to_thread(run), what)
+
+    async def dead_letter(self, message: Message, failure: Failure) -> None:
+        """Publish the original message to the dead-letter topic; returns once confirmed."""
+        headers = dead_letter_headers(message.origin, failure, self.hub.clock())
+        await self.retry(
+            lambda: self.publisher.send(
+                self.hub.names.dead_letters, message.key, message.value or b"", headers
+            ),
+            "dead-letter send",
+        )

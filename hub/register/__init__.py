@@ -1,0 +1,1 @@
+"""The register: SQLAlchemy models, the unit of work, and the operations on them."""

@@ -1,0 +1,1 @@
+"""Alembic migrations of the register (`hub db upgrade`)."""

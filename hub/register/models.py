@@ -1,0 +1,83 @@
+"""SQLAlchemy 2.x models of the register. Alembic migrations beside this module create them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Date, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Person(Base):
+    """A person; identified by one or more identifiers (DUF number, D-number, fødselsnummer)."""
+
+    __tablename__ = "persons"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+    identifiers: Mapped[list[PersonIdentifier]] = relationship(back_populates="person")
+
+
+class PersonIdentifier(Base):
+    """One identifier of a person. `kind` is `national_id` (fødselsnummer/D-number) or `duf`."""
+
+    __tablename__ = "person_identifiers"
+    __table_args__ = (UniqueConstraint("kind", "value", name="uq_person_identifiers_kind_value"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(16), index=True)
+    first_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+    person: Mapped[Person] = relationship(back_populates="identifiers")
+
+
+class RegistrationRecord(Base):
+    """An accepted registration event, kept as sent. `event_id` is unique: the register, not
+    memory, decides what is a duplicate."""
+
+    __tablename__ = "registrations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    fact_date: Mapped[dt.date] = mapped_column(Date)
+    sent_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    source_system: Mapped[str] = mapped_column(String(64))
+    municipality: Mapped[str] = mapped_column(String(4))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    warnings: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    writer_schema: Mapped[str] = mapped_column(String(64))
+    topic: Mapped[str] = mapped_column(String(249))
+    partition: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    accepted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AddressRecord(Base):
+    """One address change from Folkeregisteret. `sequence_number` is the feed's and unique, so
+    reading the feed twice writes nothing twice. Protected addresses keep no address text."""
+
+    __tablename__ = "addresses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sequence_number: Mapped[int] = mapped_column(BigInteger, unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    moved_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    municipality: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    protection: Mapped[str] = mapped_column(String(32))
+    address_kind: Mapped[str] = mapped_column(String(32))
+    address_line: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    postal_code: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    postal_place: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

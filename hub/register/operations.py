@@ -1,0 +1,226 @@
+"""What the hub does to the register, each inside a unit of work the caller owns.
+
+Deduplication lives here: an event id already in the register is never written again. A
+redelivery of the very message that was written (same topic, partition and offset, as after a
+crash before the offset was committed) is told apart from a second sending of the same event,
+so the receipt of a redelivery repeats the original outcome.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from hub.domain.events import AddressChange, Origin, Registration
+from hub.register.models import AddressRecord, Person, PersonIdentifier, RegistrationRecord
+from hub.rules import Violation
+
+NATIONAL_ID = "national_id"
+DUF = "duf"
+
+
+class WriteOutcome(enum.Enum):
+    ACCEPTED = "ACCEPTED"
+    DUPLICATE = "DUPLICATE"
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    outcome: WriteOutcome
+    registered_at: dt.datetime
+
+
+def _identifiers(national_id: str | None, duf_number: str | None) -> list[tuple[str, str]]:
+    pairs = []
+    if national_id:
+        pairs.append((NATIONAL_ID, national_id))
+    if duf_number:
+        pairs.append((DUF, duf_number))
+    return pairs
+
+
+def resolve_person(
+    session: Session, national_id: str | None, duf_number: str | None, now: dt.datetime
+) -> Person:
+    """The person these identifiers belong to, created or completed as needed.
+
+    When the identifiers turn out to belong to two persons in the register (a DUF-only record
+    and a fødselsnummer record of the same person), the two are merged into the older one.
+    """
+    wanted = _identifiers(national_id, duf_number)
+    rows = session.scalars(
+        select(PersonIdentifier).where(tuple_(PersonIdentifier.kind, PersonIdentifier.value).in_(wanted))
+    ).all()
+    person_ids = sorted({row.person_id for row in rows})
+    if not person_ids:
+        person = Person(created_at=now)
+        session.add(person)
+        session.flush()
+    else:
+        person = session.get_one(Person, person_ids[0])
+        if len(person_ids) > 1:
+            _merge_into(session, person.id, person_ids[1:])
+    known = {(row.kind, row.value) for row in rows}
+    for kind, value in wanted:
+        if (kind, value) not in known:
+            session.add(PersonIdentifier(person_id=person.id, kind=kind, value=value, first_seen_at=now))
+    session.flush()
+    return person
+
+
+def _merge_into(session: Session, keeper: int, others: list[int]) -> None:
+    for model in (PersonIdentifier, RegistrationRecord, AddressRecord):
+        session.execute(update(model).where(model.person_id.in_(others)).values(person_id=keeper))
+    session.execute(delete(Person).where(Person.id.in_(others)))
+
+
+def record_registration(
+    session: Session,
+    registration: Registration,
+    origin: Origin,
+    warnings: list[Violation],
+    now: dt.datetime,
+) -> WriteResult:
+    """Write an accepted registration unless its event id is already in the register."""
+    existing = session.scalar(
+        select(RegistrationRecord).where(RegistrationRecord.event_id == str(registration.event_id))
+    )
+    if existing is not None:
+        redelivery = (existing.topic, existing.partition, existing.offset) == (
+            origin.topic,
+            origin.partition,
+            origin.offset,
+        )
+        outcome = WriteOutcome.ACCEPTED if redelivery else WriteOutcome.DUPLICATE
+        return WriteResult(outcome=outcome, registered_at=existing.accepted_at)
+
+    person = resolve_person(session, registration.national_id, registration.duf_number, now)
+    session.add(
+        RegistrationRecord(
+            event_id=str(registration.event_id),
+            person_id=person.id,
+            event_type=registration.event_type,
+            fact_date=registration.fact_date,
+            sent_at=registration.sent_at,
+            source_system=registration.source_system,
+            municipality=registration.municipality,
+            payload=registration.payload,
+            warnings=[{"code": w.code, "message": w.message} for w in warnings],
+            writer_schema=registration.writer_schema,
+            topic=origin.topic,
+            partition=origin.partition,
+            offset=origin.offset,
+            accepted_at=now,
+        )
+    )
+    session.flush()
+    return WriteResult(outcome=WriteOutcome.ACCEPTED, registered_at=now)
+
+
+def record_address_change(session: Session, change: AddressChange, now: dt.datetime) -> bool:
+    """Add an address change to the person's history; False when the feed item was already in."""
+    exists = session.scalar(
+        select(AddressRecord.id).where(AddressRecord.sequence_number == change.sequence_number)
+    )
+    if exists is not None:
+        return False
+    person = resolve_person(session, change.national_id, None, now)
+    protected = _protected(change.protection)
+    session.add(
+        AddressRecord(
+            sequence_number=change.sequence_number,
+            person_id=person.id,
+            event_type=change.event_type,
+            recorded_at=change.recorded_at,
+            moved_on=change.moved_on,
+            municipality=change.municipality,
+            protection=change.protection,
+            address_kind=change.address_kind,
+            # A protected address is kept only as "protected" and its municipality.
+            address_line=None if protected else change.address_line,
+            postal_code=None if protected else change.postal_code,
+            postal_place=None if protected else change.postal_place,
+            received_at=now,
+        )
+    )
+    session.flush()
+    return True
+
+
+def _protected(protection: str) -> bool:
+    return AddressChange.is_protected(protection)
+
+
+def find_person_id(session: Session, identifier: str) -> int | None:
+    """The person with this fødselsnummer, D-number or DUF number, if the register has one."""
+    return session.scalar(
+        select(PersonIdentifier.person_id).where(PersonIdentifier.value == identifier).limit(1)
+    )
+
+
+def describe_person(session: Session, person_id: int) -> dict[str, Any]:
+    """Everything the register holds about one person, as JSON-ready data."""
+    person = session.get_one(Person, person_id)
+    identifiers = session.scalars(
+        select(PersonIdentifier).where(PersonIdentifier.person_id == person_id).order_by(PersonIdentifier.id)
+    ).all()
+    registrations = session.scalars(
+        select(RegistrationRecord)
+        .where(RegistrationRecord.person_id == person_id)
+        .order_by(RegistrationRecord.fact_date, RegistrationRecord.id)
+    ).all()
+    addresses = session.scalars(
+        select(AddressRecord)
+        .where(AddressRecord.person_id == person_id)
+        .order_by(AddressRecord.sequence_number)
+    ).all()
+    return {
+        "personId": person.id,
+        "createdAt": _iso(person.created_at),
+        "identifiers": [
+            {"kind": i.kind, "value": i.value, "firstSeenAt": _iso(i.first_seen_at)} for i in identifiers
+        ],
+        "registrations": [
+            {
+                "eventId": r.event_id,
+                "eventType": r.event_type,
+                "factDate": r.fact_date.isoformat(),
+                "sentAt": _iso(r.sent_at),
+                "sourceSystem": r.source_system,
+                "municipality": r.municipality,
+                "payload": r.payload,
+                "warnings": r.warnings,
+                "writerSchema": r.writer_schema,
+                "origin": asdict(Origin(r.topic, r.partition, r.offset)),
+                "acceptedAt": _iso(r.accepted_at),
+            }
+            for r in registrations
+        ],
+        "addresses": [
+            {
+                "sequenceNumber": a.sequence_number,
+                "eventType": a.event_type,
+                "recordedAt": _iso(a.recorded_at),
+                "movedOn": a.moved_on.isoformat() if a.moved_on else None,
+                # Even the municipality of a protected address is not shown.
+                "municipality": None if _protected(a.protection) else a.municipality,
+                "protection": a.protection,
+                "addressKind": a.address_kind,
+                "addressLine": a.address_line,
+                "postalCode": a.postal_code,
+                "postalPlace": a.postal_place,
+            }
+            for a in addresses
+        ],
+    }
+
+
+def _iso(value: dt.datetime) -> str:
+    if value.tzinfo is None:  # SQLite returns naive datetimes; the hub stores UTC
+        value = value.replace(tzinfo=dt.UTC)
+    return value.isoformat().replace("+00:00", "Z")

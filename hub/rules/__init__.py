@@ -1,0 +1,9 @@
+"""The rule catalogue: every validation rule with its stable code, severity and message.
+
+Adding a rule is one function in `catalogue.py` decorated with `@rule(...)`, and one test.
+"""
+
+from hub.rules import catalogue as _catalogue  # noqa: F401  (registers the rules)
+from hub.rules.base import RULES, Rule, RuleContext, Severity, Violation, evaluate
+
+__all__ = ["RULES", "Rule", "RuleContext", "Severity", "Violation", "evaluate"]
