@@ -1,0 +1,137 @@
+"""Fixtures for the real services: one Kafka broker per test session (deploy/kafka/kafka.sh), one
+throwaway PostgreSQL cluster per session (deploy/postgres/postgres.sh), SQLite files per test.
+
+A service that cannot start fails the tests that need it; nothing is skipped. Set
+NIR_TEST_KAFKA_BOOTSTRAP to use a broker that is already running instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from hub.config import Settings
+from hub.errors import ConfigurationError
+from hub.localrun import start_local_broker, stop_local_broker
+from hub.register.database import make_engine
+from hub.register.migrate import upgrade
+
+ROOT = Path(__file__).resolve().parents[1]
+POSTGRES_SCRIPT = ROOT / "deploy" / "postgres" / "postgres.sh"
+
+
+def free_port(pair: bool = False) -> int:
+    """A free TCP port on 127.0.0.1 (and the next one, if `pair`)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if not pair:
+            return port
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+                return port
+            except OSError:
+                continue
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    existing = os.environ.get("NIR_TEST_KAFKA_BOOTSTRAP")
+    if existing:
+        yield existing
+        return
+    data_dir = tempfile.mkdtemp(prefix="nir-kafka-")
+    env = {"NIR_KAFKA_PORT": str(free_port(pair=True)), "NIR_KAFKA_DATA_DIR": data_dir}
+    try:
+        address = start_local_broker(env)
+    except ConfigurationError as exc:
+        pytest.fail(f"the test broker did not start: {exc}")
+    yield address
+    stop_local_broker(env)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class PostgresServer:
+    url: str
+    directory: str
+    port: int
+
+    def create_database(self) -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=nir dbname=postgres", autocommit=True) as c:
+            c.execute(f'CREATE DATABASE "{name}"')
+        return self.url.rsplit("/", 1)[0] + f"/{name}"
+
+    def run(self, command: str) -> None:
+        args = [str(self.directory)] + ([str(self.port)] if command == "start" else [])
+        subprocess.run(["bash", str(POSTGRES_SCRIPT), command, *args], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    directory = tempfile.mkdtemp(prefix="nir-pg-")
+    port = free_port()
+    result = subprocess.run(
+        ["bash", str(POSTGRES_SCRIPT), "start", directory, str(port)], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        pytest.fail(f"the test PostgreSQL did not start:\n{result.stderr}")
+    server = PostgresServer(result.stdout.strip(), directory, port)
+    yield server
+    server.run("stop")
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty, migrated register on each database the hub supports."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/register.sqlite3"
+    else:
+        url = request.getfixturevalue("postgres_server").create_database()
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path}/register.sqlite3"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
+def make_settings(kafka_bootstrap: str, database_url: str, tmp_path: Path) -> Settings:
+    """Settings isolated from every other test: own topics, consumer group and web port."""
+    unique = uuid.uuid4().hex[:8]
+    return dataclasses.replace(
+        Settings(),
+        kafka_bootstrap=kafka_bootstrap,
+        database_url=database_url,
+        topic_prefix=f"t{unique}",
+        app_id=f"test-{unique}",
+        allow_synthetic_identifiers=True,
+        web_port=free_port(),
+        data_dir=str(tmp_path / "faust"),
+        registration_partitions=3,
+        address_partitions=2,
+        retry_initial_seconds=0.1,
+        retry_max_seconds=1.0,
+        commit_interval_seconds=0.5,
+    )

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_settings
+from tests.harness import HubHarness
+
+
+@pytest.fixture
+def harness(kafka_bootstrap: str, database_url: str, tmp_path: Path) -> Iterator[HubHarness]:
+    """A hub with its own topics and consumer group, on SQLite and on PostgreSQL."""
+    h = HubHarness(make_settings(kafka_bootstrap, database_url, tmp_path), tmp_path)
+    yield h
+    h.stop_all()

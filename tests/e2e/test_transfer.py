@@ -1,0 +1,149 @@
+"""Registrations travel from fagsystems through Kafka and the worker into the register."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import Counter
+
+from hub.pipeline.deadletter import (
+    H_DEAD_LETTERED_AT,
+    H_ERROR_CLASS,
+    H_ERROR_CODE,
+    H_ERROR_MESSAGE,
+    H_OFFSET,
+    H_PARTITION,
+    H_TOPIC,
+)
+from tests.factories import PAYLOADS, event, synthetic_person
+from tests.harness import HubHarness, wait_until
+
+
+def test_valid_events_are_written_once_and_invalid_ones_are_dead_lettered_with_a_receipt_each(
+    harness: HubHarness,
+) -> None:
+    persons = [synthetic_person() for _ in range(20)]
+    valid = [event(p, t) for p in persons for t in ("TRAINING_CLAIM", "TRAINING_STARTED")]
+    duplicates = [dict(valid[i], sentAt=dt.datetime.now(dt.UTC).isoformat()) for i in (0, 5, 17)]
+    wrong_check_digit = synthetic_person()
+    bad_id = wrong_check_digit.national_id[:-1] + str((int(wrong_check_digit.national_id[-1]) + 1) % 10)
+    invalid = [
+        event(synthetic_person(), municipality="4601"),  # not a municipality of this source
+        dict(event(synthetic_person()), person={"nationalId": bad_id, "dufNumber": None}),
+        event(synthetic_person(), municipality="9999"),  # no such municipality
+        event(synthetic_person(), fact_date=dt.date.today() + dt.timedelta(days=30)),
+    ]
+    stream = valid + duplicates + invalid
+    harness.start_worker()
+    sent = harness.publish(stream)
+
+    receipts, dead_letters = harness.wait_for_receipts(len(stream))
+
+    # Exactly the valid unique events are in the register, each once.
+    registered = harness.registrations()
+    assert sorted(r.event_id for r in registered) == sorted(e["eventId"] for e in valid)
+    # A receipt per event, with the outcome each deserves.
+    assert len(receipts) == len(stream)
+    by_offset = {(r["originalTopic"], r["originalPartition"], r["originalOffset"]): r for r in receipts}
+    outcomes = [by_offset[(s.topic, s.partition, s.offset)]["outcome"] for s in sent]
+    assert outcomes == ["ACCEPTED"] * len(valid) + ["DUPLICATE"] * 3 + ["REJECTED"] * 4
+    fired = [
+        {v["code"] for v in by_offset[(s.topic, s.partition, s.offset)]["violations"]} for s in sent[-4:]
+    ]
+    expected = ["NIR-SOURCE-002", "NIR-ID-002", "NIR-MUNI-001", "NIR-DATE-001"]
+    assert all(code in codes for code, codes in zip(expected, fired, strict=True)), fired
+    # The invalid ones are in the dead-letter topic with their reasons and origin.
+    assert len(dead_letters) == 4
+    letters = {(d.headers[H_TOPIC], int(d.headers[H_PARTITION]), int(d.headers[H_OFFSET])): d for d in dead_letters}
+    for s, codes in zip(sent[-4:], fired, strict=True):
+        letter = letters[(s.topic, s.partition, s.offset)]
+        assert letter.headers[H_ERROR_CLASS] == "rule"
+        assert letter.headers[H_ERROR_CODE] in codes
+        assert letter.headers[H_ERROR_CODE] in letter.headers[H_ERROR_MESSAGE]
+        assert dt.datetime.fromisoformat(letter.headers[H_DEAD_LETTERED_AT])
+    # The original bytes are kept: the dead letter decodes to the event that was sent.
+    originals = {harness.hub.catalog.decode(d.value).datum["eventId"] for d in dead_letters}
+    assert originals == {uuid.UUID(e["eventId"]) for e in invalid}
+    # No identifier appears in any dead-letter header.
+    all_headers = " ".join(" ".join(d.headers.values()) for d in dead_letters)
+    assert bad_id not in all_headers
+
+
+def test_every_event_type_of_the_contract_is_accepted(harness: HubHarness) -> None:
+    person = synthetic_person()
+    events = [event(person, t) for t in PAYLOADS]
+    harness.start_worker()
+    harness.publish(events)
+    receipts, _ = harness.wait_for_receipts(len(events))
+    assert Counter(r["outcome"] for r in receipts) == {"ACCEPTED": len(PAYLOADS)}
+    assert {r.event_type for r in harness.registrations()} == set(PAYLOADS)
+
+
+def test_an_event_written_with_the_older_schema_version_is_read_by_the_current_hub(
+    harness: HubHarness,
+) -> None:
+    old = event(synthetic_person(), "TRAINING_STARTED")
+    harness.start_worker()
+    harness.publish([old], schema_version=1)
+    receipts, _ = harness.wait_for_receipts(1)
+    assert receipts[0]["outcome"] == "ACCEPTED"
+    [row] = harness.registrations()
+    assert row.writer_schema == "registration_event.v1"
+    assert row.payload["goalLevel"] == "B1"
+
+
+def test_undecodable_bytes_are_dead_lettered_and_do_not_block_the_partition(harness: HubHarness) -> None:
+    person = synthetic_person()
+    topic = harness.hub.names.registrations("oslo-fagsystem")
+    harness.start_worker()
+    key = person.key.encode()
+    harness.publish_raw(topic, b"not avro at all", key=key)
+    harness.publish_raw(topic, b"\xc3\x01" + b"\x00" * 8 + b"unknown writer", key=key)
+    after = event(person)
+    harness.publish([after])  # same key, so same partition, behind the bad ones
+
+    receipts, dead_letters = harness.wait_for_receipts(3)
+    assert [r["outcome"] for r in sorted(receipts, key=lambda r: r["originalOffset"])] == [
+        "REJECTED",
+        "REJECTED",
+        "ACCEPTED",
+    ]
+    assert sorted(d.headers[H_ERROR_CLASS] for d in dead_letters) == ["decode", "schema"]
+    assert {d.value for d in dead_letters} == {b"not avro at all", b"\xc3\x01" + b"\x00" * 8 + b"unknown writer"}
+    assert [r.event_id for r in harness.registrations()] == [after["eventId"]]
+
+
+def test_an_address_change_from_folkeregisteret_lands_in_the_persons_address_history(
+    harness: HubHarness,
+) -> None:
+    person = synthetic_person()
+    change = {
+        "sequenceNumber": 42,
+        "eventType": "ADDRESS_CHANGED",
+        "nationalId": person.national_id,
+        "recordedAt": "2026-10-01T06:00:00Z",
+        "movedOn": "2026-09-28",
+        "municipality": "4601",
+        "protection": "STRICTLY_CONFIDENTIAL",
+        "addressKind": "STREET_ADDRESS",
+        "addressLine": "Hemmeligveien 2",
+        "postalCode": "5003",
+        "postalPlace": "BERGEN",
+    }
+    harness.start_worker()
+    harness.publish_address_change(change)
+    harness.publish_address_change(change)  # the feed can deliver an item twice
+    wait_until(lambda: harness.address_count() >= 1, timeout=60, what="the address change")
+    harness.publish([event(person)])
+    harness.wait_for_receipts(1)  # everything before it on the address topic is done by now too
+    assert harness.address_count() == 1
+    from hub.register.operations import describe_person, find_person_id
+
+    with harness.hub.session_factory() as session:
+        person_id = find_person_id(session, person.national_id)
+        assert person_id is not None
+        shown = describe_person(session, person_id)
+    [address] = shown["addresses"]
+    assert address["protection"] == "STRICTLY_CONFIDENTIAL"
+    assert address["addressLine"] is None and address["municipality"] is None
+    assert len(shown["registrations"]) == 1  # the registration found the person the address created

@@ -1,0 +1,154 @@
+"""A hub under test: its topics, worker subprocesses, a producer, and what came out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import func, select
+
+from hub.bootstrap import Hub
+from hub.broker import end_offsets, ensure_topics, read_from
+from hub.config import Settings
+from hub.connectors.fagsystem import FagsystemProducer, SentEvent
+from hub.localrun import WorkerProcess
+from hub.pipeline.deadletter import read_headers
+from hub.register.models import AddressRecord, RegistrationRecord
+from hub.schemas.codec import ADDRESS_CHANGE
+from hub.schemas.contract import from_json
+from hub.topics import required_topics
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    key: bytes | None
+    value: bytes
+    headers: dict[str, str]
+
+
+class HubHarness:
+    def __init__(self, settings: Settings, tmp_path: Path) -> None:
+        self.settings = settings
+        self.hub = Hub.from_settings(settings)
+        self.tmp_path = tmp_path
+        self.workers: list[WorkerProcess] = []
+        asyncio.run(
+            ensure_topics(
+                settings.kafka_bootstrap, required_topics(settings, self.hub.registry), settings.replication_factor
+            )
+        )
+        self.outputs = [self.hub.names.dead_letters, *(self.hub.names.receipts(s.id) for s in self.hub.registry)]
+        self.start_offsets = asyncio.run(end_offsets(settings.kafka_bootstrap, self.outputs))
+
+    # --- processes -------------------------------------------------------------------------
+
+    def start_worker(self) -> WorkerProcess:
+        log = self.tmp_path / f"worker-{len(self.workers) + 1}.log"
+        worker = WorkerProcess(self.settings, log).start()
+        self.workers.append(worker)
+        return worker
+
+    def stop_all(self) -> None:
+        for worker in self.workers:
+            if worker.running:
+                worker.stop()
+
+    def worker_logs(self) -> str:
+        return "\n".join(w.log_path.read_text(errors="replace") for w in self.workers if w.log_path.exists())
+
+    # --- input -----------------------------------------------------------------------------
+
+    def publish(self, events: list[dict[str, Any]], *, schema_version: int | None = None) -> list[SentEvent]:
+        async def send() -> list[SentEvent]:
+            producers: dict[str, FagsystemProducer] = {}
+            sent = []
+            try:
+                for e in events:
+                    source = e["sourceSystem"]
+                    if source not in producers:
+                        producers[source] = FagsystemProducer(
+                            self.settings.kafka_bootstrap,
+                            source,
+                            topic_prefix=self.settings.topic_prefix,
+                            schema_version=schema_version,
+                        )
+                        await producers[source].start()
+                    sent.append(await producers[source].send_json(e))
+            finally:
+                for p in producers.values():
+                    await p.stop()
+            return sent
+
+        return asyncio.run(send())
+
+    def publish_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        async def send() -> None:
+            producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all")
+            await producer.start()
+            try:
+                await producer.send_and_wait(topic, value, key=key)
+            finally:
+                await producer.stop()
+
+        asyncio.run(send())
+
+    def publish_address_change(self, change: dict[str, Any]) -> None:
+        version = self.hub.catalog.current(ADDRESS_CHANGE)
+        value = self.hub.catalog.encode(ADDRESS_CHANGE, from_json(change, version))
+        self.publish_raw(self.hub.names.address_changes, value, change["nationalId"].encode())
+
+    # --- output ----------------------------------------------------------------------------
+
+    def registrations(self) -> list[RegistrationRecord]:
+        with self.hub.session_factory() as session:
+            return list(session.scalars(select(RegistrationRecord)).all())
+
+    def registration_count(self) -> int:
+        with self.hub.session_factory() as session:
+            return session.scalar(select(func.count()).select_from(RegistrationRecord)) or 0
+
+    def address_count(self) -> int:
+        with self.hub.session_factory() as session:
+            return session.scalar(select(func.count()).select_from(AddressRecord)) or 0
+
+    def read_outputs(self, *, until: Callable[[list[Any]], bool], timeout: float = 60.0) -> list[Any]:
+        return asyncio.run(read_from(self.settings.kafka_bootstrap, self.start_offsets, until=until, timeout=timeout))
+
+    def receipts(self, records: list[Any]) -> list[dict[str, Any]]:
+        return [
+            self.hub.catalog.decode(r.value).datum for r in records if r.topic != self.hub.names.dead_letters
+        ]
+
+    def dead_letters(self, records: list[Any]) -> list[DeadLetter]:
+        return [
+            DeadLetter(r.key, r.value, read_headers(r.headers))
+            for r in records
+            if r.topic == self.hub.names.dead_letters
+        ]
+
+    def wait_for_receipts(self, count: int, timeout: float = 90.0) -> tuple[list[dict[str, Any]], list[DeadLetter]]:
+        """Receipts and dead letters once at least `count` receipts have arrived."""
+        records = self.read_outputs(until=lambda rs: len(self.receipts(rs)) >= count, timeout=timeout)
+        receipts = self.receipts(records)
+        assert len(receipts) >= count, (
+            f"only {len(receipts)} of {count} receipts arrived; worker log:\n{self.worker_logs()[-4000:]}"
+        )
+        return receipts, self.dead_letters(records)
+
+
+def jsonl(events: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(e) + "\n" for e in events)
