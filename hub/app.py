@@ -39,11 +39,13 @@ app = faust.App(
     # At-least-once delivery: offsets of events the agents have finished are committed this
     # often; the register's unique keys turn redelivery into "already there".
     broker_commit_interval=settings.commit_interval_seconds,
+    broker_session_timeout=settings.session_timeout_seconds,
     consumer_auto_offset_reset="earliest",
     producer_acks=-1,
     # The hub creates its topics itself, with explicit partition counts.
     topic_allow_declare=False,
     topic_disable_leader=True,
+    web_bind=settings.web_host,
     web_host=settings.web_host,
     web_port=settings.web_port,
 )

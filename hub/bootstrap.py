@@ -6,19 +6,16 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.config import Settings
+from hub.domain.calendar import norwegian_date
 from hub.register.database import make_engine, make_session_factory
 from hub.schemas.codec import SchemaCatalog, catalog
 from hub.sources import SourceRegistry
 from hub.topics import TopicNames
-
-OSLO = ZoneInfo("Europe/Oslo")
-
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
@@ -51,4 +48,4 @@ class Hub:
 
     def today(self) -> dt.date:
         """Today in Norway: what "in the future" means for a fact's date."""
-        return self.clock().astimezone(OSLO).date()
+        return norwegian_date(self.clock())

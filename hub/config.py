@@ -75,6 +75,11 @@ class Settings:
     retry_max_seconds: float = _setting(
         "NIR_RETRY_MAX_SECONDS", 30.0, "longest backoff between retries of a transient failure"
     )
+    session_timeout_seconds: float = _setting(
+        "NIR_SESSION_TIMEOUT_SECONDS",
+        30.0,
+        "how long the group waits for a silent worker before moving its partitions to another",
+    )
     commit_interval_seconds: float = _setting(
         "NIR_COMMIT_INTERVAL_SECONDS", 1.0, "how often Faust commits the offsets of finished events"
     )

@@ -134,4 +134,5 @@ def make_settings(kafka_bootstrap: str, database_url: str, tmp_path: Path) -> Se
         retry_initial_seconds=0.1,
         retry_max_seconds=1.0,
         commit_interval_seconds=0.5,
+        session_timeout_seconds=10.0,
     )

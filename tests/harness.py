@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from hub.register.models import AddressRecord, RegistrationRecord
 from hub.schemas.codec import ADDRESS_CHANGE
 from hub.schemas.contract import from_json
 from hub.topics import required_topics
+from tests.conftest import free_port
 
 
 def wait_until(condition: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.2) -> None:
@@ -57,8 +59,12 @@ class HubHarness:
     # --- processes -------------------------------------------------------------------------
 
     def start_worker(self) -> WorkerProcess:
+        """Start another `hub worker` in the group (each with its own web port)."""
         log = self.tmp_path / f"worker-{len(self.workers) + 1}.log"
-        worker = WorkerProcess(self.settings, log).start()
+        settings = self.settings
+        if self.workers:
+            settings = dataclasses.replace(settings, web_port=free_port())
+        worker = WorkerProcess(settings, log).start()
         self.workers.append(worker)
         return worker
 
@@ -67,31 +73,36 @@ class HubHarness:
             if worker.running:
                 worker.stop()
 
+    def wait_until(self, condition: Callable[[], bool], *, timeout: float, what: str) -> None:
+        """`wait_until`, with the end of the worker logs in the failure message."""
+        try:
+            wait_until(condition, timeout=timeout, what=what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nworker logs (end):\n{self.worker_logs()[-4000:]}") from None
+
     def worker_logs(self) -> str:
         return "\n".join(w.log_path.read_text(errors="replace") for w in self.workers if w.log_path.exists())
 
     # --- input -----------------------------------------------------------------------------
 
     def publish(self, events: list[dict[str, Any]], *, schema_version: int | None = None) -> list[SentEvent]:
+        """Send events through the fagsystem producer API; returns where each was written, in order."""
+
         async def send() -> list[SentEvent]:
-            producers: dict[str, FagsystemProducer] = {}
-            sent = []
-            try:
-                for e in events:
-                    source = e["sourceSystem"]
-                    if source not in producers:
-                        producers[source] = FagsystemProducer(
-                            self.settings.kafka_bootstrap,
-                            source,
-                            topic_prefix=self.settings.topic_prefix,
-                            schema_version=schema_version,
-                        )
-                        await producers[source].start()
-                    sent.append(await producers[source].send_json(e))
-            finally:
-                for p in producers.values():
-                    await p.stop()
-            return sent
+            by_source: dict[str, list[int]] = {}
+            for index, e in enumerate(events):
+                by_source.setdefault(e["sourceSystem"], []).append(index)
+            sent: dict[int, SentEvent] = {}
+            for source, indexes in by_source.items():
+                async with FagsystemProducer(
+                    self.settings.kafka_bootstrap,
+                    source,
+                    topic_prefix=self.settings.topic_prefix,
+                    schema_version=schema_version,
+                ) as producer:
+                    results = await producer.send_many_json([events[i] for i in indexes])
+                sent.update(zip(indexes, results, strict=True))
+            return [sent[i] for i in range(len(events))]
 
         return asyncio.run(send())
 

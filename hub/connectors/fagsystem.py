@@ -61,7 +61,7 @@ class FagsystemProducer:
         self.catalog = schema_catalog or catalog()
         self.schema_version = schema_version  # None: the newest; older ones for compatibility
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True
         )
 
     async def __aenter__(self) -> FagsystemProducer:
@@ -110,14 +110,34 @@ class FagsystemProducer:
 
     async def send_datum(self, datum: dict[str, Any]) -> SentEvent:
         """Send an already prepared Avro datum; returns once the broker has acknowledged it."""
-        value = self.catalog.encode(REGISTRATION, datum, self.schema_version)
-        metadata = await self._producer.send_and_wait(self.topic, value, key=person_key(datum))
-        return SentEvent(
-            event_id=uuid.UUID(str(datum["eventId"])),
-            topic=metadata.topic,
-            partition=metadata.partition,
-            offset=metadata.offset,
-        )
+        return (await self.send_many([datum]))[0]
+
+    async def send_many_json(self, events: list[dict[str, Any]]) -> list[SentEvent]:
+        """Check every event first (nothing is sent if one fails), then send them all."""
+        return await self.send_many([self.prepare(e) for e in events])
+
+    async def send_many(self, data: list[dict[str, Any]]) -> list[SentEvent]:
+        """Send prepared data in order, batched; returns once the broker has acknowledged all.
+
+        The idempotent producer keeps the order within each partition, so one person's
+        events arrive in the order given.
+        """
+        pending = []
+        for datum in data:
+            value = self.catalog.encode(REGISTRATION, datum, self.schema_version)
+            pending.append(await self._producer.send(self.topic, value, key=person_key(datum)))
+        sent = []
+        for datum, future in zip(data, pending, strict=True):
+            metadata = await future
+            sent.append(
+                SentEvent(
+                    event_id=uuid.UUID(str(datum["eventId"])),
+                    topic=metadata.topic,
+                    partition=metadata.partition,
+                    offset=metadata.offset,
+                )
+            )
+        return sent
 
     async def send_raw(self, value: bytes, key: bytes | None = None) -> SentEvent | None:
         """Send bytes as they are (for tests of the hub's handling of bad input)."""

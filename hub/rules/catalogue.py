@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
+from hub.domain.calendar import norwegian_date
 from hub.domain.events import Registration
 from hub.domain.identifiers import InvalidIdentifier, check_duf_number, parse_national_id
 from hub.domain.municipalities import municipality_on
@@ -109,11 +110,10 @@ def fact_not_in_future(event: Registration, ctx: RuleContext) -> str | None:
 def sent_after_fact(event: Registration, ctx: RuleContext) -> str | None:
     if event.sent_at > ctx.now + CLOCK_SKEW:
         return f"sentAt {event.sent_at.isoformat()} is in the future"
-    if event.sent_at.date() < event.fact_date:
-        return (
-            f"sentAt {event.sent_at.date().isoformat()} is before factDate "
-            f"{event.fact_date.isoformat()}"
-        )
+    sent_on = norwegian_date(event.sent_at)
+    # A fact in the future is NIR-DATE-001's to report; do not report it twice.
+    if sent_on < event.fact_date <= ctx.today:
+        return f"sentAt {sent_on.isoformat()} is before factDate {event.fact_date.isoformat()}"
     return None
 
 

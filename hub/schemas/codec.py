@@ -70,7 +70,7 @@ def _load_version(path: Path) -> SchemaVersion:
     # Each version gets its own named-type table: versions share type names.
     parsed = parse_schema(raw, named_schemas={})
     canonical = to_parsing_canonical_form(parsed)
-    fp = int(fingerprint(canonical, "CRC-64-AVRO"), 16).to_bytes(8, "little")
+    fp = bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))  # fastavro gives it little endian
     return SchemaVersion(
         family=match["family"],
         version=int(match["version"]),
@@ -110,7 +110,9 @@ class SchemaCatalog:
         try:
             validate(datum, writer.parsed, raise_errors=True)
         except ValidationError as exc:
-            raise EncodeError(f"does not fit {writer.name}: {'; '.join(exc.errors)}") from exc
+            # Name the fields only: the values may be personal data.
+            where = ", ".join(sorted({str(e.field) for e in exc.errors}))
+            raise EncodeError(f"does not fit {writer.name} at {where}") from exc
         buffer = io.BytesIO()
         buffer.write(writer.header)
         fastavro.schemaless_writer(buffer, writer.parsed, datum)

@@ -1,0 +1,99 @@
+"""The rule catalogue: every rule has a passing and a failing example here."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from hub.domain.calendar import OSLO
+from hub.domain.events import Registration
+from hub.pipeline.decode import decode_registration
+from hub.rules import RULES, RuleContext, Severity, evaluate
+from hub.schemas.codec import REGISTRATION, catalog
+from hub.schemas.contract import from_json
+from hub.sources import SourceRegistry
+from tests.factories import event, synthetic_person
+
+TODAY = dt.date(2026, 11, 26)
+NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
+REGISTRY = SourceRegistry.from_mapping(
+    {"sources": {"oslo-fagsystem": {"municipalities": ["0301"]}, "other": {"municipalities": ["4601"]}}}
+)
+CONTEXT = RuleContext(today=TODAY, now=NOW, topic_source="oslo-fagsystem", registry=REGISTRY,
+                      allow_synthetic_identifiers=True)
+
+
+def registration(event_type: str = "TRAINING_HOURS", **changes: Any) -> Registration:
+    e = event(synthetic_person(), event_type, fact_date=TODAY - dt.timedelta(days=5))
+    e["sentAt"] = NOW.isoformat()
+    e.update(changes)
+    return decode_registration(catalog(), catalog().encode(REGISTRATION, from_json(e)))
+
+
+def _bad_check_digit(r: Registration) -> Registration:
+    nid = r.national_id or ""
+    return dataclasses.replace(r, national_id=nid[:-1] + str((int(nid[-1]) + 1) % 10))
+
+
+# code -> how to break a valid registration so that exactly this rule fires (and the context).
+FAILING: dict[str, tuple[Callable[[Registration], Registration], RuleContext]] = {
+    "NIR-SCHEMA-001": (lambda r: dataclasses.replace(r, event_type="UNKNOWN"), CONTEXT),
+    "NIR-SCHEMA-002": (lambda r: dataclasses.replace(r, event_type="TRAINING_CLAIM"), CONTEXT),
+    "NIR-ID-001": (lambda r: dataclasses.replace(r, national_id=None, duf_number=None), CONTEXT),
+    "NIR-ID-002": (_bad_check_digit, CONTEXT),
+    "NIR-ID-003": (lambda r: dataclasses.replace(r, duf_number="1899123456"), CONTEXT),
+    "NIR-SOURCE-001": (lambda r: dataclasses.replace(r, source_system="other"), CONTEXT),
+    "NIR-SOURCE-002": (lambda r: r, dataclasses.replace(CONTEXT, registry=SourceRegistry.from_mapping(
+        {"sources": {"oslo-fagsystem": {"municipalities": ["4601"]}}}))),
+    # 3001 was Halden until 2023; from 2024 Halden is 3101 and 3001 is no municipality.
+    "NIR-MUNI-001": (lambda r: dataclasses.replace(r, municipality="3001"), dataclasses.replace(
+        CONTEXT, registry=SourceRegistry.from_mapping({"sources": {"oslo-fagsystem": {"municipalities": ["3001"]}}}))),
+    "NIR-DATE-001": (lambda r: dataclasses.replace(r, fact_date=TODAY + dt.timedelta(days=1)), CONTEXT),
+    "NIR-DATE-002": (lambda r: dataclasses.replace(r, sent_at=NOW + dt.timedelta(hours=1)), CONTEXT),
+    "NIR-DATE-003": (lambda r: dataclasses.replace(
+        r, payload={**r.payload, "periodStart": "2026-11-20", "periodEnd": "2026-11-01"}), CONTEXT),
+}
+
+
+def test_every_rule_in_the_catalogue_has_an_example_here_and_a_unique_code() -> None:
+    codes = [r.code for r in RULES]
+    assert len(codes) == len(set(codes))
+    assert set(FAILING) == set(codes)
+
+
+def test_a_valid_registration_passes_every_rule() -> None:
+    assert evaluate(registration(), CONTEXT) == []
+
+
+@pytest.mark.parametrize("code", sorted(FAILING))
+def test_each_rule_fires_on_its_failing_example(code: str) -> None:
+    breaker, context = FAILING[code]
+    broken = breaker(registration())
+    violations = evaluate(broken, context)
+    assert [v.code for v in violations] == [code]
+    [violation] = violations
+    assert violation.severity is Severity.REJECT
+    assert violation.message
+    for identifier in (broken.national_id, broken.duf_number):
+        if identifier:
+            assert identifier not in violation.message
+
+
+def test_fact_dates_are_judged_in_norwegian_time() -> None:
+    late_evening = dt.datetime(2026, 11, 26, 23, 30, tzinfo=dt.UTC)  # already the 27th in Oslo
+    r = dataclasses.replace(registration(), fact_date=dt.date(2026, 11, 27), sent_at=late_evening)
+    context = dataclasses.replace(CONTEXT, today=late_evening.astimezone(OSLO).date(), now=late_evening)
+    assert evaluate(r, context) == []
+
+
+def test_municipality_numbers_are_checked_against_the_list_in_force_on_the_facts_date() -> None:
+    _, context = FAILING["NIR-MUNI-001"]
+    halden = dataclasses.replace(registration(), municipality="3001")
+    assert evaluate(dataclasses.replace(halden, fact_date=dt.date(2023, 12, 31)), context) == []
+    assert [v.code for v in evaluate(dataclasses.replace(halden, fact_date=dt.date(2024, 1, 1)), context)] == [
+        "NIR-MUNI-001"
+    ]
