@@ -21,7 +21,10 @@ class UnitOfWork:
         self._committed = False
 
     def __enter__(self) -> UnitOfWork:
-        self.session = self._session_factory()
+        try:
+            self.session = self._session_factory()
+        except Exception as exc:
+            raise _translate(exc) from exc
         self._committed = False
         return self
 

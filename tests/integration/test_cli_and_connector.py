@@ -1,0 +1,156 @@
+"""The `hub` command and the fagsystem connector, against the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from hub.config import Settings
+from hub.connectors.fagsystem import FagsystemProducer, UnknownSourceTopic
+from hub.schemas.codec import catalog
+from tests.conftest import make_settings
+from tests.factories import event, synthetic_person
+from tests.harness import HubHarness, jsonl
+
+
+def hub_command(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hub.cli", *args],
+        env={**os.environ, **settings.to_env()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def harness(kafka_bootstrap: str, sqlite_url: str, tmp_path: Path) -> HubHarness:
+    return HubHarness(make_settings(kafka_bootstrap, sqlite_url, tmp_path), tmp_path)
+
+
+def test_publish_reports_every_line_and_exits_non_zero_when_a_line_is_refused(
+    harness: HubHarness, tmp_path: Path
+) -> None:
+    person = synthetic_person()
+    good = [event(person, "TRAINING_CLAIM"), event(person, "TRAINING_STARTED"), event(synthetic_person())]
+    bad_contract = dict(event(person), factDate="yesterday")
+    lines = jsonl(good[:2]) + "{not json\n" + jsonl([bad_contract]) + "\n" + jsonl(
+        [dict(event(person), sourceSystem="unknown-source")]) + jsonl(good[2:])
+    path = tmp_path / "events.jsonl"
+    path.write_text(lines)
+
+    result = hub_command(harness.settings, "publish", str(path))
+
+    assert result.returncode == 1, result.stderr
+    out = result.stdout.splitlines()
+    assert out[0].startswith(f"line 1: sent {good[0]['eventId']} to {harness.hub.names.registrations('oslo-fagsystem')}")
+    assert out[1].startswith("line 2: sent")
+    assert out[2].startswith("line 3: refused: not valid JSON")
+    assert out[3] == "line 4: refused: factDate: must be a date written YYYY-MM-DD"
+    assert out[4].startswith("line 6: refused: topic ") and "unknown-source" in out[4]
+    assert out[5].startswith("line 7: sent")
+    assert out[-1] == "sent 3, refused 3"
+    assert person.national_id not in result.stdout + result.stderr
+
+
+def test_publish_with_source_refuses_lines_of_another_source(harness: HubHarness, tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text(jsonl([event(synthetic_person(), source="vestland-fagsystem", municipality="4601")]))
+    result = hub_command(harness.settings, "publish", "--source", "oslo-fagsystem", str(path))
+    assert result.returncode == 1
+    assert "sourceSystem: is 'vestland-fagsystem', but this producer sends as 'oslo-fagsystem'" in result.stdout
+
+
+def test_all_events_of_one_person_land_on_one_partition(harness: HubHarness) -> None:
+    persons = [synthetic_person() for _ in range(12)]
+    events = [event(p, t) for p in persons for t in ("TRAINING_CLAIM", "TRAINING_STARTED", "TRAINING_ENDED")]
+    sent = harness.publish(events)
+    partitions: dict[str, set[int]] = {}
+    for e, s in zip(events, sent, strict=True):
+        partitions.setdefault(e["person"]["dufNumber"], set()).add(s.partition)
+    assert all(len(p) == 1 for p in partitions.values())
+    assert len({p for ps in partitions.values() for p in ps}) > 1  # and persons spread over partitions
+
+
+def test_a_source_without_a_topic_is_refused_at_once_not_auto_created(harness: HubHarness) -> None:
+    async def attempt() -> None:
+        producer = FagsystemProducer(harness.settings.kafka_bootstrap, "nobody",
+                                     topic_prefix=harness.settings.topic_prefix)
+        await producer.start()
+
+    with pytest.raises(UnknownSourceTopic, match="source registry"):
+        asyncio.run(attempt())
+
+
+def test_the_hub_creates_its_topics_with_their_partition_counts(harness: HubHarness) -> None:
+    async def describe() -> dict[str, int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=harness.settings.kafka_bootstrap)
+        await admin.start()
+        try:
+            topics = await admin.describe_topics()
+        finally:
+            await admin.close()
+        return {t["topic"]: len(t["partitions"]) for t in topics if t["topic"].startswith(harness.settings.topic_prefix)}
+
+    result = hub_command(harness.settings, "topics", "ensure")
+    assert result.returncode == 0, result.stderr
+    assert "exists" in result.stdout and "created" not in result.stdout  # the harness made them
+    partitions = asyncio.run(describe())
+    names = harness.hub.names
+    assert partitions[names.registrations("oslo-fagsystem")] == harness.settings.registration_partitions
+    assert partitions[names.address_changes] == harness.settings.address_partitions
+    assert partitions[names.receipts("oslo-fagsystem")] == 1
+
+
+def test_vendors_can_list_and_export_the_schemas(harness: HubHarness, tmp_path: Path) -> None:
+    listed = hub_command(harness.settings, "schemas", "list")
+    assert listed.returncode == 0
+    assert "registration_event.v2.avsc  fingerprint " in listed.stdout and "(current)" in listed.stdout
+    exported = hub_command(harness.settings, "schemas", "export", str(tmp_path / "contract"))
+    assert exported.returncode == 0
+    files = sorted(p.name for p in (tmp_path / "contract").iterdir())
+    assert files == sorted(v.path.name for v in catalog())
+    assert json.loads((tmp_path / "contract" / "registration_event.v2.avsc").read_text())["name"] == "RegistrationEvent"
+
+
+def test_person_show_prints_everything_the_register_holds_as_json(harness: HubHarness) -> None:
+    person = synthetic_person()
+    e = event(person, "TRAINING_STARTED")
+    harness.start_worker()
+    harness.publish([e])
+    harness.wait_for_receipts(1)
+    harness.stop_all()
+    for identifier in (person.national_id, person.duf_number):
+        result = hub_command(harness.settings, "person", "show", identifier, "--json")
+        assert result.returncode == 0, result.stderr
+        shown = json.loads(result.stdout)
+        assert {i["value"] for i in shown["identifiers"]} == {person.national_id, person.duf_number}
+        [registration] = shown["registrations"]
+        assert registration["eventId"] == e["eventId"]
+        assert registration["payload"] == e["payload"]
+    missing = hub_command(harness.settings, "person", "show", "00000000000")
+    assert missing.returncode == 1 and "no person" in missing.stderr
+
+
+def test_the_worker_refuses_to_start_on_a_register_that_is_not_migrated(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    settings = make_settings(kafka_bootstrap, f"sqlite:///{tmp_path}/new.sqlite3", tmp_path)
+    result = hub_command(settings, "worker")
+    assert result.returncode == 2
+    assert "error [NIR-REGISTER-NOT-MIGRATED]" in result.stderr and "hub db upgrade" in result.stderr
+    upgraded = hub_command(settings, "db", "upgrade")
+    assert upgraded.returncode == 0 and "register at revision 0001" in upgraded.stdout
+
+
+def test_rules_list_prints_the_catalogue(harness: HubHarness) -> None:
+    result = hub_command(harness.settings, "rules", "list")
+    assert result.returncode == 0
+    assert "NIR-ID-002  REJECT   The fødselsnummer or D-number is valid" in result.stdout

@@ -1,0 +1,78 @@
+"""The register on SQLite and PostgreSQL: migrations, persons and their identifiers."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import select
+
+from hub.domain.events import AddressChange
+from hub.errors import RegisterNotMigrated
+from hub.register.database import make_engine, make_session_factory
+from hub.register.migrate import current_revision, head_revision, require_current, upgrade
+from hub.register.models import Base, Person, PersonIdentifier
+from hub.register.operations import describe_person, find_person_id, record_address_change, resolve_person
+
+NOW = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)
+
+
+def test_the_migrations_create_exactly_the_models(database_url: str) -> None:
+    engine = make_engine(database_url)
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    engine.dispose()
+
+
+def test_a_register_that_is_not_migrated_is_refused_with_the_command_to_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    engine = make_engine(f"sqlite:///{tmp_path}/empty.sqlite3")
+    with pytest.raises(RegisterNotMigrated, match="hub db upgrade"):
+        require_current(engine)
+    upgrade(engine)
+    require_current(engine)
+
+
+def test_a_person_known_first_by_duf_number_then_by_fodselsnummer_stays_one_person(database_url: str) -> None:
+    sessions = make_session_factory(make_engine(database_url))
+    with sessions() as s:
+        first = resolve_person(s, None, "201812345678", NOW).id
+        second = resolve_person(s, "14839140240", "201812345678", NOW).id
+        third = resolve_person(s, "14839140240", None, NOW).id
+        s.commit()
+        assert first == second == third
+        kinds = sorted(s.scalars(select(PersonIdentifier.kind).where(PersonIdentifier.person_id == first)))
+        assert kinds == ["duf", "national_id"]
+
+
+def test_two_records_that_turn_out_to_be_one_person_are_merged(database_url: str) -> None:
+    sessions = make_session_factory(make_engine(database_url))
+    with sessions() as s:
+        by_duf = resolve_person(s, None, "201812345678", NOW).id
+        by_fnr = resolve_person(s, "14839140240", None, NOW).id
+        assert by_duf != by_fnr
+        merged = resolve_person(s, "14839140240", "201812345678", NOW).id
+        s.commit()
+        assert merged == min(by_duf, by_fnr)
+        assert s.scalars(select(Person.id)).all() == [merged]
+        assert find_person_id(s, "14839140240") == find_person_id(s, "201812345678") == merged
+
+
+def test_a_protected_address_keeps_no_address_text_and_is_not_shown(database_url: str) -> None:
+    sessions = make_session_factory(make_engine(database_url))
+    change = AddressChange(
+        sequence_number=1, event_type="ADDRESS_CHANGED", national_id="14839140240",
+        recorded_at=NOW, moved_on=dt.date(2026, 11, 1), municipality="4601",
+        protection="CONFIDENTIAL", address_kind="STREET_ADDRESS", address_line="Skjult 1",
+        postal_code="5003", postal_place="BERGEN",
+    )
+    with sessions() as s:
+        assert record_address_change(s, change, NOW)
+        assert not record_address_change(s, change, NOW)  # the same feed item again
+        s.commit()
+        shown = describe_person(s, find_person_id(s, "14839140240") or 0)
+    [address] = shown["addresses"]
+    assert (address["addressLine"], address["postalCode"], address["municipality"]) == (None, None, None)
+    assert "Skjult" not in str(shown)

@@ -1,0 +1,78 @@
+"""Settings from the environment and the source registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hub.config import Settings
+from hub.errors import ConfigurationError
+from hub.sources import SourceRegistry
+from hub.topics import TopicNames, required_topics
+
+
+def test_defaults_run_on_the_embedded_register_and_a_local_broker() -> None:
+    settings = Settings.from_env({})
+    assert settings.kafka_bootstrap == "127.0.0.1:9092"
+    assert settings.database_url.startswith("sqlite:///")
+    assert not settings.allow_synthetic_identifiers
+
+
+def test_settings_survive_the_trip_through_environment_variables() -> None:
+    settings = Settings.from_env({"NIR_WEB_PORT": "7001", "NIR_ALLOW_SYNTHETIC_IDENTIFIERS": "yes",
+                                  "NIR_RETRY_MAX_SECONDS": "2.5"})
+    assert (settings.web_port, settings.allow_synthetic_identifiers, settings.retry_max_seconds) == (7001, True, 2.5)
+    assert Settings.from_env(settings.to_env()) == settings
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [("NIR_WEB_PORT", "web", "whole number"), ("NIR_ALLOW_SYNTHETIC_IDENTIFIERS", "maybe", "true or false"),
+     ("NIR_TOPIC_PREFIX", "NIR prod", "lower-case"), ("NIR_REGISTRATION_PARTITIONS", "0", "at least 1")],
+)
+def test_a_bad_setting_is_refused_by_name(variable: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        Settings.from_env({variable: value})
+    assert variable in str(caught.value) or "partitions" in str(caught.value)
+
+
+def test_the_database_password_is_masked_when_settings_are_printed() -> None:
+    settings = Settings.from_env({"NIR_DATABASE_URL": "postgresql+psycopg://hub:s3cret@db/nir"})
+    assert "s3cret" not in settings.describe()
+    assert "postgresql+psycopg://hub:***@db/nir" in settings.describe()
+
+
+def test_the_shipped_source_registry_loads() -> None:
+    registry = SourceRegistry.load(Settings().sources_file)
+    assert {s.id for s in registry} == {"oslo-fagsystem", "vestland-fagsystem"}
+    assert registry.get("vestland-fagsystem").municipalities == {"4601", "4631"}  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("[sources.Bad_Id]\nmunicipalities=['0301']", "lower-case"),
+     ("[sources.ok]\nmunicipalities=[]", "non-empty"),
+     ("[sources.ok]\nmunicipalities=['301']", "4-digit"),
+     ("", "no sources"),
+     ("[sources.ok", "not valid TOML")],
+)
+def test_a_broken_source_registry_is_refused_with_a_reason(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "sources.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigurationError, match=message):
+        SourceRegistry.load(path)
+
+
+def test_each_source_has_its_own_registrations_and_receipts_topic_matched_by_the_pattern() -> None:
+    names = TopicNames("nir")
+    settings = Settings()
+    specs = {s.name: s.partitions for s in required_topics(settings, SourceRegistry.load(settings.sources_file))}
+    assert specs["nir.source.oslo-fagsystem.registrations"] == settings.registration_partitions
+    assert "nir.source.oslo-fagsystem.receipts" in specs
+    assert names.source_of("nir.source.oslo-fagsystem.registrations") == "oslo-fagsystem"
+    assert names.source_of("nir.source.oslo-fagsystem.receipts") is None
+    assert names.source_of("nirx.source.a.registrations") is None
+    assert names.matching_registrations(["nir.dead-letters", "nir.source.x.registrations"]) == [
+        "nir.source.x.registrations"
+    ]
