@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+
 import faust
 from aiokafka.errors import KafkaError
 
@@ -69,7 +70,7 @@ class FaustPublisher:
     ) -> None:
         try:
             await self.app.producer.send_and_wait(topic, key, value, None, None, headers)
-        except (KafkaError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, KafkaError, OSError) as exc:
             raise BrokerUnavailable(f"send to {topic} not confirmed: {type(exc).__name__}") from exc
 
 

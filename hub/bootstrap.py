@@ -17,6 +17,7 @@ from hub.schemas.codec import SchemaCatalog, catalog
 from hub.sources import SourceRegistry
 from hub.topics import TopicNames
 
+
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 

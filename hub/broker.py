@@ -23,7 +23,7 @@ async def _admin(bootstrap: str, timeout: float) -> AIOKafkaAdminClient:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
     try:
         await asyncio.wait_for(admin.start(), timeout)
-    except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, KafkaError, OSError) as exc:
         await admin.close()
         raise BrokerUnavailable(f"Kafka at {bootstrap} does not answer: {type(exc).__name__}") from exc
     return admin

@@ -11,10 +11,11 @@ from pathlib import Path
 import click
 from faust.cli.faust import cli as faust_cli
 
+from hub.bootstrap import Hub
 from hub.errors import HubError
 
 
-def _hub():  # type: ignore[no-untyped-def]
+def _hub() -> Hub:
     from hub.app import hub
 
     return hub
@@ -46,9 +47,7 @@ def topics_ensure() -> None:
 
     hub = _hub()
     specs = required_topics(hub.settings, hub.registry)
-    created = asyncio.run(
-        ensure_topics(hub.settings.kafka_bootstrap, specs, hub.settings.replication_factor)
-    )
+    created = asyncio.run(ensure_topics(hub.settings.kafka_bootstrap, specs, hub.settings.replication_factor))
     for spec in specs:
         state = "created" if spec.name in created else "exists"
         click.echo(f"{spec.name}  partitions={spec.partitions}  {state}")
@@ -158,7 +157,16 @@ def show_settings() -> None:
     click.echo(_hub().settings.describe())
 
 
-for command in (db_group, topics_group, schemas_group, publish, person_group, rules_group, demo, show_settings):
+for command in (
+    db_group,
+    topics_group,
+    schemas_group,
+    publish,
+    person_group,
+    rules_group,
+    demo,
+    show_settings,
+):
     faust_cli.add_command(command)
 
 

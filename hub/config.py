@@ -122,9 +122,9 @@ class Settings:
     def describe(self) -> str:
         """One line per setting, with any password in a database URL masked."""
         lines = []
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if field.name == "database_url":
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "database_url":
                 value = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", str(value))
-            lines.append(f"{field.name} = {value}")
+            lines.append(f"{f.name} = {value}")
         return "\n".join(lines)

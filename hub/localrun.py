@@ -19,6 +19,7 @@ from hub.errors import ConfigurationError
 
 KAFKA_SCRIPT = PACKAGE_DIR.parent / "deploy" / "kafka" / "kafka.sh"
 
+
 def _kafka(command: str, env: Mapping[str, str] | None) -> str:
     if not KAFKA_SCRIPT.exists():
         raise ConfigurationError(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hub.errors import ConfigurationError
 
@@ -26,7 +28,7 @@ class SourceRegistry:
     def get(self, source_id: str) -> Source | None:
         return self.sources.get(source_id)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Source]:
         return iter(self.sources.values())
 
     @classmethod
@@ -41,7 +43,7 @@ class SourceRegistry:
         return cls.from_mapping(data, origin=str(path))
 
     @classmethod
-    def from_mapping(cls, data: dict, origin: str = "<mapping>") -> SourceRegistry:  # type: ignore[type-arg]
+    def from_mapping(cls, data: dict[str, Any], origin: str = "<mapping>") -> SourceRegistry:
         sources: dict[str, Source] = {}
         for source_id, entry in (data.get("sources") or {}).items():
             if not re.fullmatch(SOURCE_ID_PATTERN, source_id):

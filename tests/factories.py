@@ -17,29 +17,57 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     "INTRODUCTION_PROGRAMME_OFFER_OR_CLAIM": {"kind": "CLAIM"},
     "INTRODUCTION_PROGRAMME_DECISION": {
         "outcome": "GRANTED",
-        "measures": [{"measureType": "NORWEGIAN_TRAINING", "hoursPerWeek": 20.0, "startDate": "{d}", "endDate": None}],
+        "measures": [
+            {"measureType": "NORWEGIAN_TRAINING", "hoursPerWeek": 20.0, "startDate": "{d}", "endDate": None}
+        ],
         "durationMonths": 24,
         "refusalReason": None,
     },
     "INTRODUCTION_PROGRAMME_STARTED": {"plannedEndDate": None},
-    "INTRODUCTION_PROGRAMME_LEAVE": {"leave": {"reason": "BIRTH", "durationDays": 20, "absenceReasonAfterLeave": None}},
-    "INTRODUCTION_PROGRAMME_ABSENCE": {"absence": {"periodStart": "{d}", "periodEnd": "{d}", "absentHours": 6.0, "scheduledHours": 37.5}},
+    "INTRODUCTION_PROGRAMME_LEAVE": {
+        "leave": {"reason": "BIRTH", "durationDays": 20, "absenceReasonAfterLeave": None}
+    },
+    "INTRODUCTION_PROGRAMME_ABSENCE": {
+        "absence": {"periodStart": "{d}", "periodEnd": "{d}", "absentHours": 6.0, "scheduledHours": 37.5}
+    },
     "INTRODUCTION_PROGRAMME_STOPPED": {"stopKind": "PERMANENT", "stoppedUntil": None},
     "INTRODUCTION_PROGRAMME_ENDED": {"endReason": "WORK", "mainActivity": "EMPLOYED_FULL_TIME"},
-    "INTRODUCTION_PROGRAMME_COMPLAINT": {"complaint": {"subject": "refusal", "outcome": "PENDING", "decidedOn": None}},
+    "INTRODUCTION_PROGRAMME_COMPLAINT": {
+        "complaint": {"subject": "refusal", "outcome": "PENDING", "decidedOn": None}
+    },
     "TRAINING_CLAIM": {"claimedWithinDeadline": True},
     "TRAINING_DECISION": {"outcome": "GRANTED", "scopeHours": 600, "refusalReasons": []},
     "TRAINING_LANGUAGES": {"motherTongue": "tir", "otherLanguages": ["ara", "eng"]},
     "TRAINING_STARTED": {"track": None, "goalLevel": "B1", "scopeHours": 600},
-    "TRAINING_HOURS": {"periodStart": "{d}", "periodEnd": "{d}", "norwegianHours": 40.0, "socialStudiesHours": 10.0, "extraNorwegianHours": 0.0},
-    "TRAINING_FINAL_TEST": {"partialResults": [{"skill": "READING", "result": "A2"}], "socialStudiesTest": None},
+    "TRAINING_HOURS": {
+        "periodStart": "{d}",
+        "periodEnd": "{d}",
+        "norwegianHours": 40.0,
+        "socialStudiesHours": 10.0,
+        "extraNorwegianHours": 0.0,
+    },
+    "TRAINING_FINAL_TEST": {
+        "partialResults": [{"skill": "READING", "result": "A2"}],
+        "socialStudiesTest": None,
+    },
     "TRAINING_LEAVE": {"leave": {"reason": "WELFARE", "durationDays": 3, "absenceReasonAfterLeave": None}},
-    "TRAINING_EXEMPTION": {"exemptFrom": "FINAL_TEST", "ground": "HEALTH_DOCTORS_NOTE", "legalBasis": "integreringsloven § 30"},
-    "TRAINING_ABSENCE": {"absence": {"periodStart": "{d}", "periodEnd": "{d}", "absentHours": 2.0, "scheduledHours": None}},
+    "TRAINING_EXEMPTION": {
+        "exemptFrom": "FINAL_TEST",
+        "ground": "HEALTH_DOCTORS_NOTE",
+        "legalBasis": "integreringsloven § 30",
+    },
+    "TRAINING_ABSENCE": {
+        "absence": {"periodStart": "{d}", "periodEnd": "{d}", "absentHours": 2.0, "scheduledHours": None}
+    },
     "TRAINING_STOPPED": {"stopKind": "TEMPORARY", "stoppedUntil": None},
     "TRAINING_ENDED": {"endReason": "GOAL_REACHED"},
     "TRAINING_COMPLAINT": {"complaint": {"subject": "exemption", "outcome": "REJECTED", "decidedOn": "{d}"}},
-    "ASYLUM_SEEKER_TRAINING_HOURS": {"periodStart": "{d}", "periodEnd": "{d}", "hoursPerWeek": 4.0, "totalHours": 4.0},
+    "ASYLUM_SEEKER_TRAINING_HOURS": {
+        "periodStart": "{d}",
+        "periodEnd": "{d}",
+        "hoursPerWeek": 4.0,
+        "totalHours": 4.0,
+    },
     "ASYLUM_SEEKER_TRAINING_TRACK": {"track": "TRACK_2"},
     "ASYLUM_SEEKER_FINAL_TEST": {"partialResults": [{"skill": "ORAL", "result": "A1"}]},
     "CULTURE_AND_VALUES_TRAINING": {"hoursCompleted": 25.0, "completed": True, "language": "ukr"},
@@ -76,7 +104,7 @@ def synthetic_person(*, with_duf: bool = True, with_national_id: bool = True) ->
     while with_national_id and national_id is None:
         n = next(_individuals)
         birth = dt.date(1970, 1, 1) + dt.timedelta(days=(n * 37) % 12000)
-        national_id = make_national_id(birth, n % 500)  # individual < 500: born 1900–1999
+        national_id = make_national_id(birth, n % 500)  # individual < 500: born 1900 to 1999
     duf = f"20{10 + next(_individuals) % 15:02d}{next(_individuals) % 100000000:08d}" if with_duf else None
     return Person(national_id, duf)
 
@@ -101,5 +129,7 @@ def event(
         "sourceSystem": source,
         "municipality": municipality,
         "person": person.identifiers(),
-        "payload": payload if payload is not None else _fill_dates(PAYLOADS[event_type], fact_date.isoformat()),
+        "payload": payload
+        if payload is not None
+        else _fill_dates(PAYLOADS[event_type], fact_date.isoformat()),
     }

@@ -50,10 +50,15 @@ class HubHarness:
         self.workers: list[WorkerProcess] = []
         asyncio.run(
             ensure_topics(
-                settings.kafka_bootstrap, required_topics(settings, self.hub.registry), settings.replication_factor
+                settings.kafka_bootstrap,
+                required_topics(settings, self.hub.registry),
+                settings.replication_factor,
             )
         )
-        self.outputs = [self.hub.names.dead_letters, *(self.hub.names.receipts(s.id) for s in self.hub.registry)]
+        self.outputs = [
+            self.hub.names.dead_letters,
+            *(self.hub.names.receipts(s.id) for s in self.hub.registry),
+        ]
         self.start_offsets = asyncio.run(end_offsets(settings.kafka_bootstrap, self.outputs))
 
     # --- processes -------------------------------------------------------------------------
@@ -137,7 +142,9 @@ class HubHarness:
             return session.scalar(select(func.count()).select_from(AddressRecord)) or 0
 
     def read_outputs(self, *, until: Callable[[list[Any]], bool], timeout: float = 60.0) -> list[Any]:
-        return asyncio.run(read_from(self.settings.kafka_bootstrap, self.start_offsets, until=until, timeout=timeout))
+        return asyncio.run(
+            read_from(self.settings.kafka_bootstrap, self.start_offsets, until=until, timeout=timeout)
+        )
 
     def receipts(self, records: list[Any]) -> list[dict[str, Any]]:
         return [
@@ -151,7 +158,9 @@ class HubHarness:
             if r.topic == self.hub.names.dead_letters
         ]
 
-    def wait_for_receipts(self, count: int, timeout: float = 90.0) -> tuple[list[dict[str, Any]], list[DeadLetter]]:
+    def wait_for_receipts(
+        self, count: int, timeout: float = 90.0
+    ) -> tuple[list[dict[str, Any]], list[DeadLetter]]:
         """Receipts and dead letters once at least `count` receipts have arrived."""
         records = self.read_outputs(until=lambda rs: len(self.receipts(rs)) >= count, timeout=timeout)
         receipts = self.receipts(records)

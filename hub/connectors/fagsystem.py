@@ -60,9 +60,7 @@ class FagsystemProducer:
         self.topic = TopicNames(topic_prefix).registrations(source_id)
         self.catalog = schema_catalog or catalog()
         self.schema_version = schema_version  # None: the newest; older ones for compatibility
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True
-        )
+        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
 
     async def __aenter__(self) -> FagsystemProducer:
         await self.start()

@@ -32,8 +32,8 @@ from hub.broker import (
 from hub.config import Settings
 from hub.connectors.fagsystem import FagsystemProducer
 from hub.connectors.jsonlines import publish_lines
-from hub.pipeline.deadletter import H_OFFSET, H_PARTITION, H_TOPIC, read_headers
 from hub.localrun import WorkerProcess, start_local_broker, stop_local_broker
+from hub.pipeline.deadletter import H_OFFSET, H_PARTITION, H_TOPIC, read_headers
 from hub.register.database import make_engine
 from hub.register.migrate import upgrade
 from hub.register.models import AddressRecord, Person, RegistrationRecord
@@ -175,7 +175,7 @@ def _wait_for_addresses(hub: Hub, expected: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with hub.session_factory() as session:
-            if session.scalar(select(func.count()).select_from(AddressRecord)) >= expected:
+            if (session.scalar(select(func.count()).select_from(AddressRecord)) or 0) >= expected:
                 return
         time.sleep(0.2)
 
@@ -184,9 +184,7 @@ def _summarise(hub: Hub, records: list[Any], sent: set[tuple[str, int, int]]) ->
     outcomes: Counter[str] = Counter(
         hub.catalog.decode(r.value).datum["outcome"] for r in _receipts_for(hub, records, sent)
     )
-    dead_letters = sum(
-        1 for r in records if r.topic == hub.names.dead_letters and _origin_of(hub, r) in sent
-    )
+    dead_letters = sum(1 for r in records if r.topic == hub.names.dead_letters and _origin_of(hub, r) in sent)
     with hub.session_factory() as session:
         counts = {
             model.__tablename__: session.scalar(select(func.count()).select_from(model))
@@ -203,7 +201,9 @@ def _summarise(hub: Hub, records: list[Any], sent: set[tuple[str, int, int]]) ->
         f"{counts['addresses']} addresses"
     )
     print()
-    print("Look at a person:  NIR_DATABASE_URL=sqlite:///var/demo/register.sqlite3 hub person show 201812345678")
+    print(
+        "Look at a person:  NIR_DATABASE_URL=sqlite:///var/demo/register.sqlite3 hub person show 201812345678"
+    )
     received = sum(outcomes.values())
     if received < len(sent):
         print(f"only {received} of {len(sent)} receipts arrived in time; see var/demo/worker.log")

@@ -1,6 +1,6 @@
 """The official municipality lists (SSB classification 131), by the date they are in force.
 
-The CSV files beside this module are copies of the lists in `shared/`: 2020–2023 and from 2024.
+The CSV files beside this module are copies of the lists in `shared/`: 2020 to 2023 and from 2024.
 Facts before 2020 are checked against the 2020 list, the oldest the hub ships.
 """
 

@@ -55,9 +55,7 @@ class RegistrationFlow(Flow):
             return await self._reject(message, source, event_id, failure, [violation])
 
         outcome = (
-            ReceiptOutcome.ACCEPTED
-            if result.outcome is WriteOutcome.ACCEPTED
-            else ReceiptOutcome.DUPLICATE
+            ReceiptOutcome.ACCEPTED if result.outcome is WriteOutcome.ACCEPTED else ReceiptOutcome.DUPLICATE
         )
         await self._send_receipt(source, event_id, outcome, violations, message.origin, result)
         return Processed(outcome=outcome, violations=violations)

@@ -57,8 +57,6 @@ def _translate(exc: BaseException) -> BaseException:
     # by retrying: the retry finds the row the other worker committed.
     if isinstance(exc, IntegrityError):
         return WriteConflict("a concurrent transaction wrote the same key")
-    if isinstance(exc, OperationalError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    ):
+    if isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
         return RegisterUnavailable(f"register unavailable: {type(exc.orig).__name__}")
     return exc

@@ -142,5 +142,3 @@ def periods_in_order(event: Registration, ctx: RuleContext) -> str | None:
         if value and value < event.fact_date.isoformat():
             return f"payload.{later} {value} is before factDate {event.fact_date.isoformat()}"
     return None
-
-

@@ -124,9 +124,7 @@ class SchemaCatalog:
             raise DecodeError("not Avro single-object encoding (missing C3 01 marker)")
         writer = self._by_fingerprint.get(data[2:HEADER_LENGTH])
         if writer is None:
-            raise UnknownSchemaError(
-                f"unknown writer schema fingerprint {data[2:HEADER_LENGTH].hex()}"
-            )
+            raise UnknownSchemaError(f"unknown writer schema fingerprint {data[2:HEADER_LENGTH].hex()}")
         reader = self.current(writer.family)
         buffer = io.BytesIO(data)
         buffer.seek(HEADER_LENGTH)
@@ -139,11 +137,11 @@ class SchemaCatalog:
                 return_record_name_override=True,
             )
         except Exception as exc:  # fastavro raises many kinds on corrupt input
-            raise DecodeError(
-                f"body does not decode as {writer.name}: {type(exc).__name__}"
-            ) from exc
+            raise DecodeError(f"body does not decode as {writer.name}: {type(exc).__name__}") from exc
         if buffer.tell() != len(data):
             raise DecodeError(f"{len(data) - buffer.tell()} trailing bytes after the {writer.name} body")
+        if not isinstance(datum, dict):
+            raise DecodeError(f"{writer.name} is not a record schema")
         return Decoded(family=writer.family, writer_version=writer.version, datum=datum)
 
 

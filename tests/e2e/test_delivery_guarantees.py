@@ -26,7 +26,9 @@ def _stream(count: int) -> list[dict]:
 
 def _assert_each_written_once_and_answered(harness: HubHarness, events: list[dict]) -> None:
     ids = [e["eventId"] for e in events]
-    harness.wait_until(lambda: harness.registration_count() >= len(ids), timeout=240, what="every event in the register")
+    harness.wait_until(
+        lambda: harness.registration_count() >= len(ids), timeout=240, what="every event in the register"
+    )
     rows = harness.registrations()
     assert Counter(r.event_id for r in rows) == Counter(ids)  # each once, none missing, none extra
     records = harness.read_outputs(
@@ -59,9 +61,13 @@ def test_two_workers_in_one_group_through_rebalances_write_each_event_once(harne
     events = _stream(1200)
     harness.publish(events)
     first = harness.start_worker()
-    harness.wait_until(lambda: harness.registration_count() >= 100, timeout=120, what="the first worker to be busy")
+    harness.wait_until(
+        lambda: harness.registration_count() >= 100, timeout=120, what="the first worker to be busy"
+    )
     harness.start_worker()  # joins the group: partitions move while events are in flight
-    harness.wait_until(lambda: harness.registration_count() >= 500, timeout=180, what="both workers to be busy")
+    harness.wait_until(
+        lambda: harness.registration_count() >= 500, timeout=180, what="both workers to be busy"
+    )
     first.kill()  # and move again, without a clean hand-over
     assert harness.registration_count() < len(events), "all done before the second rebalance"
     _assert_each_written_once_and_answered(harness, events)

@@ -54,7 +54,9 @@ def test_valid_events_are_written_once_and_invalid_ones_are_dead_lettered_with_a
     assert all(code in codes for code, codes in zip(expected, fired, strict=True)), fired
     # The invalid ones are in the dead-letter topic with their reasons and origin.
     assert len(dead_letters) == 4
-    letters = {(d.headers[H_TOPIC], int(d.headers[H_PARTITION]), int(d.headers[H_OFFSET])): d for d in dead_letters}
+    letters = {
+        (d.headers[H_TOPIC], int(d.headers[H_PARTITION]), int(d.headers[H_OFFSET])): d for d in dead_letters
+    }
     for s, codes in zip(sent[-4:], fired, strict=True):
         letter = letters[(s.topic, s.partition, s.offset)]
         assert letter.headers[H_ERROR_CLASS] == "rule"
@@ -109,7 +111,10 @@ def test_undecodable_bytes_are_dead_lettered_and_do_not_block_the_partition(harn
         "ACCEPTED",
     ]
     assert sorted(d.headers[H_ERROR_CLASS] for d in dead_letters) == ["decode", "schema"]
-    assert {d.value for d in dead_letters} == {b"not avro at all", b"\xc3\x01" + b"\x00" * 8 + b"unknown writer"}
+    assert {d.value for d in dead_letters} == {
+        b"not avro at all",
+        b"\xc3\x01" + b"\x00" * 8 + b"unknown writer",
+    }
     assert [r.event_id for r in harness.registrations()] == [after["eventId"]]
 
 

@@ -41,8 +41,14 @@ def test_publish_reports_every_line_and_exits_non_zero_when_a_line_is_refused(
     person = synthetic_person()
     good = [event(person, "TRAINING_CLAIM"), event(person, "TRAINING_STARTED"), event(synthetic_person())]
     bad_contract = dict(event(person), factDate="yesterday")
-    lines = jsonl(good[:2]) + "{not json\n" + jsonl([bad_contract]) + "\n" + jsonl(
-        [dict(event(person), sourceSystem="unknown-source")]) + jsonl(good[2:])
+    lines = (
+        jsonl(good[:2])
+        + "{not json\n"
+        + jsonl([bad_contract])
+        + "\n"
+        + jsonl([dict(event(person), sourceSystem="unknown-source")])
+        + jsonl(good[2:])
+    )
     path = tmp_path / "events.jsonl"
     path.write_text(lines)
 
@@ -50,7 +56,9 @@ def test_publish_reports_every_line_and_exits_non_zero_when_a_line_is_refused(
 
     assert result.returncode == 1, result.stderr
     out = result.stdout.splitlines()
-    assert out[0].startswith(f"line 1: sent {good[0]['eventId']} to {harness.hub.names.registrations('oslo-fagsystem')}")
+    assert out[0].startswith(
+        f"line 1: sent {good[0]['eventId']} to {harness.hub.names.registrations('oslo-fagsystem')}"
+    )
     assert out[1].startswith("line 2: sent")
     assert out[2].startswith("line 3: refused: not valid JSON")
     assert out[3] == "line 4: refused: factDate: must be a date written YYYY-MM-DD"
@@ -65,7 +73,9 @@ def test_publish_with_source_refuses_lines_of_another_source(harness: HubHarness
     path.write_text(jsonl([event(synthetic_person(), source="vestland-fagsystem", municipality="4601")]))
     result = hub_command(harness.settings, "publish", "--source", "oslo-fagsystem", str(path))
     assert result.returncode == 1
-    assert "sourceSystem: is 'vestland-fagsystem', but this producer sends as 'oslo-fagsystem'" in result.stdout
+    assert (
+        "sourceSystem: is 'vestland-fagsystem', but this producer sends as 'oslo-fagsystem'" in result.stdout
+    )
 
 
 def test_all_events_of_one_person_land_on_one_partition(harness: HubHarness) -> None:
@@ -81,8 +91,9 @@ def test_all_events_of_one_person_land_on_one_partition(harness: HubHarness) -> 
 
 def test_a_source_without_a_topic_is_refused_at_once_not_auto_created(harness: HubHarness) -> None:
     async def attempt() -> None:
-        producer = FagsystemProducer(harness.settings.kafka_bootstrap, "nobody",
-                                     topic_prefix=harness.settings.topic_prefix)
+        producer = FagsystemProducer(
+            harness.settings.kafka_bootstrap, "nobody", topic_prefix=harness.settings.topic_prefix
+        )
         await producer.start()
 
     with pytest.raises(UnknownSourceTopic, match="source registry"):
@@ -97,7 +108,11 @@ def test_the_hub_creates_its_topics_with_their_partition_counts(harness: HubHarn
             topics = await admin.describe_topics()
         finally:
             await admin.close()
-        return {t["topic"]: len(t["partitions"]) for t in topics if t["topic"].startswith(harness.settings.topic_prefix)}
+        return {
+            t["topic"]: len(t["partitions"])
+            for t in topics
+            if t["topic"].startswith(harness.settings.topic_prefix)
+        }
 
     result = hub_command(harness.settings, "topics", "ensure")
     assert result.returncode == 0, result.stderr
@@ -117,7 +132,10 @@ def test_vendors_can_list_and_export_the_schemas(harness: HubHarness, tmp_path: 
     assert exported.returncode == 0
     files = sorted(p.name for p in (tmp_path / "contract").iterdir())
     assert files == sorted(v.path.name for v in catalog())
-    assert json.loads((tmp_path / "contract" / "registration_event.v2.avsc").read_text())["name"] == "RegistrationEvent"
+    assert (
+        json.loads((tmp_path / "contract" / "registration_event.v2.avsc").read_text())["name"]
+        == "RegistrationEvent"
+    )
 
 
 def test_person_show_prints_everything_the_register_holds_as_json(harness: HubHarness) -> None:

@@ -40,7 +40,9 @@ class RecordingPublisher:
         self.sent: list[tuple[str, bytes | None, bytes, dict[str, str]]] = []
         self.failures_left = 0
 
-    async def send(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
         if self.failures_left:
             self.failures_left -= 1
             raise BrokerUnavailable("broker hiccup")
@@ -53,8 +55,11 @@ class RecordingPublisher:
 @pytest.fixture
 def hub(sqlite_url: str, tmp_path: Path) -> Hub:
     settings = dataclasses.replace(
-        Settings(), database_url=sqlite_url, allow_synthetic_identifiers=True,
-        retry_initial_seconds=0.01, retry_max_seconds=0.05,
+        Settings(),
+        database_url=sqlite_url,
+        allow_synthetic_identifiers=True,
+        retry_initial_seconds=0.01,
+        retry_max_seconds=0.05,
     )
     return Hub(settings=settings, registry=SourceRegistry.load(settings.sources_file), catalog=catalog())
 
@@ -103,7 +108,10 @@ def test_a_rule_violation_is_dead_lettered_before_its_rejection_receipt(hub: Hub
     bad = event(person, municipality="4601")
     processed = asyncio.run(RegistrationFlow(hub, publisher).process(message(bad)))
     assert processed.outcome is ReceiptOutcome.REJECTED
-    assert [topic for topic, *_ in publisher.sent] == ["nir.dead-letters", "nir.source.oslo-fagsystem.receipts"]
+    assert [topic for topic, *_ in publisher.sent] == [
+        "nir.dead-letters",
+        "nir.source.oslo-fagsystem.receipts",
+    ]
     [(_, key, value, headers)] = publisher.on("nir.dead-letters")
     assert value == message(bad).value and key == b"key"
     assert headers[H_ERROR_CLASS] == "rule" and headers[H_ERROR_CODE] == "NIR-SOURCE-002"
@@ -118,7 +126,9 @@ def test_an_event_on_the_topic_of_an_unregistered_source_is_dead_lettered_withou
     assert publisher.sent[0][3][H_ERROR_CODE] == "NIR-SOURCE-001"
 
 
-def test_a_database_outage_is_retried_until_the_write_succeeds(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_database_outage_is_retried_until_the_write_succeeds(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_factory = hub.session_factory
     failures = {"left": 3}
 
@@ -181,10 +191,17 @@ def test_no_identifier_appears_in_logs_dead_letter_headers_or_receipts(
 def test_an_address_change_is_written_once_and_bad_bytes_are_dead_lettered(hub: Hub) -> None:
     person = synthetic_person()
     change = {
-        "sequenceNumber": 7, "eventType": "ADDRESS_CHANGED", "nationalId": person.national_id,
-        "recordedAt": "2026-10-01T06:00:00Z", "movedOn": "2026-09-28", "municipality": "0301",
-        "protection": "UNGRADED", "addressKind": "STREET_ADDRESS", "addressLine": "Gata 1",
-        "postalCode": "0150", "postalPlace": "OSLO",
+        "sequenceNumber": 7,
+        "eventType": "ADDRESS_CHANGED",
+        "nationalId": person.national_id,
+        "recordedAt": "2026-10-01T06:00:00Z",
+        "movedOn": "2026-09-28",
+        "municipality": "0301",
+        "protection": "UNGRADED",
+        "addressKind": "STREET_ADDRESS",
+        "addressLine": "Gata 1",
+        "postalCode": "0150",
+        "postalPlace": "OSLO",
     }
     value = catalog().encode(ADDRESS_CHANGE, from_json(change, catalog().current(ADDRESS_CHANGE)))
     publisher = RecordingPublisher()

@@ -63,10 +63,17 @@ def test_two_records_that_turn_out_to_be_one_person_are_merged(database_url: str
 def test_a_protected_address_keeps_no_address_text_and_is_not_shown(database_url: str) -> None:
     sessions = make_session_factory(make_engine(database_url))
     change = AddressChange(
-        sequence_number=1, event_type="ADDRESS_CHANGED", national_id="14839140240",
-        recorded_at=NOW, moved_on=dt.date(2026, 11, 1), municipality="4601",
-        protection="CONFIDENTIAL", address_kind="STREET_ADDRESS", address_line="Skjult 1",
-        postal_code="5003", postal_place="BERGEN",
+        sequence_number=1,
+        event_type="ADDRESS_CHANGED",
+        national_id="14839140240",
+        recorded_at=NOW,
+        moved_on=dt.date(2026, 11, 1),
+        municipality="4601",
+        protection="CONFIDENTIAL",
+        address_kind="STREET_ADDRESS",
+        address_line="Skjult 1",
+        postal_code="5003",
+        postal_place="BERGEN",
     )
     with sessions() as s:
         assert record_address_change(s, change, NOW)

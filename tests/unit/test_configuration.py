@@ -20,16 +20,25 @@ def test_defaults_run_on_the_embedded_register_and_a_local_broker() -> None:
 
 
 def test_settings_survive_the_trip_through_environment_variables() -> None:
-    settings = Settings.from_env({"NIR_WEB_PORT": "7001", "NIR_ALLOW_SYNTHETIC_IDENTIFIERS": "yes",
-                                  "NIR_RETRY_MAX_SECONDS": "2.5"})
-    assert (settings.web_port, settings.allow_synthetic_identifiers, settings.retry_max_seconds) == (7001, True, 2.5)
+    settings = Settings.from_env(
+        {"NIR_WEB_PORT": "7001", "NIR_ALLOW_SYNTHETIC_IDENTIFIERS": "yes", "NIR_RETRY_MAX_SECONDS": "2.5"}
+    )
+    assert (settings.web_port, settings.allow_synthetic_identifiers, settings.retry_max_seconds) == (
+        7001,
+        True,
+        2.5,
+    )
     assert Settings.from_env(settings.to_env()) == settings
 
 
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
-    [("NIR_WEB_PORT", "web", "whole number"), ("NIR_ALLOW_SYNTHETIC_IDENTIFIERS", "maybe", "true or false"),
-     ("NIR_TOPIC_PREFIX", "NIR prod", "lower-case"), ("NIR_REGISTRATION_PARTITIONS", "0", "at least 1")],
+    [
+        ("NIR_WEB_PORT", "web", "whole number"),
+        ("NIR_ALLOW_SYNTHETIC_IDENTIFIERS", "maybe", "true or false"),
+        ("NIR_TOPIC_PREFIX", "NIR prod", "lower-case"),
+        ("NIR_REGISTRATION_PARTITIONS", "0", "at least 1"),
+    ],
 )
 def test_a_bad_setting_is_refused_by_name(variable: str, value: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message) as caught:
@@ -51,11 +60,13 @@ def test_the_shipped_source_registry_loads() -> None:
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("[sources.Bad_Id]\nmunicipalities=['0301']", "lower-case"),
-     ("[sources.ok]\nmunicipalities=[]", "non-empty"),
-     ("[sources.ok]\nmunicipalities=['301']", "4-digit"),
-     ("", "no sources"),
-     ("[sources.ok", "not valid TOML")],
+    [
+        ("[sources.Bad_Id]\nmunicipalities=['0301']", "lower-case"),
+        ("[sources.ok]\nmunicipalities=[]", "non-empty"),
+        ("[sources.ok]\nmunicipalities=['301']", "4-digit"),
+        ("", "no sources"),
+        ("[sources.ok", "not valid TOML"),
+    ],
 )
 def test_a_broken_source_registry_is_refused_with_a_reason(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "sources.toml"
@@ -67,7 +78,9 @@ def test_a_broken_source_registry_is_refused_with_a_reason(tmp_path: Path, text:
 def test_each_source_has_its_own_registrations_and_receipts_topic_matched_by_the_pattern() -> None:
     names = TopicNames("nir")
     settings = Settings()
-    specs = {s.name: s.partitions for s in required_topics(settings, SourceRegistry.load(settings.sources_file))}
+    specs = {
+        s.name: s.partitions for s in required_topics(settings, SourceRegistry.load(settings.sources_file))
+    }
     assert specs["nir.source.oslo-fagsystem.registrations"] == settings.registration_partitions
     assert "nir.source.oslo-fagsystem.receipts" in specs
     assert names.source_of("nir.source.oslo-fagsystem.registrations") == "oslo-fagsystem"
@@ -76,3 +89,20 @@ def test_each_source_has_its_own_registrations_and_receipts_topic_matched_by_the
     assert names.matching_registrations(["nir.dead-letters", "nir.source.x.registrations"]) == [
         "nir.source.x.registrations"
     ]
+
+
+def test_the_readme_documents_every_setting_with_its_default() -> None:
+    from dataclasses import fields
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    rows = {
+        line.split("|")[1].strip(" `"): line.split("|")[2].strip(" `")
+        for line in readme.splitlines()
+        if line.startswith("| `NIR_")
+    }
+    for f in fields(Settings):
+        assert f.metadata["env"] in rows, f.metadata["env"]
+        if f.name != "sources_file":
+            default = str(f.default).lower() if isinstance(f.default, bool) else str(f.default)
+            assert rows[f.metadata["env"]] == default, f.metadata["env"]
+    assert set(rows) == {f.metadata["env"] for f in fields(Settings)}

@@ -37,7 +37,9 @@ def test_the_example_from_the_domain_description_is_a_valid_fodselsnummer() -> N
         ("31129956815", "first check digit"),
     ],
 )
-def test_malformed_numbers_are_refused_with_a_reason_that_does_not_repeat_them(value: str, reason: str) -> None:
+def test_malformed_numbers_are_refused_with_a_reason_that_does_not_repeat_them(
+    value: str, reason: str
+) -> None:
     with pytest.raises(InvalidIdentifier, match=reason) as caught:
         parse_national_id(value)
     assert value not in str(caught.value)
@@ -105,8 +107,14 @@ def test_a_wider_check_digit_rule_can_be_switched_on_for_the_2032_numbers() -> N
 
 @pytest.mark.parametrize(
     ("value", "ok"),
-    [("201812345678", True), ("20181234567", False), ("2018123456789", False), ("190012345678", False),
-     ("209912345678", False), ("20181234567x", False)],
+    [
+        ("201812345678", True),
+        ("20181234567", False),
+        ("2018123456789", False),
+        ("190012345678", False),
+        ("209912345678", False),
+        ("20181234567x", False),
+    ],
 )
 def test_duf_numbers_are_checked_by_length_and_year(value: str, ok: bool) -> None:
     if ok:

@@ -23,8 +23,9 @@ NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 REGISTRY = SourceRegistry.from_mapping(
     {"sources": {"oslo-fagsystem": {"municipalities": ["0301"]}, "other": {"municipalities": ["4601"]}}}
 )
-CONTEXT = RuleContext(today=TODAY, now=NOW, topic_source="oslo-fagsystem", registry=REGISTRY,
-                      allow_synthetic_identifiers=True)
+CONTEXT = RuleContext(
+    today=TODAY, now=NOW, topic_source="oslo-fagsystem", registry=REGISTRY, allow_synthetic_identifiers=True
+)
 
 
 def registration(event_type: str = "TRAINING_HOURS", **changes: Any) -> Registration:
@@ -47,15 +48,33 @@ FAILING: dict[str, tuple[Callable[[Registration], Registration], RuleContext]] =
     "NIR-ID-002": (_bad_check_digit, CONTEXT),
     "NIR-ID-003": (lambda r: dataclasses.replace(r, duf_number="1899123456"), CONTEXT),
     "NIR-SOURCE-001": (lambda r: dataclasses.replace(r, source_system="other"), CONTEXT),
-    "NIR-SOURCE-002": (lambda r: r, dataclasses.replace(CONTEXT, registry=SourceRegistry.from_mapping(
-        {"sources": {"oslo-fagsystem": {"municipalities": ["4601"]}}}))),
+    "NIR-SOURCE-002": (
+        lambda r: r,
+        dataclasses.replace(
+            CONTEXT,
+            registry=SourceRegistry.from_mapping(
+                {"sources": {"oslo-fagsystem": {"municipalities": ["4601"]}}}
+            ),
+        ),
+    ),
     # 3001 was Halden until 2023; from 2024 Halden is 3101 and 3001 is no municipality.
-    "NIR-MUNI-001": (lambda r: dataclasses.replace(r, municipality="3001"), dataclasses.replace(
-        CONTEXT, registry=SourceRegistry.from_mapping({"sources": {"oslo-fagsystem": {"municipalities": ["3001"]}}}))),
+    "NIR-MUNI-001": (
+        lambda r: dataclasses.replace(r, municipality="3001"),
+        dataclasses.replace(
+            CONTEXT,
+            registry=SourceRegistry.from_mapping(
+                {"sources": {"oslo-fagsystem": {"municipalities": ["3001"]}}}
+            ),
+        ),
+    ),
     "NIR-DATE-001": (lambda r: dataclasses.replace(r, fact_date=TODAY + dt.timedelta(days=1)), CONTEXT),
     "NIR-DATE-002": (lambda r: dataclasses.replace(r, sent_at=NOW + dt.timedelta(hours=1)), CONTEXT),
-    "NIR-DATE-003": (lambda r: dataclasses.replace(
-        r, payload={**r.payload, "periodStart": "2026-11-20", "periodEnd": "2026-11-01"}), CONTEXT),
+    "NIR-DATE-003": (
+        lambda r: dataclasses.replace(
+            r, payload={**r.payload, "periodStart": "2026-11-20", "periodEnd": "2026-11-01"}
+        ),
+        CONTEXT,
+    ),
 }
 
 
@@ -94,6 +113,6 @@ def test_municipality_numbers_are_checked_against_the_list_in_force_on_the_facts
     _, context = FAILING["NIR-MUNI-001"]
     halden = dataclasses.replace(registration(), municipality="3001")
     assert evaluate(dataclasses.replace(halden, fact_date=dt.date(2023, 12, 31)), context) == []
-    assert [v.code for v in evaluate(dataclasses.replace(halden, fact_date=dt.date(2024, 1, 1)), context)] == [
-        "NIR-MUNI-001"
-    ]
+    assert [
+        v.code for v in evaluate(dataclasses.replace(halden, fact_date=dt.date(2024, 1, 1)), context)
+    ] == ["NIR-MUNI-001"]
