@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hub.agents.guard import process_or_exit
 from hub.app import FaustPublisher, address_changes_topic, app, hub
 from hub.domain.events import Origin
 from hub.pipeline.addresses import AddressFlow
@@ -16,4 +17,4 @@ flow = AddressFlow(hub, FaustPublisher(app))
 async def record_address_changes(stream: Any) -> None:
     async for event in stream.events():
         m = event.message
-        await flow.process(Message(Origin(m.topic, m.partition, m.offset), m.key, m.value))
+        await process_or_exit(flow, Message(Origin(m.topic, m.partition, m.offset), m.key, m.value))

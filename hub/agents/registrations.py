@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hub.agents.guard import process_or_exit
 from hub.app import FaustPublisher, app, hub, registrations_topic
 from hub.domain.events import Origin
 from hub.pipeline.flow import Message
@@ -21,4 +22,4 @@ flow = RegistrationFlow(hub, FaustPublisher(app))
 async def transfer_registrations(stream: Any) -> None:
     async for event in stream.events():
         m = event.message
-        await flow.process(Message(Origin(m.topic, m.partition, m.offset), m.key, m.value))
+        await process_or_exit(flow, Message(Origin(m.topic, m.partition, m.offset), m.key, m.value))

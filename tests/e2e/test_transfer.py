@@ -152,3 +152,28 @@ def test_an_address_change_from_folkeregisteret_lands_in_the_persons_address_his
     assert address["protection"] == "STRICTLY_CONFIDENTIAL"
     assert address["addressLine"] is None and address["municipality"] is None
     assert len(shown["registrations"]) == 1  # the registration found the person the address created
+
+
+def test_a_source_topic_on_the_broker_that_is_not_in_the_registry_is_consumed_and_rejected(
+    harness: HubHarness,
+) -> None:
+    import asyncio
+
+    from hub.broker import ensure_topics
+    from hub.schemas.codec import REGISTRATION
+    from hub.schemas.contract import from_json
+    from hub.topics import TopicSpec
+
+    rogue_topic = harness.hub.names.registrations("rogue")
+    asyncio.run(ensure_topics(harness.settings.kafka_bootstrap, [TopicSpec(rogue_topic, 1)], 1))
+    rogue_event = event(synthetic_person(), source="rogue")
+    harness.publish_raw(rogue_topic, harness.hub.catalog.encode(REGISTRATION, from_json(rogue_event)))
+    harness.start_worker()
+
+    records = harness.read_outputs(until=lambda rs: bool(harness.dead_letters(rs)), timeout=90)
+    [letter] = harness.dead_letters(records)
+    assert letter.headers[H_TOPIC] == rogue_topic
+    assert letter.headers[H_ERROR_CODE] == "NIR-SOURCE-001"
+    assert harness.receipts(records) == []  # an unregistered source has no receipts topic
+    assert harness.registrations() == []
+    assert "not in the source registry" in harness.worker_logs()
