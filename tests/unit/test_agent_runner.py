@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from hub.agents.guard import EXIT_UNHANDLED, process_or_exit
+from hub.agents.runner import EXIT_UNHANDLED, process_or_exit
 from hub.domain.events import Origin
 from hub.pipeline.flow import Message
 
@@ -34,7 +34,7 @@ def test_an_escaping_exception_exits_the_process_without_returning(monkeypatch: 
         codes.append(code)
         raise Exited
 
-    monkeypatch.setattr("hub.agents.guard.os._exit", fake_exit)
+    monkeypatch.setattr("hub.agents.runner.os._exit", fake_exit)
     with pytest.raises(Exited):
         asyncio.run(process_or_exit(Failing(), MESSAGE))
     assert codes == [EXIT_UNHANDLED]

@@ -1,0 +1,61 @@
+"""How an agent runs a flow: each message, in order, through the flow, guarded.
+
+The guard is the last line of defence before Faust's acknowledgement. The flows turn every failure into an outcome. Should one still raise (a fault in the failure
+path itself), returning to Faust would acknowledge the event and a graceful shutdown would commit
+its offset: the event would be lost. So the process ends at once instead, without committing;
+the supervisor restarts it and the event is delivered again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any, Protocol, TypeVar
+
+import faust
+
+from hub.domain.events import Origin
+from hub.pipeline.flow import Message
+
+T_co = TypeVar("T_co", covariant=True)
+log = logging.getLogger(__name__)
+
+EXIT_UNHANDLED = 70  # EX_SOFTWARE
+
+
+class Processes(Protocol[T_co]):
+    async def process(self, message: Message) -> T_co: ...
+
+
+async def process_or_exit(flow: Processes[T_co], message: Message) -> T_co:
+    try:
+        return await flow.process(message)
+    except asyncio.CancelledError:
+        raise
+    except BaseException:
+        log.critical(
+            "unhandled failure at %s; exiting without committing its offset", message.origin, exc_info=True
+        )
+        logging.shutdown()
+        os._exit(EXIT_UNHANDLED)
+
+
+def message_of(event: Any) -> Message:
+    m = event.message
+    return Message(Origin(m.topic, m.partition, m.offset), m.key, m.value)
+
+
+def flow_agent(app: faust.App, topic: faust.TopicT, flow: Processes[Any], name: str) -> Any:
+    """Register an agent that runs every message of `topic` through `flow`.
+
+    The flow returns only once its work is committed and confirmed, so the acknowledgement
+    Faust makes when the loop moves on is safe.
+    """
+
+    async def run(stream: Any) -> None:
+        async for event in stream.events():
+            await process_or_exit(flow, message_of(event))
+
+    run.__name__ = run.__qualname__ = name.rsplit(".", 1)[-1]
+    return app.agent(topic, name=name)(run)
