@@ -8,6 +8,9 @@ contain personal identifiers in clear text (see `hub.domain.identifiers.mask`).
 
 from __future__ import annotations
 
+import traceback
+from pathlib import Path
+
 
 class HubError(Exception):
     """Root of every error the hub raises on purpose."""
@@ -76,3 +79,14 @@ class RegisterNotMigrated(ConfigurationError):
     """The register's schema is not at the newest migration; run `hub db upgrade`."""
 
     code = "NIR-REGISTER-NOT-MIGRATED"
+
+
+def safe_traceback(exc: BaseException) -> str:
+    """Where an unexpected error happened, without its message.
+
+    An arbitrary exception's message can carry data (a key, a row, an identifier), so logs get
+    the exception's type and the frames it passed through, never `str(exc)`.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in reversed(frames))
+    return f"{type(exc).__name__} at {where or 'unknown location'}"

@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 import faust
 
 from hub.domain.events import Origin
+from hub.errors import safe_traceback
 from hub.pipeline.flow import Message
 
 T_co = TypeVar("T_co", covariant=True)
@@ -33,9 +34,11 @@ async def process_or_exit(flow: Processes[T_co], message: Message) -> T_co:
         return await flow.process(message)
     except asyncio.CancelledError:
         raise
-    except BaseException:
+    except BaseException as exc:
         log.critical(
-            "unhandled failure at %s; exiting without committing its offset", message.origin, exc_info=True
+            "unhandled failure at %s (%s); exiting without committing its offset",
+            message.origin,
+            safe_traceback(exc),
         )
         logging.shutdown()
         os._exit(EXIT_UNHANDLED)

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
-from hub.errors import DecodeError, HubError, UnknownSchemaError
+from hub.errors import DecodeError, HubError, UnknownSchemaError, safe_traceback
 from hub.pipeline.deadletter import Failure, dead_letter_headers
 from hub.pipeline.ports import Publisher
 from hub.pipeline.retry import retry_transient
@@ -40,7 +40,7 @@ def failure_from(exc: Exception, origin: Origin) -> Failure:
             return Failure("decode", exc.code, exc.message)
         return Failure("internal", exc.code, exc.message)
     # A bug must not stop the partition: dead-letter the message and go on.
-    log.error("unexpected %s at %s", type(exc).__name__, origin, exc_info=exc)
+    log.error("unexpected error processing %s: %s", origin, safe_traceback(exc))
     return Failure("internal", "NIR-INTERNAL", f"unexpected {type(exc).__name__}")
 
 

@@ -168,6 +168,8 @@ def test_an_unexpected_error_is_dead_lettered_as_internal_and_does_not_escape(
     [(_, _, _, headers)] = publisher.on("nir.dead-letters")
     assert (headers[H_ERROR_CLASS], headers[H_ERROR_CODE]) == ("internal", "NIR-INTERNAL")
     assert "ZeroDivisionError" in headers[H_ERROR_MESSAGE]
+    assert "ZeroDivisionError at test_pipeline.py" in caplog.text
+    assert "a bug" not in caplog.text  # the message of an arbitrary exception is never logged
     assert receipt(publisher)["violations"][0]["code"] == "NIR-INTERNAL"
 
 
