@@ -137,11 +137,13 @@ def rules_group() -> None:
 
 
 @rules_group.command(name="list", help="Print every rule's code, severity and title.")
-def rules_list() -> None:
+@click.option("--lang", type=click.Choice(["en", "nb"]), default="en", help="Language of the titles.")
+def rules_list(lang: str) -> None:
     from hub.rules import RULES
 
     for rule in RULES:
-        click.echo(f"{rule.code}  {rule.severity.value:<7}  {rule.title}")
+        title = rule.title if lang == "en" else rule.title_nb
+        click.echo(f"{rule.code:<17} {rule.severity.value:<8} {title}")
 
 
 @click.command(name="demo", help="Run the hub end to end on the embedded defaults.")

@@ -42,8 +42,8 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     "TRAINING_HOURS": {
         "periodStart": "{d}",
         "periodEnd": "{d}",
-        "norwegianHours": 40.0,
-        "socialStudiesHours": 10.0,
+        "norwegianHours": 6.0,
+        "socialStudiesHours": 2.0,
         "extraNorwegianHours": 0.0,
     },
     "TRAINING_FINAL_TEST": {

@@ -14,8 +14,10 @@ from hub.schemas.codec import RECEIPT, SchemaCatalog
 
 class ReceiptOutcome(enum.Enum):
     ACCEPTED = "ACCEPTED"
+    ACCEPTED_WITH_WARNINGS = "ACCEPTED_WITH_WARNINGS"
     DUPLICATE = "DUPLICATE"
     REJECTED = "REJECTED"
+    HELD = "HELD"
 
 
 def encode_receipt(
@@ -32,7 +34,8 @@ def encode_receipt(
         "eventId": str(event_id) if event_id else None,
         "outcome": outcome.value,
         "violations": [
-            {"code": v.code, "severity": v.severity.value, "message": v.message} for v in violations
+            {"code": v.code, "severity": v.severity.value, "message": v.message, "messageNb": v.message_nb}
+            for v in violations
         ],
         "registeredAt": registered_at,
         "processedAt": now,

@@ -54,9 +54,12 @@ class RegistrationFlow(Flow):
             violation = Violation(failure.code, Severity.REJECT, failure.message)
             return await self._reject(message, source, event_id, failure, [violation])
 
-        outcome = (
-            ReceiptOutcome.ACCEPTED if result.outcome is WriteOutcome.ACCEPTED else ReceiptOutcome.DUPLICATE
-        )
+        if result.outcome is WriteOutcome.DUPLICATE:
+            outcome = ReceiptOutcome.DUPLICATE
+        elif violations:  # only warnings reach this point
+            outcome = ReceiptOutcome.ACCEPTED_WITH_WARNINGS
+        else:
+            outcome = ReceiptOutcome.ACCEPTED
         await self._send_receipt(source, event_id, outcome, violations, message.origin, result)
         return Processed(outcome=outcome, violations=violations)
 

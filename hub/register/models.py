@@ -5,7 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Date, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -55,6 +65,8 @@ class RegistrationRecord(Base):
     municipality: Mapped[str] = mapped_column(String(4))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     warnings: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    # Registered more than two months after the fact (rule NIR-DEADLINE-001): IMDi counts these.
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
     writer_schema: Mapped[str] = mapped_column(String(64))
     topic: Mapped[str] = mapped_column(String(249))
     partition: Mapped[int] = mapped_column(Integer)

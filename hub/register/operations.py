@@ -20,6 +20,9 @@ from hub.domain.events import AddressChange, Origin, Registration
 from hub.register.models import AddressRecord, Person, PersonIdentifier, RegistrationRecord
 from hub.rules import Violation
 
+# The rule whose warning marks a registration as late.
+LATE_REGISTRATION = "NIR-DEADLINE-001"
+
 NATIONAL_ID = "national_id"
 DUF = "duf"
 
@@ -110,7 +113,8 @@ def record_registration(
             source_system=registration.source_system,
             municipality=registration.municipality,
             payload=registration.payload,
-            warnings=[{"code": w.code, "message": w.message} for w in warnings],
+            warnings=[{"code": w.code, "message": w.message, "messageNb": w.message_nb} for w in warnings],
+            late=any(w.code == LATE_REGISTRATION for w in warnings),
             writer_schema=registration.writer_schema,
             topic=origin.topic,
             partition=origin.partition,
@@ -195,6 +199,7 @@ def describe_person(session: Session, person_id: int) -> dict[str, Any]:
                 "municipality": r.municipality,
                 "payload": r.payload,
                 "warnings": r.warnings,
+                "late": r.late,
                 "writerSchema": r.writer_schema,
                 "origin": asdict(Origin(r.topic, r.partition, r.offset)),
                 "acceptedAt": _iso(r.accepted_at),

@@ -18,10 +18,19 @@ class Severity(enum.Enum):
 
 
 @dataclass(frozen=True)
+class Explanation:
+    """Why a rule fired, in English and Norwegian (bokmål). Never names an identifier."""
+
+    en: str
+    nb: str
+
+
+@dataclass(frozen=True)
 class Violation:
     code: str
     severity: Severity
-    message: str  # never contains an identifier in clear text
+    message: str  # English; never contains an identifier in clear text
+    message_nb: str = ""
 
 
 @dataclass(frozen=True)
@@ -36,28 +45,31 @@ class RuleContext:
     check_digit_rule: CheckDigitRule = CLASSIC_RULE
 
 
-# A check returns None when the event passes, or the message explaining the failure.
-Check = Callable[[Registration, RuleContext], str | None]
+# A check returns None when the event passes, or why it failed.
+Check = Callable[[Registration, RuleContext], Explanation | None]
 
 
 @dataclass(frozen=True)
 class Rule:
     code: str
     severity: Severity
-    title: str
+    title: str  # English
+    title_nb: str
     check: Check
 
 
 RULES: list[Rule] = []
 
 
-def rule(code: str, title: str, severity: Severity = Severity.REJECT) -> Callable[[Check], Check]:
+def rule(
+    code: str, title: str, title_nb: str, severity: Severity = Severity.REJECT
+) -> Callable[[Check], Check]:
     """Register `check` in the catalogue under a stable `code`."""
 
     def register(check: Check) -> Check:
         if any(r.code == code for r in RULES):
             raise ValueError(f"rule code {code} is used twice")
-        RULES.append(Rule(code=code, severity=severity, title=title, check=check))
+        RULES.append(Rule(code=code, severity=severity, title=title, title_nb=title_nb, check=check))
         return check
 
     return register
@@ -67,7 +79,7 @@ def evaluate(event: Registration, context: RuleContext) -> list[Violation]:
     """Every violation of every rule, in catalogue order."""
     violations = []
     for r in RULES:
-        message = r.check(event, context)
-        if message is not None:
-            violations.append(Violation(code=r.code, severity=r.severity, message=message))
+        explanation = r.check(event, context)
+        if explanation is not None:
+            violations.append(Violation(r.code, r.severity, explanation.en, explanation.nb))
     return violations

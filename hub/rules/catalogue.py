@@ -1,4 +1,4 @@
-"""The rules. Each is one function: it returns None when the event passes, else a message.
+"""The rules. Each is one function: it returns None when the event passes, else an Explanation.
 
 Codes are stable: fagsystems and support staff rely on them. Never reuse a retired code.
 Messages never contain a person identifier in clear text.
@@ -7,6 +7,7 @@ Messages never contain a person identifier in clear text.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,37 +15,65 @@ from hub.domain.calendar import norwegian_date
 from hub.domain.events import Registration
 from hub.domain.identifiers import InvalidIdentifier, check_duf_number, parse_national_id
 from hub.domain.municipalities import municipality_on
-from hub.rules.base import RuleContext, rule
+from hub.rules.base import Explanation, RuleContext, Severity, rule
 from hub.schemas.contract import event_type_of
 
 # How far a fagsystem's clock may run ahead of ours before sentAt counts as in the future.
 CLOCK_SKEW = dt.timedelta(minutes=5)
+# Deadlines (DOMAIN.md): register within two months; up to 24 months back is allowed for now.
+LATE_AFTER_MONTHS = 2
+TOO_OLD_AFTER_MONTHS = 24
 
 
-@rule("NIR-SCHEMA-001", "The event type is one this hub knows")
-def known_event_type(event: Registration, ctx: RuleContext) -> str | None:
+def _months_before(date: dt.date, months: int) -> dt.date:
+    """The same day `months` months earlier (the month's last day where that day does not exist)."""
+    year, month = divmod(date.year * 12 + date.month - 1 - months, 12)
+    month += 1
+    for day in (date.day, 30, 29, 28):
+        try:
+            return dt.date(year, month, day)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@rule("NIR-SCHEMA-001", "The event type is one this hub knows", "Hendelsestypen er kjent for huben")
+def known_event_type(event: Registration, ctx: RuleContext) -> Explanation | None:
     if event.event_type == "UNKNOWN":
-        return "the event type is not known to this version of the hub"
+        return Explanation(
+            "the event type is not known to this version of the hub",
+            "hendelsestypen er ukjent for denne versjonen av huben",
+        )
     return None
 
 
-@rule("NIR-SCHEMA-002", "The payload's record matches the event type")
-def payload_matches_event_type(event: Registration, ctx: RuleContext) -> str | None:
+@rule("NIR-SCHEMA-002", "The payload's record matches the event type", "Innholdet passer til hendelsestypen")
+def payload_matches_event_type(event: Registration, ctx: RuleContext) -> Explanation | None:
     expected = event_type_of(event.payload_record)
     if event.event_type != "UNKNOWN" and expected != event.event_type:
-        return f"eventType is {event.event_type} but the payload is a {expected} record"
+        return Explanation(
+            f"eventType is {event.event_type} but the payload is a {expected} record",
+            f"eventType er {event.event_type}, men innholdet er en {expected}-post",
+        )
     return None
 
 
-@rule("NIR-ID-001", "The person has a fødselsnummer, D-number or DUF number")
-def has_identifier(event: Registration, ctx: RuleContext) -> str | None:
+@rule(
+    "NIR-ID-001",
+    "The person has a fødselsnummer, D-number or DUF number",
+    "Personen har fødselsnummer, D-nummer eller DUF-nummer",
+)
+def has_identifier(event: Registration, ctx: RuleContext) -> Explanation | None:
     if not event.national_id and not event.duf_number:
-        return "the person has neither a national identity number nor a DUF number"
+        return Explanation(
+            "the person has neither a national identity number nor a DUF number",
+            "personen har verken fødselsnummer, D-nummer eller DUF-nummer",
+        )
     return None
 
 
-@rule("NIR-ID-002", "The fødselsnummer or D-number is valid")
-def valid_national_id(event: Registration, ctx: RuleContext) -> str | None:
+@rule("NIR-ID-002", "The fødselsnummer or D-number is valid", "Fødselsnummeret eller D-nummeret er gyldig")
+def valid_national_id(event: Registration, ctx: RuleContext) -> Explanation | None:
     if not event.national_id:
         return None
     try:
@@ -54,66 +83,97 @@ def valid_national_id(event: Registration, ctx: RuleContext) -> str | None:
             allow_synthetic=ctx.allow_synthetic_identifiers,
         )
     except InvalidIdentifier as exc:
-        return f"the national identity number {exc}"
+        return Explanation(
+            f"the national identity number {exc}", f"fødselsnummeret eller D-nummeret er ugyldig: {exc}"
+        )
     return None
 
 
-@rule("NIR-ID-003", "The DUF number has a valid shape")
-def valid_duf_number(event: Registration, ctx: RuleContext) -> str | None:
+@rule("NIR-ID-003", "The DUF number has a valid shape", "DUF-nummeret har gyldig form")
+def valid_duf_number(event: Registration, ctx: RuleContext) -> Explanation | None:
     if not event.duf_number:
         return None
     try:
         check_duf_number(event.duf_number, today=ctx.today)
     except InvalidIdentifier as exc:
-        return f"the DUF number {exc}"
+        return Explanation(f"the DUF number {exc}", f"DUF-nummeret er ugyldig: {exc}")
     return None
 
 
-@rule("NIR-SOURCE-001", "The event comes from the source that owns the topic")
-def source_matches_topic(event: Registration, ctx: RuleContext) -> str | None:
+@rule(
+    "NIR-SOURCE-001",
+    "The event comes from the source that owns the topic",
+    "Hendelsen kommer fra kilden som eier topicen",
+)
+def source_matches_topic(event: Registration, ctx: RuleContext) -> Explanation | None:
     if ctx.registry.get(ctx.topic_source) is None:
-        return f"source {ctx.topic_source!r} is not in the source registry"
+        return Explanation(
+            f"source {ctx.topic_source!r} is not in the source registry",
+            f"kilden {ctx.topic_source!r} finnes ikke i kilderegisteret",
+        )
     if event.source_system != ctx.topic_source:
-        return (
+        return Explanation(
             f"sourceSystem is {event.source_system!r} but the event was sent on the topic "
-            f"of source {ctx.topic_source!r}"
+            f"of source {ctx.topic_source!r}",
+            f"sourceSystem er {event.source_system!r}, men hendelsen kom på topicen til "
+            f"kilden {ctx.topic_source!r}",
         )
     return None
 
 
-@rule("NIR-SOURCE-002", "The source may report for the municipality")
-def source_may_report_for_municipality(event: Registration, ctx: RuleContext) -> str | None:
+@rule(
+    "NIR-SOURCE-002",
+    "The source may report for the municipality",
+    "Kilden kan rapportere for kommunen",
+)
+def source_may_report_for_municipality(event: Registration, ctx: RuleContext) -> Explanation | None:
     source = ctx.registry.get(ctx.topic_source)
     if source is not None and event.municipality not in source.municipalities:
-        return (
+        allowed = ", ".join(sorted(source.municipalities))
+        return Explanation(
             f"source {source.id!r} may not report for municipality {event.municipality}; "
-            f"it may report for {', '.join(sorted(source.municipalities))}"
+            f"it may report for {allowed}",
+            f"kilden {source.id!r} kan ikke rapportere for kommune {event.municipality}; "
+            f"den kan rapportere for {allowed}",
         )
     return None
 
 
-@rule("NIR-MUNI-001", "The municipality exists on the fact's date")
-def municipality_exists(event: Registration, ctx: RuleContext) -> str | None:
+@rule("NIR-MUNI-001", "The municipality exists on the fact's date", "Kommunen finnes på faktadatoen")
+def municipality_exists(event: Registration, ctx: RuleContext) -> Explanation | None:
     if municipality_on(event.municipality, event.fact_date) is None:
-        return f"municipality {event.municipality} does not exist on {event.fact_date.isoformat()}"
+        date = event.fact_date.isoformat()
+        return Explanation(
+            f"municipality {event.municipality} does not exist on {date}",
+            f"kommune {event.municipality} finnes ikke {date}",
+        )
     return None
 
 
-@rule("NIR-DATE-001", "The fact's date is not in the future")
-def fact_not_in_future(event: Registration, ctx: RuleContext) -> str | None:
+@rule("NIR-DATE-001", "The fact's date is not in the future", "Faktadatoen er ikke fram i tid")
+def fact_not_in_future(event: Registration, ctx: RuleContext) -> Explanation | None:
     if event.fact_date > ctx.today:
-        return f"factDate {event.fact_date.isoformat()} is in the future"
+        date = event.fact_date.isoformat()
+        return Explanation(f"factDate {date} is in the future", f"faktadatoen {date} er fram i tid")
     return None
 
 
-@rule("NIR-DATE-002", "The event was sent after the fact and not in the future")
-def sent_after_fact(event: Registration, ctx: RuleContext) -> str | None:
+@rule(
+    "NIR-DATE-002",
+    "The event was sent after the fact and not in the future",
+    "Hendelsen ble sendt etter faktadatoen og ikke fram i tid",
+)
+def sent_after_fact(event: Registration, ctx: RuleContext) -> Explanation | None:
     if event.sent_at > ctx.now + CLOCK_SKEW:
-        return f"sentAt {event.sent_at.isoformat()} is in the future"
+        sent = event.sent_at.isoformat()
+        return Explanation(f"sentAt {sent} is in the future", f"sentAt {sent} er fram i tid")
     sent_on = norwegian_date(event.sent_at)
     # A fact in the future is NIR-DATE-001's to report; do not report it twice.
     if sent_on < event.fact_date <= ctx.today:
-        return f"sentAt {sent_on.isoformat()} is before factDate {event.fact_date.isoformat()}"
+        sent, fact = sent_on.isoformat(), event.fact_date.isoformat()
+        return Explanation(
+            f"sentAt {sent} is before factDate {fact}", f"sentAt {sent} er før faktadatoen {fact}"
+        )
     return None
 
 
@@ -131,14 +191,155 @@ def _objects(value: Any, path: str = "payload") -> Iterator[tuple[str, dict[str,
             yield from _objects(child, f"{path}[{index}]")
 
 
-@rule("NIR-DATE-003", "Periods in the payload end on or after they start")
-def periods_in_order(event: Registration, ctx: RuleContext) -> str | None:
+@rule(
+    "NIR-DATE-003",
+    "Periods in the payload end on or after they start",
+    "Perioder i innholdet slutter samme dag eller etter at de starter",
+)
+def periods_in_order(event: Registration, ctx: RuleContext) -> Explanation | None:
     for path, obj in _objects(event.payload):
         for first, last in _ORDERED_PAIRS:
             if obj.get(first) and obj.get(last) and obj[last] < obj[first]:
-                return f"{path}.{last} {obj[last]} is before {path}.{first} {obj[first]}"
+                return Explanation(
+                    f"{path}.{last} {obj[last]} is before {path}.{first} {obj[first]}",
+                    f"{path}.{last} {obj[last]} er før {path}.{first} {obj[first]}",
+                )
     for later in ("plannedEndDate", "stoppedUntil"):
         value = event.payload.get(later)
         if value and value < event.fact_date.isoformat():
-            return f"payload.{later} {value} is before factDate {event.fact_date.isoformat()}"
+            fact = event.fact_date.isoformat()
+            return Explanation(
+                f"payload.{later} {value} is before factDate {fact}",
+                f"payload.{later} {value} er før faktadatoen {fact}",
+            )
+    return None
+
+
+@rule(
+    "NIR-DEADLINE-001",
+    "Registered within two months of the fact (else counted as late)",
+    "Registrert innen to måneder etter faktadatoen (ellers telt som for sent)",
+    Severity.WARNING,
+)
+def registered_in_time(event: Registration, ctx: RuleContext) -> Explanation | None:
+    sent_on = norwegian_date(event.sent_at)
+    if (
+        _months_before(sent_on, TOO_OLD_AFTER_MONTHS)
+        <= event.fact_date
+        < _months_before(sent_on, LATE_AFTER_MONTHS)
+    ):
+        fact = event.fact_date.isoformat()
+        return Explanation(
+            f"registered more than {LATE_AFTER_MONTHS} months after factDate {fact}",
+            f"registrert mer enn {LATE_AFTER_MONTHS} måneder etter faktadatoen {fact}",
+        )
+    return None
+
+
+@rule(
+    "NIR-DEADLINE-002",
+    "Not more than 24 months back in time",
+    "Ikke mer enn 24 måneder tilbake i tid",
+)
+def not_too_old(event: Registration, ctx: RuleContext) -> Explanation | None:
+    if event.fact_date < _months_before(norwegian_date(event.sent_at), TOO_OLD_AFTER_MONTHS):
+        fact = event.fact_date.isoformat()
+        return Explanation(
+            f"factDate {fact} is more than {TOO_OLD_AFTER_MONTHS} months before the registration",
+            f"faktadatoen {fact} er mer enn {TOO_OLD_AFTER_MONTHS} måneder før registreringen",
+        )
+    return None
+
+
+# Upper bounds of plausible quantities, by payload field (hours per week in a full-time
+# programme is 37.5; asylum seekers' training is a few hours a week).
+_HOURS_PER_WEEK_MAX = 37.5
+_HOURS_IN_PERIOD_PER_DAY_MAX = 10.0
+
+
+@rule(
+    "NIR-QTY-001",
+    "Hours and durations are plausible",
+    "Timer og varigheter er plausible",
+)
+def plausible_quantities(event: Registration, ctx: RuleContext) -> Explanation | None:
+    for path, obj in _objects(event.payload):
+        for name, value in obj.items():
+            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+                return Explanation(f"{path}.{name} is negative", f"{path}.{name} er negativ")
+        per_week = obj.get("hoursPerWeek")
+        if per_week is not None and per_week > _HOURS_PER_WEEK_MAX:
+            return Explanation(
+                f"{path}.hoursPerWeek {per_week} is more than {_HOURS_PER_WEEK_MAX}",
+                f"{path}.hoursPerWeek {per_week} er mer enn {_HOURS_PER_WEEK_MAX}",
+            )
+        if obj.get("periodStart") and obj.get("periodEnd"):
+            days = (
+                dt.date.fromisoformat(obj["periodEnd"]) - dt.date.fromisoformat(obj["periodStart"])
+            ).days + 1
+            hours = sum(
+                obj.get(k) or 0.0
+                for k in (
+                    "absentHours",
+                    "norwegianHours",
+                    "socialStudiesHours",
+                    "extraNorwegianHours",
+                    "totalHours",
+                )
+            )
+            if days > 0 and hours > days * _HOURS_IN_PERIOD_PER_DAY_MAX:  # reversed periods: NIR-DATE-003
+                return Explanation(
+                    f"{path} has {hours:g} hours in {days} days",
+                    f"{path} har {hours:g} timer på {days} dager",
+                )
+        absent, scheduled = obj.get("absentHours"), obj.get("scheduledHours")
+        if absent is not None and scheduled is not None and absent > scheduled:
+            return Explanation(
+                f"{path}.absentHours is more than {path}.scheduledHours",
+                f"{path}.absentHours er mer enn {path}.scheduledHours",
+            )
+    return None
+
+
+_LANGUAGE_CODE = re.compile(r"^[a-z]{3}$")
+
+
+@rule(
+    "NIR-CODE-001",
+    "Language codes are ISO 639-3",
+    "Språkkoder er ISO 639-3",
+)
+def language_codes(event: Registration, ctx: RuleContext) -> Explanation | None:
+    for path, obj in _objects(event.payload):
+        for name in ("motherTongue", "language"):
+            value = obj.get(name)
+            if value is not None and not _LANGUAGE_CODE.match(value):
+                return Explanation(
+                    f"{path}.{name} is not an ISO 639-3 code (three lower-case letters)",
+                    f"{path}.{name} er ikke en ISO 639-3-kode (tre små bokstaver)",
+                )
+        for value in obj.get("otherLanguages") or []:
+            if not _LANGUAGE_CODE.match(value):
+                return Explanation(
+                    f"{path}.otherLanguages has a code that is not ISO 639-3",
+                    f"{path}.otherLanguages har en kode som ikke er ISO 639-3",
+                )
+    return None
+
+
+@rule(
+    "NIR-CODE-002",
+    "Every code is one this hub knows",
+    "Alle koder er kjent for huben",
+    Severity.WARNING,
+)
+def known_codes(event: Registration, ctx: RuleContext) -> Explanation | None:
+    # A symbol a newer writer added arrives as the enum's default (UNKNOWN, NOT_REGISTERED...).
+    for path, obj in _objects(event.payload):
+        for name, value in obj.items():
+            if value == "UNKNOWN":
+                return Explanation(
+                    f"{path}.{name} has a value this hub does not know; it was kept as UNKNOWN",
+                    f"{path}.{name} har en verdi huben ikke kjenner; den er lagret som UNKNOWN",
+                )
     return None

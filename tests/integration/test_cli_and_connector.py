@@ -165,10 +165,15 @@ def test_the_worker_refuses_to_start_on_a_register_that_is_not_migrated(
     assert result.returncode == 2
     assert "error [NIR-REGISTER-NOT-MIGRATED]" in result.stderr and "hub db upgrade" in result.stderr
     upgraded = hub_command(settings, "db", "upgrade")
-    assert upgraded.returncode == 0 and "register at revision 0001" in upgraded.stdout
+    from hub.register.migrate import head_revision
+
+    assert upgraded.returncode == 0 and f"register at revision {head_revision()}" in upgraded.stdout
 
 
 def test_rules_list_prints_the_catalogue(harness: HubHarness) -> None:
     result = hub_command(harness.settings, "rules", "list")
     assert result.returncode == 0
-    assert "NIR-ID-002  REJECT   The fødselsnummer or D-number is valid" in result.stdout
+    assert "NIR-ID-002        REJECT   The fødselsnummer or D-number is valid" in result.stdout
+    assert "NIR-DEADLINE-001  WARNING  Registered within two months" in result.stdout
+    norwegian = hub_command(harness.settings, "rules", "list", "--lang", "nb")
+    assert "NIR-ID-002        REJECT   Fødselsnummeret eller D-nummeret er gyldig" in norwegian.stdout

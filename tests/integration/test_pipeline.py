@@ -226,3 +226,16 @@ def test_the_clock_decides_what_is_in_the_future(hub: Hub) -> None:
     e["sentAt"] = "2026-01-01T00:00:00Z"
     asyncio.run(RegistrationFlow(hub, publisher).process(message(e)))
     assert "NIR-DATE-001" in {v["code"] for v in receipt(publisher)["violations"]}
+
+
+def test_a_late_registration_is_accepted_with_a_warning_and_counted_as_late(hub: Hub) -> None:
+    publisher = RecordingPublisher()
+    e = event(synthetic_person(), fact_date=dt.date.today() - dt.timedelta(days=100))
+    processed = asyncio.run(RegistrationFlow(hub, publisher).process(message(e)))
+    assert processed.outcome is ReceiptOutcome.ACCEPTED_WITH_WARNINGS
+    [violation] = receipt(publisher)["violations"]
+    assert (violation["code"], violation["severity"]) == ("NIR-DEADLINE-001", "WARNING")
+    assert violation["messageNb"].startswith("registrert mer enn 2 måneder")
+    with hub.session_factory() as session:
+        row = session.scalars(select(RegistrationRecord)).one()
+    assert row.late and row.warnings[0]["code"] == "NIR-DEADLINE-001"

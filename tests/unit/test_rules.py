@@ -12,7 +12,7 @@ import pytest
 from hub.domain.calendar import OSLO
 from hub.domain.events import Registration
 from hub.pipeline.decode import decode_registration
-from hub.rules import RULES, RuleContext, Severity, evaluate
+from hub.rules import RULES, RuleContext, evaluate
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
 from hub.sources import SourceRegistry
@@ -40,41 +40,47 @@ def _bad_check_digit(r: Registration) -> Registration:
     return dataclasses.replace(r, national_id=nid[:-1] + str((int(nid[-1]) + 1) % 10))
 
 
-# code -> how to break a valid registration so that exactly this rule fires (and the context).
-FAILING: dict[str, tuple[Callable[[Registration], Registration], RuleContext]] = {
-    "NIR-SCHEMA-001": (lambda r: dataclasses.replace(r, event_type="UNKNOWN"), CONTEXT),
-    "NIR-SCHEMA-002": (lambda r: dataclasses.replace(r, event_type="TRAINING_CLAIM"), CONTEXT),
-    "NIR-ID-001": (lambda r: dataclasses.replace(r, national_id=None, duf_number=None), CONTEXT),
-    "NIR-ID-002": (_bad_check_digit, CONTEXT),
-    "NIR-ID-003": (lambda r: dataclasses.replace(r, duf_number="1899123456"), CONTEXT),
-    "NIR-SOURCE-001": (lambda r: dataclasses.replace(r, source_system="other"), CONTEXT),
-    "NIR-SOURCE-002": (
-        lambda r: r,
-        dataclasses.replace(
-            CONTEXT,
-            registry=SourceRegistry.from_mapping(
-                {"sources": {"oslo-fagsystem": {"municipalities": ["4601"]}}}
-            ),
-        ),
-    ),
+def _replace(**changes: Any) -> Callable[[], Registration]:
+    return lambda: dataclasses.replace(registration(), **changes)
+
+
+def _registry(municipality: str) -> RuleContext:
+    registry = SourceRegistry.from_mapping(
+        {"sources": {"oslo-fagsystem": {"municipalities": [municipality]}}}
+    )
+    return dataclasses.replace(CONTEXT, registry=registry)
+
+
+def _with_payload(event_type: str, **payload: Any) -> Callable[[], Registration]:
+    def make() -> Registration:
+        r = registration(event_type)
+        return dataclasses.replace(r, payload={**r.payload, **payload})
+
+    return make
+
+
+# code -> a registration that breaks exactly this rule, and the context to judge it in.
+FAILING: dict[str, tuple[Callable[[], Registration], RuleContext]] = {
+    "NIR-SCHEMA-001": (_replace(event_type="UNKNOWN"), CONTEXT),
+    "NIR-SCHEMA-002": (_replace(event_type="TRAINING_CLAIM"), CONTEXT),
+    "NIR-ID-001": (_replace(national_id=None, duf_number=None), CONTEXT),
+    "NIR-ID-002": (lambda: _bad_check_digit(registration()), CONTEXT),
+    "NIR-ID-003": (_replace(duf_number="1899123456"), CONTEXT),
+    "NIR-SOURCE-001": (_replace(source_system="other"), CONTEXT),
+    "NIR-SOURCE-002": (registration, _registry("4601")),
     # 3001 was Halden until 2023; from 2024 Halden is 3101 and 3001 is no municipality.
-    "NIR-MUNI-001": (
-        lambda r: dataclasses.replace(r, municipality="3001"),
-        dataclasses.replace(
-            CONTEXT,
-            registry=SourceRegistry.from_mapping(
-                {"sources": {"oslo-fagsystem": {"municipalities": ["3001"]}}}
-            ),
-        ),
-    ),
-    "NIR-DATE-001": (lambda r: dataclasses.replace(r, fact_date=TODAY + dt.timedelta(days=1)), CONTEXT),
-    "NIR-DATE-002": (lambda r: dataclasses.replace(r, sent_at=NOW + dt.timedelta(hours=1)), CONTEXT),
+    "NIR-MUNI-001": (_replace(municipality="3001"), _registry("3001")),
+    "NIR-DATE-001": (_replace(fact_date=TODAY + dt.timedelta(days=1)), CONTEXT),
+    "NIR-DATE-002": (_replace(sent_at=NOW + dt.timedelta(hours=1)), CONTEXT),
     "NIR-DATE-003": (
-        lambda r: dataclasses.replace(
-            r, payload={**r.payload, "periodStart": "2026-11-20", "periodEnd": "2026-11-01"}
-        ),
+        _with_payload("TRAINING_HOURS", periodStart="2026-11-20", periodEnd="2026-11-01"),
         CONTEXT,
     ),
+    "NIR-DEADLINE-001": (_replace(fact_date=dt.date(2026, 9, 25)), CONTEXT),
+    "NIR-DEADLINE-002": (_replace(fact_date=dt.date(2024, 11, 25)), CONTEXT),
+    "NIR-QTY-001": (_with_payload("TRAINING_HOURS", norwegianHours=-1.0), CONTEXT),
+    "NIR-CODE-001": (_with_payload("TRAINING_LANGUAGES", motherTongue="Tigrinya"), CONTEXT),
+    "NIR-CODE-002": (_with_payload("TRAINING_STARTED", goalLevel="UNKNOWN"), CONTEXT),
 }
 
 
@@ -89,17 +95,34 @@ def test_a_valid_registration_passes_every_rule() -> None:
 
 
 @pytest.mark.parametrize("code", sorted(FAILING))
-def test_each_rule_fires_on_its_failing_example(code: str) -> None:
-    breaker, context = FAILING[code]
-    broken = breaker(registration())
+def test_each_rule_fires_on_its_failing_example_and_explains_itself_in_both_languages(code: str) -> None:
+    make, context = FAILING[code]
+    broken = make()
     violations = evaluate(broken, context)
     assert [v.code for v in violations] == [code]
     [violation] = violations
-    assert violation.severity is Severity.REJECT
-    assert violation.message
+    assert violation.severity is next(r.severity for r in RULES if r.code == code)
+    assert violation.message and violation.message_nb and violation.message != violation.message_nb
     for identifier in (broken.national_id, broken.duf_number):
         if identifier:
-            assert identifier not in violation.message
+            assert identifier not in violation.message + violation.message_nb
+
+
+@pytest.mark.parametrize(
+    ("fact_date", "late", "too_old"),
+    [
+        (dt.date(2026, 9, 26), False, False),  # exactly two months before 26 November: in time
+        (dt.date(2026, 9, 25), True, False),
+        (dt.date(2024, 11, 26), True, False),  # exactly 24 months: still allowed
+        (dt.date(2024, 11, 25), False, True),
+    ],
+)
+def test_the_deadline_boundaries_are_two_and_twenty_four_months(
+    fact_date: dt.date, late: bool, too_old: bool
+) -> None:
+    codes = {v.code for v in evaluate(dataclasses.replace(registration(), fact_date=fact_date), CONTEXT)}
+    assert ("NIR-DEADLINE-001" in codes) is late
+    assert ("NIR-DEADLINE-002" in codes) is too_old
 
 
 def test_fact_dates_are_judged_in_norwegian_time() -> None:
@@ -111,7 +134,9 @@ def test_fact_dates_are_judged_in_norwegian_time() -> None:
 
 def test_municipality_numbers_are_checked_against_the_list_in_force_on_the_facts_date() -> None:
     _, context = FAILING["NIR-MUNI-001"]
-    halden = dataclasses.replace(registration(), municipality="3001")
+    sent = dt.datetime(2024, 1, 2, 10, tzinfo=dt.UTC)  # judged soon after the county reform
+    context = dataclasses.replace(context, today=sent.date(), now=sent)
+    halden = dataclasses.replace(registration(), municipality="3001", sent_at=sent)
     assert evaluate(dataclasses.replace(halden, fact_date=dt.date(2023, 12, 31)), context) == []
     assert [
         v.code for v in evaluate(dataclasses.replace(halden, fact_date=dt.date(2024, 1, 1)), context)
