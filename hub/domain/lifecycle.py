@@ -1,0 +1,345 @@
+"""Each scheme's lifecycle, derived from the facts the register holds.
+
+The register keeps every accepted event as an immutable fact. What a person's introduction
+programme or training looks like on a date is never stored: it is derived here by folding the
+facts in the order they happened (fact date, then arrival). Corrections replace the fact they
+correct and annulments remove it (`effective_facts`), so the derived state always follows the
+newest word of the fagsystem.
+
+`transition_problem` says whether a new fact fits the timeline: it may lack a predecessor that
+has not arrived yet (hold it and try again), or contradict what is there (reject it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+class Scheme(enum.Enum):
+    INTRODUCTION_PROGRAMME = "introduction_programme"
+    NORWEGIAN_AND_SOCIAL_STUDIES = "norwegian_and_social_studies"
+    ASYLUM_SEEKER_TRAINING = "asylum_seeker_training"
+    CULTURE_AND_VALUES = "culture_and_values"
+
+
+class Role(enum.Enum):
+    CLAIM = "claim"
+    DECISION = "decision"
+    START = "start"
+    LEAVE = "leave"
+    ABSENCE = "absence"
+    STOP = "stop"
+    END = "end"
+    COMPLAINT = "complaint"
+    HOURS = "hours"
+    LANGUAGES = "languages"
+    FINAL_TEST = "final_test"
+    EXEMPTION = "exemption"
+    TRACK = "track"
+    COMPLETION = "completion"
+
+
+_IP, _NS = Scheme.INTRODUCTION_PROGRAMME, Scheme.NORWEGIAN_AND_SOCIAL_STUDIES
+ROLES: dict[str, tuple[Scheme, Role]] = {
+    "INTRODUCTION_PROGRAMME_OFFER_OR_CLAIM": (_IP, Role.CLAIM),
+    "INTRODUCTION_PROGRAMME_DECISION": (_IP, Role.DECISION),
+    "INTRODUCTION_PROGRAMME_STARTED": (_IP, Role.START),
+    "INTRODUCTION_PROGRAMME_LEAVE": (_IP, Role.LEAVE),
+    "INTRODUCTION_PROGRAMME_ABSENCE": (_IP, Role.ABSENCE),
+    "INTRODUCTION_PROGRAMME_STOPPED": (_IP, Role.STOP),
+    "INTRODUCTION_PROGRAMME_ENDED": (_IP, Role.END),
+    "INTRODUCTION_PROGRAMME_COMPLAINT": (_IP, Role.COMPLAINT),
+    "TRAINING_CLAIM": (_NS, Role.CLAIM),
+    "TRAINING_DECISION": (_NS, Role.DECISION),
+    "TRAINING_LANGUAGES": (_NS, Role.LANGUAGES),
+    "TRAINING_STARTED": (_NS, Role.START),
+    "TRAINING_HOURS": (_NS, Role.HOURS),
+    "TRAINING_FINAL_TEST": (_NS, Role.FINAL_TEST),
+    "TRAINING_LEAVE": (_NS, Role.LEAVE),
+    "TRAINING_EXEMPTION": (_NS, Role.EXEMPTION),
+    "TRAINING_ABSENCE": (_NS, Role.ABSENCE),
+    "TRAINING_STOPPED": (_NS, Role.STOP),
+    "TRAINING_ENDED": (_NS, Role.END),
+    "TRAINING_COMPLAINT": (_NS, Role.COMPLAINT),
+    "ASYLUM_SEEKER_TRAINING_HOURS": (Scheme.ASYLUM_SEEKER_TRAINING, Role.HOURS),
+    "ASYLUM_SEEKER_TRAINING_TRACK": (Scheme.ASYLUM_SEEKER_TRAINING, Role.TRACK),
+    "ASYLUM_SEEKER_FINAL_TEST": (Scheme.ASYLUM_SEEKER_TRAINING, Role.FINAL_TEST),
+    "CULTURE_AND_VALUES_TRAINING": (Scheme.CULTURE_AND_VALUES, Role.COMPLETION),
+}
+
+# Schemes with decisions and a start: the others only collect facts.
+_WITH_LIFECYCLE = {_IP, _NS}
+# Facts that only make sense while the person takes part (after the start, before the end).
+_DURING_PARTICIPATION = {Role.LEAVE, Role.ABSENCE, Role.STOP, Role.END, Role.HOURS}
+
+
+class Action(enum.Enum):
+    REGISTER = "REGISTER"
+    CORRECT = "CORRECT"
+    ANNUL = "ANNUL"
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One accepted registration as the lifecycle sees it.
+
+    `key` is the event id of the registration a correction or annulment refers to (its own id
+    for a plain registration); `sequence` orders facts that arrived on the same date.
+    """
+
+    key: str
+    event_type: str
+    fact_date: dt.date
+    payload: dict[str, Any]
+    sequence: int
+    action: Action = Action.REGISTER
+
+    @property
+    def scheme(self) -> Scheme:
+        return ROLES[self.event_type][0]
+
+    @property
+    def role(self) -> Role:
+        return ROLES[self.event_type][1]
+
+
+def effective_facts(facts: Iterable[Fact]) -> list[Fact]:
+    """The facts as they stand: the newest version of each registration, annulled ones gone."""
+    latest: dict[str, Fact] = {}
+    annulled: set[str] = set()
+    for fact in sorted(facts, key=lambda f: f.sequence):
+        if fact.action is Action.ANNUL:
+            annulled.add(fact.key)
+        else:
+            latest[fact.key] = fact
+    return sorted(
+        (f for k, f in latest.items() if k not in annulled), key=lambda f: (f.fact_date, f.sequence)
+    )
+
+
+class Status(enum.Enum):
+    NOT_STARTED = "not_started"
+    CLAIMED = "claimed"
+    GRANTED = "granted"
+    REFUSED = "refused"
+    RUNNING = "running"
+    STOPPED = "stopped"  # a permanent stop; a temporary one only pauses a running programme
+    ENDED = "ended"
+
+
+@dataclass(frozen=True)
+class SchemeState:
+    """What the register knows of one scheme for one person, as derived from the facts."""
+
+    scheme: Scheme
+    status: Status = Status.NOT_STARTED
+    claimed_on: dt.date | None = None
+    decided_on: dt.date | None = None
+    decision: str | None = None
+    started_on: dt.date | None = None
+    paused_until: dt.date | None = None
+    stopped_on: dt.date | None = None
+    ended_on: dt.date | None = None
+    end_reason: str | None = None
+    main_activity: str | None = None
+    leaves: int = 0
+    absent_hours: float = 0.0
+    hours: dict[str, float] = field(default_factory=dict)
+    final_tests: tuple[dict[str, Any], ...] = ()
+    complaints: int = 0
+    facts: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        def plain(value: Any) -> Any:
+            if isinstance(value, dt.date):
+                return value.isoformat()
+            if isinstance(value, enum.Enum):
+                return value.value
+            if isinstance(value, tuple):
+                return list(value)
+            return value
+
+        return {name: plain(getattr(self, name)) for name in self.__dataclass_fields__}
+
+
+_HOUR_FIELDS = ("norwegianHours", "socialStudiesHours", "extraNorwegianHours", "totalHours")
+
+
+def apply(state: SchemeState, fact: Fact) -> SchemeState:
+    """The state after one more fact (facts are applied in timeline order)."""
+    p, d = fact.payload, fact.fact_date
+    state = replace(state, facts=state.facts + 1)
+    match fact.role:
+        case Role.CLAIM:
+            if state.status in {Status.NOT_STARTED, Status.ENDED, Status.REFUSED, Status.STOPPED}:
+                return replace(state, status=Status.CLAIMED, claimed_on=d)
+            return replace(state, claimed_on=state.claimed_on or d)
+        case Role.DECISION:
+            granted = p.get("outcome") == "GRANTED"
+            if state.status is Status.RUNNING:
+                return replace(state, decided_on=d, decision=p.get("outcome"))
+            return replace(
+                state,
+                status=Status.GRANTED if granted else Status.REFUSED,
+                decided_on=d,
+                decision=p.get("outcome"),
+            )
+        case Role.START:
+            return replace(
+                state, status=Status.RUNNING, started_on=d, ended_on=None, end_reason=None, main_activity=None
+            )
+        case Role.STOP:
+            if p.get("stopKind") == "TEMPORARY":
+                return replace(
+                    state,
+                    paused_until=dt.date.fromisoformat(p["stoppedUntil"]) if p.get("stoppedUntil") else d,
+                )
+            return replace(state, status=Status.STOPPED, stopped_on=d)
+        case Role.END:
+            return replace(
+                state,
+                status=Status.ENDED,
+                ended_on=d,
+                end_reason=p.get("endReason"),
+                main_activity=p.get("mainActivity"),
+            )
+        case Role.LEAVE:
+            return replace(state, leaves=state.leaves + 1)
+        case Role.ABSENCE:
+            return replace(state, absent_hours=state.absent_hours + float(p["absence"]["absentHours"]))
+        case Role.HOURS:
+            hours = dict(state.hours)
+            for name in _HOUR_FIELDS:
+                if p.get(name) is not None:
+                    hours[name] = hours.get(name, 0.0) + float(p[name])
+            return replace(state, hours=hours)
+        case Role.FINAL_TEST:
+            return replace(state, final_tests=(*state.final_tests, {"date": d.isoformat(), **p}))
+        case Role.COMPLAINT:
+            return replace(state, complaints=state.complaints + 1)
+        case Role.COMPLETION if p.get("completed"):
+            return replace(state, status=Status.ENDED, ended_on=d)
+        case _:
+            return state
+
+
+def derive(facts: Iterable[Fact], *, on: dt.date | None = None) -> dict[Scheme, SchemeState]:
+    """Every scheme's state from the effective facts (only those dated on or before `on`)."""
+    states = {scheme: SchemeState(scheme) for scheme in Scheme}
+    for fact in effective_facts(facts):
+        if on is None or fact.fact_date <= on:
+            states[fact.scheme] = apply(states[fact.scheme], fact)
+    return states
+
+
+class Verdict(enum.Enum):
+    HOLD = "hold"  # a predecessor may still arrive: keep the event and try again
+    REJECT = "reject"  # the event contradicts what the register holds
+
+
+@dataclass(frozen=True)
+class Problem:
+    verdict: Verdict
+    code: str
+    en: str
+    nb: str
+
+
+_SCHEME_NAMES = {
+    _IP: ("the introduction programme", "introduksjonsprogrammet"),
+    _NS: ("the training in Norwegian and social studies", "opplæringen i norsk og samfunnskunnskap"),
+    Scheme.ASYLUM_SEEKER_TRAINING: (
+        "the Norwegian training for asylum seekers",
+        "norskopplæringen for asylsøkere",
+    ),
+    Scheme.CULTURE_AND_VALUES: (
+        "the training in Norwegian culture and values",
+        "opplæringen i norsk kultur og verdier",
+    ),
+}
+
+
+def transition_problem(history: Sequence[Fact], new: Fact) -> Problem | None:
+    """Whether `new` fits the timeline the effective `history` describes (None if it does)."""
+    if new.event_type not in ROLES or new.scheme not in _WITH_LIFECYCLE:
+        return None
+    en, nb = _SCHEME_NAMES[new.scheme]
+    facts = [f for f in effective_facts(history) if f.scheme is new.scheme and f.key != new.key]
+    before = derive([f for f in facts if f.fact_date <= new.fact_date])[new.scheme]
+    later = [f for f in facts if f.fact_date > new.fact_date]
+    date = new.fact_date.isoformat()
+
+    if new.role is Role.START:
+        if before.status is Status.RUNNING:
+            return Problem(
+                Verdict.REJECT,
+                "NIR-LIFE-002",
+                f"{en} is already running since {before.started_on}",
+                f"{nb} er allerede i gang siden {before.started_on}",
+            )
+        if before.status is Status.GRANTED:
+            return None
+        if any(f.role is Role.DECISION and f.payload.get("outcome") == "GRANTED" for f in later):
+            return Problem(
+                Verdict.REJECT,
+                "NIR-DATE-004",
+                f"the start {date} is before the decision granting {en}",
+                f"starten {date} er før vedtaket om {nb}",
+            )
+        return Problem(
+            Verdict.HOLD,
+            "NIR-LIFE-001",
+            f"no decision granting {en} has arrived",
+            f"det har ikke kommet noe vedtak om {nb}",
+        )
+
+    if new.role in _DURING_PARTICIPATION:
+        if before.status is Status.RUNNING:
+            return None
+        if before.status is Status.STOPPED:
+            return Problem(
+                Verdict.REJECT,
+                "NIR-LIFE-003",
+                f"{en} was stopped on {before.stopped_on}, and no new decision has come since",
+                f"{nb} ble stanset {before.stopped_on}, og det har ikke kommet nytt vedtak siden",
+            )
+        if before.status is Status.ENDED:
+            return Problem(
+                Verdict.REJECT,
+                "NIR-LIFE-004",
+                f"{en} ended on {before.ended_on}",
+                f"{nb} ble avsluttet {before.ended_on}",
+            )
+        if any(f.role is Role.START for f in later):
+            return Problem(
+                Verdict.REJECT,
+                "NIR-DATE-004",
+                f"{date} is before the start of {en}",
+                f"{date} er før starten på {nb}",
+            )
+        return Problem(
+            Verdict.HOLD,
+            "NIR-LIFE-001",
+            f"no start of {en} has arrived",
+            f"det har ikke kommet noen start på {nb}",
+        )
+
+    if new.role is Role.FINAL_TEST and before.started_on is None and any(f.role is Role.START for f in later):
+        return Problem(
+            Verdict.REJECT,
+            "NIR-DATE-004",
+            f"the test {date} is before the start of {en}",
+            f"prøven {date} er før starten på {nb}",
+        )
+    if new.role is Role.DECISION and before.claimed_on is None and any(f.role is Role.CLAIM for f in later):
+        return Problem(
+            Verdict.REJECT,
+            "NIR-DATE-004",
+            f"the decision {date} is before the claim or offer",
+            f"vedtaket {date} er før kravet eller tilbudet",
+        )
+    return None
