@@ -80,6 +80,14 @@ class Settings:
         30.0,
         "how long the group waits for a silent worker before moving its partitions to another",
     )
+    hold_seconds: float = _setting(
+        "NIR_HOLD_SECONDS",
+        86400.0,
+        "how long an event waits for one it depends on before it is dead-lettered",
+    )
+    hold_check_seconds: float = _setting(
+        "NIR_HOLD_CHECK_SECONDS", 60.0, "how often the worker looks for held events that waited too long"
+    )
     commit_interval_seconds: float = _setting(
         "NIR_COMMIT_INTERVAL_SECONDS", 1.0, "how often Faust commits the offsets of finished events"
     )

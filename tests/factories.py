@@ -30,7 +30,7 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     "INTRODUCTION_PROGRAMME_ABSENCE": {
         "absence": {"periodStart": "{d}", "periodEnd": "{d}", "absentHours": 6.0, "scheduledHours": 37.5}
     },
-    "INTRODUCTION_PROGRAMME_STOPPED": {"stopKind": "PERMANENT", "stoppedUntil": None},
+    "INTRODUCTION_PROGRAMME_STOPPED": {"stopKind": "TEMPORARY", "stoppedUntil": None},
     "INTRODUCTION_PROGRAMME_ENDED": {"endReason": "WORK", "mainActivity": "EMPLOYED_FULL_TIME"},
     "INTRODUCTION_PROGRAMME_COMPLAINT": {
         "complaint": {"subject": "refusal", "outcome": "PENDING", "decidedOn": None}

@@ -1,13 +1,33 @@
-"""Consumes every source's registrations topic and runs each message through the registration flow.
+"""Consumes every source's registrations topic and runs each message through the registration flow,
+and periodically dead-letters the held events that waited longer than the hold limit.
 
 The flow handles every failure itself and returns only once the register transaction has
 committed and the receipt (and any dead letter) is confirmed by the broker.
 """
 
+import logging
+
 from hub.agents.runner import flow_agent
-from hub.app import FaustPublisher, app, hub, registrations_topic
+from hub.app import FaustPublisher, app, hub, registrations_topic, settings
+from hub.errors import safe_traceback
 from hub.pipeline.registrations import RegistrationFlow
 
-transfer_registrations = flow_agent(
-    app, registrations_topic, RegistrationFlow(hub, FaustPublisher(app)), "hub.agents.transfer_registrations"
-)
+log = logging.getLogger(__name__)
+
+flow = RegistrationFlow(hub, FaustPublisher(app))
+transfer_registrations = flow_agent(app, registrations_topic, flow, "hub.agents.transfer_registrations")
+
+
+@app.timer(interval=settings.hold_check_seconds)
+async def expire_held_events() -> None:
+    """Held events belong to the worker that owns their partition: only it expires them."""
+    assigned = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
+    if not assigned:
+        return
+    try:
+        expired = await flow.expire_held(assigned)
+    except Exception as exc:  # the next tick tries again; nothing was released unconfirmed
+        log.error("expiring held events failed: %s", safe_traceback(exc))
+        return
+    if expired:
+        log.info("dead-lettered %d held event(s) that waited too long", expired)

@@ -33,6 +33,8 @@ class Registration:
     payload: dict[str, Any]  # in the contract's JSON shape
     writer_schema: str  # e.g. registration_event.v1
     fagsystem_version: str | None = None
+    action: str = "REGISTER"  # REGISTER, CORRECT or ANNUL (UNKNOWN from a newer writer)
+    corrects_event_id: uuid.UUID | None = None
 
     @property
     def person_key(self) -> str | None:

@@ -33,6 +33,8 @@ def decode_registration(catalog: SchemaCatalog, data: bytes | None) -> Registrat
         payload=to_json(payload),
         writer_schema=writer,
         fagsystem_version=datum.get("fagsystemVersion"),
+        action=datum["action"],
+        corrects_event_id=datum["correctsEventId"],
     )
 
 

@@ -1,21 +1,45 @@
-"""The registration flow for one message: decode → validate → deduplicate and write → receipt,
-or dead letter. Every failure is handled here and turned into an outcome; nothing escapes as
-an exception except cancellation, so the agent never crashes on bad input.
+"""The registration flow for one message: decode → validate against the rules and the person's
+history → write, hold or reject → receipt (and dead letter). Every failure is handled here and
+turned into an outcome; nothing escapes as an exception except cancellation, so the agent never
+crashes on bad input.
+
+Events that depend on one that has not arrived (an end before its start, a correction before
+its original) are held in the register and tried again each time the person's register gains a
+fact; those still waiting when the hold limit passes are dead-lettered (`expire_held`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 
-from hub.domain.events import Origin
+from sqlalchemy.orm import Session
+
+from hub.bootstrap import Hub
+from hub.domain.events import Origin, Registration
+from hub.domain.lifecycle import Fact
 from hub.pipeline.deadletter import Failure
 from hub.pipeline.decode import decode_registration
 from hub.pipeline.flow import Flow, Message, failure_from
+from hub.pipeline.ports import Publisher
 from hub.pipeline.receipts import ReceiptOutcome, encode_receipt
-from hub.register.operations import WriteOutcome, WriteResult, record_registration
-from hub.rules import RuleContext, Severity, Violation, evaluate
+from hub.register.models import HeldEvent
+from hub.register.operations import (
+    WriteOutcome,
+    already_registered,
+    expired_held,
+    held_for_person,
+    hold_event,
+    load_history,
+    record_registration,
+    release_held,
+)
+from hub.rules import RuleContext, Severity, Target, Violation, evaluate
+
+ACCEPTED = {ReceiptOutcome.ACCEPTED, ReceiptOutcome.ACCEPTED_WITH_WARNINGS}
 
 
 @dataclass(frozen=True)
@@ -25,52 +49,132 @@ class Processed:
     outcome: ReceiptOutcome
     violations: list[Violation]
     failure: Failure | None = None
+    registered_at: dt.datetime | None = field(default=None, compare=False)
 
 
 class RegistrationFlow(Flow):
+    def __init__(self, hub: Hub, publisher: Publisher) -> None:
+        super().__init__(hub, publisher)
+        self._held_lock = asyncio.Lock()
+
     async def process(self, message: Message) -> Processed:
+        return await self._process(message, from_hold=False)
+
+    async def _process(self, message: Message, *, from_hold: bool) -> Processed:
         source = self.hub.names.source_of(message.origin.topic) or ""
         event_id: uuid.UUID | None = None
         try:
             registration = decode_registration(self.hub.catalog, message.value)
             event_id = registration.event_id
-            violations = evaluate(registration, self._context(source))
-            rejects = [v for v in violations if v.severity is Severity.REJECT]
-            if rejects:
-                message_text = "; ".join(f"{v.code}: {v.message}" for v in rejects)
-                return await self._reject(
-                    message, source, event_id, Failure("rule", rejects[0].code, message_text), violations
-                )
-            result = await self.in_transaction(
-                lambda uow: record_registration(
-                    uow.session, registration, message.origin, violations, self.hub.clock()
-                ),
-                "register write",
+            decided = await self.in_transaction(
+                lambda uow: self._decide(uow.session, registration, message, source), "register write"
             )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             failure = failure_from(exc, message.origin)
             violation = Violation(failure.code, Severity.REJECT, failure.message)
-            return await self._reject(message, source, event_id, failure, [violation])
+            return await self._reject(message, source, event_id, failure, [violation], from_hold)
 
-        if result.outcome is WriteOutcome.DUPLICATE:
-            outcome = ReceiptOutcome.DUPLICATE
-        elif violations:  # only warnings reach this point
-            outcome = ReceiptOutcome.ACCEPTED_WITH_WARNINGS
-        else:
-            outcome = ReceiptOutcome.ACCEPTED
-        await self._send_receipt(source, event_id, outcome, violations, message.origin, result)
-        return Processed(outcome=outcome, violations=violations)
+        if decided.outcome is ReceiptOutcome.REJECTED:
+            rejects = [v for v in decided.violations if v.severity is Severity.REJECT]
+            text = "; ".join(f"{v.code}: {v.message}" for v in rejects)
+            failure = Failure("rule", rejects[0].code, text)
+            return await self._reject(message, source, event_id, failure, decided.violations, from_hold)
+        if decided.outcome is ReceiptOutcome.HELD and from_hold:
+            return decided  # still waiting: the fagsystem already has its HELD receipt
+        await self._send_receipt(source, event_id, decided, message.origin)
+        if decided.outcome in ACCEPTED and not from_hold:
+            await self.retry_held(registration)
+        return decided
 
-    def _context(self, source: str) -> RuleContext:
+    def _decide(
+        self, session: Session, registration: Registration, message: Message, source: str
+    ) -> Processed:
+        """Everything that needs the register, in one transaction."""
+        now = self.hub.clock()
+        previous = already_registered(session, registration, message.origin)
+        if previous is not None:
+            release_held(session, str(registration.event_id))
+            if previous.outcome is WriteOutcome.DUPLICATE:
+                return Processed(ReceiptOutcome.DUPLICATE, [], registered_at=previous.registered_at)
+            outcome = ReceiptOutcome.ACCEPTED_WITH_WARNINGS if previous.warnings else ReceiptOutcome.ACCEPTED
+            return Processed(outcome, previous.warnings, registered_at=previous.registered_at)
+
+        history, target = load_history(session, registration)
+        violations = evaluate(registration, self._context(source, history, target))
+        if any(v.severity is Severity.REJECT for v in violations):
+            return Processed(ReceiptOutcome.REJECTED, violations)
+        holds = [v for v in violations if v.severity is Severity.HOLD]
+        if holds:
+            hold_event(
+                session, registration, message.origin, message.key, message.value or b"", holds[0], now
+            )
+            return Processed(ReceiptOutcome.HELD, holds)
+        warnings = [v for v in violations if v.severity is Severity.WARNING]
+        result = record_registration(
+            session,
+            registration,
+            message.origin,
+            warnings,
+            now,
+            registration_key=target.key if target is not None else None,
+        )
+        release_held(session, str(registration.event_id))
+        outcome = ReceiptOutcome.ACCEPTED_WITH_WARNINGS if warnings else ReceiptOutcome.ACCEPTED
+        return Processed(outcome, warnings, registered_at=result.registered_at)
+
+    def _context(self, source: str, history: tuple[Fact, ...], target: Target | None) -> RuleContext:
         return RuleContext(
             today=self.hub.today(),
             now=self.hub.clock(),
             topic_source=source,
             registry=self.hub.registry,
             allow_synthetic_identifiers=self.hub.settings.allow_synthetic_identifiers,
+            history=history,
+            target=target,
         )
+
+    async def retry_held(self, registration: Registration) -> None:
+        """Try the person's held events again until a pass accepts none of them."""
+        async with self._held_lock:
+            await self._retry_held(registration)
+
+    async def _retry_held(self, registration: Registration) -> None:
+        while True:
+            held = await self.in_transaction(
+                lambda uow: held_for_person(uow.session, registration.national_id, registration.duf_number),
+                "held events",
+            )
+            results = [await self._process(_message_of(h), from_hold=True) for h in held]
+            if not any(r.outcome in ACCEPTED for r in results):
+                return
+
+    async def expire_held(self, assigned: Collection[tuple[str, int]]) -> int:
+        """Dead-letter the held events of the assigned partitions that waited too long."""
+        async with self._held_lock:  # not while this worker is retrying them
+            return await self._expire_held(assigned)
+
+    async def _expire_held(self, assigned: Collection[tuple[str, int]]) -> int:
+        limit = self.hub.clock() - dt.timedelta(seconds=self.hub.settings.hold_seconds)
+        expired = await self.in_transaction(lambda uow: expired_held(uow.session, limit), "held events")
+        count = 0
+        for held in expired:
+            if (held.topic, held.partition) not in assigned:
+                continue  # another worker owns that partition, and its held events
+            waited = (
+                f"held since {held.held_at:%Y-%m-%d %H:%M}, longer than {self.hub.settings.hold_seconds:g} s"
+            )
+            violation = Violation(
+                held.reason_code, Severity.REJECT, f"{held.reason} ({waited})", f"{held.reason_nb} ({waited})"
+            )
+            failure = Failure("rule", held.reason_code, f"{held.reason_code}: {violation.message}")
+            source = self.hub.names.source_of(held.topic) or ""
+            await self._reject(
+                _message_of(held), source, uuid.UUID(held.event_id), failure, [violation], True
+            )
+            count += 1
+        return count
 
     async def _reject(
         self,
@@ -79,32 +183,35 @@ class RegistrationFlow(Flow):
         event_id: uuid.UUID | None,
         failure: Failure,
         violations: list[Violation],
+        from_hold: bool,
     ) -> Processed:
         await self.dead_letter(message, failure)
-        await self._send_receipt(source, event_id, ReceiptOutcome.REJECTED, violations, message.origin, None)
-        return Processed(outcome=ReceiptOutcome.REJECTED, violations=violations, failure=failure)
+        rejected = Processed(ReceiptOutcome.REJECTED, violations, failure)
+        await self._send_receipt(source, event_id, rejected, message.origin)
+        if from_hold and event_id is not None:
+            # Only now, with the dead letter confirmed: its Kafka offset was committed long ago.
+            await self.in_transaction(lambda uow: release_held(uow.session, str(event_id)), "release held")
+        return rejected
 
     async def _send_receipt(
-        self,
-        source: str,
-        event_id: uuid.UUID | None,
-        outcome: ReceiptOutcome,
-        violations: list[Violation],
-        origin: Origin,
-        result: WriteResult | None,
+        self, source: str, event_id: uuid.UUID | None, processed: Processed, origin: Origin
     ) -> None:
         if self.hub.registry.get(source) is None:
             return  # an unregistered source has no receipts topic; the dead letter is the record
         value = encode_receipt(
             self.hub.catalog,
             event_id=event_id,
-            outcome=outcome,
-            violations=violations,
+            outcome=processed.outcome,
+            violations=processed.violations,
             origin=origin,
             now=self.hub.clock(),
-            registered_at=result.registered_at if result else None,
+            registered_at=processed.registered_at,
         )
         await self.retry(
             lambda: self.publisher.send(self.hub.names.receipts(source), source.encode(), value, []),
             "receipt send",
         )
+
+
+def _message_of(held: HeldEvent) -> Message:
+    return Message(Origin(held.topic, held.partition, held.offset), held.message_key, held.message_value)

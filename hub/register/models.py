@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     UniqueConstraint,
 )
@@ -58,6 +59,9 @@ class RegistrationRecord(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     event_id: Mapped[str] = mapped_column(String(36), unique=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    # REGISTER, CORRECT or ANNUL; a correction or annulment shares the original's key.
+    action: Mapped[str] = mapped_column(String(16), default="REGISTER")
+    registration_key: Mapped[str] = mapped_column(String(36), index=True)
     event_type: Mapped[str] = mapped_column(String(64))
     fact_date: Mapped[dt.date] = mapped_column(Date)
     sent_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
@@ -93,3 +97,27 @@ class AddressRecord(Base):
     postal_code: Mapped[str | None] = mapped_column(String(8), nullable=True)
     postal_place: Mapped[str | None] = mapped_column(String(128), nullable=True)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class HeldEvent(Base):
+    """An event that waits for one it depends on (a start before its end, an original before its
+    correction). It is tried again whenever the person's register changes, and dead-lettered
+    when it has waited longer than the hold limit. The message is kept as it arrived."""
+
+    __tablename__ = "held_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    national_id: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    duf_number: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    fact_date: Mapped[dt.date] = mapped_column(Date)
+    topic: Mapped[str] = mapped_column(String(249))
+    partition: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    message_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    message_value: Mapped[bytes] = mapped_column(LargeBinary)
+    reason_code: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(512))
+    reason_nb: Mapped[str] = mapped_column(String(512))
+    held_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=1)

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from hub.domain.events import AddressChange, Origin, Registration
-from hub.register.models import AddressRecord, Person, PersonIdentifier, RegistrationRecord
-from hub.rules import Violation
+from hub.domain.lifecycle import Action, Fact, derive, effective_facts
+from hub.register.models import AddressRecord, HeldEvent, Person, PersonIdentifier, RegistrationRecord
+from hub.rules import Severity, Target, Violation
 
 # The rule whose warning marks a registration as late.
 LATE_REGISTRATION = "NIR-DEADLINE-001"
@@ -36,6 +37,7 @@ class WriteOutcome(enum.Enum):
 class WriteResult:
     outcome: WriteOutcome
     registered_at: dt.datetime
+    warnings: list[Violation] = field(default_factory=list)
 
 
 def _identifiers(national_id: str | None, duf_number: str | None) -> list[tuple[str, str]]:
@@ -82,31 +84,99 @@ def _merge_into(session: Session, keeper: int, others: list[int]) -> None:
     session.execute(delete(Person).where(Person.id.in_(others)))
 
 
+def already_registered(session: Session, registration: Registration, origin: Origin) -> WriteResult | None:
+    """The earlier outcome if this event id is in the register already, else None.
+
+    The same message delivered again (same origin) repeats ACCEPTED; another message with the
+    same event id is a DUPLICATE.
+    """
+    existing = session.scalar(
+        select(RegistrationRecord).where(RegistrationRecord.event_id == str(registration.event_id))
+    )
+    if existing is None:
+        return None
+    redelivery = (existing.topic, existing.partition, existing.offset) == (
+        origin.topic,
+        origin.partition,
+        origin.offset,
+    )
+    if not redelivery:
+        return WriteResult(WriteOutcome.DUPLICATE, existing.accepted_at)
+    warnings = [
+        Violation(w["code"], Severity.WARNING, w["message"], w.get("messageNb", ""))
+        for w in existing.warnings
+    ]
+    return WriteResult(WriteOutcome.ACCEPTED, existing.accepted_at, warnings)
+
+
+def _person_ids(session: Session, national_id: str | None, duf_number: str | None) -> list[int]:
+    wanted = _identifiers(national_id, duf_number)
+    if not wanted:
+        return []
+    return sorted(
+        set(
+            session.scalars(
+                select(PersonIdentifier.person_id).where(
+                    tuple_(PersonIdentifier.kind, PersonIdentifier.value).in_(wanted)
+                )
+            )
+        )
+    )
+
+
+def _fact(row: RegistrationRecord) -> Fact:
+    return Fact(row.registration_key, row.event_type, row.fact_date, row.payload, row.id, Action(row.action))
+
+
+def load_history(session: Session, registration: Registration) -> tuple[tuple[Fact, ...], Target | None]:
+    """The person's facts, and the registration a correction refers to, for the rules."""
+    person_ids = _person_ids(session, registration.national_id, registration.duf_number)
+    rows = session.scalars(
+        select(RegistrationRecord).where(RegistrationRecord.person_id.in_(person_ids))
+    ).all()
+    target = None
+    if registration.corrects_event_id is not None:
+        row = session.scalar(
+            select(RegistrationRecord).where(
+                RegistrationRecord.event_id == str(registration.corrects_event_id)
+            )
+        )
+        if row is not None:
+            annulled = session.scalar(
+                select(RegistrationRecord.id).where(
+                    RegistrationRecord.registration_key == row.registration_key,
+                    RegistrationRecord.action == Action.ANNUL.value,
+                )
+            )
+            target = Target(
+                key=row.registration_key,
+                event_type=row.event_type,
+                same_person=row.person_id in person_ids,
+                annulled=annulled is not None,
+            )
+    return tuple(_fact(row) for row in rows), target
+
+
 def record_registration(
     session: Session,
     registration: Registration,
     origin: Origin,
     warnings: list[Violation],
     now: dt.datetime,
+    *,
+    registration_key: str | None = None,
 ) -> WriteResult:
-    """Write an accepted registration unless its event id is already in the register."""
-    existing = session.scalar(
-        select(RegistrationRecord).where(RegistrationRecord.event_id == str(registration.event_id))
-    )
-    if existing is not None:
-        redelivery = (existing.topic, existing.partition, existing.offset) == (
-            origin.topic,
-            origin.partition,
-            origin.offset,
-        )
-        outcome = WriteOutcome.ACCEPTED if redelivery else WriteOutcome.DUPLICATE
-        return WriteResult(outcome=outcome, registered_at=existing.accepted_at)
+    """Write an accepted registration (the caller has checked it is not there already).
 
+    `registration_key` is the original's event id for a correction or annulment.
+    """
     person = resolve_person(session, registration.national_id, registration.duf_number, now)
     session.add(
         RegistrationRecord(
             event_id=str(registration.event_id),
             person_id=person.id,
+            action=registration.action,
+            registration_key=registration_key or str(registration.event_id),
             event_type=registration.event_type,
             fact_date=registration.fact_date,
             sent_at=registration.sent_at,
@@ -167,17 +237,24 @@ def find_person_id(session: Session, identifier: str) -> int | None:
     )
 
 
-def describe_person(session: Session, person_id: int) -> dict[str, Any]:
-    """Everything the register holds about one person, as JSON-ready data."""
+def describe_person(session: Session, person_id: int, *, as_of: dt.datetime | None = None) -> dict[str, Any]:
+    """Everything the register holds about one person, as JSON-ready data.
+
+    `state` is each scheme as derived from the effective `facts` (corrections applied,
+    annulments removed); `registrations` is every accepted event as it was sent. With `as_of`,
+    only what the register had accepted by then counts ("what did we know on date D"), and the
+    state is the one on that date.
+    """
     person = session.get_one(Person, person_id)
     identifiers = session.scalars(
         select(PersonIdentifier).where(PersonIdentifier.person_id == person_id).order_by(PersonIdentifier.id)
     ).all()
-    registrations = session.scalars(
-        select(RegistrationRecord)
-        .where(RegistrationRecord.person_id == person_id)
-        .order_by(RegistrationRecord.fact_date, RegistrationRecord.id)
-    ).all()
+    query = select(RegistrationRecord).where(RegistrationRecord.person_id == person_id)
+    if as_of is not None:
+        query = query.where(RegistrationRecord.accepted_at <= as_of)
+    registrations = session.scalars(query.order_by(RegistrationRecord.fact_date, RegistrationRecord.id)).all()
+    facts = [_fact(r) for r in registrations]
+    states = derive(facts, on=as_of.date() if as_of is not None else None)
     addresses = session.scalars(
         select(AddressRecord)
         .where(AddressRecord.person_id == person_id)
@@ -189,9 +266,21 @@ def describe_person(session: Session, person_id: int) -> dict[str, Any]:
         "identifiers": [
             {"kind": i.kind, "value": i.value, "firstSeenAt": _iso(i.first_seen_at)} for i in identifiers
         ],
+        "state": {scheme.value: state.as_json() for scheme, state in states.items() if state.facts},
+        "facts": [
+            {
+                "registrationId": f.key,
+                "eventType": f.event_type,
+                "factDate": f.fact_date.isoformat(),
+                "payload": f.payload,
+            }
+            for f in effective_facts(facts)
+        ],
         "registrations": [
             {
                 "eventId": r.event_id,
+                "action": r.action,
+                "registrationId": r.registration_key,
                 "eventType": r.event_type,
                 "factDate": r.fact_date.isoformat(),
                 "sentAt": _iso(r.sent_at),
@@ -229,3 +318,66 @@ def _iso(value: dt.datetime) -> str:
     if value.tzinfo is None:  # SQLite returns naive datetimes; the hub stores UTC
         value = value.replace(tzinfo=dt.UTC)
     return value.isoformat().replace("+00:00", "Z")
+
+
+# --- events held for a predecessor ------------------------------------------------------------
+
+
+def hold_event(
+    session: Session,
+    registration: Registration,
+    origin: Origin,
+    key: bytes | None,
+    value: bytes,
+    reason: Violation,
+    now: dt.datetime,
+) -> None:
+    """Keep an event until what it depends on arrives (or the hold limit passes)."""
+    held = session.scalar(select(HeldEvent).where(HeldEvent.event_id == str(registration.event_id)))
+    if held is not None:
+        held.attempts += 1
+        return
+    session.add(
+        HeldEvent(
+            event_id=str(registration.event_id),
+            national_id=registration.national_id,
+            duf_number=registration.duf_number,
+            fact_date=registration.fact_date,
+            topic=origin.topic,
+            partition=origin.partition,
+            offset=origin.offset,
+            message_key=key,
+            message_value=value,
+            reason_code=reason.code,
+            reason=reason.message,
+            reason_nb=reason.message_nb,
+            held_at=now,
+            attempts=1,
+        )
+    )
+    session.flush()
+
+
+def held_for_person(session: Session, national_id: str | None, duf_number: str | None) -> list[HeldEvent]:
+    """The events held for the person with either identifier (or any other identifier of theirs)."""
+    person_ids = _person_ids(session, national_id, duf_number)
+    identifiers = set(
+        session.scalars(select(PersonIdentifier.value).where(PersonIdentifier.person_id.in_(person_ids)))
+    ) | {i for i in (national_id, duf_number) if i}
+    return list(
+        session.scalars(
+            select(HeldEvent)
+            .where(HeldEvent.national_id.in_(identifiers) | HeldEvent.duf_number.in_(identifiers))
+            .order_by(HeldEvent.fact_date, HeldEvent.id)
+        )
+    )
+
+
+def release_held(session: Session, event_id: str) -> None:
+    session.execute(delete(HeldEvent).where(HeldEvent.event_id == event_id))
+
+
+def expired_held(session: Session, held_before: dt.datetime) -> list[HeldEvent]:
+    return list(
+        session.scalars(select(HeldEvent).where(HeldEvent.held_at < held_before).order_by(HeldEvent.id))
+    )

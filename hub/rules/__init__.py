@@ -4,6 +4,6 @@ Adding a rule is one function in `catalogue.py` decorated with `@rule(...)`, and
 """
 
 from hub.rules import catalogue as _catalogue  # noqa: F401  (registers the rules)
-from hub.rules.base import RULES, Rule, RuleContext, Severity, Violation, evaluate
+from hub.rules.base import RULES, Rule, RuleContext, Severity, Target, Violation, evaluate
 
-__all__ = ["RULES", "Rule", "RuleContext", "Severity", "Violation", "evaluate"]
+__all__ = ["RULES", "Rule", "RuleContext", "Severity", "Target", "Violation", "evaluate"]

@@ -9,12 +9,14 @@ from dataclasses import dataclass
 
 from hub.domain.events import Registration
 from hub.domain.identifiers import CLASSIC_RULE, CheckDigitRule
+from hub.domain.lifecycle import Fact
 from hub.sources import SourceRegistry
 
 
 class Severity(enum.Enum):
-    REJECT = "REJECT"
-    WARNING = "WARNING"
+    REJECT = "REJECT"  # not written, dead-lettered
+    HOLD = "HOLD"  # kept and tried again: something it depends on may still arrive
+    WARNING = "WARNING"  # written, with the warning on the receipt
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,20 @@ class RuleContext:
     registry: SourceRegistry
     allow_synthetic_identifiers: bool = False
     check_digit_rule: CheckDigitRule = CLASSIC_RULE
+    # What the register already holds about the person (their accepted facts), and the
+    # registration a correction or annulment refers to, looked up by the caller.
+    history: tuple[Fact, ...] = ()
+    target: Target | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """The registration a CORRECT or ANNUL event refers to, as the register has it."""
+
+    key: str  # the event id of the original registration
+    event_type: str
+    same_person: bool
+    annulled: bool
 
 
 # A check returns None when the event passes, or why it failed.

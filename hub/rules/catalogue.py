@@ -14,8 +14,9 @@ from typing import Any
 from hub.domain.calendar import norwegian_date
 from hub.domain.events import Registration
 from hub.domain.identifiers import InvalidIdentifier, check_duf_number, parse_national_id
+from hub.domain.lifecycle import ROLES, Action, Fact, transition_problem
 from hub.domain.municipalities import municipality_on
-from hub.rules.base import Explanation, RuleContext, Severity, rule
+from hub.rules.base import Check, Explanation, RuleContext, Severity, rule
 from hub.schemas.contract import event_type_of
 
 # How far a fagsystem's clock may run ahead of ours before sentAt counts as in the future.
@@ -342,4 +343,116 @@ def known_codes(event: Registration, ctx: RuleContext) -> Explanation | None:
                     f"{path}.{name} has a value this hub does not know; it was kept as UNKNOWN",
                     f"{path}.{name} har en verdi huben ikke kjenner; den er lagret som UNKNOWN",
                 )
+    return None
+
+
+def _fact_of(event: Registration, ctx: RuleContext) -> Fact:
+    """The incoming event as a fact of the person's timeline."""
+    key = ctx.target.key if ctx.target is not None else str(event.event_id)
+    action = Action(event.action) if event.action in Action.__members__ else Action.REGISTER
+    return Fact(key, event.event_type, event.fact_date, event.payload, sequence=2**62, action=action)
+
+
+def _lifecycle(code: str) -> Check:
+    """A rule that reports `code` when the lifecycle finds that problem with the event."""
+
+    def check(event: Registration, ctx: RuleContext) -> Explanation | None:
+        if event.event_type not in ROLES or event.action == "ANNUL":
+            return None
+        problem = transition_problem(ctx.history, _fact_of(event, ctx))
+        if problem is not None and problem.code == code:
+            return Explanation(problem.en, problem.nb)
+        return None
+
+    check.__name__ = f"lifecycle_{code.lower().replace('-', '_')}"
+    return check
+
+
+rule(
+    "NIR-LIFE-001",
+    "What the event depends on has arrived (else it is held)",
+    "Det hendelsen bygger på, er kommet (ellers holdes den tilbake)",
+    Severity.HOLD,
+)(_lifecycle("NIR-LIFE-001"))
+rule(
+    "NIR-LIFE-002",
+    "No second start of a running programme or training",
+    "Ingen ny start av et program eller en opplæring som er i gang",
+)(_lifecycle("NIR-LIFE-002"))
+rule(
+    "NIR-LIFE-003",
+    "No facts after a stop without a new decision",
+    "Ingen opplysninger etter stans uten nytt vedtak",
+)(_lifecycle("NIR-LIFE-003"))
+rule(
+    "NIR-LIFE-004",
+    "No participation facts after the end",
+    "Ingen deltakelsesopplysninger etter avslutning",
+)(_lifecycle("NIR-LIFE-004"))
+rule(
+    "NIR-DATE-004",
+    "Dates are in order with the person's other facts",
+    "Datoene stemmer med personens andre opplysninger",
+)(_lifecycle("NIR-DATE-004"))
+
+
+@rule(
+    "NIR-CORR-001",
+    "A correction or annulment names what it corrects; a registration does not",
+    "En retting eller annullering viser til det den retter; en registrering gjør ikke det",
+)
+def correction_reference(event: Registration, ctx: RuleContext) -> Explanation | None:
+    if event.action == "UNKNOWN":
+        return Explanation("the action is not known to this hub", "handlingen er ukjent for huben")
+    if event.action == "REGISTER" and event.corrects_event_id is not None:
+        return Explanation(
+            "a REGISTER event must not have correctsEventId",
+            "en REGISTER-hendelse skal ikke ha correctsEventId",
+        )
+    if event.action in {"CORRECT", "ANNUL"} and event.corrects_event_id is None:
+        return Explanation(
+            f"a {event.action} event needs correctsEventId",
+            f"en {event.action}-hendelse må ha correctsEventId",
+        )
+    return None
+
+
+@rule(
+    "NIR-CORR-002",
+    "The registration being corrected has arrived (else the correction is held)",
+    "Registreringen som rettes, er kommet (ellers holdes rettingen tilbake)",
+    Severity.HOLD,
+)
+def correction_target_arrived(event: Registration, ctx: RuleContext) -> Explanation | None:
+    if event.corrects_event_id is not None and event.action in {"CORRECT", "ANNUL"} and ctx.target is None:
+        return Explanation(
+            "the registration it corrects is not in the register",
+            "registreringen den retter, finnes ikke i registeret",
+        )
+    return None
+
+
+@rule(
+    "NIR-CORR-003",
+    "A correction fits the registration it corrects",
+    "En retting passer til registreringen den retter",
+)
+def correction_fits_target(event: Registration, ctx: RuleContext) -> Explanation | None:
+    target = ctx.target
+    if target is None or event.action not in {"CORRECT", "ANNUL"}:
+        return None
+    if not target.same_person:
+        return Explanation(
+            "the registration it corrects belongs to another person",
+            "registreringen den retter, gjelder en annen person",
+        )
+    if target.event_type != event.event_type:
+        return Explanation(
+            f"it corrects a {target.event_type} with a {event.event_type}",
+            f"den retter en {target.event_type} med en {event.event_type}",
+        )
+    if target.annulled:
+        return Explanation(
+            "the registration it corrects has been annulled", "registreringen den retter, er annullert"
+        )
     return None

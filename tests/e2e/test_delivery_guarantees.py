@@ -18,9 +18,13 @@ def _stream(count: int) -> list[dict]:
     for i in range(count):
         person = persons[i % len(persons)]
         if i % 2:
-            events.append(event(person, "TRAINING_HOURS", source="vestland-fagsystem", municipality="4601"))
+            events.append(
+                event(
+                    person, "ASYLUM_SEEKER_TRAINING_HOURS", source="vestland-fagsystem", municipality="4601"
+                )
+            )
         else:
-            events.append(event(person, "TRAINING_HOURS"))
+            events.append(event(person, "ASYLUM_SEEKER_TRAINING_HOURS"))
     return events
 
 

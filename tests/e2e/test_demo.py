@@ -24,9 +24,9 @@ def test_the_demo_transfers_the_bundled_sample_and_prints_the_summary(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     summary = result.stdout.split("summary", 1)[1]
-    assert "accepted       7" in summary
+    assert "accepted       9" in summary
     assert "duplicates     1" in summary
     assert "rejected       2" in summary
     assert "dead-lettered  2" in summary
-    assert "register       3 persons, 7 registrations, 1 addresses" in summary
+    assert "register       3 persons, 9 registrations, 1 addresses" in summary
     assert (tmp_path / "var" / "demo" / "register.sqlite3").exists()

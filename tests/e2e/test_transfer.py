@@ -23,7 +23,7 @@ def test_valid_events_are_written_once_and_invalid_ones_are_dead_lettered_with_a
     harness: HubHarness,
 ) -> None:
     persons = [synthetic_person() for _ in range(20)]
-    valid = [event(p, t) for p in persons for t in ("TRAINING_CLAIM", "TRAINING_STARTED")]
+    valid = [event(p, t) for p in persons for t in ("TRAINING_CLAIM", "TRAINING_DECISION")]
     duplicates = [dict(valid[i], sentAt=dt.datetime.now(dt.UTC).isoformat()) for i in (0, 5, 17)]
     wrong_check_digit = synthetic_person()
     bad_id = wrong_check_digit.national_id[:-1] + str((int(wrong_check_digit.national_id[-1]) + 1) % 10)
@@ -84,12 +84,13 @@ def test_every_event_type_of_the_contract_is_accepted(harness: HubHarness) -> No
 def test_an_event_written_with_the_older_schema_version_is_read_by_the_current_hub(
     harness: HubHarness,
 ) -> None:
-    old = event(synthetic_person(), "TRAINING_STARTED")
+    person = synthetic_person()
+    old = [event(person, t) for t in ("TRAINING_CLAIM", "TRAINING_DECISION", "TRAINING_STARTED")]
     harness.start_worker()
-    harness.publish([old], schema_version=1)
-    receipts, _ = harness.wait_for_receipts(1)
-    assert receipts[0]["outcome"] == "ACCEPTED"
-    [row] = harness.registrations()
+    harness.publish(old, schema_version=1)
+    receipts, _ = harness.wait_for_receipts(3)
+    assert [r["outcome"] for r in receipts] == ["ACCEPTED"] * 3
+    [row] = [r for r in harness.registrations() if r.event_type == "TRAINING_STARTED"]
     assert row.writer_schema == "registration_event.v1"
     assert row.payload["goalLevel"] == "B1"
 

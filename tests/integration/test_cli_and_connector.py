@@ -140,7 +140,7 @@ def test_vendors_can_list_and_export_the_schemas(harness: HubHarness, tmp_path: 
 
 def test_person_show_prints_everything_the_register_holds_as_json(harness: HubHarness) -> None:
     person = synthetic_person()
-    e = event(person, "TRAINING_STARTED")
+    e = event(person, "TRAINING_LANGUAGES")
     harness.start_worker()
     harness.publish([e])
     harness.wait_for_receipts(1)

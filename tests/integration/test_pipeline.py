@@ -239,3 +239,123 @@ def test_a_late_registration_is_accepted_with_a_warning_and_counted_as_late(hub:
     with hub.session_factory() as session:
         row = session.scalars(select(RegistrationRecord)).one()
     assert row.late and row.warnings[0]["code"] == "NIR-DEADLINE-001"
+
+
+# --- history: out-of-order events, corrections and annulments --------------------------------
+
+
+def _outcomes(publisher: RecordingPublisher) -> list[tuple[str, str]]:
+    receipts = [catalog().decode(v).datum for t, _, v, _ in publisher.sent if t.endswith(".receipts")]
+    return [(str(r["eventId"]), r["outcome"]) for r in receipts]
+
+
+def test_an_end_that_arrives_before_its_start_is_held_then_accepted_when_the_start_arrives(hub: Hub) -> None:
+    publisher = RecordingPublisher()
+    flow = RegistrationFlow(hub, publisher)
+    person = synthetic_person()
+    claim = event(
+        person, "INTRODUCTION_PROGRAMME_OFFER_OR_CLAIM", fact_date=dt.date.today() - dt.timedelta(days=40)
+    )
+    decision = event(
+        person, "INTRODUCTION_PROGRAMME_DECISION", fact_date=dt.date.today() - dt.timedelta(days=30)
+    )
+    start = event(person, "INTRODUCTION_PROGRAMME_STARTED", fact_date=dt.date.today() - dt.timedelta(days=20))
+    end = event(person, "INTRODUCTION_PROGRAMME_ENDED", fact_date=dt.date.today() - dt.timedelta(days=2))
+    for offset, e in enumerate([claim, decision, end, start]):
+        asyncio.run(flow.process(message(e, offset=offset)))
+
+    assert _outcomes(publisher) == [
+        (claim["eventId"], "ACCEPTED"),
+        (decision["eventId"], "ACCEPTED"),
+        (end["eventId"], "HELD"),
+        (start["eventId"], "ACCEPTED"),
+        (end["eventId"], "ACCEPTED"),  # released when the start arrived
+    ]
+    held_receipt = catalog().decode(publisher.on("nir.source.oslo-fagsystem.receipts")[2][2]).datum
+    assert [(v["code"], v["severity"]) for v in held_receipt["violations"]] == [("NIR-LIFE-001", "HOLD")]
+    assert count(hub) == 4
+    assert publisher.on("nir.dead-letters") == []
+    with hub.session_factory() as session:
+        from hub.register.models import HeldEvent
+
+        assert session.scalar(select(func.count()).select_from(HeldEvent)) == 0
+        [row] = session.scalars(
+            select(RegistrationRecord).where(RegistrationRecord.event_id == end["eventId"])
+        )
+        assert row.offset == 2  # written with the origin it arrived with
+
+
+def test_a_held_event_whose_predecessor_never_comes_is_dead_lettered_after_the_hold_limit(hub: Hub) -> None:
+    publisher = RecordingPublisher()
+    flow = RegistrationFlow(hub, publisher)
+    leave = event(synthetic_person(), "TRAINING_LEAVE")
+    asyncio.run(flow.process(message(leave, offset=5)))
+    assert asyncio.run(flow.expire_held({(TOPIC, 0)})) == 0  # not yet over the limit
+    later = hub.clock() + dt.timedelta(seconds=hub.settings.hold_seconds + 1)
+    hub.clock = lambda: later
+    assert asyncio.run(flow.expire_held({("another.topic", 0)})) == 0  # not this worker's partition
+    assert asyncio.run(flow.expire_held({(TOPIC, 0)})) == 1
+    [(_, _, value, headers)] = publisher.on("nir.dead-letters")
+    assert value == message(leave).value
+    assert (headers[H_ERROR_CODE], headers["nir.original.offset"]) == ("NIR-LIFE-001", "5")
+    assert "no start of the training in Norwegian and social studies has arrived" in headers[H_ERROR_MESSAGE]
+    assert _outcomes(publisher) == [(leave["eventId"], "HELD"), (leave["eventId"], "REJECTED")]
+    assert asyncio.run(flow.expire_held({(TOPIC, 0)})) == 0  # released once dead-lettered
+
+
+def test_a_correction_replaces_the_values_and_an_annulment_withdraws_the_fact(hub: Hub) -> None:
+    from hub.register.operations import describe_person, find_person_id
+
+    publisher = RecordingPublisher()
+    flow = RegistrationFlow(hub, publisher)
+    person = synthetic_person()
+    languages = event(person, "TRAINING_LANGUAGES")
+    correction = {
+        **event(person, "TRAINING_LANGUAGES", payload={"motherTongue": "som", "otherLanguages": []}),
+        "action": "CORRECT",
+        "correctsEventId": languages["eventId"],
+    }
+    for offset, e in enumerate([languages, correction]):
+        asyncio.run(flow.process(message(e, offset=offset)))
+    assert [o for _, o in _outcomes(publisher)] == ["ACCEPTED", "ACCEPTED"]
+    with hub.session_factory() as session:
+        state = describe_person(session, find_person_id(session, person.national_id) or 0)
+    assert [f["payload"]["motherTongue"] for f in state["facts"]] == ["som"]
+    assert len(state["registrations"]) == 2  # both kept as sent
+
+    annulment = {
+        **event(person, "TRAINING_LANGUAGES"),
+        "action": "ANNUL",
+        "correctsEventId": correction["eventId"],
+    }
+    asyncio.run(flow.process(message(annulment, offset=2)))
+    again = {
+        **event(person, "TRAINING_LANGUAGES"),
+        "action": "CORRECT",
+        "correctsEventId": languages["eventId"],
+    }
+    asyncio.run(flow.process(message(again, offset=3)))
+    assert [o for _, o in _outcomes(publisher)][2:] == ["ACCEPTED", "REJECTED"]
+    with hub.session_factory() as session:
+        state = describe_person(session, find_person_id(session, person.national_id) or 0)
+    assert state["facts"] == []
+    assert "NIR-CORR-003" in publisher.on("nir.dead-letters")[0][3][H_ERROR_CODE]
+
+
+def test_a_correction_that_arrives_before_its_original_waits_for_it(hub: Hub) -> None:
+    publisher = RecordingPublisher()
+    flow = RegistrationFlow(hub, publisher)
+    person = synthetic_person()
+    original = event(person, "TRAINING_CLAIM")
+    correction = {
+        **event(person, "TRAINING_CLAIM"),
+        "action": "CORRECT",
+        "correctsEventId": original["eventId"],
+    }
+    asyncio.run(flow.process(message(correction, offset=0)))
+    asyncio.run(flow.process(message(original, offset=1)))
+    assert _outcomes(publisher) == [
+        (correction["eventId"], "HELD"),
+        (original["eventId"], "ACCEPTED"),
+        (correction["eventId"], "ACCEPTED"),
+    ]

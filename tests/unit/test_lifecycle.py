@@ -66,7 +66,7 @@ def test_the_state_on_a_date_uses_only_the_facts_up_to_that_date() -> None:
 
 @given(st.permutations(range(4)), st.integers(min_value=0, max_value=2**31))
 def test_the_derived_state_does_not_depend_on_the_order_facts_arrived_in(order: list[int], seed: int) -> None:
-    facts = programme(0, 10, 20, 400) + [fact("INTRODUCTION_PROGRAMME_LEAVE", 50)]
+    facts = [*programme(0, 10, 20, 400), fact("INTRODUCTION_PROGRAMME_LEAVE", 50)]
     arrived = [facts[i] for i in order] + facts[4:]
     random.Random(seed).shuffle(arrived)
     renumbered = [

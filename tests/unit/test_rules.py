@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -11,8 +12,9 @@ import pytest
 
 from hub.domain.calendar import OSLO
 from hub.domain.events import Registration
+from hub.domain.lifecycle import Fact
 from hub.pipeline.decode import decode_registration
-from hub.rules import RULES, RuleContext, evaluate
+from hub.rules import RULES, RuleContext, Target, evaluate
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
 from hub.sources import SourceRegistry
@@ -23,8 +25,27 @@ NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 REGISTRY = SourceRegistry.from_mapping(
     {"sources": {"oslo-fagsystem": {"municipalities": ["0301"]}, "other": {"municipalities": ["4601"]}}}
 )
+
+
+def _fact(event_type: str, date: str, **payload: Any) -> Fact:
+    return Fact(
+        f"k-{event_type}-{date}", event_type, dt.date.fromisoformat(date), payload, sequence=len(date)
+    )
+
+
+# The person's training has run since June; the base event (training hours) fits it.
+RUNNING = (
+    _fact("TRAINING_CLAIM", "2026-05-01"),
+    _fact("TRAINING_DECISION", "2026-05-15", outcome="GRANTED"),
+    _fact("TRAINING_STARTED", "2026-06-01"),
+)
 CONTEXT = RuleContext(
-    today=TODAY, now=NOW, topic_source="oslo-fagsystem", registry=REGISTRY, allow_synthetic_identifiers=True
+    history=RUNNING,
+    today=TODAY,
+    now=NOW,
+    topic_source="oslo-fagsystem",
+    registry=REGISTRY,
+    allow_synthetic_identifiers=True,
 )
 
 
@@ -77,10 +98,38 @@ FAILING: dict[str, tuple[Callable[[], Registration], RuleContext]] = {
         CONTEXT,
     ),
     "NIR-DEADLINE-001": (_replace(fact_date=dt.date(2026, 9, 25)), CONTEXT),
-    "NIR-DEADLINE-002": (_replace(fact_date=dt.date(2024, 11, 25)), CONTEXT),
+    "NIR-DEADLINE-002": (
+        lambda: dataclasses.replace(registration("TRAINING_CLAIM"), fact_date=dt.date(2024, 11, 25)),
+        CONTEXT,
+    ),
+    "NIR-LIFE-001": (registration, dataclasses.replace(CONTEXT, history=())),
+    "NIR-LIFE-002": (lambda: registration("TRAINING_STARTED"), CONTEXT),
+    "NIR-LIFE-003": (
+        registration,
+        dataclasses.replace(
+            CONTEXT, history=(*RUNNING, _fact("TRAINING_STOPPED", "2026-10-01", stopKind="PERMANENT"))
+        ),
+    ),
+    "NIR-LIFE-004": (
+        registration,
+        dataclasses.replace(CONTEXT, history=(*RUNNING, _fact("TRAINING_ENDED", "2026-10-01"))),
+    ),
+    "NIR-DATE-004": (
+        registration,
+        dataclasses.replace(CONTEXT, history=(*RUNNING[:2], _fact("TRAINING_STARTED", "2026-11-25"))),
+    ),
+    "NIR-CORR-001": (_replace(action="CORRECT"), CONTEXT),
+    "NIR-CORR-002": (_replace(action="CORRECT", corrects_event_id=uuid.uuid4()), CONTEXT),
+    "NIR-CORR-003": (
+        _replace(action="ANNUL", corrects_event_id=uuid.uuid4()),
+        dataclasses.replace(CONTEXT, target=Target("k", "TRAINING_HOURS", same_person=False, annulled=False)),
+    ),
     "NIR-QTY-001": (_with_payload("TRAINING_HOURS", norwegianHours=-1.0), CONTEXT),
     "NIR-CODE-001": (_with_payload("TRAINING_LANGUAGES", motherTongue="Tigrinya"), CONTEXT),
-    "NIR-CODE-002": (_with_payload("TRAINING_STARTED", goalLevel="UNKNOWN"), CONTEXT),
+    "NIR-CODE-002": (
+        _with_payload("TRAINING_STARTED", goalLevel="UNKNOWN"),
+        dataclasses.replace(CONTEXT, history=RUNNING[:2]),
+    ),
 }
 
 
@@ -135,8 +184,8 @@ def test_fact_dates_are_judged_in_norwegian_time() -> None:
 def test_municipality_numbers_are_checked_against_the_list_in_force_on_the_facts_date() -> None:
     _, context = FAILING["NIR-MUNI-001"]
     sent = dt.datetime(2024, 1, 2, 10, tzinfo=dt.UTC)  # judged soon after the county reform
-    context = dataclasses.replace(context, today=sent.date(), now=sent)
-    halden = dataclasses.replace(registration(), municipality="3001", sent_at=sent)
+    context = dataclasses.replace(context, today=sent.date(), now=sent, history=())
+    halden = dataclasses.replace(registration("TRAINING_CLAIM"), municipality="3001", sent_at=sent)
     assert evaluate(dataclasses.replace(halden, fact_date=dt.date(2023, 12, 31)), context) == []
     assert [
         v.code for v in evaluate(dataclasses.replace(halden, fact_date=dt.date(2024, 1, 1)), context)
