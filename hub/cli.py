@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime as dt
 import json
 import shutil
 import sys
@@ -18,6 +20,15 @@ from hub.errors import HubError
 def _hub() -> Hub:
     from hub.app import hub
 
+    return hub
+
+
+def _migrated_hub() -> Hub:
+    """The hub, once its register is known to be at the newest migration (else a clear error)."""
+    from hub.register.migrate import require_current
+
+    hub = _hub()
+    require_current(hub.engine)
     return hub
 
 
@@ -101,6 +112,35 @@ def publish(file: Path, source: str | None) -> None:
         sys.exit(1)
 
 
+@click.command(name="receipts", help="Show the receipts a source has been sent.")
+@click.option("--source", "source_id", required=True, help="The source (fagsystem installation) id.")
+@click.option("--follow", is_flag=True, help="Keep printing receipts as they arrive.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per receipt.")
+def receipts(source_id: str, follow: bool, as_json: bool) -> None:
+    from hub.connectors.receipts import Receipt, ReceiptReader
+    from hub.schemas.contract import to_json
+
+    hub = _hub()
+    if hub.registry.get(source_id) is None:
+        click.echo(f"source {source_id!r} is not in the source registry", err=True)
+        sys.exit(1)
+
+    def show(receipt: Receipt) -> None:
+        click.echo(json.dumps(to_json(dataclasses.asdict(receipt))) if as_json else receipt.describe())
+
+    async def read() -> None:
+        async with ReceiptReader(
+            hub.settings.kafka_bootstrap, source_id, topic_prefix=hub.settings.topic_prefix
+        ) as reader:
+            for receipt in await reader.until_caught_up():
+                show(receipt)
+            if follow:
+                async for receipt in reader.stream():
+                    show(receipt)
+
+    asyncio.run(read())
+
+
 @click.group(name="person", help="What the register holds about a person.")
 def person_group() -> None:
     pass
@@ -109,24 +149,42 @@ def person_group() -> None:
 @person_group.command(name="show", help="Show a person by fødselsnummer, D-number or DUF number.")
 @click.argument("identifier")
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
-def person_show(identifier: str, as_json: bool) -> None:
+@click.option(
+    "--as-of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Only what the register knew at the end of this day (Norwegian time), and the state then.",
+)
+def person_show(identifier: str, as_json: bool, as_of: dt.datetime | None) -> None:
+    from hub.domain.calendar import OSLO
     from hub.register.operations import describe_person, find_person_id
 
-    hub = _hub()
+    hub = _migrated_hub()
+    known_by = None
+    if as_of is not None:
+        known_by = dt.datetime.combine(as_of.date(), dt.time.max, tzinfo=OSLO).astimezone(dt.UTC)
     with hub.session_factory() as session:
         person_id = find_person_id(session, identifier)
         if person_id is None:
             click.echo("no person with that identifier in the register", err=True)
             sys.exit(1)
-        person = describe_person(session, person_id)
+        person = describe_person(session, person_id, as_of=known_by)
     if as_json:
         click.echo(json.dumps(person, indent=2, ensure_ascii=False))
         return
     click.echo(f"person {person['personId']}")
     for i in person["identifiers"]:
         click.echo(f"  {i['kind']}: {i['value']}")
+    for scheme, state in person["state"].items():
+        dates = ", ".join(
+            f"{name.removesuffix('_on')} {state[name]}"
+            for name in ("claimed_on", "decided_on", "started_on", "stopped_on", "ended_on")
+            if state[name]
+        )
+        click.echo(f"  {scheme}: {state['status']}" + (f" ({dates})" if dates else ""))
     for r in person["registrations"]:
-        click.echo(f"  {r['factDate']}  {r['eventType']}  ({r['municipality']}, {r['sourceSystem']})")
+        click.echo(
+            f"  {r['factDate']}  {r['action']:<8} {r['eventType']}  ({r['municipality']}, {r['sourceSystem']})"
+        )
     for a in person["addresses"]:
         click.echo(f"  address from {a['movedOn'] or '?'}: municipality {a['municipality'] or 'protected'}")
 
@@ -164,6 +222,7 @@ for command in (
     topics_group,
     schemas_group,
     publish,
+    receipts,
     person_group,
     rules_group,
     demo,
