@@ -70,15 +70,21 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     },
     "ASYLUM_SEEKER_TRAINING_TRACK": {"track": "TRACK_2"},
     "ASYLUM_SEEKER_FINAL_TEST": {"partialResults": [{"skill": "ORAL", "result": "A1"}]},
+    "RESIDENCE_PERMIT_REGISTERED": {
+        "ground": "ASYLUM",
+        "validUntil": None,
+        "renewalAppliedOn": None,
+        "permanent": False,
+    },
     "CULTURE_AND_VALUES_TRAINING": {"hoursCompleted": 25.0, "completed": True, "language": "ukr"},
 }
 
 
-def _fill_dates(value: Any, date: str) -> Any:
+def fill_dates(value: Any, date: str) -> Any:
     if isinstance(value, dict):
-        return {k: _fill_dates(v, date) for k, v in value.items()}
+        return {k: fill_dates(v, date) for k, v in value.items()}
     if isinstance(value, list):
-        return [_fill_dates(v, date) for v in value]
+        return [fill_dates(v, date) for v in value]
     return date if value == "{d}" else value
 
 
@@ -131,5 +137,5 @@ def event(
         "person": person.identifiers(),
         "payload": payload
         if payload is not None
-        else _fill_dates(PAYLOADS[event_type], fact_date.isoformat()),
+        else fill_dates(PAYLOADS[event_type], fact_date.isoformat()),
     }

@@ -228,10 +228,13 @@ def apply(state: SchemeState, fact: Fact) -> SchemeState:
 
 
 def derive(facts: Iterable[Fact], *, on: dt.date | None = None) -> dict[Scheme, SchemeState]:
-    """Every scheme's state from the effective facts (only those dated on or before `on`)."""
+    """Every scheme's state from the effective facts (only those dated on or before `on`).
+
+    Facts about the person rather than a scheme (residence permits) are left out.
+    """
     states = {scheme: SchemeState(scheme) for scheme in Scheme}
     for fact in effective_facts(facts):
-        if on is None or fact.fact_date <= on:
+        if fact.event_type in ROLES and (on is None or fact.fact_date <= on):
             states[fact.scheme] = apply(states[fact.scheme], fact)
     return states
 
@@ -268,7 +271,11 @@ def transition_problem(history: Sequence[Fact], new: Fact) -> Problem | None:
     if new.event_type not in ROLES or new.scheme not in _WITH_LIFECYCLE:
         return None
     en, nb = _SCHEME_NAMES[new.scheme]
-    facts = [f for f in effective_facts(history) if f.scheme is new.scheme and f.key != new.key]
+    facts = [
+        f
+        for f in effective_facts(history)
+        if f.event_type in ROLES and f.scheme is new.scheme and f.key != new.key
+    ]
     before = derive([f for f in facts if f.fact_date <= new.fact_date])[new.scheme]
     later = [f for f in facts if f.fact_date > new.fact_date]
     date = new.fact_date.isoformat()

@@ -267,6 +267,20 @@ def describe_person(session: Session, person_id: int, *, as_of: dt.datetime | No
             {"kind": i.kind, "value": i.value, "firstSeenAt": _iso(i.first_seen_at)} for i in identifiers
         ],
         "state": {scheme.value: state.as_json() for scheme, state in states.items() if state.facts},
+        "residencePermits": [
+            {"grantedOn": f.fact_date.isoformat(), **f.payload}
+            for f in effective_facts(facts)
+            if f.event_type == "RESIDENCE_PERMIT_REGISTERED"
+        ],
+        # The municipality the person lived in from each moving date (protected ones hidden).
+        "affiliation": [
+            {
+                "from": a.moved_on.isoformat() if a.moved_on else None,
+                "municipality": None if _protected(a.protection) else a.municipality,
+            }
+            for a in sorted(addresses, key=lambda a: (a.moved_on or dt.date.min, a.sequence_number))
+            if a.event_type != "ADDRESS_CHANGED_WITHOUT_MOVING"
+        ],
         "facts": [
             {
                 "registrationId": f.key,

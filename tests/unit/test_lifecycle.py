@@ -166,3 +166,10 @@ def test_hours_and_tests_add_up_per_scheme() -> None:
     assert len(states[Scheme.NORWEGIAN_AND_SOCIAL_STUDIES].final_tests) == 1
     assert states[Scheme.ASYLUM_SEEKER_TRAINING].hours == {"totalHours": 4.0}
     assert states[Scheme.INTRODUCTION_PROGRAMME].facts == 0
+
+
+def test_facts_about_the_person_rather_than_a_scheme_are_left_out_of_the_lifecycle() -> None:
+    permit = fact("RESIDENCE_PERMIT_REGISTERED", 0)
+    facts = [permit, *programme(1, 10, 20)]
+    assert derive(facts)[IP].status is Status.RUNNING
+    assert transition_problem(facts, fact("INTRODUCTION_PROGRAMME_LEAVE", 30)) is None

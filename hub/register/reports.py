@@ -1,0 +1,119 @@
+"""The statistics IMDi needs from the register, as rows ready for CSV (and a chart).
+
+Every report derives each person's schemes from the effective facts, exactly as `hub person
+show` does, so the figures and the person view cannot disagree. A person counts for the
+municipality that registered the scheme's start (participants, status) or end (exits).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.domain.codes import main_activity_group
+from hub.domain.lifecycle import ROLES, Action, Fact, Role, Scheme, Status, derive, effective_facts
+from hub.register.models import RegistrationRecord
+
+
+@dataclass(frozen=True)
+class Report:
+    columns: tuple[str, ...]
+    rows: Sequence[tuple[object, ...]]
+
+
+def _people(session: Session) -> Iterator[tuple[list[Fact], dict[str, str]]]:
+    """Per person: the facts, and the municipality of each registration (by registration key)."""
+    by_person: dict[int, list[RegistrationRecord]] = defaultdict(list)
+    for row in session.scalars(select(RegistrationRecord).order_by(RegistrationRecord.id)):
+        by_person[row.person_id].append(row)
+    for rows in by_person.values():
+        facts = [
+            Fact(r.registration_key, r.event_type, r.fact_date, r.payload, r.id, Action(r.action))
+            for r in rows
+        ]
+        municipality = {r.registration_key: r.municipality for r in rows if r.action != Action.ANNUL.value}
+        yield facts, municipality
+
+
+def _scheme_facts(facts: list[Fact], scheme: Scheme, role: Role) -> list[Fact]:
+    return [
+        f for f in effective_facts(facts) if f.event_type in ROLES and f.scheme is scheme and f.role is role
+    ]
+
+
+def participants(session: Session, year: int) -> Report:
+    """Persons taking part at some time in `year`, per municipality and scheme."""
+    first, last = dt.date(year, 1, 1), dt.date(year, 12, 31)
+    counts: Counter[tuple[str, str]] = Counter()
+    for facts, municipality in _people(session):
+        for scheme in (Scheme.INTRODUCTION_PROGRAMME, Scheme.NORWEGIAN_AND_SOCIAL_STUDIES):
+            starts = [f for f in _scheme_facts(facts, scheme, Role.START) if f.fact_date <= last]
+            if not starts:
+                continue
+            state_before = derive(facts, on=first - dt.timedelta(days=1))[scheme]
+            state_end = derive(facts, on=last)[scheme]
+            took_part = state_end.status is Status.RUNNING or any(f.fact_date >= first for f in starts)
+            took_part = took_part or state_before.status is Status.RUNNING
+            if took_part:
+                counts[(municipality[starts[-1].key], scheme.value)] += 1
+    rows = [(m, year, s, n) for (m, s), n in sorted(counts.items())]
+    return Report(("municipality", "year", "scheme", "participants"), rows)
+
+
+def status_at_year_end(session: Session, year: int) -> Report:
+    """Each scheme's status on 31 December, per municipality (persons with a start by then)."""
+    last = dt.date(year, 12, 31)
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for facts, municipality in _people(session):
+        states = derive(facts, on=last)
+        for scheme in (Scheme.INTRODUCTION_PROGRAMME, Scheme.NORWEGIAN_AND_SOCIAL_STUDIES):
+            starts = [f for f in _scheme_facts(facts, scheme, Role.START) if f.fact_date <= last]
+            if starts:
+                counts[(municipality[starts[-1].key], scheme.value, states[scheme].status.value)] += 1
+    rows = [(m, year, s, st, n) for (m, s, st), n in sorted(counts.items())]
+    return Report(("municipality", "year", "scheme", "status", "persons"), rows)
+
+
+def main_activity_at_exit(session: Session, year: int) -> Report:
+    """Introduction-programme ends in `year` by main activity and SSB's outcome group.
+
+    A person who ends more than once in the year counts only for the last end.
+    """
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for facts, municipality in _people(session):
+        ends = [
+            f
+            for f in _scheme_facts(facts, Scheme.INTRODUCTION_PROGRAMME, Role.END)
+            if f.fact_date.year == year
+        ]
+        if ends:
+            activity = ends[-1].payload.get("mainActivity") or "UNKNOWN"
+            counts[(municipality[ends[-1].key], activity, main_activity_group(activity))] += 1
+    rows = [(m, year, a, g, n) for (m, a, g), n in sorted(counts.items())]
+    return Report(("municipality", "year", "main_activity", "ssb_group", "persons"), rows)
+
+
+def late_registrations(session: Session, year: int) -> Report:
+    """The share of registrations sent in `year` that came more than two months after the fact."""
+    totals: Counter[str] = Counter()
+    late: Counter[str] = Counter()
+    query = select(RegistrationRecord.municipality, RegistrationRecord.late, RegistrationRecord.sent_at)
+    for municipality, is_late, sent_at in session.execute(query):
+        if sent_at.year == year:
+            totals[municipality] += 1
+            late[municipality] += int(is_late)
+    rows = [(m, year, totals[m], late[m], round(late[m] / totals[m], 4)) for m in sorted(totals)]
+    return Report(("municipality", "year", "registrations", "late", "late_share"), rows)
+
+
+REPORTS = {
+    "participants": participants,
+    "status": status_at_year_end,
+    "exits": main_activity_at_exit,
+    "late": late_registrations,
+}
