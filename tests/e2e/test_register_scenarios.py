@@ -6,8 +6,8 @@ itself, without the hub's lifecycle code."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import datetime as dt
+import os
 import random
 import uuid
 from collections import Counter

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import Counter
+from pathlib import Path
 
 from hub.pipeline.deadletter import (
     H_DEAD_LETTERED_AT,
@@ -178,3 +179,29 @@ def test_a_source_topic_on_the_broker_that_is_not_in_the_registry_is_consumed_an
     assert harness.receipts(records) == []  # an unregistered source has no receipts topic
     assert harness.registrations() == []
     assert "not in the source registry" in harness.worker_logs()
+
+
+def test_an_event_whose_predecessor_never_arrives_is_held_then_dead_lettered(
+    kafka_bootstrap: str, database_url: str, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from tests.conftest import make_settings
+
+    settings = dataclasses.replace(
+        make_settings(kafka_bootstrap, database_url, tmp_path), hold_seconds=1.0, hold_check_seconds=0.5
+    )
+    harness = HubHarness(settings, tmp_path)
+    try:
+        end = event(synthetic_person(), "INTRODUCTION_PROGRAMME_ENDED")
+        harness.start_worker()
+        [sent] = harness.publish([end])
+        records = harness.read_outputs(until=lambda rs: len(harness.receipts(rs)) >= 2, timeout=90)
+        assert [r["outcome"] for r in harness.receipts(records)] == ["HELD", "REJECTED"]
+        [letter] = harness.dead_letters(records)
+        assert letter.headers[H_ERROR_CODE] == "NIR-LIFE-001"
+        assert (letter.headers[H_TOPIC], letter.headers[H_OFFSET]) == (sent.topic, str(sent.offset))
+        assert "no start of the introduction programme has arrived" in letter.headers[H_ERROR_MESSAGE]
+        assert harness.registrations() == []
+    finally:
+        harness.stop_all()

@@ -177,3 +177,62 @@ def test_rules_list_prints_the_catalogue(harness: HubHarness) -> None:
     assert "NIR-DEADLINE-001  WARNING  Registered within two months" in result.stdout
     norwegian = hub_command(harness.settings, "rules", "list", "--lang", "nb")
     assert "NIR-ID-002        REJECT   Fødselsnummeret eller D-nummeret er gyldig" in norwegian.stdout
+
+
+def test_receipts_can_be_awaited_through_the_api_and_listed_with_the_cli(harness: HubHarness) -> None:
+    from hub.connectors.receipts import ReceiptReader
+
+    person = synthetic_person()
+    events = [
+        event(person, "TRAINING_CLAIM"),
+        event(person, "TRAINING_ENDED"),
+        event(person, "TRAINING_DECISION"),
+    ]
+    harness.start_worker()
+    sent = harness.publish(events)
+
+    async def wait() -> dict:  # type: ignore[type-arg]
+        async with ReceiptReader(
+            harness.settings.kafka_bootstrap, "oslo-fagsystem", topic_prefix=harness.settings.topic_prefix
+        ) as reader:
+            return await reader.wait_for([s.event_id for s in sent], timeout=15)
+
+    final = asyncio.run(wait())
+    # The end waits for a start that never comes: its HELD receipt is all there is so far.
+    assert {str(k): v.outcome for k, v in final.items()} == {
+        events[0]["eventId"]: "ACCEPTED",
+        events[1]["eventId"]: "HELD",
+        events[2]["eventId"]: "ACCEPTED",
+    }
+    assert not final[sent[1].event_id].final
+
+    listed = hub_command(harness.settings, "receipts", "--source", "oslo-fagsystem")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert len(lines) == 3
+    assert f"{events[1]['eventId']}  HELD  NIR-LIFE-001 (HOLD)" in lines[1]
+    as_json = hub_command(harness.settings, "receipts", "--source", "oslo-fagsystem", "--json")
+    assert [json.loads(line)["outcome"] for line in as_json.stdout.splitlines()] == [
+        "ACCEPTED",
+        "HELD",
+        "ACCEPTED",
+    ]
+    unknown = hub_command(harness.settings, "receipts", "--source", "nobody")
+    assert unknown.returncode == 1 and "not in the source registry" in unknown.stderr
+
+
+def test_person_show_as_of_a_date_shows_what_the_register_knew_then(harness: HubHarness) -> None:
+    import datetime as dt
+
+    person = synthetic_person()
+    harness.start_worker()
+    harness.publish([event(person, "TRAINING_CLAIM")])
+    harness.wait_for_receipts(1)
+    now = hub_command(harness.settings, "person", "show", person.duf_number, "--json")
+    assert len(json.loads(now.stdout)["registrations"]) == 1
+    yesterday = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    before = hub_command(
+        harness.settings, "person", "show", person.duf_number, "--json", "--as-of", yesterday
+    )
+    assert json.loads(before.stdout)["registrations"] == []
+    assert json.loads(before.stdout)["state"] == {}

@@ -20,9 +20,8 @@ from sqlalchemy.exc import OperationalError
 from hub.bootstrap import Hub
 from hub.config import Settings
 from hub.domain.events import Origin
-from hub.errors import BrokerUnavailable
 from hub.pipeline.addresses import AddressFlow
-from hub.pipeline.deadletter import H_ERROR_CLASS, H_ERROR_CODE, H_ERROR_MESSAGE, read_headers
+from hub.pipeline.deadletter import H_ERROR_CLASS, H_ERROR_CODE, H_ERROR_MESSAGE
 from hub.pipeline.flow import Message
 from hub.pipeline.receipts import ReceiptOutcome
 from hub.pipeline.registrations import RegistrationFlow
@@ -31,25 +30,7 @@ from hub.schemas.codec import ADDRESS_CHANGE, REGISTRATION, catalog
 from hub.schemas.contract import from_json
 from hub.sources import SourceRegistry
 from tests.factories import event, synthetic_person
-
-
-class RecordingPublisher:
-    """Records what would have been published; can be told to fail the next sends."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes | None, bytes, dict[str, str]]] = []
-        self.failures_left = 0
-
-    async def send(
-        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
-    ) -> None:
-        if self.failures_left:
-            self.failures_left -= 1
-            raise BrokerUnavailable("broker hiccup")
-        self.sent.append((topic, key, value, read_headers(headers)))
-
-    def on(self, topic: str) -> list[tuple[str, bytes | None, bytes, dict[str, str]]]:
-        return [s for s in self.sent if s[0] == topic]
+from tests.fakes import RecordingPublisher
 
 
 @pytest.fixture
