@@ -47,7 +47,12 @@ def _scheme_facts(facts: list[Fact], scheme: Scheme, role: Role) -> list[Fact]:
 
 
 def participants(session: Session, year: int) -> Report:
-    """Persons taking part at some time in `year`, per municipality and scheme."""
+    """Persons taking part at some time in `year`, per municipality and scheme.
+
+    For the introduction programme and the training: started by the end of the year and not
+    ended or stopped before it began. For asylum seekers' training and the culture and values
+    course: any registration dated in the year.
+    """
     first, last = dt.date(year, 1, 1), dt.date(year, 12, 31)
     counts: Counter[tuple[str, str]] = Counter()
     for facts, municipality in _people(session):
@@ -61,6 +66,15 @@ def participants(session: Session, year: int) -> Report:
             took_part = took_part or state_before.status is Status.RUNNING
             if took_part:
                 counts[(municipality[starts[-1].key], scheme.value)] += 1
+        # Schemes without decisions and starts: anyone with a fact dated in the year took part.
+        for scheme in (Scheme.ASYLUM_SEEKER_TRAINING, Scheme.CULTURE_AND_VALUES):
+            in_year = [
+                f
+                for f in effective_facts(facts)
+                if f.event_type in ROLES and f.scheme is scheme and first <= f.fact_date <= last
+            ]
+            if in_year:
+                counts[(municipality[in_year[-1].key], scheme.value)] += 1
     rows = [(m, year, s, n) for (m, s), n in sorted(counts.items())]
     return Report(("municipality", "year", "scheme", "participants"), rows)
 

@@ -78,9 +78,15 @@ def test_the_reports_count_what_the_register_holds(hub: Hub, tmp_path: Path) -> 
         + story("0301", "oslo-fagsystem", d(4, 1), d(11, 1), "UNEMPLOYED", sent_late=True)
         + story("4601", "vestland-fagsystem", d(5, 1), None),
     )
+    asylum_seeker = synthetic_person(with_national_id=False)
+    hours = event(
+        asylum_seeker, "ASYLUM_SEEKER_TRAINING_HOURS", fact_date=d(6, 30), source="vestland-fagsystem"
+    )
+    send(hub, [{**hours, "municipality": "4601", "sentAt": f"{d(7, 1)}T10:00:00+00:00"}])
     with hub.session_factory() as session:
         assert participants(session, Y).rows == [
             ("0301", Y, "introduction_programme", 3),
+            ("4601", Y, "asylum_seeker_training", 1),
             ("4601", Y, "introduction_programme", 1),
         ]
         assert participants(session, Y - 1).rows == []
@@ -96,7 +102,7 @@ def test_the_reports_count_what_the_register_holds(hub: Hub, tmp_path: Path) -> 
         ]
         late = late_registrations(session, Y)
         # The late story's end was sent in the next year: it counts there.
-        assert late.rows == [("0301", Y, 10, 3, 0.3), ("4601", Y, 3, 0, 0.0)]
+        assert late.rows == [("0301", Y, 10, 3, 0.3), ("4601", Y, 4, 0, 0.0)]
     chart = tmp_path / "status.png"
     draw(exits, title="exits", path=chart)
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 5000
