@@ -57,6 +57,7 @@ registrations_topic = app.topic(
     value_type=bytes,
 )
 address_changes_topic = app.topic(names.address_changes, key_type=bytes, value_type=bytes)
+dead_letters_topic = app.topic(names.dead_letters, key_type=bytes, value_type=bytes)
 
 
 class FaustPublisher:

@@ -6,9 +6,11 @@ import asyncio
 import dataclasses
 import datetime as dt
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from faust.cli.faust import cli as faust_cli
@@ -218,6 +220,179 @@ def report(name: str, year: int, output: Path | None, chart: Path | None) -> Non
         click.echo(f"chart written to {chart}", err=True)
 
 
+@click.group(name="cases", help="Case tickets for failed transfers: inspect, fix, replay.")
+def cases_group() -> None:
+    pass
+
+
+def _filter_options(command: Any) -> Any:
+    for option in reversed(
+        [
+            click.option("--status", type=click.Choice(["open", "replayed", "resolved", "discarded"])),
+            click.option("--code", help="Error code, for example NIR-LIFE-001."),
+            click.option("--source", help="Source system id."),
+            click.option("--municipality", help="Municipality number."),
+            click.option("--since", type=click.DateTime(), help="Last failure at or after (UTC)."),
+            click.option("--until", type=click.DateTime(), help="Last failure at or before (UTC)."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _ticket_filter(**options: Any) -> Any:
+    from hub.support.tickets import TicketFilter
+
+    def utc(value: dt.datetime | None) -> dt.datetime | None:
+        return value.replace(tzinfo=dt.UTC) if value is not None else None
+
+    return TicketFilter(
+        status=options["status"],
+        error_code=options["code"],
+        source_system=options["source"],
+        municipality=options["municipality"],
+        failed_from=utc(options["since"]),
+        failed_until=utc(options["until"]),
+    )
+
+
+@cases_group.command(name="list", help="List tickets, newest failure first (identifiers masked).")
+@_filter_options
+@click.option("--json", "as_json", is_flag=True)
+def cases_list(as_json: bool, **options: Any) -> None:
+    from hub.support.tickets import describe_ticket, list_tickets
+
+    hub = _migrated_hub()
+    with hub.session_factory() as session:
+        tickets = [
+            describe_ticket(session, hub.catalog, t) for t in list_tickets(session, _ticket_filter(**options))
+        ]
+    for t in tickets:
+        if as_json:
+            click.echo(json.dumps(t, ensure_ascii=False))
+        else:
+            click.echo(
+                f"{t['id']:>6}  {t['status']:<9} {t['error']['code'] or '-':<16} {t['sourceSystem'] or '-':<20} "
+                f"{t['municipality'] or '-':<5} {t['eventType'] or '-':<36} DUF {t['dufNumber'] or '-'}  "
+                f"attempts {t['attempts']}"
+            )
+
+
+@cases_group.command(name="show", help="Show one ticket with its decoded event and edits.")
+@click.argument("ticket_id", type=int)
+def cases_show(ticket_id: int) -> None:
+    from hub.support.tickets import describe_ticket, get_ticket
+
+    hub = _migrated_hub()
+    with hub.session_factory() as session:
+        shown = describe_ticket(session, hub.catalog, get_ticket(session, ticket_id), reveal=True)
+    click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
+
+
+@cases_group.command(
+    name="replay", help="Replay one ticket (optionally edited) or every ticket matching a filter."
+)
+@click.argument("ticket_id", type=int, required=False)
+@_filter_options
+@click.option(
+    "--edit",
+    "edit_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A corrected event (JSON, the contract's shape) to replay instead of the original.",
+)
+@click.option(
+    "--user", default=lambda: os.environ.get("USER", "support"), help="Who edits (kept on the ticket)."
+)
+@click.option("--dry-run", is_flag=True, help="Show what would be replayed; send nothing.")
+@click.option("--rate", type=float, default=50.0, show_default=True, help="Replays per second at most.")
+def cases_replay(
+    ticket_id: int | None, edit_file: Path | None, user: str, dry_run: bool, rate: float, **options: Any
+) -> None:
+    from hub.support.replay import edit_ticket, replay_tickets
+    from hub.support.tickets import get_ticket, list_tickets
+
+    hub = _migrated_hub()
+    has_filter = any(options[k] is not None for k in options)
+    if (ticket_id is None) == (not has_filter):
+        raise click.UsageError("give either a ticket number or a filter")
+    if edit_file is not None:
+        if ticket_id is None:
+            raise click.UsageError("--edit works on one ticket")
+        from hub.register.unit_of_work import UnitOfWork
+
+        with UnitOfWork(hub.session_factory) as uow:
+            event = json.loads(edit_file.read_text(encoding="utf-8"))
+            edit_ticket(
+                uow.session, hub.catalog, get_ticket(uow.session, ticket_id), event, user, hub.clock()
+            )
+            uow.commit()
+        click.echo(f"ticket {ticket_id}: edit checked and kept")
+    if ticket_id is not None:
+        ids = [ticket_id]
+    else:
+        with hub.session_factory() as session:
+            ids = [t.id for t in list_tickets(session, _ticket_filter(**options), limit=1_000_000)]
+        ids.reverse()  # oldest failure first
+    with click.progressbar(
+        length=len(ids), label="replaying" if not dry_run else "dry run", file=sys.stderr
+    ) as bar:
+
+        def each(tid: int, what: str) -> None:
+            bar.update(1)
+            if dry_run or what.startswith("skipped") or len(ids) == 1:
+                click.echo(f"\nticket {tid}: {what}", err=True)
+
+        report = asyncio.run(replay_tickets(hub, ids, per_second=rate, dry_run=dry_run, on_each=each))
+    verb = "would replay" if dry_run else "replayed"
+    click.echo(f"{verb} {len(report.replayed)}, skipped {len(report.skipped)}")
+
+
+def _settle(ticket_id: int, note: str, status_name: str) -> None:
+    from hub.register.unit_of_work import UnitOfWork
+    from hub.support.tickets import TicketStatus, settle
+
+    hub = _migrated_hub()
+    with UnitOfWork(hub.session_factory) as uow:
+        settle(uow.session, ticket_id, TicketStatus(status_name), note, hub.clock())
+        uow.commit()
+    click.echo(f"ticket {ticket_id} {status_name}")
+
+
+@cases_group.command(name="resolve", help="Close a ticket as solved, with a note.")
+@click.argument("ticket_id", type=int)
+@click.option("--note", required=True)
+def cases_resolve(ticket_id: int, note: str) -> None:
+    _settle(ticket_id, note, "resolved")
+
+
+@cases_group.command(name="discard", help="Close a ticket without fixing it, with a note.")
+@click.argument("ticket_id", type=int)
+@click.option("--note", required=True)
+def cases_discard(ticket_id: int, note: str) -> None:
+    _settle(ticket_id, note, "discarded")
+
+
+@cases_group.command(name="file", help="File a case about a person by hand.")
+@click.option("--duf", "duf_number", required=True, help="The person's DUF number.")
+@click.option("--description", required=True)
+@click.option("--municipality")
+def cases_file(duf_number: str, description: str, municipality: str | None) -> None:
+    from hub.register.unit_of_work import UnitOfWork
+    from hub.support.tickets import file_manual_case
+
+    hub = _migrated_hub()
+    with UnitOfWork(hub.session_factory) as uow:
+        ticket = file_manual_case(
+            uow.session,
+            duf_number=duf_number,
+            description=description,
+            municipality=municipality,
+            now=hub.clock(),
+        )
+        uow.commit()
+        click.echo(f"filed ticket {ticket.id}")
+
+
 @click.group(name="rules", help="The validation rule catalogue.")
 def rules_group() -> None:
     pass
@@ -252,6 +427,7 @@ for command in (
     schemas_group,
     publish,
     receipts,
+    cases_group,
     person_group,
     report,
     rules_group,

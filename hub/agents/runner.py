@@ -46,7 +46,8 @@ async def process_or_exit(flow: Processes[T_co], message: Message) -> T_co:
 
 def message_of(event: Any) -> Message:
     m = event.message
-    return Message(Origin(m.topic, m.partition, m.offset), m.key, m.value)
+    headers = m.headers.items() if isinstance(m.headers, dict) else (m.headers or ())
+    return Message(Origin(m.topic, m.partition, m.offset), m.key, m.value, tuple(headers))
 
 
 def flow_agent(app: faust.App, topic: faust.TopicT, flow: Processes[Any], name: str) -> Any:

@@ -27,6 +27,7 @@ class Message:
     origin: Origin
     key: bytes | None
     value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def failure_from(exc: Exception, origin: Origin) -> Failure:

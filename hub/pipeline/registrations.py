@@ -38,6 +38,7 @@ from hub.register.operations import (
     release_held,
 )
 from hub.rules import RuleContext, Severity, Target, Violation, evaluate
+from hub.support.tickets import close_tickets_for_accepted
 
 ACCEPTED = {ReceiptOutcome.ACCEPTED, ReceiptOutcome.ACCEPTED_WITH_WARNINGS}
 
@@ -96,6 +97,7 @@ class RegistrationFlow(Flow):
         previous = already_registered(session, registration, message.origin)
         if previous is not None:
             release_held(session, str(registration.event_id))
+            close_tickets_for_accepted(session, registration, now)  # e.g. a replay of an accepted event
             if previous.outcome is WriteOutcome.DUPLICATE:
                 return Processed(ReceiptOutcome.DUPLICATE, [], registered_at=previous.registered_at)
             outcome = ReceiptOutcome.ACCEPTED_WITH_WARNINGS if previous.warnings else ReceiptOutcome.ACCEPTED
@@ -121,6 +123,7 @@ class RegistrationFlow(Flow):
             registration_key=target.key if target is not None else None,
         )
         release_held(session, str(registration.event_id))
+        close_tickets_for_accepted(session, registration, now)
         outcome = ReceiptOutcome.ACCEPTED_WITH_WARNINGS if warnings else ReceiptOutcome.ACCEPTED
         return Processed(outcome, warnings, registered_at=result.registered_at)
 

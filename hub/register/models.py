@@ -121,3 +121,55 @@ class HeldEvent(Base):
     reason_nb: Mapped[str] = mapped_column(String(512))
     held_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class CaseTicket(Base):
+    """A failed transfer (or a case filed by hand) that support staff inspect, fix and replay.
+
+    Every failure of the same event attaches to one ticket: by event id when the message could
+    be decoded, else by where it was read from. The original message is kept as it arrived.
+    """
+
+    __tablename__ = "case_tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # open, replayed, resolved, discarded
+    kind: Mapped[str] = mapped_column(String(16))  # dead_letter or manual
+    event_id: Mapped[str | None] = mapped_column(String(36), nullable=True, unique=True)
+    error_class: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    error_message: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    source_system: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    municipality: Mapped[str | None] = mapped_column(String(4), nullable=True, index=True)
+    event_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    fact_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    duf_number: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    national_id: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    original_topic: Mapped[str | None] = mapped_column(String(249), nullable=True)
+    original_partition: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    original_offset: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    original_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    original_value: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # partition:offset of the last dead letter counted, so a redelivered one is not counted twice
+    last_dead_letter: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    description: Mapped[str | None] = mapped_column(String(4000), nullable=True)
+    first_failed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    last_failed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    replays: Mapped[int] = mapped_column(Integer, default=0)
+    resolution_note: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    linked_event_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class TicketEdit(Base):
+    """A support user's corrected version of a ticket's event, kept beside the original."""
+
+    __tablename__ = "ticket_edits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("case_tickets.id"), index=True)
+    edited_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    edited_by: Mapped[str] = mapped_column(String(128))
+    event: Mapped[dict[str, Any]] = mapped_column(JSON)
+    value: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,1 @@
+"""Support for failed transfers: case tickets, and replaying their events."""

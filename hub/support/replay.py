@@ -1,0 +1,146 @@
+"""Replaying tickets' events to their source topics, one, edited, or many by filter.
+
+A replay re-publishes the original message (or the newest edit of it) to the topic it came from,
+with headers that say which ticket it replays. Deduplication in the register guarantees a
+replayed event is never written twice; when it is accepted, the ticket closes itself, and when
+it fails again, the dead letter reopens the ticket with the new reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy.orm import Session
+
+from hub.bootstrap import Hub
+from hub.register.models import CaseTicket
+from hub.register.unit_of_work import UnitOfWork
+from hub.schemas.codec import REGISTRATION, SchemaCatalog
+from hub.schemas.contract import ContractError, from_json
+from hub.support.tickets import ACTIVE, TicketError, TicketStatus, add_edit, get_ticket, latest_edit
+
+H_REPLAY_TICKET = "nir.replay.ticket"
+H_REPLAYED_AT = "nir.replay.at"
+
+
+def edit_ticket(
+    session: Session,
+    catalog: SchemaCatalog,
+    ticket: CaseTicket,
+    event: dict[str, Any],
+    user: str,
+    now: dt.datetime,
+) -> None:
+    """Keep a corrected version of the ticket's event, checked against the contract first.
+
+    The edit keeps the event id (so the register's deduplication still holds) and the source.
+    Raises `ContractError` naming every problem.
+    """
+    if ticket.status not in ACTIVE:
+        raise TicketError(f"ticket {ticket.id} is {ticket.status}; only open tickets can be edited")
+    datum = from_json(event)
+    if ticket.event_id is not None and str(datum["eventId"]) != ticket.event_id:
+        raise ContractError(["eventId: must stay the ticket's event id"])
+    if ticket.source_system is not None and datum["sourceSystem"] != ticket.source_system:
+        raise ContractError(["sourceSystem: must stay the ticket's source"])
+    add_edit(session, ticket, event, catalog.encode(REGISTRATION, datum), user, now)
+
+
+@dataclass
+class ReplayReport:
+    replayed: list[int] = field(default_factory=list)
+    skipped: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Planned:
+    ticket_id: int
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+def _plan(session: Session, ticket_id: int) -> _Planned | str:
+    """What replaying a ticket sends, or why it cannot be replayed."""
+    ticket = get_ticket(session, ticket_id)
+    if ticket.status not in ACTIVE:
+        return f"ticket is {ticket.status}"
+    if ticket.original_value is None or ticket.original_topic is None:
+        return "nothing to replay (a case filed by hand)"
+    edit = latest_edit(session, ticket_id)
+    value = edit.value if edit is not None else ticket.original_value
+    return _Planned(ticket_id, ticket.original_topic, ticket.original_key, value)
+
+
+def _mark(session: Session, ticket_id: int, status: TicketStatus, count: int) -> None:
+    ticket = get_ticket(session, ticket_id)
+    ticket.status = status.value
+    ticket.replays += count
+
+
+async def replay_tickets(
+    hub: Hub,
+    ticket_ids: list[int],
+    *,
+    per_second: float = 50.0,
+    dry_run: bool = False,
+    on_each: Callable[[int, str], None] = lambda _id, _what: None,
+) -> ReplayReport:
+    """Replay the tickets in order, at most `per_second` a second. With `dry_run` nothing is
+    sent; the report says what would be."""
+    report = ReplayReport()
+
+    def in_uow(work: Callable[[Session], Any]) -> Any:
+        with UnitOfWork(hub.session_factory) as uow:
+            result = work(uow.session)
+            uow.commit()
+            return result
+
+    producer = (
+        None
+        if dry_run
+        else AIOKafkaProducer(
+            bootstrap_servers=hub.settings.kafka_bootstrap, acks="all", enable_idempotence=True
+        )
+    )
+    if producer is not None:
+        await producer.start()
+    try:
+        for ticket_id in ticket_ids:
+            plan = await asyncio.to_thread(in_uow, functools.partial(_plan, ticket_id=ticket_id))
+            if isinstance(plan, str):
+                report.skipped[ticket_id] = plan
+                on_each(ticket_id, f"skipped: {plan}")
+                continue
+            if producer is None:
+                report.replayed.append(ticket_id)
+                on_each(ticket_id, f"would replay to {plan.topic}")
+                continue
+            # Marked first: the replayed event may be processed (and close the ticket) at once.
+            await asyncio.to_thread(
+                in_uow, functools.partial(_mark, ticket_id=ticket_id, status=TicketStatus.REPLAYED, count=1)
+            )
+            headers = [
+                (H_REPLAY_TICKET, str(ticket_id).encode()),
+                (H_REPLAYED_AT, hub.clock().isoformat().encode()),
+            ]
+            try:
+                await producer.send_and_wait(plan.topic, plan.value, key=plan.key, headers=headers)
+            except Exception:
+                await asyncio.to_thread(
+                    in_uow, functools.partial(_mark, ticket_id=ticket_id, status=TicketStatus.OPEN, count=-1)
+                )
+                raise
+            report.replayed.append(ticket_id)
+            on_each(ticket_id, f"replayed to {plan.topic}")
+            await asyncio.sleep(1.0 / per_second)
+    finally:
+        if producer is not None:
+            await producer.stop()
+    return report

@@ -1,0 +1,342 @@
+"""Case tickets in the register: opened from dead letters, closed by accepted events, resolved or
+discarded by support staff, or filed by hand. Each function works inside the caller's session."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from hub.domain.events import Registration
+from hub.domain.identifiers import mask
+from hub.domain.lifecycle import ROLES, Role
+from hub.errors import DecodeError, HubError
+from hub.pipeline.deadletter import (
+    H_ERROR_CLASS,
+    H_ERROR_CODE,
+    H_ERROR_MESSAGE,
+    H_OFFSET,
+    H_PARTITION,
+    H_TOPIC,
+    read_headers,
+)
+from hub.pipeline.decode import decode_registration
+from hub.register.models import CaseTicket, PersonIdentifier, RegistrationRecord, TicketEdit
+from hub.schemas.codec import SchemaCatalog
+from hub.schemas.contract import to_json
+
+
+class TicketStatus(enum.Enum):
+    OPEN = "open"
+    REPLAYED = "replayed"
+    RESOLVED = "resolved"
+    DISCARDED = "discarded"
+
+
+ACTIVE = (TicketStatus.OPEN.value, TicketStatus.REPLAYED.value)
+
+
+class TicketError(HubError):
+    """A support action that does not fit the ticket (wrong state, unknown ticket)."""
+
+    code = "NIR-TICKET"
+
+
+@dataclass(frozen=True)
+class TicketFilter:
+    status: str | None = None
+    error_code: str | None = None
+    source_system: str | None = None
+    municipality: str | None = None
+    failed_from: dt.datetime | None = None
+    failed_until: dt.datetime | None = None
+
+    def apply(self, query: Any) -> Any:
+        for column, value in (
+            (CaseTicket.status, self.status),
+            (CaseTicket.error_code, self.error_code),
+            (CaseTicket.source_system, self.source_system),
+            (CaseTicket.municipality, self.municipality),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if self.failed_from is not None:
+            query = query.where(CaseTicket.last_failed_at >= self.failed_from)
+        if self.failed_until is not None:
+            query = query.where(CaseTicket.last_failed_at <= self.failed_until)
+        return query
+
+
+def _decoded(catalog: SchemaCatalog, value: bytes | None) -> Registration | None:
+    try:
+        return decode_registration(catalog, value)
+    except DecodeError:
+        return None
+
+
+def ticket_from_dead_letter(
+    session: Session,
+    catalog: SchemaCatalog,
+    *,
+    key: bytes | None,
+    value: bytes | None,
+    headers: tuple[tuple[str, bytes], ...],
+    dead_letter_ref: str,
+    source_of: Any,
+    now: dt.datetime,
+) -> CaseTicket:
+    """Open a ticket for a dead letter, or attach the failure to the event's existing ticket."""
+    h = read_headers(list(headers))
+    event = _decoded(catalog, value)
+    topic = h.get(H_TOPIC)
+    partition = int(h[H_PARTITION]) if H_PARTITION in h else None
+    offset = int(h[H_OFFSET]) if H_OFFSET in h else None
+    if event is not None:
+        existing = session.scalar(select(CaseTicket).where(CaseTicket.event_id == str(event.event_id)))
+    else:
+        existing = session.scalar(
+            select(CaseTicket).where(
+                CaseTicket.original_topic == topic,
+                CaseTicket.original_partition == partition,
+                CaseTicket.original_offset == offset,
+            )
+        )
+    if existing is not None:
+        if existing.last_dead_letter != dead_letter_ref:  # not a redelivery of the same dead letter
+            existing.attempts += 1
+            existing.last_failed_at = now
+            existing.error_class, existing.error_code = h.get(H_ERROR_CLASS), h.get(H_ERROR_CODE)
+            existing.error_message = h.get(H_ERROR_MESSAGE)
+            existing.status, existing.closed_at = TicketStatus.OPEN.value, None
+            existing.last_dead_letter = dead_letter_ref
+        return existing
+    ticket = CaseTicket(
+        status=TicketStatus.OPEN.value,
+        kind="dead_letter",
+        event_id=str(event.event_id) if event else None,
+        error_class=h.get(H_ERROR_CLASS),
+        error_code=h.get(H_ERROR_CODE),
+        error_message=h.get(H_ERROR_MESSAGE),
+        source_system=event.source_system if event else (source_of(topic) if topic else None),
+        municipality=event.municipality if event else None,
+        event_type=event.event_type if event else None,
+        fact_date=event.fact_date if event else None,
+        duf_number=event.duf_number if event else None,
+        national_id=event.national_id if event else None,
+        original_topic=topic,
+        original_partition=partition,
+        original_offset=offset,
+        original_key=key,
+        original_value=value,
+        last_dead_letter=dead_letter_ref,
+        first_failed_at=now,
+        last_failed_at=now,
+        attempts=1,
+        replays=0,
+    )
+    session.add(ticket)
+    session.flush()
+    if event is not None:
+        # The corrected event may already have been accepted while this dead letter waited.
+        accepted = session.scalar(
+            _accepted_fix(event).where(RegistrationRecord.accepted_at >= ticket.first_failed_at)
+        )
+        if accepted is None:
+            accepted = session.scalar(_accepted_fix(event))
+        if accepted is not None and accepted.event_id != ticket.event_id:
+            _close(ticket, accepted.event_id, now)
+    return ticket
+
+
+def _repeatable(event_type: str) -> bool:
+    """Event types a person can have many of (hours, leaves ...): there, the fact date tells
+    which registration a fix is for; of the others a person has one per round."""
+    return event_type in ROLES and ROLES[event_type][1] in _REPEATABLE_ROLES
+
+
+_REPEATABLE_ROLES = {Role.LEAVE, Role.ABSENCE, Role.HOURS, Role.FINAL_TEST, Role.COMPLAINT}
+
+
+def _accepted_fix(event: Registration) -> Any:
+    """The newest registration of the same person, event type and source accepted after the
+    failed event was sent (and, for repeatable types, for the same date)."""
+    identifiers = [i for i in (event.national_id, event.duf_number) if i]
+    same_date = [RegistrationRecord.fact_date == event.fact_date] if _repeatable(event.event_type) else []
+    return (
+        select(RegistrationRecord)
+        .where(
+            RegistrationRecord.event_type == event.event_type,
+            RegistrationRecord.source_system == event.source_system,
+            RegistrationRecord.accepted_at > event.sent_at,
+            *same_date,
+            RegistrationRecord.person_id.in_(
+                select(PersonIdentifier.person_id).where(PersonIdentifier.value.in_(identifiers))
+            ),
+        )
+        .order_by(RegistrationRecord.id.desc())
+        .limit(1)
+    )
+
+
+def _close(ticket: CaseTicket, accepted_event_id: str, now: dt.datetime) -> None:
+    ticket.status = TicketStatus.RESOLVED.value
+    ticket.linked_event_id = accepted_event_id
+    ticket.resolution_note = f"closed by the accepted event {accepted_event_id}"
+    ticket.closed_at = now
+
+
+def close_tickets_for_accepted(session: Session, registration: Registration, now: dt.datetime) -> int:
+    """Close the open tickets this accepted event answers: its own (a successful replay), and
+    those of the same person, event type and source (the fagsystem sent a corrected event)."""
+    identifiers = [i for i in (registration.national_id, registration.duf_number) if i]
+    same_fix = (
+        (CaseTicket.event_type == registration.event_type)
+        & (CaseTicket.source_system == registration.source_system)
+        & or_(CaseTicket.duf_number.in_(identifiers), CaseTicket.national_id.in_(identifiers))
+    )
+    if _repeatable(registration.event_type):
+        same_fix = same_fix & (CaseTicket.fact_date == registration.fact_date)
+    event_id = str(registration.event_id)
+    result = session.execute(
+        update(CaseTicket)
+        .where(CaseTicket.status.in_(ACTIVE), or_(CaseTicket.event_id == event_id, same_fix))
+        .values(
+            status=TicketStatus.RESOLVED.value,
+            linked_event_id=event_id,
+            resolution_note=f"closed by the accepted event {event_id}",
+            closed_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def get_ticket(session: Session, ticket_id: int) -> CaseTicket:
+    ticket = session.get(CaseTicket, ticket_id)
+    if ticket is None:
+        raise TicketError(f"there is no ticket {ticket_id}")
+    return ticket
+
+
+def list_tickets(session: Session, where: TicketFilter, limit: int = 200) -> list[CaseTicket]:
+    query = where.apply(select(CaseTicket)).order_by(CaseTicket.last_failed_at.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def settle(session: Session, ticket_id: int, status: TicketStatus, note: str, now: dt.datetime) -> CaseTicket:
+    """Resolve or discard a ticket by hand, with a note saying why."""
+    if not note.strip():
+        raise TicketError("a note is required")
+    ticket = get_ticket(session, ticket_id)
+    if ticket.status not in ACTIVE:
+        raise TicketError(f"ticket {ticket_id} is {ticket.status} already")
+    ticket.status, ticket.resolution_note, ticket.closed_at = status.value, note, now
+    return ticket
+
+
+def file_manual_case(
+    session: Session, *, duf_number: str, description: str, municipality: str | None, now: dt.datetime
+) -> CaseTicket:
+    """A case about a person filed by hand, as support users do today."""
+    if not description.strip():
+        raise TicketError("a description is required")
+    ticket = CaseTicket(
+        status=TicketStatus.OPEN.value,
+        kind="manual",
+        duf_number=duf_number,
+        municipality=municipality,
+        description=description,
+        first_failed_at=now,
+        last_failed_at=now,
+        attempts=0,
+        replays=0,
+    )
+    session.add(ticket)
+    session.flush()
+    return ticket
+
+
+def add_edit(
+    session: Session, ticket: CaseTicket, event: dict[str, Any], value: bytes, user: str, now: dt.datetime
+) -> None:
+    session.add(TicketEdit(ticket_id=ticket.id, edited_at=now, edited_by=user, event=event, value=value))
+    session.flush()
+
+
+def latest_edit(session: Session, ticket_id: int) -> TicketEdit | None:
+    return session.scalar(
+        select(TicketEdit).where(TicketEdit.ticket_id == ticket_id).order_by(TicketEdit.id.desc()).limit(1)
+    )
+
+
+def describe_ticket(
+    session: Session, catalog: SchemaCatalog, ticket: CaseTicket, *, reveal: bool = False
+) -> dict[str, Any]:
+    """A ticket as JSON-ready data; the national id is masked unless `reveal`."""
+    event = _decoded(catalog, ticket.original_value)
+    edits = session.scalars(
+        select(TicketEdit).where(TicketEdit.ticket_id == ticket.id).order_by(TicketEdit.id)
+    )
+    return {
+        "id": ticket.id,
+        "status": ticket.status,
+        "kind": ticket.kind,
+        "eventId": ticket.event_id,
+        "error": {"class": ticket.error_class, "code": ticket.error_code, "message": ticket.error_message},
+        "sourceSystem": ticket.source_system,
+        "municipality": ticket.municipality,
+        "eventType": ticket.event_type,
+        "dufNumber": ticket.duf_number,
+        "nationalId": ticket.national_id
+        if reveal
+        else (mask(ticket.national_id) if ticket.national_id else None),
+        "origin": {
+            "topic": ticket.original_topic,
+            "partition": ticket.original_partition,
+            "offset": ticket.original_offset,
+        },
+        "firstFailedAt": _iso(ticket.first_failed_at),
+        "lastFailedAt": _iso(ticket.last_failed_at),
+        "attempts": ticket.attempts,
+        "replays": ticket.replays,
+        "description": ticket.description,
+        "resolution": {
+            "note": ticket.resolution_note,
+            "linkedEventId": ticket.linked_event_id,
+            "closedAt": _iso(ticket.closed_at) if ticket.closed_at else None,
+        },
+        "event": _event_json(event) if reveal else None,
+        "edits": [{"editedAt": _iso(e.edited_at), "editedBy": e.edited_by, "event": e.event} for e in edits]
+        if reveal
+        else [],
+    }
+
+
+def _event_json(event: Registration | None) -> dict[str, Any] | None:
+    if event is None:
+        return None
+    return to_json(
+        {
+            "eventId": event.event_id,
+            "eventType": event.event_type,
+            "factDate": event.fact_date,
+            "sentAt": event.sent_at,
+            "sourceSystem": event.source_system,
+            "municipality": event.municipality,
+            "person": {"nationalId": event.national_id, "dufNumber": event.duf_number},
+            "fagsystemVersion": event.fagsystem_version,
+            "action": event.action,
+            "correctsEventId": event.corrects_event_id,
+            "payload": event.payload,
+        }
+    )
+
+
+def _iso(value: dt.datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.isoformat().replace("+00:00", "Z")
