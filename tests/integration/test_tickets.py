@@ -1,0 +1,134 @@
+"""Case tickets against a real SQLite register: opening, attaching, closing and settling."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from hub.bootstrap import Hub
+from hub.config import Settings
+from hub.domain.events import Origin
+from hub.pipeline.dead_letters import DeadLetterFlow
+from hub.pipeline.flow import Message
+from hub.pipeline.registrations import RegistrationFlow
+from hub.register.models import CaseTicket
+from hub.register.unit_of_work import UnitOfWork
+from hub.schemas.codec import REGISTRATION, catalog
+from hub.schemas.contract import from_json
+from hub.sources import SourceRegistry
+from hub.support.tickets import TicketError, TicketStatus, describe_ticket, file_manual_case, settle
+from tests.factories import event, synthetic_person
+from tests.fakes import RecordingPublisher
+
+TOPIC = "nir.source.oslo-fagsystem.registrations"
+
+
+@pytest.fixture
+def hub(sqlite_url: str, tmp_path: Path) -> Hub:
+    settings = dataclasses.replace(Settings(), database_url=sqlite_url, allow_synthetic_identifiers=True)
+    return Hub(settings=settings, registry=SourceRegistry.load(settings.sources_file), catalog=catalog())
+
+
+def run(hub: Hub, publisher: RecordingPublisher, value: bytes, offset: int) -> None:
+    """Process a registration, then hand every new dead letter to the ticket flow."""
+    before = len(publisher.on("nir.dead-letters"))
+    asyncio.run(RegistrationFlow(hub, publisher).process(Message(Origin(TOPIC, 0, offset), b"k", value)))
+    for n, (_, key, letter, headers) in enumerate(publisher.on("nir.dead-letters")[before:], start=before):
+        raw = tuple((k, v.encode()) for k, v in headers.items())
+        asyncio.run(
+            DeadLetterFlow(hub, publisher).process(
+                Message(Origin("nir.dead-letters", 0, n), key, letter, raw)
+            )
+        )
+
+
+def all_tickets(hub: Hub) -> list[CaseTicket]:
+    with hub.session_factory() as session:
+        return list(session.scalars(select(CaseTicket).order_by(CaseTicket.id)))
+
+
+def encoded(e: dict) -> bytes:  # type: ignore[type-arg]
+    return catalog().encode(REGISTRATION, from_json(e))
+
+
+def test_failures_of_one_event_attach_to_one_ticket_and_a_redelivered_dead_letter_is_not_counted_twice(
+    hub: Hub,
+) -> None:
+    publisher = RecordingPublisher()
+    bad = event(synthetic_person(), municipality="4601")
+    run(hub, publisher, encoded(bad), 0)
+    run(hub, publisher, encoded(bad), 1)  # sent again, fails again
+    [ticket] = all_tickets(hub)
+    assert (ticket.attempts, ticket.error_code, ticket.original_offset) == (2, "NIR-SOURCE-002", 0)
+    _, key, letter, headers = publisher.on("nir.dead-letters")[1]
+    raw = tuple((k, v.encode()) for k, v in headers.items())
+    asyncio.run(
+        DeadLetterFlow(hub, publisher).process(Message(Origin("nir.dead-letters", 0, 1), key, letter, raw))
+    )
+    assert all_tickets(hub)[0].attempts == 2
+
+
+def test_an_undecodable_message_gets_a_ticket_by_where_it_was_read(hub: Hub) -> None:
+    publisher = RecordingPublisher()
+    run(hub, publisher, b"garbage", 7)
+    [ticket] = all_tickets(hub)
+    assert (ticket.event_id, ticket.error_class, ticket.original_offset) == (None, "decode", 7)
+    assert ticket.source_system == "oslo-fagsystem" and ticket.original_value == b"garbage"
+
+
+def test_a_ticket_whose_fix_was_accepted_before_the_dead_letter_was_read_opens_closed(hub: Hub) -> None:
+    publisher = RecordingPublisher()
+    person = synthetic_person()
+    bad = event(person, "TRAINING_CLAIM")
+    bad["payload"] = {"claimedWithinDeadline": True}
+    bad["municipality"] = "4601"
+    asyncio.run(RegistrationFlow(hub, publisher).process(Message(Origin(TOPIC, 0, 0), b"k", encoded(bad))))
+    fix = event(person, "TRAINING_CLAIM")
+    asyncio.run(RegistrationFlow(hub, publisher).process(Message(Origin(TOPIC, 0, 1), b"k", encoded(fix))))
+    _, key, letter, headers = publisher.on("nir.dead-letters")[0]
+    raw = tuple((k, v.encode()) for k, v in headers.items())
+    asyncio.run(
+        DeadLetterFlow(hub, publisher).process(Message(Origin("nir.dead-letters", 0, 0), key, letter, raw))
+    )
+    [ticket] = all_tickets(hub)
+    assert (ticket.status, ticket.linked_event_id) == ("resolved", fix["eventId"])
+
+
+def test_support_can_file_resolve_and_discard_cases_but_not_twice(hub: Hub) -> None:
+    now = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
+    with UnitOfWork(hub.session_factory) as uow:
+        ticket = file_manual_case(
+            uow.session,
+            duf_number="201812345678",
+            description="Wrong start date",
+            municipality="0301",
+            now=now,
+        )
+        uow.commit()
+    with UnitOfWork(hub.session_factory) as uow:
+        with pytest.raises(TicketError, match="note"):
+            settle(uow.session, ticket.id, TicketStatus.RESOLVED, " ", now)
+        settle(uow.session, ticket.id, TicketStatus.DISCARDED, "duplicate of case 12", now)
+        uow.commit()
+    with UnitOfWork(hub.session_factory) as uow:
+        with pytest.raises(TicketError, match="discarded already"):
+            settle(uow.session, ticket.id, TicketStatus.RESOLVED, "again", now)
+        shown = describe_ticket(uow.session, catalog(), uow.session.get_one(CaseTicket, ticket.id))
+    assert (shown["kind"], shown["dufNumber"], shown["status"]) == ("manual", "201812345678", "discarded")
+
+
+def test_a_listed_ticket_masks_the_national_id_and_shows_the_duf_number(hub: Hub) -> None:
+    publisher = RecordingPublisher()
+    person = synthetic_person()
+    run(hub, publisher, encoded(event(person, municipality="4601")), 0)
+    with hub.session_factory() as session:
+        listed = describe_ticket(session, catalog(), all_tickets(hub)[0])
+        revealed = describe_ticket(session, catalog(), all_tickets(hub)[0], reveal=True)
+    assert listed["dufNumber"] == person.duf_number
+    assert person.national_id not in str(listed) and listed["event"] is None
+    assert revealed["event"]["person"]["nationalId"] == person.national_id
