@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -168,6 +171,17 @@ class HubHarness:
             f"only {len(receipts)} of {count} receipts arrived; worker log:\n{self.worker_logs()[-4000:]}"
         )
         return receipts, self.dead_letters(records)
+
+
+def hub_command(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `hub ARGS` in a subprocess configured by `settings`."""
+    return subprocess.run(
+        [sys.executable, "-m", "hub.cli", *args],
+        env={**os.environ, **settings.to_env()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def jsonl(events: list[dict[str, Any]]) -> str:

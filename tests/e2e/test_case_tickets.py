@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +16,11 @@ from hub.support.replay import replay_tickets
 from tests.conftest import make_settings
 from tests.factories import event, synthetic_person
 from tests.harness import HubHarness
+from tests.harness import hub_command as run_hub
 
 
 def hub_command(harness: HubHarness, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hub.cli", *args],
-        env={**os.environ, **harness.settings.to_env()},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_hub(harness.settings, *args)
 
 
 def tickets(harness: HubHarness) -> list[CaseTicket]:

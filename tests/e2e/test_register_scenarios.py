@@ -114,7 +114,7 @@ def test_a_mixed_stream_of_a_few_hundred_persons_ends_in_the_state_the_scenarios
     harness: HubHarness,
 ) -> None:
     rng = random.Random(20261126)
-    scenarios = [scenario(rng) for _ in range(int(os.environ.get("NIR_TEST_PERSONS", "300")))]
+    scenarios = [scenario(rng) for _ in range(int(os.environ.get("NIR_TEST_PERSONS", "200")))]
     stream = [e for s in scenarios for e in s.events]
     harness.start_worker()
     harness.publish(stream)

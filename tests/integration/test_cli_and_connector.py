@@ -4,30 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from hub.config import Settings
 from hub.connectors.fagsystem import FagsystemProducer, UnknownSourceTopic
 from hub.schemas.codec import catalog
 from tests.conftest import make_settings
 from tests.factories import event, synthetic_person
-from tests.harness import HubHarness, jsonl
-
-
-def hub_command(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hub.cli", *args],
-        env={**os.environ, **settings.to_env()},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.harness import HubHarness, hub_command, jsonl
 
 
 @pytest.fixture
