@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import json
 import subprocess
 from pathlib import Path
@@ -106,7 +107,7 @@ def test_a_ticket_closes_by_itself_when_the_source_sends_a_corrected_event(harne
     corrected = event(
         person,
         "ASYLUM_SEEKER_TRAINING_HOURS",
-        fact_date=__import__("datetime").date.fromisoformat(bad["factDate"]),
+        fact_date=dt.date.fromisoformat(bad["factDate"]),
     )
     harness.publish([corrected])
     harness.wait_until(
