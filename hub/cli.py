@@ -278,14 +278,24 @@ def cases_list(as_json: bool, **options: Any) -> None:
             )
 
 
-@cases_group.command(name="show", help="Show one ticket with its decoded event and edits.")
+_USER = click.option(
+    "--user", default=lambda: os.environ.get("USER", "support"), help="Who is acting (for the audit log)."
+)
+
+
+@cases_group.command(name="show", help="Show one ticket with its decoded event and edits (audited).")
 @click.argument("ticket_id", type=int)
-def cases_show(ticket_id: int) -> None:
+@_USER
+def cases_show(ticket_id: int, user: str) -> None:
+    from hub.register.unit_of_work import UnitOfWork
+    from hub.support.access import audit
     from hub.support.tickets import describe_ticket, get_ticket
 
     hub = _migrated_hub()
-    with hub.session_factory() as session:
-        shown = describe_ticket(session, hub.catalog, get_ticket(session, ticket_id), reveal=True)
+    with UnitOfWork(hub.session_factory) as uow:
+        shown = describe_ticket(uow.session, hub.catalog, get_ticket(uow.session, ticket_id), reveal=True)
+        audit(uow.session, user, "view_ticket", hub.clock(), ticket_id=ticket_id)
+        uow.commit()
     click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
 
 
@@ -300,9 +310,7 @@ def cases_show(ticket_id: int) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A corrected event (JSON, the contract's shape) to replay instead of the original.",
 )
-@click.option(
-    "--user", default=lambda: os.environ.get("USER", "support"), help="Who edits (kept on the ticket)."
-)
+@_USER
 @click.option("--dry-run", is_flag=True, help="Show what would be replayed; send nothing.")
 @click.option("--rate", type=float, default=50.0, show_default=True, help="Replays per second at most.")
 def cases_replay(
@@ -342,18 +350,22 @@ def cases_replay(
             if dry_run or what.startswith("skipped") or len(ids) == 1:
                 click.echo(f"\nticket {tid}: {what}", err=True)
 
-        report = asyncio.run(replay_tickets(hub, ids, per_second=rate, dry_run=dry_run, on_each=each))
+        report = asyncio.run(
+            replay_tickets(
+                hub, ids, per_second=rate, dry_run=dry_run, on_each=each, user=None if dry_run else user
+            )
+        )
     verb = "would replay" if dry_run else "replayed"
     click.echo(f"{verb} {len(report.replayed)}, skipped {len(report.skipped)}")
 
 
-def _settle(ticket_id: int, note: str, status_name: str) -> None:
+def _settle(ticket_id: int, note: str, status_name: str, user: str) -> None:
     from hub.register.unit_of_work import UnitOfWork
     from hub.support.tickets import TicketStatus, settle
 
     hub = _migrated_hub()
     with UnitOfWork(hub.session_factory) as uow:
-        settle(uow.session, ticket_id, TicketStatus(status_name), note, hub.clock())
+        settle(uow.session, ticket_id, TicketStatus(status_name), note, hub.clock(), username=user)
         uow.commit()
     click.echo(f"ticket {ticket_id} {status_name}")
 
@@ -361,15 +373,17 @@ def _settle(ticket_id: int, note: str, status_name: str) -> None:
 @cases_group.command(name="resolve", help="Close a ticket as solved, with a note.")
 @click.argument("ticket_id", type=int)
 @click.option("--note", required=True)
-def cases_resolve(ticket_id: int, note: str) -> None:
-    _settle(ticket_id, note, "resolved")
+@_USER
+def cases_resolve(ticket_id: int, note: str, user: str) -> None:
+    _settle(ticket_id, note, "resolved", user)
 
 
 @cases_group.command(name="discard", help="Close a ticket without fixing it, with a note.")
 @click.argument("ticket_id", type=int)
 @click.option("--note", required=True)
-def cases_discard(ticket_id: int, note: str) -> None:
-    _settle(ticket_id, note, "discarded")
+@_USER
+def cases_discard(ticket_id: int, note: str, user: str) -> None:
+    _settle(ticket_id, note, "discarded", user)
 
 
 @cases_group.command(name="file", help="File a case about a person by hand.")
@@ -391,6 +405,31 @@ def cases_file(duf_number: str, description: str, municipality: str | None) -> N
         )
         uow.commit()
         click.echo(f"filed ticket {ticket.id}")
+
+
+@click.group(name="users", help="Support users for the support page.")
+def users_group() -> None:
+    pass
+
+
+@users_group.command(
+    name="add", help="Add a support user; the password is asked for (or read from NIR_NEW_PASSWORD)."
+)
+@click.argument("username")
+@click.option("--role", type=click.Choice(["imdi_support", "municipality_superuser"]), required=True)
+@click.option("--municipality", help="For a municipality super user: the municipality number.")
+def users_add(username: str, role: str, municipality: str | None) -> None:
+    from hub.register.unit_of_work import UnitOfWork
+    from hub.support.access import Role, create_user
+
+    password = os.environ.get("NIR_NEW_PASSWORD") or click.prompt(
+        "password", hide_input=True, confirmation_prompt=True
+    )
+    hub = _migrated_hub()
+    with UnitOfWork(hub.session_factory) as uow:
+        create_user(uow.session, username, password, Role(role), municipality, hub.clock())
+        uow.commit()
+    click.echo(f"user {username} added ({role}{', ' + municipality if municipality else ''})")
 
 
 @click.group(name="rules", help="The validation rule catalogue.")
@@ -428,6 +467,7 @@ for command in (
     publish,
     receipts,
     cases_group,
+    users_group,
     person_group,
     report,
     rules_group,

@@ -23,6 +23,7 @@ from hub.register.models import CaseTicket
 from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import REGISTRATION, SchemaCatalog
 from hub.schemas.contract import ContractError, from_json
+from hub.support.access import audit
 from hub.support.tickets import ACTIVE, TicketError, TicketStatus, add_edit, get_ticket, latest_edit
 
 H_REPLAY_TICKET = "nir.replay.ticket"
@@ -50,6 +51,7 @@ def edit_ticket(
     if ticket.source_system is not None and datum["sourceSystem"] != ticket.source_system:
         raise ContractError(["sourceSystem: must stay the ticket's source"])
     add_edit(session, ticket, event, catalog.encode(REGISTRATION, datum), user, now)
+    audit(session, user, "edit", now, ticket_id=ticket.id)
 
 
 @dataclass
@@ -78,10 +80,14 @@ def _plan(session: Session, ticket_id: int) -> _Planned | str:
     return _Planned(ticket_id, ticket.original_topic, ticket.original_key, value)
 
 
-def _mark(session: Session, ticket_id: int, status: TicketStatus, count: int) -> None:
+def _mark(
+    session: Session, ticket_id: int, status: TicketStatus, count: int, user: str | None, now: dt.datetime
+) -> None:
     ticket = get_ticket(session, ticket_id)
     ticket.status = status.value
     ticket.replays += count
+    if user is not None:
+        audit(session, user, "replay" if count > 0 else "replay_failed", now, ticket_id=ticket_id)
 
 
 async def replay_tickets(
@@ -91,6 +97,7 @@ async def replay_tickets(
     per_second: float = 50.0,
     dry_run: bool = False,
     on_each: Callable[[int, str], None] = lambda _id, _what: None,
+    user: str | None = None,
 ) -> ReplayReport:
     """Replay the tickets in order, at most `per_second` a second. With `dry_run` nothing is
     sent; the report says what would be."""
@@ -124,7 +131,15 @@ async def replay_tickets(
                 continue
             # Marked first: the replayed event may be processed (and close the ticket) at once.
             await asyncio.to_thread(
-                in_uow, functools.partial(_mark, ticket_id=ticket_id, status=TicketStatus.REPLAYED, count=1)
+                in_uow,
+                functools.partial(
+                    _mark,
+                    ticket_id=ticket_id,
+                    status=TicketStatus.REPLAYED,
+                    count=1,
+                    user=user,
+                    now=hub.clock(),
+                ),
             )
             headers = [
                 (H_REPLAY_TICKET, str(ticket_id).encode()),
@@ -134,7 +149,15 @@ async def replay_tickets(
                 await producer.send_and_wait(plan.topic, plan.value, key=plan.key, headers=headers)
             except Exception:
                 await asyncio.to_thread(
-                    in_uow, functools.partial(_mark, ticket_id=ticket_id, status=TicketStatus.OPEN, count=-1)
+                    in_uow,
+                    functools.partial(
+                        _mark,
+                        ticket_id=ticket_id,
+                        status=TicketStatus.OPEN,
+                        count=-1,
+                        user=user,
+                        now=hub.clock(),
+                    ),
                 )
                 raise
             report.replayed.append(ticket_id)

@@ -28,6 +28,7 @@ from hub.pipeline.decode import decode_registration
 from hub.register.models import CaseTicket, PersonIdentifier, RegistrationRecord, TicketEdit
 from hub.schemas.codec import SchemaCatalog
 from hub.schemas.contract import to_json
+from hub.support.access import audit
 
 
 class TicketStatus(enum.Enum):
@@ -227,14 +228,17 @@ def list_tickets(session: Session, where: TicketFilter, limit: int = 200) -> lis
     return list(session.scalars(query))
 
 
-def settle(session: Session, ticket_id: int, status: TicketStatus, note: str, now: dt.datetime) -> CaseTicket:
-    """Resolve or discard a ticket by hand, with a note saying why."""
+def settle(
+    session: Session, ticket_id: int, status: TicketStatus, note: str, now: dt.datetime, *, username: str
+) -> CaseTicket:
+    """Resolve or discard a ticket by hand, with a note saying why (audited)."""
     if not note.strip():
         raise TicketError("a note is required")
     ticket = get_ticket(session, ticket_id)
     if ticket.status not in ACTIVE:
         raise TicketError(f"ticket {ticket_id} is {ticket.status} already")
     ticket.status, ticket.resolution_note, ticket.closed_at = status.value, note, now
+    audit(session, username, status.value, now, ticket_id=ticket_id)
     return ticket
 
 

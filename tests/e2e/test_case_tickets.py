@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from hub.register.models import CaseTicket
+from hub.register.models import AuditEntry, CaseTicket
 from hub.support.replay import replay_tickets
 from tests.conftest import make_settings
 from tests.factories import event, synthetic_person
@@ -76,6 +76,12 @@ def test_a_rejected_event_fixed_by_edit_and_replay_is_registered_once_and_its_ti
     shown = json.loads(hub_command(harness, "cases", "show", str(ticket.id)).stdout)
     assert shown["event"]["payload"]["periodEnd"] == "2000-01-01"  # the original is kept
     assert [e["editedBy"] for e in shown["edits"]] == ["support-1"]
+    with harness.hub.session_factory() as session:
+        audited = [
+            (a.username, a.action) for a in session.scalars(select(AuditEntry).order_by(AuditEntry.id))
+        ]
+    assert ("support-1", "edit") in audited and ("support-1", "replay") in audited
+    assert [action for _, action in audited].count("view_ticket") == 2  # every view of personal data
     listed = hub_command(harness, "cases", "list", "--status", "resolved")
     assert (
         f"DUF {bad['person']['dufNumber']}" in listed.stdout

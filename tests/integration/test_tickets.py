@@ -112,12 +112,12 @@ def test_support_can_file_resolve_and_discard_cases_but_not_twice(hub: Hub) -> N
         uow.commit()
     with UnitOfWork(hub.session_factory) as uow:
         with pytest.raises(TicketError, match="note"):
-            settle(uow.session, ticket.id, TicketStatus.RESOLVED, " ", now)
-        settle(uow.session, ticket.id, TicketStatus.DISCARDED, "duplicate of case 12", now)
+            settle(uow.session, ticket.id, TicketStatus.RESOLVED, " ", now, username="s1")
+        settle(uow.session, ticket.id, TicketStatus.DISCARDED, "duplicate of case 12", now, username="s1")
         uow.commit()
     with UnitOfWork(hub.session_factory) as uow:
         with pytest.raises(TicketError, match="discarded already"):
-            settle(uow.session, ticket.id, TicketStatus.RESOLVED, "again", now)
+            settle(uow.session, ticket.id, TicketStatus.RESOLVED, "again", now, username="s1")
         shown = describe_ticket(uow.session, catalog(), uow.session.get_one(CaseTicket, ticket.id))
     assert (shown["kind"], shown["dufNumber"], shown["status"]) == ("manual", "201812345678", "discarded")
 

@@ -1,0 +1,78 @@
+"""Support users, sessions, municipality scope and the audit log, against a real SQLite register."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from hub.register.database import make_engine, make_session_factory
+from hub.register.models import AuditEntry, CaseTicket, User
+from hub.support.access import (
+    SESSION_LIFETIME,
+    AccessDenied,
+    Role,
+    create_user,
+    hash_password,
+    may_see,
+    require_access,
+    sign_in,
+    user_for_token,
+    verify_password,
+)
+from hub.support.tickets import TicketStatus, file_manual_case, settle
+
+NOW = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)
+
+
+def test_a_password_is_stored_salted_and_only_the_right_one_verifies() -> None:
+    first, second = hash_password("correct horse battery"), hash_password("correct horse battery")
+    assert first != second and "correct horse" not in first
+    assert verify_password("correct horse battery", first)
+    assert not verify_password("correct horse batterY", first)
+    assert not verify_password("anything", "not-a-hash")
+
+
+def test_a_session_works_until_it_expires_and_a_wrong_password_says_nothing_more(sqlite_url: str) -> None:
+    sessions = make_session_factory(make_engine(sqlite_url))
+    with sessions() as s:
+        create_user(s, "kari", "a long enough secret", Role.IMDI_SUPPORT, None, NOW)
+        token = sign_in(s, "kari", "a long enough secret", NOW)
+        s.commit()
+        assert user_for_token(s, token, NOW + dt.timedelta(hours=1)).username == "kari"
+        with pytest.raises(AccessDenied, match="expired"):
+            user_for_token(s, token, NOW + SESSION_LIFETIME)
+        for username, password in (("kari", "wrong password!!"), ("nobody", "a long enough secret")):
+            with pytest.raises(AccessDenied, match=r"^wrong username or password$"):
+                sign_in(s, username, password, NOW)
+        stored = s.scalar(select(User.password_hash))
+        assert stored is not None and "a long enough secret" not in stored
+
+
+def test_a_municipality_super_user_sees_only_their_own_municipalitys_tickets(sqlite_url: str) -> None:
+    sessions = make_session_factory(make_engine(sqlite_url))
+    with sessions() as s:
+        oslo = create_user(s, "oslo-su", "a long enough secret", Role.MUNICIPALITY_SUPERUSER, "0301", NOW)
+        imdi = create_user(s, "imdi", "a long enough secret", Role.IMDI_SUPPORT, None, NOW)
+        own = file_manual_case(s, duf_number="201812345678", description="x", municipality="0301", now=NOW)
+        other = file_manual_case(s, duf_number="201912345678", description="y", municipality="4601", now=NOW)
+        assert may_see(oslo, own) and not may_see(oslo, other)
+        assert may_see(imdi, own) and may_see(imdi, other)
+        with pytest.raises(AccessDenied, match=f"there is no ticket {other.id}"):
+            require_access(oslo, other)
+        with pytest.raises(AccessDenied, match="needs a municipality"):
+            create_user(s, "nowhere", "a long enough secret", Role.MUNICIPALITY_SUPERUSER, None, NOW)
+        with pytest.raises(AccessDenied, match="12 characters"):
+            create_user(s, "short", "short", Role.IMDI_SUPPORT, None, NOW)
+
+
+def test_settling_a_ticket_is_written_to_the_audit_log(sqlite_url: str) -> None:
+    sessions = make_session_factory(make_engine(sqlite_url))
+    with sessions() as s:
+        ticket = file_manual_case(s, duf_number="201812345678", description="x", municipality="0301", now=NOW)
+        settle(s, ticket.id, TicketStatus.RESOLVED, "done", NOW, username="kari")
+        s.commit()
+        [entry] = s.scalars(select(AuditEntry)).all()
+        assert (entry.username, entry.action, entry.ticket_id) == ("kari", "resolved", ticket.id)
+        assert s.get_one(CaseTicket, ticket.id).status == "resolved"
