@@ -32,6 +32,7 @@ from hub.broker import (
 from hub.config import Settings
 from hub.connectors.fagsystem import FagsystemProducer
 from hub.connectors.jsonlines import publish_lines
+from hub.connectors.receipts import decode_receipt
 from hub.localrun import WorkerProcess, start_local_broker, stop_local_broker
 from hub.pipeline.deadletter import H_OFFSET, H_PARTITION, H_TOPIC, read_headers
 from hub.register.database import make_engine
@@ -135,8 +136,8 @@ def _origin_of(hub: Hub, record: Any) -> tuple[str, int, int]:
     if record.topic == hub.names.dead_letters:
         headers = read_headers(record.headers)
         return headers[H_TOPIC], int(headers[H_PARTITION]), int(headers[H_OFFSET])
-    receipt = hub.catalog.decode(record.value).datum
-    return receipt["originalTopic"], receipt["originalPartition"], receipt["originalOffset"]
+    receipt = decode_receipt(hub.catalog, record.value)
+    return receipt.original_topic, receipt.original_partition, receipt.original_offset
 
 
 def _receipts_for(hub: Hub, records: list[Any], sent: set[tuple[str, int, int]]) -> list[Any]:
@@ -182,7 +183,7 @@ def _wait_for_addresses(hub: Hub, expected: int, timeout: float) -> None:
 
 def _summarise(hub: Hub, records: list[Any], sent: set[tuple[str, int, int]]) -> int:
     outcomes: Counter[str] = Counter(
-        hub.catalog.decode(r.value).datum["outcome"] for r in _receipts_for(hub, records, sent)
+        decode_receipt(hub.catalog, r.value).outcome for r in _receipts_for(hub, records, sent)
     )
     dead_letters = sum(1 for r in records if r.topic == hub.names.dead_letters and _origin_of(hub, r) in sent)
     with hub.session_factory() as session:

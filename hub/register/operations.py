@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from hub.domain.calendar import iso_utc
 from hub.domain.events import AddressChange, Origin, Registration
 from hub.domain.lifecycle import Action, Fact, derive, effective_facts
 from hub.register.models import AddressRecord, HeldEvent, Person, PersonIdentifier, RegistrationRecord
@@ -124,7 +125,8 @@ def _person_ids(session: Session, national_id: str | None, duf_number: str | Non
     )
 
 
-def _fact(row: RegistrationRecord) -> Fact:
+def fact_of(row: RegistrationRecord) -> Fact:
+    """A registration row as a fact of the person's timeline."""
     return Fact(row.registration_key, row.event_type, row.fact_date, row.payload, row.id, Action(row.action))
 
 
@@ -154,7 +156,7 @@ def load_history(session: Session, registration: Registration) -> tuple[tuple[Fa
                 same_person=row.person_id in person_ids,
                 annulled=annulled is not None,
             )
-    return tuple(_fact(row) for row in rows), target
+    return tuple(fact_of(row) for row in rows), target
 
 
 def record_registration(
@@ -253,8 +255,8 @@ def describe_person(session: Session, person_id: int, *, as_of: dt.datetime | No
     if as_of is not None:
         query = query.where(RegistrationRecord.accepted_at <= as_of)
     registrations = session.scalars(query.order_by(RegistrationRecord.fact_date, RegistrationRecord.id)).all()
-    facts = [_fact(r) for r in registrations]
-    states = derive(facts, on=as_of.date() if as_of is not None else None)
+    effective = effective_facts(fact_of(r) for r in registrations)
+    states = derive(effective, on=as_of.date() if as_of is not None else None)
     addresses = session.scalars(
         select(AddressRecord)
         .where(AddressRecord.person_id == person_id)
@@ -262,14 +264,14 @@ def describe_person(session: Session, person_id: int, *, as_of: dt.datetime | No
     ).all()
     return {
         "personId": person.id,
-        "createdAt": _iso(person.created_at),
+        "createdAt": iso_utc(person.created_at),
         "identifiers": [
-            {"kind": i.kind, "value": i.value, "firstSeenAt": _iso(i.first_seen_at)} for i in identifiers
+            {"kind": i.kind, "value": i.value, "firstSeenAt": iso_utc(i.first_seen_at)} for i in identifiers
         ],
         "state": {scheme.value: state.as_json() for scheme, state in states.items() if state.facts},
         "residencePermits": [
             {"grantedOn": f.fact_date.isoformat(), **f.payload}
-            for f in effective_facts(facts)
+            for f in effective
             if f.event_type == "RESIDENCE_PERMIT_REGISTERED"
         ],
         # The municipality the person lived in from each moving date (protected ones hidden).
@@ -288,7 +290,7 @@ def describe_person(session: Session, person_id: int, *, as_of: dt.datetime | No
                 "factDate": f.fact_date.isoformat(),
                 "payload": f.payload,
             }
-            for f in effective_facts(facts)
+            for f in effective
         ],
         "registrations": [
             {
@@ -297,7 +299,7 @@ def describe_person(session: Session, person_id: int, *, as_of: dt.datetime | No
                 "registrationId": r.registration_key,
                 "eventType": r.event_type,
                 "factDate": r.fact_date.isoformat(),
-                "sentAt": _iso(r.sent_at),
+                "sentAt": iso_utc(r.sent_at),
                 "sourceSystem": r.source_system,
                 "municipality": r.municipality,
                 "payload": r.payload,
@@ -305,7 +307,7 @@ def describe_person(session: Session, person_id: int, *, as_of: dt.datetime | No
                 "late": r.late,
                 "writerSchema": r.writer_schema,
                 "origin": asdict(Origin(r.topic, r.partition, r.offset)),
-                "acceptedAt": _iso(r.accepted_at),
+                "acceptedAt": iso_utc(r.accepted_at),
             }
             for r in registrations
         ],
@@ -313,7 +315,7 @@ def describe_person(session: Session, person_id: int, *, as_of: dt.datetime | No
             {
                 "sequenceNumber": a.sequence_number,
                 "eventType": a.event_type,
-                "recordedAt": _iso(a.recorded_at),
+                "recordedAt": iso_utc(a.recorded_at),
                 "movedOn": a.moved_on.isoformat() if a.moved_on else None,
                 # Even the municipality of a protected address is not shown.
                 "municipality": None if _protected(a.protection) else a.municipality,
@@ -326,12 +328,6 @@ def describe_person(session: Session, person_id: int, *, as_of: dt.datetime | No
             for a in addresses
         ],
     }
-
-
-def _iso(value: dt.datetime) -> str:
-    if value.tzinfo is None:  # SQLite returns naive datetimes; the hub stores UTC
-        value = value.replace(tzinfo=dt.UTC)
-    return value.isoformat().replace("+00:00", "Z")
 
 
 # --- events held for a predecessor ------------------------------------------------------------

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from hub.domain.codes import main_activity_group
 from hub.domain.lifecycle import ROLES, Action, Fact, Role, Scheme, Status, derive, effective_facts
 from hub.register.models import RegistrationRecord
+from hub.register.operations import fact_of
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,7 @@ def _people(session: Session) -> Iterator[tuple[list[Fact], dict[str, str]]]:
     for row in session.scalars(select(RegistrationRecord).order_by(RegistrationRecord.id)):
         by_person[row.person_id].append(row)
     for rows in by_person.values():
-        facts = [
-            Fact(r.registration_key, r.event_type, r.fact_date, r.payload, r.id, Action(r.action))
-            for r in rows
-        ]
+        facts = [fact_of(r) for r in rows]
         municipality = {r.registration_key: r.municipality for r in rows if r.action != Action.ANNUL.value}
         yield facts, municipality
 
@@ -56,12 +54,13 @@ def participants(session: Session, year: int) -> Report:
     first, last = dt.date(year, 1, 1), dt.date(year, 12, 31)
     counts: Counter[tuple[str, str]] = Counter()
     for facts, municipality in _people(session):
+        states_before = derive(facts, on=first - dt.timedelta(days=1))
+        states_end = derive(facts, on=last)
         for scheme in (Scheme.INTRODUCTION_PROGRAMME, Scheme.NORWEGIAN_AND_SOCIAL_STUDIES):
             starts = [f for f in _scheme_facts(facts, scheme, Role.START) if f.fact_date <= last]
             if not starts:
                 continue
-            state_before = derive(facts, on=first - dt.timedelta(days=1))[scheme]
-            state_end = derive(facts, on=last)[scheme]
+            state_before, state_end = states_before[scheme], states_end[scheme]
             took_part = state_end.status is Status.RUNNING or any(f.fact_date >= first for f in starts)
             took_part = took_part or state_before.status is Status.RUNNING
             if took_part:

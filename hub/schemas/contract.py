@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from hub.domain.calendar import iso_utc
 from hub.errors import EncodeError
 from hub.schemas.codec import REGISTRATION, SchemaVersion, catalog
 
@@ -220,7 +221,7 @@ def to_json(value: Any) -> Any:
     if isinstance(value, list):
         return [to_json(v) for v in value]
     if isinstance(value, dt.datetime):
-        return value.isoformat().replace("+00:00", "Z")
+        return iso_utc(value)
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, uuid.UUID):

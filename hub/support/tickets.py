@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from hub.domain.calendar import iso_utc
 from hub.domain.events import Registration
 from hub.domain.identifiers import mask
 from hub.domain.lifecycle import ROLES, Role
@@ -303,18 +304,20 @@ def describe_ticket(
             "partition": ticket.original_partition,
             "offset": ticket.original_offset,
         },
-        "firstFailedAt": _iso(ticket.first_failed_at),
-        "lastFailedAt": _iso(ticket.last_failed_at),
+        "firstFailedAt": iso_utc(ticket.first_failed_at),
+        "lastFailedAt": iso_utc(ticket.last_failed_at),
         "attempts": ticket.attempts,
         "replays": ticket.replays,
         "description": ticket.description,
         "resolution": {
             "note": ticket.resolution_note,
             "linkedEventId": ticket.linked_event_id,
-            "closedAt": _iso(ticket.closed_at) if ticket.closed_at else None,
+            "closedAt": iso_utc(ticket.closed_at) if ticket.closed_at else None,
         },
         "event": _event_json(event) if reveal else None,
-        "edits": [{"editedAt": _iso(e.edited_at), "editedBy": e.edited_by, "event": e.event} for e in edits]
+        "edits": [
+            {"editedAt": iso_utc(e.edited_at), "editedBy": e.edited_by, "event": e.event} for e in edits
+        ]
         if reveal
         else [],
     }
@@ -338,9 +341,3 @@ def _event_json(event: Registration | None) -> dict[str, Any] | None:
             "payload": event.payload,
         }
     )
-
-
-def _iso(value: dt.datetime) -> str:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.isoformat().replace("+00:00", "Z")
