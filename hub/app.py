@@ -20,6 +20,7 @@ from hub.broker import ensure_topics, list_topics
 from hub.config import Settings
 from hub.errors import BrokerUnavailable
 from hub.register.migrate import require_current
+from hub.support.web import register_support_page
 from hub.topics import TopicNames, required_topics
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,9 @@ app = faust.App(
     web_host=settings.web_host,
     web_port=settings.web_port,
 )
+
+# Support staff's case-ticket page, at /support/ on the worker's web server.
+register_support_page(app, hub)
 
 registrations_topic = app.topic(
     *[names.registrations(source.id) for source in hub.registry],

@@ -68,6 +68,11 @@ class Settings:
     )
     web_host: str = _setting("NIR_WEB_HOST", "127.0.0.1", "interface of the worker's web server")
     web_port: int = _setting("NIR_WEB_PORT", 6066, "port of the worker's web server")
+    support_secure_cookie: bool = _setting(
+        "NIR_SUPPORT_SECURE_COOKIE",
+        False,
+        "send the support page's session cookie over HTTPS only (set when served behind TLS)",
+    )
     data_dir: str = _setting("NIR_DATA_DIR", "var/faust", "Faust's local data directory")
     retry_initial_seconds: float = _setting(
         "NIR_RETRY_INITIAL_SECONDS", 0.5, "first backoff after a transient failure"

@@ -128,3 +128,17 @@ def audit(
     """Record who viewed personal data or acted, and when. `detail` never holds an identifier."""
     session.add(AuditEntry(at=now, username=username, action=action, ticket_id=ticket_id, detail=detail))
     session.flush()
+
+
+def sign_out(session: Session, token: str) -> None:
+    """End the session at once (the token stops working before it would have expired)."""
+    found = session.scalar(select(UserSession).where(UserSession.token_hash == _token_hash(token)))
+    if found is not None:
+        session.delete(found)
+        session.flush()
+
+
+def form_token(session_token: str) -> str:
+    """The anti-forgery value a signed-in page puts in its forms: derived from the session
+    token, so another site cannot know it, and nothing more needs storing."""
+    return hashlib.sha256(b"nir-support-form:" + session_token.encode()).hexdigest()

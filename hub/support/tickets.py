@@ -8,7 +8,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from hub.domain.calendar import iso_utc
@@ -54,6 +54,7 @@ class TicketFilter:
     error_code: str | None = None
     source_system: str | None = None
     municipality: str | None = None
+    duf_number: str | None = None
     failed_from: dt.datetime | None = None
     failed_until: dt.datetime | None = None
 
@@ -63,6 +64,7 @@ class TicketFilter:
             (CaseTicket.error_code, self.error_code),
             (CaseTicket.source_system, self.source_system),
             (CaseTicket.municipality, self.municipality),
+            (CaseTicket.duf_number, self.duf_number),
         ):
             if value is not None:
                 query = query.where(column == value)
@@ -227,6 +229,13 @@ def get_ticket(session: Session, ticket_id: int) -> CaseTicket:
 def list_tickets(session: Session, where: TicketFilter, limit: int = 200) -> list[CaseTicket]:
     query = where.apply(select(CaseTicket)).order_by(CaseTicket.last_failed_at.desc()).limit(limit)
     return list(session.scalars(query))
+
+
+def counts_by_error_code(session: Session, where: TicketFilter) -> list[tuple[str, int]]:
+    """How many tickets the filter matches, per error code, most frequent first."""
+    code = func.coalesce(CaseTicket.error_code, "-")
+    query = where.apply(select(code, func.count()).select_from(CaseTicket)).group_by(code)
+    return sorted(((str(c), int(n)) for c, n in session.execute(query)), key=lambda row: (-row[1], row[0]))
 
 
 def settle(

@@ -1,0 +1,455 @@
+"""The support page: case tickets in the browser, served by the worker's Faust web server
+under /support/.
+
+Server-rendered HTML (Jinja2, autoescaped) and no JavaScript. Each request is one transaction:
+the session cookie is checked, the user's work is done through `hub.support.desk` (scoped and
+audited there), and the answer is a page or a redirect. Forms carry an anti-forgery value
+derived from the session, and the cookie is HttpOnly and SameSite=Strict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hmac
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlencode
+
+import faust
+from aiohttp import web as aiohttp_web
+from faust.web import Request, Response, View
+from jinja2 import Environment, PackageLoader, select_autoescape
+from sqlalchemy.orm import Session
+
+from hub.bootstrap import Hub
+from hub.domain.calendar import OSLO
+from hub.errors import HubError
+from hub.register.models import User
+from hub.register.unit_of_work import UnitOfWork
+from hub.schemas.contract import ContractError
+from hub.support import desk
+from hub.support.access import (
+    SESSION_LIFETIME,
+    AccessDenied,
+    audit,
+    form_token,
+    sign_in,
+    sign_out,
+    user_for_token,
+)
+from hub.support.replay import replay_tickets
+from hub.support.tickets import ACTIVE, TicketFilter, TicketStatus
+
+COOKIE = "nir_support_session"
+PREFIX = "/support"
+T = TypeVar("T")
+
+_templates = Environment(
+    loader=PackageLoader("hub.support", "templates"),
+    autoescape=select_autoescape(default=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+# Personal data must not stay in caches or leak through referrers or frames.
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+    "frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+blueprint = faust.web.Blueprint("support")
+
+
+class _NotSignedIn(Exception):
+    def __init__(self, reason: str | None) -> None:
+        self.reason = reason
+
+
+class _ForeignForm(Exception):
+    """A post without this session's anti-forgery value: not sent from our own page."""
+
+
+class SupportView(View):
+    """What every support page shares: rendering, redirects, and running the user's work."""
+
+    hub: ClassVar[Hub]  # set by `register_support_page`
+    secure_cookie: ClassVar[bool] = False
+
+    def page(self, template: str, status: int = 200, **context: Any) -> Response:
+        body = _templates.get_template(template).render(prefix=PREFIX, **context)
+        return self.html(body, status=status, headers=dict(_HEADERS))
+
+    def redirect(self, path: str, **query: Any) -> Response:
+        location = PREFIX + path + ("?" + urlencode(query) if query else "")
+        return self.html("", status=303, headers={**_HEADERS, "Location": location})
+
+    def to_sign_in(self, request: Request, reason: str | None = None) -> Response:
+        response = self.redirect("/login", next=_path_of(request), **({"reason": reason} if reason else {}))
+        _aiohttp(response).del_cookie(COOKIE, path=PREFIX)
+        return response
+
+    async def in_transaction(self, work: Callable[[Session], T]) -> T:
+        def run() -> T:
+            with UnitOfWork(self.hub.session_factory) as uow:
+                result = work(uow.session)
+                uow.commit()
+                return result
+
+        return await asyncio.to_thread(run)
+
+    async def as_user(
+        self, request: Request, work: Callable[[Session, User], T], *, ticket_id: int | None = None
+    ) -> T:
+        """Run `work` for the signed-in user in one transaction. A refused ticket is audited."""
+        token = _cookie(request)
+        now = self.hub.clock()
+
+        def run() -> T:
+            with UnitOfWork(self.hub.session_factory) as uow:
+                try:
+                    user = user_for_token(uow.session, token or "", now)
+                except AccessDenied as exc:
+                    raise _NotSignedIn(str(exc) if token else None) from exc
+                try:
+                    result = work(uow.session, user)
+                except AccessDenied:
+                    uow.session.rollback()
+                    if ticket_id is not None:
+                        desk.record_refusal(uow.session, user, ticket_id, now)
+                        uow.commit()
+                    raise
+                uow.commit()
+                return result
+
+        return await asyncio.to_thread(run)
+
+    async def ticket_page(
+        self,
+        request: Request,
+        ticket_id: int,
+        *,
+        status: int = 200,
+        problems: list[str] | None = None,
+        draft: str | None = None,
+    ) -> Response:
+        """The ticket in full (audited), with what an edit that was refused said."""
+        now = self.hub.clock()
+
+        def work(session: Session, user: User) -> dict[str, Any]:
+            return {"user": user, "ticket": desk.view_ticket(session, self.hub.catalog, user, ticket_id, now)}
+
+        found = await self.as_user(request, work, ticket_id=ticket_id)
+        ticket = found["ticket"]
+        return self.page(
+            "ticket.html",
+            status=status,
+            form_token=form_token(_cookie(request) or ""),
+            done=_aiohttp_request(request).query.get("done"),
+            problems=problems or [],
+            draft=draft if draft is not None else _pretty(ticket["editable"]),
+            event_json=_pretty(ticket["event"]),
+            edits=[{**e, "event": _pretty(e["event"])} for e in ticket["edits"]],
+            active=ticket["status"] in ACTIVE,
+            **found,
+        )
+
+    async def replay(self, request: Request, ticket_id: int) -> Response:
+        def username(session: Session, user: User) -> str:
+            desk.ticket_in_scope(session, user, ticket_id)
+            return user.username
+
+        user = await self.as_user(request, username, ticket_id=ticket_id)
+        report = await replay_tickets(self.hub, [ticket_id], user=user)
+        if ticket_id in report.skipped:
+            return self.redirect(f"/tickets/{ticket_id}", done=f"not replayed: {report.skipped[ticket_id]}")
+        return self.redirect(f"/tickets/{ticket_id}", done="replayed")
+
+    async def form(self, request: Request) -> Mapping[str, str]:
+        """The posted form, after checking its anti-forgery value against the session."""
+        data = await _aiohttp_request(request).post()
+        token = _cookie(request)
+        if token is None:
+            raise _NotSignedIn(None)
+        if not hmac.compare_digest(str(data.get("form_token", "")), form_token(token)):
+            raise _ForeignForm()
+        return {k: v for k, v in data.items() if isinstance(v, str)}
+
+    async def guarded(self, request: Request, handler: Callable[[], Any]) -> Response:
+        """Turn "not signed in" and "not yours" into the right page."""
+        try:
+            return await handler()
+        except _NotSignedIn as exc:
+            return self.to_sign_in(request, exc.reason)
+        except _ForeignForm:
+            message = (
+                "The form did not come from this page, so nothing was done. Reload the page and try again."
+            )
+            return self.page("message.html", status=403, title="Refused", message=message)
+        except AccessDenied as exc:
+            return self.page("message.html", status=404, title="Not found", message=str(exc))
+
+
+def _aiohttp(response: Response) -> aiohttp_web.Response:
+    return response  # type: ignore[return-value]  # Faust's aiohttp driver returns aiohttp's
+
+
+def _aiohttp_request(request: Request) -> aiohttp_web.Request:
+    return request  # type: ignore[return-value]
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def _cookie(request: Request) -> str | None:
+    return _aiohttp_request(request).cookies.get(COOKIE)
+
+
+def _path_of(request: Request) -> str:
+    path = _aiohttp_request(request).path
+    return path[len(PREFIX) :] if path.startswith(PREFIX) else "/tickets"
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a path inside the support page (never another site) is a place to go back to."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/tickets"
+
+
+def _day_start(value: str, *, end: bool = False) -> dt.datetime | None:
+    """A date from the filter form as the start (or end) of that day in Norway."""
+    if not value:
+        return None
+    day = dt.date.fromisoformat(value)
+    start = dt.datetime.combine(day, dt.time(), tzinfo=OSLO)
+    return (start + dt.timedelta(days=1, microseconds=-1) if end else start).astimezone(dt.UTC)
+
+
+def _ticket_filter(query: Mapping[str, str]) -> TicketFilter:
+    def text(name: str) -> str | None:
+        return query.get(name, "").strip() or None
+
+    return TicketFilter(
+        status=text("status"),
+        error_code=text("code"),
+        source_system=text("source"),
+        municipality=text("municipality"),
+        duf_number=text("duf"),
+        failed_from=_day_start(query.get("from", "")),
+        failed_until=_day_start(query.get("until", ""), end=True),
+    )
+
+
+@blueprint.route("/", name="index")
+class Index(SupportView):
+    async def get(self, request: Request) -> Response:
+        return self.redirect("/tickets")
+
+
+@blueprint.route("/login", name="login")
+class Login(SupportView):
+    async def get(self, request: Request) -> Response:
+        query = _aiohttp_request(request).query
+        return self.page("login.html", next=_safe_next(query.get("next")), reason=query.get("reason"))
+
+    async def post(self, request: Request) -> Response:
+        data = await _aiohttp_request(request).post()
+        username, password = str(data.get("username", "")), str(data.get("password", ""))
+        next_path = _safe_next(str(data.get("next", "")))
+        now = self.hub.clock()
+
+        def work(session: Session) -> str:
+            token = sign_in(session, username, password, now)
+            audit(session, username, "sign_in", now)
+            return token
+
+        try:
+            token = await self.in_transaction(work)
+        except AccessDenied as exc:
+            return self.page("login.html", status=401, next=next_path, error=str(exc), username=username)
+        response = self.redirect(next_path)
+        _aiohttp(response).set_cookie(
+            COOKIE,
+            token,
+            path=PREFIX,
+            max_age=int(SESSION_LIFETIME.total_seconds()),
+            httponly=True,
+            samesite="Strict",
+            secure=self.secure_cookie,
+        )
+        return response
+
+
+@blueprint.route("/logout", name="logout")
+class Logout(SupportView):
+    async def post(self, request: Request) -> Response:
+        async def handle() -> Response:
+            await self.form(request)
+            token = _cookie(request) or ""
+            await self.in_transaction(lambda session: sign_out(session, token))
+            response = self.redirect("/login", reason="signed out")
+            _aiohttp(response).del_cookie(COOKIE, path=PREFIX)
+            return response
+
+        return await self.guarded(request, handle)
+
+
+@blueprint.route("/tickets", name="tickets")
+class Tickets(SupportView):
+    async def get(self, request: Request) -> Response:
+        query = dict(_aiohttp_request(request).query)
+
+        async def handle() -> Response:
+            try:
+                where = _ticket_filter(query)
+            except ValueError:
+                return self.page(
+                    "message.html", status=400, title="Bad filter", message="dates are YYYY-MM-DD"
+                )
+
+            def work(session: Session, user: User) -> dict[str, Any]:
+                return {
+                    "user": user,
+                    "tickets": desk.ticket_list(session, self.hub.catalog, user, where),
+                    "counts": desk.error_code_counts(session, user, where),
+                }
+
+            found = await self.as_user(request, work)
+            return self.page(
+                "tickets.html",
+                query=query,
+                form_token=form_token(_cookie(request) or ""),
+                statuses=[s.value for s in TicketStatus],
+                without_code=urlencode({k: v for k, v in query.items() if k != "code"}),
+                **found,
+            )
+
+        return await self.guarded(request, handle)
+
+    async def post(self, request: Request) -> Response:
+        """File a case about a person by hand."""
+
+        async def handle() -> Response:
+            data = await self.form(request)
+            now = self.hub.clock()
+
+            def work(session: Session, user: User) -> int:
+                return desk.file_case_as(
+                    session,
+                    user,
+                    duf_number=data.get("duf", ""),
+                    description=data.get("description", ""),
+                    municipality=data.get("municipality", "").strip() or None,
+                    now=now,
+                ).id
+
+            try:
+                ticket_id = await self.as_user(request, work)
+            except HubError as exc:
+                return self.page("message.html", status=400, title="Case not filed", message=str(exc))
+            return self.redirect(f"/tickets/{ticket_id}", done="filed")
+
+        return await self.guarded(request, handle)
+
+
+@blueprint.route("/tickets/{ticket_id:\\d+}", name="ticket")
+class Ticket(SupportView):
+    async def get(self, request: Request, ticket_id: str) -> Response:
+        return await self.guarded(request, lambda: self.ticket_page(request, int(ticket_id)))
+
+
+@blueprint.route("/tickets/{ticket_id:\\d+}/edit", name="edit")
+class Edit(SupportView):
+    """Keep a corrected event on the ticket, and replay it when asked to."""
+
+    async def post(self, request: Request, ticket_id: str) -> Response:
+        number = int(ticket_id)
+
+        async def handle() -> Response:
+            data = await self.form(request)
+            draft = data.get("event", "")
+            now = self.hub.clock()
+            try:
+                event = json.loads(draft)
+                if not isinstance(event, dict):
+                    raise ContractError(["the event must be a JSON object"])
+                await self.as_user(
+                    request,
+                    lambda session, user: desk.edit_as(session, self.hub.catalog, user, number, event, now),
+                    ticket_id=number,
+                )
+            except json.JSONDecodeError as exc:
+                return await self.refused(
+                    request, number, [f"not JSON: {exc.msg} (line {exc.lineno})"], draft
+                )
+            except ContractError as exc:
+                return await self.refused(request, number, list(exc.problems), draft)
+            except AccessDenied:
+                raise
+            except HubError as exc:
+                return await self.refused(request, number, [str(exc)], draft)
+            if data.get("replay"):
+                return await self.replay(request, number)
+            return self.redirect(f"/tickets/{number}", done="edited")
+
+        return await self.guarded(request, handle)
+
+    async def refused(self, request: Request, number: int, problems: list[str], draft: str) -> Response:
+        return await self.ticket_page(request, number, status=400, problems=problems, draft=draft)
+
+
+@blueprint.route("/tickets/{ticket_id:\\d+}/replay", name="replay")
+class Replay(SupportView):
+    async def post(self, request: Request, ticket_id: str) -> Response:
+        async def handle() -> Response:
+            await self.form(request)
+            return await self.replay(request, int(ticket_id))
+
+        return await self.guarded(request, handle)
+
+
+@blueprint.route("/tickets/{ticket_id:\\d+}/settle", name="settle")
+class Settle(SupportView):
+    """Resolve or discard a ticket, with a note."""
+
+    async def post(self, request: Request, ticket_id: str) -> Response:
+        number = int(ticket_id)
+
+        async def handle() -> Response:
+            data = await self.form(request)
+            try:
+                status = TicketStatus(data.get("status", ""))
+            except ValueError:
+                status = TicketStatus.OPEN
+            if status not in (TicketStatus.RESOLVED, TicketStatus.DISCARDED):
+                return self.page(
+                    "message.html", status=400, title="Bad request", message="resolve or discard"
+                )
+            now = self.hub.clock()
+            try:
+                await self.as_user(
+                    request,
+                    lambda session, user: desk.settle_as(
+                        session, user, number, status, data.get("note", ""), now
+                    ),
+                    ticket_id=number,
+                )
+            except AccessDenied:
+                raise
+            except HubError as exc:
+                return self.redirect(f"/tickets/{number}", done=f"not {status.value}: {exc}")
+            return self.redirect(f"/tickets/{number}", done=status.value)
+
+        return await self.guarded(request, handle)
+
+
+def register_support_page(app: faust.App, hub: Hub) -> None:
+    """Serve the support page from `app`'s web server, working on `hub`'s register."""
+    SupportView.hub = hub
+    SupportView.secure_cookie = hub.settings.support_secure_cookie
+    blueprint.register(app, url_prefix=PREFIX)

@@ -1,0 +1,87 @@
+"""Support work as a signed-in user does it (`hub.support.desk`), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from hub.register.database import make_engine, make_session_factory
+from hub.register.models import AuditEntry
+from hub.schemas.codec import catalog
+from hub.support import desk
+from hub.support.access import AccessDenied, Role, create_user, sign_in, sign_out, user_for_token
+from hub.support.tickets import TicketError, TicketFilter, TicketStatus, file_manual_case
+
+NOW = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)
+SECRET = "a long enough secret"
+
+
+def test_lists_and_counts_are_scoped_to_the_user_s_municipality(database_url: str) -> None:
+    sessions = make_session_factory(make_engine(database_url))
+    with sessions() as s:
+        oslo = create_user(s, "oslo", SECRET, Role.MUNICIPALITY_SUPERUSER, "0301", NOW)
+        imdi = create_user(s, "imdi", SECRET, Role.IMDI_SUPPORT, None, NOW)
+        for duf, municipality in (
+            ("201812345678", "0301"),
+            ("201912345678", "4601"),
+            ("202012345678", "4601"),
+        ):
+            file_manual_case(s, duf_number=duf, description="x", municipality=municipality, now=NOW)
+        everything = TicketFilter()
+        assert [t["municipality"] for t in desk.ticket_list(s, catalog(), oslo, everything)] == ["0301"]
+        widened = TicketFilter(municipality="4601")  # a filter cannot widen a municipality's scope
+        assert [t["municipality"] for t in desk.ticket_list(s, catalog(), oslo, widened)] == ["0301"]
+        assert len(desk.ticket_list(s, catalog(), imdi, everything)) == 3
+        assert desk.error_code_counts(s, oslo, everything) == [("-", 1)]
+        assert desk.error_code_counts(s, imdi, TicketFilter(error_code="X")) == [("-", 3)]
+        listed = desk.ticket_list(s, catalog(), imdi, TicketFilter(duf_number="201912345678"))
+        assert [t["municipality"] for t in listed] == ["4601"]
+        assert "201912345678" not in str(listed)  # masked, though it was the filter
+
+
+def test_a_view_is_audited_and_a_ticket_out_of_scope_looks_like_a_missing_one(database_url: str) -> None:
+    sessions = make_session_factory(make_engine(database_url))
+    with sessions() as s:
+        oslo = create_user(s, "oslo", SECRET, Role.MUNICIPALITY_SUPERUSER, "0301", NOW)
+        own = file_manual_case(s, duf_number="201812345678", description="x", municipality="0301", now=NOW)
+        other = file_manual_case(s, duf_number="201912345678", description="y", municipality="4601", now=NOW)
+        shown = desk.view_ticket(s, catalog(), oslo, own.id, NOW)
+        assert shown["dufNumber"] == "201812345678"
+        for act in (
+            lambda: desk.view_ticket(s, catalog(), oslo, other.id, NOW),
+            lambda: desk.settle_as(s, oslo, other.id, TicketStatus.DISCARDED, "not mine", NOW),
+        ):
+            with pytest.raises(AccessDenied, match=f"^there is no ticket {other.id}$"):
+                act()
+        with pytest.raises(AccessDenied, match=r"^there is no ticket 999999$"):
+            desk.view_ticket(s, catalog(), oslo, 999999, NOW)
+        assert other.status == "open"
+        actions = [(a.username, a.action, a.ticket_id) for a in s.scalars(select(AuditEntry))]
+        assert actions == [("oslo", "view_ticket", own.id)]
+
+
+def test_a_case_filed_by_a_municipality_user_is_theirs_and_needs_a_valid_duf_number(
+    database_url: str,
+) -> None:
+    sessions = make_session_factory(make_engine(database_url))
+    with sessions() as s:
+        oslo = create_user(s, "oslo", SECRET, Role.MUNICIPALITY_SUPERUSER, "0301", NOW)
+        filed = desk.file_case_as(
+            s, oslo, duf_number=" 201812345678 ", description="call me", municipality="4601", now=NOW
+        )
+        assert (filed.municipality, filed.duf_number) == ("0301", "201812345678")
+        with pytest.raises(TicketError, match="DUF number must be exactly 12 digits"):
+            desk.file_case_as(s, oslo, duf_number="12345", description="x", municipality=None, now=NOW)
+
+
+def test_signing_out_ends_the_session_at_once(database_url: str) -> None:
+    sessions = make_session_factory(make_engine(database_url))
+    with sessions() as s:
+        create_user(s, "kari", SECRET, Role.IMDI_SUPPORT, None, NOW)
+        token = sign_in(s, "kari", SECRET, NOW)
+        assert user_for_token(s, token, NOW).username == "kari"
+        sign_out(s, token)
+        with pytest.raises(AccessDenied):
+            user_for_token(s, token, NOW)
