@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from hub.domain.events import Registration
 from hub.domain.identifiers import CLASSIC_RULE, CheckDigitRule
 from hub.domain.lifecycle import Fact
+from hub.domain.residence import Residence
 from hub.sources import SourceRegistry
 
 
@@ -49,6 +50,8 @@ class RuleContext:
     # registration a correction or annulment refers to, looked up by the caller.
     history: tuple[Fact, ...] = ()
     target: Target | None = None
+    # Where the person has lived, from Folkeregisteret's address changes.
+    residences: tuple[Residence, ...] = ()
 
 
 @dataclass(frozen=True)

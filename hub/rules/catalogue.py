@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from hub.domain.calendar import norwegian_date
@@ -16,6 +16,8 @@ from hub.domain.events import Registration
 from hub.domain.identifiers import InvalidIdentifier, check_duf_number, parse_national_id
 from hub.domain.lifecycle import ROLES, Action, Fact, transition_problem
 from hub.domain.municipalities import municipality_on
+from hub.domain.residence import residence_on
+from hub.domain.rights import Categories, Category, categories_from_facts
 from hub.rules.base import Check, Explanation, RuleContext, Severity, rule
 from hub.schemas.contract import event_type_of
 
@@ -147,6 +149,29 @@ def municipality_exists(event: Registration, ctx: RuleContext) -> Explanation | 
         return Explanation(
             f"municipality {event.municipality} does not exist on {date}",
             f"kommune {event.municipality} finnes ikke {date}",
+        )
+    return None
+
+
+@rule(
+    "NIR-MUNI-002",
+    "The municipality is the person's municipality on the fact's date",
+    "Kommunen er personens bostedskommune på faktadatoen",
+    Severity.WARNING,
+)
+def municipality_of_residence(event: Registration, ctx: RuleContext) -> Explanation | None:
+    # A warning, not a rejection: Folkeregisteret's data can lag behind a move. A protected
+    # residence is never compared, so a message cannot reveal where the person lives.
+    residence = residence_on(ctx.residences, event.fact_date)
+    if residence is None or residence.protected or residence.municipality is None:
+        return None
+    if residence.municipality != event.municipality:
+        date = event.fact_date.isoformat()
+        return Explanation(
+            f"municipality {event.municipality} reports, but the person lived in municipality "
+            f"{residence.municipality} on {date} according to Folkeregisteret",
+            f"kommune {event.municipality} rapporterer, men personen bodde i kommune "
+            f"{residence.municipality} {date} ifølge Folkeregisteret",
         )
     return None
 
@@ -456,3 +481,67 @@ def correction_fits_target(event: Registration, ctx: RuleContext) -> Explanation
             "the registration it corrects has been annulled", "registreringen den retter, er annullert"
         )
     return None
+
+
+def _category_rule(
+    event_type: str, scheme_en: str, scheme_nb: str, pick: Callable[[Categories], Category]
+) -> Check:
+    """A warning when a granted decision meets a person whose category for the scheme is "not
+    applicable" on the decision's date (only when the register knows a residence permit)."""
+
+    def check(event: Registration, ctx: RuleContext) -> Explanation | None:
+        if event.event_type != event_type or event.payload.get("outcome") != "GRANTED":
+            return None
+        result = categories_from_facts(ctx.history, on=event.fact_date, birth_date=_birth_date(event, ctx))
+        if result is None or pick(result) is not Category.NOT_APPLICABLE:
+            return None
+        why = (
+            "; ".join(result.notes)
+            or f"the permit's ground is {result.basis.ground if result.basis else '-'}"
+        )
+        return Explanation(
+            f"{scheme_en} granted, but the person's category is not applicable on {event.fact_date} ({why})",
+            f"{scheme_nb} innvilget, men personens kategori er ikke gjeldende {event.fact_date} ({why})",
+        )
+
+    check.__name__ = f"category_{event_type.lower()}"
+    return check
+
+
+def _birth_date(event: Registration, ctx: RuleContext) -> dt.date | None:
+    if not event.national_id:
+        return None
+    try:
+        return parse_national_id(
+            event.national_id, allow_synthetic=ctx.allow_synthetic_identifiers
+        ).birth_date
+    except InvalidIdentifier:
+        return None
+
+
+rule(
+    "NIR-RIGHT-001",
+    "A granted programme decision fits the person's category",
+    "Et innvilget programvedtak passer personens kategori",
+    Severity.WARNING,
+)(
+    _category_rule(
+        "INTRODUCTION_PROGRAMME_DECISION",
+        "the introduction programme is",
+        "introduksjonsprogram er",
+        lambda c: c.programme,
+    )
+)
+rule(
+    "NIR-RIGHT-002",
+    "A granted training decision fits the person's category",
+    "Et innvilget opplæringsvedtak passer personens kategori",
+    Severity.WARNING,
+)(
+    _category_rule(
+        "TRAINING_DECISION",
+        "training in Norwegian and social studies is",
+        "opplæring i norsk og samfunnskunnskap er",
+        lambda c: c.training,
+    )
+)

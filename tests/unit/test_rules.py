@@ -13,6 +13,7 @@ import pytest
 from hub.domain.calendar import OSLO
 from hub.domain.events import Registration
 from hub.domain.lifecycle import Fact
+from hub.domain.residence import Residence
 from hub.pipeline.decode import decode_registration
 from hub.rules import RULES, RuleContext, Target, evaluate
 from hub.schemas.codec import REGISTRATION, catalog
@@ -39,6 +40,11 @@ RUNNING = (
     _fact("TRAINING_DECISION", "2026-05-15", outcome="GRANTED"),
     _fact("TRAINING_STARTED", "2026-06-01"),
 )
+LIVES_IN_BERGEN = Residence(dt.date(2026, 1, 1), "4601", protected=False, sequence_number=1)
+STUDENT_PERMIT = _fact(
+    "RESIDENCE_PERMIT_REGISTERED", "2026-01-10", ground="STUDENT", validUntil="2027-01-10", permanent=False
+)
+
 CONTEXT = RuleContext(
     history=RUNNING,
     today=TODAY,
@@ -130,6 +136,17 @@ FAILING: dict[str, tuple[Callable[[], Registration], RuleContext]] = {
         _with_payload("TRAINING_STARTED", goalLevel="UNKNOWN"),
         dataclasses.replace(CONTEXT, history=RUNNING[:2]),
     ),
+    "NIR-MUNI-002": (registration, dataclasses.replace(CONTEXT, residences=(LIVES_IN_BERGEN,))),
+    "NIR-RIGHT-001": (
+        lambda: registration("INTRODUCTION_PROGRAMME_DECISION"),
+        dataclasses.replace(
+            CONTEXT, history=(_fact("INTRODUCTION_PROGRAMME_OFFER_OR_CLAIM", "2026-05-01"), STUDENT_PERMIT)
+        ),
+    ),
+    "NIR-RIGHT-002": (
+        lambda: registration("TRAINING_DECISION"),
+        dataclasses.replace(CONTEXT, history=(RUNNING[0], STUDENT_PERMIT)),
+    ),
 }
 
 
@@ -190,3 +207,40 @@ def test_municipality_numbers_are_checked_against_the_list_in_force_on_the_facts
     assert [
         v.code for v in evaluate(dataclasses.replace(halden, fact_date=dt.date(2024, 1, 1)), context)
     ] == ["NIR-MUNI-001"]
+
+
+def test_the_affiliation_warning_names_both_municipalities_but_never_a_protected_one() -> None:
+    r = registration()
+    [warning] = evaluate(r, dataclasses.replace(CONTEXT, residences=(LIVES_IN_BERGEN,)))
+    assert "0301" in warning.message and "4601" in warning.message and "4601" in warning.message_nb
+    protected = dataclasses.replace(LIVES_IN_BERGEN, protected=True)
+    moved_later = dataclasses.replace(LIVES_IN_BERGEN, since=r.fact_date + dt.timedelta(days=1))
+    lives_in_oslo = dataclasses.replace(LIVES_IN_BERGEN, municipality="0301")
+    for residences in (
+        (protected,),
+        (moved_later,),
+        (lives_in_oslo,),
+        (LIVES_IN_BERGEN, dataclasses.replace(lives_in_oslo, since=r.fact_date, sequence_number=2)),
+    ):
+        assert evaluate(r, dataclasses.replace(CONTEXT, residences=residences)) == [], residences
+
+
+def test_a_pending_renewal_keeps_a_programme_decision_free_of_warnings() -> None:
+    expired = _fact(
+        "RESIDENCE_PERMIT_REGISTERED",
+        "2023-01-10",
+        ground="ASYLUM",
+        validUntil="2026-01-10",
+        renewalAppliedOn="2025-12-01",
+        permanent=False,
+    )
+    claim = _fact("INTRODUCTION_PROGRAMME_OFFER_OR_CLAIM", "2026-05-01")
+    decision = registration("INTRODUCTION_PROGRAMME_DECISION")
+    assert evaluate(decision, dataclasses.replace(CONTEXT, history=(claim, expired))) == []
+    lapsed = dataclasses.replace(expired, payload={**expired.payload, "renewalAppliedOn": None})
+    codes = [v.code for v in evaluate(decision, dataclasses.replace(CONTEXT, history=(claim, lapsed)))]
+    assert codes == ["NIR-RIGHT-001"]
+    refused = dataclasses.replace(decision, payload={**decision.payload, "outcome": "REFUSED"})
+    assert "NIR-RIGHT-001" not in [
+        v.code for v in evaluate(refused, dataclasses.replace(CONTEXT, history=(claim, lapsed)))
+    ]
