@@ -58,7 +58,10 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], replication_
         missing = [s for s in specs if s.name not in existing]
         if missing:
             response = await admin.create_topics(
-                [NewTopic(s.name, s.partitions, replication_factor) for s in missing]
+                [
+                    NewTopic(s.name, s.partitions, replication_factor, topic_configs=dict(s.configs))
+                    for s in missing
+                ]
             )
             for name, code, *rest in response.topic_errors:
                 if code not in (0, _TOPIC_ALREADY_EXISTS):

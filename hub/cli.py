@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import json
+import logging
 import os
 import shutil
 import sys
@@ -187,8 +188,22 @@ def person_show(identifier: str, as_json: bool, as_of: dt.datetime | None) -> No
         click.echo(
             f"  {r['factDate']}  {r['action']:<8} {r['eventType']}  ({r['municipality']}, {r['sourceSystem']})"
         )
-    for a in person["addresses"]:
-        click.echo(f"  address from {a['movedOn'] or '?'}: municipality {a['municipality'] or 'protected'}")
+    for a in person["affiliation"]:
+        shown = "protected" if a.get("protected") else (a["municipality"] or "none (emigrated or unknown)")
+        click.echo(f"  lived from {a['from']}: municipality {shown}")
+    on = person["municipalityOn"]
+    shown_on = on["municipality"] or ("protected" if on.get("protected") else "not known")
+    click.echo(f"  municipality on {on['date']}: {shown_on}")
+    categories = person["categories"]
+    if categories is None:
+        click.echo("  category: no residence permit registered")
+    else:
+        click.echo(
+            f"  category ({categories['act']}): training {categories['training']}, "
+            f"introduction programme {categories['introductionProgramme']}"
+        )
+        for note in categories["notes"]:
+            click.echo(f"    note: {note}")
 
 
 @click.command(name="report", help="Statistics from the register as CSV: participants, status, exits, late.")
@@ -455,6 +470,60 @@ def demo(keep_broker: bool) -> None:
     sys.exit(run_demo(keep_broker=keep_broker))
 
 
+@click.group(name="folkeregister", help="The Folkeregister connector and its local stand-in.")
+def folkeregister_group() -> None:
+    pass
+
+
+@folkeregister_group.command(
+    name="connect", help="Follow Folkeregisteret's feed and publish known persons' address changes."
+)
+def folkeregister_connect() -> None:
+    import signal
+
+    from hub.broker import ensure_topics
+    from hub.connectors.folkeregister import run_connector
+    from hub.topics import required_topics
+
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
+    hub = _migrated_hub()
+
+    async def connect() -> None:
+        await ensure_topics(
+            hub.settings.kafka_bootstrap,
+            required_topics(hub.settings, hub.registry),
+            hub.settings.replication_factor,
+        )
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        status = await run_connector(hub, stop)
+        click.echo(
+            f"stopped at sequence number {status.position}: {status.published} published, "
+            f"{status.passed_over} passed over, {status.looked_up} looked up",
+            err=True,
+        )
+
+    asyncio.run(connect())
+
+
+@folkeregister_group.command(name="stand-in", help="Serve a local stand-in of Folkeregisteret's feed.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=6070, show_default=True)
+@click.option("--token", help="Ask for this bearer token.")
+def folkeregister_stand_in(host: str, port: int, token: str | None) -> None:
+    import time
+
+    from hub.connectors.folkeregister_standin import FolkeregisterStandIn, serving
+
+    with serving(FolkeregisterStandIn(token=token), host, port) as url:
+        click.echo(
+            f"Folkeregister stand-in at {url} (POST http://{host}:{port}/standin/moves to move a person)"
+        )
+        while True:
+            time.sleep(3600)
+
+
 @click.command(name="settings", help="Print the effective settings (secrets masked).")
 def show_settings() -> None:
     click.echo(_hub().settings.describe())
@@ -471,6 +540,7 @@ for command in (
     person_group,
     report,
     rules_group,
+    folkeregister_group,
     demo,
     show_settings,
 ):

@@ -96,6 +96,25 @@ class Settings:
     commit_interval_seconds: float = _setting(
         "NIR_COMMIT_INTERVAL_SECONDS", 1.0, "how often Faust commits the offsets of finished events"
     )
+    folkeregister_url: str = _setting(
+        "NIR_FOLKEREGISTER_URL",
+        "http://127.0.0.1:6070/folkeregisteret/offentlig-med-hjemmel/api/v1",
+        "base URL of Folkeregisteret's API (the default is the local stand-in)",
+    )
+    folkeregister_auth: str = _setting(
+        "NIR_FOLKEREGISTER_AUTH",
+        "none",
+        "how the connector authenticates: none, or token-file:PATH (a Maskinporten access token "
+        "kept fresh by another process; read before every request)",
+    )
+    folkeregister_poll_seconds: float = _setting(
+        "NIR_FOLKEREGISTER_POLL_SECONDS", 1.0, "how long the connector waits after an empty feed page"
+    )
+    folkeregister_start: str = _setting(
+        "NIR_FOLKEREGISTER_START",
+        "latest",
+        "where a connector with no stored position starts: latest or beginning of the feed",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -126,6 +145,10 @@ class Settings:
         for name in ("registration_partitions", "address_partitions", "replication_factor"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name} must be at least 1")
+        if self.folkeregister_start not in ("latest", "beginning"):
+            raise ConfigurationError("NIR_FOLKEREGISTER_START must be latest or beginning")
+        if self.folkeregister_auth != "none" and not self.folkeregister_auth.startswith("token-file:"):
+            raise ConfigurationError("NIR_FOLKEREGISTER_AUTH must be none or token-file:PATH")
 
     @property
     def kafka_url(self) -> str:

@@ -49,17 +49,24 @@ def stop_local_broker(env: Mapping[str, str] | None = None) -> None:
 
 @dataclass
 class WorkerProcess:
-    """`hub worker` in a subprocess, configured by `settings`, logging to `log_path`."""
+    """`hub worker` (or another long-running hub command) in a subprocess, configured by
+    `settings`, logging to `log_path`."""
 
     settings: Settings
     log_path: Path
     log_level: str = "info"
+    command: tuple[str, ...] = ()  # default: the worker
+
+    @classmethod
+    def connector(cls, settings: Settings, log_path: Path) -> WorkerProcess:
+        """`hub folkeregister connect`."""
+        return cls(settings, log_path, command=("folkeregister", "connect"))
 
     def start(self) -> WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log: IO[bytes] = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "hub.cli", "worker", "-l", self.log_level],
+            [sys.executable, "-m", "hub.cli", *(self.command or ("worker", "-l", self.log_level))],
             env={**os.environ, **self.settings.to_env()},
             stdout=self._log,
             stderr=subprocess.STDOUT,

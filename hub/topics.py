@@ -7,6 +7,7 @@ Layout (with the default prefix `nir`):
 | nir.source.<source-id>.registrations   | person key         | that source's fagsystem     |
 | nir.source.<source-id>.receipts        | source id          | the hub (one per event)     |
 | nir.folkeregister.address-changes      | national id        | the Folkeregister connector |
+| nir.folkeregister.connector-position   | "position"         | the Folkeregister connector |
 | nir.dead-letters                       | original key       | the hub                     |
 
 A source writes only to its own registrations topic and reads only its own receipts topic, so
@@ -30,6 +31,7 @@ DEAD_LETTER_PARTITIONS = 3
 class TopicSpec:
     name: str
     partitions: int
+    configs: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,12 @@ class TopicNames:
     @property
     def address_changes(self) -> str:
         return f"{self.prefix}.folkeregister.address-changes"
+
+    @property
+    def connector_position(self) -> str:
+        """Where the Folkeregister connector keeps its place in the feed (compacted), written in
+        the same Kafka transaction as the address changes of each page."""
+        return f"{self.prefix}.folkeregister.connector-position"
 
     @property
     def dead_letters(self) -> str:
@@ -72,6 +80,7 @@ def required_topics(settings: Settings, registry: SourceRegistry) -> list[TopicS
     specs = [
         TopicSpec(names.address_changes, settings.address_partitions),
         TopicSpec(names.dead_letters, DEAD_LETTER_PARTITIONS),
+        TopicSpec(names.connector_position, 1, (("cleanup.policy", "compact"),)),
     ]
     for source in registry:
         specs.append(TopicSpec(names.registrations(source.id), settings.registration_partitions))

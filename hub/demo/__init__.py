@@ -1,8 +1,10 @@
 """`hub demo`: the hub's main job end to end on the embedded defaults.
 
 Starts the local broker if none answers, runs a worker, publishes the bundled sample (synthetic
-persons in two municipalities: valid events, a duplicate, two invalid ones, an address change),
-waits until every event has its receipt, and prints what happened. The demo keeps to its own
+persons in two municipalities: valid events, a duplicate, two invalid ones), waits until every
+event has its receipt, then runs the Folkeregister connector against a local stand-in of the
+feed: the persons who became known are looked up, and two live moves follow (one of a person the
+register does not know, which is passed over). It prints what happened. The demo keeps to its own
 topic prefix, consumer group and register file, so it never mixes with a real register, and
 starts each run from empty demo topics and an empty demo register.
 """
@@ -31,6 +33,8 @@ from hub.broker import (
 )
 from hub.config import Settings
 from hub.connectors.fagsystem import FagsystemProducer
+from hub.connectors.folkeregister import read_position
+from hub.connectors.folkeregister_standin import FolkeregisterStandIn, serving
 from hub.connectors.jsonlines import publish_lines
 from hub.connectors.receipts import decode_receipt
 from hub.localrun import WorkerProcess, start_local_broker, stop_local_broker
@@ -38,12 +42,10 @@ from hub.pipeline.deadletter import H_OFFSET, H_PARTITION, H_TOPIC, read_headers
 from hub.register.database import make_engine
 from hub.register.migrate import upgrade
 from hub.register.models import AddressRecord, Person, RegistrationRecord
-from hub.schemas.codec import ADDRESS_CHANGE
-from hub.schemas.contract import from_json
 from hub.topics import required_topics
 
 SAMPLE = Path(__file__).resolve().parent / "sample.jsonl"
-ADDRESS_SAMPLE = Path(__file__).resolve().parent / "address_changes.jsonl"
+FOLKEREGISTER_SAMPLE = Path(__file__).resolve().parent / "folkeregister.jsonl"
 # The sample's dates are written as if today were this day; the demo moves them to today.
 SAMPLE_TODAY = dt.date(2026, 11, 1)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
@@ -125,7 +127,7 @@ def _run(settings: Settings, timeout: float) -> int:
         if not worker.running:
             print("the worker stopped unexpectedly; see var/demo/worker.log")
             return 1
-        _wait_for_addresses(hub, expected=1, timeout=timeout)
+        _follow_folkeregister(settings, days, timeout)
     finally:
         worker.stop()
     return _summarise(hub, records, sent)
@@ -155,29 +157,62 @@ async def _publish(settings: Settings, days: int) -> set[tuple[str, int, int]]:
     report = await publish_lines(
         _sample_lines(SAMPLE, days), producer_for, on_line=lambda r: print("  " + r.describe())
     )
-    hub = Hub.from_settings(settings)
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        version = hub.catalog.current(ADDRESS_CHANGE)
-        for line in _sample_lines(ADDRESS_SAMPLE, days):
-            datum = from_json(json.loads(line), version)
-            value = hub.catalog.encode(ADDRESS_CHANGE, datum)
-            await producer.send_and_wait(hub.names.address_changes, value, key=datum["nationalId"].encode())
-            print(f"  sent address change {datum['sequenceNumber']} to {hub.names.address_changes}")
-    finally:
-        await producer.stop()
     return {(r.sent.topic, r.sent.partition, r.sent.offset) for r in report.lines if r.sent}
 
 
-def _wait_for_addresses(hub: Hub, expected: int, timeout: float) -> None:
+def _follow_folkeregister(settings: Settings, days: int, timeout: float) -> None:
+    """Run the connector against the stand-in: the known persons' addresses are looked up, then
+    the live moves come through the feed."""
+    moves = [json.loads(line) for line in _sample_lines(FOLKEREGISTER_SAMPLE, days)]
+    stand_in = FolkeregisterStandIn()
+
+    def move(m: dict[str, Any]) -> int:
+        return stand_in.move(
+            m["nationalId"],
+            m["municipality"],
+            dt.date.fromisoformat(m["movedOn"]),
+            street=m["street"],
+            postal_code=m["postalCode"],
+            postal_place=m["postalPlace"],
+        )
+
+    for m in moves:
+        if not m["live"]:
+            move(m)
+    with serving(stand_in) as url:
+        connector_settings = dataclasses.replace(
+            settings, folkeregister_url=url, folkeregister_start="latest"
+        )
+        connector = WorkerProcess.connector(connector_settings, Path("var/demo/connector.log")).start()
+        print(f"Folkeregister connector started (pid {connector.process.pid}, log var/demo/connector.log)")
+        try:
+            hub = Hub.from_settings(settings)
+            _wait(lambda: _position_stored(settings), timeout, "the connector to start")
+            for m in moves:
+                if m["live"]:
+                    print(f"  feed item {move(m)}: a person moved")
+            # Two persons looked up, and one live move of a known person.
+            _wait(lambda: _address_count(hub) >= 3, timeout, "the addresses")
+        finally:
+            connector.stop()
+
+
+def _position_stored(settings: Settings) -> bool:
+    names = Hub.from_settings(settings).names
+    return asyncio.run(read_position(settings.kafka_bootstrap, names.connector_position)) is not None
+
+
+def _address_count(hub: Hub) -> int:
+    with hub.session_factory() as session:
+        return session.scalar(select(func.count()).select_from(AddressRecord)) or 0
+
+
+def _wait(condition: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with hub.session_factory() as session:
-            if (session.scalar(select(func.count()).select_from(AddressRecord)) or 0) >= expected:
-                return
+    while not condition():
+        if time.monotonic() > deadline:
+            print(f"timed out waiting for {what}")
+            return
         time.sleep(0.2)
 
 

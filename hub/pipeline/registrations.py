@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from hub.bootstrap import Hub
 from hub.domain.events import Origin, Registration
 from hub.domain.lifecycle import Fact
+from hub.domain.residence import Residence
 from hub.pipeline.deadletter import Failure
 from hub.pipeline.decode import decode_registration
 from hub.pipeline.flow import Flow, Message, failure_from
@@ -34,6 +35,7 @@ from hub.register.operations import (
     held_for_person,
     hold_event,
     load_history,
+    load_residences,
     record_registration,
     release_held,
 )
@@ -104,7 +106,8 @@ class RegistrationFlow(Flow):
             return Processed(outcome, previous.warnings, registered_at=previous.registered_at)
 
         history, target = load_history(session, registration)
-        violations = evaluate(registration, self._context(source, history, target))
+        residences = load_residences(session, registration)
+        violations = evaluate(registration, self._context(source, history, target, residences))
         if any(v.severity is Severity.REJECT for v in violations):
             return Processed(ReceiptOutcome.REJECTED, violations)
         holds = [v for v in violations if v.severity is Severity.HOLD]
@@ -127,7 +130,13 @@ class RegistrationFlow(Flow):
         outcome = ReceiptOutcome.ACCEPTED_WITH_WARNINGS if warnings else ReceiptOutcome.ACCEPTED
         return Processed(outcome, warnings, registered_at=result.registered_at)
 
-    def _context(self, source: str, history: tuple[Fact, ...], target: Target | None) -> RuleContext:
+    def _context(
+        self,
+        source: str,
+        history: tuple[Fact, ...],
+        target: Target | None,
+        residences: tuple[Residence, ...] = (),
+    ) -> RuleContext:
         return RuleContext(
             today=self.hub.today(),
             now=self.hub.clock(),
@@ -136,6 +145,7 @@ class RegistrationFlow(Flow):
             allow_synthetic_identifiers=self.hub.settings.allow_synthetic_identifiers,
             history=history,
             target=target,
+            residences=residences,
         )
 
     async def retry_held(self, registration: Registration) -> None:

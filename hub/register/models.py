@@ -99,6 +99,21 @@ class AddressRecord(Base):
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
+class FolkeregisterLookup(Base):
+    """The Folkeregister connector's look-up of a person's current address, made once when the
+    person becomes known, so an address that changed before then is not missed. Its id, negated,
+    is the address change's sequence number (feed items have positive ones)."""
+
+    __tablename__ = "folkeregister_lookups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), unique=True)
+    requested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[dt.datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, index=True
+    )
+
+
 class HeldEvent(Base):
     """An event that waits for one it depends on (a start before its end, an original before its
     correction). It is tried again whenever the person's register changes, and dead-lettered

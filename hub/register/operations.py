@@ -10,16 +10,27 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from hub.domain.calendar import iso_utc
+from hub.domain.calendar import iso_utc, norwegian_date
 from hub.domain.events import AddressChange, Origin, Registration
+from hub.domain.identifiers import InvalidIdentifier, parse_national_id
 from hub.domain.lifecycle import Action, Fact, derive, effective_facts
-from hub.register.models import AddressRecord, HeldEvent, Person, PersonIdentifier, RegistrationRecord
+from hub.domain.residence import NOT_A_MOVE, Residence, residence_history, residence_on
+from hub.domain.rights import categories_from_facts
+from hub.register.models import (
+    AddressRecord,
+    FolkeregisterLookup,
+    HeldEvent,
+    Person,
+    PersonIdentifier,
+    RegistrationRecord,
+)
 from hub.rules import Severity, Target, Violation
 
 # The rule whose warning marks a registration as late.
@@ -82,6 +93,8 @@ def resolve_person(
 def _merge_into(session: Session, keeper: int, others: list[int]) -> None:
     for model in (PersonIdentifier, RegistrationRecord, AddressRecord):
         session.execute(update(model).where(model.person_id.in_(others)).values(person_id=keeper))
+    # The keeper is looked up again if it has not been; the others' look-ups go with them.
+    session.execute(delete(FolkeregisterLookup).where(FolkeregisterLookup.person_id.in_(others)))
     session.execute(delete(Person).where(Person.id.in_(others)))
 
 
@@ -199,18 +212,21 @@ def record_registration(
 
 
 def record_address_change(session: Session, change: AddressChange, now: dt.datetime) -> bool:
-    """Add an address change to the person's history; False when the feed item was already in."""
+    """Add an address change to a known person's history; False when the feed item was already
+    in, or the person is not known to the register (their address is looked up once they are)."""
     exists = session.scalar(
         select(AddressRecord.id).where(AddressRecord.sequence_number == change.sequence_number)
     )
     if exists is not None:
         return False
-    person = resolve_person(session, change.national_id, None, now)
+    person_id = find_person_id(session, change.national_id)
+    if person_id is None:
+        return False
     protected = _protected(change.protection)
     session.add(
         AddressRecord(
             sequence_number=change.sequence_number,
-            person_id=person.id,
+            person_id=person_id,
             event_type=change.event_type,
             recorded_at=change.recorded_at,
             moved_on=change.moved_on,
@@ -228,8 +244,104 @@ def record_address_change(session: Session, change: AddressChange, now: dt.datet
     return True
 
 
+def known_national_ids(session: Session, national_ids: Iterable[str]) -> set[str]:
+    """Which of these fødselsnumre and D-numbers belong to persons in the register."""
+    wanted = sorted(set(national_ids))
+    if not wanted:
+        return set()
+    return set(
+        session.scalars(
+            select(PersonIdentifier.value).where(
+                PersonIdentifier.kind == "national_id", PersonIdentifier.value.in_(wanted)
+            )
+        )
+    )
+
+
+def pending_lookups(session: Session, now: dt.datetime, limit: int = 100) -> list[tuple[int, str]]:
+    """Persons whose address has not been looked up since they became known, as (look-up id,
+    national id); asks for a look-up of every such person first."""
+    has_national_id = (
+        select(PersonIdentifier.person_id).where(PersonIdentifier.kind == "national_id").distinct()
+    )
+    looked_up = select(FolkeregisterLookup.person_id)
+    for (person_id,) in session.execute(
+        has_national_id.where(PersonIdentifier.person_id.not_in(looked_up))
+    ).all():
+        session.add(FolkeregisterLookup(person_id=person_id, requested_at=now))
+    session.flush()
+    rows = session.execute(
+        select(FolkeregisterLookup.id, FolkeregisterLookup.person_id)
+        .where(FolkeregisterLookup.completed_at.is_(None))
+        .order_by(FolkeregisterLookup.id)
+        .limit(limit)
+    ).all()
+    pending = []
+    for lookup_id, person_id in rows:
+        national_id = session.scalar(
+            select(PersonIdentifier.value)
+            .where(PersonIdentifier.person_id == person_id, PersonIdentifier.kind == "national_id")
+            .order_by(PersonIdentifier.id.desc())
+            .limit(1)
+        )
+        if national_id is not None:
+            pending.append((lookup_id, national_id))
+    return pending
+
+
+def complete_lookups(session: Session, lookup_ids: Iterable[int], now: dt.datetime) -> None:
+    session.execute(
+        update(FolkeregisterLookup)
+        .where(FolkeregisterLookup.id.in_(list(lookup_ids)))
+        .values(completed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def _protected(protection: str) -> bool:
     return AddressChange.is_protected(protection)
+
+
+def residence_of(row: AddressRecord) -> Residence | None:
+    """The residence an address change starts, if it starts one."""
+    if row.event_type in NOT_A_MOVE:
+        return None
+    since = row.moved_on or norwegian_date(row.recorded_at)
+    return Residence(since, row.municipality, _protected(row.protection), row.sequence_number)
+
+
+def _residences(session: Session, person_ids: list[int]) -> tuple[Residence, ...]:
+    rows = session.scalars(select(AddressRecord).where(AddressRecord.person_id.in_(person_ids)))
+    return tuple(r for r in map(residence_of, rows) if r is not None)
+
+
+def load_residences(session: Session, registration: Registration) -> tuple[Residence, ...]:
+    """Where the registration's person has lived, for the affiliation rule."""
+    return _residences(session, _person_ids(session, registration.national_id, registration.duf_number))
+
+
+def birth_date_of(session: Session, person_id: int) -> dt.date | None:
+    """From the person's fødselsnummer or D-number (already validated when stored)."""
+    for value in session.scalars(
+        select(PersonIdentifier.value).where(
+            PersonIdentifier.person_id == person_id, PersonIdentifier.kind == "national_id"
+        )
+    ):
+        try:
+            return parse_national_id(value, allow_synthetic=True).birth_date
+        except InvalidIdentifier:
+            continue
+    return None
+
+
+def _residence_json(residence: Residence | None) -> dict[str, Any]:
+    if residence is None:
+        return {"from": None, "municipality": None}
+    return {
+        "from": residence.since.isoformat(),
+        "municipality": None if residence.protected else residence.municipality,
+        **({"protected": True} if residence.protected else {}),
+    }
 
 
 def find_person_id(session: Session, identifier: str) -> int | None:
@@ -262,6 +374,9 @@ def describe_person(session: Session, person_id: int, *, as_of: dt.datetime | No
         .where(AddressRecord.person_id == person_id)
         .order_by(AddressRecord.sequence_number)
     ).all()
+    residences = [r for r in map(residence_of, addresses) if r is not None]
+    day = as_of.date() if as_of is not None else norwegian_date(dt.datetime.now(dt.UTC))
+    rights = categories_from_facts(effective, on=day, birth_date=birth_date_of(session, person_id))
     return {
         "personId": person.id,
         "createdAt": iso_utc(person.created_at),
@@ -275,14 +390,9 @@ def describe_person(session: Session, person_id: int, *, as_of: dt.datetime | No
             if f.event_type == "RESIDENCE_PERMIT_REGISTERED"
         ],
         # The municipality the person lived in from each moving date (protected ones hidden).
-        "affiliation": [
-            {
-                "from": a.moved_on.isoformat() if a.moved_on else None,
-                "municipality": None if _protected(a.protection) else a.municipality,
-            }
-            for a in sorted(addresses, key=lambda a: (a.moved_on or dt.date.min, a.sequence_number))
-            if a.event_type != "ADDRESS_CHANGED_WITHOUT_MOVING"
-        ],
+        "affiliation": [_residence_json(r) for r in residence_history(residences)],
+        "municipalityOn": {"date": day.isoformat(), **_residence_json(residence_on(residences, day))},
+        "categories": None if rights is None else rights.as_json(),
         "facts": [
             {
                 "registrationId": f.key,

@@ -28,5 +28,5 @@ def test_the_demo_transfers_the_bundled_sample_and_prints_the_summary(
     assert "duplicates     1" in summary
     assert "rejected       2" in summary
     assert "dead-lettered  2" in summary
-    assert "register       3 persons, 9 registrations, 1 addresses" in summary
+    assert "register       3 persons, 9 registrations, 3 addresses" in summary
     assert (tmp_path / "var" / "demo" / "register.sqlite3").exists()

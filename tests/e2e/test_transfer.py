@@ -138,11 +138,15 @@ def test_an_address_change_from_folkeregisteret_lands_in_the_persons_address_his
         "postalPlace": "BERGEN",
     }
     harness.start_worker()
+    harness.publish([event(person)])  # the person becomes known to the register
+    harness.wait_for_receipts(1)
+    stranger = {**change, "sequenceNumber": 41, "nationalId": synthetic_person().national_id}
+    harness.publish_address_change(stranger)  # not known: not kept
     harness.publish_address_change(change)
     harness.publish_address_change(change)  # the feed can deliver an item twice
     wait_until(lambda: harness.address_count() >= 1, timeout=60, what="the address change")
-    harness.publish([event(person)])
-    harness.wait_for_receipts(1)  # everything before it on the address topic is done by now too
+    harness.publish([event(person, "TRAINING_DECISION")])
+    harness.wait_for_receipts(2)  # everything before it on the address topic is done by now too
     assert harness.address_count() == 1
     from hub.register.operations import describe_person, find_person_id
 
@@ -153,7 +157,7 @@ def test_an_address_change_from_folkeregisteret_lands_in_the_persons_address_his
     [address] = shown["addresses"]
     assert address["protection"] == "STRICTLY_CONFIDENTIAL"
     assert address["addressLine"] is None and address["municipality"] is None
-    assert len(shown["registrations"]) == 1  # the registration found the person the address created
+    assert len(shown["registrations"]) == 2
 
 
 def test_a_source_topic_on_the_broker_that_is_not_in_the_registry_is_consumed_and_rejected(

@@ -26,6 +26,7 @@ from hub.pipeline.flow import Message
 from hub.pipeline.receipts import ReceiptOutcome
 from hub.pipeline.registrations import RegistrationFlow
 from hub.register.models import RegistrationRecord
+from hub.register.operations import resolve_person
 from hub.schemas.codec import ADDRESS_CHANGE, REGISTRATION, catalog
 from hub.schemas.contract import from_json
 from hub.sources import SourceRegistry
@@ -171,7 +172,9 @@ def test_no_identifier_appears_in_logs_dead_letter_headers_or_receipts(
         assert identifier not in visible
 
 
-def test_an_address_change_is_written_once_and_bad_bytes_are_dead_lettered(hub: Hub) -> None:
+def test_an_address_change_of_a_known_person_is_written_once_and_bad_bytes_are_dead_lettered(
+    hub: Hub,
+) -> None:
     person = synthetic_person()
     change = {
         "sequenceNumber": 7,
@@ -190,6 +193,10 @@ def test_an_address_change_is_written_once_and_bad_bytes_are_dead_lettered(hub: 
     publisher = RecordingPublisher()
     flow = AddressFlow(hub, publisher)
     origin = Origin("nir.folkeregister.address-changes", 0, 0)
+    assert not asyncio.run(flow.process(Message(origin, None, value))).written  # not known yet
+    with hub.session_factory() as session:
+        resolve_person(session, person.national_id, None, hub.clock())
+        session.commit()
     assert asyncio.run(flow.process(Message(origin, None, value))).written
     assert not asyncio.run(flow.process(Message(origin, None, value))).written
     failed = asyncio.run(flow.process(Message(origin, None, b"garbage")))

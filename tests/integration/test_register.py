@@ -76,6 +76,8 @@ def test_a_protected_address_keeps_no_address_text_and_is_not_shown(database_url
         postal_place="BERGEN",
     )
     with sessions() as s:
+        assert not record_address_change(s, change, NOW)  # a person the register does not know
+        resolve_person(s, "14839140240", None, NOW)
         assert record_address_change(s, change, NOW)
         assert not record_address_change(s, change, NOW)  # the same feed item again
         s.commit()

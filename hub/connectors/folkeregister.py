@@ -1,0 +1,441 @@
+"""The Folkeregister connector: follows Folkeregisteret's event feed and publishes the address
+changes of persons known to the register, keyed by national id.
+
+- **Position.** The next sequence number to read is kept on a compacted topic, written in the
+  same Kafka transaction as the page's address changes. A restart resumes exactly after the
+  last committed page: no page is skipped and none is published twice.
+- **Only known persons.** Feed items about persons the register does not know are passed over.
+  A person who becomes known later is looked up once (their current address, `/personer/{id}`),
+  so an address that changed before they became known is not missed. A look-up's address change
+  carries the look-up's number, negated, as its sequence number.
+- **References.** A feed item names the person but not the address, so the connector fetches the
+  person as they are now. Items other than address changes are passed over.
+- **Authentication** is a `TokenProvider` chosen by `NIR_FOLKEREGISTER_AUTH`; the real service
+  wants a Maskinporten access token with scope `folkeregister:deling/offentligmedhjemmel`.
+- **Politeness.** A 429 answer is retried after its `Retry-After`; a 5xx or a broken connection
+  after a growing pause.
+
+Nothing here logs an identifier or an address: a protected address must never be shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiohttp
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from sqlalchemy.orm import Session
+
+from hub.bootstrap import Hub
+from hub.errors import ConfigurationError, HubError
+from hub.register.operations import complete_lookups, known_national_ids, pending_lookups
+from hub.register.unit_of_work import UnitOfWork
+from hub.schemas.codec import ADDRESS_CHANGE
+from hub.schemas.contract import from_json
+
+log = logging.getLogger(__name__)
+
+POSITION_KEY = b"position"
+# Folkeregisteret's event types (hendelsetype) that concern a residential address.
+EVENT_TYPES = {
+    "endringIBostedsadresse": "ADDRESS_CHANGED",
+    "endringIBostedsadresseUtenFlytting": "ADDRESS_CHANGED_WITHOUT_MOVING",
+    "endringIOppholdsadresse": "TEMPORARY_ADDRESS_CHANGED",
+    "personErBosatt": "PERSON_SETTLED",
+    "personErUtflyttet": "PERSON_EMIGRATED",
+    "endringIAdressebeskyttelse": "ADDRESS_PROTECTION_CHANGED",
+}
+PROTECTION = {
+    "ugradert": "UNGRADED",
+    "klientadresse": "CLIENT_ADDRESS",
+    "fortrolig": "CONFIDENTIAL",
+    "strengtFortrolig": "STRICTLY_CONFIDENTIAL",
+}
+
+
+class FolkeregisterUnavailable(HubError):
+    retriable = True
+    code = "NIR-FREG-UNAVAILABLE"
+
+
+# --- authentication ------------------------------------------------------------------------
+
+
+class TokenProvider(Protocol):
+    async def token(self) -> str | None: ...
+
+
+class NoToken:
+    """For the local stand-in."""
+
+    async def token(self) -> str | None:
+        return None
+
+
+@dataclass(frozen=True)
+class TokenFile:
+    """A bearer token read from a file before every request, so a separate Maskinporten client
+    (which holds the business certificate) can renew it without restarting the connector."""
+
+    path: Path
+
+    async def token(self) -> str | None:
+        try:
+            value = (await asyncio.to_thread(self.path.read_text, encoding="utf-8")).strip()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read the Folkeregister token file {self.path}: {exc}") from None
+        if not value:
+            raise ConfigurationError(f"the Folkeregister token file {self.path} is empty")
+        return value
+
+
+def token_provider(setting: str) -> TokenProvider:
+    """`NIR_FOLKEREGISTER_AUTH`: `none` or `token-file:PATH`."""
+    if setting == "none":
+        return NoToken()
+    if setting.startswith("token-file:"):
+        return TokenFile(Path(setting.removeprefix("token-file:")))
+    raise ConfigurationError("NIR_FOLKEREGISTER_AUTH must be none or token-file:PATH")
+
+
+# --- the API ---------------------------------------------------------------------------------
+
+
+class FeedClient:
+    """Folkeregisteret's feed and person look-up, with retries."""
+
+    def __init__(
+        self,
+        base_url: str,
+        auth: TokenProvider,
+        session: aiohttp.ClientSession,
+        *,
+        max_backoff: float = 30.0,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth
+        self.session = session
+        self.max_backoff = max_backoff
+        self.sleep = sleep
+        self.throttled = 0  # how often the service said "too fast"
+
+    async def latest_sequence(self) -> int:
+        answer = await self._get("/hendelser/siste/sekvensnummer")
+        return int(answer["sekvensnummer"])
+
+    async def page(self, sequence: int) -> list[dict[str, Any]]:
+        """Feed items from `sequence` on, in order (at most one page)."""
+        answer = await self._get("/hendelser/feed", params={"seq": str(sequence)})
+        return sorted(answer or [], key=lambda item: int(item["sekvensnummer"]))
+
+    async def person(self, national_id: str) -> dict[str, Any] | None:
+        return await self._get(f"/personer/{national_id}", missing_ok=True)  # type: ignore[no-any-return]
+
+    async def _get(self, path: str, *, params: dict[str, str] | None = None, missing_ok: bool = False) -> Any:
+        # The path can hold a national id: errors name the kind of call, never the URL.
+        what = path.split("/")[1]
+        backoff = 0.5
+        while True:
+            headers = {"Accept": "application/json"}
+            token = await self.auth.token()
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
+            try:
+                async with self.session.get(self.base_url + path, params=params, headers=headers) as response:
+                    if response.status == 429:
+                        self.throttled += 1
+                        await self.sleep(_retry_after(response.headers.get("Retry-After"), backoff))
+                        continue
+                    if response.status == 404 and missing_ok:
+                        return None
+                    if response.status in (401, 403):
+                        raise ConfigurationError(
+                            f"Folkeregisteret refused the connector's credentials (HTTP {response.status})"
+                        )
+                    if response.status >= 500:
+                        raise FolkeregisterUnavailable(f"{what}: HTTP {response.status}")
+                    if response.status != 200:
+                        raise ConfigurationError(
+                            f"Folkeregisteret answered {what} with HTTP {response.status}"
+                        )
+                    return await response.json()
+            except (aiohttp.ClientError, TimeoutError, FolkeregisterUnavailable) as exc:
+                log.warning(
+                    "Folkeregisteret %s failed (%s); again in %.1fs", what, type(exc).__name__, backoff
+                )
+                await self.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+
+
+def _retry_after(header: str | None, fallback: float) -> float:
+    try:
+        return max(0.0, float(header)) if header is not None else fallback
+    except ValueError:
+        return fallback
+
+
+# --- from Folkeregisteret's shapes to the contract --------------------------------------------
+
+
+def address_change(
+    sequence_number: int, event_type: str, national_id: str, recorded_at: str, person: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The contract's address change (natural JSON) for a person document as it is now."""
+    current = next((a for a in (person or {}).get("bostedsadresse", []) if a.get("erGjeldende")), None)
+    change: dict[str, Any] = {
+        "sequenceNumber": sequence_number,
+        "eventType": event_type,
+        "nationalId": national_id,
+        "recordedAt": recorded_at,
+        "movedOn": None,
+        "municipality": None,
+        "protection": "UNKNOWN",
+        "addressKind": "UNKNOWN",
+        "addressLine": None,
+        "postalCode": None,
+        "postalPlace": None,
+    }
+    if current is None or event_type == "PERSON_EMIGRATED":
+        return {**change, "protection": "UNGRADED"} if event_type == "PERSON_EMIGRATED" else change
+    protection = PROTECTION.get(current.get("adressegradering", ""), "UNKNOWN")
+    change.update(movedOn=current.get("flyttedato"), protection=protection)
+    if "vegadresse" in current:
+        street = current["vegadresse"]
+        number = street.get("adressenummer", {})
+        place = street.get("poststed", {})
+        line = " ".join(
+            str(part)
+            for part in (street.get("adressenavn"), number.get("husnummer"), number.get("husbokstav"))
+            if part
+        )
+        change.update(
+            municipality=street.get("kommunenummer"),
+            addressKind="STREET_ADDRESS",
+            addressLine=line or None,
+            postalCode=place.get("postnummer"),
+            postalPlace=place.get("poststedsnavn"),
+        )
+    elif "matrikkeladresse" in current:
+        cadastral = current["matrikkeladresse"]
+        change.update(
+            municipality=cadastral.get("kommunenummer"),
+            addressKind="CADASTRAL_ADDRESS",
+            postalCode=cadastral.get("poststed", {}).get("postnummer"),
+            postalPlace=cadastral.get("poststed", {}).get("poststedsnavn"),
+        )
+    elif "ukjentBosted" in current:
+        change.update(
+            municipality=current["ukjentBosted"].get("bostedskommune"), addressKind="UNKNOWN_RESIDENCE"
+        )
+    if protection not in ("UNGRADED", "CLIENT_ADDRESS"):
+        change.update(addressLine=None, postalCode=None, postalPlace=None)
+    return change
+
+
+# --- the connector ----------------------------------------------------------------------------
+
+
+@dataclass
+class ConnectorStatus:
+    """What the connector has done, for logs, metrics and tests."""
+
+    position: int | None = None  # the next sequence number to read
+    pages: int = 0
+    published: int = 0
+    passed_over: int = 0  # feed items about unknown persons, or not about addresses
+    looked_up: int = 0
+    last_recorded_at: str | None = None  # ajourholdstidspunkt of the last item read
+    caught_up: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class FolkeregisterConnector:
+    def __init__(self, hub: Hub, client: FeedClient, *, page_limit: int | None = None) -> None:
+        self.hub = hub
+        self.client = client
+        self.status = ConnectorStatus()
+        self.page_limit = page_limit
+        self._producer: AIOKafkaProducer | None = None
+
+    async def __aenter__(self) -> FolkeregisterConnector:
+        settings = self.hub.settings
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            # One connector per hub: a second one with the same id fences the first.
+            transactional_id=f"{settings.app_id}-folkeregister-connector",
+            enable_idempotence=True,
+            acks="all",
+        )
+        await self._producer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Follow the feed until `stop` is set."""
+        position = await self.start_position()
+        while not stop.is_set():
+            looked_up = await self.look_up_new_persons()
+            items = await self.client.page(position)
+            if items:
+                position = await self.publish_page(items, position)
+                continue
+            self.status.caught_up.set()
+            if not looked_up:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.hub.settings.folkeregister_poll_seconds)
+
+    async def start_position(self) -> int:
+        stored = await read_position(self.hub.settings.kafka_bootstrap, self.hub.names.connector_position)
+        if stored is not None:
+            position = stored
+        else:
+            if self.hub.settings.folkeregister_start == "beginning":
+                position = 1
+            else:
+                position = await self.client.latest_sequence() + 1
+            # Kept at once: a restart before the first page must not re-read "latest".
+            await self._publish([], position)
+        self.status.position = position
+        log.info("following Folkeregisteret's feed from sequence number %d", position)
+        return position
+
+    async def publish_page(self, items: list[dict[str, Any]], position: int) -> int:
+        """Publish a page's address changes and the next position in one transaction."""
+        events = [
+            item
+            for item in items
+            if int(item["sekvensnummer"]) >= position and item["hendelse"].get("hendelsetype") in EVENT_TYPES
+        ]
+        known = await self._in_register(
+            lambda session: known_national_ids(
+                session, (e["hendelse"]["folkeregisteridentifikator"] for e in events)
+            )
+        )
+        changes = []
+        for item in events:
+            event = item["hendelse"]
+            national_id = event["folkeregisteridentifikator"]
+            if national_id not in known:
+                continue
+            person = await self.client.person(national_id)
+            changes.append(
+                address_change(
+                    int(item["sekvensnummer"]),
+                    EVENT_TYPES[event["hendelsetype"]],
+                    national_id,
+                    event.get("ajourholdstidspunkt") or _now_iso(self.hub),
+                    person,
+                )
+            )
+        next_position = max(int(item["sekvensnummer"]) for item in items) + 1
+        await self._publish(changes, next_position)
+        self.status.pages += 1
+        self.status.published += len(changes)
+        self.status.passed_over += len(items) - len(changes)
+        self.status.position = next_position
+        self.status.last_recorded_at = items[-1]["hendelse"].get("ajourholdstidspunkt")
+        return next_position
+
+    async def look_up_new_persons(self) -> bool:
+        """Publish the current address of every person who became known since the last look."""
+        pending = await self._in_register(lambda session: pending_lookups(session, self.hub.clock()))
+        if not pending:
+            return False
+        changes = []
+        for lookup_id, national_id in pending:
+            person = await self.client.person(national_id)
+            if person is not None:
+                changes.append(
+                    address_change(-lookup_id, "ADDRESS_CHANGED", national_id, _now_iso(self.hub), person)
+                )
+        await self._publish(changes, None)
+        now = self.hub.clock()
+        await self._in_register(lambda session: complete_lookups(session, [i for i, _ in pending], now))
+        self.status.looked_up += len(pending)
+        return True
+
+    async def _publish(self, changes: Iterable[dict[str, Any]], next_position: int | None) -> None:
+        assert self._producer is not None, "use the connector as an async context manager"
+        catalog, names = self.hub.catalog, self.hub.names
+        version = catalog.current(ADDRESS_CHANGE)
+        async with self._producer.transaction():
+            for change in changes:
+                value = catalog.encode(ADDRESS_CHANGE, from_json(change, version))
+                await self._producer.send(names.address_changes, value, key=change["nationalId"].encode())
+            if next_position is not None:
+                position = json.dumps({"next": next_position}).encode()
+                await self._producer.send(names.connector_position, position, key=POSITION_KEY)
+
+    async def _in_register(self, work: Callable[[Session], Any]) -> Any:
+        def run() -> Any:
+            with UnitOfWork(self.hub.session_factory) as uow:
+                result = work(uow.session)
+                uow.commit()
+                return result
+
+        return await asyncio.to_thread(run)
+
+
+def _now_iso(hub: Hub) -> str:
+    return hub.clock().astimezone(dt.UTC).isoformat()
+
+
+async def read_position(bootstrap: str, topic: str) -> int | None:
+    """The next sequence number from the last committed position record, if there is one."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
+    await consumer.start()
+    try:
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        end = (await consumer.end_offsets([partition]))[partition]  # the last stable offset
+        # Transaction markers and aborted records take offsets too: look back until a record.
+        window = 64
+        while True:
+            start = max(0, end - window)
+            last = await _last_position(consumer, partition, start, end)
+            if last is not None or start == 0:
+                return last
+            window *= 4
+    finally:
+        await consumer.stop()
+
+
+async def _last_position(
+    consumer: AIOKafkaConsumer, partition: TopicPartition, start: int, end: int
+) -> int | None:
+    consumer.seek(partition, start)
+    last = None
+    while start < end and await consumer.position(partition) < end:
+        batch = await consumer.getmany(partition, timeout_ms=1000)
+        for record in batch.get(partition, []):
+            if record.key == POSITION_KEY and record.value is not None:
+                last = int(json.loads(record.value)["next"])
+    return last
+
+
+async def run_connector(
+    hub: Hub, stop: asyncio.Event, *, ready: Callable[[FolkeregisterConnector], None] | None = None
+) -> ConnectorStatus:
+    """Run the connector with the configured API and credentials until `stop` is set."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        client = FeedClient(
+            hub.settings.folkeregister_url, token_provider(hub.settings.folkeregister_auth), session
+        )
+        async with FolkeregisterConnector(hub, client) as connector:
+            if ready is not None:
+                ready(connector)
+            await connector.run(stop)
+            return connector.status

@@ -1,0 +1,198 @@
+"""A local stand-in for Folkeregisteret's event feed, in the real API's shape, for the tests and
+`hub demo` (and for a fagsystem vendor who wants to see the connector work).
+
+It serves, under `/folkeregisteret/offentlig-med-hjemmel/api/v1`:
+`GET /hendelser/siste/sekvensnummer`, `GET /hendelser/feed?seq=N` (at most `page_size` items
+from N), `GET /hendelser/{id}` and `GET /personer/{id}`. Persons move by calling `move()` (or
+`POST /standin/moves` from another process). Only the parts of the documents the connector
+reads are filled in. It can ask for a bearer token, and answer 429 with Retry-After to every
+`throttle_every`-th request, to exercise the connector's handling of both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from aiohttp import web
+
+API = "/folkeregisteret/offentlig-med-hjemmel/api/v1"
+
+
+class FolkeregisterStandIn:
+    def __init__(self, *, page_size: int = 1000, token: str | None = None, throttle_every: int = 0) -> None:
+        self.page_size = page_size
+        self.token = token
+        self.throttle_every = throttle_every
+        self.requests = 0
+        self._items: list[dict[str, Any]] = []
+        self._documents: dict[str, dict[str, Any]] = {}
+        self._persons: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    # --- what happens in the population register --------------------------------------------
+
+    def move(
+        self,
+        national_id: str,
+        municipality: str,
+        moved_on: dt.date,
+        *,
+        protection: str = "ugradert",
+        street: str = "Eksempelveien",
+        house_number: str = "1",
+        postal_code: str = "0150",
+        postal_place: str = "OSLO",
+        event_type: str = "endringIBostedsadresse",
+        at: dt.datetime | None = None,
+    ) -> int:
+        """The person moves (or is settled): a new current residential address and a feed item."""
+        address = {
+            "erGjeldende": True,
+            "flyttedato": moved_on.isoformat(),
+            "adressegradering": protection,
+            "vegadresse": {
+                "kommunenummer": municipality,
+                "adressenavn": street,
+                "adressenummer": {"husnummer": house_number},
+                "poststed": {"postnummer": postal_code, "poststedsnavn": postal_place},
+            },
+        }
+        with self._lock:
+            person = self._person(national_id)
+            for earlier in person["bostedsadresse"]:
+                earlier["erGjeldende"] = False
+            person["bostedsadresse"].insert(0, address)
+            return self._add_item(national_id, event_type, at)
+
+    def emigrate(self, national_id: str, *, at: dt.datetime | None = None) -> int:
+        with self._lock:
+            for earlier in self._person(national_id)["bostedsadresse"]:
+                earlier["erGjeldende"] = False
+            return self._add_item(national_id, "personErUtflyttet", at)
+
+    def other_event(self, national_id: str, event_type: str, *, at: dt.datetime | None = None) -> int:
+        """A feed item that is not about an address (death, a new identity number, ...)."""
+        with self._lock:
+            self._person(national_id)
+            return self._add_item(national_id, event_type, at)
+
+    @property
+    def latest_sequence(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def _person(self, national_id: str) -> dict[str, Any]:
+        return self._persons.setdefault(
+            national_id,
+            {
+                "identifikasjonsnummer": [{"foedselsEllerDNummer": national_id, "status": "iBruk"}],
+                "bostedsadresse": [],
+            },
+        )
+
+    def _add_item(self, national_id: str, event_type: str, at: dt.datetime | None) -> int:
+        sequence = len(self._items) + 1
+        document_id = f"h{sequence:08d}"
+        recorded = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).isoformat(timespec="milliseconds")
+        event = {
+            "hendelsetype": event_type,
+            "folkeregisteridentifikator": national_id,
+            "hendelsesdokument": document_id,
+            "persondokument": national_id,
+            "ajourholdstidspunkt": recorded.replace("+00:00", "Z"),
+        }
+        self._items.append({"sekvensnummer": sequence, "hendelse": event})
+        self._documents[document_id] = {"hendelsesidentifikator": document_id, **event}
+        return sequence
+
+    # --- the API ------------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._guard])
+        app.router.add_get(f"{API}/hendelser/siste/sekvensnummer", self._latest)
+        app.router.add_get(f"{API}/hendelser/feed", self._feed)
+        app.router.add_get(API + "/hendelser/{id}", self._document)
+        app.router.add_get(API + "/personer/{id}", self._person_document)
+        app.router.add_post("/standin/moves", self._post_move)
+        return app
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.requests += 1
+        if self.throttle_every and self.requests % self.throttle_every == 0:
+            return web.json_response(
+                {"melding": "for mange kall"}, status=429, headers={"Retry-After": "0.2"}
+            )
+        if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response({"melding": "mangler gyldig token"}, status=401)
+        return await handler(request)  # type: ignore[no-any-return]
+
+    async def _latest(self, request: web.Request) -> web.Response:
+        return web.json_response({"sekvensnummer": self.latest_sequence})
+
+    async def _feed(self, request: web.Request) -> web.Response:
+        try:
+            sequence = int(request.query["seq"])
+        except (KeyError, ValueError):
+            return web.json_response({"melding": "seq mangler"}, status=400)
+        with self._lock:
+            page = self._items[max(sequence, 1) - 1 : max(sequence, 1) - 1 + self.page_size]
+            return web.json_response(page)
+
+    async def _document(self, request: web.Request) -> web.Response:
+        with self._lock:
+            document = self._documents.get(request.match_info["id"])
+        return web.json_response(document) if document else web.json_response({}, status=404)
+
+    async def _person_document(self, request: web.Request) -> web.Response:
+        with self._lock:
+            person = self._persons.get(request.match_info["id"])
+            return web.json_response(person) if person else web.json_response({}, status=404)
+
+    async def _post_move(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        sequence = self.move(
+            body["nationalId"],
+            body["municipality"],
+            dt.date.fromisoformat(body["movedOn"]),
+            protection=body.get("protection", "ugradert"),
+        )
+        return web.json_response({"sekvensnummer": sequence})
+
+
+@contextmanager
+def serving(stand_in: FolkeregisterStandIn, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve the stand-in from a background thread; yields the API's base URL."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    runner = web.AppRunner(stand_in.app(), access_log=None)
+    bound: list[int] = []
+
+    async def start() -> None:
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        started.set()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(start())
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+    thread = threading.Thread(target=serve, name="folkeregister-stand-in", daemon=True)
+    thread.start()
+    if not started.wait(10):
+        raise RuntimeError("the Folkeregister stand-in did not start")
+    try:
+        yield f"http://{host}:{bound[0]}{API}"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)

@@ -1,0 +1,249 @@
+"""The Folkeregister connector against the stand-in feed, the real broker and a real register."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from hub.bootstrap import Hub
+from hub.broker import ensure_topics
+from hub.connectors.folkeregister import (
+    ConnectorStatus,
+    FeedClient,
+    FolkeregisterConnector,
+    NoToken,
+    TokenFile,
+    address_change,
+    read_position,
+)
+from hub.connectors.folkeregister_standin import FolkeregisterStandIn, serving
+from hub.errors import ConfigurationError
+from hub.register.operations import resolve_person
+from hub.register.unit_of_work import UnitOfWork
+from hub.topics import required_topics
+from tests.conftest import make_settings
+from tests.factories import synthetic_person
+
+MOVED = dt.date(2026, 10, 1)
+
+
+@pytest.fixture
+def hub(kafka_bootstrap: str, database_url: str, tmp_path: Path) -> Hub:
+    hub = Hub.from_settings(make_settings(kafka_bootstrap, database_url, tmp_path))
+    settings = hub.settings
+    asyncio.run(
+        ensure_topics(
+            settings.kafka_bootstrap, required_topics(settings, hub.registry), settings.replication_factor
+        )
+    )
+    return hub
+
+
+@pytest.fixture
+def feed() -> Iterator[tuple[FolkeregisterStandIn, str]]:
+    stand_in = FolkeregisterStandIn(page_size=5)
+    with serving(stand_in) as url:
+        yield stand_in, url
+
+
+def known(hub: Hub, *national_ids: str) -> None:
+    """Make persons known to the register, as an accepted registration would."""
+    with UnitOfWork(hub.session_factory) as uow:
+        for national_id in national_ids:
+            resolve_person(uow.session, national_id, None, hub.clock())
+        uow.commit()
+
+
+async def no_wait(_seconds: float) -> None:
+    await asyncio.sleep(0)
+
+
+class FailingClient(FeedClient):
+    """Breaks down at the n-th person look-up, in the middle of a page's transaction."""
+
+    def __init__(self, *args: Any, fail_at: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls, self.fail_at = 0, fail_at
+
+    async def person(self, national_id: str) -> dict[str, Any] | None:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise RuntimeError("connection to Folkeregisteret lost")
+        return await super().person(national_id)
+
+
+def follow(hub: Hub, url: str, *, fail_at: int | None = None, token: Any = None) -> ConnectorStatus:
+    """Run the connector until it has caught up with the feed (or fails)."""
+
+    async def run() -> ConnectorStatus:
+        async with aiohttp.ClientSession() as session:
+            auth = token or NoToken()
+            client = (
+                FailingClient(url, auth, session, sleep=no_wait, fail_at=fail_at)
+                if fail_at
+                else FeedClient(url, auth, session, sleep=no_wait)
+            )
+            async with FolkeregisterConnector(hub, client) as connector:
+                stop = asyncio.Event()
+                task = asyncio.create_task(connector.run(stop))
+                caught_up = asyncio.create_task(connector.status.caught_up.wait())
+                await asyncio.wait({task, caught_up}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+                stop.set()
+                caught_up.cancel()
+                await task
+                return connector.status
+
+    return asyncio.run(run())
+
+
+def published(hub: Hub) -> list[dict[str, Any]]:
+    """Every committed address change on the topic, decoded."""
+
+    async def read() -> list[dict[str, Any]]:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=hub.settings.kafka_bootstrap,
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+            topic = hub.names.address_changes
+            partitions = [TopicPartition(topic, p) for p in range(hub.settings.address_partitions)]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            records = []
+            while [p for p in partitions if await consumer.position(p) < ends[p]]:
+                for batch in (await consumer.getmany(timeout_ms=500)).values():
+                    records.extend(batch)
+            return [hub.catalog.decode(r.value).datum for r in records]
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
+
+
+def test_known_persons_moves_are_published_once_with_the_address_fetched_by_reference(
+    hub: Hub, feed: tuple[FolkeregisterStandIn, str]
+) -> None:
+    stand_in, url = feed
+    oslo, stranger, hidden = (synthetic_person().national_id for _ in range(3))
+    known(hub, oslo, hidden)
+    hub.settings = dataclasses.replace(hub.settings, folkeregister_start="beginning")
+    stand_in.move(oslo, "0301", MOVED, street="Storgata", house_number="7", postal_code="0155")
+    stand_in.move(stranger, "4601", MOVED)  # not known to the register: passed over
+    stand_in.other_event(oslo, "personErDoed")  # not about an address: passed over
+    stand_in.move(hidden, "4601", MOVED, protection="strengtFortrolig", street="Hemmelig vei")
+
+    status = follow(hub, url)
+    changes = {c["sequenceNumber"]: c for c in published(hub) if c["sequenceNumber"] > 0}
+    assert sorted(changes) == [1, 4]
+    assert (changes[1]["municipality"], changes[1]["addressLine"], changes[1]["movedOn"]) == (
+        "0301",
+        "Storgata 7",
+        MOVED,
+    )
+    # A strictly confidential address leaves the connector without any address text.
+    assert changes[4]["protection"] == "STRICTLY_CONFIDENTIAL" and changes[4]["addressLine"] is None
+    assert (status.published, status.passed_over, status.position) == (2, 2, 5)
+    assert status.looked_up == 2  # both known persons were also looked up once
+
+
+def test_a_restart_resumes_after_the_last_committed_page_and_a_broken_page_is_not_half_published(
+    hub: Hub, feed: tuple[FolkeregisterStandIn, str]
+) -> None:
+    stand_in, url = feed
+    persons = [synthetic_person().national_id for _ in range(6)]
+    known(hub, *persons)
+    stand_in.move(persons[0], "0301", MOVED)  # before the connector's first start
+    first = follow(hub, url)  # it starts after what is already in the feed
+    assert first.position == 2 and feed_items(hub) == []
+
+    for round_ in range(4):  # 24 items, 2 to 25, in pages of 5
+        for person in persons:
+            stand_in.move(person, "0301" if round_ % 2 else "4601", MOVED + dt.timedelta(days=round_))
+    with pytest.raises(RuntimeError, match="connection to Folkeregisteret lost"):
+        follow(hub, url, fail_at=8)  # the second page breaks after 2 of its 5 look-ups
+    assert feed_items(hub) == list(range(2, 7))  # only the first, whole page
+    assert asyncio.run(read_position(hub.settings.kafka_bootstrap, hub.names.connector_position)) == 7
+
+    follow(hub, url)
+    assert feed_items(hub) == list(range(2, 26))  # none skipped, none twice
+
+
+def feed_items(hub: Hub) -> list[int]:
+    """The sequence numbers of the feed items published (look-ups have negative ones)."""
+    return sorted(c["sequenceNumber"] for c in published(hub) if c["sequenceNumber"] > 0)
+
+
+def test_a_person_who_becomes_known_after_moving_is_looked_up_once(
+    hub: Hub, feed: tuple[FolkeregisterStandIn, str]
+) -> None:
+    stand_in, url = feed
+    late = synthetic_person().national_id
+    follow(hub, url)
+    stand_in.move(late, "4601", MOVED, postal_place="BERGEN")
+    follow(hub, url)
+    assert published(hub) == []  # not known when the move was read
+
+    known(hub, late)  # a registration arrives for the person
+    status = follow(hub, url)
+    [change] = published(hub)
+    assert change["sequenceNumber"] < 0 and (change["nationalId"], change["municipality"]) == (late, "4601")
+    assert change["postalPlace"] == "BERGEN" and status.looked_up == 1
+    follow(hub, url)
+    assert len(published(hub)) == 1  # looked up once only
+
+
+def test_the_connector_waits_out_429_and_sends_the_configured_token(hub: Hub, tmp_path: Path) -> None:
+    stand_in = FolkeregisterStandIn(page_size=5, token="secret-token", throttle_every=2)
+    person = synthetic_person().national_id
+    known(hub, person)
+    token_file = tmp_path / "token"
+    token_file.write_text("secret-token\n")
+    with serving(stand_in) as url:
+        follow(hub, url, token=TokenFile(token_file))
+        stand_in.move(person, "0301", MOVED)
+        follow(hub, url, token=TokenFile(token_file))
+        token_file.write_text("expired-token")
+        with pytest.raises(ConfigurationError, match="refused the connector's credentials"):
+            follow(hub, url, token=TokenFile(token_file))
+    [change] = published(hub)
+    assert change["nationalId"] == person and stand_in.requests > 4
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        (
+            {
+                "adressegradering": "ugradert",
+                "matrikkeladresse": {"kommunenummer": "4631", "poststed": {"postnummer": "5911"}},
+            },
+            {"addressKind": "CADASTRAL_ADDRESS", "municipality": "4631", "postalCode": "5911"},
+        ),
+        (
+            {"ukjentBosted": {"bostedskommune": "0301"}},
+            {"addressKind": "UNKNOWN_RESIDENCE", "municipality": "0301"},
+        ),
+        (
+            {"adressegradering": "fortrolig", "vegadresse": {"kommunenummer": "0301", "adressenavn": "X"}},
+            {"protection": "CONFIDENTIAL", "addressLine": None, "municipality": "0301"},
+        ),
+        ({"adressegradering": "nyVerdi", "vegadresse": {"kommunenummer": "0301"}}, {"protection": "UNKNOWN"}),
+    ],
+)
+def test_folkeregister_addresses_map_onto_the_contract(
+    address: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    person = {"bostedsadresse": [{"erGjeldende": True, "flyttedato": "2026-10-01", **address}]}
+    change = address_change(7, "ADDRESS_CHANGED", "x", "2026-10-02T00:00:00Z", person)
+    assert {k: change[k] for k in expected} == expected
