@@ -6,7 +6,8 @@ It serves, under `/folkeregisteret/offentlig-med-hjemmel/api/v1`:
 from N), `GET /hendelser/{id}` and `GET /personer/{id}`. Persons move by calling `move()` (or
 `POST /standin/moves` from another process). Only the parts of the documents the connector
 reads are filled in. It can ask for a bearer token, and answer 429 with Retry-After to every
-`throttle_every`-th request, to exercise the connector's handling of both.
+`throttle_every`-th request, to exercise the connector's handling of both, and answer person
+look-ups slowly (`person_delay`), so a test can stop the connector in the middle of a page.
 """
 
 from __future__ import annotations
@@ -24,11 +25,20 @@ API = "/folkeregisteret/offentlig-med-hjemmel/api/v1"
 
 
 class FolkeregisterStandIn:
-    def __init__(self, *, page_size: int = 1000, token: str | None = None, throttle_every: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        page_size: int = 1000,
+        token: str | None = None,
+        throttle_every: int = 0,
+        person_delay: float = 0.0,
+    ) -> None:
         self.page_size = page_size
+        self.person_delay = person_delay  # seconds per person look-up, to make a slow service
         self.token = token
         self.throttle_every = throttle_every
         self.requests = 0
+        self.requests_for_persons = 0
         self._items: list[dict[str, Any]] = []
         self._documents: dict[str, dict[str, Any]] = {}
         self._persons: dict[str, dict[str, Any]] = {}
@@ -150,6 +160,9 @@ class FolkeregisterStandIn:
         return web.json_response(document) if document else web.json_response({}, status=404)
 
     async def _person_document(self, request: web.Request) -> web.Response:
+        self.requests_for_persons += 1
+        if self.person_delay:
+            await asyncio.sleep(self.person_delay)
         with self._lock:
             person = self._persons.get(request.match_info["id"])
             return web.json_response(person) if person else web.json_response({}, status=404)

@@ -26,11 +26,13 @@ from hub.connectors.folkeregister import (
 )
 from hub.connectors.folkeregister_standin import FolkeregisterStandIn, serving
 from hub.errors import ConfigurationError
+from hub.localrun import WorkerProcess
 from hub.register.operations import resolve_person
 from hub.register.unit_of_work import UnitOfWork
 from hub.topics import required_topics
 from tests.conftest import make_settings
 from tests.factories import synthetic_person
+from tests.harness import wait_until
 
 MOVED = dt.date(2026, 10, 1)
 
@@ -182,6 +184,40 @@ def test_a_restart_resumes_after_the_last_committed_page_and_a_broken_page_is_no
 def feed_items(hub: Hub) -> list[int]:
     """The sequence numbers of the feed items published (look-ups have negative ones)."""
     return sorted(c["sequenceNumber"] for c in published(hub) if c["sequenceNumber"] > 0)
+
+
+def test_a_connector_killed_in_the_middle_of_a_page_resumes_without_a_gap_or_a_repeat(
+    hub: Hub, tmp_path: Path
+) -> None:
+    stand_in = FolkeregisterStandIn(page_size=10, person_delay=0.02)
+    persons = [synthetic_person().national_id for _ in range(10)]
+    known(hub, *persons)
+    with serving(stand_in) as url:
+        settings = dataclasses.replace(hub.settings, folkeregister_url=url, folkeregister_poll_seconds=0.1)
+        first = WorkerProcess.connector(settings, tmp_path / "connector-1.log").start()
+        try:
+            wait_until(
+                lambda: (
+                    asyncio.run(read_position(settings.kafka_bootstrap, hub.names.connector_position))
+                    is not None
+                ),
+                timeout=60,
+                what="the connector to start",
+            )
+            for round_ in range(6):  # 60 items, 1 to 60, in pages of 10
+                for person in persons:
+                    stand_in.move(person, "0301", MOVED + dt.timedelta(days=round_))
+            # 10 look-ups of new persons, then 10 per page: kill it inside the third page.
+            wait_until(lambda: stand_in.requests_for_persons >= 35, timeout=60, what="two and a half pages")
+        finally:
+            first.kill()
+        assert feed_items(hub)[-1] < 60  # killed before the end
+        second = WorkerProcess.connector(settings, tmp_path / "connector-2.log").start()
+        try:
+            wait_until(lambda: feed_items(hub)[-1:] == [60], timeout=60, what="the rest of the feed")
+        finally:
+            second.stop()
+    assert feed_items(hub) == list(range(1, 61))
 
 
 def test_a_person_who_becomes_known_after_moving_is_looked_up_once(
