@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from hub.bootstrap import Hub
 from hub.errors import ConfigurationError, HubError
 from hub.register.operations import complete_lookups, known_national_ids, pending_lookups
-from hub.register.unit_of_work import UnitOfWork
+from hub.register.unit_of_work import in_transaction
 from hub.schemas.codec import ADDRESS_CHANGE
 from hub.schemas.contract import from_json
 
@@ -378,13 +378,7 @@ class FolkeregisterConnector:
                 await self._producer.send(names.connector_position, position, key=POSITION_KEY)
 
     async def _in_register(self, work: Callable[[Session], Any]) -> Any:
-        def run() -> Any:
-            with UnitOfWork(self.hub.session_factory) as uow:
-                result = work(uow.session)
-                uow.commit()
-                return result
-
-        return await asyncio.to_thread(run)
+        return await in_transaction(self.hub.session_factory, work)
 
 
 def _now_iso(hub: Hub) -> str:

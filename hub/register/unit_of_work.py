@@ -7,12 +7,17 @@ Leaving the block without `commit()` rolls back. Driver errors that mean "try ag
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from types import TracebackType
+from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.errors import RegisterUnavailable, WriteConflict
+
+T = TypeVar("T")
 
 
 class UnitOfWork:
@@ -60,3 +65,16 @@ def _translate(exc: BaseException) -> BaseException:
     if isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
         return RegisterUnavailable(f"register unavailable: {type(exc.orig).__name__}")
     return exc
+
+
+async def in_transaction(session_factory: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+    """Run `work` in one committed unit of work on a thread, so the event loop never waits on
+    the database. Errors are translated as above; nothing is retried here."""
+
+    def run() -> T:
+        with UnitOfWork(session_factory) as uow:
+            result = work(uow.session)
+            uow.commit()
+            return result
+
+    return await asyncio.to_thread(run)

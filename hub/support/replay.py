@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from hub.bootstrap import Hub
 from hub.register.models import CaseTicket
-from hub.register.unit_of_work import UnitOfWork
+from hub.register.unit_of_work import in_transaction
 from hub.schemas.codec import REGISTRATION, SchemaCatalog
 from hub.schemas.contract import ContractError, from_json
 from hub.support.access import audit
@@ -104,10 +104,7 @@ async def replay_tickets(
     report = ReplayReport()
 
     def in_uow(work: Callable[[Session], Any]) -> Any:
-        with UnitOfWork(hub.session_factory) as uow:
-            result = work(uow.session)
-            uow.commit()
-            return result
+        return in_transaction(hub.session_factory, work)  # awaited by the caller
 
     producer = (
         None
@@ -120,7 +117,7 @@ async def replay_tickets(
         await producer.start()
     try:
         for ticket_id in ticket_ids:
-            plan = await asyncio.to_thread(in_uow, functools.partial(_plan, ticket_id=ticket_id))
+            plan = await in_uow(functools.partial(_plan, ticket_id=ticket_id))
             if isinstance(plan, str):
                 report.skipped[ticket_id] = plan
                 on_each(ticket_id, f"skipped: {plan}")
@@ -130,8 +127,7 @@ async def replay_tickets(
                 on_each(ticket_id, f"would replay to {plan.topic}")
                 continue
             # Marked first: the replayed event may be processed (and close the ticket) at once.
-            await asyncio.to_thread(
-                in_uow,
+            await in_uow(
                 functools.partial(
                     _mark,
                     ticket_id=ticket_id,
@@ -148,8 +144,7 @@ async def replay_tickets(
             try:
                 await producer.send_and_wait(plan.topic, plan.value, key=plan.key, headers=headers)
             except Exception:
-                await asyncio.to_thread(
-                    in_uow,
+                await in_uow(
                     functools.partial(
                         _mark,
                         ticket_id=ticket_id,

@@ -27,7 +27,7 @@ from hub.bootstrap import Hub
 from hub.domain.calendar import OSLO
 from hub.errors import HubError
 from hub.register.models import User
-from hub.register.unit_of_work import UnitOfWork
+from hub.register.unit_of_work import UnitOfWork, in_transaction
 from hub.schemas.contract import ContractError
 from hub.support import desk
 from hub.support.access import (
@@ -93,13 +93,7 @@ class SupportView(View):
         return response
 
     async def in_transaction(self, work: Callable[[Session], T]) -> T:
-        def run() -> T:
-            with UnitOfWork(self.hub.session_factory) as uow:
-                result = work(uow.session)
-                uow.commit()
-                return result
-
-        return await asyncio.to_thread(run)
+        return await in_transaction(self.hub.session_factory, work)
 
     async def as_user(
         self, request: Request, work: Callable[[Session, User], T], *, ticket_id: int | None = None
