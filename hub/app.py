@@ -19,6 +19,7 @@ from hub.bootstrap import Hub
 from hub.broker import ensure_topics, list_topics
 from hub.config import Settings
 from hub.errors import BrokerUnavailable
+from hub.observability import register_observability
 from hub.register.migrate import require_current
 from hub.support.web import register_support_page
 from hub.topics import TopicNames, required_topics
@@ -52,8 +53,9 @@ app = faust.App(
     web_port=settings.web_port,
 )
 
-# Support staff's case-ticket page, at /support/ on the worker's web server.
+# Support staff's case-ticket page, at /support/ on the worker's web server; metrics and health.
 register_support_page(app, hub)
+register_observability(app, hub)
 
 registrations_topic = app.topic(
     *[names.registrations(source.id) for source in hub.registry],

@@ -487,6 +487,10 @@ def folkeregister_connect() -> None:
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
     hub = _migrated_hub()
+    if hub.settings.connector_metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(hub.settings.connector_metrics_port, addr=hub.settings.web_host)
 
     async def connect() -> None:
         await ensure_topics(

@@ -110,6 +110,9 @@ class Settings:
     folkeregister_poll_seconds: float = _setting(
         "NIR_FOLKEREGISTER_POLL_SECONDS", 1.0, "how long the connector waits after an empty feed page"
     )
+    connector_metrics_port: int = _setting(
+        "NIR_CONNECTOR_METRICS_PORT", 6071, "port of the Folkeregister connector's /metrics (0: none)"
+    )
     folkeregister_start: str = _setting(
         "NIR_FOLKEREGISTER_START",
         "latest",

@@ -130,6 +130,7 @@ def make_settings(kafka_bootstrap: str, database_url: str, tmp_path: Path) -> Se
         app_id=f"test-{unique}",
         allow_synthetic_identifiers=True,
         web_port=free_port(),
+        connector_metrics_port=free_port(),
         data_dir=str(tmp_path / "faust"),
         registration_partitions=3,
         address_partitions=2,

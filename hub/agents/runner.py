@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 import faust
 
+from hub import metrics
 from hub.domain.events import Origin
 from hub.errors import safe_traceback
 from hub.pipeline.flow import Message
@@ -57,9 +58,12 @@ def flow_agent(app: faust.App, topic: faust.TopicT, flow: Processes[Any], name: 
     Faust makes when the loop moves on is safe.
     """
 
+    processing = metrics.PROCESSING_SECONDS.labels(name.rsplit(".", 1)[-1])
+
     async def run(stream: Any) -> None:
         async for event in stream.events():
-            await process_or_exit(flow, message_of(event))
+            with processing.time():
+                await process_or_exit(flow, message_of(event))
 
     run.__name__ = run.__qualname__ = name.rsplit(".", 1)[-1]
     return app.agent(topic, name=name)(run)

@@ -34,6 +34,7 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy.orm import Session
 
+from hub import metrics
 from hub.bootstrap import Hub
 from hub.errors import ConfigurationError, HubError
 from hub.register.operations import complete_lookups, known_national_ids, pending_lookups
@@ -287,6 +288,7 @@ class FolkeregisterConnector:
         while not stop.is_set():
             looked_up = await self.look_up_new_persons()
             items = await self.client.page(position)
+            metrics.FOLKEREGISTER_LAST_READ.set_to_current_time()
             if items:
                 position = await self.publish_page(items, position)
                 continue
@@ -307,6 +309,7 @@ class FolkeregisterConnector:
             # Kept at once: a restart before the first page must not re-read "latest".
             await self._publish([], position)
         self.status.position = position
+        metrics.FOLKEREGISTER_POSITION.set(position)
         log.info("following Folkeregisteret's feed from sequence number %d", position)
         return position
 
@@ -345,6 +348,12 @@ class FolkeregisterConnector:
         self.status.passed_over += len(items) - len(changes)
         self.status.position = next_position
         self.status.last_recorded_at = items[-1]["hendelse"].get("ajourholdstidspunkt")
+        metrics.FOLKEREGISTER_ITEMS.labels("published").inc(len(changes))
+        metrics.FOLKEREGISTER_ITEMS.labels("passed_over").inc(len(items) - len(changes))
+        metrics.FOLKEREGISTER_POSITION.set(next_position)
+        if self.status.last_recorded_at:
+            recorded = dt.datetime.fromisoformat(self.status.last_recorded_at.replace("Z", "+00:00"))
+            metrics.FOLKEREGISTER_DELAY_SECONDS.set(max(0.0, (self.hub.clock() - recorded).total_seconds()))
         return next_position
 
     async def look_up_new_persons(self) -> bool:
@@ -363,6 +372,7 @@ class FolkeregisterConnector:
         now = self.hub.clock()
         await self._in_register(lambda session: complete_lookups(session, [i for i, _ in pending], now))
         self.status.looked_up += len(pending)
+        metrics.FOLKEREGISTER_ITEMS.labels("looked_up").inc(len(pending))
         return True
 
     async def _publish(self, changes: Iterable[dict[str, Any]], next_position: int | None) -> None:

@@ -59,6 +59,7 @@ def demo_settings(base: Settings) -> Settings:
         database_url="sqlite:///var/demo/register.sqlite3",
         data_dir="var/demo/faust",
         allow_synthetic_identifiers=True,  # the sample persons have Tenor test numbers
+        connector_metrics_port=0,  # the demo's connector is scraped by nobody
     )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from hub import metrics
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
 from hub.errors import DecodeError, HubError, UnknownSchemaError, safe_traceback
@@ -67,7 +68,8 @@ class Flow:
                 uow.commit()
                 return result
 
-        return await self.retry(lambda: asyncio.to_thread(run), what)
+        with metrics.REGISTER_WRITE_SECONDS.labels(what).time():
+            return await self.retry(lambda: asyncio.to_thread(run), what)
 
     async def dead_letter(self, message: Message, failure: Failure) -> None:
         """Publish the original message to the dead-letter topic; returns once confirmed."""
@@ -78,3 +80,4 @@ class Flow:
             ),
             "dead-letter send",
         )
+        metrics.DEAD_LETTERS.labels(failure.error_class, failure.code).inc()

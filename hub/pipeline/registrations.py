@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
+from hub import metrics
 from hub.bootstrap import Hub
 from hub.domain.events import Origin, Registration
 from hub.domain.lifecycle import Fact
@@ -64,8 +65,20 @@ class RegistrationFlow(Flow):
         return await self._process(message, from_hold=False)
 
     async def _process(self, message: Message, *, from_hold: bool) -> Processed:
+        processed, registration = await self._handle(message, from_hold=from_hold)
+        if not (from_hold and processed.outcome is ReceiptOutcome.HELD):  # counted when first held
+            metrics.observe_registration(
+                event_type=registration.event_type if registration else "UNDECODABLE",
+                municipality=registration.municipality if registration else None,
+                outcome=processed.outcome.value,
+                violations=[(v.code, v.severity.value) for v in processed.violations],
+            )
+        return processed
+
+    async def _handle(self, message: Message, *, from_hold: bool) -> tuple[Processed, Registration | None]:
         source = self.hub.names.source_of(message.origin.topic) or ""
         event_id: uuid.UUID | None = None
+        registration: Registration | None = None
         try:
             registration = decode_registration(self.hub.catalog, message.value)
             event_id = registration.event_id
@@ -77,19 +90,21 @@ class RegistrationFlow(Flow):
         except Exception as exc:
             failure = failure_from(exc, message.origin)
             violation = Violation(failure.code, Severity.REJECT, failure.message)
-            return await self._reject(message, source, event_id, failure, [violation], from_hold)
+            rejected = await self._reject(message, source, event_id, failure, [violation], from_hold)
+            return rejected, registration
 
         if decided.outcome is ReceiptOutcome.REJECTED:
             rejects = [v for v in decided.violations if v.severity is Severity.REJECT]
             text = "; ".join(f"{v.code}: {v.message}" for v in rejects)
             failure = Failure("rule", rejects[0].code, text)
-            return await self._reject(message, source, event_id, failure, decided.violations, from_hold)
+            rejected = await self._reject(message, source, event_id, failure, decided.violations, from_hold)
+            return rejected, registration
         if decided.outcome is ReceiptOutcome.HELD and from_hold:
-            return decided  # still waiting: the fagsystem already has its HELD receipt
+            return decided, registration  # still waiting: the fagsystem already has its HELD receipt
         await self._send_receipt(source, event_id, decided, message.origin)
         if decided.outcome in ACCEPTED and not from_hold:
             await self.retry_held(registration)
-        return decided
+        return decided, registration
 
     def _decide(
         self, session: Session, registration: Registration, message: Message, source: str

@@ -18,6 +18,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.orm import Session
 
+from hub import metrics
 from hub.bootstrap import Hub
 from hub.register.models import CaseTicket
 from hub.register.unit_of_work import in_transaction
@@ -144,6 +145,7 @@ async def replay_tickets(
             try:
                 await producer.send_and_wait(plan.topic, plan.value, key=plan.key, headers=headers)
             except Exception:
+                metrics.REPLAYS.labels("failed").inc()
                 await in_uow(
                     functools.partial(
                         _mark,
@@ -155,6 +157,7 @@ async def replay_tickets(
                     ),
                 )
                 raise
+            metrics.REPLAYS.labels("sent").inc()
             report.replayed.append(ticket_id)
             on_each(ticket_id, f"replayed to {plan.topic}")
             await asyncio.sleep(1.0 / per_second)

@@ -1,0 +1,95 @@
+"""The hub's own Prometheus metrics, in one place, named by Prometheus's conventions.
+
+The worker serves them at `/metrics` beside Faust's sensor (`faust_*`, which includes each
+partition's end offset and committed offset); the Folkeregister connector serves its own on
+`NIR_CONNECTOR_METRICS_PORT`. `deploy/grafana/` and `deploy/prometheus/` use exactly these names;
+a test checks every dashboard query and alert against a real Prometheus scraping a real worker.
+
+Labels never carry a person identifier.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Seconds: a single event takes milliseconds; a register that is down makes it take seconds.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+EVENTS = Counter(
+    "nir_events_total",
+    "Registration events processed, by event type and receipt outcome (DUPLICATE: already registered)",
+    ["event_type", "outcome"],
+)
+RULE_FAILURES = Counter(
+    "nir_rule_failures_total",
+    "Rule violations reported on receipts, by rule code and severity",
+    ["code", "severity"],
+)
+ACCEPTED_BY_MUNICIPALITY = Counter(
+    "nir_accepted_registrations_total",
+    "Registrations written to the register, by municipality",
+    ["municipality"],
+)
+LATE_REGISTRATIONS = Counter(
+    "nir_late_registrations_total",
+    "Registrations written more than two months after the fact (NIR-DEADLINE-001), by municipality",
+    ["municipality"],
+)
+DEAD_LETTERS = Counter(
+    "nir_dead_letters_total", "Messages dead-lettered, by error class and code", ["error_class", "code"]
+)
+OPEN_TICKETS = Gauge("nir_open_tickets", "Case tickets open or replayed, by error code", ["code"])
+REPLAYS = Counter("nir_replays_total", "Ticket replays sent to a source topic, by result", ["result"])
+PROCESSING_SECONDS = Histogram(
+    "nir_processing_seconds",
+    "Time from a message reaching a flow to its outcome being confirmed (register, receipt, dead letter)",
+    ["flow"],
+    buckets=LATENCY_BUCKETS,
+)
+REGISTER_WRITE_SECONDS = Histogram(
+    "nir_register_write_seconds",
+    "Time of one register transaction, retries included, by what it does",
+    ["work"],
+    buckets=LATENCY_BUCKETS,
+)
+CONSUMER_LAG = Gauge(
+    "nir_consumer_lag",
+    "Messages on a partition after the worker's last committed offset",
+    ["topic", "partition"],
+)
+
+# The Folkeregister connector (its own process).
+FOLKEREGISTER_POSITION = Gauge(
+    "nir_folkeregister_position", "The next sequence number the connector reads from the feed"
+)
+FOLKEREGISTER_DELAY_SECONDS = Gauge(
+    "nir_folkeregister_delay_seconds", "How old the newest feed item was when the connector read it"
+)
+FOLKEREGISTER_ITEMS = Counter(
+    "nir_folkeregister_items_total",
+    "Feed items and look-ups, by what became of them (published, passed_over, looked_up)",
+    ["result"],
+)
+FOLKEREGISTER_LAST_READ = Gauge(
+    "nir_folkeregister_last_read_timestamp_seconds", "When the connector last read the feed successfully"
+)
+
+
+def observe_registration(
+    *, event_type: str, municipality: str | None, outcome: str, violations: list[tuple[str, str]]
+) -> None:
+    """Count one registration's outcome; `violations` are (code, severity) pairs."""
+    EVENTS.labels(event_type, outcome).inc()
+    for code, severity in violations:
+        RULE_FAILURES.labels(code, severity).inc()
+    if outcome in ("ACCEPTED", "ACCEPTED_WITH_WARNINGS") and municipality:
+        ACCEPTED_BY_MUNICIPALITY.labels(municipality).inc()
+        if any(code == "NIR-DEADLINE-001" for code, _ in violations):
+            LATE_REGISTRATIONS.labels(municipality).inc()
+
+
+# Series with known label values exist from the start (at 0), so a rate over them is defined.
+for _result in ("sent", "failed"):
+    REPLAYS.labels(_result)
+for _result in ("published", "passed_over", "looked_up"):
+    FOLKEREGISTER_ITEMS.labels(_result)

@@ -1,0 +1,205 @@
+"""Metrics, health, and the Grafana dashboard and alert rules, checked by a real Prometheus
+(Debian's `prometheus` package) scraping a real worker and connector on the real broker."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import re
+import shutil
+import subprocess
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from hub.connectors.folkeregister_standin import FolkeregisterStandIn, serving
+from hub.localrun import WorkerProcess
+from tests.conftest import free_port, make_settings
+from tests.factories import event, synthetic_person
+from tests.harness import HubHarness, wait_until
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+DASHBOARD = DEPLOY / "grafana" / "dashboards" / "nir-hub.json"
+ALERTS = DEPLOY / "prometheus" / "alerts.yml"
+METRIC = re.compile(r"\b((?:nir|faust)_[a-z_]+|up)\b")
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def exported(url: str) -> set[str]:
+    """Every sample name a /metrics page exports."""
+    _, body = get(url)
+    return {sample.name for family in text_string_to_metric_families(body) for sample in family.samples}
+
+
+def dashboard_queries() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+
+
+def alert_expressions() -> list[str]:
+    return [line.split("expr:", 1)[1].strip() for line in ALERTS.read_text().splitlines() if "expr:" in line]
+
+
+@pytest.fixture
+def running(kafka_bootstrap: str, sqlite_url: str, tmp_path: Path) -> Iterator[tuple[HubHarness, int]]:
+    """A worker that has accepted, rejected and dead-lettered events, and a connector that has
+    read a feed."""
+    harness = HubHarness(make_settings(kafka_bootstrap, sqlite_url, tmp_path), tmp_path)
+    stand_in = FolkeregisterStandIn()
+    person = synthetic_person()
+    with serving(stand_in) as url:
+        settings = dataclasses.replace(
+            harness.settings, folkeregister_url=url, folkeregister_poll_seconds=0.2
+        )
+        connector = WorkerProcess.connector(settings, tmp_path / "connector.log").start()
+        harness.start_worker()
+        try:
+            late = event(synthetic_person(), fact_date=dt.date.today() - dt.timedelta(days=100))
+            bad = event(synthetic_person(), municipality="9999")
+            accepted = event(person)
+            harness.publish([accepted, late, accepted, bad])
+            harness.wait_for_receipts(4)
+            assert person.national_id
+            stand_in.move(person.national_id, "0301", dt.date.today())
+            yield harness, settings.connector_metrics_port
+        finally:
+            connector.stop()
+            harness.stop_all()
+
+
+@pytest.fixture
+def prometheus(running: tuple[HubHarness, int], tmp_path: Path) -> Iterator[str]:
+    if shutil.which("prometheus") is None:
+        pytest.fail("Prometheus is needed (Debian package 'prometheus'; .ci/run installs it)")
+    harness, connector_port = running
+    shutil.copy(ALERTS, tmp_path / "alerts.yml")
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        json.dumps(  # JSON is YAML
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": ["alerts.yml"],
+                "scrape_configs": [
+                    {
+                        "job_name": "nir-hub-worker",
+                        "static_configs": [{"targets": [f"127.0.0.1:{harness.settings.web_port}"]}],
+                    },
+                    {
+                        "job_name": "nir-folkeregister-connector",
+                        "static_configs": [{"targets": [f"127.0.0.1:{connector_port}"]}],
+                    },
+                ],
+            }
+        )
+    )
+    port = free_port()
+    log = (tmp_path / "prometheus.log").open("wb")
+    process = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()
+
+
+def query(prometheus: str, expr: str) -> dict[str, Any]:
+    status, body = get(f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+    answer: dict[str, Any] = json.loads(body)
+    answer["http_status"] = status
+    return answer
+
+
+def test_the_worker_answers_liveness_and_readiness(running: tuple[HubHarness, int]) -> None:
+    harness, _ = running
+    base = f"http://127.0.0.1:{harness.settings.web_port}"
+    status, body = get(base + "/health/live")
+    assert status == 200 and json.loads(body) == {"status": "live"}
+    status, body = get(base + "/health/ready")
+    assert status == 200 and json.loads(body) == {"status": "ready", "broker": "ok", "register": "ok"}
+
+
+def test_every_dashboard_query_and_alert_is_valid_and_uses_only_exported_metrics(
+    running: tuple[HubHarness, int], prometheus: str
+) -> None:
+    harness, connector_port = running
+    worker_url = f"http://127.0.0.1:{harness.settings.web_port}/metrics"
+    # The consumer-lag and open-ticket gauges are set on a 10-second timer.
+    wait_until(lambda: "nir_consumer_lag" in exported(worker_url), timeout=60, what="the lag gauge")
+    wait_until(
+        lambda: "nir_folkeregister_delay_seconds" in exported(f"http://127.0.0.1:{connector_port}/metrics"),
+        timeout=60,
+        what="the connector's first page",
+    )
+    names = exported(worker_url) | exported(f"http://127.0.0.1:{connector_port}/metrics") | {"up"}
+    wait_until(
+        lambda: len(query(prometheus, "up == 1")["data"]["result"]) == 2,
+        timeout=60,
+        what="both targets scraped",
+    )
+
+    expressions = dashboard_queries() + alert_expressions()
+    assert len(expressions) >= 20
+    for expr in expressions:
+        answer = query(prometheus, expr)
+        assert answer["status"] == "success", f"{expr}: {answer.get('error')}"
+        for name in METRIC.findall(expr):
+            assert name in names or f"{name}_total" in names, (
+                f"{expr} uses {name}, which the hub does not export"
+            )
+            scraped = f'count({{__name__=~"{name}(_total)?"}})'
+            wait_until(
+                lambda scraped=scraped: bool(query(prometheus, scraped)["data"]["result"]),
+                timeout=30,
+                what=f"Prometheus to have scraped {name}",
+            )
+    # The hub's own series that the dashboard's key panels need carry the labels they group by.
+    outcomes = {r["metric"]["outcome"] for r in query(prometheus, "nir_events_total")["data"]["result"]}
+    assert {"ACCEPTED", "ACCEPTED_WITH_WARNINGS", "DUPLICATE", "REJECTED"} <= outcomes
+    assert query(prometheus, 'nir_late_registrations_total{municipality="0301"}')["data"]["result"]
+    assert query(prometheus, 'nir_dead_letters_total{error_class="rule"} == 1')["data"]["result"]
+
+    wait_until(
+        lambda: all(
+            r["health"] == "ok"
+            for g in json.loads(get(prometheus + "/api/v1/rules")[1])["data"]["groups"]
+            for r in g["rules"]
+        ),
+        timeout=30,
+        what="every alert rule evaluated",
+    )
+
+
+def test_the_shipped_prometheus_configuration_and_alert_rules_pass_promtool() -> None:
+    if shutil.which("promtool") is None:
+        pytest.fail("promtool is needed (Debian package 'prometheus'; .ci/run installs it)")
+    result = subprocess.run(
+        ["promtool", "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "4 rules found" in result.stdout
