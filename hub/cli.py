@@ -555,7 +555,7 @@ def main() -> None:
     try:
         from hub.app import app, prepare_worker
 
-        if _subcommand(sys.argv[1:]) == "worker":
+        if _subcommand(sys.argv[1:]) == "worker" and "--help" not in sys.argv:
             prepare_worker()
         app.main()
     except HubError as exc:
