@@ -96,6 +96,14 @@ class Settings:
     commit_interval_seconds: float = _setting(
         "NIR_COMMIT_INTERVAL_SECONDS", 1.0, "how often Faust commits the offsets of finished events"
     )
+    batch_size: int = _setting(
+        "NIR_BATCH_SIZE", 500, "registration events decided in one register transaction at most"
+    )
+    batch_window_seconds: float = _setting(
+        "NIR_BATCH_WINDOW_SECONDS",
+        0.05,
+        "how long the worker waits to fill a batch before it decides what it has",
+    )
     folkeregister_url: str = _setting(
         "NIR_FOLKEREGISTER_URL",
         "http://127.0.0.1:6070/folkeregisteret/offentlig-med-hjemmel/api/v1",

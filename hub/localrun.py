@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -94,3 +95,19 @@ class WorkerProcess:
         if self.running:
             self.process.kill()
         self.process.wait()
+
+
+def free_port(pair: bool = False) -> int:
+    """A free TCP port on 127.0.0.1 (and the next one, if `pair`)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if not pair:
+            return port
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+                return port
+            except OSError:
+                continue

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -22,28 +21,12 @@ import pytest
 
 from hub.config import Settings
 from hub.errors import ConfigurationError
-from hub.localrun import start_local_broker, stop_local_broker
+from hub.localrun import free_port, start_local_broker, stop_local_broker
 from hub.register.database import make_engine
 from hub.register.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_SCRIPT = ROOT / "deploy" / "postgres" / "postgres.sh"
-
-
-def free_port(pair: bool = False) -> int:
-    """A free TCP port on 127.0.0.1 (and the next one, if `pair`)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if not pair:
-            return port
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-                return port
-            except OSError:
-                continue
 
 
 @pytest.fixture(scope="session")

@@ -28,12 +28,13 @@ from hub.pipeline.decode import decode_registration
 from hub.pipeline.flow import Flow, Message, failure_from
 from hub.pipeline.ports import Publisher
 from hub.pipeline.receipts import ReceiptOutcome, encode_receipt
+from hub.register.batch import plan_batch
 from hub.register.models import HeldEvent
 from hub.register.operations import (
     WriteOutcome,
     already_registered,
     expired_held,
-    held_for_person,
+    held_for_persons,
     hold_event,
     load_history,
     load_residences,
@@ -67,13 +68,78 @@ class RegistrationFlow(Flow):
     async def _process(self, message: Message, *, from_hold: bool) -> Processed:
         processed, registration = await self._handle(message, from_hold=from_hold)
         if not (from_hold and processed.outcome is ReceiptOutcome.HELD):  # counted when first held
-            metrics.observe_registration(
-                event_type=registration.event_type if registration else "UNDECODABLE",
-                municipality=registration.municipality if registration else None,
-                outcome=processed.outcome.value,
-                violations=[(v.code, v.severity.value) for v in processed.violations],
-            )
+            self._observe(processed, registration)
         return processed
+
+    async def process_batch(self, messages: list[Message]) -> list[Processed]:
+        """Messages in order, with one register transaction for the whole batch and the
+        receipts sent together: the same outcomes as one by one, with far fewer round trips.
+
+        If the batch's transaction fails for a reason that is not transient (a fault with one
+        event), the batch is taken one by one, so that only that event is dead-lettered.
+        """
+        decoded: list[tuple[Message, Registration | None]] = []
+        for message in messages:
+            try:
+                decoded.append((message, decode_registration(self.hub.catalog, message.value)))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                decoded.append((message, None))  # answered one by one below, with its reason
+        writable = [(m, r) for m, r in decoded if r is not None]
+
+        def decide_all(session: Session) -> list[Processed]:
+            fast = self._decide_together(session, writable)
+            if fast is not None:
+                return fast
+            return [self._decide(session, r, m, self._source(m)) for m, r in writable]
+
+        try:
+            decisions = iter(await self.in_transaction(lambda uow: decide_all(uow.session), "register write"))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            return [await self.process(m) for m in messages]
+
+        async def answer(message: Message, registration: Registration | None) -> Processed:
+            if registration is None:
+                return await self.process(message)  # not decodable: dead letter and receipt
+            decided = next(decisions)
+            processed = await self._answer(message, registration, decided, from_hold=False)
+            self._observe(processed, registration)
+            return processed
+
+        # Created in message order, so each source's receipts keep the order of its events.
+        results = list(await asyncio.gather(*(answer(m, r) for m, r in decoded)))
+        accepted = [r for (_, r), p in zip(decoded, results, strict=True) if r and p.outcome in ACCEPTED]
+        await self.retry_held(accepted)
+        return results
+
+    def _source(self, message: Message) -> str:
+        return self.hub.names.source_of(message.origin.topic) or ""
+
+    def _observe(self, processed: Processed, registration: Registration | None) -> None:
+        metrics.observe_registration(
+            event_type=registration.event_type if registration else "UNDECODABLE",
+            municipality=registration.municipality if registration else None,
+            outcome=processed.outcome.value,
+            violations=[(v.code, v.severity.value) for v in processed.violations],
+        )
+
+    async def _answer(
+        self, message: Message, registration: Registration, decided: Processed, *, from_hold: bool
+    ) -> Processed:
+        """Dead letter and receipt, or receipt, for a decided registration."""
+        source, event_id = self._source(message), registration.event_id
+        if decided.outcome is ReceiptOutcome.REJECTED:
+            rejects = [v for v in decided.violations if v.severity is Severity.REJECT]
+            text = "; ".join(f"{v.code}: {v.message}" for v in rejects)
+            failure = Failure("rule", rejects[0].code, text)
+            return await self._reject(message, source, event_id, failure, decided.violations, from_hold)
+        if decided.outcome is ReceiptOutcome.HELD and from_hold:
+            return decided  # still waiting: the fagsystem already has its HELD receipt
+        await self._send_receipt(source, event_id, decided, message.origin)
+        return decided
 
     async def _handle(self, message: Message, *, from_hold: bool) -> tuple[Processed, Registration | None]:
         source = self.hub.names.source_of(message.origin.topic) or ""
@@ -93,18 +159,41 @@ class RegistrationFlow(Flow):
             rejected = await self._reject(message, source, event_id, failure, [violation], from_hold)
             return rejected, registration
 
-        if decided.outcome is ReceiptOutcome.REJECTED:
-            rejects = [v for v in decided.violations if v.severity is Severity.REJECT]
-            text = "; ".join(f"{v.code}: {v.message}" for v in rejects)
-            failure = Failure("rule", rejects[0].code, text)
-            rejected = await self._reject(message, source, event_id, failure, decided.violations, from_hold)
-            return rejected, registration
-        if decided.outcome is ReceiptOutcome.HELD and from_hold:
-            return decided, registration  # still waiting: the fagsystem already has its HELD receipt
-        await self._send_receipt(source, event_id, decided, message.origin)
-        if decided.outcome in ACCEPTED and not from_hold:
-            await self.retry_held(registration)
-        return decided, registration
+        processed = await self._answer(message, registration, decided, from_hold=from_hold)
+        if processed.outcome in ACCEPTED and not from_hold:
+            await self.retry_held([registration])
+        return processed, registration
+
+    def _decide_together(
+        self, session: Session, items: list[tuple[Message, Registration]]
+    ) -> list[Processed] | None:
+        """`_decide` for a whole batch in a fixed number of statements, or None when the batch
+        needs the one-by-one path (see `hub.register.batch`)."""
+        plan = plan_batch(session, [r for _, r in items])
+        if plan is None:
+            return None
+        now = self.hub.clock()
+        decided = []
+        for index, (message, registration) in enumerate(items):
+            history, residences = plan.history(index)
+            context = self._context(self._source(message), history, None, residences)
+            violations = evaluate(registration, context)
+            if any(v.severity is Severity.REJECT for v in violations):
+                decided.append(Processed(ReceiptOutcome.REJECTED, violations))
+                continue
+            holds = [v for v in violations if v.severity is Severity.HOLD]
+            if holds:
+                hold_event(
+                    session, registration, message.origin, message.key, message.value or b"", holds[0], now
+                )
+                decided.append(Processed(ReceiptOutcome.HELD, holds))
+                continue
+            warnings = [v for v in violations if v.severity is Severity.WARNING]
+            plan.accept(index, registration, message.origin, warnings, now)
+            outcome = ReceiptOutcome.ACCEPTED_WITH_WARNINGS if warnings else ReceiptOutcome.ACCEPTED
+            decided.append(Processed(outcome, warnings, registered_at=now))
+        plan.write(session, now)
+        return decided
 
     def _decide(
         self, session: Session, registration: Registration, message: Message, source: str
@@ -163,20 +252,19 @@ class RegistrationFlow(Flow):
             residences=residences,
         )
 
-    async def retry_held(self, registration: Registration) -> None:
-        """Try the person's held events again until a pass accepts none of them."""
+    async def retry_held(self, registrations: list[Registration]) -> None:
+        """Try the held events of these registrations' persons again until a pass accepts none."""
+        identifiers = [i for r in registrations for i in (r.national_id, r.duf_number) if i]
+        if not identifiers:
+            return
         async with self._held_lock:
-            await self._retry_held(registration)
-
-    async def _retry_held(self, registration: Registration) -> None:
-        while True:
-            held = await self.in_transaction(
-                lambda uow: held_for_person(uow.session, registration.national_id, registration.duf_number),
-                "held events",
-            )
-            results = [await self._process(_message_of(h), from_hold=True) for h in held]
-            if not any(r.outcome in ACCEPTED for r in results):
-                return
+            while True:
+                held = await self.in_transaction(
+                    lambda uow: held_for_persons(uow.session, identifiers), "held events"
+                )
+                results = [await self._process(_message_of(h), from_hold=True) for h in held]
+                if not any(r.outcome in ACCEPTED for r in results):
+                    return
 
     async def expire_held(self, assigned: Collection[tuple[str, int]]) -> int:
         """Dead-letter the held events of the assigned partitions that waited too long."""

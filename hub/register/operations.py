@@ -186,29 +186,39 @@ def record_registration(
     `registration_key` is the original's event id for a correction or annulment.
     """
     person = resolve_person(session, registration.national_id, registration.duf_number, now)
-    session.add(
-        RegistrationRecord(
-            event_id=str(registration.event_id),
-            person_id=person.id,
-            action=registration.action,
-            registration_key=registration_key or str(registration.event_id),
-            event_type=registration.event_type,
-            fact_date=registration.fact_date,
-            sent_at=registration.sent_at,
-            source_system=registration.source_system,
-            municipality=registration.municipality,
-            payload=registration.payload,
-            warnings=[{"code": w.code, "message": w.message, "messageNb": w.message_nb} for w in warnings],
-            late=any(w.code == LATE_REGISTRATION for w in warnings),
-            writer_schema=registration.writer_schema,
-            topic=origin.topic,
-            partition=origin.partition,
-            offset=origin.offset,
-            accepted_at=now,
-        )
-    )
+    session.add(registration_row(registration, origin, warnings, now, person.id, registration_key))
     session.flush()
     return WriteResult(outcome=WriteOutcome.ACCEPTED, registered_at=now)
+
+
+def registration_row(
+    registration: Registration,
+    origin: Origin,
+    warnings: list[Violation],
+    now: dt.datetime,
+    person_id: int,
+    registration_key: str | None = None,
+) -> RegistrationRecord:
+    """The row an accepted registration is kept as."""
+    return RegistrationRecord(
+        event_id=str(registration.event_id),
+        person_id=person_id,
+        action=registration.action,
+        registration_key=registration_key or str(registration.event_id),
+        event_type=registration.event_type,
+        fact_date=registration.fact_date,
+        sent_at=registration.sent_at,
+        source_system=registration.source_system,
+        municipality=registration.municipality,
+        payload=registration.payload,
+        warnings=[{"code": w.code, "message": w.message, "messageNb": w.message_nb} for w in warnings],
+        late=any(w.code == LATE_REGISTRATION for w in warnings),
+        writer_schema=registration.writer_schema,
+        topic=origin.topic,
+        partition=origin.partition,
+        offset=origin.offset,
+        accepted_at=now,
+    )
 
 
 def record_address_change(session: Session, change: AddressChange, now: dt.datetime) -> bool:
@@ -488,6 +498,26 @@ def held_for_person(session: Session, national_id: str | None, duf_number: str |
         session.scalars(
             select(HeldEvent)
             .where(HeldEvent.national_id.in_(identifiers) | HeldEvent.duf_number.in_(identifiers))
+            .order_by(HeldEvent.fact_date, HeldEvent.id)
+        )
+    )
+
+
+def held_for_persons(session: Session, identifiers: Iterable[str]) -> list[HeldEvent]:
+    """The events held for any person with one of these identifiers (or another identifier of
+    theirs), in three queries whatever their number; none at all when nothing is held."""
+    if session.scalar(select(HeldEvent.id).limit(1)) is None:
+        return []
+    wanted = sorted(set(identifiers))
+    person_ids = select(PersonIdentifier.person_id).where(PersonIdentifier.value.in_(wanted))
+    known = set(
+        session.scalars(select(PersonIdentifier.value).where(PersonIdentifier.person_id.in_(person_ids)))
+    )
+    every = sorted(known | set(wanted))
+    return list(
+        session.scalars(
+            select(HeldEvent)
+            .where(HeldEvent.national_id.in_(every) | HeldEvent.duf_number.in_(every))
             .order_by(HeldEvent.fact_date, HeldEvent.id)
         )
     )

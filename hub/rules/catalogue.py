@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from hub.domain.calendar import norwegian_date
 from hub.domain.events import Registration
 from hub.domain.identifiers import InvalidIdentifier, check_duf_number, parse_national_id
-from hub.domain.lifecycle import ROLES, Action, Fact, transition_problem
+from hub.domain.lifecycle import ROLES, Action, Fact, Problem, transition_problem
 from hub.domain.municipalities import municipality_on
 from hub.domain.residence import residence_on
 from hub.domain.rights import Categories, Category, categories_from_facts
@@ -378,13 +379,28 @@ def _fact_of(event: Registration, ctx: RuleContext) -> Fact:
     return Fact(key, event.event_type, event.fact_date, event.payload, sequence=2**62, action=action)
 
 
+# The lifecycle rules all ask the same question of the same event: answer it once. The entry
+# (one per thread) holds the event and context objects themselves, so a new evaluation never
+# sees an old answer.
+_last_transition = threading.local()
+
+
+def _transition_problem(event: Registration, ctx: RuleContext) -> Problem | None:
+    last = getattr(_last_transition, "entry", None)
+    if last is not None and last[0] is event and last[1] is ctx:
+        return last[2]  # type: ignore[no-any-return]
+    problem = transition_problem(ctx.history, _fact_of(event, ctx))
+    _last_transition.entry = (event, ctx, problem)
+    return problem
+
+
 def _lifecycle(code: str) -> Check:
     """A rule that reports `code` when the lifecycle finds that problem with the event."""
 
     def check(event: Registration, ctx: RuleContext) -> Explanation | None:
         if event.event_type not in ROLES or event.action == "ANNUL":
             return None
-        problem = transition_problem(ctx.history, _fact_of(event, ctx))
+        problem = _transition_problem(event, ctx)
         if problem is not None and problem.code == code:
             return Explanation(problem.en, problem.nb)
         return None

@@ -1,0 +1,199 @@
+"""What the benchmarks share: a broker, a PostgreSQL cluster, isolated settings, synthetic
+events, and a worker whose committed rows are counted."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import func, select
+
+from hub.bootstrap import Hub
+from hub.broker import broker_answers, ensure_topics
+from hub.config import Settings
+from hub.domain.identifiers import make_national_id
+from hub.localrun import WorkerProcess, free_port, start_local_broker
+from hub.register.database import make_engine
+from hub.register.migrate import upgrade
+from hub.register.models import RegistrationRecord
+from hub.schemas.codec import REGISTRATION
+from hub.schemas.contract import from_json
+from hub.topics import required_topics
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = "oslo-fagsystem"
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    return f"{platform.node()}: {cpus} cores, Python {platform.python_version()}, {dt.date.today()}"
+
+
+def broker() -> str:
+    settings = Settings.from_env()
+    if asyncio.run(broker_answers(settings.kafka_bootstrap)):
+        return settings.kafka_bootstrap
+    return start_local_broker()
+
+
+@contextlib.contextmanager
+def postgres() -> Iterator[str]:
+    directory = tempfile.mkdtemp(prefix="nir-bench-pg-")
+    script = ROOT / "deploy" / "postgres" / "postgres.sh"
+    url = subprocess.run(
+        ["bash", str(script), "start", directory, str(free_port())],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    try:
+        yield url
+    finally:
+        subprocess.run(["bash", str(script), "stop", directory], capture_output=True)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def bench_settings(bootstrap: str, database_url: str, work: Path, **changes: Any) -> Settings:
+    unique = uuid.uuid4().hex[:8]
+    return dataclasses.replace(
+        Settings(),
+        kafka_bootstrap=bootstrap,
+        database_url=database_url,
+        topic_prefix=f"bench{unique}",
+        app_id=f"bench-{unique}",
+        allow_synthetic_identifiers=True,
+        web_port=free_port(),
+        connector_metrics_port=free_port(),
+        data_dir=str(work / f"faust-{unique}"),
+        **changes,
+    )
+
+
+def fresh_register(url: str) -> None:
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+
+
+def national_ids(count: int) -> Iterator[str]:
+    """Distinct synthetic fødselsnumre."""
+    day = dt.date(1960, 1, 1)
+    produced = 0
+    while produced < count:
+        for individual in range(500, 1000):
+            number = make_national_id(day, individual)
+            if number is not None:
+                yield number
+                produced += 1
+                if produced == count:
+                    return
+        day += dt.timedelta(days=1)
+
+
+def claim_values(hub: Hub, count: int) -> list[tuple[bytes, bytes, str]]:
+    """`count` valid TRAINING_CLAIM events of distinct persons, encoded: (key, value, event id)."""
+    fact_date = dt.date.today() - dt.timedelta(days=10)
+    template = from_json(
+        {
+            "eventId": str(uuid.uuid4()),
+            "eventType": "TRAINING_CLAIM",
+            "factDate": fact_date.isoformat(),
+            "sentAt": dt.datetime.now(dt.UTC).isoformat(),
+            "sourceSystem": SOURCE,
+            "municipality": "0301",
+            "person": {"nationalId": "x", "dufNumber": None},
+            "payload": {"claimedWithinDeadline": True},
+        }
+    )
+    values = []
+    for national_id in national_ids(count):
+        event_id = uuid.uuid4()
+        datum = {**template, "eventId": event_id, "person": {"nationalId": national_id, "dufNumber": None}}
+        values.append((national_id.encode(), hub.catalog.encode(REGISTRATION, datum), str(event_id)))
+    return values
+
+
+def prepare_topics(settings: Settings) -> Hub:
+    hub = Hub.from_settings(settings)
+    asyncio.run(
+        ensure_topics(
+            settings.kafka_bootstrap, required_topics(settings, hub.registry), settings.replication_factor
+        )
+    )
+    return hub
+
+
+async def produce(bootstrap: str, topic: str, values: list[tuple[bytes, bytes, str]]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=1 << 20, enable_idempotence=True
+    )
+    await producer.start()
+    try:
+        pending = []
+        for key, value, _ in values:
+            pending.append(await producer.send(topic, value, key=key))
+            if len(pending) >= 10_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+def registrations(hub: Hub) -> int:
+    with hub.session_factory() as session:
+        return session.scalar(select(func.count()).select_from(RegistrationRecord)) or 0
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak resident set size (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@dataclasses.dataclass
+class WorkerRun:
+    events: int
+    seconds: float
+    peak_rss_mib: float
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds else float("nan")
+
+
+def run_worker_until(hub: Hub, settings: Settings, expected: int, log: Path, timeout: float) -> WorkerRun:
+    """Start a worker on a preloaded topic and time it from its first committed row to the last."""
+    worker = WorkerProcess(settings, log, log_level="warn").start()
+    try:
+        deadline = time.monotonic() + timeout
+        first_at, first_count = None, 0
+        count = 0
+        while count < expected and time.monotonic() < deadline and worker.running:
+            count = registrations(hub)
+            if first_at is None and count > 0:
+                first_at, first_count = time.monotonic(), count
+            time.sleep(0.05)
+        finished = time.monotonic()
+        rss = peak_rss_mib(worker.process.pid) if worker.running else float("nan")
+    finally:
+        worker.stop()
+    if count < expected:
+        raise SystemExit(f"the worker wrote {count} of {expected} rows in time; see {log}")
+    assert first_at is not None
+    return WorkerRun(expected - first_count, finished - first_at, rss)

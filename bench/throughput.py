@@ -1,0 +1,132 @@
+"""Throughput: events per second from topic to committed register rows, for one worker, beside
+the raw limit of the same machine.
+
+Preloads N valid registration events (distinct persons) on a fresh source topic, then measures
+in one run:
+
+- raw: a plain aiokafka consumer that only fetches the messages and decodes them with fastavro;
+- hub: one `hub worker` on SQLite, and one on PostgreSQL (each its own consumer group and empty
+  register), timed from its first committed row to its last, with its peak RSS.
+
+    python bench/throughput.py [--events 200000] [--databases sqlite,postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (
+    SOURCE,
+    bench_settings,
+    broker,
+    claim_values,
+    fresh_register,
+    machine,
+    postgres,
+    prepare_topics,
+    produce,
+    run_worker_until,
+)
+from hub.bootstrap import Hub
+from hub.config import Settings
+
+
+async def raw_rate(hub: Hub, topic: str, expected: int) -> float:
+    """Fetch and decode every message with a plain consumer; events per second."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=hub.settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 << 20,
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(hub.settings.registration_partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        decode = hub.catalog.decode
+        started, seen = time.perf_counter(), 0
+        while seen < expected:
+            for records in (await consumer.getmany(timeout_ms=1000, max_records=10_000)).values():
+                for record in records:
+                    decode(record.value)
+                seen += len(records)
+        return seen / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds a worker may take")
+    args = parser.parse_args()
+    databases = args.databases.split(",")
+
+    work = Path(tempfile.mkdtemp(prefix="nir-bench-"))
+    bootstrap = broker()
+    base = bench_settings(bootstrap, f"sqlite:///{work}/unused.sqlite3", work)
+    hub = prepare_topics(base)
+    topic = hub.names.registrations(SOURCE)
+    print(f"machine: {machine()}")
+    print(f"preloading {args.events} events on {topic} ...", flush=True)
+    started = time.perf_counter()
+    values = claim_values(hub, args.events)
+    asyncio.run(produce(bootstrap, topic, values))
+    print(f"  encoded and produced in {time.perf_counter() - started:.1f} s")
+
+    raw = asyncio.run(raw_rate(hub, topic, args.events))
+    print(f"raw limit (aiokafka fetch + fastavro decode): {raw:,.0f} events/s", flush=True)
+
+    results = {}
+    for database in databases:
+        with postgres() if database == "postgresql" else _sqlite(work) as url:
+            fresh_register(url)
+            settings = _same_topics(base, url, work)
+            run = run_worker_until(
+                Hub.from_settings(settings),
+                settings,
+                args.events,
+                work / f"worker-{database}.log",
+                args.timeout,
+            )
+        results[database] = run
+        print(
+            f"hub on {database:<10}: {run.rate:,.0f} events/s ({run.events} events in {run.seconds:.1f} s), "
+            f"ratio to raw {run.rate / raw:.3f}, worker peak RSS {run.peak_rss_mib:.0f} MiB",
+            flush=True,
+        )
+
+
+def _same_topics(base: Settings, url: str, work: Path) -> Settings:
+    """A new consumer group and register on the preloaded topics."""
+    fresh = bench_settings(base.kafka_bootstrap, url, work)
+    import dataclasses
+
+    return dataclasses.replace(fresh, topic_prefix=base.topic_prefix)
+
+
+class _sqlite:
+    def __init__(self, work: Path) -> None:
+        self.url = f"sqlite:///{work}/register-{time.monotonic_ns()}.sqlite3"
+
+    def __enter__(self) -> str:
+        return self.url
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+if __name__ == "__main__":
+    main()
