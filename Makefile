@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: setup
-	$(VENV)/bin/ruff check hub tests
+	$(VENV)/bin/ruff check hub tests bench
 	$(VENV)/bin/mypy
 
 clean:

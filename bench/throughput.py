@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import sys
 import tempfile
 import time
@@ -89,9 +91,9 @@ def main() -> None:
     raw = asyncio.run(raw_rate(hub, topic, args.events))
     print(f"raw limit (aiokafka fetch + fastavro decode): {raw:,.0f} events/s", flush=True)
 
-    results = {}
     for database in databases:
-        with postgres() if database == "postgresql" else _sqlite(work) as url:
+        sqlite_url = f"sqlite:///{work}/register-{database}.sqlite3"
+        with postgres() if database == "postgresql" else contextlib.nullcontext(sqlite_url) as url:
             fresh_register(url)
             settings = _same_topics(base, url, work)
             run = run_worker_until(
@@ -101,7 +103,6 @@ def main() -> None:
                 work / f"worker-{database}.log",
                 args.timeout,
             )
-        results[database] = run
         print(
             f"hub on {database:<10}: {run.rate:,.0f} events/s ({run.events} events in {run.seconds:.1f} s), "
             f"ratio to raw {run.rate / raw:.3f}, worker peak RSS {run.peak_rss_mib:.0f} MiB",
@@ -111,21 +112,9 @@ def main() -> None:
 
 def _same_topics(base: Settings, url: str, work: Path) -> Settings:
     """A new consumer group and register on the preloaded topics."""
-    fresh = bench_settings(base.kafka_bootstrap, url, work)
-    import dataclasses
-
-    return dataclasses.replace(fresh, topic_prefix=base.topic_prefix)
-
-
-class _sqlite:
-    def __init__(self, work: Path) -> None:
-        self.url = f"sqlite:///{work}/register-{time.monotonic_ns()}.sqlite3"
-
-    def __enter__(self) -> str:
-        return self.url
-
-    def __exit__(self, *exc: object) -> None:
-        pass
+    return dataclasses.replace(
+        bench_settings(base.kafka_bootstrap, url, work), topic_prefix=base.topic_prefix
+    )
 
 
 if __name__ == "__main__":

@@ -16,8 +16,9 @@ import itertools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
 from hub.domain.events import Origin, Registration
@@ -31,7 +32,7 @@ from hub.register.models import (
     PersonIdentifier,
     RegistrationRecord,
 )
-from hub.register.operations import _identifiers, fact_of, registration_row, residence_of
+from hub.register.operations import _identifiers, fact_of, registration_values, residence_of
 from hub.rules import Violation
 
 ACTIVE_TICKETS = ("open", "replayed")
@@ -47,13 +48,13 @@ class _Slot:
     facts: list[Fact] = field(default_factory=list)
     residences: tuple[Residence, ...] = ()
     new_identifiers: list[tuple[str, str]] = field(default_factory=list)
-    person: Person | None = None  # created on the slot's first accepted registration
+    accepted: bool = False  # whether one of its registrations is accepted (persons are made for those)
 
 
 @dataclass
 class BatchPlan:
     slots: list[_Slot]  # one per registration, in order (shared by registrations of one person)
-    _pending: list[tuple[_Slot, RegistrationRecord]] = field(default_factory=list)
+    _rows: list[tuple[_Slot, dict[str, Any]]] = field(default_factory=list)
     _sequence: itertools.count[int] = field(default_factory=lambda: itertools.count(2**40))
 
     def history(self, index: int) -> tuple[tuple[Fact, ...], tuple[Residence, ...]]:
@@ -70,43 +71,45 @@ class BatchPlan:
     ) -> None:
         """Keep the registration for the batch's insert, and let later ones see it."""
         slot = self.slots[index]
-        if slot.person_id is None and slot.person is None:
-            slot.person = Person(created_at=now)
+        if slot.person_id is None and not slot.accepted:
             slot.new_identifiers = list(slot.identity)
-        row = registration_row(registration, origin, warnings, now, slot.person_id or 0)
-        self._pending.append((slot, row))
+        slot.accepted = True
+        row = registration_values(registration, origin, warnings, now, 0)
+        self._rows.append((slot, row))
         slot.facts.append(
             Fact(
-                row.registration_key,
-                row.event_type,
-                row.fact_date,
-                row.payload,
+                row["registration_key"],
+                row["event_type"],
+                row["fact_date"],
+                row["payload"],
                 next(self._sequence),
-                Action.REGISTER,
             )
         )
 
     def write(self, session: Session, now: dt.datetime) -> None:
-        """Insert the new persons, their identifiers and the accepted registrations."""
-        created = [slot for slot in _unique(s for s, _ in self._pending) if slot.person is not None]
-        session.add_all([slot.person for slot in created if slot.person is not None])
-        session.flush()
-        for slot in created:
-            assert slot.person is not None
-            slot.person_id = slot.person.id
-            slot.person = None
-        identifiers = []
-        for slot in _unique(s for s, _ in self._pending):
-            identifiers += [
-                PersonIdentifier(person_id=slot.person_id, kind=kind, value=value, first_seen_at=now)
-                for kind, value in slot.new_identifiers
-            ]
-            slot.new_identifiers = []
-        for slot, row in self._pending:
-            row.person_id = slot.person_id or 0
-        session.add_all(identifiers + [row for _, row in self._pending])
-        session.flush()
-        self._pending.clear()
+        """Insert the new persons, their identifiers and the accepted registrations, one
+        statement each."""
+        slots = _unique(slot for slot, _ in self._rows)
+        new = [slot for slot in slots if slot.person_id is None]
+        if new:
+            ids = session.scalars(
+                insert(Person).returning(Person.id, sort_by_parameter_order=True),
+                [{"created_at": now} for _ in new],
+            ).all()
+            for slot, person_id in zip(new, ids, strict=True):
+                slot.person_id = person_id
+        identifiers = [
+            {"person_id": slot.person_id, "kind": kind, "value": value, "first_seen_at": now}
+            for slot in slots
+            for kind, value in slot.new_identifiers
+        ]
+        if identifiers:
+            session.execute(insert(PersonIdentifier), identifiers)
+        if self._rows:
+            session.execute(
+                insert(RegistrationRecord), [{**row, "person_id": slot.person_id} for slot, row in self._rows]
+            )
+        self._rows.clear()
 
 
 def _unique(slots: Iterable[_Slot]) -> list[_Slot]:

@@ -201,6 +201,20 @@ def registration_row(
 ) -> RegistrationRecord:
     """The row an accepted registration is kept as."""
     return RegistrationRecord(
+        **registration_values(registration, origin, warnings, now, person_id, registration_key)
+    )
+
+
+def registration_values(
+    registration: Registration,
+    origin: Origin,
+    warnings: list[Violation],
+    now: dt.datetime,
+    person_id: int,
+    registration_key: str | None = None,
+) -> dict[str, Any]:
+    """The column values of an accepted registration's row."""
+    return dict(
         event_id=str(registration.event_id),
         person_id=person_id,
         action=registration.action,
