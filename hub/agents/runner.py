@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol, TypeVar
 
 import faust
@@ -22,6 +22,7 @@ from hub.domain.events import Origin
 from hub.errors import safe_traceback
 from hub.pipeline.flow import Message
 
+T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 log = logging.getLogger(__name__)
 
@@ -32,19 +33,23 @@ class Processes(Protocol[T_co]):
     async def process(self, message: Message) -> T_co: ...
 
 
-async def process_or_exit(flow: Processes[T_co], message: Message) -> T_co:
+async def _or_exit(work: Awaitable[T], origin: Origin) -> T:
     try:
-        return await flow.process(message)
+        return await work
     except asyncio.CancelledError:
         raise
     except BaseException as exc:
         log.critical(
             "unhandled failure at %s (%s); exiting without committing its offset",
-            message.origin,
+            origin,
             safe_traceback(exc),
         )
         logging.shutdown()
         os._exit(EXIT_UNHANDLED)
+
+
+async def process_or_exit(flow: Processes[T_co], message: Message) -> T_co:
+    return await _or_exit(flow.process(message), message.origin)
 
 
 class ProcessesBatches(Protocol[T_co]):
@@ -53,18 +58,7 @@ class ProcessesBatches(Protocol[T_co]):
 
 async def process_batch_or_exit(flow: ProcessesBatches[T_co], messages: list[Message]) -> Sequence[T_co]:
     """The guard of `process_or_exit`, for a batch: none of its offsets is committed."""
-    try:
-        return await flow.process_batch(messages)
-    except asyncio.CancelledError:
-        raise
-    except BaseException as exc:
-        log.critical(
-            "unhandled failure in a batch from %s (%s); exiting without committing its offsets",
-            messages[0].origin,
-            safe_traceback(exc),
-        )
-        logging.shutdown()
-        os._exit(EXIT_UNHANDLED)
+    return await _or_exit(flow.process_batch(messages), messages[0].origin)
 
 
 def message_of(event: Any) -> Message:
