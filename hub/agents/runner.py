@@ -74,15 +74,14 @@ def flow_agent(app: faust.App, topic: faust.TopicT, flow: Processes[Any], name: 
     Faust makes when the loop moves on is safe.
     """
 
-    processing = metrics.PROCESSING_SECONDS.labels(name.rsplit(".", 1)[-1])
+    processing = metrics.PROCESSING_SECONDS.labels(_short(name))
 
     async def run(stream: Any) -> None:
         async for event in stream.events():
             with processing.time():
                 await process_or_exit(flow, message_of(event))
 
-    run.__name__ = run.__qualname__ = name.rsplit(".", 1)[-1]
-    return app.agent(topic, name=name)(run)
+    return _register(app, topic, name, run)
 
 
 def batch_agent(
@@ -92,7 +91,7 @@ def batch_agent(
     (or what arrived within `within` seconds). Faust acknowledges a batch's events only when the
     loop asks for the next batch, that is, after the flow has committed and confirmed them all.
     """
-    processing = metrics.PROCESSING_SECONDS.labels(name.rsplit(".", 1)[-1])
+    processing = metrics.PROCESSING_SECONDS.labels(_short(name))
 
     async def run(stream: Any) -> None:
         async for events in stream.take_events(size, within=within):
@@ -102,5 +101,14 @@ def batch_agent(
             for _ in events:
                 processing.observe(elapsed)
 
-    run.__name__ = run.__qualname__ = name.rsplit(".", 1)[-1]
+    return _register(app, topic, name, run)
+
+
+def _short(name: str) -> str:
+    """`hub.agents.transfer_registrations` -> `transfer_registrations` (the metrics' flow label)."""
+    return name.rsplit(".", 1)[-1]
+
+
+def _register(app: faust.App, topic: faust.TopicT, name: str, run: Any) -> Any:
+    run.__name__ = run.__qualname__ = _short(name)
     return app.agent(topic, name=name)(run)

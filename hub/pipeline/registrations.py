@@ -37,7 +37,6 @@ from hub.register.operations import (
     held_for_persons,
     hold_event,
     load_history,
-    load_residences,
     record_registration,
     release_held,
 )
@@ -178,20 +177,13 @@ class RegistrationFlow(Flow):
             history, residences = plan.history(index)
             context = self._context(self._source(message), history, None, residences)
             violations = evaluate(registration, context)
-            if any(v.severity is Severity.REJECT for v in violations):
-                decided.append(Processed(ReceiptOutcome.REJECTED, violations))
+            stopped = _rejected_or_held(session, registration, message, violations, now)
+            if stopped is not None:
+                decided.append(stopped)
                 continue
-            holds = [v for v in violations if v.severity is Severity.HOLD]
-            if holds:
-                hold_event(
-                    session, registration, message.origin, message.key, message.value or b"", holds[0], now
-                )
-                decided.append(Processed(ReceiptOutcome.HELD, holds))
-                continue
-            warnings = [v for v in violations if v.severity is Severity.WARNING]
+            warnings = _warnings(violations)
             plan.accept(index, registration, message.origin, warnings, now)
-            outcome = ReceiptOutcome.ACCEPTED_WITH_WARNINGS if warnings else ReceiptOutcome.ACCEPTED
-            decided.append(Processed(outcome, warnings, registered_at=now))
+            decided.append(_accepted(warnings, now))
         plan.write(session, now)
         return decided
 
@@ -206,21 +198,14 @@ class RegistrationFlow(Flow):
             close_tickets_for_accepted(session, registration, now)  # e.g. a replay of an accepted event
             if previous.outcome is WriteOutcome.DUPLICATE:
                 return Processed(ReceiptOutcome.DUPLICATE, [], registered_at=previous.registered_at)
-            outcome = ReceiptOutcome.ACCEPTED_WITH_WARNINGS if previous.warnings else ReceiptOutcome.ACCEPTED
-            return Processed(outcome, previous.warnings, registered_at=previous.registered_at)
+            return _accepted(previous.warnings, previous.registered_at)
 
-        history, target = load_history(session, registration)
-        residences = load_residences(session, registration)
+        history, target, residences = load_history(session, registration)
         violations = evaluate(registration, self._context(source, history, target, residences))
-        if any(v.severity is Severity.REJECT for v in violations):
-            return Processed(ReceiptOutcome.REJECTED, violations)
-        holds = [v for v in violations if v.severity is Severity.HOLD]
-        if holds:
-            hold_event(
-                session, registration, message.origin, message.key, message.value or b"", holds[0], now
-            )
-            return Processed(ReceiptOutcome.HELD, holds)
-        warnings = [v for v in violations if v.severity is Severity.WARNING]
+        stopped = _rejected_or_held(session, registration, message, violations, now)
+        if stopped is not None:
+            return stopped
+        warnings = _warnings(violations)
         result = record_registration(
             session,
             registration,
@@ -231,8 +216,7 @@ class RegistrationFlow(Flow):
         )
         release_held(session, str(registration.event_id))
         close_tickets_for_accepted(session, registration, now)
-        outcome = ReceiptOutcome.ACCEPTED_WITH_WARNINGS if warnings else ReceiptOutcome.ACCEPTED
-        return Processed(outcome, warnings, registered_at=result.registered_at)
+        return _accepted(warnings, result.registered_at)
 
     def _context(
         self,
@@ -327,6 +311,32 @@ class RegistrationFlow(Flow):
             lambda: self.publisher.send(self.hub.names.receipts(source), source.encode(), value, []),
             "receipt send",
         )
+
+
+def _rejected_or_held(
+    session: Session,
+    registration: Registration,
+    message: Message,
+    violations: list[Violation],
+    now: dt.datetime,
+) -> Processed | None:
+    """The outcome when a rule rejects or holds the event (a held event is kept), else None."""
+    if any(v.severity is Severity.REJECT for v in violations):
+        return Processed(ReceiptOutcome.REJECTED, violations)
+    holds = [v for v in violations if v.severity is Severity.HOLD]
+    if holds:
+        hold_event(session, registration, message.origin, message.key, message.value or b"", holds[0], now)
+        return Processed(ReceiptOutcome.HELD, holds)
+    return None
+
+
+def _warnings(violations: list[Violation]) -> list[Violation]:
+    return [v for v in violations if v.severity is Severity.WARNING]
+
+
+def _accepted(warnings: list[Violation], registered_at: dt.datetime | None) -> Processed:
+    outcome = ReceiptOutcome.ACCEPTED_WITH_WARNINGS if warnings else ReceiptOutcome.ACCEPTED
+    return Processed(outcome, warnings, registered_at=registered_at)
 
 
 def _message_of(held: HeldEvent) -> Message:

@@ -143,8 +143,11 @@ def fact_of(row: RegistrationRecord) -> Fact:
     return Fact(row.registration_key, row.event_type, row.fact_date, row.payload, row.id, Action(row.action))
 
 
-def load_history(session: Session, registration: Registration) -> tuple[tuple[Fact, ...], Target | None]:
-    """The person's facts, and the registration a correction refers to, for the rules."""
+def load_history(
+    session: Session, registration: Registration
+) -> tuple[tuple[Fact, ...], Target | None, tuple[Residence, ...]]:
+    """For the rules: the person's facts, the registration a correction refers to, and where
+    the person has lived."""
     person_ids = _person_ids(session, registration.national_id, registration.duf_number)
     rows = session.scalars(
         select(RegistrationRecord).where(RegistrationRecord.person_id.in_(person_ids))
@@ -169,7 +172,7 @@ def load_history(session: Session, registration: Registration) -> tuple[tuple[Fa
                 same_person=row.person_id in person_ids,
                 annulled=annulled is not None,
             )
-    return tuple(fact_of(row) for row in rows), target
+    return tuple(fact_of(row) for row in rows), target, _residences(session, person_ids)
 
 
 def record_registration(
@@ -186,23 +189,13 @@ def record_registration(
     `registration_key` is the original's event id for a correction or annulment.
     """
     person = resolve_person(session, registration.national_id, registration.duf_number, now)
-    session.add(registration_row(registration, origin, warnings, now, person.id, registration_key))
+    session.add(
+        RegistrationRecord(
+            **registration_values(registration, origin, warnings, now, person.id, registration_key)
+        )
+    )
     session.flush()
     return WriteResult(outcome=WriteOutcome.ACCEPTED, registered_at=now)
-
-
-def registration_row(
-    registration: Registration,
-    origin: Origin,
-    warnings: list[Violation],
-    now: dt.datetime,
-    person_id: int,
-    registration_key: str | None = None,
-) -> RegistrationRecord:
-    """The row an accepted registration is kept as."""
-    return RegistrationRecord(
-        **registration_values(registration, origin, warnings, now, person_id, registration_key)
-    )
 
 
 def registration_values(
@@ -337,11 +330,6 @@ def residence_of(row: AddressRecord) -> Residence | None:
 def _residences(session: Session, person_ids: list[int]) -> tuple[Residence, ...]:
     rows = session.scalars(select(AddressRecord).where(AddressRecord.person_id.in_(person_ids)))
     return tuple(r for r in map(residence_of, rows) if r is not None)
-
-
-def load_residences(session: Session, registration: Registration) -> tuple[Residence, ...]:
-    """Where the registration's person has lived, for the affiliation rule."""
-    return _residences(session, _person_ids(session, registration.national_id, registration.duf_number))
 
 
 def birth_date_of(session: Session, person_id: int) -> dt.date | None:
