@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+from collections.abc import Sequence
 
 import faust
 from aiokafka.errors import KafkaError
@@ -20,7 +21,9 @@ from hub.broker import ensure_topics, list_topics
 from hub.config import Settings
 from hub.errors import BrokerUnavailable
 from hub.observability import register_observability
+from hub.pipeline.ports import Outgoing
 from hub.register.migrate import require_current
+from hub.streaming import HubWorker
 from hub.support.web import register_support_page
 from hub.topics import TopicNames, required_topics
 
@@ -51,6 +54,7 @@ app = faust.App(
     web_bind=settings.web_host,
     web_host=settings.web_host,
     web_port=settings.web_port,
+    Worker=HubWorker,
 )
 
 # Support staff's case-ticket page, at /support/ on the worker's web server; metrics and health.
@@ -75,10 +79,18 @@ class FaustPublisher:
     async def send(
         self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
     ) -> None:
+        await self.send_many([Outgoing(topic, key, value, headers)])
+
+    async def send_many(self, messages: Sequence[Outgoing]) -> None:
+        # Sent one after the other, confirmed together: the producer keeps each partition's order.
+        producer, confirmations = self.app.producer, []
         try:
-            await self.app.producer.send_and_wait(topic, key, value, None, None, headers)
+            for m in messages:
+                confirmations.append(await producer.send(m.topic, m.key, m.value, None, None, m.headers))
+            await asyncio.gather(*confirmations)
         except (TimeoutError, KafkaError, OSError) as exc:
-            raise BrokerUnavailable(f"send to {topic} not confirmed: {type(exc).__name__}") from exc
+            topics = ", ".join(sorted({m.topic for m in messages}))
+            raise BrokerUnavailable(f"send to {topics} not confirmed: {type(exc).__name__}") from exc
 
 
 async def _prepare(current: Settings) -> list[str]:

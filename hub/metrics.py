@@ -10,6 +10,10 @@ Labels never carry a person identifier.
 
 from __future__ import annotations
 
+import collections
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from prometheus_client import Counter, Gauge, Histogram
 
 # Seconds: a single event takes milliseconds; a register that is down makes it take seconds.
@@ -75,17 +79,35 @@ FOLKEREGISTER_LAST_READ = Gauge(
 )
 
 
-def observe_registration(
-    *, event_type: str, municipality: str | None, outcome: str, violations: list[tuple[str, str]]
-) -> None:
-    """Count one registration's outcome; `violations` are (code, severity) pairs."""
-    EVENTS.labels(event_type, outcome).inc()
-    for code, severity in violations:
-        RULE_FAILURES.labels(code, severity).inc()
-    if outcome in ("ACCEPTED", "ACCEPTED_WITH_WARNINGS") and municipality:
-        ACCEPTED_BY_MUNICIPALITY.labels(municipality).inc()
-        if any(code == "NIR-DEADLINE-001" for code, _ in violations):
-            LATE_REGISTRATIONS.labels(municipality).inc()
+@dataclass(frozen=True)
+class RegistrationOutcome:
+    event_type: str
+    municipality: str | None
+    outcome: str
+    violations: tuple[tuple[str, str], ...]  # (code, severity)
+
+
+def observe_registrations(outcomes: Iterable[RegistrationOutcome]) -> None:
+    """Count registrations' outcomes, a batch at a time: each series is incremented once."""
+    events: collections.Counter[tuple[str, str]] = collections.Counter()
+    failures: collections.Counter[tuple[str, str]] = collections.Counter()
+    accepted: collections.Counter[str] = collections.Counter()
+    late: collections.Counter[str] = collections.Counter()
+    for o in outcomes:
+        events[o.event_type, o.outcome] += 1
+        failures.update(o.violations)
+        if o.outcome in ("ACCEPTED", "ACCEPTED_WITH_WARNINGS") and o.municipality:
+            accepted[o.municipality] += 1
+            if any(code == "NIR-DEADLINE-001" for code, _ in o.violations):
+                late[o.municipality] += 1
+    for (event_type, outcome), n in events.items():
+        EVENTS.labels(event_type, outcome).inc(n)
+    for (code, severity), n in failures.items():
+        RULE_FAILURES.labels(code, severity).inc(n)
+    for municipality, n in accepted.items():
+        ACCEPTED_BY_MUNICIPALITY.labels(municipality).inc(n)
+    for municipality, n in late.items():
+        LATE_REGISTRATIONS.labels(municipality).inc(n)
 
 
 # Series with known label values exist from the start (at 0), so a rate over them is defined.

@@ -3,8 +3,11 @@ end-to-end tests)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from hub.errors import BrokerUnavailable
 from hub.pipeline.deadletter import read_headers
+from hub.pipeline.ports import Outgoing
 
 
 class RecordingPublisher:
@@ -21,6 +24,10 @@ class RecordingPublisher:
             self.failures_left -= 1
             raise BrokerUnavailable("broker hiccup")
         self.sent.append((topic, key, value, read_headers(headers)))
+
+    async def send_many(self, messages: Sequence[Outgoing]) -> None:
+        for m in messages:
+            await self.send(m.topic, m.key, m.value, m.headers)
 
     def on(self, topic: str) -> list[tuple[str, bytes | None, bytes, dict[str, str]]]:
         return [s for s in self.sent if s[0] == topic]

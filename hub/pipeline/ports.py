@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message the pipeline publishes: a receipt or a dead letter."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
 
 
 class Publisher(Protocol):
@@ -12,5 +24,13 @@ class Publisher(Protocol):
         """Publish and return only once the broker has confirmed the write.
 
         Raises `BrokerUnavailable` when the write could not be confirmed.
+        """
+        ...
+
+    async def send_many(self, messages: Sequence[Outgoing]) -> None:
+        """Publish all, in this order, and return only once the broker has confirmed every one.
+
+        Raises `BrokerUnavailable` when one could not be confirmed; the caller then sends them
+        all again (a receipt or dead letter may arrive twice, never out of order first).
         """
         ...

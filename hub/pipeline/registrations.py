@@ -25,8 +25,8 @@ from hub.domain.lifecycle import Fact
 from hub.domain.residence import Residence
 from hub.pipeline.deadletter import Failure
 from hub.pipeline.decode import decode_registration
-from hub.pipeline.flow import Flow, Message, failure_from
-from hub.pipeline.ports import Publisher
+from hub.pipeline.flow import Flow, Message, count_dead_letters, failure_from
+from hub.pipeline.ports import Outgoing, Publisher
 from hub.pipeline.receipts import ReceiptOutcome, encode_receipt
 from hub.register.batch import plan_batch
 from hub.register.models import HeldEvent
@@ -100,45 +100,91 @@ class RegistrationFlow(Flow):
         except Exception:
             return [await self.process(m) for m in messages]
 
-        async def answer(message: Message, registration: Registration | None) -> Processed:
+        # Receipts and dead letters are sent in message order and confirmed together, so each
+        # source's receipts keep the order of its events. An undecodable message is answered on
+        # its own, after what comes before it is confirmed.
+        results: list[Processed] = []
+        outgoing: list[Outgoing] = []
+        failures: list[Failure] = []
+        for message, registration in decoded:
             if registration is None:
-                return await self.process(message)  # not decodable: dead letter and receipt
-            decided = next(decisions)
-            processed = await self._answer(message, registration, decided, from_hold=False)
-            self._observe(processed, registration)
-            return processed
-
-        # Created in message order, so each source's receipts keep the order of its events.
-        results = list(await asyncio.gather(*(answer(m, r) for m, r in decoded)))
+                await self._publish_answers(outgoing, failures)
+                results.append(await self.process(message))
+                continue
+            processed = _final(next(decisions), from_hold=False)
+            assert processed is not None  # only a held event's retry has nothing to send
+            outgoing += self._answers(message, registration.event_id, processed)
+            failures += [processed.failure] if processed.failure else []
+            results.append(processed)
+        await self._publish_answers(outgoing, failures)
+        self._observe_all([(p, r) for p, (_, r) in zip(results, decoded, strict=True) if r is not None])
         accepted = [r for (_, r), p in zip(decoded, results, strict=True) if r and p.outcome in ACCEPTED]
         await self.retry_held(accepted)
         return results
+
+    async def _publish_answers(self, outgoing: list[Outgoing], failures: list[Failure]) -> None:
+        await self.publish(outgoing, "receipt send")
+        count_dead_letters(failures)
+        outgoing.clear()
+        failures.clear()
 
     def _source(self, message: Message) -> str:
         return self.hub.names.source_of(message.origin.topic) or ""
 
     def _observe(self, processed: Processed, registration: Registration | None) -> None:
-        metrics.observe_registration(
-            event_type=registration.event_type if registration else "UNDECODABLE",
-            municipality=registration.municipality if registration else None,
-            outcome=processed.outcome.value,
-            violations=[(v.code, v.severity.value) for v in processed.violations],
+        self._observe_all([(processed, registration)])
+
+    def _observe_all(self, outcomes: list[tuple[Processed, Registration | None]]) -> None:
+        metrics.observe_registrations(
+            metrics.RegistrationOutcome(
+                event_type=registration.event_type if registration else "UNDECODABLE",
+                municipality=registration.municipality if registration else None,
+                outcome=processed.outcome.value,
+                violations=tuple((v.code, v.severity.value) for v in processed.violations),
+            )
+            for processed, registration in outcomes
         )
 
     async def _answer(
         self, message: Message, registration: Registration, decided: Processed, *, from_hold: bool
     ) -> Processed:
         """Dead letter and receipt, or receipt, for a decided registration."""
-        source, event_id = self._source(message), registration.event_id
-        if decided.outcome is ReceiptOutcome.REJECTED:
-            rejects = [v for v in decided.violations if v.severity is Severity.REJECT]
-            text = "; ".join(f"{v.code}: {v.message}" for v in rejects)
-            failure = Failure("rule", rejects[0].code, text)
-            return await self._reject(message, source, event_id, failure, decided.violations, from_hold)
-        if decided.outcome is ReceiptOutcome.HELD and from_hold:
+        processed = _final(decided, from_hold=from_hold)
+        if processed is None:
             return decided  # still waiting: the fagsystem already has its HELD receipt
-        await self._send_receipt(source, event_id, decided, message.origin)
-        return decided
+        return await self._settle(message, registration.event_id, processed, from_hold)
+
+    def _answers(self, message: Message, event_id: uuid.UUID | None, processed: Processed) -> list[Outgoing]:
+        """What to publish for a final outcome: the dead letter of a rejected event, and the
+        receipt (none for an unregistered source: the dead letter is the record)."""
+        answers = [self.dead_letter_of(message, processed.failure)] if processed.failure else []
+        source = self._source(message)
+        if self.hub.registry.get(source) is not None:
+            value = encode_receipt(
+                self.hub.catalog,
+                event_id=event_id,
+                outcome=processed.outcome,
+                violations=processed.violations,
+                origin=message.origin,
+                now=self.hub.clock(),
+                registered_at=processed.registered_at,
+            )
+            answers.append(Outgoing(self.hub.names.receipts(source), source.encode(), value, []))
+        return answers
+
+    async def _settle(
+        self, message: Message, event_id: uuid.UUID | None, processed: Processed, from_hold: bool
+    ) -> Processed:
+        """Publish a final outcome's answers; a rejected held event leaves the hold after that."""
+        await self.publish(self._answers(message, event_id, processed), "receipt send")
+        if processed.failure is not None:
+            count_dead_letters([processed.failure])
+            if from_hold and event_id is not None:
+                # Only now, with the dead letter confirmed: its Kafka offset was committed long ago.
+                await self.in_transaction(
+                    lambda uow: release_held(uow.session, str(event_id)), "release held"
+                )
+        return processed
 
     async def _handle(self, message: Message, *, from_hold: bool) -> tuple[Processed, Registration | None]:
         source = self.hub.names.source_of(message.origin.topic) or ""
@@ -155,7 +201,7 @@ class RegistrationFlow(Flow):
         except Exception as exc:
             failure = failure_from(exc, message.origin)
             violation = Violation(failure.code, Severity.REJECT, failure.message)
-            rejected = await self._reject(message, source, event_id, failure, [violation], from_hold)
+            rejected = await self._reject(message, event_id, failure, [violation], from_hold)
             return rejected, registration
 
         processed = await self._answer(message, registration, decided, from_hold=from_hold)
@@ -269,47 +315,20 @@ class RegistrationFlow(Flow):
                 held.reason_code, Severity.REJECT, f"{held.reason} ({waited})", f"{held.reason_nb} ({waited})"
             )
             failure = Failure("rule", held.reason_code, f"{held.reason_code}: {violation.message}")
-            source = self.hub.names.source_of(held.topic) or ""
-            await self._reject(
-                _message_of(held), source, uuid.UUID(held.event_id), failure, [violation], True
-            )
+            await self._reject(_message_of(held), uuid.UUID(held.event_id), failure, [violation], True)
             count += 1
         return count
 
     async def _reject(
         self,
         message: Message,
-        source: str,
         event_id: uuid.UUID | None,
         failure: Failure,
         violations: list[Violation],
         from_hold: bool,
     ) -> Processed:
-        await self.dead_letter(message, failure)
-        rejected = Processed(ReceiptOutcome.REJECTED, violations, failure)
-        await self._send_receipt(source, event_id, rejected, message.origin)
-        if from_hold and event_id is not None:
-            # Only now, with the dead letter confirmed: its Kafka offset was committed long ago.
-            await self.in_transaction(lambda uow: release_held(uow.session, str(event_id)), "release held")
-        return rejected
-
-    async def _send_receipt(
-        self, source: str, event_id: uuid.UUID | None, processed: Processed, origin: Origin
-    ) -> None:
-        if self.hub.registry.get(source) is None:
-            return  # an unregistered source has no receipts topic; the dead letter is the record
-        value = encode_receipt(
-            self.hub.catalog,
-            event_id=event_id,
-            outcome=processed.outcome,
-            violations=processed.violations,
-            origin=origin,
-            now=self.hub.clock(),
-            registered_at=processed.registered_at,
-        )
-        await self.retry(
-            lambda: self.publisher.send(self.hub.names.receipts(source), source.encode(), value, []),
-            "receipt send",
+        return await self._settle(
+            message, event_id, Processed(ReceiptOutcome.REJECTED, violations, failure), from_hold
         )
 
 
@@ -328,6 +347,18 @@ def _rejected_or_held(
         hold_event(session, registration, message.origin, message.key, message.value or b"", holds[0], now)
         return Processed(ReceiptOutcome.HELD, holds)
     return None
+
+
+def _final(decided: Processed, *, from_hold: bool) -> Processed | None:
+    """The outcome to answer for a decision: a rejection gets its dead-letter reason; None for a
+    held event that is still waiting on a retry (its HELD receipt went out when it was held)."""
+    if decided.outcome is ReceiptOutcome.REJECTED:
+        rejects = [v for v in decided.violations if v.severity is Severity.REJECT]
+        text = "; ".join(f"{v.code}: {v.message}" for v in rejects)
+        return Processed(ReceiptOutcome.REJECTED, decided.violations, Failure("rule", rejects[0].code, text))
+    if decided.outcome is ReceiptOutcome.HELD and from_hold:
+        return None
+    return decided
 
 
 def _warnings(violations: list[Violation]) -> list[Violation]:
