@@ -16,14 +16,15 @@ import itertools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import Table, insert, or_, select
 from sqlalchemy.orm import Session
 
 from hub.domain.events import Origin, Registration
 from hub.domain.lifecycle import Action, Fact
 from hub.domain.residence import Residence
+from hub.register.database import among
 from hub.register.models import (
     AddressRecord,
     CaseTicket,
@@ -36,6 +37,10 @@ from hub.register.operations import _identifiers, fact_of, registration_values, 
 from hub.rules import Violation
 
 ACTIVE_TICKETS = ("open", "replayed")
+# The tables the batch inserts into, for SQLAlchemy Core.
+PERSONS = cast(Table, Person.__table__)
+PERSON_IDENTIFIERS = cast(Table, PersonIdentifier.__table__)
+REGISTRATIONS = cast(Table, RegistrationRecord.__table__)
 Identity = tuple[tuple[str, str], ...]  # a registration's (kind, value) identifiers
 
 
@@ -88,12 +93,12 @@ class BatchPlan:
 
     def write(self, session: Session, now: dt.datetime) -> None:
         """Insert the new persons, their identifiers and the accepted registrations, one
-        statement each."""
+        statement each (SQLAlchemy Core: the rows are plain values, the ORM has nothing to add)."""
         slots = _unique(slot for slot, _ in self._rows)
         new = [slot for slot in slots if slot.person_id is None]
         if new:
             ids = session.scalars(
-                insert(Person).returning(Person.id, sort_by_parameter_order=True),
+                insert(PERSONS).returning(PERSONS.c.id, sort_by_parameter_order=True),
                 [{"created_at": now} for _ in new],
             ).all()
             for slot, person_id in zip(new, ids, strict=True):
@@ -104,10 +109,11 @@ class BatchPlan:
             for kind, value in slot.new_identifiers
         ]
         if identifiers:
-            session.execute(insert(PersonIdentifier), identifiers)
+            session.execute(insert(PERSON_IDENTIFIERS), identifiers)
         if self._rows:
             session.execute(
-                insert(RegistrationRecord), [{**row, "person_id": slot.person_id} for slot, row in self._rows]
+                insert(REGISTRATIONS),
+                [{**row, "person_id": slot.person_id} for slot, row in self._rows],
             )
         self._rows.clear()
 
@@ -127,10 +133,10 @@ def plan_batch(session: Session, registrations: list[Registration]) -> BatchPlan
     if len(set(event_ids)) != len(event_ids):
         return None
     if session.scalar(
-        select(RegistrationRecord.id).where(RegistrationRecord.event_id.in_(event_ids)).limit(1)
+        select(RegistrationRecord.id).where(among(session, RegistrationRecord.event_id, event_ids)).limit(1)
     ):
         return None
-    if session.scalar(select(HeldEvent.id).where(HeldEvent.event_id.in_(event_ids)).limit(1)):
+    if session.scalar(select(HeldEvent.id).where(among(session, HeldEvent.event_id, event_ids)).limit(1)):
         return None
     identities: list[Identity] = [tuple(_identifiers(r.national_id, r.duf_number)) for r in registrations]
     values = sorted({value for identity in identities for _, value in identity})
@@ -139,9 +145,9 @@ def plan_batch(session: Session, registrations: list[Registration]) -> BatchPlan
         .where(
             CaseTicket.status.in_(ACTIVE_TICKETS),
             or_(
-                CaseTicket.event_id.in_(event_ids),
-                CaseTicket.duf_number.in_(values),
-                CaseTicket.national_id.in_(values),
+                among(session, CaseTicket.event_id, event_ids),
+                among(session, CaseTicket.duf_number, values),
+                among(session, CaseTicket.national_id, values),
             ),
         )
         .limit(1)
@@ -152,7 +158,7 @@ def plan_batch(session: Session, registrations: list[Registration]) -> BatchPlan
         (kind, value): person_id
         for kind, value, person_id in session.execute(
             select(PersonIdentifier.kind, PersonIdentifier.value, PersonIdentifier.person_id).where(
-                PersonIdentifier.value.in_(values)
+                among(session, PersonIdentifier.value, values)
             )
         )
     }
@@ -182,11 +188,13 @@ def plan_batch(session: Session, registrations: list[Registration]) -> BatchPlan
         person_ids = list(by_person)
         facts: dict[int, list[Fact]] = defaultdict(list)
         for row in session.scalars(
-            select(RegistrationRecord).where(RegistrationRecord.person_id.in_(person_ids))
+            select(RegistrationRecord).where(among(session, RegistrationRecord.person_id, person_ids))
         ):
             facts[row.person_id].append(fact_of(row))
         residences: dict[int, list[Residence]] = defaultdict(list)
-        for address in session.scalars(select(AddressRecord).where(AddressRecord.person_id.in_(person_ids))):
+        for address in session.scalars(
+            select(AddressRecord).where(among(session, AddressRecord.person_id, person_ids))
+        ):
             residence = residence_of(address)
             if residence is not None:
                 residences[address.person_id].append(residence)

@@ -110,8 +110,9 @@ def register(hub: Hub) -> tuple[list[tuple[str, str]], set[tuple[str, ...]], lis
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_batch_decides_as_one_by_one_would(
-    seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    seed: int, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """One by one on SQLite is the reference; the batches run on each database."""
     plans: list[bool] = []
 
     def spy(session: Any, registrations: Any) -> Any:
@@ -121,7 +122,7 @@ def test_a_batch_decides_as_one_by_one_would(
 
     monkeypatch.setattr("hub.pipeline.registrations.plan_batch", spy)
     events = stream(seed)
-    one, batch = new_hub(f"sqlite:///{tmp_path}/one.sqlite3"), new_hub(f"sqlite:///{tmp_path}/batch.sqlite3")
+    one, batch = new_hub(f"sqlite:///{tmp_path}/one.sqlite3"), new_hub(database_url)
     one_by_one, together = RecordingPublisher(), RecordingPublisher()
 
     async def run() -> tuple[list[str], list[str]]:
