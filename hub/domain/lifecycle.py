@@ -239,6 +239,14 @@ def derive(facts: Iterable[Fact], *, on: dt.date | None = None) -> dict[Scheme, 
     return states
 
 
+def _state(scheme: Scheme, facts: Iterable[Fact]) -> SchemeState:
+    """One scheme's state from its own effective facts, already in timeline order."""
+    state = SchemeState(scheme)
+    for fact in facts:
+        state = apply(state, fact)
+    return state
+
+
 class Verdict(enum.Enum):
     HOLD = "hold"  # a predecessor may still arrive: keep the event and try again
     REJECT = "reject"  # the event contradicts what the register holds
@@ -276,7 +284,7 @@ def transition_problem(history: Sequence[Fact], new: Fact) -> Problem | None:
         for f in effective_facts(history)
         if f.event_type in ROLES and f.scheme is new.scheme and f.key != new.key
     ]
-    before = derive([f for f in facts if f.fact_date <= new.fact_date])[new.scheme]
+    before = _state(new.scheme, (f for f in facts if f.fact_date <= new.fact_date))
     later = [f for f in facts if f.fact_date > new.fact_date]
     date = new.fact_date.isoformat()
 
