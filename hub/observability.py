@@ -11,14 +11,16 @@ import time
 from typing import Any
 
 import faust
-from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.sensors.prometheus import FaustMetrics
 from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import text
 
 from hub import metrics
 from hub.bootstrap import Hub
 from hub.broker import broker_answers
 from hub.errors import safe_traceback
+from hub.streaming import HubPrometheusMonitor
 from hub.support.tickets import ACTIVE, TicketFilter, counts_by_error_code
 
 log = logging.getLogger(__name__)
@@ -28,8 +30,15 @@ READY_CACHE_SECONDS = 5.0  # a scrape every few seconds must not become a broker
 
 
 def register_observability(app: faust.App, hub: Hub) -> None:
-    # Faust's metric names carry this prefix whatever the app id, so dashboards fit every hub.
-    setup_prometheus_sensors(app, name_prefix="faust")
+    # Faust's sensor, with its metric names prefixed `faust` whatever the app id, so dashboards
+    # fit every hub; all metrics are in prometheus_client's default registry.
+    app.monitor = HubPrometheusMonitor(metrics=FaustMetrics.create(REGISTRY, "faust"))
+
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            return self.bytes(generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
     readiness = _Readiness(hub)
 
     @app.page("/health/live")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 
 import faust
 import pytest
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from faust.types import TP
+from prometheus_client import CollectorRegistry
 
-from hub.streaming import HubWorker
+from hub.streaming import HubPrometheusMonitor, HubWorker
 
 
 @pytest.fixture
@@ -38,3 +42,54 @@ def test_the_app_runs_the_hub_worker() -> None:
     from hub.app import app
 
     assert app.conf.Worker is HubWorker
+
+
+class _Owner:
+    """A task that owns a stream (the sensor keys weak references by it)."""
+
+
+class _Stream:
+    """What the sensors read of a stream."""
+
+    def __init__(self, label: str) -> None:
+        self.shortlabel = f"Stream: {label}"
+        self.task_owner = _Owner()
+
+
+def _samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample but creation times, and of the event-runtime histogram (timings) only its count."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in registry.collect()
+        for s in family.samples
+        if not s.name.endswith("_created")
+        and (not s.name.startswith("faust_events_runtime_ms") or s.name.endswith("_count"))
+    }
+
+
+def _drive(monitor: PrometheusMonitor) -> None:
+    streams = [_Stream("registrations"), _Stream("addresses")]
+    for offset in range(50):
+        tp = TP(f"topic-{offset % 3}", offset % 2)
+        stream = streams[offset % 2]
+        message = SimpleNamespace(time_in=None, time_out=None, time_total=None)
+        monitor.track_tp_end_offset(tp, offset + 10)
+        monitor.on_message_in(tp, offset, message)  # type: ignore[arg-type]
+        state = monitor.on_stream_event_in(tp, offset, stream, None)  # type: ignore[arg-type]
+        monitor.on_stream_event_out(tp, offset, stream, None, state)  # type: ignore[arg-type]
+        if offset % 5:
+            monitor.on_message_out(tp, offset, message)  # type: ignore[arg-type]
+
+
+def test_hub_prometheus_monitor_exports_what_fausts_sensor_exports() -> None:
+    upstream, hub = CollectorRegistry(), CollectorRegistry()
+    _drive(PrometheusMonitor(metrics=FaustMetrics.create(upstream, "faust")))
+    _drive(HubPrometheusMonitor(metrics=FaustMetrics.create(hub, "faust")))
+    expected = _samples(upstream)
+    assert expected[("faust_messages_received_total", ())] == 50
+    assert (
+        expected[("faust_topic_partition_end_offset", (("partition", "1"), ("topic", "topic-2")))]
+        == 47 + 10  # the last offset of that partition, 47
+    )
+    assert len([k for k in expected if k[0] == "faust_messages_received_per_topics_partition"]) == 6
+    assert _samples(hub) == expected
