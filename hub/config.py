@@ -163,8 +163,8 @@ class Settings:
 
     @property
     def kafka_url(self) -> str:
-        """The bootstrap servers in Faust's URL form."""
-        return ";".join(f"kafka://{server.strip()}" for server in self.kafka_bootstrap.split(","))
+        """The bootstrap servers in Faust's URL form, with the hub's transport (hub.streaming)."""
+        return ";".join(f"nirkafka://{server.strip()}" for server in self.kafka_bootstrap.split(","))
 
     def describe(self) -> str:
         """One line per setting, with any password in a database URL masked."""

@@ -11,17 +11,31 @@ in through Faust's own configuration (`hub.app`), never a patch of Faust's modul
   several times for every message, and prometheus_client validates the labels and takes a lock
   on each look-up; here each label set is looked up once and the child kept. The stream's label,
   which Faust derives with a regular expression for every event, is likewise kept per stream.
+- `HubConsumer` (through `HubTransport`, the `nirkafka://` broker scheme, registered in Faust's
+  `faust.transports` entry-point group by pyproject.toml) hands each fetched message to the
+  streams without building four futures for it. Faust's drain loop delivers every message with
+  `wait_first(deliver(message), suspend_flow.wait())`, so that a rebalance, which suspends the
+  flow, can abandon a delivery stuck on a full stream buffer; `wait_first` wraps each of its
+  arguments and the worker's stop and crash events in a task. While the flow is running, the
+  delivery is awaited directly instead; a suspended flow takes Faust's own path.
+  What changes: a delivery that began before a rebalance finishes instead of being abandoned, so
+  its message can reach the agent after its partition was revoked. Delivery is at least once
+  either way; the register answers a second copy as already registered.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 from weakref import WeakKeyDictionary
 
 import faust
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from faust.transport.drivers import aiokafka as kafka_driver
 from faust.types import StreamT
+from mode.services import WaitArgT, WaitResults
+from mode.utils.times import Seconds
 
 
 class HubWorker(faust.Worker):
@@ -61,3 +75,28 @@ class _LabelledOnce:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._metric, name)
+
+
+class HubConsumer(kafka_driver.Consumer):
+    async def wait_first(self, *coros: WaitArgT, timeout: Seconds | None = None) -> WaitResults:
+        if timeout is None and len(coros) == 2 and self._is_delivery(coros[1]):
+            delivery, flow_suspended = coros
+            flow_suspended.close()  # type: ignore[union-attr]  # a coroutine never started
+            return WaitResults([delivery], [await delivery], False)  # type: ignore[misc]
+        return await super().wait_first(*coros, timeout=timeout)  # type: ignore[arg-type]  # mode's default is None
+
+    def _is_delivery(self, second: WaitArgT) -> bool:
+        """Whether this is the drain loop's call (its second argument is a fresh coroutine of
+        `self.suspend_flow.wait()`) and the flow is running."""
+        return (
+            inspect.iscoroutine(second)
+            and inspect.getcoroutinestate(second) == inspect.CORO_CREATED
+            and second.cr_frame is not None
+            and second.cr_frame.f_locals.get("self") is self.suspend_flow
+            and not self.suspend_flow.is_set()
+            and not self.should_stop
+        )
+
+
+class HubTransport(kafka_driver.Transport):
+    Consumer = HubConsumer

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 from types import SimpleNamespace
 
@@ -11,7 +13,7 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from hub.streaming import HubPrometheusMonitor, HubWorker
+from hub.streaming import HubConsumer, HubPrometheusMonitor, HubTransport, HubWorker
 
 
 @pytest.fixture
@@ -93,3 +95,49 @@ def test_hub_prometheus_monitor_exports_what_fausts_sensor_exports() -> None:
     )
     assert len([k for k in expected if k[0] == "faust_messages_received_per_topics_partition"]) == 6
     assert _samples(hub) == expected
+
+
+def test_the_nirkafka_scheme_selects_the_hub_transport_and_consumer() -> None:
+    app = faust.App("streaming-test-transport", broker="nirkafka://127.0.0.1:9")
+    assert isinstance(app.transport, HubTransport)
+    assert isinstance(app.consumer, HubConsumer)
+
+
+def _consumer() -> HubConsumer:
+    consumer = faust.App("streaming-test-consumer", broker="nirkafka://127.0.0.1:9").consumer
+    assert isinstance(consumer, HubConsumer)
+    return consumer
+
+
+def test_a_delivery_while_the_flow_runs_is_awaited_in_the_drain_loops_own_task() -> None:
+    async def run() -> None:
+        consumer = _consumer()
+        drain_task = asyncio.current_task()
+
+        async def deliver() -> str:
+            assert asyncio.current_task() is drain_task  # not wrapped in a task of its own
+            return "delivered"
+
+        flow_wait = consumer.suspend_flow.wait()
+        result = await consumer.wait_first(deliver(), flow_wait)
+        assert (result.results, result.stopped) == (["delivered"], False)
+        assert inspect.getcoroutinestate(flow_wait) == inspect.CORO_CLOSED  # closed, never awaited
+
+    asyncio.run(run())
+
+
+def test_a_suspended_flow_takes_fausts_own_path_and_abandons_the_delivery() -> None:
+    async def run() -> None:
+        consumer = _consumer()
+        consumer.suspend_flow.set()  # a rebalance is under way
+        started = asyncio.Event()
+
+        async def stuck_delivery() -> None:  # e.g. waiting for room in a full stream buffer
+            started.set()
+            await asyncio.sleep(3600)
+
+        flow_wait = consumer.suspend_flow.wait()
+        result = await asyncio.wait_for(consumer.wait_first(stuck_delivery(), flow_wait), timeout=5)
+        assert result.done == [flow_wait]  # the suspension won; the delivery was abandoned
+
+    asyncio.run(run())
