@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from hub.domain.events import Origin, Registration
 from hub.domain.lifecycle import Action, Fact
 from hub.domain.residence import Residence
-from hub.register.database import among
+from hub.register.database import among, insert_rows
 from hub.register.models import (
     AddressRecord,
     CaseTicket,
@@ -93,7 +93,8 @@ class BatchPlan:
 
     def write(self, session: Session, now: dt.datetime) -> None:
         """Insert the new persons, their identifiers and the accepted registrations, one
-        statement each (SQLAlchemy Core: the rows are plain values, the ORM has nothing to add)."""
+        statement each (SQLAlchemy Core, and COPY on PostgreSQL: the rows are plain values, the ORM
+        has nothing to add)."""
         slots = _unique(slot for slot, _ in self._rows)
         new = [slot for slot in slots if slot.person_id is None]
         if new:
@@ -108,13 +109,10 @@ class BatchPlan:
             for slot in slots
             for kind, value in slot.new_identifiers
         ]
-        if identifiers:
-            session.execute(insert(PERSON_IDENTIFIERS), identifiers)
-        if self._rows:
-            session.execute(
-                insert(REGISTRATIONS),
-                [{**row, "person_id": slot.person_id} for slot, row in self._rows],
-            )
+        insert_rows(session, PERSON_IDENTIFIERS, identifiers)
+        insert_rows(
+            session, REGISTRATIONS, [{**row, "person_id": slot.person_id} for slot, row in self._rows]
+        )
         self._rows.clear()
 
 

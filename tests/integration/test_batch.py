@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,8 @@ from hub.config import Settings
 from hub.domain.events import Origin
 from hub.pipeline.flow import Message
 from hub.pipeline.registrations import RegistrationFlow
-from hub.register.batch import plan_batch
-from hub.register.database import make_engine
+from hub.register.batch import REGISTRATIONS, plan_batch
+from hub.register.database import insert_rows, make_engine
 from hub.register.migrate import upgrade
 from hub.register.models import HeldEvent, PersonIdentifier, RegistrationRecord
 from hub.schemas.codec import REGISTRATION, catalog
@@ -94,14 +95,34 @@ def messages(events: list[dict[str, Any]]) -> list[Message]:
     ]
 
 
-def register(hub: Hub) -> tuple[list[tuple[str, str]], set[tuple[str, ...]], list[str]]:
-    """Each row's event id with the person's identifiers; the persons; what is held."""
+def _utc(moment: dt.datetime) -> dt.datetime:
+    """In UTC without a zone, as SQLite gives it back."""
+    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def register(hub: Hub) -> tuple[list[tuple[Any, ...]], set[tuple[str, ...]], list[str]]:
+    """Each row (its values, but for when it was written) with the person's identifiers; the
+    persons; what is held."""
     with hub.session_factory() as session:
         identifiers: dict[int, set[str]] = {}
         for row in session.scalars(select(PersonIdentifier)):
             identifiers.setdefault(row.person_id, set()).add(row.value)
         rows = sorted(
-            (r.event_id, ",".join(sorted(identifiers[r.person_id])))
+            (
+                r.event_id,
+                ",".join(sorted(identifiers[r.person_id])),
+                r.action,
+                r.registration_key,
+                r.event_type,
+                r.fact_date,
+                _utc(r.sent_at),
+                r.municipality,
+                json.dumps(r.payload, sort_keys=True),
+                json.dumps(r.warnings, sort_keys=True),
+                r.late,
+                r.writer_schema,
+                r.offset,
+            )
             for r in session.scalars(select(RegistrationRecord))
         )
         held = sorted(h.event_id for h in session.scalars(select(HeldEvent)))
@@ -120,7 +141,15 @@ def test_a_batch_decides_as_one_by_one_would(
         plans.append(plan is not None)
         return plan
 
+    written: list[int] = []  # rows the batch path inserted (a failed insert would fall back silently)
+
+    def insert_spy(session: Any, table: Any, rows: Any) -> None:
+        insert_rows(session, table, rows)
+        if table is REGISTRATIONS:
+            written.append(len(rows))
+
     monkeypatch.setattr("hub.pipeline.registrations.plan_batch", spy)
+    monkeypatch.setattr("hub.register.batch.insert_rows", insert_spy)
     events = stream(seed)
     one, batch = new_hub(f"sqlite:///{tmp_path}/one.sqlite3"), new_hub(database_url)
     one_by_one, together = RecordingPublisher(), RecordingPublisher()
@@ -138,6 +167,7 @@ def test_a_batch_decides_as_one_by_one_would(
     first, second = asyncio.run(run())
     assert {"ACCEPTED", "HELD", "DUPLICATE", "REJECTED"} <= set(first)  # the stream has every kind
     assert True in plans and False in plans  # both paths were taken
+    assert sum(written) > 0
     assert register(one) == register(batch)
     # Outcomes can differ only where a held event is released within the batch (HELD, then ACCEPTED).
     for a, b in zip(first, second, strict=True):
