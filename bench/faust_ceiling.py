@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -74,7 +75,8 @@ def ceiling(bootstrap: str, topic: str, events: int, scheme: str, work: Path) ->
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900, cwd=ROOT
     )
-    rates = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("RATE ")]
+    # Faust's worker sends what the agent prints through its logging (to stderr).
+    rates = re.findall(r"RATE (\d+)", done.stdout + done.stderr)
     if not rates:
         raise SystemExit(f"the {scheme} worker reported no rate:\n{done.stderr[-2000:]}")
     return float(rates[0])
