@@ -9,6 +9,7 @@ the supervisor restarts it and the event is delivered again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -33,7 +34,7 @@ class Processes(Protocol[T_co]):
     async def process(self, message: Message) -> T_co: ...
 
 
-async def _or_exit(work: Awaitable[T], origin: Origin) -> T:
+async def _or_exit(work: Awaitable[T], where: object) -> T:
     try:
         return await work
     except asyncio.CancelledError:
@@ -41,7 +42,7 @@ async def _or_exit(work: Awaitable[T], origin: Origin) -> T:
     except BaseException as exc:
         log.critical(
             "unhandled failure at %s (%s); exiting without committing its offset",
-            origin,
+            where,
             safe_traceback(exc),
         )
         logging.shutdown()
@@ -88,20 +89,72 @@ def batch_agent(
     app: faust.App, topic: faust.TopicT, flow: ProcessesBatches[Any], name: str, *, size: int, within: float
 ) -> Any:
     """Register an agent that runs `topic` through `flow` in batches of up to `size` messages
-    (or what arrived within `within` seconds). Faust acknowledges a batch's events only when the
-    loop asks for the next batch, that is, after the flow has committed and confirmed them all.
+    (or what arrived within `within` seconds of a batch's first message).
+
+    The stream's acknowledgements are manual (Faust's `noack`): an event is acknowledged only
+    after the flow has committed and confirmed its batch, so its offset is never committed
+    before. Faust's own `take_events` stops reading the stream while a batch is processed; here
+    the stream is read on (into `Batches`) while the register works on the batch before, so the
+    two overlap.
     """
     processing = metrics.PROCESSING_SECONDS.labels(_short(name))
 
     async def run(stream: Any) -> None:
-        async for events in stream.take_events(size, within=within):
-            started = time.perf_counter()
-            await process_batch_or_exit(flow, [message_of(e) for e in events])
-            elapsed = time.perf_counter() - started  # each event waited for its whole batch
-            for _ in events:
-                processing.observe(elapsed)
+        manual = stream.noack()
+        batches = Batches(size, within)
+
+        async def decide() -> None:
+            while True:
+                events = await batches.next()
+                started = time.perf_counter()
+                await process_batch_or_exit(flow, [message_of(e) for e in events])
+                elapsed = time.perf_counter() - started  # each event waited for its whole batch
+                for event in events:
+                    await manual.ack(event)
+                    processing.observe(elapsed)
+
+        deciding = asyncio.ensure_future(_or_exit(decide(), f"the {_short(name)} batches"))
+        try:
+            async for event in manual.events():
+                await batches.add(event)
+        finally:
+            deciding.cancel()
 
     return _register(app, topic, name, run)
+
+
+class Batches:
+    """Events read from a stream, taken a batch at a time: up to `size`, or what arrived within
+    `within` seconds of the first. Reading waits while two batches are already waiting."""
+
+    def __init__(self, size: int, within: float) -> None:
+        self.size, self.within = size, within
+        self._waiting: list[Any] = []
+        self._arrived = asyncio.Event()  # one is waiting
+        self._full = asyncio.Event()  # a whole batch is waiting
+        self._room = asyncio.Event()  # fewer than two batches are waiting
+        self._room.set()
+
+    async def add(self, event: Any) -> None:
+        await self._room.wait()
+        self._waiting.append(event)
+        self._arrived.set()
+        if len(self._waiting) >= self.size:
+            self._full.set()
+            if len(self._waiting) >= 2 * self.size:
+                self._room.clear()
+
+    async def next(self) -> list[Any]:
+        await self._arrived.wait()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._full.wait(), self.within)
+        batch, self._waiting = self._waiting[: self.size], self._waiting[self.size :]
+        if len(self._waiting) < self.size:
+            self._full.clear()
+        if not self._waiting:
+            self._arrived.clear()
+        self._room.set()
+        return batch
 
 
 def _short(name: str) -> str:

@@ -1,4 +1,5 @@
-"""An exception that escapes a flow ends the process instead of reaching Faust's acknowledgement."""
+"""The agents' runner: an exception that escapes a flow ends the process instead of reaching
+Faust's acknowledgement; batches are taken whole, in order, with a bounded read-ahead."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 
 import pytest
 
-from hub.agents.runner import EXIT_UNHANDLED, process_or_exit
+from hub.agents.runner import EXIT_UNHANDLED, Batches, process_or_exit
 from hub.domain.events import Origin
 from hub.pipeline.flow import Message
 
@@ -42,3 +43,45 @@ def test_an_escaping_exception_exits_the_process_without_returning(monkeypatch: 
 
 def test_a_flow_that_returns_is_passed_through() -> None:
     assert asyncio.run(process_or_exit(Working(), MESSAGE)) == "done"
+
+
+def test_batches_are_taken_whole_in_order_and_a_partial_one_after_the_window() -> None:
+    async def run() -> list[list[int]]:
+        batches = Batches(size=2, within=0.01)
+        for number in range(3):
+            await batches.add(number)
+        taken = [await batches.next()]
+        await batches.add(3)
+        await batches.add(4)
+        return taken + [await batches.next() for _ in range(2)]
+
+    assert asyncio.run(run()) == [[0, 1], [2, 3], [4]]
+
+
+def test_reading_waits_while_two_batches_are_waiting() -> None:
+    async def run() -> None:
+        batches = Batches(size=2, within=0.01)
+        for number in range(4):
+            await batches.add(number)
+        fifth = asyncio.ensure_future(batches.add(4))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not fifth.done()  # two whole batches wait: the stream is not read further
+        assert await batches.next() == [0, 1]
+        await asyncio.wait_for(fifth, 1)
+        assert await batches.next() == [2, 3]
+        assert await batches.next() == [4]
+
+    asyncio.run(run())
+
+
+def test_taking_a_batch_waits_for_the_first_event() -> None:
+    async def run() -> None:
+        batches = Batches(size=3, within=0.01)
+        taking = asyncio.ensure_future(batches.next())
+        await asyncio.sleep(0.05)
+        assert not taking.done()
+        await batches.add("only")
+        assert await asyncio.wait_for(taking, 1) == ["only"]
+
+    asyncio.run(run())
