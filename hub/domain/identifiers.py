@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
+import operator
 from dataclasses import dataclass
 
 _WEIGHTS_1 = (3, 7, 6, 1, 8, 9, 4, 5, 2, 1)
@@ -53,7 +54,8 @@ class InvalidIdentifier(ValueError):
 
 
 def _weighted_remainder(digits: list[int], weights: tuple[int, ...]) -> int:
-    return sum(d * w for d, w in zip(digits, weights, strict=True)) % 11
+    assert len(digits) == len(weights)
+    return sum(map(operator.mul, digits, weights)) % 11
 
 
 def parse_national_id(

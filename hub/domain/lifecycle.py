@@ -75,6 +75,8 @@ ROLES: dict[str, tuple[Scheme, Role]] = {
 _WITH_LIFECYCLE = {_IP, _NS}
 # Facts that only make sense while the person takes part (after the start, before the end).
 _DURING_PARTICIPATION = {Role.LEAVE, Role.ABSENCE, Role.STOP, Role.END, Role.HOURS}
+# The roles whose place in the timeline `transition_problem` checks; any other fits anywhere.
+_CHECKED_ROLES = {Role.START, Role.FINAL_TEST, Role.DECISION, *_DURING_PARTICIPATION}
 
 
 class Action(enum.Enum):
@@ -276,7 +278,7 @@ _SCHEME_NAMES = {
 
 def transition_problem(history: Sequence[Fact], new: Fact) -> Problem | None:
     """Whether `new` fits the timeline the effective `history` describes (None if it does)."""
-    if new.event_type not in ROLES or new.scheme not in _WITH_LIFECYCLE:
+    if new.event_type not in ROLES or new.scheme not in _WITH_LIFECYCLE or new.role not in _CHECKED_ROLES:
         return None
     en, nb = _SCHEME_NAMES[new.scheme]
     facts = [
