@@ -24,7 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import SOURCE, bench_settings, broker, claim_values, machine, prepare_topics, produce
-from bench.throughput import raw_rate
+from bench.throughput import raw_limit
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 500  # as the registrations agent takes them (NIR_BATCH_SIZE)
@@ -97,8 +97,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"preloading {args.events} events on {topic} ...", flush=True)
     asyncio.run(produce(bootstrap, topic, claim_values(hub, args.events)))
-    raw = asyncio.run(raw_rate(hub, topic, args.events))
-    print(f"raw limit (aiokafka fetch + fastavro decode): {raw:,.0f} events/s", flush=True)
+    raw = raw_limit(hub, topic, args.events)
     for scheme, what in (("kafka", "Faust's transport"), ("nirkafka", "the hub's transport")):
         rate = ceiling(bootstrap, topic, args.events, scheme, work)
         print(
