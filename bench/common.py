@@ -197,3 +197,26 @@ def run_worker_until(hub: Hub, settings: Settings, expected: int, log: Path, tim
         raise SystemExit(f"the worker wrote {count} of {expected} rows in time; see {log}")
     assert first_at is not None
     return WorkerRun(expected - first_count, finished - first_at, rss)
+
+
+@dataclasses.dataclass
+class Preloaded:
+    work: Path
+    settings: Settings  # of the preloading run: its topic prefix names the preloaded topics
+    hub: Hub
+    topic: str
+
+
+def preload(events: int) -> Preloaded:
+    """A broker, fresh topics, and `events` valid claims of distinct persons on the source topic."""
+    work = Path(tempfile.mkdtemp(prefix="nir-bench-"))
+    bootstrap = broker()
+    settings = bench_settings(bootstrap, f"sqlite:///{work}/unused.sqlite3", work)
+    hub = prepare_topics(settings)
+    topic = hub.names.registrations(SOURCE)
+    print(f"machine: {machine()}")
+    print(f"preloading {events} events on {topic} ...", flush=True)
+    started = time.perf_counter()
+    asyncio.run(produce(bootstrap, topic, claim_values(hub, events)))
+    print(f"  encoded and produced in {time.perf_counter() - started:.1f} s", flush=True)
+    return Preloaded(work, settings, hub, topic)

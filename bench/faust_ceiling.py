@@ -11,19 +11,17 @@ between the hub and the raw limit is Faust's per-message machinery.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import SOURCE, bench_settings, broker, claim_values, machine, prepare_topics, produce
+from bench.common import preload
 from bench.throughput import raw_limit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,17 +87,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="nir-bench-"))
-    bootstrap = broker()
-    settings = bench_settings(bootstrap, f"sqlite:///{work}/unused.sqlite3", work)
-    hub = prepare_topics(settings)
-    topic = hub.names.registrations(SOURCE)
-    print(f"machine: {machine()}")
-    print(f"preloading {args.events} events on {topic} ...", flush=True)
-    asyncio.run(produce(bootstrap, topic, claim_values(hub, args.events)))
-    raw = raw_limit(hub, topic, args.events)
+    run = preload(args.events)
+    raw = raw_limit(run.hub, run.topic, args.events)
     for scheme, what in (("kafka", "Faust's transport"), ("nirkafka", "the hub's transport")):
-        rate = ceiling(bootstrap, topic, args.events, scheme, work)
+        rate = ceiling(run.settings.kafka_bootstrap, run.topic, args.events, scheme, run.work)
         print(
             f"no-op Faust agent, batches of {BATCH}, {what:<20}: {rate:,.0f} events/s, "
             f"ratio to raw {rate / raw:.3f}",

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import dataclasses
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,18 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (
-    SOURCE,
-    bench_settings,
-    broker,
-    claim_values,
-    fresh_register,
-    machine,
-    postgres,
-    prepare_topics,
-    produce,
-    run_worker_until,
-)
+from bench.common import bench_settings, fresh_register, postgres, preload, run_worker_until
 from hub.bootstrap import Hub
 from hub.config import Settings
 
@@ -88,19 +76,9 @@ def main() -> None:
     args = parser.parse_args()
     databases = args.databases.split(",")
 
-    work = Path(tempfile.mkdtemp(prefix="nir-bench-"))
-    bootstrap = broker()
-    base = bench_settings(bootstrap, f"sqlite:///{work}/unused.sqlite3", work)
-    hub = prepare_topics(base)
-    topic = hub.names.registrations(SOURCE)
-    print(f"machine: {machine()}")
-    print(f"preloading {args.events} events on {topic} ...", flush=True)
-    started = time.perf_counter()
-    values = claim_values(hub, args.events)
-    asyncio.run(produce(bootstrap, topic, values))
-    print(f"  encoded and produced in {time.perf_counter() - started:.1f} s")
-
-    raw = raw_limit(hub, topic, args.events)
+    preloaded = preload(args.events)
+    base, work = preloaded.settings, preloaded.work
+    raw = raw_limit(preloaded.hub, preloaded.topic, args.events)
 
     for database in databases:
         sqlite_url = f"sqlite:///{work}/register-{database}.sqlite3"
