@@ -1,5 +1,6 @@
 """What the hub changes in faust-streaming, and why. Each change is a documented subclass wired
-in through Faust's own configuration (`hub.app`), never a patch of Faust's modules.
+in through Faust's own configuration (`hub.app`, `hub.observability`), never a patch of Faust's
+modules.
 
 - `HubWorker` never runs Faust's terminal progress spinner. With a log level of WARN or higher,
   Faust's worker sets the root logger to DEBUG so that every log record turns the spinner; every
@@ -17,7 +18,8 @@ in through Faust's own configuration (`hub.app`), never a patch of Faust's modul
   `wait_first(deliver(message), suspend_flow.wait())`, so that a rebalance, which suspends the
   flow, can abandon a delivery stuck on a full stream buffer; `wait_first` wraps each of its
   arguments and the worker's stop and crash events in a task. While the flow is running, the
-  delivery is awaited directly instead; a suspended flow takes Faust's own path.
+  delivery is awaited directly instead. A suspended flow, any other call, and any call of a
+  later Faust whose drain loop has another shape go to Faust's own `wait_first`.
   What changes: a delivery that began before a rebalance finishes instead of being abandoned, so
   its message can reach the agent after its partition was revoked. Delivery is at least once
   either way; the register answers a second copy as already registered.
