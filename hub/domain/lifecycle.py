@@ -276,9 +276,17 @@ _SCHEME_NAMES = {
 }
 
 
+def is_checked(event_type: str) -> bool:
+    """Whether `transition_problem` has anything to say about events of this type."""
+    if event_type not in ROLES:
+        return False
+    scheme, role = ROLES[event_type]
+    return scheme in _WITH_LIFECYCLE and role in _CHECKED_ROLES
+
+
 def transition_problem(history: Sequence[Fact], new: Fact) -> Problem | None:
     """Whether `new` fits the timeline the effective `history` describes (None if it does)."""
-    if new.event_type not in ROLES or new.scheme not in _WITH_LIFECYCLE or new.role not in _CHECKED_ROLES:
+    if not is_checked(new.event_type):
         return None
     en, nb = _SCHEME_NAMES[new.scheme]
     facts = [

@@ -15,7 +15,7 @@ from typing import Any
 from hub.domain.calendar import norwegian_date
 from hub.domain.events import Registration
 from hub.domain.identifiers import InvalidIdentifier, check_duf_number, parse_national_id
-from hub.domain.lifecycle import ROLES, Action, Fact, Problem, transition_problem
+from hub.domain.lifecycle import Action, Fact, Problem, is_checked, transition_problem
 from hub.domain.municipalities import municipality_on
 from hub.domain.residence import residence_on
 from hub.domain.rights import Categories, Category, categories_from_facts
@@ -398,7 +398,7 @@ def _lifecycle(code: str) -> Check:
     """A rule that reports `code` when the lifecycle finds that problem with the event."""
 
     def check(event: Registration, ctx: RuleContext) -> Explanation | None:
-        if event.event_type not in ROLES or event.action == "ANNUL":
+        if not is_checked(event.event_type) or event.action == "ANNUL":
             return None
         problem = _transition_problem(event, ctx)
         if problem is not None and problem.code == code:
