@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hub.domain.lifecycle import (
+    ROLES,
     Action,
     Fact,
     Scheme,
@@ -17,6 +18,7 @@ from hub.domain.lifecycle import (
     Verdict,
     derive,
     effective_facts,
+    is_checked,
     transition_problem,
 )
 from tests.factories import PAYLOADS
@@ -173,3 +175,23 @@ def test_facts_about_the_person_rather_than_a_scheme_are_left_out_of_the_lifecyc
     facts = [permit, *programme(1, 10, 20)]
     assert derive(facts)[IP].status is Status.RUNNING
     assert transition_problem(facts, fact("INTRODUCTION_PROGRAMME_LEAVE", 30)) is None
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(sorted(PAYLOADS)), st.integers(0, 60)), max_size=8),
+    st.sampled_from(sorted(PAYLOADS)),
+    st.integers(0, 60),
+)
+def test_an_event_type_the_lifecycle_does_not_check_never_has_a_problem(
+    history: list[tuple[str, int]], event_type: str, day: int
+) -> None:
+    """What lets the lifecycle rules skip such events before building anything."""
+    problem = transition_problem([fact(t, d) for t, d in history], fact(event_type, day))
+    assert is_checked(event_type) or problem is None
+
+
+def test_the_checked_event_types_are_the_programme_and_trainings_timeline() -> None:
+    checked = {t for t in ROLES if is_checked(t)}
+    assert "TRAINING_STARTED" in checked and "INTRODUCTION_PROGRAMME_ENDED" in checked
+    assert "TRAINING_HOURS" in checked and "TRAINING_FINAL_TEST" in checked
+    assert not checked & {"TRAINING_CLAIM", "TRAINING_COMPLAINT", "ASYLUM_SEEKER_TRAINING_HOURS"}
