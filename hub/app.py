@@ -76,11 +76,6 @@ class FaustPublisher:
     def __init__(self, faust_app: faust.App) -> None:
         self.app = faust_app
 
-    async def send(
-        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
-    ) -> None:
-        await self.send_many([Outgoing(topic, key, value, headers)])
-
     async def send_many(self, messages: Sequence[Outgoing]) -> None:
         # Sent one after the other, confirmed together: the producer keeps each partition's order.
         producer, confirmations = self.app.producer, []

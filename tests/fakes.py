@@ -17,17 +17,12 @@ class RecordingPublisher:
         self.sent: list[tuple[str, bytes | None, bytes, dict[str, str]]] = []
         self.failures_left = 0
 
-    async def send(
-        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
-    ) -> None:
-        if self.failures_left:
-            self.failures_left -= 1
-            raise BrokerUnavailable("broker hiccup")
-        self.sent.append((topic, key, value, read_headers(headers)))
-
     async def send_many(self, messages: Sequence[Outgoing]) -> None:
         for m in messages:
-            await self.send(m.topic, m.key, m.value, m.headers)
+            if self.failures_left:
+                self.failures_left -= 1
+                raise BrokerUnavailable("broker hiccup")
+            self.sent.append((m.topic, m.key, m.value, read_headers(m.headers)))
 
     def on(self, topic: str) -> list[tuple[str, bytes | None, bytes, dict[str, str]]]:
         return [s for s in self.sent if s[0] == topic]

@@ -18,15 +18,6 @@ class Outgoing:
 
 
 class Publisher(Protocol):
-    async def send(
-        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
-    ) -> None:
-        """Publish and return only once the broker has confirmed the write.
-
-        Raises `BrokerUnavailable` when the write could not be confirmed.
-        """
-        ...
-
     async def send_many(self, messages: Sequence[Outgoing]) -> None:
         """Publish all, in this order, and return only once the broker has confirmed every one.
 
