@@ -25,7 +25,7 @@ from hub.bootstrap import Hub
 from hub.broker import broker_answers, ensure_topics
 from hub.config import Settings
 from hub.domain.identifiers import make_national_id
-from hub.localrun import WorkerProcess, free_port, start_local_broker
+from hub.localrun import WorkerProcess, free_port, isolated_settings, start_local_broker
 from hub.register.database import make_engine
 from hub.register.migrate import upgrade
 from hub.register.models import RegistrationRecord
@@ -67,19 +67,7 @@ def postgres() -> Iterator[str]:
 
 
 def bench_settings(bootstrap: str, database_url: str, work: Path, **changes: Any) -> Settings:
-    unique = uuid.uuid4().hex[:8]
-    return dataclasses.replace(
-        Settings(),
-        kafka_bootstrap=bootstrap,
-        database_url=database_url,
-        topic_prefix=f"bench{unique}",
-        app_id=f"bench-{unique}",
-        allow_synthetic_identifiers=True,
-        web_port=free_port(),
-        connector_metrics_port=free_port(),
-        data_dir=str(work / f"faust-{unique}"),
-        **changes,
-    )
+    return isolated_settings(bootstrap, database_url, work, label="bench", **changes)
 
 
 def fresh_register(url: str) -> None:

@@ -1,19 +1,21 @@
 """Running the hub's processes on this machine: the local Kafka broker and worker subprocesses.
 
-Used by `hub demo` and by the tests, so that both start things the same way.
+Used by `hub demo`, the tests and the benchmarks, so that all start things the same way.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from hub.config import PACKAGE_DIR, Settings
 from hub.errors import ConfigurationError
@@ -95,6 +97,27 @@ class WorkerProcess:
         if self.running:
             self.process.kill()
         self.process.wait()
+
+
+def isolated_settings(
+    kafka_bootstrap: str, database_url: str, data_dir: Path, *, label: str, **changes: Any
+) -> Settings:
+    """Settings for a throwaway run beside others on the same broker (tests, benchmarks): its own
+    topics (prefixed `label` and a random part), consumer group, ports and Faust data directory;
+    synthetic identifiers allowed."""
+    unique = uuid.uuid4().hex[:8]
+    return dataclasses.replace(
+        Settings(),
+        kafka_bootstrap=kafka_bootstrap,
+        database_url=database_url,
+        topic_prefix=f"{label}{unique}",
+        app_id=f"{label}-{unique}",
+        allow_synthetic_identifiers=True,
+        web_port=free_port(),
+        connector_metrics_port=free_port(),
+        data_dir=str(data_dir / f"faust-{unique}"),
+        **changes,
+    )
 
 
 def free_port(pair: bool = False) -> int:

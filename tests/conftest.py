@@ -21,7 +21,7 @@ import pytest
 
 from hub.config import Settings
 from hub.errors import ConfigurationError
-from hub.localrun import free_port, start_local_broker, stop_local_broker
+from hub.localrun import free_port, isolated_settings, start_local_broker, stop_local_broker
 from hub.register.database import make_engine
 from hub.register.migrate import upgrade
 
@@ -104,17 +104,11 @@ def sqlite_url(tmp_path: Path) -> str:
 
 def make_settings(kafka_bootstrap: str, database_url: str, tmp_path: Path) -> Settings:
     """Settings isolated from every other test: own topics, consumer group and web port."""
-    unique = uuid.uuid4().hex[:8]
-    return dataclasses.replace(
-        Settings(),
-        kafka_bootstrap=kafka_bootstrap,
-        database_url=database_url,
-        topic_prefix=f"t{unique}",
-        app_id=f"test-{unique}",
-        allow_synthetic_identifiers=True,
-        web_port=free_port(),
-        connector_metrics_port=free_port(),
-        data_dir=str(tmp_path / "faust"),
+    return isolated_settings(
+        kafka_bootstrap,
+        database_url,
+        tmp_path,
+        label="t",
         registration_partitions=3,
         address_partitions=2,
         retry_initial_seconds=0.1,
