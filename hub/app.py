@@ -23,7 +23,7 @@ from hub.errors import BrokerUnavailable
 from hub.observability import register_observability
 from hub.pipeline.ports import Outgoing
 from hub.register.migrate import require_current
-from hub.streaming import HubWorker
+from hub.streaming import HubProducer, HubWorker
 from hub.support.web import register_support_page
 from hub.topics import TopicNames, required_topics
 
@@ -77,12 +77,14 @@ class FaustPublisher:
         self.app = faust_app
 
     async def send_many(self, messages: Sequence[Outgoing]) -> None:
-        # Sent one after the other, confirmed together: the producer keeps each partition's order.
-        producer, confirmations = self.app.producer, []
+        # In record batches, confirmed together: each partition keeps the messages' order.
+        producer = self.app.producer
+        if not isinstance(producer, HubProducer):
+            raise TypeError(
+                f"the hub needs its own Kafka transport (nirkafka://), not {type(producer).__name__}"
+            )
         try:
-            for m in messages:
-                confirmations.append(await producer.send(m.topic, m.key, m.value, None, None, m.headers))
-            await asyncio.gather(*confirmations)
+            await asyncio.gather(*await producer.send_batches(messages))
         except (TimeoutError, KafkaError, OSError) as exc:
             topics = ", ".join(sorted({m.topic for m in messages}))
             raise BrokerUnavailable(f"send to {topics} not confirmed: {type(exc).__name__}") from exc

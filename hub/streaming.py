@@ -23,21 +23,30 @@ modules.
   What changes: a delivery that began before a rebalance finishes instead of being abandoned, so
   its message can reach the agent after its partition was revoked. Delivery is at least once
   either way; the register answers a second copy as already registered.
+- `HubProducer` (the same transport's producer) adds `send_batches`: a batch's receipts and dead
+  letters are appended to aiokafka record batches, one run per partition, and handed over a
+  batch at a time (aiokafka's public `create_batch`/`send_batch`). Faust's `send` hands over one
+  message at a time, each with its own future and accumulator look-up, which cost the
+  registrations path a third of its receipt time.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Awaitable, Sequence
 from typing import Any
 from weakref import WeakKeyDictionary
 
 import faust
+from aiokafka.structs import RecordMetadata
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.transport.drivers import aiokafka as kafka_driver
 from faust.types import StreamT
 from mode.services import WaitArgT, WaitResults
 from mode.utils.times import Seconds
+
+from hub.pipeline.ports import Outgoing
 
 
 class HubWorker(faust.Worker):
@@ -100,5 +109,33 @@ class HubConsumer(kafka_driver.Consumer):
         )
 
 
+class HubProducer(kafka_driver.Producer):
+    async def send_batches(self, messages: Sequence[Outgoing]) -> list[Awaitable[RecordMetadata]]:
+        """Queue `messages` as record batches, each partition's in their order; returns one
+        future per batch, done when the broker has confirmed it."""
+        producer = self._ensure_producer()
+        for topic in {m.topic for m in messages}:
+            await producer.partitions_for(topic)  # the metadata `key_partition` reads
+        by_partition: dict[tuple[str, int], list[Outgoing]] = {}
+        for m in messages:
+            # aiokafka's default partitioner, as `send` uses it (a message without key: at random).
+            partition = self.key_partition(m.topic, m.key).partition  # type: ignore[arg-type]
+            by_partition.setdefault((m.topic, partition), []).append(m)
+        confirmations: list[Awaitable[RecordMetadata]] = []
+        for (topic, partition), run in by_partition.items():
+            batch = producer.create_batch()
+            for m in run:
+                self._send_on_produce_message(
+                    key=m.key, value=m.value, partition=partition, timestamp=None, headers=m.headers
+                )
+                if batch.append(key=m.key, value=m.value, timestamp=None, headers=m.headers) is None:
+                    confirmations.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()  # a batch's first record always fits
+                    batch.append(key=m.key, value=m.value, timestamp=None, headers=m.headers)
+            confirmations.append(await producer.send_batch(batch, topic, partition=partition))
+        return confirmations
+
+
 class HubTransport(kafka_driver.Transport):
     Consumer = HubConsumer
+    Producer = HubProducer
