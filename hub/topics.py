@@ -16,6 +16,7 @@ Kafka ACLs on the `nir.source.<id>.` prefix can keep one source from writing as 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ class TopicNames:
     def dead_letters(self) -> str:
         return f"{self.prefix}.dead-letters"
 
-    @property
+    @functools.cached_property  # the pipeline asks for every message's source
     def registrations_pattern(self) -> re.Pattern[str]:
         """Matches every source's registrations topic; group 1 is the source id."""
         return re.compile(rf"^{re.escape(self.prefix)}\.source\.({SOURCE_ID_PATTERN})\.registrations$")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -276,6 +277,7 @@ _SCHEME_NAMES = {
 }
 
 
+@functools.cache  # asked by several rules for every event; the event types are the contract's few
 def is_checked(event_type: str) -> bool:
     """Whether `transition_problem` has anything to say about events of this type."""
     if event_type not in ROLES:

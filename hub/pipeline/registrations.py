@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from hub import metrics
 from hub.bootstrap import Hub
+from hub.domain.calendar import norwegian_date
 from hub.domain.events import Origin, Registration
 from hub.domain.lifecycle import Fact
 from hub.domain.residence import Residence
@@ -221,7 +222,7 @@ class RegistrationFlow(Flow):
         decided = []
         for index, (message, registration) in enumerate(items):
             history, residences = plan.history(index)
-            context = self._context(self._source(message), history, None, residences)
+            context = self._context(self._source(message), history, None, residences, now=now)
             violations = evaluate(registration, context)
             stopped = _rejected_or_held(session, registration, message, violations, now)
             if stopped is not None:
@@ -247,7 +248,7 @@ class RegistrationFlow(Flow):
             return _accepted(previous.warnings, previous.registered_at)
 
         history, target, residences = load_history(session, registration)
-        violations = evaluate(registration, self._context(source, history, target, residences))
+        violations = evaluate(registration, self._context(source, history, target, residences, now=now))
         stopped = _rejected_or_held(session, registration, message, violations, now)
         if stopped is not None:
             return stopped
@@ -270,10 +271,12 @@ class RegistrationFlow(Flow):
         history: tuple[Fact, ...],
         target: Target | None,
         residences: tuple[Residence, ...] = (),
+        *,
+        now: dt.datetime,
     ) -> RuleContext:
         return RuleContext(
-            today=self.hub.today(),
-            now=self.hub.clock(),
+            today=norwegian_date(now),
+            now=now,
             topic_source=source,
             registry=self.hub.registry,
             allow_synthetic_identifiers=self.hub.settings.allow_synthetic_identifiers,

@@ -10,6 +10,7 @@ and names every problem by its path.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import uuid
 from collections.abc import Mapping
@@ -32,6 +33,7 @@ class ContractError(EncodeError):
         self.problems = problems
 
 
+@functools.cache  # a rule asks for every event; the record names are the schemas' few
 def event_type_of(record_name: str) -> str:
     """`no.imdi.nir.TrainingLeave` -> `TRAINING_LEAVE` (the contract's naming rule)."""
     short = record_name.rsplit(".", 1)[-1]
