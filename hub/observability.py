@@ -32,11 +32,12 @@ READY_CACHE_SECONDS = 5.0  # a scrape every few seconds must not become a broker
 def register_observability(app: faust.App, hub: Hub) -> None:
     # Faust's sensor, with its metric names prefixed `faust` whatever the app id, so dashboards
     # fit every hub; all metrics are in prometheus_client's default registry.
-    app.monitor = HubPrometheusMonitor(metrics=FaustMetrics.create(REGISTRY, "faust"))
+    monitor = app.monitor = HubPrometheusMonitor(metrics=FaustMetrics.create(REGISTRY, "faust"))
 
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
+            monitor.publish()  # the sensor's per-message counts, up to now
             return self.bytes(generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     readiness = _Readiness(hub)

@@ -8,10 +8,13 @@ modules.
   which cost the registrations path about a quarter of its rate. A service logs to files; it has
   no terminal to spin.
 - `HubPrometheusMonitor` is Faust's Prometheus sensor with the same series and values, cheaper
-  per message: the sensor looks up a labelled child (`metric.labels(topic=..., partition=...)`)
-  several times for every message, and prometheus_client validates the labels and takes a lock
-  on each look-up; here each label set is looked up once and the child kept. The stream's label,
-  which Faust derives with a regular expression for every event, is likewise kept per stream.
+  per message. Faust's sensor updates several Prometheus metrics in each per-message hook, and
+  prometheus_client validates the labels and takes a lock on every update. Here those hooks only
+  count, in plain Python, and `publish` writes the counts into the same metrics: the `/metrics`
+  view calls it before each scrape (`hub.observability`), and a rebalance, which clears the
+  partition series, calls it before clearing them, as Faust's order of events would have it. The
+  event-runtime histogram is still observed per event. Labelled children are looked up once per
+  label set, and the stream's label (a regular expression in Faust) once per stream.
 - `HubConsumer` (through `HubTransport`, the `nirkafka://` broker scheme, registered in Faust's
   `faust.transports` entry-point group by pyproject.toml) hands each fetched message to the
   streams without building four futures for it. Faust's drain loop delivers every message with
@@ -34,15 +37,17 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Sequence
 from typing import Any
 from weakref import WeakKeyDictionary
 
 import faust
 from aiokafka.structs import RecordMetadata
+from faust.sensors.monitor import Monitor
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.transport.drivers import aiokafka as kafka_driver
-from faust.types import StreamT
+from faust.types import TP, EventT, Message, StreamT
 from mode.services import WaitArgT, WaitResults
 from mode.utils.times import Seconds
 
@@ -62,11 +67,84 @@ class HubPrometheusMonitor(PrometheusMonitor):
         }
         super().__init__(metrics=metrics._replace(**labelled), **kwargs)
         self._stream_labels: WeakKeyDictionary[StreamT, str] = WeakKeyDictionary()
+        # What the per-message hooks counted since the last `publish`.
+        self._new_messages = 0
+        self._new_messages_by_topic: Counter[str] = Counter()
+        self._new_events = 0
+        self._new_events_by_stream: Counter[str] = Counter()
+        self._active_messages = 0
+        self._active_events = 0
+        self._read_offsets: dict[TP, int] = {}
+        self._end_offsets: dict[TP, int] = {}
 
-    def _stream_label(self, stream: StreamT) -> str:
+    def publish(self) -> None:
+        """Write what the per-message hooks counted into the Prometheus metrics (before a scrape)."""
+        m = self._metrics
+        m.messages_received.inc(self._new_messages)
+        m.active_messages.set(self._active_messages)
+        for topic, count in self._new_messages_by_topic.items():
+            m.messages_received_per_topics.labels(topic=topic).inc(count)
+        for tp, offset in self._read_offsets.items():
+            m.messages_received_per_topics_partition.labels(topic=tp.topic, partition=tp.partition).set(
+                offset
+            )
+        for tp, offset in self._end_offsets.items():
+            m.topic_partition_end_offset.labels(topic=tp.topic, partition=tp.partition).set(offset)
+        m.total_events.inc(self._new_events)
+        m.total_active_events.set(self._active_events)
+        for stream, count in self._new_events_by_stream.items():
+            m.total_events_per_stream.labels(stream=stream).inc(count)
+        self._new_messages = self._new_events = 0
+        self._new_messages_by_topic.clear()
+        self._new_events_by_stream.clear()
+
+    # The per-message hooks: Faust's Monitor's bookkeeping, and counts for `publish`.
+
+    def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
+        Monitor.on_message_in(self, tp, offset, message)
+        self._new_messages += 1
+        self._active_messages += 1
+        self._new_messages_by_topic[tp.topic] += 1
+        self._read_offsets[tp] = offset
+
+    def on_stream_event_in(
+        self, tp: TP, offset: int, stream: StreamT, event: EventT
+    ) -> dict[str, Any] | None:
+        state = Monitor.on_stream_event_in(self, tp, offset, stream, event)
+        self._new_events += 1
+        self._active_events += 1
+        self._new_events_by_stream[self._events_label(stream)] += 1
+        return state
+
+    def on_stream_event_out(
+        self, tp: TP, offset: int, stream: StreamT, event: EventT, state: dict[str, Any] | None = None
+    ) -> None:
+        Monitor.on_stream_event_out(self, tp, offset, stream, event, state)
+        self._active_events -= 1
+        if state is not None:
+            self._metrics.events_runtime_latency.observe(self.secs_to_ms(self.events_runtime[-1]))
+
+    def on_message_out(self, tp: TP, offset: int, message: Message) -> None:
+        Monitor.on_message_out(self, tp, offset, message)
+        self._active_messages -= 1
+
+    def track_tp_end_offset(self, tp: TP, offset: int) -> None:
+        Monitor.track_tp_end_offset(self, tp, offset)
+        self._end_offsets[tp] = offset
+
+    def _clear_partition_related_metrics(self) -> None:
+        self.publish()  # what was counted before the rebalance is cleared with the rest, as in Faust
+        super()._clear_partition_related_metrics()
+        self._read_offsets.clear()
+        self._end_offsets.clear()
+        for metric in self._metrics:
+            if isinstance(metric, _LabelledOnce):
+                metric.forget()  # the children Faust removed would no longer be exported
+
+    def _events_label(self, stream: StreamT) -> str:
         label = self._stream_labels.get(stream)
         if label is None:
-            label = self._stream_labels[stream] = super()._stream_label(stream)
+            label = self._stream_labels[stream] = f"stream.{self._stream_label(stream)}.events"
         return label
 
 
@@ -83,6 +161,9 @@ class _LabelledOnce:
         if child is None:
             child = self._children[key] = self._metric.labels(**labels)
         return child
+
+    def forget(self) -> None:
+        self._children.clear()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._metric, name)

@@ -69,9 +69,11 @@ def _samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, st
     }
 
 
-def _drive(monitor: PrometheusMonitor) -> None:
+def _drive(monitor: PrometheusMonitor, offsets: range, *, rebalance_at: int | None = None) -> None:
     streams = [_Stream("registrations"), _Stream("addresses")]
-    for offset in range(50):
+    for offset in offsets:
+        if offset == rebalance_at:  # clears the partition series and the per-topic counts
+            monitor.on_rebalance_start(SimpleNamespace(rebalancing_count=1))  # type: ignore[arg-type]
         tp = TP(f"topic-{offset % 3}", offset % 2)
         stream = streams[offset % 2]
         message = SimpleNamespace(time_in=None, time_out=None, time_total=None)
@@ -85,16 +87,32 @@ def _drive(monitor: PrometheusMonitor) -> None:
 
 def test_hub_prometheus_monitor_exports_what_fausts_sensor_exports() -> None:
     upstream, hub = CollectorRegistry(), CollectorRegistry()
-    _drive(PrometheusMonitor(metrics=FaustMetrics.create(upstream, "faust")))
-    _drive(HubPrometheusMonitor(metrics=FaustMetrics.create(hub, "faust")))
+    faust_monitor = PrometheusMonitor(metrics=FaustMetrics.create(upstream, "faust"))
+    hub_monitor = HubPrometheusMonitor(metrics=FaustMetrics.create(hub, "faust"))
+    for offsets, rebalance_at in ((range(50), None), (range(50, 80), 64)):  # scraped after each
+        _drive(faust_monitor, offsets, rebalance_at=rebalance_at)
+        _drive(hub_monitor, offsets, rebalance_at=rebalance_at)
+        hub_monitor.publish()  # as the /metrics view does before each scrape
+        assert _samples(hub) == _samples(upstream)
     expected = _samples(upstream)
-    assert expected[("faust_messages_received_total", ())] == 50
+    assert expected[("faust_messages_received_total", ())] == 80
+    assert expected[("faust_messages_received_per_topic_total", (("topic", "topic-2"),))] == 5  # since 64
     assert (
         expected[("faust_topic_partition_end_offset", (("partition", "1"), ("topic", "topic-2")))]
-        == 47 + 10  # the last offset of that partition, 47
+        == 77 + 10  # the last offset of that partition, 77
     )
-    assert len([k for k in expected if k[0] == "faust_messages_received_per_topics_partition"]) == 6
-    assert _samples(hub) == expected
+    assert expected[("faust_messages_received_per_topic_total", (("topic", "topic-0"),))] == 5  # not 27
+
+
+def test_hub_prometheus_monitor_writes_the_metrics_when_published() -> None:
+    registry = CollectorRegistry()
+    monitor = HubPrometheusMonitor(metrics=FaustMetrics.create(registry, "faust"))
+    _drive(monitor, range(10))
+    assert _samples(registry)[("faust_messages_received_total", ())] == 0
+    monitor.publish()
+    assert _samples(registry)[("faust_messages_received_total", ())] == 10
+    monitor.publish()  # counts are published once
+    assert _samples(registry)[("faust_messages_received_total", ())] == 10
 
 
 def test_the_nirkafka_scheme_selects_the_hub_transport_and_consumer() -> None:
