@@ -18,13 +18,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, or_, select
+from sqlalchemy import Table, or_, select
 from sqlalchemy.orm import Session
 
 from hub.domain.events import Origin, Registration
 from hub.domain.lifecycle import Action, Fact
 from hub.domain.residence import Residence
-from hub.register.database import among, insert_rows
+from hub.register.database import among, insert_new, insert_rows
 from hub.register.models import (
     AddressRecord,
     CaseTicket,
@@ -97,13 +97,9 @@ class BatchPlan:
         has nothing to add)."""
         slots = _unique(slot for slot, _ in self._rows)
         new = [slot for slot in slots if slot.person_id is None]
-        if new:
-            ids = session.scalars(
-                insert(PERSONS).returning(PERSONS.c.id, sort_by_parameter_order=True),
-                [{"created_at": now} for _ in new],
-            ).all()
-            for slot, person_id in zip(new, ids, strict=True):
-                slot.person_id = person_id
+        ids = insert_new(session, PERSONS, [{"created_at": now} for _ in new])
+        for slot, person_id in zip(new, ids, strict=True):
+            slot.person_id = person_id
         identifiers = [
             {"person_id": slot.person_id, "kind": kind, "value": value, "first_seen_at": now}
             for slot in slots

@@ -22,6 +22,7 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    text,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import QueryableAttribute, Session, sessionmaker
@@ -62,6 +63,31 @@ def among(session: Session, column: QueryableAttribute[Any], values: Collection[
     if session.get_bind().dialect.name == "postgresql":
         return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
     return column.in_(values)
+
+
+def insert_new(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Insert rows of a table whose primary key is an integer `id` the database assigns, and
+    return their ids, in order.
+
+    On PostgreSQL the ids are drawn from the column's sequence in one statement and the rows go
+    in by COPY with them: an INSERT .. RETURNING of many rows costs SQLAlchemy and the driver a
+    statement rendered and parsed anew for every batch size, with a parameter set per row.
+    Elsewhere with INSERT .. RETURNING.
+    """
+    if not rows:
+        return []
+    if session.get_bind().dialect.name != "postgresql":
+        return list(
+            session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).all()
+        )
+    ids = list(
+        session.scalars(
+            text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :count)"),
+            {"table": table.name, "count": len(rows)},
+        )
+    )
+    insert_rows(session, table, [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
+    return ids
 
 
 def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:

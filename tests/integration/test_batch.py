@@ -24,10 +24,11 @@ from hub.config import Settings
 from hub.domain.events import Origin
 from hub.pipeline.flow import Message
 from hub.pipeline.registrations import RegistrationFlow
-from hub.register.batch import REGISTRATIONS, plan_batch
-from hub.register.database import insert_rows, make_engine
+from hub.register.batch import PERSONS, REGISTRATIONS, plan_batch
+from hub.register.database import insert_new, insert_rows, make_engine
 from hub.register.migrate import upgrade
 from hub.register.models import HeldEvent, PersonIdentifier, RegistrationRecord
+from hub.register.models import Person as PersonRecord
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
 from hub.sources import SourceRegistry
@@ -172,3 +173,19 @@ def test_a_batch_decides_as_one_by_one_would(
     # Outcomes can differ only where a held event is released within the batch (HELD, then ACCEPTED).
     for a, b in zip(first, second, strict=True):
         assert a == b or (b == "HELD" and a in ("ACCEPTED", "ACCEPTED_WITH_WARNINGS")), (a, b)
+
+
+def test_insert_new_returns_the_ids_of_its_rows_in_order(database_url: str) -> None:
+    hub = new_hub(database_url)
+    persons = PERSONS
+    moments = [dt.datetime(2026, 1, day, tzinfo=dt.UTC) for day in range(1, 6)]
+    with hub.session_factory() as session:
+        first = insert_new(session, persons, [{"created_at": m} for m in moments[:3]])
+        session.add(later := PersonRecord(created_at=moments[3]))  # the ORM's own id, after those
+        session.flush()
+        second = insert_new(session, persons, [{"created_at": moments[4]}])
+        session.commit()
+        created = dict(session.execute(select(PersonRecord.id, PersonRecord.created_at)).all())
+    ids = [*first, later.id, *second]
+    assert len(set(ids)) == 5
+    assert [_utc(created[i]) for i in ids] == [_utc(m) for m in moments]
