@@ -154,11 +154,71 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds() -> dict[tuple[int, str], float]:
+    """User and system CPU seconds of every process on the machine, by (pid, name)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds: dict[tuple[int, str], float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        name, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+        seconds[(int(entry.name), name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return seconds
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the machine has spent busy (all cores), from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (sum(values) - values[3] - values[4]) / ticks  # all but idle and iowait
+
+
+@dataclasses.dataclass
+class CpuShares:
+    """Where the machine's CPU time went between two moments, by who spent it."""
+
+    worker_pid: int
+    before: dict[tuple[int, str], float]
+    busy_before: float
+    by_whom: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def start(cls, worker_pid: int) -> CpuShares:
+        return cls(worker_pid, cpu_seconds(), machine_busy_seconds())
+
+    def stop(self) -> None:
+        after, busy = cpu_seconds(), machine_busy_seconds()
+        spent: dict[str, float] = {"worker": 0.0, "PostgreSQL": 0.0, "broker": 0.0}
+        for (pid, name), seconds in after.items():
+            used = seconds - self.before.get((pid, name), 0.0)
+            who = (
+                "worker"
+                if pid == self.worker_pid
+                else "PostgreSQL"
+                if name.startswith("postgres")
+                else "broker"
+                if name == "java"
+                else None
+            )
+            if who:
+                spent[who] += used
+        spent["kernel and the rest"] = max(0.0, busy - self.busy_before - sum(spent.values()))
+        self.by_whom = spent
+
+    def per_event(self, events: int) -> str:
+        return ", ".join(f"{who} {seconds / events * 1e6:,.0f}" for who, seconds in self.by_whom.items())
+
+
 @dataclasses.dataclass
 class WorkerRun:
     events: int
     seconds: float
     peak_rss_mib: float
+    cpu: CpuShares
 
     @property
     def rate(self) -> float:
@@ -172,19 +232,22 @@ def run_worker_until(hub: Hub, settings: Settings, expected: int, log: Path, tim
         deadline = time.monotonic() + timeout
         first_at, first_count = None, 0
         count = 0
+        cpu = CpuShares.start(worker.process.pid)
         while count < expected and time.monotonic() < deadline and worker.running:
             count = registrations(hub)
             if first_at is None and count > 0:
                 first_at, first_count = time.monotonic(), count
+                cpu = CpuShares.start(worker.process.pid)
             time.sleep(0.05)
         finished = time.monotonic()
+        cpu.stop()
         rss = peak_rss_mib(worker.process.pid) if worker.running else float("nan")
     finally:
         worker.stop()
     if count < expected:
         raise SystemExit(f"the worker wrote {count} of {expected} rows in time; see {log}")
     assert first_at is not None
-    return WorkerRun(expected - first_count, finished - first_at, rss)
+    return WorkerRun(expected - first_count, finished - first_at, rss, cpu)
 
 
 @dataclasses.dataclass

@@ -7,7 +7,9 @@ in one run:
 - raw: a plain aiokafka consumer that only fetches the messages and decodes them with fastavro
   (the best of three passes);
 - hub: one `hub worker` on SQLite, and one on PostgreSQL (each its own consumer group and empty
-  register), timed from its first committed row to its last, with its peak RSS.
+  register), timed from its first committed row to its last, with its peak RSS, and the CPU time
+  per event the worker, PostgreSQL, the broker and the kernel (with anything else running) spent
+  meanwhile: what a faster worker would still have to share the machine with.
 
     python bench/throughput.py [--events 200000] [--databases sqlite,postgresql]
 """
@@ -97,6 +99,7 @@ def main() -> None:
             f"ratio to raw {run.rate / raw:.3f}, worker peak RSS {run.peak_rss_mib:.0f} MiB",
             flush=True,
         )
+        print(f"  CPU microseconds per event: {run.cpu.per_event(run.events)}", flush=True)
 
 
 def _same_topics(base: Settings, url: str, work: Path) -> Settings:
