@@ -29,8 +29,8 @@ modules.
 - `HubProducer` (the same transport's producer) adds `send_batches`: a batch's receipts and dead
   letters are appended to aiokafka record batches, one run per partition, and handed over a
   batch at a time (aiokafka's public `create_batch`/`send_batch`). Faust's `send` hands over one
-  message at a time, each with its own future and accumulator look-up, which cost the
-  registrations path a third of its receipt time.
+  message at a time, each with its own future and accumulator look-up: 7 % of the worker's time
+  on the registrations path, against 2 % now.
 """
 
 from __future__ import annotations
