@@ -72,23 +72,22 @@ class HubPrometheusMonitor(PrometheusMonitor):
         self._new_messages_by_topic: Counter[str] = Counter()
         self._new_events = 0
         self._new_events_by_stream: Counter[str] = Counter()
-        self._active_messages = 0
+        # Faust's gauge of active events falls on every event out; Monitor's `events_active` only
+        # on those with a state. Active messages and the offsets are Monitor's own.
         self._active_events = 0
-        self._read_offsets: dict[TP, int] = {}
-        self._end_offsets: dict[TP, int] = {}
 
     def publish(self) -> None:
         """Write what the per-message hooks counted into the Prometheus metrics (before a scrape)."""
         m = self._metrics
         m.messages_received.inc(self._new_messages)
-        m.active_messages.set(self._active_messages)
+        m.active_messages.set(self.messages_active)
         for topic, count in self._new_messages_by_topic.items():
             m.messages_received_per_topics.labels(topic=topic).inc(count)
-        for tp, offset in self._read_offsets.items():
+        for tp, offset in self.tp_read_offsets.items():
             m.messages_received_per_topics_partition.labels(topic=tp.topic, partition=tp.partition).set(
                 offset
             )
-        for tp, offset in self._end_offsets.items():
+        for tp, offset in self.tp_end_offsets.items():
             m.topic_partition_end_offset.labels(topic=tp.topic, partition=tp.partition).set(offset)
         m.total_events.inc(self._new_events)
         m.total_active_events.set(self._active_events)
@@ -103,9 +102,7 @@ class HubPrometheusMonitor(PrometheusMonitor):
     def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
         Monitor.on_message_in(self, tp, offset, message)
         self._new_messages += 1
-        self._active_messages += 1
         self._new_messages_by_topic[tp.topic] += 1
-        self._read_offsets[tp] = offset
 
     def on_stream_event_in(
         self, tp: TP, offset: int, stream: StreamT, event: EventT
@@ -126,17 +123,13 @@ class HubPrometheusMonitor(PrometheusMonitor):
 
     def on_message_out(self, tp: TP, offset: int, message: Message) -> None:
         Monitor.on_message_out(self, tp, offset, message)
-        self._active_messages -= 1
 
     def track_tp_end_offset(self, tp: TP, offset: int) -> None:
         Monitor.track_tp_end_offset(self, tp, offset)
-        self._end_offsets[tp] = offset
 
     def _clear_partition_related_metrics(self) -> None:
         self.publish()  # what was counted before the rebalance is cleared with the rest, as in Faust
         super()._clear_partition_related_metrics()
-        self._read_offsets.clear()
-        self._end_offsets.clear()
         for metric in self._metrics:
             if isinstance(metric, _LabelledOnce):
                 metric.forget()  # the children Faust removed would no longer be exported
