@@ -56,11 +56,15 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def _on_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def among(session: Session, column: QueryableAttribute[Any], values: Collection[Any]) -> ColumnElement[bool]:
     """`column IN values`, for a batch's many values. On PostgreSQL they travel as one array
     (`column = ANY(:values)`), so the statement's text is the same for every batch and neither
     SQLAlchemy nor the driver renders and parses a new one each time."""
-    if session.get_bind().dialect.name == "postgresql":
+    if _on_postgresql(session):
         return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
     return column.in_(values)
 
@@ -76,7 +80,7 @@ def insert_new(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]
     """
     if not rows:
         return []
-    if session.get_bind().dialect.name != "postgresql":
+    if not _on_postgresql(session):
         return list(
             session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).all()
         )
@@ -99,11 +103,10 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     """
     if not rows:
         return
-    dialect = session.get_bind().dialect
-    if dialect.name != "postgresql":
+    if not _on_postgresql(session):
         session.execute(insert(table), rows)
         return
-    quote = dialect.identifier_preparer.quote
+    quote = session.get_bind().dialect.identifier_preparer.quote
     names = list(rows[0])
     as_json = [isinstance(table.c[name].type, JSON) for name in names]
     command = f"COPY {quote(table.name)} ({', '.join(quote(name) for name in names)}) FROM STDIN"
