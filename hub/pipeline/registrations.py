@@ -188,7 +188,7 @@ class RegistrationFlow(Flow):
         return processed
 
     async def _handle(self, message: Message, *, from_hold: bool) -> tuple[Processed, Registration | None]:
-        source = self.hub.names.source_of(message.origin.topic) or ""
+        source = self._source(message)
         event_id: uuid.UUID | None = None
         registration: Registration | None = None
         try:
