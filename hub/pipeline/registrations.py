@@ -222,7 +222,7 @@ class RegistrationFlow(Flow):
         decided = []
         for index, (message, registration) in enumerate(items):
             history, residences = plan.history(index)
-            context = self._context(self._source(message), history, None, residences, now=now)
+            context = self.rule_context(self._source(message), history, None, residences, now=now)
             violations = evaluate(registration, context)
             stopped = _rejected_or_held(session, registration, message, violations, now)
             if stopped is not None:
@@ -248,7 +248,7 @@ class RegistrationFlow(Flow):
             return _accepted(previous.warnings, previous.registered_at)
 
         history, target, residences = load_history(session, registration)
-        violations = evaluate(registration, self._context(source, history, target, residences, now=now))
+        violations = evaluate(registration, self.rule_context(source, history, target, residences, now=now))
         stopped = _rejected_or_held(session, registration, message, violations, now)
         if stopped is not None:
             return stopped
@@ -265,7 +265,7 @@ class RegistrationFlow(Flow):
         close_tickets_for_accepted(session, registration, now)
         return _accepted(warnings, result.registered_at)
 
-    def _context(
+    def rule_context(
         self,
         source: str,
         history: tuple[Fact, ...],
@@ -274,6 +274,7 @@ class RegistrationFlow(Flow):
         *,
         now: dt.datetime,
     ) -> RuleContext:
+        """What the rules see of an event from `source`'s topic, at `now`."""
         return RuleContext(
             today=norwegian_date(now),
             now=now,
