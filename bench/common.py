@@ -194,20 +194,18 @@ class CpuShares:
         after, busy = cpu_seconds(), machine_busy_seconds()
         spent: dict[str, float] = {"worker": 0.0, "PostgreSQL": 0.0, "broker": 0.0}
         for (pid, name), seconds in after.items():
-            used = seconds - self.before.get((pid, name), 0.0)
-            who = (
-                "worker"
-                if pid == self.worker_pid
-                else "PostgreSQL"
-                if name.startswith("postgres")
-                else "broker"
-                if name == "java"
-                else None
-            )
+            who = self._whose(pid, name)
             if who:
-                spent[who] += used
+                spent[who] += seconds - self.before.get((pid, name), 0.0)
         spent["kernel and the rest"] = max(0.0, busy - self.busy_before - sum(spent.values()))
         self.by_whom = spent
+
+    def _whose(self, pid: int, name: str) -> str | None:
+        if pid == self.worker_pid:
+            return "worker"
+        if name.startswith("postgres"):
+            return "PostgreSQL"
+        return "broker" if name == "java" else None
 
     def per_event(self, events: int) -> str:
         return ", ".join(f"{who} {seconds / events * 1e6:,.0f}" for who, seconds in self.by_whom.items())
