@@ -202,10 +202,10 @@ class HubProducer(kafka_driver.Producer):
                 self._send_on_produce_message(
                     key=m.key, value=m.value, partition=partition, timestamp=None, headers=m.headers
                 )
-                if batch.append(key=m.key, value=m.value, timestamp=None, headers=m.headers) is None:
+                # Full: hand it over and append to the next (a batch's first record always fits).
+                while batch.append(key=m.key, value=m.value, timestamp=None, headers=m.headers) is None:
                     confirmations.append(await producer.send_batch(batch, topic, partition=partition))
-                    batch = producer.create_batch()  # a batch's first record always fits
-                    batch.append(key=m.key, value=m.value, timestamp=None, headers=m.headers)
+                    batch = producer.create_batch()
             confirmations.append(await producer.send_batch(batch, topic, partition=partition))
         return confirmations
 
