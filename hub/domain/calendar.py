@@ -9,8 +9,15 @@ OSLO = ZoneInfo("Europe/Oslo")
 
 
 def norwegian_date(moment: dt.datetime) -> dt.date:
-    """The calendar date in Norway at `moment` (an aware datetime)."""
-    return moment.astimezone(OSLO).date()
+    """The calendar date in Norway at `moment` (an aware datetime).
+
+    Total: a moment so close to the ends of the calendar that Oslo's offset would leave it
+    (9999-12-31 23:30 UTC) gives the date in UTC; the rules reject such dates anyway.
+    """
+    try:
+        return moment.astimezone(OSLO).date()
+    except OverflowError:
+        return moment.date()
 
 
 def iso_utc(moment: dt.datetime) -> str:

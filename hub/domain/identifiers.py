@@ -53,6 +53,12 @@ class InvalidIdentifier(ValueError):
     """An identifier failed validation; the message never contains the identifier itself."""
 
 
+def is_ascii_digits(value: str) -> bool:
+    """Only 0-9: `str.isdigit` also accepts other scripts' digits and superscripts, which `int`
+    then reads or refuses; identifiers and municipality numbers are written in ASCII digits."""
+    return value.isascii() and value.isdigit()
+
+
 def _weighted_remainder(digits: list[int], weights: tuple[int, ...]) -> int:
     assert len(digits) == len(weights)
     return sum(map(operator.mul, digits, weights)) % 11
@@ -65,8 +71,8 @@ def parse_national_id(
 
     Raises `InvalidIdentifier` with a reason that does not repeat the number.
     """
-    if len(value) != 11 or not value.isdigit():
-        raise InvalidIdentifier("must be exactly 11 digits")
+    if len(value) != 11 or not is_ascii_digits(value):
+        raise InvalidIdentifier("must be exactly 11 digits 0-9")
     digits = [int(c) for c in value]
     if _weighted_remainder(digits[:10], _WEIGHTS_1) not in rule.first:
         raise InvalidIdentifier("first check digit is wrong")
@@ -109,8 +115,8 @@ def check_duf_number(value: str, *, today: dt.date) -> None:
 
     UDI publishes no check-digit rule, so no checksum is enforced (see DOMAIN.md).
     """
-    if len(value) != 12 or not value.isdigit():
-        raise InvalidIdentifier("must be exactly 12 digits")
+    if len(value) != 12 or not is_ascii_digits(value):
+        raise InvalidIdentifier("must be exactly 12 digits 0-9")
     year = int(value[:4])
     if year < 1950 or year > today.year:
         raise InvalidIdentifier("does not start with a plausible application year")

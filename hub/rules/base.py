@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from hub.domain.events import Registration
 from hub.domain.identifiers import CLASSIC_RULE, CheckDigitRule
 from hub.domain.lifecycle import Fact
+from hub.domain.redaction import clean
 from hub.domain.residence import Residence
 from hub.sources import SourceRegistry
 
@@ -75,30 +76,54 @@ class Rule:
     title: str  # English
     title_nb: str
     check: Check
+    # A rule on the form of the values (alphabet, length, range). When one of these rejects an
+    # event, the other rules are not asked: they only ever see well-formed values.
+    shape: bool = False
 
 
 RULES: list[Rule] = []
 
+# The longest a violation's message may be, in characters (a receipt carries one per rule).
+VIOLATION_MESSAGE_LIMIT = 500
+
 
 def rule(
-    code: str, title: str, title_nb: str, severity: Severity = Severity.REJECT
+    code: str, title: str, title_nb: str, severity: Severity = Severity.REJECT, *, shape: bool = False
 ) -> Callable[[Check], Check]:
     """Register `check` in the catalogue under a stable `code`."""
 
     def register(check: Check) -> Check:
         if any(r.code == code for r in RULES):
             raise ValueError(f"rule code {code} is used twice")
-        RULES.append(Rule(code=code, severity=severity, title=title, title_nb=title_nb, check=check))
+        RULES.append(
+            Rule(code=code, severity=severity, title=title, title_nb=title_nb, check=check, shape=shape)
+        )
         return check
 
     return register
 
 
 def evaluate(event: Registration, context: RuleContext) -> list[Violation]:
-    """Every violation of every rule, in catalogue order."""
+    """Every violation of every rule, in catalogue order; only the shape rules' when one of them
+    rejects the event. Messages are cleaned (`hub.domain.redaction`): whatever a rule quotes of
+    the event, no identifier and no control character reaches a receipt."""
+    shape = _violations(event, context, (r for r in RULES if r.shape))
+    if shape:
+        return shape
+    return _violations(event, context, (r for r in RULES if not r.shape))
+
+
+def _violations(event: Registration, context: RuleContext, rules: Iterable[Rule]) -> list[Violation]:
     violations = []
-    for r in RULES:
+    for r in rules:
         explanation = r.check(event, context)
         if explanation is not None:
-            violations.append(Violation(r.code, r.severity, explanation.en, explanation.nb))
+            violations.append(
+                Violation(
+                    r.code,
+                    r.severity,
+                    clean(explanation.en, VIOLATION_MESSAGE_LIMIT),
+                    clean(explanation.nb, VIOLATION_MESSAGE_LIMIT),
+                )
+            )
     return violations

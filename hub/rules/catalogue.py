@@ -7,6 +7,7 @@ Messages never contain a person identifier in clear text.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -14,13 +15,14 @@ from typing import Any
 
 from hub.domain.calendar import norwegian_date
 from hub.domain.events import Registration
-from hub.domain.identifiers import InvalidIdentifier, check_duf_number, parse_national_id
+from hub.domain.identifiers import InvalidIdentifier, check_duf_number, is_ascii_digits, parse_national_id
 from hub.domain.lifecycle import Action, Fact, Problem, is_checked, transition_problem
 from hub.domain.municipalities import municipality_on
+from hub.domain.redaction import echo, is_printable
 from hub.domain.residence import residence_on
 from hub.domain.rights import Categories, Category, categories_from_facts
 from hub.rules.base import Check, Explanation, RuleContext, Severity, rule
-from hub.schemas.contract import event_type_of
+from hub.schemas.contract import DATE_FIELDS, event_type_of
 
 # How far a fagsystem's clock may run ahead of ours before sentAt counts as in the future.
 CLOCK_SKEW = dt.timedelta(minutes=5)
@@ -30,15 +32,182 @@ TOO_OLD_AFTER_MONTHS = 24
 
 
 def _months_before(date: dt.date, months: int) -> dt.date:
-    """The same day `months` months earlier (the month's last day where that day does not exist)."""
+    """The same day `months` months earlier (the month's last day where that day does not exist);
+    the calendar's first day where that would be before it."""
     year, month = divmod(date.year * 12 + date.month - 1 - months, 12)
     month += 1
+    if year < dt.MINYEAR:
+        return dt.date.min
     for day in (date.day, 30, 29, 28):
         try:
             return dt.date(year, month, day)
         except ValueError:
             continue
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+# --- Shape: the alphabet, length and range of every value. A value that fails here is never
+# read for its meaning (see `Rule.shape`), so the rules below can trust what they read.
+
+# Free text in a payload (a refusal reason, a complaint's subject), and the envelope's names.
+PAYLOAD_TEXT_LIMIT = 500
+ENVELOPE_TEXT_LIMIT = 64
+LIST_LIMIT = 50
+# The dates the register can mean: facts and plans of living persons' cases, and when they were
+# sent (no transfer to NIR is older than the hub's predecessor's web service).
+EARLIEST_DATE, LATEST_DATE = dt.date(1900, 1, 1), dt.date(2100, 12, 31)
+EARLIEST_SENT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+# Upper bounds of whole numbers and hours, by payload field; any other number: NUMBER_MAX.
+# Training in Norwegian and social studies was at most 3,000 hours under the introduction act;
+# the social-studies test has 38 questions; the programme lasts at most a few years.
+NUMBER_MAX = 100_000
+_NUMBER_MAX_BY_FIELD: dict[str, float] = {
+    "scopeHours": 3_000,
+    "correctAnswers": 38,
+    "durationMonths": 60,
+    "durationDays": 731,
+    "absentHours": 10_000,
+    "scheduledHours": 10_000,
+    "norwegianHours": 10_000,
+    "socialStudiesHours": 10_000,
+    "extraNorwegianHours": 10_000,
+    "totalHours": 10_000,
+    "hoursCompleted": 10_000,
+}
+
+
+def _leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """Every value that is not an object or a list, with its path, and every list itself."""
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield from _leaves(child, f"{path}.{key}")
+    elif isinstance(value, list):
+        yield path, value
+        for index, child in enumerate(value):
+            yield from _leaves(child, f"{path}[{index}]")
+    else:
+        yield path, value
+
+
+def _texts(event: Registration) -> Iterator[tuple[str, str, int]]:
+    """Every text of the event with its path and its length limit (the identifiers and the
+    municipality number have rules of their own)."""
+    yield "sourceSystem", event.source_system, ENVELOPE_TEXT_LIMIT
+    if event.fagsystem_version is not None:
+        yield "fagsystemVersion", event.fagsystem_version, ENVELOPE_TEXT_LIMIT
+    for path, value in _leaves(event.payload, "payload"):
+        if isinstance(value, str):
+            yield path, value, PAYLOAD_TEXT_LIMIT
+
+
+@rule(
+    "NIR-TEXT-001",
+    "Text has no control characters",
+    "Tekst har ingen kontrolltegn",
+    shape=True,
+)
+def printable_text(event: Registration, ctx: RuleContext) -> Explanation | None:
+    for path, value, _ in _texts(event):
+        if not is_printable(value):
+            return Explanation(
+                f"{path} has a control or format character (a NUL, a line break, a zero-width space...)",
+                f"{path} har et kontroll- eller formateringstegn (NUL, linjeskift, nullbreddes mellomrom ...)",
+            )
+    return None
+
+
+@rule(
+    "NIR-TEXT-002",
+    "Text and lists are no longer than their field allows",
+    "Tekst og lister er ikke lengre enn feltet tillater",
+    shape=True,
+)
+def text_within_length(event: Registration, ctx: RuleContext) -> Explanation | None:
+    for path, value, limit in _texts(event):
+        if len(value) > limit:
+            return Explanation(
+                f"{path} has {len(value)} characters; at most {limit} are allowed",
+                f"{path} har {len(value)} tegn; høyst {limit} er tillatt",
+            )
+    for path, value in _leaves(event.payload, "payload"):
+        if isinstance(value, list) and len(value) > LIST_LIMIT:
+            return Explanation(
+                f"{path} has {len(value)} entries; at most {LIST_LIMIT} are allowed",
+                f"{path} har {len(value)} elementer; høyst {LIST_LIMIT} er tillatt",
+            )
+    return None
+
+
+@rule(
+    "NIR-MUNI-003",
+    "The municipality number is four digits",
+    "Kommunenummeret er fire sifre",
+    shape=True,
+)
+def municipality_number_shape(event: Registration, ctx: RuleContext) -> Explanation | None:
+    if len(event.municipality) != 4 or not is_ascii_digits(event.municipality):
+        return Explanation(
+            "municipality must be four digits 0-9 (for example 0301)",
+            "kommunenummeret må være fire sifre 0-9 (for eksempel 0301)",
+        )
+    return None
+
+
+def _dates(event: Registration) -> Iterator[tuple[str, dt.date | None]]:
+    yield "factDate", event.fact_date
+    for path, value in _leaves(event.payload, "payload"):
+        if value is not None and path.rsplit(".", 1)[-1] in DATE_FIELDS:
+            yield path, _iso_date(value)
+
+
+def _iso_date(value: Any) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@rule(
+    "NIR-DATE-005",
+    "Dates are within the years the register can mean",
+    "Datoene er innenfor årene registeret kan gjelde",
+    shape=True,
+)
+def dates_in_window(event: Registration, ctx: RuleContext) -> Explanation | None:
+    first, last = EARLIEST_DATE.isoformat(), LATEST_DATE.isoformat()
+    for path, date in _dates(event):
+        if date is None or not EARLIEST_DATE <= date <= LATEST_DATE:
+            return Explanation(
+                f"{path} must be a date from {first} to {last}",
+                f"{path} må være en dato fra {first} til {last}",
+            )
+    if not EARLIEST_SENT <= event.sent_at <= dt.datetime.combine(LATEST_DATE, dt.time.max, dt.UTC):
+        return Explanation(
+            f"sentAt must be a moment from {EARLIEST_SENT.date()} to {last}",
+            f"sentAt må være et tidspunkt fra {EARLIEST_SENT.date()} til {last}",
+        )
+    return None
+
+
+@rule(
+    "NIR-QTY-002",
+    "Numbers are finite and within their field's bounds",
+    "Tall er endelige og innenfor feltets grenser",
+    shape=True,
+)
+def numbers_in_bounds(event: Registration, ctx: RuleContext) -> Explanation | None:
+    for path, value in _leaves(event.payload, "payload"):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if not math.isfinite(value):
+            return Explanation(f"{path} is not a finite number", f"{path} er ikke et endelig tall")
+        bound = _NUMBER_MAX_BY_FIELD.get(path.rsplit(".", 1)[-1], NUMBER_MAX)
+        if abs(value) > bound:
+            return Explanation(
+                f"{path} is {value:g}; at most {bound:g} is plausible",
+                f"{path} er {value:g}; høyst {bound:g} er plausibelt",
+            )
+    return None
 
 
 @rule("NIR-SCHEMA-001", "The event type is one this hub knows", "Hendelsestypen er kjent for huben")
@@ -112,15 +281,15 @@ def valid_duf_number(event: Registration, ctx: RuleContext) -> Explanation | Non
 def source_matches_topic(event: Registration, ctx: RuleContext) -> Explanation | None:
     if ctx.registry.get(ctx.topic_source) is None:
         return Explanation(
-            f"source {ctx.topic_source!r} is not in the source registry",
-            f"kilden {ctx.topic_source!r} finnes ikke i kilderegisteret",
+            f"source {echo(ctx.topic_source)} is not in the source registry",
+            f"kilden {echo(ctx.topic_source)} finnes ikke i kilderegisteret",
         )
     if event.source_system != ctx.topic_source:
         return Explanation(
-            f"sourceSystem is {event.source_system!r} but the event was sent on the topic "
-            f"of source {ctx.topic_source!r}",
-            f"sourceSystem er {event.source_system!r}, men hendelsen kom på topicen til "
-            f"kilden {ctx.topic_source!r}",
+            f"sourceSystem is {echo(event.source_system)} but the event was sent on the topic "
+            f"of source {echo(ctx.topic_source)}",
+            f"sourceSystem er {echo(event.source_system)}, men hendelsen kom på topicen til "
+            f"kilden {echo(ctx.topic_source)}",
         )
     return None
 

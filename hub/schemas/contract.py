@@ -48,6 +48,26 @@ def payload_records(version: SchemaVersion | None = None) -> dict[str, str]:
     return {event_type_of(n): f"{NAMESPACE}.{n.rsplit('.', 1)[-1]}" for n in names}
 
 
+def _date_fields(schema: Any, found: set[str]) -> set[str]:
+    """The names of every field of `schema` (a raw schema, walked inline) whose type is a date."""
+    if isinstance(schema, list):
+        for branch in schema:
+            _date_fields(branch, found)
+    elif isinstance(schema, dict):
+        for f in schema.get("fields", []):
+            kinds = f["type"] if isinstance(f["type"], list) else [f["type"]]
+            if any(isinstance(k, dict) and k.get("logicalType") == "date" for k in kinds):
+                found.add(f["name"])
+            _date_fields(f["type"], found)
+        if "items" in schema:
+            _date_fields(schema["items"], found)
+    return found
+
+
+# The payload fields that hold a date (written YYYY-MM-DD in the JSON shape), from the contract.
+DATE_FIELDS = frozenset(_date_fields(catalog().current(REGISTRATION).raw, set()))
+
+
 def _named_types(schema: Any, table: dict[str, Any]) -> None:
     """Collect every named type defined inline in `schema`, by full and short name."""
     if isinstance(schema, list):

@@ -88,6 +88,11 @@ def _with_payload(event_type: str, **payload: Any) -> Callable[[], Registration]
 
 # code -> a registration that breaks exactly this rule, and the context to judge it in.
 FAILING: dict[str, tuple[Callable[[], Registration], RuleContext]] = {
+    "NIR-TEXT-001": (_replace(source_system="oslo-fagsystem\x00"), CONTEXT),
+    "NIR-TEXT-002": (_replace(fagsystem_version="v" * 65), CONTEXT),
+    "NIR-MUNI-003": (_replace(municipality="03011"), CONTEXT),
+    "NIR-DATE-005": (_replace(sent_at=dt.datetime(1, 1, 1, tzinfo=dt.UTC)), CONTEXT),
+    "NIR-QTY-002": (_with_payload("TRAINING_HOURS", norwegianHours=float("nan")), CONTEXT),
     "NIR-SCHEMA-001": (_replace(event_type="UNKNOWN"), CONTEXT),
     "NIR-SCHEMA-002": (_replace(event_type="TRAINING_CLAIM"), CONTEXT),
     "NIR-ID-001": (_replace(national_id=None, duf_number=None), CONTEXT),
