@@ -13,10 +13,12 @@ from pathlib import Path
 
 
 class HubError(Exception):
-    """Root of every error the hub raises on purpose."""
+    """An unexpected error in the hub; the event is kept on its ticket for a replay."""
 
     code: str = "NIR-INTERNAL"
     retriable: bool = False
+    # The docstring's first line in Norwegian, for `hub rules list --lang nb`.
+    title_nb: str = "En uventet feil i huben; hendelsen er tatt vare på i saken for ny sending"
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -38,12 +40,14 @@ class DecodeError(HubError):
     """The message bytes are not a single-object-encoded Avro record the hub can read."""
 
     code = "NIR-DECODE"
+    title_nb = "Meldingen er ikke en Avro-post i enkeltobjektkoding som huben kan lese"
 
 
 class UnknownSchemaError(DecodeError):
     """The message names a writer schema (fingerprint) that the hub does not know."""
 
     code = "NIR-SCHEMA-UNKNOWN"
+    title_nb = "Meldingen viser til et skjema (fingeravtrykk) som huben ikke kjenner"
 
 
 class EncodeError(HubError):
@@ -66,6 +70,15 @@ class WriteConflict(RegisterUnavailable):
     """
 
     code = "NIR-REGISTER-CONFLICT"
+    title_nb = "En annen transaksjon skrev samme nøkkel, også etter flere nye forsøk"
+
+
+class RegisterRefused(HubError):
+    """The register refused a value (too long for its column, a NUL byte, out of range, a broken
+    constraint): a property of the data, so the same write would fail again. Never retried."""
+
+    code = "NIR-REGISTER-REFUSED"
+    title_nb = "Registeret avviste en verdi (for lang, NUL-tegn, utenfor gyldig område); prøves ikke på nytt"
 
 
 class BrokerUnavailable(HubError):
@@ -75,10 +88,57 @@ class BrokerUnavailable(HubError):
     retriable = True
 
 
+class MessageTooLarge(HubError):
+    """The broker refused a message as larger than it takes: that message can never be sent as it
+    is, so this is no outage and is never retried."""
+
+    code = "NIR-MESSAGE-TOO-LARGE"
+    title_nb = "Megleren avviste en melding som for stor; den prøves ikke på nytt"
+
+
+class SetAside(HubError):
+    """The worker stopped again and again while processing this message; it was set aside unread."""
+
+    code = "NIR-POISON"
+    title_nb = "Huben stoppet gang på gang på denne meldingen; den er lagt til side ulest"
+
+
+class Quarantined(HubError):
+    """A dead letter could not be made into a ticket; it is kept as it came, with why."""
+
+    code = "NIR-QUARANTINE"
+    title_nb = "En død melding kunne ikke bli en sak; den er tatt vare på slik den kom, med årsak"
+
+
+class InvalidAddressChange(HubError):
+    """An address change's fields do not have their shape (municipality number, text, length)."""
+
+    code = "NIR-ADDR-001"
+    title_nb = "Feltene i en adresseendring har ikke riktig form (kommunenummer, tekst, lengde)"
+
+
 class RegisterNotMigrated(ConfigurationError):
     """The register's schema is not at the newest migration; run `hub db upgrade`."""
 
     code = "NIR-REGISTER-NOT-MIGRATED"
+
+
+# The codes that can end an event besides the rules' (`hub rules list` prints both).
+FAILURE_CODES: tuple[type[HubError], ...] = (
+    DecodeError,
+    UnknownSchemaError,
+    InvalidAddressChange,
+    RegisterRefused,
+    WriteConflict,
+    SetAside,
+    Quarantined,
+    HubError,
+)
+
+
+def title(error: type[HubError]) -> str:
+    """The first line of an error class's docstring: what its code means."""
+    return (error.__doc__ or error.code).strip().splitlines()[0]
 
 
 def safe_traceback(exc: BaseException) -> str:

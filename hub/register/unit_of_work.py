@@ -2,7 +2,10 @@
 
 Leaving the block without `commit()` rolls back. Driver errors that mean "try again later"
 (connection lost, database down, lock timeout, a concurrent insert of the same key) become
-`RegisterUnavailable`, which is retriable; the caller retries the whole unit.
+`RegisterUnavailable`, which is retriable; the caller retries the whole unit. Errors that mean
+"this data does not fit" (a value too long for its column, a NUL byte, a broken constraint other
+than a unique key) become `RegisterRefused`, which is not: retrying would fail the same way, and
+PostgreSQL refuses values that SQLite stores.
 """
 
 from __future__ import annotations
@@ -12,10 +15,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TypeVar
 
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.errors import RegisterUnavailable, WriteConflict
+from hub.errors import RegisterRefused, RegisterUnavailable, WriteConflict
 
 T = TypeVar("T")
 
@@ -51,20 +54,40 @@ class UnitOfWork:
                 self.session.rollback()
         finally:
             self.session.close()
-        if exc is not None and not isinstance(exc, RegisterUnavailable):
+        if exc is not None and not isinstance(exc, RegisterUnavailable | RegisterRefused):
             translated = _translate(exc)
             if translated is not exc:
                 raise translated from exc
 
 
+# How each driver names a unique-key violation: PostgreSQL's SQLSTATE, SQLite's extended code.
+_UNIQUE_SQLSTATE = "23505"
+_SQLITE_UNIQUE = {"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"}
+
+
 def _translate(exc: BaseException) -> BaseException:
-    # A unique-key race (two workers writing the same event during a rebalance) is resolved
-    # by retrying: the retry finds the row the other worker committed.
-    if isinstance(exc, IntegrityError):
+    # Messages name the driver's error class only: the driver's text can quote the value.
+    if isinstance(exc, IntegrityError) and _unique_violation(exc):
+        # A unique-key race (two workers writing the same event during a rebalance) is resolved
+        # by retrying: the retry finds the row the other worker committed.
         return WriteConflict("a concurrent transaction wrote the same key")
     if isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
         return RegisterUnavailable(f"register unavailable: {type(exc.orig).__name__}")
+    if isinstance(exc, DataError | IntegrityError):
+        return RegisterRefused(f"the register refused a value: {type(exc.orig).__name__}")
+    if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
+        # Raised before the database saw the statement: a value the driver cannot send.
+        cause = type(exc.orig).__name__ if exc.orig is not None else "unknown"
+        return RegisterRefused(f"the register refused a value: {cause}")
     return exc
+
+
+def _unique_violation(exc: IntegrityError) -> bool:
+    orig = exc.orig
+    return (
+        getattr(orig, "sqlstate", None) == _UNIQUE_SQLSTATE
+        or getattr(orig, "sqlite_errorname", None) in _SQLITE_UNIQUE
+    )
 
 
 async def in_transaction(session_factory: sessionmaker[Session], work: Callable[[Session], T]) -> T:
