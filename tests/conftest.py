@@ -21,12 +21,30 @@ import pytest
 
 from hub.config import Settings
 from hub.errors import ConfigurationError
-from hub.localrun import free_port, isolated_settings, start_local_broker, stop_local_broker
+from hub.localrun import WorkerProcess, free_port, isolated_settings, start_local_broker, stop_local_broker
 from hub.register.database import make_engine
 from hub.register.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_SCRIPT = ROOT / "deploy" / "postgres" / "postgres.sh"
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every worker or connector a test starts is stopped when the test ends, however it ends:
+    a process left behind would work on against a vanished broker, and log, for ever."""
+    started: list[WorkerProcess] = []
+    start = WorkerProcess.start
+
+    def tracked(process: WorkerProcess) -> WorkerProcess:
+        started.append(process)
+        return start(process)
+
+    monkeypatch.setattr(WorkerProcess, "start", tracked)
+    yield
+    for process in started:
+        if process.running:
+            process.stop(timeout=15)
 
 
 @pytest.fixture(scope="session")

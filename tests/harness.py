@@ -64,6 +64,12 @@ class HubHarness:
         ]
         self.start_offsets = asyncio.run(end_offsets(settings.kafka_bootstrap, self.outputs))
 
+    def __enter__(self) -> HubHarness:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop_all()
+
     # --- processes -------------------------------------------------------------------------
 
     def start_worker(self) -> WorkerProcess:

@@ -12,6 +12,5 @@ from tests.harness import HubHarness
 @pytest.fixture
 def harness(kafka_bootstrap: str, database_url: str, tmp_path: Path) -> Iterator[HubHarness]:
     """A hub with its own topics and consumer group, on SQLite and on PostgreSQL."""
-    h = HubHarness(make_settings(kafka_bootstrap, database_url, tmp_path), tmp_path)
-    yield h
-    h.stop_all()
+    with HubHarness(make_settings(kafka_bootstrap, database_url, tmp_path), tmp_path) as h:
+        yield h
