@@ -14,12 +14,12 @@ import logging
 from collections.abc import Sequence
 
 import faust
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 
 from hub.bootstrap import Hub
 from hub.broker import ensure_topics, list_topics
 from hub.config import Settings
-from hub.errors import BrokerUnavailable
+from hub.errors import BrokerUnavailable, MessageTooLarge
 from hub.observability import register_observability
 from hub.pipeline.ports import Outgoing
 from hub.register.migrate import require_current
@@ -85,6 +85,9 @@ class FaustPublisher:
             )
         try:
             await asyncio.gather(*await producer.send_batches(messages))
+        except (MessageSizeTooLargeError, RecordTooLargeError) as exc:
+            # The same message would be refused again: no outage, and never retried.
+            raise MessageTooLarge(f"the broker refused a message as too large: {type(exc).__name__}") from exc
         except (TimeoutError, KafkaError, OSError) as exc:
             topics = ", ".join(sorted({m.topic for m in messages}))
             raise BrokerUnavailable(f"send to {topics} not confirmed: {type(exc).__name__}") from exc

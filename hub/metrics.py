@@ -42,6 +42,16 @@ LATE_REGISTRATIONS = Counter(
 DEAD_LETTERS = Counter(
     "nir_dead_letters_total", "Messages dead-lettered, by error class and code", ["error_class", "code"]
 )
+SET_ASIDE = Counter(
+    "nir_set_aside_messages_total",
+    "Messages set aside unprocessed because the worker stopped on them again and again, by flow",
+    ["flow"],
+)
+UNSENDABLE = Counter(
+    "nir_unsendable_messages_total",
+    "Receipts or dead letters the broker refused as too large even in their smallest form, by topic kind",
+    ["kind"],
+)
 OPEN_TICKETS = Gauge("nir_open_tickets", "Case tickets open or replayed, by error code", ["code"])
 REPLAYS = Counter("nir_replays_total", "Ticket replays sent to a source topic, by result", ["result"])
 PROCESSING_SECONDS = Histogram(

@@ -8,7 +8,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from hub.domain.identifiers import InvalidIdentifier, parse_national_id
+from hub.domain.events import AddressChange
+from hub.domain.identifiers import InvalidIdentifier, is_ascii_digits, parse_national_id
+from hub.domain.redaction import is_printable
+from hub.errors import InvalidAddressChange
 from hub.pipeline.deadletter import Failure
 from hub.pipeline.decode import decode_address_change
 from hub.pipeline.flow import Flow, Message, failure_from
@@ -32,6 +35,7 @@ class AddressFlow(Flow):
             except InvalidIdentifier as exc:
                 failure = Failure("rule", "NIR-ID-002", f"the national identity number {exc}")
             else:
+                check_shape(change)
                 written = await self.in_transaction(
                     lambda uow: record_address_change(uow.session, change, self.hub.clock()),
                     "address write",
@@ -43,3 +47,20 @@ class AddressFlow(Flow):
             failure = failure_from(exc, message.origin)
         await self.dead_letter(message, failure)
         return AddressProcessed(written=False, failure=failure)
+
+
+# Column lengths of the address history (`hub.register.models.AddressRecord`).
+_TEXT_LIMITS = (("addressLine", 256), ("postalCode", 8), ("postalPlace", 128))
+
+
+def check_shape(change: AddressChange) -> None:
+    """Raise `InvalidAddressChange` unless every field fits the address history: the register
+    must never be the one to refuse a value (PostgreSQL refuses what SQLite stores)."""
+    if change.municipality is not None and (
+        len(change.municipality) != 4 or not is_ascii_digits(change.municipality)
+    ):
+        raise InvalidAddressChange("municipality must be four digits 0-9")
+    texts = (change.address_line, change.postal_code, change.postal_place)
+    for (name, limit), value in zip(_TEXT_LIMITS, texts, strict=True):
+        if value is not None and (len(value) > limit or not is_printable(value)):
+            raise InvalidAddressChange(f"{name} must be printable text of at most {limit} characters")

@@ -1,14 +1,22 @@
 """The dead-letter flow: every dead letter becomes (or attaches to) a case ticket.
 
 There is nowhere further to send a message that fails here, so this flow never gives up on a
-transient failure and treats anything it cannot decode as data for the ticket, not an error.
+transient failure and treats anything it cannot decode as data for the ticket, not an error. A
+dead letter whose ticket the register refuses (or whose reading fails in a way nobody foresaw) is
+quarantined: a ticket with only its location, its bytes and why, and the partition moves on.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
+from hub.errors import HubError, safe_traceback
 from hub.pipeline.flow import Flow, Message
 from hub.register.unit_of_work import UnitOfWork
-from hub.support.tickets import ticket_from_dead_letter
+from hub.support.tickets import quarantine_dead_letter, ticket_from_dead_letter
+
+log = logging.getLogger(__name__)
 
 
 class DeadLetterFlow(Flow):
@@ -29,4 +37,30 @@ class DeadLetterFlow(Flow):
             )
             return ticket.id
 
-        return await self.in_transaction(record, "case ticket")
+        try:
+            return await self.in_transaction(record, "case ticket")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # transient failures were retried inside; this one is the data's
+            why = exc.code if isinstance(exc, HubError) else f"unexpected {type(exc).__name__}"
+            log.error("dead letter %s quarantined: %s", message.origin, safe_traceback(exc))
+            return await self._quarantine(message, why)
+
+    async def set_aside(self, message: Message, times: int) -> None:
+        """The crash guard's way out: quarantined, unread."""
+        await self._quarantine(message, f"the worker stopped {times} times while reading it")
+
+    async def _quarantine(self, message: Message, why: str) -> int:
+        return await self.in_transaction(
+            lambda uow: (
+                quarantine_dead_letter(
+                    uow.session,
+                    origin=message.origin,
+                    key=message.key,
+                    value=message.value,
+                    why=why,
+                    now=self.hub.clock(),
+                ).id
+            ),
+            "case ticket",
+        )

@@ -30,7 +30,9 @@ from sqlalchemy.orm import QueryableAttribute, Session, sessionmaker
 
 def make_engine(database_url: str) -> Engine:
     url = make_url(database_url)
-    kwargs: dict[str, Any] = {"future": True}
+    # A statement's parameters are the register's data (identifiers among them): never in an
+    # error's text or a log line.
+    kwargs: dict[str, Any] = {"future": True, "hide_parameters": True}
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)

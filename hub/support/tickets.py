@@ -3,6 +3,7 @@ discarded by support staff, or filed by hand. Each function works inside the cal
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 from dataclasses import dataclass
@@ -12,15 +13,17 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from hub.domain.calendar import iso_utc
-from hub.domain.events import Registration
-from hub.domain.identifiers import mask
+from hub.domain.events import Origin, Registration
+from hub.domain.identifiers import is_ascii_digits, mask
 from hub.domain.lifecycle import ROLES, Role
-from hub.errors import DecodeError, HubError
+from hub.domain.redaction import clean, fits
+from hub.errors import DecodeError, HubError, Quarantined
 from hub.pipeline.deadletter import (
     H_ERROR_CLASS,
     H_ERROR_CODE,
     H_ERROR_MESSAGE,
     H_OFFSET,
+    H_OMITTED,
     H_PARTITION,
     H_TOPIC,
     read_headers,
@@ -93,12 +96,24 @@ def ticket_from_dead_letter(
     source_of: Any,
     now: dt.datetime,
 ) -> CaseTicket:
-    """Open a ticket for a dead letter, or attach the failure to the event's existing ticket."""
+    """Open a ticket for a dead letter, or attach the failure to the event's existing ticket.
+
+    Headers and the event are the sender's data: each value is cleaned and cut to its column
+    (`hub.domain.redaction`), and an identifier or municipality number that is not one is left
+    out rather than cut into another person's or municipality's."""
     h = read_headers(list(headers))
-    event = _decoded(catalog, value)
-    topic = h.get(H_TOPIC)
-    partition = int(h[H_PARTITION]) if H_PARTITION in h else None
-    offset = int(h[H_OFFSET]) if H_OFFSET in h else None
+    decoded = _decoded(catalog, value)
+    event = _fitted(decoded) if decoded is not None else None
+    topic = fits(h.get(H_TOPIC), 249)
+    partition, offset = _whole_number(h.get(H_PARTITION)), _whole_number(h.get(H_OFFSET))
+    error_class, error_code = fits(h.get(H_ERROR_CLASS), 32), fits(h.get(H_ERROR_CODE), 32)
+    error_message = fits(h.get(H_ERROR_MESSAGE), 2000)
+    if H_OMITTED in h:
+        error_message = fits(
+            f"{error_message or ''} [the original, {h[H_OMITTED]} bytes, was too large to keep here; "
+            f"it is on {topic} partition {partition} at offset {offset}]",
+            2000,
+        )
     if event is not None:
         existing = session.scalar(select(CaseTicket).where(CaseTicket.event_id == str(event.event_id)))
     else:
@@ -113,8 +128,8 @@ def ticket_from_dead_letter(
         if existing.last_dead_letter != dead_letter_ref:  # not a redelivery of the same dead letter
             existing.attempts += 1
             existing.last_failed_at = now
-            existing.error_class, existing.error_code = h.get(H_ERROR_CLASS), h.get(H_ERROR_CODE)
-            existing.error_message = h.get(H_ERROR_MESSAGE)
+            existing.error_class, existing.error_code = error_class, error_code
+            existing.error_message = error_message
             existing.status, existing.closed_at = TicketStatus.OPEN.value, None
             existing.last_dead_letter = dead_letter_ref
         return existing
@@ -122,11 +137,11 @@ def ticket_from_dead_letter(
         status=TicketStatus.OPEN.value,
         kind="dead_letter",
         event_id=str(event.event_id) if event else None,
-        error_class=h.get(H_ERROR_CLASS),
-        error_code=h.get(H_ERROR_CODE),
-        error_message=h.get(H_ERROR_MESSAGE),
-        source_system=event.source_system if event else (source_of(topic) if topic else None),
-        municipality=event.municipality if event else None,
+        error_class=error_class,
+        error_code=error_code,
+        error_message=error_message,
+        source_system=(event.source_system or None) if event else (source_of(topic) if topic else None),
+        municipality=(event.municipality or None) if event else None,
         event_type=event.event_type if event else None,
         fact_date=event.fact_date if event else None,
         duf_number=event.duf_number if event else None,
@@ -154,6 +169,73 @@ def ticket_from_dead_letter(
         if accepted is not None and accepted.event_id != ticket.event_id:
             _close(ticket, accepted.event_id, now)
     return ticket
+
+
+def quarantine_dead_letter(
+    session: Session, *, origin: Origin, key: bytes | None, value: bytes | None, why: str, now: dt.datetime
+) -> CaseTicket:
+    """A ticket for a dead letter that could not be read into one: only what cannot fail (where
+    the dead letter is, its bytes as they are, and why), so support staff still see it."""
+    existing = session.scalar(
+        select(CaseTicket).where(
+            CaseTicket.kind == "quarantined",
+            CaseTicket.original_topic == origin.topic,
+            CaseTicket.original_partition == origin.partition,
+            CaseTicket.original_offset == origin.offset,
+        )
+    )
+    if existing is not None:  # a redelivery of the same dead letter
+        return existing
+    ticket = CaseTicket(
+        status=TicketStatus.OPEN.value,
+        kind="quarantined",
+        error_class="quarantine",
+        error_code=Quarantined.code,
+        error_message=clean(
+            f"this dead letter could not be made into a ticket ({why}); it is kept as it came"
+        ),
+        original_topic=origin.topic,
+        original_partition=origin.partition,
+        original_offset=origin.offset,
+        original_key=key,
+        original_value=value,
+        last_dead_letter=f"{origin.partition}:{origin.offset}",
+        first_failed_at=now,
+        last_failed_at=now,
+        attempts=1,
+        replays=0,
+    )
+    session.add(ticket)
+    session.flush()
+    return ticket
+
+
+def _fitted(event: Registration) -> Registration:
+    """The event's fields as the ticket's columns (and queries by them) can hold them."""
+    return dataclasses.replace(
+        event,
+        source_system=fits(event.source_system, 64) or "",
+        municipality=_digits(event.municipality, 4, 4) or "",
+        event_type=fits(event.event_type, 64) or "",
+        duf_number=_digits(event.duf_number, 1, 16),
+        national_id=_digits(event.national_id, 1, 16),
+    )
+
+
+def _whole_number(text: str | None) -> int | None:
+    """A partition or offset from a header, or None if it is not one a column can hold."""
+    if text is None or not 1 <= len(text) <= 19 or not is_ascii_digits(text):
+        return None
+    number = int(text)
+    return number if number < 2**63 else None
+
+
+def _digits(value: str | None, shortest: int, longest: int) -> str | None:
+    """An identifier or municipality number as sent, if it is one (digits 0-9 that fit the
+    column); else None: cutting it could name another person or municipality."""
+    if value is None or not shortest <= len(value) <= longest or not is_ascii_digits(value):
+        return None
+    return value
 
 
 def _repeatable(event_type: str) -> bool:
