@@ -452,14 +452,21 @@ def rules_group() -> None:
     pass
 
 
-@rules_group.command(name="list", help="Print every rule's code, severity and title.")
+@rules_group.command(
+    name="list", help="Print every rule's code, severity and title, then the codes of the other failures."
+)
 @click.option("--lang", type=click.Choice(["en", "nb"]), default="en", help="Language of the titles.")
 def rules_list(lang: str) -> None:
+    from hub.errors import FAILURE_CODES, title
     from hub.rules import RULES
 
     for rule in RULES:
-        title = rule.title if lang == "en" else rule.title_nb
-        click.echo(f"{rule.code:<17} {rule.severity.value:<8} {title}")
+        text = rule.title if lang == "en" else rule.title_nb
+        click.echo(f"{rule.code:<21} {rule.severity.value:<8} {text}")
+    click.echo("")
+    for error in FAILURE_CODES:
+        text = title(error) if lang == "en" else error.title_nb
+        click.echo(f"{error.code:<21} {'REJECT':<8} {text}")
 
 
 @click.command(name="demo", help="Run the hub end to end on the embedded defaults.")

@@ -104,6 +104,18 @@ class Settings:
         0.05,
         "how long the worker waits to fill a batch before it decides what it has",
     )
+    max_message_bytes: int = _setting(
+        "NIR_MAX_MESSAGE_BYTES",
+        1_000_000,
+        "the largest message the hub sends; a dead letter whose original would not fit goes by "
+        "reference (keep it below the broker's message.max.bytes)",
+    )
+    crash_attempts: int = _setting(
+        "NIR_CRASH_ATTEMPTS",
+        3,
+        "how many times a message may be begun without the worker finishing it before it is set "
+        "aside unread (dead-lettered as NIR-POISON)",
+    )
     folkeregister_url: str = _setting(
         "NIR_FOLKEREGISTER_URL",
         "http://127.0.0.1:6070/folkeregisteret/offentlig-med-hjemmel/api/v1",
@@ -153,9 +165,11 @@ class Settings:
             raise ConfigurationError(
                 f"NIR_TOPIC_PREFIX must be lower-case letters, digits and '-', not {self.topic_prefix!r}"
             )
-        for name in ("registration_partitions", "address_partitions", "replication_factor"):
+        for name in ("registration_partitions", "address_partitions", "replication_factor", "crash_attempts"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name} must be at least 1")
+        if self.max_message_bytes < 10_000:
+            raise ConfigurationError("NIR_MAX_MESSAGE_BYTES must be at least 10000")
         if self.folkeregister_start not in ("latest", "beginning"):
             raise ConfigurationError("NIR_FOLKEREGISTER_START must be latest or beginning")
         if self.folkeregister_auth != "none" and not self.folkeregister_auth.startswith("token-file:"):

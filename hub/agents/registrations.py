@@ -7,7 +7,7 @@ committed and the receipt (and any dead letter) is confirmed by the broker.
 
 import logging
 
-from hub.agents.runner import batch_agent
+from hub.agents.runner import flow_agent
 from hub.app import FaustPublisher, app, hub, registrations_topic, settings
 from hub.errors import safe_traceback
 from hub.pipeline.registrations import RegistrationFlow
@@ -15,7 +15,7 @@ from hub.pipeline.registrations import RegistrationFlow
 log = logging.getLogger(__name__)
 
 flow = RegistrationFlow(hub, FaustPublisher(app))
-transfer_registrations = batch_agent(
+transfer_registrations = flow_agent(
     app,
     registrations_topic,
     flow,

@@ -1,9 +1,17 @@
-"""How an agent runs a flow: each message, in order, through the flow, guarded.
+"""How an agent runs a flow: the stream's messages in batches, in order, guarded.
 
-The guard is the last line of defence before Faust's acknowledgement. The flows turn every failure into an outcome. Should one still raise (a fault in the failure
-path itself), returning to Faust would acknowledge the event and a graceful shutdown would commit
-its offset: the event would be lost. So the process ends at once instead, without committing;
-the supervisor restarts it and the event is delivered again.
+Acknowledgements are manual (Faust's `noack` stream): a message is acknowledged only after its
+batch is committed and confirmed, so its offset is never committed before. The stream is read on
+(into `Batches`) while the register works on the batch before, so the two overlap.
+
+Two guards stand between a message and its acknowledgement:
+- The crash guard (`hub.pipeline.crash_guard`) marks each batch before the flow begins it; a
+  message the worker keeps dying on is found by its marks and set aside unread, so one message
+  can never stop a partition for good.
+- The exit guard: the flows turn every failure into an outcome. Should one still raise (a fault in
+  the failure path itself), returning to Faust would acknowledge the event and a graceful
+  shutdown would commit its offset: the event would be lost. So the process ends at once
+  instead, without committing; the supervisor restarts it and the crash guard takes over.
 """
 
 from __future__ import annotations
@@ -13,28 +21,38 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 import faust
 
 from hub import metrics
+from hub.bootstrap import Hub
 from hub.domain.events import Origin
 from hub.errors import safe_traceback
+from hub.pipeline import crash_guard
 from hub.pipeline.flow import Message
+from hub.register.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
-T_co = TypeVar("T_co", covariant=True)
 log = logging.getLogger(__name__)
 
 EXIT_UNHANDLED = 70  # EX_SOFTWARE
 
 
-class Processes(Protocol[T_co]):
-    async def process(self, message: Message) -> T_co: ...
+class GuardedFlow(Protocol):
+    """What the runner needs of a flow (`hub.pipeline.flow.Flow` and its subclasses)."""
+
+    hub: Hub
+
+    async def process_batch(self, messages: list[Message]) -> Sequence[Any]: ...
+
+    async def set_aside(self, message: Message, attempts: int) -> None: ...
+
+    async def in_transaction(self, work: Callable[[UnitOfWork], T], what: str) -> T: ...
 
 
-async def _or_exit(work: Awaitable[T], where: object) -> T:
+async def or_exit(work: Awaitable[T], where: object) -> T:
     try:
         return await work
     except asyncio.CancelledError:
@@ -49,17 +67,32 @@ async def _or_exit(work: Awaitable[T], where: object) -> T:
         os._exit(EXIT_UNHANDLED)
 
 
-async def process_or_exit(flow: Processes[T_co], message: Message) -> T_co:
-    return await _or_exit(flow.process(message), message.origin)
+async def run_guarded(flow: GuardedFlow, name: str, messages: list[Message]) -> None:
+    """Run `messages` through `flow`, with the crash guard's marks around the work (see
+    `hub.pipeline.crash_guard`); returns once every outcome is committed and confirmed."""
+    plan = await flow.in_transaction(
+        lambda uow: crash_guard.plan(uow.session, name, messages, flow.hub.clock()), "crash guard"
+    )
+    if plan.together:
+        await or_exit(flow.process_batch(plan.together), plan.together[0].origin)
+        await flow.in_transaction(lambda uow: crash_guard.finish(uow.session, plan.marks), "crash guard")
+    for message in plan.one_by_one:
+        await _run_alone(flow, name, message, flow.hub.settings.crash_attempts)
 
 
-class ProcessesBatches(Protocol[T_co]):
-    async def process_batch(self, messages: list[Message]) -> Sequence[T_co]: ...
-
-
-async def process_batch_or_exit(flow: ProcessesBatches[T_co], messages: list[Message]) -> Sequence[T_co]:
-    """The guard of `process_or_exit`, for a batch: none of its offsets is committed."""
-    return await _or_exit(flow.process_batch(messages), messages[0].origin)
+async def _run_alone(flow: GuardedFlow, name: str, message: Message, limit: int) -> None:
+    """One message of a suspected partition, with a mark of its own that counts its beginnings."""
+    origin = message.origin
+    attempts = await flow.in_transaction(
+        lambda uow: crash_guard.begin_one(uow.session, name, origin, flow.hub.clock()), "crash guard"
+    )
+    if attempts > limit:
+        log.error("%s: the worker stopped %d times on %s; set aside unprocessed", name, attempts - 1, origin)
+        await or_exit(flow.set_aside(message, attempts - 1), origin)
+        metrics.SET_ASIDE.labels(name).inc()
+    else:
+        await or_exit(flow.process_batch([message]), origin)
+    await flow.in_transaction(lambda uow: crash_guard.finish_one(uow.session, name, origin), "crash guard")
 
 
 def message_of(event: Any) -> Message:
@@ -68,36 +101,13 @@ def message_of(event: Any) -> Message:
     return Message(Origin(m.topic, m.partition, m.offset), m.key, m.value, tuple(headers))
 
 
-def flow_agent(app: faust.App, topic: faust.TopicT, flow: Processes[Any], name: str) -> Any:
-    """Register an agent that runs every message of `topic` through `flow`.
-
-    The flow returns only once its work is committed and confirmed, so the acknowledgement
-    Faust makes when the loop moves on is safe.
-    """
-
-    processing = metrics.PROCESSING_SECONDS.labels(_short(name))
-
-    async def run(stream: Any) -> None:
-        async for event in stream.events():
-            with processing.time():
-                await process_or_exit(flow, message_of(event))
-
-    return _register(app, topic, name, run)
-
-
-def batch_agent(
-    app: faust.App, topic: faust.TopicT, flow: ProcessesBatches[Any], name: str, *, size: int, within: float
+def flow_agent(
+    app: faust.App, topic: faust.TopicT, flow: GuardedFlow, name: str, *, size: int, within: float
 ) -> Any:
     """Register an agent that runs `topic` through `flow` in batches of up to `size` messages
-    (or what arrived within `within` seconds of a batch's first message).
-
-    The stream's acknowledgements are manual (Faust's `noack`): an event is acknowledged only
-    after the flow has committed and confirmed its batch, so its offset is never committed
-    before. Faust's own `take_events` stops reading the stream while a batch is processed; here
-    the stream is read on (into `Batches`) while the register works on the batch before, so the
-    two overlap.
-    """
-    processing = metrics.PROCESSING_SECONDS.labels(_short(name))
+    (or what arrived within `within` seconds of a batch's first message)."""
+    flow_name = _short(name)
+    processing = metrics.PROCESSING_SECONDS.labels(flow_name)
 
     async def run(stream: Any) -> None:
         manual = stream.noack()
@@ -107,20 +117,21 @@ def batch_agent(
             while True:
                 events = await batches.next()
                 started = time.perf_counter()
-                await process_batch_or_exit(flow, [message_of(e) for e in events])
+                await run_guarded(flow, flow_name, [message_of(e) for e in events])
                 elapsed = time.perf_counter() - started  # each event waited for its whole batch
                 for event in events:
                     await manual.ack(event)
                     processing.observe(elapsed)
 
-        deciding = asyncio.ensure_future(_or_exit(decide(), f"the {_short(name)} batches"))
+        deciding = asyncio.ensure_future(or_exit(decide(), f"the {flow_name} batches"))
         try:
             async for event in manual.events():
                 await batches.add(event)
         finally:
             deciding.cancel()
 
-    return _register(app, topic, name, run)
+    run.__name__ = run.__qualname__ = flow_name
+    return app.agent(topic, name=name)(run)
 
 
 class Batches:
@@ -160,8 +171,3 @@ class Batches:
 def _short(name: str) -> str:
     """`hub.agents.transfer_registrations` -> `transfer_registrations` (the metrics' flow label)."""
     return name.rsplit(".", 1)[-1]
-
-
-def _register(app: faust.App, topic: faust.TopicT, name: str, run: Any) -> Any:
-    run.__name__ = run.__qualname__ = _short(name)
-    return app.agent(topic, name=name)(run)

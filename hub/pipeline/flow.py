@@ -6,13 +6,22 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from hub import metrics
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
-from hub.errors import DecodeError, HubError, UnknownSchemaError, safe_traceback
-from hub.pipeline.deadletter import Failure, dead_letter_headers
+from hub.errors import (
+    DecodeError,
+    HubError,
+    InvalidAddressChange,
+    MessageTooLarge,
+    RegisterRefused,
+    SetAside,
+    UnknownSchemaError,
+    safe_traceback,
+)
+from hub.pipeline.deadletter import Failure, by_reference, dead_letter
 from hub.pipeline.ports import Outgoing, Publisher
 from hub.pipeline.retry import retry_transient
 from hub.register.unit_of_work import UnitOfWork
@@ -40,6 +49,10 @@ def failure_from(exc: Exception, origin: Origin) -> Failure:
             return Failure("schema", exc.code, exc.message)
         if isinstance(exc, DecodeError):
             return Failure("decode", exc.code, exc.message)
+        if isinstance(exc, RegisterRefused):
+            return Failure("register", exc.code, exc.message)
+        if isinstance(exc, InvalidAddressChange):
+            return Failure("rule", exc.code, exc.message)
         return Failure("internal", exc.code, exc.message)
     # A bug must not stop the partition: dead-letter the message and go on.
     log.error("unexpected error processing %s: %s", origin, safe_traceback(exc))
@@ -47,9 +60,23 @@ def failure_from(exc: Exception, origin: Origin) -> Failure:
 
 
 class Flow:
+    """A flow takes messages one at a time (`process`) or a batch at a time (`process_batch`,
+    which flows that gain from batches override); both turn every failure into an outcome."""
+
     def __init__(self, hub: Hub, publisher: Publisher) -> None:
         self.hub = hub
         self.publisher = publisher
+
+    async def process(self, message: Message) -> Any:
+        raise NotImplementedError
+
+    async def process_batch(self, messages: list[Message]) -> Sequence[Any]:
+        return [await self.process(message) for message in messages]
+
+    async def set_aside(self, message: Message, times: int) -> None:
+        """Answer a message the worker stopped on `times` times, without reading it (the crash
+        guard's way out): here, a dead letter."""
+        await self.dead_letter(message, set_aside_failure(times))
 
     async def retry(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
         return await retry_transient(
@@ -73,18 +100,58 @@ class Flow:
 
     def dead_letter_of(self, message: Message, failure: Failure) -> Outgoing:
         """The original message for the dead-letter topic, with why and where it failed."""
-        headers = dead_letter_headers(message.origin, failure, self.hub.clock())
-        return Outgoing(self.hub.names.dead_letters, message.key, message.value or b"", headers)
+        return dead_letter(
+            self.hub.names.dead_letters,
+            message.origin,
+            message.key,
+            message.value,
+            failure,
+            self.hub.clock(),
+            max_bytes=self.hub.settings.max_message_bytes,
+        )
 
     async def publish(self, messages: Sequence[Outgoing], what: str) -> None:
-        """Send them all, in order; returns once every one is confirmed (retried while transient)."""
-        if messages:
+        """Send them all, in order; returns once every one is confirmed (retried while transient).
+
+        Every message the hub builds fits `NIR_MAX_MESSAGE_BYTES`. Should the broker take less
+        (a topic's own limit set lower), its refusal is no outage: each message is sent alone,
+        a dead letter that still does not fit goes by reference, and a receipt that does not fit
+        is counted and logged instead of stopping the partition."""
+        if not messages:
+            return
+        try:
             await self.retry(lambda: self.publisher.send_many(messages), what)
+        except MessageTooLarge:
+            for message in messages:
+                await self._publish_alone(message, what)
+
+    async def _publish_alone(self, message: Outgoing, what: str) -> None:
+        dead_letters = self.hub.names.dead_letters
+        for attempt in (message, by_reference(message) if message.topic == dead_letters else None):
+            if attempt is None:
+                break
+            try:
+                await self.retry(lambda m=attempt: self.publisher.send_many([m]), what)  # type: ignore[misc]
+                return
+            except MessageTooLarge:
+                continue
+        kind = "dead_letter" if message.topic == dead_letters else "receipt"
+        metrics.UNSENDABLE.labels(kind).inc()
+        log.error("a %s for %s is larger than the broker takes; not sent", kind, message.topic)
 
     async def dead_letter(self, message: Message, failure: Failure) -> None:
         """Publish the original message to the dead-letter topic; returns once confirmed."""
         await self.publish([self.dead_letter_of(message, failure)], "dead-letter send")
         count_dead_letters([failure])
+
+
+def set_aside_failure(times: int) -> Failure:
+    return Failure(
+        "poison",
+        SetAside.code,
+        f"{SetAside.code}: the worker stopped {times} times while processing this message; "
+        "it was set aside unread",
+    )
 
 
 def count_dead_letters(failures: Iterable[Failure]) -> None:

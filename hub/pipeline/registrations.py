@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -24,9 +25,10 @@ from hub.domain.calendar import norwegian_date
 from hub.domain.events import Origin, Registration
 from hub.domain.lifecycle import Fact
 from hub.domain.residence import Residence
+from hub.errors import HubError
 from hub.pipeline.deadletter import Failure
 from hub.pipeline.decode import decode_registration
-from hub.pipeline.flow import Flow, Message, count_dead_letters, failure_from
+from hub.pipeline.flow import Flow, Message, count_dead_letters, failure_from, set_aside_failure
 from hub.pipeline.ports import Outgoing, Publisher
 from hub.pipeline.receipts import ReceiptOutcome, encode_receipt
 from hub.register.batch import plan_batch
@@ -45,6 +47,7 @@ from hub.rules import RuleContext, Severity, Target, Violation, evaluate
 from hub.support.tickets import close_tickets_for_accepted
 
 ACCEPTED = {ReceiptOutcome.ACCEPTED, ReceiptOutcome.ACCEPTED_WITH_WARNINGS}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,12 @@ class RegistrationFlow(Flow):
             decisions = iter(await self.in_transaction(lambda uow: decide_all(uow.session), "register write"))
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
+            log.warning(
+                "a batch of %d could not be decided together (%s); deciding it one by one",
+                len(messages),
+                exc.code if isinstance(exc, HubError) else type(exc).__name__,
+            )
             return [await self.process(m) for m in messages]
 
         # Receipts and dead letters are sent in message order and confirmed together, so each
@@ -122,6 +130,17 @@ class RegistrationFlow(Flow):
         accepted = [r for (_, r), p in zip(decoded, results, strict=True) if r and p.outcome in ACCEPTED]
         await self.retry_held(accepted)
         return results
+
+    async def set_aside(self, message: Message, times: int) -> None:
+        """Rejected unread (the crash guard's way out): a dead letter and a receipt."""
+        failure = set_aside_failure(times)
+        violation = Violation(
+            failure.code,
+            Severity.REJECT,
+            failure.message,
+            f"{failure.code}: huben stoppet {times} ganger på denne meldingen; den er lagt til side ulest",
+        )
+        self._observe(await self._reject(message, None, failure, [violation], False), None)
 
     async def _publish_answers(self, outgoing: list[Outgoing], failures: list[Failure]) -> None:
         await self.publish(outgoing, "receipt send")

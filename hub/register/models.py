@@ -12,6 +12,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -227,3 +228,21 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(32))
     ticket_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     detail: Mapped[str | None] = mapped_column(String(512), nullable=True)
+
+
+class UnfinishedWork(Base):
+    """Messages of one partition that a flow began and has not finished: a batch's range, or one
+    message and how many times it was begun. A mark that is still there when the messages come
+    again means the worker stopped while working on them (see `hub.pipeline.crash_guard`)."""
+
+    __tablename__ = "unfinished_work"
+    __table_args__ = (Index("ix_unfinished_work_place", "flow", "topic", "partition"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    flow: Mapped[str] = mapped_column(String(64))
+    topic: Mapped[str] = mapped_column(String(249))
+    partition: Mapped[int] = mapped_column(Integer)
+    first_offset: Mapped[int] = mapped_column(BigInteger)
+    last_offset: Mapped[int] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer)
+    began_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

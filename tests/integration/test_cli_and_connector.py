@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,9 @@ from tests.harness import HubHarness, hub_command, jsonl
 
 
 @pytest.fixture
-def harness(kafka_bootstrap: str, sqlite_url: str, tmp_path: Path) -> HubHarness:
-    return HubHarness(make_settings(kafka_bootstrap, sqlite_url, tmp_path), tmp_path)
+def harness(kafka_bootstrap: str, sqlite_url: str, tmp_path: Path) -> Iterator[HubHarness]:
+    with HubHarness(make_settings(kafka_bootstrap, sqlite_url, tmp_path), tmp_path) as harness:
+        yield harness
 
 
 def test_publish_reports_every_line_and_exits_non_zero_when_a_line_is_refused(
@@ -156,13 +158,20 @@ def test_the_worker_refuses_to_start_on_a_register_that_is_not_migrated(
     assert upgraded.returncode == 0 and f"register at revision {head_revision()}" in upgraded.stdout
 
 
-def test_rules_list_prints_the_catalogue(harness: HubHarness) -> None:
+def test_rules_list_prints_the_catalogue_and_every_other_failure_code(harness: HubHarness) -> None:
+    from hub.errors import FAILURE_CODES
+    from hub.rules import RULES
+
     result = hub_command(harness.settings, "rules", "list")
     assert result.returncode == 0
-    assert "NIR-ID-002        REJECT   The fødselsnummer or D-number is valid" in result.stdout
-    assert "NIR-DEADLINE-001  WARNING  Registered within two months" in result.stdout
+    assert "NIR-ID-002            REJECT   The fødselsnummer or D-number is valid" in result.stdout
+    assert "NIR-DEADLINE-001      WARNING  Registered within two months" in result.stdout
+    assert "NIR-DECODE            REJECT   The message bytes are not a single-object-encoded" in result.stdout
+    listed = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
+    assert listed == {r.code for r in RULES} | {e.code for e in FAILURE_CODES}
     norwegian = hub_command(harness.settings, "rules", "list", "--lang", "nb")
-    assert "NIR-ID-002        REJECT   Fødselsnummeret eller D-nummeret er gyldig" in norwegian.stdout
+    assert "NIR-ID-002            REJECT   Fødselsnummeret eller D-nummeret er gyldig" in norwegian.stdout
+    assert "NIR-POISON            REJECT   Huben stoppet gang på gang" in norwegian.stdout
 
 
 def test_receipts_can_be_awaited_through_the_api_and_listed_with_the_cli(harness: HubHarness) -> None:

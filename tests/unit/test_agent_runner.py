@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from hub.agents.runner import EXIT_UNHANDLED, Batches, process_or_exit
+from hub.agents.runner import EXIT_UNHANDLED, Batches, or_exit
 from hub.domain.events import Origin
 from hub.pipeline.flow import Message
 
@@ -37,12 +37,12 @@ def test_an_escaping_exception_exits_the_process_without_returning(monkeypatch: 
 
     monkeypatch.setattr("hub.agents.runner.os._exit", fake_exit)
     with pytest.raises(Exited):
-        asyncio.run(process_or_exit(Failing(), MESSAGE))
+        asyncio.run(or_exit(Failing().process(MESSAGE), MESSAGE.origin))
     assert codes == [EXIT_UNHANDLED]
 
 
 def test_a_flow_that_returns_is_passed_through() -> None:
-    assert asyncio.run(process_or_exit(Working(), MESSAGE)) == "done"
+    assert asyncio.run(or_exit(Working().process(MESSAGE), MESSAGE.origin)) == "done"
 
 
 def test_batches_are_taken_whole_in_order_and_a_partial_one_after_the_window() -> None:
