@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 settings = Settings.from_env()
 hub = Hub.from_settings(settings)
+HubWorker.log_repeat_seconds = settings.log_repeat_seconds
+HubWorker.shutdown_seconds = settings.shutdown_seconds
 names = TopicNames(settings.topic_prefix)
 
 app = faust.App(
@@ -55,6 +57,9 @@ app = faust.App(
     web_host=settings.web_host,
     web_port=settings.web_port,
     Worker=HubWorker,
+    # Faust would log whatever is written to stdout and stderr one write() at a time: a traceback
+    # printed there became a hundred records. Logging goes through `hub.logs` instead.
+    worker_redirect_stdouts=False,
 )
 
 # Support staff's case-ticket page, at /support/ on the worker's web server; metrics and health.

@@ -116,6 +116,17 @@ class Settings:
         "how many times a message may be begun without the worker finishing it before it is set "
         "aside unread (dead-lettered as NIR-POISON)",
     )
+    log_repeat_seconds: float = _setting(
+        "NIR_LOG_REPEAT_SECONDS",
+        10.0,
+        "how often the same log message may repeat (an outage's errors); the next one says how many were held back",
+    )
+    shutdown_seconds: float = _setting(
+        "NIR_SHUTDOWN_SECONDS",
+        10.0,
+        "how long a worker may take to stop after SIGTERM or SIGINT before it exits without "
+        "committing unfinished work",
+    )
     folkeregister_url: str = _setting(
         "NIR_FOLKEREGISTER_URL",
         "http://127.0.0.1:6070/folkeregisteret/offentlig-med-hjemmel/api/v1",

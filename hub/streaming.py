@@ -37,6 +37,9 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
+import signal
+import threading
 from collections import Counter
 from collections.abc import Awaitable, Sequence
 from typing import Any
@@ -51,13 +54,62 @@ from faust.types import TP, EventT, Message, StreamT
 from mode.services import WaitArgT, WaitResults
 from mode.utils.times import Seconds
 
+from hub import logs
+from hub.errors import safe_traceback
 from hub.pipeline.ports import Outgoing
+
+log = logging.getLogger(__name__)
 
 
 class HubWorker(faust.Worker):
+    # Set from the settings in `hub.app`: how often one log message may repeat (`hub.logs`), and
+    # how long a stop may take.
+    log_repeat_seconds: float = 10.0
+    shutdown_seconds: float = 10.0
+
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         self.spinner = None  # before Faust's handler, which only spins when there is a spinner
         super().on_setup_root_logger(logger, level)
+        logs.install(level, repeat_seconds=self.log_repeat_seconds)
+        threading.excepthook = _log_thread_death
+
+    def _schedule_shutdown(self, signal: signal.Signals) -> None:
+        if self._signal_stop_time is None:
+            _arm_shutdown_deadline(self.shutdown_seconds, signal)
+        super()._schedule_shutdown(signal)
+
+
+def _arm_shutdown_deadline(seconds: float, received: signal.Signals) -> None:
+    """End the process if a stop takes longer than `seconds`.
+
+    With the broker down, aiokafka's consumer thread dies of a cancelled fetch while stopping and
+    Faust waits a minute for it; with the database down, Faust waits without end for the batch
+    in hand to be acknowledged. Ending here loses nothing: an event is acknowledged, and its
+    offset committed, only once its outcome is committed and confirmed, so whatever was unfinished
+    is delivered again to the next worker. A thread, because the event loop may be what is stuck.
+    """
+
+    def expire() -> None:
+        log.warning(
+            "stopping took longer than %.0f s after %s; exiting without committing unfinished work",
+            seconds,
+            received.name,
+        )
+        logging.shutdown()
+        os._exit(128 + received.value)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+
+
+def _log_thread_death(args: threading.ExceptHookArgs) -> None:
+    """A thread that dies of an exception is one log record, with where, not what (its message
+    can carry data), instead of a traceback written to stderr a fragment at a time."""
+    if args.exc_value is not None:
+        log.error(
+            "thread %s ended by %s", args.thread.name if args.thread else "?", safe_traceback(args.exc_value)
+        )
 
 
 class HubPrometheusMonitor(PrometheusMonitor):

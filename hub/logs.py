@@ -1,0 +1,79 @@
+"""How the hub's processes log: one place that decides what a log line may contain and how often.
+
+- **No personal data.** `RedactingFilter` formats each record and cleans it as everything else
+  the hub writes is cleaned (`hub.domain.redaction`): identifiers masked, control characters
+  dropped (a line break in a sender's value cannot forge a log line), a traceback kept as the one
+  record it belongs to, with its identifiers masked too. The Kafka client and Faust's transport
+  log each message's bytes at debug level, so their loggers never go below INFO.
+- **Quiet outages.** While the broker or the database is down, the Kafka client and the retry
+  loops say the same thing many times a second. `RepeatFilter` lets a record through once per
+  `interval` seconds for each logger, level and message template, and the next one that passes
+  says how many were held back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+
+from hub.domain.redaction import clean, mask_identifiers
+
+# Loggers that print message keys, values or whole requests at debug level.
+CHATTY_LOGGERS = ("aiokafka", "kafka", "faust.transport", "mode.utils.aiter")
+# A log line's message is cut here; a traceback is kept whole (identifiers masked).
+LOG_MESSAGE_LIMIT = 4000
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: say so, not what it held
+            message = f"unformattable log record from {record.pathname}:{record.lineno}"
+        record.msg, record.args = clean(message, LOG_MESSAGE_LIMIT), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask_identifiers(record.exc_text)
+        if record.stack_info:
+            record.stack_info = mask_identifiers(record.stack_info)
+        return True
+
+
+class RepeatFilter(logging.Filter):
+    """At most one record per `interval` seconds for each (logger, level, template)."""
+
+    def __init__(self, interval: float) -> None:
+        super().__init__()
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._last: dict[tuple[str, int, str], tuple[float, int]] = {}  # passed at, held back since
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.levelno, str(record.msg))
+        now = time.monotonic()
+        with self._lock:
+            passed_at, held = self._last.get(key, (-self.interval, 0))
+            if now - passed_at < self.interval:
+                self._last[key] = (passed_at, held + 1)
+                return False
+            self._last[key] = (now, 0)
+            if len(self._last) > 10_000:  # templates are few; this bounds a pathological logger
+                self._last.clear()
+        if held:
+            record.msg = f"{record.msg} [and {held} more like this in the last {now - passed_at:.0f} s]"
+        return True
+
+
+def install(level: int, *, repeat_seconds: float, handlers: Iterable[logging.Handler] | None = None) -> None:
+    """Put the filters on every handler of the root logger (a handler's filters see the records
+    of every logger, a logger's only its own), and keep the chatty loggers at INFO or above."""
+    repeats, redaction = RepeatFilter(repeat_seconds), RedactingFilter()
+    for handler in handlers if handlers is not None else logging.getLogger().handlers:
+        if not any(isinstance(f, RepeatFilter) for f in handler.filters):
+            handler.addFilter(repeats)  # first: a record held back is never formatted
+            handler.addFilter(redaction)
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.INFO))
