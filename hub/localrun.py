@@ -59,6 +59,7 @@ class WorkerProcess:
     log_path: Path
     log_level: str = "info"
     command: tuple[str, ...] = ()  # default: the worker
+    environment: Mapping[str, str] = dataclasses.field(default_factory=dict)  # beside the settings
 
     @classmethod
     def connector(cls, settings: Settings, log_path: Path) -> WorkerProcess:
@@ -70,7 +71,7 @@ class WorkerProcess:
         self._log: IO[bytes] = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "hub.cli", *(self.command or ("worker", "-l", self.log_level))],
-            env={**os.environ, **self.settings.to_env()},
+            env={**os.environ, **self.settings.to_env(), **self.environment},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -72,13 +72,16 @@ class HubHarness:
 
     # --- processes -------------------------------------------------------------------------
 
-    def start_worker(self) -> WorkerProcess:
-        """Start another `hub worker` in the group (each with its own web port)."""
+    def start_worker(
+        self, *, log_level: str = "info", environment: dict[str, str] | None = None, same_port: bool = False
+    ) -> WorkerProcess:
+        """Start another `hub worker` in the group (each with its own web port, unless it takes
+        the place of one that ended)."""
         log = self.tmp_path / f"worker-{len(self.workers) + 1}.log"
         settings = self.settings
-        if self.workers:
+        if self.workers and not same_port:
             settings = dataclasses.replace(settings, web_port=free_port())
-        worker = WorkerProcess(settings, log).start()
+        worker = WorkerProcess(settings, log, log_level=log_level, environment=environment or {}).start()
         self.workers.append(worker)
         return worker
 

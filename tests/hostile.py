@@ -180,7 +180,7 @@ def hostile_messages(catalog: SchemaCatalog, seed: int, count: int, sources: lis
             "registrations", "random bytes", rng.randbytes(8), rng.randbytes(rng.randrange(1, 300))
         ),
         lambda: Hostile("registrations", "empty value", rng.randbytes(8), b""),
-        lambda: Hostile("registrations", "null value and key", None, None),
+        lambda: Hostile("registrations", "null value (a tombstone)", rng.randbytes(8), None),
         lambda: Hostile(
             "registrations",
             "truncated event",

@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import hmac
 import json
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlencode
@@ -25,7 +26,8 @@ from sqlalchemy.orm import Session
 
 from hub.bootstrap import Hub
 from hub.domain.calendar import OSLO
-from hub.errors import HubError
+from hub.domain.redaction import is_printable
+from hub.errors import HubError, safe_traceback
 from hub.register.models import User
 from hub.register.unit_of_work import UnitOfWork, in_transaction
 from hub.schemas.contract import ContractError
@@ -42,7 +44,10 @@ from hub.support.access import (
 from hub.support.replay import replay_tickets
 from hub.support.tickets import ACTIVE, TicketFilter, TicketStatus
 
+log = logging.getLogger(__name__)
 COOKIE = "nir_support_session"
+USERNAME_LIMIT = 128  # the users table's column
+DESCRIPTION_LIMIT = 4000  # the case tickets' column
 PREFIX = "/support"
 T = TypeVar("T")
 
@@ -185,6 +190,18 @@ class SupportView(View):
             return self.page("message.html", status=403, title="Refused", message=message)
         except AccessDenied as exc:
             return self.page("message.html", status=404, title="Not found", message=str(exc))
+        except _BadInput as exc:
+            return self.page("message.html", status=400, title="Bad request", message=str(exc))
+        except Exception as exc:
+            # Logged by where it happened, never by its text or the request's parameters: either
+            # can carry an identifier.
+            log.error("support page %s failed: %s", _aiohttp_request(request).path, safe_traceback(exc))
+            return self.page(
+                "message.html",
+                status=500,
+                title="Something went wrong",
+                message="The page could not be shown. Nothing was changed; try again, or tell IMDi's support.",
+            )
 
 
 def _aiohttp(response: Response) -> aiohttp_web.Response:
@@ -215,18 +232,41 @@ def _safe_next(value: str | None) -> str:
     return "/tickets"
 
 
+# The failure dates a filter can mean; outside them a date is a typing error (and 0001-01-01 in
+# Oslo's time is before the calendar's first day in UTC).
+_EARLIEST, _LATEST = dt.date(1900, 1, 1), dt.date(2100, 12, 31)
+_FILTER_TEXT_LIMIT = 64
+
+
+class _BadInput(ValueError):
+    """A parameter the page cannot use; the message says which and why, without repeating it."""
+
+
 def _day_start(value: str, *, end: bool = False) -> dt.datetime | None:
     """A date from the filter form as the start (or end) of that day in Norway."""
     if not value:
         return None
-    day = dt.date.fromisoformat(value)
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        raise _BadInput("dates are written YYYY-MM-DD") from None
+    if not _EARLIEST <= day <= _LATEST:
+        raise _BadInput(f"dates are from {_EARLIEST.isoformat()} to {_LATEST.isoformat()}")
     start = dt.datetime.combine(day, dt.time(), tzinfo=OSLO)
     return (start + dt.timedelta(days=1, microseconds=-1) if end else start).astimezone(dt.UTC)
 
 
+def _text(value: str, name: str, limit: int = _FILTER_TEXT_LIMIT) -> str:
+    """A text parameter, refused unless printable and at most `limit` characters: the register
+    must never be the one to refuse it (PostgreSQL refuses a NUL where SQLite would not)."""
+    if len(value) > limit or not is_printable(value):
+        raise _BadInput(f"{name} must be printable text of at most {limit} characters")
+    return value
+
+
 def _ticket_filter(query: Mapping[str, str]) -> TicketFilter:
     def text(name: str) -> str | None:
-        return query.get(name, "").strip() or None
+        return _text(query.get(name, ""), name).strip() or None
 
     return TicketFilter(
         status=text("status"),
@@ -252,10 +292,17 @@ class Login(SupportView):
         return self.page("login.html", next=_safe_next(query.get("next")), reason=query.get("reason"))
 
     async def post(self, request: Request) -> Response:
+        return await self.guarded(request, lambda: self.sign_in(request))
+
+    async def sign_in(self, request: Request) -> Response:
         data = await _aiohttp_request(request).post()
         username, password = str(data.get("username", "")), str(data.get("password", ""))
         next_path = _safe_next(str(data.get("next", "")))
         now = self.hub.clock()
+        try:
+            _text(username, "the username", USERNAME_LIMIT)
+        except _BadInput as exc:
+            return self.page("login.html", status=400, next=next_path, error=str(exc))
 
         def work(session: Session) -> str:
             token = sign_in(session, username, password, now)
@@ -301,10 +348,8 @@ class Tickets(SupportView):
         async def handle() -> Response:
             try:
                 where = _ticket_filter(query)
-            except ValueError:
-                return self.page(
-                    "message.html", status=400, title="Bad filter", message="dates are YYYY-MM-DD"
-                )
+            except _BadInput as exc:
+                return self.page("message.html", status=400, title="Bad filter", message=str(exc))
 
             def work(session: Session, user: User) -> dict[str, Any]:
                 return {
@@ -332,13 +377,16 @@ class Tickets(SupportView):
             data = await self.form(request)
             now = self.hub.clock()
 
+            description = _text(data.get("description", ""), "the description", DESCRIPTION_LIMIT)
+            municipality = _text(data.get("municipality", ""), "the municipality").strip() or None
+
             def work(session: Session, user: User) -> int:
                 return desk.file_case_as(
                     session,
                     user,
-                    duf_number=data.get("duf", ""),
-                    description=data.get("description", ""),
-                    municipality=data.get("municipality", "").strip() or None,
+                    duf_number=_text(data.get("duf", ""), "the DUF number"),
+                    description=description,
+                    municipality=municipality,
                     now=now,
                 ).id
 
