@@ -32,7 +32,7 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a broken format string: say so, not what it held
             message = f"unformattable log record from {record.pathname}:{record.lineno}"
-        record.msg, record.args = clean(message, LOG_MESSAGE_LIMIT), None
+        record.msg, record.args = clean(message, LOG_MESSAGE_LIMIT), ()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:

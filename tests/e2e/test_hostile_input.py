@@ -187,6 +187,7 @@ def test_no_message_whatever_its_bytes_stops_the_hub_or_shows_an_identifier(host
         context = text[max(0, text.find(example) - 300) : text.find(example) + 100] if example else ""
         assert not leaked, f"{len(leaked)} identifiers in clear in {name}, e.g.:\n{context}"
     assert "exiting without committing" not in harness.worker_logs()
+    assert "Logging error" not in harness.worker_logs()
     # The log is quiet enough to read: at debug level, well under a line per message in the Kafka
     # client's and Faust's message-level chatter (they are kept at INFO).
     print(
