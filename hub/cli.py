@@ -488,12 +488,14 @@ def folkeregister_group() -> None:
 def folkeregister_connect() -> None:
     import signal
 
+    from hub import logs
     from hub.broker import ensure_topics
     from hub.connectors.folkeregister import run_connector
     from hub.topics import required_topics
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
     hub = _migrated_hub()
+    logs.install(logging.INFO, repeat_seconds=hub.settings.log_repeat_seconds)
     if hub.settings.connector_metrics_port:
         from prometheus_client import start_http_server
 
