@@ -22,6 +22,7 @@ from typing import Any
 from hub.domain.identifiers import InvalidIdentifier, parse_national_id
 from hub.schemas.codec import ADDRESS_CHANGE, MARKER, REGISTRATION, SchemaCatalog
 from hub.schemas.contract import from_json
+from hub.topics import TopicNames
 from tests.factories import PAYLOADS, event, synthetic_person
 
 # Just under the broker's default message.max.bytes (1,048,588) with the record's own framing.
@@ -237,6 +238,15 @@ def hostile_messages(catalog: SchemaCatalog, seed: int, count: int, sources: lis
         messages.append(rng.choice(makers)())
     rng.shuffle(messages)
     return messages
+
+
+def routed(messages: list[Hostile], names: TopicNames, sources: list[str]) -> list[tuple[str, Hostile]]:
+    """Each message with the topic it goes to: registrations alternate between the sources."""
+    topics = {"addresses": names.address_changes, "dead_letters": names.dead_letters}
+    return [
+        (topics.get(m.kind) or names.registrations(sources[i % len(sources)]), m)
+        for i, m in enumerate(messages)
+    ]
 
 
 def _flip(rng: random.Random, data: bytes) -> bytes:

@@ -36,7 +36,7 @@ from hub.support.access import Role, create_user
 from tests.conftest import make_settings
 from tests.factories import event, synthetic_person
 from tests.harness import HubHarness, hub_command, wait_until
-from tests.hostile import Hostile, hostile_messages, identifiers_in
+from tests.hostile import Hostile, hostile_messages, identifiers_in, routed
 
 SOURCES = ["oslo-fagsystem", "vestland-fagsystem"]
 MUNICIPALITY = {"oslo-fagsystem": "0301", "vestland-fagsystem": "4601"}
@@ -95,18 +95,13 @@ def _tickets(harness: HubHarness) -> list[CaseTicket]:
 def test_no_message_whatever_its_bytes_stops_the_hub_or_shows_an_identifier(hostile_hub: HubHarness) -> None:
     harness = hostile_hub
     names = harness.hub.names
-    topic_of = {
-        "addresses": lambda _: names.address_changes,
-        "dead_letters": lambda _: names.dead_letters,
-        "registrations": lambda i: names.registrations(SOURCES[i % 2]),
-    }
     fuzz = hostile_messages(harness.hub.catalog, seed=12, count=FUZZ_MESSAGES, sources=SOURCES)
-    routed = [(topic_of[m.kind](i), m) for i, m in enumerate(fuzz)]
+    routes = routed(fuzz, names, SOURCES)
     planted = {i for m in fuzz for i in m.identifiers}
     worker = harness.start_worker(log_level="debug")
 
-    sent = asyncio.run(_send(harness.settings.kafka_bootstrap, routed))
-    registrations = [where for where, (_, m) in zip(sent, routed, strict=True) if m.kind == "registrations"]
+    sent = asyncio.run(_send(harness.settings.kafka_bootstrap, routes))
+    registrations = [where for where, (_, m) in zip(sent, routes, strict=True) if m.kind == "registrations"]
 
     # Then valid events from both sources: each accepted within 60 s of being sent.
     valid = [

@@ -1,0 +1,153 @@
+"""Hostile input at volume: how fast a worker works through a large fuzz run (`tests/hostile.py`:
+random bytes, garbage behind known fingerprints, absurd but schema-valid events, hostile address
+changes and dead letters), against the same number of valid claims in the same run.
+
+For each database: the hostile messages are preloaded on both sources' registrations topics, the
+address changes and the dead letters; one worker works through them, and is timed from its start
+until every input partition is committed to its end. Then the same for valid claims. It prints
+messages/s, the ratio hostile/valid, the CPU per message of the worker, PostgreSQL and the broker,
+the worker's peak RSS and log lines, and whether it stayed up.
+
+    python bench/hostile.py [--messages 50000] [--databases sqlite,postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (
+    SOURCE,
+    CpuShares,
+    bench_settings,
+    broker,
+    claim_values,
+    fresh_register,
+    machine,
+    peak_rss_mib,
+    postgres,
+    prepare_topics,
+)
+from hub.bootstrap import Hub
+from hub.broker import end_offsets
+from hub.config import Settings
+from hub.localrun import WorkerProcess
+from tests.hostile import hostile_messages, routed
+
+SOURCES = ["oslo-fagsystem", "vestland-fagsystem"]
+
+
+async def _produce(bootstrap: str, messages: list[tuple[str, bytes | None, bytes | None]]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_request_size=2_000_000
+    )
+    await producer.start()
+    try:
+        pending = []
+        for topic, key, value in messages:
+            pending.append(await producer.send(topic, value, key=key))
+            if len(pending) >= 5_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def _committed(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+        return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
+    finally:
+        await admin.close()
+
+
+def _inputs(hub: Hub) -> list[str]:
+    names = hub.names
+    return [names.address_changes, names.dead_letters, *(names.registrations(s) for s in SOURCES)]
+
+
+def _drain(hub: Hub, settings: Settings, log: Path, timeout: float) -> tuple[float, CpuShares, float, bool]:
+    """Run a worker until every input partition is committed to its end."""
+    worker = WorkerProcess(settings, log, log_level="info").start()
+    started = time.monotonic()
+    cpu = CpuShares.start(worker.process.pid)
+    try:
+        deadline = started + timeout
+        while time.monotonic() < deadline and worker.running:
+            ends = asyncio.run(end_offsets(settings.kafka_bootstrap, _inputs(hub)))
+            done = asyncio.run(_committed(settings.kafka_bootstrap, settings.app_id))
+            if all(done.get(tp, 0) >= end for tp, end in ends.items() if end):
+                break
+            time.sleep(0.5)
+        seconds = time.monotonic() - started
+        cpu.stop()
+        rss = peak_rss_mib(worker.process.pid) if worker.running else float("nan")
+        stayed_up = worker.running
+    finally:
+        worker.stop()
+    if time.monotonic() >= deadline:
+        raise SystemExit(f"not drained within {timeout:.0f} s; see {log}")
+    return seconds, cpu, rss, stayed_up
+
+
+@contextlib.contextmanager
+def _database(name: str, work: Path) -> Iterator[str]:
+    if name == "sqlite":
+        yield f"sqlite:///{work}/register.sqlite3"
+    else:
+        with postgres() as url:
+            yield url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=50_000)
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    args = parser.parse_args()
+    bootstrap = broker()
+    print(f"machine: {machine()}")
+    for database in args.databases.split(","):
+        work = Path(tempfile.mkdtemp(prefix="nir-bench-hostile-"))
+        with _database(database, work) as url:
+            rates = {}
+            for kind in ("hostile", "valid"):
+                settings = bench_settings(bootstrap, url, work, hold_seconds=2.0, hold_check_seconds=1.0)
+                fresh_register(url)
+                hub = prepare_topics(settings)
+                if kind == "hostile":
+                    fuzz = hostile_messages(hub.catalog, seed=1, count=args.messages, sources=SOURCES)
+                    messages = [(topic, m.key, m.value) for topic, m in routed(fuzz, hub.names, SOURCES)]
+                else:
+                    topic = hub.names.registrations(SOURCE)
+                    messages = [(topic, k, v) for k, v, _ in claim_values(hub, args.messages)]
+                asyncio.run(_produce(bootstrap, messages))
+                log = work / f"worker-{kind}.log"
+                seconds, cpu, rss, stayed_up = _drain(hub, settings, log, timeout=1800)
+                rates[kind] = len(messages) / seconds
+                lines = len(log.read_text(errors="replace").splitlines())
+                print(
+                    f"{database:<10} {kind:<8} {len(messages):>7,} messages in {seconds:6.1f} s: "
+                    f"{rates[kind]:7,.0f}/s; CPU µs per message: {cpu.per_event(len(messages))}; "
+                    f"peak RSS {rss:.0f} MiB; {lines} log lines; worker {'stayed up' if stayed_up else 'ENDED'}"
+                )
+            print(f"{database:<10} hostile/valid rate ratio {rates['hostile'] / rates['valid']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
