@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -40,7 +39,7 @@ from bench.common import (
     prepare_topics,
 )
 from hub.bootstrap import Hub
-from hub.broker import end_offsets
+from hub.broker import committed_offsets, end_offsets
 from hub.config import Settings
 from hub.localrun import WorkerProcess
 from tests.hostile import hostile_messages, routed
@@ -65,16 +64,6 @@ async def _produce(bootstrap: str, messages: list[tuple[str, bytes | None, bytes
         await producer.stop()
 
 
-async def _committed(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-        return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
-    finally:
-        await admin.close()
-
-
 def _inputs(hub: Hub) -> list[str]:
     names = hub.names
     return [names.address_changes, names.dead_letters, *(names.registrations(s) for s in SOURCES)]
@@ -89,7 +78,7 @@ def _drain(hub: Hub, settings: Settings, log: Path, timeout: float) -> tuple[flo
         deadline = started + timeout
         while time.monotonic() < deadline and worker.running:
             ends = asyncio.run(end_offsets(settings.kafka_bootstrap, _inputs(hub)))
-            done = asyncio.run(_committed(settings.kafka_bootstrap, settings.app_id))
+            done = asyncio.run(committed_offsets(settings.kafka_bootstrap, settings.app_id))
             if all(done.get(tp, 0) >= end for tp, end in ends.items() if end):
                 break
             time.sleep(0.5)

@@ -88,6 +88,19 @@ async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[tuple[str, 
         await consumer.stop()
 
 
+async def committed_offsets(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
+    """The offsets a consumer group has committed, by partition; empty while the group is new
+    (its coordinator not found yet)."""
+    admin = await _admin(bootstrap, 15.0)
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    except KafkaError:
+        return {}
+    finally:
+        await admin.close()
+    return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
+
+
 async def _partitions(consumer: AIOKafkaConsumer, topic: str, timeout: float = 15.0) -> set[int]:
     # A topic created a moment ago may not be in every broker's metadata yet.
     deadline = asyncio.get_running_loop().time() + timeout

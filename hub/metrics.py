@@ -125,3 +125,7 @@ for _result in ("sent", "failed"):
     REPLAYS.labels(_result)
 for _result in ("published", "passed_over", "looked_up"):
     FOLKEREGISTER_ITEMS.labels(_result)
+for _flow in ("transfer_registrations", "record_address_changes", "open_case_tickets"):
+    SET_ASIDE.labels(_flow)
+for _kind in ("receipt", "dead_letter"):
+    UNSENDABLE.labels(_kind)

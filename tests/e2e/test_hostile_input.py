@@ -25,10 +25,9 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import select
 
-from hub.broker import end_offsets
+from hub.broker import committed_offsets, end_offsets
 from hub.pipeline.deadletter import H_OFFSET, H_PARTITION, H_TOPIC
 from hub.register.models import CaseTicket, UnfinishedWork
 from hub.register.unit_of_work import UnitOfWork
@@ -71,19 +70,9 @@ async def _send(bootstrap: str, messages: list[tuple[str, Hostile]]) -> list[tup
         await producer.stop()
 
 
-async def _committed(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-        return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
-    finally:
-        await admin.close()
-
-
 def _all_committed(harness: HubHarness, topics: list[str]) -> bool:
     ends = asyncio.run(end_offsets(harness.settings.kafka_bootstrap, topics))
-    committed = asyncio.run(_committed(harness.settings.kafka_bootstrap, harness.settings.app_id))
+    committed = asyncio.run(committed_offsets(harness.settings.kafka_bootstrap, harness.settings.app_id))
     return all(committed.get(tp, 0) >= end for tp, end in ends.items() if end > 0)
 
 
