@@ -13,11 +13,12 @@ from pathlib import Path
 
 
 class HubError(Exception):
-    """An unexpected error in the hub; the event is kept on its ticket for a replay."""
+    """Root of every error the hub raises on purpose."""
 
     code: str = "NIR-INTERNAL"
     retriable: bool = False
-    # The docstring's first line in Norwegian, for `hub rules list --lang nb`.
+    # What the code means, in Norwegian, for `hub rules list --lang nb` (the English is the
+    # docstring's first line).
     title_nb: str = "En uventet feil i huben; hendelsen er tatt vare på i saken for ny sending"
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
@@ -123,6 +124,10 @@ class RegisterNotMigrated(ConfigurationError):
     code = "NIR-REGISTER-NOT-MIGRATED"
 
 
+class InternalError(HubError):
+    """An unexpected error in the hub; the event is kept on its ticket for a replay."""
+
+
 # The codes that can end an event besides the rules' (`hub rules list` prints both).
 FAILURE_CODES: tuple[type[HubError], ...] = (
     DecodeError,
@@ -132,13 +137,13 @@ FAILURE_CODES: tuple[type[HubError], ...] = (
     WriteConflict,
     SetAside,
     Quarantined,
-    HubError,
+    InternalError,
 )
 
 
 def title(error: type[HubError]) -> str:
-    """The first line of an error class's docstring: what its code means."""
-    return (error.__doc__ or error.code).strip().splitlines()[0]
+    """The first paragraph of an error class's docstring, on one line: what its code means."""
+    return " ".join((error.__doc__ or error.code).strip().split("\n\n")[0].split())
 
 
 def safe_traceback(exc: BaseException) -> str:

@@ -6,7 +6,10 @@ modules.
   Faust's worker sets the root logger to DEBUG so that every log record turns the spinner; every
   library's debug record (aiokafka logs one for each message it sends) is then built and handled,
   which cost the registrations path about a quarter of its rate. A service logs to files; it has
-  no terminal to spin.
+  no terminal to spin. It also puts `hub.logs`'s filters on the log handlers, logs a thread that
+  dies as one record, and ends the process when a stop takes longer than `NIR_SHUTDOWN_SECONDS`
+  (Faust waits a minute for a consumer thread that died while the broker was down, and without
+  end for a batch that the database keeps from finishing).
 - `HubPrometheusMonitor` is Faust's Prometheus sensor with the same series and values, cheaper
   per message. Faust's sensor updates several Prometheus metrics in each per-message hook, and
   prometheus_client validates the labels and takes a lock on every update. Here those hooks only

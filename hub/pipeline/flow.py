@@ -14,6 +14,7 @@ from hub.domain.events import Origin
 from hub.errors import (
     DecodeError,
     HubError,
+    InternalError,
     InvalidAddressChange,
     MessageTooLarge,
     RegisterRefused,
@@ -56,7 +57,7 @@ def failure_from(exc: Exception, origin: Origin) -> Failure:
         return Failure("internal", exc.code, exc.message)
     # A bug must not stop the partition: dead-letter the message and go on.
     log.error("unexpected error processing %s: %s", origin, safe_traceback(exc))
-    return Failure("internal", "NIR-INTERNAL", f"unexpected {type(exc).__name__}")
+    return Failure("internal", InternalError.code, f"unexpected {type(exc).__name__}")
 
 
 class Flow:
