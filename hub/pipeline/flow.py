@@ -128,17 +128,20 @@ class Flow:
 
     async def _publish_alone(self, message: Outgoing, what: str) -> None:
         dead_letters = self.hub.names.dead_letters
-        for attempt in (message, by_reference(message) if message.topic == dead_letters else None):
-            if attempt is None:
-                break
-            try:
-                await self.retry(lambda m=attempt: self.publisher.send_many([m]), what)  # type: ignore[misc]
+        smaller = [by_reference(message)] if message.topic == dead_letters else []
+        for candidate in (message, *smaller):
+            if await self._sent(candidate, what):
                 return
-            except MessageTooLarge:
-                continue
         kind = "dead_letter" if message.topic == dead_letters else "receipt"
         metrics.UNSENDABLE.labels(kind).inc()
         log.error("a %s for %s is larger than the broker takes; not sent", kind, message.topic)
+
+    async def _sent(self, message: Outgoing, what: str) -> bool:
+        try:
+            await self.retry(lambda: self.publisher.send_many([message]), what)
+        except MessageTooLarge:
+            return False
+        return True
 
     async def dead_letter(self, message: Message, failure: Failure) -> None:
         """Publish the original message to the dead-letter topic; returns once confirmed."""
