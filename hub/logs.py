@@ -43,7 +43,8 @@ class RedactingFilter(logging.Filter):
 
 
 class RepeatFilter(logging.Filter):
-    """At most one record per `interval` seconds for each (logger, level, template)."""
+    """At most one record per `interval` seconds for each (logger, level, template); a CRITICAL
+    record (the process is about to end) always passes."""
 
     def __init__(self, interval: float) -> None:
         super().__init__()
@@ -52,6 +53,8 @@ class RepeatFilter(logging.Filter):
         self._last: dict[tuple[str, int, str], tuple[float, int]] = {}  # passed at, held back since
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.CRITICAL:
+            return True
         key = (record.name, record.levelno, str(record.msg))
         now = time.monotonic()
         with self._lock:

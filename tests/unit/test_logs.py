@@ -65,6 +65,9 @@ def test_the_same_message_passes_once_per_interval_and_then_says_how_many_were_h
     logger.error("Unable connect to node with id %s: %s", 1, "again")
     last = stream.getvalue().splitlines()[-1]
     assert last == "ERROR Unable connect to node with id 1: again [and 499 more like this in the last 61 s]"
+    for _ in range(2):  # the last words of a process that ends are never held back
+        logger.critical("unhandled failure at %s; exiting", "here")
+    assert stream.getvalue().splitlines()[-2:] == ["CRITICAL unhandled failure at here; exiting"] * 2
 
 
 def test_the_kafka_clients_loggers_never_go_below_info() -> None:
