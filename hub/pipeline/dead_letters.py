@@ -20,31 +20,40 @@ log = logging.getLogger(__name__)
 
 
 class DeadLetterFlow(Flow):
+    async def process_batch(self, messages: list[Message]) -> list[int]:
+        """The tickets of a batch in one transaction; should the register refuse one of them, the
+        batch goes one by one, so that only that one is quarantined. Returns the tickets' ids."""
+        try:
+            return await self.in_transaction(
+                lambda uow: [self._record(uow, m) for m in messages], "case ticket"
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # transient failures were retried inside; this one is the data's
+            return [await self.process(m) for m in messages]
+
     async def process(self, message: Message) -> int:
         """Returns the ticket's id."""
-        ref = f"{message.origin.partition}:{message.origin.offset}"
-
-        def record(uow: UnitOfWork) -> int:
-            ticket = ticket_from_dead_letter(
-                uow.session,
-                self.hub.catalog,
-                key=message.key,
-                value=message.value,
-                headers=message.headers,
-                dead_letter_ref=ref,
-                source_of=self.hub.names.source_of,
-                now=self.hub.clock(),
-            )
-            return ticket.id
-
         try:
-            return await self.in_transaction(record, "case ticket")
+            return await self.in_transaction(lambda uow: self._record(uow, message), "case ticket")
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # transient failures were retried inside; this one is the data's
             why = exc.code if isinstance(exc, HubError) else f"unexpected {type(exc).__name__}"
             log.error("dead letter %s quarantined: %s", message.origin, safe_traceback(exc))
             return await self._quarantine(message, why)
+
+    def _record(self, uow: UnitOfWork, message: Message) -> int:
+        return ticket_from_dead_letter(
+            uow.session,
+            self.hub.catalog,
+            key=message.key,
+            value=message.value,
+            headers=message.headers,
+            dead_letter=message.origin,
+            source_of=self.hub.names.source_of,
+            now=self.hub.clock(),
+        ).id
 
     async def set_aside(self, message: Message, times: int) -> None:
         """The crash guard's way out: quarantined, unread."""

@@ -82,13 +82,15 @@ class RegistrationFlow(Flow):
         event), the batch is taken one by one, so that only that event is dead-lettered.
         """
         decoded: list[tuple[Message, Registration | None]] = []
-        for message in messages:
+        undecodable: dict[int, Processed] = {}  # by index: the rejection, with its reason
+        for index, message in enumerate(messages):
             try:
                 decoded.append((message, decode_registration(self.hub.catalog, message.value)))
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                decoded.append((message, None))  # answered one by one below, with its reason
+            except Exception as exc:
+                decoded.append((message, None))
+                undecodable[index] = _rejected_for(exc, message)
         writable = [(m, r) for m, r in decoded if r is not None]
 
         def decide_all(session: Session) -> list[Processed]:
@@ -110,23 +112,21 @@ class RegistrationFlow(Flow):
             return [await self.process(m) for m in messages]
 
         # Receipts and dead letters are sent in message order and confirmed together, so each
-        # source's receipts keep the order of its events. An undecodable message is answered on
-        # its own, after what comes before it is confirmed.
+        # source's receipts keep the order of its events.
         results: list[Processed] = []
         outgoing: list[Outgoing] = []
-        failures: list[Failure] = []
-        for message, registration in decoded:
+        for index, (message, registration) in enumerate(decoded):
             if registration is None:
-                await self._publish_answers(outgoing, failures)
-                results.append(await self.process(message))
-                continue
-            processed = _final(next(decisions), from_hold=False)
-            assert processed is not None  # only a held event's retry has nothing to send
-            outgoing += self._answers(message, registration.event_id, processed)
-            failures += [processed.failure] if processed.failure else []
+                processed = undecodable[index]
+            else:
+                final = _final(next(decisions), from_hold=False)
+                assert final is not None  # only a held event's retry has nothing to send
+                processed = final
+            outgoing += self._answers(message, registration.event_id if registration else None, processed)
             results.append(processed)
-        await self._publish_answers(outgoing, failures)
-        self._observe_all([(p, r) for p, (_, r) in zip(results, decoded, strict=True) if r is not None])
+        await self.publish(outgoing, "receipt send")
+        count_dead_letters(p.failure for p in results if p.failure)
+        self._observe_all([(p, r) for p, (_, r) in zip(results, decoded, strict=True)])
         accepted = [r for (_, r), p in zip(decoded, results, strict=True) if r and p.outcome in ACCEPTED]
         await self.retry_held(accepted)
         return results
@@ -141,12 +141,6 @@ class RegistrationFlow(Flow):
             f"{failure.code}: huben stoppet {times} ganger på denne meldingen; den er lagt til side ulest",
         )
         self._observe(await self._reject(message, None, failure, [violation], False), None)
-
-    async def _publish_answers(self, outgoing: list[Outgoing], failures: list[Failure]) -> None:
-        await self.publish(outgoing, "receipt send")
-        count_dead_letters(failures)
-        outgoing.clear()
-        failures.clear()
 
     def _source(self, message: Message) -> str:
         return self.hub.names.source_of(message.origin.topic) or ""
@@ -219,10 +213,10 @@ class RegistrationFlow(Flow):
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            failure = failure_from(exc, message.origin)
-            violation = Violation(failure.code, Severity.REJECT, failure.message)
-            rejected = await self._reject(message, event_id, failure, [violation], from_hold)
-            return rejected, registration
+            rejected = _rejected_for(exc, message)
+            assert rejected.failure is not None
+            settled = await self._reject(message, event_id, rejected.failure, rejected.violations, from_hold)
+            return settled, registration
 
         processed = await self._answer(message, registration, decided, from_hold=from_hold)
         if processed.outcome in ACCEPTED and not from_hold:
@@ -370,6 +364,14 @@ def _rejected_or_held(
         hold_event(session, registration, message.origin, message.key, message.value or b"", holds[0], now)
         return Processed(ReceiptOutcome.HELD, holds)
     return None
+
+
+def _rejected_for(exc: Exception, message: Message) -> Processed:
+    """The rejection of a message whose handling failed (undecodable, or a fault), with its reason."""
+    failure = failure_from(exc, message.origin)
+    return Processed(
+        ReceiptOutcome.REJECTED, [Violation(failure.code, Severity.REJECT, failure.message)], failure
+    )
 
 
 def _final(decided: Processed, *, from_hold: bool) -> Processed | None:

@@ -92,7 +92,7 @@ def ticket_from_dead_letter(
     key: bytes | None,
     value: bytes | None,
     headers: tuple[tuple[str, bytes], ...],
-    dead_letter_ref: str,
+    dead_letter: Origin,
     source_of: Any,
     now: dt.datetime,
 ) -> CaseTicket:
@@ -104,8 +104,11 @@ def ticket_from_dead_letter(
     h = read_headers(list(headers))
     decoded = _decoded(catalog, value)
     event = _fitted(decoded) if decoded is not None else None
+    dead_letter_ref = f"{dead_letter.partition}:{dead_letter.offset}"
     topic = fits(h.get(H_TOPIC), 249)
     partition, offset = _whole_number(h.get(H_PARTITION)), _whole_number(h.get(H_OFFSET))
+    if topic is None:  # not written by the hub: the dead letter itself is all there is to point to
+        topic, partition, offset = dead_letter.topic, dead_letter.partition, dead_letter.offset
     error_class, error_code = fits(h.get(H_ERROR_CLASS), 32), fits(h.get(H_ERROR_CODE), 32)
     error_message = fits(h.get(H_ERROR_MESSAGE), 2000)
     if H_OMITTED in h:

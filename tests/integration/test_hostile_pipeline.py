@@ -33,6 +33,7 @@ from hub.pipeline.registrations import RegistrationFlow
 from hub.register.models import CaseTicket, UnfinishedWork
 from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import catalog
+from hub.schemas.contract import from_json
 from hub.sources import SourceRegistry
 from tests.fakes import RecordingPublisher
 from tests.hostile import ACCEPTABLE, NEAR_BROKER_LIMIT, _absurd, _encode, identifiers_in
@@ -276,3 +277,51 @@ def test_the_registration_flow_answers_a_set_aside_message_with_a_receipt_and_a_
     datum = catalog().decode(receipt).datum
     assert datum["outcome"] == "REJECTED" and datum["violations"][0]["code"] == "NIR-POISON"
     assert (datum["originalPartition"], datum["originalOffset"]) == (0, 8)
+
+
+def test_a_dead_letter_the_register_refuses_in_a_batch_is_quarantined_alone(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hub.pipeline import dead_letters
+
+    original = dead_letters.ticket_from_dead_letter
+
+    def refuses_one(session: Any, catalog: Any, **kwargs: Any) -> Any:
+        if kwargs["value"] == b"refused":
+            raise RegisterRefused("the register refused a value: DataError")
+        return original(session, catalog, **kwargs)
+
+    monkeypatch.setattr(dead_letters, "ticket_from_dead_letter", refuses_one)
+    batch = [Message(Origin(DEAD_LETTERS, 0, o), None, v) for o, v in enumerate([b"a", b"refused", b"b"])]
+    asyncio.run(DeadLetterFlow(hub, RecordingPublisher()).process_batch(batch))
+    # Dead letters the hub did not write (no origin headers) point to where they are themselves.
+    kinds = {(t.original_topic, t.original_offset): t.kind for t in tickets(hub)}
+    assert kinds == {
+        (DEAD_LETTERS, 0): "dead_letter",
+        (DEAD_LETTERS, 1): "quarantined",
+        (DEAD_LETTERS, 2): "dead_letter",
+    }
+
+
+def test_undecodable_messages_in_a_batch_are_answered_in_order_with_the_rest(hub: Hub) -> None:
+    from tests.factories import event, synthetic_person
+
+    publisher = RecordingPublisher()
+    flow = RegistrationFlow(hub, publisher)
+    good = [catalog().encode("registration_event", from_json(event(synthetic_person()))) for _ in range(2)]
+    values = [good[0], b"\xc3\x01garbage", b"", good[1]]
+    processed = asyncio.run(
+        flow.process_batch([Message(Origin(TOPIC, 0, o), b"k", v) for o, v in enumerate(values)])
+    )
+    assert [p.outcome.value for p in processed] == ["ACCEPTED", "REJECTED", "REJECTED", "ACCEPTED"]
+    receipts = [
+        catalog().decode(v).datum for _, _, v, _ in publisher.on("nir.source.oslo-fagsystem.receipts")
+    ]
+    assert [(r["originalOffset"], r["outcome"]) for r in receipts] == [
+        (0, "ACCEPTED"),
+        (1, "REJECTED"),
+        (2, "REJECTED"),
+        (3, "ACCEPTED"),
+    ]
+    assert [r["violations"][0]["code"] for r in receipts[1:3]] == ["NIR-DECODE", "NIR-DECODE"]
+    assert len(publisher.on(DEAD_LETTERS)) == 2
