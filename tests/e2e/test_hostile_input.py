@@ -115,7 +115,7 @@ def test_no_message_whatever_its_bytes_stops_the_hub_or_shows_an_identifier(host
     harness.wait_until(lambda: _all_committed(harness, inputs), timeout=240, what="every input committed")
     assert worker.running, harness.worker_logs()[-3000:]
 
-    # Every registrations message has a final receipt (or, for none of these, only a dead letter).
+    # Every registrations message has a final receipt (both sources are in the registry).
     def answered(rs: list[Any]) -> set[tuple[str, int, int]]:
         return {
             (r["originalTopic"], r["originalPartition"], r["originalOffset"])
@@ -172,11 +172,11 @@ def test_no_message_whatever_its_bytes_stops_the_hub_or_shows_an_identifier(host
         assert not leaked, f"{len(leaked)} identifiers in clear in {name}, e.g.:\n{context}"
     assert "exiting without committing" not in harness.worker_logs()
     assert "Logging error" not in harness.worker_logs()
-    # The log is quiet enough to read: at debug level, well under a line per message in the Kafka
-    # client's and Faust's message-level chatter (they are kept at INFO).
-    print(
-        f"worker log: {len(harness.worker_logs().splitlines())} lines for {FUZZ_MESSAGES + len(valid)} messages"
-    )
+    # The log is quiet enough to read, even at debug level: the Kafka client's request dumps (a
+    # line per fetch, with message bytes) are kept out, and repeats are held back.
+    lines = len(harness.worker_logs().splitlines())
+    print(f"worker log: {lines} lines for {FUZZ_MESSAGES + len(valid)} messages")
+    assert lines < 1000
 
     _support_page_refuses_hostile_parameters_clearly(harness)
 
