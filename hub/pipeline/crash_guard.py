@@ -23,8 +23,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import ColumnElement, and_, delete, select
+from sqlalchemy import ColumnElement, Table, and_, delete, insert, select
 from sqlalchemy.orm import Session
 
 from hub.domain.events import Origin
@@ -32,6 +33,8 @@ from hub.pipeline.flow import Message
 from hub.register.models import UnfinishedWork
 
 Place = tuple[str, int]  # topic, partition
+# The marks' table for Core statements: `plan` and `finish` run around every batch.
+_MARKS = cast(Table, UnfinishedWork.__table__)
 
 
 @dataclass(frozen=True)
@@ -60,37 +63,44 @@ def _at(flow: str, place: Place) -> ColumnElement[bool]:
 
 
 def plan(session: Session, flow: str, messages: Sequence[Message], now: dt.datetime) -> Plan:
-    """Mark the batch's unsuspected partitions and say how to work through it (one transaction)."""
+    """Mark the batch's unsuspected partitions and say how to work through it (one transaction
+    of three statements at most: this runs before every batch)."""
     ranges = _ranges(messages)
+    marks = _MARKS
+    found = session.execute(
+        select(marks.c.id, marks.c.topic, marks.c.partition, marks.c.first_offset, marks.c.last_offset).where(
+            marks.c.flow == flow, marks.c.topic.in_({topic for topic, _ in ranges})
+        )
+    )
+    stale: list[int] = []
     suspected: set[Place] = set()
-    for place, (low, high) in ranges.items():
-        # A mark wholly before this batch was finished by the messages' own consumer: gone.
-        session.execute(delete(UnfinishedWork).where(_at(flow, place), UnfinishedWork.last_offset < low))
-        overlapping = session.scalar(
-            select(UnfinishedWork.id)
-            .where(_at(flow, place), UnfinishedWork.first_offset <= high, UnfinishedWork.last_offset >= low)
-            .limit(1)
-        )
-        if overlapping is not None:
-            suspected.add(place)
-    marks = [
-        UnfinishedWork(
-            flow=flow,
-            topic=place[0],
-            partition=place[1],
-            first_offset=low,
-            last_offset=high,
-            attempts=1,
-            began_at=now,
-        )
-        for place, (low, high) in ranges.items()
-        if place not in suspected
+    for mark_id, topic, partition, first, last in found:
+        if (topic, partition) not in ranges:
+            continue
+        low, high = ranges[topic, partition]
+        if last < low:  # wholly before this batch: finished, its messages' offsets committed since
+            stale.append(mark_id)
+        elif first <= high:
+            suspected.add((topic, partition))
+    if stale:
+        session.execute(delete(marks).where(marks.c.id.in_(stale)))
+    new = [
+        {
+            "flow": flow,
+            "topic": topic,
+            "partition": partition,
+            "first_offset": low,
+            "last_offset": high,
+            "attempts": 1,
+            "began_at": now,
+        }
+        for (topic, partition), (low, high) in ranges.items()
+        if (topic, partition) not in suspected
     ]
-    session.add_all(marks)
-    session.flush()
+    ids = list(session.scalars(insert(marks).returning(marks.c.id), new)) if new else []
     together = [m for m in messages if (m.origin.topic, m.origin.partition) not in suspected]
     one_by_one = [m for m in messages if (m.origin.topic, m.origin.partition) in suspected]
-    return Plan(together, [mark.id for mark in marks], one_by_one)
+    return Plan(together, ids, one_by_one)
 
 
 def begin_one(session: Session, flow: str, origin: Origin, now: dt.datetime) -> int:
@@ -122,7 +132,7 @@ def begin_one(session: Session, flow: str, origin: Origin, now: dt.datetime) -> 
 def finish(session: Session, marks: Sequence[int]) -> None:
     """The batch these marks are of is done."""
     if marks:
-        session.execute(delete(UnfinishedWork).where(UnfinishedWork.id.in_(list(marks))))
+        session.execute(delete(_MARKS).where(_MARKS.c.id.in_(list(marks))))
 
 
 def finish_one(session: Session, flow: str, origin: Origin) -> None:
