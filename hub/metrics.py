@@ -81,7 +81,7 @@ FOLKEREGISTER_DELAY_SECONDS = Gauge(
 )
 FOLKEREGISTER_ITEMS = Counter(
     "nir_folkeregister_items_total",
-    "Feed items and look-ups, by what became of them (published, passed_over, looked_up)",
+    "Feed items and look-ups, by what became of them (published, passed_over, looked_up, malformed)",
     ["result"],
 )
 FOLKEREGISTER_LAST_READ = Gauge(
@@ -123,7 +123,7 @@ def observe_registrations(outcomes: Iterable[RegistrationOutcome]) -> None:
 # Series with known label values exist from the start (at 0), so a rate over them is defined.
 for _result in ("sent", "failed"):
     REPLAYS.labels(_result)
-for _result in ("published", "passed_over", "looked_up"):
+for _result in ("published", "passed_over", "looked_up", "malformed"):
     FOLKEREGISTER_ITEMS.labels(_result)
 for _flow in ("transfer_registrations", "record_address_changes", "open_case_tickets"):
     SET_ASIDE.labels(_flow)

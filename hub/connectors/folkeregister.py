@@ -36,11 +36,12 @@ from sqlalchemy.orm import Session
 
 from hub import metrics
 from hub.bootstrap import Hub
+from hub.domain.identifiers import is_ascii_digits
 from hub.errors import ConfigurationError, HubError
 from hub.register.operations import complete_lookups, known_national_ids, pending_lookups
 from hub.register.unit_of_work import in_transaction
 from hub.schemas.codec import ADDRESS_CHANGE
-from hub.schemas.contract import from_json
+from hub.schemas.contract import ContractError, from_json
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +134,14 @@ class FeedClient:
         answer = await self._get("/hendelser/siste/sekvensnummer")
         return int(answer["sekvensnummer"])
 
-    async def page(self, sequence: int) -> list[dict[str, Any]]:
-        """Feed items from `sequence` on, in order (at most one page)."""
+    async def page(self, sequence: int) -> list[Any]:
+        """Feed items from `sequence` on, in order (at most one page), as the feed sent them:
+        `FolkeregisterConnector` reads each item's shape. An answer that is not a list is no page."""
         answer = await self._get("/hendelser/feed", params={"seq": str(sequence)})
-        return sorted(answer or [], key=lambda item: int(item["sekvensnummer"]))
+        if not isinstance(answer, list):
+            log.warning("Folkeregisteret's feed answered something other than a list of items")
+            return []
+        return sorted(answer, key=lambda item: _sequence_of(item) or 0)
 
     async def person(self, national_id: str) -> dict[str, Any] | None:
         return await self._get(f"/personer/{national_id}", missing_ok=True)  # type: ignore[no-any-return]
@@ -185,6 +190,52 @@ def _retry_after(header: str | None, fallback: float) -> float:
 
 
 # --- from Folkeregisteret's shapes to the contract --------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    """What the connector reads of a feed item, once it has checked the item's shape."""
+
+    sequence: int
+    event_type: str  # Folkeregisteret's hendelsetype
+    national_id: str
+    recorded_at: str | None  # ajourholdstidspunkt, ISO 8601
+
+
+def _sequence_of(item: Any) -> int | None:
+    value = item.get("sekvensnummer") if isinstance(item, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    try:
+        sequence = int(value)
+    except ValueError:
+        return None
+    return sequence if 0 < sequence < 2**63 else None
+
+
+def feed_item(item: Any) -> FeedItem | None:
+    """The item, or None if it does not have the feed's shape (the feed is input like any other)."""
+    sequence = _sequence_of(item)
+    event = item.get("hendelse") if isinstance(item, dict) else None
+    if sequence is None or not isinstance(event, dict):
+        return None
+    event_type, national_id = event.get("hendelsetype"), event.get("folkeregisteridentifikator")
+    recorded_at = event.get("ajourholdstidspunkt")
+    if not isinstance(event_type, str) or not isinstance(national_id, str) or len(national_id) != 11:
+        return None
+    if not is_ascii_digits(national_id) or not (recorded_at is None or _is_timestamp(recorded_at)):
+        return None
+    return FeedItem(sequence, event_type, national_id, recorded_at)
+
+
+def _is_timestamp(value: Any) -> bool:
+    try:
+        return (
+            isinstance(value, str)
+            and dt.datetime.fromisoformat(value.replace("Z", "+00:00")).tzinfo is not None
+        )
+    except ValueError:
+        return False
 
 
 def address_change(
@@ -253,6 +304,7 @@ class ConnectorStatus:
     pages: int = 0
     published: int = 0
     passed_over: int = 0  # feed items about unknown persons, or not about addresses
+    malformed: int = 0  # feed items or person documents without the feed's shape
     looked_up: int = 0
     last_recorded_at: str | None = None  # ajourholdstidspunkt of the last item read
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
@@ -313,48 +365,67 @@ class FolkeregisterConnector:
         log.info("following Folkeregisteret's feed from sequence number %d", position)
         return position
 
-    async def publish_page(self, items: list[dict[str, Any]], position: int) -> int:
-        """Publish a page's address changes and the next position in one transaction."""
-        events = [
-            item
-            for item in items
-            if int(item["sekvensnummer"]) >= position and item["hendelse"].get("hendelsetype") in EVENT_TYPES
-        ]
+    async def publish_page(self, items: list[Any], position: int) -> int:
+        """Publish a page's address changes and the next position in one transaction.
+
+        An item without the feed's shape, or whose person document cannot be read into an address
+        change, is passed over, counted (`malformed`) and logged by its sequence number, never by
+        its content: one bad item must not stop every municipality's addresses."""
+        readable = [f for f in map(feed_item, items) if f is not None]
+        malformed = len(items) - len(readable)
+        events = [f for f in readable if f.sequence >= position and f.event_type in EVENT_TYPES]
         known = await self._in_register(
-            lambda session: known_national_ids(
-                session, (e["hendelse"]["folkeregisteridentifikator"] for e in events)
-            )
+            lambda session: known_national_ids(session, (f.national_id for f in events))
         )
         changes = []
         for item in events:
-            event = item["hendelse"]
-            national_id = event["folkeregisteridentifikator"]
-            if national_id not in known:
+            if item.national_id not in known:
                 continue
-            person = await self.client.person(national_id)
-            changes.append(
-                address_change(
-                    int(item["sekvensnummer"]),
-                    EVENT_TYPES[event["hendelsetype"]],
-                    national_id,
-                    event.get("ajourholdstidspunkt") or _now_iso(self.hub),
-                    person,
-                )
+            person = await self.client.person(item.national_id)
+            recorded_at = item.recorded_at or _now_iso(self.hub)
+            change = self._datum(
+                item.sequence, EVENT_TYPES[item.event_type], item.national_id, recorded_at, person
             )
-        next_position = max(int(item["sekvensnummer"]) for item in items) + 1
+            if change is None:
+                malformed += 1
+            else:
+                changes.append(change)
+        # A page of which nothing is readable still moves on, by its length.
+        next_position = max((f.sequence for f in readable), default=position + len(items) - 1) + 1
         await self._publish(changes, next_position)
+        passed_over = len(items) - len(changes) - malformed
         self.status.pages += 1
         self.status.published += len(changes)
-        self.status.passed_over += len(items) - len(changes)
+        self.status.passed_over += passed_over
+        self.status.malformed += malformed
         self.status.position = next_position
-        self.status.last_recorded_at = items[-1]["hendelse"].get("ajourholdstidspunkt")
         metrics.FOLKEREGISTER_ITEMS.labels("published").inc(len(changes))
-        metrics.FOLKEREGISTER_ITEMS.labels("passed_over").inc(len(items) - len(changes))
+        metrics.FOLKEREGISTER_ITEMS.labels("passed_over").inc(passed_over)
+        metrics.FOLKEREGISTER_ITEMS.labels("malformed").inc(malformed)
         metrics.FOLKEREGISTER_POSITION.set(next_position)
-        if self.status.last_recorded_at:
-            recorded = dt.datetime.fromisoformat(self.status.last_recorded_at.replace("Z", "+00:00"))
+        if malformed:
+            log.warning(
+                "%d feed item(s) before sequence number %d were malformed; passed over",
+                malformed,
+                next_position,
+            )
+        last_recorded = next((f.recorded_at for f in reversed(readable) if f.recorded_at), None)
+        if last_recorded:
+            self.status.last_recorded_at = last_recorded
+            recorded = dt.datetime.fromisoformat(last_recorded.replace("Z", "+00:00"))
             metrics.FOLKEREGISTER_DELAY_SECONDS.set(max(0.0, (self.hub.clock() - recorded).total_seconds()))
         return next_position
+
+    def _datum(
+        self, sequence: int, event_type: str, national_id: str, recorded_at: str, person: Any
+    ) -> dict[str, Any] | None:
+        """The address change as Avro data, or None if the person document cannot be read into one."""
+        try:
+            change = address_change(sequence, event_type, national_id, recorded_at, person)
+            return from_json(change, self.hub.catalog.current(ADDRESS_CHANGE))
+        except (ContractError, AttributeError, TypeError, ValueError):
+            log.warning("the person document for feed item %d could not be read; passed over", sequence)
+            return None
 
     async def look_up_new_persons(self) -> bool:
         """Publish the current address of every person who became known since the last look."""
@@ -365,9 +436,8 @@ class FolkeregisterConnector:
         for lookup_id, national_id in pending:
             person = await self.client.person(national_id)
             if person is not None:
-                changes.append(
-                    address_change(-lookup_id, "ADDRESS_CHANGED", national_id, _now_iso(self.hub), person)
-                )
+                change = self._datum(-lookup_id, "ADDRESS_CHANGED", national_id, _now_iso(self.hub), person)
+                changes += [change] if change is not None else []
         await self._publish(changes, None)
         now = self.hub.clock()
         await self._in_register(lambda session: complete_lookups(session, [i for i, _ in pending], now))
@@ -378,10 +448,9 @@ class FolkeregisterConnector:
     async def _publish(self, changes: Iterable[dict[str, Any]], next_position: int | None) -> None:
         assert self._producer is not None, "use the connector as an async context manager"
         catalog, names = self.hub.catalog, self.hub.names
-        version = catalog.current(ADDRESS_CHANGE)
         async with self._producer.transaction():
-            for change in changes:
-                value = catalog.encode(ADDRESS_CHANGE, from_json(change, version))
+            for change in changes:  # Avro data, checked against the contract by `_datum`
+                value = catalog.encode(ADDRESS_CHANGE, change)
                 await self._producer.send(names.address_changes, value, key=change["nationalId"].encode())
             if next_position is not None:
                 position = json.dumps({"next": next_position}).encode()

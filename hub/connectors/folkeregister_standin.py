@@ -91,6 +91,17 @@ class FolkeregisterStandIn:
             self._person(national_id)
             return self._add_item(national_id, event_type, at)
 
+    def add_raw_item(self, item: Any) -> int:
+        """A feed item exactly as given, however malformed: what a broken or hostile feed sends."""
+        with self._lock:
+            self._items.append(item)
+            return len(self._items)
+
+    def set_raw_person(self, national_id: str, document: Any) -> None:
+        """The person document `/personer/{id}` answers, exactly as given."""
+        with self._lock:
+            self._persons[national_id] = document
+
     @property
     def latest_sequence(self) -> int:
         with self._lock:

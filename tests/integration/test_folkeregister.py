@@ -283,3 +283,34 @@ def test_folkeregister_addresses_map_onto_the_contract(
     person = {"bostedsadresse": [{"erGjeldende": True, "flyttedato": "2026-10-01", **address}]}
     change = address_change(7, "ADDRESS_CHANGED", "x", "2026-10-02T00:00:00Z", person)
     assert {k: change[k] for k in expected} == expected
+
+
+def test_malformed_feed_items_and_person_documents_are_passed_over_and_the_feed_moves_on(
+    hub: Hub, feed: tuple[FolkeregisterStandIn, str]
+) -> None:
+    stand_in, url = feed
+    good, broken = synthetic_person().national_id or "", synthetic_person().national_id or ""
+    known(hub, good, broken)
+    follow(hub, url)  # looked up (nothing yet), and the position kept at the feed's start
+    stand_in.add_raw_item("not an object")
+    stand_in.add_raw_item({"sekvensnummer": "x", "hendelse": {}})
+    stand_in.add_raw_item(
+        {
+            "sekvensnummer": 3,
+            "hendelse": {
+                "hendelsetype": "endringIBostedsadresse",
+                "folkeregisteridentifikator": good + "\x00",
+            },
+        }
+    )
+    stand_in.add_raw_item({"sekvensnummer": 4, "hendelse": None})
+    stand_in.move(broken, "0301", MOVED)
+    stand_in.set_raw_person(
+        broken, {"bostedsadresse": [{"erGjeldende": True, "flyttedato": "yesterday", "vegadresse": 5}]}
+    )
+    stand_in.move(good, "4601", MOVED)
+
+    status = follow(hub, url)
+
+    assert [c["nationalId"] for c in published(hub)] == [good]
+    assert (status.malformed, status.published, status.position) == (5, 1, 7)
