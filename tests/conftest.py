@@ -19,11 +19,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from hub.bootstrap import Hub
 from hub.config import Settings
 from hub.errors import ConfigurationError
 from hub.localrun import WorkerProcess, free_port, isolated_settings, start_local_broker, stop_local_broker
 from hub.register.database import make_engine
 from hub.register.migrate import upgrade
+from hub.schemas.codec import catalog
+from hub.sources import SourceRegistry
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_SCRIPT = ROOT / "deploy" / "postgres" / "postgres.sh"
@@ -118,6 +121,18 @@ def sqlite_url(tmp_path: Path) -> str:
     upgrade(engine)
     engine.dispose()
     return url
+
+
+def pipeline_hub(database_url: str) -> Hub:
+    """A hub for running flows in the test's own process: no broker, quick retries."""
+    settings = dataclasses.replace(
+        Settings(),
+        database_url=database_url,
+        allow_synthetic_identifiers=True,
+        retry_initial_seconds=0.01,
+        retry_max_seconds=0.05,
+    )
+    return Hub(settings=settings, registry=SourceRegistry.load(settings.sources_file), catalog=catalog())
 
 
 def make_settings(kafka_bootstrap: str, database_url: str, tmp_path: Path) -> Settings:

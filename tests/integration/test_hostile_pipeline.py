@@ -15,7 +15,6 @@ from sqlalchemy import func, select
 
 from hub.agents import runner
 from hub.bootstrap import Hub
-from hub.config import Settings
 from hub.domain.events import Origin
 from hub.errors import MessageTooLarge, RegisterRefused
 from hub.pipeline.dead_letters import DeadLetterFlow
@@ -34,7 +33,7 @@ from hub.register.models import CaseTicket, UnfinishedWork
 from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import catalog
 from hub.schemas.contract import from_json
-from hub.sources import SourceRegistry
+from tests.conftest import pipeline_hub
 from tests.fakes import RecordingPublisher
 from tests.hostile import ACCEPTABLE, NEAR_BROKER_LIMIT, _absurd, _encode, identifiers_in
 
@@ -45,14 +44,7 @@ ABSURD = list(_absurd(catalog(), random.Random(3), "oslo-fagsystem"))
 
 @pytest.fixture
 def hub(database_url: str) -> Hub:
-    settings = dataclasses.replace(
-        Settings(),
-        database_url=database_url,
-        allow_synthetic_identifiers=True,
-        retry_initial_seconds=0.01,
-        retry_max_seconds=0.05,
-    )
-    return Hub(settings=settings, registry=SourceRegistry.load(settings.sources_file), catalog=catalog())
+    return pipeline_hub(database_url)
 
 
 def tickets(hub: Hub) -> list[CaseTicket]:

@@ -7,10 +7,8 @@ end on the real broker in tests/e2e.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import logging
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +16,6 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from hub.bootstrap import Hub
-from hub.config import Settings
 from hub.domain.events import Origin
 from hub.pipeline.addresses import AddressFlow
 from hub.pipeline.deadletter import H_ERROR_CLASS, H_ERROR_CODE, H_ERROR_MESSAGE
@@ -29,21 +26,14 @@ from hub.register.models import RegistrationRecord
 from hub.register.operations import resolve_person
 from hub.schemas.codec import ADDRESS_CHANGE, REGISTRATION, catalog
 from hub.schemas.contract import from_json
-from hub.sources import SourceRegistry
+from tests.conftest import pipeline_hub
 from tests.factories import event, synthetic_person
 from tests.fakes import RecordingPublisher
 
 
 @pytest.fixture
-def hub(sqlite_url: str, tmp_path: Path) -> Hub:
-    settings = dataclasses.replace(
-        Settings(),
-        database_url=sqlite_url,
-        allow_synthetic_identifiers=True,
-        retry_initial_seconds=0.01,
-        retry_max_seconds=0.05,
-    )
-    return Hub(settings=settings, registry=SourceRegistry.load(settings.sources_file), catalog=catalog())
+def hub(sqlite_url: str) -> Hub:
+    return pipeline_hub(sqlite_url)
 
 
 TOPIC = "nir.source.oslo-fagsystem.registrations"
