@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from hub import metrics
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
+from hub.domain.redaction import clean
 from hub.errors import (
     DecodeError,
     HubError,
@@ -26,6 +27,7 @@ from hub.pipeline.deadletter import Failure, by_reference, dead_letter
 from hub.pipeline.ports import Outgoing, Publisher
 from hub.pipeline.retry import retry_transient
 from hub.register.unit_of_work import UnitOfWork
+from hub.rules.base import VIOLATION_MESSAGE_LIMIT
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -42,22 +44,32 @@ class Message:
 
 
 def failure_from(exc: Exception, origin: Origin) -> Failure:
-    """The dead-letter reason for an error that escaped a flow's own handling."""
+    """The dead-letter reason for an error that escaped a flow's own handling. Its message goes
+    on a receipt and a dead letter as it is, so it is cleaned here (an unknown fingerprint's hex
+    can hold eleven digits in a row)."""
     if isinstance(exc, HubError):
-        if exc.retriable:  # retried as far as it may be (a conflict that kept coming back)
-            return Failure("internal", exc.code, exc.message)
-        if isinstance(exc, UnknownSchemaError):
-            return Failure("schema", exc.code, exc.message)
-        if isinstance(exc, DecodeError):
-            return Failure("decode", exc.code, exc.message)
-        if isinstance(exc, RegisterRefused):
-            return Failure("register", exc.code, exc.message)
-        if isinstance(exc, InvalidAddressChange):
-            return Failure("rule", exc.code, exc.message)
-        return Failure("internal", exc.code, exc.message)
+        return Failure(_error_class(exc), exc.code, clean(exc.message, VIOLATION_MESSAGE_LIMIT))
     # A bug must not stop the partition: dead-letter the message and go on.
     log.error("unexpected error processing %s: %s", origin, safe_traceback(exc))
     return Failure("internal", InternalError.code, f"unexpected {type(exc).__name__}")
+
+
+def _error_class(exc: HubError) -> str:
+    if exc.retriable:  # retried as far as it may be (a conflict that kept coming back)
+        return "internal"
+    for kind, error_class in _ERROR_CLASSES:
+        if isinstance(exc, kind):
+            return error_class
+    return "internal"
+
+
+# Most specific first: an unknown schema is a decode error too.
+_ERROR_CLASSES: tuple[tuple[type[HubError], str], ...] = (
+    (UnknownSchemaError, "schema"),
+    (DecodeError, "decode"),
+    (RegisterRefused, "register"),
+    (InvalidAddressChange, "rule"),
+)
 
 
 class Flow:

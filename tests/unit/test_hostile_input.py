@@ -193,3 +193,16 @@ def test_the_rules_answer_any_event_without_raising_and_write_only_clean_text(
     violations = evaluate(registration, CONTEXT)
     _assert_clean(violations, [i for i in (national_id, duf_number) if i and len(i) >= 11])
     assert evaluate(dataclasses.replace(registration), CONTEXT) == violations  # and the same each time
+
+
+def test_a_failure_quoting_what_it_read_is_cleaned_before_a_receipt_or_dead_letter_carries_it() -> None:
+    from hub.domain.events import Origin
+    from hub.errors import UnknownSchemaError
+    from hub.pipeline.flow import failure_from
+
+    national_id = synthetic_person().national_id or ""
+    failure = failure_from(
+        UnknownSchemaError(f"unknown writer schema fingerprint {national_id}ab"), Origin("t", 0, 0)
+    )
+    assert (failure.error_class, failure.code) == ("schema", "NIR-SCHEMA-UNKNOWN")
+    assert national_id not in failure.message and "<id:11:" in failure.message
