@@ -26,8 +26,15 @@ CHATTY_LOGGERS = ("aiokafka", "kafka", "faust.transport", "mode.utils.aiter")
 LOG_MESSAGE_LIMIT = 4000
 
 
+# A record passes every handler's filters in turn; what the first decided and did is kept on it.
+_CLEANED, _PASSES = "nir_cleaned", "nir_passes"
+
+
 class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, _CLEANED, False):
+            return True
+        setattr(record, _CLEANED, True)
         try:
             message = record.getMessage()
         except Exception:  # a broken format string: say so, not what it held
@@ -53,6 +60,13 @@ class RepeatFilter(logging.Filter):
         self._last: dict[tuple[str, int, str], tuple[float, int]] = {}  # passed at, held back since
 
     def filter(self, record: logging.LogRecord) -> bool:
+        decided = getattr(record, _PASSES, None)
+        if decided is None:
+            decided = self._passes(record)
+            setattr(record, _PASSES, decided)
+        return bool(decided)
+
+    def _passes(self, record: logging.LogRecord) -> bool:
         if record.levelno >= logging.CRITICAL:
             return True
         key = (record.name, record.levelno, str(record.msg))

@@ -74,3 +74,22 @@ def test_the_kafka_clients_loggers_never_go_below_info() -> None:
     logs.install(logging.DEBUG, repeat_seconds=10.0, handlers=[])
     assert logging.getLogger("aiokafka").getEffectiveLevel() == logging.INFO
     assert not logging.getLogger("aiokafka.conn").isEnabledFor(logging.DEBUG)
+
+
+def test_a_record_passes_every_handler_alike_when_the_root_logger_has_several() -> None:
+    streams = [io.StringIO(), io.StringIO()]
+    handlers = [logging.StreamHandler(stream) for stream in streams]
+    logger = logging.getLogger("hub.test_logs.two")
+    logger.propagate = False
+    for handler in handlers:
+        logger.addHandler(handler)
+    logs.install(logging.INFO, repeat_seconds=60.0, handlers=handlers)
+    national_id = synthetic_person().national_id
+    try:
+        for _ in range(3):
+            logger.warning("person %s", national_id)
+    finally:
+        for handler in handlers:
+            logger.removeHandler(handler)
+    outputs = [stream.getvalue().splitlines() for stream in streams]
+    assert outputs[0] == outputs[1] and len(outputs[0]) == 1 and national_id not in outputs[0][0]
