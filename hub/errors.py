@@ -18,8 +18,8 @@ class HubError(Exception):
     code: str = "NIR-INTERNAL"
     retriable: bool = False
     # What the code means, in Norwegian, for `hub rules list --lang nb` (the English is the
-    # docstring's first line).
-    title_nb: str = "En uventet feil i huben; hendelsen er tatt vare på i saken for ny sending"
+    # docstring's first paragraph, see `title`); set on the classes in FAILURE_CODES.
+    title_nb: str = ""
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -126,6 +126,8 @@ class RegisterNotMigrated(ConfigurationError):
 
 class InternalError(HubError):
     """An unexpected error in the hub; the event is kept on its ticket for a replay."""
+
+    title_nb = "En uventet feil i huben; hendelsen er tatt vare på i saken for ny sending"
 
 
 # The codes that can end an event besides the rules' (`hub rules list` prints both).

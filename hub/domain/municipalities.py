@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from hub.domain.identifiers import is_ascii_digits
+
 _DATA = Path(__file__).resolve().parent / "data"
 
 # (first day in force, file); newest last.
@@ -50,6 +52,11 @@ def municipalities_on(date: dt.date) -> dict[str, Municipality]:
         if date >= valid_from:
             chosen = file_name
     return _load(chosen)
+
+
+def is_municipality_number(value: str) -> bool:
+    """Whether `value` has a municipality number's shape: four digits 0-9 (leading zero kept)."""
+    return len(value) == 4 and is_ascii_digits(value)
 
 
 def municipality_on(number: str, date: dt.date) -> Municipality | None:

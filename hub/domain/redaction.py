@@ -33,6 +33,11 @@ def is_printable(text: str) -> bool:
     return text.isprintable() or not any(unicodedata.category(c) in _UNPRINTABLE for c in text)
 
 
+def is_plain(text: str, limit: int) -> bool:
+    """Whether `text` is printable and at most `limit` characters: what a field may hold as is."""
+    return len(text) <= limit and is_printable(text)
+
+
 def mask_identifiers(text: str) -> str:
     """`text` with every run of eleven or more digits replaced by its mask."""
     return _IDENTIFIER_RUN.sub(lambda m: mask(m.group()), text)

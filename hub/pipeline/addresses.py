@@ -9,8 +9,9 @@ import asyncio
 from dataclasses import dataclass
 
 from hub.domain.events import AddressChange
-from hub.domain.identifiers import InvalidIdentifier, is_ascii_digits, parse_national_id
-from hub.domain.redaction import is_printable
+from hub.domain.identifiers import InvalidIdentifier, parse_national_id
+from hub.domain.municipalities import is_municipality_number
+from hub.domain.redaction import is_plain
 from hub.errors import InvalidAddressChange
 from hub.pipeline.deadletter import Failure
 from hub.pipeline.decode import decode_address_change
@@ -56,11 +57,9 @@ _TEXT_LIMITS = (("addressLine", 256), ("postalCode", 8), ("postalPlace", 128))
 def check_shape(change: AddressChange) -> None:
     """Raise `InvalidAddressChange` unless every field fits the address history: the register
     must never be the one to refuse a value (PostgreSQL refuses what SQLite stores)."""
-    if change.municipality is not None and (
-        len(change.municipality) != 4 or not is_ascii_digits(change.municipality)
-    ):
+    if change.municipality is not None and not is_municipality_number(change.municipality):
         raise InvalidAddressChange("municipality must be four digits 0-9")
     texts = (change.address_line, change.postal_code, change.postal_place)
     for (name, limit), value in zip(_TEXT_LIMITS, texts, strict=True):
-        if value is not None and (len(value) > limit or not is_printable(value)):
+        if value is not None and not is_plain(value, limit):
             raise InvalidAddressChange(f"{name} must be printable text of at most {limit} characters")

@@ -66,10 +66,10 @@ def plan(session: Session, flow: str, messages: Sequence[Message], now: dt.datet
     """Mark the batch's unsuspected partitions and say how to work through it (one transaction
     of three statements at most: this runs before every batch)."""
     ranges = _ranges(messages)
-    marks = _MARKS
+    columns = _MARKS.c
     found = session.execute(
-        select(marks.c.id, marks.c.topic, marks.c.partition, marks.c.first_offset, marks.c.last_offset).where(
-            marks.c.flow == flow, marks.c.topic.in_({topic for topic, _ in ranges})
+        select(columns.id, columns.topic, columns.partition, columns.first_offset, columns.last_offset).where(
+            columns.flow == flow, columns.topic.in_({topic for topic, _ in ranges})
         )
     )
     stale: list[int] = []
@@ -83,7 +83,7 @@ def plan(session: Session, flow: str, messages: Sequence[Message], now: dt.datet
         elif first <= high:
             suspected.add((topic, partition))
     if stale:
-        session.execute(delete(marks).where(marks.c.id.in_(stale)))
+        session.execute(delete(_MARKS).where(columns.id.in_(stale)))
     new = [
         {
             "flow": flow,
@@ -97,7 +97,7 @@ def plan(session: Session, flow: str, messages: Sequence[Message], now: dt.datet
         for (topic, partition), (low, high) in ranges.items()
         if (topic, partition) not in suspected
     ]
-    ids = list(session.scalars(insert(marks).returning(marks.c.id), new)) if new else []
+    ids = list(session.scalars(insert(_MARKS).returning(columns.id), new)) if new else []
     together = [m for m in messages if (m.origin.topic, m.origin.partition) not in suspected]
     one_by_one = [m for m in messages if (m.origin.topic, m.origin.partition) in suspected]
     return Plan(together, ids, one_by_one)

@@ -15,9 +15,9 @@ from typing import Any
 
 from hub.domain.calendar import norwegian_date
 from hub.domain.events import Registration
-from hub.domain.identifiers import InvalidIdentifier, check_duf_number, is_ascii_digits, parse_national_id
+from hub.domain.identifiers import InvalidIdentifier, check_duf_number, parse_national_id
 from hub.domain.lifecycle import Action, Fact, Problem, is_checked, transition_problem
-from hub.domain.municipalities import municipality_on
+from hub.domain.municipalities import is_municipality_number, municipality_on
 from hub.domain.redaction import echo, is_printable
 from hub.domain.residence import residence_on
 from hub.domain.rights import Categories, Category, categories_from_facts
@@ -145,7 +145,7 @@ def text_within_length(event: Registration, ctx: RuleContext) -> Explanation | N
     shape=True,
 )
 def municipality_number_shape(event: Registration, ctx: RuleContext) -> Explanation | None:
-    if len(event.municipality) != 4 or not is_ascii_digits(event.municipality):
+    if not is_municipality_number(event.municipality):
         return Explanation(
             "municipality must be four digits 0-9 (for example 0301)",
             "kommunenummeret må være fire sifre 0-9 (for eksempel 0301)",

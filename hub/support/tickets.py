@@ -16,6 +16,7 @@ from hub.domain.calendar import iso_utc
 from hub.domain.events import Origin, Registration
 from hub.domain.identifiers import is_ascii_digits, mask
 from hub.domain.lifecycle import ROLES, Role
+from hub.domain.municipalities import is_municipality_number
 from hub.domain.redaction import clean, fits
 from hub.errors import DecodeError, HubError, Quarantined
 from hub.pipeline.deadletter import (
@@ -218,10 +219,10 @@ def _fitted(event: Registration) -> Registration:
     return dataclasses.replace(
         event,
         source_system=fits(event.source_system, 64) or "",
-        municipality=_digits(event.municipality, 4, 4) or "",
+        municipality=event.municipality if is_municipality_number(event.municipality) else "",
         event_type=fits(event.event_type, 64) or "",
-        duf_number=_digits(event.duf_number, 1, 16),
-        national_id=_digits(event.national_id, 1, 16),
+        duf_number=_identifier(event.duf_number),
+        national_id=_identifier(event.national_id),
     )
 
 
@@ -233,10 +234,10 @@ def _whole_number(text: str | None) -> int | None:
     return number if number < 2**63 else None
 
 
-def _digits(value: str | None, shortest: int, longest: int) -> str | None:
-    """An identifier or municipality number as sent, if it is one (digits 0-9 that fit the
-    column); else None: cutting it could name another person or municipality."""
-    if value is None or not shortest <= len(value) <= longest or not is_ascii_digits(value):
+def _identifier(value: str | None) -> str | None:
+    """An identifier as sent, if it is digits 0-9 that fit the ticket's column (16); else None:
+    cutting it could name another person."""
+    if value is None or not 1 <= len(value) <= 16 or not is_ascii_digits(value):
         return None
     return value
 

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from hub.bootstrap import Hub
 from hub.domain.calendar import OSLO
-from hub.domain.redaction import is_printable
+from hub.domain.redaction import is_plain
 from hub.errors import HubError, safe_traceback
 from hub.register.models import User
 from hub.register.unit_of_work import UnitOfWork, in_transaction
@@ -259,7 +259,7 @@ def _day_start(value: str, *, end: bool = False) -> dt.datetime | None:
 def _text(value: str, name: str, limit: int = _FILTER_TEXT_LIMIT) -> str:
     """A text parameter, refused unless printable and at most `limit` characters: the register
     must never be the one to refuse it (PostgreSQL refuses a NUL where SQLite would not)."""
-    if len(value) > limit or not is_printable(value):
+    if not is_plain(value, limit):
         raise _BadInput(f"{name} must be printable text of at most {limit} characters")
     return value
 
