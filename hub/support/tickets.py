@@ -105,7 +105,7 @@ def ticket_from_dead_letter(
     h = read_headers(list(headers))
     decoded = _decoded(catalog, value)
     event = _fitted(decoded) if decoded is not None else None
-    dead_letter_ref = f"{dead_letter.partition}:{dead_letter.offset}"
+    dead_letter_ref = _dead_letter_ref(dead_letter)
     topic = fits(h.get(H_TOPIC), 249)
     partition, offset = _whole_number(h.get(H_PARTITION)), _whole_number(h.get(H_OFFSET))
     if topic is None:  # not written by the hub: the dead letter itself is all there is to point to
@@ -203,7 +203,7 @@ def quarantine_dead_letter(
         original_offset=origin.offset,
         original_key=key,
         original_value=value,
-        last_dead_letter=f"{origin.partition}:{origin.offset}",
+        last_dead_letter=_dead_letter_ref(origin),
         first_failed_at=now,
         last_failed_at=now,
         attempts=1,
@@ -212,6 +212,11 @@ def quarantine_dead_letter(
     session.add(ticket)
     session.flush()
     return ticket
+
+
+def _dead_letter_ref(dead_letter: Origin) -> str:
+    """partition:offset of a dead letter, kept on its ticket so a redelivery is not counted twice."""
+    return f"{dead_letter.partition}:{dead_letter.offset}"
 
 
 def _fitted(event: Registration) -> Registration:
