@@ -101,11 +101,11 @@ class FaustPublisher:
 async def _prepare(current: Settings) -> list[str]:
     require_current(hub.engine)
     created = await ensure_topics(
-        current.kafka_bootstrap, required_topics(current, hub.registry), current.replication_factor
+        current.kafka, required_topics(current, hub.registry), current.replication_factor
     )
     for name in created:
         log.info("created topic %s", name)
-    existing = await list_topics(current.kafka_bootstrap)
+    existing = await list_topics(current.kafka)
     return names.matching_registrations(existing)
 
 
@@ -114,6 +114,9 @@ def prepare_worker() -> None:
 
     Not a Faust `on_worker_init` handler: Faust sends that signal for every CLI command.
     """
+    # Set here, not when the app is made: every CLI command makes the app, and most of them have
+    # no business with the worker's Kafka password.
+    app.conf.broker_credentials = settings.kafka.faust_credentials()
     # The worker's event loop is not running yet and must not be replaced: use a thread.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         matching = pool.submit(asyncio.run, _prepare(settings)).result()

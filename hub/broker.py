@@ -12,47 +12,51 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from hub.errors import BrokerUnavailable, ConfigurationError
+from hub.kafka_client import KafkaConnection
 from hub.topics import TopicSpec
 
 log = logging.getLogger(__name__)
 
 _TOPIC_ALREADY_EXISTS = 36
+_TOPIC_AUTHORIZATION_FAILED = 29
 
 
-async def _admin(bootstrap: str, timeout: float) -> AIOKafkaAdminClient:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+async def _admin(kafka: KafkaConnection, timeout: float) -> AIOKafkaAdminClient:
+    admin = AIOKafkaAdminClient(**kafka.aiokafka(), request_timeout_ms=int(timeout * 1000))
     try:
         await asyncio.wait_for(admin.start(), timeout)
     except (TimeoutError, KafkaError, OSError) as exc:
         await admin.close()
-        raise BrokerUnavailable(f"Kafka at {bootstrap} does not answer: {type(exc).__name__}") from exc
+        raise BrokerUnavailable(f"Kafka at {kafka.bootstrap} does not answer: {type(exc).__name__}") from exc
     return admin
 
 
-async def broker_answers(bootstrap: str, timeout: float = 5.0) -> bool:
+async def broker_answers(kafka: KafkaConnection, timeout: float = 5.0) -> bool:
     try:
-        admin = await _admin(bootstrap, timeout)
+        admin = await _admin(kafka, timeout)
     except BrokerUnavailable:
         return False
     await admin.close()
     return True
 
 
-async def list_topics(bootstrap: str, timeout: float = 15.0) -> set[str]:
-    admin = await _admin(bootstrap, timeout)
+async def list_topics(kafka: KafkaConnection, timeout: float = 15.0) -> set[str]:
+    admin = await _admin(kafka, timeout)
     try:
         return set(await admin.list_topics())
     finally:
         await admin.close()
 
 
-async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], replication_factor: int) -> list[str]:
+async def ensure_topics(
+    kafka: KafkaConnection, specs: Iterable[TopicSpec], replication_factor: int
+) -> list[str]:
     """Create the topics that do not exist yet, with their partition counts; return those created.
 
     Topics are never auto-created by the broker: a typo in a topic name must fail, not invent one.
     """
     specs = list(specs)
-    admin = await _admin(bootstrap, 15.0)
+    admin = await _admin(kafka, 15.0)
     try:
         existing = set(await admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
@@ -64,6 +68,11 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], replication_
                 ]
             )
             for name, code, *rest in response.topic_errors:
+                if code == _TOPIC_AUTHORIZATION_FAILED:
+                    raise ConfigurationError(
+                        f"topic {name} is missing and {kafka.username or 'this principal'} may not "
+                        "create it: run `hub topics ensure` as the admin principal"
+                    )
                 if code not in (0, _TOPIC_ALREADY_EXISTS):
                     detail = rest[0] if rest and rest[0] else f"error code {code}"
                     raise ConfigurationError(f"could not create topic {name}: {detail}")
@@ -72,9 +81,9 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], replication_
         await admin.close()
 
 
-async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[tuple[str, int], int]:
+async def end_offsets(kafka: KafkaConnection, topics: Iterable[str]) -> dict[tuple[str, int], int]:
     """The current end offset of every partition of `topics`."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka.aiokafka(), enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = [
@@ -88,10 +97,10 @@ async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[tuple[str, 
         await consumer.stop()
 
 
-async def committed_offsets(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
+async def committed_offsets(kafka: KafkaConnection, group: str) -> dict[tuple[str, int], int]:
     """The offsets a consumer group has committed, by partition; empty while the group is new
     (its coordinator not found yet)."""
-    admin = await _admin(bootstrap, 15.0)
+    admin = await _admin(kafka, 15.0)
     try:
         offsets = await admin.list_consumer_group_offsets(group)
     except KafkaError:
@@ -115,7 +124,7 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str, timeout: float = 1
 
 
 async def read_from(
-    bootstrap: str,
+    kafka: KafkaConnection,
     start: dict[tuple[str, int], int],
     *,
     until: Callable[[list[ConsumerRecord]], bool],
@@ -123,7 +132,7 @@ async def read_from(
 ) -> list[ConsumerRecord]:
     """Read the given partitions from the given offsets (no consumer group) until `until(records)`
     holds or `timeout` seconds have passed; returns what was read."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka.aiokafka(), enable_auto_commit=False)
     await consumer.start()
     records: list[ConsumerRecord] = []
     try:
@@ -140,12 +149,12 @@ async def read_from(
         await consumer.stop()
 
 
-async def delete_topics_with_prefix(bootstrap: str, prefix: str, timeout: float = 30.0) -> list[str]:
+async def delete_topics_with_prefix(kafka: KafkaConnection, prefix: str, timeout: float = 30.0) -> list[str]:
     """Delete every topic whose name starts with `prefix` and wait until they are gone.
 
     Only for throwaway namespaces (the demo's); the hub never deletes its own topics.
     """
-    admin = await _admin(bootstrap, 15.0)
+    admin = await _admin(kafka, 15.0)
     try:
         doomed = sorted(t for t in await admin.list_topics() if t.startswith(prefix))
         if doomed:

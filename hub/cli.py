@@ -54,17 +54,88 @@ def topics_group() -> None:
     pass
 
 
-@topics_group.command(name="ensure", help="Create every topic the hub needs that is missing.")
+@topics_group.command(
+    name="ensure",
+    help="As the admin principal: create every topic the hub needs that is missing, the "
+    "credentials and ACLs of the worker and the connector, and grant every registered source. "
+    "Idempotent.",
+)
 def topics_ensure() -> None:
-    from hub.broker import ensure_topics
+    from hub.principals import prepare_broker
     from hub.topics import required_topics
 
     hub = _hub()
     specs = required_topics(hub.settings, hub.registry)
-    created = asyncio.run(ensure_topics(hub.settings.kafka_bootstrap, specs, hub.settings.replication_factor))
+    created = asyncio.run(prepare_broker(hub.settings, hub.registry))
     for spec in specs:
         state = "created" if spec.name in created else "exists"
         click.echo(f"{spec.name}  partitions={spec.partitions}  {state}")
+    click.echo(
+        f"ACLs: {hub.settings.kafka_worker_user}, {hub.settings.kafka_connector_user}, "
+        + ", ".join(s.user for s in hub.registry)
+    )
+
+
+@click.group(name="sources", help="The source registry's fagsystems, and their access to the broker.")
+def sources_group() -> None:
+    pass
+
+
+def _source(hub: Hub, source_id: str) -> Any:
+    source = hub.registry.get(source_id)
+    if source is None:
+        raise click.BadParameter(f"{source_id!r} is not in the source registry", param_hint="ID")
+    return source
+
+
+@sources_group.command(
+    name="list", help="Each source: its principal, how it authenticates, its municipalities."
+)
+def sources_list() -> None:
+    for source in _hub().registry:
+        click.echo(
+            f"{source.id}  principal={source.user}  authentication={source.authentication}  "
+            f"municipalities={','.join(sorted(source.municipalities))}  {source.name}"
+        )
+
+
+@sources_group.command(
+    name="grant",
+    help="As the admin principal: create the source's topics, its SCRAM credential (when the hub "
+    "keeps its password) and its ACLs: write its registrations, read its receipts. Idempotent.",
+)
+@click.argument("source_id", metavar="ID")
+def sources_grant(source_id: str) -> None:
+    from hub.broker import ensure_topics
+    from hub.principals import BrokerAccess, describe
+    from hub.sources import SourceRegistry
+    from hub.topics import required_topics
+
+    hub = _hub()
+    source = _source(hub, source_id)
+    specs = required_topics(hub.settings, SourceRegistry({source.id: source}))
+    asyncio.run(ensure_topics(hub.settings.kafka, specs, hub.settings.replication_factor))
+    for acl in BrokerAccess(hub.settings).grant(source):
+        click.echo(describe(acl))
+    if source.authentication == "scram":
+        click.echo(
+            f"password of {source.user}: {hub.settings.password_file(source.user)} (hand it over securely)"
+        )
+
+
+@sources_group.command(
+    name="revoke",
+    help="As the admin principal: remove every ACL of the source's principal and its SCRAM "
+    "credential; its topics and what they hold stay. Idempotent.",
+)
+@click.argument("source_id", metavar="ID")
+def sources_revoke(source_id: str) -> None:
+    from hub.principals import BrokerAccess
+
+    hub = _hub()
+    source = _source(hub, source_id)
+    removed = BrokerAccess(hub.settings).revoke(source)
+    click.echo(f"revoked {source.kafka_principal}: {removed} ACL(s) removed")
 
 
 @click.group(name="schemas", help="The Avro contract, for fagsystem vendors.")
@@ -103,9 +174,7 @@ def publish(file: Path, source: str | None) -> None:
     hub = _hub()
 
     def producer_for(source_id: str) -> FagsystemProducer:
-        return FagsystemProducer(
-            hub.settings.kafka_bootstrap, source_id, topic_prefix=hub.settings.topic_prefix
-        )
+        return FagsystemProducer(hub.settings.kafka, source_id, topic_prefix=hub.settings.topic_prefix)
 
     report = asyncio.run(
         publish_file(file, producer_for, source=source, on_line=lambda r: click.echo(r.describe()))
@@ -133,7 +202,7 @@ def receipts(source_id: str, follow: bool, as_json: bool) -> None:
 
     async def read() -> None:
         async with ReceiptReader(
-            hub.settings.kafka_bootstrap, source_id, topic_prefix=hub.settings.topic_prefix
+            hub.settings.kafka, source_id, topic_prefix=hub.settings.topic_prefix
         ) as reader:
             for receipt in await reader.until_caught_up():
                 show(receipt)
@@ -491,7 +560,7 @@ def folkeregister_connect() -> None:
     from hub import logs
     from hub.broker import ensure_topics
     from hub.connectors.folkeregister import run_connector
-    from hub.topics import required_topics
+    from hub.topics import folkeregister_topics
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
     hub = _migrated_hub()
@@ -503,9 +572,7 @@ def folkeregister_connect() -> None:
 
     async def connect() -> None:
         await ensure_topics(
-            hub.settings.kafka_bootstrap,
-            required_topics(hub.settings, hub.registry),
-            hub.settings.replication_factor,
+            hub.settings.kafka, folkeregister_topics(hub.settings), hub.settings.replication_factor
         )
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -545,6 +612,7 @@ def show_settings() -> None:
 for command in (
     db_group,
     topics_group,
+    sources_group,
     schemas_group,
     publish,
     receipts,

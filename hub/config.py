@@ -9,17 +9,31 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from hub.errors import ConfigurationError
+from hub.kafka_client import OAUTHBEARER, SCRAM, KafkaConnection, read_secret
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-def _setting(env: str, default: Any, doc: str) -> Any:
-    return field(default=default, metadata={"env": env, "doc": doc})
+def _local_kafka_dir() -> Path:
+    """Where deploy/kafka/kafka.sh keeps the local broker's data, CA and secrets (its defaults)."""
+    if os.environ.get("NIR_KAFKA_DATA_DIR"):
+        return Path(os.environ["NIR_KAFKA_DATA_DIR"])
+    cache = os.environ.get("NIR_CACHE_DIR") or str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nir-hub"
+    )
+    return Path(cache) / "kafka-data"
+
+
+LOCAL_KAFKA_DIR = _local_kafka_dir()
+
+
+def _setting(env: str, default: Any, doc: str, *, secret: bool = False) -> Any:
+    return field(default=default, metadata={"env": env, "doc": doc, "secret": secret})
 
 
 def _parse(name: str, raw: str, kind: type) -> Any:
@@ -43,6 +57,45 @@ class Settings:
 
     kafka_bootstrap: str = _setting(
         "NIR_KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka bootstrap servers, comma-separated host:port"
+    )
+    kafka_ca_file: str = _setting(
+        "NIR_KAFKA_CA_FILE",
+        str(LOCAL_KAFKA_DIR / "tls" / "ca.pem"),
+        "the CA that signed the brokers' certificates, PEM (empty: the system's CAs; the "
+        "default is the local broker's)",
+    )
+    kafka_sasl_mechanism: str = _setting(
+        "NIR_KAFKA_SASL_MECHANISM",
+        "SCRAM-SHA-512",
+        "how this process authenticates to Kafka: SCRAM-SHA-512, or OAUTHBEARER with a Maskinporten token",
+    )
+    kafka_username: str = _setting(
+        "NIR_KAFKA_USERNAME",
+        "nir-worker",
+        "this process's Kafka principal (SCRAM): nir-worker for the worker, nir-connector for "
+        "the Folkeregister connector, nir-admin for `hub topics ensure` and `hub sources`",
+    )
+    kafka_password: str = _setting(
+        "NIR_KAFKA_PASSWORD", "", "the SCRAM password (prefer NIR_KAFKA_PASSWORD_FILE)", secret=True
+    )
+    kafka_password_file: str = _setting(
+        "NIR_KAFKA_PASSWORD_FILE",
+        "",
+        "a file holding the SCRAM password (empty: <NIR_KAFKA_SECRETS_DIR>/<user name>.password)",
+    )
+    kafka_secrets_dir: str = _setting(
+        "NIR_KAFKA_SECRETS_DIR",
+        str(LOCAL_KAFKA_DIR / "secrets"),
+        "where the SCRAM passwords of the principals the hub manages are kept, one "
+        "<principal>.password file each, mode 0600 (the default is the local broker's)",
+    )
+    kafka_worker_user: str = _setting(
+        "NIR_KAFKA_WORKER_USER", "nir-worker", "the worker's Kafka principal, for the ACLs the hub makes"
+    )
+    kafka_connector_user: str = _setting(
+        "NIR_KAFKA_CONNECTOR_USER",
+        "nir-connector",
+        "the Folkeregister connector's Kafka principal, for the ACLs the hub makes",
     )
     database_url: str = _setting(
         "NIR_DATABASE_URL", "sqlite:///var/nir-register.sqlite3", "SQLAlchemy URL of the register"
@@ -183,6 +236,8 @@ class Settings:
             raise ConfigurationError("NIR_MAX_MESSAGE_BYTES must be at least 10000")
         if self.folkeregister_start not in ("latest", "beginning"):
             raise ConfigurationError("NIR_FOLKEREGISTER_START must be latest or beginning")
+        if self.kafka_sasl_mechanism not in ("SCRAM-SHA-512", "OAUTHBEARER"):
+            raise ConfigurationError("NIR_KAFKA_SASL_MECHANISM must be SCRAM-SHA-512 or OAUTHBEARER")
         if self.folkeregister_auth != "none" and not self.folkeregister_auth.startswith("token-file:"):
             raise ConfigurationError("NIR_FOLKEREGISTER_AUTH must be none or token-file:PATH")
 
@@ -191,12 +246,53 @@ class Settings:
         """The bootstrap servers in Faust's URL form, with the hub's transport (hub.streaming)."""
         return ";".join(f"nirkafka://{server.strip()}" for server in self.kafka_bootstrap.split(","))
 
+    def password_file(self, username: str) -> str:
+        """Where a principal's SCRAM password is kept: NIR_KAFKA_PASSWORD_FILE for this process's
+        own, else the secrets directory's <principal>.password."""
+        if username == self.kafka_username and self.kafka_password_file:
+            return self.kafka_password_file
+        return str(Path(self.kafka_secrets_dir) / f"{username}.password")
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        """This process's connection to Kafka (its secrets read now)."""
+        if self.kafka_sasl_mechanism == OAUTHBEARER:
+            from hub.maskinporten import token_provider_from
+
+            return KafkaConnection(
+                self.kafka_bootstrap,
+                self.kafka_ca_file,
+                OAUTHBEARER,
+                token_provider=token_provider_from(self),
+            )
+        password = read_secret(
+            self.kafka_password,
+            self.password_file(self.kafka_username),
+            f"Kafka password of {self.kafka_username}",
+        )
+        return KafkaConnection(self.kafka_bootstrap, self.kafka_ca_file, SCRAM, self.kafka_username, password)
+
+    def as_kafka_user(self, username: str) -> Settings:
+        """The same settings for another of the hub's principals (its password from the secrets
+        directory): the admin commands of the demo and the tests."""
+        return replace(self, kafka_username=username, kafka_password="", kafka_password_file="")
+
     def describe(self) -> str:
-        """One line per setting, with any password in a database URL masked."""
+        """One line per setting, with secrets masked: passwords, and the password and TLS key
+        password in a database URL."""
         lines = []
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "database_url":
-                value = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", str(value))
+            if f.metadata["secret"] and value:
+                value = "***"
+            elif f.name == "database_url":
+                value = mask_url(str(value))
             lines.append(f"{f.name} = {value}")
         return "\n".join(lines)
+
+
+def mask_url(url: str) -> str:
+    """A database URL with its password and any secret query parameter (libpq's sslpassword,
+    password) masked."""
+    url = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+    return re.sub(r"(?i)([?&](?:ssl)?password=)[^&]*", r"\1***", url)

@@ -17,10 +17,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from hub.config import PACKAGE_DIR, Settings
+from hub.config import LOCAL_KAFKA_DIR, PACKAGE_DIR, Settings
 from hub.errors import ConfigurationError
 
 KAFKA_SCRIPT = PACKAGE_DIR.parent / "deploy" / "kafka" / "kafka.sh"
+LOCAL_ADMIN = "nir-admin"  # the super user the local broker's first start makes (kafka.sh)
+
+
+@dataclass(frozen=True)
+class LocalBroker:
+    """A broker started by deploy/kafka/kafka.sh: its address, and the directory with its CA
+    (tls/ca.pem) and the passwords of the principals (secrets/)."""
+
+    bootstrap: str
+    data_dir: Path
+
+    def settings(self, base: Settings | None = None) -> Settings:
+        """`base` (default: the defaults) pointed at this broker, as the worker principal."""
+        return dataclasses.replace(
+            base or Settings(),
+            kafka_bootstrap=self.bootstrap,
+            kafka_ca_file=str(self.data_dir / "tls" / "ca.pem"),
+            kafka_secrets_dir=str(self.data_dir / "secrets"),
+        )
 
 
 def _kafka(command: str, env: Mapping[str, str] | None) -> str:
@@ -41,9 +60,11 @@ def _kafka(command: str, env: Mapping[str, str] | None) -> str:
     return result.stdout.strip()
 
 
-def start_local_broker(env: Mapping[str, str] | None = None) -> str:
-    """Start the local broker (see deploy/kafka/kafka.sh) and return its address."""
-    return _kafka("start", env).splitlines()[-1]
+def start_local_broker(env: Mapping[str, str] | None = None) -> LocalBroker:
+    """Start the local broker (see deploy/kafka/kafka.sh) and say where it is."""
+    address = _kafka("start", env).splitlines()[-1]
+    data_dir = (env or {}).get("NIR_KAFKA_DATA_DIR") or os.environ.get("NIR_KAFKA_DATA_DIR")
+    return LocalBroker(address, Path(data_dir) if data_dir else LOCAL_KAFKA_DIR)
 
 
 def stop_local_broker(env: Mapping[str, str] | None = None) -> None:
@@ -63,8 +84,12 @@ class WorkerProcess:
 
     @classmethod
     def connector(cls, settings: Settings, log_path: Path) -> WorkerProcess:
-        """`hub folkeregister connect`."""
-        return cls(settings, log_path, command=("folkeregister", "connect"))
+        """`hub folkeregister connect`, as the connector's principal."""
+        return cls(
+            settings.as_kafka_user(settings.kafka_connector_user),
+            log_path,
+            command=("folkeregister", "connect"),
+        )
 
     def start(self) -> WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,15 +126,14 @@ class WorkerProcess:
 
 
 def isolated_settings(
-    kafka_bootstrap: str, database_url: str, data_dir: Path, *, label: str, **changes: Any
+    broker: LocalBroker, database_url: str, data_dir: Path, *, label: str, **changes: Any
 ) -> Settings:
     """Settings for a throwaway run beside others on the same broker (tests, benchmarks): its own
     topics (prefixed `label` and a random part), consumer group, ports and Faust data directory;
     synthetic identifiers allowed."""
     unique = uuid.uuid4().hex[:8]
     return dataclasses.replace(
-        Settings(),
-        kafka_bootstrap=kafka_bootstrap,
+        broker.settings(),
         database_url=database_url,
         topic_prefix=f"{label}{unique}",
         app_id=f"{label}-{unique}",

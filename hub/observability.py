@@ -85,7 +85,7 @@ class _Readiness:
         return self._last
 
     async def _broker(self) -> str:
-        return "ok" if await broker_answers(self.hub.settings.kafka_bootstrap, timeout=3.0) else "unavailable"
+        return "ok" if await broker_answers(self.hub.settings.kafka, timeout=3.0) else "unavailable"
 
     def _register(self) -> str:
         try:

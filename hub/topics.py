@@ -75,14 +75,19 @@ class TopicNames:
         return sorted(t for t in existing if self.registrations_pattern.match(t))
 
 
+def folkeregister_topics(settings: Settings) -> list[TopicSpec]:
+    """The Folkeregister connector's topics (the only ones its principal can see)."""
+    names = TopicNames(settings.topic_prefix)
+    return [
+        TopicSpec(names.address_changes, settings.address_partitions),
+        TopicSpec(names.connector_position, 1, (("cleanup.policy", "compact"),)),
+    ]
+
+
 def required_topics(settings: Settings, registry: SourceRegistry) -> list[TopicSpec]:
     """Every topic the hub needs for the sources in the registry."""
     names = TopicNames(settings.topic_prefix)
-    specs = [
-        TopicSpec(names.address_changes, settings.address_partitions),
-        TopicSpec(names.dead_letters, DEAD_LETTER_PARTITIONS),
-        TopicSpec(names.connector_position, 1, (("cleanup.policy", "compact"),)),
-    ]
+    specs = [*folkeregister_topics(settings), TopicSpec(names.dead_letters, DEAD_LETTER_PARTITIONS)]
     for source in registry:
         specs.append(TopicSpec(names.registrations(source.id), settings.registration_partitions))
         specs.append(TopicSpec(names.receipts(source.id), RECEIPT_PARTITIONS))

@@ -22,7 +22,16 @@ import pytest
 from hub.bootstrap import Hub
 from hub.config import Settings
 from hub.errors import ConfigurationError
-from hub.localrun import WorkerProcess, free_port, isolated_settings, start_local_broker, stop_local_broker
+from hub.kafka_client import KafkaConnection
+from hub.localrun import (
+    LOCAL_ADMIN,
+    LocalBroker,
+    WorkerProcess,
+    free_port,
+    isolated_settings,
+    start_local_broker,
+    stop_local_broker,
+)
 from hub.register.database import make_engine
 from hub.register.migrate import upgrade
 from hub.schemas.codec import catalog
@@ -51,18 +60,19 @@ def _no_process_outlives_its_test(monkeypatch: pytest.MonkeyPatch) -> Iterator[N
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
+def kafka_broker() -> Iterator[LocalBroker]:
+    """The secured test broker (TLS, SASL, ACLs), as deploy/kafka/kafka.sh starts it."""
     existing = os.environ.get("NIR_TEST_KAFKA_BOOTSTRAP")
     if existing:
-        yield existing
+        yield LocalBroker(existing, Path(os.environ["NIR_TEST_KAFKA_DATA_DIR"]))
         return
     data_dir = tempfile.mkdtemp(prefix="nir-kafka-")
     env = {"NIR_KAFKA_PORT": str(free_port(pair=True)), "NIR_KAFKA_DATA_DIR": data_dir}
     try:
-        address = start_local_broker(env)
+        broker = start_local_broker(env)
     except ConfigurationError as exc:
         pytest.fail(f"the test broker did not start: {exc}")
-    yield address
+    yield broker
     stop_local_broker(env)
     shutil.rmtree(data_dir, ignore_errors=True)
 
@@ -135,10 +145,16 @@ def pipeline_hub(database_url: str) -> Hub:
     return Hub(settings=settings, registry=SourceRegistry.load(settings.sources_file), catalog=catalog())
 
 
-def make_settings(kafka_bootstrap: str, database_url: str, tmp_path: Path) -> Settings:
-    """Settings isolated from every other test: own topics, consumer group and web port."""
+def admin_kafka(settings: Settings) -> KafkaConnection:
+    """The local broker's admin (a super user): for tests that look at or prepare topics."""
+    return settings.as_kafka_user(LOCAL_ADMIN).kafka
+
+
+def make_settings(kafka_broker: LocalBroker, database_url: str, tmp_path: Path) -> Settings:
+    """Settings isolated from every other test: own topics, consumer group and web port; the
+    worker's principal."""
     return isolated_settings(
-        kafka_bootstrap,
+        kafka_broker,
         database_url,
         tmp_path,
         label="t",
@@ -149,3 +165,9 @@ def make_settings(kafka_bootstrap: str, database_url: str, tmp_path: Path) -> Se
         commit_interval_seconds=0.5,
         session_timeout_seconds=10.0,
     )
+
+
+@pytest.fixture(scope="session")
+def kafka_admin(kafka_broker: LocalBroker) -> KafkaConnection:
+    """The test broker's admin connection (a super user)."""
+    return admin_kafka(kafka_broker.settings())

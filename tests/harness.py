@@ -18,15 +18,16 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
 
 from hub.bootstrap import Hub
-from hub.broker import end_offsets, ensure_topics, read_from
+from hub.broker import end_offsets, read_from
 from hub.config import Settings
 from hub.connectors.fagsystem import FagsystemProducer, SentEvent
-from hub.localrun import WorkerProcess
+from hub.kafka_client import KafkaConnection
+from hub.localrun import LOCAL_ADMIN, WorkerProcess
 from hub.pipeline.deadletter import read_headers
+from hub.principals import prepare_broker
 from hub.register.models import AddressRecord, RegistrationRecord
 from hub.schemas.codec import ADDRESS_CHANGE
 from hub.schemas.contract import from_json
-from hub.topics import required_topics
 from tests.conftest import free_port
 
 
@@ -51,18 +52,14 @@ class HubHarness:
         self.hub = Hub.from_settings(settings)
         self.tmp_path = tmp_path
         self.workers: list[WorkerProcess] = []
-        asyncio.run(
-            ensure_topics(
-                settings.kafka_bootstrap,
-                required_topics(settings, self.hub.registry),
-                settings.replication_factor,
-            )
-        )
+        # The broker as an operator prepares it: topics, the services' and sources' ACLs.
+        self.admin = settings.as_kafka_user(LOCAL_ADMIN)
+        asyncio.run(prepare_broker(self.admin, self.hub.registry))
         self.outputs = [
             self.hub.names.dead_letters,
             *(self.hub.names.receipts(s.id) for s in self.hub.registry),
         ]
-        self.start_offsets = asyncio.run(end_offsets(settings.kafka_bootstrap, self.outputs))
+        self.start_offsets = asyncio.run(end_offsets(self.admin.kafka, self.outputs))
 
     def __enter__(self) -> HubHarness:
         return self
@@ -112,7 +109,7 @@ class HubHarness:
             sent: dict[int, SentEvent] = {}
             for source, indexes in by_source.items():
                 async with FagsystemProducer(
-                    self.settings.kafka_bootstrap,
+                    self.source_kafka(source),
                     source,
                     topic_prefix=self.settings.topic_prefix,
                     schema_version=schema_version,
@@ -123,9 +120,14 @@ class HubHarness:
 
         return asyncio.run(send())
 
+    def source_kafka(self, source_id: str) -> KafkaConnection:
+        """How a source connects: as its own principal."""
+        source = self.hub.registry.get(source_id)
+        return self.settings.as_kafka_user(source.user if source else source_id).kafka
+
     def publish_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         async def send() -> None:
-            producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all")
+            producer = AIOKafkaProducer(**self.admin.kafka.aiokafka(), acks="all")
             await producer.start()
             try:
                 await producer.send_and_wait(topic, value, key=key)
@@ -154,9 +156,7 @@ class HubHarness:
             return session.scalar(select(func.count()).select_from(AddressRecord)) or 0
 
     def read_outputs(self, *, until: Callable[[list[Any]], bool], timeout: float = 60.0) -> list[Any]:
-        return asyncio.run(
-            read_from(self.settings.kafka_bootstrap, self.start_offsets, until=until, timeout=timeout)
-        )
+        return asyncio.run(read_from(self.admin.kafka, self.start_offsets, until=until, timeout=timeout))
 
     def receipts(self, records: list[Any]) -> list[dict[str, Any]]:
         return [

@@ -4,17 +4,38 @@
 # org.apache.kafka:kafka_2.13 artifacts on Maven Central, resolved by `mvn` from the POM beside
 # this script and cached outside the work tree.
 #
+# It is secured as production is (README, "Security model"), with no plaintext listener:
+#   - clients: SASL_SSL on the client port; SCRAM-SHA-512 for the hub's own principals and for
+#     sources with hub-managed passwords, and OAUTHBEARER (Maskinporten access tokens, checked
+#     against a JWKS endpoint) when NIR_KAFKA_JWKS_URL is set;
+#   - the controller listener: TLS with client certificates (the broker's own);
+#   - StandardAuthorizer, allow.everyone.if.no.acl.found=false: nothing is allowed that no ACL
+#     allows. Super users: the broker itself and nir-admin (topics, ACLs, credentials).
+# The first start generates, in the data directory, a local CA and the broker's certificate
+# (tls/ca.pem is what clients trust) and random SCRAM passwords for nir-broker and nir-admin
+# (secrets/<principal>.password, mode 0600). The hub's other principals, their ACLs and the
+# sources' are made by `hub topics ensure` and `hub sources grant` through Kafka's admin API.
+#
 #   deploy/kafka/kafka.sh start    start (if not running), wait until it answers, print address
 #   deploy/kafka/kafka.sh stop     stop it (SIGTERM, then SIGKILL after a grace period)
 #   deploy/kafka/kafka.sh status   print the address and exit 0 if it answers, else exit 1
 #   deploy/kafka/kafka.sh fetch    only resolve the artifacts (used by CI to warm the cache)
+#   deploy/kafka/kafka.sh run      prepare as `start` does, then run in the foreground (containers)
 #
 # Environment (defaults in brackets):
 #   NIR_KAFKA_PORT        client port [9092]; the controller listens on port + 1
 #   NIR_KAFKA_DATA_DIR    log dirs, pid file and server.log [$XDG_CACHE_HOME/nir-hub/kafka-data]
 #   NIR_CACHE_DIR         Maven repository and classpath cache [$XDG_CACHE_HOME/nir-hub]
 #   NIR_KAFKA_HEAP        JVM heap [512m]
+#   NIR_KAFKA_HOME        an installed Kafka whose libs/ to run instead of Maven's [none]
+#   NIR_KAFKA_CREDENTIALS_DIR  where clients find tls/ca.pem and secrets/ [the data dir]
 #   NIR_KAFKA_START_TIMEOUT  seconds to wait for the broker to answer [90]
+#   NIR_KAFKA_HOST        a further host name in the broker's certificate, advertised instead
+#                         of 127.0.0.1 (compose: kafka) [none]
+#   NIR_KAFKA_JWKS_URL    JWKS endpoint of Maskinporten (or its stand-in, `hub maskinporten
+#                         stand-in`); enables OAUTHBEARER. It must answer when the broker starts.
+#   NIR_KAFKA_OAUTH_ISSUER    the tokens' required issuer [the JWKS URL without "jwks"]
+#   NIR_KAFKA_OAUTH_AUDIENCE  the tokens' required audience [nir-kafka]
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,14 +46,28 @@ controller_port="$((port + 1))"
 heap="${NIR_KAFKA_HEAP:-512m}"
 timeout="${NIR_KAFKA_START_TIMEOUT:-90}"
 pid_file="$data_dir/kafka.pid"
-address="127.0.0.1:$port"
+host="${NIR_KAFKA_HOST:-127.0.0.1}"
+# Only this machine can reach the local broker, unless it is given a host name to be reached by.
+listen_host="$([[ "$host" == "127.0.0.1" ]] && echo 127.0.0.1 || echo 0.0.0.0)"
+address="$host:$port"
+tls_dir="$data_dir/tls"   # the CA's and the broker's keys: the broker's alone
+# What clients need: the CA certificate (tls/ca.pem) and the passwords (secrets/).
+credentials_dir="${NIR_KAFKA_CREDENTIALS_DIR:-$data_dir}"
+secrets_dir="$credentials_dir/secrets"
+jwks_url="${NIR_KAFKA_JWKS_URL:-}"
+oauth_issuer="${NIR_KAFKA_OAUTH_ISSUER:-${jwks_url%jwks}}"
+oauth_audience="${NIR_KAFKA_OAUTH_AUDIENCE:-nir-kafka}"
 
 kafka_version() {
   sed -n 's#.*<kafka.version>\(.*\)</kafka.version>.*#\1#p' "$here/pom.xml"
 }
 
-# Prints the broker's classpath, resolving it with Maven the first time (or after a POM change).
+# Prints the broker's classpath: an installed Kafka's libs (NIR_KAFKA_HOME, as in the official
+# image), else resolved with Maven the first time (or after a POM change).
 classpath() {
+  if [[ -n "${NIR_KAFKA_HOME:-}" ]]; then
+    echo "$NIR_KAFKA_HOME/libs/*"; return 0
+  fi
   local pom_sum cp_file
   pom_sum="$(sha256sum "$here/pom.xml" | cut -c1-16)"
   cp_file="$cache_dir/kafka-$(kafka_version)-$pom_sum.classpath"
@@ -51,6 +86,37 @@ answers() {
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && grep -q "Kafka Server started" "$data_dir/server.log" 2>/dev/null
 }
 
+# A local CA and the broker's certificate (for 127.0.0.1, localhost and NIR_KAFKA_HOST), made
+# once with openssl. broker.pem holds the PKCS#8 key and the chain, as Kafka's PEM keystore reads.
+make_certificates() {
+  [[ -s "$tls_dir/broker.pem" ]] && return 0
+  mkdir -p "$tls_dir"; chmod 700 "$tls_dir"
+  local san="DNS:localhost,IP:127.0.0.1"
+  [[ "$host" != "127.0.0.1" ]] && san="$san,DNS:$host"
+  openssl req -x509 -newkey rsa:3072 -nodes -days 825 -subj "/CN=NIR hub local CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -keyout "$tls_dir/ca.key" -out "$tls_dir/ca.pem" 2>/dev/null
+  openssl req -newkey rsa:3072 -nodes -subj "/CN=nir-broker" \
+    -keyout "$tls_dir/broker.key" -out "$tls_dir/broker.csr" 2>/dev/null
+  printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$san" > "$tls_dir/broker.ext"
+  openssl x509 -req -in "$tls_dir/broker.csr" -CA "$tls_dir/ca.pem" -CAkey "$tls_dir/ca.key" \
+    -CAcreateserial -days 825 -extfile "$tls_dir/broker.ext" -out "$tls_dir/broker.crt" 2>/dev/null
+  openssl pkcs8 -topk8 -nocrypt -in "$tls_dir/broker.key" > "$tls_dir/broker.pem"
+  cat "$tls_dir/broker.crt" "$tls_dir/ca.pem" >> "$tls_dir/broker.pem"
+  rm -f "$tls_dir/broker.csr" "$tls_dir/broker.ext" "$tls_dir/broker.key"
+  chmod 600 "$tls_dir"/*.key "$tls_dir/broker.pem"
+}
+
+# A principal's SCRAM password: read from secrets/, made (random) the first time.
+password_of() {
+  local file="$secrets_dir/$1.password"
+  if [[ ! -s "$file" ]]; then
+    mkdir -p "$secrets_dir"; chmod 700 "$secrets_dir"
+    (umask 077; openssl rand -hex 32 > "$file")
+  fi
+  cat "$file"
+}
+
 running_pid() {
   [[ -f "$pid_file" ]] || return 1
   local pid; pid="$(cat "$pid_file")"
@@ -58,15 +124,43 @@ running_pid() {
 }
 
 write_config() {
-  cat > "$data_dir/server.properties" <<PROPS
+  local mechanisms="SCRAM-SHA-512" oauth=""
+  if [[ -n "$jwks_url" ]]; then
+    mechanisms="SCRAM-SHA-512,OAUTHBEARER"
+    # Kafka's own JWT validation: signature against the JWKS, issuer, audience and expiry; the
+    # principal is the token's client_id (Maskinporten's name for the client). A session ends
+    # when its token expires: a client must authenticate again with a fresh token.
+    oauth="listener.name.client.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required ;
+listener.name.client.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler
+listener.name.client.oauthbearer.connections.max.reauth.ms=3600000
+sasl.oauthbearer.jwks.endpoint.url=$jwks_url
+sasl.oauthbearer.expected.issuer=$oauth_issuer
+sasl.oauthbearer.expected.audience=$oauth_audience
+sasl.oauthbearer.sub.claim.name=client_id
+sasl.oauthbearer.clock.skew.seconds=10"
+  fi
+  (umask 077; cat > "$data_dir/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://$address
+listeners=CLIENT://$listen_host:$port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=CLIENT://$address
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=CLIENT
+listener.security.protocol.map=CONTROLLER:SSL,CLIENT:SASL_SSL
+ssl.keystore.type=PEM
+ssl.keystore.location=$tls_dir/broker.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$tls_dir/ca.pem
+ssl.endpoint.identification.algorithm=https
+listener.name.controller.ssl.client.auth=required
+sasl.enabled.mechanisms=$mechanisms
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.client.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="nir-broker" password="$(password_of nir-broker)";
+$oauth
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:CN=nir-broker;User:nir-broker;User:nir-admin
 log.dirs=$data_dir/logs
 # The hub creates its topics with explicit partition counts; nothing is created by accident.
 auto.create.topics.enable=false
@@ -79,26 +173,44 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 PROPS
+  )
+}
+
+# Certificates, passwords, configuration and formatted storage: everything before the JVM.
+prepare() {
+  mkdir -p "$data_dir"
+  cp="$(classpath)"
+  make_certificates
+  if [[ "$credentials_dir" != "$data_dir" ]]; then
+    mkdir -p "$credentials_dir/tls" && cp "$tls_dir/ca.pem" "$credentials_dir/tls/ca.pem"
+  fi
+  write_config
+  if [[ ! -f "$data_dir/logs/meta.properties" ]]; then
+    # The broker's and the admin's SCRAM credentials are written into the metadata log at
+    # format time: there is no one yet who could create them through the admin API.
+    java -cp "$cp" -Dkafka.logs.dir="$data_dir" -Dlog4j2.configurationFile="$here/log4j2.yaml" \
+      kafka.tools.StorageTool format --ignore-formatted \
+      -t "$(java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null)" \
+      --add-scram "SCRAM-SHA-512=[name=nir-broker,password=$(password_of nir-broker)]" \
+      --add-scram "SCRAM-SHA-512=[name=nir-admin,password=$(password_of nir-admin)]" \
+      -c "$data_dir/server.properties" >"$data_dir/format.log" 2>&1 \
+      || { cat "$data_dir/format.log" >&2; exit 1; }
+  fi
+  java_options=(-Xms"$heap" -Xmx"$heap" -XX:+UseG1GC -Djava.awt.headless=true
+    -Dkafka.logs.dir="$data_dir" -Dlog4j2.configurationFile="$here/log4j2.yaml")
+  # Kafka 4 fetches a JWKS only from URLs this system property allows.
+  [[ -n "$jwks_url" ]] && java_options+=("-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=$jwks_url")
+  return 0
 }
 
 start() {
   if answers && running_pid >/dev/null; then
     echo "$address"; return 0
   fi
-  mkdir -p "$data_dir"
-  local cp; cp="$(classpath)"
-  write_config
-  if [[ ! -f "$data_dir/logs/meta.properties" ]]; then
-    java -cp "$cp" -Dkafka.logs.dir="$data_dir" -Dlog4j2.configurationFile="$here/log4j2.yaml" \
-      kafka.tools.StorageTool format --ignore-formatted \
-      -t "$(java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null)" \
-      -c "$data_dir/server.properties" >"$data_dir/format.log" 2>&1 \
-      || { cat "$data_dir/format.log" >&2; exit 1; }
-  fi
+  prepare
   : > "$data_dir/server.log"
-  nohup java -Xms"$heap" -Xmx"$heap" -XX:+UseG1GC -Djava.awt.headless=true \
-    -Dkafka.logs.dir="$data_dir" -Dlog4j2.configurationFile="$here/log4j2.yaml" \
-    -cp "$cp" kafka.Kafka "$data_dir/server.properties" >"$data_dir/stdout.log" 2>&1 &
+  nohup java "${java_options[@]}" -cp "$cp" kafka.Kafka "$data_dir/server.properties" \
+    >"$data_dir/stdout.log" 2>&1 &
   echo $! > "$pid_file"
   local waited=0
   until answers; do
@@ -128,8 +240,11 @@ stop() {
 
 case "${1:-}" in
   start) start ;;
+  # In the foreground, logging to stdout: a container's main process (docker-compose.yml).
+  run) prepare; exec java "${java_options[@]}" -Dlog4j2.configurationFile="$here/log4j2-console.yaml" \
+         -cp "$cp" kafka.Kafka "$data_dir/server.properties" ;;
   stop) stop ;;
   status) if answers; then echo "$address"; else echo "Kafka is not answering on $address" >&2; exit 1; fi ;;
   fetch) classpath >/dev/null ;;
-  *) echo "usage: $0 start|stop|status|fetch" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|run|fetch" >&2; exit 2 ;;
 esac

@@ -20,6 +20,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from hub.errors import HubError
+from hub.kafka_client import KafkaConnection
 from hub.schemas.codec import REGISTRATION, SchemaCatalog, catalog
 from hub.schemas.contract import ContractError, from_json
 from hub.topics import TopicNames
@@ -49,7 +50,7 @@ def person_key(datum: dict[str, Any]) -> bytes | None:
 class FagsystemProducer:
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaConnection,
         source_id: str,
         *,
         topic_prefix: str = "nir",
@@ -60,7 +61,7 @@ class FagsystemProducer:
         self.topic = TopicNames(topic_prefix).registrations(source_id)
         self.catalog = schema_catalog or catalog()
         self.schema_version = schema_version  # None: the newest; older ones for compatibility
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+        self._producer = AIOKafkaProducer(**kafka.aiokafka(), acks="all", enable_idempotence=True)
 
     async def __aenter__(self) -> FagsystemProducer:
         await self.start()

@@ -38,6 +38,7 @@ from hub import metrics
 from hub.bootstrap import Hub
 from hub.domain.identifiers import is_ascii_digits
 from hub.errors import ConfigurationError, HubError
+from hub.kafka_client import KafkaConnection
 from hub.register.operations import complete_lookups, known_national_ids, pending_lookups
 from hub.register.unit_of_work import in_transaction
 from hub.schemas.codec import ADDRESS_CHANGE
@@ -321,7 +322,7 @@ class FolkeregisterConnector:
     async def __aenter__(self) -> FolkeregisterConnector:
         settings = self.hub.settings
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
+            **settings.kafka.aiokafka(),
             # One connector per hub: a second one with the same id fences the first.
             transactional_id=f"{settings.app_id}-folkeregister-connector",
             enable_idempotence=True,
@@ -350,7 +351,7 @@ class FolkeregisterConnector:
                     await asyncio.wait_for(stop.wait(), self.hub.settings.folkeregister_poll_seconds)
 
     async def start_position(self) -> int:
-        stored = await read_position(self.hub.settings.kafka_bootstrap, self.hub.names.connector_position)
+        stored = await read_position(self.hub.settings.kafka, self.hub.names.connector_position)
         if stored is not None:
             position = stored
         else:
@@ -464,10 +465,10 @@ def _now_iso(hub: Hub) -> str:
     return hub.clock().astimezone(dt.UTC).isoformat()
 
 
-async def read_position(bootstrap: str, topic: str) -> int | None:
+async def read_position(kafka: KafkaConnection, topic: str) -> int | None:
     """The next sequence number from the last committed position record, if there is one."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+        **kafka.aiokafka(), enable_auto_commit=False, isolation_level="read_committed"
     )
     await consumer.start()
     try:

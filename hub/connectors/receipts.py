@@ -22,6 +22,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from hub.kafka_client import KafkaConnection
 from hub.schemas.codec import SchemaCatalog, catalog
 from hub.topics import TopicNames
 
@@ -68,7 +69,7 @@ class ReceiptReader:
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaConnection,
         source_id: str,
         *,
         topic_prefix: str = "nir",
@@ -79,7 +80,7 @@ class ReceiptReader:
         self.catalog = schema_catalog or catalog()
         self._consumer = AIOKafkaConsumer(
             self.topic,
-            bootstrap_servers=bootstrap,
+            **kafka.aiokafka(),
             group_id=group_id,
             auto_offset_reset="earliest",
             enable_auto_commit=group_id is not None,

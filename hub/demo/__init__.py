@@ -24,25 +24,20 @@ from typing import Any
 from sqlalchemy import func, select
 
 from hub.bootstrap import Hub
-from hub.broker import (
-    broker_answers,
-    delete_topics_with_prefix,
-    end_offsets,
-    ensure_topics,
-    read_from,
-)
+from hub.broker import broker_answers, delete_topics_with_prefix, end_offsets, read_from
 from hub.config import Settings
 from hub.connectors.fagsystem import FagsystemProducer
 from hub.connectors.folkeregister import read_position
 from hub.connectors.folkeregister_standin import FolkeregisterStandIn, serving
 from hub.connectors.jsonlines import publish_lines
 from hub.connectors.receipts import decode_receipt
-from hub.localrun import WorkerProcess, start_local_broker, stop_local_broker
+from hub.errors import ConfigurationError
+from hub.localrun import LOCAL_ADMIN, WorkerProcess, start_local_broker, stop_local_broker
 from hub.pipeline.deadletter import H_OFFSET, H_PARTITION, H_TOPIC, read_headers
+from hub.principals import prepare_broker
 from hub.register.database import make_engine
 from hub.register.migrate import upgrade
 from hub.register.models import AddressRecord, Person, RegistrationRecord
-from hub.topics import required_topics
 
 SAMPLE = Path(__file__).resolve().parent / "sample.jsonl"
 FOLKEREGISTER_SAMPLE = Path(__file__).resolve().parent / "folkeregister.jsonl"
@@ -83,9 +78,9 @@ def _sample_lines(path: Path, days: int) -> list[str]:
 def run_demo(*, keep_broker: bool = False, timeout: float = 120.0) -> int:
     settings = demo_settings(Settings.from_env())
     started_broker = False
-    if not asyncio.run(broker_answers(settings.kafka_bootstrap)):
+    if not _answers(settings):
         print(f"no broker at {settings.kafka_bootstrap}; starting the local one (deploy/kafka/kafka.sh)")
-        print(f"broker at {start_local_broker()}")
+        print(f"broker at {start_local_broker().bootstrap}")
         started_broker = True
     try:
         return _run(settings, timeout)
@@ -94,8 +89,21 @@ def run_demo(*, keep_broker: bool = False, timeout: float = 120.0) -> int:
             stop_local_broker()
 
 
+def _answers(settings: Settings) -> bool:
+    """Does the broker answer the admin (and does this machine have the admin's password)?"""
+    try:
+        return asyncio.run(broker_answers(_admin(settings).kafka))
+    except ConfigurationError:
+        return False  # no CA or password yet: the local broker has never started
+
+
+def _admin(settings: Settings) -> Settings:
+    return settings.as_kafka_user(LOCAL_ADMIN)
+
+
 def _run(settings: Settings, timeout: float) -> int:
     hub = Hub.from_settings(settings)
+    admin = _admin(settings)
     database = Path("var/demo/register.sqlite3")
     for stale in database.parent.glob(database.name + "*"):
         stale.unlink()  # each demo starts from an empty register
@@ -106,11 +114,10 @@ def _run(settings: Settings, timeout: float) -> int:
 
     async def prepare() -> dict[tuple[str, int], int]:
         # Each demo starts from empty topics, as from an empty register.
-        await delete_topics_with_prefix(settings.kafka_bootstrap, settings.topic_prefix + ".")
-        await ensure_topics(
-            settings.kafka_bootstrap, required_topics(settings, hub.registry), settings.replication_factor
-        )
-        return await end_offsets(settings.kafka_bootstrap, watched)
+        await delete_topics_with_prefix(admin.kafka, settings.topic_prefix + ".")
+        # As an operator would: topics, the services' and the sources' credentials and ACLs.
+        await prepare_broker(admin, hub.registry)
+        return await end_offsets(admin.kafka, watched)
 
     start = asyncio.run(prepare())
     worker = WorkerProcess(settings, Path("var/demo/worker.log"), log_level="warn").start()
@@ -119,7 +126,7 @@ def _run(settings: Settings, timeout: float) -> int:
         sent = asyncio.run(_publish(settings, days))
         records = asyncio.run(
             read_from(
-                settings.kafka_bootstrap,
+                admin.kafka,
                 start,
                 until=lambda rs: not worker.running or len(_receipts_for(hub, rs, sent)) == len(sent),
                 timeout=timeout,
@@ -151,9 +158,12 @@ def _receipts_for(hub: Hub, records: list[Any], sent: set[tuple[str, int, int]])
 
 async def _publish(settings: Settings, days: int) -> set[tuple[str, int, int]]:
     """Publish the sample; returns where each registration event was written."""
+    registry = Hub.from_settings(settings).registry
 
     def producer_for(source_id: str) -> FagsystemProducer:
-        return FagsystemProducer(settings.kafka_bootstrap, source_id, topic_prefix=settings.topic_prefix)
+        # Each source sends as its own principal: it may write only its own topic.
+        source = settings.as_kafka_user(registry.sources[source_id].user)
+        return FagsystemProducer(source.kafka, source_id, topic_prefix=settings.topic_prefix)
 
     report = await publish_lines(
         _sample_lines(SAMPLE, days), producer_for, on_line=lambda r: print("  " + r.describe())
@@ -182,7 +192,9 @@ def _follow_folkeregister(settings: Settings, days: int, timeout: float) -> None
             move(m)
     with serving(stand_in) as url:
         connector_settings = dataclasses.replace(
-            settings, folkeregister_url=url, folkeregister_start="latest"
+            settings.as_kafka_user(settings.kafka_connector_user),
+            folkeregister_url=url,
+            folkeregister_start="latest",
         )
         connector = WorkerProcess.connector(connector_settings, Path("var/demo/connector.log")).start()
         print(f"Folkeregister connector started (pid {connector.process.pid}, log var/demo/connector.log)")
@@ -200,7 +212,7 @@ def _follow_folkeregister(settings: Settings, days: int, timeout: float) -> None
 
 def _position_stored(settings: Settings) -> bool:
     names = Hub.from_settings(settings).names
-    return asyncio.run(read_position(settings.kafka_bootstrap, names.connector_position)) is not None
+    return asyncio.run(read_position(_admin(settings).kafka, names.connector_position)) is not None
 
 
 def _address_count(hub: Hub) -> int:

@@ -110,9 +110,7 @@ async def replay_tickets(
     producer = (
         None
         if dry_run
-        else AIOKafkaProducer(
-            bootstrap_servers=hub.settings.kafka_bootstrap, acks="all", enable_idempotence=True
-        )
+        else AIOKafkaProducer(**hub.settings.kafka.aiokafka(), acks="all", enable_idempotence=True)
     )
     if producer is not None:
         await producer.start()

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from hub.localrun import LocalBroker
 from hub.register.models import AuditEntry, CaseTicket
 from hub.support.replay import replay_tickets
 from tests.conftest import make_settings
@@ -123,7 +124,7 @@ def test_a_ticket_closes_by_itself_when_the_source_sends_a_corrected_event(harne
 
 
 def test_a_bulk_replay_of_a_thousand_tickets_registers_every_event_once(
-    kafka_bootstrap: str, sqlite_url: str, tmp_path: Path
+    kafka_broker: LocalBroker, sqlite_url: str, tmp_path: Path
 ) -> None:
     # The registry lacked a municipality the source serves: a thousand events were rejected.
     narrow = tmp_path / "narrow.toml"
@@ -131,7 +132,7 @@ def test_a_bulk_replay_of_a_thousand_tickets_registers_every_event_once(
     wide = tmp_path / "wide.toml"
     wide.write_text('[sources.oslo-fagsystem]\nmunicipalities = ["0301", "3401"]\n')
     settings = dataclasses.replace(
-        make_settings(kafka_bootstrap, sqlite_url, tmp_path), sources_file=str(narrow)
+        make_settings(kafka_broker, sqlite_url, tmp_path), sources_file=str(narrow)
     )
     harness = HubHarness(settings, tmp_path)
     try:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from hub.localrun import LocalBroker
 from tests.conftest import PostgresServer, make_settings
 from tests.factories import event, synthetic_person
 from tests.harness import HubHarness
@@ -78,9 +79,9 @@ def test_two_workers_in_one_group_through_rebalances_write_each_event_once(harne
 
 
 def test_a_database_outage_is_waited_out_not_dead_lettered(
-    kafka_bootstrap: str, postgres_server: PostgresServer, tmp_path: Path
+    kafka_broker: LocalBroker, postgres_server: PostgresServer, tmp_path: Path
 ) -> None:
-    harness = HubHarness(make_settings(kafka_bootstrap, _migrated(postgres_server), tmp_path), tmp_path)
+    harness = HubHarness(make_settings(kafka_broker, _migrated(postgres_server), tmp_path), tmp_path)
     try:
         before = _stream(40)
         harness.start_worker()

@@ -7,13 +7,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hub.localrun import LocalBroker
 from tests.conftest import free_port
 
 
 def test_the_demo_transfers_the_bundled_sample_and_prints_the_summary(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_broker: LocalBroker, tmp_path: Path
 ) -> None:
-    env = {**os.environ, "NIR_KAFKA_BOOTSTRAP": kafka_bootstrap, "NIR_WEB_PORT": str(free_port())}
+    broker = kafka_broker.settings()
+    env = {
+        **os.environ,
+        "NIR_KAFKA_BOOTSTRAP": broker.kafka_bootstrap,
+        "NIR_KAFKA_CA_FILE": broker.kafka_ca_file,
+        "NIR_KAFKA_SECRETS_DIR": broker.kafka_secrets_dir,
+        "NIR_WEB_PORT": str(free_port()),
+    }
     result = subprocess.run(
         [sys.executable, "-m", "hub.cli", "demo"],
         cwd=tmp_path,

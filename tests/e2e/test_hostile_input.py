@@ -28,6 +28,8 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 
 from hub.broker import committed_offsets, end_offsets
+from hub.kafka_client import KafkaConnection
+from hub.localrun import LocalBroker
 from hub.pipeline.deadletter import H_OFFSET, H_PARTITION, H_TOPIC
 from hub.register.models import CaseTicket, UnfinishedWork
 from hub.register.unit_of_work import UnitOfWork
@@ -50,18 +52,18 @@ def _long_timeout(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture
-def hostile_hub(kafka_bootstrap: str, database_url: str, tmp_path: Path) -> Iterator[HubHarness]:
+def hostile_hub(kafka_broker: LocalBroker, database_url: str, tmp_path: Path) -> Iterator[HubHarness]:
     # Held events end (as rejections) within seconds, so every message reaches a final outcome.
     settings = dataclasses.replace(
-        make_settings(kafka_bootstrap, database_url, tmp_path), hold_seconds=2.0, hold_check_seconds=1.0
+        make_settings(kafka_broker, database_url, tmp_path), hold_seconds=2.0, hold_check_seconds=1.0
     )
     with HubHarness(settings, tmp_path) as harness:
         yield harness
 
 
-async def _send(bootstrap: str, messages: list[tuple[str, Hostile]]) -> list[tuple[str, int, int]]:
+async def _send(kafka: KafkaConnection, messages: list[tuple[str, Hostile]]) -> list[tuple[str, int, int]]:
     """Send each to its topic as it is (no checks); returns where each was written."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=2_000_000)
+    producer = AIOKafkaProducer(**kafka.aiokafka(), acks="all", max_request_size=2_000_000)
     await producer.start()
     try:
         futures = [await producer.send(topic, m.value, key=m.key) for topic, m in messages]
@@ -71,8 +73,8 @@ async def _send(bootstrap: str, messages: list[tuple[str, Hostile]]) -> list[tup
 
 
 def _all_committed(harness: HubHarness, topics: list[str]) -> bool:
-    ends = asyncio.run(end_offsets(harness.settings.kafka_bootstrap, topics))
-    committed = asyncio.run(committed_offsets(harness.settings.kafka_bootstrap, harness.settings.app_id))
+    ends = asyncio.run(end_offsets(harness.admin.kafka, topics))
+    committed = asyncio.run(committed_offsets(harness.admin.kafka, harness.settings.app_id))
     return all(committed.get(tp, 0) >= end for tp, end in ends.items() if end > 0)
 
 
@@ -89,7 +91,7 @@ def test_no_message_whatever_its_bytes_stops_the_hub_or_shows_an_identifier(host
     planted = {i for m in fuzz for i in m.identifiers}
     worker = harness.start_worker(log_level="debug")
 
-    sent = asyncio.run(_send(harness.settings.kafka_bootstrap, routes))
+    sent = asyncio.run(_send(harness.admin.kafka, routes))
     registrations = [where for where, (_, m) in zip(sent, routes, strict=True) if m.kind == "registrations"]
 
     # Then valid events from both sources: each accepted within 60 s of being sent.
@@ -219,9 +221,9 @@ def _support_page_refuses_hostile_parameters_clearly(harness: HubHarness) -> Non
 
 
 def test_a_message_that_kills_the_worker_every_time_is_set_aside_and_its_partition_moves_on(
-    kafka_bootstrap: str, sqlite_url: str, tmp_path: Path
+    kafka_broker: LocalBroker, sqlite_url: str, tmp_path: Path
 ) -> None:
-    settings = dataclasses.replace(make_settings(kafka_bootstrap, sqlite_url, tmp_path), crash_attempts=2)
+    settings = dataclasses.replace(make_settings(kafka_broker, sqlite_url, tmp_path), crash_attempts=2)
     with HubHarness(settings, tmp_path) as harness:
         persons = [synthetic_person() for _ in range(6)]
         events = [event(p) for p in persons]
@@ -230,7 +232,7 @@ def test_a_message_that_kills_the_worker_every_time_is_set_aside_and_its_partiti
         topic = harness.hub.names.registrations("oslo-fagsystem")
 
         async def send() -> None:  # all on one partition, the crashing one third
-            producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+            producer = AIOKafkaProducer(**harness.admin.kafka.aiokafka(), acks="all")
             await producer.start()
             try:
                 for value in values:

@@ -20,7 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hub.connectors.folkeregister_standin import FolkeregisterStandIn, serving
-from hub.localrun import WorkerProcess
+from hub.localrun import LocalBroker, WorkerProcess
 from tests.conftest import free_port, make_settings
 from tests.factories import event, synthetic_person
 from tests.harness import HubHarness, wait_until
@@ -55,10 +55,10 @@ def alert_expressions() -> list[str]:
 
 
 @pytest.fixture
-def running(kafka_bootstrap: str, sqlite_url: str, tmp_path: Path) -> Iterator[tuple[HubHarness, int]]:
+def running(kafka_broker: LocalBroker, sqlite_url: str, tmp_path: Path) -> Iterator[tuple[HubHarness, int]]:
     """A worker that has accepted, rejected and dead-lettered events, and a connector that has
     read a feed."""
-    harness = HubHarness(make_settings(kafka_bootstrap, sqlite_url, tmp_path), tmp_path)
+    harness = HubHarness(make_settings(kafka_broker, sqlite_url, tmp_path), tmp_path)
     stand_in = FolkeregisterStandIn()
     person = synthetic_person()
     with serving(stand_in) as url:

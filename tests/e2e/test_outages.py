@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.localrun import WorkerProcess, free_port, start_local_broker, stop_local_broker
+from hub.localrun import LocalBroker, WorkerProcess, free_port, start_local_broker, stop_local_broker
 from tests.conftest import PostgresServer, make_settings
 from tests.e2e.test_delivery_guarantees import _assert_each_written_once_and_answered, _migrated, _stream
 from tests.harness import HubHarness
@@ -29,14 +29,14 @@ def _long_timeout(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture
-def own_broker() -> Iterator[dict[str, str]]:
-    """A broker of this test's own, which it may stop without disturbing the others."""
+def own_broker() -> Iterator[tuple[LocalBroker, dict[str, str]]]:
+    """A broker of this test's own, which it may stop without disturbing the others; and the
+    environment that starts and stops it."""
     env = {
         "NIR_KAFKA_PORT": str(free_port(pair=True)),
         "NIR_KAFKA_DATA_DIR": tempfile.mkdtemp(prefix="nir-kafka-"),
     }
-    env["bootstrap"] = start_local_broker(env)
-    yield env
+    yield start_local_broker(env), env
     stop_local_broker(env)
     shutil.rmtree(env["NIR_KAFKA_DATA_DIR"], ignore_errors=True)
 
@@ -53,18 +53,17 @@ def _lines(worker: WorkerProcess) -> list[str]:
 
 
 def test_a_broker_outage_is_logged_about_once_per_interval_and_sigint_still_stops_the_worker(
-    own_broker: dict[str, str], sqlite_url: str, tmp_path: Path
+    own_broker: tuple[LocalBroker, dict[str, str]], sqlite_url: str, tmp_path: Path
 ) -> None:
-    settings = dataclasses.replace(
-        make_settings(own_broker["bootstrap"], sqlite_url, tmp_path), log_repeat_seconds=10.0
-    )
+    broker, broker_env = own_broker
+    settings = dataclasses.replace(make_settings(broker, sqlite_url, tmp_path), log_repeat_seconds=10.0)
     with HubHarness(settings, tmp_path) as harness:
         events = _stream(40)
         harness.publish(events)
         worker = harness.start_worker()
         harness.wait_until(lambda: harness.registration_count() == 40, timeout=120, what="the events")
         before = len(_lines(worker))
-        stop_local_broker(own_broker)
+        stop_local_broker(broker_env)
         outage = 25.0
         time.sleep(outage)
         during = _lines(worker)[before:]
@@ -79,11 +78,9 @@ def test_a_broker_outage_is_logged_about_once_per_interval_and_sigint_still_stop
 
 
 def test_a_database_outage_does_not_keep_sigterm_from_stopping_the_worker_and_nothing_is_lost(
-    kafka_bootstrap: str, postgres_server: PostgresServer, tmp_path: Path
+    kafka_broker: LocalBroker, postgres_server: PostgresServer, tmp_path: Path
 ) -> None:
-    with HubHarness(
-        make_settings(kafka_bootstrap, _migrated(postgres_server), tmp_path), tmp_path
-    ) as harness:
+    with HubHarness(make_settings(kafka_broker, _migrated(postgres_server), tmp_path), tmp_path) as harness:
         events = _stream(400)
         worker = harness.start_worker()
         harness.publish(events[:40])

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from hub.localrun import LocalBroker
 from hub.register.models import AuditEntry, CaseTicket, TicketEdit
 from hub.register.unit_of_work import UnitOfWork
 from hub.support.access import Role, create_user
@@ -68,11 +69,11 @@ class Page:
 
 @pytest.fixture
 def support(
-    kafka_bootstrap: str, sqlite_url: str, tmp_path: Path
+    kafka_broker: LocalBroker, sqlite_url: str, tmp_path: Path
 ) -> Iterator[tuple[HubHarness, dict[str, Any]]]:
     """A worker with two failed transfers, one in Oslo (0301) and one in Bergen (4601), and three
     users: IMDi support, Oslo's and Bergen's super users."""
-    harness = HubHarness(make_settings(kafka_bootstrap, sqlite_url, tmp_path), tmp_path)
+    harness = HubHarness(make_settings(kafka_broker, sqlite_url, tmp_path), tmp_path)
     with UnitOfWork(harness.hub.session_factory) as uow:
         now = harness.hub.clock()
         create_user(uow.session, "imdi", PASSWORD, Role.IMDI_SUPPORT, None, now)

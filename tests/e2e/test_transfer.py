@@ -7,6 +7,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+from hub.localrun import LocalBroker
 from hub.pipeline.deadletter import (
     H_DEAD_LETTERED_AT,
     H_ERROR_CLASS,
@@ -171,7 +172,7 @@ def test_a_source_topic_on_the_broker_that_is_not_in_the_registry_is_consumed_an
     from hub.topics import TopicSpec
 
     rogue_topic = harness.hub.names.registrations("rogue")
-    asyncio.run(ensure_topics(harness.settings.kafka_bootstrap, [TopicSpec(rogue_topic, 1)], 1))
+    asyncio.run(ensure_topics(harness.admin.kafka, [TopicSpec(rogue_topic, 1)], 1))
     rogue_event = event(synthetic_person(), source="rogue")
     harness.publish_raw(rogue_topic, harness.hub.catalog.encode(REGISTRATION, from_json(rogue_event)))
     harness.start_worker()
@@ -186,14 +187,14 @@ def test_a_source_topic_on_the_broker_that_is_not_in_the_registry_is_consumed_an
 
 
 def test_an_event_whose_predecessor_never_arrives_is_held_then_dead_lettered(
-    kafka_bootstrap: str, database_url: str, tmp_path: Path
+    kafka_broker: LocalBroker, database_url: str, tmp_path: Path
 ) -> None:
     import dataclasses
 
     from tests.conftest import make_settings
 
     settings = dataclasses.replace(
-        make_settings(kafka_bootstrap, database_url, tmp_path), hold_seconds=1.0, hold_check_seconds=0.5
+        make_settings(kafka_broker, database_url, tmp_path), hold_seconds=1.0, hold_check_seconds=0.5
     )
     harness = HubHarness(settings, tmp_path)
     try:

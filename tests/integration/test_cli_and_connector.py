@@ -11,6 +11,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from hub.connectors.fagsystem import FagsystemProducer, UnknownSourceTopic
+from hub.localrun import LocalBroker
 from hub.schemas.codec import catalog
 from tests.conftest import make_settings
 from tests.factories import event, synthetic_person
@@ -18,8 +19,8 @@ from tests.harness import HubHarness, hub_command, jsonl
 
 
 @pytest.fixture
-def harness(kafka_bootstrap: str, sqlite_url: str, tmp_path: Path) -> Iterator[HubHarness]:
-    with HubHarness(make_settings(kafka_bootstrap, sqlite_url, tmp_path), tmp_path) as harness:
+def harness(kafka_broker: LocalBroker, sqlite_url: str, tmp_path: Path) -> Iterator[HubHarness]:
+    with HubHarness(make_settings(kafka_broker, sqlite_url, tmp_path), tmp_path) as harness:
         yield harness
 
 
@@ -80,7 +81,7 @@ def test_all_events_of_one_person_land_on_one_partition(harness: HubHarness) -> 
 def test_a_source_without_a_topic_is_refused_at_once_not_auto_created(harness: HubHarness) -> None:
     async def attempt() -> None:
         producer = FagsystemProducer(
-            harness.settings.kafka_bootstrap, "nobody", topic_prefix=harness.settings.topic_prefix
+            harness.admin.kafka, "nobody", topic_prefix=harness.settings.topic_prefix
         )
         await producer.start()
 
@@ -90,7 +91,7 @@ def test_a_source_without_a_topic_is_refused_at_once_not_auto_created(harness: H
 
 def test_the_hub_creates_its_topics_with_their_partition_counts(harness: HubHarness) -> None:
     async def describe() -> dict[str, int]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=harness.settings.kafka_bootstrap)
+        admin = AIOKafkaAdminClient(**harness.admin.kafka.aiokafka())
         await admin.start()
         try:
             topics = await admin.describe_topics()
@@ -102,7 +103,7 @@ def test_the_hub_creates_its_topics_with_their_partition_counts(harness: HubHarn
             if t["topic"].startswith(harness.settings.topic_prefix)
         }
 
-    result = hub_command(harness.settings, "topics", "ensure")
+    result = hub_command(harness.admin, "topics", "ensure")
     assert result.returncode == 0, result.stderr
     assert "exists" in result.stdout and "created" not in result.stdout  # the harness made them
     partitions = asyncio.run(describe())
@@ -146,9 +147,9 @@ def test_person_show_prints_everything_the_register_holds_as_json(harness: HubHa
 
 
 def test_the_worker_refuses_to_start_on_a_register_that_is_not_migrated(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_broker: LocalBroker, tmp_path: Path
 ) -> None:
-    settings = make_settings(kafka_bootstrap, f"sqlite:///{tmp_path}/new.sqlite3", tmp_path)
+    settings = make_settings(kafka_broker, f"sqlite:///{tmp_path}/new.sqlite3", tmp_path)
     result = hub_command(settings, "worker")
     assert result.returncode == 2
     assert "error [NIR-REGISTER-NOT-MIGRATED]" in result.stderr and "hub db upgrade" in result.stderr
@@ -188,7 +189,9 @@ def test_receipts_can_be_awaited_through_the_api_and_listed_with_the_cli(harness
 
     async def wait() -> dict:  # type: ignore[type-arg]
         async with ReceiptReader(
-            harness.settings.kafka_bootstrap, "oslo-fagsystem", topic_prefix=harness.settings.topic_prefix
+            harness.source_kafka("oslo-fagsystem"),
+            "oslo-fagsystem",
+            topic_prefix=harness.settings.topic_prefix,
         ) as reader:
             return await reader.wait_for([s.event_id for s in sent], timeout=15)
 

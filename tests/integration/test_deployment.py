@@ -3,6 +3,7 @@ here, so every service's command, port and environment is checked for what it cl
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +22,31 @@ HUB_SERVICES = [name for name, s in SERVICES.items() if s.get("image") == "nir-h
 PROMETHEUS: dict[str, Any] = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
 
 
+# What an operator exports before `docker compose up` (the file demands these).
+OPERATOR = {
+    "NIR_POSTGRES_PASSWORD": "a-password",
+    "NIR_GRAFANA_ADMIN_PASSWORD": "another",
+    "NIR_SUPPORT_TLS_DIR": "/etc/nir/support-tls",
+}
+_REFERENCE = re.compile(r"\$\{(\w+)(?::([?-])([^}]*))?\}")
+
+
+def interpolated(value: str, environment: dict[str, str] = OPERATOR) -> str:
+    """A value as compose interpolates it: ${VAR:?message} must be set, ${VAR:-default} may be."""
+
+    def resolve(match: re.Match[str]) -> str:
+        name, kind, rest = match.groups()
+        if name in environment:
+            return environment[name]
+        if kind == "-":
+            return rest
+        raise KeyError(f"{name} must be set")
+
+    return _REFERENCE.sub(resolve, value)
+
+
 def settings_of(service: str) -> Settings:
-    environment = {k: str(v) for k, v in (SERVICES[service].get("environment") or {}).items()}
+    environment = {k: interpolated(str(v)) for k, v in (SERVICES[service].get("environment") or {}).items()}
     return Settings.from_env(environment)
 
 
@@ -38,8 +62,11 @@ def test_the_stack_has_every_part_the_operations_need() -> None:
         "prometheus",
         "grafana",
     } <= set(SERVICES)
-    assert SERVICES["kafka"]["image"].startswith("apache/kafka:")  # the official image
-    assert SERVICES["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft
+    # The official image, run and secured by the local broker's own script (KRaft, TLS, SASL, ACLs).
+    kafka_image = (ROOT / SERVICES["kafka"]["build"] / "Dockerfile").read_text()
+    assert "FROM apache/kafka:4.1.1" in kafka_image
+    assert SERVICES["kafka"]["command"] == ["bash", "/opt/nir/kafka.sh", "run"]
+    assert "COPY kafka.sh" in kafka_image
     assert "ports" not in SERVICES["worker"], "a fixed host port would stop `--scale worker=N`"
     assert all(SERVICES[name].get("build") == "." for name in HUB_SERVICES)
     dockerfile = (ROOT / "Dockerfile").read_text()
@@ -62,10 +89,21 @@ def test_every_hub_service_runs_a_real_command_with_settings_the_hub_accepts(ser
 
 def test_hub_services_reach_kafka_and_postgres_as_those_services_are_configured() -> None:
     kafka = SERVICES["kafka"]["environment"]
-    postgres = SERVICES["postgres"]["environment"]
-    for service in ("worker", "support", "folkeregister-connector", "migrate"):
+    postgres = {k: interpolated(v) for k, v in SERVICES["postgres"]["environment"].items()}
+    credentials = kafka["NIR_KAFKA_CREDENTIALS_DIR"]
+    principals = {"worker": "nir-worker", "support": "nir-worker", "folkeregister-connector": "nir-connector"}
+    principals |= {"kafka-access": "nir-admin", "migrate": "nir-worker"}
+    for service, principal in principals.items():
         settings = settings_of(service)
-        assert f"PLAINTEXT://{settings.kafka_bootstrap}" == kafka["KAFKA_ADVERTISED_LISTENERS"]
+        assert settings.kafka_bootstrap == f"{kafka['NIR_KAFKA_HOST']}:{kafka['NIR_KAFKA_PORT']}"
+        assert settings.kafka_username == principal
+        assert settings.kafka_ca_file == f"{credentials}/tls/ca.pem"
+        assert settings.kafka_secrets_dir == f"{credentials}/secrets"
+        if service != "migrate":
+            mounts = {v.split(":")[1]: v for v in SERVICES[service]["volumes"]}
+            assert mounts[credentials].startswith("kafka-credentials:")
+            # Only the admin's one-shot service writes there (the passwords it makes).
+            assert mounts[credentials].endswith(":ro") == (service != "kafka-access")
         url = urlsplit(settings.database_url)
         assert url.scheme == "postgresql+psycopg" and url.hostname == "postgres"
         assert (url.username, url.password, url.path.lstrip("/")) == (
@@ -81,7 +119,9 @@ def test_hub_services_reach_kafka_and_postgres_as_those_services_are_configured(
 def test_ports_match_between_the_services_prometheus_and_the_hub() -> None:
     worker = settings_of("worker")
     assert worker.web_host == "0.0.0.0" and str(worker.web_port) in SERVICES["worker"]["expose"]
-    assert SERVICES["support"]["ports"] == [f"8080:{settings_of('support').web_port}"]
+    support = settings_of("support")
+    assert SERVICES["support"]["ports"] == [f"${{NIR_PUBLISH_ADDRESS:-127.0.0.1}}:8443:{support.web_port}"]
+    assert support.web_tls_cert_file and support.web_tls_key_file  # the support page is served over TLS
     jobs = {job["job_name"]: job for job in PROMETHEUS["scrape_configs"]}
     [worker_sd] = jobs["nir-hub-worker"]["dns_sd_configs"]
     assert worker_sd["names"] == ["worker"] and worker_sd["port"] == worker.web_port
@@ -107,3 +147,19 @@ def test_prometheus_and_grafana_mount_the_shipped_configuration() -> None:
     assert (dashboards / "nir-hub.json").is_file()
     datasource = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
     assert urlsplit(datasource["datasources"][0]["url"]).hostname == "prometheus"
+
+
+def test_the_compose_file_is_safe_to_copy() -> None:
+    """No password written in it, nothing published beyond this host unless asked, Grafana
+    without its default administrator password."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    for name, service in SERVICES.items():
+        for key, value in (service.get("environment") or {}).items():
+            if re.search("PASSWORD|SECRET", key) or "@" in str(value):
+                assert "${" in str(value), f"{name}: {key} is written into the file"
+        for port in service.get("ports", []):
+            assert port.startswith("${NIR_PUBLISH_ADDRESS:-127.0.0.1}:"), f"{name} publishes {port}"
+    assert "admin/admin" not in text
+    with pytest.raises(KeyError):  # compose refuses to start without the passwords
+        interpolated(SERVICES["postgres"]["environment"]["POSTGRES_PASSWORD"], {})
+    assert interpolated(SERVICES["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"]) == "another"

@@ -14,7 +14,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from hub.bootstrap import Hub
-from hub.broker import ensure_topics
 from hub.connectors.folkeregister import (
     ConnectorStatus,
     FeedClient,
@@ -26,11 +25,11 @@ from hub.connectors.folkeregister import (
 )
 from hub.connectors.folkeregister_standin import FolkeregisterStandIn, serving
 from hub.errors import ConfigurationError
-from hub.localrun import WorkerProcess
+from hub.localrun import LOCAL_ADMIN, LocalBroker, WorkerProcess
+from hub.principals import prepare_broker
 from hub.register.operations import resolve_person
 from hub.register.unit_of_work import UnitOfWork
-from hub.topics import required_topics
-from tests.conftest import make_settings
+from tests.conftest import admin_kafka, make_settings
 from tests.factories import synthetic_person
 from tests.harness import wait_until
 
@@ -38,14 +37,11 @@ MOVED = dt.date(2026, 10, 1)
 
 
 @pytest.fixture
-def hub(kafka_bootstrap: str, database_url: str, tmp_path: Path) -> Hub:
-    hub = Hub.from_settings(make_settings(kafka_bootstrap, database_url, tmp_path))
-    settings = hub.settings
-    asyncio.run(
-        ensure_topics(
-            settings.kafka_bootstrap, required_topics(settings, hub.registry), settings.replication_factor
-        )
-    )
+def hub(kafka_broker: LocalBroker, database_url: str, tmp_path: Path) -> Hub:
+    """A hub as the connector's principal, on a broker the admin has prepared."""
+    settings = make_settings(kafka_broker, database_url, tmp_path)
+    hub = Hub.from_settings(settings.as_kafka_user(settings.kafka_connector_user))
+    asyncio.run(prepare_broker(settings.as_kafka_user(LOCAL_ADMIN), hub.registry))
     return hub
 
 
@@ -111,7 +107,7 @@ def published(hub: Hub) -> list[dict[str, Any]]:
 
     async def read() -> list[dict[str, Any]]:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=hub.settings.kafka_bootstrap,
+            **admin_kafka(hub.settings).aiokafka(),
             isolation_level="read_committed",
             enable_auto_commit=False,
         )
@@ -175,7 +171,7 @@ def test_a_restart_resumes_after_the_last_committed_page_and_a_broken_page_is_no
     with pytest.raises(RuntimeError, match="connection to Folkeregisteret lost"):
         follow(hub, url, fail_at=8)  # the second page breaks after 2 of its 5 look-ups
     assert feed_items(hub) == list(range(2, 7))  # only the first, whole page
-    assert asyncio.run(read_position(hub.settings.kafka_bootstrap, hub.names.connector_position)) == 7
+    assert asyncio.run(read_position(admin_kafka(hub.settings), hub.names.connector_position)) == 7
 
     follow(hub, url)
     assert feed_items(hub) == list(range(2, 26))  # none skipped, none twice
@@ -198,7 +194,7 @@ def test_a_connector_killed_in_the_middle_of_a_page_resumes_without_a_gap_or_a_r
         try:
             wait_until(
                 lambda: (
-                    asyncio.run(read_position(settings.kafka_bootstrap, hub.names.connector_position))
+                    asyncio.run(read_position(admin_kafka(settings), hub.names.connector_position))
                     is not None
                 ),
                 timeout=60,

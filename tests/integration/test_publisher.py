@@ -16,6 +16,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from hub.app import FaustPublisher
 from hub.broker import ensure_topics
+from hub.kafka_client import KafkaConnection
 from hub.pipeline.ports import Outgoing
 from hub.streaming import HubProducer
 from hub.topics import TopicSpec
@@ -23,12 +24,18 @@ from hub.topics import TopicSpec
 PARTITIONS = 3
 
 
-def _app(bootstrap: str, scheme: str = "nirkafka") -> faust.App:
-    return faust.App(f"publisher-test-{uuid.uuid4().hex[:8]}", broker=f"{scheme}://{bootstrap}")
+def _app(kafka: KafkaConnection, scheme: str = "nirkafka") -> faust.App:
+    return faust.App(
+        f"publisher-test-{uuid.uuid4().hex[:8]}",
+        broker=f"{scheme}://{kafka.bootstrap}",
+        broker_credentials=kafka.faust_credentials(),
+    )
 
 
-async def _read_all(bootstrap: str, topics: list[str], expected: int) -> list[tuple[str, int, object]]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+async def _read_all(
+    kafka: KafkaConnection, topics: list[str], expected: int
+) -> list[tuple[str, int, object]]:
+    consumer = AIOKafkaConsumer(**kafka.aiokafka(), enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
@@ -45,7 +52,9 @@ async def _read_all(bootstrap: str, topics: list[str], expected: int) -> list[tu
         await consumer.stop()
 
 
-def test_publisher_delivers_every_message_once_in_order_on_its_keys_partition(kafka_bootstrap: str) -> None:
+def test_publisher_delivers_every_message_once_in_order_on_its_keys_partition(
+    kafka_admin: KafkaConnection,
+) -> None:
     topics = [f"publisher-{uuid.uuid4().hex[:8]}-{n}" for n in ("receipts", "dead-letters", "counted")]
     receipts, dead_letters, counted = topics
     keys = [b"oslo-fagsystem", b"bergen-fagsystem", b"trondheim-fagsystem", None]
@@ -61,8 +70,8 @@ def test_publisher_delivers_every_message_once_in_order_on_its_keys_partition(ka
     ]
 
     async def scenario() -> tuple[int, list[tuple[str, int, object]]]:
-        await ensure_topics(kafka_bootstrap, [TopicSpec(t, PARTITIONS) for t in topics], 1)
-        app = _app(kafka_bootstrap)
+        await ensure_topics(kafka_admin, [TopicSpec(t, PARTITIONS) for t in topics], 1)
+        app = _app(kafka_admin)
         producer = app.producer
         assert isinstance(producer, HubProducer)
         await producer.start()
@@ -74,7 +83,7 @@ def test_publisher_delivers_every_message_once_in_order_on_its_keys_partition(ka
             await asyncio.gather(*confirmations)
         finally:
             await producer.stop()
-        return len(confirmations), await _read_all(kafka_bootstrap, [receipts, dead_letters], len(messages))
+        return len(confirmations), await _read_all(kafka_admin, [receipts, dead_letters], len(messages))
 
     batches, records = asyncio.run(scenario())
     assert batches > 2 * PARTITIONS  # full batches were split: that path ran
@@ -97,7 +106,7 @@ def test_publisher_delivers_every_message_once_in_order_on_its_keys_partition(ka
         assert indexes == sorted(indexes)  # each partition in the order given
 
 
-def test_publisher_refuses_a_transport_without_record_batches(kafka_bootstrap: str) -> None:
-    publisher = FaustPublisher(_app(kafka_bootstrap, scheme="kafka"))
+def test_publisher_refuses_a_transport_without_record_batches(kafka_admin: KafkaConnection) -> None:
+    publisher = FaustPublisher(_app(kafka_admin, scheme="kafka"))
     with pytest.raises(TypeError, match="nirkafka"):
         asyncio.run(publisher.send_many([Outgoing("any", b"k", b"v", [])]))

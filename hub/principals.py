@@ -1,0 +1,232 @@
+"""Who may do what on the broker: the ACLs and SCRAM credentials the hub makes, through Kafka's
+admin API (confluent-kafka's admin client; aiokafka has no ACL or SCRAM calls).
+
+The broker allows nothing that no ACL allows (StandardAuthorizer,
+allow.everyone.if.no.acl.found=false). Each principal gets only what its work needs:
+
+| principal        | may                                                                      |
+|------------------|--------------------------------------------------------------------------|
+| a source         | write its registrations topic; read its receipts topic, in consumer      |
+|                  | groups named `<prefix>.source.<id>.*`                                    |
+| the worker       | read every hub topic; write receipts, dead letters and (replays from the |
+|                  | support page) registrations; consume in the group `<app id>`             |
+| the connector    | write address changes; read and write its position; its transactional id |
+| nir-admin        | everything (a super user in the broker's configuration): topics, ACLs,   |
+|                  | credentials; only for `hub topics ensure` and `hub sources`              |
+
+Every call is idempotent: creating an ACL that exists changes nothing, and a SCRAM credential is
+written again from the password the hub keeps (which is also how a password is rotated).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+from collections.abc import Iterable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialDeletion,
+    UserScramCredentialUpsertion,
+)
+
+from hub.broker import ensure_topics
+from hub.config import Settings
+from hub.errors import BrokerUnavailable, ConfigurationError
+from hub.sources import Source, SourceRegistry
+from hub.topics import TopicNames, required_topics
+
+log = logging.getLogger(__name__)
+
+SCRAM_ITERATIONS = 8192
+_TIMEOUT = 30.0
+
+READ, WRITE = AclOperation.READ, AclOperation.WRITE
+LITERAL, PREFIXED = ResourcePatternType.LITERAL, ResourcePatternType.PREFIXED
+
+
+def _allow(
+    principal: str, kind: ResourceType, name: str, pattern: ResourcePatternType, operation: Any
+) -> AclBinding:
+    return AclBinding(kind, name, pattern, principal, "*", operation, AclPermissionType.ALLOW)
+
+
+def service_acls(settings: Settings) -> list[AclBinding]:
+    """The ACLs of the hub's own services for this hub's topics (its prefix) and group (its app id)."""
+    names = TopicNames(settings.topic_prefix)
+    worker = f"User:{settings.kafka_worker_user}"
+    connector = f"User:{settings.kafka_connector_user}"
+    topic, group, txn = ResourceType.TOPIC, ResourceType.GROUP, ResourceType.TRANSACTIONAL_ID
+    return [
+        _allow(worker, topic, f"{settings.topic_prefix}.", PREFIXED, READ),
+        _allow(worker, topic, f"{settings.topic_prefix}.source.", PREFIXED, WRITE),
+        _allow(worker, topic, names.dead_letters, LITERAL, WRITE),
+        _allow(worker, group, settings.app_id, LITERAL, READ),
+        _allow(connector, topic, names.address_changes, LITERAL, WRITE),
+        _allow(connector, topic, names.connector_position, LITERAL, READ),
+        _allow(connector, topic, names.connector_position, LITERAL, WRITE),
+        _allow(connector, txn, f"{settings.app_id}-folkeregister-connector", LITERAL, WRITE),
+    ]
+
+
+def source_acls(settings: Settings, source: Source) -> list[AclBinding]:
+    """A source's ACLs: its own two topics and its own consumer groups, nothing else."""
+    names = TopicNames(settings.topic_prefix)
+    principal = source.kafka_principal
+    return [
+        _allow(principal, ResourceType.TOPIC, names.registrations(source.id), LITERAL, WRITE),
+        _allow(principal, ResourceType.TOPIC, names.receipts(source.id), LITERAL, READ),
+        _allow(principal, ResourceType.GROUP, receipt_group_prefix(settings, source.id), PREFIXED, READ),
+    ]
+
+
+def receipt_group_prefix(settings: Settings, source_id: str) -> str:
+    """Consumer groups a source may use to follow its receipts start with this."""
+    return f"{settings.topic_prefix}.source.{source_id}."
+
+
+def managed_password(settings: Settings, principal: str) -> str:
+    """The SCRAM password the hub keeps for a principal, made (random) the first time; the file
+    is readable by its owner only."""
+    path = Path(settings.password_file(principal))
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_hex(32) + "\n")
+        log.info("made a SCRAM password for %s in %s", principal, path)
+    password = path.read_text(encoding="utf-8").strip()
+    if not password:
+        raise ConfigurationError(f"the password file {path} is empty")
+    return password
+
+
+class BrokerAccess:
+    """The admin's hand on the broker's ACLs and credentials (settings of the admin principal)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._admin = AdminClient({**settings.kafka.librdkafka(), "logger": log})  # type: ignore[dict-item]
+
+    def ensure_services(self) -> None:
+        """Credentials and ACLs of the worker and the connector."""
+        for principal in (self.settings.kafka_worker_user, self.settings.kafka_connector_user):
+            self.set_password(principal, managed_password(self.settings, principal))
+        self.allow(service_acls(self.settings))
+
+    def grant(self, source: Source) -> list[AclBinding]:
+        """The source's credential (if the hub keeps its password) and ACLs; returns the ACLs."""
+        if source.authentication == "scram":
+            principal = source.user
+            self.set_password(principal, managed_password(self.settings, principal))
+        acls = source_acls(self.settings, source)
+        self.allow(acls)
+        return acls
+
+    def revoke(self, source: Source) -> int:
+        """Remove every ACL of the source's principal, and its SCRAM credential if the hub made
+        it; its topics and what they hold stay. Returns how many ACLs were removed."""
+        removed = self.forbid_principal(source.kafka_principal)
+        if source.authentication == "scram":
+            self.delete_password(source.user)
+        return removed
+
+    def allow(self, acls: Iterable[AclBinding]) -> None:
+        _wait(self._admin.create_acls(list(acls), request_timeout=_TIMEOUT))
+
+    def acls_of(self, principal: str) -> list[AclBinding]:
+        future = self._admin.describe_acls(_filter(principal), request_timeout=_TIMEOUT)
+        return list(_result(future))
+
+    def forbid_principal(self, principal: str) -> int:
+        results = _wait(self._admin.delete_acls([_filter(principal)], request_timeout=_TIMEOUT))
+        return sum(len(deleted) for deleted in results)
+
+    def set_password(self, principal: str, password: str) -> None:
+        info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
+        upsertion = UserScramCredentialUpsertion(principal, info, password.encode())
+        _wait(self._admin.alter_user_scram_credentials([upsertion], request_timeout=_TIMEOUT))
+
+    def delete_password(self, principal: str) -> None:
+        deletion = UserScramCredentialDeletion(principal, ScramMechanism.SCRAM_SHA_512)
+        try:
+            _wait(self._admin.alter_user_scram_credentials([deletion], request_timeout=_TIMEOUT))
+        except ConfigurationError as exc:
+            if "RESOURCE_NOT_FOUND" not in str(exc):  # already gone: revoking twice is fine
+                raise
+
+
+def _filter(principal: str) -> AclBindingFilter:
+    # None matches any name and any host (librdkafka's filter; its type hints say str).
+    return AclBindingFilter(
+        ResourceType.ANY,
+        None,  # type: ignore[arg-type]
+        ResourcePatternType.ANY,
+        principal,
+        None,  # type: ignore[arg-type]
+        AclOperation.ANY,
+        AclPermissionType.ANY,
+    )
+
+
+def describe(acl: AclBinding) -> str:
+    """One ACL as a line: who may do what to which resource."""
+    kind, operation, pattern = (
+        getattr(value, "name", value) for value in (acl.restype, acl.operation, acl.resource_pattern_type)
+    )
+    return f"{acl.principal} may {operation} {kind} {acl.name} ({pattern})"
+
+
+def _wait(futures: dict[Any, Future[Any]]) -> list[Any]:
+    return [_result(future) for future in futures.values()]
+
+
+def _result(future: Future[Any]) -> Any:
+    try:
+        return future.result(timeout=_TIMEOUT + 5)
+    except TimeoutError:
+        raise BrokerUnavailable("Kafka did not answer the admin request in time") from None
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args else exc
+        name = getattr(error, "name", lambda: type(error).__name__)()
+        if name in ("_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT"):
+            raise BrokerUnavailable(f"Kafka does not answer: {name}") from None
+        if name.endswith("AUTHORIZATION_FAILED"):
+            raise ConfigurationError(
+                f"Kafka refused the admin request ({name}): run it as the admin principal"
+            ) from None
+        # The broker's text can carry a dump of the request: its first line is enough.
+        detail = str(getattr(error, "str", lambda: "")()).splitlines()[:1]
+        raise ConfigurationError(
+            f"Kafka refused the admin request ({name}): {''.join(detail)[:200]}"
+        ) from None
+
+
+async def prepare_broker(admin: Settings, registry: SourceRegistry) -> list[str]:
+    """Everything `hub topics ensure` does, as the admin principal: the hub's topics, its
+    services' credentials and ACLs, and every registered source's grant. Returns the topics it
+    created."""
+    created = await ensure_topics(admin.kafka, required_topics(admin, registry), admin.replication_factor)
+
+    def grant_all() -> None:
+        access = BrokerAccess(admin)
+        access.ensure_services()
+        for source in registry:
+            access.grant(source)
+
+    await asyncio.to_thread(grant_all)
+    return created
