@@ -65,7 +65,6 @@ app = faust.App(
 )
 
 
-
 def serve_web(faust_app: faust.App, on: Hub) -> None:
     """What the worker's web server serves, and the headers on every answer: support staff's
     case-ticket page at /support/, metrics and health."""

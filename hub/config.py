@@ -101,7 +101,9 @@ class Settings:
         "NIR_SIGNIN_DELAY_MAX_SECONDS", 8.0, "the longest wait before answering a failed sign-in"
     )
     metrics_host: str = _setting(
-        "NIR_METRICS_HOST", "127.0.0.1", "interface of the worker's own /metrics server (with NIR_METRICS_PORT)"
+        "NIR_METRICS_HOST",
+        "127.0.0.1",
+        "interface of the worker's own /metrics server (with NIR_METRICS_PORT)",
     )
     metrics_port: int = _setting(
         "NIR_METRICS_PORT",
@@ -222,7 +224,9 @@ class Settings:
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name} must be at least 1")
         if self.metrics_port and self.metrics_port == self.web_port:
-            raise ConfigurationError("NIR_METRICS_PORT must differ from NIR_WEB_PORT (0 serves /metrics there)")
+            raise ConfigurationError(
+                "NIR_METRICS_PORT must differ from NIR_WEB_PORT (0 serves /metrics there)"
+            )
         if self.max_message_bytes < 10_000:
             raise ConfigurationError("NIR_MAX_MESSAGE_BYTES must be at least 10000")
         if self.folkeregister_start not in ("latest", "beginning"):

@@ -58,14 +58,18 @@ def attempt(
 
 def audit_log(sessions: sessionmaker[Session]) -> list[tuple[str, str, str | None]]:
     with sessions() as s:
-        return [(a.username, a.action, a.detail) for a in s.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+        return [
+            (a.username, a.action, a.detail) for a in s.scalars(select(AuditEntry).order_by(AuditEntry.id))
+        ]
 
 
 def test_after_five_wrong_passwords_the_right_one_is_refused_until_the_lockout_ends(
     sessions: sessionmaker[Session],
 ) -> None:
     for i in range(5):
-        assert attempt(sessions, "wrong password!!", at=NOW + dt.timedelta(minutes=i)) is Refusal.WRONG_PASSWORD
+        assert (
+            attempt(sessions, "wrong password!!", at=NOW + dt.timedelta(minutes=i)) is Refusal.WRONG_PASSWORD
+        )
     locked_at = NOW + dt.timedelta(minutes=5)
     assert attempt(sessions, SECRET, at=locked_at) is Refusal.LOCKED
     assert attempt(sessions, SECRET, at=locked_at, address="198.51.100.7") is Refusal.LOCKED  # any address

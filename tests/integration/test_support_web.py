@@ -64,7 +64,9 @@ def serve(hub: Hub, work: Callable[[Client], Awaitable[T]]) -> T:
     return asyncio.run(run())
 
 
-async def sign_in(client: Client, username: str, password: str, *, token: str | None = None) -> ClientResponse:
+async def sign_in(
+    client: Client, username: str, password: str, *, token: str | None = None
+) -> ClientResponse:
     page = await (await client.get("/support/login")).text()
     found = re.search(r'name="form_token" value="([0-9a-f]+)"', page)
     assert found is not None
