@@ -5,16 +5,20 @@ PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
+import os
 import re
+import shutil
+import threading
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import faust
 import pytest
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
@@ -29,6 +33,7 @@ from hub.webserver import FAUST_APP_OPTIONS
 from tests.conftest import pipeline_hub
 
 PASSWORD = "correct horse battery"
+CHROMIUM = os.environ.get("NIR_TEST_CHROMIUM", "/usr/bin/chromium")
 T = TypeVar("T")
 Client = TestClient[Any, Any]
 
@@ -237,3 +242,53 @@ def test_with_a_metrics_port_metrics_are_served_there_and_not_on_the_web_server(
                 await server.stop()
 
     asyncio.run(run())
+
+
+@contextlib.contextmanager
+def served_in_a_thread(web_app: web.Application) -> Iterator[str]:
+    """`web_app` on a free local port, served from an event loop of its own (Playwright's sync
+    API keeps one running in the test's thread)."""
+    from hub.localrun import free_port
+
+    port, loop, runner = free_port(), asyncio.new_event_loop(), web.AppRunner(web_app, access_log=None)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+
+def test_in_a_browser_the_page_s_style_passes_the_content_security_policy_and_sign_in_works(
+    sqlite_url: str,
+) -> None:
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if shutil.which(CHROMIUM) is None:
+        message = f"no Chromium at {CHROMIUM} (Debian package 'chromium'; .ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    app = faust.App(f"test-web-{uuid.uuid4().hex[:8]}", **FAUST_APP_OPTIONS)
+    serve_web(app, web_hub(sqlite_url))
+    app.web.init_server()
+    with served_in_a_thread(app.web.web_app) as base, playwright_api.sync_playwright() as p:  # type: ignore[attr-defined]
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+        )
+        tab = browser.new_page()
+        refused: list[str] = []
+        tab.on("console", lambda message: refused.append(message.text))
+        tab.goto(base + "/support/tickets")
+        tab.fill("#username", "kari")
+        tab.fill("#password", PASSWORD)
+        tab.click("#sign-in")
+        assert tab.url == base + "/support/tickets"
+        header = tab.evaluate("getComputedStyle(document.querySelector('header')).backgroundColor")
+        assert header == "rgb(0, 36, 78)"  # base.html's style sheet was applied
+        assert refused == []  # and the browser reported no policy violation
+        browser.close()
