@@ -24,8 +24,9 @@ from hub.observability import register_observability
 from hub.pipeline.ports import Outgoing
 from hub.register.migrate import require_current
 from hub.streaming import HubProducer, HubWorker
-from hub.support.web import register_support_page
+from hub.support.web import STYLE_HASHES, register_support_page
 from hub.topics import TopicNames, required_topics
+from hub.webserver import FAUST_APP_OPTIONS, secure_web_server, security_headers
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +57,24 @@ app = faust.App(
     web_bind=settings.web_host,
     web_host=settings.web_host,
     web_port=settings.web_port,
+    **FAUST_APP_OPTIONS,
     Worker=HubWorker,
     # Faust would log whatever is written to stdout and stderr one write() at a time: a traceback
     # printed there became a hundred records. Logging goes through `hub.logs` instead.
     worker_redirect_stdouts=False,
 )
 
-# Support staff's case-ticket page, at /support/ on the worker's web server; metrics and health.
-register_support_page(app, hub)
-register_observability(app, hub)
+
+def serve_web(faust_app: faust.App, on: Hub) -> None:
+    """What the worker's web server serves, and the headers on every answer: support staff's
+    case-ticket page at /support/, metrics and health."""
+    headers = security_headers(over_tls=on.settings.support_secure_cookie, style_hashes=STYLE_HASHES)
+    secure_web_server(faust_app, headers)
+    register_support_page(faust_app, on)
+    register_observability(faust_app, on, headers)
+
+
+serve_web(app, hub)
 
 registrations_topic = app.topic(
     *[names.registrations(source.id) for source in hub.registry],

@@ -516,6 +516,73 @@ def users_add(username: str, role: str, municipality: str | None) -> None:
     click.echo(f"user {username} added ({role}{', ' + municipality if municipality else ''})")
 
 
+@users_group.command(name="list", help="List the users: role, municipality, disabled, last sign-in, lockout.")
+def users_list() -> None:
+    from hub.support.access import Throttle, list_users
+
+    hub = _migrated_hub()
+    with hub.session_factory() as session:
+        users = list_users(session, hub.clock(), Throttle.from_settings(hub.settings))
+
+    def when(value: dt.datetime | None) -> str:
+        return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "-"
+
+    click.echo(
+        f"{'username':<24} {'role':<24} {'municipality':<12} {'disabled':<8} {'last sign-in':<20} locked until"
+    )
+    for u in users:
+        click.echo(
+            f"{u.username:<24} {u.role:<24} {u.municipality or '-':<12} {'yes' if u.disabled else 'no':<8} "
+            f"{when(u.last_sign_in_at):<20} {when(u.locked_until)}"
+        )
+
+
+def _administer(act: Any) -> None:
+    """Run `act(session, now)`, one of `hub.support.access`'s audited acts on users, in one unit
+    of work."""
+    from hub.register.unit_of_work import UnitOfWork
+
+    hub = _migrated_hub()
+    with UnitOfWork(hub.session_factory) as uow:
+        act(uow.session, hub.clock())
+        uow.commit()
+
+
+@users_group.command(name="disable", help="Stop a user from signing in, and end their sessions now.")
+@click.argument("username")
+@_USER
+def users_disable(username: str, user: str) -> None:
+    from hub.support.access import disable_user
+
+    _administer(lambda session, now: disable_user(session, username, user, now))
+    click.echo(f"user {username} disabled; their sessions have ended")
+
+
+@users_group.command(name="enable", help="Let a disabled user sign in again; also lifts a lockout.")
+@click.argument("username")
+@_USER
+def users_enable(username: str, user: str) -> None:
+    from hub.support.access import enable_user
+
+    _administer(lambda session, now: enable_user(session, username, user, now))
+    click.echo(f"user {username} enabled")
+
+
+@users_group.command(name="set-password", help="Set a user's password (asked twice); ends their sessions.")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@_USER
+def users_set_password(username: str, password_stdin: bool, user: str) -> None:
+    from hub.support.access import set_password
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("new password", hide_input=True, confirmation_prompt=True)
+    _administer(lambda session, now: set_password(session, username, password, user, now))
+    click.echo(f"password of {username} set; their sessions have ended")
+
+
 @click.group(name="rules", help="The validation rule catalogue.")
 def rules_group() -> None:
     pass

@@ -124,7 +124,44 @@ class Settings:
     support_secure_cookie: bool = _setting(
         "NIR_SUPPORT_SECURE_COOKIE",
         False,
-        "send the support page's session cookie over HTTPS only (set when served behind TLS)",
+        "the worker's web server is reached over TLS (directly or behind a proxy): cookies go "
+        "over HTTPS only and every answer carries Strict-Transport-Security",
+    )
+    signin_failure_limit: int = _setting(
+        "NIR_SIGNIN_FAILURE_LIMIT",
+        5,
+        "failed sign-ins for one username within the window that lock that username out",
+    )
+    signin_address_failure_limit: int = _setting(
+        "NIR_SIGNIN_ADDRESS_FAILURE_LIMIT",
+        50,
+        "failed sign-ins from one client address within the window that lock that address out",
+    )
+    signin_window_seconds: float = _setting(
+        "NIR_SIGNIN_WINDOW_SECONDS", 900.0, "how far back failed sign-ins are counted"
+    )
+    signin_lockout_seconds: float = _setting(
+        "NIR_SIGNIN_LOCKOUT_SECONDS",
+        900.0,
+        "how long a locked-out username or address is refused, even with the right password",
+    )
+    signin_delay_seconds: float = _setting(
+        "NIR_SIGNIN_DELAY_SECONDS",
+        0.5,
+        "how long the answer to a first failed sign-in waits; it doubles with each further failure",
+    )
+    signin_delay_max_seconds: float = _setting(
+        "NIR_SIGNIN_DELAY_MAX_SECONDS", 8.0, "the longest wait before answering a failed sign-in"
+    )
+    metrics_host: str = _setting(
+        "NIR_METRICS_HOST",
+        "127.0.0.1",
+        "interface of the worker's own /metrics server (with NIR_METRICS_PORT)",
+    )
+    metrics_port: int = _setting(
+        "NIR_METRICS_PORT",
+        0,
+        "serve the worker's /metrics on this port instead of the web server (0: on the web server)",
     )
     data_dir: str = _setting("NIR_DATA_DIR", "var/faust", "Faust's local data directory")
     retry_initial_seconds: float = _setting(
@@ -229,9 +266,20 @@ class Settings:
             raise ConfigurationError(
                 f"NIR_TOPIC_PREFIX must be lower-case letters, digits and '-', not {self.topic_prefix!r}"
             )
-        for name in ("registration_partitions", "address_partitions", "replication_factor", "crash_attempts"):
+        for name in (
+            "registration_partitions",
+            "address_partitions",
+            "replication_factor",
+            "crash_attempts",
+            "signin_failure_limit",
+            "signin_address_failure_limit",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name} must be at least 1")
+        if self.metrics_port and self.metrics_port == self.web_port:
+            raise ConfigurationError(
+                "NIR_METRICS_PORT must differ from NIR_WEB_PORT (0 serves /metrics there)"
+            )
         if self.max_message_bytes < 10_000:
             raise ConfigurationError("NIR_MAX_MESSAGE_BYTES must be at least 10000")
         if self.folkeregister_start not in ("latest", "beginning"):

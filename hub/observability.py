@@ -1,18 +1,24 @@
 """What operations see of a worker: Prometheus metrics at `/metrics` (Faust's sensor, named
 `faust_*`, and the hub's own from `hub.metrics`), liveness at `/health/live`, readiness at
 `/health/ready`, and the gauges that are read off the register and the consumer on a timer.
+
+`/metrics` is served by the worker's web server, or, when NIR_METRICS_PORT is set, only by a
+server of its own on NIR_METRICS_HOST (an interface Prometheus reaches and users do not).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import Any
 
 import faust
+from aiohttp import web
 from faust.sensors.prometheus import FaustMetrics
 from faust.web import Request, Response, View
+from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import text
 
@@ -22,6 +28,7 @@ from hub.broker import broker_answers
 from hub.errors import safe_traceback
 from hub.streaming import HubPrometheusMonitor
 from hub.support.tickets import ACTIVE, TicketFilter, counts_by_error_code
+from hub.webserver import add_security_headers
 
 log = logging.getLogger(__name__)
 
@@ -29,16 +36,53 @@ GAUGE_INTERVAL_SECONDS = 10.0
 READY_CACHE_SECONDS = 5.0  # a scrape every few seconds must not become a broker call each
 
 
-def register_observability(app: faust.App, hub: Hub) -> None:
+@functools.cache
+def _faust_metrics() -> FaustMetrics:
     # Faust's sensor, with its metric names prefixed `faust` whatever the app id, so dashboards
-    # fit every hub; all metrics are in prometheus_client's default registry.
-    monitor = app.monitor = HubPrometheusMonitor(metrics=FaustMetrics.create(REGISTRY, "faust"))
+    # fit every hub; all metrics are in prometheus_client's default registry (once per process).
+    return FaustMetrics.create(REGISTRY, "faust")
 
-    @app.page("/metrics")
-    class Metrics(View):
-        async def get(self, request: Request) -> Response:
-            monitor.publish()  # the sensor's per-message counts, up to now
-            return self.bytes(generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+def register_observability(app: faust.App, hub: Hub, headers: dict[str, str]) -> None:
+    """Metrics, health and gauges for `app`; `headers` go on the answers of a metrics server of
+    its own (the worker's web server adds them itself)."""
+    monitor = app.monitor = HubPrometheusMonitor(metrics=_faust_metrics())
+
+    def exposition() -> bytes:
+        monitor.publish()  # the sensor's per-message counts, up to now
+        return generate_latest(REGISTRY)
+
+    settings = hub.settings
+    if settings.metrics_port:
+
+        async def serve_metrics(request: web.Request) -> web.Response:
+            return web.Response(body=exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        metrics_app = web.Application()
+        metrics_app.router.add_get("/metrics", serve_metrics)
+        add_security_headers(metrics_app, headers)
+
+        @app.service
+        class MetricsServer(Service):
+            """/metrics on its own interface and port, for as long as the worker runs."""
+
+            runner: web.AppRunner | None = None
+
+            async def on_start(self) -> None:
+                self.runner = web.AppRunner(metrics_app, access_log=None)
+                await self.runner.setup()
+                await web.TCPSite(self.runner, settings.metrics_host, settings.metrics_port).start()
+
+            async def on_stop(self) -> None:
+                if self.runner is not None:
+                    await self.runner.cleanup()
+
+    else:
+
+        @app.page("/metrics")
+        class Metrics(View):
+            async def get(self, request: Request) -> Response:
+                return self.bytes(exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     readiness = _Readiness(hub)
 

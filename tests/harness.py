@@ -182,11 +182,12 @@ class HubHarness:
         return receipts, self.dead_letters(records)
 
 
-def hub_command(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run `hub ARGS` in a subprocess configured by `settings`."""
+def hub_command(settings: Settings, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `hub ARGS` in a subprocess configured by `settings`, with `stdin` as its input."""
     return subprocess.run(
         [sys.executable, "-m", "hub.cli", *args],
         env={**os.environ, **settings.to_env()},
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=120,

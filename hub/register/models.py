@@ -204,6 +204,20 @@ class User(Base):
     municipality: Mapped[str | None] = mapped_column(String(4), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_sign_in_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SignInAttempt(Base):
+    """A sign-in that failed, or is being checked (it counts as failed until it succeeds). Kept by
+    the username tried, whether or not such a user exists, so a lockout says nothing about which
+    usernames exist; forgotten once too old to count (see `hub.support.access`)."""
+
+    __tablename__ = "sign_in_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    username: Mapped[str] = mapped_column(String(128), index=True)
+    client_address: Mapped[str] = mapped_column(String(64), index=True)
 
 
 class UserSession(Base):

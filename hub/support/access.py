@@ -1,28 +1,41 @@
-"""Who may see and do what in support: users, password hashes, expiring sessions, the
-municipality scope of a user, and the audit log of views of personal data and actions.
+"""Who may see and do what in support: users, password hashes, sign-in with its lockout,
+expiring sessions, the municipality scope of a user, and the audit log of views of personal data
+and actions.
 
 Passwords are hashed with scrypt (the standard library's), salted per user; only a hash of a
 session token is stored. IMDi support sees every ticket; a municipality's super user sees and
 acts on only their own municipality's tickets.
+
+Sign-in failures are kept in the register (`SignInAttempt`), by the username tried and the client
+address, so a lockout holds across restarts and every worker. A username with too many recent
+failures is refused for a while even with the right password, and so is an address; unknown
+usernames are counted and locked the same way, and checked against a stand-in hash, so neither
+the answer nor its timing tells whether a username exists.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import enum
+import functools
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy.orm import Session, sessionmaker
 
+from hub.config import Settings
 from hub.errors import HubError
-from hub.register.models import AuditEntry, CaseTicket, User, UserSession
+from hub.register.models import AuditEntry, CaseTicket, SignInAttempt, User, UserSession
+from hub.register.unit_of_work import UnitOfWork
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 SESSION_LIFETIME = dt.timedelta(hours=8)
+PASSWORD_MIN_LENGTH = 12
 
 
 class Role(enum.Enum):
@@ -42,6 +55,21 @@ def hash_password(password: str) -> str:
     return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
 
 
+@functools.cache
+def _stand_in_hash() -> str:
+    """What a password for an unknown username is checked against: the same scrypt work as for a
+    real user, so the time of the answer does not tell whether the username exists."""
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def check_new_password(username: str, password: str) -> None:
+    """`AccessDenied` unless `password` is fit to be set for `username`."""
+    if len(password) < PASSWORD_MIN_LENGTH:
+        raise AccessDenied(f"the password must have at least {PASSWORD_MIN_LENGTH} characters")
+    if password.strip().casefold() == username.strip().casefold():
+        raise AccessDenied("the password must not be the username")
+
+
 def verify_password(password: str, stored: str) -> bool:
     try:
         scheme, salt, digest = stored.split("$")
@@ -58,8 +86,7 @@ def create_user(
 ) -> User:
     if role is Role.MUNICIPALITY_SUPERUSER and not municipality:
         raise AccessDenied("a municipality super user needs a municipality")
-    if len(password) < 12:
-        raise AccessDenied("the password must have at least 12 characters")
+    check_new_password(username, password)
     user = User(
         username=username,
         password_hash=hash_password(password),
@@ -77,25 +104,170 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def sign_in(session: Session, username: str, password: str, now: dt.datetime) -> str:
-    """A new session token for the user, or `AccessDenied` (the same for any wrong detail)."""
+@dataclasses.dataclass(frozen=True)
+class Throttle:
+    """How failed sign-ins are answered: the lockout's thresholds and the growing wait."""
+
+    user_limit: int = 5
+    address_limit: int = 50
+    window: dt.timedelta = dt.timedelta(minutes=15)
+    lockout: dt.timedelta = dt.timedelta(minutes=15)
+    first_delay: float = 0.5
+    max_delay: float = 8.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Throttle:
+        return cls(
+            user_limit=settings.signin_failure_limit,
+            address_limit=settings.signin_address_failure_limit,
+            window=dt.timedelta(seconds=settings.signin_window_seconds),
+            lockout=dt.timedelta(seconds=settings.signin_lockout_seconds),
+            first_delay=settings.signin_delay_seconds,
+            max_delay=settings.signin_delay_max_seconds,
+        )
+
+    def delay(self, failures: int) -> float:
+        """Seconds the answer to a failed sign-in waits, doubling with each recent failure."""
+        if failures < 1:
+            return 0.0
+        return min(self.max_delay, self.first_delay * 2 ** min(failures - 1, 32))
+
+    def locked_until(self, newest_first: Sequence[dt.datetime], limit: int) -> dt.datetime | None:
+        """The end of the lockout that recent failures (newest first) impose, if any: `limit`
+        failures within the window lock for `lockout` after the newest of them."""
+        if len(newest_first) < limit:
+            return None
+        newest, oldest = newest_first[0], newest_first[limit - 1]
+        return newest + self.lockout if newest - oldest < self.window else None
+
+
+class Refusal(enum.Enum):
+    """Why a sign-in failed, for the audit log; the person signing in is told less."""
+
+    UNKNOWN_USER = "unknown_user"
+    WRONG_PASSWORD = "wrong_password"
+    DISABLED = "disabled"
+    LOCKED = "locked"
+
+
+@dataclasses.dataclass(frozen=True)
+class SignIn:
+    """A new session's token, or why there is none and how long to wait before saying so."""
+
+    token: str | None
+    refusal: Refusal | None = None
+    delay: float = 0.0
+
+
+def sign_in(
+    session_factory: sessionmaker[Session],
+    username: str,
+    password: str,
+    now: dt.datetime,
+    *,
+    client_address: str,
+    throttle: Throttle | None = None,
+) -> SignIn:
+    """Check a sign-in in two transactions. The attempt is first kept as a failure and
+    committed, so concurrent guesses on every worker count against each other before any
+    password is checked; the second decides, audits, and forgets the attempt if it succeeded."""
+    throttle = throttle or Throttle()
+    with UnitOfWork(session_factory) as uow:
+        attempt_id = begin_sign_in(uow.session, username, client_address, now, throttle)
+        uow.commit()
+    with UnitOfWork(session_factory) as uow:
+        outcome = finish_sign_in(uow.session, attempt_id, password, now, throttle)
+        uow.commit()
+    return outcome
+
+
+def begin_sign_in(
+    session: Session, username: str, client_address: str, now: dt.datetime, throttle: Throttle
+) -> int:
+    """Keep the attempt as a failure until it is proven right, and forget attempts too old to
+    count. The attempt's id."""
+    session.execute(delete(SignInAttempt).where(SignInAttempt.at < now - throttle.window - throttle.lockout))
+    attempt = SignInAttempt(at=now, username=username, client_address=client_address[:64])
+    session.add(attempt)
+    session.flush()
+    return attempt.id
+
+
+def finish_sign_in(
+    session: Session, attempt_id: int, password: str, now: dt.datetime, throttle: Throttle
+) -> SignIn:
+    attempt = session.get_one(SignInAttempt, attempt_id)
+    username, address = attempt.username, attempt.client_address
+    if _locked(session, attempt, now, throttle):
+        # A refused attempt is no guess: it neither counts nor lengthens the lockout.
+        session.delete(attempt)
+        return _refused(session, attempt, Refusal.LOCKED, now, throttle)
     user = session.scalar(select(User).where(User.username == username))
-    if user is None or user.disabled or not verify_password(password, user.password_hash):
-        raise AccessDenied("wrong username or password")
+    matches = verify_password(password, user.password_hash if user is not None else _stand_in_hash())
+    if user is None:
+        return _refused(session, attempt, Refusal.UNKNOWN_USER, now, throttle)
+    if not matches:
+        return _refused(session, attempt, Refusal.WRONG_PASSWORD, now, throttle)
+    if user.disabled:
+        return _refused(session, attempt, Refusal.DISABLED, now, throttle)
+    # The failures before this success no longer count against the user (the address's do).
+    session.execute(delete(SignInAttempt).where(SignInAttempt.username == username))
     token = secrets.token_urlsafe(32)
     session.add(
         UserSession(token_hash=_token_hash(token), user_id=user.id, expires_at=now + SESSION_LIFETIME)
     )
-    session.flush()
-    return token
+    user.last_sign_in_at = now
+    audit(session, username, "sign_in", now, detail=f"from {address}")
+    return SignIn(token)
+
+
+def _locked(session: Session, attempt: SignInAttempt, now: dt.datetime, throttle: Throttle) -> bool:
+    for column, value, limit in (
+        (SignInAttempt.username, attempt.username, throttle.user_limit),
+        (SignInAttempt.client_address, attempt.client_address, throttle.address_limit),
+    ):
+        recent = session.scalars(
+            select(SignInAttempt.at)
+            .where(column == value, SignInAttempt.id != attempt.id, SignInAttempt.at <= now)
+            .order_by(SignInAttempt.at.desc(), SignInAttempt.id.desc())
+            .limit(limit)
+        ).all()
+        until = throttle.locked_until([_utc(at) for at in recent], limit)
+        if until is not None and until > now:
+            return True
+    return False
+
+
+def _refused(
+    session: Session, attempt: SignInAttempt, refusal: Refusal, now: dt.datetime, throttle: Throttle
+) -> SignIn:
+    audit(
+        session,
+        attempt.username,
+        "sign_in_failed",
+        now,
+        detail=f"{refusal.value} from {attempt.client_address}",
+    )
+    since = now - throttle.window
+    failures = max(
+        _count(session, SignInAttempt.username == attempt.username, since),
+        _count(session, SignInAttempt.client_address == attempt.client_address, since),
+    )
+    return SignIn(None, refusal, throttle.delay(failures))
+
+
+def _count(session: Session, where: ColumnElement[bool], since: dt.datetime) -> int:
+    return session.scalar(select(func.count()).where(where, SignInAttempt.at > since)) or 0
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    # SQLite gives back naive datetimes; the register writes UTC.
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
 
 
 def user_for_token(session: Session, token: str, now: dt.datetime) -> User:
     found = session.scalar(select(UserSession).where(UserSession.token_hash == _token_hash(token)))
-    expires = found.expires_at if found is not None else None
-    if expires is not None and expires.tzinfo is None:
-        expires = expires.replace(tzinfo=dt.UTC)
-    if found is None or expires is None or expires <= now:
+    if found is None or _utc(found.expires_at) <= now:
         raise AccessDenied("the session has expired; sign in again")
     user = session.get_one(User, found.user_id)
     if user.disabled:
@@ -142,3 +314,77 @@ def form_token(session_token: str) -> str:
     """The anti-forgery value a signed-in page puts in its forms: derived from the session
     token, so another site cannot know it, and nothing more needs storing."""
     return hashlib.sha256(b"nir-support-form:" + session_token.encode()).hexdigest()
+
+
+# Administration of users (the `hub users` commands); each act is audited under who did it.
+
+
+@dataclasses.dataclass(frozen=True)
+class UserListing:
+    username: str
+    role: str
+    municipality: str | None
+    disabled: bool
+    last_sign_in_at: dt.datetime | None
+    locked_until: dt.datetime | None
+
+
+def list_users(session: Session, now: dt.datetime, throttle: Throttle) -> list[UserListing]:
+    """Every user, without any hash, and until when each username is locked out."""
+    listing = []
+    for user in session.scalars(select(User).order_by(User.username)):
+        recent = session.scalars(
+            select(SignInAttempt.at)
+            .where(SignInAttempt.username == user.username)
+            .order_by(SignInAttempt.at.desc())
+            .limit(throttle.user_limit)
+        ).all()
+        until = throttle.locked_until([_utc(at) for at in recent], throttle.user_limit)
+        listing.append(
+            UserListing(
+                username=user.username,
+                role=user.role,
+                municipality=user.municipality,
+                disabled=user.disabled,
+                last_sign_in_at=_utc(user.last_sign_in_at) if user.last_sign_in_at else None,
+                locked_until=until if until is not None and until > now else None,
+            )
+        )
+    return listing
+
+
+def disable_user(session: Session, username: str, actor: str, now: dt.datetime) -> None:
+    """The user can no longer sign in, and every session of theirs ends now."""
+    user = _existing_user(session, username)
+    user.disabled = True
+    _end_sessions(session, user)
+    audit(session, actor, "disable_user", now, detail=f"user {username}")
+
+
+def enable_user(session: Session, username: str, actor: str, now: dt.datetime) -> None:
+    """The user may sign in again, and any lockout of their username is lifted."""
+    user = _existing_user(session, username)
+    user.disabled = False
+    session.execute(delete(SignInAttempt).where(SignInAttempt.username == username))
+    audit(session, actor, "enable_user", now, detail=f"user {username}")
+
+
+def set_password(session: Session, username: str, password: str, actor: str, now: dt.datetime) -> None:
+    """A new password; the sessions opened with the old one end."""
+    user = _existing_user(session, username)
+    check_new_password(username, password)
+    user.password_hash = hash_password(password)
+    _end_sessions(session, user)
+    audit(session, actor, "set_password", now, detail=f"user {username}")
+
+
+def _existing_user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise AccessDenied(f"there is no user {username!r}")
+    return user
+
+
+def _end_sessions(session: Session, user: User) -> None:
+    session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+    session.flush()

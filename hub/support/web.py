@@ -4,16 +4,23 @@ under /support/.
 Server-rendered HTML (Jinja2, autoescaped) and no JavaScript. Each request is one transaction:
 the session cookie is checked, the user's work is done through `hub.support.desk` (scoped and
 audited there), and the answer is a page or a redirect. Forms carry an anti-forgery value
-derived from the session, and the cookie is HttpOnly and SameSite=Strict.
+derived from a cookie (the session's; before sign-in, a cookie of the sign-in form's own), and
+cookies are HttpOnly and SameSite=Strict. Sign-in is throttled in `hub.support.access`; the
+answer to a failed one waits without holding up the event loop. The security headers every
+answer carries are set in `hub.webserver`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
+import hashlib
 import hmac
 import json
 import logging
+import re
+import secrets
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlencode
@@ -35,7 +42,8 @@ from hub.support import desk
 from hub.support.access import (
     SESSION_LIFETIME,
     AccessDenied,
-    audit,
+    Refusal,
+    Throttle,
     form_token,
     sign_in,
     sign_out,
@@ -46,6 +54,7 @@ from hub.support.tickets import ACTIVE, TicketFilter, TicketStatus
 
 log = logging.getLogger(__name__)
 COOKIE = "nir_support_session"
+SIGN_IN_FORM_COOKIE = "nir_support_sign_in"  # before sign-in, the anti-forgery value's source
 USERNAME_LIMIT = 128  # the users table's column
 DESCRIPTION_LIMIT = 4000  # the case tickets' column
 PREFIX = "/support"
@@ -57,14 +66,20 @@ _templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-# Personal data must not stay in caches or leak through referrers or frames.
-_HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-    "frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-}
+
+
+def _style_hashes() -> list[str]:
+    """The pages' one inline style sheet, hashed for the Content-Security-Policy."""
+    page = _templates.get_template("base.html").render(prefix=PREFIX)
+    return [
+        base64.b64encode(hashlib.sha256(sheet.encode()).digest()).decode()
+        for sheet in re.findall(r"<style>(.*?)</style>", page, flags=re.DOTALL)
+    ]
+
+
+STYLE_HASHES = _style_hashes()
+WRONG_DETAILS = "wrong username or password"  # also for a disabled user: nothing more is told
+LOCKED_OUT = "Sign-in refused for now; try again later."
 
 blueprint = faust.web.Blueprint("support")
 
@@ -83,14 +98,26 @@ class SupportView(View):
 
     hub: ClassVar[Hub]  # set by `register_support_page`
     secure_cookie: ClassVar[bool] = False
+    throttle: ClassVar[Throttle] = Throttle()
 
     def page(self, template: str, status: int = 200, **context: Any) -> Response:
         body = _templates.get_template(template).render(prefix=PREFIX, **context)
-        return self.html(body, status=status, headers=dict(_HEADERS))
+        return self.html(body, status=status)
 
     def redirect(self, path: str, **query: Any) -> Response:
         location = PREFIX + path + ("?" + urlencode(query) if query else "")
-        return self.html("", status=303, headers={**_HEADERS, "Location": location})
+        return self.html("", status=303, headers={"Location": location})
+
+    def set_cookie(self, response: Response, name: str, value: str, max_age: int) -> None:
+        _aiohttp(response).set_cookie(
+            name,
+            value,
+            path=PREFIX,
+            max_age=max_age,
+            httponly=True,
+            samesite="Strict",
+            secure=self.secure_cookie,
+        )
 
     def to_sign_in(self, request: Request, reason: str | None = None) -> Response:
         response = self.redirect("/login", next=_path_of(request), **({"reason": reason} if reason else {}))
@@ -167,13 +194,14 @@ class SupportView(View):
             return self.redirect(f"/tickets/{ticket_id}", done=f"not replayed: {report.skipped[ticket_id]}")
         return self.redirect(f"/tickets/{ticket_id}", done="replayed")
 
-    async def form(self, request: Request) -> Mapping[str, str]:
-        """The posted form, after checking its anti-forgery value against the session."""
+    async def form(self, request: Request, cookie: str = COOKIE) -> Mapping[str, str]:
+        """The posted form, after checking its anti-forgery value against the cookie it was
+        derived from (the session's, or the sign-in form's own)."""
         data = await _aiohttp_request(request).post()
-        token = _cookie(request)
-        if token is None:
+        token = _cookie(request, cookie)
+        if token is None and cookie == COOKIE:
             raise _NotSignedIn(None)
-        if not hmac.compare_digest(str(data.get("form_token", "")), form_token(token)):
+        if token is None or not hmac.compare_digest(str(data.get("form_token", "")), form_token(token)):
             raise _ForeignForm()
         return {k: v for k, v in data.items() if isinstance(v, str)}
 
@@ -216,8 +244,8 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
-def _cookie(request: Request) -> str | None:
-    return _aiohttp_request(request).cookies.get(COOKIE)
+def _cookie(request: Request, name: str = COOKIE) -> str | None:
+    return _aiohttp_request(request).cookies.get(name)
 
 
 def _path_of(request: Request) -> str:
@@ -289,40 +317,59 @@ class Index(SupportView):
 class Login(SupportView):
     async def get(self, request: Request) -> Response:
         query = _aiohttp_request(request).query
-        return self.page("login.html", next=_safe_next(query.get("next")), reason=query.get("reason"))
+        return self.sign_in_page(request, next=_safe_next(query.get("next")), reason=query.get("reason"))
 
     async def post(self, request: Request) -> Response:
         return await self.guarded(request, lambda: self.sign_in(request))
 
+    def sign_in_page(self, request: Request, status: int = 200, **context: Any) -> Response:
+        """The sign-in form, with the anti-forgery value of this browser's sign-in cookie (a new
+        one if it has none)."""
+        seed = _cookie(request, SIGN_IN_FORM_COOKIE) or secrets.token_urlsafe(32)
+        response = self.page("login.html", status=status, form_token=form_token(seed), **context)
+        self.set_cookie(response, SIGN_IN_FORM_COOKIE, seed, int(SESSION_LIFETIME.total_seconds()))
+        return response
+
     async def sign_in(self, request: Request) -> Response:
-        data = await _aiohttp_request(request).post()
-        username, password = str(data.get("username", "")), str(data.get("password", ""))
-        next_path = _safe_next(str(data.get("next", "")))
+        try:
+            data = await self.form(request, SIGN_IN_FORM_COOKIE)
+        except _ForeignForm:
+            return self.sign_in_page(
+                request,
+                status=403,
+                next="/tickets",
+                error="The form did not come from this page, so nothing was done. Try again.",
+            )
+        username, password = data.get("username", ""), data.get("password", "")
+        next_path = _safe_next(data.get("next", ""))
         now = self.hub.clock()
         try:
             _text(username, "the username", USERNAME_LIMIT)
         except _BadInput as exc:
-            return self.page("login.html", status=400, next=next_path, error=str(exc))
-
-        def work(session: Session) -> str:
-            token = sign_in(session, username, password, now)
-            audit(session, username, "sign_in", now)
-            return token
-
-        try:
-            token = await self.in_transaction(work)
-        except AccessDenied as exc:
-            return self.page("login.html", status=401, next=next_path, error=str(exc), username=username)
-        response = self.redirect(next_path)
-        _aiohttp(response).set_cookie(
-            COOKIE,
-            token,
-            path=PREFIX,
-            max_age=int(SESSION_LIFETIME.total_seconds()),
-            httponly=True,
-            samesite="Strict",
-            secure=self.secure_cookie,
+            return self.sign_in_page(request, status=400, next=next_path, error=str(exc))
+        address = _aiohttp_request(request).remote or "unknown"
+        outcome = await asyncio.to_thread(
+            sign_in,
+            self.hub.session_factory,
+            username,
+            password,
+            now,
+            client_address=address,
+            throttle=self.throttle,
         )
+        if outcome.token is None:
+            await asyncio.sleep(outcome.delay)  # slows guessing down; other requests go on meanwhile
+            locked = outcome.refusal is Refusal.LOCKED
+            return self.sign_in_page(
+                request,
+                status=429 if locked else 401,
+                next=next_path,
+                error=LOCKED_OUT if locked else WRONG_DETAILS,
+                username=username,
+            )
+        response = self.redirect(next_path)
+        self.set_cookie(response, COOKIE, outcome.token, int(SESSION_LIFETIME.total_seconds()))
+        _aiohttp(response).del_cookie(SIGN_IN_FORM_COOKIE, path=PREFIX)
         return response
 
 
@@ -494,4 +541,5 @@ def register_support_page(app: faust.App, hub: Hub) -> None:
     """Serve the support page from `app`'s web server, working on `hub`'s register."""
     SupportView.hub = hub
     SupportView.secure_cookie = hub.settings.support_secure_cookie
+    SupportView.throttle = Throttle.from_settings(hub.settings)
     blueprint.register(app, url_prefix=PREFIX)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import http.cookiejar
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -199,9 +200,16 @@ def _support_page_refuses_hostile_parameters_clearly(harness: HubHarness) -> Non
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()
 
-    status, body = call("/login", {"username": "imdi\x00", "password": PASSWORD})
+    # The sign-in form's anti-forgery value, from the cookie the form comes with.
+    _, page = call("/login")
+    found = re.search(r'name="form_token" value="([0-9a-f]+)"', page)
+    assert found is not None
+    token = found.group(1)
+    status, body = call("/login", {"username": "imdi\x00", "password": PASSWORD, "form_token": token})
     assert status == 400 and "the username must be printable text" in body
-    status, _ = call("/login", {"username": "imdi", "password": PASSWORD, "next": "/tickets"})
+    status, _ = call(
+        "/login", {"username": "imdi", "password": PASSWORD, "next": "/tickets", "form_token": token}
+    )
     assert status == 200
     duf = "201812345678"
     for query, expected in (

@@ -144,6 +144,9 @@ def test_sign_in_list_and_filter_with_identifiers_masked(support: Any, browser: 
 
     page.sign_in("imdi")
     assert page.tab.url.endswith("/support/tickets")
+    # The content security policy lets the page's own style sheet through (by its hash).
+    header_colour = page.tab.evaluate("getComputedStyle(document.querySelector('header')).backgroundColor")
+    assert header_colour == "rgb(0, 36, 78)"
     assert sorted(page.listed_ids()) == sorted(t.id for t in tickets(harness))
     content = page.tab.content()
     for e in events.values():  # masked in the list

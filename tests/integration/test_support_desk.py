@@ -80,7 +80,10 @@ def test_signing_out_ends_the_session_at_once(database_url: str) -> None:
     sessions = make_session_factory(make_engine(database_url))
     with sessions() as s:
         create_user(s, "kari", SECRET, Role.IMDI_SUPPORT, None, NOW)
-        token = sign_in(s, "kari", SECRET, NOW)
+        s.commit()
+    token = sign_in(sessions, "kari", SECRET, NOW, client_address="127.0.0.1").token
+    assert token is not None
+    with sessions() as s:
         assert user_for_token(s, token, NOW).username == "kari"
         sign_out(s, token)
         with pytest.raises(AccessDenied):

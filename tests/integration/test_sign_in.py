@@ -1,0 +1,189 @@
+"""Signing in to the support page (`hub.support.access`): the lockout, the audit of failures,
+the same work for unknown usernames, and disabled users, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+import time
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub.register.database import make_engine, make_session_factory
+from hub.register.models import AuditEntry, SignInAttempt
+from hub.support.access import (
+    AccessDenied,
+    Refusal,
+    Role,
+    Throttle,
+    create_user,
+    disable_user,
+    enable_user,
+    list_users,
+    set_password,
+    sign_in,
+    user_for_token,
+)
+
+NOW = dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)
+SECRET = "correct horse battery"
+HOME = "192.0.2.10"
+THROTTLE = Throttle(user_limit=5, address_limit=8, first_delay=0.5, max_delay=8.0)
+
+
+@pytest.fixture
+def sessions(database_url: str) -> sessionmaker[Session]:
+    factory = make_session_factory(make_engine(database_url))
+    with factory() as s:
+        create_user(s, "kari", SECRET, Role.IMDI_SUPPORT, None, NOW)
+        s.commit()
+    return factory
+
+
+def attempt(
+    sessions: sessionmaker[Session],
+    password: str,
+    *,
+    username: str = "kari",
+    at: dt.datetime = NOW,
+    address: str = HOME,
+    throttle: Throttle = THROTTLE,
+) -> Refusal | None:
+    outcome = sign_in(sessions, username, password, at, client_address=address, throttle=throttle)
+    assert (outcome.token is None) == (outcome.refusal is not None)
+    return outcome.refusal
+
+
+def audit_log(sessions: sessionmaker[Session]) -> list[tuple[str, str, str | None]]:
+    with sessions() as s:
+        return [
+            (a.username, a.action, a.detail) for a in s.scalars(select(AuditEntry).order_by(AuditEntry.id))
+        ]
+
+
+def test_after_five_wrong_passwords_the_right_one_is_refused_until_the_lockout_ends(
+    sessions: sessionmaker[Session],
+) -> None:
+    for i in range(5):
+        assert (
+            attempt(sessions, "wrong password!!", at=NOW + dt.timedelta(minutes=i)) is Refusal.WRONG_PASSWORD
+        )
+    locked_at = NOW + dt.timedelta(minutes=5)
+    assert attempt(sessions, SECRET, at=locked_at) is Refusal.LOCKED
+    assert attempt(sessions, SECRET, at=locked_at, address="198.51.100.7") is Refusal.LOCKED  # any address
+    with sessions() as s:
+        [kari] = list_users(s, locked_at, THROTTLE)
+        assert kari.locked_until == NOW + dt.timedelta(minutes=4 + 15)
+    # Refused attempts do not lengthen the lockout: 15 minutes after the fifth failure it is over.
+    assert attempt(sessions, SECRET, at=NOW + dt.timedelta(minutes=19, seconds=1)) is None
+    with sessions() as s:  # and a success forgets the username's failures
+        assert s.scalar(select(SignInAttempt).where(SignInAttempt.username == "kari")) is None
+
+
+def test_unknown_usernames_are_locked_out_the_same_way(sessions: sessionmaker[Session]) -> None:
+    for _ in range(5):
+        assert attempt(sessions, SECRET, username="nobody") is Refusal.UNKNOWN_USER
+    assert attempt(sessions, SECRET, username="nobody") is Refusal.LOCKED
+
+
+def test_an_address_guessing_many_usernames_is_locked_out_for_every_username(
+    sessions: sessionmaker[Session],
+) -> None:
+    for i in range(8):
+        assert attempt(sessions, "guess number one", username=f"user{i}") is Refusal.UNKNOWN_USER
+    assert attempt(sessions, SECRET) is Refusal.LOCKED  # kari, from the same address
+    assert attempt(sessions, SECRET, address="198.51.100.7") is None  # kari, from elsewhere
+
+
+def test_the_wait_grows_with_each_failure(sessions: sessionmaker[Session]) -> None:
+    delays = [
+        sign_in(sessions, "kari", "wrong password!!", NOW, client_address=HOME, throttle=THROTTLE).delay
+        for _ in range(6)
+    ]
+    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
+
+
+def test_every_failed_sign_in_is_audited_with_its_reason_and_address_never_the_password(
+    sessions: sessionmaker[Session], caplog: pytest.LogCaptureFixture
+) -> None:
+    with sessions() as s:
+        create_user(s, "ola", SECRET, Role.IMDI_SUPPORT, None, NOW)
+        disable_user(s, "ola", "admin", NOW)
+        s.commit()
+    attempt(sessions, "wrong password!!")
+    attempt(sessions, "a guessed secret", username="nobody")
+    attempt(sessions, SECRET, username="ola")
+    for _ in range(4):
+        attempt(sessions, "wrong password!!")
+    attempt(sessions, SECRET)
+    failures = [(user, detail) for user, action, detail in audit_log(sessions) if action == "sign_in_failed"]
+    assert failures == [
+        ("kari", f"wrong_password from {HOME}"),
+        ("nobody", f"unknown_user from {HOME}"),
+        ("ola", f"disabled from {HOME}"),
+        *[("kari", f"wrong_password from {HOME}")] * 4,
+        ("kari", f"locked from {HOME}"),
+    ]
+    written = repr(audit_log(sessions)) + caplog.text
+    for password in ("wrong password!!", "a guessed secret", SECRET):
+        assert password not in written
+
+
+def test_a_disabled_user_cannot_sign_in_and_their_sessions_end(sessions: sessionmaker[Session]) -> None:
+    token = sign_in(sessions, "kari", SECRET, NOW, client_address=HOME).token
+    assert token is not None
+    with sessions() as s:
+        disable_user(s, "kari", "admin", NOW)
+        s.commit()
+        with pytest.raises(AccessDenied):
+            user_for_token(s, token, NOW)
+    assert attempt(sessions, SECRET) is Refusal.DISABLED
+    with sessions() as s:
+        enable_user(s, "kari", "admin", NOW)
+        s.commit()
+    assert attempt(sessions, SECRET) is None
+    actions = [(user, action, detail) for user, action, detail in audit_log(sessions) if user == "admin"]
+    assert actions == [("admin", "disable_user", "user kari"), ("admin", "enable_user", "user kari")]
+
+
+def test_enabling_a_user_lifts_their_lockout(sessions: sessionmaker[Session]) -> None:
+    for _ in range(5):
+        attempt(sessions, "wrong password!!")
+    assert attempt(sessions, SECRET) is Refusal.LOCKED
+    with sessions() as s:
+        enable_user(s, "kari", "admin", NOW)
+        s.commit()
+    assert attempt(sessions, SECRET) is None
+
+
+def test_a_new_password_ends_the_sessions_of_the_old_one(sessions: sessionmaker[Session]) -> None:
+    token = sign_in(sessions, "kari", SECRET, NOW, client_address=HOME).token
+    assert token is not None
+    with sessions() as s:
+        set_password(s, "kari", "a brand new secret", "admin", NOW)
+        s.commit()
+        with pytest.raises(AccessDenied):
+            user_for_token(s, token, NOW)
+    assert attempt(sessions, SECRET) is Refusal.WRONG_PASSWORD
+    assert attempt(sessions, "a brand new secret") is None
+
+
+def test_an_unknown_username_takes_about_as_long_to_refuse_as_a_wrong_password(
+    sessions: sessionmaker[Session],
+) -> None:
+    lenient = Throttle(user_limit=1000, address_limit=1000)
+
+    def median_seconds(username: str) -> float:
+        times = []
+        for _ in range(7):
+            start = time.perf_counter()
+            attempt(sessions, "wrong password!!", username=username, throttle=lenient)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    median_seconds("kari")  # warm up: connections, the stand-in hash
+    ratio = median_seconds("nobody") / median_seconds("kari")
+    print(f"unknown/known: {ratio:.2f}")
+    assert 0.2 < ratio < 5, ratio
