@@ -21,6 +21,8 @@ from typing import Any
 
 from aiohttp import web
 
+from hub.localrun import serve_in_background
+
 API = "/folkeregisteret/offentlig-med-hjemmel/api/v1"
 
 
@@ -192,31 +194,5 @@ class FolkeregisterStandIn:
 @contextmanager
 def serving(stand_in: FolkeregisterStandIn, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """Serve the stand-in from a background thread; yields the API's base URL."""
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    runner = web.AppRunner(stand_in.app(), access_log=None)
-    bound: list[int] = []
-
-    async def start() -> None:
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
-        started.set()
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(start())
-        loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
-
-    thread = threading.Thread(target=serve, name="folkeregister-stand-in", daemon=True)
-    thread.start()
-    if not started.wait(10):
-        raise RuntimeError("the Folkeregister stand-in did not start")
-    try:
-        yield f"http://{host}:{bound[0]}{API}"
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
+    with serve_in_background(stand_in.app(), host, port, name="folkeregister-stand-in") as bound:
+        yield f"http://{host}:{bound}{API}"
