@@ -135,8 +135,14 @@ class Settings:
     folkeregister_auth: str = _setting(
         "NIR_FOLKEREGISTER_AUTH",
         "none",
-        "how the connector authenticates: none, or token-file:PATH (a Maskinporten access token "
-        "kept fresh by another process; read before every request)",
+        "how the connector authenticates: none; token-file:PATH (a Maskinporten access token "
+        "kept fresh by another process; read before every request); or maskinporten (the "
+        "connector's own grant with the NIR_MASKINPORTEN_* client and NIR_FOLKEREGISTER_SCOPE)",
+    )
+    folkeregister_scope: str = _setting(
+        "NIR_FOLKEREGISTER_SCOPE",
+        "folkeregister:deling/offentligmedhjemmel",
+        "the Maskinporten scope the connector asks for when NIR_FOLKEREGISTER_AUTH is maskinporten",
     )
     folkeregister_poll_seconds: float = _setting(
         "NIR_FOLKEREGISTER_POLL_SECONDS", 1.0, "how long the connector waits after an empty feed page"
@@ -148,6 +154,27 @@ class Settings:
         "NIR_FOLKEREGISTER_START",
         "latest",
         "where a connector with no stored position starts: latest or beginning of the feed",
+    )
+
+    maskinporten_token_url: str = _setting(
+        "NIR_MASKINPORTEN_TOKEN_URL",
+        "http://127.0.0.1:6080/token",
+        "Maskinporten's token endpoint (the default is the local stand-in; test: "
+        "https://test.maskinporten.no/token)",
+    )
+    maskinporten_issuer: str = _setting(
+        "NIR_MASKINPORTEN_ISSUER",
+        "http://127.0.0.1:6080/",
+        "Maskinporten's issuer URL, the audience of the hub's grants (test: https://test.maskinporten.no/)",
+    )
+    maskinporten_client_id: str = _setting(
+        "NIR_MASKINPORTEN_CLIENT_ID", "", "the hub's client id at Maskinporten (empty: no client)"
+    )
+    maskinporten_key_file: str = _setting(
+        "NIR_MASKINPORTEN_KEY_FILE", "", "the hub client's RSA private key (PEM, unencrypted; keep it 0600)"
+    )
+    maskinporten_kid: str = _setting(
+        "NIR_MASKINPORTEN_KID", "", "the key id under which the client's public key is registered"
     )
 
     @classmethod
@@ -183,8 +210,10 @@ class Settings:
             raise ConfigurationError("NIR_MAX_MESSAGE_BYTES must be at least 10000")
         if self.folkeregister_start not in ("latest", "beginning"):
             raise ConfigurationError("NIR_FOLKEREGISTER_START must be latest or beginning")
-        if self.folkeregister_auth != "none" and not self.folkeregister_auth.startswith("token-file:"):
-            raise ConfigurationError("NIR_FOLKEREGISTER_AUTH must be none or token-file:PATH")
+        if self.folkeregister_auth not in ("none", "maskinporten") and not self.folkeregister_auth.startswith(
+            "token-file:"
+        ):
+            raise ConfigurationError("NIR_FOLKEREGISTER_AUTH must be none, token-file:PATH or maskinporten")
 
     @property
     def kafka_url(self) -> str:
