@@ -5,7 +5,8 @@ It serves, under `/folkeregisteret/offentlig-med-hjemmel/api/v1`:
 `GET /hendelser/siste/sekvensnummer`, `GET /hendelser/feed?seq=N` (at most `page_size` items
 from N), `GET /hendelser/{id}` and `GET /personer/{id}`. Persons move by calling `move()` (or
 `POST /standin/moves` from another process). Only the parts of the documents the connector
-reads are filled in. It can ask for a bearer token, and answer 429 with Retry-After to every
+reads are filled in. It can ask for a bearer token (a given one, or any a check `accepts`, such as
+a Maskinporten stand-in's), and answer 429 with Retry-After to every
 `throttle_every`-th request, to exercise the connector's handling of both, and answer person
 look-ups slowly (`person_delay`), so a test can stop the connector in the middle of a page.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -32,12 +33,14 @@ class FolkeregisterStandIn:
         *,
         page_size: int = 1000,
         token: str | None = None,
+        accepts: Callable[[str], bool] | None = None,
         throttle_every: int = 0,
         person_delay: float = 0.0,
     ) -> None:
         self.page_size = page_size
         self.person_delay = person_delay  # seconds per person look-up, to make a slow service
         self.token = token
+        self.accepts = accepts  # a bearer token check, e.g. a Maskinporten stand-in's `accepts`
         self.throttle_every = throttle_every
         self.requests = 0
         self.requests_for_persons = 0
@@ -151,7 +154,11 @@ class FolkeregisterStandIn:
             return web.json_response(
                 {"melding": "for mange kall"}, status=429, headers={"Retry-After": "0.2"}
             )
-        if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
+        authorization = request.headers.get("Authorization", "")
+        bearer = authorization.removeprefix("Bearer ") if authorization.startswith("Bearer ") else None
+        if (self.token is not None and bearer != self.token) or (
+            self.accepts is not None and (bearer is None or not self.accepts(bearer))
+        ):
             return web.json_response({"melding": "mangler gyldig token"}, status=401)
         return await handler(request)  # type: ignore[no-any-return]
 
