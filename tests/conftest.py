@@ -1,5 +1,6 @@
 """Fixtures for the real services: one Kafka broker per test session (deploy/kafka/kafka.sh), one
-throwaway PostgreSQL cluster per session (deploy/postgres/postgres.sh), SQLite files per test.
+throwaway PostgreSQL cluster per session (deploy/postgres/postgres.sh), SQLite files per test,
+and a Maskinporten stand-in per test that asks for one.
 
 A service that cannot start fails the tests that need it; nothing is skipped. Set
 NIR_TEST_KAFKA_BOOTSTRAP to use a broker that is already running instead.
@@ -21,12 +22,15 @@ import pytest
 
 from hub.bootstrap import Hub
 from hub.config import Settings
+from hub.connectors.maskinporten_standin import MaskinportenStandIn
+from hub.connectors.maskinporten_standin import serving as maskinporten_serving
 from hub.errors import ConfigurationError
 from hub.localrun import WorkerProcess, free_port, isolated_settings, start_local_broker, stop_local_broker
 from hub.register.database import make_engine
 from hub.register.migrate import upgrade
 from hub.schemas.codec import catalog
 from hub.sources import SourceRegistry
+from tests.maskinporten import KeyedClient, keyed_client, rsa_key
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_SCRIPT = ROOT / "deploy" / "postgres" / "postgres.sh"
@@ -149,3 +153,24 @@ def make_settings(kafka_bootstrap: str, database_url: str, tmp_path: Path) -> Se
         commit_interval_seconds=0.5,
         session_timeout_seconds=10.0,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskinportenService:
+    """A Maskinporten stand-in served on a free port, with one registered client."""
+
+    stand_in: MaskinportenStandIn
+    issuer: str
+    client: KeyedClient
+
+    @property
+    def token_url(self) -> str:
+        return self.issuer + "token"
+
+
+@pytest.fixture
+def maskinporten(tmp_path: Path) -> Iterator[MaskinportenService]:
+    client = keyed_client(tmp_path / "maskinporten-client")
+    stand_in = MaskinportenStandIn(rsa_key(9), {client.client_id: client.registration()})
+    with maskinporten_serving(stand_in) as issuer:
+        yield MaskinportenService(stand_in, issuer, client)
