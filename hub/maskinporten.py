@@ -6,7 +6,8 @@ renews before expiry, and the adapter aiokafka's SASL/OAUTHBEARER takes.
   the scopes and optionally the `resource` (the API the token is for), POSTed to `/token`.
 - **The cache.** One token per `MaskinportenTokens`, renewed when less than a fifth of its
   lifetime (at most 30 s) is left; concurrent callers share one grant in flight. A renewal that
-  fails because Maskinporten is unreachable hands out the old token while it is still valid.
+  fails because Maskinporten is unreachable hands out the old token while it is still valid,
+  trying again every 5 s.
 - **Keys.** `generate_rsa_key`, `write_private_key` (0600, never overwritten) and `key_id` (the
   RFC 7638 thumbprint) are shared with the stand-in (`hub.connectors.maskinporten_standin`).
 
@@ -46,6 +47,9 @@ JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # Maskinporten refuses an assertion that lives longer than 120 s; a short one is enough.
 ASSERTION_SECONDS = 60
 RSA_KEY_BITS = 2048
+# After a failed renewal, the still-valid token is handed out this long before the next try,
+# so callers do not send Maskinporten one grant each while it is down.
+RENEWAL_PAUSE_SECONDS = 5.0
 
 
 class MaskinportenError(HubError):
@@ -224,13 +228,15 @@ class MaskinportenTokens:
     ) -> None:
         self.client = client
         self.clock = clock
-        self.grants = 0  # how many grants were answered with a token
+        self.attempts = 0  # how many grants were sent
+        self.grants = 0  # how many were answered with a token
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session = session
         self._owns_session = session is None
         self._key: rsa.RSAPrivateKey | None = None
         self._current: AccessToken | None = None
         self._in_flight: asyncio.Future[AccessToken] | None = None
+        self._paused_until = 0.0
 
     @property
     def current(self) -> AccessToken | None:
@@ -241,7 +247,7 @@ class MaskinportenTokens:
         """A valid access token, from the cache unless it is due for renewal."""
         current = self._current
         now = self.clock()
-        if current is not None and now < current.renew_at:
+        if current is not None and now < max(current.renew_at, min(self._paused_until, current.expires_at)):
             return current.value
         if self._in_flight is None:
             self._in_flight = asyncio.ensure_future(self._grant())
@@ -252,6 +258,7 @@ class MaskinportenTokens:
         except MaskinportenUnavailable:
             if current is not None and self.clock() < current.expires_at:
                 log.warning("Maskinporten could not renew the access token; the current one is still valid")
+                self._paused_until = self.clock() + RENEWAL_PAUSE_SECONDS
                 return current.value
             raise
 
@@ -264,10 +271,14 @@ class MaskinportenTokens:
         if self._key is None:
             self._key = await asyncio.to_thread(read_private_key, self.client.key_file)
         sent = self.clock()
+        self.attempts += 1
         form = {"grant_type": JWT_BEARER, "assertion": client_assertion(self.client, self._key, sent)}
         try:
             async with self._http().post(
-                self.client.token_url, data=form, headers={"Accept": "application/json"}
+                self.client.token_url,
+                data=form,
+                headers={"Accept": "application/json"},
+                timeout=self._timeout,
             ) as response:
                 status = response.status
                 body = await response.read()

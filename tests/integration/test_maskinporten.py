@@ -215,6 +215,10 @@ def test_an_unreachable_maskinporten_is_retriable_and_a_still_valid_token_is_use
         # The stand-in has stopped: renewal fails, but the token is good for 120 s.
         now[0] += 100
         assert await tokens.token() == token
+        attempts = tokens.attempts
+        now[0] += 4
+        assert await tokens.token() == token
+        assert tokens.attempts == attempts  # the next try waits 5 s
         now[0] += 30
         with pytest.raises(MaskinportenUnavailable) as unavailable:
             await tokens.token()
