@@ -57,6 +57,7 @@ app = faust.App(
     web_bind=settings.web_host,
     web_host=settings.web_host,
     web_port=settings.web_port,
+    web_ssl_context=settings.web_ssl_context(),
     **FAUST_APP_OPTIONS,
     Worker=HubWorker,
     # Faust would log whatever is written to stdout and stderr one write() at a time: a traceback
@@ -68,7 +69,7 @@ app = faust.App(
 def serve_web(faust_app: faust.App, on: Hub) -> None:
     """What the worker's web server serves, and the headers on every answer: support staff's
     case-ticket page at /support/, metrics and health."""
-    headers = security_headers(over_tls=on.settings.support_secure_cookie, style_hashes=STYLE_HASHES)
+    headers = security_headers(over_tls=on.settings.served_over_tls, style_hashes=STYLE_HASHES)
     secure_web_server(faust_app, headers)
     register_support_page(faust_app, on)
     register_observability(faust_app, on, headers)

@@ -671,6 +671,122 @@ def folkeregister_stand_in(host: str, port: int, token: str | None) -> None:
             time.sleep(3600)
 
 
+@click.group(name="maskinporten", help="Maskinporten access tokens and a local stand-in of Maskinporten.")
+def maskinporten_group() -> None:
+    pass
+
+
+@maskinporten_group.command(name="stand-in", help="Serve a local stand-in of Maskinporten's token endpoint.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=6080, show_default=True)
+@click.option(
+    "--clients",
+    "clients_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The registered clients (TOML; see `hub maskinporten client-keys`).",
+)
+@click.option(
+    "--keys-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("var/maskinporten"),
+    show_default=True,
+    help="Where the stand-in keeps its signing key (made on first start, then reused).",
+)
+@click.option("--issuer", help="The issuer URL  [default: http://HOST:PORT/]")
+@click.option(
+    "--token-lifetime", type=click.IntRange(1, 86400), default=120, show_default=True, help="Seconds."
+)
+@click.option(
+    "--default-audience",
+    default="unspecified",
+    show_default=True,
+    help="The access token's aud when the grant names no resource.",
+)
+def maskinporten_stand_in(
+    host: str,
+    port: int,
+    clients_file: Path,
+    keys_dir: Path,
+    issuer: str | None,
+    token_lifetime: int,
+    default_audience: str,
+) -> None:
+    import time
+
+    from hub.connectors.maskinporten_standin import MaskinportenStandIn, load_clients, serving, signing_key
+
+    stand_in = MaskinportenStandIn(
+        signing_key(keys_dir),
+        load_clients(clients_file),
+        issuer=issuer or f"http://{host}:{port}/",
+        default_audience=default_audience,
+        token_lifetime=token_lifetime,
+    )
+    with serving(stand_in, host, port) as served_issuer:
+        click.echo(
+            f"Maskinporten stand-in: issuer {served_issuer}, token endpoint http://{host}:{port}/token, "
+            f"JWKS http://{host}:{port}/jwks ({len(stand_in.clients)} client(s), key {stand_in.kid})"
+        )
+        while True:
+            time.sleep(3600)
+
+
+@maskinporten_group.command(
+    name="client-keys", help="Make an RSA key pair for a client and print its clients-file entry."
+)
+@click.argument("client_id")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory for CLIENT_ID.key.pem (0600) and CLIENT_ID.pub.pem.",
+)
+@click.option("--org-number", required=True, help="The client's organisation number (9 digits).")
+@click.option("--scope", "scopes", multiple=True, required=True, help="A scope the client may have (repeat).")
+@click.option("--audience", "audiences", multiple=True, help="A resource the client may ask for (repeat).")
+def maskinporten_client_keys(
+    client_id: str, out: Path, org_number: str, scopes: tuple[str, ...], audiences: tuple[str, ...]
+) -> None:
+    from hub.connectors.maskinporten_standin import client_entry, make_client_keys
+
+    if not (len(org_number) == 9 and org_number.isascii() and org_number.isdigit()):
+        raise click.BadParameter("must be 9 digits", param_hint="--org-number")
+    kid, private_file, public_file = make_client_keys(out, client_id)
+    click.echo(
+        client_entry(client_id, org_number, kid, str(public_file), list(scopes), list(audiences)), nl=False
+    )
+    click.echo(
+        "add the entry above to the stand-in's clients file; the hub's settings for this client:\n"
+        f"  NIR_MASKINPORTEN_CLIENT_ID={client_id}\n"
+        f"  NIR_MASKINPORTEN_KEY_FILE={private_file}\n"
+        f"  NIR_MASKINPORTEN_KID={kid}",
+        err=True,
+    )
+
+
+@maskinporten_group.command(
+    name="check",
+    help="Ask Maskinporten for a token with the NIR_MASKINPORTEN_* client (the token is not shown).",
+)
+@click.option("--scope", help="The scope to ask for  [default: NIR_FOLKEREGISTER_SCOPE]")
+@click.option("--resource", help="The audience to ask for, if the API wants one.")
+def maskinporten_check(scope: str | None, resource: str | None) -> None:
+    from hub.maskinporten import MaskinportenTokens, client_from_settings
+
+    settings = _hub().settings
+    client = client_from_settings(settings, scope or settings.folkeregister_scope, resource)
+
+    async def check() -> float:
+        async with MaskinportenTokens(client) as tokens:
+            await tokens.token()
+            assert tokens.current is not None
+            return tokens.current.expires_at - tokens.clock()
+
+    seconds = asyncio.run(check())
+    click.echo(f"granted: {client.scope} for client {client.client_id}, valid for {seconds:.0f} s")
+
+
 @click.command(name="settings", help="Print the effective settings (secrets masked).")
 def show_settings() -> None:
     click.echo(_hub().settings.describe())
@@ -689,6 +805,7 @@ for command in (
     report,
     rules_group,
     folkeregister_group,
+    maskinporten_group,
     demo,
     show_settings,
 ):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -75,6 +76,15 @@ class Settings:
         "this process's Kafka principal (SCRAM): nir-worker for the worker, nir-connector for "
         "the Folkeregister connector, nir-admin for `hub topics ensure` and `hub sources`",
     )
+    kafka_oauth_scope: str = _setting(
+        "NIR_KAFKA_OAUTH_SCOPE", "nir:kafka", "the Maskinporten scope an OAUTHBEARER Kafka client asks for"
+    )
+    kafka_oauth_resource: str = _setting(
+        "NIR_KAFKA_OAUTH_RESOURCE",
+        "nir-kafka",
+        "the audience an OAUTHBEARER Kafka client asks Maskinporten for: the broker's expected "
+        "audience (kafka.sh: NIR_KAFKA_OAUTH_AUDIENCE)",
+    )
     kafka_password: str = _setting(
         "NIR_KAFKA_PASSWORD", "", "the SCRAM password (prefer NIR_KAFKA_PASSWORD_FILE)", secret=True
     )
@@ -126,6 +136,15 @@ class Settings:
         False,
         "the worker's web server is reached over TLS (directly or behind a proxy): cookies go "
         "over HTTPS only and every answer carries Strict-Transport-Security",
+    )
+    web_tls_cert_file: str = _setting(
+        "NIR_WEB_TLS_CERT_FILE",
+        "",
+        "the worker's web server serves HTTPS with this certificate chain (PEM); empty: HTTP, for "
+        "a TLS proxy in front or for this machine only",
+    )
+    web_tls_key_file: str = _setting(
+        "NIR_WEB_TLS_KEY_FILE", "", "the private key of NIR_WEB_TLS_CERT_FILE (PEM)"
     )
     signin_failure_limit: int = _setting(
         "NIR_SIGNIN_FAILURE_LIMIT",
@@ -225,8 +244,14 @@ class Settings:
     folkeregister_auth: str = _setting(
         "NIR_FOLKEREGISTER_AUTH",
         "none",
-        "how the connector authenticates: none, or token-file:PATH (a Maskinporten access token "
-        "kept fresh by another process; read before every request)",
+        "how the connector authenticates: none; token-file:PATH (a Maskinporten access token "
+        "kept fresh by another process; read before every request); or maskinporten (the "
+        "connector's own grant with the NIR_MASKINPORTEN_* client and NIR_FOLKEREGISTER_SCOPE)",
+    )
+    folkeregister_scope: str = _setting(
+        "NIR_FOLKEREGISTER_SCOPE",
+        "folkeregister:deling/offentligmedhjemmel",
+        "the Maskinporten scope the connector asks for when NIR_FOLKEREGISTER_AUTH is maskinporten",
     )
     folkeregister_poll_seconds: float = _setting(
         "NIR_FOLKEREGISTER_POLL_SECONDS", 1.0, "how long the connector waits after an empty feed page"
@@ -238,6 +263,27 @@ class Settings:
         "NIR_FOLKEREGISTER_START",
         "latest",
         "where a connector with no stored position starts: latest or beginning of the feed",
+    )
+
+    maskinporten_token_url: str = _setting(
+        "NIR_MASKINPORTEN_TOKEN_URL",
+        "http://127.0.0.1:6080/token",
+        "Maskinporten's token endpoint (the default is the local stand-in; test: "
+        "https://test.maskinporten.no/token)",
+    )
+    maskinporten_issuer: str = _setting(
+        "NIR_MASKINPORTEN_ISSUER",
+        "http://127.0.0.1:6080/",
+        "Maskinporten's issuer URL, the audience of the hub's grants (test: https://test.maskinporten.no/)",
+    )
+    maskinporten_client_id: str = _setting(
+        "NIR_MASKINPORTEN_CLIENT_ID", "", "the hub's client id at Maskinporten (empty: no client)"
+    )
+    maskinporten_key_file: str = _setting(
+        "NIR_MASKINPORTEN_KEY_FILE", "", "the hub client's RSA private key (PEM, unencrypted; keep it 0600)"
+    )
+    maskinporten_kid: str = _setting(
+        "NIR_MASKINPORTEN_KID", "", "the key id under which the client's public key is registered"
     )
 
     @classmethod
@@ -284,15 +330,36 @@ class Settings:
             raise ConfigurationError("NIR_MAX_MESSAGE_BYTES must be at least 10000")
         if self.folkeregister_start not in ("latest", "beginning"):
             raise ConfigurationError("NIR_FOLKEREGISTER_START must be latest or beginning")
+        if bool(self.web_tls_cert_file) != bool(self.web_tls_key_file):
+            raise ConfigurationError("NIR_WEB_TLS_CERT_FILE and NIR_WEB_TLS_KEY_FILE go together")
         if self.kafka_sasl_mechanism not in ("SCRAM-SHA-512", "OAUTHBEARER"):
             raise ConfigurationError("NIR_KAFKA_SASL_MECHANISM must be SCRAM-SHA-512 or OAUTHBEARER")
-        if self.folkeregister_auth != "none" and not self.folkeregister_auth.startswith("token-file:"):
-            raise ConfigurationError("NIR_FOLKEREGISTER_AUTH must be none or token-file:PATH")
+        if self.folkeregister_auth not in ("none", "maskinporten") and not self.folkeregister_auth.startswith(
+            "token-file:"
+        ):
+            raise ConfigurationError("NIR_FOLKEREGISTER_AUTH must be none, token-file:PATH or maskinporten")
 
     @property
     def kafka_url(self) -> str:
         """The bootstrap servers in Faust's URL form, with the hub's transport (hub.streaming)."""
         return ";".join(f"nirkafka://{server.strip()}" for server in self.kafka_bootstrap.split(","))
+
+    @property
+    def served_over_tls(self) -> bool:
+        """Whether people reach the worker's web server over HTTPS (its own, or a proxy's)."""
+        return self.support_secure_cookie or bool(self.web_tls_cert_file)
+
+    def web_ssl_context(self) -> ssl.SSLContext | None:
+        """The web server's TLS context, if it serves HTTPS itself."""
+        if not self.web_tls_cert_file:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(self.web_tls_cert_file, self.web_tls_key_file or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError(f"the web server's certificate or key cannot be loaded: {exc}") from None
+        return context
 
     def password_file(self, username: str) -> str:
         """Where a principal's SCRAM password is kept: NIR_KAFKA_PASSWORD_FILE for this process's
@@ -305,13 +372,13 @@ class Settings:
     def kafka(self) -> KafkaConnection:
         """This process's connection to Kafka (its secrets read now)."""
         if self.kafka_sasl_mechanism == OAUTHBEARER:
-            from hub.maskinporten import token_provider_from
+            from hub.maskinporten import kafka_token_provider
 
             return KafkaConnection(
                 self.kafka_bootstrap,
                 self.kafka_ca_file,
                 OAUTHBEARER,
-                token_provider=token_provider_from(self),
+                token_provider=kafka_token_provider(self),
             )
         password = read_secret(
             self.kafka_password,

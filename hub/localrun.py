@@ -1,21 +1,27 @@
-"""Running the hub's processes on this machine: the local Kafka broker and worker subprocesses.
+"""Running the hub's processes on this machine: the local Kafka broker, worker subprocesses and
+the local stand-ins' web servers.
 
 Used by `hub demo`, the tests and the benchmarks, so that all start things the same way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+from aiohttp import web
 
 from hub.config import LOCAL_KAFKA_DIR, PACKAGE_DIR, Settings
 from hub.errors import ConfigurationError
@@ -159,3 +165,49 @@ def free_port(pair: bool = False) -> int:
                 return port
             except OSError:
                 continue
+
+
+@contextmanager
+def serve_in_background(app: web.Application, host: str, port: int, *, name: str) -> Iterator[int]:
+    """Serve an aiohttp app from a thread with its own event loop; yields the bound port (`port` 0
+    picks a free one). The stand-ins are served this way so a test or a command can go on in
+    the calling thread, with or without an event loop of its own."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    runner = web.AppRunner(app, access_log=None)
+    bound: list[int] = []
+    failed: list[OSError] = []
+
+    async def start() -> None:
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        started.set()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(start())
+        except OSError as exc:  # the port is taken, or the host is not this machine's
+            failed.append(exc)
+            started.set()
+            loop.run_until_complete(runner.cleanup())
+            loop.close()
+            return
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+    thread = threading.Thread(target=serve, name=name, daemon=True)
+    thread.start()
+    if not started.wait(10):
+        raise RuntimeError(f"{name} did not start")
+    if failed:
+        thread.join(10)
+        raise ConfigurationError(f"{name} cannot listen on {host}:{port}: {failed[0].strerror}")
+    try:
+        yield bound[0]
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)

@@ -1,5 +1,6 @@
 """Fixtures for the real services: one Kafka broker per test session (deploy/kafka/kafka.sh), one
-throwaway PostgreSQL cluster per session (deploy/postgres/postgres.sh), SQLite files per test.
+throwaway PostgreSQL cluster per session (deploy/postgres/postgres.sh), SQLite files per test,
+and a Maskinporten stand-in per test that asks for one.
 
 A service that cannot start fails the tests that need it; nothing is skipped. Set
 NIR_TEST_KAFKA_BOOTSTRAP to use a broker that is already running instead.
@@ -21,6 +22,8 @@ import pytest
 
 from hub.bootstrap import Hub
 from hub.config import Settings
+from hub.connectors.maskinporten_standin import MaskinportenStandIn
+from hub.connectors.maskinporten_standin import serving as maskinporten_serving
 from hub.errors import ConfigurationError
 from hub.kafka_client import KafkaConnection
 from hub.localrun import (
@@ -36,6 +39,11 @@ from hub.register.database import make_engine
 from hub.register.migrate import upgrade
 from hub.schemas.codec import catalog
 from hub.sources import SourceRegistry
+from tests.maskinporten import KAFKA_AUDIENCE, KeyedClient, keyed_client, rsa_key
+
+# The Maskinporten client id of the fagsystem the Kafka tests authenticate with tokens (a UUID,
+# as Maskinporten's are).
+FAGSYSTEM_CLIENT_ID = "5f1c9a52-7d0e-4c1b-9b6e-2f4f3a1d8e07"
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_SCRIPT = ROOT / "deploy" / "postgres" / "postgres.sh"
@@ -60,14 +68,31 @@ def _no_process_outlives_its_test(monkeypatch: pytest.MonkeyPatch) -> Iterator[N
 
 
 @pytest.fixture(scope="session")
-def kafka_broker() -> Iterator[LocalBroker]:
-    """The secured test broker (TLS, SASL, ACLs), as deploy/kafka/kafka.sh starts it."""
+def broker_maskinporten(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MaskinportenService]:
+    """The Maskinporten stand-in whose tokens the test broker accepts (it reads the stand-in's
+    JWKS when it starts), with one fagsystem client registered for Kafka."""
+    client = keyed_client(tmp_path_factory.mktemp("maskinporten"), client_id=FAGSYSTEM_CLIENT_ID)
+    stand_in = MaskinportenStandIn(rsa_key(8), {client.client_id: client.registration()})
+    with maskinporten_serving(stand_in) as issuer:
+        yield MaskinportenService(stand_in, issuer, client)
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(broker_maskinporten: MaskinportenService) -> Iterator[LocalBroker]:
+    """The secured test broker (TLS, SASL with SCRAM and Maskinporten tokens, ACLs), as
+    deploy/kafka/kafka.sh starts it."""
     existing = os.environ.get("NIR_TEST_KAFKA_BOOTSTRAP")
     if existing:
         yield LocalBroker(existing, Path(os.environ["NIR_TEST_KAFKA_DATA_DIR"]))
         return
     data_dir = tempfile.mkdtemp(prefix="nir-kafka-")
-    env = {"NIR_KAFKA_PORT": str(free_port(pair=True)), "NIR_KAFKA_DATA_DIR": data_dir}
+    env = {
+        "NIR_KAFKA_PORT": str(free_port(pair=True)),
+        "NIR_KAFKA_DATA_DIR": data_dir,
+        "NIR_KAFKA_JWKS_URL": broker_maskinporten.issuer + "jwks",
+        "NIR_KAFKA_OAUTH_ISSUER": broker_maskinporten.issuer,
+        "NIR_KAFKA_OAUTH_AUDIENCE": KAFKA_AUDIENCE,
+    }
     try:
         broker = start_local_broker(env)
     except ConfigurationError as exc:
@@ -171,3 +196,24 @@ def make_settings(kafka_broker: LocalBroker, database_url: str, tmp_path: Path) 
 def kafka_admin(kafka_broker: LocalBroker) -> KafkaConnection:
     """The test broker's admin connection (a super user)."""
     return admin_kafka(kafka_broker.settings())
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskinportenService:
+    """A Maskinporten stand-in served on a free port, with one registered client."""
+
+    stand_in: MaskinportenStandIn
+    issuer: str
+    client: KeyedClient
+
+    @property
+    def token_url(self) -> str:
+        return self.issuer + "token"
+
+
+@pytest.fixture
+def maskinporten(tmp_path: Path) -> Iterator[MaskinportenService]:
+    client = keyed_client(tmp_path / "maskinporten-client")
+    stand_in = MaskinportenStandIn(rsa_key(9), {client.client_id: client.registration()})
+    with maskinporten_serving(stand_in) as issuer:
+        yield MaskinportenService(stand_in, issuer, client)

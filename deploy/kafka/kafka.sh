@@ -132,6 +132,9 @@ write_config() {
     # when its token expires: a client must authenticate again with a fresh token.
     oauth="listener.name.client.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required ;
 listener.name.client.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler
+# Named, not left to the default: Kafka 4.1's default validator on the broker only parses a
+# token; it checks neither its signature nor its issuer nor its audience.
+sasl.oauthbearer.jwt.validator.class=org.apache.kafka.common.security.oauthbearer.BrokerJwtValidator
 listener.name.client.oauthbearer.connections.max.reauth.ms=3600000
 sasl.oauthbearer.jwks.endpoint.url=$jwks_url
 sasl.oauthbearer.expected.issuer=$oauth_issuer

@@ -11,7 +11,8 @@ changes of persons known to the register, keyed by national id.
 - **References.** A feed item names the person but not the address, so the connector fetches the
   person as they are now. Items other than address changes are passed over.
 - **Authentication** is a `TokenProvider` chosen by `NIR_FOLKEREGISTER_AUTH`; the real service
-  wants a Maskinporten access token with scope `folkeregister:deling/offentligmedhjemmel`.
+  wants a Maskinporten access token with scope `folkeregister:deling/offentligmedhjemmel`, which
+  the connector can get itself (`hub.maskinporten`) or read from a file another process renews.
 - **Politeness.** A 429 answer is retried after its `Retry-After`; a 5xx or a broken connection
   after a growing pause.
 
@@ -36,9 +37,11 @@ from sqlalchemy.orm import Session
 
 from hub import metrics
 from hub.bootstrap import Hub
+from hub.config import Settings
 from hub.domain.identifiers import is_ascii_digits
 from hub.errors import ConfigurationError, HubError
 from hub.kafka_client import KafkaConnection
+from hub.maskinporten import MaskinportenTokens, client_from_settings
 from hub.register.operations import complete_lookups, known_national_ids, pending_lookups
 from hub.register.unit_of_work import in_transaction
 from hub.schemas.codec import ADDRESS_CHANGE
@@ -100,13 +103,18 @@ class TokenFile:
         return value
 
 
-def token_provider(setting: str) -> TokenProvider:
-    """`NIR_FOLKEREGISTER_AUTH`: `none` or `token-file:PATH`."""
+def token_provider(settings: Settings, session: aiohttp.ClientSession) -> TokenProvider:
+    """`NIR_FOLKEREGISTER_AUTH`: `none`, `token-file:PATH`, or `maskinporten`: the connector's own
+    grant for `NIR_FOLKEREGISTER_SCOPE` with the hub's Maskinporten client, over `session`."""
+    setting = settings.folkeregister_auth
     if setting == "none":
         return NoToken()
     if setting.startswith("token-file:"):
         return TokenFile(Path(setting.removeprefix("token-file:")))
-    raise ConfigurationError("NIR_FOLKEREGISTER_AUTH must be none or token-file:PATH")
+    if setting == "maskinporten":
+        client = client_from_settings(settings, settings.folkeregister_scope)
+        return MaskinportenTokens(client, session=session)
+    raise ConfigurationError("NIR_FOLKEREGISTER_AUTH must be none, token-file:PATH or maskinporten")
 
 
 # --- the API ---------------------------------------------------------------------------------
@@ -153,10 +161,10 @@ class FeedClient:
         backoff = 0.5
         while True:
             headers = {"Accept": "application/json"}
-            token = await self.auth.token()
-            if token:
-                headers["Authorization"] = f"Bearer {token}"
             try:
+                token = await self.auth.token()
+                if token:
+                    headers["Authorization"] = f"Bearer {token}"
                 async with self.session.get(self.base_url + path, params=params, headers=headers) as response:
                     if response.status == 429:
                         self.throttled += 1
@@ -175,7 +183,10 @@ class FeedClient:
                             f"Folkeregisteret answered {what} with HTTP {response.status}"
                         )
                     return await response.json()
-            except (aiohttp.ClientError, TimeoutError, FolkeregisterUnavailable) as exc:
+            except (aiohttp.ClientError, TimeoutError, HubError) as exc:
+                # A retriable hub error is an outage (a 5xx, Maskinporten unreachable); others are not.
+                if isinstance(exc, HubError) and not exc.retriable:
+                    raise
                 log.warning(
                     "Folkeregisteret %s failed (%s); again in %.1fs", what, type(exc).__name__, backoff
                 )
@@ -505,9 +516,7 @@ async def run_connector(
 ) -> ConnectorStatus:
     """Run the connector with the configured API and credentials until `stop` is set."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        client = FeedClient(
-            hub.settings.folkeregister_url, token_provider(hub.settings.folkeregister_auth), session
-        )
+        client = FeedClient(hub.settings.folkeregister_url, token_provider(hub.settings, session), session)
         async with FolkeregisterConnector(hub, client) as connector:
             if ready is not None:
                 ready(connector)

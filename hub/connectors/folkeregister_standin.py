@@ -5,7 +5,8 @@ It serves, under `/folkeregisteret/offentlig-med-hjemmel/api/v1`:
 `GET /hendelser/siste/sekvensnummer`, `GET /hendelser/feed?seq=N` (at most `page_size` items
 from N), `GET /hendelser/{id}` and `GET /personer/{id}`. Persons move by calling `move()` (or
 `POST /standin/moves` from another process). Only the parts of the documents the connector
-reads are filled in. It can ask for a bearer token, and answer 429 with Retry-After to every
+reads are filled in. It can ask for a bearer token (a given one, or any a check `accepts`, such as
+a Maskinporten stand-in's), and answer 429 with Retry-After to every
 `throttle_every`-th request, to exercise the connector's handling of both, and answer person
 look-ups slowly (`person_delay`), so a test can stop the connector in the middle of a page.
 """
@@ -15,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from aiohttp import web
+
+from hub.localrun import serve_in_background
 
 API = "/folkeregisteret/offentlig-med-hjemmel/api/v1"
 
@@ -30,12 +33,14 @@ class FolkeregisterStandIn:
         *,
         page_size: int = 1000,
         token: str | None = None,
+        accepts: Callable[[str], bool] | None = None,
         throttle_every: int = 0,
         person_delay: float = 0.0,
     ) -> None:
         self.page_size = page_size
         self.person_delay = person_delay  # seconds per person look-up, to make a slow service
         self.token = token
+        self.accepts = accepts  # a bearer token check, e.g. a Maskinporten stand-in's `accepts`
         self.throttle_every = throttle_every
         self.requests = 0
         self.requests_for_persons = 0
@@ -149,7 +154,11 @@ class FolkeregisterStandIn:
             return web.json_response(
                 {"melding": "for mange kall"}, status=429, headers={"Retry-After": "0.2"}
             )
-        if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
+        authorization = request.headers.get("Authorization", "")
+        bearer = authorization.removeprefix("Bearer ") if authorization.startswith("Bearer ") else None
+        if (self.token is not None and bearer != self.token) or (
+            self.accepts is not None and (bearer is None or not self.accepts(bearer))
+        ):
             return web.json_response({"melding": "mangler gyldig token"}, status=401)
         return await handler(request)  # type: ignore[no-any-return]
 
@@ -192,31 +201,5 @@ class FolkeregisterStandIn:
 @contextmanager
 def serving(stand_in: FolkeregisterStandIn, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """Serve the stand-in from a background thread; yields the API's base URL."""
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    runner = web.AppRunner(stand_in.app(), access_log=None)
-    bound: list[int] = []
-
-    async def start() -> None:
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
-        started.set()
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(start())
-        loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
-
-    thread = threading.Thread(target=serve, name="folkeregister-stand-in", daemon=True)
-    thread.start()
-    if not started.wait(10):
-        raise RuntimeError("the Folkeregister stand-in did not start")
-    try:
-        yield f"http://{host}:{bound[0]}{API}"
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
+    with serve_in_background(stand_in.app(), host, port, name="folkeregister-stand-in") as bound:
+        yield f"http://{host}:{bound}{API}"

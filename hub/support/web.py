@@ -540,6 +540,6 @@ class Settle(SupportView):
 def register_support_page(app: faust.App, hub: Hub) -> None:
     """Serve the support page from `app`'s web server, working on `hub`'s register."""
     SupportView.hub = hub
-    SupportView.secure_cookie = hub.settings.support_secure_cookie
+    SupportView.secure_cookie = hub.settings.served_over_tls
     SupportView.throttle = Throttle.from_settings(hub.settings)
     blueprint.register(app, url_prefix=PREFIX)

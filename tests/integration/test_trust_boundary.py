@@ -77,6 +77,7 @@ def test_a_client_without_tls_or_without_a_valid_password_is_refused(harness: Hu
     # No TLS at all: there is no plaintext listener to talk to.
     with pytest.raises((KafkaConnectionError, ConnectionError, asyncio.TimeoutError)):
         asyncio.run(connect(security_protocol="PLAINTEXT"))
+
     # TLS, but no SASL: the broker answers nothing before a SASL handshake.
     async def tls_only() -> None:
         producer = AIOKafkaProducer(
@@ -123,7 +124,9 @@ def test_a_client_without_tls_or_without_a_valid_password_is_refused(harness: Hu
     )
 
 
-def test_a_source_writes_only_its_own_registrations_and_reads_only_its_own_receipts(harness: HubHarness) -> None:
+def test_a_source_writes_only_its_own_registrations_and_reads_only_its_own_receipts(
+    harness: HubHarness,
+) -> None:
     names = harness.hub.names
     oslo = harness.source_kafka(OSLO)
     own_group = f"{harness.settings.topic_prefix}.source.{OSLO}.follower"
@@ -146,7 +149,9 @@ def test_a_source_writes_only_its_own_registrations_and_reads_only_its_own_recei
         asyncio.run(_read(oslo, names.receipts(OSLO), group=harness.settings.app_id))
     # Another source's groups.
     with pytest.raises(GroupAuthorizationFailedError):
-        asyncio.run(_read(oslo, names.receipts(OSLO), group=f"{harness.settings.topic_prefix}.source.{VESTLAND}.x"))
+        asyncio.run(
+            _read(oslo, names.receipts(OSLO), group=f"{harness.settings.topic_prefix}.source.{VESTLAND}.x")
+        )
 
 
 def test_the_hubs_own_principals_have_only_what_their_work_needs(harness: HubHarness) -> None:
