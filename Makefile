@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed"; exit 1; }
 	@command -v java >/dev/null || { echo "Java 17 is needed (Debian: openjdk-17-jre-headless)"; exit 1; }
 	@command -v mvn >/dev/null || { echo "Maven is needed (Debian: maven)"; exit 1; }
+	@command -v openssl >/dev/null || { echo "openssl is needed (Debian: openssl)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e ".[test]"

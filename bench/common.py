@@ -22,16 +22,25 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
 
 from hub.bootstrap import Hub
-from hub.broker import broker_answers, ensure_topics
-from hub.config import Settings
+from hub.broker import broker_answers
+from hub.config import LOCAL_KAFKA_DIR, Settings
 from hub.domain.identifiers import make_national_id
-from hub.localrun import WorkerProcess, free_port, isolated_settings, start_local_broker
+from hub.errors import ConfigurationError
+from hub.kafka_client import KafkaConnection
+from hub.localrun import (
+    LOCAL_ADMIN,
+    LocalBroker,
+    WorkerProcess,
+    free_port,
+    isolated_settings,
+    start_local_broker,
+)
+from hub.principals import prepare_broker
 from hub.register.database import make_engine
 from hub.register.migrate import upgrade
 from hub.register.models import RegistrationRecord
 from hub.schemas.codec import REGISTRATION
 from hub.schemas.contract import from_json
-from hub.topics import required_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = "oslo-fagsystem"
@@ -42,11 +51,20 @@ def machine() -> str:
     return f"{platform.node()}: {cpus} cores, Python {platform.python_version()}, {dt.date.today()}"
 
 
-def broker() -> str:
-    settings = Settings.from_env()
-    if asyncio.run(broker_answers(settings.kafka_bootstrap)):
-        return settings.kafka_bootstrap
+def broker() -> LocalBroker:
+    """The local broker (deploy/kafka/kafka.sh's defaults), started if it does not answer."""
+    local = LocalBroker(Settings.from_env().kafka_bootstrap, LOCAL_KAFKA_DIR)
+    try:
+        if asyncio.run(broker_answers(admin(local.settings()))):
+            return local
+    except ConfigurationError:
+        pass  # no CA or password yet: it has never started
     return start_local_broker()
+
+
+def admin(settings: Settings) -> KafkaConnection:
+    """The local broker's admin: the benchmarks prepare and fill topics as it."""
+    return settings.as_kafka_user(LOCAL_ADMIN).kafka
 
 
 @contextlib.contextmanager
@@ -66,8 +84,8 @@ def postgres() -> Iterator[str]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def bench_settings(bootstrap: str, database_url: str, work: Path, **changes: Any) -> Settings:
-    return isolated_settings(bootstrap, database_url, work, label="bench", **changes)
+def bench_settings(broker: LocalBroker, database_url: str, work: Path, **changes: Any) -> Settings:
+    return isolated_settings(broker, database_url, work, label="bench", **changes)
 
 
 def fresh_register(url: str) -> None:
@@ -115,18 +133,15 @@ def claim_values(hub: Hub, count: int) -> list[tuple[bytes, bytes, str]]:
 
 
 def prepare_topics(settings: Settings) -> Hub:
+    """The topics, and the worker's and sources' ACLs, as the admin prepares them."""
     hub = Hub.from_settings(settings)
-    asyncio.run(
-        ensure_topics(
-            settings.kafka_bootstrap, required_topics(settings, hub.registry), settings.replication_factor
-        )
-    )
+    asyncio.run(prepare_broker(settings.as_kafka_user(LOCAL_ADMIN), hub.registry))
     return hub
 
 
-async def produce(bootstrap: str, topic: str, values: list[tuple[bytes, bytes, str]]) -> None:
+async def produce(kafka: KafkaConnection, topic: str, values: list[tuple[bytes, bytes, str]]) -> None:
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=1 << 20, enable_idempotence=True
+        **kafka.aiokafka(), acks="all", linger_ms=20, max_batch_size=1 << 20, enable_idempotence=True
     )
     await producer.start()
     try:
@@ -251,6 +266,7 @@ def run_worker_until(hub: Hub, settings: Settings, expected: int, log: Path, tim
 @dataclasses.dataclass
 class Preloaded:
     work: Path
+    broker: LocalBroker
     settings: Settings  # of the preloading run: its topic prefix names the preloaded topics
     hub: Hub
     topic: str
@@ -259,13 +275,13 @@ class Preloaded:
 def preload(events: int) -> Preloaded:
     """A broker, fresh topics, and `events` valid claims of distinct persons on the source topic."""
     work = Path(tempfile.mkdtemp(prefix="nir-bench-"))
-    bootstrap = broker()
-    settings = bench_settings(bootstrap, f"sqlite:///{work}/unused.sqlite3", work)
+    local = broker()
+    settings = bench_settings(local, f"sqlite:///{work}/unused.sqlite3", work)
     hub = prepare_topics(settings)
     topic = hub.names.registrations(SOURCE)
     print(f"machine: {machine()}")
     print(f"preloading {events} events on {topic} ...", flush=True)
     started = time.perf_counter()
-    asyncio.run(produce(bootstrap, topic, claim_values(hub, events)))
+    asyncio.run(produce(admin(settings), topic, claim_values(hub, events)))
     print(f"  encoded and produced in {time.perf_counter() - started:.1f} s", flush=True)
-    return Preloaded(work, settings, hub, topic)
+    return Preloaded(work, local, settings, hub, topic)

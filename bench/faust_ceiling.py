@@ -23,6 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import preload
 from bench.throughput import raw_limit
+from hub.config import Settings
+from hub.localrun import LOCAL_ADMIN
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 500  # as the registrations agent takes them (NIR_BATCH_SIZE)
@@ -36,6 +38,7 @@ def noop_worker() -> None:
     app = faust.App(
         f"ceiling-{os.getpid()}",
         broker=os.environ["CEILING_BROKER"],
+        broker_credentials=Settings.from_env().kafka.faust_credentials(),
         store="memory://",
         key_serializer="raw",
         value_serializer="raw",
@@ -61,12 +64,14 @@ def noop_worker() -> None:
     app.main()
 
 
-def ceiling(bootstrap: str, topic: str, events: int, scheme: str, work: Path) -> float:
+def ceiling(settings: Settings, topic: str, events: int, scheme: str, work: Path) -> float:
     env = {
         **os.environ,
+        # As the admin: its consumer group is not the hub's.
+        **settings.as_kafka_user(LOCAL_ADMIN).to_env(),
         "CEILING_TOPIC": topic,
         "CEILING_EVENTS": str(events),
-        "CEILING_BROKER": f"{scheme}://{bootstrap}",
+        "CEILING_BROKER": f"{scheme}://{settings.kafka_bootstrap}",
         "CEILING_DATADIR": str(work / scheme),
     }
     code = "import bench.faust_ceiling as c; c.noop_worker()"
@@ -90,7 +95,7 @@ def main() -> None:
     run = preload(args.events)
     raw = raw_limit(run.hub, run.topic, args.events)
     for scheme, what in (("kafka", "Faust's transport"), ("nirkafka", "the hub's transport")):
-        rate = ceiling(run.settings.kafka_bootstrap, run.topic, args.events, scheme, run.work)
+        rate = ceiling(run.settings, run.topic, args.events, scheme, run.work)
         print(
             f"no-op Faust agent, batches of {BATCH}, {what:<20}: {rate:,.0f} events/s, "
             f"ratio to raw {rate / raw:.3f}",

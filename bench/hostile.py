@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (
     SOURCE,
     CpuShares,
+    admin,
     bench_settings,
     broker,
     claim_values,
@@ -41,16 +42,15 @@ from bench.common import (
 from hub.bootstrap import Hub
 from hub.broker import committed_offsets, end_offsets
 from hub.config import Settings
+from hub.kafka_client import KafkaConnection
 from hub.localrun import WorkerProcess
 from tests.hostile import hostile_messages, routed
 
 SOURCES = ["oslo-fagsystem", "vestland-fagsystem"]
 
 
-async def _produce(bootstrap: str, messages: list[tuple[str, bytes | None, bytes | None]]) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_request_size=2_000_000
-    )
+async def _produce(kafka: KafkaConnection, messages: list[tuple[str, bytes | None, bytes | None]]) -> None:
+    producer = AIOKafkaProducer(**kafka.aiokafka(), acks="all", linger_ms=20, max_request_size=2_000_000)
     await producer.start()
     try:
         pending = []
@@ -77,8 +77,8 @@ def _drain(hub: Hub, settings: Settings, log: Path, timeout: float) -> tuple[flo
     try:
         deadline = started + timeout
         while time.monotonic() < deadline and worker.running:
-            ends = asyncio.run(end_offsets(settings.kafka_bootstrap, _inputs(hub)))
-            done = asyncio.run(committed_offsets(settings.kafka_bootstrap, settings.app_id))
+            ends = asyncio.run(end_offsets(admin(settings), _inputs(hub)))
+            done = asyncio.run(committed_offsets(admin(settings), settings.app_id))
             if all(done.get(tp, 0) >= end for tp, end in ends.items() if end):
                 break
             time.sleep(0.5)
@@ -109,14 +109,14 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--databases", default="sqlite,postgresql")
     args = parser.parse_args()
-    bootstrap = broker()
+    local = broker()
     print(f"machine: {machine()}")
     for database in args.databases.split(","):
         work = Path(tempfile.mkdtemp(prefix="nir-bench-hostile-"))
         with _database(database, work) as url:
             rates = {}
             for kind in ("hostile", "valid"):
-                settings = bench_settings(bootstrap, url, work, hold_seconds=2.0, hold_check_seconds=1.0)
+                settings = bench_settings(local, url, work, hold_seconds=2.0, hold_check_seconds=1.0)
                 fresh_register(url)
                 hub = prepare_topics(settings)
                 if kind == "hostile":
@@ -125,7 +125,7 @@ def main() -> None:
                 else:
                     topic = hub.names.registrations(SOURCE)
                     messages = [(topic, k, v) for k, v, _ in claim_values(hub, args.messages)]
-                asyncio.run(_produce(bootstrap, messages))
+                asyncio.run(_produce(admin(settings), messages))
                 log = work / f"worker-{kind}.log"
                 seconds, cpu, rss, stayed_up = _drain(hub, settings, log, timeout=1800)
                 rates[kind] = len(messages) / seconds

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (
     SOURCE,
+    admin,
     bench_settings,
     broker,
     claim_values,
@@ -40,6 +41,7 @@ from bench.common import (
 )
 from hub.bootstrap import Hub
 from hub.connectors.folkeregister_standin import FolkeregisterStandIn, serving
+from hub.kafka_client import KafkaConnection
 from hub.localrun import WorkerProcess
 from hub.register.models import AddressRecord, PersonIdentifier, RegistrationRecord
 
@@ -79,9 +81,9 @@ def percentiles(name: str, latencies: list[float]) -> None:
 
 
 async def publish_at_rate(
-    bootstrap: str, topic: str, values: list[tuple[bytes, bytes, str]], rate: float
+    kafka: KafkaConnection, topic: str, values: list[tuple[bytes, bytes, str]], rate: float
 ) -> dict[str, float]:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0)
+    producer = AIOKafkaProducer(**kafka.aiokafka(), acks="all", enable_idempotence=True, linger_ms=0)
     await producer.start()
     published: dict[str, float] = {}
     try:
@@ -126,26 +128,26 @@ def main() -> None:
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="nir-bench-"))
-    bootstrap = broker()
+    local = broker()
     print(f"machine: {machine()}")
     with database(args.database, work) as url:
         fresh_register(url)
         stand_in = FolkeregisterStandIn()
         with serving(stand_in) as feed_url:
-            settings = bench_settings(bootstrap, url, work, folkeregister_url=feed_url)
+            settings = bench_settings(local, url, work, folkeregister_url=feed_url)
             hub = prepare_topics(settings)
             worker = WorkerProcess(settings, work / "worker.log", log_level="warn").start()
             connector = WorkerProcess.connector(settings, work / "connector.log").start()
             try:
                 warm_up = claim_values(hub, args.moves)
-                asyncio.run(publish_at_rate(bootstrap, hub.names.registrations(SOURCE), warm_up, 1000))
+                asyncio.run(publish_at_rate(admin(settings), hub.names.registrations(SOURCE), warm_up, 1000))
                 wait_for(lambda: registrations(hub) >= args.moves, 120, "the worker to start")
 
                 count = int(args.rate * args.seconds)
                 values = claim_values(hub, args.moves + count)[args.moves :]
                 with Poller(hub, select(RegistrationRecord.event_id)) as poller:
                     published = asyncio.run(
-                        publish_at_rate(bootstrap, hub.names.registrations(SOURCE), values, args.rate)
+                        publish_at_rate(admin(settings), hub.names.registrations(SOURCE), values, args.rate)
                     )
                     wait_for(lambda: all(e in poller.seen for e in published), 120, "every event")
                 percentiles(

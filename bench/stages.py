@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (
     SOURCE,
+    admin,
     bench_settings,
     broker,
     claim_values,
@@ -91,7 +92,11 @@ async def flow_cost(hub: Hub, publisher: Publisher, events: list[list[Message]])
 
 
 async def flow_cost_with_broker(hub: Hub, events: list[list[Message]]) -> float:
-    app = faust.App(f"stages-{hub.settings.topic_prefix}", broker=hub.settings.kafka_url)
+    app = faust.App(
+        f"stages-{hub.settings.topic_prefix}",
+        broker=hub.settings.kafka_url,
+        broker_credentials=admin(hub.settings).faust_credentials(),
+    )
     await app.producer.start()
     try:
         return await flow_cost(hub, FaustPublisher(app), events)
@@ -134,7 +139,7 @@ def main() -> None:
     parser.add_argument("--databases", default="sqlite,postgresql")
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    bootstrap = broker()
+    local = broker()
     for database in args.databases.split(","):
         work = Path(tempfile.mkdtemp(prefix="nir-bench-stages-"))
         with (
@@ -143,7 +148,7 @@ def main() -> None:
             else contextlib.nullcontext(f"sqlite:///{work}/r.sqlite3") as url
         ):
             fresh_register(url)
-            hub = prepare_topics(bench_settings(bootstrap, url, work))
+            hub = prepare_topics(bench_settings(local, url, work))
             costs = stages(hub, args.events, args.rounds)
         total = sum(costs.values())
         print(

@@ -28,7 +28,16 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import bench_settings, fresh_register, postgres, preload, run_worker_until
+from bench.common import (
+    Preloaded,
+    admin,
+    bench_settings,
+    fresh_register,
+    postgres,
+    preload,
+    prepare_topics,
+    run_worker_until,
+)
 from hub.bootstrap import Hub
 from hub.config import Settings
 
@@ -36,7 +45,7 @@ from hub.config import Settings
 async def raw_rate(hub: Hub, topic: str, expected: int) -> float:
     """Fetch and decode every message with a plain consumer; events per second."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=hub.settings.kafka_bootstrap,
+        **admin(hub.settings).aiokafka(),
         enable_auto_commit=False,
         max_partition_fetch_bytes=4 << 20,
     )
@@ -79,14 +88,14 @@ def main() -> None:
     databases = args.databases.split(",")
 
     preloaded = preload(args.events)
-    base, work = preloaded.settings, preloaded.work
+    work = preloaded.work
     raw = raw_limit(preloaded.hub, preloaded.topic, args.events)
 
     for database in databases:
         sqlite_url = f"sqlite:///{work}/register-{database}.sqlite3"
         with postgres() if database == "postgresql" else contextlib.nullcontext(sqlite_url) as url:
             fresh_register(url)
-            settings = _same_topics(base, url, work)
+            settings = _same_topics(preloaded, url, work)
             run = run_worker_until(
                 Hub.from_settings(settings),
                 settings,
@@ -102,11 +111,13 @@ def main() -> None:
         print(f"  CPU microseconds per event: {run.cpu.per_event(run.events)}", flush=True)
 
 
-def _same_topics(base: Settings, url: str, work: Path) -> Settings:
-    """A new consumer group and register on the preloaded topics."""
-    return dataclasses.replace(
-        bench_settings(base.kafka_bootstrap, url, work), topic_prefix=base.topic_prefix
+def _same_topics(run: Preloaded, url: str, work: Path) -> Settings:
+    """A new consumer group and register on the preloaded topics (with the worker's ACLs)."""
+    settings = dataclasses.replace(
+        bench_settings(run.broker, url, work), topic_prefix=run.settings.topic_prefix
     )
+    prepare_topics(settings)
+    return settings
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -209,6 +210,18 @@ class MaskinportenService:
     @property
     def token_url(self) -> str:
         return self.issuer + "token"
+
+    def client_settings(self, base: Settings, **changes: Any) -> Settings:
+        """`base` with this stand-in's client as the hub's Maskinporten client (NIR_MASKINPORTEN_*)."""
+        return dataclasses.replace(
+            base,
+            maskinporten_token_url=self.token_url,
+            maskinporten_issuer=self.issuer,
+            maskinporten_client_id=self.client.client_id,
+            maskinporten_key_file=str(self.client.key_file),
+            maskinporten_kid=self.client.kid,
+            **changes,
+        )
 
 
 @pytest.fixture

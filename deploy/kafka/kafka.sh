@@ -188,6 +188,11 @@ prepare() {
     mkdir -p "$credentials_dir/tls" && cp "$tls_dir/ca.pem" "$credentials_dir/tls/ca.pem"
   fi
   write_config
+  if [[ -f "$data_dir/logs/meta.properties" && ! -f "$data_dir/secured" ]]; then
+    echo "the broker's data in $data_dir was formatted by an earlier kafka.sh, without the" \
+      "credentials of its principals; remove that directory (local data only) and start again" >&2
+    exit 1
+  fi
   if [[ ! -f "$data_dir/logs/meta.properties" ]]; then
     # The broker's and the admin's SCRAM credentials are written into the metadata log at
     # format time: there is no one yet who could create them through the admin API.
@@ -198,6 +203,7 @@ prepare() {
       --add-scram "SCRAM-SHA-512=[name=nir-admin,password=$(password_of nir-admin)]" \
       -c "$data_dir/server.properties" >"$data_dir/format.log" 2>&1 \
       || { cat "$data_dir/format.log" >&2; exit 1; }
+    touch "$data_dir/secured"
   fi
   java_options=(-Xms"$heap" -Xmx"$heap" -XX:+UseG1GC -Djava.awt.headless=true
     -Dkafka.logs.dir="$data_dir" -Dlog4j2.configurationFile="$here/log4j2.yaml")

@@ -12,12 +12,14 @@ starts each run from empty demo topics and an empty demo register.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import re
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +30,21 @@ from hub.broker import broker_answers, delete_topics_with_prefix, end_offsets, r
 from hub.config import Settings
 from hub.connectors.fagsystem import FagsystemProducer
 from hub.connectors.folkeregister import read_position
-from hub.connectors.folkeregister_standin import FolkeregisterStandIn, serving
+from hub.connectors.folkeregister_standin import FolkeregisterStandIn
+from hub.connectors.folkeregister_standin import serving as serving_feed
 from hub.connectors.jsonlines import publish_lines
+from hub.connectors.maskinporten_standin import (
+    MaskinportenStandIn,
+    RegisteredClient,
+    key_files,
+    make_client_keys,
+    serving,
+    signing_key,
+)
 from hub.connectors.receipts import decode_receipt
 from hub.errors import ConfigurationError
 from hub.localrun import LOCAL_ADMIN, WorkerProcess, start_local_broker, stop_local_broker
+from hub.maskinporten import key_id, read_private_key
 from hub.pipeline.deadletter import H_OFFSET, H_PARTITION, H_TOPIC, read_headers
 from hub.principals import prepare_broker
 from hub.register.database import make_engine
@@ -40,6 +52,12 @@ from hub.register.migrate import upgrade
 from hub.register.models import AddressRecord, Person, RegistrationRecord
 
 SAMPLE = Path(__file__).resolve().parent / "sample.jsonl"
+# One demo source signs in to Kafka with a Maskinporten token (from the demo's stand-in, or the
+# Maskinporten client NIR_MASKINPORTEN_* names); the other with SCRAM.
+MASKINPORTEN_SOURCE = "oslo-fagsystem"
+DEMO_CLIENT_ID = "demo-oslo-fagsystem"
+DEMO_ORG_NUMBER = "974760673"
+DEMO_MASKINPORTEN_PORT = 6080  # `hub maskinporten stand-in`'s own default
 FOLKEREGISTER_SAMPLE = Path(__file__).resolve().parent / "folkeregister.jsonl"
 # The sample's dates are written as if today were this day; the demo moves them to today.
 SAMPLE_TODAY = dt.date(2026, 11, 1)
@@ -78,15 +96,72 @@ def _sample_lines(path: Path, days: int) -> list[str]:
 def run_demo(*, keep_broker: bool = False, timeout: float = 120.0) -> int:
     settings = demo_settings(Settings.from_env())
     started_broker = False
-    if not _answers(settings):
-        print(f"no broker at {settings.kafka_bootstrap}; starting the local one (deploy/kafka/kafka.sh)")
-        print(f"broker at {start_local_broker().bootstrap}")
-        started_broker = True
-    try:
-        return _run(settings, timeout)
-    finally:
-        if started_broker and not keep_broker:
-            stop_local_broker()
+    with contextlib.ExitStack() as stack:
+        if not _answers(settings):
+            # Maskinporten's stand-in first: the broker reads its JWKS when it starts.
+            settings = stack.enter_context(_demo_maskinporten(settings))
+            print(f"no broker at {settings.kafka_bootstrap}; starting the local one (deploy/kafka/kafka.sh)")
+            broker = start_local_broker(
+                {
+                    "NIR_KAFKA_JWKS_URL": settings.maskinporten_issuer + "jwks",
+                    "NIR_KAFKA_OAUTH_ISSUER": settings.maskinporten_issuer,
+                    "NIR_KAFKA_OAUTH_AUDIENCE": settings.kafka_oauth_resource,
+                }
+            )
+            print(f"broker at {broker.bootstrap}, Maskinporten stand-in at {settings.maskinporten_issuer}")
+            started_broker = True
+        try:
+            return _run(settings, timeout)
+        finally:
+            if started_broker and not keep_broker:
+                stop_local_broker()
+
+
+@contextlib.contextmanager
+def _demo_maskinporten(settings: Settings) -> Iterator[Settings]:
+    """A Maskinporten stand-in (keys kept in var/demo/maskinporten) with the demo fagsystem's
+    client registered for Kafka; yields `settings` with that client as NIR_MASKINPORTEN_*."""
+    keys = Path("var/demo/maskinporten")
+    private_file = key_files(keys, DEMO_CLIENT_ID)[0]
+    if not private_file.exists():
+        make_client_keys(keys, DEMO_CLIENT_ID)
+    public = read_private_key(private_file).public_key()
+    client = RegisteredClient(
+        DEMO_CLIENT_ID,
+        DEMO_ORG_NUMBER,
+        {key_id(public): public},
+        frozenset({settings.kafka_oauth_scope}),
+        frozenset({settings.kafka_oauth_resource}),
+    )
+    stand_in = MaskinportenStandIn(signing_key(keys), {DEMO_CLIENT_ID: client})
+    with serving(stand_in, port=DEMO_MASKINPORTEN_PORT) as issuer:
+        yield dataclasses.replace(
+            settings,
+            maskinporten_token_url=issuer + "token",
+            maskinporten_issuer=issuer,
+            maskinporten_client_id=DEMO_CLIENT_ID,
+            maskinporten_key_file=str(private_file),
+            maskinporten_kid=key_id(public),
+        )
+
+
+def _with_maskinporten_source(settings: Settings) -> Settings:
+    """The demo's registry: the shipped one, with MASKINPORTEN_SOURCE signing in with the
+    Maskinporten client of the settings (when they name one)."""
+    if not settings.maskinporten_client_id:
+        return settings
+    registry = Path("var/demo/sources.toml")
+    registry.parent.mkdir(parents=True, exist_ok=True)
+    shipped = Path(settings.sources_file).read_text(encoding="utf-8")
+    table = f"[sources.{MASKINPORTEN_SOURCE}]\n"
+    registry.write_text(
+        shipped.replace(
+            table,
+            f'{table}authentication = "maskinporten"\nprincipal = "{settings.maskinporten_client_id}"\n',
+        ),
+        encoding="utf-8",
+    )
+    return dataclasses.replace(settings, sources_file=str(registry))
 
 
 def _answers(settings: Settings) -> bool:
@@ -102,6 +177,7 @@ def _admin(settings: Settings) -> Settings:
 
 
 def _run(settings: Settings, timeout: float) -> int:
+    settings = _with_maskinporten_source(settings)
     hub = Hub.from_settings(settings)
     admin = _admin(settings)
     database = Path("var/demo/register.sqlite3")
@@ -159,11 +235,18 @@ def _receipts_for(hub: Hub, records: list[Any], sent: set[tuple[str, int, int]])
 async def _publish(settings: Settings, days: int) -> set[tuple[str, int, int]]:
     """Publish the sample; returns where each registration event was written."""
     registry = Hub.from_settings(settings).registry
+    for source in registry:
+        how = "a Maskinporten access token" if source.authentication == "maskinporten" else "SCRAM"
+        print(f"  {source.id} signs in to Kafka as {source.user} with {how}")
 
     def producer_for(source_id: str) -> FagsystemProducer:
         # Each source sends as its own principal: it may write only its own topic.
-        source = settings.as_kafka_user(registry.sources[source_id].user)
-        return FagsystemProducer(source.kafka, source_id, topic_prefix=settings.topic_prefix)
+        source = registry.sources[source_id]
+        if source.authentication == "maskinporten":
+            kafka = dataclasses.replace(settings, kafka_sasl_mechanism="OAUTHBEARER").kafka
+        else:
+            kafka = settings.as_kafka_user(source.user).kafka
+        return FagsystemProducer(kafka, source_id, topic_prefix=settings.topic_prefix)
 
     report = await publish_lines(
         _sample_lines(SAMPLE, days), producer_for, on_line=lambda r: print("  " + r.describe())
@@ -190,7 +273,7 @@ def _follow_folkeregister(settings: Settings, days: int, timeout: float) -> None
     for m in moves:
         if not m["live"]:
             move(m)
-    with serving(stand_in) as url:
+    with serving_feed(stand_in) as url:
         connector_settings = dataclasses.replace(
             settings.as_kafka_user(settings.kafka_connector_user),
             folkeregister_url=url,

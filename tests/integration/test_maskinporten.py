@@ -252,17 +252,7 @@ def test_the_kafka_adapter_hands_aiokafka_the_raw_access_token(maskinporten: Mas
 
 
 def _connector_settings(maskinporten: MaskinportenService, **changes: Any) -> Settings:
-    client = maskinporten.client
-    return dataclasses.replace(
-        Settings(),
-        folkeregister_auth="maskinporten",
-        maskinporten_token_url=maskinporten.token_url,
-        maskinporten_issuer=maskinporten.issuer,
-        maskinporten_client_id=client.client_id,
-        maskinporten_key_file=str(client.key_file),
-        maskinporten_kid=client.kid,
-        **changes,
-    )
+    return maskinporten.client_settings(Settings(), folkeregister_auth="maskinporten", **changes)
 
 
 def test_the_folkeregister_connector_sends_a_granted_token_as_its_bearer_token(

@@ -57,15 +57,9 @@ def harness(kafka_broker: LocalBroker, sqlite_url: str, tmp_path: Path) -> Itera
 
 def fagsystem_settings(settings: Settings, maskinporten: MaskinportenService) -> Settings:
     """The fagsystem's own settings: its Maskinporten client, OAUTHBEARER to Kafka."""
-    client = maskinporten.client
-    return dataclasses.replace(
+    return maskinporten.client_settings(
         settings,
         kafka_sasl_mechanism="OAUTHBEARER",
-        maskinporten_token_url=maskinporten.token_url,
-        maskinporten_issuer=maskinporten.issuer,
-        maskinporten_client_id=client.client_id,
-        maskinporten_key_file=str(client.key_file),
-        maskinporten_kid=client.kid,
         kafka_oauth_scope=KAFKA_SCOPE,
         kafka_oauth_resource=KAFKA_AUDIENCE,
     )

@@ -6,7 +6,12 @@ grant`/`revoke` take effect at once and may be repeated."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import http.client
 import ssl
+import subprocess
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +29,7 @@ from hub.errors import ConfigurationError
 from hub.kafka_client import KafkaConnection
 from hub.localrun import LocalBroker
 from hub.principals import BrokerAccess, source_acls
+from tests.conftest import make_settings
 from tests.harness import HubHarness, hub_command
 
 OSLO, VESTLAND = "oslo-fagsystem", "vestland-fagsystem"
@@ -31,8 +37,6 @@ OSLO, VESTLAND = "oslo-fagsystem", "vestland-fagsystem"
 
 @pytest.fixture
 def harness(kafka_broker: LocalBroker, sqlite_url: str, tmp_path: Path) -> Iterator[HubHarness]:
-    from tests.conftest import make_settings
-
     with HubHarness(make_settings(kafka_broker, sqlite_url, tmp_path), tmp_path) as h:
         yield h
 
@@ -90,38 +94,24 @@ def test_a_client_without_tls_or_without_a_valid_password_is_refused(harness: Hu
 
     with pytest.raises(KafkaConnectionError):
         asyncio.run(tls_only())
-    # A wrong password.
+
+    def scram(password: str, trusted: ssl.SSLContext = kafka.ssl_context) -> None:
+        asyncio.run(
+            connect(
+                security_protocol="SASL_SSL",
+                ssl_context=trusted,
+                sasl_mechanism="SCRAM-SHA-512",
+                sasl_plain_username=kafka.username,
+                sasl_plain_password=password,
+            )
+        )
+
     with pytest.raises(SaslAuthenticationFailed):
-        asyncio.run(
-            connect(
-                security_protocol="SASL_SSL",
-                ssl_context=kafka.ssl_context,
-                sasl_mechanism="SCRAM-SHA-512",
-                sasl_plain_username=kafka.username,
-                sasl_plain_password=kafka.password + "x",
-            )
-        )
-    # A broker certificate no trusted CA signed: the client refuses the broker.
+        scram(kafka.password + "x")  # a wrong password
+    # A client that does not trust the broker's CA refuses the broker.
     with pytest.raises((KafkaConnectionError, ssl.SSLError)):
-        asyncio.run(
-            connect(
-                security_protocol="SASL_SSL",
-                ssl_context=ssl.create_default_context(),
-                sasl_mechanism="SCRAM-SHA-512",
-                sasl_plain_username=kafka.username,
-                sasl_plain_password=kafka.password,
-            )
-        )
-    # The right password works (so the refusals above are about the credential).
-    asyncio.run(
-        connect(
-            security_protocol="SASL_SSL",
-            ssl_context=kafka.ssl_context,
-            sasl_mechanism="SCRAM-SHA-512",
-            sasl_plain_username=kafka.username,
-            sasl_plain_password=kafka.password,
-        )
-    )
+        scram(kafka.password, ssl.create_default_context())
+    scram(kafka.password)  # the right one works: the refusals above were about the credential
 
 
 def test_a_source_writes_only_its_own_registrations_and_reads_only_its_own_receipts(
@@ -208,3 +198,38 @@ def test_an_unknown_source_cannot_be_granted(harness: HubHarness) -> None:
     result = hub_command(harness.admin, "sources", "grant", "nobody")
     assert result.returncode != 0
     assert "not in the source registry" in result.stderr
+
+
+def test_the_worker_serves_the_support_page_over_https_when_given_a_certificate(
+    kafka_broker: LocalBroker, sqlite_url: str, tmp_path: Path
+) -> None:
+    cert, key = tmp_path / "support.crt", tmp_path / "support.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    settings = dataclasses.replace(
+        make_settings(kafka_broker, sqlite_url, tmp_path),
+        web_tls_cert_file=str(cert),
+        web_tls_key_file=str(key),
+    )
+    with HubHarness(settings, tmp_path) as harness:
+        harness.start_worker()
+        trusted = ssl.create_default_context(cafile=str(cert))
+        url = f"https://127.0.0.1:{settings.web_port}/support/login"
+
+        def answer() -> http.client.HTTPResponse | None:
+            try:
+                return urllib.request.urlopen(url, context=trusted, timeout=5)  # type: ignore[no-any-return]
+            except (urllib.error.URLError, ConnectionError):
+                return None
+
+        harness.wait_until(lambda: answer() is not None, timeout=60, what="the support page over HTTPS")
+        response = answer()
+        assert response is not None and response.status == 200
+        assert "max-age=" in response.headers["Strict-Transport-Security"]
+        assert "Secure" in response.headers["Set-Cookie"]
+        # Plain HTTP on the same port gets no page.
+        with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+            urllib.request.urlopen(url.replace("https", "http"), timeout=5)

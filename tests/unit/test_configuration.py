@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,68 @@ def test_the_readme_documents_every_setting_with_its_default() -> None:
             default = str(f.default).lower() if isinstance(f.default, bool) else str(f.default)
             assert rows[f.metadata["env"]] == default, f.metadata["env"]
     assert set(rows) == {f.metadata["env"] for f in fields(Settings)}
+
+
+def test_every_secret_is_masked_when_settings_are_printed(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "NIR_KAFKA_PASSWORD": "kafka-s3cret",
+            "NIR_DATABASE_URL": "postgresql+psycopg://hub@db/nir?sslmode=verify-full&sslpassword=key-s3cret",
+        }
+    )
+    printed = settings.describe()
+    assert "s3cret" not in printed
+    assert "kafka_password = ***" in printed
+    assert "sslmode=verify-full&sslpassword=***" in printed
+    assert "kafka_username = nir-worker" in printed  # who, not how
+    # The connection made from them does not show the password either.
+    (tmp_path / "ca.pem").write_text("not checked here")
+    kafka = dataclasses.replace(settings, kafka_ca_file=str(tmp_path / "ca.pem")).kafka
+    assert "kafka-s3cret" not in repr(kafka)
+
+
+def test_a_kafka_password_comes_from_the_principals_file_and_a_missing_one_is_named(tmp_path: Path) -> None:
+    (tmp_path / "nir-connector.password").write_text("from-the-file\n")
+    settings = dataclasses.replace(
+        Settings(), kafka_ca_file="", kafka_secrets_dir=str(tmp_path), kafka_username="nir-connector"
+    )
+    assert settings.kafka.password == "from-the-file"
+    assert settings.kafka.librdkafka()["sasl.username"] == "nir-connector"
+    with pytest.raises(ConfigurationError, match="nir-worker"):
+        _ = settings.as_kafka_user("nir-worker").kafka
+
+
+def test_a_source_names_its_principal_and_how_it_authenticates() -> None:
+    registry = SourceRegistry.from_mapping(
+        {
+            "sources": {
+                "a": {"municipalities": ["0301"]},
+                "b": {"municipalities": ["4601"], "authentication": "maskinporten", "principal": "c1-uuid"},
+            }
+        }
+    )
+    assert registry.sources["a"].kafka_principal == "User:a"
+    assert registry.sources["b"].kafka_principal == "User:c1-uuid"
+    with pytest.raises(ConfigurationError, match="Maskinporten client id"):
+        SourceRegistry.from_mapping(
+            {"sources": {"b": {"municipalities": ["4601"], "authentication": "maskinporten"}}}
+        )
+    with pytest.raises(ConfigurationError, match="same principal"):
+        SourceRegistry.from_mapping(
+            {
+                "sources": {
+                    "a": {"municipalities": ["0301"]},
+                    "b": {"municipalities": ["4601"], "principal": "a"},
+                }
+            }
+        )
+
+
+def test_the_web_server_serves_https_only_with_both_certificate_and_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="go together"):
+        Settings.from_env({"NIR_WEB_TLS_CERT_FILE": "/x.crt"})
+    settings = Settings.from_env({"NIR_WEB_TLS_CERT_FILE": "/nope.crt", "NIR_WEB_TLS_KEY_FILE": "/nope.key"})
+    assert settings.served_over_tls
+    with pytest.raises(ConfigurationError, match="cannot be loaded"):
+        settings.web_ssl_context()
+    assert Settings().web_ssl_context() is None and not Settings().served_over_tls
