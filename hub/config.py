@@ -102,6 +102,12 @@ class Settings:
     kafka_worker_user: str = _setting(
         "NIR_KAFKA_WORKER_USER", "nir-worker", "the worker's Kafka principal, for the ACLs the hub makes"
     )
+    kafka_replay_user: str = _setting(
+        "NIR_KAFKA_REPLAY_USER",
+        "nir-replay",
+        "the principal replays send corrected events as (the support page, `hub cases replay`); "
+        "its password is <NIR_KAFKA_SECRETS_DIR>/<user>.password",
+    )
     kafka_connector_user: str = _setting(
         "NIR_KAFKA_CONNECTOR_USER",
         "nir-connector",
@@ -386,6 +392,10 @@ class Settings:
             f"Kafka password of {self.kafka_username}",
         )
         return KafkaConnection(self.kafka_bootstrap, self.kafka_ca_file, SCRAM, self.kafka_username, password)
+
+    def kafka_as(self, username: str) -> KafkaConnection:
+        """A connection as another of the hub's principals (this process's own, if it is that one)."""
+        return self.kafka if username == self.kafka_username else self.as_kafka_user(username).kafka
 
     def as_kafka_user(self, username: str) -> Settings:
         """The same settings for another of the hub's principals (its password from the secrets

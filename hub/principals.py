@@ -8,8 +8,10 @@ allow.everyone.if.no.acl.found=false). Each principal gets only what its work ne
 |------------------|--------------------------------------------------------------------------|
 | a source         | write its registrations topic; read its receipts topic, in consumer      |
 |                  | groups named `<prefix>.source.<id>.*`                                    |
-| the worker       | read every hub topic; write receipts, dead letters and (replays from the |
-|                  | support page) registrations; consume in the group `<app id>`             |
+| the worker       | read every hub topic; write each source's receipts and the dead letters; |
+|                  | consume in the group `<app id>`                                          |
+| replays          | write each source's registrations (the support page and `hub cases       |
+|                  | replay` send corrected events as this principal, not as the worker)      |
 | the connector    | write address changes; read and write its position; its transactional id |
 | nir-admin        | everything (a super user in the broker's configuration): topics, ACLs,   |
 |                  | credentials; only for `hub topics ensure` and `hub sources`              |
@@ -73,7 +75,6 @@ def service_acls(settings: Settings) -> list[AclBinding]:
     topic, group, txn = ResourceType.TOPIC, ResourceType.GROUP, ResourceType.TRANSACTIONAL_ID
     return [
         _allow(worker, topic, f"{settings.topic_prefix}.", PREFIXED, READ),
-        _allow(worker, topic, f"{settings.topic_prefix}.source.", PREFIXED, WRITE),
         _allow(worker, topic, names.dead_letters, LITERAL, WRITE),
         _allow(worker, group, settings.app_id, LITERAL, READ),
         _allow(connector, topic, names.address_changes, LITERAL, WRITE),
@@ -91,6 +92,28 @@ def source_acls(settings: Settings, source: Source) -> list[AclBinding]:
         _allow(principal, ResourceType.TOPIC, names.registrations(source.id), LITERAL, WRITE),
         _allow(principal, ResourceType.TOPIC, names.receipts(source.id), LITERAL, READ),
         _allow(principal, ResourceType.GROUP, receipt_group_prefix(settings, source.id), PREFIXED, READ),
+    ]
+
+
+def services_acls_for(settings: Settings, source: Source) -> list[AclBinding]:
+    """The hub's services' rights on one source's topics: the worker answers it on its receipts
+    topic, and replays send its corrected events to its registrations topic."""
+    names = TopicNames(settings.topic_prefix)
+    return [
+        _allow(
+            f"User:{settings.kafka_worker_user}",
+            ResourceType.TOPIC,
+            names.receipts(source.id),
+            LITERAL,
+            WRITE,
+        ),
+        _allow(
+            f"User:{settings.kafka_replay_user}",
+            ResourceType.TOPIC,
+            names.registrations(source.id),
+            LITERAL,
+            WRITE,
+        ),
     ]
 
 
@@ -124,7 +147,12 @@ class BrokerAccess:
 
     def ensure_services(self) -> None:
         """Credentials and ACLs of the worker and the connector."""
-        for principal in (self.settings.kafka_worker_user, self.settings.kafka_connector_user):
+        settings = self.settings
+        for principal in (
+            settings.kafka_worker_user,
+            settings.kafka_replay_user,
+            settings.kafka_connector_user,
+        ):
             self.set_password(principal, managed_password(self.settings, principal))
         self.allow(service_acls(self.settings))
 
@@ -134,12 +162,13 @@ class BrokerAccess:
             principal = source.user
             self.set_password(principal, managed_password(self.settings, principal))
         acls = source_acls(self.settings, source)
-        self.allow(acls)
+        self.allow([*acls, *services_acls_for(self.settings, source)])
         return acls
 
     def revoke(self, source: Source) -> int:
         """Remove every ACL of the source's principal, and its SCRAM credential if the hub made
-        it; its topics and what they hold stay. Returns how many ACLs were removed."""
+        it; its topics and what they hold stay, and so do the services' rights on them (the
+        worker answers what is still on the topic). Returns how many ACLs were removed."""
         removed = self.forbid_principal(source.kafka_principal)
         if source.authentication == "scram":
             self.delete_password(source.user)

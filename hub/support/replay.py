@@ -110,7 +110,12 @@ async def replay_tickets(
     producer = (
         None
         if dry_run
-        else AIOKafkaProducer(**hub.settings.kafka.aiokafka(), acks="all", enable_idempotence=True)
+        else AIOKafkaProducer(
+            # Not as the worker: only the replay principal may write a source's registrations.
+            **hub.settings.kafka_as(hub.settings.kafka_replay_user).aiokafka(),
+            acks="all",
+            enable_idempotence=True,
+        )
     )
     if producer is not None:
         await producer.start()

@@ -155,6 +155,13 @@ def test_the_hubs_own_principals_have_only_what_their_work_needs(harness: HubHar
     asyncio.run(_read(worker, names.registrations(OSLO), group=settings.app_id))
     with pytest.raises(TopicAuthorizationFailedError):
         asyncio.run(_write(worker, names.address_changes))  # only the connector writes these
+    with pytest.raises(TopicAuthorizationFailedError):
+        asyncio.run(_write(worker, names.registrations(OSLO)))  # the worker cannot write as a source
+
+    replay = settings.kafka_as(settings.kafka_replay_user)
+    asyncio.run(_write(replay, names.registrations(OSLO)))
+    with pytest.raises(TopicAuthorizationFailedError):
+        asyncio.run(_write(replay, names.receipts(OSLO)))
 
     asyncio.run(_write(connector, names.address_changes))
     with pytest.raises(TopicAuthorizationFailedError):
