@@ -10,8 +10,8 @@ Layout (with the default prefix `nir`):
 | nir.folkeregister.connector-position   | "position"         | the Folkeregister connector |
 | nir.dead-letters                       | original key       | the hub                     |
 
-A source writes only to its own registrations topic and reads only its own receipts topic, so
-Kafka ACLs on the `nir.source.<id>.` prefix can keep one source from writing as another.
+A source's principal may write only its own registrations topic and read only its own receipts
+topic (the ACLs `hub.principals` makes), so the topic an event arrives on proves its source.
 """
 
 from __future__ import annotations
