@@ -164,7 +164,11 @@ def schemas_export(directory: Path) -> None:
         click.echo(str(directory / version.path.name))
 
 
-@click.command(name="publish", help="Check and publish a JSON Lines file of registration events.")
+@click.command(
+    name="publish",
+    help="Check and publish a JSON Lines file of registration events, as the source's principal "
+    "(NIR_KAFKA_USERNAME, or a Maskinporten token): the broker lets it write only its own topic.",
+)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--source", help="Send as this source; lines naming another source are refused.")
 def publish(file: Path, source: str | None) -> None:

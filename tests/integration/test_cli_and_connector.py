@@ -41,7 +41,8 @@ def test_publish_reports_every_line_and_exits_non_zero_when_a_line_is_refused(
     path = tmp_path / "events.jsonl"
     path.write_text(lines)
 
-    result = hub_command(harness.settings, "publish", str(path))
+    # As a fagsystem runs it: as its source's principal, which may write only its own topic.
+    result = hub_command(harness.settings.as_kafka_user("oslo-fagsystem"), "publish", str(path))
 
     assert result.returncode == 1, result.stderr
     out = result.stdout.splitlines()
@@ -60,7 +61,8 @@ def test_publish_reports_every_line_and_exits_non_zero_when_a_line_is_refused(
 def test_publish_with_source_refuses_lines_of_another_source(harness: HubHarness, tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     path.write_text(jsonl([event(synthetic_person(), source="vestland-fagsystem", municipality="4601")]))
-    result = hub_command(harness.settings, "publish", "--source", "oslo-fagsystem", str(path))
+    oslo = harness.settings.as_kafka_user("oslo-fagsystem")
+    result = hub_command(oslo, "publish", "--source", "oslo-fagsystem", str(path))
     assert result.returncode == 1
     assert (
         "sourceSystem: is 'vestland-fagsystem', but this producer sends as 'oslo-fagsystem'" in result.stdout
