@@ -42,6 +42,7 @@ from confluent_kafka.admin import (
     ResourceType,
     ScramCredentialInfo,
     ScramMechanism,
+    UserScramCredentialAlteration,
     UserScramCredentialDeletion,
     UserScramCredentialUpsertion,
 )
@@ -145,22 +146,22 @@ class BrokerAccess:
         self.settings = settings
         self._admin = AdminClient({**settings.kafka.librdkafka(), "logger": log})  # type: ignore[dict-item]
 
-    def ensure_services(self) -> None:
-        """Credentials and ACLs of the worker and the connector."""
+    def ensure(self, registry: SourceRegistry) -> None:
+        """Credentials and ACLs of the hub's services and of every source in the registry, in
+        one request of each kind."""
         settings = self.settings
-        for principal in (
-            settings.kafka_worker_user,
-            settings.kafka_replay_user,
-            settings.kafka_connector_user,
-        ):
-            self.set_password(principal, managed_password(self.settings, principal))
-        self.allow(service_acls(self.settings))
+        services = (settings.kafka_worker_user, settings.kafka_replay_user, settings.kafka_connector_user)
+        scram_sources = [source.user for source in registry if source.authentication == "scram"]
+        self.set_passwords({user: managed_password(settings, user) for user in (*services, *scram_sources)})
+        acls = service_acls(settings)
+        for source in registry:
+            acls += [*source_acls(settings, source), *services_acls_for(settings, source)]
+        self.allow(acls)
 
     def grant(self, source: Source) -> list[AclBinding]:
         """The source's credential (if the hub keeps its password) and ACLs; returns the ACLs."""
         if source.authentication == "scram":
-            principal = source.user
-            self.set_password(principal, managed_password(self.settings, principal))
+            self.set_passwords({source.user: managed_password(self.settings, source.user)})
         acls = source_acls(self.settings, source)
         self.allow([*acls, *services_acls_for(self.settings, source)])
         return acls
@@ -185,10 +186,13 @@ class BrokerAccess:
         results = _wait(self._admin.delete_acls([_filter(principal)], request_timeout=_TIMEOUT))
         return sum(len(deleted) for deleted in results)
 
-    def set_password(self, principal: str, password: str) -> None:
+    def set_passwords(self, passwords: dict[str, str]) -> None:
+        """Write each principal's SCRAM credential from its password (made again if it exists)."""
         info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
-        upsertion = UserScramCredentialUpsertion(principal, info, password.encode())
-        _wait(self._admin.alter_user_scram_credentials([upsertion], request_timeout=_TIMEOUT))
+        upsertions: list[UserScramCredentialAlteration] = [
+            UserScramCredentialUpsertion(user, info, secret.encode()) for user, secret in passwords.items()
+        ]
+        _wait(self._admin.alter_user_scram_credentials(upsertions, request_timeout=_TIMEOUT))
 
     def delete_password(self, principal: str) -> None:
         deletion = UserScramCredentialDeletion(principal, ScramMechanism.SCRAM_SHA_512)
@@ -250,12 +254,5 @@ async def prepare_broker(admin: Settings, registry: SourceRegistry) -> list[str]
     services' credentials and ACLs, and every registered source's grant. Returns the topics it
     created."""
     created = await ensure_topics(admin.kafka, required_topics(admin, registry), admin.replication_factor)
-
-    def grant_all() -> None:
-        access = BrokerAccess(admin)
-        access.ensure_services()
-        for source in registry:
-            access.grant(source)
-
-    await asyncio.to_thread(grant_all)
+    await asyncio.to_thread(BrokerAccess(admin).ensure, registry)
     return created

@@ -73,7 +73,9 @@ class FixedToken(AbstractTokenProvider):
         return self.value
 
 
-def _write_with(kafka: KafkaConnection, provider: AbstractTokenProvider, topic: str) -> None:
+def _write_with(
+    kafka: KafkaConnection, provider: AbstractTokenProvider, topic: str, timeout: float = 10
+) -> None:
     """Connect with the token and write one message to `topic`.
 
     aiokafka takes the broker's error challenge after a refused token for success (it never
@@ -85,7 +87,7 @@ def _write_with(kafka: KafkaConnection, provider: AbstractTokenProvider, topic: 
     options.pop("sasl_plain_password", None)
 
     async def connect() -> None:
-        producer = AIOKafkaProducer(**options, request_timeout_ms=10_000)
+        producer = AIOKafkaProducer(**options, request_timeout_ms=int(timeout * 1000))
         try:
             await producer.start()
             await producer.send_and_wait(topic, b"x")
@@ -170,7 +172,7 @@ def test_expired_wrongly_signed_and_misaddressed_tokens_are_refused(
     }
     for why, token in refused.items():
         with pytest.raises(KafkaError):
-            _write_with(kafka, FixedToken(token), topic)
+            _write_with(kafka, FixedToken(token), topic, timeout=2)
             pytest.fail(f"a token {why} was accepted")
     _write_with(kafka, FixedToken(_token(broker_maskinporten)), topic)  # the same, done right, is
 
@@ -180,14 +182,14 @@ def test_a_token_renewed_mid_stream_keeps_a_producer_going(
 ) -> None:
     stand_in = broker_maskinporten.stand_in
     lifetime = stand_in.token_lifetime
-    stand_in.token_lifetime = 6  # the broker ends a session when its token expires
+    stand_in.token_lifetime = 4  # the broker ends a session when its token expires
     try:
         kafka = fagsystem_settings(harness.settings, broker_maskinporten).kafka
         provider = kafka.token_provider
         assert isinstance(provider, KafkaTokenProvider)
-        sent = asyncio.run(_send(kafka, harness.hub.names.registrations(SOURCE), 40, every=0.5))
+        sent = asyncio.run(_send(kafka, harness.hub.names.registrations(SOURCE), 40, every=0.3))
     finally:
         stand_in.token_lifetime = lifetime
     assert sent == 40
-    # About 20 s of sending on 6 s tokens: renewed on the way, not only fetched once.
+    # About 12 s of sending on 4 s tokens: renewed on the way, not only fetched once.
     assert provider.tokens.grants >= 3, provider.tokens.grants
