@@ -22,17 +22,16 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
 
 from hub.bootstrap import Hub
-from hub.broker import broker_answers
 from hub.config import LOCAL_KAFKA_DIR, Settings
 from hub.domain.identifiers import make_national_id
-from hub.errors import ConfigurationError
 from hub.kafka_client import KafkaConnection
 from hub.localrun import (
-    LOCAL_ADMIN,
     LocalBroker,
     WorkerProcess,
     free_port,
     isolated_settings,
+    local_admin,
+    local_broker_answers,
     start_local_broker,
 )
 from hub.principals import prepare_broker
@@ -54,17 +53,12 @@ def machine() -> str:
 def broker() -> LocalBroker:
     """The local broker (deploy/kafka/kafka.sh's defaults), started if it does not answer."""
     local = LocalBroker(Settings.from_env().kafka_bootstrap, LOCAL_KAFKA_DIR)
-    try:
-        if asyncio.run(broker_answers(admin(local.settings()))):
-            return local
-    except ConfigurationError:
-        pass  # no CA or password yet: it has never started
-    return start_local_broker()
+    return local if local_broker_answers(local.settings()) else start_local_broker()
 
 
 def admin(settings: Settings) -> KafkaConnection:
     """The local broker's admin: the benchmarks prepare and fill topics as it."""
-    return settings.as_kafka_user(LOCAL_ADMIN).kafka
+    return local_admin(settings).kafka
 
 
 @contextlib.contextmanager
@@ -135,7 +129,7 @@ def claim_values(hub: Hub, count: int) -> list[tuple[bytes, bytes, str]]:
 def prepare_topics(settings: Settings) -> Hub:
     """The topics, and the worker's and sources' ACLs, as the admin prepares them."""
     hub = Hub.from_settings(settings)
-    asyncio.run(prepare_broker(settings.as_kafka_user(LOCAL_ADMIN), hub.registry))
+    asyncio.run(prepare_broker(local_admin(settings), hub.registry))
     return hub
 
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import preload
 from bench.throughput import raw_limit
 from hub.config import Settings
-from hub.localrun import LOCAL_ADMIN
+from hub.localrun import local_admin
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 500  # as the registrations agent takes them (NIR_BATCH_SIZE)
@@ -68,7 +68,7 @@ def ceiling(settings: Settings, topic: str, events: int, scheme: str, work: Path
     env = {
         **os.environ,
         # As the admin: its consumer group is not the hub's.
-        **settings.as_kafka_user(LOCAL_ADMIN).to_env(),
+        **local_admin(settings).to_env(),
         "CEILING_TOPIC": topic,
         "CEILING_EVENTS": str(events),
         "CEILING_BROKER": f"{scheme}://{settings.kafka_bootstrap}",

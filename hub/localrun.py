@@ -23,6 +23,7 @@ from typing import IO, Any
 
 from aiohttp import web
 
+from hub.broker import broker_answers
 from hub.config import LOCAL_KAFKA_DIR, PACKAGE_DIR, Settings
 from hub.errors import ConfigurationError
 
@@ -64,6 +65,20 @@ def _kafka(command: str, env: Mapping[str, str] | None) -> str:
     if result.returncode != 0:
         raise ConfigurationError(f"local broker {command} failed:\n{result.stderr.strip()}")
     return result.stdout.strip()
+
+
+def local_admin(settings: Settings) -> Settings:
+    """`settings` as the local broker's admin: the demo, the tests and the benchmarks prepare
+    and read topics as it."""
+    return settings.as_kafka_user(LOCAL_ADMIN)
+
+
+def local_broker_answers(settings: Settings) -> bool:
+    """Does the broker answer the local admin (and has this machine its CA and password)?"""
+    try:
+        return asyncio.run(broker_answers(local_admin(settings).kafka))
+    except ConfigurationError:
+        return False  # no CA or password yet: the local broker has never started
 
 
 def start_local_broker(env: Mapping[str, str] | None = None) -> LocalBroker:

@@ -28,11 +28,11 @@ from hub.connectors.maskinporten_standin import serving as maskinporten_serving
 from hub.errors import ConfigurationError
 from hub.kafka_client import KafkaConnection
 from hub.localrun import (
-    LOCAL_ADMIN,
     LocalBroker,
     WorkerProcess,
     free_port,
     isolated_settings,
+    local_admin,
     start_local_broker,
     stop_local_broker,
 )
@@ -173,7 +173,7 @@ def pipeline_hub(database_url: str) -> Hub:
 
 def admin_kafka(settings: Settings) -> KafkaConnection:
     """The local broker's admin (a super user): for tests that look at or prepare topics."""
-    return settings.as_kafka_user(LOCAL_ADMIN).kafka
+    return local_admin(settings).kafka
 
 
 def make_settings(kafka_broker: LocalBroker, database_url: str, tmp_path: Path) -> Settings:

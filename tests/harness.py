@@ -22,7 +22,7 @@ from hub.broker import end_offsets, read_from
 from hub.config import Settings
 from hub.connectors.fagsystem import FagsystemProducer, SentEvent
 from hub.kafka_client import KafkaConnection
-from hub.localrun import LOCAL_ADMIN, WorkerProcess
+from hub.localrun import WorkerProcess, local_admin
 from hub.pipeline.deadletter import read_headers
 from hub.principals import prepare_broker
 from hub.register.models import AddressRecord, RegistrationRecord
@@ -53,7 +53,7 @@ class HubHarness:
         self.tmp_path = tmp_path
         self.workers: list[WorkerProcess] = []
         # The broker as an operator prepares it: topics, the services' and sources' ACLs.
-        self.admin = settings.as_kafka_user(LOCAL_ADMIN)
+        self.admin = local_admin(settings)
         asyncio.run(prepare_broker(self.admin, self.hub.registry))
         self.outputs = [
             self.hub.names.dead_letters,

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from hub.bootstrap import Hub
-from hub.broker import broker_answers, delete_topics_with_prefix, end_offsets, read_from
+from hub.broker import delete_topics_with_prefix, end_offsets, read_from
 from hub.config import Settings
 from hub.connectors.fagsystem import FagsystemProducer
 from hub.connectors.folkeregister import read_position
@@ -42,8 +42,13 @@ from hub.connectors.maskinporten_standin import (
     signing_key,
 )
 from hub.connectors.receipts import decode_receipt
-from hub.errors import ConfigurationError
-from hub.localrun import LOCAL_ADMIN, WorkerProcess, start_local_broker, stop_local_broker
+from hub.localrun import (
+    WorkerProcess,
+    local_admin,
+    local_broker_answers,
+    start_local_broker,
+    stop_local_broker,
+)
 from hub.maskinporten import key_id, read_private_key
 from hub.pipeline.deadletter import H_OFFSET, H_PARTITION, H_TOPIC, read_headers
 from hub.principals import prepare_broker
@@ -97,7 +102,7 @@ def run_demo(*, keep_broker: bool = False, timeout: float = 120.0) -> int:
     settings = demo_settings(Settings.from_env())
     started_broker = False
     with contextlib.ExitStack() as stack:
-        if not _answers(settings):
+        if not local_broker_answers(settings):
             # Maskinporten's stand-in first: the broker reads its JWKS when it starts.
             settings = stack.enter_context(_demo_maskinporten(settings))
             print(f"no broker at {settings.kafka_bootstrap}; starting the local one (deploy/kafka/kafka.sh)")
@@ -164,22 +169,10 @@ def _with_maskinporten_source(settings: Settings) -> Settings:
     return dataclasses.replace(settings, sources_file=str(registry))
 
 
-def _answers(settings: Settings) -> bool:
-    """Does the broker answer the admin (and does this machine have the admin's password)?"""
-    try:
-        return asyncio.run(broker_answers(_admin(settings).kafka))
-    except ConfigurationError:
-        return False  # no CA or password yet: the local broker has never started
-
-
-def _admin(settings: Settings) -> Settings:
-    return settings.as_kafka_user(LOCAL_ADMIN)
-
-
 def _run(settings: Settings, timeout: float) -> int:
     settings = _with_maskinporten_source(settings)
     hub = Hub.from_settings(settings)
-    admin = _admin(settings)
+    admin = local_admin(settings)
     database = Path("var/demo/register.sqlite3")
     for stale in database.parent.glob(database.name + "*"):
         stale.unlink()  # each demo starts from an empty register
@@ -295,7 +288,7 @@ def _follow_folkeregister(settings: Settings, days: int, timeout: float) -> None
 
 def _position_stored(settings: Settings) -> bool:
     names = Hub.from_settings(settings).names
-    return asyncio.run(read_position(_admin(settings).kafka, names.connector_position)) is not None
+    return asyncio.run(read_position(local_admin(settings).kafka, names.connector_position)) is not None
 
 
 def _address_count(hub: Hub) -> int:

@@ -25,7 +25,7 @@ from hub.connectors.folkeregister import (
 )
 from hub.connectors.folkeregister_standin import FolkeregisterStandIn, serving
 from hub.errors import ConfigurationError
-from hub.localrun import LOCAL_ADMIN, LocalBroker, WorkerProcess
+from hub.localrun import LocalBroker, WorkerProcess, local_admin
 from hub.principals import prepare_broker
 from hub.register.operations import resolve_person
 from hub.register.unit_of_work import UnitOfWork
@@ -41,7 +41,7 @@ def hub(kafka_broker: LocalBroker, database_url: str, tmp_path: Path) -> Hub:
     """A hub as the connector's principal, on a broker the admin has prepared."""
     settings = make_settings(kafka_broker, database_url, tmp_path)
     hub = Hub.from_settings(settings.as_kafka_user(settings.kafka_connector_user))
-    asyncio.run(prepare_broker(settings.as_kafka_user(LOCAL_ADMIN), hub.registry))
+    asyncio.run(prepare_broker(local_admin(settings), hub.registry))
     return hub
 
 
