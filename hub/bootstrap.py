@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hub.config import Settings
 from hub.domain.calendar import norwegian_date
 from hub.register.database import make_engine, make_session_factory
+from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import SchemaCatalog, catalog
 from hub.sources import SourceRegistry
 from hub.topics import TopicNames
@@ -30,6 +31,8 @@ class Hub:
     registry: SourceRegistry
     catalog: SchemaCatalog
     clock: Callable[[], dt.datetime] = field(default=utc_now)
+    # Where units of work come from; tests of decisions wire an in-memory register here.
+    units: Callable[[], UnitOfWork] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Hub:
@@ -46,6 +49,9 @@ class Hub:
     @cached_property
     def session_factory(self) -> sessionmaker[Session]:
         return make_session_factory(self.engine)
+
+    def unit_of_work(self) -> UnitOfWork:
+        return self.units() if self.units is not None else UnitOfWork(self.session_factory)
 
     def today(self) -> dt.date:
         """Today in Norway: what "in the future" means for a fact's date."""

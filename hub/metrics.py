@@ -36,7 +36,7 @@ ACCEPTED_BY_MUNICIPALITY = Counter(
 )
 LATE_REGISTRATIONS = Counter(
     "nir_late_registrations_total",
-    "Registrations written more than two months after the fact (NIR-DEADLINE-001), by municipality",
+    "Registrations written more than two months after the fact (rule NIR-DEADLINE-001), by municipality",
     ["municipality"],
 )
 DEAD_LETTERS = Counter(
@@ -95,6 +95,7 @@ class RegistrationOutcome:
     municipality: str | None
     outcome: str
     violations: tuple[tuple[str, str], ...]  # (code, severity)
+    late: bool = False  # written more than two months after the fact
 
 
 def observe_registrations(outcomes: Iterable[RegistrationOutcome]) -> None:
@@ -108,7 +109,7 @@ def observe_registrations(outcomes: Iterable[RegistrationOutcome]) -> None:
         failures.update(o.violations)
         if o.outcome in ("ACCEPTED", "ACCEPTED_WITH_WARNINGS") and o.municipality:
             accepted[o.municipality] += 1
-            if any(code == "NIR-DEADLINE-001" for code, _ in o.violations):
+            if o.late:
                 late[o.municipality] += 1
     for (event_type, outcome), n in events.items():
         EVENTS.labels(event_type, outcome).inc(n)

@@ -42,7 +42,7 @@ from hub.domain.identifiers import is_ascii_digits
 from hub.errors import ConfigurationError, HubError
 from hub.kafka_client import KafkaConnection
 from hub.maskinporten import MaskinportenTokens, client_from_settings
-from hub.register.operations import complete_lookups, known_national_ids, pending_lookups
+from hub.register.addresses import complete_lookups, known_national_ids, pending_lookups
 from hub.register.unit_of_work import in_transaction
 from hub.schemas.codec import ADDRESS_CHANGE
 from hub.schemas.contract import ContractError, from_json
@@ -469,7 +469,7 @@ class FolkeregisterConnector:
                 await self._producer.send(names.connector_position, position, key=POSITION_KEY)
 
     async def _in_register(self, work: Callable[[Session], Any]) -> Any:
-        return await in_transaction(self.hub.session_factory, work)
+        return await in_transaction(self.hub.unit_of_work, lambda uow: work(uow.session))
 
 
 def _now_iso(hub: Hub) -> str:

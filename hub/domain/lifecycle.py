@@ -78,6 +78,13 @@ _WITH_LIFECYCLE = {_IP, _NS}
 _DURING_PARTICIPATION = {Role.LEAVE, Role.ABSENCE, Role.STOP, Role.END, Role.HOURS}
 # The roles whose place in the timeline `transition_problem` checks; any other fits anywhere.
 _CHECKED_ROLES = {Role.START, Role.FINAL_TEST, Role.DECISION, *_DURING_PARTICIPATION}
+# Roles a person can have many facts of (hours, leaves ...): there, the fact date tells which
+# registration a later one is about; of the others a person has one per round.
+_REPEATABLE_ROLES = {Role.LEAVE, Role.ABSENCE, Role.HOURS, Role.FINAL_TEST, Role.COMPLAINT}
+
+
+def is_repeatable(event_type: str) -> bool:
+    return event_type in ROLES and ROLES[event_type][1] in _REPEATABLE_ROLES
 
 
 class Action(enum.Enum):

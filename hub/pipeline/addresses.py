@@ -16,7 +16,7 @@ from hub.errors import InvalidAddressChange
 from hub.pipeline.deadletter import Failure
 from hub.pipeline.decode import decode_address_change
 from hub.pipeline.flow import Flow, Message, failure_from
-from hub.register.operations import record_address_change
+from hub.register.addresses import record_address_change
 
 
 @dataclass(frozen=True)

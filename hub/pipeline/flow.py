@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from hub.errors import (
 from hub.pipeline.deadletter import Failure, by_reference, dead_letter
 from hub.pipeline.ports import Outgoing, Publisher
 from hub.pipeline.retry import retry_transient
-from hub.register.unit_of_work import UnitOfWork
+from hub.register.unit_of_work import UnitOfWork, in_transaction
 from hub.rules.base import VIOLATION_MESSAGE_LIMIT
 
 T = TypeVar("T")
@@ -101,15 +100,8 @@ class Flow:
 
     async def in_transaction(self, work: Callable[[UnitOfWork], T], what: str) -> T:
         """Run `work` in one register transaction, in a worker thread, retried while transient."""
-
-        def run() -> T:
-            with UnitOfWork(self.hub.session_factory) as uow:
-                result = work(uow)
-                uow.commit()
-                return result
-
         with metrics.REGISTER_WRITE_SECONDS.labels(what).time():
-            return await self.retry(lambda: asyncio.to_thread(run), what)
+            return await self.retry(lambda: in_transaction(self.hub.unit_of_work, work), what)
 
     def dead_letter_of(self, message: Message, failure: Failure) -> Outgoing:
         """The original message for the dead-letter topic, with why and where it failed."""

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from hub.domain.codes import main_activity_group
 from hub.domain.lifecycle import ROLES, Action, Fact, Role, Scheme, Status, derive, effective_facts
 from hub.register.models import RegistrationRecord
-from hub.register.operations import fact_of
+from hub.register.repository import fact_of
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The unit of work: one database transaction around one piece of work.
+"""The unit of work: one database transaction around one piece of work, with the register
+repository (`uow.register`) on its session.
 
 Leaving the block without `commit()` rolls back. Driver errors that mean "try again later"
 (connection lost, database down, lock timeout, a concurrent insert of the same key) become
@@ -19,11 +20,15 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalErr
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.errors import RegisterRefused, RegisterUnavailable, WriteConflict
+from hub.register.repository import RegisterRepository
 
 T = TypeVar("T")
 
 
 class UnitOfWork:
+    register: RegisterRepository
+    session: Session
+
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self._session_factory = session_factory
         self._committed = False
@@ -33,6 +38,7 @@ class UnitOfWork:
             self.session = self._session_factory()
         except Exception as exc:
             raise _translate(exc) from exc
+        self.register = RegisterRepository(self.session)
         self._committed = False
         return self
 
@@ -90,13 +96,14 @@ def _unique_violation(exc: IntegrityError) -> bool:
     )
 
 
-async def in_transaction(session_factory: sessionmaker[Session], work: Callable[[Session], T]) -> T:
-    """Run `work` in one committed unit of work on a thread, so the event loop never waits on
-    the database. Errors are translated as above; nothing is retried here."""
+async def in_transaction(units: Callable[[], UnitOfWork], work: Callable[[UnitOfWork], T]) -> T:
+    """Run `work` in one committed unit of work from `units` (`Hub.unit_of_work`), on a thread,
+    so the event loop never waits on the database. Errors are translated as above; nothing is
+    retried here (`hub.pipeline.flow.Flow.in_transaction` retries what is transient)."""
 
     def run() -> T:
-        with UnitOfWork(session_factory) as uow:
-            result = work(uow.session)
+        with units() as uow:
+            result = work(uow)
             uow.commit()
             return result
 

@@ -4,6 +4,7 @@ Adding a rule is one function in `catalogue.py` decorated with `@rule(...)`, and
 """
 
 from hub.rules import catalogue as _catalogue  # noqa: F401  (registers the rules)
-from hub.rules.base import RULES, Rule, RuleContext, Severity, Target, Violation, evaluate
+from hub.rules.base import RULES, Rule, RuleContext, Severity, Violation, evaluate
+from hub.rules.catalogue import LATE_REGISTRATION
 
-__all__ = ["RULES", "Rule", "RuleContext", "Severity", "Target", "Violation", "evaluate"]
+__all__ = ["LATE_REGISTRATION", "RULES", "Rule", "RuleContext", "Severity", "Violation", "evaluate"]

@@ -12,6 +12,7 @@ from hub.domain.identifiers import CLASSIC_RULE, CheckDigitRule
 from hub.domain.lifecycle import Fact
 from hub.domain.redaction import clean
 from hub.domain.residence import Residence
+from hub.domain.snapshot import Target
 from hub.sources import SourceRegistry
 
 
@@ -53,16 +54,6 @@ class RuleContext:
     target: Target | None = None
     # Where the person has lived, from Folkeregisteret's address changes.
     residences: tuple[Residence, ...] = ()
-
-
-@dataclass(frozen=True)
-class Target:
-    """The registration a CORRECT or ANNUL event refers to, as the register has it."""
-
-    key: str  # the event id of the original registration
-    event_type: str
-    same_person: bool
-    annulled: bool
 
 
 # A check returns None when the event passes, or why it failed.

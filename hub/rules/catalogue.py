@@ -411,8 +411,12 @@ def periods_in_order(event: Registration, ctx: RuleContext) -> Explanation | Non
     return None
 
 
+# The rule whose warning marks a registration as late: the register keeps the mark, IMDi counts them.
+LATE_REGISTRATION = "NIR-DEADLINE-001"
+
+
 @rule(
-    "NIR-DEADLINE-001",
+    LATE_REGISTRATION,
     "Registered within two months of the fact (else counted as late)",
     "Registrert innen to måneder etter faktadatoen (ellers telt som for sent)",
     Severity.WARNING,

@@ -105,7 +105,7 @@ async def replay_tickets(
     report = ReplayReport()
 
     def in_uow(work: Callable[[Session], Any]) -> Any:
-        return in_transaction(hub.session_factory, work)  # awaited by the caller
+        return in_transaction(hub.unit_of_work, lambda uow: work(uow.session))  # awaited by the caller
 
     producer = (
         None

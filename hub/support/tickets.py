@@ -9,13 +9,13 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub.domain.calendar import iso_utc
 from hub.domain.events import Origin, Registration
 from hub.domain.identifiers import is_ascii_digits, mask
-from hub.domain.lifecycle import ROLES, Role
+from hub.domain.lifecycle import is_repeatable
 from hub.domain.municipalities import is_municipality_number
 from hub.domain.redaction import clean, fits
 from hub.errors import DecodeError, HubError, Quarantined
@@ -247,20 +247,11 @@ def _identifier(value: str | None) -> str | None:
     return value
 
 
-def _repeatable(event_type: str) -> bool:
-    """Event types a person can have many of (hours, leaves ...): there, the fact date tells
-    which registration a fix is for; of the others a person has one per round."""
-    return event_type in ROLES and ROLES[event_type][1] in _REPEATABLE_ROLES
-
-
-_REPEATABLE_ROLES = {Role.LEAVE, Role.ABSENCE, Role.HOURS, Role.FINAL_TEST, Role.COMPLAINT}
-
-
 def _accepted_fix(event: Registration) -> Any:
     """The newest registration of the same person, event type and source accepted after the
     failed event was sent (and, for repeatable types, for the same date)."""
     identifiers = [i for i in (event.national_id, event.duf_number) if i]
-    same_date = [RegistrationRecord.fact_date == event.fact_date] if _repeatable(event.event_type) else []
+    same_date = [RegistrationRecord.fact_date == event.fact_date] if is_repeatable(event.event_type) else []
     return (
         select(RegistrationRecord)
         .where(
@@ -282,32 +273,6 @@ def _close(ticket: CaseTicket, accepted_event_id: str, now: dt.datetime) -> None
     ticket.linked_event_id = accepted_event_id
     ticket.resolution_note = f"closed by the accepted event {accepted_event_id}"
     ticket.closed_at = now
-
-
-def close_tickets_for_accepted(session: Session, registration: Registration, now: dt.datetime) -> int:
-    """Close the open tickets this accepted event answers: its own (a successful replay), and
-    those of the same person, event type and source (the fagsystem sent a corrected event)."""
-    identifiers = [i for i in (registration.national_id, registration.duf_number) if i]
-    same_fix = (
-        (CaseTicket.event_type == registration.event_type)
-        & (CaseTicket.source_system == registration.source_system)
-        & or_(CaseTicket.duf_number.in_(identifiers), CaseTicket.national_id.in_(identifiers))
-    )
-    if _repeatable(registration.event_type):
-        same_fix = same_fix & (CaseTicket.fact_date == registration.fact_date)
-    event_id = str(registration.event_id)
-    result = session.execute(
-        update(CaseTicket)
-        .where(CaseTicket.status.in_(ACTIVE), or_(CaseTicket.event_id == event_id, same_fix))
-        .values(
-            status=TicketStatus.RESOLVED.value,
-            linked_event_id=event_id,
-            resolution_note=f"closed by the accepted event {event_id}",
-            closed_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def get_ticket(session: Session, ticket_id: int) -> CaseTicket:

@@ -125,7 +125,7 @@ class SupportView(View):
         return response
 
     async def in_transaction(self, work: Callable[[Session], T]) -> T:
-        return await in_transaction(self.hub.session_factory, work)
+        return await in_transaction(self.hub.unit_of_work, lambda uow: work(uow.session))
 
     async def as_user(
         self, request: Request, work: Callable[[Session, User], T], *, ticket_id: int | None = None

@@ -27,7 +27,6 @@ from hub.connectors.folkeregister_standin import FolkeregisterStandIn, serving
 from hub.errors import ConfigurationError
 from hub.localrun import LocalBroker, WorkerProcess, local_admin
 from hub.principals import prepare_broker
-from hub.register.operations import resolve_person
 from hub.register.unit_of_work import UnitOfWork
 from tests.conftest import admin_kafka, make_settings
 from tests.factories import synthetic_person
@@ -56,7 +55,7 @@ def known(hub: Hub, *national_ids: str) -> None:
     """Make persons known to the register, as an accepted registration would."""
     with UnitOfWork(hub.session_factory) as uow:
         for national_id in national_ids:
-            resolve_person(uow.session, national_id, None, hub.clock())
+            uow.register.person_with(national_id, None, hub.clock())
         uow.commit()
 
 

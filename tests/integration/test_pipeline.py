@@ -23,7 +23,7 @@ from hub.pipeline.flow import Message
 from hub.pipeline.receipts import ReceiptOutcome
 from hub.pipeline.registrations import RegistrationFlow
 from hub.register.models import RegistrationRecord
-from hub.register.operations import resolve_person
+from hub.register.repository import RegisterRepository
 from hub.schemas.codec import ADDRESS_CHANGE, REGISTRATION, catalog
 from hub.schemas.contract import from_json
 from tests.conftest import pipeline_hub
@@ -132,7 +132,7 @@ def test_an_unexpected_error_is_dead_lettered_as_internal_and_does_not_escape(
     def broken_rules(*_args: Any) -> Any:
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr("hub.pipeline.registrations.evaluate", broken_rules)
+    monkeypatch.setattr("hub.pipeline.decide.evaluate", broken_rules)
     publisher = RecordingPublisher()
     with caplog.at_level(logging.ERROR):
         processed = asyncio.run(RegistrationFlow(hub, publisher).process(message(event(synthetic_person()))))
@@ -185,7 +185,7 @@ def test_an_address_change_of_a_known_person_is_written_once_and_bad_bytes_are_d
     origin = Origin("nir.folkeregister.address-changes", 0, 0)
     assert not asyncio.run(flow.process(Message(origin, None, value))).written  # not known yet
     with hub.session_factory() as session:
-        resolve_person(session, person.national_id, None, hub.clock())
+        RegisterRepository(session).person_with(person.national_id, None, hub.clock())
         session.commit()
     assert asyncio.run(flow.process(Message(origin, None, value))).written
     assert not asyncio.run(flow.process(Message(origin, None, value))).written
@@ -282,7 +282,7 @@ def test_a_held_event_whose_predecessor_never_comes_is_dead_lettered_after_the_h
 
 
 def test_a_correction_replaces_the_values_and_an_annulment_withdraws_the_fact(hub: Hub) -> None:
-    from hub.register.operations import describe_person, find_person_id
+    from hub.register.people import describe_person, find_person_id
 
     publisher = RecordingPublisher()
     flow = RegistrationFlow(hub, publisher)

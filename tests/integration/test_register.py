@@ -11,10 +11,12 @@ from sqlalchemy import select
 
 from hub.domain.events import AddressChange
 from hub.errors import RegisterNotMigrated
+from hub.register.addresses import record_address_change
 from hub.register.database import make_engine, make_session_factory
 from hub.register.migrate import current_revision, head_revision, require_current, upgrade
 from hub.register.models import Base, Person, PersonIdentifier
-from hub.register.operations import describe_person, find_person_id, record_address_change, resolve_person
+from hub.register.people import describe_person, find_person_id
+from hub.register.repository import RegisterRepository
 
 NOW = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)
 
@@ -38,9 +40,9 @@ def test_a_register_that_is_not_migrated_is_refused_with_the_command_to_run(tmp_
 def test_a_person_known_first_by_duf_number_then_by_fodselsnummer_stays_one_person(database_url: str) -> None:
     sessions = make_session_factory(make_engine(database_url))
     with sessions() as s:
-        first = resolve_person(s, None, "201812345678", NOW).id
-        second = resolve_person(s, "14839140240", "201812345678", NOW).id
-        third = resolve_person(s, "14839140240", None, NOW).id
+        first = RegisterRepository(s).person_with(None, "201812345678", NOW)
+        second = RegisterRepository(s).person_with("14839140240", "201812345678", NOW)
+        third = RegisterRepository(s).person_with("14839140240", None, NOW)
         s.commit()
         assert first == second == third
         kinds = sorted(s.scalars(select(PersonIdentifier.kind).where(PersonIdentifier.person_id == first)))
@@ -50,10 +52,10 @@ def test_a_person_known_first_by_duf_number_then_by_fodselsnummer_stays_one_pers
 def test_two_records_that_turn_out_to_be_one_person_are_merged(database_url: str) -> None:
     sessions = make_session_factory(make_engine(database_url))
     with sessions() as s:
-        by_duf = resolve_person(s, None, "201812345678", NOW).id
-        by_fnr = resolve_person(s, "14839140240", None, NOW).id
+        by_duf = RegisterRepository(s).person_with(None, "201812345678", NOW)
+        by_fnr = RegisterRepository(s).person_with("14839140240", None, NOW)
         assert by_duf != by_fnr
-        merged = resolve_person(s, "14839140240", "201812345678", NOW).id
+        merged = RegisterRepository(s).person_with("14839140240", "201812345678", NOW)
         s.commit()
         assert merged == min(by_duf, by_fnr)
         assert s.scalars(select(Person.id)).all() == [merged]
@@ -77,7 +79,7 @@ def test_a_protected_address_keeps_no_address_text_and_is_not_shown(database_url
     )
     with sessions() as s:
         assert not record_address_change(s, change, NOW)  # a person the register does not know
-        resolve_person(s, "14839140240", None, NOW)
+        RegisterRepository(s).person_with("14839140240", None, NOW)
         assert record_address_change(s, change, NOW)
         assert not record_address_change(s, change, NOW)  # the same feed item again
         s.commit()

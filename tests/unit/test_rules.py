@@ -14,8 +14,9 @@ from hub.domain.calendar import OSLO
 from hub.domain.events import Registration
 from hub.domain.lifecycle import Fact
 from hub.domain.residence import Residence
+from hub.domain.snapshot import Target
 from hub.pipeline.decode import decode_registration
-from hub.rules import RULES, RuleContext, Target, evaluate
+from hub.rules import RULES, RuleContext, evaluate
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
 from hub.sources import SourceRegistry

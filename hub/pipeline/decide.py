@@ -1,0 +1,254 @@
+"""The decision stage: what becomes of each registration, decided over a snapshot of the register.
+
+`decide` is a pure function of one event and the `Snapshot` of its batch: the event is a
+duplicate, or the rules run over what the register knows of the person, and the event is
+rejected, held, or accepted (the person created, completed or merged; a correction or annulment
+keyed to its original; held events and case tickets it settles released and closed). The
+decision is folded into the snapshot, so the next event of the batch sees it.
+
+`decide_batch` decides a batch in order and then tries again the events held for the persons it
+wrote to, until a pass accepts none. A batch of one is a batch: there is no other path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from hub.domain.calendar import norwegian_date
+from hub.domain.events import Registration
+from hub.domain.lifecycle import Fact
+from hub.domain.residence import Residence
+from hub.domain.snapshot import (
+    Change,
+    HeldEntry,
+    Note,
+    PersonView,
+    Release,
+    Snapshot,
+    Target,
+    identifiers_of,
+)
+from hub.pipeline.deadletter import Failure
+from hub.pipeline.flow import Message, failure_from
+from hub.pipeline.receipts import ReceiptOutcome
+from hub.rules import LATE_REGISTRATION, RuleContext, Severity, Violation, evaluate
+from hub.sources import SourceRegistry
+
+ACCEPTED = {ReceiptOutcome.ACCEPTED, ReceiptOutcome.ACCEPTED_WITH_WARNINGS}
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An event to decide: fresh from its topic, or tried again from the hold (`held`)."""
+
+    message: Message
+    event: Registration
+    source: str  # the source whose topic the message came from
+    held: HeldEntry | None = None
+
+
+@dataclass
+class Decision:
+    """What becomes of one message: the answer its source gets, and what the register changes.
+
+    `outcome` is None for a held event tried again and still waiting: its HELD receipt went out
+    when it was first held, so there is nothing to answer."""
+
+    message: Message
+    event: Registration | None
+    outcome: ReceiptOutcome | None
+    violations: list[Violation] = field(default_factory=list)
+    failure: Failure | None = None  # a rejection's dead-letter reason
+    registered_at: dt.datetime | None = None
+    changes: list[Change] = field(default_factory=list, compare=False)
+    person: PersonView | None = field(default=None, compare=False)  # the person written to
+
+    @property
+    def releases(self) -> list[str]:
+        """Held events that leave the hold once this decision is answered."""
+        return [c.event_id for c in self.changes if isinstance(c, Release)]
+
+
+@dataclass(frozen=True)
+class Circumstances:
+    """What decisions consult besides the event and the register: the time, the sources."""
+
+    now: dt.datetime
+    registry: SourceRegistry
+    allow_synthetic_identifiers: bool = False
+
+    def rule_context(
+        self,
+        source: str,
+        history: tuple[Fact, ...] = (),
+        target: Target | None = None,
+        residences: tuple[Residence, ...] = (),
+    ) -> RuleContext:
+        """What the rules see of an event from `source`'s topic: its person's register."""
+        return RuleContext(
+            today=norwegian_date(self.now),
+            now=self.now,
+            topic_source=source,
+            registry=self.registry,
+            allow_synthetic_identifiers=self.allow_synthetic_identifiers,
+            history=history,
+            target=target,
+            residences=residences,
+        )
+
+
+def decide(pending: Pending, snapshot: Snapshot, circumstances: Circumstances) -> Decision:
+    event, message, now = pending.event, pending.message, circumstances.now
+    event_id = str(event.event_id)
+    previous = snapshot.registered(event_id)
+    if previous is not None:
+        # In the register already. The very message again (after a crash before its offset was
+        # committed) repeats its outcome; another message with this event id is a duplicate.
+        changes = snapshot.release(event_id) + snapshot.close_tickets(event, now)
+        if previous.origin != message.origin:
+            return Decision(message, event, ReceiptOutcome.DUPLICATE, [], None, previous.accepted_at, changes)
+        return _accepted(pending, [_violation(n) for n in previous.warnings], previous.accepted_at, changes)
+
+    persons = snapshot.persons(identifiers_of(event.national_id, event.duf_number))
+    target = snapshot.target(event, persons)
+    history, residences = snapshot.history(persons)
+    violations = evaluate(event, circumstances.rule_context(pending.source, history, target, residences))
+    if any(v.severity is Severity.REJECT for v in violations):
+        return rejected(message, event, violations, snapshot.release(event_id))
+    holds = [v for v in violations if v.severity is Severity.HOLD]
+    if holds:
+        if pending.held is not None:  # tried again, still waiting
+            return Decision(message, event, None, holds, changes=snapshot.hold(pending.held))
+        entry = _held_entry(message, event, holds[0], now)
+        return Decision(message, event, ReceiptOutcome.HELD, holds, changes=snapshot.hold(entry))
+
+    warnings = [v for v in violations if v.severity is Severity.WARNING]
+    person, changes = snapshot.accept(
+        event,
+        message.origin,
+        tuple(Note(w.code, w.message, w.message_nb) for w in warnings),
+        late=any(w.code == LATE_REGISTRATION for w in warnings),
+        at=now,
+        registration_key=target.key if target is not None else event_id,
+    )
+    changes += snapshot.release(event_id) + snapshot.close_tickets(event, now)
+    decision = _accepted(pending, warnings, now, changes)
+    decision.person = person
+    return decision
+
+
+def decide_batch(
+    batch: Sequence[Pending],
+    snapshot: Snapshot,
+    circumstances: Circumstances,
+    read_held: Callable[[HeldEntry], Pending],
+) -> list[Decision]:
+    """Decide the batch in order; then the events held for the persons it wrote to, again and
+    again while a pass accepts one of them (an end held for its start, held for its decision)."""
+    decisions = [_decided(pending, snapshot, circumstances) for pending in batch]
+    written = _written_to(decisions)
+    while written:
+        retried = [
+            _decided_held(entry, snapshot, circumstances, read_held) for entry in snapshot.waiting(written)
+        ]
+        decisions += retried
+        if not _written_to(retried):
+            break
+    return decisions
+
+
+def expired(entry: HeldEntry, read_held: Callable[[HeldEntry], Pending], waited: str) -> Decision:
+    """A held event that waited past the hold limit: rejected for what it waited for."""
+    violation = Violation(
+        entry.reason_code, Severity.REJECT, f"{entry.reason} ({waited})", f"{entry.reason_nb} ({waited})"
+    )
+    try:
+        event: Registration | None = read_held(entry).event
+    except Exception:  # its bytes no longer decode: the reason it waited still stands
+        event = None
+    return rejected(
+        Message(entry.origin, entry.key, entry.value), event, [violation], [Release(entry.event_id)]
+    )
+
+
+def rejected(
+    message: Message, event: Registration | None, violations: list[Violation], changes: list[Change]
+) -> Decision:
+    """A rejection by the rules, with its dead-letter reason naming every rule that rejected."""
+    rejects = [v for v in violations if v.severity is Severity.REJECT]
+    text = "; ".join(f"{v.code}: {v.message}" for v in rejects)
+    failure = Failure("rule", rejects[0].code, text)
+    return Decision(message, event, ReceiptOutcome.REJECTED, violations, failure, changes=changes)
+
+
+def failed(
+    message: Message,
+    event: Registration | None,
+    failure: Failure,
+    changes: list[Change],
+    message_nb: str = "",
+) -> Decision:
+    """A message that could not be decided (undecodable, or a fault), with why."""
+    violation = Violation(failure.code, Severity.REJECT, failure.message, message_nb)
+    return Decision(message, event, ReceiptOutcome.REJECTED, [violation], failure, changes=changes)
+
+
+def _decided(pending: Pending, snapshot: Snapshot, circumstances: Circumstances) -> Decision:
+    """`decide`, with a fault in it (a bug) turned into a rejection of this event alone."""
+    try:
+        return decide(pending, snapshot, circumstances)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        release = snapshot.release(str(pending.event.event_id))
+        return failed(pending.message, pending.event, failure_from(exc, pending.message.origin), release)
+
+
+def _decided_held(
+    entry: HeldEntry,
+    snapshot: Snapshot,
+    circumstances: Circumstances,
+    read_held: Callable[[HeldEntry], Pending],
+) -> Decision:
+    try:
+        pending = read_held(entry)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # its bytes no longer decode (a schema withdrawn meanwhile)
+        message = Message(entry.origin, entry.key, entry.value)
+        return failed(message, None, failure_from(exc, entry.origin), snapshot.release(entry.event_id))
+    return _decided(pending, snapshot, circumstances)
+
+
+def _written_to(decisions: Sequence[Decision]) -> list[PersonView]:
+    return [d.person for d in decisions if d.person is not None]
+
+
+def _accepted(
+    pending: Pending, warnings: list[Violation], registered_at: dt.datetime, changes: list[Change]
+) -> Decision:
+    outcome = ReceiptOutcome.ACCEPTED_WITH_WARNINGS if warnings else ReceiptOutcome.ACCEPTED
+    return Decision(pending.message, pending.event, outcome, warnings, None, registered_at, changes)
+
+
+def _violation(note: Note) -> Violation:
+    return Violation(note.code, Severity.WARNING, note.message, note.message_nb)
+
+
+def _held_entry(message: Message, event: Registration, reason: Violation, now: dt.datetime) -> HeldEntry:
+    return HeldEntry(
+        event_id=str(event.event_id),
+        national_id=event.national_id,
+        duf_number=event.duf_number,
+        fact_date=event.fact_date,
+        origin=message.origin,
+        key=message.key,
+        value=message.value or b"",
+        reason_code=reason.code,
+        reason=reason.message,
+        reason_nb=reason.message_nb,
+        held_at=now,
+    )

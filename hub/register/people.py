@@ -1,0 +1,145 @@
+"""One person's register as people read it: `hub person show` and the support page.
+
+What the register holds, as JSON-ready data: identifiers, each scheme's state derived from the
+effective facts, residence permits, where the person lived, their categories under the
+integration act, and every registration and address change as it was received.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.domain.calendar import iso_utc, norwegian_date
+from hub.domain.events import AddressChange, Origin
+from hub.domain.identifiers import InvalidIdentifier, parse_national_id
+from hub.domain.lifecycle import derive, effective_facts
+from hub.domain.residence import Residence, residence_history, residence_on
+from hub.domain.rights import categories_from_facts
+from hub.domain.snapshot import NATIONAL_ID
+from hub.register.models import AddressRecord, Person, PersonIdentifier, RegistrationRecord
+from hub.register.repository import fact_of, residence_of
+
+
+def birth_date_of(session: Session, person_id: int) -> dt.date | None:
+    """From the person's fødselsnummer or D-number (already validated when stored)."""
+    for value in session.scalars(
+        select(PersonIdentifier.value).where(
+            PersonIdentifier.person_id == person_id, PersonIdentifier.kind == NATIONAL_ID
+        )
+    ):
+        try:
+            return parse_national_id(value, allow_synthetic=True).birth_date
+        except InvalidIdentifier:
+            continue
+    return None
+
+
+def _residence_json(residence: Residence | None) -> dict[str, Any]:
+    if residence is None:
+        return {"from": None, "municipality": None}
+    return {
+        "from": residence.since.isoformat(),
+        "municipality": None if residence.protected else residence.municipality,
+        **({"protected": True} if residence.protected else {}),
+    }
+
+
+def find_person_id(session: Session, identifier: str) -> int | None:
+    """The person with this fødselsnummer, D-number or DUF number, if the register has one."""
+    return session.scalar(
+        select(PersonIdentifier.person_id).where(PersonIdentifier.value == identifier).limit(1)
+    )
+
+
+def describe_person(session: Session, person_id: int, *, as_of: dt.datetime | None = None) -> dict[str, Any]:
+    """Everything the register holds about one person, as JSON-ready data.
+
+    `state` is each scheme as derived from the effective `facts` (corrections applied,
+    annulments removed); `registrations` is every accepted event as it was sent. With `as_of`,
+    only what the register had accepted by then counts ("what did we know on date D"), and the
+    state is the one on that date.
+    """
+    person = session.get_one(Person, person_id)
+    identifiers = session.scalars(
+        select(PersonIdentifier).where(PersonIdentifier.person_id == person_id).order_by(PersonIdentifier.id)
+    ).all()
+    query = select(RegistrationRecord).where(RegistrationRecord.person_id == person_id)
+    if as_of is not None:
+        query = query.where(RegistrationRecord.accepted_at <= as_of)
+    registrations = session.scalars(query.order_by(RegistrationRecord.fact_date, RegistrationRecord.id)).all()
+    effective = effective_facts(fact_of(r) for r in registrations)
+    states = derive(effective, on=as_of.date() if as_of is not None else None)
+    addresses = session.scalars(
+        select(AddressRecord)
+        .where(AddressRecord.person_id == person_id)
+        .order_by(AddressRecord.sequence_number)
+    ).all()
+    residences = [r for r in map(residence_of, addresses) if r is not None]
+    day = as_of.date() if as_of is not None else norwegian_date(dt.datetime.now(dt.UTC))
+    rights = categories_from_facts(effective, on=day, birth_date=birth_date_of(session, person_id))
+    return {
+        "personId": person.id,
+        "createdAt": iso_utc(person.created_at),
+        "identifiers": [
+            {"kind": i.kind, "value": i.value, "firstSeenAt": iso_utc(i.first_seen_at)} for i in identifiers
+        ],
+        "state": {scheme.value: state.as_json() for scheme, state in states.items() if state.facts},
+        "residencePermits": [
+            {"grantedOn": f.fact_date.isoformat(), **f.payload}
+            for f in effective
+            if f.event_type == "RESIDENCE_PERMIT_REGISTERED"
+        ],
+        # The municipality the person lived in from each moving date (protected ones hidden).
+        "affiliation": [_residence_json(r) for r in residence_history(residences)],
+        "municipalityOn": {"date": day.isoformat(), **_residence_json(residence_on(residences, day))},
+        "categories": None if rights is None else rights.as_json(),
+        "facts": [
+            {
+                "registrationId": f.key,
+                "eventType": f.event_type,
+                "factDate": f.fact_date.isoformat(),
+                "payload": f.payload,
+            }
+            for f in effective
+        ],
+        "registrations": [
+            {
+                "eventId": r.event_id,
+                "action": r.action,
+                "registrationId": r.registration_key,
+                "eventType": r.event_type,
+                "factDate": r.fact_date.isoformat(),
+                "sentAt": iso_utc(r.sent_at),
+                "sourceSystem": r.source_system,
+                "municipality": r.municipality,
+                "payload": r.payload,
+                "warnings": r.warnings,
+                "late": r.late,
+                "writerSchema": r.writer_schema,
+                "origin": asdict(Origin(r.topic, r.partition, r.offset)),
+                "acceptedAt": iso_utc(r.accepted_at),
+            }
+            for r in registrations
+        ],
+        "addresses": [
+            {
+                "sequenceNumber": a.sequence_number,
+                "eventType": a.event_type,
+                "recordedAt": iso_utc(a.recorded_at),
+                "movedOn": a.moved_on.isoformat() if a.moved_on else None,
+                # Even the municipality of a protected address is not shown.
+                "municipality": None if AddressChange.is_protected(a.protection) else a.municipality,
+                "protection": a.protection,
+                "addressKind": a.address_kind,
+                "addressLine": a.address_line,
+                "postalCode": a.postal_code,
+                "postalPlace": a.postal_place,
+            }
+            for a in addresses
+        ],
+    }

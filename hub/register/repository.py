@@ -1,0 +1,338 @@
+"""The register repository: the one read and the one write of the registration path.
+
+`snapshot(events)` reads everything the decisions of a batch need about its persons, in a fixed
+number of statements whatever the batch's size. `apply(changes)` writes what they decided, all
+changes of a kind in one statement (COPY on PostgreSQL, see `hub.register.database`), and
+`release(event_ids)` lets held events go once their answers are confirmed. The decisions
+themselves are made elsewhere, over the snapshot (`hub.pipeline.decide`).
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
+
+from sqlalchemy import Table, case, delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from hub.domain.calendar import norwegian_date
+from hub.domain.events import AddressChange, Origin, Registration
+from hub.domain.lifecycle import Action, Fact
+from hub.domain.residence import NOT_A_MOVE, Residence
+from hub.domain.snapshot import (
+    Change,
+    CloseTicket,
+    HeldEntry,
+    Hold,
+    HoldAgain,
+    Identify,
+    Merge,
+    Note,
+    OpenTicket,
+    PersonView,
+    Registered,
+    Snapshot,
+    Write,
+    identifiers_of,
+)
+from hub.register.database import among, insert_new, insert_rows
+from hub.register.models import (
+    AddressRecord,
+    CaseTicket,
+    FolkeregisterLookup,
+    HeldEvent,
+    Person,
+    PersonIdentifier,
+    RegistrationRecord,
+)
+
+# Tickets still waiting for a fix (`hub.support.tickets.TicketStatus`).
+ACTIVE_TICKETS = ("open", "replayed")
+PERSONS = cast(Table, Person.__table__)
+PERSON_IDENTIFIERS = cast(Table, PersonIdentifier.__table__)
+REGISTRATIONS = cast(Table, RegistrationRecord.__table__)
+HELD_EVENTS = cast(Table, HeldEvent.__table__)
+
+
+class RegisterRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def snapshot(self, events: Sequence[Registration]) -> Snapshot:
+        """What the register holds that deciding these events may need (see `Snapshot`)."""
+        return self._read(
+            values={v for e in events for _, v in identifiers_of(e.national_id, e.duf_number)},
+            event_ids={str(e.event_id) for e in events},
+            originals={str(e.corrects_event_id) for e in events if e.corrects_event_id is not None},
+        )
+
+    def person_with(self, national_id: str | None, duf_number: str | None, at: dt.datetime) -> int:
+        """The id of the person with these identifiers, created, completed or merged as an
+        accepted registration would (for tools and tests that make a person known)."""
+        wanted = identifiers_of(national_id, duf_number)
+        person, changes = self._read({v for _, v in wanted}, set(), set()).person_for(wanted, at)
+        self.apply(changes)
+        return cast(int, person.final().id)
+
+    def _read(self, values: set[str], event_ids: set[str], originals: set[str]) -> Snapshot:
+        s = self.session
+        identifiers = self._identifiers_of_persons_with(values)
+        every = values | {value for _, _, value in identifiers}
+        held = [
+            _held_entry(h)
+            for h in s.scalars(
+                select(HeldEvent).where(
+                    or_(
+                        among(s, HeldEvent.event_id, event_ids),
+                        among(s, HeldEvent.national_id, every),
+                        among(s, HeldEvent.duf_number, every),
+                    )
+                )
+            )
+        ]
+        # A held event may name a person by an identifier the batch does not: them too.
+        more = {v for h in held for _, v in h.identifiers} - every
+        if more:
+            identifiers += self._identifiers_of_persons_with(more)
+            every |= more
+        person_ids = sorted({person_id for person_id, _, _ in identifiers})
+        event_ids |= {h.event_id for h in held}
+        registered = [
+            (r.person_id, _registered(r))
+            for r in s.scalars(
+                select(RegistrationRecord).where(among(s, RegistrationRecord.event_id, event_ids | originals))
+            )
+        ]
+        keys = {r.registration_key for _, r in registered if r.event_id in originals}
+        annulled = (
+            s.scalars(
+                select(RegistrationRecord.registration_key).where(
+                    RegistrationRecord.action == Action.ANNUL.value,
+                    among(s, RegistrationRecord.registration_key, keys),
+                )
+            ).all()
+            if keys
+            else []
+        )
+        facts = s.scalars(
+            select(RegistrationRecord).where(among(s, RegistrationRecord.person_id, person_ids))
+        )
+        addresses = s.scalars(select(AddressRecord).where(among(s, AddressRecord.person_id, person_ids)))
+        tickets = s.scalars(
+            select(CaseTicket).where(
+                CaseTicket.status.in_(ACTIVE_TICKETS),
+                or_(
+                    among(s, CaseTicket.event_id, event_ids),
+                    among(s, CaseTicket.national_id, every),
+                    among(s, CaseTicket.duf_number, every),
+                ),
+            )
+        )
+        return Snapshot.assemble(
+            identifiers,
+            [(row.person_id, fact_of(row)) for row in facts],
+            [(a.person_id, r) for a in addresses if (r := residence_of(a)) is not None],
+            registered,
+            annulled,
+            held,
+            [_open_ticket(t) for t in tickets],
+        )
+
+    def _identifiers_of_persons_with(self, values: Iterable[str]) -> list[tuple[int, str, str]]:
+        """Every identifier of every person who has one of these."""
+        s = self.session
+        persons = select(PersonIdentifier.person_id).where(among(s, PersonIdentifier.value, list(values)))
+        return [
+            (person_id, kind, value)
+            for person_id, kind, value in s.execute(
+                select(PersonIdentifier.person_id, PersonIdentifier.kind, PersonIdentifier.value).where(
+                    PersonIdentifier.person_id.in_(persons)
+                )
+            )
+        ]
+
+    def apply(self, changes: Iterable[Change]) -> None:
+        """Write what the decisions changed, in the order the register's keys need: new persons,
+        merges, identifiers, registrations, holds, closed tickets."""
+        by_kind: dict[type, list[Any]] = collections.defaultdict(list)
+        for change in changes:
+            by_kind[type(change)].append(change)
+        writes: list[Write] = by_kind[Write]
+        identifies: list[Identify] = by_kind[Identify]
+        self._create_persons([c.person.final() for c in writes] + [c.person.final() for c in identifies])
+        self._merge(by_kind[Merge])
+        insert_rows(
+            self.session,
+            PERSON_IDENTIFIERS,
+            [
+                {
+                    "person_id": c.person.final().id,
+                    "kind": c.identifier[0],
+                    "value": c.identifier[1],
+                    "first_seen_at": c.at,
+                }
+                for c in identifies
+            ],
+        )
+        insert_rows(self.session, REGISTRATIONS, [registration_values(c) for c in writes])
+        insert_rows(self.session, HELD_EVENTS, [_held_values(c.entry) for c in by_kind[Hold]])
+        self._hold_again(by_kind[HoldAgain])
+        self._close_tickets(by_kind[CloseTicket])
+
+    def release(self, event_ids: Sequence[str]) -> None:
+        """Held events leave the hold (their answers are confirmed)."""
+        if event_ids:
+            self.session.execute(delete(HeldEvent).where(among(self.session, HeldEvent.event_id, event_ids)))
+
+    def expired_held(self, held_before: dt.datetime) -> list[HeldEntry]:
+        """Held events held since before `held_before`, oldest first."""
+        rows = self.session.scalars(
+            select(HeldEvent).where(HeldEvent.held_at < held_before).order_by(HeldEvent.id)
+        )
+        return [_held_entry(h) for h in rows]
+
+    def _create_persons(self, persons: Iterable[PersonView]) -> None:
+        new = list({id(p): p for p in persons if p.id is None}.values())
+        ids = insert_new(self.session, PERSONS, [{"created_at": p.created_at} for p in new])
+        for person, person_id in zip(new, ids, strict=True):
+            person.id = person_id
+
+    def _merge(self, merges: Sequence[Merge]) -> None:
+        """Each merged person's rows move to the person they are now; then they go."""
+        if not merges:
+            return
+        keeper_of = {cast(int, m.other.id): cast(int, m.keeper.final().id) for m in merges}
+        others = list(keeper_of)
+        for model in (PersonIdentifier, RegistrationRecord, AddressRecord):
+            self.session.execute(
+                update(model)
+                .where(model.person_id.in_(others))
+                .values(person_id=case(keeper_of, value=model.person_id))
+                .execution_options(synchronize_session=False)
+            )
+        # The keeper is looked up again if it has not been; the others' look-ups go with them.
+        self.session.execute(delete(FolkeregisterLookup).where(FolkeregisterLookup.person_id.in_(others)))
+        self.session.execute(delete(Person).where(Person.id.in_(others)))
+
+    def _hold_again(self, again: Sequence[HoldAgain]) -> None:
+        attempts = collections.Counter(c.event_id for c in again)
+        for times in sorted(set(attempts.values())):
+            ids = [event_id for event_id, n in attempts.items() if n == times]
+            self.session.execute(
+                update(HeldEvent)
+                .where(HeldEvent.event_id.in_(ids))
+                .values(attempts=HeldEvent.attempts + times)
+                .execution_options(synchronize_session=False)
+            )
+
+    def _close_tickets(self, closes: Sequence[CloseTicket]) -> None:
+        if not closes:
+            return
+        settled_by = {c.ticket_id: c.event_id for c in closes}
+        self.session.execute(
+            update(CaseTicket)
+            .where(CaseTicket.id.in_(list(settled_by)))
+            .values(
+                status="resolved",
+                linked_event_id=case(settled_by, value=CaseTicket.id),
+                resolution_note="closed by the accepted event " + case(settled_by, value=CaseTicket.id),
+                closed_at=closes[0].at,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+
+def registration_values(write: Write) -> dict[str, Any]:
+    """The column values of an accepted registration's row."""
+    event, origin = write.event, write.origin
+    return dict(
+        event_id=str(event.event_id),
+        person_id=write.person.final().id,
+        action=event.action,
+        registration_key=write.registration_key,
+        event_type=event.event_type,
+        fact_date=event.fact_date,
+        sent_at=event.sent_at,
+        source_system=event.source_system,
+        municipality=event.municipality,
+        payload=event.payload,
+        warnings=[{"code": w.code, "message": w.message, "messageNb": w.message_nb} for w in write.warnings],
+        late=write.late,
+        writer_schema=event.writer_schema,
+        topic=origin.topic,
+        partition=origin.partition,
+        offset=origin.offset,
+        accepted_at=write.at,
+    )
+
+
+def fact_of(row: RegistrationRecord) -> Fact:
+    """A registration row as a fact of the person's timeline."""
+    return Fact(row.registration_key, row.event_type, row.fact_date, row.payload, row.id, Action(row.action))
+
+
+def residence_of(row: AddressRecord) -> Residence | None:
+    """The residence an address change starts, if it starts one."""
+    if row.event_type in NOT_A_MOVE:
+        return None
+    since = row.moved_on or norwegian_date(row.recorded_at)
+    return Residence(since, row.municipality, AddressChange.is_protected(row.protection), row.sequence_number)
+
+
+def _registered(row: RegistrationRecord) -> Registered:
+    warnings = tuple(Note(w["code"], w["message"], w.get("messageNb", "")) for w in row.warnings)
+    origin = Origin(row.topic, row.partition, row.offset)
+    # The person is filled in by `Snapshot.assemble`.
+    return Registered(
+        row.event_id,
+        row.registration_key,
+        row.event_type,
+        PersonView(row.person_id),
+        origin,
+        row.accepted_at,
+        warnings,
+    )
+
+
+def _held_entry(row: HeldEvent) -> HeldEntry:
+    return HeldEntry(
+        event_id=row.event_id,
+        national_id=row.national_id,
+        duf_number=row.duf_number,
+        fact_date=row.fact_date,
+        origin=Origin(row.topic, row.partition, row.offset),
+        key=row.message_key,
+        value=row.message_value,
+        reason_code=row.reason_code,
+        reason=row.reason,
+        reason_nb=row.reason_nb,
+        held_at=row.held_at,
+        order=row.id,
+    )
+
+
+def _held_values(entry: HeldEntry) -> dict[str, Any]:
+    return dict(
+        event_id=entry.event_id,
+        national_id=entry.national_id,
+        duf_number=entry.duf_number,
+        fact_date=entry.fact_date,
+        topic=entry.origin.topic,
+        partition=entry.origin.partition,
+        offset=entry.origin.offset,
+        message_key=entry.key,
+        message_value=entry.value,
+        reason_code=entry.reason_code,
+        reason=entry.reason,
+        reason_nb=entry.reason_nb,
+        held_at=entry.held_at,
+        attempts=1,
+    )
+
+
+def _open_ticket(t: CaseTicket) -> OpenTicket:
+    return OpenTicket(
+        t.id, t.event_id, t.event_type, t.source_system, t.fact_date, t.national_id, t.duf_number
+    )
