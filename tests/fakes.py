@@ -1,13 +1,37 @@
-"""Stand-ins for the broker side in tests of the pipeline's decisions (never for the broker in
-end-to-end tests)."""
+"""Stand-ins in tests of the pipeline's decisions: a publisher for the broker side, and the
+register in memory (never for the broker or the database in end-to-end tests)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import datetime as dt
+import itertools
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
 
+from hub.domain.events import Origin, Registration
+from hub.domain.lifecycle import Action, Fact
+from hub.domain.snapshot import (
+    Change,
+    CloseTicket,
+    HeldEntry,
+    Hold,
+    HoldAgain,
+    Identify,
+    Merge,
+    Note,
+    OpenTicket,
+    PersonView,
+    Registered,
+    Snapshot,
+    Write,
+    identifiers_of,
+)
 from hub.errors import BrokerUnavailable
 from hub.pipeline.deadletter import read_headers
 from hub.pipeline.ports import Outgoing
+from hub.register.repository import registration_values
 
 
 class RecordingPublisher:
@@ -26,3 +50,192 @@ class RecordingPublisher:
 
     def on(self, topic: str) -> list[tuple[str, bytes | None, bytes, dict[str, str]]]:
         return [s for s in self.sent if s[0] == topic]
+
+
+class FakeRegister:
+    """The register in memory, with the repository's interface (`hub.register.repository`).
+
+    Its snapshot is simply everything it holds: a decision may not need more than the real
+    repository reads, and `tests/integration/test_batch.py` proves that both give the same
+    register for the same stream."""
+
+    def __init__(self) -> None:
+        self.persons: dict[int, dt.datetime] = {}
+        self.identifiers: list[tuple[int, str, str]] = []  # person id, kind, value
+        self.rows: list[dict[str, Any]] = []  # registrations, as the repository writes them
+        self.held: dict[str, tuple[HeldEntry, int]] = {}  # with its attempts
+        self.tickets: dict[int, dict[str, Any]] = {}
+        self._ids = itertools.count(1)
+
+    # --- the repository's interface ------------------------------------------------------
+
+    def snapshot(self, events: Sequence[Registration]) -> Snapshot:
+        return Snapshot.assemble(
+            self.identifiers,
+            [(row["person_id"], _fact(row)) for row in self.rows],
+            [],
+            [(row["person_id"], _registered(row)) for row in self.rows],
+            [row["registration_key"] for row in self.rows if row["action"] == "ANNUL"],
+            [entry for entry, _ in self.held.values()],
+            [OpenTicket(**t["ticket"]) for t in self.tickets.values() if t["status"] in ("open", "replayed")],
+        )
+
+    def person_with(self, national_id: str | None, duf_number: str | None, at: dt.datetime) -> int:
+        wanted = identifiers_of(national_id, duf_number)
+        person, changes = self.snapshot([]).person_for(wanted, at)
+        self.apply(changes)
+        return int(person.final().id or 0)
+
+    def apply(self, changes: Iterable[Change]) -> None:
+        changes = list(changes)
+        for change in changes:
+            if isinstance(change, Identify | Write) and change.person.final().id is None:
+                person = change.person.final()
+                person.id = next(self._ids)
+                self.persons[person.id] = person.created_at or change.at
+        for change in changes:
+            match change:
+                case Merge(keeper=keeper, other=other):
+                    into = keeper.final().id
+                    self.identifiers = [(into if p == other.id else p, k, v) for p, k, v in self.identifiers]
+                    for row in self.rows:
+                        row["person_id"] = into if row["person_id"] == other.id else row["person_id"]
+                    del self.persons[other.id]  # type: ignore[arg-type]
+        for change in changes:
+            match change:
+                case Identify(person=person, identifier=(kind, value)):
+                    self.identifiers.append((person.final().id, kind, value))  # type: ignore[arg-type]
+                case Write():
+                    self.rows.append({**registration_values(change), "id": next(self._ids)})
+                case Hold(entry=entry):
+                    self.held[entry.event_id] = (dataclasses.replace(entry, order=next(self._ids)), 1)
+                case HoldAgain(event_id=event_id):
+                    entry, attempts = self.held[event_id]
+                    self.held[event_id] = (entry, attempts + 1)
+                case CloseTicket(ticket_id=ticket_id, event_id=event_id):
+                    self.tickets[ticket_id].update(status="resolved", linked_event_id=event_id)
+
+    def release(self, event_ids: Sequence[str]) -> None:
+        for event_id in event_ids:
+            self.held.pop(event_id, None)
+
+    def expired_held(self, held_before: dt.datetime) -> list[HeldEntry]:
+        return sorted((e for e, _ in self.held.values() if e.held_at < held_before), key=lambda e: e.order)
+
+    # --- for tests -------------------------------------------------------------------------
+
+    def open_ticket(self, **fields: Any) -> int:
+        ticket_id = next(self._ids)
+        defaults = dict(event_id=None, event_type=None, source_system=None, fact_date=None)
+        self.tickets[ticket_id] = {
+            "ticket": {**defaults, "national_id": None, "duf_number": None, **fields, "id": ticket_id},
+            "status": "open",
+            "linked_event_id": None,
+        }
+        return ticket_id
+
+    def register(self) -> Register:
+        """What `tests.integration.test_batch.register` reads of a real register."""
+        identifiers: dict[int, set[str]] = {}
+        for person_id, _, value in self.identifiers:
+            identifiers.setdefault(person_id, set()).add(value)
+        return register_view(
+            ({**row, "identifiers": identifiers[row["person_id"]]} for row in self.rows),
+            identifiers.values(),
+            self.held,
+        )
+
+
+class FakeUnitOfWork:
+    """A unit of work over a `FakeRegister`: changes are kept until `commit`, like a transaction."""
+
+    def __init__(self, store: FakeRegister) -> None:
+        self._store = store
+        self.register = self
+
+    def __enter__(self) -> FakeUnitOfWork:
+        self._changes: list[Change] = []
+        self._released: list[str] = []
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._changes, self._released = [], []
+
+    def snapshot(self, events: Sequence[Registration]) -> Snapshot:
+        return self._store.snapshot(events)
+
+    def expired_held(self, held_before: dt.datetime) -> list[HeldEntry]:
+        return self._store.expired_held(held_before)
+
+    def apply(self, changes: Iterable[Change]) -> None:
+        self._changes += changes
+
+    def release(self, event_ids: Sequence[str]) -> None:
+        self._released += event_ids
+
+    def commit(self) -> None:
+        self._store.apply(self._changes)
+        self._store.release(self._released)
+        self._changes, self._released = [], []
+
+
+# A register as the comparisons see it: each registration (its values, but for when it was
+# written and its row's id) with its person's identifiers; the persons; what is held.
+Register = tuple[list[tuple[Any, ...]], set[tuple[str, ...]], list[str]]
+
+
+def register_view(
+    rows: Iterable[dict[str, Any]], persons: Iterable[set[str]], held: Iterable[str]
+) -> Register:
+    return (
+        sorted(
+            (
+                r["event_id"],
+                ",".join(sorted(r["identifiers"])),
+                r["action"],
+                r["registration_key"],
+                r["event_type"],
+                r["fact_date"],
+                _utc(r["sent_at"]),
+                r["municipality"],
+                json.dumps(r["payload"], sort_keys=True),
+                json.dumps(r["warnings"], sort_keys=True),
+                r["late"],
+                r["writer_schema"],
+                r["offset"],
+            )
+            for r in rows
+        ),
+        {tuple(sorted(p)) for p in persons},
+        sorted(held),
+    )
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    """In UTC without a zone, as SQLite gives it back."""
+    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _fact(row: dict[str, Any]) -> Fact:
+    return Fact(
+        row["registration_key"],
+        row["event_type"],
+        row["fact_date"],
+        row["payload"],
+        row["id"],
+        Action(row["action"]),
+    )
+
+
+def _registered(row: dict[str, Any]) -> Registered:
+    warnings = tuple(Note(w["code"], w["message"], w["messageNb"]) for w in row["warnings"])
+    origin = Origin(row["topic"], row["partition"], row["offset"])
+    return Registered(
+        row["event_id"],
+        row["registration_key"],
+        row["event_type"],
+        PersonView(row["person_id"]),
+        origin,
+        row["accepted_at"],
+        warnings,
+    )

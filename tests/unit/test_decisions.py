@@ -1,0 +1,269 @@
+"""The decision core at the unit tier: the registration flow over the register in memory.
+
+Every kind of decision (accept, accept with warnings, duplicate, redelivery, hold, reject, merge
+persons, correct, annul, release held, expire held, close ticket) is decided here without a
+database or a broker; `tests/integration/test_batch.py` proves the real repository gives the same
+register as this fake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from hub.bootstrap import Hub
+from hub.config import Settings
+from hub.domain.events import Origin
+from hub.domain.snapshot import Snapshot
+from hub.pipeline.decide import Circumstances, Pending, decide
+from hub.pipeline.decode import decode_registration
+from hub.pipeline.flow import Message
+from hub.pipeline.registrations import RegistrationFlow
+from hub.schemas.codec import REGISTRATION, catalog
+from hub.schemas.contract import from_json
+from hub.sources import SourceRegistry
+from tests.factories import Person, event, synthetic_person
+from tests.fakes import FakeRegister, FakeUnitOfWork, RecordingPublisher
+
+TOPIC = "nir.source.oslo-fagsystem.registrations"
+RECEIPTS = "nir.source.oslo-fagsystem.receipts"
+TODAY = dt.date.today()
+
+
+@pytest.fixture
+def store() -> FakeRegister:
+    return FakeRegister()
+
+
+@pytest.fixture
+def hub(store: FakeRegister) -> Hub:
+    settings = dataclasses.replace(Settings(), allow_synthetic_identifiers=True)
+    return Hub(
+        settings=settings,
+        registry=SourceRegistry.load(settings.sources_file),
+        catalog=catalog(),
+        units=lambda: FakeUnitOfWork(store),  # type: ignore[arg-type,return-value]
+    )
+
+
+def message(e: dict[str, Any], offset: int = 0) -> Message:
+    return Message(Origin(TOPIC, 0, offset), b"k", catalog().encode(REGISTRATION, from_json(e)))
+
+
+def run(hub: Hub, *batches: list[dict[str, Any]]) -> tuple[list[list[str]], RecordingPublisher]:
+    """Each batch through one flow, offsets counting on; the outcomes per batch, and what was sent."""
+    publisher = RecordingPublisher()
+    flow = RegistrationFlow(hub, publisher)
+    outcomes, offset = [], 0
+    for batch in batches:
+        messages = [message(e, offset + i) for i, e in enumerate(batch)]
+        offset += len(batch)
+        decided = asyncio.run(flow.process_batch(messages))
+        outcomes.append([d.outcome.value if d.outcome else "WAITING" for d in decided])
+    return outcomes, publisher
+
+
+def receipts(publisher: RecordingPublisher) -> list[tuple[str, str]]:
+    return [
+        (str(r["eventId"]), r["outcome"])
+        for r in (catalog().decode(v).datum for _, _, v, _ in publisher.on(RECEIPTS))
+    ]
+
+
+def days_ago(days: int) -> dt.date:
+    return TODAY - dt.timedelta(days=days)
+
+
+def programme(person: Person) -> list[dict[str, Any]]:
+    """Claim, decision, start and end of an introduction programme, in order."""
+    return [
+        event(person, "INTRODUCTION_PROGRAMME_OFFER_OR_CLAIM", fact_date=days_ago(40)),
+        event(person, "INTRODUCTION_PROGRAMME_DECISION", fact_date=days_ago(30)),
+        event(person, "INTRODUCTION_PROGRAMME_STARTED", fact_date=days_ago(20)),
+        event(person, "INTRODUCTION_PROGRAMME_ENDED", fact_date=days_ago(2)),
+    ]
+
+
+def test_a_whole_programme_in_one_batch_is_accepted_each_event_seeing_the_ones_before(
+    hub: Hub, store: FakeRegister
+) -> None:
+    outcomes, _publisher = run(hub, programme(synthetic_person()))
+    assert outcomes == [["ACCEPTED"] * 4]
+    assert len(store.rows) == 4 and len(store.persons) == 1
+
+
+def test_an_end_before_its_start_in_one_batch_is_held_then_released_by_the_start(
+    hub: Hub, store: FakeRegister
+) -> None:
+    claim, decision, start, end = programme(synthetic_person())
+    outcomes, publisher = run(hub, [claim, decision, end, start])
+    assert outcomes == [["ACCEPTED", "ACCEPTED", "HELD", "ACCEPTED"]]
+    assert receipts(publisher)[-2:] == [(start["eventId"], "ACCEPTED"), (end["eventId"], "ACCEPTED")]
+    assert store.held == {} and len(store.rows) == 4
+
+
+def test_a_held_event_waits_across_batches_and_counts_its_attempts(hub: Hub, store: FakeRegister) -> None:
+    person = synthetic_person()
+    claim, decision, start, end = programme(person)
+    hours = event(person, "INTRODUCTION_PROGRAMME_OFFER_OR_CLAIM", fact_date=days_ago(35))
+    outcomes, publisher = run(hub, [end], [claim], [hours], [decision, start])
+    assert outcomes == [["HELD"], ["ACCEPTED"], ["ACCEPTED"], ["ACCEPTED", "ACCEPTED"]]
+    assert [o for e, o in receipts(publisher) if e == end["eventId"]] == [
+        "HELD",
+        "ACCEPTED",
+    ]  # no answer while waiting
+    assert store.held == {}
+
+
+def test_a_held_event_still_waiting_after_a_retry_gets_no_second_held_receipt(
+    hub: Hub, store: FakeRegister
+) -> None:
+    claim, _decision, _start, end = programme(synthetic_person())
+    _outcomes, publisher = run(hub, [end], [claim])
+    assert [o for e, o in receipts(publisher) if e == end["eventId"]] == ["HELD"]
+    assert store.held[end["eventId"]][1] == 2  # held, then tried again once
+
+
+def test_a_held_event_past_the_hold_limit_is_rejected_and_leaves_the_hold(
+    hub: Hub, store: FakeRegister
+) -> None:
+    *_, end = programme(synthetic_person())
+    publisher = RecordingPublisher()
+    flow = RegistrationFlow(hub, publisher)
+    asyncio.run(flow.process(message(end, 7)))
+    later = hub.clock() + dt.timedelta(seconds=hub.settings.hold_seconds + 1)
+    hub.clock = lambda: later
+    assert asyncio.run(flow.expire_held({("elsewhere", 0)})) == 0
+    assert asyncio.run(flow.expire_held({(TOPIC, 0)})) == 1
+    assert receipts(publisher) == [(end["eventId"], "HELD"), (end["eventId"], "REJECTED")]
+    assert len(publisher.on("nir.dead-letters")) == 1 and store.held == {}
+
+
+def test_the_same_event_id_from_another_message_is_a_duplicate_and_the_same_message_repeats_its_outcome(
+    hub: Hub, store: FakeRegister
+) -> None:
+    claim = event(synthetic_person(), fact_date=days_ago(100))  # late: accepted with a warning
+    publisher = RecordingPublisher()
+    flow = RegistrationFlow(hub, publisher)
+    first = asyncio.run(flow.process(message(claim, 0)))
+    again = asyncio.run(flow.process(message(claim, 0)))  # redelivered after a crash
+    other = asyncio.run(flow.process(message(claim, 1)))  # sent twice
+    assert first.outcome and first.outcome.value == "ACCEPTED_WITH_WARNINGS"
+    assert again.outcome == first.outcome and again.violations == first.violations
+    assert other.outcome and other.outcome.value == "DUPLICATE"
+    assert len(store.rows) == 1 and store.rows[0]["late"] is True
+
+
+def test_a_duplicate_within_one_batch_is_told_apart_from_the_original(hub: Hub, store: FakeRegister) -> None:
+    claim = event(synthetic_person())
+    outcomes, _ = run(hub, [claim, dict(claim)])
+    assert outcomes == [["ACCEPTED", "DUPLICATE"]]
+    assert len(store.rows) == 1
+
+
+def test_a_correction_and_an_annulment_after_their_original_in_one_batch(
+    hub: Hub, store: FakeRegister
+) -> None:
+    person = synthetic_person()
+    languages = event(person, "TRAINING_LANGUAGES")
+    corrected = {
+        **event(person, "TRAINING_LANGUAGES", payload={"motherTongue": "som", "otherLanguages": []}),
+        "action": "CORRECT",
+        "correctsEventId": languages["eventId"],
+    }
+    annulled = {
+        **event(person, "TRAINING_LANGUAGES"),
+        "action": "ANNUL",
+        "correctsEventId": languages["eventId"],
+    }
+    late_fix = {**corrected, "eventId": event(person)["eventId"]}  # a correction of an annulled one
+    outcomes, _ = run(hub, [languages, corrected, annulled, late_fix])
+    assert outcomes == [["ACCEPTED", "ACCEPTED", "ACCEPTED", "REJECTED"]]
+    assert {r["registration_key"] for r in store.rows} == {languages["eventId"]}
+
+
+def test_a_correction_before_its_original_is_held_until_the_original_arrives(
+    hub: Hub, store: FakeRegister
+) -> None:
+    person = synthetic_person()
+    languages = event(person, "TRAINING_LANGUAGES")
+    corrected = {
+        **event(person, "TRAINING_LANGUAGES"),
+        "action": "CORRECT",
+        "correctsEventId": languages["eventId"],
+    }
+    outcomes, _ = run(hub, [corrected], [languages])
+    assert outcomes == [["HELD"], ["ACCEPTED"]]
+    assert len(store.rows) == 2 and store.held == {}
+
+
+def test_two_records_of_one_person_are_merged_by_an_event_naming_both(hub: Hub, store: FakeRegister) -> None:
+    person = synthetic_person()
+    by_fnr = event(Person(person.national_id, None), "TRAINING_CLAIM", fact_date=days_ago(30))
+    by_duf = event(
+        Person(None, person.duf_number), "INTRODUCTION_PROGRAMME_OFFER_OR_CLAIM", fact_date=days_ago(30)
+    )
+    both = event(person, "TRAINING_DECISION", fact_date=days_ago(20))
+    outcomes, _ = run(hub, [by_fnr], [by_duf])
+    assert len(store.persons) == 2
+    outcomes, _ = run(hub, [both])
+    assert outcomes == [["ACCEPTED"]]
+    assert len(store.persons) == 1
+    assert (
+        {p for p, _, _ in store.identifiers} == {min(store.persons)} == {r["person_id"] for r in store.rows}
+    )
+
+
+def test_a_rejected_event_is_dead_lettered_and_writes_nothing(hub: Hub, store: FakeRegister) -> None:
+    outcomes, publisher = run(hub, [event(synthetic_person(), municipality="9999")])
+    assert outcomes == [["REJECTED"]]
+    assert len(publisher.on("nir.dead-letters")) == 1 and store.rows == [] and store.persons == {}
+
+
+def test_an_undecodable_message_is_rejected_in_its_place_in_the_batch(hub: Hub) -> None:
+    publisher = RecordingPublisher()
+    flow = RegistrationFlow(hub, publisher)
+    good = message(event(synthetic_person()), 1)
+    decided = asyncio.run(
+        flow.process_batch(
+            [message(event(synthetic_person()), 0), Message(Origin(TOPIC, 0, 9), None, b"\x00junk"), good]
+        )
+    )
+    assert [d.outcome.value if d.outcome else None for d in decided] == ["ACCEPTED", "REJECTED", "ACCEPTED"]
+    assert decided[1].failure is not None and decided[1].failure.error_class == "decode"
+
+
+def test_an_accepted_fix_closes_the_open_ticket_of_the_same_person_type_and_source(
+    hub: Hub, store: FakeRegister
+) -> None:
+    person = synthetic_person()
+    fix = event(person, "TRAINING_CLAIM")
+    same = store.open_ticket(
+        event_type="TRAINING_CLAIM", source_system="oslo-fagsystem", national_id=person.national_id
+    )
+    other_source = store.open_ticket(
+        event_type="TRAINING_CLAIM", source_system="vestland-fagsystem", national_id=person.national_id
+    )
+    run(hub, [fix])
+    assert store.tickets[same]["status"] == "resolved"
+    assert store.tickets[same]["linked_event_id"] == fix["eventId"]
+    assert store.tickets[other_source]["status"] == "open"
+
+
+def test_decide_is_a_pure_function_of_the_event_and_the_snapshot() -> None:
+    """The same event over the same snapshot, twice: the same decision, and the second sees the first."""
+    claim = event(synthetic_person())
+    msg = message(claim)
+    pending = Pending(msg, decode_registration(catalog(), msg.value), "oslo-fagsystem")
+    circumstances = Circumstances(dt.datetime.now(dt.UTC), SourceRegistry.load(Settings().sources_file), True)
+    snapshot = Snapshot()
+    first = decide(pending, snapshot, circumstances)
+    second = decide(pending, snapshot, circumstances)
+    assert first.outcome and first.outcome.value == "ACCEPTED"
+    assert second.outcome == first.outcome and second.changes == []  # a redelivery: nothing to write
+    other = decide(dataclasses.replace(pending, message=message(claim, 1)), snapshot, circumstances)
+    assert other.outcome and other.outcome.value == "DUPLICATE"
