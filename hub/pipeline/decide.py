@@ -65,6 +65,7 @@ class Decision:
     registered_at: dt.datetime | None = None
     changes: list[Change] = field(default_factory=list, compare=False)
     person: PersonView | None = field(default=None, compare=False)  # the person written to
+    held: HeldEntry | None = None  # the hold it was decided again from (a retry or an expiry)
 
     @property
     def releases(self) -> list[str]:
@@ -101,6 +102,12 @@ class Circumstances:
 
 
 def decide(pending: Pending, snapshot: Snapshot, circumstances: Circumstances) -> Decision:
+    decision = _decide(pending, snapshot, circumstances)
+    decision.held = pending.held
+    return decision
+
+
+def _decide(pending: Pending, snapshot: Snapshot, circumstances: Circumstances) -> Decision:
     event, message, now = pending.event, pending.message, circumstances.now
     event_id = str(event.event_id)
     previous = snapshot.registered(event_id)
@@ -146,17 +153,21 @@ def decide_batch(
     circumstances: Circumstances,
     read_held: Callable[[HeldEntry], Pending],
 ) -> list[Decision]:
-    """Decide the batch in order; then the events held for the persons it wrote to, again and
-    again while a pass accepts one of them (an end held for its start, held for its decision)."""
-    decisions = [_decided(pending, snapshot, circumstances) for pending in batch]
-    written = _written_to(decisions)
-    while written:
-        retried = [
-            _decided_held(entry, snapshot, circumstances, read_held) for entry in snapshot.waiting(written)
-        ]
-        decisions += retried
-        if not _written_to(retried):
-            break
+    """Decide the batch in order, each event followed by the held events it let go: after an
+    event writes to a person, their held events are tried again, again and again while a pass
+    accepts one (an end held for its start, held for its decision). So a batch decides exactly
+    as its events would one by one."""
+    decisions = []
+    for pending in batch:
+        decision = _decided(pending, snapshot, circumstances)
+        decisions.append(decision)
+        written = decision.person
+        while written is not None:
+            retried = [
+                _decided_held(e, snapshot, circumstances, read_held) for e in snapshot.waiting([written])
+            ]
+            decisions += retried
+            written = written if any(d.person is not None for d in retried) else None
     return decisions
 
 
@@ -204,7 +215,9 @@ def _decided(pending: Pending, snapshot: Snapshot, circumstances: Circumstances)
         raise
     except Exception as exc:
         release = snapshot.release(str(pending.event.event_id))
-        return failed(pending.message, pending.event, failure_from(exc, pending.message.origin), release)
+        decision = failed(pending.message, pending.event, failure_from(exc, pending.message.origin), release)
+        decision.held = pending.held
+        return decision
 
 
 def _decided_held(
@@ -219,12 +232,10 @@ def _decided_held(
         raise
     except Exception as exc:  # its bytes no longer decode (a schema withdrawn meanwhile)
         message = Message(entry.origin, entry.key, entry.value)
-        return failed(message, None, failure_from(exc, entry.origin), snapshot.release(entry.event_id))
+        decision = failed(message, None, failure_from(exc, entry.origin), snapshot.release(entry.event_id))
+        decision.held = entry
+        return decision
     return _decided(pending, snapshot, circumstances)
-
-
-def _written_to(decisions: Sequence[Decision]) -> list[PersonView]:
-    return [d.person for d in decisions if d.person is not None]
 
 
 def _accepted(

@@ -61,9 +61,9 @@ class RegistrationFlow(Flow):
            committed only now.
         """
         async with self._deciding:
-            decisions = await self._decide(messages)
-            await self._answer(decisions)
-        return decisions[: len(messages)]
+            decided = await self._decide(messages)
+            await self._answer([d for group in decided for d in group])
+        return [group[0] for group in decided]
 
     async def expire_held(self, assigned: Collection[tuple[str, int]]) -> int:
         """Reject the held events of the assigned partitions that waited past the hold limit."""
@@ -89,8 +89,8 @@ class RegistrationFlow(Flow):
 
     # --- the steps ---------------------------------------------------------------------------
 
-    async def _decide(self, messages: Sequence[Message]) -> list[Decision]:
-        """One decision per message, in order, then those of held events decided again."""
+    async def _decide(self, messages: Sequence[Message]) -> list[list[Decision]]:
+        """Per message, in order: its decision, then those of the held events it let go."""
         batch: list[Pending] = []
         undecodable: dict[int, Decision] = {}
         for index, message in enumerate(messages):
@@ -102,20 +102,23 @@ class RegistrationFlow(Flow):
                 undecodable[index] = failed(message, None, failure_from(exc, message.origin), [])
                 continue
             batch.append(Pending(message, event, self._source(message)))
-        fresh, retried = await self._decide_in_register(batch)
-        decided = iter(fresh)
-        in_order = [undecodable[i] if i in undecodable else next(decided) for i in range(len(messages))]
-        return in_order + retried
+        groups: list[list[Decision]] = []
+        for decision in await self._decide_in_register(batch):
+            if decision.held is None:
+                groups.append([decision])
+            else:  # a held event decided again follows the event that let it go
+                groups[-1].append(decision)
+        decided = iter(groups)
+        return [[undecodable[i]] if i in undecodable else next(decided) for i in range(len(messages))]
 
-    async def _decide_in_register(self, batch: list[Pending]) -> tuple[list[Decision], list[Decision]]:
-        """Snapshot → decide each → apply, in one transaction: the batch's decisions, and those
-        of the held events it released or kept.
+    async def _decide_in_register(self, batch: list[Pending]) -> list[Decision]:
+        """Snapshot → decide each → apply, in one transaction (see `decide_batch`).
 
         Transient failures are retried inside `in_transaction`. Any other means the register
         refused a value of one event (PostgreSQL refuses values SQLite takes): the batch is
         decided in halves until that event is alone, and it alone is rejected."""
         if not batch:
-            return [], []
+            return []
         circumstances = Circumstances(
             self.hub.clock(), self.hub.registry, self.hub.settings.allow_synthetic_identifiers
         )
@@ -133,16 +136,12 @@ class RegistrationFlow(Flow):
         except Exception as exc:
             if len(batch) == 1:
                 pending = batch[0]
-                return [
-                    failed(pending.message, pending.event, failure_from(exc, pending.message.origin), [])
-                ], []
+                return [failed(pending.message, pending.event, failure_from(exc, pending.message.origin), [])]
             reason = exc.code if isinstance(exc, HubError) else type(exc).__name__
             log.warning("the register refused a batch of %d (%s); deciding it in halves", len(batch), reason)
             half = len(batch) // 2
-            first, first_retried = await self._decide_in_register(batch[:half])
-            second, second_retried = await self._decide_in_register(batch[half:])
-            return first + second, first_retried + second_retried
-        return decisions[: len(batch)], decisions[len(batch) :]
+            return await self._decide_in_register(batch[:half]) + await self._decide_in_register(batch[half:])
+        return decisions
 
     async def _answer(self, decisions: Sequence[Decision]) -> None:
         """Steps 2 and 3 of the checkpoint (see `process_batch`), and the metrics."""
