@@ -78,14 +78,14 @@ def insert_new(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]
     On PostgreSQL the ids are drawn from the column's sequence in one statement and the rows go
     in by COPY with them: an INSERT .. RETURNING of many rows costs SQLAlchemy and the driver a
     statement rendered and parsed anew for every batch size, with a parameter set per row.
-    Elsewhere with INSERT .. RETURNING.
+    Elsewhere with one INSERT of many VALUES .. RETURNING: SQLite gives the rows of one
+    statement ascending ids in the order of their values (executemany would send a statement per
+    row to keep that order).
     """
     if not rows:
         return []
     if not _on_postgresql(session):
-        return list(
-            session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).all()
-        )
+        return sorted(session.scalars(insert(table).values(list(rows)).returning(table.c.id)).all())
     ids = list(
         session.scalars(
             text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :count)"),
