@@ -50,6 +50,7 @@ from hub.domain.events import Origin
 from hub.pipeline.decode import decode_registration
 from hub.pipeline.flow import Message
 from hub.pipeline.ports import Outgoing, Publisher
+from hub.pipeline.decide import Circumstances
 from hub.pipeline.registrations import RegistrationFlow
 from hub.rules import evaluate
 
@@ -107,7 +108,9 @@ async def flow_cost_with_broker(hub: Hub, events: list[list[Message]]) -> float:
 def stages(hub: Hub, count: int, rounds: int) -> dict[str, float]:
     """Each pass `rounds` times, interleaved, and the least of each: a stage is a difference of two
     passes, and the machine's noise would otherwise be most of it."""
-    context = RegistrationFlow(hub, DroppingPublisher()).rule_context(SOURCE, (), None, now=hub.clock())
+    context = Circumstances(hub.clock(), hub.registry, hub.settings.allow_synthetic_identifiers).rule_context(
+        SOURCE
+    )
     fresh = iter(passes(hub, count, 1 + 2 * rounds))  # the flow's passes write: each its own persons
     reused = next(fresh)  # decoding and the rules write nothing
     decoded, with_rules, flow, sent = [], [], [], []

@@ -2,7 +2,7 @@
 
 from hub.agents.runner import flow_agent
 from hub.app import FaustPublisher, app, dead_letters_topic, hub, settings
-from hub.pipeline.dead_letters import DeadLetterFlow
+from hub.support.dead_letters import DeadLetterFlow
 
 open_case_tickets = flow_agent(
     app,

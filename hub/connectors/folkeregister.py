@@ -33,7 +33,6 @@ from typing import Any, Protocol
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from sqlalchemy.orm import Session
 
 from hub import metrics
 from hub.bootstrap import Hub
@@ -386,8 +385,9 @@ class FolkeregisterConnector:
         readable = [f for f in map(feed_item, items) if f is not None]
         malformed = len(items) - len(readable)
         events = [f for f in readable if f.sequence >= position and f.event_type in EVENT_TYPES]
-        known = await self._in_register(
-            lambda session: known_national_ids(session, (f.national_id for f in events))
+        known = await in_transaction(
+            self.hub.unit_of_work,
+            lambda uow: known_national_ids(uow.session, (f.national_id for f in events)),
         )
         changes = []
         for item in events:
@@ -441,7 +441,9 @@ class FolkeregisterConnector:
 
     async def look_up_new_persons(self) -> bool:
         """Publish the current address of every person who became known since the last look."""
-        pending = await self._in_register(lambda session: pending_lookups(session, self.hub.clock()))
+        pending = await in_transaction(
+            self.hub.unit_of_work, lambda uow: pending_lookups(uow.session, self.hub.clock())
+        )
         if not pending:
             return False
         changes = []
@@ -452,7 +454,9 @@ class FolkeregisterConnector:
                 changes += [change] if change is not None else []
         await self._publish(changes, None)
         now = self.hub.clock()
-        await self._in_register(lambda session: complete_lookups(session, [i for i, _ in pending], now))
+        await in_transaction(
+            self.hub.unit_of_work, lambda uow: complete_lookups(uow.session, [i for i, _ in pending], now)
+        )
         self.status.looked_up += len(pending)
         metrics.FOLKEREGISTER_ITEMS.labels("looked_up").inc(len(pending))
         return True
@@ -467,9 +471,6 @@ class FolkeregisterConnector:
             if next_position is not None:
                 position = json.dumps({"next": next_position}).encode()
                 await self._producer.send(names.connector_position, position, key=POSITION_KEY)
-
-    async def _in_register(self, work: Callable[[Session], Any]) -> Any:
-        return await in_transaction(self.hub.unit_of_work, lambda uow: work(uow.session))
 
 
 def _now_iso(hub: Hub) -> str:

@@ -124,9 +124,6 @@ class SupportView(View):
         _aiohttp(response).del_cookie(COOKIE, path=PREFIX)
         return response
 
-    async def in_transaction(self, work: Callable[[Session], T]) -> T:
-        return await in_transaction(self.hub.unit_of_work, lambda uow: work(uow.session))
-
     async def as_user(
         self, request: Request, work: Callable[[Session, User], T], *, ticket_id: int | None = None
     ) -> T:
@@ -379,7 +376,7 @@ class Logout(SupportView):
         async def handle() -> Response:
             await self.form(request)
             token = _cookie(request) or ""
-            await self.in_transaction(lambda session: sign_out(session, token))
+            await in_transaction(self.hub.unit_of_work, lambda uow: sign_out(uow.session, token))
             response = self.redirect("/login", reason="signed out")
             _aiohttp(response).del_cookie(COOKIE, path=PREFIX)
             return response

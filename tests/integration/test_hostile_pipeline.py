@@ -17,7 +17,7 @@ from hub.agents import runner
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
 from hub.errors import MessageTooLarge, RegisterRefused
-from hub.pipeline.dead_letters import DeadLetterFlow
+from hub.support.dead_letters import DeadLetterFlow
 from hub.pipeline.deadletter import (
     H_ERROR_CODE,
     H_ERROR_MESSAGE,
@@ -109,7 +109,7 @@ def test_a_dead_letter_the_register_refuses_is_quarantined_and_a_redelivery_adds
     def refused(*_args: Any, **_kwargs: Any) -> Any:
         raise RegisterRefused("the register refused a value: DataError")
 
-    monkeypatch.setattr("hub.pipeline.dead_letters.ticket_from_dead_letter", refused)
+    monkeypatch.setattr("hub.support.dead_letters.ticket_from_dead_letter", refused)
     flow = DeadLetterFlow(hub, RecordingPublisher())
     message = Message(Origin(DEAD_LETTERS, 2, 9), b"\x00key", b"\x00\x01 any bytes")
     first = asyncio.run(flow.process(message))

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from hub.bootstrap import Hub
 from hub.config import Settings
 from hub.domain.events import Origin
-from hub.pipeline.dead_letters import DeadLetterFlow
+from hub.support.dead_letters import DeadLetterFlow
 from hub.pipeline.flow import Message
 from hub.pipeline.registrations import RegistrationFlow
 from hub.register.models import CaseTicket

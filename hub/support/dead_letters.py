@@ -1,4 +1,5 @@
-"""The dead-letter flow: every dead letter becomes (or attaches to) a case ticket.
+"""The dead-letter flow: every dead letter becomes (or attaches to) a case ticket. It lives with
+the tickets: support reads the pipeline's dead letters, the pipeline knows nothing of support.
 
 There is nowhere further to send a message that fails here, so this flow never gives up on a
 transient failure and treats anything it cannot decode as data for the ticket, not an error. A
