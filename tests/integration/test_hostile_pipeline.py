@@ -274,7 +274,7 @@ def test_the_registration_flow_answers_a_set_aside_message_with_a_receipt_and_a_
 def test_a_dead_letter_the_register_refuses_in_a_batch_is_quarantined_alone(
     hub: Hub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hub.pipeline import dead_letters
+    from hub.support import dead_letters
 
     original = dead_letters.ticket_from_dead_letter
 
