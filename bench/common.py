@@ -1,9 +1,10 @@
 """What the benchmarks share: a broker, a PostgreSQL cluster, isolated settings, synthetic
-events, and a worker whose committed rows are counted."""
+events, and a worker whose committed rows are counted and receipts read."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import datetime as dt
@@ -14,14 +15,15 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import func, select
 
 from hub.bootstrap import Hub
+from hub.broker import end_offsets
 from hub.config import LOCAL_KAFKA_DIR, Settings
 from hub.domain.identifiers import make_national_id
 from hub.kafka_client import KafkaConnection
@@ -37,7 +39,7 @@ from hub.localrun import (
 from hub.principals import prepare_broker
 from hub.register.database import make_engine
 from hub.register.migrate import upgrade
-from hub.register.models import RegistrationRecord
+from hub.register.models import HeldEvent, RegistrationRecord
 from hub.schemas.codec import REGISTRATION
 from hub.schemas.contract import from_json
 
@@ -201,7 +203,7 @@ class CpuShares:
 
     def stop(self) -> None:
         after, busy = cpu_seconds(), machine_busy_seconds()
-        spent: dict[str, float] = {"worker": 0.0, "PostgreSQL": 0.0, "broker": 0.0}
+        spent: dict[str, float] = {"worker": 0.0, "PostgreSQL": 0.0, "broker": 0.0, "this benchmark": 0.0}
         for (pid, name), seconds in after.items():
             who = self._whose(pid, name)
             if who:
@@ -212,6 +214,8 @@ class CpuShares:
     def _whose(self, pid: int, name: str) -> str | None:
         if pid == self.worker_pid:
             return "worker"
+        if pid == os.getpid():
+            return "this benchmark"  # polling the register
         if name.startswith("postgres"):
             return "PostgreSQL"
         return "broker" if name == "java" else None
@@ -226,35 +230,137 @@ class WorkerRun:
     seconds: float
     peak_rss_mib: float
     cpu: CpuShares
+    outcomes: collections.Counter[str]  # every receipt of the run, by outcome (a held event has two)
 
     @property
     def rate(self) -> float:
         return self.events / self.seconds if self.seconds else float("nan")
 
 
-def run_worker_until(hub: Hub, settings: Settings, expected: int, log: Path, timeout: float) -> WorkerRun:
-    """Start a worker on a preloaded topic and time it from its first committed row to the last."""
+@dataclasses.dataclass
+class Receipts:
+    outcomes: collections.Counter[str]  # every receipt, by outcome (a held event has two)
+    answered: int  # events with their final receipt
+
+
+async def read_receipts(
+    hub: Hub, settings: Settings, start: dict[tuple[str, int], int], events: int, timeout: float
+) -> Receipts:
+    """The receipts the worker sent, from `start` (where their topic ended before it started),
+    read until every one of the topic's `events` has its final receipt, any but HELD (a held
+    event gets HELD first, and its final receipt when it is released or dead-lettered), or
+    `timeout` seconds have passed."""
+    consumer = AIOKafkaConsumer(**admin(settings).aiokafka(), enable_auto_commit=False)
+    await consumer.start()
+    outcomes: collections.Counter[str] = collections.Counter()
+    final: set[tuple[str, int, int]] = set()  # the events answered for good, by origin
+    try:
+        consumer.assign([TopicPartition(t, p) for t, p in start])
+        for (topic, partition), offset in start.items():
+            consumer.seek(TopicPartition(topic, partition), offset)
+        deadline = time.monotonic() + timeout
+        while len(final) < events and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=200, max_records=10_000)).values():
+                for record in records:
+                    receipt = hub.catalog.decode(record.value).datum
+                    outcomes[receipt["outcome"]] += 1
+                    if receipt["outcome"] != "HELD":
+                        final.add(
+                            (
+                                receipt["originalTopic"],
+                                receipt["originalPartition"],
+                                receipt["originalOffset"],
+                            )
+                        )
+        return Receipts(outcomes, len(final))
+    finally:
+        await consumer.stop()
+
+
+def run_worker_until(
+    hub: Hub,
+    settings: Settings,
+    expected: int,
+    log: Path,
+    timeout: float,
+    *,
+    events: int | None = None,
+    stalled: float = 60.0,
+) -> WorkerRun:
+    """Start a worker on a preloaded topic of `events` messages (default: `expected`) and time it
+    from its first committed row until the register has the `expected` rows the stream should
+    leave and holds no event back; then, the clock stopped, read its receipts until every event
+    has its final one (`read_receipts`), before the worker is stopped.
+
+    Not every event leaves a row when it is answered (a duplicate leaves none, a held event one
+    later), so the events timed are the topic's less the first rows' share of them. A stream
+    that leaves fewer rows than expected (a rejection) ends the run once no row came for
+    `stalled` seconds, with the receipts read so far."""
+    events = expected if events is None else events
+    start = asyncio.run(end_offsets(admin(settings), [hub.names.receipts(SOURCE)]))
     worker = WorkerProcess(settings, log, log_level="warn").start()
     try:
         deadline = time.monotonic() + timeout
         first_at, first_count = None, 0
-        count = 0
+        count, held = 0, 0
+        progress_at = time.monotonic()
         cpu = CpuShares.start(worker.process.pid)
-        while count < expected and time.monotonic() < deadline and worker.running:
-            count = registrations(hub)
+        while time.monotonic() < deadline and worker.running:
+            now, latest = time.monotonic(), registrations(hub)
+            if latest != count:
+                count, progress_at = latest, now
             if first_at is None and count > 0:
-                first_at, first_count = time.monotonic(), count
+                first_at, first_count = now, count
                 cpu = CpuShares.start(worker.process.pid)
+            if count >= expected:
+                held = held_events(hub)
+                if held == 0:
+                    break
+            if first_at is not None and now - progress_at > stalled:
+                break
             time.sleep(0.05)
         finished = time.monotonic()
         cpu.stop()
         rss = peak_rss_mib(worker.process.pid) if worker.running else float("nan")
+        receipts = asyncio.run(read_receipts(hub, settings, start, events, stalled))
     finally:
         worker.stop()
-    if count < expected:
-        raise SystemExit(f"the worker wrote {count} of {expected} rows in time; see {log}")
+    if count < expected or held or receipts.answered < events:
+        raise SystemExit(
+            f"the worker wrote {count} of {expected} rows, left {held} events held and answered "
+            f"{receipts.answered} of {events} events for good in time (receipts: {dict(receipts.outcomes)}); "
+            f"see {log}"
+        )
     assert first_at is not None
-    return WorkerRun(expected - first_count, finished - first_at, rss, cpu)
+    timed = events - round(first_count * events / expected)
+    return WorkerRun(timed, finished - first_at, rss, cpu, receipts.outcomes)
+
+
+def held_events(hub: Hub) -> int:
+    with hub.session_factory() as session:
+        return session.scalar(select(func.count()).select_from(HeldEvent)) or 0
+
+
+@dataclasses.dataclass(frozen=True)
+class RegisterState:
+    rows: int
+    held: int  # events still held
+    rows_in_batches: int  # rows that share their accepted_at with others: written by the batch path
+
+
+def register_state(hub: Hub) -> RegisterState:
+    """What the register holds after a run. The batch path stamps every row of a batch with one
+    moment and the one-by-one path each row with its own, so rows sharing their accepted_at were
+    written by the batch path (about: a batch that accepted one event counts as one by one)."""
+    with hub.session_factory() as session:
+        shared = (
+            select(func.count().label("n"))
+            .select_from(RegistrationRecord)
+            .group_by(RegistrationRecord.accepted_at)
+            .subquery()
+        )
+        in_batches = session.scalar(select(func.coalesce(func.sum(shared.c.n), 0)).where(shared.c.n > 1)) or 0
+    return RegisterState(registrations(hub), held_events(hub), in_batches)
 
 
 @dataclasses.dataclass
@@ -264,18 +370,28 @@ class Preloaded:
     settings: Settings  # of the preloading run: its topic prefix names the preloaded topics
     hub: Hub
     topic: str
+    events: int  # messages on the topic
 
 
-def preload(events: int) -> Preloaded:
-    """A broker, fresh topics, and `events` valid claims of distinct persons on the source topic."""
+def preload(
+    events: int,
+    values: Callable[[Hub, int], list[tuple[bytes, bytes, str]]] = claim_values,
+    *,
+    what: str = "events",
+    announce: bool = True,
+) -> Preloaded:
+    """A broker, fresh topics, and `values(hub, events)` on the source topic (default: `events`
+    valid claims of distinct persons). `announce` prints the machine first."""
     work = Path(tempfile.mkdtemp(prefix="nir-bench-"))
     local = broker()
     settings = bench_settings(local, f"sqlite:///{work}/unused.sqlite3", work)
     hub = prepare_topics(settings)
     topic = hub.names.registrations(SOURCE)
-    print(f"machine: {machine()}")
-    print(f"preloading {events} events on {topic} ...", flush=True)
+    if announce:
+        print(f"machine: {machine()}")
     started = time.perf_counter()
-    asyncio.run(produce(admin(settings), topic, claim_values(hub, events)))
+    messages = values(hub, events)
+    print(f"preloading {len(messages)} {what} on {topic} ...", flush=True)
+    asyncio.run(produce(admin(settings), topic, messages))
     print(f"  encoded and produced in {time.perf_counter() - started:.1f} s", flush=True)
-    return Preloaded(work, local, settings, hub, topic)
+    return Preloaded(work, local, settings, hub, topic, len(messages))
