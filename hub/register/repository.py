@@ -244,28 +244,35 @@ class RegisterRepository:
         )
 
 
+# The columns of a registration's row taken from the event as it is, by the same names.
+_EVENT_COLUMNS = (
+    "action",
+    "event_type",
+    "fact_date",
+    "sent_at",
+    "source_system",
+    "municipality",
+    "payload",
+    "writer_schema",
+)
+
+
 def registration_values(write: Write) -> dict[str, Any]:
     """The column values of an accepted registration's row."""
-    event, origin = write.event, write.origin
-    return dict(
-        event_id=str(event.event_id),
-        person_id=write.person.final().id,
-        action=event.action,
-        registration_key=write.registration_key,
-        event_type=event.event_type,
-        fact_date=event.fact_date,
-        sent_at=event.sent_at,
-        source_system=event.source_system,
-        municipality=event.municipality,
-        payload=event.payload,
-        warnings=[{"code": w.code, "message": w.message, "messageNb": w.message_nb} for w in write.warnings],
-        late=write.late,
-        writer_schema=event.writer_schema,
-        topic=origin.topic,
-        partition=origin.partition,
-        offset=origin.offset,
-        accepted_at=write.at,
-    )
+    return {
+        **{name: getattr(write.event, name) for name in _EVENT_COLUMNS},
+        "event_id": str(write.event.event_id),
+        "person_id": write.person.final().id,
+        "registration_key": write.registration_key,
+        "warnings": [
+            {"code": w.code, "message": w.message, "messageNb": w.message_nb} for w in write.warnings
+        ],
+        "late": write.late,
+        "topic": write.origin.topic,
+        "partition": write.origin.partition,
+        "offset": write.origin.offset,
+        "accepted_at": write.at,
+    }
 
 
 def fact_of(row: RegistrationRecord) -> Fact:
@@ -296,40 +303,39 @@ def _registered(row: RegistrationRecord) -> Registered:
     )
 
 
+# The columns a held event's row shares with `HeldEntry`, by the same names.
+_HELD_FIELDS = (
+    "event_id",
+    "national_id",
+    "duf_number",
+    "fact_date",
+    "reason_code",
+    "reason",
+    "reason_nb",
+    "held_at",
+)
+
+
 def _held_entry(row: HeldEvent) -> HeldEntry:
     return HeldEntry(
-        event_id=row.event_id,
-        national_id=row.national_id,
-        duf_number=row.duf_number,
-        fact_date=row.fact_date,
+        **{name: getattr(row, name) for name in _HELD_FIELDS},
         origin=Origin(row.topic, row.partition, row.offset),
         key=row.message_key,
         value=row.message_value,
-        reason_code=row.reason_code,
-        reason=row.reason,
-        reason_nb=row.reason_nb,
-        held_at=row.held_at,
         order=row.id,
     )
 
 
 def _held_values(entry: HeldEntry) -> dict[str, Any]:
-    return dict(
-        event_id=entry.event_id,
-        national_id=entry.national_id,
-        duf_number=entry.duf_number,
-        fact_date=entry.fact_date,
-        topic=entry.origin.topic,
-        partition=entry.origin.partition,
-        offset=entry.origin.offset,
-        message_key=entry.key,
-        message_value=entry.value,
-        reason_code=entry.reason_code,
-        reason=entry.reason,
-        reason_nb=entry.reason_nb,
-        held_at=entry.held_at,
-        attempts=1,
-    )
+    return {
+        **{name: getattr(entry, name) for name in _HELD_FIELDS},
+        "topic": entry.origin.topic,
+        "partition": entry.origin.partition,
+        "offset": entry.origin.offset,
+        "message_key": entry.key,
+        "message_value": entry.value,
+        "attempts": 1,
+    }
 
 
 def _open_ticket(t: CaseTicket) -> OpenTicket:
