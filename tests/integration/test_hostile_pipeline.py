@@ -17,7 +17,6 @@ from hub.agents import runner
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
 from hub.errors import MessageTooLarge, RegisterRefused
-from hub.support.dead_letters import DeadLetterFlow
 from hub.pipeline.deadletter import (
     H_ERROR_CODE,
     H_ERROR_MESSAGE,
@@ -33,6 +32,7 @@ from hub.register.models import CaseTicket, UnfinishedWork
 from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import catalog
 from hub.schemas.contract import from_json
+from hub.support.dead_letters import DeadLetterFlow
 from tests.conftest import pipeline_hub
 from tests.fakes import RecordingPublisher
 from tests.hostile import ACCEPTABLE, NEAR_BROKER_LIMIT, _absurd, _encode, identifiers_in

@@ -13,7 +13,6 @@ from sqlalchemy import select
 from hub.bootstrap import Hub
 from hub.config import Settings
 from hub.domain.events import Origin
-from hub.support.dead_letters import DeadLetterFlow
 from hub.pipeline.flow import Message
 from hub.pipeline.registrations import RegistrationFlow
 from hub.register.models import CaseTicket
@@ -21,6 +20,7 @@ from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
 from hub.sources import SourceRegistry
+from hub.support.dead_letters import DeadLetterFlow
 from hub.support.tickets import TicketError, TicketStatus, describe_ticket, file_manual_case, settle
 from tests.factories import event, synthetic_person
 from tests.fakes import RecordingPublisher
