@@ -20,7 +20,7 @@ from hub.domain.lifecycle import Action, Fact, Problem, is_checked, transition_p
 from hub.domain.municipalities import is_municipality_number, municipality_on
 from hub.domain.redaction import echo, is_printable
 from hub.domain.residence import residence_on
-from hub.domain.rights import Categories, Category, categories_from_facts
+from hub.domain.rights import PERMIT_EVENT, Categories, Category, categories_from_facts
 from hub.rules.base import Check, Explanation, RuleContext, Severity, rule
 from hub.schemas.contract import DATE_FIELDS, event_type_of
 
@@ -415,6 +415,15 @@ def periods_in_order(event: Registration, ctx: RuleContext) -> Explanation | Non
 LATE_REGISTRATION = "NIR-DEADLINE-001"
 
 
+def _has_deadline(event: Registration) -> bool:
+    """The deadlines are for the municipality's own registrations of its decisions and facts.
+    A residence permit is history from the immigration authorities, dated by its grant (a permit
+    granted years ago may be what the person's rights still rest on), and a correction or
+    annulment puts a wrong record right, which must stay possible however old the record is:
+    neither is late, neither is too old."""
+    return event.action == Action.REGISTER.value and event.event_type != PERMIT_EVENT
+
+
 @rule(
     LATE_REGISTRATION,
     "Registered within two months of the fact (else counted as late)",
@@ -423,6 +432,8 @@ LATE_REGISTRATION = "NIR-DEADLINE-001"
 )
 def registered_in_time(event: Registration, ctx: RuleContext) -> Explanation | None:
     sent_on = norwegian_date(event.sent_at)
+    if not _has_deadline(event):
+        return None
     if (
         _months_before(sent_on, TOO_OLD_AFTER_MONTHS)
         <= event.fact_date
@@ -442,7 +453,7 @@ def registered_in_time(event: Registration, ctx: RuleContext) -> Explanation | N
     "Ikke mer enn 24 måneder tilbake i tid",
 )
 def not_too_old(event: Registration, ctx: RuleContext) -> Explanation | None:
-    if event.fact_date < _months_before(norwegian_date(event.sent_at), TOO_OLD_AFTER_MONTHS):
+    if _has_deadline(event) and event.fact_date < _months_before(norwegian_date(event.sent_at), TOO_OLD_AFTER_MONTHS):
         fact = event.fact_date.isoformat()
         return Explanation(
             f"factDate {fact} is more than {TOO_OLD_AFTER_MONTHS} months before the registration",

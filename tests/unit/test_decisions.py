@@ -267,3 +267,23 @@ def test_decide_is_a_pure_function_of_the_event_and_the_snapshot() -> None:
     assert second.outcome == first.outcome and second.changes == []  # a redelivery: nothing to write
     other = decide(dataclasses.replace(pending, message=message(claim, 1)), snapshot, circumstances)
     assert other.outcome and other.outcome.value == "DUPLICATE"
+
+
+def test_a_permit_granted_years_ago_with_its_renewal_pending_is_accepted(
+    hub: Hub, store: FakeRegister
+) -> None:
+    """Issue 15, fault 1: the renewal-pending case itself was rejected as more than 24 months old."""
+    permit = event(
+        synthetic_person(),
+        "RESIDENCE_PERMIT_REGISTERED",
+        fact_date=dt.date(2023, 1, 10),
+        payload={
+            "ground": "ASYLUM",
+            "validUntil": "2026-01-10",
+            "renewalAppliedOn": "2025-12-01",
+            "permanent": False,
+        },
+    )
+    outcomes, publisher = run(hub, [permit])
+    assert outcomes == [["ACCEPTED"]], receipts(publisher)
+    assert store.rows[0]["late"] is False

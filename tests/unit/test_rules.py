@@ -250,3 +250,24 @@ def test_a_pending_renewal_keeps_a_programme_decision_free_of_warnings() -> None
     assert "NIR-RIGHT-001" not in [
         v.code for v in evaluate(refused, dataclasses.replace(CONTEXT, history=(claim, lapsed)))
     ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "changes"),
+    [
+        ("a residence permit granted long ago", {"event_type": "RESIDENCE_PERMIT_REGISTERED"}),
+        ("a correction of an old record", {"action": "CORRECT"}),
+        ("an annulment of an old record", {"action": "ANNUL"}),
+    ],
+)
+def test_the_deadlines_are_for_the_municipalitys_own_registrations_not_permits_or_corrections(
+    kind: str, changes: dict[str, Any]
+) -> None:
+    """Issue 15, fault 1: a permit granted in 2023 (the renewal-pending case itself), or the fix
+    of a wrong record from 2023, is neither too old nor late."""
+    old = dataclasses.replace(registration(), fact_date=dt.date(2023, 1, 10), **changes)
+    codes = {v.code for v in evaluate(old, CONTEXT)}
+    assert "NIR-DEADLINE-002" not in codes, kind
+    assert "NIR-DEADLINE-001" not in codes, kind
+    plain = dataclasses.replace(registration(), fact_date=dt.date(2023, 1, 10))
+    assert "NIR-DEADLINE-002" in {v.code for v in evaluate(plain, CONTEXT)}  # the municipality's own: too old
