@@ -334,6 +334,8 @@ def transition_problem(history: Sequence[Fact], new: Fact) -> Problem | None:
     if new.role in _DURING_PARTICIPATION:
         if before.status is Status.RUNNING:
             return None
+        if before.status is Status.STOPPED and new.role is Role.END:
+            return None  # a stopped participant's end records why and where they went
         if before.status is Status.STOPPED:
             return Problem(
                 Verdict.REJECT,

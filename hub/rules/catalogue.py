@@ -16,7 +16,7 @@ from typing import Any
 from hub.domain.calendar import norwegian_date
 from hub.domain.events import Registration
 from hub.domain.identifiers import InvalidIdentifier, check_duf_number, parse_national_id
-from hub.domain.lifecycle import Action, Fact, Problem, is_checked, transition_problem
+from hub.domain.lifecycle import ROLES, Action, Fact, Problem, Role, is_checked, transition_problem
 from hub.domain.municipalities import is_municipality_number, municipality_on
 from hub.domain.redaction import echo, is_printable
 from hub.domain.residence import residence_on
@@ -553,6 +553,26 @@ def known_codes(event: Registration, ctx: RuleContext) -> Explanation | None:
                     f"{path}.{name} has a value this hub does not know; it was kept as UNKNOWN",
                     f"{path}.{name} har en verdi huben ikke kjenner; den er lagret som UNKNOWN",
                 )
+    return None
+
+
+@rule(
+    "NIR-CODE-003",
+    "An end has its reason",
+    "En avslutning har sin årsak",
+    Severity.WARNING,
+)
+def end_has_reason(event: Registration, ctx: RuleContext) -> Explanation | None:
+    # SSB's exit figures count ends by reason; NOT_REGISTERED is also what a reason this hub does
+    # not know arrives as. A warning: the end-reason list is unconfirmed (DOMAIN.md).
+    if event.event_type in ROLES and ROLES[event.event_type][1] is Role.END:
+        if event.payload.get("endReason") == "NOT_REGISTERED":
+            return Explanation(
+                "the end has no reason (endReason NOT_REGISTERED); register why the participation "
+                "ended (the list of end reasons is not yet confirmed)",
+                "avslutningen har ingen årsak (endReason NOT_REGISTERED); registrer hvorfor deltakelsen "
+                "ble avsluttet (listen over avslutningsårsaker er ikke bekreftet ennå)",
+            )
     return None
 
 

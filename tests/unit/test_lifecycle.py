@@ -124,6 +124,17 @@ def test_facts_after_a_permanent_stop_need_a_new_decision() -> None:
     assert transition_problem(renewed, leave) is None
 
 
+def test_a_permanently_stopped_participant_can_be_ended_with_a_reason() -> None:
+    """Issue 15, fault 3: the end after a stop gives the end reason and main activity that SSB's
+    exit figures need; before, NIR-LIFE-003 rejected it and the person was never ended."""
+    facts = [*programme(0, 10, 20), fact("INTRODUCTION_PROGRAMME_STOPPED", 60, stopKind="PERMANENT")]
+    for day in (60, 90):  # the day of the stop, and later
+        end = fact("INTRODUCTION_PROGRAMME_ENDED", day, endReason="STOPPED", mainActivity="OTHER")
+        assert transition_problem(facts, end) is None
+        state = derive([*facts, end])[Scheme.INTRODUCTION_PROGRAMME]
+        assert (state.status, state.end_reason) == (Status.ENDED, "STOPPED")
+
+
 def test_a_temporary_stop_only_pauses_the_programme() -> None:
     facts = [
         *programme(0, 10, 20),

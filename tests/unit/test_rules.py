@@ -114,6 +114,7 @@ FAILING: dict[str, tuple[Callable[[], Registration], RuleContext]] = {
         lambda: dataclasses.replace(registration("TRAINING_CLAIM"), fact_date=dt.date(2024, 11, 25)),
         CONTEXT,
     ),
+    "NIR-CODE-003": (_with_payload("TRAINING_ENDED", endReason="NOT_REGISTERED"), CONTEXT),
     "NIR-LIFE-001": (registration, dataclasses.replace(CONTEXT, history=())),
     "NIR-LIFE-002": (lambda: registration("TRAINING_STARTED"), CONTEXT),
     "NIR-LIFE-003": (
