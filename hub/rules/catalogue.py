@@ -565,14 +565,14 @@ def known_codes(event: Registration, ctx: RuleContext) -> Explanation | None:
 def end_has_reason(event: Registration, ctx: RuleContext) -> Explanation | None:
     # SSB's exit figures count ends by reason; NOT_REGISTERED is also what a reason this hub does
     # not know arrives as. A warning: the end-reason list is unconfirmed (DOMAIN.md).
-    if event.event_type in ROLES and ROLES[event.event_type][1] is Role.END:
-        if event.payload.get("endReason") == "NOT_REGISTERED":
-            return Explanation(
-                "the end has no reason (endReason NOT_REGISTERED); register why the participation "
-                "ended (the list of end reasons is not yet confirmed)",
-                "avslutningen har ingen årsak (endReason NOT_REGISTERED); registrer hvorfor deltakelsen "
-                "ble avsluttet (listen over avslutningsårsaker er ikke bekreftet ennå)",
-            )
+    ended = event.event_type in ROLES and ROLES[event.event_type][1] is Role.END
+    if ended and event.payload.get("endReason") == "NOT_REGISTERED":
+        return Explanation(
+            "the end has no reason (endReason NOT_REGISTERED); register why the participation "
+            "ended (the list of end reasons is not yet confirmed)",
+            "avslutningen har ingen årsak (endReason NOT_REGISTERED); registrer hvorfor deltakelsen "
+            "ble avsluttet (listen over avslutningsårsaker er ikke bekreftet ennå)",
+        )
     return None
 
 
