@@ -2,10 +2,18 @@
 Norwegian and social studies, computed from the whole residence-permit history, the person's age
 and the date (DOMAIN.md, "Rights and duty").
 
-The permit that counts on a date is the newest one granted by then that is still in force. A
-permit stays in force after its last valid day while a renewal applied for before that day is
-pending (the person is still lawfully resident); the register of old closed the category there,
-which was wrong. A renewal that is granted arrives as a new permit and takes over.
+The category comes from the whole permit history, not from the newest permit:
+- A *stay* is an unbroken lawful residence: permits each granted while the one before was still in
+  force. A permit stays in force after its last valid day while a renewal applied for by that
+  day is pending (the person is still lawfully resident; the register of old closed the category
+  there, which was wrong), and until the day the renewal is refused.
+- Within the stay that covers a date, the *basis* is the first permit of the ground that counts:
+  the age limits, the act (introduksjonsloven or integreringsloven) and collective protection's
+  12-month claim window all run from it. A renewal on the same ground, or a later permit whose
+  ground says nothing (OTHER, UNKNOWN: a permanent permit is often sent so), extends the stay
+  and keeps the basis; a later permit on another stated ground becomes the basis from its grant.
+- Outside every stay (before the first grant, after a permit lapsed or a renewal was refused),
+  nothing applies.
 
 Where DOMAIN.md marks a rule as unconfirmed (the programme's 18-55 age limits, the programme for
 family of refugees and for collective protection), the result says so in its notes.
@@ -16,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hub.domain.lifecycle import Fact, effective_facts
@@ -46,6 +54,9 @@ class Permit:
     valid_until: dt.date | None = None
     renewal_applied_on: dt.date | None = None
     permanent: bool = False
+    renewal_refused_on: dt.date | None = None  # the renewal applied for was refused on this day
+    # When the renewal was granted as a new permit (set by `stay_on`): no longer pending then.
+    renewal_granted_on: dt.date | None = field(default=None, compare=False)
 
     @classmethod
     def from_payload(cls, granted_on: dt.date, payload: dict[str, Any]) -> Permit:
@@ -55,6 +66,7 @@ class Permit:
             valid_until=_date(payload.get("validUntil")),
             renewal_applied_on=_date(payload.get("renewalAppliedOn")),
             permanent=bool(payload.get("permanent")),
+            renewal_refused_on=_date(payload.get("renewalRefusedOn")),
         )
 
     def in_force_on(self, day: dt.date) -> bool:
@@ -63,7 +75,9 @@ class Permit:
         if self.permanent or self.valid_until is None or day <= self.valid_until:
             return True
         # Expired, but lawfully resident while a renewal applied for in time is pending.
-        return self.renewal_applied_on is not None and self.renewal_applied_on <= self.valid_until
+        applied_in_time = self.renewal_applied_on is not None and self.renewal_applied_on <= self.valid_until
+        decided = [d for d in (self.renewal_refused_on, self.renewal_granted_on) if d is not None]
+        return applied_in_time and (not decided or day < min(decided))
 
     @property
     def act(self) -> str:
@@ -118,10 +132,41 @@ def _add_months(day: dt.date, months: int) -> dt.date:
     raise AssertionError("unreachable")
 
 
-def permit_on(permits: Iterable[Permit], day: dt.date) -> Permit | None:
-    """The permit that counts on `day`: the newest granted by then that is still in force."""
-    in_force = [p for p in permits if p.in_force_on(day)]
-    return max(in_force, key=lambda p: p.granted_on) if in_force else None
+# Grounds that say nothing of their own: a later permit on one of them extends the stay.
+_SILENT_GROUNDS = {"OTHER", "UNKNOWN"}
+
+
+def stay_on(permits: Iterable[Permit], day: dt.date) -> list[Permit]:
+    """The permits of the stay that covers `day` granted by then, in grant order; none when the
+    person is not lawfully resident on `day`."""
+    stays: list[list[Permit]] = []
+    for permit in sorted(permits, key=lambda p: p.granted_on):
+        day_before = permit.granted_on - dt.timedelta(days=1)
+        if stays and any(p.in_force_on(permit.granted_on) or p.in_force_on(day_before) for p in stays[-1]):
+            # The new permit settles the renewal the ones before were waiting for.
+            stays[-1] = [replace(p, renewal_granted_on=p.renewal_granted_on or permit.granted_on) for p in stays[-1]]
+            stays[-1].append(permit)
+        else:
+            stays.append([permit])
+    for stay in reversed(stays):
+        if any(p.in_force_on(day) for p in stay):
+            return [p for p in stay if p.granted_on <= day]
+    return []
+
+
+def basis_on(permits: Iterable[Permit], day: dt.date) -> Permit | None:
+    """The permit the category on `day` rests on (see the module's docstring)."""
+    stay = stay_on(permits, day)
+    stated = [p for p in stay if p.ground not in _SILENT_GROUNDS]
+    if not stated:
+        return stay[0] if stay else None
+    ground = stated[-1].ground
+    basis = stated[-1]
+    for permit in reversed(stated):  # back to the first of the latest run of that ground
+        if permit.ground != ground:
+            break
+        basis = permit
+    return basis
 
 
 def categories(
@@ -137,7 +182,7 @@ def categories(
     age limits cannot be checked, which the notes say. `training_claimed_on` is when the person
     claimed training, which keeps collective protection's right open after 12 months.
     """
-    basis = permit_on(permits, on)
+    basis = basis_on(permits, on)
     if basis is None:
         return Categories(_NA, _NA, None, ("no residence permit in force on the date",))
     training, programme, unconfirmed = _BY_GROUND.get(basis.ground, (_NA, _NA, False))
