@@ -65,9 +65,14 @@ def _weighted_remainder(digits: list[int], weights: tuple[int, ...]) -> int:
 
 
 def parse_national_id(
-    value: str, *, rule: CheckDigitRule = CLASSIC_RULE, allow_synthetic: bool = False
+    value: str,
+    *,
+    rule: CheckDigitRule = CLASSIC_RULE,
+    allow_synthetic: bool = False,
+    today: dt.date | None = None,
 ) -> NationalIdInfo:
-    """Check a fødselsnummer, D-number or H-number and return what it encodes.
+    """Check a fødselsnummer, D-number or H-number and return what it encodes. With `today`, a
+    birth date after it is refused (nobody registered is born tomorrow).
 
     Raises `InvalidIdentifier` with a reason that does not repeat the number.
     """
@@ -87,6 +92,8 @@ def parse_national_id(
     if month > 80:
         synthetic, month = True, month - 80
     elif month > 40:
+        if kind is NationalIdKind.D_NUMBER:
+            raise InvalidIdentifier("is marked both as a D-number and as an H-number")
         kind, month = NationalIdKind.H_NUMBER, month - 40
     if synthetic and not allow_synthetic:
         raise InvalidIdentifier("is a synthetic test number, not accepted here")
@@ -96,6 +103,8 @@ def parse_national_id(
         birth_date = dt.date(year, month, day)
     except ValueError:
         raise InvalidIdentifier("does not encode a valid birth date") from None
+    if today is not None and birth_date > today:
+        raise InvalidIdentifier("encodes a birth date in the future")
     return NationalIdInfo(kind=kind, birth_date=birth_date, synthetic=synthetic)
 
 

@@ -254,6 +254,7 @@ def valid_national_id(event: Registration, ctx: RuleContext) -> Explanation | No
             event.national_id,
             rule=ctx.check_digit_rule,
             allow_synthetic=ctx.allow_synthetic_identifiers,
+            today=ctx.today,
         )
     except InvalidIdentifier as exc:
         return Explanation(
@@ -733,7 +734,7 @@ def _birth_date(event: Registration, ctx: RuleContext) -> dt.date | None:
         return None
     try:
         return parse_national_id(
-            event.national_id, allow_synthetic=ctx.allow_synthetic_identifiers
+            event.national_id, rule=ctx.check_digit_rule, allow_synthetic=ctx.allow_synthetic_identifiers
         ).birth_date
     except InvalidIdentifier:
         return None

@@ -129,3 +129,44 @@ def test_a_masked_identifier_reveals_nothing_but_stays_comparable() -> None:
     assert mask("31129956715") == mask("31129956715")
     assert mask("31129956715") != mask("31129956716")
     assert mask(None) == "<none>"
+
+
+def _with_check_digits(first_nine: str) -> str | None:
+    """The first nine digits with the classic check digits, or None where there is none."""
+    digits = [int(c) for c in first_nine]
+    for weights in ((3, 7, 6, 1, 8, 9, 4, 5, 2), (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)):
+        check = (11 - sum(d * w for d, w in zip(digits, weights, strict=True)) % 11) % 11
+        if check == 10:
+            return None
+        digits.append(check)
+    return "".join(map(str, digits))
+
+
+def _first_with_check_digits(day: int, month: int, year2: int, individuals: range = range(100, 500)) -> str:
+    return next(
+        n
+        for i in individuals
+        if (n := _with_check_digits(f"{day:02d}{month:02d}{year2:02d}{i:03d}")) is not None
+    )
+
+
+def test_an_h_number_is_read_as_one_with_its_birth_date() -> None:
+    """Issue 15, fault 7: H-numbers (month + 40) were accepted but untested."""
+    info = parse_national_id(_first_with_check_digits(17, 5 + 40, 90))
+    assert (info.kind, info.birth_date) == (NationalIdKind.H_NUMBER, dt.date(1990, 5, 17))
+
+
+def test_a_number_marked_both_as_a_d_number_and_an_h_number_is_refused() -> None:
+    """Issue 15, fault 7: it was read as an H-number."""
+    with pytest.raises(InvalidIdentifier, match="both"):
+        parse_national_id(_first_with_check_digits(17 + 40, 5 + 40, 90))
+
+
+def test_a_birth_date_after_today_is_refused_when_today_is_given() -> None:
+    """Issue 15, fault 7: numbers of persons born tomorrow were accepted."""
+    number = _first_with_check_digits(1, 6, 26, range(500, 750))  # individual 500-749, year 26: 2026
+    info = parse_national_id(number)
+    assert info.birth_date == dt.date(2026, 6, 1)
+    assert parse_national_id(number, today=dt.date(2026, 6, 1)).birth_date == dt.date(2026, 6, 1)
+    with pytest.raises(InvalidIdentifier, match="future"):
+        parse_national_id(number, today=dt.date(2026, 5, 31))
