@@ -248,8 +248,9 @@ def _identifier(value: str | None) -> str | None:
 
 
 def _accepted_fix(event: Registration) -> Any:
-    """The newest registration of the same person, event type and source accepted after the
-    failed event was sent (and, for repeatable types, for the same date)."""
+    """The newest registration of the same person, event type and source sent and accepted after
+    the failed event was sent (and, for repeatable types, for the same date): an event the
+    fagsystem sent before the failed one is no fix for it, however late it was accepted."""
     identifiers = [i for i in (event.national_id, event.duf_number) if i]
     same_date = [RegistrationRecord.fact_date == event.fact_date] if is_repeatable(event.event_type) else []
     return (
@@ -258,6 +259,7 @@ def _accepted_fix(event: Registration) -> Any:
             RegistrationRecord.event_type == event.event_type,
             RegistrationRecord.source_system == event.source_system,
             RegistrationRecord.accepted_at > event.sent_at,
+            RegistrationRecord.sent_at > event.sent_at,
             *same_date,
             RegistrationRecord.person_id.in_(
                 select(PersonIdentifier.person_id).where(PersonIdentifier.value.in_(identifiers))

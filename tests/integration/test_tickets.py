@@ -132,3 +132,27 @@ def test_a_listed_ticket_masks_the_national_id_and_shows_the_duf_number(hub: Hub
     assert listed["dufNumber"] == person.duf_number
     assert person.national_id not in str(listed) and listed["event"] is None
     assert revealed["event"]["person"]["nationalId"] == person.national_id
+
+
+def test_an_earlier_event_accepted_late_does_not_close_the_ticket_of_a_later_failure(hub: Hub) -> None:
+    """Issue 15, fault 7: matching only checked that the other event was accepted after the
+    failed one was sent, so an earlier, unrelated event closed the ticket."""
+    publisher = RecordingPublisher()
+    person = synthetic_person()
+    now = dt.datetime.now(dt.UTC)
+    bad = {
+        **event(person, "TRAINING_CLAIM", municipality="4601"),
+        "sentAt": (now - dt.timedelta(minutes=30)).isoformat(),
+    }
+    earlier = {**event(person, "TRAINING_CLAIM"), "sentAt": (now - dt.timedelta(minutes=60)).isoformat()}
+    asyncio.run(RegistrationFlow(hub, publisher).process(Message(Origin(TOPIC, 0, 0), b"k", encoded(bad))))
+    asyncio.run(
+        RegistrationFlow(hub, publisher).process(Message(Origin(TOPIC, 0, 1), b"k", encoded(earlier)))
+    )
+    _, key, letter, headers = publisher.on("nir.dead-letters")[0]
+    raw = tuple((k, v.encode()) for k, v in headers.items())
+    asyncio.run(
+        DeadLetterFlow(hub, publisher).process(Message(Origin("nir.dead-letters", 0, 0), key, letter, raw))
+    )
+    [ticket] = all_tickets(hub)
+    assert (ticket.status, ticket.linked_event_id) == ("open", None)
