@@ -65,20 +65,18 @@ def describe_person(session: Session, person_id: int, *, as_of: dt.datetime | No
     state is the one on that date.
     """
     person = session.get_one(Person, person_id)
-    identifiers = session.scalars(
-        select(PersonIdentifier).where(PersonIdentifier.person_id == person_id).order_by(PersonIdentifier.id)
-    ).all()
+    known = select(PersonIdentifier).where(PersonIdentifier.person_id == person_id)
     query = select(RegistrationRecord).where(RegistrationRecord.person_id == person_id)
-    if as_of is not None:
+    received = select(AddressRecord).where(AddressRecord.person_id == person_id)
+    if as_of is not None:  # identifiers and addresses too: what the register knew then
+        known = known.where(PersonIdentifier.first_seen_at <= as_of)
         query = query.where(RegistrationRecord.accepted_at <= as_of)
+        received = received.where(AddressRecord.received_at <= as_of)
+    identifiers = session.scalars(known.order_by(PersonIdentifier.id)).all()
     registrations = session.scalars(query.order_by(RegistrationRecord.fact_date, RegistrationRecord.id)).all()
     effective = effective_facts(fact_of(r) for r in registrations)
     states = derive(effective, on=as_of.date() if as_of is not None else None)
-    addresses = session.scalars(
-        select(AddressRecord)
-        .where(AddressRecord.person_id == person_id)
-        .order_by(AddressRecord.sequence_number)
-    ).all()
+    addresses = session.scalars(received.order_by(AddressRecord.sequence_number)).all()
     residences = [r for r in map(residence_of, addresses) if r is not None]
     day = as_of.date() if as_of is not None else norwegian_date(dt.datetime.now(dt.UTC))
     rights = categories_from_facts(effective, on=day, birth_date=birth_date_of(session, person_id))

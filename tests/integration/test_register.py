@@ -87,3 +87,33 @@ def test_a_protected_address_keeps_no_address_text_and_is_not_shown(database_url
     [address] = shown["addresses"]
     assert (address["addressLine"], address["postalCode"], address["municipality"]) == (None, None, None)
     assert "Skjult" not in str(shown)
+
+
+def test_person_show_as_of_a_date_leaves_out_identifiers_and_addresses_received_after_it(
+    database_url: str,
+) -> None:
+    """Issue 15, fault 7: `--as-of` filtered registrations but not addresses or identifiers."""
+    sessions = make_session_factory(make_engine(database_url))
+    later = NOW + dt.timedelta(days=30)
+    change = AddressChange(
+        sequence_number=7,
+        event_type="ADDRESS_CHANGED",
+        national_id="14839140240",
+        recorded_at=later,
+        moved_on=dt.date(2026, 12, 20),
+        municipality="4601",
+        protection="UNGRADED",
+        address_kind="STREET_ADDRESS",
+        address_line="Gate 1",
+        postal_code="5003",
+        postal_place="BERGEN",
+    )
+    with sessions() as s:
+        person_id = RegisterRepository(s).person_with(None, "201812345678", NOW)
+        RegisterRepository(s).person_with("14839140240", "201812345678", later)
+        assert record_address_change(s, change, later)
+        s.commit()
+        then = describe_person(s, person_id, as_of=NOW + dt.timedelta(days=1))
+        now = describe_person(s, person_id, as_of=later + dt.timedelta(days=1))
+    assert [i["kind"] for i in then["identifiers"]] == ["duf"] and then["addresses"] == []
+    assert len(now["identifiers"]) == 2 and len(now["addresses"]) == 1
