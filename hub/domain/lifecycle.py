@@ -183,6 +183,10 @@ def apply(state: SchemeState, fact: Fact) -> SchemeState:
     """The state after one more fact (facts are applied in timeline order)."""
     p, d = fact.payload, fact.fact_date
     state = replace(state, facts=state.facts + 1)
+    if fact.scheme not in _WITH_LIFECYCLE and state.status is Status.NOT_STARTED:
+        # No claim, decision or start is registered for these: the first fact shows that the
+        # person takes part, from its date.
+        state = replace(state, status=Status.RUNNING, started_on=d)
     match fact.role:
         case Role.CLAIM:
             if state.status in {Status.NOT_STARTED, Status.ENDED, Status.REFUSED, Status.STOPPED}:

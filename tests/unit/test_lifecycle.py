@@ -181,6 +181,14 @@ def test_hours_and_tests_add_up_per_scheme() -> None:
     assert states[Scheme.INTRODUCTION_PROGRAMME].facts == 0
 
 
+def test_asylum_seeker_training_with_hours_and_a_test_shows_the_person_taking_part() -> None:
+    """Issue 15, fault 7: it showed not_started, since the scheme has no start of its own."""
+    facts = [fact("ASYLUM_SEEKER_TRAINING_HOURS", 3), fact("ASYLUM_SEEKER_FINAL_TEST", 40)]
+    state = derive(facts)[Scheme.ASYLUM_SEEKER_TRAINING]
+    assert (state.status, state.started_on, state.facts) == (Status.RUNNING, facts[0].fact_date, 2)
+    assert derive([])[Scheme.ASYLUM_SEEKER_TRAINING].status is Status.NOT_STARTED
+
+
 def test_facts_about_the_person_rather_than_a_scheme_are_left_out_of_the_lifecycle() -> None:
     permit = fact("RESIDENCE_PERMIT_REGISTERED", 0)
     facts = [permit, *programme(1, 10, 20)]
