@@ -144,7 +144,9 @@ def stay_on(permits: Iterable[Permit], day: dt.date) -> list[Permit]:
         day_before = permit.granted_on - dt.timedelta(days=1)
         if stays and any(p.in_force_on(permit.granted_on) or p.in_force_on(day_before) for p in stays[-1]):
             # The new permit settles the renewal the ones before were waiting for.
-            stays[-1] = [replace(p, renewal_granted_on=p.renewal_granted_on or permit.granted_on) for p in stays[-1]]
+            stays[-1] = [
+                replace(p, renewal_granted_on=p.renewal_granted_on or permit.granted_on) for p in stays[-1]
+            ]
             stays[-1].append(permit)
         else:
             stays.append([permit])

@@ -454,7 +454,9 @@ def registered_in_time(event: Registration, ctx: RuleContext) -> Explanation | N
     "Ikke mer enn 24 måneder tilbake i tid",
 )
 def not_too_old(event: Registration, ctx: RuleContext) -> Explanation | None:
-    if _has_deadline(event) and event.fact_date < _months_before(norwegian_date(event.sent_at), TOO_OLD_AFTER_MONTHS):
+    if _has_deadline(event) and event.fact_date < _months_before(
+        norwegian_date(event.sent_at), TOO_OLD_AFTER_MONTHS
+    ):
         fact = event.fact_date.isoformat()
         return Explanation(
             f"factDate {fact} is more than {TOO_OLD_AFTER_MONTHS} months before the registration",
