@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from hub.domain.identifiers import make_national_id
+from hub.domain.identifiers import duf_checksum, make_national_id
 
 TODAY = dt.date.today()
 
@@ -111,7 +111,8 @@ def synthetic_person(*, with_duf: bool = True, with_national_id: bool = True) ->
         n = next(_individuals)
         birth = dt.date(1970, 1, 1) + dt.timedelta(days=(n * 37) % 12000)
         national_id = make_national_id(birth, n % 500)  # individual < 500: born 1900 to 1999
-    duf = f"20{10 + next(_individuals) % 15:02d}{next(_individuals) % 100000000:08d}" if with_duf else None
+    first_ten = f"20{10 + next(_individuals) % 15:02d}{next(_individuals) % 1000000:06d}"
+    duf = first_ten + duf_checksum(first_ten) if with_duf else None
     return Person(national_id, duf)
 
 

@@ -327,7 +327,7 @@ def _summarise(hub: Hub, records: list[Any], sent: set[tuple[str, int, int]]) ->
     )
     print()
     print(
-        "Look at a person:  NIR_DATABASE_URL=sqlite:///var/demo/register.sqlite3 hub person show 201812345678"
+        "Look at a person:  NIR_DATABASE_URL=sqlite:///var/demo/register.sqlite3 hub person show 201812345604"
     )
     received = sum(outcomes.values())
     if received < len(sent):

@@ -131,6 +131,22 @@ def check_duf_number(value: str, *, today: dt.date) -> None:
         raise InvalidIdentifier("does not start with a plausible application year")
 
 
+# The checksum people use for DUF numbers: the last two digits are the weighted sum of the first
+# ten, mod 11. UDI has not published it, and UDI's own example fails it (DOMAIN.md): a number that
+# fails is only warned about, never refused.
+_DUF_WEIGHTS = (4, 6, 3, 2, 4, 6, 3, 2, 7, 5)
+
+
+def duf_checksum(first_ten: str) -> str:
+    """The two check digits the community checksum gives these ten digits."""
+    return f"{sum(int(d) * w for d, w in zip(first_ten, _DUF_WEIGHTS, strict=True)) % 11:02d}"
+
+
+def passes_duf_checksum(value: str) -> bool:
+    """Whether a DUF number of the right shape passes the community checksum."""
+    return len(value) == 12 and is_ascii_digits(value) and value[10:] == duf_checksum(value[:10])
+
+
 def mask(value: str | None) -> str:
     """A stable, non-reversible stand-in for an identifier, safe for logs and messages.
 

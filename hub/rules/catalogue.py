@@ -15,7 +15,7 @@ from typing import Any
 
 from hub.domain.calendar import norwegian_date
 from hub.domain.events import Registration
-from hub.domain.identifiers import InvalidIdentifier, check_duf_number, parse_national_id
+from hub.domain.identifiers import InvalidIdentifier, check_duf_number, parse_national_id, passes_duf_checksum
 from hub.domain.lifecycle import ROLES, Action, Fact, Problem, Role, is_checked, transition_problem
 from hub.domain.municipalities import is_municipality_number, municipality_on
 from hub.domain.redaction import echo, is_printable
@@ -271,6 +271,24 @@ def valid_duf_number(event: Registration, ctx: RuleContext) -> Explanation | Non
         check_duf_number(event.duf_number, today=ctx.today)
     except InvalidIdentifier as exc:
         return Explanation(f"the DUF number {exc}", f"DUF-nummeret er ugyldig: {exc}")
+    return None
+
+
+@rule(
+    "NIR-ID-004",
+    "The DUF number passes the usual checksum (a warning: UDI publishes none)",
+    "DUF-nummeret stemmer med den vanlige kontrollsummen (en advarsel: UDI publiserer ingen)",
+    Severity.WARNING,
+)
+def duf_checksum_holds(event: Registration, ctx: RuleContext) -> Explanation | None:
+    duf = event.duf_number
+    if duf is not None and len(duf) == 12 and not passes_duf_checksum(duf):  # shape: NIR-ID-003
+        return Explanation(
+            "the DUF number's last two digits do not match the usual checksum; UDI publishes no "
+            "check-digit rule, so check the number against the case, it may still be right",
+            "de to siste sifrene i DUF-nummeret stemmer ikke med den vanlige kontrollsummen; UDI "
+            "publiserer ingen regel, så sjekk nummeret mot saken, det kan likevel være riktig",
+        )
     return None
 
 

@@ -58,7 +58,7 @@ def test_a_municipality_super_user_sees_only_their_own_municipalitys_tickets(sql
     with sessions() as s:
         oslo = create_user(s, "oslo-su", "a long enough secret", Role.MUNICIPALITY_SUPERUSER, "0301", NOW)
         imdi = create_user(s, "imdi", "a long enough secret", Role.IMDI_SUPPORT, None, NOW)
-        own = file_manual_case(s, duf_number="201812345678", description="x", municipality="0301", now=NOW)
+        own = file_manual_case(s, duf_number="201812345604", description="x", municipality="0301", now=NOW)
         other = file_manual_case(s, duf_number="201912345678", description="y", municipality="4601", now=NOW)
         assert may_see(oslo, own) and not may_see(oslo, other)
         assert may_see(imdi, own) and may_see(imdi, other)
@@ -73,7 +73,7 @@ def test_a_municipality_super_user_sees_only_their_own_municipalitys_tickets(sql
 def test_settling_a_ticket_is_written_to_the_audit_log(sqlite_url: str) -> None:
     sessions = make_session_factory(make_engine(sqlite_url))
     with sessions() as s:
-        ticket = file_manual_case(s, duf_number="201812345678", description="x", municipality="0301", now=NOW)
+        ticket = file_manual_case(s, duf_number="201812345604", description="x", municipality="0301", now=NOW)
         settle(s, ticket.id, TicketStatus.RESOLVED, "done", NOW, username="kari")
         s.commit()
         [entry] = s.scalars(select(AuditEntry)).all()

@@ -24,7 +24,7 @@ def test_lists_and_counts_are_scoped_to_the_user_s_municipality(database_url: st
         oslo = create_user(s, "oslo", SECRET, Role.MUNICIPALITY_SUPERUSER, "0301", NOW)
         imdi = create_user(s, "imdi", SECRET, Role.IMDI_SUPPORT, None, NOW)
         for duf, municipality in (
-            ("201812345678", "0301"),
+            ("201812345604", "0301"),
             ("201912345678", "4601"),
             ("202012345678", "4601"),
         ):
@@ -45,10 +45,10 @@ def test_a_view_is_audited_and_a_ticket_out_of_scope_looks_like_a_missing_one(da
     sessions = make_session_factory(make_engine(database_url))
     with sessions() as s:
         oslo = create_user(s, "oslo", SECRET, Role.MUNICIPALITY_SUPERUSER, "0301", NOW)
-        own = file_manual_case(s, duf_number="201812345678", description="x", municipality="0301", now=NOW)
+        own = file_manual_case(s, duf_number="201812345604", description="x", municipality="0301", now=NOW)
         other = file_manual_case(s, duf_number="201912345678", description="y", municipality="4601", now=NOW)
         shown = desk.view_ticket(s, catalog(), oslo, own.id, NOW)
-        assert shown["dufNumber"] == "201812345678"
+        assert shown["dufNumber"] == "201812345604"
         for act in (
             lambda: desk.view_ticket(s, catalog(), oslo, other.id, NOW),
             lambda: desk.settle_as(s, oslo, other.id, TicketStatus.DISCARDED, "not mine", NOW),
@@ -69,9 +69,9 @@ def test_a_case_filed_by_a_municipality_user_is_theirs_and_needs_a_valid_duf_num
     with sessions() as s:
         oslo = create_user(s, "oslo", SECRET, Role.MUNICIPALITY_SUPERUSER, "0301", NOW)
         filed = desk.file_case_as(
-            s, oslo, duf_number=" 201812345678 ", description="call me", municipality="4601", now=NOW
+            s, oslo, duf_number=" 201812345604 ", description="call me", municipality="4601", now=NOW
         )
-        assert (filed.municipality, filed.duf_number) == ("0301", "201812345678")
+        assert (filed.municipality, filed.duf_number) == ("0301", "201812345604")
         with pytest.raises(TicketError, match="DUF number must be exactly 12 digits"):
             desk.file_case_as(s, oslo, duf_number="12345", description="x", municipality=None, now=NOW)
 

@@ -104,7 +104,7 @@ def test_support_can_file_resolve_and_discard_cases_but_not_twice(hub: Hub) -> N
     with UnitOfWork(hub.session_factory) as uow:
         ticket = file_manual_case(
             uow.session,
-            duf_number="201812345678",
+            duf_number="201812345604",
             description="Wrong start date",
             municipality="0301",
             now=now,
@@ -119,7 +119,7 @@ def test_support_can_file_resolve_and_discard_cases_but_not_twice(hub: Hub) -> N
         with pytest.raises(TicketError, match="discarded already"):
             settle(uow.session, ticket.id, TicketStatus.RESOLVED, "again", now, username="s1")
         shown = describe_ticket(uow.session, catalog(), uow.session.get_one(CaseTicket, ticket.id))
-    assert (shown["kind"], shown["dufNumber"], shown["status"]) == ("manual", "201812345678", "discarded")
+    assert (shown["kind"], shown["dufNumber"], shown["status"]) == ("manual", "201812345604", "discarded")
 
 
 def test_a_listed_ticket_masks_the_national_id_and_shows_the_duf_number(hub: Hub) -> None:

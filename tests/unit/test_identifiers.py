@@ -16,6 +16,7 @@ from hub.domain.identifiers import (
     make_national_id,
     mask,
     parse_national_id,
+    passes_duf_checksum,
 )
 
 births = st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(1999, 12, 31))
@@ -108,9 +109,9 @@ def test_a_wider_check_digit_rule_can_be_switched_on_for_the_2032_numbers() -> N
 @pytest.mark.parametrize(
     ("value", "ok"),
     [
-        ("201812345678", True),
+        ("201812345604", True),
         ("20181234567", False),
-        ("2018123456789", False),
+        ("2018123456049", False),
         ("190012345678", False),
         ("209912345678", False),
         ("20181234567x", False),
@@ -170,3 +171,11 @@ def test_a_birth_date_after_today_is_refused_when_today_is_given() -> None:
     assert parse_national_id(number, today=dt.date(2026, 6, 1)).birth_date == dt.date(2026, 6, 1)
     with pytest.raises(InvalidIdentifier, match="future"):
         parse_national_id(number, today=dt.date(2026, 5, 31))
+
+
+def test_the_duf_checksum_is_the_weighted_sum_of_the_first_ten_digits_mod_11() -> None:
+    """Issue 15, fault 7: no DUF checksum was checked at all; DOMAIN.md: warn, never refuse."""
+    assert passes_duf_checksum("201812345604")
+    assert not passes_duf_checksum("201812345678")
+    assert not passes_duf_checksum("20181234560")  # the wrong length never passes
+    check_duf_number("201812345678", today=dt.date(2026, 12, 1))  # a failed checksum is no error

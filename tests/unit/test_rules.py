@@ -100,6 +100,7 @@ FAILING: dict[str, tuple[Callable[[], Registration], RuleContext]] = {
     "NIR-ID-001": (_replace(national_id=None, duf_number=None), CONTEXT),
     "NIR-ID-002": (lambda: _bad_check_digit(registration()), CONTEXT),
     "NIR-ID-003": (_replace(duf_number="1899123456"), CONTEXT),
+    "NIR-ID-004": (_replace(duf_number="201812345678"), CONTEXT),  # checksum 04, not 78
     "NIR-SOURCE-001": (_replace(source_system="other"), CONTEXT),
     "NIR-SOURCE-002": (registration, _registry("4601")),
     # 3001 was Halden until 2023; from 2024 Halden is 3101 and 3001 is no municipality.
