@@ -14,7 +14,7 @@ from hub.domain.calendar import OSLO
 from hub.domain.events import Registration
 from hub.domain.identifiers import CheckDigitRule
 from hub.domain.lifecycle import Fact
-from hub.domain.residence import Residence
+from hub.domain.residence import Residence, residence_history, residence_on
 from hub.domain.snapshot import Target
 from hub.pipeline.decode import decode_registration
 from hub.rules import RULES, RuleContext, Severity, evaluate
@@ -270,6 +270,20 @@ def test_a_genuine_mismatch_is_still_warned_about_naming_the_residence_by_the_nu
     assert "NIR-MUNI-002" in _reported_by("1505", in_haram, on=dt.date(2023, 6, 1))
     [rule] = [r for r in RULES if r.code == "NIR-MUNI-002"]
     assert rule.severity is Severity.WARNING
+
+
+def test_a_change_of_municipality_without_moving_renumbers_the_residence_from_its_date() -> None:
+    in_alesund = Residence(dt.date(2021, 5, 1), "1507", protected=False, sequence_number=1)
+    renumbered = Residence(dt.date(2024, 1, 1), "1580", protected=False, sequence_number=2, moved=False)
+    assert residence_history([in_alesund, renumbered]) == [in_alesund, renumbered]
+    assert residence_on([in_alesund, renumbered], dt.date(2023, 12, 31)) == in_alesund
+    assert residence_on([in_alesund, renumbered], dt.date(2024, 1, 1)) == renumbered
+    # Haram is now where the person lives: Ålesund's report is warned about, naming Haram.
+    assert _reported_by("1580", in_alesund, renumbered) == []
+    assert _reported_by("1508", in_alesund, renumbered) == ["NIR-MUNI-002"]
+    # A change without moving that keeps the number (a new street name) changes nothing.
+    same = dataclasses.replace(renumbered, municipality="1507", sequence_number=3)
+    assert residence_history([in_alesund, same]) == [in_alesund]
 
 
 def test_a_pending_renewal_keeps_a_programme_decision_free_of_warnings() -> None:
