@@ -39,8 +39,7 @@ def residence_history(residences: Iterable[Residence]) -> list[Residence]:
     history: list[Residence] = []
     for residence in sorted(residences, key=lambda r: (r.since, r.sequence_number)):
         if not residence.moved and (
-            residence.municipality is None
-            or (history and history[-1].municipality == residence.municipality)
+            residence.municipality is None or (history and history[-1].municipality == residence.municipality)
         ):
             continue
         history.append(residence)
