@@ -84,6 +84,16 @@ class FolkeregisterStandIn:
             person["bostedsadresse"].insert(0, address)
             return self._add_item(national_id, event_type, at)
 
+    def renumber(self, national_id: str, municipality: str, *, at: dt.datetime | None = None) -> int:
+        """The person's municipality gets a new number without their moving (a municipality
+        reform): the current residential address keeps its moving date and a feed item says it
+        changed without moving (`endringIBostedsadresseUtenFlytting`)."""
+        with self._lock:
+            person = self._person(national_id)
+            current = next(a for a in person["bostedsadresse"] if a["erGjeldende"])
+            current["vegadresse"]["kommunenummer"] = municipality
+            return self._add_item(national_id, "endringIBostedsadresseUtenFlytting", at)
+
     def emigrate(self, national_id: str, *, at: dt.datetime | None = None) -> int:
         with self._lock:
             for earlier in self._person(national_id)["bostedsadresse"]:

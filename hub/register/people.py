@@ -46,7 +46,14 @@ def _residence_json(residence: Residence | None) -> dict[str, Any]:
         "from": residence.since.isoformat(),
         "municipality": None if residence.protected else residence.municipality,
         **({"protected": True} if residence.protected else {}),
+        **({"withoutMoving": True} if not residence.moved else {}),
     }
+
+
+def _shown_history(residences: list[Residence]) -> list[Residence]:
+    """The residences as people may see them: a protected address's change of municipality
+    without moving is left out, as even that it changed tells something about where it is."""
+    return [r for r in residence_history(residences) if r.moved or not r.protected]
 
 
 def find_person_id(session: Session, identifier: str) -> int | None:
@@ -77,7 +84,7 @@ def describe_person(session: Session, person_id: int, *, as_of: dt.datetime | No
     effective = effective_facts(fact_of(r) for r in registrations)
     states = derive(effective, on=as_of.date() if as_of is not None else None)
     addresses = session.scalars(received.order_by(AddressRecord.sequence_number)).all()
-    residences = [r for r in map(residence_of, addresses) if r is not None]
+    shown = _shown_history([r for r in map(residence_of, addresses) if r is not None])
     day = as_of.date() if as_of is not None else norwegian_date(dt.datetime.now(dt.UTC))
     rights = categories_from_facts(effective, on=day, birth_date=birth_date_of(session, person_id))
     return {
@@ -92,9 +99,10 @@ def describe_person(session: Session, person_id: int, *, as_of: dt.datetime | No
             for f in effective
             if f.event_type == "RESIDENCE_PERMIT_REGISTERED"
         ],
-        # The municipality the person lived in from each moving date (protected ones hidden).
-        "affiliation": [_residence_json(r) for r in residence_history(residences)],
-        "municipalityOn": {"date": day.isoformat(), **_residence_json(residence_on(residences, day))},
+        # The municipality the person lived in from each moving date, and from each change of
+        # its number without moving (protected ones hidden).
+        "affiliation": [_residence_json(r) for r in shown],
+        "municipalityOn": {"date": day.isoformat(), **_residence_json(residence_on(shown, day))},
         "categories": None if rights is None else rights.as_json(),
         "facts": [
             {

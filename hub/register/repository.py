@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from hub.domain.calendar import norwegian_date
 from hub.domain.events import AddressChange, Origin, Registration
 from hub.domain.lifecycle import Action, Fact
-from hub.domain.residence import NOT_A_MOVE, Residence
+from hub.domain.residence import NOT_A_MOVE, NOT_A_RESIDENCE, Residence
 from hub.domain.snapshot import (
     Change,
     CloseTicket,
@@ -281,11 +281,17 @@ def fact_of(row: RegistrationRecord) -> Fact:
 
 
 def residence_of(row: AddressRecord) -> Residence | None:
-    """The residence an address change starts, if it starts one."""
-    if row.event_type in NOT_A_MOVE:
+    """The residence an address change starts, or the new number a change without moving may
+    give the residence in force (`hub.domain.residence`); None for a temporary address."""
+    if row.event_type in NOT_A_RESIDENCE:
         return None
+    protected = AddressChange.is_protected(row.protection)
+    if row.event_type in NOT_A_MOVE:
+        # Its moving date is still the last move's: the change counts from when it was recorded.
+        since = norwegian_date(row.recorded_at)
+        return Residence(since, row.municipality, protected, row.sequence_number, moved=False)
     since = row.moved_on or norwegian_date(row.recorded_at)
-    return Residence(since, row.municipality, AddressChange.is_protected(row.protection), row.sequence_number)
+    return Residence(since, row.municipality, protected, row.sequence_number)
 
 
 def _registered(row: RegistrationRecord) -> Registered:

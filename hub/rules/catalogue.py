@@ -17,7 +17,12 @@ from hub.domain.calendar import norwegian_date
 from hub.domain.events import Registration
 from hub.domain.identifiers import InvalidIdentifier, check_duf_number, parse_national_id, passes_duf_checksum
 from hub.domain.lifecycle import ROLES, Action, Fact, Problem, Role, is_checked, transition_problem
-from hub.domain.municipalities import is_municipality_number, municipality_on
+from hub.domain.municipalities import (
+    is_municipality_number,
+    municipality_on,
+    numbers_on,
+    same_municipality,
+)
 from hub.domain.redaction import echo, is_printable
 from hub.domain.residence import residence_on
 from hub.domain.rights import PERMIT_EVENT, Categories, Category, categories_from_facts
@@ -350,17 +355,25 @@ def municipality_exists(event: Registration, ctx: RuleContext) -> Explanation | 
 )
 def municipality_of_residence(event: Registration, ctx: RuleContext) -> Explanation | None:
     # A warning, not a rejection: Folkeregisteret's data can lag behind a move. A protected
-    # residence is never compared, so a message cannot reveal where the person lives.
+    # residence is never compared, so a message cannot reveal where the person lives. Both
+    # numbers are read on the fact's date, through SSB's correspondence where one is from
+    # another list (a residence recorded in 3024 Bærum is in 3201 Bærum from 2024, and 1507
+    # Ålesund is in 1508 Ålesund or 1580 Haram).
     residence = residence_on(ctx.residences, event.fact_date)
     if residence is None or residence.protected or residence.municipality is None:
         return None
-    if residence.municipality != event.municipality:
+    if not same_municipality(residence.municipality, event.municipality, event.fact_date):
         date = event.fact_date.isoformat()
+        # Named by the numbers in force on the date, as the reporting municipality knows them.
+        recorded = residence.municipality
+        numbers = sorted(numbers_on(recorded, event.fact_date)) or [recorded]
+        lived_in = " or ".join(numbers) + (f" (recorded as {recorded})" if numbers != [recorded] else "")
+        bodde_i = " eller ".join(numbers) + (f" (registrert som {recorded})" if numbers != [recorded] else "")
         return Explanation(
             f"municipality {event.municipality} reports, but the person lived in municipality "
-            f"{residence.municipality} on {date} according to Folkeregisteret",
+            f"{lived_in} on {date} according to Folkeregisteret",
             f"kommune {event.municipality} rapporterer, men personen bodde i kommune "
-            f"{residence.municipality} {date} ifølge Folkeregisteret",
+            f"{bodde_i} {date} ifølge Folkeregisteret",
         )
     return None
 

@@ -24,12 +24,18 @@ from hub.connectors.folkeregister import (
     read_position,
 )
 from hub.connectors.folkeregister_standin import FolkeregisterStandIn, serving
+from hub.domain.events import Origin
 from hub.errors import ConfigurationError
 from hub.localrun import LocalBroker, WorkerProcess, local_admin
+from hub.pipeline.addresses import AddressFlow
+from hub.pipeline.flow import Message
 from hub.principals import prepare_broker
+from hub.register.people import describe_person, find_person_id
 from hub.register.unit_of_work import UnitOfWork
+from hub.schemas.codec import ADDRESS_CHANGE
 from tests.conftest import admin_kafka, make_settings
 from tests.factories import synthetic_person
+from tests.fakes import RecordingPublisher
 from tests.harness import wait_until
 
 MOVED = dt.date(2026, 10, 1)
@@ -232,6 +238,37 @@ def test_a_person_who_becomes_known_after_moving_is_looked_up_once(
     assert change["postalPlace"] == "BERGEN" and status.looked_up == 1
     follow(hub, url)
     assert len(published(hub)) == 1  # looked up once only
+
+
+def test_a_renumbered_municipality_reaches_the_register_as_a_new_number_without_a_move(
+    hub: Hub, feed: tuple[FolkeregisterStandIn, str]
+) -> None:
+    stand_in, url = feed
+    person = synthetic_person().national_id
+    known(hub, person)
+    follow(hub, url)
+    stand_in.move(person, "1507", dt.date(2021, 5, 1))
+    follow(hub, url)
+    stand_in.renumber(person, "1580", at=dt.datetime(2024, 1, 1, 5, tzinfo=dt.UTC))  # Haram again
+    follow(hub, url)
+    changes = published(hub)
+    assert [(c["eventType"], c["municipality"], c["movedOn"]) for c in changes] == [
+        ("ADDRESS_CHANGED", "1507", dt.date(2021, 5, 1)),
+        ("ADDRESS_CHANGED_WITHOUT_MOVING", "1580", dt.date(2021, 5, 1)),
+    ]
+
+    flow = AddressFlow(hub, RecordingPublisher())
+    for offset, change in enumerate(changes):
+        value = hub.catalog.encode(ADDRESS_CHANGE, change)
+        origin = Origin(hub.names.address_changes, 0, offset)
+        assert asyncio.run(flow.process(Message(origin, None, value))).written
+    with hub.session_factory() as session:
+        shown = describe_person(session, find_person_id(session, person) or 0)
+    assert shown["affiliation"] == [
+        {"from": "2021-05-01", "municipality": "1507"},
+        {"from": "2024-01-01", "municipality": "1580", "withoutMoving": True},
+    ]
+    assert shown["municipalityOn"]["municipality"] == "1580"
 
 
 def test_the_connector_waits_out_429_and_sends_the_configured_token(hub: Hub, tmp_path: Path) -> None:

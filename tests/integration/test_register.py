@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import pytest
@@ -9,14 +10,22 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select
 
-from hub.domain.events import AddressChange
+from hub.domain.events import AddressChange, Origin
 from hub.errors import RegisterNotMigrated
+from hub.pipeline.flow import Message
+from hub.pipeline.registrations import RegistrationFlow
 from hub.register.addresses import record_address_change
 from hub.register.database import make_engine, make_session_factory
 from hub.register.migrate import current_revision, head_revision, require_current, upgrade
 from hub.register.models import Base, Person, PersonIdentifier
 from hub.register.people import describe_person, find_person_id
 from hub.register.repository import RegisterRepository
+from hub.schemas.codec import REGISTRATION, catalog
+from hub.schemas.contract import from_json
+from hub.sources import SourceRegistry
+from tests.conftest import pipeline_hub
+from tests.factories import event, synthetic_person
+from tests.fakes import RecordingPublisher
 
 NOW = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)
 
@@ -117,3 +126,70 @@ def test_person_show_as_of_a_date_leaves_out_identifiers_and_addresses_received_
         now = describe_person(s, person_id, as_of=later + dt.timedelta(days=1))
     assert [i["kind"] for i in then["identifiers"]] == ["duf"] and then["addresses"] == []
     assert len(now["identifiers"]) == 2 and len(now["addresses"]) == 1
+
+
+def _address(
+    sequence: int, event_type: str, national_id: str, municipality: str, recorded_at: dt.datetime, **more: str
+) -> AddressChange:
+    return AddressChange(
+        sequence_number=sequence,
+        event_type=event_type,
+        national_id=national_id,
+        recorded_at=recorded_at,
+        moved_on=dt.date(2021, 5, 1),  # a change without moving keeps the last move's date
+        municipality=municipality,
+        protection=more.get("protection", "UNGRADED"),
+        address_kind="STREET_ADDRESS",
+        address_line=None,
+        postal_code=None,
+        postal_place=None,
+    )
+
+
+def test_a_change_of_municipality_without_moving_gives_the_residence_its_new_number_from_that_day(
+    database_url: str,
+) -> None:
+    hub = pipeline_hub(database_url)
+    hub.registry = SourceRegistry.from_mapping(
+        {"sources": {"oslo-fagsystem": {"municipalities": ["1508", "1580"]}}}
+    )
+    person, hidden = synthetic_person(), synthetic_person()
+    moved = dt.datetime(2021, 5, 3, 8, tzinfo=dt.UTC)
+    renumbered = dt.datetime(2024, 1, 1, 5, tzinfo=dt.UTC)  # 06:00 in Oslo, on the reform's day
+    with hub.session_factory() as s:
+        for who, protection in ((person, "UNGRADED"), (hidden, "STRICTLY_CONFIDENTIAL")):
+            nid = who.national_id or ""
+            RegisterRepository(s).person_with(nid, who.duf_number, NOW)
+            first = 1 if who is person else 3
+            for sequence, event_type, municipality, at in (
+                (first, "ADDRESS_CHANGED", "1507", moved),
+                (first + 1, "ADDRESS_CHANGED_WITHOUT_MOVING", "1580", renumbered),
+            ):
+                change = _address(sequence, event_type, nid, municipality, at, protection=protection)
+                assert record_address_change(s, change, NOW)
+        s.commit()
+        shown = describe_person(s, find_person_id(s, person.national_id or "") or 0)
+        shown_hidden = describe_person(s, find_person_id(s, hidden.national_id or "") or 0)
+    assert shown["affiliation"] == [
+        {"from": "2021-05-01", "municipality": "1507"},
+        {"from": "2024-01-01", "municipality": "1580", "withoutMoving": True},
+    ]
+    assert shown["municipalityOn"]["municipality"] == "1580"
+    # Not even that a protected address changed its municipality is shown.
+    assert shown_hidden["affiliation"] == [{"from": "2021-05-01", "municipality": None, "protected": True}]
+    assert "1580" not in str(shown_hidden["affiliation"]) + str(shown_hidden["municipalityOn"])
+
+    # The decisions read the same residence: Haram reports without a warning; Ålesund, which the
+    # person no longer lives in since the split, is warned about.
+    publisher = RecordingPublisher()
+    flow = RegistrationFlow(hub, publisher)
+    topic = "nir.source.oslo-fagsystem.registrations"
+    for offset, municipality in enumerate(("1580", "1508")):
+        value = catalog().encode(REGISTRATION, from_json(event(person, municipality=municipality)))
+        asyncio.run(flow.process(Message(Origin(topic, 0, offset), b"key", value)))
+    receipts = [
+        catalog().decode(v).datum for _, _, v, _ in publisher.on("nir.source.oslo-fagsystem.receipts")
+    ]
+    codes = [{v["code"] for v in r["violations"]} for r in receipts]
+    assert "NIR-MUNI-002" not in codes[0] and receipts[0]["outcome"] == "ACCEPTED"
+    assert "NIR-MUNI-002" in codes[1]

@@ -14,10 +14,10 @@ from hub.domain.calendar import OSLO
 from hub.domain.events import Registration
 from hub.domain.identifiers import CheckDigitRule
 from hub.domain.lifecycle import Fact
-from hub.domain.residence import Residence
+from hub.domain.residence import Residence, residence_history, residence_on
 from hub.domain.snapshot import Target
 from hub.pipeline.decode import decode_registration
-from hub.rules import RULES, RuleContext, evaluate
+from hub.rules import RULES, RuleContext, Severity, evaluate
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
 from hub.sources import SourceRegistry
@@ -232,6 +232,59 @@ def test_the_affiliation_warning_names_both_municipalities_but_never_a_protected
         (LIVES_IN_BERGEN, dataclasses.replace(lives_in_oslo, since=r.fact_date, sequence_number=2)),
     ):
         assert evaluate(r, dataclasses.replace(CONTEXT, residences=residences)) == [], residences
+
+
+def _reported_by(municipality: str, *residences: Residence, on: dt.date | None = None) -> list[str]:
+    """The codes a registration by `municipality` gets, by a source that may report for it."""
+    r = dataclasses.replace(registration(), municipality=municipality)
+    r = r if on is None else dataclasses.replace(r, fact_date=on)
+    return [v.code for v in evaluate(r, dataclasses.replace(_registry(municipality), residences=residences))]
+
+
+def test_a_person_living_in_3024_since_2022_is_not_warned_about_when_3201_baerum_reports_in_2026() -> None:
+    in_baerum = Residence(dt.date(2022, 3, 1), "3024", protected=False, sequence_number=1)
+    assert _reported_by("3201", in_baerum) == []
+    # Before the renumbering, Bærum reported under its old number.
+    assert "NIR-MUNI-002" not in _reported_by("3024", in_baerum, on=dt.date(2023, 6, 1))
+
+
+def test_a_residence_in_1507_alesund_is_in_1580_haram_or_1508_alesund_after_the_split_and_back() -> None:
+    in_alesund = Residence(dt.date(2021, 5, 1), "1507", protected=False, sequence_number=1)
+    assert _reported_by("1580", in_alesund) == []
+    assert _reported_by("1508", in_alesund) == []
+    # A residence recorded under the new number, reported before the split under the old one.
+    in_haram = dataclasses.replace(in_alesund, municipality="1580")
+    assert "NIR-MUNI-002" not in _reported_by("1507", in_haram, on=dt.date(2023, 6, 1))
+
+
+def test_a_genuine_mismatch_is_still_warned_about_naming_the_residence_by_the_number_in_force() -> None:
+    in_baerum = Residence(dt.date(2022, 3, 1), "3024", protected=False, sequence_number=1)
+    assert _reported_by("0301", in_baerum) == ["NIR-MUNI-002"]
+    [warning] = evaluate(
+        dataclasses.replace(registration(), municipality="0301"),
+        dataclasses.replace(CONTEXT, residences=(in_baerum,)),
+    )
+    assert "municipality 3201 (recorded as 3024) on" in warning.message
+    assert "kommune 3201 (registrert som 3024)" in warning.message_nb
+    in_haram = Residence(dt.date(2021, 5, 1), "1580", protected=False, sequence_number=1)
+    assert _reported_by("1508", in_haram) == ["NIR-MUNI-002"]  # Haram and Ålesund split in 2024
+    assert "NIR-MUNI-002" in _reported_by("1505", in_haram, on=dt.date(2023, 6, 1))
+    [rule] = [r for r in RULES if r.code == "NIR-MUNI-002"]
+    assert rule.severity is Severity.WARNING
+
+
+def test_a_change_of_municipality_without_moving_renumbers_the_residence_from_its_date() -> None:
+    in_alesund = Residence(dt.date(2021, 5, 1), "1507", protected=False, sequence_number=1)
+    renumbered = Residence(dt.date(2024, 1, 1), "1580", protected=False, sequence_number=2, moved=False)
+    assert residence_history([in_alesund, renumbered]) == [in_alesund, renumbered]
+    assert residence_on([in_alesund, renumbered], dt.date(2023, 12, 31)) == in_alesund
+    assert residence_on([in_alesund, renumbered], dt.date(2024, 1, 1)) == renumbered
+    # Haram is now where the person lives: Ålesund's report is warned about, naming Haram.
+    assert _reported_by("1580", in_alesund, renumbered) == []
+    assert _reported_by("1508", in_alesund, renumbered) == ["NIR-MUNI-002"]
+    # A change without moving that keeps the number (a new street name) changes nothing.
+    same = dataclasses.replace(renumbered, municipality="1507", sequence_number=3)
+    assert residence_history([in_alesund, same]) == [in_alesund]
 
 
 def test_a_pending_renewal_keeps_a_programme_decision_free_of_warnings() -> None:
