@@ -80,25 +80,26 @@ class RegisterRepository:
         s = self.session
         identifiers = self._identifiers_of_persons_with(values)
         every = values | {value for _, _, value in identifiers}
-        held = [
-            _held_entry(h)
-            for h in s.scalars(
-                select(HeldEvent).where(
-                    or_(
-                        among(s, HeldEvent.event_id, event_ids),
-                        among(s, HeldEvent.national_id, every),
-                        among(s, HeldEvent.duf_number, every),
-                    )
-                )
-            )
-        ]
-        # A held event may name a person by an identifier the batch does not: them too.
-        more = {v for h in held for _, v in h.identifiers} - every
-        if more:
-            identifiers += self._identifiers_of_persons_with(more)
-            every |= more
+        held: dict[str, HeldEntry] = {}
+        # The events held for these persons, and then for whoever those events also name (a
+        # start held with both numbers links a person known by one to a start held with the
+        # other): rounds until no new number turns up, two statements each, mostly one round.
+        new, first = set(every), True
+        while new:
+            wanted = [among(s, HeldEvent.national_id, new), among(s, HeldEvent.duf_number, new)]
+            if first:
+                wanted.append(among(s, HeldEvent.event_id, event_ids))
+            found = [_held_entry(h) for h in s.scalars(select(HeldEvent).where(or_(*wanted)))]
+            found = [h for h in found if h.event_id not in held]
+            held.update((h.event_id, h) for h in found)
+            more = {v for h in found for _, v in h.identifiers} - every
+            if more:
+                identifiers += self._identifiers_of_persons_with(more)
+            new = (more | {value for _, _, value in identifiers}) - every
+            every |= new
+            first = False
         person_ids = sorted({person_id for person_id, _, _ in identifiers})
-        event_ids |= {h.event_id for h in held}
+        event_ids |= set(held)
         registered = [
             (r.person_id, _registered(r))
             for r in s.scalars(
@@ -136,7 +137,7 @@ class RegisterRepository:
             [(a.person_id, r) for a in addresses if (r := residence_of(a)) is not None],
             registered,
             annulled,
-            held,
+            held.values(),
             [_open_ticket(t) for t in tickets],
         )
 
