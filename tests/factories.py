@@ -69,7 +69,10 @@ PAYLOADS: dict[str, dict[str, Any]] = {
         "totalHours": 4.0,
     },
     "ASYLUM_SEEKER_TRAINING_TRACK": {"track": "TRACK_2"},
-    "ASYLUM_SEEKER_FINAL_TEST": {"partialResults": [{"skill": "ORAL", "result": "A1"}]},
+    "ASYLUM_SEEKER_FINAL_TEST": {
+        "partialResults": [{"skill": "ORAL", "result": "A1"}],
+        "socialStudiesTest": {"passed": False, "correctAnswers": 20, "language": "ara"},
+    },
     "RESIDENCE_PERMIT_REGISTERED": {
         "ground": "ASYLUM",
         "validUntil": None,
