@@ -16,26 +16,11 @@ from typing import Any
 from hub.domain.calendar import norwegian_date
 from hub.domain.events import Registration
 from hub.domain.identifiers import InvalidIdentifier, check_duf_number, parse_national_id, passes_duf_checksum
-from hub.domain.lifecycle import (
-    ROLES,
-    Action,
-    Fact,
-    Problem,
-    Role,
-    effective_facts,
-    is_checked,
-    transition_problem,
-)
+from hub.domain.lifecycle import ROLES, Action, Fact, Problem, Role, is_checked, transition_problem
 from hub.domain.municipalities import is_municipality_number, municipality_on
 from hub.domain.redaction import echo, is_printable
 from hub.domain.residence import residence_on
-from hub.domain.rights import (
-    INTEGRATION_ACT_FROM,
-    PERMIT_EVENT,
-    Categories,
-    Category,
-    categories_from_facts,
-)
+from hub.domain.rights import INTEGRATION_ACT_FROM, PERMIT_EVENT, Categories, Category, categories_from_facts
 from hub.rules.base import Check, Explanation, RuleContext, Severity, rule
 from hub.schemas.contract import DATE_FIELDS, event_type_of
 
@@ -1066,15 +1051,6 @@ rule(
 )
 
 
-def _first_permit(ctx: RuleContext) -> dt.date | None:
-    """When the person's first registered residence permit was granted (corrections and
-    annulments applied), if the register knows one."""
-    return min(
-        (f.fact_date for f in effective_facts(ctx.history) if f.event_type == PERMIT_EVENT),
-        default=None,
-    )
-
-
 @rule(
     "NIR-RIGHT-003",
     "Training records a track or a goal level as the person's act asks",
@@ -1083,29 +1059,33 @@ def _first_permit(ctx: RuleContext) -> dt.date | None:
 )
 def track_or_goal_by_act(event: Registration, ctx: RuleContext) -> Explanation | None:
     # Permits granted before 2021 fall under the introduction act, which records a track; later
-    # ones under the integration act, which records a goal level instead. A warning: the act
-    # follows the person's first permit, and the register may not hold every earlier permit.
+    # ones under the integration act, which records a goal level instead. The act runs from the
+    # permit the person's category rests on (the first of the ground that counts, `hub.domain.
+    # rights`). A warning: the register may not hold every earlier permit.
     if not _of_type(event, "TRAINING_STARTED"):
         return None
     track, goal = event.payload.get("track"), event.payload.get("goalLevel")
-    first = _first_permit(ctx)
-    if first is None or "UNKNOWN" in (track, goal):
+    result = categories_from_facts(ctx.history, on=event.fact_date, birth_date=_birth_date(event, ctx))
+    basis = result.basis if result is not None else None
+    if basis is None or "UNKNOWN" in (track, goal):
         return None
-    if first < INTEGRATION_ACT_FROM and (track is None or goal is not None):
+    granted = basis.granted_on.isoformat()
+    if basis.granted_on < INTEGRATION_ACT_FROM and (track is None or goal is not None):
         return Explanation(
-            f"the first residence permit ({first}) is from before {INTEGRATION_ACT_FROM.year}: under "
-            "the introduction act training records a track, not a goal level (if the register lacks "
-            "a permit, register it)",
-            f"den første oppholdstillatelsen ({first}) er fra før {INTEGRATION_ACT_FROM.year}: etter "
-            "introduksjonsloven registreres spor, ikke mål (mangler registeret en tillatelse, registrer den)",
+            f"the residence permit the person's rights rest on was granted {granted}, before "
+            f"{INTEGRATION_ACT_FROM.year}: under the introduction act training records a track, not a "
+            "goal level (if the register lacks a permit, register it)",
+            f"oppholdstillatelsen personens rettigheter bygger på, ble gitt {granted}, før "
+            f"{INTEGRATION_ACT_FROM.year}: etter introduksjonsloven registreres spor, ikke mål (mangler "
+            "registeret en tillatelse, registrer den)",
         )
-    if first >= INTEGRATION_ACT_FROM and (goal is None or track is not None):
+    if basis.granted_on >= INTEGRATION_ACT_FROM and (goal is None or track is not None):
         return Explanation(
-            f"the first residence permit ({first}) is from {INTEGRATION_ACT_FROM.year} or later: under "
-            "the integration act training records a goal level, not a track (if the register lacks "
-            "an earlier permit, register it)",
-            f"den første oppholdstillatelsen ({first}) er fra {INTEGRATION_ACT_FROM.year} eller senere: "
-            "etter integreringsloven registreres mål, ikke spor (mangler registeret en tidligere "
-            "tillatelse, registrer den)",
+            f"the residence permit the person's rights rest on was granted {granted}, in "
+            f"{INTEGRATION_ACT_FROM.year} or later: under the integration act training records a goal "
+            "level, not a track (if the register lacks an earlier permit, register it)",
+            f"oppholdstillatelsen personens rettigheter bygger på, ble gitt {granted}, i "
+            f"{INTEGRATION_ACT_FROM.year} eller senere: etter integreringsloven registreres mål, ikke "
+            "spor (mangler registeret en tidligere tillatelse, registrer den)",
         )
     return None

@@ -549,8 +549,8 @@ def test_a_completed_culture_and_values_course_has_its_hours() -> None:
     assert not fires(12.5, False)
 
 
-def _permit(date: str) -> Fact:
-    return _fact("RESIDENCE_PERMIT_REGISTERED", date, ground="ASYLUM", validUntil=None, permanent=False)
+def _permit(date: str, ground: str = "ASYLUM") -> Fact:
+    return _fact("RESIDENCE_PERMIT_REGISTERED", date, ground=ground, validUntil=None, permanent=False)
 
 
 @pytest.mark.parametrize(
@@ -577,6 +577,18 @@ def test_training_records_a_track_under_the_introduction_act_and_a_goal_level_un
     assert violations(*right) == []
     [warning] = violations(*wrong)
     assert warning.severity.value == "WARNING"
+
+
+def test_the_act_runs_from_the_permit_the_persons_rights_rest_on_not_an_earlier_other_ground() -> None:
+    """A student in 2019 granted asylum in 2022 comes under the integration act (the category's
+    basis, `hub.domain.rights`), though the register's first permit is from 2019."""
+    context = dataclasses.replace(
+        CONTEXT, history=(*RUNNING[:2], _permit("2019-03-01", "STUDENT"), _permit("2022-06-01"))
+    )
+    goal = _payload("TRAINING_STARTED", track=None, goalLevel="B1")
+    track = _payload("TRAINING_STARTED", track="TRACK_2", goalLevel=None)
+    assert "NIR-RIGHT-003" not in _codes(goal, context)
+    assert "NIR-RIGHT-003" in _codes(track, context)
 
 
 def test_without_a_residence_permit_the_act_is_not_known_and_nothing_is_said() -> None:
