@@ -30,7 +30,7 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     "INTRODUCTION_PROGRAMME_ABSENCE": {
         "absence": {"periodStart": "{d}", "periodEnd": "{d}", "absentHours": 6.0, "scheduledHours": 37.5}
     },
-    "INTRODUCTION_PROGRAMME_STOPPED": {"stopKind": "TEMPORARY", "stoppedUntil": None},
+    "INTRODUCTION_PROGRAMME_STOPPED": {"stopKind": "TEMPORARY", "stoppedUntil": "{d}"},
     "INTRODUCTION_PROGRAMME_ENDED": {"endReason": "WORK", "mainActivity": "EMPLOYED_FULL_TIME"},
     "INTRODUCTION_PROGRAMME_COMPLAINT": {
         "complaint": {"subject": "refusal", "outcome": "PENDING", "decidedOn": None}
@@ -59,7 +59,7 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     "TRAINING_ABSENCE": {
         "absence": {"periodStart": "{d}", "periodEnd": "{d}", "absentHours": 2.0, "scheduledHours": None}
     },
-    "TRAINING_STOPPED": {"stopKind": "TEMPORARY", "stoppedUntil": None},
+    "TRAINING_STOPPED": {"stopKind": "TEMPORARY", "stoppedUntil": "{d}"},
     "TRAINING_ENDED": {"endReason": "GOAL_REACHED"},
     "TRAINING_COMPLAINT": {"complaint": {"subject": "exemption", "outcome": "REJECTED", "decidedOn": "{d}"}},
     "ASYLUM_SEEKER_TRAINING_HOURS": {
@@ -69,7 +69,10 @@ PAYLOADS: dict[str, dict[str, Any]] = {
         "totalHours": 4.0,
     },
     "ASYLUM_SEEKER_TRAINING_TRACK": {"track": "TRACK_2"},
-    "ASYLUM_SEEKER_FINAL_TEST": {"partialResults": [{"skill": "ORAL", "result": "A1"}]},
+    "ASYLUM_SEEKER_FINAL_TEST": {
+        "partialResults": [{"skill": "ORAL", "result": "A1"}],
+        "socialStudiesTest": {"passed": False, "correctAnswers": 20, "language": "ara"},
+    },
     "RESIDENCE_PERMIT_REGISTERED": {
         "ground": "ASYLUM",
         "validUntil": None,

@@ -337,3 +337,30 @@ def test_a_correction_that_arrives_before_its_original_waits_for_it(hub: Hub) ->
         (original["eventId"], "ACCEPTED"),
         (correction["eventId"], "ACCEPTED"),
     ]
+
+
+def test_an_asylum_seekers_social_studies_result_is_kept_and_a_v3_final_test_is_still_accepted(
+    hub: Hub,
+) -> None:
+    """Issue 15, fault 4: the contract's v4 carries the social-studies test of asylum seekers'
+    training; a fagsystem still on v3 sends the same record without it."""
+    from hub.register.people import describe_person, find_person_id
+
+    publisher = RecordingPublisher()
+    flow = RegistrationFlow(hub, publisher)
+    person = synthetic_person()
+    result = {"passed": True, "correctAnswers": 30, "language": "ara"}
+    partial = [{"skill": "ORAL", "result": "A2"}]
+    current = event(
+        person, "ASYLUM_SEEKER_FINAL_TEST", payload={"partialResults": partial, "socialStudiesTest": result}
+    )
+    older = event(person, "ASYLUM_SEEKER_FINAL_TEST", payload={"partialResults": partial})
+    v3 = catalog().version(REGISTRATION, 3)
+    asyncio.run(flow.process(message(current, offset=0)))
+    asyncio.run(flow.process(message(catalog().encode(REGISTRATION, from_json(older, v3), 3), offset=1)))
+    assert [o for _, o in _outcomes(publisher)] == ["ACCEPTED", "ACCEPTED"]
+    with hub.session_factory() as session:
+        state = describe_person(session, find_person_id(session, person.national_id) or 0)
+    by_id = {f["eventId"]: f["payload"] for f in state["registrations"]}
+    assert by_id[current["eventId"]]["socialStudiesTest"] == result
+    assert by_id[older["eventId"]]["socialStudiesTest"] is None

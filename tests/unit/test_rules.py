@@ -21,7 +21,7 @@ from hub.rules import RULES, RuleContext, Severity, evaluate
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
 from hub.sources import SourceRegistry
-from tests.factories import event, synthetic_person
+from tests.factories import PAYLOADS, event, synthetic_person
 
 TODAY = dt.date(2026, 11, 26)
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
@@ -54,6 +54,11 @@ CONTEXT = RuleContext(
     topic_source="oslo-fagsystem",
     registry=REGISTRY,
     allow_synthetic_identifiers=True,
+)
+# The person has claimed training; the decision is what comes next.
+CLAIMED = dataclasses.replace(CONTEXT, history=RUNNING[:1])
+ASYLUM_PERMIT_2019 = _fact(
+    "RESIDENCE_PERMIT_REGISTERED", "2019-03-01", ground="ASYLUM", validUntil=None, permanent=True
 )
 
 
@@ -155,6 +160,37 @@ FAILING: dict[str, tuple[Callable[[], Registration], RuleContext]] = {
     "NIR-RIGHT-002": (
         lambda: registration("TRAINING_DECISION"),
         dataclasses.replace(CONTEXT, history=(RUNNING[0], STUDENT_PERMIT)),
+    ),
+    "NIR-CODE-004": (_with_payload("TRAINING_DECISION", outcome="REFUSED", refusalReasons=[]), CLAIMED),
+    "NIR-CODE-005": (_with_payload("TRAINING_DECISION", scopeHours=None), CLAIMED),
+    "NIR-DATE-006": (_with_payload("TRAINING_STOPPED", stoppedUntil=None), CONTEXT),
+    "NIR-DATE-007": (_with_payload("TRAINING_STOPPED", stoppedUntil="2027-02-22"), CONTEXT),
+    "NIR-DATE-008": (
+        _with_payload("TRAINING_STOPPED", stopKind="PERMANENT", stoppedUntil="2026-12-21"),
+        CONTEXT,
+    ),
+    "NIR-QTY-003": (
+        _with_payload(
+            "TRAINING_LEAVE",
+            leave={"reason": "PREGNANCY", "durationDays": 11, "absenceReasonAfterLeave": None},
+        ),
+        CONTEXT,
+    ),
+    "NIR-CODE-006": (_with_payload("TRAINING_EXEMPTION", exemptFrom="PARTICIPATION"), CONTEXT),
+    "NIR-CODE-007": (
+        _with_payload("TRAINING_FINAL_TEST", partialResults=[{"skill": "READING", "result": "C1"}]),
+        CONTEXT,
+    ),
+    "NIR-QTY-004": (
+        _with_payload(
+            "TRAINING_FINAL_TEST", socialStudiesTest={"passed": True, "correctAnswers": 28, "language": "ara"}
+        ),
+        CONTEXT,
+    ),
+    "NIR-QTY-005": (_with_payload("CULTURE_AND_VALUES_TRAINING", hoursCompleted=0.0), CONTEXT),
+    "NIR-RIGHT-003": (
+        lambda: registration("TRAINING_STARTED"),  # a goal level, for a person under the older act
+        dataclasses.replace(CONTEXT, history=(*RUNNING[:2], ASYLUM_PERMIT_2019)),
     ),
 }
 
@@ -365,3 +401,284 @@ def _try(make: Callable[[], str]) -> str | None:
         return make()
     except AssertionError:
         return None
+
+
+# --- Issue 15, fault 4: code-list semantics. Each case shows the rule firing and not firing.
+
+
+def _codes(r: Registration, context: RuleContext = CONTEXT) -> set[str]:
+    return {v.code for v in evaluate(r, context)}
+
+
+def _payload(event_type: str, **payload: Any) -> Registration:
+    return _with_payload(event_type, **payload)()
+
+
+@pytest.mark.parametrize(
+    ("event_type", "missing", "given"),
+    [
+        (
+            "INTRODUCTION_PROGRAMME_DECISION",
+            {"refusalReason": None},
+            {"refusalReason": "not in the target group"},
+        ),
+        (
+            "INTRODUCTION_PROGRAMME_DECISION",
+            {"refusalReason": "  "},
+            {"refusalReason": "not in the target group"},
+        ),
+        ("TRAINING_DECISION", {"refusalReasons": []}, {"refusalReasons": ["no right"]}),
+        (
+            "TRAINING_DECISION",
+            {"refusalReasons": ["no right", ""]},
+            {"refusalReasons": ["no right", "no duty"]},
+        ),
+    ],
+)
+def test_a_refusal_is_rejected_without_its_reasons_and_accepted_with_them(
+    event_type: str, missing: dict[str, Any], given: dict[str, Any]
+) -> None:
+    def codes(reasons: dict[str, Any]) -> set[str]:
+        refused = {"outcome": "REFUSED", "measures": [], "durationMonths": None, "scopeHours": None}
+        return _codes(_payload(event_type, **refused, **reasons))
+
+    assert "NIR-CODE-004" in codes(missing)
+    assert "NIR-CODE-004" not in codes(given)
+    assert "NIR-CODE-004" not in _codes(_payload(event_type, **missing))  # a grant gives no reasons
+
+
+@pytest.mark.parametrize(
+    ("event_type", "broken"),
+    [
+        ("INTRODUCTION_PROGRAMME_DECISION", {"measures": []}),
+        ("INTRODUCTION_PROGRAMME_DECISION", {"durationMonths": None}),
+        ("INTRODUCTION_PROGRAMME_DECISION", {"durationMonths": 0}),
+        (
+            "INTRODUCTION_PROGRAMME_DECISION",
+            {"measures": [{"measureType": "WORK_PRACTICE", "hoursPerWeek": None, "startDate": "2026-12-01"}]},
+        ),
+        ("TRAINING_DECISION", {"scopeHours": None}),
+        ("TRAINING_DECISION", {"scopeHours": 0}),
+    ],
+)
+def test_a_granted_decision_is_rejected_without_its_measures_and_duration_or_its_scope(
+    event_type: str, broken: dict[str, Any]
+) -> None:
+    assert "NIR-CODE-005" in _codes(_payload(event_type, **broken))
+    assert "NIR-CODE-005" not in _codes(registration(event_type))
+    refused = {"outcome": "REFUSED", "refusalReason": "no right", "refusalReasons": ["no right"]}
+    assert "NIR-CODE-005" not in _codes(_payload(event_type, **broken, **refused))
+
+
+@pytest.mark.parametrize(
+    ("fact_date", "longest"),
+    [
+        ("2026-11-21", "2027-02-21"),
+        ("2026-11-30", "2027-02-28"),  # no 30 February: the month's last day
+        ("2026-01-31", "2026-04-30"),
+    ],
+)
+def test_a_temporary_stop_lasts_at_most_three_months(fact_date: str, longest: str) -> None:
+    def codes(until: str) -> set[str]:
+        stop = _payload("TRAINING_STOPPED", stoppedUntil=until)
+        return _codes(dataclasses.replace(stop, fact_date=dt.date.fromisoformat(fact_date)))
+
+    assert "NIR-DATE-007" not in codes(longest)
+    assert "NIR-DATE-007" not in codes(fact_date)
+    day_more = (dt.date.fromisoformat(longest) + dt.timedelta(days=1)).isoformat()
+    assert "NIR-DATE-007" in codes(day_more)
+    assert "NIR-DATE-006" not in codes(day_more)
+
+
+@pytest.mark.parametrize("event_type", ["INTRODUCTION_PROGRAMME_STOPPED", "TRAINING_STOPPED"])
+def test_a_temporary_stop_needs_an_end_date_and_a_permanent_stop_must_not_have_one(event_type: str) -> None:
+    def codes(kind: str, until: str | None) -> set[str]:
+        return {c for c in _codes(_payload(event_type, stopKind=kind, stoppedUntil=until)) if "DATE-00" in c}
+
+    assert codes("TEMPORARY", None) == {"NIR-DATE-006"}
+    assert codes("TEMPORARY", "2026-12-21") == set()
+    assert codes("PERMANENT", "2026-12-21") == {"NIR-DATE-008"}
+    assert codes("PERMANENT", None) == set()
+
+
+@pytest.mark.parametrize(
+    ("reason", "longest"),
+    [("PREGNANCY", 10), ("BIRTH", 20), ("CARE_AFTER_BIRTH_OR_ADOPTION", 306), ("LONG_ILLNESS", 366)],
+)
+def test_a_leave_longer_than_its_reason_allows_is_warned_about_as_unconfirmed(
+    reason: str, longest: int
+) -> None:
+    def leave(days: int) -> list[Any]:
+        r = _payload(
+            "INTRODUCTION_PROGRAMME_LEAVE",
+            leave={"reason": reason, "durationDays": days, "absenceReasonAfterLeave": None},
+        )
+        return [v for v in evaluate(r, CONTEXT) if v.code == "NIR-QTY-003"]
+
+    assert leave(longest) == []
+    [warning] = leave(longest + 1)
+    assert warning.severity.value == "WARNING"
+    assert "not yet confirmed" in warning.message and "ikke bekreftet" in warning.message_nb
+
+
+def test_welfare_and_other_leave_have_no_length_of_their_own() -> None:
+    for reason in ("WELFARE", "OTHER"):
+        r = _payload(
+            "TRAINING_LEAVE", leave={"reason": reason, "durationDays": 400, "absenceReasonAfterLeave": None}
+        )
+        assert "NIR-QTY-003" not in _codes(r)
+    assert "NIR-QTY-003" in _codes(
+        _payload(
+            "TRAINING_LEAVE", leave={"reason": "BIRTH", "durationDays": 21, "absenceReasonAfterLeave": None}
+        )
+    )
+
+
+def test_a_doctors_note_exempts_from_the_final_test_only() -> None:
+    def fires(exempt_from: str, ground: str) -> bool:
+        return "NIR-CODE-006" in _codes(_payload("TRAINING_EXEMPTION", exemptFrom=exempt_from, ground=ground))
+
+    assert fires("PARTICIPATION", "HEALTH_DOCTORS_NOTE")
+    assert not fires("FINAL_TEST", "HEALTH_DOCTORS_NOTE")
+    assert not fires("PARTICIPATION", "HEALTH_OR_WEIGHTY_REASONS")
+    assert not fires("PARTICIPATION", "HEAVY_CARE_DUTIES")
+
+
+@pytest.mark.parametrize("event_type", ["TRAINING_FINAL_TEST", "ASYLUM_SEEKER_FINAL_TEST"])
+def test_c1_is_rejected_as_a_partial_test_result_but_b2_is_not(event_type: str) -> None:
+    def codes(result: str) -> set[str]:
+        results = [{"skill": "ORAL", "result": "B1"}, {"skill": "WRITING", "result": result}]
+        return _codes(_payload(event_type, partialResults=results))
+
+    assert "NIR-CODE-007" in codes("C1")
+    assert "NIR-CODE-007" not in codes("B2")
+
+
+def test_c1_stays_a_valid_goal_level() -> None:
+    started = _payload("TRAINING_STARTED", goalLevel="C1")
+    assert "NIR-CODE-007" not in _codes(started, dataclasses.replace(CONTEXT, history=RUNNING[:2]))
+    assert "NIR-CODE-007" in _codes(
+        _payload("TRAINING_FINAL_TEST", partialResults=[{"skill": "ORAL", "result": "C1"}])
+    )
+
+
+@pytest.mark.parametrize("event_type", ["TRAINING_FINAL_TEST", "ASYLUM_SEEKER_FINAL_TEST"])
+@pytest.mark.parametrize(
+    ("passed", "wrong", "right"),
+    [
+        (True, 28, 29),
+        (True, 0, 38),
+        (True, 28, None),  # the count is optional
+        (False, 29, 28),
+        (False, 38, None),
+    ],
+)
+def test_a_social_studies_pass_is_29_of_38_correct_or_more(
+    event_type: str, passed: bool, wrong: int, right: int | None
+) -> None:
+    def codes(correct: int | None) -> set[str]:
+        test = {"passed": passed, "correctAnswers": correct, "language": "ara"}
+        return _codes(registration(event_type, payload={"partialResults": [], "socialStudiesTest": test}))
+
+    assert "NIR-QTY-004" in codes(wrong)
+    assert "NIR-QTY-004" not in codes(right)
+
+
+def test_no_social_studies_score_exceeds_38_in_either_final_test() -> None:
+    for event_type in ("TRAINING_FINAL_TEST", "ASYLUM_SEEKER_FINAL_TEST"):
+        test = {"passed": True, "correctAnswers": 39, "language": "ara"}
+        r = registration(event_type, payload={"partialResults": [], "socialStudiesTest": test})
+        assert [v.code for v in evaluate(r, CONTEXT)] == ["NIR-QTY-002"], event_type
+
+
+def test_a_completed_culture_and_values_course_has_its_hours() -> None:
+    def fires(hours: float, completed: bool) -> bool:
+        r = _payload("CULTURE_AND_VALUES_TRAINING", hoursCompleted=hours, completed=completed)
+        return "NIR-QTY-005" in _codes(r)
+
+    assert fires(0.0, True)
+    assert not fires(25.0, True)
+    assert not fires(0.0, False)
+    assert not fires(12.5, False)
+
+
+def _permit(date: str, ground: str = "ASYLUM") -> Fact:
+    return _fact("RESIDENCE_PERMIT_REGISTERED", date, ground=ground, validUntil=None, permanent=False)
+
+
+@pytest.mark.parametrize(
+    ("permits", "right", "wrong"),
+    [
+        (("2019-03-01",), ("TRACK_2", None), (None, "B1")),  # introduction act: a track
+        (("2019-03-01",), ("TRACK_2", None), ("TRACK_2", "B1")),
+        (("2020-12-31",), ("TRACK_1", None), (None, "B1")),
+        (("2021-01-01",), (None, "B1"), ("TRACK_2", None)),  # integration act: a goal level
+        (("2022-06-01",), (None, "C1"), ("TRACK_2", "B1")),
+        (("2019-03-01", "2022-06-01"), ("TRACK_2", None), (None, "B1")),  # the first permit decides
+        (("2022-06-01", "2019-03-01"), ("TRACK_3", None), (None, "B1")),
+    ],
+)
+def test_training_records_a_track_under_the_introduction_act_and_a_goal_level_under_the_integration_act(
+    permits: tuple[str, ...], right: tuple[str | None, str | None], wrong: tuple[str | None, str | None]
+) -> None:
+    context = dataclasses.replace(CONTEXT, history=(*RUNNING[:2], *(_permit(p) for p in permits)))
+
+    def violations(track: str | None, goal: str | None) -> list[Any]:
+        started = _payload("TRAINING_STARTED", track=track, goalLevel=goal)
+        return [v for v in evaluate(started, context) if v.code == "NIR-RIGHT-003"]
+
+    assert violations(*right) == []
+    [warning] = violations(*wrong)
+    assert warning.severity.value == "WARNING"
+
+
+def test_the_act_runs_from_the_permit_the_persons_rights_rest_on_not_an_earlier_other_ground() -> None:
+    """A student in 2019 granted asylum in 2022 comes under the integration act (the category's
+    basis, `hub.domain.rights`), though the register's first permit is from 2019."""
+    context = dataclasses.replace(
+        CONTEXT, history=(*RUNNING[:2], _permit("2019-03-01", "STUDENT"), _permit("2022-06-01"))
+    )
+    goal = _payload("TRAINING_STARTED", track=None, goalLevel="B1")
+    track = _payload("TRAINING_STARTED", track="TRACK_2", goalLevel=None)
+    assert "NIR-RIGHT-003" not in _codes(goal, context)
+    assert "NIR-RIGHT-003" in _codes(track, context)
+
+
+def test_without_a_residence_permit_the_act_is_not_known_and_nothing_is_said() -> None:
+    goal = _payload("TRAINING_STARTED", track=None, goalLevel="B1")
+    assert "NIR-RIGHT-003" not in _codes(goal, dataclasses.replace(CONTEXT, history=RUNNING[:2]))
+    old_act = dataclasses.replace(CONTEXT, history=(*RUNNING[:2], _permit("2019-03-01")))
+    assert "NIR-RIGHT-003" in _codes(goal, old_act)
+
+
+def test_an_annulment_is_not_judged_on_the_payload_it_withdraws() -> None:
+    """A stop registered without its end date before these rules existed can still be withdrawn;
+    a correction of it must give the end date."""
+    stop = _payload("TRAINING_STOPPED", stoppedUntil=None)
+    target = Target("k", "TRAINING_STOPPED", same_person=True, annulled=False)
+    context = dataclasses.replace(CONTEXT, target=target)
+    annulment = dataclasses.replace(stop, action="ANNUL", corrects_event_id=uuid.uuid4())
+    correction = dataclasses.replace(annulment, action="CORRECT")
+    assert "NIR-DATE-006" not in _codes(annulment, context)
+    assert "NIR-DATE-006" in _codes(correction, context)
+
+
+def test_the_factories_default_events_break_none_of_the_code_list_rules() -> None:
+    """Many tests send the factories' events and expect them ACCEPTED."""
+    fault_4 = {
+        "NIR-CODE-004",
+        "NIR-CODE-005",
+        "NIR-CODE-006",
+        "NIR-CODE-007",
+        "NIR-DATE-006",
+        "NIR-DATE-007",
+        "NIR-DATE-008",
+        "NIR-QTY-003",
+        "NIR-QTY-004",
+        "NIR-QTY-005",
+        "NIR-RIGHT-003",
+    }
+    assert fault_4 <= {r.code for r in RULES}
+    permit_2021 = dataclasses.replace(CONTEXT, history=(*RUNNING, _permit("2021-06-01")))
+    for event_type in PAYLOADS:
+        assert _codes(registration(event_type), permit_2021) & fault_4 == set(), event_type

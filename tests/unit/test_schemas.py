@@ -88,7 +88,7 @@ def test_the_fingerprint_is_the_crc_64_avro_of_the_canonical_form() -> None:
     assert version.fingerprint == crc64_avro(canonical).to_bytes(8, "little")
 
 
-@pytest.mark.parametrize("writer_version", [1, 2])
+@pytest.mark.parametrize("writer_version", [1, 2, 3])
 def test_every_older_writer_version_is_read_into_the_current_schema(writer_version: int) -> None:
     c = catalog()
     older, current = c.version(REGISTRATION, writer_version), c.current(REGISTRATION)
@@ -96,11 +96,37 @@ def test_every_older_writer_version_is_read_into_the_current_schema(writer_versi
     for datum in generate_many(older.parsed, 100):
         decoded = c.decode(older.header + _schemaless(older.parsed, datum))
         assert decoded.writer_version == writer_version
-        assert decoded.datum["action"] == "REGISTER"  # v3's fields, at their defaults
-        assert decoded.datum["correctsEventId"] is None
+        if writer_version < 3:
+            assert decoded.datum["action"] == "REGISTER"  # v3's fields, at their defaults
+            assert decoded.datum["correctsEventId"] is None
+        record, payload = decoded.datum["payload"]
+        if record == "no.imdi.nir.AsylumSeekerFinalTest":
+            assert payload["socialStudiesTest"] is None  # the field v4 added
         if writer_version == 1:
             assert decoded.datum["fagsystemVersion"] is None  # the field v2 added
         assert decoded.datum["eventId"] == uuid.UUID(str(datum["eventId"]))
+
+
+def test_an_asylum_seekers_final_test_carries_the_social_studies_result_from_v4() -> None:
+    """Issue 15, fault 4: the law asks for the partial tests in Norwegian and the social-studies
+    test of asylum seekers' training; until v3 the record could hold only the former."""
+    c = catalog()
+    result = {"passed": True, "correctAnswers": 31, "language": "tir"}
+    e = event(
+        synthetic_person(),
+        "ASYLUM_SEEKER_FINAL_TEST",
+        payload={"partialResults": [{"skill": "ORAL", "result": "A2"}], "socialStudiesTest": result},
+    )
+    decoded = c.decode(c.encode(REGISTRATION, from_json(e)))
+    assert decoded.writer_version == 4
+    assert to_json(decoded.datum)["payload"]["socialStudiesTest"] == result
+    v3 = c.version(REGISTRATION, 3)
+    with pytest.raises(ContractError, match=r"payload\.socialStudiesTest: is not a field of the contract"):
+        from_json(e, v3)
+    older = {**e, "payload": {"partialResults": e["payload"]["partialResults"]}}
+    read = c.decode(c.encode(REGISTRATION, from_json(older, v3), 3))
+    assert read.writer_version == 3
+    assert read.datum["payload"][1] == {**older["payload"], "socialStudiesTest": None}
 
 
 def test_a_symbol_the_reader_does_not_know_resolves_to_the_enum_default() -> None:
