@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from hub.domain.calendar import norwegian_date
 from hub.domain.events import AddressChange, Origin, Registration
+from hub.domain.identifiers import number_kind
 from hub.domain.lifecycle import Action, Fact
 from hub.domain.residence import NOT_A_MOVE, Residence
 from hub.domain.snapshot import (
@@ -27,6 +28,7 @@ from hub.domain.snapshot import (
     HeldEntry,
     Hold,
     HoldAgain,
+    Identifier,
     Identify,
     Merge,
     Note,
@@ -44,6 +46,7 @@ from hub.register.models import (
     FolkeregisterLookup,
     HeldEvent,
     Person,
+    PersonEvent,
     PersonIdentifier,
     RegistrationRecord,
 )
@@ -71,8 +74,16 @@ class RegisterRepository:
     def person_with(self, national_id: str | None, duf_number: str | None, at: dt.datetime) -> int:
         """The id of the person with these identifiers, created, completed or merged as an
         accepted registration would (for tools and tests that make a person known)."""
-        wanted = identifiers_of(national_id, duf_number)
-        person, changes = self._read({v for _, v in wanted}, set(), set()).person_for(wanted, at)
+        return cast(int, self.link(identifiers_of(national_id, duf_number), at))
+
+    def link(self, wanted: list[Identifier], at: dt.datetime, *, known_only: bool = False) -> int | None:
+        """The id of the one person who has all these identifiers, created, completed or merged
+        as an accepted registration would: the same `Snapshot.person_for` decides. With
+        `known_only`, None (and nothing written) when none of them is in the register yet."""
+        snapshot = self._read({v for _, v in wanted}, set(), set())
+        if known_only and not snapshot.persons(wanted):
+            return None
+        person, changes = snapshot.person_for(wanted, at)
         self.apply(changes)
         return cast(int, person.final().id)
 
@@ -172,6 +183,7 @@ class RegisterRepository:
                     "kind": c.identifier[0],
                     "value": c.identifier[1],
                     "first_seen_at": c.at,
+                    "number_kind": number_kind(c.identifier[1]),
                 }
                 for c in identifies
             ],
@@ -205,7 +217,7 @@ class RegisterRepository:
             return
         keeper_of = {cast(int, m.other.id): cast(int, m.keeper.final().id) for m in merges}
         others = list(keeper_of)
-        for model in (PersonIdentifier, RegistrationRecord, AddressRecord):
+        for model in (PersonIdentifier, RegistrationRecord, AddressRecord, PersonEvent):
             self.session.execute(
                 update(model)
                 .where(model.person_id.in_(others))
