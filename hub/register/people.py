@@ -25,8 +25,7 @@ from hub.domain.residence import Residence, residence_history, residence_on
 from hub.domain.rights import categories_from_facts
 from hub.domain.snapshot import NATIONAL_ID
 from hub.register.models import AddressRecord, Person, PersonEvent, PersonIdentifier, RegistrationRecord
-from hub.register.person_events import STATES
-from hub.register.repository import fact_of, residence_of
+from hub.register.repository import STATES, fact_of, person_state, residence_of
 
 
 def birth_date_of(session: Session, person_id: int) -> dt.date | None:
@@ -105,13 +104,8 @@ def describe_person(session: Session, person_id: int, *, as_of: dt.datetime | No
         # Folkeregisteret's word on the person: dead, ceased as a duplicate (see
         # `hub.register.person_events`); neither stops a registration.
         "states": [
-            {
-                "state": STATES[e.event_type],
-                "on": (e.event_date or norwegian_date(e.recorded_at)).isoformat(),
-                "sequenceNumber": e.sequence_number,
-            }
-            for e in events
-            if e.event_type in STATES
+            {"state": state.state, "on": state.on.isoformat(), "sequenceNumber": state.sequence_number}
+            for state in (person_state(e) for e in events if e.event_type in STATES)
         ],
         "personEvents": [
             {

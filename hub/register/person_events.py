@@ -12,7 +12,9 @@ address flow writes them to the register inside a unit of work the caller owns.
   (`PERSON_CEASED_AS_DUPLICATE`, `personErOpphoertSomDublett`) are the person's states, kept
   with their date and feed sequence number; a ceased duplicate's number is also marked ceased.
   Nothing is deleted and no registration is refused because of them: an error in NIR must never
-  stop a person from taking part (DOMAIN.md), and Folkeregisteret can correct both.
+  stop a person from taking part (DOMAIN.md), and Folkeregisteret can correct both. The rules
+  warn instead (NIR-PERSON-001, NIR-PERSON-002), and the reports count a dead person as such
+  (`hub.register.reports`).
 
 Every event is idempotent on the feed's sequence number.
 """
@@ -33,8 +35,6 @@ IDENTITY_CHANGED = "IDENTITY_CHANGED"
 PERSON_DIED = "PERSON_DIED"
 PERSON_CEASED_AS_DUPLICATE = "PERSON_CEASED_AS_DUPLICATE"
 PERSON_EVENTS = (IDENTITY_CHANGED, PERSON_DIED, PERSON_CEASED_AS_DUPLICATE)
-# The events that are a state of the person, as `hub person show` names them.
-STATES = {PERSON_DIED: "dead", PERSON_CEASED_AS_DUPLICATE: "ceased_as_duplicate"}
 
 
 def record_person_event(session: Session, change: AddressChange, now: dt.datetime) -> bool:

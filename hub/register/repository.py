@@ -33,6 +33,7 @@ from hub.domain.snapshot import (
     Merge,
     Note,
     OpenTicket,
+    PersonState,
     PersonView,
     Registered,
     Snapshot,
@@ -141,6 +142,11 @@ class RegisterRepository:
                 ),
             )
         )
+        events = s.scalars(
+            select(PersonEvent)
+            .where(among(s, PersonEvent.person_id, person_ids), PersonEvent.event_type.in_(STATES))
+            .order_by(PersonEvent.sequence_number)
+        ).all()
         return Snapshot.assemble(
             identifiers,
             [(row.person_id, fact_of(row)) for row in facts],
@@ -149,6 +155,7 @@ class RegisterRepository:
             annulled,
             held,
             [_open_ticket(t) for t in tickets],
+            [(e.person_id, person_state(e)) for e in events],
         )
 
     def _identifiers_of_persons_with(self, values: Iterable[str]) -> list[tuple[int, str, str]]:
@@ -298,6 +305,18 @@ def residence_of(row: AddressRecord) -> Residence | None:
         return None
     since = row.moved_on or norwegian_date(row.recorded_at)
     return Residence(since, row.municipality, AddressChange.is_protected(row.protection), row.sequence_number)
+
+
+# The person events that are states of the person, by the name `hub person show` gives them.
+STATES = {"PERSON_DIED": "dead", "PERSON_CEASED_AS_DUPLICATE": "ceased_as_duplicate"}
+
+
+def person_state(row: PersonEvent) -> PersonState:
+    """A death or duplicate cessation as the decisions see it: dated by the event's date, or
+    the day Folkeregisteret recorded it."""
+    return PersonState(
+        STATES[row.event_type], row.event_date or norwegian_date(row.recorded_at), row.sequence_number
+    )
 
 
 def _registered(row: RegistrationRecord) -> Registered:

@@ -14,7 +14,7 @@ from hub.domain.calendar import OSLO
 from hub.domain.events import Registration
 from hub.domain.lifecycle import Fact
 from hub.domain.residence import Residence
-from hub.domain.snapshot import Target
+from hub.domain.snapshot import PersonState, Target
 from hub.pipeline.decode import decode_registration
 from hub.rules import RULES, RuleContext, evaluate
 from hub.schemas.codec import REGISTRATION, catalog
@@ -45,6 +45,8 @@ LIVES_IN_BERGEN = Residence(dt.date(2026, 1, 1), "4601", protected=False, sequen
 STUDENT_PERMIT = _fact(
     "RESIDENCE_PERMIT_REGISTERED", "2026-01-10", ground="STUDENT", validUntil="2027-01-10", permanent=False
 )
+DIED_IN_OCTOBER = PersonState("dead", dt.date(2026, 10, 1), sequence_number=3)
+CEASED_DUPLICATE = PersonState("ceased_as_duplicate", dt.date(2026, 10, 1), sequence_number=4)
 
 CONTEXT = RuleContext(
     history=RUNNING,
@@ -144,6 +146,8 @@ FAILING: dict[str, tuple[Callable[[], Registration], RuleContext]] = {
         dataclasses.replace(CONTEXT, history=RUNNING[:2]),
     ),
     "NIR-MUNI-002": (registration, dataclasses.replace(CONTEXT, residences=(LIVES_IN_BERGEN,))),
+    "NIR-PERSON-001": (registration, dataclasses.replace(CONTEXT, person_states=(DIED_IN_OCTOBER,))),
+    "NIR-PERSON-002": (registration, dataclasses.replace(CONTEXT, person_states=(CEASED_DUPLICATE,))),
     "NIR-RIGHT-001": (
         lambda: registration("INTRODUCTION_PROGRAMME_DECISION"),
         dataclasses.replace(
@@ -230,6 +234,14 @@ def test_the_affiliation_warning_names_both_municipalities_but_never_a_protected
         (LIVES_IN_BERGEN, dataclasses.replace(lives_in_oslo, since=r.fact_date, sequence_number=2)),
     ):
         assert evaluate(r, dataclasses.replace(CONTEXT, residences=residences)) == [], residences
+
+
+def test_a_death_reported_on_the_facts_date_or_later_is_no_warning_and_an_earlier_one_a_warning() -> None:
+    r = registration()
+    died_later = dataclasses.replace(DIED_IN_OCTOBER, on=r.fact_date)
+    assert evaluate(r, dataclasses.replace(CONTEXT, person_states=(died_later,))) == []
+    [warning] = evaluate(r, dataclasses.replace(CONTEXT, person_states=(DIED_IN_OCTOBER,)))
+    assert warning.severity.value == "WARNING" and "2026-10-01" in warning.message
 
 
 def test_a_pending_renewal_keeps_a_programme_decision_free_of_warnings() -> None:
