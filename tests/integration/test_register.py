@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select
 
+from hub.config import Settings
 from hub.domain.events import AddressChange
 from hub.domain.identifiers import make_national_id
 from hub.errors import RegisterNotMigrated
@@ -20,6 +21,7 @@ from hub.register.models import Base, Person, PersonIdentifier
 from hub.register.people import describe_person, find_person_id
 from hub.register.person_events import record_person_event
 from hub.register.repository import RegisterRepository
+from tests.harness import hub_command
 
 NOW = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)
 # One synthetic person born 1991-03-14: first a D-number, later a fødselsnummer.
@@ -223,3 +225,20 @@ def test_person_show_names_the_kind_of_each_identifier_and_the_migration_labels_
         ("h-number", h_number),
     ]
     engine.dispose()
+
+
+def test_hub_person_show_prints_each_identifiers_kind_and_the_persons_states(sqlite_url: str) -> None:
+    sessions = make_session_factory(make_engine(sqlite_url))
+    with sessions() as s:
+        RegisterRepository(s).person_with(D_NUMBER, "201812345678", NOW)
+        record_person_event(s, person_event(12, "IDENTITY_CHANGED", FODSELSNUMMER, D_NUMBER), NOW)
+        record_person_event(s, person_event(13, "PERSON_DIED", FODSELSNUMMER, on=dt.date(2026, 11, 20)), NOW)
+        s.commit()
+    settings = dataclasses.replace(Settings(), database_url=sqlite_url)
+    shown = hub_command(settings, "person", "show", FODSELSNUMMER)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert f"  d-number: {D_NUMBER} (ceased 2026-11-26T12:00:00Z)" in lines
+    assert "  duf: 201812345678" in lines
+    assert f"  fodselsnummer: {FODSELSNUMMER}" in lines
+    assert "  state: dead on 2026-11-20 (Folkeregisteret, sequence 13)" in lines
