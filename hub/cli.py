@@ -249,7 +249,12 @@ def person_show(identifier: str, as_json: bool, as_of: dt.datetime | None) -> No
         return
     click.echo(f"person {person['personId']}")
     for i in person["identifiers"]:
-        click.echo(f"  {i['kind']}: {i['value']}")
+        ceased = f" (ceased {i['ceasedAt']})" if i["ceasedAt"] else ""
+        click.echo(f"  {i['kind']}: {i['value']}{ceased}")
+    for state in person["states"]:
+        click.echo(
+            f"  state: {state['state']} on {state['on']} (Folkeregisteret, sequence {state['sequenceNumber']})"
+        )
     for scheme, state in person["state"].items():
         dates = ", ".join(
             f"{name.removesuffix('_on')} {state[name]}"

@@ -9,7 +9,14 @@ changes of persons known to the register, keyed by national id.
   so an address that changed before they became known is not missed. A look-up's address change
   carries the look-up's number, negated, as its sequence number.
 - **References.** A feed item names the person but not the address, so the connector fetches the
-  person as they are now. Items other than address changes are passed over.
+  person as they are now. Items other than address changes and person events are passed over.
+- **Person events.** An identity change (`endringIIdentifikasjonsnummer`), a death
+  (`personErDoed`) and a duplicate cessation (`personErOpphoertSomDublett`) are published on
+  the same topic as `IDENTITY_CHANGED`, `PERSON_DIED` and `PERSON_CEASED_AS_DUPLICATE`
+  (contract v2). For an identity change the person document is read first, whoever it is
+  about: it lists the number in use (`status: iBruk`) and the ceased ones (`opphoert`), and the
+  change is published when the register knows any of them. After it, the page's later items
+  about the new number count as known.
 - **Authentication** is a `TokenProvider` chosen by `NIR_FOLKEREGISTER_AUTH`; the real service
   wants a Maskinporten access token with scope `folkeregister:deling/offentligmedhjemmel`, which
   the connector can get itself (`hub.maskinporten`) or read from a file another process renews.
@@ -57,6 +64,12 @@ EVENT_TYPES = {
     "personErBosatt": "PERSON_SETTLED",
     "personErUtflyttet": "PERSON_EMIGRATED",
     "endringIAdressebeskyttelse": "ADDRESS_PROTECTION_CHANGED",
+}
+# Event types about the person rather than an address (contract v2); see `person_event`.
+PERSON_EVENT_TYPES = {
+    "endringIIdentifikasjonsnummer": "IDENTITY_CHANGED",
+    "personErDoed": "PERSON_DIED",
+    "personErOpphoertSomDublett": "PERSON_CEASED_AS_DUPLICATE",
 }
 PROTECTION = {
     "ugradert": "UNGRADED",
@@ -304,6 +317,65 @@ def address_change(
     return change
 
 
+def _numbers_of(person: Any) -> set[str]:
+    """Every identity number a person document lists (for deciding whether the register knows
+    the person); nothing from a document without the expected shape."""
+    numbers = person.get("identifikasjonsnummer") if isinstance(person, dict) else None
+    if not isinstance(numbers, list):
+        return set()
+    found = (n.get("foedselsEllerDNummer") for n in numbers if isinstance(n, dict))
+    return {n for n in found if isinstance(n, str)}
+
+
+def person_event(
+    sequence_number: int, event_type: str, national_id: str, recorded_at: str, person: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The contract's person event (natural JSON) for a person document as it is now.
+
+    IDENTITY_CHANGED: `nationalId` is the number in use (`status: iBruk`, else the feed item's)
+    and `formerNationalIds` the ceased ones. PERSON_DIED: `eventDate` is the date of death
+    (`doedsfall`). PERSON_CEASED_AS_DUPLICATE: `eventDate` is when the person status became
+    `opphoert` (`folkeregisterpersonstatus`), else null (the register then keeps when it was
+    recorded)."""
+    document = person or {}
+    numbers = document.get("identifikasjonsnummer", [])
+    former: list[str] = []
+    event_date = None
+    if event_type == "IDENTITY_CHANGED":
+        national_id = next(
+            (n["foedselsEllerDNummer"] for n in numbers if n.get("status") == "iBruk"), national_id
+        )
+        former = [
+            n["foedselsEllerDNummer"]
+            for n in numbers
+            if n.get("status") == "opphoert" and n["foedselsEllerDNummer"] != national_id
+        ]
+    elif event_type == "PERSON_DIED":
+        death = next((d for d in document.get("doedsfall", []) if d.get("erGjeldende", True)), None)
+        event_date = death.get("doedsdato") if death else None
+    elif event_type == "PERSON_CEASED_AS_DUPLICATE":
+        status = next(
+            (s for s in document.get("folkeregisterpersonstatus", []) if s.get("status") == "opphoert"), None
+        )
+        valid_from = status.get("gyldighetstidspunkt") if status else None
+        event_date = valid_from[:10] if isinstance(valid_from, str) else None
+    return {
+        "sequenceNumber": sequence_number,
+        "eventType": event_type,
+        "nationalId": national_id,
+        "recordedAt": recorded_at,
+        "movedOn": None,
+        "municipality": None,
+        "protection": "UNKNOWN",
+        "addressKind": "UNKNOWN",
+        "addressLine": None,
+        "postalCode": None,
+        "postalPlace": None,
+        "formerNationalIds": former,
+        "eventDate": event_date,
+    }
+
+
 # --- the connector ----------------------------------------------------------------------------
 
 
@@ -384,24 +456,37 @@ class FolkeregisterConnector:
         its content: one bad item must not stop every municipality's addresses."""
         readable = [f for f in map(feed_item, items) if f is not None]
         malformed = len(items) - len(readable)
-        events = [f for f in readable if f.sequence >= position and f.event_type in EVENT_TYPES]
+        event_types = EVENT_TYPES | PERSON_EVENT_TYPES
+        events = [f for f in readable if f.sequence >= position and f.event_type in event_types]
+        # An identity change may name a number the register does not know yet: the person
+        # document says which numbers the person had.
+        documents = {
+            f.sequence: await self.client.person(f.national_id)
+            for f in events
+            if f.event_type == "endringIIdentifikasjonsnummer"
+        }
+        numbers = {f.sequence: {f.national_id, *_numbers_of(documents.get(f.sequence))} for f in events}
         known = await in_transaction(
             self.hub.unit_of_work,
-            lambda uow: known_national_ids(uow.session, (f.national_id for f in events)),
+            lambda uow: known_national_ids(uow.session, (n for ns in numbers.values() for n in ns)),
         )
         changes = []
         for item in events:
-            if item.national_id not in known:
+            if not numbers[item.sequence] & known:
                 continue
-            person = await self.client.person(item.national_id)
+            if item.sequence in documents:
+                person = documents[item.sequence]
+            else:
+                person = await self.client.person(item.national_id)
             recorded_at = item.recorded_at or _now_iso(self.hub)
             change = self._datum(
-                item.sequence, EVENT_TYPES[item.event_type], item.national_id, recorded_at, person
+                item.sequence, event_types[item.event_type], item.national_id, recorded_at, person
             )
             if change is None:
                 malformed += 1
             else:
                 changes.append(change)
+                known.add(change["nationalId"])
         # A page of which nothing is readable still moves on, by its length.
         next_position = max((f.sequence for f in readable), default=position + len(items) - 1) + 1
         await self._publish(changes, next_position)
@@ -433,9 +518,12 @@ class FolkeregisterConnector:
     ) -> dict[str, Any] | None:
         """The address change as Avro data, or None if the person document cannot be read into one."""
         try:
-            change = address_change(sequence, event_type, national_id, recorded_at, person)
+            if event_type in PERSON_EVENT_TYPES.values():
+                change = person_event(sequence, event_type, national_id, recorded_at, person)
+            else:
+                change = address_change(sequence, event_type, national_id, recorded_at, person)
             return from_json(change, self.hub.catalog.current(ADDRESS_CHANGE))
-        except (ContractError, AttributeError, TypeError, ValueError):
+        except (ContractError, AttributeError, KeyError, TypeError, ValueError):
             log.warning("the person document for feed item %d could not be read; passed over", sequence)
             return None
 

@@ -4,7 +4,9 @@
 It serves, under `/folkeregisteret/offentlig-med-hjemmel/api/v1`:
 `GET /hendelser/siste/sekvensnummer`, `GET /hendelser/feed?seq=N` (at most `page_size` items
 from N), `GET /hendelser/{id}` and `GET /personer/{id}`. Persons move by calling `move()` (or
-`POST /standin/moves` from another process). Only the parts of the documents the connector
+`POST /standin/moves` from another process); `change_identity()`, `die()` and
+`cease_as_duplicate()` publish the person events `endringIIdentifikasjonsnummer`,
+`personErDoed` and `personErOpphoertSomDublett`. Only the parts of the documents the connector
 reads are filled in. It can ask for a bearer token (a given one, or any a check `accepts`, such as
 a Maskinporten stand-in's), and answer 429 with Retry-After to every
 `throttle_every`-th request, to exercise the connector's handling of both, and answer person
@@ -100,8 +102,45 @@ class FolkeregisterStandIn:
                 earlier["erGjeldende"] = False
             return self._add_item(national_id, "personErUtflyttet", at)
 
+    def change_identity(self, old: str, new: str, *, at: dt.datetime | None = None) -> int:
+        """The person gets a new number (a D-number replaced by a fødselsnummer): the document
+        lists the old one as ceased (`opphoert`) and the new one in use, answers under both, and
+        the feed item names the new one."""
+        with self._lock:
+            person = self._person(old)
+            for number in person["identifikasjonsnummer"]:
+                number.update(status="opphoert", erGjeldende=False)
+            person["identifikasjonsnummer"].insert(0, _number(new))
+            self._persons[new] = person
+            return self._add_item(new, "endringIIdentifikasjonsnummer", at)
+
+    def die(self, national_id: str, died_on: dt.date, *, at: dt.datetime | None = None) -> int:
+        with self._lock:
+            person = self._person(national_id)
+            person["doedsfall"] = [{"doedsdato": died_on.isoformat(), "erGjeldende": True}]
+            person["folkeregisterpersonstatus"] = [{"status": "doed", "erGjeldende": True}]
+            return self._add_item(national_id, "personErDoed", at)
+
+    def cease_as_duplicate(
+        self, national_id: str, ceased_on: dt.date, *, at: dt.datetime | None = None
+    ) -> int:
+        """The person's record is ceased as a duplicate of another record."""
+        with self._lock:
+            person = self._person(national_id)
+            for number in person["identifikasjonsnummer"]:
+                number.update(status="opphoert", erGjeldende=False)
+            person["folkeregisterpersonstatus"] = [
+                {
+                    "status": "opphoert",
+                    "erGjeldende": True,
+                    "gyldighetstidspunkt": f"{ceased_on.isoformat()}T00:00:00Z",
+                }
+            ]
+            return self._add_item(national_id, "personErOpphoertSomDublett", at)
+
     def other_event(self, national_id: str, event_type: str, *, at: dt.datetime | None = None) -> int:
-        """A feed item that is not about an address (death, a new identity number, ...)."""
+        """Any other feed item, with nothing changed in the person document (e.g. a change of
+        name, which the connector passes over)."""
         with self._lock:
             self._person(national_id)
             return self._add_item(national_id, event_type, at)
@@ -126,7 +165,7 @@ class FolkeregisterStandIn:
         return self._persons.setdefault(
             national_id,
             {
-                "identifikasjonsnummer": [{"foedselsEllerDNummer": national_id, "status": "iBruk"}],
+                "identifikasjonsnummer": [_number(national_id)],
                 "bostedsadresse": [],
             },
         )
@@ -206,6 +245,17 @@ class FolkeregisterStandIn:
             protection=body.get("protection", "ugradert"),
         )
         return web.json_response({"sekvensnummer": sequence})
+
+
+def _number(national_id: str) -> dict[str, Any]:
+    """A number in use, as a person document lists it."""
+    kind = "dNummer" if int(national_id[0]) >= 4 else "foedselsnummer"
+    return {
+        "foedselsEllerDNummer": national_id,
+        "identifikatortype": kind,
+        "status": "iBruk",
+        "erGjeldende": True,
+    }
 
 
 @contextmanager

@@ -45,7 +45,7 @@ class Registration:
 
 @dataclass(frozen=True)
 class AddressChange:
-    """An address change from Folkeregisteret, decoded into the current contract."""
+    """An address change or person event from Folkeregisteret, decoded into the current contract."""
 
     sequence_number: int
     event_type: str
@@ -58,6 +58,9 @@ class AddressChange:
     address_line: str | None
     postal_code: str | None
     postal_place: str | None
+    # Person events (IDENTITY_CHANGED, PERSON_DIED, PERSON_CEASED_AS_DUPLICATE), from v2 on.
+    former_national_ids: tuple[str, ...] = ()
+    event_date: dt.date | None = None
 
     @staticmethod
     def is_protected(protection: str) -> bool:

@@ -119,6 +119,30 @@ def _century(individual: int, year2: int) -> int:
     return 2000 if year2 < 40 else 1900
 
 
+# The kind of each number in a person's identifier history (`person_identifiers.number_kind`).
+DUF_NUMBER = "duf"
+UNKNOWN_KIND = "unknown"
+
+
+def number_kind(value: str) -> str:
+    """What a stored identifier is: `fodselsnummer`, `d-number`, `h-number` (the values of
+    `NationalIdKind`) or `duf`, read from the number's shape only (the register stores validated
+    numbers; the check digits are not tried again, so a number under the 2032 rule has its kind
+    too). Synthetic test numbers have the kind of what they imitate; `unknown` is for a value of
+    neither shape."""
+    if len(value) == 12 and is_ascii_digits(value):
+        return DUF_NUMBER
+    if len(value) != 11 or not is_ascii_digits(value):
+        return UNKNOWN_KIND
+    day, month = int(value[0:2]), int(value[2:4])
+    month -= 80 if month > 80 else 0  # a synthetic number's month
+    if day > 40:
+        return NationalIdKind.D_NUMBER.value
+    if month > 40:
+        return NationalIdKind.H_NUMBER.value
+    return NationalIdKind.FODSELSNUMMER.value
+
+
 def check_duf_number(value: str, *, today: dt.date) -> None:
     """Check a DUF number's shape: 12 digits, the first four a year UDI could have used.
 

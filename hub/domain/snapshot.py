@@ -1,9 +1,12 @@
 """The register as the decisions of one batch see it, and what those decisions change.
 
 A `Snapshot` holds all the register knows that the decisions of a batch of events may need:
-each person's identifiers, facts (residence permits among them) and residences; the
-registrations the events may repeat or correct; the events held for those persons; and the open
-case tickets they may answer. The repository reads it in a fixed number of statements
+each person's identifiers, facts (residence permits among them), residences and states from
+Folkeregisteret (`PersonState`: dead, ceased as a duplicate); the registrations the events may
+repeat or correct; the events held for those persons; and the open case tickets they may answer.
+An identifier is (kind, value) with kind `national_id` or `duf`, the contract's two fields: what
+a number is (fødselsnummer, D-number, H-number) the register keeps beside it
+(`person_identifiers.number_kind`) and never compares, so a new kind cannot split a person. The repository reads it in a fixed number of statements
 (`hub.register.repository`); the fake in `tests/fakes.py` builds it from memory.
 
 Deciding an event folds its consequences into the snapshot (`accept`, `hold`, `release`,
@@ -35,6 +38,16 @@ def identifiers_of(national_id: str | None, duf_number: str | None) -> list[Iden
     return [(kind, value) for kind, value in ((NATIONAL_ID, national_id), (DUF, duf_number)) if value]
 
 
+@dataclass(frozen=True)
+class PersonState:
+    """What Folkeregisteret said of the person (`hub.register.person_events`): `dead` or
+    `ceased_as_duplicate`, since `on`, from feed item `sequence_number`."""
+
+    state: str
+    on: dt.date
+    sequence_number: int
+
+
 @dataclass(eq=False)
 class PersonView:
     """One person as the batch sees them. `id` is None for a person this batch creates;
@@ -44,6 +57,7 @@ class PersonView:
     identifiers: set[Identifier] = field(default_factory=set)
     facts: list[Fact] = field(default_factory=list)
     residences: list[Residence] = field(default_factory=list)
+    states: list[PersonState] = field(default_factory=list)
     created_at: dt.datetime | None = None  # for a person this batch creates
     merged_into: PersonView | None = None
     _order: int = 0  # a new person's place among the batch's new persons
@@ -233,6 +247,7 @@ class Snapshot:
         annulled: Iterable[str] = (),
         held: Iterable[HeldEntry] = (),
         tickets: Iterable[OpenTicket] = (),
+        states: Iterable[tuple[int, PersonState]] = (),
     ) -> Snapshot:
         """From the register's rows, each with its person's id. A registration's person is
         a `PersonView` of its own when the snapshot knows nothing else of them."""
@@ -248,6 +263,8 @@ class Snapshot:
             person(person_id).facts.append(fact)
         for person_id, residence in residences:
             person(person_id).residences.append(residence)
+        for person_id, state in states:
+            person(person_id).states.append(state)
         rows = [
             Registered(
                 r.event_id, r.registration_key, r.event_type, person(i), r.origin, r.accepted_at, r.warnings
@@ -272,6 +289,10 @@ class Snapshot:
             tuple(f for p in persons for f in p.facts),
             tuple(r for p in persons for r in p.residences),
         )
+
+    def states(self, persons: Sequence[PersonView]) -> tuple[PersonState, ...]:
+        """What Folkeregisteret said of these persons (for rules that warn about it)."""
+        return tuple(s for p in persons for s in p.states)
 
     def registered(self, event_id: str) -> Registered | None:
         return self._registered.get(event_id)
@@ -347,6 +368,7 @@ class Snapshot:
                 keeper.identifiers |= other.identifiers
                 keeper.facts += other.facts
                 keeper.residences += other.residences
+                keeper.states += other.states
                 other.merged_into = keeper
                 if other.id is not None:
                     changes.append(Merge(keeper, other))

@@ -1,6 +1,9 @@
 """The address-change flow for one message from Folkeregisteret: decode → write, or dead letter.
 
-Feed items can arrive twice; the sequence number makes the write idempotent.
+The same topic carries the person events (identity change, death, duplicate cessation, from
+contract v2 on), written by `hub.register.person_events`; every number they name is checked
+like the address change's. Feed items can arrive twice; the sequence number makes the write
+idempotent.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from hub.pipeline.deadletter import Failure
 from hub.pipeline.decode import decode_address_change
 from hub.pipeline.flow import Flow, Message, failure_from
 from hub.register.addresses import record_address_change
+from hub.register.person_events import PERSON_EVENTS, record_person_event
 
 
 @dataclass(frozen=True)
@@ -30,16 +34,15 @@ class AddressFlow(Flow):
         try:
             change = decode_address_change(self.hub.catalog, message.value)
             try:
-                parse_national_id(
-                    change.national_id, allow_synthetic=self.hub.settings.allow_synthetic_identifiers
-                )
+                for number in (change.national_id, *change.former_national_ids):
+                    parse_national_id(number, allow_synthetic=self.hub.settings.allow_synthetic_identifiers)
             except InvalidIdentifier as exc:
                 failure = Failure("rule", "NIR-ID-002", f"the national identity number {exc}")
             else:
                 check_shape(change)
+                record = record_person_event if change.event_type in PERSON_EVENTS else record_address_change
                 written = await self.in_transaction(
-                    lambda uow: record_address_change(uow.session, change, self.hub.clock()),
-                    "address write",
+                    lambda uow: record(uow.session, change, self.hub.clock()), "address write"
                 )
                 return AddressProcessed(written=written)
         except asyncio.CancelledError:

@@ -52,4 +52,6 @@ def decode_address_change(catalog: SchemaCatalog, data: bytes | None) -> Address
         address_line=datum["addressLine"],
         postal_code=datum["postalCode"],
         postal_place=datum["postalPlace"],
+        former_national_ids=tuple(datum["formerNationalIds"]),
+        event_date=datum["eventDate"],
     )

@@ -37,7 +37,14 @@ class Person(Base):
 
 
 class PersonIdentifier(Base):
-    """One identifier of a person. `kind` is `national_id` (fødselsnummer/D-number) or `duf`."""
+    """One identifier of a person, and its history.
+
+    `kind` is what the register matches on: `national_id` (a fødselsnummer, D- or H-number, the
+    contract's `nationalId`) or `duf` (`dufNumber`); the decision core compares (kind, value).
+    `number_kind` says what the number is: `fodselsnummer`, `d-number`, `h-number` or `duf`
+    (`hub.domain.identifiers.number_kind`). `ceased_at` is set when Folkeregisteret stopped
+    using the number (an identity change or a duplicate cessation, feed item
+    `ceased_sequence`); the row stays, so the person is still found by the old number."""
 
     __tablename__ = "person_identifiers"
     __table_args__ = (UniqueConstraint("kind", "value", name="uq_person_identifiers_kind_value"),)
@@ -47,8 +54,28 @@ class PersonIdentifier(Base):
     kind: Mapped[str] = mapped_column(String(16))
     value: Mapped[str] = mapped_column(String(16), index=True)
     first_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    number_kind: Mapped[str] = mapped_column(String(16))
+    ceased_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ceased_sequence: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     person: Mapped[Person] = relationship(back_populates="identifiers")
+
+
+class PersonEvent(Base):
+    """A person event from Folkeregisteret's feed: an identity change (`IDENTITY_CHANGED`), a
+    death (`PERSON_DIED`) or a duplicate cessation (`PERSON_CEASED_AS_DUPLICATE`). The last two
+    are the person's states; `event_date` is the date of death, or of the cessation.
+    `sequence_number` is the feed's and unique, so reading the feed twice writes nothing twice."""
+
+    __tablename__ = "person_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sequence_number: Mapped[int] = mapped_column(BigInteger, unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    event_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
 class RegistrationRecord(Base):

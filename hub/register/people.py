@@ -1,8 +1,11 @@
 """One person's register as people read it: `hub person show` and the support page.
 
-What the register holds, as JSON-ready data: identifiers, each scheme's state derived from the
-effective facts, residence permits, where the person lived, their categories under the
-integration act, and every registration and address change as it was received.
+What the register holds, as JSON-ready data: identifiers (each with its kind: fødselsnummer,
+D-number, H-number or DUF number, and when Folkeregisteret ceased it), the person's states from
+Folkeregisteret (dead, ceased as a duplicate) and the identity changes that linked their numbers,
+each scheme's state derived from the effective facts, residence permits, where the person lived,
+their categories under the integration act, and every registration and address change as it was
+received.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from hub.domain.lifecycle import derive, effective_facts
 from hub.domain.residence import Residence, residence_history, residence_on
 from hub.domain.rights import categories_from_facts
 from hub.domain.snapshot import NATIONAL_ID
-from hub.register.models import AddressRecord, Person, PersonIdentifier, RegistrationRecord
-from hub.register.repository import fact_of, residence_of
+from hub.register.models import AddressRecord, Person, PersonEvent, PersonIdentifier, RegistrationRecord
+from hub.register.repository import STATES, fact_of, person_state, residence_of
 
 
 def birth_date_of(session: Session, person_id: int) -> dt.date | None:
@@ -85,13 +88,39 @@ def describe_person(session: Session, person_id: int, *, as_of: dt.datetime | No
     states = derive(effective, on=as_of.date() if as_of is not None else None)
     addresses = session.scalars(received.order_by(AddressRecord.sequence_number)).all()
     shown = _shown_history([r for r in map(residence_of, addresses) if r is not None])
+    events_query = select(PersonEvent).where(PersonEvent.person_id == person_id)
+    if as_of is not None:
+        events_query = events_query.where(PersonEvent.received_at <= as_of)
+    events = session.scalars(events_query.order_by(PersonEvent.sequence_number)).all()
     day = as_of.date() if as_of is not None else norwegian_date(dt.datetime.now(dt.UTC))
     rights = categories_from_facts(effective, on=day, birth_date=birth_date_of(session, person_id))
     return {
         "personId": person.id,
         "createdAt": iso_utc(person.created_at),
+        # `kind` is what the number is (fodselsnummer, d-number, h-number, duf).
         "identifiers": [
-            {"kind": i.kind, "value": i.value, "firstSeenAt": iso_utc(i.first_seen_at)} for i in identifiers
+            {
+                "kind": i.number_kind,
+                "value": i.value,
+                "firstSeenAt": iso_utc(i.first_seen_at),
+                "ceasedAt": iso_utc(i.ceased_at) if i.ceased_at else None,
+            }
+            for i in identifiers
+        ],
+        # Folkeregisteret's word on the person: dead, ceased as a duplicate (see
+        # `hub.register.person_events`); neither stops a registration.
+        "states": [
+            {"state": state.state, "on": state.on.isoformat(), "sequenceNumber": state.sequence_number}
+            for state in (person_state(e) for e in events if e.event_type in STATES)
+        ],
+        "personEvents": [
+            {
+                "sequenceNumber": e.sequence_number,
+                "eventType": e.event_type,
+                "eventDate": e.event_date.isoformat() if e.event_date else None,
+                "recordedAt": iso_utc(e.recorded_at),
+            }
+            for e in events
         ],
         "state": {scheme.value: state.as_json() for scheme, state in states.items() if state.facts},
         "residencePermits": [

@@ -3,6 +3,13 @@
 Every report derives each person's schemes from the effective facts, exactly as `hub person
 show` does, so the figures and the person view cannot disagree. A person counts for the
 municipality that registered the scheme's start (participants, status) or end (exits).
+
+Folkeregisteret's states (`hub.register.person_events`): a person who died before the year
+began took no part in it (participants), and one who died by 31 December is counted with status
+`deceased` rather than a scheme status that could no longer change (status). A person ceased as
+a duplicate counts as before: their registrations move to the record that continues once an
+identity change or a registration links the two, and until then dropping them would lose a
+participant.
 """
 
 from __future__ import annotations
@@ -15,10 +22,15 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub.domain.calendar import norwegian_date
 from hub.domain.codes import main_activity_group
 from hub.domain.lifecycle import ROLES, Action, Fact, Role, Scheme, Status, derive, effective_facts
-from hub.register.models import RegistrationRecord
+from hub.register.models import PersonEvent, RegistrationRecord
+from hub.register.person_events import PERSON_DIED
 from hub.register.repository import fact_of
+
+# The status report's status for a person Folkeregisteret reported dead by 31 December.
+DECEASED = "deceased"
 
 
 @dataclass(frozen=True)
@@ -27,15 +39,24 @@ class Report:
     rows: Sequence[tuple[object, ...]]
 
 
-def _people(session: Session) -> Iterator[tuple[list[Fact], dict[str, str]]]:
-    """Per person: the facts, and the municipality of each registration (by registration key)."""
+def _people(session: Session) -> Iterator[tuple[list[Fact], dict[str, str], dt.date | None]]:
+    """Per person: the facts, the municipality of each registration (by registration key), and
+    the date of death if Folkeregisteret reported one."""
     by_person: dict[int, list[RegistrationRecord]] = defaultdict(list)
     for row in session.scalars(select(RegistrationRecord).order_by(RegistrationRecord.id)):
         by_person[row.person_id].append(row)
-    for rows in by_person.values():
+    died_on = {
+        person_id: on or norwegian_date(recorded_at)
+        for person_id, on, recorded_at in session.execute(
+            select(PersonEvent.person_id, PersonEvent.event_date, PersonEvent.recorded_at)
+            .where(PersonEvent.event_type == PERSON_DIED)
+            .order_by(PersonEvent.sequence_number)
+        )
+    }
+    for person_id, rows in by_person.items():
         facts = [fact_of(r) for r in rows]
         municipality = {r.registration_key: r.municipality for r in rows if r.action != Action.ANNUL.value}
-        yield facts, municipality
+        yield facts, municipality, died_on.get(person_id)
 
 
 def _scheme_facts(facts: list[Fact], scheme: Scheme, role: Role) -> list[Fact]:
@@ -53,7 +74,9 @@ def participants(session: Session, year: int) -> Report:
     """
     first, last = dt.date(year, 1, 1), dt.date(year, 12, 31)
     counts: Counter[tuple[str, str]] = Counter()
-    for facts, municipality in _people(session):
+    for facts, municipality, died_on in _people(session):
+        if died_on is not None and died_on < first:
+            continue
         states_before = derive(facts, on=first - dt.timedelta(days=1))
         states_end = derive(facts, on=last)
         for scheme in (Scheme.INTRODUCTION_PROGRAMME, Scheme.NORWEGIAN_AND_SOCIAL_STUDIES):
@@ -82,12 +105,13 @@ def status_at_year_end(session: Session, year: int) -> Report:
     """Each scheme's status on 31 December, per municipality (persons with a start by then)."""
     last = dt.date(year, 12, 31)
     counts: Counter[tuple[str, str, str]] = Counter()
-    for facts, municipality in _people(session):
+    for facts, municipality, died_on in _people(session):
         states = derive(facts, on=last)
         for scheme in (Scheme.INTRODUCTION_PROGRAMME, Scheme.NORWEGIAN_AND_SOCIAL_STUDIES):
             starts = [f for f in _scheme_facts(facts, scheme, Role.START) if f.fact_date <= last]
             if starts:
-                counts[(municipality[starts[-1].key], scheme.value, states[scheme].status.value)] += 1
+                status = DECEASED if died_on is not None and died_on <= last else states[scheme].status.value
+                counts[(municipality[starts[-1].key], scheme.value, status)] += 1
     rows = [(m, year, s, st, n) for (m, s, st), n in sorted(counts.items())]
     return Report(("municipality", "year", "scheme", "status", "persons"), rows)
 
@@ -98,7 +122,7 @@ def main_activity_at_exit(session: Session, year: int) -> Report:
     A person who ends more than once in the year counts only for the last end.
     """
     counts: Counter[tuple[str, str, str]] = Counter()
-    for facts, municipality in _people(session):
+    for facts, municipality, _ in _people(session):
         ends = [
             f
             for f in _scheme_facts(facts, Scheme.INTRODUCTION_PROGRAMME, Role.END)

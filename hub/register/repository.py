@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from hub.domain.calendar import norwegian_date
 from hub.domain.events import AddressChange, Origin, Registration
+from hub.domain.identifiers import number_kind
 from hub.domain.lifecycle import Action, Fact
 from hub.domain.residence import NOT_A_MOVE, NOT_A_RESIDENCE, Residence
 from hub.domain.snapshot import (
@@ -27,10 +28,12 @@ from hub.domain.snapshot import (
     HeldEntry,
     Hold,
     HoldAgain,
+    Identifier,
     Identify,
     Merge,
     Note,
     OpenTicket,
+    PersonState,
     PersonView,
     Registered,
     Snapshot,
@@ -44,6 +47,7 @@ from hub.register.models import (
     FolkeregisterLookup,
     HeldEvent,
     Person,
+    PersonEvent,
     PersonIdentifier,
     RegistrationRecord,
 )
@@ -71,8 +75,16 @@ class RegisterRepository:
     def person_with(self, national_id: str | None, duf_number: str | None, at: dt.datetime) -> int:
         """The id of the person with these identifiers, created, completed or merged as an
         accepted registration would (for tools and tests that make a person known)."""
-        wanted = identifiers_of(national_id, duf_number)
-        person, changes = self._read({v for _, v in wanted}, set(), set()).person_for(wanted, at)
+        return cast(int, self.link(identifiers_of(national_id, duf_number), at))
+
+    def link(self, wanted: list[Identifier], at: dt.datetime, *, known_only: bool = False) -> int | None:
+        """The id of the one person who has all these identifiers, created, completed or merged
+        as an accepted registration would: the same `Snapshot.person_for` decides. With
+        `known_only`, None (and nothing written) when none of them is in the register yet."""
+        snapshot = self._read({v for _, v in wanted}, set(), set())
+        if known_only and not snapshot.persons(wanted):
+            return None
+        person, changes = snapshot.person_for(wanted, at)
         self.apply(changes)
         return cast(int, person.final().id)
 
@@ -131,6 +143,11 @@ class RegisterRepository:
                 ),
             )
         )
+        events = s.scalars(
+            select(PersonEvent)
+            .where(among(s, PersonEvent.person_id, person_ids), PersonEvent.event_type.in_(STATES))
+            .order_by(PersonEvent.sequence_number)
+        ).all()
         return Snapshot.assemble(
             identifiers,
             [(row.person_id, fact_of(row)) for row in facts],
@@ -139,6 +156,7 @@ class RegisterRepository:
             annulled,
             held.values(),
             [_open_ticket(t) for t in tickets],
+            [(e.person_id, person_state(e)) for e in events],
         )
 
     def _identifiers_of_persons_with(self, values: Iterable[str]) -> list[tuple[int, str, str]]:
@@ -173,6 +191,7 @@ class RegisterRepository:
                     "kind": c.identifier[0],
                     "value": c.identifier[1],
                     "first_seen_at": c.at,
+                    "number_kind": number_kind(c.identifier[1]),
                 }
                 for c in identifies
             ],
@@ -206,7 +225,7 @@ class RegisterRepository:
             return
         keeper_of = {cast(int, m.other.id): cast(int, m.keeper.final().id) for m in merges}
         others = list(keeper_of)
-        for model in (PersonIdentifier, RegistrationRecord, AddressRecord):
+        for model in (PersonIdentifier, RegistrationRecord, AddressRecord, PersonEvent):
             self.session.execute(
                 update(model)
                 .where(model.person_id.in_(others))
@@ -293,6 +312,18 @@ def residence_of(row: AddressRecord) -> Residence | None:
         return Residence(since, row.municipality, protected, row.sequence_number, moved=False)
     since = row.moved_on or norwegian_date(row.recorded_at)
     return Residence(since, row.municipality, protected, row.sequence_number)
+
+
+# The person events that are states of the person, by the name `hub person show` gives them.
+STATES = {"PERSON_DIED": "dead", "PERSON_CEASED_AS_DUPLICATE": "ceased_as_duplicate"}
+
+
+def person_state(row: PersonEvent) -> PersonState:
+    """A death or duplicate cessation as the decisions see it: dated by the event's date, or
+    the day Folkeregisteret recorded it."""
+    return PersonState(
+        STATES[row.event_type], row.event_date or norwegian_date(row.recorded_at), row.sequence_number
+    )
 
 
 def _registered(row: RegistrationRecord) -> Registered:

@@ -12,7 +12,7 @@ from hub.domain.identifiers import CLASSIC_RULE, CheckDigitRule
 from hub.domain.lifecycle import Fact
 from hub.domain.redaction import clean
 from hub.domain.residence import Residence
-from hub.domain.snapshot import Target
+from hub.domain.snapshot import PersonState, Target
 from hub.sources import SourceRegistry
 
 
@@ -54,6 +54,8 @@ class RuleContext:
     target: Target | None = None
     # Where the person has lived, from Folkeregisteret's address changes.
     residences: tuple[Residence, ...] = ()
+    # What Folkeregisteret said of the person: dead, ceased as a duplicate (`Snapshot.states`).
+    person_states: tuple[PersonState, ...] = ()
 
 
 # A check returns None when the event passes, or why it failed.

@@ -378,6 +378,47 @@ def municipality_of_residence(event: Registration, ctx: RuleContext) -> Explanat
     return None
 
 
+@rule(
+    "NIR-PERSON-001",
+    "The person was not reported dead before the fact's date",
+    "Personen var ikke meldt død før faktadatoen",
+    Severity.WARNING,
+)
+def not_dead_before_fact(event: Registration, ctx: RuleContext) -> Explanation | None:
+    # A warning, not a rejection: a death can be registered in error and corrected, and an error
+    # in NIR must never stop a person from taking part (DOMAIN.md).
+    died = [s.on for s in ctx.person_states if s.state == "dead" and s.on < event.fact_date]
+    if not died:
+        return None
+    on, fact = min(died).isoformat(), event.fact_date.isoformat()
+    return Explanation(
+        f"Folkeregisteret reports the person dead on {on}, before the fact's date {fact}: "
+        "check the identity number",
+        f"Folkeregisteret melder personen død {on}, før faktadatoen {fact}: kontroller identitetsnummeret",
+    )
+
+
+@rule(
+    "NIR-PERSON-002",
+    "The person's record was not ceased as a duplicate",
+    "Personens oppføring er ikke opphørt som dublett",
+    Severity.WARNING,
+)
+def not_ceased_as_duplicate(event: Registration, ctx: RuleContext) -> Explanation | None:
+    # A warning: the registration is kept on the person the register knows; once Folkeregisteret
+    # or a fagsystem links the record that continues, the two are one person.
+    ceased = [s.on for s in ctx.person_states if s.state == "ceased_as_duplicate"]
+    if not ceased:
+        return None
+    on = min(ceased).isoformat()
+    return Explanation(
+        f"Folkeregisteret ceased a record of this person as a duplicate on {on}: check that the "
+        "identity number is the one in use",
+        f"Folkeregisteret opphørte en oppføring av denne personen som dublett {on}: kontroller at "
+        "identitetsnummeret er det som er i bruk",
+    )
+
+
 @rule("NIR-DATE-001", "The fact's date is not in the future", "Faktadatoen er ikke fram i tid")
 def fact_not_in_future(event: Registration, ctx: RuleContext) -> Explanation | None:
     if event.fact_date > ctx.today:

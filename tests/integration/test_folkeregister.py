@@ -21,10 +21,12 @@ from hub.connectors.folkeregister import (
     NoToken,
     TokenFile,
     address_change,
+    person_event,
     read_position,
 )
 from hub.connectors.folkeregister_standin import FolkeregisterStandIn, serving
 from hub.domain.events import Origin
+from hub.domain.identifiers import make_national_id
 from hub.errors import ConfigurationError
 from hub.localrun import LocalBroker, WorkerProcess, local_admin
 from hub.pipeline.addresses import AddressFlow
@@ -143,7 +145,7 @@ def test_known_persons_moves_are_published_once_with_the_address_fetched_by_refe
     hub.settings = dataclasses.replace(hub.settings, folkeregister_start="beginning")
     stand_in.move(oslo, "0301", MOVED, street="Storgata", house_number="7", postal_code="0155")
     stand_in.move(stranger, "4601", MOVED)  # not known to the register: passed over
-    stand_in.other_event(oslo, "personErDoed")  # not about an address: passed over
+    stand_in.other_event(oslo, "endringINavn")  # neither an address nor a person event: passed over
     stand_in.move(hidden, "4601", MOVED, protection="strengtFortrolig", street="Hemmelig vei")
 
     status = follow(hub, url)
@@ -158,6 +160,58 @@ def test_known_persons_moves_are_published_once_with_the_address_fetched_by_refe
     assert changes[4]["protection"] == "STRICTLY_CONFIDENTIAL" and changes[4]["addressLine"] is None
     assert (status.published, status.passed_over, status.position) == (2, 2, 5)
     assert status.looked_up == 2  # both known persons were also looked up once
+
+
+def test_the_stand_in_publishes_identity_changes_deaths_and_duplicate_cessations_and_the_connector_follows(
+    hub: Hub, feed: tuple[FolkeregisterStandIn, str]
+) -> None:
+    stand_in, url = feed
+    d_number = make_national_id(dt.date(1990, 2, 3), 17, d_number=True) or ""
+    fodselsnummer, dead, duplicate, stranger = (synthetic_person().national_id or "" for _ in range(4))
+    known(hub, d_number, dead, duplicate)
+    hub.settings = dataclasses.replace(hub.settings, folkeregister_start="beginning")
+    stand_in.change_identity(d_number, fodselsnummer)  # the feed item names the new number only
+    stand_in.move(fodselsnummer, "0301", MOVED)  # the same page: the new number counts as known
+    stand_in.die(dead, dt.date(2026, 11, 20))
+    stand_in.cease_as_duplicate(duplicate, dt.date(2026, 11, 21))
+    stand_in.change_identity(stranger, synthetic_person().national_id or "")  # unknown: passed over
+
+    status = follow(hub, url)
+
+    changes = {c["sequenceNumber"]: c for c in published(hub) if c["sequenceNumber"] > 0}
+    assert {s: c["eventType"] for s, c in changes.items()} == {
+        1: "IDENTITY_CHANGED",
+        2: "ADDRESS_CHANGED",
+        3: "PERSON_DIED",
+        4: "PERSON_CEASED_AS_DUPLICATE",
+    }
+    assert (changes[1]["nationalId"], changes[1]["formerNationalIds"]) == (fodselsnummer, [d_number])
+    assert changes[2]["nationalId"] == fodselsnummer
+    assert (changes[3]["nationalId"], changes[3]["eventDate"]) == (dead, dt.date(2026, 11, 20))
+    assert (changes[4]["nationalId"], changes[4]["eventDate"]) == (duplicate, dt.date(2026, 11, 21))
+    assert (status.published, status.passed_over, status.position) == (4, 1, 6)
+
+
+def test_a_person_document_reads_into_the_contracts_person_events() -> None:
+    document = {
+        "identifikasjonsnummer": [
+            {"foedselsEllerDNummer": "new", "status": "iBruk"},
+            {"foedselsEllerDNummer": "old", "status": "opphoert"},
+        ],
+        "doedsfall": [{"doedsdato": "2026-11-01", "erGjeldende": True}],
+    }
+    changed = person_event(5, "IDENTITY_CHANGED", "old", "2026-11-02T00:00:00Z", document)
+    assert (changed["nationalId"], changed["formerNationalIds"], changed["eventDate"]) == (
+        "new",
+        ["old"],
+        None,
+    )
+    died = person_event(6, "PERSON_DIED", "new", "2026-11-02T00:00:00Z", document)
+    assert (died["nationalId"], died["formerNationalIds"], died["eventDate"]) == ("new", [], "2026-11-01")
+    assert (
+        person_event(7, "PERSON_CEASED_AS_DUPLICATE", "new", "2026-11-02T00:00:00Z", None)["eventDate"]
+        is None
+    )
 
 
 def test_a_restart_resumes_after_the_last_committed_page_and_a_broken_page_is_not_half_published(

@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
+from hub.domain.identifiers import make_national_id
 from hub.pipeline.addresses import AddressFlow
 from hub.pipeline.deadletter import H_ERROR_CLASS, H_ERROR_CODE, H_ERROR_MESSAGE
 from hub.pipeline.flow import Message
@@ -195,6 +196,40 @@ def test_an_address_change_of_a_known_person_is_written_once_and_bad_bytes_are_d
     wrong_family = asyncio.run(flow.process(Message(origin, None, registration_bytes)))
     assert wrong_family.failure is not None and "expected a address_change" in wrong_family.failure.message
     assert len(publisher.on("nir.dead-letters")) == 2
+
+
+def test_an_identity_change_from_the_feed_links_the_new_number_and_a_bad_former_number_is_dead_lettered(
+    hub: Hub,
+) -> None:
+    person = synthetic_person(with_duf=False)
+    d_number = make_national_id(dt.date(1985, 6, 1), 211, d_number=True) or ""
+
+    def encoded(sequence: int, former: list[str]) -> bytes:
+        change = {
+            "sequenceNumber": sequence,
+            "eventType": "IDENTITY_CHANGED",
+            "nationalId": person.national_id,
+            "recordedAt": "2026-10-01T06:00:00Z",
+            "protection": "UNKNOWN",
+            "addressKind": "UNKNOWN",
+            "formerNationalIds": former,
+        }
+        return catalog().encode(ADDRESS_CHANGE, from_json(change, catalog().current(ADDRESS_CHANGE)))
+
+    with hub.session_factory() as session:
+        known = RegisterRepository(session).person_with(d_number, None, hub.clock())
+        session.commit()
+    publisher = RecordingPublisher()
+    flow = AddressFlow(hub, publisher)
+    origin = Origin("nir.folkeregister.address-changes", 0, 0)
+    assert asyncio.run(flow.process(Message(origin, None, encoded(5, [d_number])))).written
+    bad = asyncio.run(flow.process(Message(origin, None, encoded(6, ["12345678901"]))))
+    assert bad.failure is not None and bad.failure.code == "NIR-ID-002"
+    assert "12345678901" not in str([headers for *_, headers in publisher.sent])
+    asyncio.run(RegistrationFlow(hub, RecordingPublisher()).process(message(event(person))))
+    with hub.session_factory() as session:
+        rows = session.scalars(select(RegistrationRecord.person_id)).all()
+    assert rows == [known]  # the registration with the fødselsnummer reached the D-number's person
 
 
 def test_the_clock_decides_what_is_in_the_future(hub: Hub) -> None:

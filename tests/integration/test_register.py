@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -10,7 +11,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select
 
+from hub.config import Settings
 from hub.domain.events import AddressChange, Origin
+from hub.domain.identifiers import make_national_id
 from hub.errors import RegisterNotMigrated
 from hub.pipeline.flow import Message
 from hub.pipeline.registrations import RegistrationFlow
@@ -19,6 +22,7 @@ from hub.register.database import make_engine, make_session_factory
 from hub.register.migrate import current_revision, head_revision, require_current, upgrade
 from hub.register.models import Base, Person, PersonIdentifier
 from hub.register.people import describe_person, find_person_id
+from hub.register.person_events import record_person_event
 from hub.register.repository import RegisterRepository
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
@@ -26,8 +30,33 @@ from hub.sources import SourceRegistry
 from tests.conftest import pipeline_hub
 from tests.factories import event, synthetic_person
 from tests.fakes import RecordingPublisher
+from tests.harness import hub_command
 
 NOW = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)
+# One synthetic person born 1991-03-14: first a D-number, later a fødselsnummer.
+D_NUMBER = make_national_id(dt.date(1991, 3, 14), 123, d_number=True) or ""
+FODSELSNUMMER = "14839140240"
+
+
+def person_event(
+    sequence: int, event_type: str, national_id: str, *former: str, on: dt.date | None = None
+) -> AddressChange:
+    """A person event from Folkeregisteret's feed, as the address flow decodes it."""
+    return AddressChange(
+        sequence_number=sequence,
+        event_type=event_type,
+        national_id=national_id,
+        recorded_at=NOW,
+        moved_on=None,
+        municipality=None,
+        protection="UNKNOWN",
+        address_kind="UNKNOWN",
+        address_line=None,
+        postal_code=None,
+        postal_place=None,
+        former_national_ids=former,
+        event_date=on,
+    )
 
 
 def test_the_migrations_create_exactly_the_models(database_url: str) -> None:
@@ -193,3 +222,129 @@ def test_a_change_of_municipality_without_moving_gives_the_residence_its_new_num
     codes = [{v["code"] for v in r["violations"]} for r in receipts]
     assert "NIR-MUNI-002" not in codes[0] and receipts[0]["outcome"] == "ACCEPTED"
     assert "NIR-MUNI-002" in codes[1]
+
+
+def test_a_d_number_replaced_by_a_fodselsnummer_keeps_one_person_with_both_numbers_and_their_kinds(
+    database_url: str,
+) -> None:
+    sessions = make_session_factory(make_engine(database_url))
+    with sessions() as s:
+        person_id = RegisterRepository(s).person_with(D_NUMBER, None, NOW)
+        assert record_person_event(s, person_event(7, "IDENTITY_CHANGED", FODSELSNUMMER, D_NUMBER), NOW)
+        # A fagsystem that now sends the fødselsnummer, or still the D-number, finds the same person.
+        assert RegisterRepository(s).person_with(FODSELSNUMMER, None, NOW) == person_id
+        assert RegisterRepository(s).person_with(D_NUMBER, None, NOW) == person_id
+        s.commit()
+        assert s.scalars(select(Person.id)).all() == [person_id]
+        shown = describe_person(s, person_id)
+    numbers = {i["value"]: (i["kind"], i["ceasedAt"]) for i in shown["identifiers"]}
+    assert numbers == {D_NUMBER: ("d-number", "2026-11-26T12:00:00Z"), FODSELSNUMMER: ("fodselsnummer", None)}
+    assert [e["eventType"] for e in shown["personEvents"]] == ["IDENTITY_CHANGED"]
+
+
+def test_an_identity_change_merges_two_persons_who_each_held_one_of_the_numbers(database_url: str) -> None:
+    sessions = make_session_factory(make_engine(database_url))
+    with sessions() as s:
+        by_d_number = RegisterRepository(s).person_with(D_NUMBER, "201812345604", NOW)
+        by_fnr = RegisterRepository(s).person_with(FODSELSNUMMER, None, NOW)
+        record_address_change(
+            s,
+            dataclasses.replace(person_event(3, "ADDRESS_CHANGED", FODSELSNUMMER), municipality="0301"),
+            NOW,
+        )
+        assert by_d_number != by_fnr
+        assert record_person_event(s, person_event(8, "IDENTITY_CHANGED", FODSELSNUMMER, D_NUMBER), NOW)
+        s.commit()
+        assert s.scalars(select(Person.id)).all() == [by_d_number]  # the older one keeps them
+        shown = describe_person(s, by_d_number)
+    assert {(i["kind"], i["value"]) for i in shown["identifiers"]} == {
+        ("d-number", D_NUMBER),
+        ("duf", "201812345604"),
+        ("fodselsnummer", FODSELSNUMMER),
+    }
+    assert [a["sequenceNumber"] for a in shown["addresses"]] == [3]
+
+
+def test_the_same_person_event_read_twice_changes_nothing_and_an_unknown_persons_writes_nothing(
+    database_url: str,
+) -> None:
+    sessions = make_session_factory(make_engine(database_url))
+    change = person_event(9, "IDENTITY_CHANGED", FODSELSNUMMER, D_NUMBER)
+    with sessions() as s:
+        assert not record_person_event(s, change, NOW)  # neither number is known
+        assert s.scalars(select(Person.id)).all() == []
+        person_id = RegisterRepository(s).person_with(D_NUMBER, None, NOW)
+        assert record_person_event(s, change, NOW)
+        s.commit()
+        before = describe_person(s, person_id)
+        assert not record_person_event(s, change, NOW)
+        assert not record_person_event(s, person_event(9, "PERSON_DIED", FODSELSNUMMER), NOW)
+        s.commit()
+        assert describe_person(s, person_id) == before
+
+
+def test_a_death_and_a_duplicate_cessation_are_recorded_as_states_and_shown(database_url: str) -> None:
+    sessions = make_session_factory(make_engine(database_url))
+    with sessions() as s:
+        dead = RegisterRepository(s).person_with(FODSELSNUMMER, None, NOW)
+        duplicate = RegisterRepository(s).person_with(D_NUMBER, None, NOW)
+        assert record_person_event(
+            s, person_event(10, "PERSON_DIED", FODSELSNUMMER, on=dt.date(2026, 11, 20)), NOW
+        )
+        assert record_person_event(s, person_event(11, "PERSON_CEASED_AS_DUPLICATE", D_NUMBER), NOW)
+        s.commit()
+        shown_dead, shown_duplicate = describe_person(s, dead), describe_person(s, duplicate)
+    assert shown_dead["states"] == [{"state": "dead", "on": "2026-11-20", "sequenceNumber": 10}]
+    assert shown_duplicate["states"] == [
+        {"state": "ceased_as_duplicate", "on": "2026-11-26", "sequenceNumber": 11}
+    ]
+    assert [i["ceasedAt"] for i in shown_duplicate["identifiers"]] == ["2026-11-26T12:00:00Z"]
+    assert [i["ceasedAt"] for i in shown_dead["identifiers"]] == [None]
+
+
+def test_person_show_names_the_kind_of_each_identifier_and_the_migration_labels_old_rows(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    engine = make_engine(f"sqlite:///{tmp_path}/old.sqlite3")
+    upgrade(engine, "0008")
+    h_number = make_national_id(dt.date(1980, 5, 2), 42, synthetic=False) or ""
+    h_number = h_number[:2] + f"{int(h_number[2:4]) + 40:02d}" + h_number[4:]  # month + 40
+    with engine.begin() as connection:
+        connection.execute(Person.__table__.insert(), [{"id": 1, "created_at": NOW}])
+        connection.execute(
+            PersonIdentifier.__table__.insert(),
+            [
+                {"person_id": 1, "kind": kind, "value": value, "first_seen_at": NOW}
+                for kind, value in (
+                    ("duf", "201812345604"),
+                    ("national_id", D_NUMBER),
+                    ("national_id", FODSELSNUMMER),
+                    ("national_id", h_number),
+                )
+            ],
+        )
+    upgrade(engine)
+    with make_session_factory(engine)() as s:
+        shown = describe_person(s, 1)
+    assert [(i["kind"], i["value"]) for i in shown["identifiers"]] == [
+        ("duf", "201812345604"),
+        ("d-number", D_NUMBER),
+        ("fodselsnummer", FODSELSNUMMER),
+        ("h-number", h_number),
+    ]
+    engine.dispose()
+
+
+def test_hub_person_show_prints_each_identifiers_kind_and_the_persons_states(sqlite_url: str) -> None:
+    sessions = make_session_factory(make_engine(sqlite_url))
+    with sessions() as s:
+        RegisterRepository(s).person_with(D_NUMBER, "201812345604", NOW)
+        record_person_event(s, person_event(12, "IDENTITY_CHANGED", FODSELSNUMMER, D_NUMBER), NOW)
+        record_person_event(s, person_event(13, "PERSON_DIED", FODSELSNUMMER, on=dt.date(2026, 11, 20)), NOW)
+        s.commit()
+    settings = dataclasses.replace(Settings(), database_url=sqlite_url)
+    shown = hub_command(settings, "person", "show", FODSELSNUMMER)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert f"  d-number: {D_NUMBER} (ceased 2026-11-26T12:00:00Z)" in lines
+    assert "  duf: 201812345604" in lines
+    assert f"  fodselsnummer: {FODSELSNUMMER}" in lines
+    assert "  state: dead on 2026-11-20 (Folkeregisteret, sequence 13)" in lines

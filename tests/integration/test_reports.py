@@ -11,10 +11,11 @@ import pytest
 
 from hub.bootstrap import Hub
 from hub.config import Settings
-from hub.domain.events import Origin
+from hub.domain.events import AddressChange, Origin
 from hub.pipeline.flow import Message
 from hub.pipeline.registrations import RegistrationFlow
 from hub.register.charts import draw
+from hub.register.person_events import record_person_event
 from hub.register.reports import late_registrations, main_activity_at_exit, participants, status_at_year_end
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
@@ -106,3 +107,32 @@ def test_the_reports_count_what_the_register_holds(hub: Hub, tmp_path: Path) -> 
     chart = tmp_path / "status.png"
     draw(exits, title="exits", path=chart)
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 5000
+
+
+def test_a_person_reported_dead_is_deceased_at_year_end_and_takes_no_part_in_later_years(hub: Hub) -> None:
+    d = lambda month, day: dt.date(Y, month, day)  # noqa: E731
+    running = story("0301", "oslo-fagsystem", d(3, 1), None)
+    send(hub, running + story("0301", "oslo-fagsystem", d(4, 1), None))
+    died = AddressChange(
+        sequence_number=1,
+        event_type="PERSON_DIED",
+        national_id=running[0]["person"]["nationalId"],
+        recorded_at=dt.datetime(Y, 9, 2, 8, tzinfo=dt.UTC),
+        moved_on=None,
+        municipality=None,
+        protection="UNKNOWN",
+        address_kind="UNKNOWN",
+        address_line=None,
+        postal_code=None,
+        postal_place=None,
+        event_date=d(9, 1),
+    )
+    with hub.session_factory() as session:
+        assert record_person_event(session, died, hub.clock())
+        session.commit()
+        assert participants(session, Y).rows == [("0301", Y, "introduction_programme", 2)]
+        assert participants(session, Y + 1).rows == [("0301", Y + 1, "introduction_programme", 1)]
+        assert status_at_year_end(session, Y).rows == [
+            ("0301", Y, "introduction_programme", "deceased", 1),
+            ("0301", Y, "introduction_programme", "running", 1),
+        ]

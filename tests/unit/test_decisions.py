@@ -18,7 +18,7 @@ import pytest
 from hub.bootstrap import Hub
 from hub.config import Settings
 from hub.domain.events import Origin
-from hub.domain.snapshot import Snapshot
+from hub.domain.snapshot import NATIONAL_ID, PersonState, Snapshot
 from hub.pipeline.decide import Circumstances, Pending, decide
 from hub.pipeline.decode import decode_registration
 from hub.pipeline.flow import Message
@@ -287,3 +287,15 @@ def test_a_permit_granted_years_ago_with_its_renewal_pending_is_accepted(
     outcomes, publisher = run(hub, [permit])
     assert outcomes == [["ACCEPTED"]], receipts(publisher)
     assert store.rows[0]["late"] is False
+
+
+def test_a_merge_brings_both_persons_states_from_folkeregisteret_to_the_keeper() -> None:
+    now = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)
+    died = PersonState("dead", dt.date(2026, 11, 1), 5)
+    ceased = PersonState("ceased_as_duplicate", dt.date(2026, 10, 1), 4)
+    snapshot = Snapshot.assemble(
+        [(1, NATIONAL_ID, "d-number"), (2, NATIONAL_ID, "fnr")], [], [], [], states=[(1, ceased), (2, died)]
+    )
+    assert snapshot.states(snapshot.persons([(NATIONAL_ID, "fnr")])) == (died,)
+    keeper, _ = snapshot.person_for([(NATIONAL_ID, "d-number"), (NATIONAL_ID, "fnr")], now)
+    assert keeper.id == 1 and snapshot.states([keeper]) == (ceased, died)

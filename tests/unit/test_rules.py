@@ -15,7 +15,7 @@ from hub.domain.events import Registration
 from hub.domain.identifiers import CheckDigitRule
 from hub.domain.lifecycle import Fact
 from hub.domain.residence import Residence, residence_history, residence_on
-from hub.domain.snapshot import Target
+from hub.domain.snapshot import PersonState, Target
 from hub.pipeline.decode import decode_registration
 from hub.rules import RULES, RuleContext, Severity, evaluate
 from hub.schemas.codec import REGISTRATION, catalog
@@ -46,6 +46,8 @@ LIVES_IN_BERGEN = Residence(dt.date(2026, 1, 1), "4601", protected=False, sequen
 STUDENT_PERMIT = _fact(
     "RESIDENCE_PERMIT_REGISTERED", "2026-01-10", ground="STUDENT", validUntil="2027-01-10", permanent=False
 )
+DIED_IN_OCTOBER = PersonState("dead", dt.date(2026, 10, 1), sequence_number=3)
+CEASED_DUPLICATE = PersonState("ceased_as_duplicate", dt.date(2026, 10, 1), sequence_number=4)
 
 CONTEXT = RuleContext(
     history=RUNNING,
@@ -151,6 +153,8 @@ FAILING: dict[str, tuple[Callable[[], Registration], RuleContext]] = {
         dataclasses.replace(CONTEXT, history=RUNNING[:2]),
     ),
     "NIR-MUNI-002": (registration, dataclasses.replace(CONTEXT, residences=(LIVES_IN_BERGEN,))),
+    "NIR-PERSON-001": (registration, dataclasses.replace(CONTEXT, person_states=(DIED_IN_OCTOBER,))),
+    "NIR-PERSON-002": (registration, dataclasses.replace(CONTEXT, person_states=(CEASED_DUPLICATE,))),
     "NIR-RIGHT-001": (
         lambda: registration("INTRODUCTION_PROGRAMME_DECISION"),
         dataclasses.replace(
@@ -321,6 +325,14 @@ def test_a_change_of_municipality_without_moving_renumbers_the_residence_from_it
     # A change without moving that keeps the number (a new street name) changes nothing.
     same = dataclasses.replace(renumbered, municipality="1507", sequence_number=3)
     assert residence_history([in_alesund, same]) == [in_alesund]
+
+
+def test_a_death_reported_on_the_facts_date_or_later_is_no_warning_and_an_earlier_one_a_warning() -> None:
+    r = registration()
+    died_later = dataclasses.replace(DIED_IN_OCTOBER, on=r.fact_date)
+    assert evaluate(r, dataclasses.replace(CONTEXT, person_states=(died_later,))) == []
+    [warning] = evaluate(r, dataclasses.replace(CONTEXT, person_states=(DIED_IN_OCTOBER,)))
+    assert warning.severity.value == "WARNING" and "2026-10-01" in warning.message
 
 
 def test_a_pending_renewal_keeps_a_programme_decision_free_of_warnings() -> None:

@@ -129,6 +129,16 @@ def test_an_asylum_seekers_final_test_carries_the_social_studies_result_from_v4(
     assert read.datum["payload"][1] == {**older["payload"], "socialStudiesTest": None}
 
 
+def test_an_address_change_written_as_v1_is_read_into_v2_without_person_event_fields() -> None:
+    c = catalog()
+    v1, current = c.version(ADDRESS_CHANGE, 1), c.current(ADDRESS_CHANGE)
+    assert current.version == 2 and "IDENTITY_CHANGED" in current.raw["fields"][1]["type"]["symbols"]
+    for datum in generate_many(v1.parsed, 50):
+        decoded = c.decode(v1.header + _schemaless(v1.parsed, datum))
+        assert (decoded.writer_version, decoded.datum["eventType"]) == (1, datum["eventType"])
+        assert (decoded.datum["formerNationalIds"], decoded.datum["eventDate"]) == ([], None)
+
+
 def test_a_symbol_the_reader_does_not_know_resolves_to_the_enum_default() -> None:
     c = catalog()
     v1, v2 = c.version(REGISTRATION, 1), c.version(REGISTRATION, 2)
