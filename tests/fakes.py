@@ -22,6 +22,7 @@ from hub.domain.snapshot import (
     Merge,
     Note,
     OpenTicket,
+    PersonState,
     PersonView,
     Registered,
     Snapshot,
@@ -65,6 +66,7 @@ class FakeRegister:
         self.rows: list[dict[str, Any]] = []  # registrations, as the repository writes them
         self.held: dict[str, tuple[HeldEntry, int]] = {}  # with its attempts
         self.tickets: dict[int, dict[str, Any]] = {}
+        self.states: list[tuple[int, PersonState]] = []  # Folkeregisteret's word on a person
         self._ids = itertools.count(1)
 
     # --- the repository's interface ------------------------------------------------------
@@ -78,6 +80,7 @@ class FakeRegister:
             [row["registration_key"] for row in self.rows if row["action"] == "ANNUL"],
             [entry for entry, _ in self.held.values()],
             [OpenTicket(**t["ticket"]) for t in self.tickets.values() if t["status"] in ("open", "replayed")],
+            states=self.states,
         )
 
     def person_with(self, national_id: str | None, duf_number: str | None, at: dt.datetime) -> int:

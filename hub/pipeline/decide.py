@@ -25,6 +25,7 @@ from hub.domain.snapshot import (
     Change,
     HeldEntry,
     Note,
+    PersonState,
     PersonView,
     Release,
     Snapshot,
@@ -87,6 +88,7 @@ class Circumstances:
         history: tuple[Fact, ...] = (),
         target: Target | None = None,
         residences: tuple[Residence, ...] = (),
+        person_states: tuple[PersonState, ...] = (),
     ) -> RuleContext:
         """What the rules see of an event from `source`'s topic: its person's register."""
         return RuleContext(
@@ -98,6 +100,7 @@ class Circumstances:
             history=history,
             target=target,
             residences=residences,
+            person_states=person_states,
         )
 
 
@@ -122,7 +125,10 @@ def _decide(pending: Pending, snapshot: Snapshot, circumstances: Circumstances) 
     persons = snapshot.persons(identifiers_of(event.national_id, event.duf_number))
     target = snapshot.target(event, persons)
     history, residences = snapshot.history(persons)
-    violations = evaluate(event, circumstances.rule_context(pending.source, history, target, residences))
+    context = circumstances.rule_context(
+        pending.source, history, target, residences, snapshot.states(persons)
+    )
+    violations = evaluate(event, context)
     if any(v.severity is Severity.REJECT for v in violations):
         return rejected(message, event, violations, snapshot.release(event_id))
     holds = [v for v in violations if v.severity is Severity.HOLD]

@@ -299,3 +299,19 @@ def test_a_merge_brings_both_persons_states_from_folkeregisteret_to_the_keeper()
     assert snapshot.states(snapshot.persons([(NATIONAL_ID, "fnr")])) == (died,)
     keeper, _ = snapshot.person_for([(NATIONAL_ID, "d-number"), (NATIONAL_ID, "fnr")], now)
     assert keeper.id == 1 and snapshot.states([keeper]) == (ceased, died)
+
+
+def test_a_fact_dated_after_a_reported_death_is_accepted_with_a_warning(
+    hub: Hub, store: FakeRegister
+) -> None:
+    """Issue 15, fault 6: the decision core passes the person's states to the rules."""
+    from hub.domain.snapshot import PersonState
+
+    person = synthetic_person()
+    person_id = store.person_with(person.national_id, person.duf_number, dt.datetime.now(dt.UTC))
+    store.states.append((person_id, PersonState("dead", days_ago(20), 1)))
+    outcomes, publisher = run(hub, [event(person, fact_date=days_ago(10))])
+    assert outcomes == [["ACCEPTED_WITH_WARNINGS"]]
+    assert [v["code"] for v in catalog().decode(publisher.on(RECEIPTS)[0][2]).datum["violations"]] == [
+        "NIR-PERSON-001"
+    ]
