@@ -122,6 +122,7 @@ class HeldEntry:
     reason_nb: str
     held_at: dt.datetime
     order: int = 0  # the hold's own order (its row id): events of one date are retried in it
+    corrects_event_id: str | None = None  # a held correction's or annulment's original
 
     @property
     def identifiers(self) -> list[Identifier]:

@@ -268,4 +268,5 @@ def _held_entry(message: Message, event: Registration, reason: Violation, now: d
         reason=reason.message,
         reason_nb=reason.message_nb,
         held_at=now,
+        corrects_event_id=str(event.corrects_event_id) if event.corrects_event_id is not None else None,
     )

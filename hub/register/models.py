@@ -164,6 +164,8 @@ class HeldEvent(Base):
     reason_nb: Mapped[str] = mapped_column(String(512))
     held_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=1)
+    # The registration a held correction or annulment refers to (the snapshot reads it too).
+    corrects_event_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
 
 class CaseTicket(Base):

@@ -112,6 +112,7 @@ class RegisterRepository:
             first = False
         person_ids = sorted({person_id for person_id, _, _ in identifiers})
         event_ids |= set(held)
+        originals |= {h.corrects_event_id for h in held.values() if h.corrects_event_id is not None}
         registered = [
             (r.person_id, _registered(r))
             for r in s.scalars(
@@ -351,6 +352,7 @@ _HELD_FIELDS = (
     "reason",
     "reason_nb",
     "held_at",
+    "corrects_event_id",
 )
 
 

@@ -268,3 +268,28 @@ def test_the_category_follows_the_whole_permit_history_as_domain_md_states_it(
     day = granted + dt.timedelta(days=days_later)
     result = categories(permits, on=day, birth_date=born)
     assert (result.training, result.programme) == expected(ground, granted, born, lawful_until, day)
+
+
+def test_a_refused_renewal_sent_in_the_contract_closes_the_category_read_from_the_facts() -> None:
+    """Issue 15, fault 2: a refused renewal could not be recorded, so a pending one stayed open
+    forever. Contract v4's permit carries `renewalRefusedOn`."""
+    from hub.domain.lifecycle import Fact
+    from hub.domain.rights import categories_from_facts
+    from hub.pipeline.decode import decode_registration
+    from hub.schemas.codec import REGISTRATION, catalog
+    from hub.schemas.contract import from_json
+    from tests.factories import event, synthetic_person
+
+    payload = {
+        "ground": "ASYLUM",
+        "validUntil": "2025-03-01",
+        "renewalAppliedOn": "2025-01-10",
+        "renewalRefusedOn": "2025-09-01",
+        "permanent": False,
+    }
+    sent = event(synthetic_person(), "RESIDENCE_PERMIT_REGISTERED", fact_date=D(2022, 3, 1), payload=payload)
+    permit = decode_registration(catalog(), catalog().encode(REGISTRATION, from_json(sent)))
+    assert permit.payload["renewalRefusedOn"] == "2025-09-01"
+    facts = [Fact("p", permit.event_type, permit.fact_date, permit.payload, 1)]
+    assert categories_from_facts(facts, on=D(2025, 8, 31), birth_date=BORN_1990).training is RD  # pending
+    assert categories_from_facts(facts, on=D(2025, 9, 1), birth_date=BORN_1990).training is NA
