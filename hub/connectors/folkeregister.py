@@ -262,12 +262,11 @@ def _is_timestamp(value: Any) -> bool:
         return False
 
 
-def address_change(
-    sequence_number: int, event_type: str, national_id: str, recorded_at: str, person: dict[str, Any] | None
+def _without_address(
+    sequence_number: int, event_type: str, national_id: str, recorded_at: str
 ) -> dict[str, Any]:
-    """The contract's address change (natural JSON) for a person document as it is now."""
-    current = next((a for a in (person or {}).get("bostedsadresse", []) if a.get("erGjeldende")), None)
-    change: dict[str, Any] = {
+    """The contract's address change (natural JSON) with no address in it yet."""
+    return {
         "sequenceNumber": sequence_number,
         "eventType": event_type,
         "nationalId": national_id,
@@ -280,6 +279,14 @@ def address_change(
         "postalCode": None,
         "postalPlace": None,
     }
+
+
+def address_change(
+    sequence_number: int, event_type: str, national_id: str, recorded_at: str, person: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The contract's address change (natural JSON) for a person document as it is now."""
+    current = next((a for a in (person or {}).get("bostedsadresse", []) if a.get("erGjeldende")), None)
+    change = _without_address(sequence_number, event_type, national_id, recorded_at)
     if current is None or event_type == "PERSON_EMIGRATED":
         return {**change, "protection": "UNGRADED"} if event_type == "PERSON_EMIGRATED" else change
     protection = PROTECTION.get(current.get("adressegradering", ""), "UNKNOWN")
@@ -360,17 +367,7 @@ def person_event(
         valid_from = status.get("gyldighetstidspunkt") if status else None
         event_date = valid_from[:10] if isinstance(valid_from, str) else None
     return {
-        "sequenceNumber": sequence_number,
-        "eventType": event_type,
-        "nationalId": national_id,
-        "recordedAt": recorded_at,
-        "movedOn": None,
-        "municipality": None,
-        "protection": "UNKNOWN",
-        "addressKind": "UNKNOWN",
-        "addressLine": None,
-        "postalCode": None,
-        "postalPlace": None,
+        **_without_address(sequence_number, event_type, national_id, recorded_at),
         "formerNationalIds": former,
         "eventDate": event_date,
     }

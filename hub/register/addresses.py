@@ -87,7 +87,9 @@ def pending_lookups(session: Session, now: dt.datetime, limit: int = 100) -> lis
         national_id = session.scalar(
             select(PersonIdentifier.value)
             .where(PersonIdentifier.person_id == person_id, PersonIdentifier.kind == NATIONAL_ID)
-            .order_by(PersonIdentifier.id.desc())
+            # The number in use: one Folkeregisteret ceased (a D-number that became a
+            # fødselsnummer) finds no current address; the newest of the others otherwise.
+            .order_by(PersonIdentifier.ceased_at.is_not(None), PersonIdentifier.id.desc())
             .limit(1)
         )
         if national_id is not None:

@@ -17,7 +17,7 @@ from hub.domain.identifiers import make_national_id
 from hub.errors import RegisterNotMigrated
 from hub.pipeline.flow import Message
 from hub.pipeline.registrations import RegistrationFlow
-from hub.register.addresses import record_address_change
+from hub.register.addresses import pending_lookups, record_address_change
 from hub.register.database import make_engine, make_session_factory
 from hub.register.migrate import current_revision, head_revision, require_current, upgrade
 from hub.register.models import Base, Person, PersonIdentifier
@@ -348,3 +348,14 @@ def test_hub_person_show_prints_each_identifiers_kind_and_the_persons_states(sql
     assert "  duf: 201812345604" in lines
     assert f"  fodselsnummer: {FODSELSNUMMER}" in lines
     assert "  state: dead on 2026-11-20 (Folkeregisteret, sequence 13)" in lines
+
+
+def test_the_address_look_up_asks_for_the_number_in_use_not_a_ceased_one(database_url: str) -> None:
+    """Issue 15, fault 6: the look-up took the newest number, which may be one Folkeregisteret
+    has ceased (here a D-number the register learns of only after the fødselsnummer)."""
+    sessions = make_session_factory(make_engine(database_url))
+    with sessions() as s:
+        RegisterRepository(s).person_with(FODSELSNUMMER, None, NOW)
+        assert record_person_event(s, person_event(9, "IDENTITY_CHANGED", FODSELSNUMMER, D_NUMBER), NOW)
+        s.commit()
+        assert [number for _, number in pending_lookups(s, NOW)] == [FODSELSNUMMER]
