@@ -194,6 +194,9 @@ class FolkeregisterStandIn:
         app.router.add_get(API + "/hendelser/{id}", self._document)
         app.router.add_get(API + "/personer/{id}", self._person_document)
         app.router.add_post("/standin/moves", self._post_move)
+        app.router.add_post("/standin/identity-changes", self._post_identity_change)
+        app.router.add_post("/standin/deaths", self._post_death)
+        app.router.add_post("/standin/duplicates", self._post_duplicate)
         return app
 
     @web.middleware
@@ -237,14 +240,47 @@ class FolkeregisterStandIn:
             return web.json_response(person) if person else web.json_response({}, status=404)
 
     async def _post_move(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        sequence = self.move(
-            body["nationalId"],
-            body["municipality"],
-            dt.date.fromisoformat(body["movedOn"]),
-            protection=body.get("protection", "ugradert"),
+        return await _published(
+            request,
+            lambda body: self.move(
+                body["nationalId"],
+                body["municipality"],
+                dt.date.fromisoformat(body["movedOn"]),
+                protection=body.get("protection", "ugradert"),
+            ),
         )
-        return web.json_response({"sekvensnummer": sequence})
+
+    async def _post_identity_change(self, request: web.Request) -> web.Response:
+        """`{"oldNationalId", "nationalId"}`: the person gets a new number."""
+        return await _published(
+            request, lambda body: self.change_identity(body["oldNationalId"], body["nationalId"])
+        )
+
+    async def _post_death(self, request: web.Request) -> web.Response:
+        """`{"nationalId", "diedOn"}`."""
+        return await _published(
+            request, lambda body: self.die(body["nationalId"], dt.date.fromisoformat(body["diedOn"]))
+        )
+
+    async def _post_duplicate(self, request: web.Request) -> web.Response:
+        """`{"nationalId", "ceasedOn"}`: the person's record is ceased as a duplicate."""
+        return await _published(
+            request,
+            lambda body: self.cease_as_duplicate(body["nationalId"], dt.date.fromisoformat(body["ceasedOn"])),
+        )
+
+
+async def _published(request: web.Request, publish: Callable[[dict[str, Any]], int]) -> web.Response:
+    """Publish a feed item from a JSON body; a body without what `publish` reads is a 400 that
+    says what is missing or wrong."""
+    try:
+        body = await request.json()
+        if not isinstance(body, dict):
+            raise TypeError("the body is not a JSON object")
+        sequence = publish(body)
+    except (ValueError, KeyError, TypeError) as exc:
+        return web.json_response({"error": f"{type(exc).__name__}: {exc}"}, status=400)
+    return web.json_response({"sekvensnummer": sequence})
 
 
 def _number(national_id: str) -> dict[str, Any]:

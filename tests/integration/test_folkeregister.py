@@ -400,3 +400,34 @@ def test_malformed_feed_items_and_person_documents_are_passed_over_and_the_feed_
 
     assert [c["nationalId"] for c in published(hub)] == [good]
     assert (status.malformed, status.published, status.position) == (5, 1, 7)
+
+
+def test_the_stand_in_publishes_person_events_over_http_and_refuses_a_body_it_cannot_read() -> None:
+    """Issue 15, fault 6: the stand-in published identity changes, deaths and duplicate
+    cessations from Python only; the demo and manual testing go through its HTTP endpoints."""
+    stand_in = FolkeregisterStandIn()
+    old = make_national_id(dt.date(1991, 3, 14), 123, d_number=True) or ""
+    new = synthetic_person().national_id or ""
+
+    async def post(url: str, path: str, body: Any) -> tuple[int, dict[str, Any]]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url.split("/folkeregisteret")[0] + path, json=body) as r,
+        ):
+            return r.status, await r.json()
+
+    async def run(url: str) -> list[tuple[int, dict[str, Any]]]:
+        return [
+            await post(url, "/standin/identity-changes", {"oldNationalId": old, "nationalId": new}),
+            await post(url, "/standin/deaths", {"nationalId": new, "diedOn": "2026-11-01"}),
+            await post(url, "/standin/duplicates", {"nationalId": old, "ceasedOn": "2026-11-02"}),
+            await post(url, "/standin/deaths", {"nationalId": new}),
+            await post(url, "/standin/deaths", ["not", "an", "object"]),
+        ]
+
+    with serving(stand_in) as url:
+        answers = asyncio.run(run(url))
+    assert [status for status, _ in answers] == [200, 200, 200, 400, 400]
+    assert [a["sekvensnummer"] for _, a in answers[:3]] == [1, 2, 3]
+    assert "diedOn" in answers[3][1]["error"]
+    assert stand_in.latest_sequence == 3
