@@ -129,7 +129,7 @@ class FakeRegister:
 
     def open_ticket(self, **fields: Any) -> int:
         ticket_id = next(self._ids)
-        defaults = dict(event_id=None, event_type=None, source_system=None, fact_date=None)
+        defaults = dict(event_id=None, event_type=None, source_system=None, fact_date=None, sent_at=None)
         self.tickets[ticket_id] = {
             "ticket": {**defaults, "national_id": None, "duf_number": None, **fields, "id": ticket_id},
             "status": "open",

@@ -140,11 +140,13 @@ class OpenTicket:
     fact_date: dt.date | None
     national_id: str | None
     duf_number: str | None
+    sent_at: dt.datetime | None = None  # when the failed event was sent, if it could be read
 
     def answered_by(self, event: Registration) -> bool:
         """Whether accepting `event` settles this ticket: it is the ticket's own event (a
         successful replay), or the same person's event of the same type from the same source
-        (the fagsystem sent a fixed one; for repeatable types, for the same date)."""
+        (the fagsystem sent a fixed one after the failed one; for repeatable types, for the same
+        date). An event sent before the failed one is no fix for it, however late it arrives."""
         if self.event_id == str(event.event_id):
             return True
         values = {event.national_id, event.duf_number} - {None}
@@ -153,6 +155,7 @@ class OpenTicket:
             and self.source_system == event.source_system
             and bool({self.national_id, self.duf_number} & values)
             and (not is_repeatable(event.event_type) or self.fact_date == event.fact_date)
+            and (self.sent_at is None or event.sent_at > self.sent_at)
         )
 
 

@@ -188,6 +188,8 @@ class CaseTicket(Base):
     municipality: Mapped[str | None] = mapped_column(String(4), nullable=True, index=True)
     event_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
     fact_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    # When the failed event was sent: only an event sent after it is its fix.
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     duf_number: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
     national_id: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
     original_topic: Mapped[str | None] = mapped_column(String(249), nullable=True)

@@ -380,5 +380,5 @@ def _held_values(entry: HeldEntry) -> dict[str, Any]:
 
 def _open_ticket(t: CaseTicket) -> OpenTicket:
     return OpenTicket(
-        t.id, t.event_id, t.event_type, t.source_system, t.fact_date, t.national_id, t.duf_number
+        t.id, t.event_id, t.event_type, t.source_system, t.fact_date, t.national_id, t.duf_number, t.sent_at
     )

@@ -148,6 +148,7 @@ def ticket_from_dead_letter(
         municipality=(event.municipality or None) if event else None,
         event_type=event.event_type if event else None,
         fact_date=event.fact_date if event else None,
+        sent_at=event.sent_at if event else None,
         duf_number=event.duf_number if event else None,
         national_id=event.national_id if event else None,
         original_topic=topic,

@@ -315,3 +315,21 @@ def test_a_fact_dated_after_a_reported_death_is_accepted_with_a_warning(
     assert [v["code"] for v in catalog().decode(publisher.on(RECEIPTS)[0][2]).datum["violations"]] == [
         "NIR-PERSON-001"
     ]
+
+
+def test_an_event_sent_before_the_failed_one_does_not_close_its_ticket(hub: Hub, store: FakeRegister) -> None:
+    """Issue 15, fault 7: a ticket was closed by an earlier, unrelated event accepted late."""
+    person = synthetic_person()
+    now = dt.datetime.now(dt.UTC)
+    failed_later = store.open_ticket(
+        event_type="TRAINING_CLAIM",
+        source_system="oslo-fagsystem",
+        national_id=person.national_id,
+        sent_at=now - dt.timedelta(minutes=30),
+    )
+    earlier = {**event(person, "TRAINING_CLAIM"), "sentAt": (now - dt.timedelta(minutes=60)).isoformat()}
+    run(hub, [earlier])
+    assert store.tickets[failed_later]["status"] == "open"
+    fix = event(person, "TRAINING_CLAIM")  # sent now, after the failed one
+    run(hub, [fix])
+    assert store.tickets[failed_later]["status"] == "resolved"
