@@ -210,3 +210,42 @@ def test_an_event_whose_predecessor_never_arrives_is_held_then_dead_lettered(
         assert harness.registrations() == []
     finally:
         harness.stop_all()
+
+
+def test_contract_v4_and_an_older_writer_reach_the_register_side_by_side(harness: HubHarness) -> None:
+    """Issue 15, fault 4, end to end: the asylum seekers' final test with its social-studies
+    result (v4, the newest) and without it (a v3 writer) both travel through the broker, and a
+    refused permit renewal (v4) is kept."""
+    with_result, older = synthetic_person(), synthetic_person()
+    result = {"passed": True, "correctAnswers": 31, "language": "tir"}
+    new = event(
+        with_result,
+        "ASYLUM_SEEKER_FINAL_TEST",
+        payload={"partialResults": [{"skill": "ORAL", "result": "A2"}], "socialStudiesTest": result},
+    )
+    old = event(
+        older, "ASYLUM_SEEKER_FINAL_TEST", payload={"partialResults": [{"skill": "ORAL", "result": "A2"}]}
+    )
+    permit = event(
+        with_result,
+        "RESIDENCE_PERMIT_REGISTERED",
+        fact_date=dt.date(2022, 3, 1),
+        payload={
+            "ground": "ASYLUM",
+            "validUntil": "2025-03-01",
+            "renewalAppliedOn": "2025-01-10",
+            "renewalRefusedOn": "2025-09-01",
+            "permanent": False,
+        },
+    )
+    harness.start_worker()
+    harness.publish([new, permit])
+    harness.publish([old], schema_version=3)
+    receipts, dead_letters = harness.wait_for_receipts(3)
+    assert sorted(r["outcome"] for r in receipts) == ["ACCEPTED"] * 3 and dead_letters == []
+    rows = {r.event_id: r for r in harness.registrations()}
+    assert rows[new["eventId"]].payload["socialStudiesTest"] == result
+    assert rows[new["eventId"]].writer_schema.endswith(".v4")
+    assert rows[old["eventId"]].payload["socialStudiesTest"] is None
+    assert rows[old["eventId"]].writer_schema.endswith(".v3")
+    assert rows[permit["eventId"]].payload["renewalRefusedOn"] == "2025-09-01"
