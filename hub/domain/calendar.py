@@ -20,9 +20,12 @@ def norwegian_date(moment: dt.datetime) -> dt.date:
         return moment.date()
 
 
+def as_utc(moment: dt.datetime) -> dt.datetime:
+    """A timestamp read from the register, with its zone: SQLite returns naive datetimes, and the
+    hub stores every timestamp in UTC (a naive one cannot be compared with an event's)."""
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment
+
+
 def iso_utc(moment: dt.datetime) -> str:
-    """A UTC timestamp as ISO 8601 with `Z`. A naive value is taken to be UTC: SQLite returns
-    naive datetimes, and the hub stores every timestamp in UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.isoformat().replace("+00:00", "Z")
+    """A UTC timestamp as ISO 8601 with `Z` (a naive value is taken to be UTC, see `as_utc`)."""
+    return as_utc(moment).isoformat().replace("+00:00", "Z")

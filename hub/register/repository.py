@@ -17,7 +17,7 @@ from typing import Any, cast
 from sqlalchemy import Table, case, delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from hub.domain.calendar import norwegian_date
+from hub.domain.calendar import as_utc, norwegian_date
 from hub.domain.events import AddressChange, Origin, Registration
 from hub.domain.identifiers import number_kind
 from hub.domain.lifecycle import Action, Fact
@@ -380,5 +380,12 @@ def _held_values(entry: HeldEntry) -> dict[str, Any]:
 
 def _open_ticket(t: CaseTicket) -> OpenTicket:
     return OpenTicket(
-        t.id, t.event_id, t.event_type, t.source_system, t.fact_date, t.national_id, t.duf_number, t.sent_at
+        t.id,
+        t.event_id,
+        t.event_type,
+        t.source_system,
+        t.fact_date,
+        t.national_id,
+        t.duf_number,
+        as_utc(t.sent_at) if t.sent_at is not None else None,
     )

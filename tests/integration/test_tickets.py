@@ -156,3 +156,17 @@ def test_an_earlier_event_accepted_late_does_not_close_the_ticket_of_a_later_fai
     )
     [ticket] = all_tickets(hub)
     assert (ticket.status, ticket.linked_event_id) == ("open", None)
+
+
+def test_an_open_ticket_is_closed_by_the_fix_sent_after_it(hub: Hub) -> None:
+    """The decision core compares the fix's sentAt with the failed event's, kept on the ticket:
+    on SQLite that one comes back without its zone (a naive datetime), which must not break it."""
+    publisher = RecordingPublisher()
+    person = synthetic_person()
+    run(hub, publisher, encoded(event(person, "TRAINING_CLAIM", municipality="4601")), 0)
+    [ticket] = all_tickets(hub)
+    assert ticket.status == "open" and ticket.sent_at is not None
+    fix = event(person, "TRAINING_CLAIM")
+    run(hub, publisher, encoded(fix), 1)
+    [ticket] = all_tickets(hub)
+    assert (ticket.status, ticket.linked_event_id) == ("resolved", fix["eventId"])
