@@ -20,6 +20,23 @@ def norwegian_date(moment: dt.datetime) -> dt.date:
         return moment.date()
 
 
+def add_months(day: dt.date, months: int) -> dt.date:
+    """The same day `months` months later, or earlier when `months` is negative; the month's last
+    day where that day does not exist (31 March + 1 month is 30 April); the calendar's first or last
+    day where the result would fall outside it."""
+    year, month = divmod(day.year * 12 + day.month - 1 + months, 12)
+    if year < dt.MINYEAR:
+        return dt.date.min
+    if year > dt.MAXYEAR:
+        return dt.date.max
+    for candidate in (day.day, 30, 29, 28):
+        try:
+            return dt.date(year, month + 1, candidate)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def as_utc(moment: dt.datetime) -> dt.datetime:
     """A timestamp read from the register, with its zone: SQLite returns naive datetimes, and the
     hub stores every timestamp in UTC (a naive one cannot be compared with an event's)."""

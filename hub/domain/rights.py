@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from hub.domain.calendar import add_months
 from hub.domain.lifecycle import Fact, effective_facts
 
 INTEGRATION_ACT_FROM = dt.date(2021, 1, 1)
@@ -121,17 +122,6 @@ def _age_on(birth_date: dt.date, day: dt.date) -> int:
     return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))
 
 
-def _add_months(day: dt.date, months: int) -> dt.date:
-    month = day.month - 1 + months
-    year, month = day.year + month // 12, month % 12 + 1
-    for last in (31, 30, 29, 28):
-        try:
-            return dt.date(year, month, min(day.day, last))
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")
-
-
 # Grounds that say nothing of their own: a later permit on one of them extends the stay.
 _SILENT_GROUNDS = {"OTHER", "UNKNOWN"}
 
@@ -195,7 +185,7 @@ def categories(
         notes.append("the programme rule for this ground is unconfirmed (DOMAIN.md)")
 
     if basis.ground == "COLLECTIVE_PROTECTION":
-        deadline = _add_months(basis.granted_on, COLLECTIVE_PROTECTION_CLAIM_MONTHS)
+        deadline = add_months(basis.granted_on, COLLECTIVE_PROTECTION_CLAIM_MONTHS)
         claimed_in_time = training_claimed_on is not None and training_claimed_on <= deadline
         if on > deadline and not claimed_in_time:
             training = _NA

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from hub.domain.calendar import norwegian_date
+from hub.domain.calendar import add_months, norwegian_date
 from hub.domain.events import Registration
 from hub.domain.identifiers import InvalidIdentifier, check_duf_number, parse_national_id, passes_duf_checksum
 from hub.domain.lifecycle import ROLES, Action, Fact, Problem, Role, is_checked, transition_problem
@@ -34,21 +34,6 @@ CLOCK_SKEW = dt.timedelta(minutes=5)
 # Deadlines (DOMAIN.md): register within two months; up to 24 months back is allowed for now.
 LATE_AFTER_MONTHS = 2
 TOO_OLD_AFTER_MONTHS = 24
-
-
-def _months_before(date: dt.date, months: int) -> dt.date:
-    """The same day `months` months earlier (the month's last day where that day does not exist);
-    the calendar's first day where that would be before it."""
-    year, month = divmod(date.year * 12 + date.month - 1 - months, 12)
-    month += 1
-    if year < dt.MINYEAR:
-        return dt.date.min
-    for day in (date.day, 30, 29, 28):
-        try:
-            return dt.date(year, month, day)
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 # --- Shape: the alphabet, length and range of every value. A value that fails here is never
@@ -508,9 +493,9 @@ def registered_in_time(event: Registration, ctx: RuleContext) -> Explanation | N
     if not _has_deadline(event):
         return None
     if (
-        _months_before(sent_on, TOO_OLD_AFTER_MONTHS)
+        add_months(sent_on, -TOO_OLD_AFTER_MONTHS)
         <= event.fact_date
-        < _months_before(sent_on, LATE_AFTER_MONTHS)
+        < add_months(sent_on, -LATE_AFTER_MONTHS)
     ):
         fact = event.fact_date.isoformat()
         return Explanation(
@@ -526,8 +511,8 @@ def registered_in_time(event: Registration, ctx: RuleContext) -> Explanation | N
     "Ikke mer enn 24 måneder tilbake i tid",
 )
 def not_too_old(event: Registration, ctx: RuleContext) -> Explanation | None:
-    if _has_deadline(event) and event.fact_date < _months_before(
-        norwegian_date(event.sent_at), TOO_OLD_AFTER_MONTHS
+    if _has_deadline(event) and event.fact_date < add_months(
+        norwegian_date(event.sent_at), -TOO_OLD_AFTER_MONTHS
     ):
         fact = event.fact_date.isoformat()
         return Explanation(
@@ -728,17 +713,6 @@ def grant_has_measures_and_duration(event: Registration, ctx: RuleContext) -> Ex
 TEMPORARY_STOP_MONTHS = 3
 
 
-def _months_after(date: dt.date, months: int) -> dt.date:
-    """The same day `months` months later (the month's last day where that day does not exist)."""
-    year, month = divmod(date.year * 12 + date.month - 1 + months, 12)
-    for day in (date.day, 30, 29, 28):
-        try:
-            return dt.date(year, month + 1, day)
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 @rule(
     "NIR-DATE-006",
     "A temporary stop has its end date",
@@ -766,7 +740,7 @@ def temporary_stop_at_most_three_months(event: Registration, ctx: RuleContext) -
     if not _of_type(event, *_STOPS) or event.payload.get("stopKind") != "TEMPORARY":
         return None
     until = event.payload.get("stoppedUntil")
-    latest = _months_after(event.fact_date, TEMPORARY_STOP_MONTHS).isoformat()
+    latest = add_months(event.fact_date, TEMPORARY_STOP_MONTHS).isoformat()
     if until and until > latest:
         return Explanation(
             f"a temporary stop lasts at most {TEMPORARY_STOP_MONTHS} months: stoppedUntil {until} is "
