@@ -232,7 +232,8 @@ def person_group() -> None:
 )
 def person_show(identifier: str, as_json: bool, as_of: dt.datetime | None) -> None:
     from hub.domain.calendar import OSLO
-    from hub.register.people import describe_person, find_person_id
+    from hub.register.people import describe_person
+    from hub.register.repository import find_person_id
 
     hub = _migrated_hub()
     known_by = None

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from hub.domain.events import AddressChange
 from hub.domain.snapshot import NATIONAL_ID
 from hub.register.models import AddressRecord, FolkeregisterLookup, PersonIdentifier
+from hub.register.repository import find_person_id
 
 
 def record_address_change(session: Session, change: AddressChange, now: dt.datetime) -> bool:
@@ -23,9 +24,7 @@ def record_address_change(session: Session, change: AddressChange, now: dt.datet
     )
     if exists is not None:
         return False
-    person_id = session.scalar(
-        select(PersonIdentifier.person_id).where(PersonIdentifier.value == change.national_id).limit(1)
-    )
+    person_id = find_person_id(session, change.national_id)
     if person_id is None:
         return False
     protected = AddressChange.is_protected(change.protection)

@@ -59,13 +59,6 @@ def _shown_history(residences: list[Residence]) -> list[Residence]:
     return [r for r in residence_history(residences) if r.moved or not r.protected]
 
 
-def find_person_id(session: Session, identifier: str) -> int | None:
-    """The person with this fødselsnummer, D-number or DUF number, if the register has one."""
-    return session.scalar(
-        select(PersonIdentifier.person_id).where(PersonIdentifier.value == identifier).limit(1)
-    )
-
-
 def describe_person(session: Session, person_id: int, *, as_of: dt.datetime | None = None) -> dict[str, Any]:
     """Everything the register holds about one person, as JSON-ready data.
 

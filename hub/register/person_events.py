@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from hub.domain.events import AddressChange
 from hub.domain.snapshot import NATIONAL_ID
 from hub.register.models import PersonEvent, PersonIdentifier
-from hub.register.repository import RegisterRepository
+from hub.register.repository import RegisterRepository, find_person_id
 
 IDENTITY_CHANGED = "IDENTITY_CHANGED"
 PERSON_DIED = "PERSON_DIED"
@@ -50,11 +50,7 @@ def record_person_event(session: Session, change: AddressChange, now: dt.datetim
         )
         ceased = [n for n in numbers if n != change.national_id]
     else:
-        person_id = session.scalar(
-            select(PersonIdentifier.person_id).where(
-                PersonIdentifier.kind == NATIONAL_ID, PersonIdentifier.value == change.national_id
-            )
-        )
+        person_id = find_person_id(session, change.national_id)
         ceased = [change.national_id] if change.event_type == PERSON_CEASED_AS_DUPLICATE else []
     if person_id is None:
         return False

@@ -265,6 +265,13 @@ class RegisterRepository:
         )
 
 
+def find_person_id(session: Session, identifier: str) -> int | None:
+    """The person with this fødselsnummer, D-number or DUF number, if the register has one."""
+    return session.scalar(
+        select(PersonIdentifier.person_id).where(PersonIdentifier.value == identifier).limit(1)
+    )
+
+
 # The columns of a registration's row taken from the event as it is, by the same names.
 _EVENT_COLUMNS = (
     "action",

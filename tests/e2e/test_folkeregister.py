@@ -15,7 +15,8 @@ from sqlalchemy import select
 from hub.connectors.folkeregister_standin import FolkeregisterStandIn, serving
 from hub.localrun import WorkerProcess
 from hub.register.models import AddressRecord
-from hub.register.people import describe_person, find_person_id
+from hub.register.people import describe_person
+from hub.register.repository import find_person_id
 from tests.factories import event, synthetic_person
 from tests.harness import HubHarness, wait_until
 

@@ -14,7 +14,8 @@ from collections import Counter
 from typing import Any
 
 from hub.domain.identifiers import parse_national_id
-from hub.register.people import describe_person, find_person_id
+from hub.register.people import describe_person
+from hub.register.repository import find_person_id
 from tests.factories import PAYLOADS, Person, event, fill_dates, synthetic_person
 from tests.harness import HubHarness
 

@@ -149,7 +149,8 @@ def test_an_address_change_from_folkeregisteret_lands_in_the_persons_address_his
     harness.publish([event(person, "TRAINING_DECISION")])
     harness.wait_for_receipts(2)  # everything before it on the address topic is done by now too
     assert harness.address_count() == 1
-    from hub.register.people import describe_person, find_person_id
+    from hub.register.people import describe_person
+    from hub.register.repository import find_person_id
 
     with harness.hub.session_factory() as session:
         person_id = find_person_id(session, person.national_id)

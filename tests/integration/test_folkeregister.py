@@ -32,7 +32,8 @@ from hub.localrun import LocalBroker, WorkerProcess, local_admin
 from hub.pipeline.addresses import AddressFlow
 from hub.pipeline.flow import Message
 from hub.principals import prepare_broker
-from hub.register.people import describe_person, find_person_id
+from hub.register.people import describe_person
+from hub.register.repository import find_person_id
 from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import ADDRESS_CHANGE
 from tests.conftest import admin_kafka, make_settings

@@ -317,7 +317,8 @@ def test_a_held_event_whose_predecessor_never_comes_is_dead_lettered_after_the_h
 
 
 def test_a_correction_replaces_the_values_and_an_annulment_withdraws_the_fact(hub: Hub) -> None:
-    from hub.register.people import describe_person, find_person_id
+    from hub.register.people import describe_person
+    from hub.register.repository import find_person_id
 
     publisher = RecordingPublisher()
     flow = RegistrationFlow(hub, publisher)
@@ -379,7 +380,8 @@ def test_an_asylum_seekers_social_studies_result_is_kept_and_a_v3_final_test_is_
 ) -> None:
     """Issue 15, fault 4: the contract's v4 carries the social-studies test of asylum seekers'
     training; a fagsystem still on v3 sends the same record without it."""
-    from hub.register.people import describe_person, find_person_id
+    from hub.register.people import describe_person
+    from hub.register.repository import find_person_id
 
     publisher = RecordingPublisher()
     flow = RegistrationFlow(hub, publisher)

@@ -21,9 +21,9 @@ from hub.register.addresses import pending_lookups, record_address_change
 from hub.register.database import make_engine, make_session_factory
 from hub.register.migrate import current_revision, head_revision, require_current, upgrade
 from hub.register.models import Base, Person, PersonIdentifier
-from hub.register.people import describe_person, find_person_id
+from hub.register.people import describe_person
 from hub.register.person_events import record_person_event
-from hub.register.repository import RegisterRepository
+from hub.register.repository import RegisterRepository, find_person_id
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
 from hub.sources import SourceRegistry
