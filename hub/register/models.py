@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from typing import Any
 
 from sqlalchemy import (
@@ -168,6 +169,17 @@ class HeldEvent(Base):
     corrects_event_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
 
+class TicketStatus(enum.Enum):
+    OPEN = "open"
+    REPLAYED = "replayed"
+    RESOLVED = "resolved"
+    DISCARDED = "discarded"
+
+
+# A ticket still waiting for a fix.
+ACTIVE = (TicketStatus.OPEN.value, TicketStatus.REPLAYED.value)
+
+
 class CaseTicket(Base):
     """A failed transfer (or a case filed by hand) that support staff inspect, fix and replay.
 
@@ -178,7 +190,7 @@ class CaseTicket(Base):
     __tablename__ = "case_tickets"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    status: Mapped[str] = mapped_column(String(16), index=True)  # open, replayed, resolved, discarded
+    status: Mapped[str] = mapped_column(String(16), index=True)  # a TicketStatus value
     kind: Mapped[str] = mapped_column(String(16))  # dead_letter or manual
     event_id: Mapped[str | None] = mapped_column(String(36), nullable=True, unique=True)
     error_class: Mapped[str | None] = mapped_column(String(32), nullable=True)

@@ -42,6 +42,7 @@ from hub.domain.snapshot import (
 )
 from hub.register.database import among, insert_new, insert_rows
 from hub.register.models import (
+    ACTIVE,
     AddressRecord,
     CaseTicket,
     FolkeregisterLookup,
@@ -50,10 +51,9 @@ from hub.register.models import (
     PersonEvent,
     PersonIdentifier,
     RegistrationRecord,
+    TicketStatus,
 )
 
-# Tickets still waiting for a fix (`hub.support.tickets.TicketStatus`).
-ACTIVE_TICKETS = ("open", "replayed")
 PERSONS = cast(Table, Person.__table__)
 PERSON_IDENTIFIERS = cast(Table, PersonIdentifier.__table__)
 REGISTRATIONS = cast(Table, RegistrationRecord.__table__)
@@ -136,7 +136,7 @@ class RegisterRepository:
         addresses = s.scalars(select(AddressRecord).where(among(s, AddressRecord.person_id, person_ids)))
         tickets = s.scalars(
             select(CaseTicket).where(
-                CaseTicket.status.in_(ACTIVE_TICKETS),
+                CaseTicket.status.in_(ACTIVE),
                 or_(
                     among(s, CaseTicket.event_id, event_ids),
                     among(s, CaseTicket.national_id, every),
@@ -256,7 +256,7 @@ class RegisterRepository:
             update(CaseTicket)
             .where(CaseTicket.id.in_(list(settled_by)))
             .values(
-                status="resolved",
+                status=TicketStatus.RESOLVED.value,
                 linked_event_id=case(settled_by, value=CaseTicket.id),
                 resolution_note="closed by the accepted event " + case(settled_by, value=CaseTicket.id),
                 closed_at=closes[0].at,

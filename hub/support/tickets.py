@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import enum
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,20 +29,17 @@ from hub.pipeline.deadletter import (
     read_headers,
 )
 from hub.pipeline.decode import decode_registration
-from hub.register.models import CaseTicket, PersonIdentifier, RegistrationRecord, TicketEdit
+from hub.register.models import (
+    ACTIVE,
+    CaseTicket,
+    PersonIdentifier,
+    RegistrationRecord,
+    TicketEdit,
+    TicketStatus,
+)
 from hub.schemas.codec import SchemaCatalog
 from hub.schemas.contract import to_json
 from hub.support.access import audit
-
-
-class TicketStatus(enum.Enum):
-    OPEN = "open"
-    REPLAYED = "replayed"
-    RESOLVED = "resolved"
-    DISCARDED = "discarded"
-
-
-ACTIVE = (TicketStatus.OPEN.value, TicketStatus.REPLAYED.value)
 
 
 class TicketError(HubError):
