@@ -315,9 +315,6 @@ class Snapshot:
             annulled=original.registration_key in self._annulled,
         )
 
-    def held(self, event_id: str) -> HeldEntry | None:
-        return self._held.get(event_id)
-
     def waiting(self, persons: Iterable[PersonView]) -> list[HeldEntry]:
         """The events held for these persons, in the order they are tried again."""
         finals = {id(p.final()) for p in persons}

@@ -186,9 +186,14 @@ def expired(entry: HeldEntry, read_held: Callable[[HeldEntry], Pending], waited:
         event: Registration | None = read_held(entry).event
     except Exception:  # its bytes no longer decode: the reason it waited still stands
         event = None
-    return rejected(
-        Message(entry.origin, entry.key, entry.value), event, [violation], [Release(entry.event_id)]
-    )
+    decision = rejected(held_message(entry), event, [violation], [Release(entry.event_id)])
+    decision.held = entry
+    return decision
+
+
+def held_message(entry: HeldEntry) -> Message:
+    """The message a held event came in, as the hold keeps it."""
+    return Message(entry.origin, entry.key, entry.value)
 
 
 def rejected(
@@ -237,7 +242,7 @@ def _decided_held(
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # its bytes no longer decode (a schema withdrawn meanwhile)
-        message = Message(entry.origin, entry.key, entry.value)
+        message = held_message(entry)
         decision = failed(message, None, failure_from(exc, entry.origin), snapshot.release(entry.event_id))
         decision.held = entry
         return decision

@@ -27,6 +27,7 @@ from hub.pipeline.decide import (
     decide_batch,
     expired,
     failed,
+    held_message,
 )
 from hub.pipeline.decode import decode_registration
 from hub.pipeline.flow import Flow, Message, count_dead_letters, failure_from, set_aside_failure
@@ -174,7 +175,7 @@ class RegistrationFlow(Flow):
 
     def _read_held(self, entry: HeldEntry) -> Pending:
         """A held event, to be decided again."""
-        message = Message(entry.origin, entry.key, entry.value)
+        message = held_message(entry)
         return Pending(
             message, decode_registration(self.hub.catalog, entry.value), self._source(message), entry
         )
