@@ -29,6 +29,7 @@ from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.config import Settings
+from hub.domain.calendar import as_utc
 from hub.errors import HubError
 from hub.register.models import AuditEntry, CaseTicket, SignInAttempt, User, UserSession
 from hub.register.unit_of_work import UnitOfWork
@@ -232,7 +233,7 @@ def _locked(session: Session, attempt: SignInAttempt, now: dt.datetime, throttle
             .order_by(SignInAttempt.at.desc(), SignInAttempt.id.desc())
             .limit(limit)
         ).all()
-        until = throttle.locked_until([_utc(at) for at in recent], limit)
+        until = throttle.locked_until([as_utc(at) for at in recent], limit)
         if until is not None and until > now:
             return True
     return False
@@ -260,14 +261,9 @@ def _count(session: Session, where: ColumnElement[bool], since: dt.datetime) -> 
     return session.scalar(select(func.count()).where(where, SignInAttempt.at > since)) or 0
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    # SQLite gives back naive datetimes; the register writes UTC.
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
-
-
 def user_for_token(session: Session, token: str, now: dt.datetime) -> User:
     found = session.scalar(select(UserSession).where(UserSession.token_hash == _token_hash(token)))
-    if found is None or _utc(found.expires_at) <= now:
+    if found is None or as_utc(found.expires_at) <= now:
         raise AccessDenied("the session has expired; sign in again")
     user = session.get_one(User, found.user_id)
     if user.disabled:
@@ -339,14 +335,14 @@ def list_users(session: Session, now: dt.datetime, throttle: Throttle) -> list[U
             .order_by(SignInAttempt.at.desc())
             .limit(throttle.user_limit)
         ).all()
-        until = throttle.locked_until([_utc(at) for at in recent], throttle.user_limit)
+        until = throttle.locked_until([as_utc(at) for at in recent], throttle.user_limit)
         listing.append(
             UserListing(
                 username=user.username,
                 role=user.role,
                 municipality=user.municipality,
                 disabled=user.disabled,
-                last_sign_in_at=_utc(user.last_sign_in_at) if user.last_sign_in_at else None,
+                last_sign_in_at=as_utc(user.last_sign_in_at) if user.last_sign_in_at else None,
                 locked_until=until if until is not None and until > now else None,
             )
         )
