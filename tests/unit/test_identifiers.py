@@ -132,17 +132,6 @@ def test_a_masked_identifier_reveals_nothing_but_stays_comparable() -> None:
     assert mask(None) == "<none>"
 
 
-def _with_check_digits(first_nine: str) -> str | None:
-    """The first nine digits with the classic check digits, or None where there is none."""
-    digits = [int(c) for c in first_nine]
-    for weights in ((3, 7, 6, 1, 8, 9, 4, 5, 2), (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)):
-        check = (11 - sum(d * w for d, w in zip(digits, weights, strict=True)) % 11) % 11
-        if check == 10:
-            return None
-        digits.append(check)
-    return "".join(map(str, digits))
-
-
 def _first_with_check_digits(day: int, month: int, year2: int, individuals: range = range(100, 500)) -> str:
     return next(
         n
