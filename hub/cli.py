@@ -61,6 +61,7 @@ def topics_group() -> None:
     "Idempotent.",
 )
 def topics_ensure() -> None:
+    from hub.broker import config_drift
     from hub.principals import prepare_broker
     from hub.topics import required_topics
 
@@ -70,6 +71,13 @@ def topics_ensure() -> None:
     for spec in specs:
         state = "created" if spec.name in created else "exists"
         click.echo(f"{spec.name}  partitions={spec.partitions}  {state}")
+    for drift in asyncio.run(config_drift(hub.settings.kafka, specs)):
+        click.echo(
+            f"warning: {drift.topic} has {drift.key}={drift.actual}, not {drift.wanted} (it was "
+            f"created before the hub asked for that; README, Topics, says what it changes):\n"
+            f"  {drift.fix(hub.settings.kafka.bootstrap)}",
+            err=True,
+        )
     click.echo(
         f"ACLs: {hub.settings.kafka_worker_user}, {hub.settings.kafka_connector_user}, "
         + ", ".join(s.user for s in hub.registry)

@@ -26,6 +26,9 @@ from hub.sources import SOURCE_ID_PATTERN, SourceRegistry
 
 RECEIPT_PARTITIONS = 1  # keyed by source id, and each source has its own topic
 DEAD_LETTER_PARTITIONS = 3
+# A registration's timestamp is when the broker appended it, whatever time its producer gave:
+# the deadlines count to when the hub received an event, not to the fagsystem's clock.
+RECEIVED_BY_BROKER = (("message.timestamp.type", "LogAppendTime"),)
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,8 @@ def required_topics(settings: Settings, registry: SourceRegistry) -> list[TopicS
     names = TopicNames(settings.topic_prefix)
     specs = [*folkeregister_topics(settings), TopicSpec(names.dead_letters, DEAD_LETTER_PARTITIONS)]
     for source in registry:
-        specs.append(TopicSpec(names.registrations(source.id), settings.registration_partitions))
+        specs.append(
+            TopicSpec(names.registrations(source.id), settings.registration_partitions, RECEIVED_BY_BROKER)
+        )
         specs.append(TopicSpec(names.receipts(source.id), RECEIPT_PARTITIONS))
     return specs

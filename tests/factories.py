@@ -107,14 +107,17 @@ class Person:
 _individuals = itertools.count(100)
 
 
-def synthetic_person(*, with_duf: bool = True, with_national_id: bool = True) -> Person:
-    """A new person with a valid synthetic fødselsnummer (month + 80) and a DUF number."""
+def synthetic_person(
+    *, with_duf: bool = True, with_national_id: bool = True, born: dt.date | None = None
+) -> Person:
+    """A new person with a valid synthetic fødselsnummer (month + 80) and a DUF number, born on
+    `born` (in the 1900s) or on a day from 1970 to 1999."""
     national_id = None
     while with_national_id and national_id is None:
         n = next(_individuals)
         # 1970 to 1999 only: an individual number below 500 means the 1900s (12,000 days ran into
         # 2002, read as 1902, and a test now and then met a person aged 120).
-        birth = dt.date(1970, 1, 1) + dt.timedelta(days=(n * 37) % 10900)
+        birth = born or dt.date(1970, 1, 1) + dt.timedelta(days=(n * 37) % 10900)
         national_id = make_national_id(birth, n % 500)  # individual < 500: born 1900 to 1999
     first_ten = f"20{10 + next(_individuals) % 15:02d}{next(_individuals) % 1000000:06d}"
     duf = first_ten + duf_checksum(first_ten) if with_duf else None

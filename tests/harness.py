@@ -125,12 +125,23 @@ class HubHarness:
         source = self.hub.registry.get(source_id)
         return self.settings.as_kafka_user(source.user if source else source_id).kafka
 
-    def publish_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+    def publish_raw(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        *,
+        timestamp_ms: int | None = None,
+        kafka: KafkaConnection | None = None,
+    ) -> None:
+        """Send bytes as they are, as the admin principal unless `kafka` says who, with the
+        producer's own timestamp if given."""
+
         async def send() -> None:
-            producer = AIOKafkaProducer(**self.admin.kafka.aiokafka(), acks="all")
+            producer = AIOKafkaProducer(**(kafka or self.admin.kafka).aiokafka(), acks="all")
             await producer.start()
             try:
-                await producer.send_and_wait(topic, value, key=key)
+                await producer.send_and_wait(topic, value, key=key, timestamp_ms=timestamp_ms)
             finally:
                 await producer.stop()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
 import time
@@ -95,10 +96,17 @@ async def _run_alone(flow: GuardedFlow, name: str, message: Message, limit: int)
     await flow.in_transaction(lambda uow: crash_guard.finish_one(uow.session, name, origin), "crash guard")
 
 
+# Kafka's timestamp types: the producer's (CreateTime) or the broker's (LogAppendTime).
+LOG_APPEND_TIME = 1
+
+
 def message_of(event: Any) -> Message:
     m = event.message
     headers = m.headers.items() if isinstance(m.headers, dict) else (m.headers or ())
-    return Message(Origin(m.topic, m.partition, m.offset), m.key, m.value, tuple(headers))
+    # Only the broker's own time says when the hub received a message; a producer's is its claim.
+    appended = m.timestamp_type == LOG_APPEND_TIME and m.timestamp
+    received_at = dt.datetime.fromtimestamp(m.timestamp, dt.UTC) if appended else None
+    return Message(Origin(m.topic, m.partition, m.offset), m.key, m.value, tuple(headers), received_at)
 
 
 def flow_agent(

@@ -141,6 +141,7 @@ class OpenTicket:
     national_id: str | None
     duf_number: str | None
     sent_at: dt.datetime | None = None  # when the failed event was sent, if it could be read
+    first_failed_at: dt.datetime | None = None  # when the hub first received and failed it
 
     def answered_by(self, event: Registration) -> bool:
         """Whether accepting `event` settles this ticket: it is the ticket's own event (a
@@ -190,6 +191,7 @@ class Write:
     warnings: tuple[Note, ...]
     late: bool
     at: dt.datetime
+    received_at: dt.datetime  # when the hub received it (`decide.received_at`)
 
 
 @dataclass(frozen=True)
@@ -332,6 +334,7 @@ class Snapshot:
         warnings: tuple[Note, ...],
         late: bool,
         at: dt.datetime,
+        received_at: dt.datetime,
         registration_key: str,
     ) -> tuple[PersonView, list[Change]]:
         """Write the event to its person (created, completed or merged as needed)."""
@@ -353,7 +356,7 @@ class Snapshot:
         self._registered[event_id] = Registered(
             event_id, registration_key, event.event_type, person, origin, at, warnings
         )
-        changes.append(Write(person, event, origin, registration_key, warnings, late, at))
+        changes.append(Write(person, event, origin, registration_key, warnings, late, at, received_at))
         return person, changes
 
     def person_for(self, wanted: list[Identifier], at: dt.datetime) -> tuple[PersonView, list[Change]]:
@@ -395,6 +398,10 @@ class Snapshot:
     def release(self, event_id: str) -> list[Change]:
         """The event leaves the hold, if it is there."""
         return [Release(event_id)] if self._held.pop(event_id, None) is not None else []
+
+    def ticket_of(self, event_id: str) -> OpenTicket | None:
+        """The open ticket of this very event, if it failed before."""
+        return next((t for t in self._tickets.values() if t.event_id == event_id), None)
 
     def close_tickets(self, event: Registration, at: dt.datetime) -> list[Change]:
         """Close the open tickets that accepting `event` settles."""

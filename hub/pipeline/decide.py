@@ -89,6 +89,7 @@ class Circumstances:
         target: Target | None = None,
         residences: tuple[Residence, ...] = (),
         person_states: tuple[PersonState, ...] = (),
+        received_at: dt.datetime | None = None,
     ) -> RuleContext:
         """What the rules see of an event from `source`'s topic: its person's register."""
         return RuleContext(
@@ -101,7 +102,24 @@ class Circumstances:
             target=target,
             residences=residences,
             person_states=person_states,
+            received_at=received_at,
         )
+
+
+def received_at(pending: Pending, snapshot: Snapshot, now: dt.datetime) -> dt.datetime:
+    """When the hub received the event, which the deadlines count to (sentAt is the fagsystem's
+    clock, and kept only for information): the broker's append time, or `now` when the topic
+    keeps producers' times. A held event was received when it was held. An event that failed
+    before keeps the day it first came: put right later (replayed by support, or sent again
+    with its event id), it was still registered on that day; how long the fix took is the
+    ticket's to tell, not the deadline's."""
+    times = [pending.message.received_at or now]
+    if pending.held is not None:
+        times.append(pending.held.held_at)
+    ticket = snapshot.ticket_of(str(pending.event.event_id))
+    if ticket is not None and ticket.first_failed_at is not None:
+        times.append(ticket.first_failed_at)
+    return min(times)
 
 
 def decide(pending: Pending, snapshot: Snapshot, circumstances: Circumstances) -> Decision:
@@ -124,9 +142,15 @@ def _decide(pending: Pending, snapshot: Snapshot, circumstances: Circumstances) 
 
     persons = snapshot.persons(identifiers_of(event.national_id, event.duf_number))
     target = snapshot.target(event, persons)
+    received = received_at(pending, snapshot, now)
     history, residences = snapshot.history(persons)
     context = circumstances.rule_context(
-        pending.source, history, target, residences, snapshot.states(persons)
+        pending.source,
+        history,
+        target,
+        residences,
+        snapshot.states(persons),
+        received,
     )
     violations = evaluate(event, context)
     if any(v.severity is Severity.REJECT for v in violations):
@@ -145,6 +169,7 @@ def _decide(pending: Pending, snapshot: Snapshot, circumstances: Circumstances) 
         tuple(Note(w.code, w.message, w.message_nb) for w in warnings),
         late=any(w.code == LATE_REGISTRATION for w in warnings),
         at=now,
+        received_at=received,
         registration_key=target.key if target is not None else event_id,
     )
     changes += snapshot.release(event_id) + snapshot.close_tickets(event, now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,9 @@ class Message:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
+    # When the broker appended it (its LogAppendTime), or None when the topic keeps the time the
+    # producer gave instead: that is the sender's clock, and the hub's own reading time applies.
+    received_at: dt.datetime | None = None
 
 
 def failure_from(exc: Exception, origin: Origin) -> Failure:

@@ -105,6 +105,8 @@ class RegistrationRecord(Base):
     partition: Mapped[int] = mapped_column(Integer)
     offset: Mapped[int] = mapped_column(BigInteger)
     accepted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    # When the hub received it (the broker's time): the deadlines count to this, not to sentAt.
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
 class AddressRecord(Base):

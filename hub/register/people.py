@@ -143,6 +143,7 @@ def describe_person(session: Session, person_id: int, *, as_of: dt.datetime | No
                 "eventType": r.event_type,
                 "factDate": r.fact_date.isoformat(),
                 "sentAt": iso_utc(r.sent_at),
+                "receivedAt": iso_utc(r.received_at),
                 "sourceSystem": r.source_system,
                 "municipality": r.municipality,
                 "payload": r.payload,

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.domain.calendar import norwegian_date
+from hub.domain.calendar import as_utc, norwegian_date
 from hub.domain.codes import main_activity_group
 from hub.domain.lifecycle import ROLES, Action, Fact, Role, Scheme, Status, derive, effective_facts
 from hub.register.models import PersonEvent, RegistrationRecord
@@ -136,12 +136,13 @@ def main_activity_at_exit(session: Session, year: int) -> Report:
 
 
 def late_registrations(session: Session, year: int) -> Report:
-    """The share of registrations sent in `year` that came more than two months after the fact."""
+    """The share of registrations the hub received in `year` that came more than two months
+    after the fact (the Norwegian year, as the deadline rule counts)."""
     totals: Counter[str] = Counter()
     late: Counter[str] = Counter()
-    query = select(RegistrationRecord.municipality, RegistrationRecord.late, RegistrationRecord.sent_at)
-    for municipality, is_late, sent_at in session.execute(query):
-        if sent_at.year == year:
+    query = select(RegistrationRecord.municipality, RegistrationRecord.late, RegistrationRecord.received_at)
+    for municipality, is_late, received_at in session.execute(query):
+        if norwegian_date(as_utc(received_at)).year == year:
             totals[municipality] += 1
             late[municipality] += int(is_late)
     rows = [(m, year, totals[m], late[m], round(late[m] / totals[m], 4)) for m in sorted(totals)]

@@ -300,6 +300,7 @@ def registration_values(write: Write) -> dict[str, Any]:
         "partition": write.origin.partition,
         "offset": write.origin.offset,
         "accepted_at": write.at,
+        "received_at": write.received_at,
     }
 
 
@@ -358,7 +359,6 @@ _HELD_FIELDS = (
     "reason_code",
     "reason",
     "reason_nb",
-    "held_at",
     "corrects_event_id",
 )
 
@@ -366,6 +366,7 @@ _HELD_FIELDS = (
 def _held_entry(row: HeldEvent) -> HeldEntry:
     return HeldEntry(
         **{name: getattr(row, name) for name in _HELD_FIELDS},
+        held_at=as_utc(row.held_at),
         origin=Origin(row.topic, row.partition, row.offset),
         key=row.message_key,
         value=row.message_value,
@@ -376,6 +377,7 @@ def _held_entry(row: HeldEvent) -> HeldEntry:
 def _held_values(entry: HeldEntry) -> dict[str, Any]:
     return {
         **{name: getattr(entry, name) for name in _HELD_FIELDS},
+        "held_at": entry.held_at,
         "topic": entry.origin.topic,
         "partition": entry.origin.partition,
         "offset": entry.origin.offset,
@@ -395,4 +397,5 @@ def _open_ticket(t: CaseTicket) -> OpenTicket:
         t.national_id,
         t.duf_number,
         as_utc(t.sent_at) if t.sent_at is not None else None,
+        as_utc(t.first_failed_at),
     )

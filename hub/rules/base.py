@@ -7,6 +7,7 @@ import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from hub.domain.calendar import norwegian_date
 from hub.domain.events import Registration
 from hub.domain.identifiers import CLASSIC_RULE, CheckDigitRule
 from hub.domain.lifecycle import Fact
@@ -56,6 +57,14 @@ class RuleContext:
     residences: tuple[Residence, ...] = ()
     # What Folkeregisteret said of the person: dead, ceased as a duplicate (`Snapshot.states`).
     person_states: tuple[PersonState, ...] = ()
+    # When the hub received the event (see `decide.received_at`): the deadlines count to it.
+    # None means now.
+    received_at: dt.datetime | None = None
+
+    @property
+    def received_on(self) -> dt.date:
+        """The Norwegian day the hub received the event."""
+        return norwegian_date(self.received_at) if self.received_at is not None else self.today
 
 
 # A check returns None when the event passes, or why it failed.

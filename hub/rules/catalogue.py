@@ -478,29 +478,32 @@ def _has_deadline(event: Registration) -> bool:
     A residence permit is history from the immigration authorities, dated by its grant (a permit
     granted years ago may be what the person's rights still rest on), and a correction or
     annulment puts a wrong record right, which must stay possible however old the record is:
-    neither is late, neither is too old."""
+    neither is late, neither is too old.
+
+    Both count to the day the hub received the event (`RuleContext.received_on`), never to
+    sentAt: that is the fagsystem's own clock, kept for information."""
     return event.action == Action.REGISTER.value and event.event_type != PERMIT_EVENT
 
 
 @rule(
     LATE_REGISTRATION,
-    "Registered within two months of the fact (else counted as late)",
-    "Registrert innen to måneder etter faktadatoen (ellers telt som for sent)",
+    "Received within two months of the fact (else counted as late)",
+    "Mottatt innen to måneder etter faktadatoen (ellers telt som for sent)",
     Severity.WARNING,
 )
 def registered_in_time(event: Registration, ctx: RuleContext) -> Explanation | None:
-    sent_on = norwegian_date(event.sent_at)
+    received_on = ctx.received_on
     if not _has_deadline(event):
         return None
     if (
-        add_months(sent_on, -TOO_OLD_AFTER_MONTHS)
+        add_months(received_on, -TOO_OLD_AFTER_MONTHS)
         <= event.fact_date
-        < add_months(sent_on, -LATE_AFTER_MONTHS)
+        < add_months(received_on, -LATE_AFTER_MONTHS)
     ):
-        fact = event.fact_date.isoformat()
+        fact, received = event.fact_date.isoformat(), received_on.isoformat()
         return Explanation(
-            f"registered more than {LATE_AFTER_MONTHS} months after factDate {fact}",
-            f"registrert mer enn {LATE_AFTER_MONTHS} måneder etter faktadatoen {fact}",
+            f"received {received}, more than {LATE_AFTER_MONTHS} months after factDate {fact}",
+            f"mottatt {received}, mer enn {LATE_AFTER_MONTHS} måneder etter faktadatoen {fact}",
         )
     return None
 
@@ -511,13 +514,14 @@ def registered_in_time(event: Registration, ctx: RuleContext) -> Explanation | N
     "Ikke mer enn 24 måneder tilbake i tid",
 )
 def not_too_old(event: Registration, ctx: RuleContext) -> Explanation | None:
-    if _has_deadline(event) and event.fact_date < add_months(
-        norwegian_date(event.sent_at), -TOO_OLD_AFTER_MONTHS
-    ):
-        fact = event.fact_date.isoformat()
+    received_on = ctx.received_on
+    if _has_deadline(event) and event.fact_date < add_months(received_on, -TOO_OLD_AFTER_MONTHS):
+        fact, received = event.fact_date.isoformat(), received_on.isoformat()
         return Explanation(
-            f"factDate {fact} is more than {TOO_OLD_AFTER_MONTHS} months before the registration",
-            f"faktadatoen {fact} er mer enn {TOO_OLD_AFTER_MONTHS} måneder før registreringen",
+            f"factDate {fact} is more than {TOO_OLD_AFTER_MONTHS} months before {received}, "
+            "when the hub received it",
+            f"faktadatoen {fact} er mer enn {TOO_OLD_AFTER_MONTHS} måneder før {received}, "
+            "da huben mottok den",
         )
     return None
 

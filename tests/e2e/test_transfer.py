@@ -7,6 +7,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+from hub.domain.calendar import as_utc
 from hub.localrun import LocalBroker
 from hub.pipeline.deadletter import (
     H_DEAD_LETTERED_AT,
@@ -17,6 +18,8 @@ from hub.pipeline.deadletter import (
     H_PARTITION,
     H_TOPIC,
 )
+from hub.schemas.codec import REGISTRATION
+from hub.schemas.contract import from_json
 from tests.factories import PAYLOADS, event, synthetic_person
 from tests.harness import HubHarness, wait_until
 
@@ -250,3 +253,31 @@ def test_contract_v4_and_an_older_writer_reach_the_register_side_by_side(harness
     assert rows[old["eventId"]].payload["socialStudiesTest"] is None
     assert rows[old["eventId"]].writer_schema.endswith(".v3")
     assert rows[permit["eventId"]].payload["renewalRefusedOn"] == "2025-09-01"
+
+
+def test_the_deadline_counts_to_when_the_broker_received_the_event_not_to_the_senders_clock(
+    harness: HubHarness,
+) -> None:
+    """Issue 15, fault 7: a fagsystem that backdates both sentAt and the record's own timestamp
+    (the producer's CreateTime) cannot make a late registration count as in time: the
+    registrations topics keep the broker's time."""
+    fact = dt.date.today() - dt.timedelta(days=100)
+    claimed = dt.datetime.combine(fact + dt.timedelta(days=1), dt.time(10), dt.UTC)
+    e = {**event(synthetic_person(), fact_date=fact), "sentAt": claimed.isoformat()}
+    value = harness.hub.catalog.encode(REGISTRATION, from_json(e))
+    harness.start_worker()
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    harness.publish_raw(
+        harness.hub.names.registrations("oslo-fagsystem"),
+        value,
+        b"person",
+        timestamp_ms=int(claimed.timestamp() * 1000),
+        kafka=harness.source_kafka("oslo-fagsystem"),
+    )
+    records = harness.read_outputs(until=lambda rs: len(harness.receipts(rs)) >= 1, timeout=60)
+    [receipt] = harness.receipts(records)
+    assert receipt["outcome"] == "ACCEPTED_WITH_WARNINGS"
+    assert [v["code"] for v in receipt["violations"]] == ["NIR-DEADLINE-001"]
+    [row] = harness.registrations()
+    assert row.late and as_utc(row.sent_at) == claimed  # sentAt is kept, for information
+    assert before <= as_utc(row.received_at) <= dt.datetime.now(dt.UTC)

@@ -108,6 +108,7 @@ def test_the_hub_creates_its_topics_with_their_partition_counts(harness: HubHarn
     result = hub_command(harness.admin, "topics", "ensure")
     assert result.returncode == 0, result.stderr
     assert "exists" in result.stdout and "created" not in result.stdout  # the harness made them
+    assert "warning" not in result.stderr  # every topic has the configs the hub asks for
     partitions = asyncio.run(describe())
     names = harness.hub.names
     assert partitions[names.registrations("oslo-fagsystem")] == harness.settings.registration_partitions
@@ -236,3 +237,36 @@ def test_person_show_as_of_a_date_shows_what_the_register_knew_then(harness: Hub
     )
     assert json.loads(before.stdout)["registrations"] == []
     assert json.loads(before.stdout)["state"] == {}
+
+
+def test_a_registrations_topic_created_without_the_brokers_timestamps_is_reported_with_its_fix(
+    harness: HubHarness,
+) -> None:
+    """A topic made before the hub asked for LogAppendTime keeps the producer's time; the hub
+    never alters it itself, and `hub topics ensure` says so and how to put it right."""
+    from aiokafka.admin import NewTopic
+
+    from hub.broker import config_drift
+    from hub.topics import RECEIVED_BY_BROKER, TopicSpec
+
+    old = f"{harness.settings.topic_prefix}.source.made-by-hand.registrations"
+
+    async def create() -> None:
+        admin = AIOKafkaAdminClient(**harness.admin.kafka.aiokafka())
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(old, 1, 1)])
+        finally:
+            await admin.close()
+
+    asyncio.run(create())
+    current = harness.hub.names.registrations("oslo-fagsystem")
+    specs = [TopicSpec(old, 1, RECEIVED_BY_BROKER), TopicSpec(current, 1, RECEIVED_BY_BROKER)]
+    [drift] = asyncio.run(config_drift(harness.admin.kafka, specs))
+    assert (drift.topic, drift.key, drift.wanted, drift.actual) == (
+        old,
+        "message.timestamp.type",
+        "LogAppendTime",
+        "CreateTime",
+    )
+    assert f"--entity-name {old} --add-config message.timestamp.type=LogAppendTime" in drift.fix("b:9093")

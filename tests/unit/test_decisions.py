@@ -333,3 +333,63 @@ def test_an_event_sent_before_the_failed_one_does_not_close_its_ticket(hub: Hub,
     fix = event(person, "TRAINING_CLAIM")  # sent now, after the failed one
     run(hub, [fix])
     assert store.tickets[failed_later]["status"] == "resolved"
+
+
+def _late(hub: Hub, store: FakeRegister, msg: Message) -> bool:
+    asyncio.run(RegistrationFlow(hub, RecordingPublisher()).process_batch([msg]))
+    return bool(store.rows[-1]["late"])
+
+
+def test_the_deadline_counts_to_the_brokers_time_of_arrival(hub: Hub, store: FakeRegister) -> None:
+    """Issue 15, fault 7: deadlines were measured against sentAt, which the fagsystem sets. A
+    backdated sentAt does not make a late event in time; the broker's time does."""
+    now = dt.datetime.now(dt.UTC)
+    claim = {
+        **event(synthetic_person(), "TRAINING_CLAIM", fact_date=days_ago(90)),
+        "sentAt": (now - dt.timedelta(days=85)).isoformat(),
+    }
+    assert _late(hub, store, message(claim)) is True  # read now, 90 days after the fact
+    arrived_in_time = now - dt.timedelta(days=40)  # the worker was down, or far behind
+    in_time = event(synthetic_person(), "TRAINING_CLAIM", fact_date=days_ago(90))
+    assert _late(hub, store, dataclasses.replace(message(in_time, 1), received_at=arrived_in_time)) is False
+    assert (
+        store.rows[-1]["received_at"] == arrived_in_time and store.rows[-1]["accepted_at"] > arrived_in_time
+    )
+
+
+def test_a_held_event_counts_to_when_it_was_held_not_to_when_it_was_let_go(
+    hub: Hub, store: FakeRegister
+) -> None:
+    person = synthetic_person()
+    claim = event(person, "INTRODUCTION_PROGRAMME_OFFER_OR_CLAIM", fact_date=days_ago(80))
+    decision = event(person, "INTRODUCTION_PROGRAMME_DECISION", fact_date=days_ago(60))
+    flow = RegistrationFlow(hub, RecordingPublisher())
+    asyncio.run(flow.process_batch([message(claim, 0)]))
+    asyncio.run(
+        flow.process_batch(
+            [message(event(person, "INTRODUCTION_PROGRAMME_STARTED", fact_date=days_ago(55)), 1)]
+        )
+    )
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)  # its decision comes a month on
+    hub.clock = lambda: later
+    asyncio.run(flow.process_batch([message(decision, 2)]))
+    late = {row["event_type"]: row["late"] for row in store.rows}
+    assert late == {
+        "INTRODUCTION_PROGRAMME_OFFER_OR_CLAIM": True,  # 80 days after the fact when it came
+        "INTRODUCTION_PROGRAMME_STARTED": False,  # held on day 55, in time, let go on day 85
+        "INTRODUCTION_PROGRAMME_DECISION": True,
+    }
+
+
+def test_an_event_that_failed_before_keeps_the_day_it_first_came(hub: Hub, store: FakeRegister) -> None:
+    """Replayed by support, or sent again with its event id: it was registered when it first came."""
+    claim = event(synthetic_person(), "TRAINING_CLAIM", fact_date=days_ago(90))
+    first_came = dt.datetime.now(dt.UTC) - dt.timedelta(days=45)
+    store.open_ticket(event_id=claim["eventId"], event_type="TRAINING_CLAIM", first_failed_at=first_came)
+    assert _late(hub, store, message(claim)) is False
+    assert store.rows[-1]["received_at"] == first_came
+    another = event(synthetic_person(), "TRAINING_CLAIM", fact_date=days_ago(90))
+    store.open_ticket(
+        event_id="not-" + another["eventId"], event_type="TRAINING_CLAIM", first_failed_at=first_came
+    )
+    assert _late(hub, store, message(another, 1)) is True  # another event's ticket is no excuse

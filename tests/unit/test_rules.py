@@ -240,6 +240,33 @@ def test_the_deadline_boundaries_are_two_and_twenty_four_months(
     assert ("NIR-DEADLINE-002" in codes) is too_old
 
 
+def test_the_deadlines_count_to_when_the_hub_received_the_event_not_to_its_sent_at() -> None:
+    """sentAt is the fagsystem's own clock: a backdated one must not make a late event in time,
+    and a fagsystem whose clock runs slow must not make an event late that arrived in time."""
+    in_time = dt.date(2026, 9, 26)  # two months before 26 November, when the hub received it
+    backdated = dataclasses.replace(
+        registration(), fact_date=dt.date(2026, 9, 1), sent_at=dt.datetime(2026, 9, 2, tzinfo=dt.UTC)
+    )
+    received = dataclasses.replace(CONTEXT, received_at=NOW)
+    assert "NIR-DEADLINE-001" in {v.code for v in evaluate(backdated, received)}
+    slow_clock = dataclasses.replace(
+        registration(), fact_date=in_time, sent_at=dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+    )
+    received_in_time = dataclasses.replace(CONTEXT, received_at=dt.datetime(2026, 11, 26, tzinfo=dt.UTC))
+    assert evaluate(slow_clock, received_in_time) == []
+    # Received long before it is decided (held, or a transfer that failed and was put right):
+    # the receipt counts, not the day of the decision.
+    decided_later = dataclasses.replace(
+        CONTEXT,
+        today=dt.date(2027, 3, 1),
+        now=dt.datetime(2027, 3, 1, tzinfo=dt.UTC),
+        received_at=dt.datetime(2026, 11, 26, tzinfo=dt.UTC),
+    )
+    assert "NIR-DEADLINE-001" not in {v.code for v in evaluate(slow_clock, decided_later)}
+    [late] = [v for v in evaluate(backdated, received) if v.code == "NIR-DEADLINE-001"]
+    assert "2026-11-26" in late.message and "2026-11-26" in late.message_nb
+
+
 def test_fact_dates_are_judged_in_norwegian_time() -> None:
     late_evening = dt.datetime(2026, 11, 26, 23, 30, tzinfo=dt.UTC)  # already the 27th in Oslo
     r = dataclasses.replace(registration(), fact_date=dt.date(2026, 11, 27), sent_at=late_evening)
