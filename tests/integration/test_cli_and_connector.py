@@ -169,7 +169,7 @@ def test_rules_list_prints_the_catalogue_and_every_other_failure_code(harness: H
     result = hub_command(harness.settings, "rules", "list")
     assert result.returncode == 0
     assert "NIR-ID-002            REJECT   The fødselsnummer or D-number is valid" in result.stdout
-    assert "NIR-DEADLINE-001      WARNING  Registered within two months" in result.stdout
+    assert "NIR-DEADLINE-001      WARNING  Received within two months" in result.stdout
     assert "NIR-DECODE            REJECT   The message bytes are not a single-object-encoded" in result.stdout
     listed = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
     assert listed == {r.code for r in RULES} | {e.code for e in FAILURE_CODES}
