@@ -47,16 +47,21 @@ def _grouped(report: Report) -> tuple[list[str], dict[str, dict[str, float]]]:
         municipality = f"{row[number]} {row[name]}".strip()
         if municipality not in municipalities:
             municipalities.append(municipality)
-        values = series.setdefault(": ".join(str(row[k]) for k in keys), {})
+        # A report without series columns is one series, named for what it shows.
+        values = series.setdefault(": ".join(str(row[k]) for k in keys) or report.value, {})
         if municipality in values:
             # Two rows drawn as one bar would hide one of them (the bug of Oslo's two schemes).
-            raise ValueError(f"two rows for {row[number]} in one series: the report needs another series column")
+            raise ValueError(
+                f"two rows for {row[number]} in one series: the report needs another series column"
+            )
         height = float(row[value])  # type: ignore[arg-type]
         values[municipality] = 100 * height if report.share else height
     return municipalities, series
 
 
-def _bars(figure: Figure, report: Report, municipalities: list[str], series: dict[str, dict[str, float]]) -> None:
+def _bars(
+    figure: Figure, report: Report, municipalities: list[str], series: dict[str, dict[str, float]]
+) -> None:
     (axes,) = figure.axes
     width = 0.8 / len(series)
     for i, (label, values) in enumerate(sorted(series.items())):

@@ -132,7 +132,9 @@ def status_at_year_end(session: Session, year: int) -> Report:
                 status = DECEASED if died_on is not None and died_on <= last else states[scheme].status.value
                 counts[(municipality[starts[-1].key], scheme.value, status)] += 1
     rows = [(*_where(m, year), s, st, n) for (m, s, st), n in sorted(counts.items())]
-    return Report((*_WHERE, "scheme", "status", "persons"), rows, series=("scheme", "status"), value="persons")
+    return Report(
+        (*_WHERE, "scheme", "status", "persons"), rows, series=("scheme", "status"), value="persons"
+    )
 
 
 def main_activity_at_exit(session: Session, year: int) -> Report:
@@ -152,7 +154,9 @@ def main_activity_at_exit(session: Session, year: int) -> Report:
             counts[(municipality[ends[-1].key], activity, main_activity_group(activity))] += 1
     rows = [(*_where(m, year), a, g, n) for (m, a, g), n in sorted(counts.items())]
     # The SSB group follows from the activity: a series per activity keeps two of one group apart.
-    return Report((*_WHERE, "main_activity", "ssb_group", "persons"), rows, series=("main_activity",), value="persons")
+    return Report(
+        (*_WHERE, "main_activity", "ssb_group", "persons"), rows, series=("main_activity",), value="persons"
+    )
 
 
 def late_registrations(session: Session, year: int) -> Report:
@@ -166,7 +170,9 @@ def late_registrations(session: Session, year: int) -> Report:
             totals[municipality] += 1
             late[municipality] += int(is_late)
     rows = [(*_where(m, year), totals[m], late[m], round(late[m] / totals[m], 4)) for m in sorted(totals)]
-    return Report((*_WHERE, "registrations", "late", "late_share"), rows, series=(), value="late_share", share=True)
+    return Report(
+        (*_WHERE, "registrations", "late", "late_share"), rows, series=(), value="late_share", share=True
+    )
 
 
 REPORTS = {
