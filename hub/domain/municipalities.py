@@ -131,3 +131,11 @@ def is_municipality_number(value: str) -> bool:
 
 def municipality_on(number: str, date: dt.date) -> Municipality | None:
     return municipalities_on(date).get(number)
+
+
+def name_on(number: str, date: dt.date) -> str:
+    """The municipality's name in the list in force on `date`: for a number from another list,
+    the name of what it is then ("3024" in 2024 is Bærum, now 3201), the names joined where it
+    was split; empty for a number no list has."""
+    in_force = municipalities_on(date)
+    return ", ".join(in_force[n].name for n in sorted(numbers_on(number, date)))

@@ -10,6 +10,9 @@ began took no part in it (participants), and one who died by 31 December is coun
 a duplicate counts as before: their registrations move to the record that continues once an
 identity change or a registration links the two, and until then dropping them would lose a
 participant.
+
+Each row begins with the municipality's number, its name in the list in force in the report's
+year (so a 2023 report says what the municipality was called then), and the year.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from sqlalchemy.orm import Session
 from hub.domain.calendar import as_utc, norwegian_date
 from hub.domain.codes import main_activity_group
 from hub.domain.lifecycle import ROLES, Action, Fact, Role, Scheme, Status, derive, effective_facts
+from hub.domain.municipalities import name_on
 from hub.register.models import PersonEvent, RegistrationRecord
 from hub.register.person_events import PERSON_DIED
 from hub.register.repository import fact_of
@@ -35,8 +39,23 @@ DECEASED = "deceased"
 
 @dataclass(frozen=True)
 class Report:
+    """A report's rows, and what its chart shows: one series of bars per distinct combination
+    of the `series` columns' values, the `value` column as the bars' heights; `share` says the
+    value is a fraction (drawn in per cent), else it counts persons or registrations."""
+
     columns: tuple[str, ...]
     rows: Sequence[tuple[object, ...]]
+    series: tuple[str, ...]
+    value: str
+    share: bool = False
+
+
+# The columns every report begins with.
+_WHERE = ("municipality", "municipality_name", "year")
+
+
+def _where(municipality: str, year: int) -> tuple[str, str, int]:
+    return municipality, name_on(municipality, dt.date(year, 12, 31)), year
 
 
 def _people(session: Session) -> Iterator[tuple[list[Fact], dict[str, str], dt.date | None]]:
@@ -97,8 +116,8 @@ def participants(session: Session, year: int) -> Report:
             ]
             if in_year:
                 counts[(municipality[in_year[-1].key], scheme.value)] += 1
-    rows = [(m, year, s, n) for (m, s), n in sorted(counts.items())]
-    return Report(("municipality", "year", "scheme", "participants"), rows)
+    rows = [(*_where(m, year), s, n) for (m, s), n in sorted(counts.items())]
+    return Report((*_WHERE, "scheme", "participants"), rows, series=("scheme",), value="participants")
 
 
 def status_at_year_end(session: Session, year: int) -> Report:
@@ -112,8 +131,10 @@ def status_at_year_end(session: Session, year: int) -> Report:
             if starts:
                 status = DECEASED if died_on is not None and died_on <= last else states[scheme].status.value
                 counts[(municipality[starts[-1].key], scheme.value, status)] += 1
-    rows = [(m, year, s, st, n) for (m, s, st), n in sorted(counts.items())]
-    return Report(("municipality", "year", "scheme", "status", "persons"), rows)
+    rows = [(*_where(m, year), s, st, n) for (m, s, st), n in sorted(counts.items())]
+    return Report(
+        (*_WHERE, "scheme", "status", "persons"), rows, series=("scheme", "status"), value="persons"
+    )
 
 
 def main_activity_at_exit(session: Session, year: int) -> Report:
@@ -131,8 +152,11 @@ def main_activity_at_exit(session: Session, year: int) -> Report:
         if ends:
             activity = ends[-1].payload.get("mainActivity") or "UNKNOWN"
             counts[(municipality[ends[-1].key], activity, main_activity_group(activity))] += 1
-    rows = [(m, year, a, g, n) for (m, a, g), n in sorted(counts.items())]
-    return Report(("municipality", "year", "main_activity", "ssb_group", "persons"), rows)
+    rows = [(*_where(m, year), a, g, n) for (m, a, g), n in sorted(counts.items())]
+    # The SSB group follows from the activity: a series per activity keeps two of one group apart.
+    return Report(
+        (*_WHERE, "main_activity", "ssb_group", "persons"), rows, series=("main_activity",), value="persons"
+    )
 
 
 def late_registrations(session: Session, year: int) -> Report:
@@ -145,8 +169,10 @@ def late_registrations(session: Session, year: int) -> Report:
         if norwegian_date(as_utc(received_at)).year == year:
             totals[municipality] += 1
             late[municipality] += int(is_late)
-    rows = [(m, year, totals[m], late[m], round(late[m] / totals[m], 4)) for m in sorted(totals)]
-    return Report(("municipality", "year", "registrations", "late", "late_share"), rows)
+    rows = [(*_where(m, year), totals[m], late[m], round(late[m] / totals[m], 4)) for m in sorted(totals)]
+    return Report(
+        (*_WHERE, "registrations", "late", "late_share"), rows, series=(), value="late_share", share=True
+    )
 
 
 REPORTS = {

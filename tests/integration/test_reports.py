@@ -1,4 +1,5 @@
-"""The statistics reports, on SQLite and PostgreSQL, against figures worked out by hand."""
+"""The statistics reports, on SQLite and PostgreSQL, against figures worked out by hand, and the
+charts drawn from them, checked by what they draw."""
 
 from __future__ import annotations
 
@@ -8,15 +9,22 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from matplotlib.figure import Figure
 
 from hub.bootstrap import Hub
 from hub.config import Settings
 from hub.domain.events import AddressChange, Origin
 from hub.pipeline.flow import Message
 from hub.pipeline.registrations import RegistrationFlow
-from hub.register.charts import draw
+from hub.register.charts import NO_DATA, draw
 from hub.register.person_events import record_person_event
-from hub.register.reports import late_registrations, main_activity_at_exit, participants, status_at_year_end
+from hub.register.reports import (
+    Report,
+    late_registrations,
+    main_activity_at_exit,
+    participants,
+    status_at_year_end,
+)
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
 from hub.sources import SourceRegistry
@@ -26,12 +34,17 @@ from tests.fakes import RecordingPublisher
 Y = dt.date.today().year - 1  # a whole year in the past, within the 24-month window
 
 
+def make_hub(database_url: str, now: dt.datetime, registry: SourceRegistry | None = None) -> Hub:
+    settings = dataclasses.replace(Settings(), database_url=database_url, allow_synthetic_identifiers=True)
+    registry = registry or SourceRegistry.load(settings.sources_file)
+    hub = Hub(settings=settings, registry=registry, catalog=catalog())
+    hub.clock = lambda: now
+    return hub
+
+
 @pytest.fixture
 def hub(database_url: str) -> Hub:
-    settings = dataclasses.replace(Settings(), database_url=database_url, allow_synthetic_identifiers=True)
-    hub = Hub(settings=settings, registry=SourceRegistry.load(settings.sources_file), catalog=catalog())
-    hub.clock = lambda: dt.datetime(Y + 1, 6, 1, 12, tzinfo=dt.UTC)
-    return hub
+    return make_hub(database_url, dt.datetime(Y + 1, 6, 1, 12, tzinfo=dt.UTC))
 
 
 def send(hub: Hub, events: list[dict]) -> None:  # type: ignore[type-arg]
@@ -53,7 +66,10 @@ def story(
     end: dt.date | None,
     activity: str = "UNEMPLOYED",
     sent_late: bool = False,
+    training: bool = False,
 ) -> list[dict]:  # type: ignore[type-arg]
+    """A person's introduction programme from offer to `end` (or still running); with `training`
+    also training in Norwegian and social studies, claimed, granted and started on the same days."""
     person = synthetic_person()
 
     def at(event_type: str, day: dt.date, **payload: object) -> dict:  # type: ignore[type-arg]
@@ -70,15 +86,25 @@ def story(
     ]
     if end is not None:
         events.append(at("INTRODUCTION_PROGRAMME_ENDED", end, mainActivity=activity))
+    if training:
+        events += [
+            at("TRAINING_CLAIM", start - dt.timedelta(days=20)),
+            at("TRAINING_DECISION", start - dt.timedelta(days=10)),
+            at("TRAINING_STARTED", start),
+        ]
     return events
 
 
-def test_the_reports_count_what_the_register_holds(hub: Hub, tmp_path: Path) -> None:
+@pytest.fixture
+def known(hub: Hub) -> Hub:
+    """A register with figures worked out by hand: in Oslo three programmes (two ended, one of
+    them registered late; the running one also with training), in Bergen a running programme
+    and an asylum seeker's training."""
     d = lambda month, day: dt.date(Y, month, day)  # noqa: E731
     send(
         hub,
         story("0301", "oslo-fagsystem", d(2, 1), d(10, 1), "EMPLOYED_FULL_TIME")
-        + story("0301", "oslo-fagsystem", d(3, 1), None)
+        + story("0301", "oslo-fagsystem", d(3, 1), None, training=True)
         + story("0301", "oslo-fagsystem", d(4, 1), d(11, 1), "UNEMPLOYED", sent_late=True)
         + story("4601", "vestland-fagsystem", d(5, 1), None),
     )
@@ -87,29 +113,153 @@ def test_the_reports_count_what_the_register_holds(hub: Hub, tmp_path: Path) -> 
         asylum_seeker, "ASYLUM_SEEKER_TRAINING_HOURS", fact_date=d(6, 30), source="vestland-fagsystem"
     )
     send(hub, [{**hours, "municipality": "4601", "sentAt": f"{d(7, 1)}T10:00:00+00:00"}])
-    with hub.session_factory() as session:
+    return hub
+
+
+def test_the_reports_count_what_the_register_holds(known: Hub) -> None:
+    with known.session_factory() as session:
         assert participants(session, Y).rows == [
-            ("0301", Y, "introduction_programme", 3),
-            ("4601", Y, "asylum_seeker_training", 1),
-            ("4601", Y, "introduction_programme", 1),
+            ("0301", "Oslo", Y, "introduction_programme", 3),
+            ("0301", "Oslo", Y, "norwegian_and_social_studies", 1),
+            ("4601", "Bergen", Y, "asylum_seeker_training", 1),
+            ("4601", "Bergen", Y, "introduction_programme", 1),
         ]
         assert participants(session, Y - 1).rows == []
         assert status_at_year_end(session, Y).rows == [
-            ("0301", Y, "introduction_programme", "ended", 2),
-            ("0301", Y, "introduction_programme", "running", 1),
-            ("4601", Y, "introduction_programme", "running", 1),
+            ("0301", "Oslo", Y, "introduction_programme", "ended", 2),
+            ("0301", "Oslo", Y, "introduction_programme", "running", 1),
+            ("0301", "Oslo", Y, "norwegian_and_social_studies", "running", 1),
+            ("4601", "Bergen", Y, "introduction_programme", "running", 1),
         ]
-        exits = main_activity_at_exit(session, Y)
-        assert exits.rows == [
-            ("0301", Y, "EMPLOYED_FULL_TIME", "employed_or_education", 1),
-            ("0301", Y, "UNEMPLOYED", "unemployed_or_measure", 1),
+        assert main_activity_at_exit(session, Y).rows == [
+            ("0301", "Oslo", Y, "EMPLOYED_FULL_TIME", "employed_or_education", 1),
+            ("0301", "Oslo", Y, "UNEMPLOYED", "unemployed_or_measure", 1),
         ]
-        late = late_registrations(session, Y)
         # The late story's end reached the hub in the next year: it counts there.
-        assert late.rows == [("0301", Y, 10, 3, 0.3), ("4601", Y, 4, 0, 0.0)]
-    chart = tmp_path / "status.png"
-    draw(exits, title="exits", path=chart)
-    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 5000
+        assert late_registrations(session, Y).rows == [
+            ("0301", "Oslo", Y, 13, 3, 0.2308),
+            ("4601", "Bergen", Y, 4, 0, 0.0),
+        ]
+
+
+def bars(figure: Figure) -> dict[str, dict[str, float]]:
+    """What a chart draws: per series (its legend label), each bar's height by the municipality
+    labelled under its group."""
+    (axes,) = figure.axes
+    under = {
+        round(x): label.get_text() for x, label in zip(axes.get_xticks(), axes.get_xticklabels(), strict=True)
+    }
+    return {
+        series.get_label(): {
+            under[round(bar.get_x() + bar.get_width() / 2)]: bar.get_height() for bar in series
+        }
+        for series in axes.containers
+    }
+
+
+def assert_readable(figure: Figure) -> None:
+    """The legend lies inside the picture and covers no bar, as laid out when the PNG was saved."""
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    (axes,) = figure.axes
+    legends = [*figure.legends, *([axes.get_legend()] if axes.get_legend() else [])]
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        assert figure.bbox.x0 <= box.x0 and box.x1 <= figure.bbox.x1 and box.y1 <= figure.bbox.y1
+        assert not any(box.overlaps(bar.get_window_extent(renderer)) for bar in axes.patches)
+
+
+def whole_number_ticks(figure: Figure) -> list[float]:
+    (axes,) = figure.axes
+    low, high = axes.get_ylim()
+    ticks = [t for t in axes.get_yticks() if low <= t <= high]
+    assert all(float(t).is_integer() for t in ticks), ticks
+    return ticks
+
+
+def draw_to(tmp_path: Path, report: Report, name: str) -> Figure:
+    path = tmp_path / f"{name}.png"
+    figure = draw(report, title=name, path=path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return figure
+
+
+def test_the_status_chart_draws_each_scheme_of_a_municipality_as_its_own_series(
+    known: Hub, tmp_path: Path
+) -> None:
+    with known.session_factory() as session:
+        figure = draw_to(tmp_path, status_at_year_end(session, Y), "status")
+    assert bars(figure) == {
+        "introduction_programme: ended": {"0301 Oslo": 2},
+        "introduction_programme: running": {"0301 Oslo": 1, "4601 Bergen": 1},
+        "norwegian_and_social_studies: running": {"0301 Oslo": 1},
+    }
+    assert [label.get_text() for label in figure.axes[0].get_xticklabels()] == ["0301 Oslo", "4601 Bergen"]
+    assert figure.axes[0].get_ylim()[0] == 0 and whole_number_ticks(figure) == [0, 1, 2]
+    assert_readable(figure)
+
+
+def test_the_participants_and_exits_charts_count_persons_in_whole_numbers_beside_their_legend(
+    known: Hub, tmp_path: Path
+) -> None:
+    with known.session_factory() as session:
+        taking_part = draw_to(tmp_path, participants(session, Y), "participants")
+        exits = draw_to(tmp_path, main_activity_at_exit(session, Y), "exits")
+    assert bars(taking_part) == {
+        "asylum_seeker_training": {"4601 Bergen": 1},
+        "introduction_programme": {"0301 Oslo": 3, "4601 Bergen": 1},
+        "norwegian_and_social_studies": {"0301 Oslo": 1},
+    }
+    assert whole_number_ticks(taking_part) == [0, 1, 2, 3]
+    assert taking_part.axes[0].get_ylabel() == "participants"
+    # Two activities are two series even where SSB puts them in one group.
+    assert bars(exits) == {"EMPLOYED_FULL_TIME": {"0301 Oslo": 1}, "UNEMPLOYED": {"0301 Oslo": 1}}
+    assert whole_number_ticks(exits) == [0, 1]
+    assert_readable(taking_part)
+    assert_readable(exits)
+
+
+def test_the_late_chart_shows_the_late_share_in_per_cent_on_a_whole_scale(known: Hub, tmp_path: Path) -> None:
+    with known.session_factory() as session:
+        figure = draw_to(tmp_path, late_registrations(session, Y), "late")
+    (axes,) = figure.axes
+    assert bars(figure) == {"late_share": {"0301 Oslo": pytest.approx(23.08), "4601 Bergen": 0.0}}
+    assert axes.get_ylim() == (0, 100) and axes.get_ylabel() == "late share (%)"
+    # A share of 0 % has no visible bar; its figure says it is there.
+    assert [text.get_text() for text in axes.texts] == ["23.1 %", "0.0 %"]
+    assert not figure.legends and axes.get_legend() is None  # one series needs no legend
+
+
+def test_a_chart_of_an_empty_report_says_there_is_no_data(known: Hub, tmp_path: Path) -> None:
+    with known.session_factory() as session:
+        figure = draw_to(tmp_path, late_registrations(session, Y - 1), "late")
+    (axes,) = figure.axes
+    assert [text.get_text() for text in axes.texts] == [NO_DATA]
+    assert not axes.patches and not axes.axison and not figure.legends
+
+
+def test_a_municipality_is_named_as_in_the_list_in_force_in_the_reports_year(
+    database_url: str, tmp_path: Path
+) -> None:
+    # 1833 Rana took the name Rana/Raane in the 2024 list; 3024 Bærum became 3201 Bærum.
+    registry = SourceRegistry.from_mapping(
+        {"sources": {"nordland-fagsystem": {"municipalities": ["1833", "3024"]}}}
+    )
+    hub = make_hub(database_url, dt.datetime(2024, 12, 31, 12, tzinfo=dt.UTC), registry)
+    send(
+        hub,
+        story("1833", "nordland-fagsystem", dt.date(2023, 3, 1), None)
+        + story("3024", "nordland-fagsystem", dt.date(2023, 4, 1), None),
+    )
+    with hub.session_factory() as session:
+        before, after = status_at_year_end(session, 2023), status_at_year_end(session, 2024)
+    assert [row[:3] for row in before.rows] == [("1833", "Rana", 2023), ("3024", "Bærum", 2023)]
+    # The scheme still counts for the number that registered its start, under that year's name.
+    assert [row[:3] for row in after.rows] == [("1833", "Rana/Raane", 2024), ("3024", "Bærum", 2024)]
+    figure = draw_to(tmp_path, after, "status")
+    assert [label.get_text() for label in figure.axes[0].get_xticklabels()] == [
+        "1833 Rana/Raane",
+        "3024 Bærum",
+    ]
 
 
 def test_a_person_reported_dead_is_deceased_at_year_end_and_takes_no_part_in_later_years(hub: Hub) -> None:
@@ -133,9 +283,9 @@ def test_a_person_reported_dead_is_deceased_at_year_end_and_takes_no_part_in_lat
     with hub.session_factory() as session:
         assert record_person_event(session, died, hub.clock())
         session.commit()
-        assert participants(session, Y).rows == [("0301", Y, "introduction_programme", 2)]
-        assert participants(session, Y + 1).rows == [("0301", Y + 1, "introduction_programme", 1)]
+        assert participants(session, Y).rows == [("0301", "Oslo", Y, "introduction_programme", 2)]
+        assert participants(session, Y + 1).rows == [("0301", "Oslo", Y + 1, "introduction_programme", 1)]
         assert status_at_year_end(session, Y).rows == [
-            ("0301", Y, "introduction_programme", "deceased", 1),
-            ("0301", Y, "introduction_programme", "running", 1),
+            ("0301", "Oslo", Y, "introduction_programme", "deceased", 1),
+            ("0301", "Oslo", Y, "introduction_programme", "running", 1),
         ]

@@ -7,7 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 import hub.domain.municipalities
-from hub.domain.municipalities import municipalities_on, numbers_on, same_municipality
+from hub.domain.municipalities import municipalities_on, name_on, numbers_on, same_municipality
 
 DATA = Path(hub.domain.municipalities.__file__).parent / "data"
 IN_2022, IN_2026 = dt.date(2022, 6, 1), dt.date(2026, 6, 1)
@@ -39,3 +39,12 @@ def test_a_split_municipality_is_any_of_its_successors_but_they_are_not_each_oth
     assert not same_municipality("1508", "1580", IN_2026)
     assert same_municipality("1508", "1580", IN_2022)  # both were Ålesund then
     assert not same_municipality("3024", "0301", IN_2026)
+
+
+def test_a_municipality_is_named_as_in_the_list_in_force_through_a_renaming_a_renumbering_and_a_split() -> (
+    None
+):
+    assert (name_on("1833", IN_2022), name_on("1833", IN_2026)) == ("Rana", "Rana/Raane")
+    assert name_on("3024", IN_2026) == name_on("3201", IN_2022) == "Bærum"
+    assert name_on("1507", IN_2026) == "Ålesund, Haram"
+    assert name_on("9999", IN_2026) == ""
