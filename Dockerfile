@@ -1,7 +1,7 @@
 # The hub's image: every hub process (worker, support page, Folkeregister connector, CLI) runs
 # from it with a different command. Built by docker-compose.yml; no build step needs the network
 # beyond PyPI.
-FROM python:3.11-slim-bookworm
+FROM python:3.11.11-slim-bookworm
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
@@ -14,5 +14,5 @@ WORKDIR /var/lib/nir-hub
 ENV NIR_DATA_DIR=/var/lib/nir-hub/faust \
     NIR_WEB_HOST=0.0.0.0 \
     PYTHONUNBUFFERED=1
-EXPOSE 6066 6071
+EXPOSE 6066 6067 6071 6072
 CMD ["hub", "worker", "-l", "info"]

@@ -125,33 +125,91 @@ async def config_drift(kafka: KafkaConnection, specs: Iterable[TopicSpec]) -> li
     return drift
 
 
+class OffsetReader:
+    """Partitions and offsets, read again and again over one consumer (no group) and one admin
+    client, each opened when first needed and kept until `close`: the lag exporter reads every
+    interval, a one-shot caller once (`end_offsets`, `committed_offsets`). Describe rights on the
+    topics and the group suffice; nothing is read from the topics themselves."""
+
+    def __init__(self, kafka: KafkaConnection, timeout: float = 15.0) -> None:
+        self.kafka = kafka
+        self.timeout = timeout
+        self._consumer: AIOKafkaConsumer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+
+    async def __aenter__(self) -> OffsetReader:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        consumer, admin, self._consumer, self._admin = self._consumer, self._admin, None, None
+        if consumer is not None:
+            await consumer.stop()
+        if admin is not None:
+            await admin.close()
+
+    async def consumer(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(
+                **self.kafka.aiokafka(), enable_auto_commit=False, request_timeout_ms=int(self.timeout * 1000)
+            )
+            try:
+                await asyncio.wait_for(consumer.start(), self.timeout)
+            except (TimeoutError, KafkaError, OSError) as exc:
+                await consumer.stop()
+                raise BrokerUnavailable(
+                    f"Kafka at {self.kafka.bootstrap} does not answer: {type(exc).__name__}"
+                ) from exc
+            self._consumer = consumer
+        return self._consumer
+
+    async def partitions(self, topics: Iterable[str], *, wait: bool = True) -> list[TopicPartition]:
+        """Every partition of `topics`. With `wait`, a topic the metadata does not have yet is
+        waited for (it may have been created a moment ago) and a missing one is an error;
+        without, it is left out."""
+        consumer = await self.consumer()
+        if not wait:
+            await consumer._client.force_metadata_update()
+        found = []
+        for topic in topics:
+            partitions = consumer.partitions_for_topic(topic)
+            if not partitions and wait:
+                partitions = await _partitions(consumer, topic, self.timeout)
+            found += [TopicPartition(topic, p) for p in sorted(partitions or ())]
+        return found
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[tuple[str, int], int]:
+        ends = await (await self.consumer()).end_offsets(partitions)
+        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+
+    async def beginning_offsets(self, partitions: list[TopicPartition]) -> dict[tuple[str, int], int]:
+        starts = await (await self.consumer()).beginning_offsets(partitions)
+        return {(tp.topic, tp.partition): offset for tp, offset in starts.items()}
+
+    async def committed(self, group: str) -> dict[tuple[str, int], int]:
+        """The offsets `group` has committed, by partition (none for a group that never committed)."""
+        if self._admin is None:
+            self._admin = await _admin(self.kafka, self.timeout)
+        offsets = await self._admin.list_consumer_group_offsets(group)
+        return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+
 async def end_offsets(kafka: KafkaConnection, topics: Iterable[str]) -> dict[tuple[str, int], int]:
     """The current end offset of every partition of `topics`."""
-    consumer = AIOKafkaConsumer(**kafka.aiokafka(), enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))
-        ]
-        offsets = await consumer.end_offsets(partitions)
-        return {(tp.topic, tp.partition): offset for tp, offset in offsets.items()}
-    finally:
-        await consumer.stop()
+    async with OffsetReader(kafka) as reader:
+        return await reader.end_offsets(await reader.partitions(topics))
 
 
 async def committed_offsets(kafka: KafkaConnection, group: str) -> dict[tuple[str, int], int]:
     """The offsets a consumer group has committed, by partition; empty while the group is new
     (its coordinator not found yet)."""
-    admin = await _admin(kafka, 15.0)
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    except KafkaError:
-        return {}
-    finally:
-        await admin.close()
-    return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
+    async with OffsetReader(kafka) as reader:
+        try:
+            return await reader.committed(group)
+        except KafkaError:
+            return {}
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str, timeout: float = 15.0) -> set[int]:

@@ -18,6 +18,7 @@ from faust.cli.faust import cli as faust_cli
 
 from hub.bootstrap import Hub
 from hub.errors import HubError
+from hub.lag_exporter import lag_exporter
 
 
 def _hub() -> Hub:
@@ -828,6 +829,7 @@ for command in (
     show_settings,
 ):
     faust_cli.add_command(command)
+faust_cli.add_command(lag_exporter)
 
 
 def main() -> None:

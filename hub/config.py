@@ -113,6 +113,12 @@ class Settings:
         "nir-connector",
         "the Folkeregister connector's Kafka principal, for the ACLs the hub makes",
     )
+    kafka_monitor_user: str = _setting(
+        "NIR_KAFKA_MONITOR_USER",
+        "nir-monitor",
+        "the lag exporter's Kafka principal, for the ACLs the hub makes: it may describe the "
+        "hub's topics and consumer group, and read or write nothing",
+    )
     database_url: str = _setting(
         "NIR_DATABASE_URL", "sqlite:///var/nir-register.sqlite3", "SQLAlchemy URL of the register"
     )
@@ -187,6 +193,22 @@ class Settings:
         "NIR_METRICS_PORT",
         0,
         "serve the worker's /metrics on this port instead of the web server (0: on the web server)",
+    )
+    lag_exporter_port: int = _setting(
+        "NIR_LAG_EXPORTER_PORT",
+        6072,
+        "port of `hub lag-exporter`'s /metrics and /health/ready, on NIR_METRICS_HOST",
+    )
+    lag_exporter_interval_seconds: float = _setting(
+        "NIR_LAG_EXPORTER_INTERVAL_SECONDS",
+        15.0,
+        "how often the lag exporter reads the consumer group's offsets from the broker",
+    )
+    ticket_overdue_days: float = _setting(
+        "NIR_TICKET_OVERDUE_DAYS",
+        7.0,
+        "an open case ticket older than this many days is overdue: the NirTicketOverdue alert "
+        "fires (the workers export the limit as nir_ticket_overdue_after_seconds)",
     )
     data_dir: str = _setting("NIR_DATA_DIR", "var/faust", "Faust's local data directory")
     retry_initial_seconds: float = _setting(
@@ -331,6 +353,10 @@ class Settings:
         if self.metrics_port and self.metrics_port == self.web_port:
             raise ConfigurationError(
                 "NIR_METRICS_PORT must differ from NIR_WEB_PORT (0 serves /metrics there)"
+            )
+        if self.lag_exporter_interval_seconds <= 0 or self.ticket_overdue_days <= 0:
+            raise ConfigurationError(
+                "NIR_LAG_EXPORTER_INTERVAL_SECONDS and NIR_TICKET_OVERDUE_DAYS must be more than 0"
             )
         if self.max_message_bytes < 10_000:
             raise ConfigurationError("NIR_MAX_MESSAGE_BYTES must be at least 10000")

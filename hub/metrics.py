@@ -2,7 +2,11 @@
 
 The worker serves them at `/metrics` beside Faust's sensor (`faust_*`, which includes each
 partition's end offset and committed offset); the Folkeregister connector serves its own on
-`NIR_CONNECTOR_METRICS_PORT`. `deploy/grafana/` and `deploy/prometheus/` use exactly these names;
+`NIR_CONNECTOR_METRICS_PORT`; `hub lag-exporter` serves only `LAG_EXPORTER_REGISTRY`'s.
+
+Register-wide figures (open tickets, the oldest open ticket, replays) are read from the register
+by every worker, so each exports the same value: dashboards and alerts aggregate them with `max`,
+never `sum`. `deploy/grafana/` and `deploy/prometheus/` use exactly these names;
 a test checks every dashboard query and alert against a real Prometheus scraping a real worker.
 
 Labels never carry a person identifier.
@@ -11,10 +15,16 @@ Labels never carry a person identifier.
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+# A `*_created` series beside every counter and histogram doubles what is stored and is read by
+# nothing here (the collector is global: this also covers Faust's sensor).
+disable_created_metrics()
 
 # Seconds: a single event takes milliseconds; a register that is down makes it take seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -52,8 +62,18 @@ UNSENDABLE = Counter(
     "Receipts or dead letters the broker refused as too large even in their smallest form, by topic kind",
     ["kind"],
 )
-OPEN_TICKETS = Gauge("nir_open_tickets", "Case tickets open or replayed, by error code", ["code"])
-REPLAYS = Counter("nir_replays_total", "Ticket replays sent to a source topic, by result", ["result"])
+OPEN_TICKETS = Gauge(
+    "nir_open_tickets", "Case tickets open or replayed, by error code (register-wide: max, not sum)", ["code"]
+)
+OLDEST_OPEN_TICKET_AGE = Gauge(
+    "nir_oldest_open_ticket_age_seconds",
+    "Time since the first failure of the oldest open or replayed case ticket; 0 with none (register-wide)",
+)
+TICKET_OVERDUE_AFTER = Gauge(
+    "nir_ticket_overdue_after_seconds",
+    "NIR_TICKET_OVERDUE_DAYS in seconds: an open ticket older than this is overdue",
+)
+READY = Gauge("nir_ready", "Whether each of the worker's readiness checks passes (1) or not (0)", ["check"])
 PROCESSING_SECONDS = Histogram(
     "nir_processing_seconds",
     "Time from a message reaching a flow to its outcome being confirmed (register, receipt, dead letter)",
@@ -70,6 +90,46 @@ CONSUMER_LAG = Gauge(
     "nir_consumer_lag",
     "Messages on a partition after the worker's last committed offset",
     ["topic", "partition"],
+)
+
+
+class _RegisterCounters(Collector):
+    """Counters the register keeps, as the worker last read them: a replay is counted where it is
+    recorded, so one sent by `hub cases replay` (outside every worker) counts too. Nothing is
+    exported before the first read, so a worker's start does not look like an increase."""
+
+    DOC = "Ticket replays, by result: sent (the tickets' replay counts), failed (the audit log)"
+
+    def __init__(self) -> None:
+        self.replays: dict[str, int] | None = None
+
+    def describe(self) -> Iterable[Metric]:
+        return [CounterMetricFamily("nir_replays", self.DOC, labels=["result"])]
+
+    def collect(self) -> Iterator[Metric]:
+        if self.replays is not None:
+            family = CounterMetricFamily("nir_replays", self.DOC, labels=["result"])
+            for result in ("sent", "failed"):
+                family.add_metric([result], self.replays.get(result, 0))
+            yield family
+
+
+REPLAYS = _RegisterCounters()
+REGISTRY.register(REPLAYS)
+
+# `hub lag-exporter` (its own process and registry): the consumer group as the broker sees it,
+# so lag stays visible when no worker runs.
+LAG_EXPORTER_REGISTRY = CollectorRegistry()
+GROUP_LAG = Gauge(
+    "nir_consumer_group_lag",
+    "Messages on a partition after the consumer group's committed offset, read from the broker",
+    ["group", "topic", "partition"],
+    registry=LAG_EXPORTER_REGISTRY,
+)
+GROUP_LAG_READ = Gauge(
+    "nir_consumer_group_lag_read_timestamp_seconds",
+    "When the lag exporter last read the group's offsets from the broker",
+    registry=LAG_EXPORTER_REGISTRY,
 )
 
 # The Folkeregister connector (its own process).
@@ -122,8 +182,6 @@ def observe_registrations(outcomes: Iterable[RegistrationOutcome]) -> None:
 
 
 # Series with known label values exist from the start (at 0), so a rate over them is defined.
-for _result in ("sent", "failed"):
-    REPLAYS.labels(_result)
 for _result in ("published", "passed_over", "looked_up", "malformed"):
     FOLKEREGISTER_ITEMS.labels(_result)
 for _flow in ("transfer_registrations", "record_address_changes", "open_case_tickets"):

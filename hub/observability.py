@@ -2,6 +2,11 @@
 `faust_*`, and the hub's own from `hub.metrics`), liveness at `/health/live`, readiness at
 `/health/ready`, and the gauges that are read off the register and the consumer on a timer.
 
+The register's figures (open tickets, the oldest one, replays) are the same for every worker:
+each exports them, and dashboards and alerts take their `max`. The group's lag as the broker sees
+it, when no worker runs too, is `hub lag-exporter`'s (`hub.lag_exporter`); a worker's own
+`nir_consumer_lag` covers only the partitions it holds.
+
 `/metrics` is served by the worker's web server, or, when NIR_METRICS_PORT is set, only by a
 server of its own on NIR_METRICS_HOST (an interface Prometheus reaches and users do not).
 """
@@ -12,6 +17,7 @@ import asyncio
 import functools
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -25,9 +31,11 @@ from sqlalchemy import text
 from hub import metrics
 from hub.bootstrap import Hub
 from hub.broker import broker_answers
+from hub.domain.calendar import as_utc
 from hub.errors import safe_traceback
 from hub.streaming import HubPrometheusMonitor
-from hub.support.tickets import ACTIVE, TicketFilter, counts_by_error_code
+from hub.support.replay import replay_counts
+from hub.support.tickets import ACTIVE, TicketFilter, counts_by_error_code, oldest_active_failure
 from hub.webserver import add_security_headers
 
 log = logging.getLogger(__name__)
@@ -102,17 +110,23 @@ def register_observability(app: faust.App, hub: Hub, headers: dict[str, str]) ->
             ok = all(value == "ok" for value in checks.values())
             return self.json({"status": "ready" if ok else "not ready", **checks}, status=200 if ok else 503)
 
+    metrics.TICKET_OVERDUE_AFTER.set(settings.ticket_overdue_days * 86400)
+
     @app.timer(interval=GAUGE_INTERVAL_SECONDS)
     async def update_gauges() -> None:
         _consumer_lag(app)
+        for check, value in (await readiness.checks()).items():
+            metrics.READY.labels(check).set(value == "ok")
         try:
-            counts = await asyncio.to_thread(_open_ticket_counts, hub)
+            figures = await asyncio.to_thread(_register_figures, hub)
         except Exception as exc:  # the next tick tries again
-            log.warning("could not count open tickets: %s", safe_traceback(exc))
+            log.warning("could not read the register's figures: %s", safe_traceback(exc))
             return
         metrics.OPEN_TICKETS.clear()
-        for code, count in counts.items():
+        for code, count in figures.open_tickets.items():
             metrics.OPEN_TICKETS.labels(code).set(count)
+        metrics.OLDEST_OPEN_TICKET_AGE.set(figures.oldest_open_ticket_age)
+        metrics.REPLAYS.replays = figures.replays
 
 
 class _Readiness:
@@ -152,10 +166,20 @@ def _consumer_lag(app: faust.App) -> None:
             metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, end - done))
 
 
-def _open_ticket_counts(hub: Hub) -> dict[str, int]:
-    counts: dict[str, int] = {}
+@dataclass(frozen=True)
+class _RegisterFigures:
+    open_tickets: dict[str, int]  # by error code
+    oldest_open_ticket_age: float  # seconds; 0 with none open
+    replays: dict[str, int]  # by result
+
+
+def _register_figures(hub: Hub) -> _RegisterFigures:
+    open_tickets: dict[str, int] = {}
     with hub.session_factory() as session:
         for status in ACTIVE:
             for code, count in counts_by_error_code(session, TicketFilter(status=status)):
-                counts[code] = counts.get(code, 0) + count
-    return counts
+                open_tickets[code] = open_tickets.get(code, 0) + count
+        oldest = oldest_active_failure(session)
+        replays = replay_counts(session)
+    age = 0.0 if oldest is None else max(0.0, (hub.clock() - as_utc(oldest)).total_seconds())
+    return _RegisterFigures(open_tickets, age, replays)

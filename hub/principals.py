@@ -13,6 +13,8 @@ allow.everyone.if.no.acl.found=false). Each principal gets only what its work ne
 | replays          | write each source's registrations (the support page and `hub cases       |
 |                  | replay` send corrected events as this principal, not as the worker)      |
 | the connector    | write address changes; read and write its position; its transactional id |
+| the monitor      | describe the hub's topics and the worker's consumer group: end offsets    |
+|                  | and committed offsets for `hub lag-exporter`, no message read or written |
 | nir-admin        | everything (a super user in the broker's configuration): topics, ACLs,   |
 |                  | credentials; only for `hub topics ensure` and `hub sources`              |
 
@@ -58,7 +60,7 @@ log = logging.getLogger(__name__)
 SCRAM_ITERATIONS = 8192
 _TIMEOUT = 30.0
 
-READ, WRITE = AclOperation.READ, AclOperation.WRITE
+READ, WRITE, DESCRIBE = AclOperation.READ, AclOperation.WRITE, AclOperation.DESCRIBE
 LITERAL, PREFIXED = ResourcePatternType.LITERAL, ResourcePatternType.PREFIXED
 
 
@@ -73,6 +75,7 @@ def service_acls(settings: Settings) -> list[AclBinding]:
     names = TopicNames(settings.topic_prefix)
     worker = f"User:{settings.kafka_worker_user}"
     connector = f"User:{settings.kafka_connector_user}"
+    monitor = f"User:{settings.kafka_monitor_user}"
     topic, group, txn = ResourceType.TOPIC, ResourceType.GROUP, ResourceType.TRANSACTIONAL_ID
     return [
         _allow(worker, topic, f"{settings.topic_prefix}.", PREFIXED, READ),
@@ -82,6 +85,9 @@ def service_acls(settings: Settings) -> list[AclBinding]:
         _allow(connector, topic, names.connector_position, LITERAL, READ),
         _allow(connector, topic, names.connector_position, LITERAL, WRITE),
         _allow(connector, txn, f"{settings.app_id}-folkeregister-connector", LITERAL, WRITE),
+        # Describe, not read: offsets are metadata; the messages stay out of the monitor's reach.
+        _allow(monitor, topic, f"{settings.topic_prefix}.", PREFIXED, DESCRIBE),
+        _allow(monitor, group, settings.app_id, LITERAL, DESCRIBE),
     ]
 
 
@@ -150,7 +156,12 @@ class BrokerAccess:
         """Credentials and ACLs of the hub's services and of every source in the registry, in
         one request of each kind."""
         settings = self.settings
-        services = (settings.kafka_worker_user, settings.kafka_replay_user, settings.kafka_connector_user)
+        services = (
+            settings.kafka_worker_user,
+            settings.kafka_replay_user,
+            settings.kafka_connector_user,
+            settings.kafka_monitor_user,
+        )
         scram_sources = [source.user for source in registry if source.authentication == "scram"]
         self.set_passwords({user: managed_password(settings, user) for user in (*services, *scram_sources)})
         acls = service_acls(settings)

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hub import metrics
 from hub.bootstrap import Hub
-from hub.register.models import CaseTicket
+from hub.register.models import AuditEntry, CaseTicket
 from hub.register.unit_of_work import in_transaction
 from hub.schemas.codec import REGISTRATION, SchemaCatalog
 from hub.schemas.contract import ContractError, from_json
@@ -91,6 +91,15 @@ def _mark(
         audit(session, user, "replay" if count > 0 else "replay_failed", now, ticket_id=ticket_id)
 
 
+def replay_counts(session: Session) -> dict[str, int]:
+    """Replays as `_mark` records them, whoever sent them (the support page, `hub cases replay`):
+    sent is the sum of the tickets' replay counts (a failed send takes its count back), failed
+    the audit log's entries for failed replays (a replay by a person is always audited)."""
+    sent = session.scalar(select(func.coalesce(func.sum(CaseTicket.replays), 0)))
+    failed = session.scalar(select(func.count()).where(AuditEntry.action == "replay_failed"))
+    return {"sent": int(sent or 0), "failed": int(failed or 0)}
+
+
 async def replay_tickets(
     hub: Hub,
     ticket_ids: list[int],
@@ -148,7 +157,6 @@ async def replay_tickets(
             try:
                 await producer.send_and_wait(plan.topic, plan.value, key=plan.key, headers=headers)
             except Exception:
-                metrics.REPLAYS.labels("failed").inc()
                 await in_uow(
                     functools.partial(
                         _mark,
@@ -160,7 +168,6 @@ async def replay_tickets(
                     ),
                 )
                 raise
-            metrics.REPLAYS.labels("sent").inc()
             report.replayed.append(ticket_id)
             on_each(ticket_id, f"replayed to {plan.topic}")
             await asyncio.sleep(1.0 / per_second)

@@ -293,6 +293,11 @@ def counts_by_error_code(session: Session, where: TicketFilter) -> list[tuple[st
     return sorted(((str(c), int(n)) for c, n in session.execute(query)), key=lambda row: (-row[1], row[0]))
 
 
+def oldest_active_failure(session: Session) -> dt.datetime | None:
+    """When the oldest ticket still waiting for a fix first failed (None: no such ticket)."""
+    return session.scalar(select(func.min(CaseTicket.first_failed_at)).where(CaseTicket.status.in_(ACTIVE)))
+
+
 def settle(
     session: Session, ticket_id: int, status: TicketStatus, note: str, now: dt.datetime, *, username: str
 ) -> CaseTicket:

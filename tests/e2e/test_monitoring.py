@@ -1,5 +1,6 @@
 """Metrics, health, and the Grafana dashboard and alert rules, checked by a real Prometheus
-(Debian's `prometheus` package) scraping a real worker and connector on the real broker."""
+(Debian's `prometheus` package) scraping a real worker, lag exporter and connector on the real
+broker."""
 
 from __future__ import annotations
 
@@ -54,10 +55,21 @@ def alert_expressions() -> list[str]:
     return [line.split("expr:", 1)[1].strip() for line in ALERTS.read_text().splitlines() if "expr:" in line]
 
 
+@dataclasses.dataclass(frozen=True)
+class Running:
+    harness: HubHarness
+    connector_port: int
+    exporter_port: int
+
+    def metrics_urls(self) -> list[str]:
+        ports = (self.harness.settings.web_port, self.connector_port, self.exporter_port)
+        return [f"http://127.0.0.1:{port}/metrics" for port in ports]
+
+
 @pytest.fixture
-def running(kafka_broker: LocalBroker, sqlite_url: str, tmp_path: Path) -> Iterator[tuple[HubHarness, int]]:
-    """A worker that has accepted, rejected and dead-lettered events, and a connector that has
-    read a feed."""
+def running(kafka_broker: LocalBroker, sqlite_url: str, tmp_path: Path) -> Iterator[Running]:
+    """A worker that has accepted, rejected and dead-lettered events, the lag exporter, and a
+    connector that has read a feed."""
     harness = HubHarness(make_settings(kafka_broker, sqlite_url, tmp_path), tmp_path)
     stand_in = FolkeregisterStandIn()
     person = synthetic_person()
@@ -66,6 +78,13 @@ def running(kafka_broker: LocalBroker, sqlite_url: str, tmp_path: Path) -> Itera
             harness.settings, folkeregister_url=url, folkeregister_poll_seconds=0.2
         )
         connector = WorkerProcess.connector(settings, tmp_path / "connector.log").start()
+        exporter_settings = dataclasses.replace(
+            settings.as_kafka_user(settings.kafka_monitor_user),
+            lag_exporter_port=free_port(),
+            lag_exporter_interval_seconds=1.0,
+        )
+        exporter = WorkerProcess(exporter_settings, tmp_path / "lag-exporter.log", command=("lag-exporter",))
+        exporter.start()
         harness.start_worker()
         try:
             late = event(synthetic_person(), fact_date=dt.date.today() - dt.timedelta(days=100))
@@ -75,17 +94,18 @@ def running(kafka_broker: LocalBroker, sqlite_url: str, tmp_path: Path) -> Itera
             harness.wait_for_receipts(4)
             assert person.national_id
             stand_in.move(person.national_id, "0301", dt.date.today())
-            yield harness, settings.connector_metrics_port
+            yield Running(harness, settings.connector_metrics_port, exporter_settings.lag_exporter_port)
         finally:
             connector.stop()
+            exporter.stop()
             harness.stop_all()
 
 
 @pytest.fixture
-def prometheus(running: tuple[HubHarness, int], tmp_path: Path) -> Iterator[str]:
+def prometheus(running: Running, tmp_path: Path) -> Iterator[str]:
     if shutil.which("prometheus") is None:
         pytest.fail("Prometheus is needed (Debian package 'prometheus'; .ci/run installs it)")
-    harness, connector_port = running
+    harness, connector_port = running.harness, running.connector_port
     shutil.copy(ALERTS, tmp_path / "alerts.yml")
     config = tmp_path / "prometheus.yml"
     config.write_text(
@@ -101,6 +121,10 @@ def prometheus(running: tuple[HubHarness, int], tmp_path: Path) -> Iterator[str]
                     {
                         "job_name": "nir-folkeregister-connector",
                         "static_configs": [{"targets": [f"127.0.0.1:{connector_port}"]}],
+                    },
+                    {
+                        "job_name": "nir-lag-exporter",
+                        "static_configs": [{"targets": [f"127.0.0.1:{running.exporter_port}"]}],
                     },
                 ],
             }
@@ -133,33 +157,40 @@ def query(prometheus: str, expr: str) -> dict[str, Any]:
     return answer
 
 
-def test_the_worker_answers_liveness_and_readiness(running: tuple[HubHarness, int]) -> None:
-    harness, _ = running
-    base = f"http://127.0.0.1:{harness.settings.web_port}"
+def targets_up(prometheus: str) -> int:
+    """How many targets Prometheus scrapes successfully (0 while it is starting)."""
+    try:
+        return len(query(prometheus, "up == 1")["data"]["result"])
+    except urllib.error.URLError:
+        return 0
+
+
+def test_the_worker_and_the_lag_exporter_answer_liveness_and_readiness(running: Running) -> None:
+    base = f"http://127.0.0.1:{running.harness.settings.web_port}"
     status, body = get(base + "/health/live")
     assert status == 200 and json.loads(body) == {"status": "live"}
     status, body = get(base + "/health/ready")
     assert status == 200 and json.loads(body) == {"status": "ready", "broker": "ok", "register": "ok"}
+    exporter = f"http://127.0.0.1:{running.exporter_port}/health/ready"
+    wait_until(lambda: get(exporter)[0] == 200, timeout=60, what="the lag exporter's first read")
 
 
 def test_every_dashboard_query_and_alert_is_valid_and_uses_only_exported_metrics(
-    running: tuple[HubHarness, int], prometheus: str
+    running: Running, prometheus: str
 ) -> None:
-    harness, connector_port = running
-    worker_url = f"http://127.0.0.1:{harness.settings.web_port}/metrics"
-    # The consumer-lag and open-ticket gauges are set on a 10-second timer.
-    wait_until(lambda: "nir_consumer_lag" in exported(worker_url), timeout=60, what="the lag gauge")
+    worker_url, connector_url, exporter_url = running.metrics_urls()
+    # The consumer-lag, readiness and register gauges are set on a 10-second timer.
+    for name in ("nir_consumer_lag", "nir_replays_total", "nir_ready"):
+        wait_until(lambda name=name: name in exported(worker_url), timeout=60, what=name)
     wait_until(
-        lambda: "nir_folkeregister_delay_seconds" in exported(f"http://127.0.0.1:{connector_port}/metrics"),
+        lambda: "nir_folkeregister_delay_seconds" in exported(connector_url),
         timeout=60,
         what="the connector's first page",
     )
-    names = exported(worker_url) | exported(f"http://127.0.0.1:{connector_port}/metrics") | {"up"}
-    wait_until(
-        lambda: len(query(prometheus, "up == 1")["data"]["result"]) == 2,
-        timeout=60,
-        what="both targets scraped",
-    )
+    wait_until(lambda: "nir_consumer_group_lag" in exported(exporter_url), timeout=60, what="the group's lag")
+    names = exported(worker_url) | exported(connector_url) | exported(exporter_url) | {"up"}
+    assert not {name for name in names if name.endswith("_created")}
+    wait_until(lambda: targets_up(prometheus) == 3, timeout=60, what="the three targets scraped")
 
     expressions = dashboard_queries() + alert_expressions()
     assert len(expressions) >= 20
@@ -181,6 +212,10 @@ def test_every_dashboard_query_and_alert_is_valid_and_uses_only_exported_metrics
     assert {"ACCEPTED", "ACCEPTED_WITH_WARNINGS", "DUPLICATE", "REJECTED"} <= outcomes
     assert query(prometheus, 'nir_late_registrations_total{municipality="0301"}')["data"]["result"]
     assert query(prometheus, 'nir_dead_letters_total{error_class="rule"} == 1')["data"]["result"]
+    # The worker's producer is counted: four receipts and a dead letter at least.
+    assert query(prometheus, "faust_total_sent_messages_total >= 5")["data"]["result"]
+    ready = query(prometheus, "nir_ready")["data"]["result"]
+    assert {(r["metric"]["check"], r["value"][1]) for r in ready} == {("broker", "1"), ("register", "1")}
 
     wait_until(
         lambda: all(
@@ -191,6 +226,28 @@ def test_every_dashboard_query_and_alert_is_valid_and_uses_only_exported_metrics
         timeout=30,
         what="every alert rule evaluated",
     )
+
+
+def test_the_lag_exporter_still_shows_the_lag_when_every_worker_is_down(
+    running: Running, prometheus: str
+) -> None:
+    harness = running.harness
+
+    def lag() -> float:  # of the registrations topics: what the sources sent and no worker read
+        answer = query(prometheus, 'sum(nir_consumer_group_lag{topic=~".*[.]registrations"})')
+        result = answer["data"]["result"]
+        return float(result[0]["value"][1]) if result else -1.0
+
+    wait_until(lambda: targets_up(prometheus) == 3, timeout=60, what="the three targets scraped")
+    wait_until(lambda: lag() == 0, timeout=60, what="the worker to have caught up, as the exporter sees it")
+    harness.stop_all()
+    wait_until(
+        lambda: not query(prometheus, 'up{job="nir-hub-worker"} == 1')["data"]["result"],
+        timeout=60,
+        what="no worker scraped",
+    )
+    harness.publish([event(synthetic_person()) for _ in range(3)])
+    wait_until(lambda: lag() == 3, timeout=60, what="the lag of three unread events")
 
 
 def test_the_shipped_prometheus_configuration_and_alert_rules_pass_promtool() -> None:

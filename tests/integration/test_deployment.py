@@ -59,6 +59,7 @@ def test_the_stack_has_every_part_the_operations_need() -> None:
         "support",
         "folkeregister-connector",
         "folkeregister-stand-in",
+        "lag-exporter",
         "prometheus",
         "grafana",
     } <= set(SERVICES)
@@ -92,18 +93,24 @@ def test_hub_services_reach_kafka_and_postgres_as_those_services_are_configured(
     postgres = {k: interpolated(v) for k, v in SERVICES["postgres"]["environment"].items()}
     credentials = kafka["NIR_KAFKA_CREDENTIALS_DIR"]
     principals = {"worker": "nir-worker", "support": "nir-worker", "folkeregister-connector": "nir-connector"}
-    principals |= {"kafka-access": "nir-admin", "migrate": "nir-worker"}
+    principals |= {"kafka-access": "nir-admin", "migrate": "nir-worker", "lag-exporter": "nir-monitor"}
     for service, principal in principals.items():
         settings = settings_of(service)
         assert settings.kafka_bootstrap == f"{kafka['NIR_KAFKA_HOST']}:{kafka['NIR_KAFKA_PORT']}"
         assert settings.kafka_username == principal
         assert settings.kafka_ca_file == f"{credentials}/tls/ca.pem"
         assert settings.kafka_secrets_dir == f"{credentials}/secrets"
+        mounts = {interpolated(v).split(":")[1]: v for v in SERVICES[service]["volumes"]}
+        # Every hub service reads the operator's source registry (its topics and principals).
+        assert mounts[settings.sources_file].endswith(":ro")
         if service != "migrate":
-            mounts = {v.split(":")[1]: v for v in SERVICES[service]["volumes"]}
             assert mounts[credentials].startswith("kafka-credentials:")
             # Only the admin's one-shot service writes there (the passwords it makes).
             assert mounts[credentials].endswith(":ro") == (service != "kafka-access")
+        if service == "lag-exporter":  # it reads offsets from the broker and nothing from the register
+            assert "NIR_DATABASE_URL" not in SERVICES[service]["environment"]
+            assert set(SERVICES[service]["depends_on"]) == {"kafka-access"}
+            continue
         url = urlsplit(settings.database_url)
         assert url.scheme == "postgresql+psycopg" and url.hostname == "postgres"
         assert (url.username, url.password, url.path.lstrip("/")) == (
@@ -125,6 +132,13 @@ def test_ports_match_between_the_services_prometheus_and_the_hub() -> None:
     jobs = {job["job_name"]: job for job in PROMETHEUS["scrape_configs"]}
     [worker_sd] = jobs["nir-hub-worker"]["dns_sd_configs"]
     assert worker_sd["names"] == ["worker"] and worker_sd["port"] == worker.web_port
+    # The support service's worker is scraped on its own /metrics port, off the published page.
+    [support_target] = jobs["nir-hub-worker"]["static_configs"]
+    assert support_target["targets"] == [f"support:{support.metrics_port}"]
+    assert support.metrics_host == "0.0.0.0" and str(support.metrics_port) in SERVICES["support"]["expose"]
+    exporter = settings_of("lag-exporter")
+    [target] = jobs["nir-lag-exporter"]["static_configs"][0]["targets"]
+    assert target == f"lag-exporter:{exporter.lag_exporter_port}" and exporter.metrics_host == "0.0.0.0"
     connector = settings_of("folkeregister-connector")
     [target] = jobs["nir-folkeregister-connector"]["static_configs"][0]["targets"]
     assert target == f"folkeregister-connector:{connector.connector_metrics_port}"
@@ -135,11 +149,14 @@ def test_ports_match_between_the_services_prometheus_and_the_hub() -> None:
     assert feed.path == "/folkeregisteret/offentlig-med-hjemmel/api/v1"
 
 
-def test_prometheus_and_grafana_mount_the_shipped_configuration() -> None:
+def test_prometheus_and_grafana_mount_the_shipped_configuration_and_keep_their_data() -> None:
     for service in ("prometheus", "grafana"):
-        for volume in SERVICES[service]["volumes"]:
-            source = volume.split(":")[0]
-            assert (ROOT / source).is_dir(), volume
+        binds = [v for v in SERVICES[service]["volumes"] if v.startswith("./")]
+        assert binds and all((ROOT / v.split(":")[0]).is_dir() for v in binds)
+        [data] = [v.split(":")[0] for v in SERVICES[service]["volumes"] if not v.startswith("./")]
+        assert data in COMPOSE["volumes"]  # a named volume: series and users survive a restart
+    assert "prometheus-data:/prometheus" in SERVICES["prometheus"]["volumes"]
+    assert "grafana-data:/var/lib/grafana" in SERVICES["grafana"]["volumes"]
     assert "./deploy/prometheus:/etc/prometheus:ro" in SERVICES["prometheus"]["volumes"]
     provider = yaml.safe_load((ROOT / "deploy/grafana/provisioning/dashboards/nir-hub.yml").read_text())
     mounted = {v.split(":")[1]: v.split(":")[0] for v in SERVICES["grafana"]["volumes"]}
@@ -163,3 +180,73 @@ def test_the_compose_file_is_safe_to_copy() -> None:
     with pytest.raises(KeyError):  # compose refuses to start without the passwords
         interpolated(SERVICES["postgres"]["environment"]["POSTGRES_PASSWORD"], {})
     assert interpolated(SERVICES["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"]) == "another"
+
+
+def _probed_url(service: str) -> str:
+    test = SERVICES[service]["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"], test
+    return str(test[4])
+
+
+@pytest.mark.parametrize(
+    "service", [name for name in HUB_SERVICES if name not in ("kafka-access", "migrate")]
+)
+def test_every_long_running_hub_service_has_a_healthcheck_on_its_own_port(service: str) -> None:
+    url = urlsplit(_probed_url(service))
+    assert url.hostname == "127.0.0.1"
+    command = SERVICES[service]["command"]
+    if command[:2] == ["hub", "worker"]:
+        settings = settings_of(service)
+        assert url.port == settings.web_port and url.path == "/health/ready"
+        assert url.scheme == ("https" if settings.web_tls_cert_file else "http")
+    elif command[:2] == ["hub", "lag-exporter"]:
+        assert (url.port, url.path) == (settings_of(service).lag_exporter_port, "/health/ready")
+    elif command[:3] == ["hub", "folkeregister", "connect"]:
+        assert (url.port, url.path) == (settings_of(service).connector_metrics_port, "/metrics")
+    else:
+        assert command[:3] == ["hub", "folkeregister", "stand-in"]
+        assert str(url.port) == command[command.index("--port") + 1]
+
+
+def test_the_healthcheck_probe_fails_on_a_503_and_passes_on_a_200() -> None:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/ok" else 503)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    Thread(target=server.serve_forever, daemon=True).start()
+    probe = SERVICES["worker"]["healthcheck"]["test"][3]
+    try:
+        for path, code in (("/ok", 0), ("/health/ready", 1)):
+            url = f"http://127.0.0.1:{server.server_port}{path}"
+            result = subprocess.run([sys.executable, "-c", probe, url], capture_output=True, timeout=30)
+            assert result.returncode == code, result.stderr
+    finally:
+        server.shutdown()
+
+
+def test_the_connector_starts_after_its_stand_in_answers() -> None:
+    depends = SERVICES["folkeregister-connector"]["depends_on"]
+    assert depends["folkeregister-stand-in"] == {"condition": "service_healthy"}
+    assert depends["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_every_image_is_pinned_to_an_exact_version() -> None:
+    exact = re.compile(r"[\w./-]+:v?\d+\.\d+(\.\d+)?(-[\w.-]+)?")
+    for name, service in SERVICES.items():
+        image = service["image"]
+        if service.get("build"):  # built here, from base images pinned below
+            assert image.endswith(":local"), name
+        else:
+            assert exact.fullmatch(image), f"{name}: {image}"
+    for dockerfile in (ROOT / "Dockerfile", ROOT / "deploy" / "kafka" / "Dockerfile"):
+        for line in dockerfile.read_text().splitlines():
+            if line.startswith("FROM "):
+                assert exact.fullmatch(line.split()[1]), line

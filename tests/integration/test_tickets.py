@@ -170,3 +170,30 @@ def test_an_open_ticket_is_closed_by_the_fix_sent_after_it(hub: Hub) -> None:
     run(hub, publisher, encoded(fix), 1)
     [ticket] = all_tickets(hub)
     assert (ticket.status, ticket.linked_event_id) == ("resolved", fix["eventId"])
+
+
+def test_the_register_figures_the_workers_export_come_from_the_register_alone(hub: Hub) -> None:
+    """Open tickets, the oldest open one and replays are read from the register, so every worker
+    exports the same figures and a replay sent by `hub cases replay` counts like the page's."""
+    from hub.observability import _register_figures
+    from hub.support.access import audit
+
+    now = dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)
+    hub = dataclasses.replace(hub, clock=lambda: now)
+    with UnitOfWork(hub.session_factory) as uow:
+        for days, status in ((10, TicketStatus.RESOLVED), (3, TicketStatus.REPLAYED), (1, TicketStatus.OPEN)):
+            ticket = file_manual_case(
+                uow.session,
+                duf_number="201812345",
+                description="x",
+                municipality="0301",
+                now=now - dt.timedelta(days=days),
+            )
+            ticket.status, ticket.replays = status.value, 2
+        audit(uow.session, "kari", "replay_failed", now, ticket_id=ticket.id)
+        uow.commit()
+
+    figures = _register_figures(hub)
+    assert figures.open_tickets == {"-": 2}  # open and replayed; no error code on a filed case
+    assert figures.oldest_open_ticket_age == dt.timedelta(days=3).total_seconds()  # not the resolved one
+    assert figures.replays == {"sent": 6, "failed": 1}

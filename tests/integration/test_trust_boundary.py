@@ -25,8 +25,10 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
+from hub.broker import OffsetReader
 from hub.errors import ConfigurationError
 from hub.kafka_client import KafkaConnection
+from hub.lag_exporter import consumed_topics, read_group_lag
 from hub.localrun import LocalBroker
 from hub.principals import BrokerAccess, source_acls
 from tests.conftest import make_settings
@@ -172,6 +174,50 @@ def test_the_hubs_own_principals_have_only_what_their_work_needs(harness: HubHar
     # Neither may hand out rights: that is the admin's.
     with pytest.raises(ConfigurationError, match="admin principal"):
         BrokerAccess(settings).grant(harness.hub.registry.sources[OSLO])
+
+
+def test_the_monitor_reads_the_groups_lag_and_no_message(harness: HubHarness) -> None:
+    names = harness.hub.names
+    settings = harness.settings
+    monitor = settings.kafka_as(settings.kafka_monitor_user)
+    asyncio.run(_write(settings.kafka_as(settings.kafka_replay_user), names.registrations(OSLO)))
+    asyncio.run(_read(settings.kafka, names.registrations(OSLO), group=settings.app_id))  # commits 0
+
+    async def lag() -> dict[tuple[str, int], int]:
+        async with OffsetReader(monitor) as reader:
+            topics = consumed_topics(settings, harness.hub.registry)
+            return await read_group_lag(reader, settings.app_id, topics)
+
+    behind = asyncio.run(lag())
+    assert sum(behind.values()) == 1  # the one message, committed or not on its partition
+    assert (names.registrations(OSLO), 0) in behind and (names.dead_letters, 0) in behind
+
+    async def fetch(topic: str) -> None:  # no group: only the topic's read right is asked for
+        consumer = AIOKafkaConsumer(**monitor.aiokafka(), enable_auto_commit=False)
+        await consumer.start()
+        try:
+            consumer.assign([TopicPartition(topic, p) for p in range(settings.registration_partitions)])
+            for _ in range(5):
+                await consumer.getmany(timeout_ms=1_000)
+        finally:
+            await consumer.stop()
+
+    with pytest.raises(TopicAuthorizationFailedError):
+        asyncio.run(fetch(names.registrations(OSLO)))
+
+    async def commit_in_group() -> None:
+        consumer = AIOKafkaConsumer(**monitor.aiokafka(), group_id=settings.app_id, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            consumer.assign([TopicPartition(names.registrations(OSLO), 0)])
+            await consumer.commit({TopicPartition(names.registrations(OSLO), 0): 0})
+        finally:
+            await consumer.stop()
+
+    with pytest.raises(GroupAuthorizationFailedError):  # describing the group is not using it
+        asyncio.run(commit_in_group())
+    with pytest.raises(TopicAuthorizationFailedError):
+        asyncio.run(_write(monitor, names.registrations(OSLO)))
 
 
 def test_grant_and_revoke_take_effect_at_once_and_may_be_repeated(harness: HubHarness) -> None:

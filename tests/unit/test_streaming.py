@@ -58,14 +58,16 @@ class _Stream:
         self.task_owner = _Owner()
 
 
+_TIMINGS = ("faust_events_runtime_ms", "faust_producer_send_latency", "faust_producer_error_send_latency")
+
+
 def _samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample but creation times, and of the event-runtime histogram (timings) only its count."""
+    """Every sample but creation times, and of the timing histograms only their counts."""
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in registry.collect()
         for s in family.samples
-        if not s.name.endswith("_created")
-        and (not s.name.startswith("faust_events_runtime_ms") or s.name.endswith("_count"))
+        if not s.name.endswith("_created") and (not s.name.startswith(_TIMINGS) or s.name.endswith("_count"))
     }
 
 
@@ -83,6 +85,12 @@ def _drive(monitor: PrometheusMonitor, offsets: range, *, rebalance_at: int | No
         monitor.on_stream_event_out(tp, offset, stream, None, state)  # type: ignore[arg-type]
         if offset % 5:
             monitor.on_message_out(tp, offset, message)  # type: ignore[arg-type]
+        if offset % 3 == 0:  # a receipt for it, confirmed (and every seventh refused)
+            sent = monitor.on_send_initiated(None, f"receipts-{offset % 2}", None, 0, 10)  # type: ignore[arg-type]
+            if offset % 7:
+                monitor.on_send_completed(None, sent, None)  # type: ignore[arg-type]
+            else:
+                monitor.on_send_error(None, RuntimeError(), sent)  # type: ignore[arg-type]
 
 
 def test_hub_prometheus_monitor_exports_what_fausts_sensor_exports() -> None:
@@ -102,6 +110,8 @@ def test_hub_prometheus_monitor_exports_what_fausts_sensor_exports() -> None:
         == 77 + 10  # the last offset of that partition, 77
     )
     assert expected[("faust_messages_received_per_topic_total", (("topic", "topic-0"),))] == 5  # not 27
+    assert expected[("faust_total_sent_messages_total", ())] == 27 - 4  # 0, 21, 42, 63 refused
+    assert expected[("faust_topic_messages_sent_total", (("topic", "topic.receipts-1"),))] == 2  # 69, 75
 
 
 def test_hub_prometheus_monitor_writes_the_metrics_when_published() -> None:
