@@ -32,7 +32,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.orm import Session
 
 from hub.bootstrap import Hub
-from hub.domain.calendar import OSLO
+from hub.domain.calendar import OSLO, norwegian_day_text, norwegian_time_text, parse_norwegian_day
+from hub.domain.identifiers import InvalidIdentifier, check_duf_number, is_ascii_digits
 from hub.domain.redaction import is_plain
 from hub.errors import HubError, safe_traceback
 from hub.register.models import User
@@ -42,13 +43,16 @@ from hub.support import desk
 from hub.support.access import (
     SESSION_LIFETIME,
     AccessDenied,
+    NoSuchTicket,
     Refusal,
+    SessionEnded,
     Throttle,
     form_token,
     sign_in,
     sign_out,
     user_for_token,
 )
+from hub.support.i18n import DEFAULT_LANGUAGE, LANGUAGES, language_of, translate, translator
 from hub.support.replay import replay_tickets
 from hub.support.tickets import ACTIVE, TicketFilter, TicketStatus
 
@@ -68,9 +72,27 @@ _templates = Environment(
 )
 
 
+def _moment(value: str | dt.datetime | None) -> str:
+    """A timestamp (ISO 8601 or datetime) as people here write it, in Norway's time."""
+    if not value:
+        return "-"
+    return norwegian_time_text(dt.datetime.fromisoformat(value) if isinstance(value, str) else value)
+
+
+def _day(value: str | dt.date | None) -> str:
+    if not value:
+        return "-"
+    return norwegian_day_text(dt.date.fromisoformat(value) if isinstance(value, str) else value)
+
+
+_templates.filters["moment"] = _moment
+_templates.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False)
+_templates.filters["day"] = _day
+
+
 def _style_hashes() -> list[str]:
     """The pages' one inline style sheet, hashed for the Content-Security-Policy."""
-    page = _templates.get_template("base.html").render(prefix=PREFIX)
+    page = _templates.get_template("base.html").render(prefix=PREFIX, t=translator(DEFAULT_LANGUAGE))
     return [
         base64.b64encode(hashlib.sha256(sheet.encode()).digest()).decode()
         for sheet in re.findall(r"<style>(.*?)</style>", page, flags=re.DOTALL)
@@ -78,8 +100,13 @@ def _style_hashes() -> list[str]:
 
 
 STYLE_HASHES = _style_hashes()
-WRONG_DETAILS = "wrong username or password"  # also for a disabled user: nothing more is told
-LOCKED_OUT = "Sign-in refused for now; try again later."
+# Why the sign-in page was shown, as the `reason` it may be given (anything else is not shown).
+SIGN_IN_REASONS = {
+    "signed_out": "sign_in.signed_out",
+    "expired": "sign_in.expired",
+    "disabled": "sign_in.disabled",
+}
+LANGUAGE = aiohttp_web.RequestKey("language", str)  # the language a request is answered in
 
 blueprint = faust.web.Blueprint("support")
 
@@ -100,9 +127,25 @@ class SupportView(View):
     secure_cookie: ClassVar[bool] = False
     throttle: ClassVar[Throttle] = Throttle()
 
-    def page(self, template: str, status: int = 200, **context: Any) -> Response:
-        body = _templates.get_template(template).render(prefix=PREFIX, **context)
+    def page(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
+        """A page in the request's language (the user's; before sign-in, the one asked for)."""
+        language = self.language(request)
+        body = _templates.get_template(template).render(
+            prefix=PREFIX, t=translator(language), language=language, here=_here(request), **context
+        )
         return self.html(body, status=status)
+
+    def language(self, request: Request) -> str:
+        """The language the request is answered in (known once the user is)."""
+        return language_of(_aiohttp_request(request).get(LANGUAGE))
+
+    def message(self, request: Request, status: int, title: str, message: str, **values: Any) -> Response:
+        """A page that only says something: `title` and `message` are keys of the translations."""
+        language = self.language(request)
+        text = translate(language, message, **_translated_values(language, values))
+        return self.page(
+            request, "message.html", status=status, title=translate(language, title), message=text
+        )
 
     def redirect(self, path: str, **query: Any) -> Response:
         location = PREFIX + path + ("?" + urlencode(query) if query else "")
@@ -127,16 +170,20 @@ class SupportView(View):
     async def as_user(
         self, request: Request, work: Callable[[Session, User], T], *, ticket_id: int | None = None
     ) -> T:
-        """Run `work` for the signed-in user in one transaction. A refused ticket is audited."""
+        """Run `work` for the signed-in user in one transaction, and answer the request in the
+        user's language. A refused ticket is audited."""
         token = _cookie(request)
         now = self.hub.clock()
 
-        def run() -> T:
+        def run() -> tuple[T, str]:
             with UnitOfWork(self.hub.session_factory) as uow:
                 try:
                     user = user_for_token(uow.session, token or "", now)
-                except AccessDenied as exc:
-                    raise _NotSignedIn(str(exc) if token else None) from exc
+                except SessionEnded as exc:
+                    raise _NotSignedIn(
+                        ("disabled" if exc.disabled else "expired") if token else None
+                    ) from exc
+                language = language_of(user.language)
                 try:
                     result = work(uow.session, user)
                 except AccessDenied:
@@ -144,11 +191,14 @@ class SupportView(View):
                     if ticket_id is not None:
                         desk.record_refusal(uow.session, user, ticket_id, now)
                         uow.commit()
+                    _aiohttp_request(request)[LANGUAGE] = language
                     raise
                 uow.commit()
-                return result
+                return result, language
 
-        return await asyncio.to_thread(run)
+        result, language = await asyncio.to_thread(run)
+        _aiohttp_request(request)[LANGUAGE] = language
+        return result
 
     async def ticket_page(
         self,
@@ -168,10 +218,11 @@ class SupportView(View):
         found = await self.as_user(request, work, ticket_id=ticket_id)
         ticket = found["ticket"]
         return self.page(
+            request,
             "ticket.html",
             status=status,
             form_token=form_token(_cookie(request) or ""),
-            done=_aiohttp_request(request).query.get("done"),
+            done=_done_key(_aiohttp_request(request).query.get("done")),
             problems=problems or [],
             draft=draft if draft is not None else _pretty(ticket["editable"]),
             event_json=_pretty(ticket["event"]),
@@ -188,7 +239,7 @@ class SupportView(View):
         user = await self.as_user(request, username, ticket_id=ticket_id)
         report = await replay_tickets(self.hub, [ticket_id], user=user)
         if ticket_id in report.skipped:
-            return self.redirect(f"/tickets/{ticket_id}", done=f"not replayed: {report.skipped[ticket_id]}")
+            return self.redirect(f"/tickets/{ticket_id}", done="not_replayed")
         return self.redirect(f"/tickets/{ticket_id}", done="replayed")
 
     async def form(self, request: Request, cookie: str = COOKIE) -> Mapping[str, str]:
@@ -209,24 +260,16 @@ class SupportView(View):
         except _NotSignedIn as exc:
             return self.to_sign_in(request, exc.reason)
         except _ForeignForm:
-            message = (
-                "The form did not come from this page, so nothing was done. Reload the page and try again."
-            )
-            return self.page("message.html", status=403, title="Refused", message=message)
-        except AccessDenied as exc:
-            return self.page("message.html", status=404, title="Not found", message=str(exc))
+            return self.message(request, 403, "refused.title", "refused.foreign_form")
+        except NoSuchTicket as exc:
+            return self.message(request, 404, "not_found.title", "not_found.ticket", ticket=exc.ticket_id)
         except _BadInput as exc:
-            return self.page("message.html", status=400, title="Bad request", message=str(exc))
+            return self.message(request, 400, "bad_request.title", exc.key, **exc.values)
         except Exception as exc:
             # Logged by where it happened, never by its text or the request's parameters: either
             # can carry an identifier.
             log.error("support page %s failed: %s", _aiohttp_request(request).path, safe_traceback(exc))
-            return self.page(
-                "message.html",
-                status=500,
-                title="Something went wrong",
-                message="The page could not be shown. Nothing was changed; try again, or tell IMDi's support.",
-            )
+            return self.message(request, 500, "failed.title", "failed.message")
 
 
 def _aiohttp(response: Response) -> aiohttp_web.Response:
@@ -250,9 +293,22 @@ def _path_of(request: Request) -> str:
     return path[len(PREFIX) :] if path.startswith(PREFIX) else "/tickets"
 
 
+def _here(request: Request) -> str:
+    """The page's own address inside the support page, to come back to after switching language."""
+    return _path_of(request) + (
+        f"?{_aiohttp_request(request).query_string}" if _aiohttp_request(request).query_string else ""
+    )
+
+
 def _safe_next(value: str | None) -> str:
     """Only a path inside the support page (never another site) is a place to go back to."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+    if (
+        value
+        and value.startswith("/")
+        and not value.startswith("//")
+        and "\\" not in value
+        and is_plain(value, 2000)
+    ):
         return value
     return "/tickets"
 
@@ -264,41 +320,76 @@ _FILTER_TEXT_LIMIT = 64
 
 
 class _BadInput(ValueError):
-    """A parameter the page cannot use; the message says which and why, without repeating it."""
+    """A parameter the page cannot use; the message (a translation key and its values) says which
+    and why, without repeating it."""
+
+    def __init__(self, key: str, **values: Any) -> None:
+        super().__init__(key)
+        self.key, self.values = key, values
+
+
+# What `done=` may say after an action; anything else in the query is not shown.
+_DONE = frozenset(
+    {"replayed", "edited", "filed", "resolved", "discarded", "not_replayed", "not_settled", "language"}
+)
+
+
+def _done_key(value: str | None) -> str | None:
+    return f"done.{value}" if value in _DONE else None
 
 
 def _day_start(value: str, *, end: bool = False) -> dt.datetime | None:
-    """A date from the filter form as the start (or end) of that day in Norway."""
-    if not value:
+    """A date from the filter form (DD.MM.YYYY) as the start (or end) of that day in Norway."""
+    if not value.strip():
         return None
     try:
-        day = dt.date.fromisoformat(value)
+        day = parse_norwegian_day(value)
     except ValueError:
-        raise _BadInput("dates are written YYYY-MM-DD") from None
+        raise _BadInput("bad.date") from None
     if not _EARLIEST <= day <= _LATEST:
-        raise _BadInput(f"dates are from {_EARLIEST.isoformat()} to {_LATEST.isoformat()}")
+        raise _BadInput("bad.date_range")
     start = dt.datetime.combine(day, dt.time(), tzinfo=OSLO)
     return (start + dt.timedelta(days=1, microseconds=-1) if end else start).astimezone(dt.UTC)
 
 
 def _text(value: str, name: str, limit: int = _FILTER_TEXT_LIMIT) -> str:
     """A text parameter, refused unless printable and at most `limit` characters: the register
-    must never be the one to refuse it (PostgreSQL refuses a NUL where SQLite would not)."""
+    must never be the one to refuse it (PostgreSQL refuses a NUL where SQLite would not).
+    `name` is the translation key of the field's name."""
     if not is_plain(value, limit):
-        raise _BadInput(f"{name} must be printable text of at most {limit} characters")
+        raise _BadInput("bad.text", name=_FieldName(name), limit=limit)
     return value
 
 
+class _FieldName(str):
+    """A field's name in a message: a translation key, put in the message's language on output."""
+
+
+def _translated_values(language: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: translate(language, v) if isinstance(v, _FieldName) else v for k, v in values.items()}
+
+
+def _whole_identifier(value: str) -> tuple[str, ...]:
+    """The search by person: a whole DUF number (12 digits) or fødselsnummer/D-number (11), never
+    a part of one (a part would list others' cases by their numbers)."""
+    value = value.strip()
+    if not value:
+        return ()
+    if len(value) not in (11, 12) or not is_ascii_digits(value):
+        raise _BadInput("bad.identifier")
+    return (value,)
+
+
 def _ticket_filter(query: Mapping[str, str]) -> TicketFilter:
-    def text(name: str) -> str | None:
-        return _text(query.get(name, ""), name).strip() or None
+    def text(name: str, field: str) -> str | None:
+        return _text(query.get(name, ""), field).strip() or None
 
     return TicketFilter(
-        status=text("status"),
-        error_code=text("code"),
-        source_system=text("source"),
-        municipality=text("municipality"),
-        duf_number=text("duf"),
+        status=text("status", "field.status"),
+        error_code=text("code", "field.code"),
+        source_system=text("source", "field.source"),
+        municipality=text("municipality", "field.municipality"),
+        identifiers=_whole_identifier(query.get("person", "")),
         failed_from=_day_start(query.get("from", "")),
         failed_until=_day_start(query.get("until", ""), end=True),
     )
@@ -314,16 +405,22 @@ class Index(SupportView):
 class Login(SupportView):
     async def get(self, request: Request) -> Response:
         query = _aiohttp_request(request).query
-        return self.sign_in_page(request, next=_safe_next(query.get("next")), reason=query.get("reason"))
+        reason = SIGN_IN_REASONS.get(query.get("reason", ""))
+        return self.sign_in_page(
+            request, query.get("lang"), next=_safe_next(query.get("next")), reason=reason
+        )
 
     async def post(self, request: Request) -> Response:
         return await self.guarded(request, lambda: self.sign_in(request))
 
-    def sign_in_page(self, request: Request, status: int = 200, **context: Any) -> Response:
-        """The sign-in form, with the anti-forgery value of this browser's sign-in cookie (a new
-        one if it has none)."""
+    def sign_in_page(
+        self, request: Request, language: str | None, status: int = 200, **context: Any
+    ) -> Response:
+        """The sign-in form in `language` (Norwegian unless English was asked for), with the
+        anti-forgery value of this browser's sign-in cookie (a new one if it has none)."""
+        _aiohttp_request(request)[LANGUAGE] = language_of(language)
         seed = _cookie(request, SIGN_IN_FORM_COOKIE) or secrets.token_urlsafe(32)
-        response = self.page("login.html", status=status, form_token=form_token(seed), **context)
+        response = self.page(request, "login.html", status=status, form_token=form_token(seed), **context)
         self.set_cookie(response, SIGN_IN_FORM_COOKIE, seed, int(SESSION_LIFETIME.total_seconds()))
         return response
 
@@ -331,19 +428,13 @@ class Login(SupportView):
         try:
             data = await self.form(request, SIGN_IN_FORM_COOKIE)
         except _ForeignForm:
-            return self.sign_in_page(
-                request,
-                status=403,
-                next="/tickets",
-                error="The form did not come from this page, so nothing was done. Try again.",
-            )
+            return self.sign_in_page(request, None, status=403, next="/tickets", error="refused.foreign_form")
         username, password = data.get("username", ""), data.get("password", "")
         next_path = _safe_next(data.get("next", ""))
+        language = language_of(data.get("lang"))
         now = self.hub.clock()
-        try:
-            _text(username, "the username", USERNAME_LIMIT)
-        except _BadInput as exc:
-            return self.sign_in_page(request, status=400, next=next_path, error=str(exc))
+        if not is_plain(username, USERNAME_LIMIT):
+            return self.sign_in_page(request, language, status=400, next=next_path, error="sign_in.wrong")
         address = _aiohttp_request(request).remote or "unknown"
         outcome = await asyncio.to_thread(
             sign_in,
@@ -359,9 +450,10 @@ class Login(SupportView):
             locked = outcome.refusal is Refusal.LOCKED
             return self.sign_in_page(
                 request,
+                language,
                 status=429 if locked else 401,
                 next=next_path,
-                error=LOCKED_OUT if locked else WRONG_DETAILS,
+                error="sign_in.locked" if locked else "sign_in.wrong",
                 username=username,
             )
         response = self.redirect(next_path)
@@ -377,7 +469,7 @@ class Logout(SupportView):
             await self.form(request)
             token = _cookie(request) or ""
             await in_transaction(self.hub.unit_of_work, lambda uow: sign_out(uow.session, token))
-            response = self.redirect("/login", reason="signed out")
+            response = self.redirect("/login", reason="signed_out")
             _aiohttp(response).del_cookie(COOKIE, path=PREFIX)
             return response
 
@@ -390,12 +482,13 @@ class Tickets(SupportView):
         query = dict(_aiohttp_request(request).query)
 
         async def handle() -> Response:
-            try:
-                where = _ticket_filter(query)
-            except _BadInput as exc:
-                return self.page("message.html", status=400, title="Bad filter", message=str(exc))
+            where = _ticket_filter(query)
+
+            now = self.hub.clock()
 
             def work(session: Session, user: User) -> dict[str, Any]:
+                if where.identifiers:
+                    desk.record_search(session, user, now)
                 return {
                     "user": user,
                     "tickets": desk.ticket_list(session, self.hub.catalog, user, where),
@@ -404,6 +497,7 @@ class Tickets(SupportView):
 
             found = await self.as_user(request, work)
             return self.page(
+                request,
                 "tickets.html",
                 query=query,
                 form_token=form_token(_cookie(request) or ""),
@@ -421,23 +515,27 @@ class Tickets(SupportView):
             data = await self.form(request)
             now = self.hub.clock()
 
-            description = _text(data.get("description", ""), "the description", DESCRIPTION_LIMIT)
-            municipality = _text(data.get("municipality", ""), "the municipality").strip() or None
+            description = _text(data.get("description", ""), "field.description", DESCRIPTION_LIMIT)
+            municipality = _text(data.get("municipality", ""), "field.municipality").strip() or None
+            duf_number = _text(data.get("duf", ""), "field.duf").strip()
+            if not description.strip():
+                raise _BadInput("file.description_required")
+            try:
+                check_duf_number(duf_number, today=now.date())
+            except InvalidIdentifier:
+                raise _BadInput("file.duf_invalid") from None
 
             def work(session: Session, user: User) -> int:
                 return desk.file_case_as(
                     session,
                     user,
-                    duf_number=_text(data.get("duf", ""), "the DUF number"),
+                    duf_number=duf_number,
                     description=description,
                     municipality=municipality,
                     now=now,
                 ).id
 
-            try:
-                ticket_id = await self.as_user(request, work)
-            except HubError as exc:
-                return self.page("message.html", status=400, title="Case not filed", message=str(exc))
+            ticket_id = await self.as_user(request, work)
             return self.redirect(f"/tickets/{ticket_id}", done="filed")
 
         return await self.guarded(request, handle)
@@ -463,15 +561,18 @@ class Edit(SupportView):
             try:
                 event = json.loads(draft)
                 if not isinstance(event, dict):
-                    raise ContractError(["the event must be a JSON object"])
+                    raise _BadInput("not_object")
                 await self.as_user(
                     request,
                     lambda session, user: desk.edit_as(session, self.hub.catalog, user, number, event, now),
                     ticket_id=number,
                 )
             except json.JSONDecodeError as exc:
+                problem = translate(self.language(request), "not_json", message=exc.msg, line=exc.lineno)
+                return await self.refused(request, number, [problem], draft)
+            except _BadInput as exc:
                 return await self.refused(
-                    request, number, [f"not JSON: {exc.msg} (line {exc.lineno})"], draft
+                    request, number, [translate(self.language(request), exc.key)], draft
                 )
             except ContractError as exc:
                 return await self.refused(request, number, list(exc.problems), draft)
@@ -513,9 +614,7 @@ class Settle(SupportView):
             except ValueError:
                 status = TicketStatus.OPEN
             if status not in (TicketStatus.RESOLVED, TicketStatus.DISCARDED):
-                return self.page(
-                    "message.html", status=400, title="Bad request", message="resolve or discard"
-                )
+                raise _BadInput("bad.settle")
             now = self.hub.clock()
             try:
                 await self.as_user(
@@ -527,9 +626,29 @@ class Settle(SupportView):
                 )
             except AccessDenied:
                 raise
-            except HubError as exc:
-                return self.redirect(f"/tickets/{number}", done=f"not {status.value}: {exc}")
+            except HubError:
+                return self.redirect(f"/tickets/{number}", done="not_settled")
             return self.redirect(f"/tickets/{number}", done=status.value)
+
+        return await self.guarded(request, handle)
+
+
+@blueprint.route("/language", name="language")
+class Language(SupportView):
+    """The user's choice of language, kept on the user."""
+
+    async def post(self, request: Request) -> Response:
+        async def handle() -> Response:
+            data = await self.form(request)
+            chosen = data.get("language", "")
+            if chosen not in LANGUAGES:
+                raise _BadInput("bad.choice", name=_FieldName("field.language"))
+
+            def work(session: Session, user: User) -> None:
+                user.language = chosen
+
+            await self.as_user(request, work)
+            return self.redirect(_safe_next(data.get("next")))
 
         return await self.guarded(request, handle)
 
