@@ -28,6 +28,8 @@ from hub.support.tickets import (
     TicketError,
     TicketFilter,
     TicketStatus,
+    active_tickets,
+    count_tickets,
     counts_by_error_code,
     describe_ticket,
     file_manual_case,
@@ -57,11 +59,26 @@ def record_search(session: Session, user: User, now: dt.datetime) -> None:
 
 
 def ticket_list(
-    session: Session, catalog: SchemaCatalog, user: User, where: TicketFilter, limit: int = 200
+    session: Session,
+    catalog: SchemaCatalog,
+    user: User,
+    where: TicketFilter,
+    limit: int = 200,
+    *,
+    offset: int = 0,
+    sort: str = "last_failed",
+    descending: bool = True,
 ) -> list[dict[str, Any]]:
-    """Tickets the user may see, identifiers shown by their last digits only (so a list is not a
-    view of personal data, and still lets a person recognise a caller's case)."""
-    tickets = list_tickets(session, scoped(user, by_person(session, where)), limit)
+    """Tickets the user may see, one page of them, identifiers shown by their last digits only
+    (so a list is not a view of personal data, and still lets a person recognise a caller's case)."""
+    tickets = list_tickets(
+        session,
+        scoped(user, by_person(session, where)),
+        limit,
+        offset=offset,
+        sort=sort,
+        descending=descending,
+    )
     return [
         {
             **describe_ticket(session, catalog, t),
@@ -70,6 +87,30 @@ def ticket_list(
         }
         for t in tickets
     ]
+
+
+def ticket_count(session: Session, user: User, where: TicketFilter) -> int:
+    """How many tickets the user may see match the filter (every page together)."""
+    return count_tickets(session, scoped(user, by_person(session, where)))
+
+
+# The most tickets one bulk action works on; more are left for the next, and the page says so.
+BULK_LIMIT = 1000
+
+
+def bulk_targets(session: Session, user: User, where: TicketFilter) -> tuple[list[int], int]:
+    """The open and replayed tickets the filter matches that the user may act on (at most
+    BULK_LIMIT, oldest first), and how many there are in all."""
+    return active_tickets(session, scoped(user, by_person(session, where)), BULK_LIMIT)
+
+
+def settle_many_as(
+    session: Session, user: User, ticket_ids: list[int], status: TicketStatus, note: str, now: dt.datetime
+) -> int:
+    """Resolve or discard each ticket (each in the user's scope, each audited); how many."""
+    for ticket_id in ticket_ids:
+        settle_as(session, user, ticket_id, status, note, now)
+    return len(ticket_ids)
 
 
 def error_code_counts(session: Session, user: User, where: TicketFilter) -> list[tuple[str, int]]:

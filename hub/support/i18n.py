@@ -192,6 +192,47 @@ TEXTS: dict[str, tuple[str, str]] = {
     "ticket.note": ("Hvorfor (lagres på saken)", "Why (kept on the ticket)"),
     "ticket.resolve": ("Løs", "Resolve"),
     "ticket.discard": ("Forkast", "Discard"),
+    # Bulk actions
+    "bulk.title": ("Alle saker i utvalget", "Every ticket the filter matches"),
+    "bulk.intro": (
+        "Gjelder de åpne og sendte sakene som passer filteret over, høyst 1000 om gangen.",
+        "For the open and replayed tickets the filter above matches, at most 1000 at a time.",
+    ),
+    "bulk.preview_replay": ("Send alle på nytt …", "Replay all …"),
+    "bulk.preview_resolve": ("Løs alle …", "Resolve all …"),
+    "bulk.note": ("Notat (påkrevd for å løse)", "Note (required to resolve)"),
+    "bulk.note_required": ("et notat er påkrevd for å løse saker", "a note is required to resolve tickets"),
+    "bulk.title_replay": ("Send på nytt: prøvekjøring", "Replay: dry run"),
+    "bulk.title_resolve": ("Løs saker", "Resolve tickets"),
+    "bulk.dry_run": (
+        "Ingenting er sendt ennå. Dette ville skjedd med {count} saker:",
+        "Nothing is sent yet. This is what would happen to {count} tickets:",
+    ),
+    "bulk.would_resolve": (
+        "Disse {count} sakene ville blitt løst med notatet «{note}»:",
+        "These {count} tickets would be resolved with the note “{note}”:",
+    ),
+    "bulk.more": (
+        "{rest} saker til passer; kjør igjen når disse er ferdige.",
+        "{rest} more tickets match; run again when these are done.",
+    ),
+    "bulk.changed": (
+        "Sakene har endret seg siden prøvekjøringen; se over på nytt før du bekrefter.",
+        "The tickets changed since the dry run; look again before you confirm.",
+    ),
+    "bulk.none": ("Ingen åpne saker passer filteret.", "No open tickets match the filter."),
+    "bulk.confirm_replay": ("Bekreft: send {count} saker på nytt", "Confirm: replay {count} tickets"),
+    "bulk.confirm_resolve": ("Bekreft: løs {count} saker", "Confirm: resolve {count} tickets"),
+    "bulk.resolved": ("{count} saker er løst.", "{count} tickets are resolved."),
+    "bulk.progress_title": ("Sender på nytt", "Replaying"),
+    "bulk.progress": ("{done} av {total} behandlet", "{done} of {total} handled"),
+    "bulk.finished": ("Ferdig.", "Finished."),
+    "bulk.failed": (
+        "Stoppet: meglerne kunne ikke ta imot. Sakene som ikke ble sendt, er fortsatt åpne.",
+        "Stopped: the broker could not take the events. The tickets not sent are still open.",
+    ),
+    "bulk.no_job": ("det finnes ingen slik kjøring", "there is no such run"),
+    "sort.by": ("Sorter etter {column}", "Sort by {column}"),
     # The ticket's story
     "story.title": ("Sakens historie", "The ticket's story"),
     "story.when": ("Når", "When"),

@@ -322,9 +322,46 @@ def get_ticket(session: Session, ticket_id: int) -> CaseTicket:
     return ticket
 
 
-def list_tickets(session: Session, where: TicketFilter, limit: int = 200) -> list[CaseTicket]:
-    query = where.apply(select(CaseTicket)).order_by(CaseTicket.last_failed_at.desc()).limit(limit)
+# What a list of tickets can be sorted by (the page's `sort` parameter); ties go by number.
+SORT_COLUMNS: dict[str, Any] = {
+    "last_failed": CaseTicket.last_failed_at,
+    "first_failed": CaseTicket.first_failed_at,
+    "id": CaseTicket.id,
+    "status": CaseTicket.status,
+    "code": CaseTicket.error_code,
+    "municipality": CaseTicket.municipality,
+    "attempts": CaseTicket.attempts,
+}
+
+
+def list_tickets(
+    session: Session,
+    where: TicketFilter,
+    limit: int = 200,
+    *,
+    offset: int = 0,
+    sort: str = "last_failed",
+    descending: bool = True,
+) -> list[CaseTicket]:
+    column = SORT_COLUMNS[sort]
+    order = (column.desc(), CaseTicket.id.desc()) if descending else (column.asc(), CaseTicket.id.asc())
+    query = where.apply(select(CaseTicket)).order_by(*order).offset(offset).limit(limit)
     return list(session.scalars(query))
+
+
+def count_tickets(session: Session, where: TicketFilter) -> int:
+    return session.scalar(where.apply(select(func.count()).select_from(CaseTicket))) or 0
+
+
+def active_tickets(session: Session, where: TicketFilter, limit: int) -> tuple[list[int], int]:
+    """The numbers of the open and replayed tickets the filter matches, oldest first, at most
+    `limit` of them; and how many there are in all."""
+    active = CaseTicket.status.in_(ACTIVE)
+    ids = session.scalars(
+        where.apply(select(CaseTicket.id)).where(active).order_by(CaseTicket.id).limit(limit)
+    )
+    total = session.scalar(where.apply(select(func.count()).select_from(CaseTicket)).where(active)) or 0
+    return list(ids), total
 
 
 def counts_by_error_code(session: Session, where: TicketFilter) -> list[tuple[str, int]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -22,6 +23,7 @@ import logging
 import re
 import secrets
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlencode
 
@@ -54,7 +56,7 @@ from hub.support.access import (
 )
 from hub.support.i18n import DEFAULT_LANGUAGE, LANGUAGES, language_of, translate, translator
 from hub.support.replay import replay_tickets
-from hub.support.tickets import ACTIVE, TicketFilter, TicketStatus
+from hub.support.tickets import ACTIVE, SORT_COLUMNS, TicketFilter, TicketStatus
 
 log = logging.getLogger(__name__)
 COOKIE = "nir_support_session"
@@ -264,6 +266,10 @@ class SupportView(View):
         except NoSuchTicket as exc:
             return self.message(request, 404, "not_found.title", "not_found.ticket", ticket=exc.ticket_id)
         except _BadInput as exc:
+            if LANGUAGE not in _aiohttp_request(request) and _cookie(request):
+                # Refused before the user was looked up: answered in their language all the same.
+                with contextlib.suppress(_NotSignedIn, AccessDenied):
+                    await self.as_user(request, lambda session, user: None)
             return self.message(request, 400, "bad_request.title", exc.key, **exc.values)
         except Exception as exc:
             # Logged by where it happened, never by its text or the request's parameters: either
@@ -380,6 +386,39 @@ def _whole_identifier(value: str) -> tuple[str, ...]:
     return (value,)
 
 
+PAGE_SIZE = 50
+# The query parameters that make up a filter (paging and sorting are not part of it).
+_FILTER_PARAMETERS = ("status", "code", "source", "municipality", "person", "from", "until")
+
+
+@dataclass(frozen=True)
+class _Ordering:
+    """Which page of the list, sorted by what, in which direction."""
+
+    page: int = 1
+    sort: str = "last_failed"
+    descending: bool = True
+
+    @property
+    def direction(self) -> str:
+        return "desc" if self.descending else "asc"
+
+
+def _ordering(query: Mapping[str, str]) -> _Ordering:
+    page_text, sort, direction = (
+        query.get("page", "1"),
+        query.get("sort", "last_failed"),
+        query.get("dir", "desc"),
+    )
+    if not (1 <= len(page_text) <= 7 and is_ascii_digits(page_text) and int(page_text) >= 1):
+        raise _BadInput("bad.page")
+    if sort not in SORT_COLUMNS:
+        raise _BadInput("bad.choice", name=_FieldName("field.sort"))
+    if direction not in ("asc", "desc"):
+        raise _BadInput("bad.choice", name=_FieldName("field.sort"))
+    return _Ordering(int(page_text), sort, direction == "desc")
+
+
 def _ticket_filter(query: Mapping[str, str]) -> TicketFilter:
     def text(name: str, field: str) -> str | None:
         return _text(query.get(name, ""), field).strip() or None
@@ -486,23 +525,47 @@ class Tickets(SupportView):
 
             now = self.hub.clock()
 
+            order = _ordering(query)
+
             def work(session: Session, user: User) -> dict[str, Any]:
                 if where.identifiers:
                     desk.record_search(session, user, now)
+                total = desk.ticket_count(session, user, where)
+                page = min(order.page, max(1, -(-total // PAGE_SIZE)))
+                listed = desk.ticket_list(
+                    session,
+                    self.hub.catalog,
+                    user,
+                    where,
+                    PAGE_SIZE,
+                    offset=(page - 1) * PAGE_SIZE,
+                    sort=order.sort,
+                    descending=order.descending,
+                )
                 return {
                     "user": user,
-                    "tickets": desk.ticket_list(session, self.hub.catalog, user, where),
+                    "tickets": listed,
+                    "total": total,
+                    "page": page,
                     "counts": desk.error_code_counts(session, user, where),
                 }
 
             found = await self.as_user(request, work)
+            filters = {k: v for k, v in query.items() if k in _FILTER_PARAMETERS and v}
             return self.page(
                 request,
                 "tickets.html",
                 query=query,
+                filters=filters,
+                order=order,
+                page_size=PAGE_SIZE,
+                sorts=list(SORT_COLUMNS),
+                link=lambda **change: urlencode(
+                    {**filters, "sort": order.sort, "dir": order.direction, **change}
+                ),
                 form_token=form_token(_cookie(request) or ""),
                 statuses=[s.value for s in TicketStatus],
-                without_code=urlencode({k: v for k, v in query.items() if k != "code"}),
+                without_code=urlencode({k: v for k, v in filters.items() if k != "code"}),
                 **found,
             )
 
@@ -629,6 +692,129 @@ class Settle(SupportView):
             except HubError:
                 return self.redirect(f"/tickets/{number}", done="not_settled")
             return self.redirect(f"/tickets/{number}", done=status.value)
+
+        return await self.guarded(request, handle)
+
+
+@dataclass
+class _BulkReplay:
+    """A bulk replay running in this worker, for its progress page (which only its starter sees)."""
+
+    owner: str
+    total: int
+    done: list[tuple[int, str]] = field(default_factory=list)
+    finished: bool = False
+    failed: bool = False
+    task: asyncio.Task[Any] | None = None
+
+
+# Bulk replays by their random id: kept in the worker that runs them (each replay is audited in
+# the register as it is sent; only the progress page needs this).
+_BULK_REPLAYS: dict[str, _BulkReplay] = {}
+BULK_REPLAY_PER_SECOND = 20.0
+
+
+def _fingerprint(ticket_ids: list[int]) -> str:
+    """What a confirmation was shown: if the tickets changed since, it is shown again."""
+    return hashlib.sha256(",".join(map(str, ticket_ids)).encode()).hexdigest()[:32]
+
+
+@blueprint.route("/tickets/bulk", name="bulk")
+class Bulk(SupportView):
+    """Replay or resolve every open or replayed ticket the current filter matches: first what
+    would be done (a dry run), then, confirmed, done, with progress for a replay."""
+
+    async def post(self, request: Request) -> Response:
+        async def handle() -> Response:
+            data = await self.form(request)
+            action = data.get("action", "")
+            if action not in ("replay", "resolve"):
+                raise _BadInput("bad.choice", name=_FieldName("field.action"))
+            where = _ticket_filter(data)
+            note = _text(data.get("note", ""), "field.note", DESCRIPTION_LIMIT).strip()
+            now = self.hub.clock()
+
+            def targets(session: Session, user: User) -> tuple[User, list[int], int]:
+                ids, total = desk.bulk_targets(session, user, where)
+                return user, ids, total
+
+            user, ids, total = await self.as_user(request, targets)
+            fingerprint = _fingerprint(ids)
+            confirmed = data.get("step") == "confirm" and hmac.compare_digest(
+                data.get("expected", ""), fingerprint
+            )
+            if action == "resolve" and not note:
+                raise _BadInput("bulk.note_required")
+            if confirmed and ids and action == "replay":
+                return self.redirect(f"/tickets/bulk/{self.start_replay(user.username, ids)}")
+            if confirmed and ids:
+                count = await self.as_user(
+                    request,
+                    lambda session, u: desk.settle_many_as(session, u, ids, TicketStatus.RESOLVED, note, now),
+                )
+                return self.message(request, 200, "bulk.title_resolve", "bulk.resolved", count=count)
+            plan: list[tuple[int, str]] = []
+            if action == "replay":  # the dry run: what would be sent where, and what not, and why
+                await replay_tickets(
+                    self.hub, ids, dry_run=True, on_each=lambda i, what: plan.append((i, what))
+                )
+            else:
+                plan = [(i, "") for i in ids]
+            return self.page(
+                request,
+                "bulk.html",
+                user=user,
+                form_token=form_token(_cookie(request) or ""),
+                action=action,
+                plan=plan,
+                total=total,
+                note=note,
+                expected=fingerprint,
+                changed=data.get("step") == "confirm",
+                filters={k: data[k] for k in _FILTER_PARAMETERS if data.get(k)},
+            )
+
+        return await self.guarded(request, handle)
+
+    def start_replay(self, username: str, ticket_ids: list[int]) -> str:
+        job_id = secrets.token_urlsafe(18)
+        job = _BulkReplay(owner=username, total=len(ticket_ids))
+
+        async def run() -> None:
+            try:
+                await replay_tickets(
+                    self.hub,
+                    ticket_ids,
+                    per_second=BULK_REPLAY_PER_SECOND,
+                    on_each=lambda i, what: job.done.append((i, what)),
+                    user=username,
+                )
+            except Exception as exc:
+                job.failed = True
+                log.error("bulk replay failed: %s", safe_traceback(exc))
+            finally:
+                job.finished = True
+
+        job.task = asyncio.create_task(run())
+        _BULK_REPLAYS[job_id] = job
+        return job_id
+
+
+@blueprint.route("/tickets/bulk/{job_id:[A-Za-z0-9_-]{24}}", name="bulk_progress")
+class BulkProgress(SupportView):
+    async def get(self, request: Request, job_id: str) -> Response:
+        async def handle() -> Response:
+            user = await self.as_user(request, lambda session, u: u)
+            job = _BULK_REPLAYS.get(job_id)
+            if job is None or job.owner != user.username:
+                return self.message(request, 404, "not_found.title", "bulk.no_job")
+            return self.page(
+                request,
+                "bulk_progress.html",
+                user=user,
+                form_token=form_token(_cookie(request) or ""),
+                job=job,
+            )
 
         return await self.guarded(request, handle)
 

@@ -290,3 +290,27 @@ def test_forms_need_the_session_s_token_and_signing_out_ends_the_session(support
     page.context.add_cookies([cookie])  # the old session token no longer opens anything
     page.open(f"/support/tickets/{oslo.id}")
     assert "/support/login" in page.tab.url
+
+
+def test_bulk_replay_by_filter_shows_a_dry_run_then_replays_with_progress(support: Any, browser: Any) -> None:
+    harness, _events = support
+    page = Page(browser, base_url(harness))
+    page.sign_in("imdi")
+    page.tab.click("#switch-language")  # in English
+    page.open("/support/tickets?code=NIR-DATE-003")
+    page.tab.click("#bulk-replay")
+    assert "Nothing is sent yet" in page.tab.text_content("#dry-run")
+    assert page.tab.locator("tr.planned").count() == 2 and "would replay to" in page.tab.text_content("#plan")
+    assert all(t.replays == 0 for t in tickets(harness))  # a dry run sends nothing
+    page.tab.click("#confirm-bulk")
+    page.tab.wait_for_selector("#finished", timeout=60_000)  # the page refreshes itself until done
+    assert "2 of 2 handled" in page.tab.text_content("#progress")
+    ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "support-desk"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.tab.screenshot(path=str(ARTIFACTS / "bulk-replay-progress-en.png"), full_page=True)
+    replays = [tid for user, action, tid in audit_log(harness) if (user, action) == ("imdi", "replay")]
+    assert sorted(replays) == [t.id for t in tickets(harness)]
+    # Replayed unchanged, both fail again: the tickets reopen with a second attempt.
+    harness.wait_until(
+        lambda: all(t.attempts == 2 for t in tickets(harness)), timeout=60, what="both to fail again"
+    )
