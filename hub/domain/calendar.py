@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from zoneinfo import ZoneInfo
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -46,3 +47,28 @@ def as_utc(moment: dt.datetime) -> dt.datetime:
 def iso_utc(moment: dt.datetime) -> str:
     """A UTC timestamp as ISO 8601 with `Z` (a naive value is taken to be UTC, see `as_utc`)."""
     return as_utc(moment).isoformat().replace("+00:00", "Z")
+
+
+# How dates and times are written for people (the support page): the Norwegian way, in Oslo's time.
+_NORWEGIAN_DAY = re.compile(r"([0-9]{1,2})\.([0-9]{1,2})\.([0-9]{4})")
+
+
+def norwegian_day_text(day: dt.date) -> str:
+    """`01.12.2026`."""
+    return f"{day.day:02d}.{day.month:02d}.{day.year:04d}"
+
+
+def norwegian_time_text(moment: dt.datetime) -> str:
+    """`01.12.2026 18:45`: the moment in Norway (a naive value is taken to be UTC, see `as_utc`)."""
+    local = as_utc(moment).astimezone(OSLO)
+    return f"{norwegian_day_text(local.date())} {local.hour:02d}:{local.minute:02d}"
+
+
+def parse_norwegian_day(text: str) -> dt.date:
+    """A date written `DD.MM.YYYY` (or `D.M.YYYY`); ValueError for anything else, or a day that
+    does not exist (31.02.2026)."""
+    found = _NORWEGIAN_DAY.fullmatch(text.strip())
+    if found is None:
+        raise ValueError("not DD.MM.YYYY")
+    day, month, year = (int(part) for part in found.groups())
+    return dt.date(year, month, day)

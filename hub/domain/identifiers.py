@@ -183,6 +183,19 @@ def mask(value: str | None) -> str:
     return f"<id:{len(value)}:{digest}>"
 
 
+# How many of an identifier's last digits a person may be shown in a list: enough to tell a
+# caller's case from the next one when they read out their number, too few to name anyone (the
+# birth date, the DUF number's year and most of the individual number stay hidden).
+SHOWN_DIGITS = 4
+
+
+def last_digits(value: str | None) -> str | None:
+    """An identifier as a list shows it, `…5604`: its last digits only. Not for logs (`mask`)."""
+    if not value:
+        return None
+    return "…" + value[-SHOWN_DIGITS:]
+
+
 def make_national_id(
     birth_date: dt.date, individual: int, *, synthetic: bool = True, d_number: bool = False
 ) -> str | None:

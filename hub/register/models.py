@@ -223,6 +223,25 @@ class CaseTicket(Base):
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+OUTCOME_FAILED, OUTCOME_ACCEPTED = "failed", "accepted"  # a TicketOutcome's kinds
+
+
+class TicketOutcome(Base):
+    """What happened to a ticket's event without anyone acting: each failure (`failed`, with the
+    reason it failed that time) and its acceptance (`accepted`, by which event). Who acted on the
+    ticket, and when, is in the audit log; together they are the ticket's story."""
+
+    __tablename__ = "ticket_outcomes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("case_tickets.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(16))  # failed or accepted
+    error_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    event_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+
 class TicketEdit(Base):
     """A support user's corrected version of a ticket's event, kept beside the original."""
 
@@ -250,6 +269,8 @@ class User(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     last_sign_in_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The support page's language (`hub.support.i18n`); None is the default, Norwegian.
+    language: Mapped[str | None] = mapped_column(String(2), nullable=True)
 
 
 class SignInAttempt(Base):

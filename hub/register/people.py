@@ -25,7 +25,17 @@ from hub.domain.residence import Residence, residence_history, residence_on
 from hub.domain.rights import categories_from_facts
 from hub.domain.snapshot import NATIONAL_ID
 from hub.register.models import AddressRecord, Person, PersonEvent, PersonIdentifier, RegistrationRecord
-from hub.register.repository import STATES, fact_of, person_state, residence_of
+from hub.register.repository import STATES, fact_of, find_person_id, person_state, residence_of
+
+
+def same_person_identifiers(session: Session, identifier: str) -> tuple[str, ...]:
+    """`identifier` and every other number the register knows its person by (a DUF number, a
+    D-number, a fødselsnummer: the same person), so a search by one finds the others' cases."""
+    person_id = find_person_id(session, identifier)
+    if person_id is None:
+        return (identifier,)
+    known = session.scalars(select(PersonIdentifier.value).where(PersonIdentifier.person_id == person_id))
+    return tuple(sorted({identifier, *known}))
 
 
 def birth_date_of(session: Session, person_id: int) -> dt.date | None:
@@ -59,13 +69,16 @@ def _shown_history(residences: list[Residence]) -> list[Residence]:
     return [r for r in residence_history(residences) if r.moved or not r.protected]
 
 
-def describe_person(session: Session, person_id: int, *, as_of: dt.datetime | None = None) -> dict[str, Any]:
+def describe_person(
+    session: Session, person_id: int, *, as_of: dt.datetime | None = None, on: dt.date | None = None
+) -> dict[str, Any]:
     """Everything the register holds about one person, as JSON-ready data.
 
     `state` is each scheme as derived from the effective `facts` (corrections applied,
     annulments removed); `registrations` is every accepted event as it was sent. With `as_of`,
     only what the register had accepted by then counts ("what did we know on date D"), and the
-    state is the one on that date.
+    state is the one on that date. `municipalityOn` and `categories` are for the day `on` (a
+    fact's date, for a ticket), else `as_of`'s, else today.
     """
     person = session.get_one(Person, person_id)
     known = select(PersonIdentifier).where(PersonIdentifier.person_id == person_id)
@@ -85,7 +98,7 @@ def describe_person(session: Session, person_id: int, *, as_of: dt.datetime | No
     if as_of is not None:
         events_query = events_query.where(PersonEvent.received_at <= as_of)
     events = session.scalars(events_query.order_by(PersonEvent.sequence_number)).all()
-    day = as_of.date() if as_of is not None else norwegian_date(dt.datetime.now(dt.UTC))
+    day = on or (as_of.date() if as_of is not None else norwegian_date(dt.datetime.now(dt.UTC)))
     rights = categories_from_facts(effective, on=day, birth_date=birth_date_of(session, person_id))
     return {
         "personId": person.id,

@@ -43,6 +43,7 @@ from hub.domain.snapshot import (
 from hub.register.database import among, insert_new, insert_rows
 from hub.register.models import (
     ACTIVE,
+    OUTCOME_ACCEPTED,
     AddressRecord,
     CaseTicket,
     FolkeregisterLookup,
@@ -51,6 +52,7 @@ from hub.register.models import (
     PersonEvent,
     PersonIdentifier,
     RegistrationRecord,
+    TicketOutcome,
     TicketStatus,
 )
 
@@ -58,6 +60,7 @@ PERSONS = cast(Table, Person.__table__)
 PERSON_IDENTIFIERS = cast(Table, PersonIdentifier.__table__)
 REGISTRATIONS = cast(Table, RegistrationRecord.__table__)
 HELD_EVENTS = cast(Table, HeldEvent.__table__)
+TICKET_OUTCOMES = cast(Table, TicketOutcome.__table__)
 
 
 class RegisterRepository:
@@ -252,16 +255,25 @@ class RegisterRepository:
         if not closes:
             return
         settled_by = {c.ticket_id: c.event_id for c in closes}
+        # The accepted event's link says why it closed; the note is left to a person.
         self.session.execute(
             update(CaseTicket)
             .where(CaseTicket.id.in_(list(settled_by)))
             .values(
                 status=TicketStatus.RESOLVED.value,
                 linked_event_id=case(settled_by, value=CaseTicket.id),
-                resolution_note="closed by the accepted event " + case(settled_by, value=CaseTicket.id),
+                resolution_note=None,
                 closed_at=closes[0].at,
             )
             .execution_options(synchronize_session=False)
+        )
+        insert_rows(
+            self.session,
+            TICKET_OUTCOMES,
+            [
+                {"ticket_id": ticket_id, "at": closes[0].at, "kind": OUTCOME_ACCEPTED, "event_id": event_id}
+                for ticket_id, event_id in settled_by.items()
+            ],
         )
 
 

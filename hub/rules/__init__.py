@@ -4,7 +4,22 @@ Adding a rule is one function in `catalogue.py` decorated with `@rule(...)`, and
 """
 
 from hub.rules import catalogue as _catalogue  # noqa: F401  (registers the rules)
-from hub.rules.base import RULES, Rule, RuleContext, Severity, Violation, evaluate
+from hub.rules.base import RULES, Advice, Rule, RuleContext, Severity, Violation, evaluate
 from hub.rules.catalogue import LATE_REGISTRATION
 
-__all__ = ["LATE_REGISTRATION", "RULES", "Rule", "RuleContext", "Severity", "Violation", "evaluate"]
+__all__ = [
+    "LATE_REGISTRATION",
+    "RULES",
+    "Advice",
+    "Rule",
+    "RuleContext",
+    "Severity",
+    "Violation",
+    "evaluate",
+    "rule_for",
+]
+
+
+def rule_for(code: str | None) -> Rule | None:
+    """The catalogue's rule with this code, if it is a rule's."""
+    return next((r for r in RULES if r.code == code), None)

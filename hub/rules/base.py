@@ -32,6 +32,15 @@ class Explanation:
 
 
 @dataclass(frozen=True)
+class Advice:
+    """What support staff or the municipality can do when the rule fires, in English and
+    Norwegian (bokmål): shown beside the error on a case ticket."""
+
+    en: str
+    nb: str
+
+
+@dataclass(frozen=True)
 class Violation:
     code: str
     severity: Severity
@@ -78,6 +87,7 @@ class Rule:
     title: str  # English
     title_nb: str
     check: Check
+    advice: Advice
     # A rule on the form of the values (alphabet, length, range). When one of these rejects an
     # event, the other rules are not asked: they only ever see well-formed values.
     shape: bool = False
@@ -90,15 +100,29 @@ VIOLATION_MESSAGE_LIMIT = 500
 
 
 def rule(
-    code: str, title: str, title_nb: str, severity: Severity = Severity.REJECT, *, shape: bool = False
+    code: str,
+    title: str,
+    title_nb: str,
+    severity: Severity = Severity.REJECT,
+    *,
+    advice: Advice,
+    shape: bool = False,
 ) -> Callable[[Check], Check]:
-    """Register `check` in the catalogue under a stable `code`."""
+    """Register `check` in the catalogue under a stable `code`, with what to do when it fires."""
 
     def register(check: Check) -> Check:
         if any(r.code == code for r in RULES):
             raise ValueError(f"rule code {code} is used twice")
         RULES.append(
-            Rule(code=code, severity=severity, title=title, title_nb=title_nb, check=check, shape=shape)
+            Rule(
+                code=code,
+                severity=severity,
+                title=title,
+                title_nb=title_nb,
+                check=check,
+                advice=advice,
+                shape=shape,
+            )
         )
         return check
 

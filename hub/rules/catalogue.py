@@ -26,7 +26,7 @@ from hub.domain.municipalities import (
 from hub.domain.redaction import echo, is_printable
 from hub.domain.residence import residence_on
 from hub.domain.rights import INTEGRATION_ACT_FROM, PERMIT_EVENT, Categories, Category, categories_from_facts
-from hub.rules.base import Check, Explanation, RuleContext, Severity, rule
+from hub.rules.base import Advice, Check, Explanation, RuleContext, Severity, rule
 from hub.schemas.contract import DATE_FIELDS, event_type_of
 
 # How far a fagsystem's clock may run ahead of ours before sentAt counts as in the future.
@@ -95,6 +95,10 @@ def _texts(event: Registration) -> Iterator[tuple[str, str, int]]:
     "Text has no control characters",
     "Tekst har ingen kontrolltegn",
     shape=True,
+    advice=Advice(
+        "Remove the control character (often pasted text) in the fagsystem and send again.",
+        "Fjern kontrolltegnet (ofte innlimt tekst) i fagsystemet og send på nytt.",
+    ),
 )
 def printable_text(event: Registration, ctx: RuleContext) -> Explanation | None:
     for path, value, _ in _texts(event):
@@ -111,6 +115,10 @@ def printable_text(event: Registration, ctx: RuleContext) -> Explanation | None:
     "Text and lists are no longer than their field allows",
     "Tekst og lister er ikke lengre enn feltet tillater",
     shape=True,
+    advice=Advice(
+        "Shorten the text or list named in the message in the fagsystem and send again.",
+        "Forkort teksten eller listen som meldingen nevner, i fagsystemet og send på nytt.",
+    ),
 )
 def text_within_length(event: Registration, ctx: RuleContext) -> Explanation | None:
     for path, value, limit in _texts(event):
@@ -133,6 +141,10 @@ def text_within_length(event: Registration, ctx: RuleContext) -> Explanation | N
     "The municipality number is four digits",
     "Kommunenummeret er fire sifre",
     shape=True,
+    advice=Advice(
+        "Correct the municipality number to four digits (keep the leading zero) and send again.",
+        "Rett kommunenummeret til fire sifre (behold null foran) og send på nytt.",
+    ),
 )
 def municipality_number_shape(event: Registration, ctx: RuleContext) -> Explanation | None:
     if not is_municipality_number(event.municipality):
@@ -162,6 +174,10 @@ def _iso_date(value: Any) -> dt.date | None:
     "Dates are within the years the register can mean",
     "Datoene er innenfor årene registeret kan gjelde",
     shape=True,
+    advice=Advice(
+        "A date is mistyped (year out of range): correct it in the fagsystem and send again.",
+        "En dato er feilskrevet (året er utenfor gyldig område): rett den i fagsystemet og send på nytt.",
+    ),
 )
 def dates_in_window(event: Registration, ctx: RuleContext) -> Explanation | None:
     first, last = EARLIEST_DATE.isoformat(), LATEST_DATE.isoformat()
@@ -184,6 +200,10 @@ def dates_in_window(event: Registration, ctx: RuleContext) -> Explanation | None
     "Numbers are finite and within their field's bounds",
     "Tall er endelige og innenfor feltets grenser",
     shape=True,
+    advice=Advice(
+        "A number is out of bounds (often a typing error): correct it and send again.",
+        "Et tall er utenfor grensene (ofte en skrivefeil): rett det og send på nytt.",
+    ),
 )
 def numbers_in_bounds(event: Registration, ctx: RuleContext) -> Explanation | None:
     for path, value in _leaves(event.payload, "payload"):
@@ -200,7 +220,15 @@ def numbers_in_bounds(event: Registration, ctx: RuleContext) -> Explanation | No
     return None
 
 
-@rule("NIR-SCHEMA-001", "The event type is one this hub knows", "Hendelsestypen er kjent for huben")
+@rule(
+    "NIR-SCHEMA-001",
+    "The event type is one this hub knows",
+    "Hendelsestypen er kjent for huben",
+    advice=Advice(
+        "The fagsystem sends an event type this hub does not know: ask the vendor, or IMDi to update the hub.",
+        "Fagsystemet sender en hendelsestype huben ikke kjenner: spør leverandøren, eller be IMDi oppdatere huben.",
+    ),
+)
 def known_event_type(event: Registration, ctx: RuleContext) -> Explanation | None:
     if event.event_type == "UNKNOWN":
         return Explanation(
@@ -210,7 +238,15 @@ def known_event_type(event: Registration, ctx: RuleContext) -> Explanation | Non
     return None
 
 
-@rule("NIR-SCHEMA-002", "The payload's record matches the event type", "Innholdet passer til hendelsestypen")
+@rule(
+    "NIR-SCHEMA-002",
+    "The payload's record matches the event type",
+    "Innholdet passer til hendelsestypen",
+    advice=Advice(
+        "The event type and the payload do not match: a fault in the fagsystem; report it to the vendor.",
+        "Hendelsestypen og innholdet passer ikke sammen: en feil i fagsystemet; meld den til leverandøren.",
+    ),
+)
 def payload_matches_event_type(event: Registration, ctx: RuleContext) -> Explanation | None:
     expected = event_type_of(event.payload_record)
     if event.event_type != "UNKNOWN" and expected != event.event_type:
@@ -225,6 +261,10 @@ def payload_matches_event_type(event: Registration, ctx: RuleContext) -> Explana
     "NIR-ID-001",
     "The person has a fødselsnummer, D-number or DUF number",
     "Personen har fødselsnummer, D-nummer eller DUF-nummer",
+    advice=Advice(
+        "Add the person's fødselsnummer, D-number or DUF number in the fagsystem and send again.",
+        "Legg inn personens fødselsnummer, D-nummer eller DUF-nummer i fagsystemet og send på nytt.",
+    ),
 )
 def has_identifier(event: Registration, ctx: RuleContext) -> Explanation | None:
     if not event.national_id and not event.duf_number:
@@ -235,7 +275,15 @@ def has_identifier(event: Registration, ctx: RuleContext) -> Explanation | None:
     return None
 
 
-@rule("NIR-ID-002", "The fødselsnummer or D-number is valid", "Fødselsnummeret eller D-nummeret er gyldig")
+@rule(
+    "NIR-ID-002",
+    "The fødselsnummer or D-number is valid",
+    "Fødselsnummeret eller D-nummeret er gyldig",
+    advice=Advice(
+        "Check the number against Folkeregisteret, correct it in the fagsystem and send again.",
+        "Kontroller nummeret mot Folkeregisteret, rett det i fagsystemet og send på nytt.",
+    ),
+)
 def valid_national_id(event: Registration, ctx: RuleContext) -> Explanation | None:
     if not event.national_id:
         return None
@@ -253,7 +301,15 @@ def valid_national_id(event: Registration, ctx: RuleContext) -> Explanation | No
     return None
 
 
-@rule("NIR-ID-003", "The DUF number has a valid shape", "DUF-nummeret har gyldig form")
+@rule(
+    "NIR-ID-003",
+    "The DUF number has a valid shape",
+    "DUF-nummeret har gyldig form",
+    advice=Advice(
+        "A DUF number has 12 digits, the first four the year of the first application: correct it.",
+        "Et DUF-nummer har 12 sifre, de fire første er året for første søknad: rett det.",
+    ),
+)
 def valid_duf_number(event: Registration, ctx: RuleContext) -> Explanation | None:
     if not event.duf_number:
         return None
@@ -269,6 +325,10 @@ def valid_duf_number(event: Registration, ctx: RuleContext) -> Explanation | Non
     "The DUF number passes the usual checksum (a warning: UDI publishes none)",
     "DUF-nummeret stemmer med den vanlige kontrollsummen (en advarsel: UDI publiserer ingen)",
     Severity.WARNING,
+    advice=Advice(
+        "A warning only: check the DUF number against UDI's papers; nothing to do if it is right.",
+        "Bare en advarsel: kontroller DUF-nummeret mot UDIs papirer; ingenting å gjøre om det stemmer.",
+    ),
 )
 def duf_checksum_holds(event: Registration, ctx: RuleContext) -> Explanation | None:
     duf = event.duf_number
@@ -286,6 +346,10 @@ def duf_checksum_holds(event: Registration, ctx: RuleContext) -> Explanation | N
     "NIR-SOURCE-001",
     "The event comes from the source that owns the topic",
     "Hendelsen kommer fra kilden som eier topicen",
+    advice=Advice(
+        "The event came on another source's topic: the fagsystem's set-up is wrong; contact IMDi.",
+        "Hendelsen kom på en annen kildes topic: fagsystemet er satt opp feil; kontakt IMDi.",
+    ),
 )
 def source_matches_topic(event: Registration, ctx: RuleContext) -> Explanation | None:
     if ctx.registry.get(ctx.topic_source) is None:
@@ -307,6 +371,10 @@ def source_matches_topic(event: Registration, ctx: RuleContext) -> Explanation |
     "NIR-SOURCE-002",
     "The source may report for the municipality",
     "Kilden kan rapportere for kommunen",
+    advice=Advice(
+        "The source is not registered for this municipality: check the municipality number, or ask IMDi to add it.",
+        "Kilden er ikke registrert for denne kommunen: kontroller kommunenummeret, eller be IMDi legge den til.",
+    ),
 )
 def source_may_report_for_municipality(event: Registration, ctx: RuleContext) -> Explanation | None:
     source = ctx.registry.get(ctx.topic_source)
@@ -321,7 +389,15 @@ def source_may_report_for_municipality(event: Registration, ctx: RuleContext) ->
     return None
 
 
-@rule("NIR-MUNI-001", "The municipality exists on the fact's date", "Kommunen finnes på faktadatoen")
+@rule(
+    "NIR-MUNI-001",
+    "The municipality exists on the fact's date",
+    "Kommunen finnes på faktadatoen",
+    advice=Advice(
+        "The municipality number did not exist on the fact's date (e.g. the 2024 changes): use the number in force then.",
+        "Kommunenummeret fantes ikke på faktadatoen (f.eks. endringene i 2024): bruk nummeret som gjaldt da.",
+    ),
+)
 def municipality_exists(event: Registration, ctx: RuleContext) -> Explanation | None:
     if municipality_on(event.municipality, event.fact_date) is None:
         date = event.fact_date.isoformat()
@@ -337,6 +413,10 @@ def municipality_exists(event: Registration, ctx: RuleContext) -> Explanation | 
     "The municipality is the person's municipality on the fact's date",
     "Kommunen er personens bostedskommune på faktadatoen",
     Severity.WARNING,
+    advice=Advice(
+        "A warning: the person lived elsewhere on that date (see residence below); check which municipality is responsible.",
+        "En advarsel: personen bodde et annet sted den dagen (se bosted under); avklar hvilken kommune som har ansvaret.",
+    ),
 )
 def municipality_of_residence(event: Registration, ctx: RuleContext) -> Explanation | None:
     # A warning, not a rejection: Folkeregisteret's data can lag behind a move. A protected
@@ -368,6 +448,10 @@ def municipality_of_residence(event: Registration, ctx: RuleContext) -> Explanat
     "The person was not reported dead before the fact's date",
     "Personen var ikke meldt død før faktadatoen",
     Severity.WARNING,
+    advice=Advice(
+        "A warning: Folkeregisteret reported the person dead before this date; check the date and the person.",
+        "En advarsel: Folkeregisteret har meldt personen død før denne datoen; kontroller dato og person.",
+    ),
 )
 def not_dead_before_fact(event: Registration, ctx: RuleContext) -> Explanation | None:
     # A warning, not a rejection: a death can be registered in error and corrected, and an error
@@ -388,6 +472,10 @@ def not_dead_before_fact(event: Registration, ctx: RuleContext) -> Explanation |
     "The person's record was not ceased as a duplicate",
     "Personens oppføring er ikke opphørt som dublett",
     Severity.WARNING,
+    advice=Advice(
+        "A warning: the person's number was ceased as a duplicate; use the number in use now.",
+        "En advarsel: personens nummer er opphørt som dublett; bruk nummeret som er i bruk nå.",
+    ),
 )
 def not_ceased_as_duplicate(event: Registration, ctx: RuleContext) -> Explanation | None:
     # A warning: the registration is kept on the person the register knows; once Folkeregisteret
@@ -404,7 +492,15 @@ def not_ceased_as_duplicate(event: Registration, ctx: RuleContext) -> Explanatio
     )
 
 
-@rule("NIR-DATE-001", "The fact's date is not in the future", "Faktadatoen er ikke fram i tid")
+@rule(
+    "NIR-DATE-001",
+    "The fact's date is not in the future",
+    "Faktadatoen er ikke fram i tid",
+    advice=Advice(
+        "The fact's date is in the future: register it when it has happened, or correct the date.",
+        "Faktadatoen er fram i tid: registrer når det har skjedd, eller rett datoen.",
+    ),
+)
 def fact_not_in_future(event: Registration, ctx: RuleContext) -> Explanation | None:
     if event.fact_date > ctx.today:
         date = event.fact_date.isoformat()
@@ -416,6 +512,10 @@ def fact_not_in_future(event: Registration, ctx: RuleContext) -> Explanation | N
     "NIR-DATE-002",
     "The event was sent after the fact and not in the future",
     "Hendelsen ble sendt etter faktadatoen og ikke fram i tid",
+    advice=Advice(
+        "sentAt is before the fact or in the future: the fagsystem's clock or the date is wrong; correct and send again.",
+        "sentAt er før faktadatoen eller fram i tid: fagsystemets klokke eller datoen er feil; rett og send på nytt.",
+    ),
 )
 def sent_after_fact(event: Registration, ctx: RuleContext) -> Explanation | None:
     if event.sent_at > ctx.now + CLOCK_SKEW:
@@ -449,6 +549,10 @@ def _objects(value: Any, path: str = "payload") -> Iterator[tuple[str, dict[str,
     "NIR-DATE-003",
     "Periods in the payload end on or after they start",
     "Perioder i innholdet slutter samme dag eller etter at de starter",
+    advice=Advice(
+        "A period ends before it starts: swap or correct the dates, then edit and replay.",
+        "En periode slutter før den starter: bytt om eller rett datoene, og rett og send på nytt.",
+    ),
 )
 def periods_in_order(event: Registration, ctx: RuleContext) -> Explanation | None:
     for path, obj in _objects(event.payload):
@@ -490,6 +594,10 @@ def _has_deadline(event: Registration) -> bool:
     "Received within two months of the fact (else counted as late)",
     "Mottatt innen to måneder etter faktadatoen (ellers telt som for sent)",
     Severity.WARNING,
+    advice=Advice(
+        "A warning: registered more than two months after the fact; it is kept and counted as late.",
+        "En advarsel: registrert mer enn to måneder etter faktadatoen; den er lagret og telles som for sen.",
+    ),
 )
 def registered_in_time(event: Registration, ctx: RuleContext) -> Explanation | None:
     received_on = ctx.received_on
@@ -512,6 +620,10 @@ def registered_in_time(event: Registration, ctx: RuleContext) -> Explanation | N
     "NIR-DEADLINE-002",
     "Not more than 24 months back in time",
     "Ikke mer enn 24 måneder tilbake i tid",
+    advice=Advice(
+        "More than 24 months back cannot be registered: contact IMDi if the fact must still be recorded.",
+        "Mer enn 24 måneder tilbake kan ikke registreres: kontakt IMDi hvis opplysningen likevel må inn.",
+    ),
 )
 def not_too_old(event: Registration, ctx: RuleContext) -> Explanation | None:
     received_on = ctx.received_on
@@ -536,6 +648,10 @@ _HOURS_IN_PERIOD_PER_DAY_MAX = 10.0
     "NIR-QTY-001",
     "Hours and durations are plausible",
     "Timer og varigheter er plausible",
+    advice=Advice(
+        "Hours or a duration are implausible: check the figure (often a typing error) and send again.",
+        "Timer eller varighet er usannsynlige: kontroller tallet (ofte en skrivefeil) og send på nytt.",
+    ),
 )
 def plausible_quantities(event: Registration, ctx: RuleContext) -> Explanation | None:
     for path, obj in _objects(event.payload):
@@ -583,6 +699,10 @@ _LANGUAGE_CODE = re.compile(r"^[a-z]{3}$")
     "NIR-CODE-001",
     "Language codes are ISO 639-3",
     "Språkkoder er ISO 639-3",
+    advice=Advice(
+        "Use a three-letter ISO 639-3 language code (e.g. 'tir', 'ara') and send again.",
+        "Bruk en språkkode på tre bokstaver etter ISO 639-3 (f.eks. 'tir', 'ara') og send på nytt.",
+    ),
 )
 def language_codes(event: Registration, ctx: RuleContext) -> Explanation | None:
     for path, obj in _objects(event.payload):
@@ -607,6 +727,10 @@ def language_codes(event: Registration, ctx: RuleContext) -> Explanation | None:
     "Every code is one this hub knows",
     "Alle koder er kjent for huben",
     Severity.WARNING,
+    advice=Advice(
+        "A warning: a code this hub does not know yet was kept as UNKNOWN; ask IMDi if it should be added.",
+        "En advarsel: en kode huben ikke kjenner ennå, er lagret som UNKNOWN; spør IMDi om den skal legges til.",
+    ),
 )
 def known_codes(event: Registration, ctx: RuleContext) -> Explanation | None:
     # A symbol a newer writer added arrives as the enum's default (UNKNOWN, NOT_REGISTERED...).
@@ -625,6 +749,10 @@ def known_codes(event: Registration, ctx: RuleContext) -> Explanation | None:
     "An end has its reason",
     "En avslutning har sin årsak",
     Severity.WARNING,
+    advice=Advice(
+        "A warning: add the end reason in the fagsystem and send a correction.",
+        "En advarsel: legg inn årsaken til avslutningen i fagsystemet og send en retting.",
+    ),
 )
 def end_has_reason(event: Registration, ctx: RuleContext) -> Explanation | None:
     # SSB's exit figures count ends by reason; NOT_REGISTERED is also what a reason this hub does
@@ -663,6 +791,10 @@ def _of_type(event: Registration, *event_types: str) -> bool:
     "NIR-CODE-004",
     "A refusal has its reasons",
     "Et avslag har sine begrunnelser",
+    advice=Advice(
+        "Add the reasons for the refusal in the fagsystem and send again.",
+        "Legg inn begrunnelsene for avslaget i fagsystemet og send på nytt.",
+    ),
 )
 def refusal_has_reasons(event: Registration, ctx: RuleContext) -> Explanation | None:
     # The law asks for a refused programme "with the reason" and refused training "with reasons".
@@ -685,6 +817,10 @@ def refusal_has_reasons(event: Registration, ctx: RuleContext) -> Explanation | 
     "NIR-CODE-005",
     "A granted decision has its measures and duration, or its scope",
     "Et innvilget vedtak har sine tiltak og sin varighet, eller sitt omfang",
+    advice=Advice(
+        "Add the measures with hours per week and the duration (or the training's scope) and send again.",
+        "Legg inn tiltakene med timer per uke og varigheten (eller opplæringens omfang) og send på nytt.",
+    ),
 )
 def grant_has_measures_and_duration(event: Registration, ctx: RuleContext) -> Explanation | None:
     # The law asks for a granted programme with the scope and duration of its measures, and for
@@ -721,6 +857,10 @@ TEMPORARY_STOP_MONTHS = 3
     "NIR-DATE-006",
     "A temporary stop has its end date",
     "En midlertidig stans har sin sluttdato",
+    advice=Advice(
+        "Add the end date of the temporary stop and send again.",
+        "Legg inn sluttdatoen for den midlertidige stansen og send på nytt.",
+    ),
 )
 def temporary_stop_has_end(event: Registration, ctx: RuleContext) -> Explanation | None:
     if (
@@ -739,6 +879,10 @@ def temporary_stop_has_end(event: Registration, ctx: RuleContext) -> Explanation
     "NIR-DATE-007",
     "A temporary stop lasts at most three months",
     "En midlertidig stans varer høyst tre måneder",
+    advice=Advice(
+        "A temporary stop lasts at most three months: correct the dates, or register a permanent stop.",
+        "En midlertidig stans varer høyst tre måneder: rett datoene, eller registrer permanent stans.",
+    ),
 )
 def temporary_stop_at_most_three_months(event: Registration, ctx: RuleContext) -> Explanation | None:
     if not _of_type(event, *_STOPS) or event.payload.get("stopKind") != "TEMPORARY":
@@ -759,6 +903,10 @@ def temporary_stop_at_most_three_months(event: Registration, ctx: RuleContext) -
     "NIR-DATE-008",
     "A permanent stop has no end date",
     "En permanent stans har ingen sluttdato",
+    advice=Advice(
+        "Remove the end date of the permanent stop (or register it as temporary) and send again.",
+        "Fjern sluttdatoen på den permanente stansen (eller registrer den som midlertidig) og send på nytt.",
+    ),
 )
 def permanent_stop_has_no_end(event: Registration, ctx: RuleContext) -> Explanation | None:
     if (
@@ -792,6 +940,10 @@ LEAVE_DAYS_MAX: dict[str, int] = {
     "A leave is no longer than its reason allows",
     "En permisjon er ikke lengre enn årsaken gir rett til",
     Severity.WARNING,
+    advice=Advice(
+        "A warning: the leave is longer than its reason usually allows; check the dates and the reason.",
+        "En advarsel: permisjonen er lengre enn årsaken vanligvis gir rett til; kontroller datoer og årsak.",
+    ),
 )
 def leave_length_fits_reason(event: Registration, ctx: RuleContext) -> Explanation | None:
     leave = event.payload.get("leave")
@@ -813,6 +965,10 @@ def leave_length_fits_reason(event: Registration, ctx: RuleContext) -> Explanati
     "NIR-CODE-006",
     "A doctor's-note exemption covers the final test only",
     "Fritak med legeerklæring gjelder bare avsluttende prøve",
+    advice=Advice(
+        "A doctor's note exempts from the final test only: change the exemption's ground or scope.",
+        "Legeerklæring gir bare fritak fra avsluttende prøve: endre grunnlaget eller omfanget for fritaket.",
+    ),
 )
 def doctors_note_for_final_test_only(event: Registration, ctx: RuleContext) -> Explanation | None:
     if (
@@ -833,6 +989,10 @@ def doctors_note_for_final_test_only(event: Registration, ctx: RuleContext) -> E
     "NIR-CODE-007",
     "C1 is a goal level, not a partial-test result",
     "C1 er et mål, ikke et resultat på en delprøve",
+    advice=Advice(
+        "C1 is a goal, not a result: record the result actually reached (at most B2).",
+        "C1 er et mål, ikke et resultat: registrer resultatet som faktisk ble oppnådd (høyst B2).",
+    ),
 )
 def no_c1_test_result(event: Registration, ctx: RuleContext) -> Explanation | None:
     if not _of_type(event, *_FINAL_TESTS):
@@ -858,6 +1018,10 @@ SOCIAL_STUDIES_QUESTIONS = 38
     "NIR-QTY-004",
     "A social-studies result agrees with its score (passed at 29 of 38)",
     "Resultatet i samfunnskunnskap stemmer med poengene (bestått ved 29 av 38)",
+    advice=Advice(
+        "Passed or not must agree with the score (pass at 29 of 38): correct one of them.",
+        "Bestått eller ikke må stemme med poengene (bestått ved 29 av 38): rett det ene.",
+    ),
 )
 def social_studies_pass_fits_score(event: Registration, ctx: RuleContext) -> Explanation | None:
     test = event.payload.get("socialStudiesTest") if _of_type(event, *_FINAL_TESTS) else None
@@ -878,6 +1042,10 @@ def social_studies_pass_fits_score(event: Registration, ctx: RuleContext) -> Exp
     "NIR-QTY-005",
     "A completed culture-and-values course has its hours",
     "Et fullført kurs i kultur og verdier har sine timer",
+    advice=Advice(
+        "Add the hours of the completed course and send again.",
+        "Legg inn timene for det fullførte kurset og send på nytt.",
+    ),
 )
 def completed_culture_course_has_hours(event: Registration, ctx: RuleContext) -> Explanation | None:
     if (
@@ -934,26 +1102,46 @@ rule(
     "What the event depends on has arrived (else it is held)",
     "Det hendelsen bygger på, er kommet (ellers holdes den tilbake)",
     Severity.HOLD,
+    advice=Advice(
+        "Held until what it builds on arrives (e.g. the start): send that registration first; it is then tried again.",
+        "Holdt tilbake til det den bygger på kommer (f.eks. starten): send den registreringen først; så prøves den igjen.",
+    ),
 )(_lifecycle("NIR-LIFE-001"))
 rule(
     "NIR-LIFE-002",
     "No second start of a running programme or training",
     "Ingen ny start av et program eller en opplæring som er i gang",
+    advice=Advice(
+        "The programme or training is already running (see the state below): correct the date, or send an end first.",
+        "Programmet eller opplæringen er allerede i gang (se tilstanden under): rett datoen, eller send en avslutning først.",
+    ),
 )(_lifecycle("NIR-LIFE-002"))
 rule(
     "NIR-LIFE-003",
     "No facts after a stop without a new decision",
     "Ingen opplysninger etter stans uten nytt vedtak",
+    advice=Advice(
+        "After a permanent stop only an end is allowed: register a new decision first, or send the end.",
+        "Etter permanent stans er bare avslutning tillatt: registrer et nytt vedtak først, eller send avslutningen.",
+    ),
 )(_lifecycle("NIR-LIFE-003"))
 rule(
     "NIR-LIFE-004",
     "No participation facts after the end",
     "Ingen deltakelsesopplysninger etter avslutning",
+    advice=Advice(
+        "The scheme has ended (see the state below): correct the dates, or correct the end if it was wrong.",
+        "Ordningen er avsluttet (se tilstanden under): rett datoene, eller rett avslutningen hvis den var feil.",
+    ),
 )(_lifecycle("NIR-LIFE-004"))
 rule(
     "NIR-DATE-004",
     "Dates are in order with the person's other facts",
     "Datoene stemmer med personens andre opplysninger",
+    advice=Advice(
+        "The date does not fit the person's other facts (see the registrations below): correct the date or the earlier fact.",
+        "Datoen passer ikke med personens andre opplysninger (se registreringene under): rett datoen eller den tidligere opplysningen.",
+    ),
 )(_lifecycle("NIR-DATE-004"))
 
 
@@ -961,6 +1149,10 @@ rule(
     "NIR-CORR-001",
     "A correction or annulment names what it corrects; a registration does not",
     "En retting eller annullering viser til det den retter; en registrering gjør ikke det",
+    advice=Advice(
+        "A correction or annulment must name the event it corrects, and a registration must not: fix the action or the reference.",
+        "En retting eller annullering må vise til hendelsen den retter, og en registrering skal ikke: rett handlingen eller henvisningen.",
+    ),
 )
 def correction_reference(event: Registration, ctx: RuleContext) -> Explanation | None:
     if event.action == "UNKNOWN":
@@ -983,6 +1175,10 @@ def correction_reference(event: Registration, ctx: RuleContext) -> Explanation |
     "The registration being corrected has arrived (else the correction is held)",
     "Registreringen som rettes, er kommet (ellers holdes rettingen tilbake)",
     Severity.HOLD,
+    advice=Advice(
+        "Held until the registration it corrects arrives: send that first, or check the referenced event id.",
+        "Holdt tilbake til registreringen som rettes, kommer: send den først, eller kontroller hendelses-id-en det vises til.",
+    ),
 )
 def correction_target_arrived(event: Registration, ctx: RuleContext) -> Explanation | None:
     if event.corrects_event_id is not None and event.action in {"CORRECT", "ANNUL"} and ctx.target is None:
@@ -997,6 +1193,10 @@ def correction_target_arrived(event: Registration, ctx: RuleContext) -> Explanat
     "NIR-CORR-003",
     "A correction fits the registration it corrects",
     "En retting passer til registreringen den retter",
+    advice=Advice(
+        "A correction must be of the same person and event type, and not of an annulled registration: check the reference.",
+        "En retting må gjelde samme person og hendelsestype, og ikke en annullert registrering: kontroller henvisningen.",
+    ),
 )
 def correction_fits_target(event: Registration, ctx: RuleContext) -> Explanation | None:
     target = ctx.target
@@ -1060,6 +1260,10 @@ rule(
     "A granted programme decision fits the person's category",
     "Et innvilget programvedtak passer personens kategori",
     Severity.WARNING,
+    advice=Advice(
+        "A warning: the person's category (see below) gives no right or duty here; check the residence permit.",
+        "En advarsel: personens kategori (se under) gir ikke rett eller plikt her; kontroller oppholdstillatelsen.",
+    ),
 )(
     _category_rule(
         "INTRODUCTION_PROGRAMME_DECISION",
@@ -1073,6 +1277,10 @@ rule(
     "A granted training decision fits the person's category",
     "Et innvilget opplæringsvedtak passer personens kategori",
     Severity.WARNING,
+    advice=Advice(
+        "A warning: the person's category (see below) does not fit this fact; check the permit and the age.",
+        "En advarsel: personens kategori (se under) passer ikke med opplysningen; kontroller tillatelsen og alderen.",
+    ),
 )(
     _category_rule(
         "TRAINING_DECISION",
@@ -1088,6 +1296,10 @@ rule(
     "Training records a track or a goal level as the person's act asks",
     "Opplæringen registrerer spor eller mål slik personens lov krever",
     Severity.WARNING,
+    advice=Advice(
+        "A warning: a track belongs to the introduction act, a goal level to the integration act; check the permit date.",
+        "En advarsel: spor hører til introduksjonsloven, mål til integreringsloven; kontroller datoen for tillatelsen.",
+    ),
 )
 def track_or_goal_by_act(event: Registration, ctx: RuleContext) -> Explanation | None:
     # Permits granted before 2021 fall under the introduction act, which records a track; later

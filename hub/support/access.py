@@ -50,6 +50,22 @@ class AccessDenied(HubError):
     code = "NIR-ACCESS"
 
 
+class NoSuchTicket(AccessDenied):
+    """The ticket does not exist, or the user may not see it: the same answer for both."""
+
+    def __init__(self, ticket_id: int) -> None:
+        super().__init__(f"there is no ticket {ticket_id}")
+        self.ticket_id = ticket_id
+
+
+class SessionEnded(AccessDenied):
+    """The session token opens nothing (expired, signed out, or the user is disabled)."""
+
+    def __init__(self, message: str, *, disabled: bool = False) -> None:
+        super().__init__(message)
+        self.disabled = disabled
+
+
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
@@ -264,10 +280,10 @@ def _count(session: Session, where: ColumnElement[bool], since: dt.datetime) -> 
 def user_for_token(session: Session, token: str, now: dt.datetime) -> User:
     found = session.scalar(select(UserSession).where(UserSession.token_hash == _token_hash(token)))
     if found is None or as_utc(found.expires_at) <= now:
-        raise AccessDenied("the session has expired; sign in again")
+        raise SessionEnded("the session has expired; sign in again")
     user = session.get_one(User, found.user_id)
     if user.disabled:
-        raise AccessDenied("the user is disabled")
+        raise SessionEnded("the user is disabled", disabled=True)
     return user
 
 
@@ -281,7 +297,7 @@ def require_access(user: User, ticket: CaseTicket) -> None:
     """`AccessDenied` unless the user may see and act on the ticket (the same answer as for a
     ticket that does not exist, so numbers cannot be probed)."""
     if not may_see(user, ticket):
-        raise AccessDenied(f"there is no ticket {ticket.id}")
+        raise NoSuchTicket(ticket.id)
 
 
 def audit(

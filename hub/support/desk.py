@@ -11,17 +11,25 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.domain.identifiers import InvalidIdentifier, check_duf_number, mask
-from hub.register.models import CaseTicket, User
+from hub.domain.calendar import as_utc
+from hub.domain.identifiers import InvalidIdentifier, check_duf_number, last_digits
+from hub.errors import FAILURE_CODES, title
+from hub.register.models import OUTCOME_ACCEPTED, OUTCOME_FAILED, AuditEntry, CaseTicket, TicketOutcome, User
+from hub.register.people import describe_person, same_person_identifiers
+from hub.register.repository import find_person_id
+from hub.rules import rule_for
 from hub.schemas.codec import SchemaCatalog
-from hub.support.access import AccessDenied, Role, audit, require_access
+from hub.support.access import NoSuchTicket, Role, audit, require_access
 from hub.support.replay import edit_ticket
 from hub.support.tickets import (
     TicketError,
     TicketFilter,
     TicketStatus,
+    active_tickets,
+    count_tickets,
     counts_by_error_code,
     describe_ticket,
     file_manual_case,
@@ -38,26 +46,84 @@ def scoped(user: User, where: TicketFilter) -> TicketFilter:
     return dataclasses.replace(where, municipality=user.municipality)
 
 
+def by_person(session: Session, where: TicketFilter) -> TicketFilter:
+    """A search by one whole identifier widened to every number of the same person."""
+    if len(where.identifiers) != 1:
+        return where
+    return dataclasses.replace(where, identifiers=same_person_identifiers(session, where.identifiers[0]))
+
+
+def record_search(session: Session, user: User, now: dt.datetime) -> None:
+    """A search by a whole identifier tells whether that person has cases: audited (without it)."""
+    audit(session, user.username, "search_person", now)
+
+
 def ticket_list(
-    session: Session, catalog: SchemaCatalog, user: User, where: TicketFilter, limit: int = 200
+    session: Session,
+    catalog: SchemaCatalog,
+    user: User,
+    where: TicketFilter,
+    limit: int = 200,
+    *,
+    offset: int = 0,
+    sort: str = "last_failed",
+    descending: bool = True,
 ) -> list[dict[str, Any]]:
-    """Tickets the user may see, identifiers masked (so a list is not a view of personal data)."""
-    tickets = list_tickets(session, scoped(user, where), limit)
+    """Tickets the user may see, one page of them, identifiers shown by their last digits only
+    (so a list is not a view of personal data, and still lets a person recognise a caller's case)."""
+    tickets = list_tickets(
+        session,
+        scoped(user, by_person(session, where)),
+        limit,
+        offset=offset,
+        sort=sort,
+        descending=descending,
+    )
     return [
-        {**describe_ticket(session, catalog, t), "dufNumber": mask(t.duf_number) if t.duf_number else None}
+        {
+            **describe_ticket(session, catalog, t),
+            "dufNumber": last_digits(t.duf_number),
+            "nationalId": last_digits(t.national_id),
+        }
         for t in tickets
     ]
 
 
+def ticket_count(session: Session, user: User, where: TicketFilter) -> int:
+    """How many tickets the user may see match the filter (every page together)."""
+    return count_tickets(session, scoped(user, by_person(session, where)))
+
+
+# The most tickets one bulk action works on; more are left for the next, and the page says so.
+BULK_LIMIT = 1000
+
+
+def bulk_targets(session: Session, user: User, where: TicketFilter) -> tuple[list[int], int]:
+    """The open and replayed tickets the filter matches that the user may act on (at most
+    BULK_LIMIT, oldest first), and how many there are in all."""
+    return active_tickets(session, scoped(user, by_person(session, where)), BULK_LIMIT)
+
+
+def settle_many_as(
+    session: Session, user: User, ticket_ids: list[int], status: TicketStatus, note: str, now: dt.datetime
+) -> int:
+    """Resolve or discard each ticket (each in the user's scope, each audited); how many."""
+    for ticket_id in ticket_ids:
+        settle_as(session, user, ticket_id, status, note, now)
+    return len(ticket_ids)
+
+
 def error_code_counts(session: Session, user: User, where: TicketFilter) -> list[tuple[str, int]]:
     """Counts by error code of what the filter (without its own error code) matches."""
-    return counts_by_error_code(session, scoped(user, dataclasses.replace(where, error_code=None)))
+    return counts_by_error_code(
+        session, scoped(user, by_person(session, dataclasses.replace(where, error_code=None)))
+    )
 
 
 def ticket_in_scope(session: Session, user: User, ticket_id: int) -> CaseTicket:
     ticket = session.get(CaseTicket, ticket_id)
     if ticket is None:
-        raise AccessDenied(f"there is no ticket {ticket_id}")
+        raise NoSuchTicket(ticket_id)
     require_access(user, ticket)
     return ticket
 
@@ -72,13 +138,140 @@ def view_ticket(
     session: Session, catalog: SchemaCatalog, user: User, ticket_id: int, now: dt.datetime
 ) -> dict[str, Any]:
     """The ticket with identifiers and the decoded event in clear (audited), and the event as
-    the next edit would start from: the newest edit, else the original."""
+    the next edit would start from: the newest edit, else the original. Beside it: its story,
+    each edit as a difference from the original, the rule's title and advice, and the person's
+    register around the fact's date."""
     ticket = ticket_in_scope(session, user, ticket_id)
     shown = describe_ticket(session, catalog, ticket, reveal=True)
     edit = latest_edit(session, ticket_id)
     shown["editable"] = edit.event if edit is not None else shown["event"]
+    for e in shown["edits"]:
+        e["changes"] = edit_changes(shown["event"], e["event"])
+    shown["story"] = ticket_story(session, ticket)
+    shown["rule"] = _rule_texts(ticket.error_code)
+    shown["register"] = register_context(session, ticket)
     audit(session, user.username, "view_ticket", now, ticket_id=ticket_id)
     return shown
+
+
+# The audit log's actions on a ticket that belong to its story (views and refusals do not).
+_STORY_ACTIONS = ("file_case", "edit", "replay", "replay_failed", "resolved", "discarded")
+
+
+def ticket_story(session: Session, ticket: CaseTicket) -> list[dict[str, Any]]:
+    """Everything that happened to the ticket, oldest first: each failure with its reason, each
+    edit, replay (with its outcome: the failure or acceptance that followed), closing and
+    acceptance, with who and when."""
+    outcomes = list(
+        session.scalars(
+            select(TicketOutcome).where(TicketOutcome.ticket_id == ticket.id).order_by(TicketOutcome.id)
+        )
+    )
+    entries: list[dict[str, Any]] = [
+        {
+            "at": as_utc(o.at),
+            "what": o.kind,
+            "who": None,
+            "code": o.error_code,
+            "message": o.error_message,
+            "eventId": o.event_id,
+        }
+        for o in outcomes
+    ]
+    if not outcomes and ticket.kind != "manual":  # a ticket from before its outcomes were kept
+        entries.append(
+            {"at": as_utc(ticket.first_failed_at), "what": OUTCOME_FAILED, "code": ticket.error_code}
+        )
+        if ticket.attempts > 1:
+            entries.append(
+                {"at": as_utc(ticket.last_failed_at), "what": OUTCOME_FAILED, "code": ticket.error_code}
+            )
+        if ticket.linked_event_id and ticket.closed_at:
+            entries.append(
+                {"at": as_utc(ticket.closed_at), "what": OUTCOME_ACCEPTED, "eventId": ticket.linked_event_id}
+            )
+    for act in session.scalars(
+        select(AuditEntry)
+        .where(AuditEntry.ticket_id == ticket.id, AuditEntry.action.in_(_STORY_ACTIONS))
+        .order_by(AuditEntry.id)
+    ):
+        entries.append({"at": as_utc(act.at), "what": act.action, "who": act.username})
+    entries.sort(key=lambda e: e["at"])
+    for index, entry in enumerate(entries):
+        if entry["what"] == "replay":
+            after = (e for e in entries[index + 1 :] if e["what"] in (OUTCOME_FAILED, OUTCOME_ACCEPTED))
+            entry["outcome"] = next(after, {"what": "waiting"})
+    return entries
+
+
+def edit_changes(original: Any, edited: Any) -> list[dict[str, Any]]:
+    """What an edit changed from the original event, field by field (`payload.periodEnd`), each
+    with its value before and after (left out on the side where the field is absent)."""
+    before, after = dict(_leaves(original, "")), dict(_leaves(edited, ""))
+    return [
+        {
+            "path": path,
+            **({"before": before[path]} if path in before else {}),
+            **({"after": after[path]} if path in after else {}),
+        }
+        for path in sorted(before.keys() | after.keys())
+        if path not in before or path not in after or before[path] != after[path]
+    ]
+
+
+def _leaves(value: Any, path: str) -> list[tuple[str, Any]]:
+    if isinstance(value, dict) and value:
+        return [
+            leaf for key, child in value.items() for leaf in _leaves(child, f"{path}.{key}" if path else key)
+        ]
+    if isinstance(value, list) and value:
+        return [leaf for i, child in enumerate(value) for leaf in _leaves(child, f"{path}[{i}]")]
+    return [(path, value)]
+
+
+def _rule_texts(code: str | None) -> dict[str, dict[str, str] | None] | None:
+    """The rule's title and what to do, in both languages (the page picks the user's)."""
+    found = rule_for(code)
+    if found is not None:
+        return {
+            "title": {"en": found.title, "nb": found.title_nb},
+            "advice": {"en": found.advice.en, "nb": found.advice.nb},
+        }
+    failure = next((error for error in FAILURE_CODES if error.code == code), None)
+    if failure is not None:
+        return {"title": {"en": title(failure), "nb": failure.title_nb}, "advice": None}
+    return None
+
+
+# How many of the person's newest registrations a ticket shows beside its error.
+RECENT_REGISTRATIONS = 6
+
+
+def register_context(session: Session, ticket: CaseTicket) -> dict[str, Any] | None:
+    """What the register holds about the ticket's person, for understanding its error without
+    another tool: each scheme's state, the newest registrations, where they lived and their
+    categories on the fact's date, and Folkeregisteret's word on them. None if the person is not
+    in the register."""
+    person_id = next(
+        (
+            found
+            for i in (ticket.national_id, ticket.duf_number)
+            if i and (found := find_person_id(session, i))
+        ),
+        None,
+    )
+    if person_id is None:
+        return None
+    person = describe_person(session, person_id, on=ticket.fact_date)
+    return {
+        "on": person["municipalityOn"]["date"],
+        "residence": person["municipalityOn"],
+        "categories": person["categories"],
+        "states": person["states"],
+        "schemes": person["state"],
+        "registrations": list(reversed(person["registrations"][-RECENT_REGISTRATIONS:])),
+        "registrationCount": len(person["registrations"]),
+    }
 
 
 def edit_as(

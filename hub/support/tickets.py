@@ -8,7 +8,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from hub.domain.calendar import iso_utc
@@ -31,10 +31,13 @@ from hub.pipeline.deadletter import (
 from hub.pipeline.decode import decode_registration
 from hub.register.models import (
     ACTIVE,
+    OUTCOME_ACCEPTED,
+    OUTCOME_FAILED,
     CaseTicket,
     PersonIdentifier,
     RegistrationRecord,
     TicketEdit,
+    TicketOutcome,
     TicketStatus,
 )
 from hub.schemas.codec import SchemaCatalog
@@ -57,6 +60,9 @@ class TicketFilter:
     duf_number: str | None = None
     failed_from: dt.datetime | None = None
     failed_until: dt.datetime | None = None
+    # One person's identifiers (all the numbers the register knows them by): a ticket that
+    # names any of them, as its DUF number or its national id.
+    identifiers: tuple[str, ...] = ()
 
     def apply(self, query: Any) -> Any:
         for column, value in (
@@ -68,6 +74,9 @@ class TicketFilter:
         ):
             if value is not None:
                 query = query.where(column == value)
+        if self.identifiers:
+            wanted = list(self.identifiers)
+            query = query.where(or_(CaseTicket.duf_number.in_(wanted), CaseTicket.national_id.in_(wanted)))
         if self.failed_from is not None:
             query = query.where(CaseTicket.last_failed_at >= self.failed_from)
         if self.failed_until is not None:
@@ -130,8 +139,11 @@ def ticket_from_dead_letter(
             existing.last_failed_at = now
             existing.error_class, existing.error_code = error_class, error_code
             existing.error_message = error_message
+            # Reopened: the earlier closing is in the ticket's story, no longer its state.
             existing.status, existing.closed_at = TicketStatus.OPEN.value, None
+            existing.resolution_note, existing.linked_event_id = None, None
             existing.last_dead_letter = dead_letter_ref
+            _record_failure(session, existing, now)
         return existing
     ticket = CaseTicket(
         status=TicketStatus.OPEN.value,
@@ -160,6 +172,7 @@ def ticket_from_dead_letter(
     )
     session.add(ticket)
     session.flush()
+    _record_failure(session, ticket, now)
     if event is not None:
         # The corrected event may already have been accepted while this dead letter waited.
         accepted = session.scalar(
@@ -168,7 +181,7 @@ def ticket_from_dead_letter(
         if accepted is None:
             accepted = session.scalar(_accepted_fix(event))
         if accepted is not None and accepted.event_id != ticket.event_id:
-            _close(ticket, accepted.event_id, now)
+            _close(session, ticket, accepted.event_id, now)
     return ticket
 
 
@@ -208,7 +221,21 @@ def quarantine_dead_letter(
     )
     session.add(ticket)
     session.flush()
+    _record_failure(session, ticket, now)
     return ticket
+
+
+def _record_failure(session: Session, ticket: CaseTicket, now: dt.datetime) -> None:
+    """A failure of the ticket's event, with its reason that time, for the ticket's story."""
+    session.add(
+        TicketOutcome(
+            ticket_id=ticket.id,
+            at=now,
+            kind=OUTCOME_FAILED,
+            error_code=ticket.error_code,
+            error_message=ticket.error_message,
+        )
+    )
 
 
 def _dead_letter_ref(dead_letter: Origin) -> str:
@@ -267,11 +294,25 @@ def _accepted_fix(event: Registration) -> Any:
     )
 
 
-def _close(ticket: CaseTicket, accepted_event_id: str, now: dt.datetime) -> None:
+def _close(session: Session, ticket: CaseTicket, accepted_event_id: str, now: dt.datetime) -> None:
+    """Closed by an accepted event: the link says why, so there is no note (a note is a person's)."""
     ticket.status = TicketStatus.RESOLVED.value
     ticket.linked_event_id = accepted_event_id
-    ticket.resolution_note = f"closed by the accepted event {accepted_event_id}"
+    ticket.resolution_note = None
     ticket.closed_at = now
+    session.add(TicketOutcome(ticket_id=ticket.id, at=now, kind=OUTCOME_ACCEPTED, event_id=accepted_event_id))
+
+
+def closing_note(ticket: CaseTicket) -> str | None:
+    """The note a person wrote when closing the ticket. Tickets closed by an accepted event before
+    revision 0013 carry that link as a note too ("closed by the accepted event X"): that is the
+    link's to say, once."""
+    if (
+        ticket.linked_event_id
+        and ticket.resolution_note == f"closed by the accepted event {ticket.linked_event_id}"
+    ):
+        return None
+    return ticket.resolution_note
 
 
 def get_ticket(session: Session, ticket_id: int) -> CaseTicket:
@@ -281,9 +322,46 @@ def get_ticket(session: Session, ticket_id: int) -> CaseTicket:
     return ticket
 
 
-def list_tickets(session: Session, where: TicketFilter, limit: int = 200) -> list[CaseTicket]:
-    query = where.apply(select(CaseTicket)).order_by(CaseTicket.last_failed_at.desc()).limit(limit)
+# What a list of tickets can be sorted by (the page's `sort` parameter); ties go by number.
+SORT_COLUMNS: dict[str, Any] = {
+    "last_failed": CaseTicket.last_failed_at,
+    "first_failed": CaseTicket.first_failed_at,
+    "id": CaseTicket.id,
+    "status": CaseTicket.status,
+    "code": CaseTicket.error_code,
+    "municipality": CaseTicket.municipality,
+    "attempts": CaseTicket.attempts,
+}
+
+
+def list_tickets(
+    session: Session,
+    where: TicketFilter,
+    limit: int = 200,
+    *,
+    offset: int = 0,
+    sort: str = "last_failed",
+    descending: bool = True,
+) -> list[CaseTicket]:
+    column = SORT_COLUMNS[sort]
+    order = (column.desc(), CaseTicket.id.desc()) if descending else (column.asc(), CaseTicket.id.asc())
+    query = where.apply(select(CaseTicket)).order_by(*order).offset(offset).limit(limit)
     return list(session.scalars(query))
+
+
+def count_tickets(session: Session, where: TicketFilter) -> int:
+    return session.scalar(where.apply(select(func.count()).select_from(CaseTicket))) or 0
+
+
+def active_tickets(session: Session, where: TicketFilter, limit: int) -> tuple[list[int], int]:
+    """The numbers of the open and replayed tickets the filter matches, oldest first, at most
+    `limit` of them; and how many there are in all."""
+    active = CaseTicket.status.in_(ACTIVE)
+    ids = session.scalars(
+        where.apply(select(CaseTicket.id)).where(active).order_by(CaseTicket.id).limit(limit)
+    )
+    total = session.scalar(where.apply(select(func.count()).select_from(CaseTicket)).where(active)) or 0
+    return list(ids), total
 
 
 def counts_by_error_code(session: Session, where: TicketFilter) -> list[tuple[str, int]]:
@@ -361,6 +439,7 @@ def describe_ticket(
         "sourceSystem": ticket.source_system,
         "municipality": ticket.municipality,
         "eventType": ticket.event_type,
+        "factDate": ticket.fact_date.isoformat() if ticket.fact_date else None,
         "dufNumber": ticket.duf_number,
         "nationalId": ticket.national_id
         if reveal
@@ -376,7 +455,7 @@ def describe_ticket(
         "replays": ticket.replays,
         "description": ticket.description,
         "resolution": {
-            "note": ticket.resolution_note,
+            "note": closing_note(ticket),
             "linkedEventId": ticket.linked_event_id,
             "closedAt": iso_utc(ticket.closed_at) if ticket.closed_at else None,
         },

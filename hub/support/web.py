@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -22,6 +23,7 @@ import logging
 import re
 import secrets
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlencode
 
@@ -32,7 +34,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.orm import Session
 
 from hub.bootstrap import Hub
-from hub.domain.calendar import OSLO
+from hub.domain.calendar import OSLO, norwegian_day_text, norwegian_time_text, parse_norwegian_day
+from hub.domain.identifiers import InvalidIdentifier, check_duf_number, is_ascii_digits
 from hub.domain.redaction import is_plain
 from hub.errors import HubError, safe_traceback
 from hub.register.models import User
@@ -42,15 +45,18 @@ from hub.support import desk
 from hub.support.access import (
     SESSION_LIFETIME,
     AccessDenied,
+    NoSuchTicket,
     Refusal,
+    SessionEnded,
     Throttle,
     form_token,
     sign_in,
     sign_out,
     user_for_token,
 )
+from hub.support.i18n import DEFAULT_LANGUAGE, LANGUAGES, language_of, translate, translator
 from hub.support.replay import replay_tickets
-from hub.support.tickets import ACTIVE, TicketFilter, TicketStatus
+from hub.support.tickets import ACTIVE, SORT_COLUMNS, TicketFilter, TicketStatus
 
 log = logging.getLogger(__name__)
 COOKIE = "nir_support_session"
@@ -68,9 +74,27 @@ _templates = Environment(
 )
 
 
+def _moment(value: str | dt.datetime | None) -> str:
+    """A timestamp (ISO 8601 or datetime) as people here write it, in Norway's time."""
+    if not value:
+        return "-"
+    return norwegian_time_text(dt.datetime.fromisoformat(value) if isinstance(value, str) else value)
+
+
+def _day(value: str | dt.date | None) -> str:
+    if not value:
+        return "-"
+    return norwegian_day_text(dt.date.fromisoformat(value) if isinstance(value, str) else value)
+
+
+_templates.filters["moment"] = _moment
+_templates.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False)
+_templates.filters["day"] = _day
+
+
 def _style_hashes() -> list[str]:
     """The pages' one inline style sheet, hashed for the Content-Security-Policy."""
-    page = _templates.get_template("base.html").render(prefix=PREFIX)
+    page = _templates.get_template("base.html").render(prefix=PREFIX, t=translator(DEFAULT_LANGUAGE))
     return [
         base64.b64encode(hashlib.sha256(sheet.encode()).digest()).decode()
         for sheet in re.findall(r"<style>(.*?)</style>", page, flags=re.DOTALL)
@@ -78,8 +102,13 @@ def _style_hashes() -> list[str]:
 
 
 STYLE_HASHES = _style_hashes()
-WRONG_DETAILS = "wrong username or password"  # also for a disabled user: nothing more is told
-LOCKED_OUT = "Sign-in refused for now; try again later."
+# Why the sign-in page was shown, as the `reason` it may be given (anything else is not shown).
+SIGN_IN_REASONS = {
+    "signed_out": "sign_in.signed_out",
+    "expired": "sign_in.expired",
+    "disabled": "sign_in.disabled",
+}
+LANGUAGE = aiohttp_web.RequestKey("language", str)  # the language a request is answered in
 
 blueprint = faust.web.Blueprint("support")
 
@@ -100,9 +129,25 @@ class SupportView(View):
     secure_cookie: ClassVar[bool] = False
     throttle: ClassVar[Throttle] = Throttle()
 
-    def page(self, template: str, status: int = 200, **context: Any) -> Response:
-        body = _templates.get_template(template).render(prefix=PREFIX, **context)
+    def page(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
+        """A page in the request's language (the user's; before sign-in, the one asked for)."""
+        language = self.language(request)
+        body = _templates.get_template(template).render(
+            prefix=PREFIX, t=translator(language), language=language, here=_here(request), **context
+        )
         return self.html(body, status=status)
+
+    def language(self, request: Request) -> str:
+        """The language the request is answered in (known once the user is)."""
+        return language_of(_aiohttp_request(request).get(LANGUAGE))
+
+    def message(self, request: Request, status: int, title: str, message: str, **values: Any) -> Response:
+        """A page that only says something: `title` and `message` are keys of the translations."""
+        language = self.language(request)
+        text = translate(language, message, **_translated_values(language, values))
+        return self.page(
+            request, "message.html", status=status, title=translate(language, title), message=text
+        )
 
     def redirect(self, path: str, **query: Any) -> Response:
         location = PREFIX + path + ("?" + urlencode(query) if query else "")
@@ -127,16 +172,20 @@ class SupportView(View):
     async def as_user(
         self, request: Request, work: Callable[[Session, User], T], *, ticket_id: int | None = None
     ) -> T:
-        """Run `work` for the signed-in user in one transaction. A refused ticket is audited."""
+        """Run `work` for the signed-in user in one transaction, and answer the request in the
+        user's language. A refused ticket is audited."""
         token = _cookie(request)
         now = self.hub.clock()
 
-        def run() -> T:
+        def run() -> tuple[T, str]:
             with UnitOfWork(self.hub.session_factory) as uow:
                 try:
                     user = user_for_token(uow.session, token or "", now)
-                except AccessDenied as exc:
-                    raise _NotSignedIn(str(exc) if token else None) from exc
+                except SessionEnded as exc:
+                    raise _NotSignedIn(
+                        ("disabled" if exc.disabled else "expired") if token else None
+                    ) from exc
+                language = language_of(user.language)
                 try:
                     result = work(uow.session, user)
                 except AccessDenied:
@@ -144,11 +193,14 @@ class SupportView(View):
                     if ticket_id is not None:
                         desk.record_refusal(uow.session, user, ticket_id, now)
                         uow.commit()
+                    _aiohttp_request(request)[LANGUAGE] = language
                     raise
                 uow.commit()
-                return result
+                return result, language
 
-        return await asyncio.to_thread(run)
+        result, language = await asyncio.to_thread(run)
+        _aiohttp_request(request)[LANGUAGE] = language
+        return result
 
     async def ticket_page(
         self,
@@ -168,10 +220,11 @@ class SupportView(View):
         found = await self.as_user(request, work, ticket_id=ticket_id)
         ticket = found["ticket"]
         return self.page(
+            request,
             "ticket.html",
             status=status,
             form_token=form_token(_cookie(request) or ""),
-            done=_aiohttp_request(request).query.get("done"),
+            done=_done_key(_aiohttp_request(request).query.get("done")),
             problems=problems or [],
             draft=draft if draft is not None else _pretty(ticket["editable"]),
             event_json=_pretty(ticket["event"]),
@@ -188,7 +241,7 @@ class SupportView(View):
         user = await self.as_user(request, username, ticket_id=ticket_id)
         report = await replay_tickets(self.hub, [ticket_id], user=user)
         if ticket_id in report.skipped:
-            return self.redirect(f"/tickets/{ticket_id}", done=f"not replayed: {report.skipped[ticket_id]}")
+            return self.redirect(f"/tickets/{ticket_id}", done="not_replayed")
         return self.redirect(f"/tickets/{ticket_id}", done="replayed")
 
     async def form(self, request: Request, cookie: str = COOKIE) -> Mapping[str, str]:
@@ -209,24 +262,20 @@ class SupportView(View):
         except _NotSignedIn as exc:
             return self.to_sign_in(request, exc.reason)
         except _ForeignForm:
-            message = (
-                "The form did not come from this page, so nothing was done. Reload the page and try again."
-            )
-            return self.page("message.html", status=403, title="Refused", message=message)
-        except AccessDenied as exc:
-            return self.page("message.html", status=404, title="Not found", message=str(exc))
+            return self.message(request, 403, "refused.title", "refused.foreign_form")
+        except NoSuchTicket as exc:
+            return self.message(request, 404, "not_found.title", "not_found.ticket", ticket=exc.ticket_id)
         except _BadInput as exc:
-            return self.page("message.html", status=400, title="Bad request", message=str(exc))
+            if LANGUAGE not in _aiohttp_request(request) and _cookie(request):
+                # Refused before the user was looked up: answered in their language all the same.
+                with contextlib.suppress(_NotSignedIn, AccessDenied):
+                    await self.as_user(request, lambda session, user: None)
+            return self.message(request, 400, "bad_request.title", exc.key, **exc.values)
         except Exception as exc:
             # Logged by where it happened, never by its text or the request's parameters: either
             # can carry an identifier.
             log.error("support page %s failed: %s", _aiohttp_request(request).path, safe_traceback(exc))
-            return self.page(
-                "message.html",
-                status=500,
-                title="Something went wrong",
-                message="The page could not be shown. Nothing was changed; try again, or tell IMDi's support.",
-            )
+            return self.message(request, 500, "failed.title", "failed.message")
 
 
 def _aiohttp(response: Response) -> aiohttp_web.Response:
@@ -250,9 +299,22 @@ def _path_of(request: Request) -> str:
     return path[len(PREFIX) :] if path.startswith(PREFIX) else "/tickets"
 
 
+def _here(request: Request) -> str:
+    """The page's own address inside the support page, to come back to after switching language."""
+    return _path_of(request) + (
+        f"?{_aiohttp_request(request).query_string}" if _aiohttp_request(request).query_string else ""
+    )
+
+
 def _safe_next(value: str | None) -> str:
     """Only a path inside the support page (never another site) is a place to go back to."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+    if (
+        value
+        and value.startswith("/")
+        and not value.startswith("//")
+        and "\\" not in value
+        and is_plain(value, 2000)
+    ):
         return value
     return "/tickets"
 
@@ -264,41 +326,109 @@ _FILTER_TEXT_LIMIT = 64
 
 
 class _BadInput(ValueError):
-    """A parameter the page cannot use; the message says which and why, without repeating it."""
+    """A parameter the page cannot use; the message (a translation key and its values) says which
+    and why, without repeating it."""
+
+    def __init__(self, key: str, **values: Any) -> None:
+        super().__init__(key)
+        self.key, self.values = key, values
+
+
+# What `done=` may say after an action; anything else in the query is not shown.
+_DONE = frozenset(
+    {"replayed", "edited", "filed", "resolved", "discarded", "not_replayed", "not_settled", "language"}
+)
+
+
+def _done_key(value: str | None) -> str | None:
+    return f"done.{value}" if value in _DONE else None
 
 
 def _day_start(value: str, *, end: bool = False) -> dt.datetime | None:
-    """A date from the filter form as the start (or end) of that day in Norway."""
-    if not value:
+    """A date from the filter form (DD.MM.YYYY) as the start (or end) of that day in Norway."""
+    if not value.strip():
         return None
     try:
-        day = dt.date.fromisoformat(value)
+        day = parse_norwegian_day(value)
     except ValueError:
-        raise _BadInput("dates are written YYYY-MM-DD") from None
+        raise _BadInput("bad.date") from None
     if not _EARLIEST <= day <= _LATEST:
-        raise _BadInput(f"dates are from {_EARLIEST.isoformat()} to {_LATEST.isoformat()}")
+        raise _BadInput("bad.date_range")
     start = dt.datetime.combine(day, dt.time(), tzinfo=OSLO)
     return (start + dt.timedelta(days=1, microseconds=-1) if end else start).astimezone(dt.UTC)
 
 
 def _text(value: str, name: str, limit: int = _FILTER_TEXT_LIMIT) -> str:
     """A text parameter, refused unless printable and at most `limit` characters: the register
-    must never be the one to refuse it (PostgreSQL refuses a NUL where SQLite would not)."""
+    must never be the one to refuse it (PostgreSQL refuses a NUL where SQLite would not).
+    `name` is the translation key of the field's name."""
     if not is_plain(value, limit):
-        raise _BadInput(f"{name} must be printable text of at most {limit} characters")
+        raise _BadInput("bad.text", name=_FieldName(name), limit=limit)
     return value
 
 
+class _FieldName(str):
+    """A field's name in a message: a translation key, put in the message's language on output."""
+
+
+def _translated_values(language: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: translate(language, v) if isinstance(v, _FieldName) else v for k, v in values.items()}
+
+
+def _whole_identifier(value: str) -> tuple[str, ...]:
+    """The search by person: a whole DUF number (12 digits) or fødselsnummer/D-number (11), never
+    a part of one (a part would list others' cases by their numbers)."""
+    value = value.strip()
+    if not value:
+        return ()
+    if len(value) not in (11, 12) or not is_ascii_digits(value):
+        raise _BadInput("bad.identifier")
+    return (value,)
+
+
+PAGE_SIZE = 50
+# The query parameters that make up a filter (paging and sorting are not part of it).
+_FILTER_PARAMETERS = ("status", "code", "source", "municipality", "person", "from", "until")
+
+
+@dataclass(frozen=True)
+class _Ordering:
+    """Which page of the list, sorted by what, in which direction."""
+
+    page: int = 1
+    sort: str = "last_failed"
+    descending: bool = True
+
+    @property
+    def direction(self) -> str:
+        return "desc" if self.descending else "asc"
+
+
+def _ordering(query: Mapping[str, str]) -> _Ordering:
+    page_text, sort, direction = (
+        query.get("page", "1"),
+        query.get("sort", "last_failed"),
+        query.get("dir", "desc"),
+    )
+    if not (1 <= len(page_text) <= 7 and is_ascii_digits(page_text) and int(page_text) >= 1):
+        raise _BadInput("bad.page")
+    if sort not in SORT_COLUMNS:
+        raise _BadInput("bad.choice", name=_FieldName("field.sort"))
+    if direction not in ("asc", "desc"):
+        raise _BadInput("bad.choice", name=_FieldName("field.sort"))
+    return _Ordering(int(page_text), sort, direction == "desc")
+
+
 def _ticket_filter(query: Mapping[str, str]) -> TicketFilter:
-    def text(name: str) -> str | None:
-        return _text(query.get(name, ""), name).strip() or None
+    def text(name: str, field: str) -> str | None:
+        return _text(query.get(name, ""), field).strip() or None
 
     return TicketFilter(
-        status=text("status"),
-        error_code=text("code"),
-        source_system=text("source"),
-        municipality=text("municipality"),
-        duf_number=text("duf"),
+        status=text("status", "field.status"),
+        error_code=text("code", "field.code"),
+        source_system=text("source", "field.source"),
+        municipality=text("municipality", "field.municipality"),
+        identifiers=_whole_identifier(query.get("person", "")),
         failed_from=_day_start(query.get("from", "")),
         failed_until=_day_start(query.get("until", ""), end=True),
     )
@@ -314,16 +444,22 @@ class Index(SupportView):
 class Login(SupportView):
     async def get(self, request: Request) -> Response:
         query = _aiohttp_request(request).query
-        return self.sign_in_page(request, next=_safe_next(query.get("next")), reason=query.get("reason"))
+        reason = SIGN_IN_REASONS.get(query.get("reason", ""))
+        return self.sign_in_page(
+            request, query.get("lang"), next=_safe_next(query.get("next")), reason=reason
+        )
 
     async def post(self, request: Request) -> Response:
         return await self.guarded(request, lambda: self.sign_in(request))
 
-    def sign_in_page(self, request: Request, status: int = 200, **context: Any) -> Response:
-        """The sign-in form, with the anti-forgery value of this browser's sign-in cookie (a new
-        one if it has none)."""
+    def sign_in_page(
+        self, request: Request, language: str | None, status: int = 200, **context: Any
+    ) -> Response:
+        """The sign-in form in `language` (Norwegian unless English was asked for), with the
+        anti-forgery value of this browser's sign-in cookie (a new one if it has none)."""
+        _aiohttp_request(request)[LANGUAGE] = language_of(language)
         seed = _cookie(request, SIGN_IN_FORM_COOKIE) or secrets.token_urlsafe(32)
-        response = self.page("login.html", status=status, form_token=form_token(seed), **context)
+        response = self.page(request, "login.html", status=status, form_token=form_token(seed), **context)
         self.set_cookie(response, SIGN_IN_FORM_COOKIE, seed, int(SESSION_LIFETIME.total_seconds()))
         return response
 
@@ -331,19 +467,13 @@ class Login(SupportView):
         try:
             data = await self.form(request, SIGN_IN_FORM_COOKIE)
         except _ForeignForm:
-            return self.sign_in_page(
-                request,
-                status=403,
-                next="/tickets",
-                error="The form did not come from this page, so nothing was done. Try again.",
-            )
+            return self.sign_in_page(request, None, status=403, next="/tickets", error="refused.foreign_form")
         username, password = data.get("username", ""), data.get("password", "")
         next_path = _safe_next(data.get("next", ""))
+        language = language_of(data.get("lang"))
         now = self.hub.clock()
-        try:
-            _text(username, "the username", USERNAME_LIMIT)
-        except _BadInput as exc:
-            return self.sign_in_page(request, status=400, next=next_path, error=str(exc))
+        if not is_plain(username, USERNAME_LIMIT):
+            return self.sign_in_page(request, language, status=400, next=next_path, error="sign_in.wrong")
         address = _aiohttp_request(request).remote or "unknown"
         outcome = await asyncio.to_thread(
             sign_in,
@@ -359,9 +489,10 @@ class Login(SupportView):
             locked = outcome.refusal is Refusal.LOCKED
             return self.sign_in_page(
                 request,
+                language,
                 status=429 if locked else 401,
                 next=next_path,
-                error=LOCKED_OUT if locked else WRONG_DETAILS,
+                error="sign_in.locked" if locked else "sign_in.wrong",
                 username=username,
             )
         response = self.redirect(next_path)
@@ -377,7 +508,7 @@ class Logout(SupportView):
             await self.form(request)
             token = _cookie(request) or ""
             await in_transaction(self.hub.unit_of_work, lambda uow: sign_out(uow.session, token))
-            response = self.redirect("/login", reason="signed out")
+            response = self.redirect("/login", reason="signed_out")
             _aiohttp(response).del_cookie(COOKIE, path=PREFIX)
             return response
 
@@ -390,25 +521,51 @@ class Tickets(SupportView):
         query = dict(_aiohttp_request(request).query)
 
         async def handle() -> Response:
-            try:
-                where = _ticket_filter(query)
-            except _BadInput as exc:
-                return self.page("message.html", status=400, title="Bad filter", message=str(exc))
+            where = _ticket_filter(query)
+
+            now = self.hub.clock()
+
+            order = _ordering(query)
 
             def work(session: Session, user: User) -> dict[str, Any]:
+                if where.identifiers:
+                    desk.record_search(session, user, now)
+                total = desk.ticket_count(session, user, where)
+                page = min(order.page, max(1, -(-total // PAGE_SIZE)))
+                listed = desk.ticket_list(
+                    session,
+                    self.hub.catalog,
+                    user,
+                    where,
+                    PAGE_SIZE,
+                    offset=(page - 1) * PAGE_SIZE,
+                    sort=order.sort,
+                    descending=order.descending,
+                )
                 return {
                     "user": user,
-                    "tickets": desk.ticket_list(session, self.hub.catalog, user, where),
+                    "tickets": listed,
+                    "total": total,
+                    "page": page,
                     "counts": desk.error_code_counts(session, user, where),
                 }
 
             found = await self.as_user(request, work)
+            filters = {k: v for k, v in query.items() if k in _FILTER_PARAMETERS and v}
             return self.page(
+                request,
                 "tickets.html",
                 query=query,
+                filters=filters,
+                order=order,
+                page_size=PAGE_SIZE,
+                sorts=list(SORT_COLUMNS),
+                link=lambda **change: urlencode(
+                    {**filters, "sort": order.sort, "dir": order.direction, **change}
+                ),
                 form_token=form_token(_cookie(request) or ""),
                 statuses=[s.value for s in TicketStatus],
-                without_code=urlencode({k: v for k, v in query.items() if k != "code"}),
+                without_code=urlencode({k: v for k, v in filters.items() if k != "code"}),
                 **found,
             )
 
@@ -421,23 +578,27 @@ class Tickets(SupportView):
             data = await self.form(request)
             now = self.hub.clock()
 
-            description = _text(data.get("description", ""), "the description", DESCRIPTION_LIMIT)
-            municipality = _text(data.get("municipality", ""), "the municipality").strip() or None
+            description = _text(data.get("description", ""), "field.description", DESCRIPTION_LIMIT)
+            municipality = _text(data.get("municipality", ""), "field.municipality").strip() or None
+            duf_number = _text(data.get("duf", ""), "field.duf").strip()
+            if not description.strip():
+                raise _BadInput("file.description_required")
+            try:
+                check_duf_number(duf_number, today=now.date())
+            except InvalidIdentifier:
+                raise _BadInput("file.duf_invalid") from None
 
             def work(session: Session, user: User) -> int:
                 return desk.file_case_as(
                     session,
                     user,
-                    duf_number=_text(data.get("duf", ""), "the DUF number"),
+                    duf_number=duf_number,
                     description=description,
                     municipality=municipality,
                     now=now,
                 ).id
 
-            try:
-                ticket_id = await self.as_user(request, work)
-            except HubError as exc:
-                return self.page("message.html", status=400, title="Case not filed", message=str(exc))
+            ticket_id = await self.as_user(request, work)
             return self.redirect(f"/tickets/{ticket_id}", done="filed")
 
         return await self.guarded(request, handle)
@@ -463,15 +624,18 @@ class Edit(SupportView):
             try:
                 event = json.loads(draft)
                 if not isinstance(event, dict):
-                    raise ContractError(["the event must be a JSON object"])
+                    raise _BadInput("not_object")
                 await self.as_user(
                     request,
                     lambda session, user: desk.edit_as(session, self.hub.catalog, user, number, event, now),
                     ticket_id=number,
                 )
             except json.JSONDecodeError as exc:
+                problem = translate(self.language(request), "not_json", message=exc.msg, line=exc.lineno)
+                return await self.refused(request, number, [problem], draft)
+            except _BadInput as exc:
                 return await self.refused(
-                    request, number, [f"not JSON: {exc.msg} (line {exc.lineno})"], draft
+                    request, number, [translate(self.language(request), exc.key)], draft
                 )
             except ContractError as exc:
                 return await self.refused(request, number, list(exc.problems), draft)
@@ -513,9 +677,7 @@ class Settle(SupportView):
             except ValueError:
                 status = TicketStatus.OPEN
             if status not in (TicketStatus.RESOLVED, TicketStatus.DISCARDED):
-                return self.page(
-                    "message.html", status=400, title="Bad request", message="resolve or discard"
-                )
+                raise _BadInput("bad.settle")
             now = self.hub.clock()
             try:
                 await self.as_user(
@@ -527,9 +689,152 @@ class Settle(SupportView):
                 )
             except AccessDenied:
                 raise
-            except HubError as exc:
-                return self.redirect(f"/tickets/{number}", done=f"not {status.value}: {exc}")
+            except HubError:
+                return self.redirect(f"/tickets/{number}", done="not_settled")
             return self.redirect(f"/tickets/{number}", done=status.value)
+
+        return await self.guarded(request, handle)
+
+
+@dataclass
+class _BulkReplay:
+    """A bulk replay running in this worker, for its progress page (which only its starter sees)."""
+
+    owner: str
+    total: int
+    done: list[tuple[int, str]] = field(default_factory=list)
+    finished: bool = False
+    failed: bool = False
+    task: asyncio.Task[Any] | None = None
+
+
+# Bulk replays by their random id: kept in the worker that runs them (each replay is audited in
+# the register as it is sent; only the progress page needs this).
+_BULK_REPLAYS: dict[str, _BulkReplay] = {}
+BULK_REPLAY_PER_SECOND = 20.0
+
+
+def _fingerprint(ticket_ids: list[int]) -> str:
+    """What a confirmation was shown: if the tickets changed since, it is shown again."""
+    return hashlib.sha256(",".join(map(str, ticket_ids)).encode()).hexdigest()[:32]
+
+
+@blueprint.route("/tickets/bulk", name="bulk")
+class Bulk(SupportView):
+    """Replay or resolve every open or replayed ticket the current filter matches: first what
+    would be done (a dry run), then, confirmed, done, with progress for a replay."""
+
+    async def post(self, request: Request) -> Response:
+        async def handle() -> Response:
+            data = await self.form(request)
+            action = data.get("action", "")
+            if action not in ("replay", "resolve"):
+                raise _BadInput("bad.choice", name=_FieldName("field.action"))
+            where = _ticket_filter(data)
+            note = _text(data.get("note", ""), "field.note", DESCRIPTION_LIMIT).strip()
+            now = self.hub.clock()
+
+            def targets(session: Session, user: User) -> tuple[User, list[int], int]:
+                ids, total = desk.bulk_targets(session, user, where)
+                return user, ids, total
+
+            user, ids, total = await self.as_user(request, targets)
+            fingerprint = _fingerprint(ids)
+            confirmed = data.get("step") == "confirm" and hmac.compare_digest(
+                data.get("expected", ""), fingerprint
+            )
+            if action == "resolve" and not note:
+                raise _BadInput("bulk.note_required")
+            if confirmed and ids and action == "replay":
+                return self.redirect(f"/tickets/bulk/{self.start_replay(user.username, ids)}")
+            if confirmed and ids:
+                count = await self.as_user(
+                    request,
+                    lambda session, u: desk.settle_many_as(session, u, ids, TicketStatus.RESOLVED, note, now),
+                )
+                return self.message(request, 200, "bulk.title_resolve", "bulk.resolved", count=count)
+            plan: list[tuple[int, str]] = []
+            if action == "replay":  # the dry run: what would be sent where, and what not, and why
+                await replay_tickets(
+                    self.hub, ids, dry_run=True, on_each=lambda i, what: plan.append((i, what))
+                )
+            else:
+                plan = [(i, "") for i in ids]
+            return self.page(
+                request,
+                "bulk.html",
+                user=user,
+                form_token=form_token(_cookie(request) or ""),
+                action=action,
+                plan=plan,
+                total=total,
+                note=note,
+                expected=fingerprint,
+                changed=data.get("step") == "confirm",
+                filters={k: data[k] for k in _FILTER_PARAMETERS if data.get(k)},
+            )
+
+        return await self.guarded(request, handle)
+
+    def start_replay(self, username: str, ticket_ids: list[int]) -> str:
+        job_id = secrets.token_urlsafe(18)
+        job = _BulkReplay(owner=username, total=len(ticket_ids))
+
+        async def run() -> None:
+            try:
+                await replay_tickets(
+                    self.hub,
+                    ticket_ids,
+                    per_second=BULK_REPLAY_PER_SECOND,
+                    on_each=lambda i, what: job.done.append((i, what)),
+                    user=username,
+                )
+            except Exception as exc:
+                job.failed = True
+                log.error("bulk replay failed: %s", safe_traceback(exc))
+            finally:
+                job.finished = True
+
+        job.task = asyncio.create_task(run())
+        _BULK_REPLAYS[job_id] = job
+        return job_id
+
+
+@blueprint.route("/tickets/bulk/{job_id:[A-Za-z0-9_-]{24}}", name="bulk_progress")
+class BulkProgress(SupportView):
+    async def get(self, request: Request, job_id: str) -> Response:
+        async def handle() -> Response:
+            user = await self.as_user(request, lambda session, u: u)
+            job = _BULK_REPLAYS.get(job_id)
+            if job is None or job.owner != user.username:
+                return self.message(request, 404, "not_found.title", "bulk.no_job")
+            return self.page(
+                request,
+                "bulk_progress.html",
+                user=user,
+                form_token=form_token(_cookie(request) or ""),
+                job=job,
+            )
+
+        return await self.guarded(request, handle)
+
+
+@blueprint.route("/language", name="language")
+class Language(SupportView):
+    """The user's choice of language, kept on the user."""
+
+    async def post(self, request: Request) -> Response:
+        async def handle() -> Response:
+            data = await self.form(request)
+            chosen = data.get("language", "")
+            if chosen not in LANGUAGES:
+                raise _BadInput("bad.choice", name=_FieldName("field.language"))
+
+            def work(session: Session, user: User) -> None:
+                user.language = chosen
+
+            await self.as_user(request, work)
+            return self.redirect(_safe_next(data.get("next")))
 
         return await self.guarded(request, handle)
 

@@ -1,6 +1,6 @@
 """The support page in a real headless Chromium, against a worker on the real broker.
 
-Login, the filterable list, edit-and-replay, and that a municipality's super user can neither
+Sign-in, the filterable list, edit-and-replay, and that a municipality's super user can neither
 see nor act on another municipality's ticket, also not by guessing URLs.
 """
 
@@ -132,7 +132,9 @@ def base_url(harness: HubHarness) -> str:
     return f"http://127.0.0.1:{harness.settings.web_port}"
 
 
-def test_sign_in_list_and_filter_with_identifiers_masked(support: Any, browser: Any) -> None:
+def test_sign_in_list_and_filter_with_identifiers_shown_by_their_last_digits(
+    support: Any, browser: Any
+) -> None:
     harness, events = support
     page = Page(browser, base_url(harness))
 
@@ -140,7 +142,7 @@ def test_sign_in_list_and_filter_with_identifiers_masked(support: Any, browser: 
     assert page.tab.url.startswith(page.base + "/support/login")  # not signed in: sent to sign in
 
     page.sign_in("imdi", "wrong password!")
-    assert "wrong username or password" in page.tab.text_content("#error")
+    assert "feil brukernavn eller passord" in page.tab.text_content("#error")
 
     page.sign_in("imdi")
     assert page.tab.url.endswith("/support/tickets")
@@ -149,8 +151,9 @@ def test_sign_in_list_and_filter_with_identifiers_masked(support: Any, browser: 
     assert header_colour == "rgb(0, 36, 78)"
     assert sorted(page.listed_ids()) == sorted(t.id for t in tickets(harness))
     content = page.tab.content()
-    for e in events.values():  # masked in the list
+    for e in events.values():  # only the last digits in the list
         assert e["person"]["nationalId"] not in content and e["person"]["dufNumber"] not in content
+        assert "…" + e["person"]["dufNumber"][-4:] in content
     counts = dict(
         zip(
             page.tab.locator("#counts td a").all_text_contents(),
@@ -164,14 +167,15 @@ def test_sign_in_list_and_filter_with_identifiers_masked(support: Any, browser: 
     page.tab.click("#apply-filter")
     assert page.listed_ids() == [ticket_of(harness, "4601").id]
     page.tab.fill("#f-municipality", "")
-    page.tab.fill("#f-duf", events["oslo"]["person"]["dufNumber"])
+    page.tab.fill("#f-person", events["oslo"]["person"]["nationalId"])  # a whole number finds the case
     page.tab.click("#apply-filter")
     assert page.listed_ids() == [ticket_of(harness, "0301").id]
-    page.tab.fill("#f-duf", "")
+    page.tab.fill("#f-person", "")
     page.tab.select_option("#f-status", "resolved")
     page.tab.click("#apply-filter")
     assert page.listed_ids() == []
-    assert not any(action == "view_ticket" for _, action, _ in audit_log(harness))  # lists are masked
+    actions = [action for _, action, _ in audit_log(harness)]
+    assert "view_ticket" not in actions and actions.count("search_person") == 1  # lists show no one in clear
 
 
 def test_edit_and_replay_registers_the_fixed_event_once_and_closes_the_ticket(
@@ -199,7 +203,7 @@ def test_edit_and_replay_registers_the_fixed_event_once_and_closes_the_ticket(
     )
     page.tab.fill("#event-editor", editor)
     page.tab.click("#save-and-replay")
-    assert page.tab.text_content("#done") == "replayed"
+    assert page.tab.text_content("#done") == "sendt på nytt"
     harness.wait_until(
         lambda: ticket_of(harness, "0301").status == "resolved", timeout=60, what="the ticket to close"
     )
@@ -207,7 +211,7 @@ def test_edit_and_replay_registers_the_fixed_event_once_and_closes_the_ticket(
     [row] = harness.registrations()
     assert row.event_id == bad["eventId"] and row.payload["periodEnd"] == bad["payload"]["periodStart"]
     page.tab.reload()
-    assert page.tab.text_content("#status") == "resolved"
+    assert page.tab.text_content("#status") == "løst"
     assert bad["eventId"] in page.tab.text_content("#closed")
     assert page.tab.locator("#save-and-replay").count() == 0  # a closed ticket offers no actions
     logged = [(user, action) for user, action, tid in audit_log(harness) if tid == ticket.id]
@@ -228,9 +232,9 @@ def test_a_municipality_user_cannot_see_or_act_on_another_municipality_s_ticket(
     token = page.form_token()
 
     response = page.open(f"/support/tickets/{bergen.id}")
-    assert response.status == 404 and f"there is no ticket {bergen.id}" in page.tab.text_content("#message")
+    assert response.status == 404 and f"det finnes ingen sak {bergen.id}" in page.tab.text_content("#message")
     missing = page.open("/support/tickets/999999")  # the same answer as for a ticket that is not there
-    assert missing.status == 404 and "there is no ticket 999999" in page.tab.text_content("#message")
+    assert missing.status == 404 and "det finnes ingen sak 999999" in page.tab.text_content("#message")
 
     for path, form in (
         (f"/support/tickets/{bergen.id}/replay", {}),
@@ -249,12 +253,12 @@ def test_a_municipality_user_cannot_see_or_act_on_another_municipality_s_ticket(
     page.tab.fill("#file-case input[name=duf]", "2020000009")
     page.tab.fill("#file-case textarea", "asks why the hours are missing")
     page.tab.click("#file-case button")
-    assert "DUF number must be exactly 12 digits" in page.tab.text_content("#message")
+    assert "DUF-nummeret må være 12 sifre" in page.tab.text_content("#message")
     page.open("/support/tickets")
     page.tab.fill("#file-case input[name=duf]", "202000000999")
     page.tab.fill("#file-case textarea", "asks why the hours are missing")
     page.tab.click("#file-case button")
-    assert page.tab.text_content("#done") == "filed"
+    assert page.tab.text_content("#done") == "saken er meldt"
     [filed] = [t for t in tickets(harness) if t.kind == "manual"]
     assert (filed.municipality, filed.duf_number, filed.status) == ("0301", "202000000999", "open")
 
@@ -270,19 +274,43 @@ def test_forms_need_the_session_s_token_and_signing_out_ends_the_session(support
     page.sign_in("oslo")
 
     forged = page.post(f"/support/tickets/{oslo.id}/settle", {"status": "discarded", "note": "forged"})
-    assert forged.status == 403 and "nothing was done" in forged.text()
+    assert forged.status == 403 and "ingenting ble gjort" in forged.text()
     assert ticket_of(harness, "0301").status == "open"
 
     page.open(f"/support/tickets/{oslo.id}")
     page.tab.fill("#note", "duplicate of a case handled by phone")
     page.tab.click("#discard")
-    assert page.tab.text_content("#status") == "discarded"
+    assert page.tab.text_content("#status") == "forkastet"
     assert ticket_of(harness, "0301").resolution_note == "duplicate of a case handled by phone"
 
     cookie = next(c for c in page.context.cookies() if c["name"] == "nir_support_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
-    page.tab.click("text=Sign out")
+    page.tab.click("text=Logg ut")
     assert "/support/login" in page.tab.url
     page.context.add_cookies([cookie])  # the old session token no longer opens anything
     page.open(f"/support/tickets/{oslo.id}")
     assert "/support/login" in page.tab.url
+
+
+def test_bulk_replay_by_filter_shows_a_dry_run_then_replays_with_progress(support: Any, browser: Any) -> None:
+    harness, _events = support
+    page = Page(browser, base_url(harness))
+    page.sign_in("imdi")
+    page.tab.click("#switch-language")  # in English
+    page.open("/support/tickets?code=NIR-DATE-003")
+    page.tab.click("#bulk-replay")
+    assert "Nothing is sent yet" in page.tab.text_content("#dry-run")
+    assert page.tab.locator("tr.planned").count() == 2 and "would replay to" in page.tab.text_content("#plan")
+    assert all(t.replays == 0 for t in tickets(harness))  # a dry run sends nothing
+    page.tab.click("#confirm-bulk")
+    page.tab.wait_for_selector("#finished", timeout=60_000)  # the page refreshes itself until done
+    assert "2 of 2 handled" in page.tab.text_content("#progress")
+    ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "support-desk"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.tab.screenshot(path=str(ARTIFACTS / "bulk-replay-progress-en.png"), full_page=True)
+    replays = [tid for user, action, tid in audit_log(harness) if (user, action) == ("imdi", "replay")]
+    assert sorted(replays) == [t.id for t in tickets(harness)]
+    # Replayed unchanged, both fail again: the tickets reopen with a second attempt.
+    harness.wait_until(
+        lambda: all(t.attempts == 2 for t in tickets(harness)), timeout=60, what="both to fail again"
+    )

@@ -36,9 +36,11 @@ def test_lists_and_counts_are_scoped_to_the_user_s_municipality(database_url: st
         assert len(desk.ticket_list(s, catalog(), imdi, everything)) == 3
         assert desk.error_code_counts(s, oslo, everything) == [("-", 1)]
         assert desk.error_code_counts(s, imdi, TicketFilter(error_code="X")) == [("-", 3)]
-        listed = desk.ticket_list(s, catalog(), imdi, TicketFilter(duf_number="201912345678"))
+        listed = desk.ticket_list(s, catalog(), imdi, TicketFilter(identifiers=("201912345678",)))
         assert [t["municipality"] for t in listed] == ["4601"]
-        assert "201912345678" not in str(listed)  # masked, though it was the filter
+        assert "201912345678" not in str(listed)  # shown by its last digits, though it was the filter
+        assert listed[0]["dufNumber"] == "…5678"
+        assert desk.ticket_list(s, catalog(), oslo, TicketFilter(identifiers=("201912345678",))) == []
 
 
 def test_a_view_is_audited_and_a_ticket_out_of_scope_looks_like_a_missing_one(database_url: str) -> None:
@@ -88,3 +90,19 @@ def test_signing_out_ends_the_session_at_once(database_url: str) -> None:
         sign_out(s, token)
         with pytest.raises(AccessDenied):
             user_for_token(s, token, NOW)
+
+
+def test_a_search_by_one_number_finds_the_cases_under_the_person_s_other_numbers(database_url: str) -> None:
+    from hub.register.repository import RegisterRepository
+
+    sessions = make_session_factory(make_engine(database_url))
+    with sessions() as s:
+        imdi = create_user(s, "imdi", SECRET, Role.IMDI_SUPPORT, None, NOW)
+        national_id = "31129956715"
+        RegisterRepository(s).person_with(national_id, "201812345604", NOW)  # one person, two numbers
+        file_manual_case(s, duf_number="201812345604", description="x", municipality="0301", now=NOW)
+        file_manual_case(s, duf_number="202012345678", description="y", municipality="0301", now=NOW)
+        found = desk.ticket_list(s, catalog(), imdi, TicketFilter(identifiers=(national_id,)))
+        assert [t["dufNumber"] for t in found] == ["…5604"]
+        desk.record_search(s, imdi, NOW)
+        assert [(a.action, a.detail) for a in s.scalars(select(AuditEntry))] == [("search_person", None)]

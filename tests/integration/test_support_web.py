@@ -28,11 +28,13 @@ from hub.register.models import AuditEntry
 from hub.register.unit_of_work import UnitOfWork
 from hub.support import desk
 from hub.support.access import Role, create_user, disable_user
-from hub.support.web import LOCKED_OUT, WRONG_DETAILS
+from hub.support.i18n import translate
 from hub.webserver import FAUST_APP_OPTIONS
 from tests.conftest import pipeline_hub
 
 PASSWORD = "correct horse battery"
+WRONG_DETAILS = translate("nb", "sign_in.wrong")  # Norwegian: the page's language until one is chosen
+LOCKED_OUT = translate("nb", "sign_in.locked")
 CHROMIUM = os.environ.get("NIR_TEST_CHROMIUM", "/usr/bin/chromium")
 T = TypeVar("T")
 Client = TestClient[Any, Any]
@@ -130,7 +132,7 @@ def test_a_sign_in_without_the_form_s_anti_forgery_value_is_refused(database_url
     async def work(client: Client) -> None:
         for token in ("", "0" * 64):
             forged = await sign_in(client, "kari", PASSWORD, token=token)
-            assert forged.status == 403 and "did not come from this page" in await forged.text()
+            assert forged.status == 403 and "kom ikke fra denne siden" in await forged.text()
             assert "nir_support_session" not in forged.cookies
         client.session.cookie_jar.clear()  # a post from another site carries no cookie of ours
         bare = await client.post("/support/login", data={"username": "kari", "password": PASSWORD})
@@ -292,3 +294,54 @@ def test_in_a_browser_the_page_s_style_passes_the_content_security_policy_and_si
         assert header == "rgb(0, 36, 78)"  # base.html's style sheet was applied
         assert refused == []  # and the browser reported no policy violation
         browser.close()
+
+
+def test_the_page_speaks_norwegian_until_a_user_chooses_english_which_is_kept_on_the_user(
+    database_url: str,
+) -> None:
+    hub = web_hub(database_url)
+
+    async def work(client: Client) -> None:
+        login = await (await client.get("/support/login")).text()
+        assert 'lang="nb"' in login and "Brukernavn" in login
+        english_login = await (await client.get("/support/login?lang=en")).text()
+        assert "Username" in english_login
+        assert "Brukernavn" in await (await client.get("/support/login?lang=xx")).text()  # hostile: ignored
+        await sign_in(client, "kari", PASSWORD)
+        page = await (await client.get("/support/tickets")).text()
+        assert "Saker" in page and "Feilet fra" in page
+        token = re.search(r'name="form_token" value="([0-9a-f]+)"', page)
+        assert token is not None
+        refused = await client.post(
+            "/support/language", data={"form_token": token.group(1), "language": "de"}, allow_redirects=False
+        )
+        assert refused.status == 400
+        chosen = await client.post(
+            "/support/language",
+            data={"form_token": token.group(1), "language": "en", "next": "/tickets?status=open"},
+            allow_redirects=False,
+        )
+        assert chosen.status == 303 and chosen.headers["Location"] == "/support/tickets?status=open"
+        forged = await client.post("/support/language", data={"language": "nb"}, allow_redirects=False)
+        assert forged.status == 403
+        client.session.cookie_jar.clear()
+        await sign_in(client, "kari", PASSWORD)  # a new session: the choice is the user's
+        assert "Failed from" in await (await client.get("/support/tickets")).text()
+
+    serve(hub, work)
+
+
+@pytest.mark.parametrize("bad", ["2026-12-01", "31.02.2026", "32.12", "01.12.1899", "x" * 65])
+def test_a_malformed_filter_date_is_answered_with_what_is_wrong_never_a_500(
+    sqlite_url: str, bad: str
+) -> None:
+    async def work(client: Client) -> None:
+        await sign_in(client, "kari", PASSWORD)
+        answer = await client.get("/support/tickets", params={"from": bad})
+        text = await answer.text()
+        assert answer.status == 400 and ("DD.MM.ÅÅÅÅ" in text or "01.01.1900" in text or "tegn" in text)
+        assert bad not in text
+        good = await client.get("/support/tickets", params={"from": "01.12.2026", "until": "2.12.2026"})
+        assert good.status == 200
+
+    serve(web_hub(sqlite_url), work)

@@ -1,0 +1,321 @@
+"""The support page's words in Norwegian (bokmål, the default) and English: one table.
+
+Every label and message the page shows is a key here; templates call `t(key, **values)`, and the
+web layer does the same for its messages. A user's choice is kept on the user
+(`User.language`); before sign-in the page speaks Norwegian unless the sign-in form was asked for
+in English. Rule titles and advice are the rule catalogue's own (`hub.rules.describe_code`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+NORWEGIAN, ENGLISH = "nb", "en"
+LANGUAGES = (NORWEGIAN, ENGLISH)
+DEFAULT_LANGUAGE = NORWEGIAN
+
+# key: (bokmål, English). Values in braces are filled in by `translate`.
+TEXTS: dict[str, tuple[str, str]] = {
+    # Frame and sign-in
+    "app.name": ("NIR-huben · brukerstøtte", "NIR hub · support"),
+    "nav.tickets": ("Saker", "Tickets"),
+    "role.imdi": ("IMDi brukerstøtte", "IMDi support"),
+    "role.municipality": ("kommune {municipality}", "municipality {municipality}"),
+    "sign_out": ("Logg ut", "Sign out"),
+    "language.switch": ("English", "Norsk"),
+    "sign_in.title": ("Logg inn", "Sign in"),
+    "sign_in.username": ("Brukernavn", "Username"),
+    "sign_in.password": ("Passord", "Password"),
+    "sign_in.button": ("Logg inn", "Sign in"),
+    "sign_in.wrong": ("feil brukernavn eller passord", "wrong username or password"),
+    "sign_in.locked": (
+        "Innlogging er avvist inntil videre; prøv igjen senere.",
+        "Sign-in refused for now; try again later.",
+    ),
+    "sign_in.signed_out": ("logget ut", "signed out"),
+    "sign_in.expired": ("økten er utløpt; logg inn igjen", "the session has expired; sign in again"),
+    "sign_in.disabled": ("brukeren er deaktivert", "the user is disabled"),
+    # Answers that are not a page of their own
+    "refused.title": ("Avvist", "Refused"),
+    "refused.foreign_form": (
+        "Skjemaet kom ikke fra denne siden, så ingenting ble gjort. Last inn siden på nytt og prøv igjen.",
+        "The form did not come from this page, so nothing was done. Reload the page and try again.",
+    ),
+    "not_found.title": ("Finnes ikke", "Not found"),
+    "not_found.ticket": ("det finnes ingen sak {ticket}", "there is no ticket {ticket}"),
+    "bad_request.title": ("Ugyldig forespørsel", "Bad request"),
+    "failed.title": ("Noe gikk galt", "Something went wrong"),
+    "failed.message": (
+        "Siden kunne ikke vises. Ingenting ble endret; prøv igjen, eller kontakt IMDis brukerstøtte.",
+        "The page could not be shown. Nothing was changed; try again, or tell IMDi's support.",
+    ),
+    "back": ("Tilbake til sakene", "Back to the tickets"),
+    "bad.text": (
+        "{name} må være lesbar tekst på høyst {limit} tegn",
+        "{name} must be printable text of at most {limit} characters",
+    ),
+    "bad.date": (
+        "datoer skrives DD.MM.ÅÅÅÅ, for eksempel 01.12.2026",
+        "dates are written DD.MM.YYYY, for example 01.12.2026",
+    ),
+    "bad.date_range": (
+        "datoer er fra 01.01.1900 til 31.12.2100",
+        "dates are from 01.01.1900 to 31.12.2100",
+    ),
+    "bad.identifier": (
+        "søk med et helt DUF-nummer (12 sifre) eller fødselsnummer/D-nummer (11 sifre)",
+        "search by a whole DUF number (12 digits) or fødselsnummer/D-number (11 digits)",
+    ),
+    "bad.choice": ("{name} har en verdi siden ikke tilbyr", "{name} has a value the page does not offer"),
+    "bad.page": ("sidenummeret må være et helt tall fra 1", "the page number must be a whole number from 1"),
+    "bad.settle": ("løs eller forkast", "resolve or discard"),
+    "field.description": ("beskrivelsen", "the description"),
+    "field.username": ("brukernavnet", "the username"),
+    "field.note": ("notatet", "the note"),
+    "field.status": ("status", "the status"),
+    "field.code": ("feilkoden", "the error code"),
+    "field.source": ("kilden", "the source"),
+    "field.municipality": ("kommunen", "the municipality"),
+    "field.identifier": ("identifikatoren", "the identifier"),
+    "field.duf": ("DUF-nummeret", "the DUF number"),
+    "field.sort": ("sorteringen", "the sort order"),
+    "field.action": ("handlingen", "the action"),
+    "field.language": ("språket", "the language"),
+    # Statuses
+    "status.open": ("åpen", "open"),
+    "status.replayed": ("sendt på nytt", "replayed"),
+    "status.resolved": ("løst", "resolved"),
+    "status.discarded": ("forkastet", "discarded"),
+    # The ticket list
+    "tickets.title": ("Saker", "Case tickets"),
+    "filter.status": ("Status", "Status"),
+    "filter.any": ("alle", "any"),
+    "filter.code": ("Feilkode", "Error code"),
+    "filter.source": ("Kilde", "Source"),
+    "filter.municipality": ("Kommune", "Municipality"),
+    "filter.identifier": ("DUF-nr. eller fødselsnr. (helt)", "DUF or national id (whole)"),
+    "filter.from": ("Feilet fra", "Failed from"),
+    "filter.until": ("til", "until"),
+    "filter.date_hint": ("dd.mm.åååå", "dd.mm.yyyy"),
+    "filter.apply": ("Filtrer", "Filter"),
+    "filter.clear": ("Nullstill", "Clear"),
+    "counts.title": ("Etter feilkode", "By error code"),
+    "counts.tickets": ("Saker", "Tickets"),
+    "none": ("ingen", "none"),
+    "list.heading": ("Saker {first}-{last} av {total}", "Tickets {first}-{last} of {total}"),
+    "list.empty": ("Ingen saker passer.", "No tickets match."),
+    "col.id": ("Nr.", "#"),
+    "col.status": ("Status", "Status"),
+    "col.code": ("Feilkode", "Error code"),
+    "col.source": ("Kilde", "Source"),
+    "col.municipality": ("Kommune", "Municipality"),
+    "col.event_type": ("Hendelsestype", "Event type"),
+    "col.duf": ("DUF-nummer", "DUF number"),
+    "col.national_id": ("Fødselsnummer", "National id"),
+    "col.attempts": ("Forsøk", "Attempts"),
+    "col.last_failed": ("Siste feil", "Last failure"),
+    "col.first_failed": ("Første feil", "First failure"),
+    "sort.title": ("Sorter", "Sort"),
+    "sort.ascending": ("stigende", "ascending"),
+    "sort.descending": ("synkende", "descending"),
+    "page.previous": ("Forrige side", "Previous page"),
+    "page.next": ("Neste side", "Next page"),
+    "page.of": ("Side {page} av {pages}", "Page {page} of {pages}"),
+    "file.title": ("Meld en sak manuelt", "File a case by hand"),
+    "file.duf": ("DUF-nummer", "DUF number"),
+    "file.description": ("Hva gjelder saken?", "What is the case about?"),
+    "file.button": ("Meld sak", "File case"),
+    "file.not_filed": ("Saken ble ikke meldt", "Case not filed"),
+    "file.duf_invalid": (
+        "DUF-nummeret må være 12 sifre, og de fire første et år søknaden kan være fra",
+        "the DUF number must be 12 digits, the first four a year the application can be from",
+    ),
+    "file.description_required": ("en beskrivelse er påkrevd", "a description is required"),
+    # Done (after an action)
+    "done.replayed": ("sendt på nytt", "replayed"),
+    "done.edited": ("rettingen er lagret", "the edit is kept"),
+    "done.filed": ("saken er meldt", "the case is filed"),
+    "done.resolved": ("løst", "resolved"),
+    "done.discarded": ("forkastet", "discarded"),
+    "done.not_replayed": (
+        "ikke sendt på nytt: saken er lukket eller har ingenting å sende",
+        "not replayed: the ticket is closed or has nothing to replay",
+    ),
+    "done.not_settled": (
+        "ikke lukket: saken er lukket allerede, eller notatet mangler",
+        "not closed: the ticket is closed already, or the note is missing",
+    ),
+    "done.language": ("språket er endret", "the language is changed"),
+    # The ticket
+    "ticket.title": ("Sak {ticket}", "Ticket {ticket}"),
+    "ticket.error": ("Feil", "Error"),
+    "ticket.rule": ("Regel", "Rule"),
+    "ticket.message": ("Melding", "Message"),
+    "ticket.advice": ("Hva gjør jeg?", "What to do"),
+    "ticket.source": ("Kildesystem", "Source system"),
+    "ticket.municipality": ("Kommune", "Municipality"),
+    "ticket.event_type": ("Hendelsestype", "Event type"),
+    "ticket.fact_date": ("Faktadato", "Fact date"),
+    "ticket.event_id": ("Hendelses-id", "Event id"),
+    "ticket.duf": ("DUF-nummer", "DUF number"),
+    "ticket.national_id": ("Fødselsnummer/D-nummer", "National id"),
+    "ticket.read_from": ("Lest fra", "Read from"),
+    "ticket.read_from_value": (
+        "{topic} partisjon {partition} posisjon {offset}",
+        "{topic} partition {partition} offset {offset}",
+    ),
+    "ticket.failures": ("Første / siste feil", "First / last failure"),
+    "ticket.counts": ("Forsøk / nye sendinger", "Attempts / replays"),
+    "ticket.description": ("Beskrivelse", "Description"),
+    "ticket.closed": ("Lukket", "Closed"),
+    "ticket.closed_by_event": (
+        "lukket av den godtatte hendelsen {event}",
+        "closed by the accepted event {event}",
+    ),
+    "ticket.event": ("Hendelsen slik den kom", "The event as it arrived"),
+    "ticket.no_event": ("Kan ikke leses, eller meldt manuelt.", "Not decodable, or filed by hand."),
+    "ticket.edit_by": ("Retting av {user} {at}", "Edit by {user} at {at}"),
+    "ticket.edit_changes": ("Endret fra originalen:", "Changed from the original:"),
+    "ticket.edit_same": ("Ingen endring fra originalen.", "No change from the original."),
+    "diff.path": ("Felt", "Field"),
+    "diff.before": ("Original", "Original"),
+    "diff.after": ("Rettet", "Edited"),
+    "diff.absent": ("(mangler)", "(absent)"),
+    "ticket.edit_and_replay": ("Rett og send på nytt", "Edit and replay"),
+    "ticket.problems": ("Rettingen ble ikke lagret:", "The edit was not kept:"),
+    "ticket.save_and_replay": ("Lagre og send på nytt", "Save and replay"),
+    "ticket.save": ("Bare lagre rettingen", "Save edit only"),
+    "ticket.replay_edit": ("Send den nyeste rettingen på nytt", "Replay the newest edit"),
+    "ticket.replay_original": ("Send på nytt slik den kom", "Replay as it arrived"),
+    "ticket.close": ("Lukk uten ny sending", "Close without replay"),
+    "ticket.note": ("Hvorfor (lagres på saken)", "Why (kept on the ticket)"),
+    "ticket.resolve": ("Løs", "Resolve"),
+    "ticket.discard": ("Forkast", "Discard"),
+    # Bulk actions
+    "bulk.title": ("Alle saker i utvalget", "Every ticket the filter matches"),
+    "bulk.intro": (
+        "Gjelder de åpne og sendte sakene som passer filteret over, høyst 1000 om gangen.",
+        "For the open and replayed tickets the filter above matches, at most 1000 at a time.",
+    ),
+    "bulk.preview_replay": ("Send alle på nytt …", "Replay all …"),
+    "bulk.preview_resolve": ("Løs alle …", "Resolve all …"),
+    "bulk.note": ("Notat (påkrevd for å løse)", "Note (required to resolve)"),
+    "bulk.note_required": ("et notat er påkrevd for å løse saker", "a note is required to resolve tickets"),
+    "bulk.title_replay": ("Send på nytt: prøvekjøring", "Replay: dry run"),
+    "bulk.title_resolve": ("Løs saker", "Resolve tickets"),
+    "bulk.dry_run": (
+        "Ingenting er sendt ennå. Dette ville skjedd med {count} saker:",
+        "Nothing is sent yet. This is what would happen to {count} tickets:",
+    ),
+    "bulk.would_resolve": (
+        "Disse {count} sakene ville blitt løst med notatet «{note}»:",
+        "These {count} tickets would be resolved with the note “{note}”:",
+    ),
+    "bulk.more": (
+        "{rest} saker til passer; kjør igjen når disse er ferdige.",
+        "{rest} more tickets match; run again when these are done.",
+    ),
+    "bulk.changed": (
+        "Sakene har endret seg siden prøvekjøringen; se over på nytt før du bekrefter.",
+        "The tickets changed since the dry run; look again before you confirm.",
+    ),
+    "bulk.none": ("Ingen åpne saker passer filteret.", "No open tickets match the filter."),
+    "bulk.confirm_replay": ("Bekreft: send {count} saker på nytt", "Confirm: replay {count} tickets"),
+    "bulk.confirm_resolve": ("Bekreft: løs {count} saker", "Confirm: resolve {count} tickets"),
+    "bulk.resolved": ("{count} saker er løst.", "{count} tickets are resolved."),
+    "bulk.progress_title": ("Sender på nytt", "Replaying"),
+    "bulk.progress": ("{done} av {total} behandlet", "{done} of {total} handled"),
+    "bulk.finished": ("Ferdig.", "Finished."),
+    "bulk.failed": (
+        "Stoppet: meglerne kunne ikke ta imot. Sakene som ikke ble sendt, er fortsatt åpne.",
+        "Stopped: the broker could not take the events. The tickets not sent are still open.",
+    ),
+    "bulk.no_job": ("det finnes ingen slik kjøring", "there is no such run"),
+    "sort.by": ("Sorter etter {column}", "Sort by {column}"),
+    # The ticket's story
+    "story.title": ("Sakens historie", "The ticket's story"),
+    "story.when": ("Når", "When"),
+    "story.what": ("Hva", "What"),
+    "story.who": ("Hvem", "Who"),
+    "story.outcome": ("Utfall", "Outcome"),
+    "story.failed": ("feilet: {code}", "failed: {code}"),
+    "story.accepted": ("godtatt som hendelse {event}", "accepted as event {event}"),
+    "story.file_case": ("meldt manuelt", "filed by hand"),
+    "story.edit": ("rettet", "edited"),
+    "story.replay": ("sendt på nytt", "replayed"),
+    "story.replay_failed": ("ny sending mislyktes (ikke sendt)", "replay failed (not sent)"),
+    "story.resolved": ("løst", "resolved"),
+    "story.discarded": ("forkastet", "discarded"),
+    "story.by_hub": ("huben", "the hub"),
+    "story.waiting": ("venter på svar", "waiting for the answer"),
+    # The person's register beside the error
+    "register.title": ("Personen i registeret", "The person in the register"),
+    "register.unknown": (
+        "Personen finnes ikke i registeret ennå (ingen registrering er godtatt).",
+        "The person is not in the register yet (no registration has been accepted).",
+    ),
+    "register.residence": ("Bostedskommune {day}", "Municipality of residence on {day}"),
+    "register.protected": ("skjermet adresse", "protected address"),
+    "register.categories": ("Kategori {day}", "Category on {day}"),
+    "register.training": ("opplæring", "training"),
+    "register.programme": ("introduksjonsprogram", "introduction programme"),
+    "register.states": ("Folkeregisteret", "Folkeregisteret"),
+    "register.schemes": ("Ordninger", "Schemes"),
+    "register.scheme": ("Ordning", "Scheme"),
+    "register.status": ("Tilstand", "State"),
+    "register.started": ("Startet", "Started"),
+    "register.stopped": ("Stanset", "Stopped"),
+    "register.ended": ("Avsluttet", "Ended"),
+    "register.recent": (
+        "Nyeste registreringer ({shown} av {total})",
+        "Newest registrations ({shown} of {total})",
+    ),
+    "register.received": ("Mottatt", "Received"),
+    "register.action": ("Handling", "Action"),
+    "scheme.introduction_programme": ("introduksjonsprogram", "introduction programme"),
+    "scheme.norwegian_and_social_studies": (
+        "opplæring i norsk og samfunnskunnskap",
+        "training in Norwegian and social studies",
+    ),
+    "scheme.asylum_seeker_training": (
+        "norskopplæring for asylsøkere",
+        "Norwegian training for asylum seekers",
+    ),
+    "scheme.culture_and_values": ("kultur og verdier", "culture and values"),
+    "scheme_status.not_started": ("ikke startet", "not started"),
+    "scheme_status.claimed": ("krav fremmet", "claimed"),
+    "scheme_status.granted": ("innvilget", "granted"),
+    "scheme_status.refused": ("avslått", "refused"),
+    "scheme_status.running": ("i gang", "running"),
+    "scheme_status.stopped": ("stanset", "stopped"),
+    "scheme_status.ended": ("avsluttet", "ended"),
+    "category.right_and_duty": ("rett og plikt", "right and duty"),
+    "category.right_only": ("bare rett", "right only"),
+    "category.duty_only": ("bare plikt", "duty only"),
+    "category.not_applicable": ("ikke gjeldende", "not applicable"),
+    "person_state.dead": ("meldt død {day}", "reported dead on {day}"),
+    "person_state.ceased_as_duplicate": ("opphørt som dublett {day}", "ceased as a duplicate on {day}"),
+    "not_json": ("ikke JSON: {message} (linje {line})", "not JSON: {message} (line {line})"),
+    "not_object": ("hendelsen må være et JSON-objekt", "the event must be a JSON object"),
+}
+
+Translate = Callable[..., str]
+
+
+def language_of(value: object) -> str:
+    """A language the page speaks: `value` if it is one, else the default (input is hostile)."""
+    return value if isinstance(value, str) and value in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def translate(language: str, key: str, **values: Any) -> str:
+    """The text for `key` in `language`, with `values` filled in."""
+    nb, en = TEXTS[key]
+    text = en if language == ENGLISH else nb
+    return text.format(**values) if values else text
+
+
+def translator(language: str) -> Translate:
+    """`translate` for one language, as the templates' `t`."""
+    language = language_of(language)
+    return lambda key, **values: translate(language, key, **values)
