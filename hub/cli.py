@@ -1,8 +1,10 @@
-"""The `hub` command: Faust's command line (`hub worker`, ...) plus the hub's own commands."""
+"""The `hub` command: the hub's commands, grouped in its help, with Faust's worker as `hub worker`
+and the rest of Faust's command line under `hub faust`."""
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import datetime as dt
 import json
@@ -14,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from faust.cli.faust import cli as faust_cli
 
 from hub.bootstrap import Hub
 from hub.errors import HubError
@@ -84,7 +85,11 @@ def topics_ensure() -> None:
     )
 
 
-@click.group(name="sources", help="The source registry's fagsystems, and their access to the broker.")
+@click.group(
+    name="sources",
+    short_help="The fagsystems: list, grant, revoke.",
+    help="The source registry's fagsystems, and their access to the broker.",
+)
 def sources_group() -> None:
     pass
 
@@ -174,6 +179,7 @@ def schemas_export(directory: Path) -> None:
 
 @click.command(
     name="publish",
+    short_help="Publish a JSON Lines file of registration events.",
     help="Check and publish a JSON Lines file of registration events, as the source's principal "
     "(NIR_KAFKA_USERNAME, or a Maskinporten token): the broker lets it write only its own topic.",
 )
@@ -293,7 +299,11 @@ def person_show(identifier: str, as_json: bool, as_of: dt.datetime | None) -> No
             click.echo(f"    note: {note}")
 
 
-@click.command(name="report", help="Statistics from the register as CSV: participants, status, exits, late.")
+@click.command(
+    name="report",
+    short_help="Statistics as CSV: participants, status, exits, late.",
+    help="Statistics from the register as CSV: participants, status, exits, late.",
+)
 @click.argument("name", type=click.Choice(["participants", "status", "exits", "late"]))
 @click.option("--year", type=int, default=lambda: dt.date.today().year, help="The year to report on.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the CSV here.")
@@ -689,7 +699,11 @@ def folkeregister_stand_in(host: str, port: int, token: str | None) -> None:
             time.sleep(3600)
 
 
-@click.group(name="maskinporten", help="Maskinporten access tokens and a local stand-in of Maskinporten.")
+@click.group(
+    name="maskinporten",
+    short_help="Maskinporten tokens, client keys and a local stand-in.",
+    help="Maskinporten access tokens and a local stand-in of Maskinporten.",
+)
 def maskinporten_group() -> None:
     pass
 
@@ -810,40 +824,101 @@ def show_settings() -> None:
     click.echo(_hub().settings.describe())
 
 
-for command in (
-    db_group,
-    topics_group,
-    sources_group,
-    schemas_group,
-    publish,
-    receipts,
-    cases_group,
-    users_group,
-    person_group,
-    report,
-    rules_group,
-    folkeregister_group,
-    maskinporten_group,
-    demo,
-    show_settings,
-):
-    faust_cli.add_command(command)
+def _faust_commands() -> click.Group:
+    """Faust's command line, run on the hub's app, whose `worker` first runs `prepare_worker`.
+
+    A copy: Faust's own group stays as Faust made it. The preparation hangs on the worker's
+    callback, which click calls only once the arguments are parsed (never for `--help`).
+    """
+    from faust.cli.faust import cli as faust_cli
+
+    faust_worker = faust_cli.commands["worker"]
+    assert faust_worker.callback is not None
+    start_worker = faust_worker.callback
+
+    def prepared_worker(*args: Any, **kwargs: Any) -> Any:
+        from hub.app import prepare_worker
+
+        prepare_worker()
+        return start_worker(*args, **kwargs)
+
+    worker_command = copy.copy(faust_worker)
+    worker_command.callback = prepared_worker
+    group = copy.copy(faust_cli)
+    group.commands = {**faust_cli.commands, "worker": worker_command}
+    group.help = "Faust's own commands (agents, tables, send, worker, ...), run on the hub's app."
+    return group
+
+
+def _run_faust(args: list[str], prog_name: str) -> None:
+    """Run Faust's command line with `args`, as `app.main()` does: the app is handed to it."""
+    from hub.app import app
+
+    _faust_commands().main(args=args, prog_name=prog_name, app=app)
+
+
+# Everything after the command's name goes to Faust unread, `--help` included.
+_TO_FAUST = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+
+
+@click.command(
+    name="worker",
+    context_settings=_TO_FAUST,
+    short_help="Run the hub's worker (Faust's; `hub worker --help`).",
+    help="Run the hub's worker: read the sources' topics, write the register, send receipts "
+    "(Faust's worker; `hub worker --help` lists its options).",
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def worker(args: tuple[str, ...]) -> None:
+    _run_faust(["worker", *args], "hub")
+
+
+@click.command(
+    name="faust",
+    context_settings=_TO_FAUST,
+    short_help="Faust's own commands: `hub faust --help`.",
+    help="Faust's own commands (agents, tables, send, ...) on the hub's app: `hub faust --help`.",
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def faust_group(args: tuple[str, ...]) -> None:
+    _run_faust(list(args), "hub faust")
+
+
+class SectionedGroup(click.Group):
+    """A command group whose help lists its commands under headings, in the order given."""
+
+    def __init__(self, name: str, sections: dict[str, list[click.Command]], **kwargs: Any) -> None:
+        super().__init__(name, commands=[c for commands in sections.values() for c in commands], **kwargs)
+        self.sections = {title: [c.name or "" for c in commands] for title, commands in sections.items()}
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        limit = formatter.width - 6 - max(len(name) for name in self.commands)
+        for title, names in self.sections.items():
+            with formatter.section(title):
+                formatter.write_dl([(name, self.commands[name].get_short_help_str(limit)) for name in names])
+
+
+cli = SectionedGroup(
+    "hub",
+    {
+        "Run": [worker, demo],
+        "Register": [db_group, person_group],
+        "Sources": [sources_group, schemas_group, publish, receipts, rules_group],
+        "Cases": [cases_group, users_group],
+        "Reports": [report],
+        "Operations": [topics_group, folkeregister_group, maskinporten_group, show_settings, faust_group],
+    },
+    help="The NIR integration hub: transfers the municipalities' registrations to the register.",
+)
+click.version_option(package_name="nir-hub", prog_name="hub", message="%(prog)s %(version)s")(cli)
 
 
 def main() -> None:
     try:
-        from hub.app import app, prepare_worker
-
-        if _subcommand(sys.argv[1:]) == "worker" and "--help" not in sys.argv:
-            prepare_worker()
-        app.main()
+        cli.main(prog_name="hub")
     except HubError as exc:
         click.echo(f"error [{exc.code}]: {exc.message}", err=True)
         sys.exit(2)
-
-
-def _subcommand(args: list[str]) -> str | None:
-    return next((a for a in args if not a.startswith("-")), None)
 
 
 if __name__ == "__main__":
