@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -149,10 +150,16 @@ def test_person_show_prints_everything_the_register_holds_as_json(harness: HubHa
     assert missing.returncode == 1 and "no person" in missing.stderr
 
 
-def test_the_worker_refuses_to_start_on_a_register_that_is_not_migrated(
+def test_the_worker_refuses_to_start_on_a_register_that_is_missing_or_not_migrated(
     kafka_broker: LocalBroker, tmp_path: Path
 ) -> None:
-    settings = make_settings(kafka_broker, f"sqlite:///{tmp_path}/new.sqlite3", tmp_path)
+    register = tmp_path / "new.sqlite3"
+    settings = make_settings(kafka_broker, f"sqlite:///{register}", tmp_path)
+    missing = hub_command(settings, "worker")
+    assert missing.returncode == 2
+    assert "error [NIR-REGISTER-MISSING]" in missing.stderr and "hub db upgrade" in missing.stderr
+    assert not register.exists()
+    sqlite3.connect(register).close()  # an empty database: a register at no migration
     result = hub_command(settings, "worker")
     assert result.returncode == 2
     assert "error [NIR-REGISTER-NOT-MIGRATED]" in result.stderr and "hub db upgrade" in result.stderr
