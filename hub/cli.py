@@ -272,8 +272,8 @@ def person_show(identifier: str, as_json: bool, as_of: dt.datetime | None) -> No
         )
     for scheme, state in person["state"].items():
         dates = ", ".join(
-            f"{name.removesuffix('_on')} {state[name]}"
-            for name in ("claimed_on", "decided_on", "started_on", "stopped_on", "ended_on")
+            f"{name.removesuffix('On')} {state[name]}"
+            for name in ("claimedOn", "decidedOn", "startedOn", "stoppedOn", "endedOn")
             if state[name]
         )
         click.echo(f"  {scheme}: {state['status']}" + (f" ({dates})" if dates else ""))

@@ -115,7 +115,7 @@ def describe_person(session: Session, person_id: int, *, as_of: dt.datetime | No
             }
             for e in events
         ],
-        "state": {scheme.value: state.as_json() for scheme, state in states.items() if state.facts},
+        "state": {scheme.json_key: state.as_json() for scheme, state in states.items() if state.facts},
         "residencePermits": [
             {"grantedOn": f.fact_date.isoformat(), **f.payload}
             for f in effective

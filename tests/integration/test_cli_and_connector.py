@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -131,6 +133,17 @@ def test_vendors_can_list_and_export_the_schemas(harness: HubHarness, tmp_path: 
     )
 
 
+def _keys(value: Any) -> Iterator[str]:
+    """Every key in a JSON value, at any depth."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield key
+            yield from _keys(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _keys(inner)
+
+
 def test_person_show_prints_everything_the_register_holds_as_json(harness: HubHarness) -> None:
     person = synthetic_person()
     e = event(person, "TRAINING_LANGUAGES")
@@ -146,6 +159,8 @@ def test_person_show_prints_everything_the_register_holds_as_json(harness: HubHa
         [registration] = shown["registrations"]
         assert registration["eventId"] == e["eventId"]
         assert registration["payload"] == e["payload"]
+        assert {"status", "startedOn", "endReason"} <= shown["state"]["norwegianAndSocialStudies"].keys()
+        assert not [key for key in _keys(shown) if not re.fullmatch("[a-z][a-zA-Z0-9]*", key)]
     missing = hub_command(harness.settings, "person", "show", "00000000000")
     assert missing.returncode == 1 and "no person" in missing.stderr
 

@@ -351,7 +351,9 @@ def test_hub_person_show_prints_each_identifiers_kind_and_the_persons_states(sql
     assert "  state: dead on 2026-11-20 (Folkeregisteret, sequence 13)" in lines
 
 
-def test_hub_person_show_on_a_register_that_does_not_exist_says_so_and_creates_nothing(tmp_path: Path) -> None:
+def test_hub_person_show_on_a_register_that_does_not_exist_says_so_and_creates_nothing(
+    tmp_path: Path,
+) -> None:
     missing = tmp_path / "nowhere" / "register.sqlite3"
     settings = dataclasses.replace(Settings(), database_url=f"sqlite:///{missing}")
     shown = hub_command(settings, "person", "show", FODSELSNUMMER)
