@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +232,47 @@ def receipts(source_id: str, follow: bool, as_json: bool) -> None:
     asyncio.run(read())
 
 
+_AS_JSON = click.option("--json", "as_json", is_flag=True, help="One JSON object a line, no header.")
+_LIMIT = click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Show at most this many; a notice on stderr says when there are more.",
+)
+
+
+def _echo_listing(
+    rows: list[dict[str, Any]],
+    columns: dict[str, Callable[[dict[str, Any]], Any]],
+    *,
+    as_json: bool,
+    limit: int,
+    what: str,
+) -> None:
+    """Print a list command's `rows` as a table under a header of `columns`, or as JSON Lines.
+
+    Given up to `limit` + 1 rows, it shows `limit` and says on stderr when there were more: a
+    list cut short must not pass for the whole.
+    """
+    shown = rows[:limit]
+    if as_json:
+        for row in shown:
+            click.echo(json.dumps(row, ensure_ascii=False))
+    else:
+        table = [list(columns)] + [
+            ["-" if (value := cell(row)) is None else str(value) for cell in columns.values()]
+            for row in shown
+        ]
+        widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+        for line in table:
+            click.echo(
+                "  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip()
+            )
+    if len(rows) > limit:
+        click.echo(f"only the first {limit} {what} are shown; there are more (--limit)", err=True)
+
+
 @click.group(name="person", help="What the register holds about a person.")
 def person_group() -> None:
     pass
@@ -368,26 +410,32 @@ def _ticket_filter(**options: Any) -> Any:
     )
 
 
-@cases_group.command(name="list", help="List tickets, newest failure first (identifiers masked).")
+@cases_group.command(
+    name="list", help="List tickets, newest failure first, then newest ticket (identifiers masked)."
+)
 @_filter_options
-@click.option("--json", "as_json", is_flag=True)
-def cases_list(as_json: bool, **options: Any) -> None:
+@_AS_JSON
+@_LIMIT
+def cases_list(as_json: bool, limit: int, **options: Any) -> None:
     from hub.support.tickets import describe_ticket, list_tickets
 
     hub = _migrated_hub()
     with hub.session_factory() as session:
         tickets = [
-            describe_ticket(session, hub.catalog, t) for t in list_tickets(session, _ticket_filter(**options))
+            describe_ticket(session, hub.catalog, t)
+            for t in list_tickets(session, _ticket_filter(**options), limit=limit + 1)
         ]
-    for t in tickets:
-        if as_json:
-            click.echo(json.dumps(t, ensure_ascii=False))
-        else:
-            click.echo(
-                f"{t['id']:>6}  {t['status']:<9} {t['error']['code'] or '-':<16} {t['sourceSystem'] or '-':<20} "
-                f"{t['municipality'] or '-':<5} {t['eventType'] or '-':<36} DUF {t['dufNumber'] or '-'}  "
-                f"attempts {t['attempts']}"
-            )
+    columns = {
+        "ticket": lambda t: t["id"],
+        "status": lambda t: t["status"],
+        "code": lambda t: t["error"]["code"],
+        "source": lambda t: t["sourceSystem"],
+        "municipality": lambda t: t["municipality"],
+        "event type": lambda t: t["eventType"],
+        "DUF number": lambda t: t["dufNumber"],
+        "attempts": lambda t: t["attempts"],
+    }
+    _echo_listing(tickets, columns, as_json=as_json, limit=limit, what="tickets")
 
 
 _USER = click.option(
@@ -617,20 +665,39 @@ def rules_group() -> None:
 
 
 @rules_group.command(
-    name="list", help="Print every rule's code, severity and title, then the codes of the other failures."
+    name="list",
+    help="Every rule's code, severity and title, and the codes of the other failures an event can "
+    "end with; sorted by code.",
 )
 @click.option("--lang", type=click.Choice(["en", "nb"]), default="en", help="Language of the titles.")
-def rules_list(lang: str) -> None:
+@_AS_JSON
+@_LIMIT
+def rules_list(lang: str, as_json: bool, limit: int) -> None:
     from hub.errors import FAILURE_CODES, title
     from hub.rules import RULES
 
-    for rule in RULES:
-        text = rule.title if lang == "en" else rule.title_nb
-        click.echo(f"{rule.code:<21} {rule.severity.value:<8} {text}")
-    click.echo("")
-    for error in FAILURE_CODES:
-        text = title(error) if lang == "en" else error.title_nb
-        click.echo(f"{error.code:<21} {'REJECT':<8} {text}")
+    codes = [
+        {
+            "code": r.code,
+            "severity": r.severity.value,
+            "kind": "rule",
+            "title": r.title,
+            "titleNb": r.title_nb,
+        }
+        for r in RULES
+    ] + [
+        {"code": e.code, "severity": "REJECT", "kind": "failure", "title": title(e), "titleNb": e.title_nb}
+        for e in FAILURE_CODES
+    ]
+    codes.sort(key=lambda c: c["code"])
+    shown_title = "title" if lang == "en" else "titleNb"
+    columns = {
+        "code": lambda c: c["code"],
+        "severity": lambda c: c["severity"],
+        "kind": lambda c: c["kind"],
+        "title": lambda c: c[shown_title],
+    }
+    _echo_listing(codes, columns, as_json=as_json, limit=limit, what="codes")
 
 
 @click.command(name="demo", help="Run the hub end to end on the embedded defaults.")

@@ -282,7 +282,10 @@ def get_ticket(session: Session, ticket_id: int) -> CaseTicket:
 
 
 def list_tickets(session: Session, where: TicketFilter, limit: int = 200) -> list[CaseTicket]:
-    query = where.apply(select(CaseTicket)).order_by(CaseTicket.last_failed_at.desc()).limit(limit)
+    """Newest failure first; of tickets that failed at the same time, the newest ticket first
+    (a stable order: the same list every time)."""
+    newest_first = (CaseTicket.last_failed_at.desc(), CaseTicket.id.desc())
+    query = where.apply(select(CaseTicket)).order_by(*newest_first).limit(limit)
     return list(session.scalars(query))
 
 

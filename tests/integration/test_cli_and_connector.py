@@ -184,20 +184,38 @@ def test_the_worker_refuses_to_start_on_a_register_that_is_missing_or_not_migrat
     assert upgraded.returncode == 0 and f"register at revision {head_revision()}" in upgraded.stdout
 
 
-def test_rules_list_prints_the_catalogue_and_every_other_failure_code(harness: HubHarness) -> None:
+def test_rules_list_prints_the_catalogue_and_every_other_failure_code_sorted_under_a_header(
+    harness: HubHarness,
+) -> None:
     from hub.errors import FAILURE_CODES
     from hub.rules import RULES
 
+    every_code = sorted({r.code for r in RULES} | {e.code for e in FAILURE_CODES})
     result = hub_command(harness.settings, "rules", "list")
-    assert result.returncode == 0
-    assert "NIR-ID-002            REJECT   The fødselsnummer or D-number is valid" in result.stdout
-    assert "NIR-DEADLINE-001      WARNING  Registered within two months" in result.stdout
-    assert "NIR-DECODE            REJECT   The message bytes are not a single-object-encoded" in result.stdout
-    listed = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
-    assert listed == {r.code for r in RULES} | {e.code for e in FAILURE_CODES}
+    assert result.returncode == 0 and result.stderr == ""
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["code", "severity", "kind", "title"]
+    assert [row.split()[0] for row in rows] == every_code
+    squeezed = "\n".join(" ".join(row.split()) for row in rows)
+    assert "NIR-ID-002 REJECT rule The fødselsnummer or D-number is valid" in squeezed
+    assert "NIR-DEADLINE-001 WARNING rule Registered within two months" in squeezed
+    assert "NIR-DECODE REJECT failure The message bytes are not a single-object-encoded" in "\n".join(
+        squeezed
+    )
     norwegian = hub_command(harness.settings, "rules", "list", "--lang", "nb")
-    assert "NIR-ID-002            REJECT   Fødselsnummeret eller D-nummeret er gyldig" in norwegian.stdout
-    assert "NIR-POISON            REJECT   Huben stoppet gang på gang" in norwegian.stdout
+    assert "Fødselsnummeret eller D-nummeret er gyldig" in norwegian.stdout
+    assert "Huben stoppet gang på gang" in norwegian.stdout
+
+    as_json = [
+        json.loads(line)
+        for line in hub_command(harness.settings, "rules", "list", "--json").stdout.splitlines()
+    ]
+    assert [c["code"] for c in as_json] == every_code
+    assert {"code", "severity", "kind", "title", "titleNb"} == as_json[0].keys()
+
+    limited = hub_command(harness.settings, "rules", "list", "--limit", "3")
+    assert [row.split()[0] for row in limited.stdout.splitlines()[1:]] == every_code[:3]
+    assert "only the first 3 codes are shown; there are more (--limit)" in limited.stderr
 
 
 def test_receipts_can_be_awaited_through_the_api_and_listed_with_the_cli(harness: HubHarness) -> None:
