@@ -702,10 +702,11 @@ def rules_list(lang: str, as_json: bool, limit: int) -> None:
 
 @click.command(name="demo", help="Run the hub end to end on the embedded defaults.")
 @click.option("--keep-broker", is_flag=True, help="Leave a broker the demo started running.")
-def demo(keep_broker: bool) -> None:
+@click.option("--support", is_flag=True, help="Then keep serving the support page, until Ctrl-C.")
+def demo(keep_broker: bool, support: bool) -> None:
     from hub.demo import run_demo
 
-    sys.exit(run_demo(keep_broker=keep_broker))
+    sys.exit(run_demo(keep_broker=keep_broker, support=support))
 
 
 @click.group(name="folkeregister", help="The Folkeregister connector and its local stand-in.")
