@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from hub.config import Settings
 from hub.connectors.fagsystem import FagsystemProducer, UnknownSourceTopic
 from hub.localrun import LocalBroker
 from hub.schemas.codec import catalog
@@ -25,6 +26,34 @@ from tests.harness import HubHarness, hub_command, jsonl
 def harness(kafka_broker: LocalBroker, sqlite_url: str, tmp_path: Path) -> Iterator[HubHarness]:
     with HubHarness(make_settings(kafka_broker, sqlite_url, tmp_path), tmp_path) as harness:
         yield harness
+
+
+def test_hub_help_lists_the_hubs_commands_in_sections_without_faust_or_a_banner() -> None:
+    helped = hub_command(Settings(), "--help")
+    assert helped.returncode == 0, helped.stderr
+    sections: dict[str, list[str]] = {}
+    for line in helped.stdout.split("Options:", 1)[1].splitlines():
+        if line.endswith(":") and not line.startswith(" "):
+            sections[line.removesuffix(":")] = []
+        elif line.startswith("  ") and sections:
+            sections[list(sections)[-1]].append(line.split()[0])
+    assert list(sections) == ["Run", "Register", "Sources", "Cases", "Reports", "Operations"]
+    assert sections["Run"][0] == "worker" and "person" in sections["Register"]
+    assert {"cases", "users"} <= set(sections["Cases"]) and "faust" in sections["Operations"]
+    # Faust's own commands and options are under `hub faust`, not beside the hub's.
+    assert not {"agents", "tables", "send", "livecheck"} & {c for cs in sections.values() for c in cs}
+    assert "Welcome" not in helped.stdout and "--datadir" not in helped.stdout
+    faust = hub_command(Settings(), "faust", "--help")
+    assert "Usage: hub faust" in faust.stdout and "agents" in faust.stdout and "Welcome" not in faust.stdout
+    worker = hub_command(Settings(), "worker", "--help")
+    assert "Usage: hub worker" in worker.stdout and "--web-port" in worker.stdout
+
+
+def test_hub_version_prints_the_hubs_version() -> None:
+    from importlib.metadata import version
+
+    shown = hub_command(Settings(), "--version")
+    assert (shown.returncode, shown.stdout) == (0, f"hub {version('nir-hub')}\n")
 
 
 def test_publish_reports_every_line_and_exits_non_zero_when_a_line_is_refused(
