@@ -228,9 +228,7 @@ def test_rules_list_prints_the_catalogue_and_every_other_failure_code_sorted_und
     squeezed = "\n".join(" ".join(row.split()) for row in rows)
     assert "NIR-ID-002 REJECT rule The fødselsnummer or D-number is valid" in squeezed
     assert "NIR-DEADLINE-001 WARNING rule Received within two months" in squeezed
-    assert "NIR-DECODE REJECT failure The message bytes are not a single-object-encoded" in "\n".join(
-        squeezed
-    )
+    assert "NIR-DECODE REJECT failure The message bytes are not a single-object-encoded" in squeezed
     norwegian = hub_command(harness.settings, "rules", "list", "--lang", "nb")
     assert "Fødselsnummeret eller D-nummeret er gyldig" in norwegian.stdout
     assert "Huben stoppet gang på gang" in norwegian.stdout
