@@ -1,8 +1,10 @@
-"""The `hub` command: Faust's command line (`hub worker`, ...) plus the hub's own commands."""
+"""The `hub` command: the hub's commands, grouped in its help, with Faust's worker as `hub worker`
+and the rest of Faust's command line under `hub faust`."""
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import datetime as dt
 import json
@@ -10,11 +12,11 @@ import logging
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
-from faust.cli.faust import cli as faust_cli
 
 from hub.bootstrap import Hub
 from hub.errors import HubError
@@ -85,7 +87,11 @@ def topics_ensure() -> None:
     )
 
 
-@click.group(name="sources", help="The source registry's fagsystems, and their access to the broker.")
+@click.group(
+    name="sources",
+    short_help="The fagsystems: list, grant, revoke.",
+    help="The source registry's fagsystems, and their access to the broker.",
+)
 def sources_group() -> None:
     pass
 
@@ -175,6 +181,7 @@ def schemas_export(directory: Path) -> None:
 
 @click.command(
     name="publish",
+    short_help="Publish a JSON Lines file of registration events.",
     help="Check and publish a JSON Lines file of registration events, as the source's principal "
     "(NIR_KAFKA_USERNAME, or a Maskinporten token): the broker lets it write only its own topic.",
 )
@@ -226,6 +233,47 @@ def receipts(source_id: str, follow: bool, as_json: bool) -> None:
     asyncio.run(read())
 
 
+_AS_JSON = click.option("--json", "as_json", is_flag=True, help="One JSON object a line, no header.")
+_LIMIT = click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Show at most this many; a notice on stderr says when there are more.",
+)
+
+
+def _echo_listing(
+    rows: list[dict[str, Any]],
+    columns: dict[str, Callable[[dict[str, Any]], Any]],
+    *,
+    as_json: bool,
+    limit: int,
+    what: str,
+) -> None:
+    """Print a list command's `rows` as a table under a header of `columns`, or as JSON Lines.
+
+    Given up to `limit` + 1 rows, it shows `limit` and says on stderr when there were more: a
+    list cut short must not pass for the whole.
+    """
+    shown = rows[:limit]
+    if as_json:
+        for row in shown:
+            click.echo(json.dumps(row, ensure_ascii=False))
+    else:
+        table = [list(columns)] + [
+            ["-" if (value := cell(row)) is None else str(value) for cell in columns.values()]
+            for row in shown
+        ]
+        widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+        for line in table:
+            click.echo(
+                "  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip()
+            )
+    if len(rows) > limit:
+        click.echo(f"only the first {limit} {what} are shown; there are more (--limit)", err=True)
+
+
 @click.group(name="person", help="What the register holds about a person.")
 def person_group() -> None:
     pass
@@ -267,8 +315,8 @@ def person_show(identifier: str, as_json: bool, as_of: dt.datetime | None) -> No
         )
     for scheme, state in person["state"].items():
         dates = ", ".join(
-            f"{name.removesuffix('_on')} {state[name]}"
-            for name in ("claimed_on", "decided_on", "started_on", "stopped_on", "ended_on")
+            f"{name.removesuffix('On')} {state[name]}"
+            for name in ("claimedOn", "decidedOn", "startedOn", "stoppedOn", "endedOn")
             if state[name]
         )
         click.echo(f"  {scheme}: {state['status']}" + (f" ({dates})" if dates else ""))
@@ -294,7 +342,11 @@ def person_show(identifier: str, as_json: bool, as_of: dt.datetime | None) -> No
             click.echo(f"    note: {note}")
 
 
-@click.command(name="report", help="Statistics from the register as CSV: participants, status, exits, late.")
+@click.command(
+    name="report",
+    short_help="Statistics as CSV: participants, status, exits, late.",
+    help="Statistics from the register as CSV: participants, status, exits, late.",
+)
 @click.argument("name", type=click.Choice(["participants", "status", "exits", "late"]))
 @click.option("--year", type=int, default=lambda: dt.date.today().year, help="The year to report on.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the CSV here.")
@@ -359,26 +411,32 @@ def _ticket_filter(**options: Any) -> Any:
     )
 
 
-@cases_group.command(name="list", help="List tickets, newest failure first (identifiers masked).")
+@cases_group.command(
+    name="list", help="List tickets, newest failure first, then newest ticket (identifiers masked)."
+)
 @_filter_options
-@click.option("--json", "as_json", is_flag=True)
-def cases_list(as_json: bool, **options: Any) -> None:
+@_AS_JSON
+@_LIMIT
+def cases_list(as_json: bool, limit: int, **options: Any) -> None:
     from hub.support.tickets import describe_ticket, list_tickets
 
     hub = _migrated_hub()
     with hub.session_factory() as session:
         tickets = [
-            describe_ticket(session, hub.catalog, t) for t in list_tickets(session, _ticket_filter(**options))
+            describe_ticket(session, hub.catalog, t)
+            for t in list_tickets(session, _ticket_filter(**options), limit=limit + 1)
         ]
-    for t in tickets:
-        if as_json:
-            click.echo(json.dumps(t, ensure_ascii=False))
-        else:
-            click.echo(
-                f"{t['id']:>6}  {t['status']:<9} {t['error']['code'] or '-':<16} {t['sourceSystem'] or '-':<20} "
-                f"{t['municipality'] or '-':<5} {t['eventType'] or '-':<36} DUF {t['dufNumber'] or '-'}  "
-                f"attempts {t['attempts']}"
-            )
+    columns = {
+        "ticket": lambda t: t["id"],
+        "status": lambda t: t["status"],
+        "code": lambda t: t["error"]["code"],
+        "source": lambda t: t["sourceSystem"],
+        "municipality": lambda t: t["municipality"],
+        "event type": lambda t: t["eventType"],
+        "DUF number": lambda t: t["dufNumber"],
+        "attempts": lambda t: t["attempts"],
+    }
+    _echo_listing(tickets, columns, as_json=as_json, limit=limit, what="tickets")
 
 
 _USER = click.option(
@@ -608,28 +666,48 @@ def rules_group() -> None:
 
 
 @rules_group.command(
-    name="list", help="Print every rule's code, severity and title, then the codes of the other failures."
+    name="list",
+    help="Every rule's code, severity and title, and the codes of the other failures an event can "
+    "end with; sorted by code.",
 )
 @click.option("--lang", type=click.Choice(["en", "nb"]), default="en", help="Language of the titles.")
-def rules_list(lang: str) -> None:
+@_AS_JSON
+@_LIMIT
+def rules_list(lang: str, as_json: bool, limit: int) -> None:
     from hub.errors import FAILURE_CODES, title
     from hub.rules import RULES
 
-    for rule in RULES:
-        text = rule.title if lang == "en" else rule.title_nb
-        click.echo(f"{rule.code:<21} {rule.severity.value:<8} {text}")
-    click.echo("")
-    for error in FAILURE_CODES:
-        text = title(error) if lang == "en" else error.title_nb
-        click.echo(f"{error.code:<21} {'REJECT':<8} {text}")
+    codes = [
+        {
+            "code": r.code,
+            "severity": r.severity.value,
+            "kind": "rule",
+            "title": r.title,
+            "titleNb": r.title_nb,
+        }
+        for r in RULES
+    ] + [
+        {"code": e.code, "severity": "REJECT", "kind": "failure", "title": title(e), "titleNb": e.title_nb}
+        for e in FAILURE_CODES
+    ]
+    codes.sort(key=lambda c: c["code"])
+    shown_title = "title" if lang == "en" else "titleNb"
+    columns = {
+        "code": lambda c: c["code"],
+        "severity": lambda c: c["severity"],
+        "kind": lambda c: c["kind"],
+        "title": lambda c: c[shown_title],
+    }
+    _echo_listing(codes, columns, as_json=as_json, limit=limit, what="codes")
 
 
 @click.command(name="demo", help="Run the hub end to end on the embedded defaults.")
 @click.option("--keep-broker", is_flag=True, help="Leave a broker the demo started running.")
-def demo(keep_broker: bool) -> None:
+@click.option("--support", is_flag=True, help="Then keep serving the support page, until Ctrl-C.")
+def demo(keep_broker: bool, support: bool) -> None:
     from hub.demo import run_demo
 
-    sys.exit(run_demo(keep_broker=keep_broker))
+    sys.exit(run_demo(keep_broker=keep_broker, support=support))
 
 
 @click.group(name="folkeregister", help="The Folkeregister connector and its local stand-in.")
@@ -690,7 +768,11 @@ def folkeregister_stand_in(host: str, port: int, token: str | None) -> None:
             time.sleep(3600)
 
 
-@click.group(name="maskinporten", help="Maskinporten access tokens and a local stand-in of Maskinporten.")
+@click.group(
+    name="maskinporten",
+    short_help="Maskinporten tokens, client keys and a local stand-in.",
+    help="Maskinporten access tokens and a local stand-in of Maskinporten.",
+)
 def maskinporten_group() -> None:
     pass
 
@@ -811,41 +893,108 @@ def show_settings() -> None:
     click.echo(_hub().settings.describe())
 
 
-for command in (
-    db_group,
-    topics_group,
-    sources_group,
-    schemas_group,
-    publish,
-    receipts,
-    cases_group,
-    users_group,
-    person_group,
-    report,
-    rules_group,
-    folkeregister_group,
-    maskinporten_group,
-    demo,
-    show_settings,
-):
-    faust_cli.add_command(command)
-faust_cli.add_command(lag_exporter)
+def _faust_commands() -> click.Group:
+    """Faust's command line, run on the hub's app, whose `worker` first runs `prepare_worker`.
+
+    A copy: Faust's own group stays as Faust made it. The preparation hangs on the worker's
+    callback, which click calls only once the arguments are parsed (never for `--help`).
+    """
+    from faust.cli.faust import cli as faust_cli
+
+    faust_worker = faust_cli.commands["worker"]
+    assert faust_worker.callback is not None
+    start_worker = faust_worker.callback
+
+    def prepared_worker(*args: Any, **kwargs: Any) -> Any:
+        from hub.app import prepare_worker
+
+        prepare_worker()
+        return start_worker(*args, **kwargs)
+
+    worker_command = copy.copy(faust_worker)
+    worker_command.callback = prepared_worker
+    group = copy.copy(faust_cli)
+    group.commands = {**faust_cli.commands, "worker": worker_command}
+    group.help = "Faust's own commands (agents, tables, send, worker, ...), run on the hub's app."
+    return group
+
+
+def _run_faust(args: list[str], prog_name: str) -> None:
+    """Run Faust's command line with `args`, as `app.main()` does: the app is handed to it."""
+    from hub.app import app
+
+    _faust_commands().main(args=args, prog_name=prog_name, app=app)
+
+
+# Everything after the command's name goes to Faust unread, `--help` included.
+_TO_FAUST = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+
+
+@click.command(
+    name="worker",
+    context_settings=_TO_FAUST,
+    short_help="Run the hub's worker (Faust's; `hub worker --help`).",
+    help="Run the hub's worker: read the sources' topics, write the register, send receipts "
+    "(Faust's worker; `hub worker --help` lists its options).",
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def worker(args: tuple[str, ...]) -> None:
+    _run_faust(["worker", *args], "hub")
+
+
+@click.command(
+    name="faust",
+    context_settings=_TO_FAUST,
+    short_help="Faust's own commands: `hub faust --help`.",
+    help="Faust's own commands (agents, tables, send, ...) on the hub's app: `hub faust --help`.",
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def faust_group(args: tuple[str, ...]) -> None:
+    _run_faust(list(args), "hub faust")
+
+
+class SectionedGroup(click.Group):
+    """A command group whose help lists its commands under headings, in the order given."""
+
+    def __init__(self, name: str, sections: dict[str, list[click.Command]], **kwargs: Any) -> None:
+        super().__init__(name, commands=[c for commands in sections.values() for c in commands], **kwargs)
+        self.sections = {title: [c.name or "" for c in commands] for title, commands in sections.items()}
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        limit = formatter.width - 6 - max(len(name) for name in self.commands)
+        for title, names in self.sections.items():
+            with formatter.section(title):
+                formatter.write_dl([(name, self.commands[name].get_short_help_str(limit)) for name in names])
+
+
+cli = SectionedGroup(
+    "hub",
+    {
+        "Run": [worker, demo],
+        "Register": [db_group, person_group],
+        "Sources": [sources_group, schemas_group, publish, receipts, rules_group],
+        "Cases": [cases_group, users_group],
+        "Reports": [report],
+        "Operations": [
+            topics_group,
+            folkeregister_group,
+            maskinporten_group,
+            lag_exporter,
+            show_settings,
+            faust_group,
+        ],
+    },
+    help="The NIR integration hub: transfers the municipalities' registrations to the register.",
+)
+click.version_option(package_name="nir-hub", prog_name="hub", message="%(prog)s %(version)s")(cli)
 
 
 def main() -> None:
     try:
-        from hub.app import app, prepare_worker
-
-        if _subcommand(sys.argv[1:]) == "worker" and "--help" not in sys.argv:
-            prepare_worker()
-        app.main()
+        cli.main(prog_name="hub")
     except HubError as exc:
         click.echo(f"error [{exc.code}]: {exc.message}", err=True)
         sys.exit(2)
-
-
-def _subcommand(args: list[str]) -> str | None:
-    return next((a for a in args if not a.startswith("-")), None)
 
 
 if __name__ == "__main__":

@@ -124,6 +124,12 @@ class RegisterNotMigrated(ConfigurationError):
     code = "NIR-REGISTER-NOT-MIGRATED"
 
 
+class RegisterMissing(RegisterNotMigrated):
+    """There is no register at NIR_DATABASE_URL; only `hub db upgrade` makes a new one."""
+
+    code = "NIR-REGISTER-MISSING"
+
+
 class InternalError(HubError):
     """An unexpected error in the hub; the event is kept on its ticket for a replay."""
 

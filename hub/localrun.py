@@ -26,6 +26,7 @@ from aiohttp import web
 from hub.broker import broker_answers
 from hub.config import LOCAL_KAFKA_DIR, PACKAGE_DIR, Settings
 from hub.errors import ConfigurationError
+from hub.logs import silenced
 
 KAFKA_SCRIPT = PACKAGE_DIR.parent / "deploy" / "kafka" / "kafka.sh"
 LOCAL_ADMIN = "nir-admin"  # the super user the local broker's first start makes (kafka.sh)
@@ -74,9 +75,12 @@ def local_admin(settings: Settings) -> Settings:
 
 
 def local_broker_answers(settings: Settings) -> bool:
-    """Does the broker answer the local admin (and has this machine its CA and password)?"""
+    """Does the broker answer the local admin (and has this machine its CA and password)?
+
+    Quietly: the Kafka client's "unable to connect" is the answer, not news."""
     try:
-        return asyncio.run(broker_answers(local_admin(settings).kafka))
+        with silenced("aiokafka"):
+            return asyncio.run(broker_answers(local_admin(settings).kafka))
     except ConfigurationError:
         return False  # no CA or password yet: the local broker has never started
 

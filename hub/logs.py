@@ -9,6 +9,8 @@
   loops say the same thing many times a second. `RepeatFilter` lets a record through once per
   `interval` seconds for each logger, level and message template, and the next one that passes
   says how many were held back.
+- **Quiet probes.** Where a failure is the answer (is a broker running here?), `silenced` keeps
+  the Kafka client from printing it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from hub.domain.redaction import clean, mask_identifiers
 
@@ -94,3 +97,15 @@ def install(level: int, *, repeat_seconds: float, handlers: Iterable[logging.Han
             handler.addFilter(redaction)
     for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(max(level, logging.INFO))
+
+
+@contextmanager
+def silenced(name: str) -> Iterator[None]:
+    """No records from logger `name` or its children inside the block."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

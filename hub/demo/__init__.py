@@ -4,7 +4,9 @@ Starts the local broker if none answers, runs a worker, publishes the bundled sa
 persons in two municipalities: valid events, a duplicate, two invalid ones), waits until every
 event has its receipt, then runs the Folkeregister connector against a local stand-in of the
 feed: the persons who became known are looked up, and two live moves follow (one of a person the
-register does not know, which is passed over). It prints what happened. The demo keeps to its own
+register does not know, which is passed over). It prints what happened, and the command lines
+that show a person and the support page. With `--support` it then keeps the worker, and so the
+support page, running until Ctrl-C, for a support user it makes. The demo keeps to its own
 topic prefix, consumer group and register file, so it never mixes with a real register, and
 starts each run from empty demo topics and an empty demo register.
 """
@@ -17,6 +19,9 @@ import dataclasses
 import datetime as dt
 import json
 import re
+import secrets
+import shutil
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -98,7 +103,7 @@ def _sample_lines(path: Path, days: int) -> list[str]:
     return [json.dumps(shift_dates(json.loads(line), days)) for line in lines if line.strip()]
 
 
-def run_demo(*, keep_broker: bool = False, timeout: float = 120.0) -> int:
+def run_demo(*, keep_broker: bool = False, support: bool = False, timeout: float = 120.0) -> int:
     settings = demo_settings(Settings.from_env())
     started_broker = False
     with contextlib.ExitStack() as stack:
@@ -116,7 +121,7 @@ def run_demo(*, keep_broker: bool = False, timeout: float = 120.0) -> int:
             print(f"broker at {broker.bootstrap}, Maskinporten stand-in at {settings.maskinporten_issuer}")
             started_broker = True
         try:
-            return _run(settings, timeout)
+            return _run(settings, timeout, support)
         finally:
             if started_broker and not keep_broker:
                 stop_local_broker()
@@ -169,7 +174,7 @@ def _with_maskinporten_source(settings: Settings) -> Settings:
     return dataclasses.replace(settings, sources_file=str(registry))
 
 
-def _run(settings: Settings, timeout: float) -> int:
+def _run(settings: Settings, timeout: float, support: bool) -> int:
     settings = _with_maskinporten_source(settings)
     hub = Hub.from_settings(settings)
     admin = local_admin(settings)
@@ -205,9 +210,12 @@ def _run(settings: Settings, timeout: float) -> int:
             print("the worker stopped unexpectedly; see var/demo/worker.log")
             return 1
         _follow_folkeregister(settings, days, timeout)
+        done = _summarise(hub, records, sent)
+        if support and done == 0:
+            _serve_support_page(hub, worker)
+        return done
     finally:
         worker.stop()
-    return _summarise(hub, records, sent)
 
 
 def _origin_of(hub: Hub, record: Any) -> tuple[str, int, int]:
@@ -325,12 +333,47 @@ def _summarise(hub: Hub, records: list[Any], sent: set[tuple[str, int, int]]) ->
         f"  register       {counts['persons']} persons, {counts['registrations']} registrations, "
         f"{counts['addresses']} addresses"
     )
+    hub_command = hub_command_line()
     print()
     print(
-        "Look at a person:  NIR_DATABASE_URL=sqlite:///var/demo/register.sqlite3 hub person show 201812345604"
+        f"Look at a person:   NIR_DATABASE_URL={hub.settings.database_url} {hub_command} person show 201812345604"
     )
+    print(f"The support page:   {hub_command} demo --support")
     received = sum(outcomes.values())
     if received < len(sent):
         print(f"only {received} of {len(sent)} receipts arrived in time; see var/demo/worker.log")
         return 1
     return 0
+
+
+def hub_command_line() -> str:
+    """How to run this `hub` from here: `hub` if the shell finds this one, else its path
+    (relative to the working directory when under it, as `.venv/bin/hub` after `make demo`)."""
+    script = Path(sys.executable).parent / "hub"
+    if not script.exists():
+        return f"{sys.executable} -m hub.cli"
+    if shutil.which("hub") == str(script):
+        return "hub"
+    return str(script.relative_to(Path.cwd())) if script.is_relative_to(Path.cwd()) else str(script)
+
+
+def _serve_support_page(hub: Hub, worker: WorkerProcess) -> None:
+    """Keep the demo's worker serving the support page until Ctrl-C, for a support user made
+    with a new password (the demo register is made anew each run)."""
+    from hub.register.unit_of_work import UnitOfWork
+    from hub.support.access import Role, create_user
+
+    password = secrets.token_urlsafe(12)
+    with UnitOfWork(hub.session_factory) as uow:
+        create_user(uow.session, "demo", password, Role.IMDI_SUPPORT, None, hub.clock())
+        uow.commit()
+    scheme = "https" if hub.settings.web_tls_cert_file else "http"
+    print()
+    print(f"Support page:  {scheme}://{hub.settings.web_host}:{hub.settings.web_port}/support/")
+    print(f"  sign in as demo, password {password}; Ctrl-C ends the demo")
+    try:
+        while worker.running:
+            time.sleep(0.5)
+        print("the worker stopped; see var/demo/worker.log")
+    except KeyboardInterrupt:
+        pass

@@ -26,6 +26,17 @@ class Scheme(enum.Enum):
     ASYLUM_SEEKER_TRAINING = "asylum_seeker_training"
     CULTURE_AND_VALUES = "culture_and_values"
 
+    @property
+    def json_key(self) -> str:
+        """The scheme as a key of JSON the hub shows (`hub person show --json`)."""
+        return camel_case(self.value)
+
+
+def camel_case(name: str) -> str:
+    """`snake_case` as `camelCase`: the contract's key style, kept by all JSON the hub shows."""
+    first, *rest = name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
+
 
 class Role(enum.Enum):
     CLAIM = "claim"
@@ -173,7 +184,7 @@ class SchemeState:
                 return list(value)
             return value
 
-        return {name: plain(getattr(self, name)) for name in self.__dataclass_fields__}
+        return {camel_case(name): plain(getattr(self, name)) for name in self.__dataclass_fields__}
 
 
 _HOUR_FIELDS = ("norwegianHours", "socialStudiesHours", "extraNorwegianHours", "totalHours")

@@ -24,18 +24,26 @@ from sqlalchemy import (
     insert,
     text,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import QueryableAttribute, Session, sessionmaker
 
 
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file of a SQLite register; None for a server's database or one in memory."""
+    url = make_url(url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database)
+
+
 def make_engine(database_url: str) -> Engine:
+    """An engine for the register; it connects, and SQLite creates a missing file, only when
+    used (`hub.register.migrate` checks for the file first)."""
     url = make_url(database_url)
     # A statement's parameters are the register's data (identifiers among them): never in an
     # error's text or a log line.
     kwargs: dict[str, Any] = {"future": True, "hide_parameters": True}
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         # Two workers may share one SQLite file: wait for the lock instead of failing at once.
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
     else:

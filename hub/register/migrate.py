@@ -10,7 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-from hub.errors import RegisterNotMigrated
+from hub.errors import RegisterMissing, RegisterNotMigrated
+from hub.register.database import sqlite_file
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -22,7 +23,11 @@ def _config() -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the register's schema to `revision` (default: the newest)."""
+    """Bring the register's schema to `revision` (default: the newest); make the register if
+    there is none. Nothing else makes one."""
+    file = sqlite_file(engine.url)
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
     config = _config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
@@ -39,7 +44,15 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def require_current(engine: Engine) -> None:
-    """Raise `RegisterNotMigrated` unless the database is at the newest migration."""
+    """Raise `RegisterMissing` if there is no register, `RegisterNotMigrated` unless it is at
+    the newest migration."""
+    file = sqlite_file(engine.url)
+    # Asked first: connecting to a missing SQLite file would make an empty one.
+    if file is not None and not file.exists():
+        raise RegisterMissing(
+            f"there is no register at {file}: check NIR_DATABASE_URL, or make a new register "
+            "with `hub db upgrade`"
+        )
     current, head = current_revision(engine), head_revision()
     if current != head:
         raise RegisterNotMigrated(

@@ -128,7 +128,7 @@ def describe_person(
             }
             for e in events
         ],
-        "state": {scheme.value: state.as_json() for scheme, state in states.items() if state.facts},
+        "state": {scheme.json_key: state.as_json() for scheme, state in states.items() if state.facts},
         "residencePermits": [
             {"grantedOn": f.fact_date.isoformat(), **f.payload}
             for f in effective

@@ -343,6 +343,8 @@ def list_tickets(
     sort: str = "last_failed",
     descending: bool = True,
 ) -> list[CaseTicket]:
+    """By `sort` (newest failure first by default), ties by ticket number in the same direction:
+    a stable order, the same list every time."""
     column = SORT_COLUMNS[sort]
     order = (column.desc(), CaseTicket.id.desc()) if descending else (column.asc(), CaseTicket.id.asc())
     query = where.apply(select(CaseTicket)).order_by(*order).offset(offset).limit(limit)

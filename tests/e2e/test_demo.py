@@ -48,3 +48,31 @@ def test_the_demo_transfers_the_bundled_sample_and_prints_the_summary(
     assert "dead-lettered  2" in summary
     assert "register       3 persons, 9 registrations, 3 addresses" in summary
     assert (tmp_path / "var" / "demo" / "register.sqlite3").exists()
+
+    # The command lines it suggests run as printed, from where the demo ran.
+    lines = result.stdout.splitlines()
+    [show_person] = [line.split(":", 1)[1].strip() for line in lines if line.startswith("Look at a person:")]
+    [support_page] = [line.split(":", 1)[1].strip() for line in lines if line.startswith("The support page:")]
+    assert show_person.startswith("NIR_DATABASE_URL=sqlite:///var/demo/register.sqlite3 ")
+    assert show_person.endswith(" person show 201812345604")
+    assert support_page.endswith(" demo --support")
+    shown = subprocess.run(
+        show_person, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "duf: 201812345604" in shown.stdout
+
+
+def test_the_demo_asks_whether_a_broker_runs_without_printing_connection_errors(
+    kafka_broker: LocalBroker,
+) -> None:
+    broker = kafka_broker.settings()
+    env = {
+        **os.environ,
+        "NIR_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",  # nothing listens there
+        "NIR_KAFKA_CA_FILE": broker.kafka_ca_file,
+        "NIR_KAFKA_SECRETS_DIR": broker.kafka_secrets_dir,
+    }
+    code = "from hub.config import Settings; from hub.localrun import local_broker_answers as a; print(a(Settings.from_env()))"
+    asked = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert (asked.stdout, asked.stderr) == ("False\n", "")

@@ -171,10 +171,10 @@ def test_a_mixed_stream_of_a_few_hundred_persons_ends_in_the_state_the_scenarios
             person_id = find_person_id(session, s.person.duf_number or s.person.national_id or "")
             assert person_id is not None
             shown = describe_person(session, person_id)
-            programme = shown["state"]["introduction_programme"]
+            programme = shown["state"]["introductionProgramme"]
             assert programme["status"] == s.programme_status
-            assert (programme["end_reason"], programme["main_activity"]) == (s.end_reason, s.main_activity)
-            assert shown["state"]["norwegian_and_social_studies"]["status"] == "running"
+            assert (programme["endReason"], programme["mainActivity"]) == (s.end_reason, s.main_activity)
+            assert shown["state"]["norwegianAndSocialStudies"]["status"] == "running"
             assert len(shown["facts"]) == s.effective_facts
             assert {r["eventId"] for r in shown["registrations"] if r["late"]} == s.late
             for r in shown["registrations"]:  # the broker's time, not sentAt

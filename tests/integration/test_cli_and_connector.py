@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from hub.config import Settings
 from hub.connectors.fagsystem import FagsystemProducer, UnknownSourceTopic
 from hub.localrun import LocalBroker
 from hub.schemas.codec import catalog
@@ -22,6 +26,34 @@ from tests.harness import HubHarness, hub_command, jsonl
 def harness(kafka_broker: LocalBroker, sqlite_url: str, tmp_path: Path) -> Iterator[HubHarness]:
     with HubHarness(make_settings(kafka_broker, sqlite_url, tmp_path), tmp_path) as harness:
         yield harness
+
+
+def test_hub_help_lists_the_hubs_commands_in_sections_without_faust_or_a_banner() -> None:
+    helped = hub_command(Settings(), "--help")
+    assert helped.returncode == 0, helped.stderr
+    sections: dict[str, list[str]] = {}
+    for line in helped.stdout.split("Options:", 1)[1].splitlines():
+        if line.endswith(":") and not line.startswith(" "):
+            sections[line.removesuffix(":")] = []
+        elif line.startswith("  ") and sections:
+            sections[list(sections)[-1]].append(line.split()[0])
+    assert list(sections) == ["Run", "Register", "Sources", "Cases", "Reports", "Operations"]
+    assert sections["Run"][0] == "worker" and "person" in sections["Register"]
+    assert {"cases", "users"} <= set(sections["Cases"]) and "faust" in sections["Operations"]
+    # Faust's own commands and options are under `hub faust`, not beside the hub's.
+    assert not {"agents", "tables", "send", "livecheck"} & {c for cs in sections.values() for c in cs}
+    assert "Welcome" not in helped.stdout and "--datadir" not in helped.stdout
+    faust = hub_command(Settings(), "faust", "--help")
+    assert "Usage: hub faust" in faust.stdout and "agents" in faust.stdout and "Welcome" not in faust.stdout
+    worker = hub_command(Settings(), "worker", "--help")
+    assert "Usage: hub worker" in worker.stdout and "--web-port" in worker.stdout
+
+
+def test_hub_version_prints_the_hubs_version() -> None:
+    from importlib.metadata import version
+
+    shown = hub_command(Settings(), "--version")
+    assert (shown.returncode, shown.stdout) == (0, f"hub {version('nir-hub')}\n")
 
 
 def test_publish_reports_every_line_and_exits_non_zero_when_a_line_is_refused(
@@ -130,6 +162,17 @@ def test_vendors_can_list_and_export_the_schemas(harness: HubHarness, tmp_path: 
     )
 
 
+def _keys(value: Any) -> Iterator[str]:
+    """Every key in a JSON value, at any depth."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield key
+            yield from _keys(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _keys(inner)
+
+
 def test_person_show_prints_everything_the_register_holds_as_json(harness: HubHarness) -> None:
     person = synthetic_person()
     e = event(person, "TRAINING_LANGUAGES")
@@ -145,14 +188,22 @@ def test_person_show_prints_everything_the_register_holds_as_json(harness: HubHa
         [registration] = shown["registrations"]
         assert registration["eventId"] == e["eventId"]
         assert registration["payload"] == e["payload"]
+        assert {"status", "startedOn", "endReason"} <= shown["state"]["norwegianAndSocialStudies"].keys()
+        assert not [key for key in _keys(shown) if not re.fullmatch("[a-z][a-zA-Z0-9]*", key)]
     missing = hub_command(harness.settings, "person", "show", "00000000000")
     assert missing.returncode == 1 and "no person" in missing.stderr
 
 
-def test_the_worker_refuses_to_start_on_a_register_that_is_not_migrated(
+def test_the_worker_refuses_to_start_on_a_register_that_is_missing_or_not_migrated(
     kafka_broker: LocalBroker, tmp_path: Path
 ) -> None:
-    settings = make_settings(kafka_broker, f"sqlite:///{tmp_path}/new.sqlite3", tmp_path)
+    register = tmp_path / "new.sqlite3"
+    settings = make_settings(kafka_broker, f"sqlite:///{register}", tmp_path)
+    missing = hub_command(settings, "worker")
+    assert missing.returncode == 2
+    assert "error [NIR-REGISTER-MISSING]" in missing.stderr and "hub db upgrade" in missing.stderr
+    assert not register.exists()
+    sqlite3.connect(register).close()  # an empty database: a register at no migration
     result = hub_command(settings, "worker")
     assert result.returncode == 2
     assert "error [NIR-REGISTER-NOT-MIGRATED]" in result.stderr and "hub db upgrade" in result.stderr
@@ -162,20 +213,36 @@ def test_the_worker_refuses_to_start_on_a_register_that_is_not_migrated(
     assert upgraded.returncode == 0 and f"register at revision {head_revision()}" in upgraded.stdout
 
 
-def test_rules_list_prints_the_catalogue_and_every_other_failure_code(harness: HubHarness) -> None:
+def test_rules_list_prints_the_catalogue_and_every_other_failure_code_sorted_under_a_header(
+    harness: HubHarness,
+) -> None:
     from hub.errors import FAILURE_CODES
     from hub.rules import RULES
 
+    every_code = sorted({r.code for r in RULES} | {e.code for e in FAILURE_CODES})
     result = hub_command(harness.settings, "rules", "list")
-    assert result.returncode == 0
-    assert "NIR-ID-002            REJECT   The fødselsnummer or D-number is valid" in result.stdout
-    assert "NIR-DEADLINE-001      WARNING  Received within two months" in result.stdout
-    assert "NIR-DECODE            REJECT   The message bytes are not a single-object-encoded" in result.stdout
-    listed = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
-    assert listed == {r.code for r in RULES} | {e.code for e in FAILURE_CODES}
+    assert result.returncode == 0 and result.stderr == ""
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["code", "severity", "kind", "title"]
+    assert [row.split()[0] for row in rows] == every_code
+    squeezed = "\n".join(" ".join(row.split()) for row in rows)
+    assert "NIR-ID-002 REJECT rule The fødselsnummer or D-number is valid" in squeezed
+    assert "NIR-DEADLINE-001 WARNING rule Received within two months" in squeezed
+    assert "NIR-DECODE REJECT failure The message bytes are not a single-object-encoded" in squeezed
     norwegian = hub_command(harness.settings, "rules", "list", "--lang", "nb")
-    assert "NIR-ID-002            REJECT   Fødselsnummeret eller D-nummeret er gyldig" in norwegian.stdout
-    assert "NIR-POISON            REJECT   Huben stoppet gang på gang" in norwegian.stdout
+    assert "Fødselsnummeret eller D-nummeret er gyldig" in norwegian.stdout
+    assert "Huben stoppet gang på gang" in norwegian.stdout
+
+    as_json = [
+        json.loads(line)
+        for line in hub_command(harness.settings, "rules", "list", "--json").stdout.splitlines()
+    ]
+    assert [c["code"] for c in as_json] == every_code
+    assert {"code", "severity", "kind", "title", "titleNb"} == as_json[0].keys()
+
+    limited = hub_command(harness.settings, "rules", "list", "--limit", "3")
+    assert [row.split()[0] for row in limited.stdout.splitlines()[1:]] == every_code[:3]
+    assert "only the first 3 codes are shown; there are more (--limit)" in limited.stderr
 
 
 def test_receipts_can_be_awaited_through_the_api_and_listed_with_the_cli(harness: HubHarness) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -348,6 +349,17 @@ def test_hub_person_show_prints_each_identifiers_kind_and_the_persons_states(sql
     assert "  duf: 201812345604" in lines
     assert f"  fodselsnummer: {FODSELSNUMMER}" in lines
     assert "  state: dead on 2026-11-20 (Folkeregisteret, sequence 13)" in lines
+
+
+def test_hub_person_show_on_a_register_that_does_not_exist_says_so_and_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "nowhere" / "register.sqlite3"
+    settings = dataclasses.replace(Settings(), database_url=f"sqlite:///{missing}")
+    shown = hub_command(settings, "person", "show", FODSELSNUMMER)
+    assert shown.returncode == 2
+    assert f"error [NIR-REGISTER-MISSING]: there is no register at {missing}" in shown.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_address_look_up_asks_for_the_number_in_use_not_a_ceased_one(database_url: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from hub.support.dead_letters import DeadLetterFlow
 from hub.support.tickets import TicketError, TicketStatus, describe_ticket, file_manual_case, settle
 from tests.factories import event, synthetic_person
 from tests.fakes import RecordingPublisher
+from tests.harness import hub_command
 
 TOPIC = "nir.source.oslo-fagsystem.registrations"
 
@@ -197,3 +199,49 @@ def test_the_register_figures_the_workers_export_come_from_the_register_alone(hu
     assert figures.open_tickets == {"-": 2}  # open and replayed; no error code on a filed case
     assert figures.oldest_open_ticket_age == dt.timedelta(days=3).total_seconds()  # not the resolved one
     assert figures.replays == {"sent": 6, "failed": 1}
+
+
+def test_hub_cases_list_has_a_header_a_stable_order_json_and_a_limit_that_says_when_more_exist(
+    hub: Hub,
+) -> None:
+    earlier, later = dt.datetime(2026, 11, 25, tzinfo=dt.UTC), dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
+    with UnitOfWork(hub.session_factory) as uow:
+        for duf_number, failed_at in (
+            ("201812345604", later),
+            ("201812345612", earlier),
+            ("201812345620", later),
+        ):
+            file_manual_case(
+                uow.session, duf_number=duf_number, description="by hand", municipality="0301", now=failed_at
+            )
+        uow.commit()
+    ids = [t.id for t in all_tickets(hub)]
+    # Newest failure first; the two that failed at the same time, newest ticket first.
+    newest_first = [ids[2], ids[0], ids[1]]
+
+    listed = hub_command(hub.settings, "cases", "list")
+    assert listed.returncode == 0, listed.stderr
+    header, *rows = listed.stdout.splitlines()
+    assert header.split() == [
+        "ticket",
+        "status",
+        "code",
+        "source",
+        "municipality",
+        "event",
+        "type",
+        "DUF",
+        "number",
+        "attempts",
+    ]
+    assert [int(row.split()[0]) for row in rows] == newest_first
+    assert "201812345604" in rows[1] and listed.stderr == ""
+
+    as_json = hub_command(hub.settings, "cases", "list", "--json")
+    assert [json.loads(line)["id"] for line in as_json.stdout.splitlines()] == newest_first
+
+    limited = hub_command(hub.settings, "cases", "list", "--limit", "2")
+    assert [int(row.split()[0]) for row in limited.stdout.splitlines()[1:]] == newest_first[:2]
+    assert "only the first 2 tickets are shown; there are more (--limit)" in limited.stderr
+    exact = hub_command(hub.settings, "cases", "list", "--limit", "3")
+    assert exact.stderr == ""
