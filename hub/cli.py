@@ -671,9 +671,10 @@ def rules_group() -> None:
     "end with; sorted by code.",
 )
 @click.option("--lang", type=click.Choice(["en", "nb"]), default="en", help="Language of the titles.")
+@click.option("--advice", "with_advice", is_flag=True, help="Add each rule's what-to-do text.")
 @_AS_JSON
 @_LIMIT
-def rules_list(lang: str, as_json: bool, limit: int) -> None:
+def rules_list(lang: str, with_advice: bool, as_json: bool, limit: int) -> None:
     from hub.errors import FAILURE_CODES, title
     from hub.rules import RULES
 
@@ -684,13 +685,23 @@ def rules_list(lang: str, as_json: bool, limit: int) -> None:
             "kind": "rule",
             "title": r.title,
             "titleNb": r.title_nb,
+            "advice": r.advice.en,
+            "adviceNb": r.advice.nb,
         }
         for r in RULES
     ] + [
-        {"code": e.code, "severity": "REJECT", "kind": "failure", "title": title(e), "titleNb": e.title_nb}
+        {
+            "code": e.code,
+            "severity": "REJECT",
+            "kind": "failure",
+            "title": title(e),
+            "titleNb": e.title_nb,
+            "advice": None,
+            "adviceNb": None,
+        }
         for e in FAILURE_CODES
     ]
-    codes.sort(key=lambda c: c["code"])
+    codes.sort(key=lambda c: str(c["code"]))
     shown_title = "title" if lang == "en" else "titleNb"
     columns = {
         "code": lambda c: c["code"],
@@ -698,6 +709,9 @@ def rules_list(lang: str, as_json: bool, limit: int) -> None:
         "kind": lambda c: c["kind"],
         "title": lambda c: c[shown_title],
     }
+    if with_advice:
+        shown_advice = "advice" if lang == "en" else "adviceNb"
+        columns["advice"] = lambda c: c[shown_advice] or ""
     _echo_listing(codes, columns, as_json=as_json, limit=limit, what="codes")
 
 

@@ -273,16 +273,16 @@ TEXTS: dict[str, tuple[str, str]] = {
     ),
     "register.received": ("Mottatt", "Received"),
     "register.action": ("Handling", "Action"),
-    "scheme.introduction_programme": ("introduksjonsprogram", "introduction programme"),
-    "scheme.norwegian_and_social_studies": (
+    "scheme.introductionProgramme": ("introduksjonsprogram", "introduction programme"),
+    "scheme.norwegianAndSocialStudies": (
         "opplæring i norsk og samfunnskunnskap",
         "training in Norwegian and social studies",
     ),
-    "scheme.asylum_seeker_training": (
+    "scheme.asylumSeekerTraining": (
         "norskopplæring for asylsøkere",
         "Norwegian training for asylum seekers",
     ),
-    "scheme.culture_and_values": ("kultur og verdier", "culture and values"),
+    "scheme.cultureAndValues": ("kultur og verdier", "culture and values"),
     "scheme_status.not_started": ("ikke startet", "not started"),
     "scheme_status.claimed": ("krav fremmet", "claimed"),
     "scheme_status.granted": ("innvilget", "granted"),

@@ -238,7 +238,14 @@ def test_rules_list_prints_the_catalogue_and_every_other_failure_code_sorted_und
         for line in hub_command(harness.settings, "rules", "list", "--json").stdout.splitlines()
     ]
     assert [c["code"] for c in as_json] == every_code
-    assert {"code", "severity", "kind", "title", "titleNb"} == as_json[0].keys()
+    assert {"code", "severity", "kind", "title", "titleNb", "advice", "adviceNb"} == as_json[0].keys()
+    deadline = next(c for c in as_json if c["code"] == "NIR-DEADLINE-001")
+    assert deadline["advice"] and deadline["adviceNb"] and deadline["advice"] != deadline["adviceNb"]
+    assert next(c for c in as_json if c["code"] == "NIR-DECODE")["advice"] is None
+
+    advised = hub_command(harness.settings, "rules", "list", "--advice", "--lang", "nb")
+    assert advised.stdout.splitlines()[0].split()[-1] == "advice"
+    assert deadline["adviceNb"][:40] in " ".join(advised.stdout.split())
 
     limited = hub_command(harness.settings, "rules", "list", "--limit", "3")
     assert [row.split()[0] for row in limited.stdout.splitlines()[1:]] == every_code[:3]

@@ -61,7 +61,7 @@ def test_the_ticket_shows_the_rule_s_advice_and_the_person_s_register_beside_the
     assert shown["rule"]["title"]["nb"] == "Ingen ny start av et program eller en opplæring som er i gang"
     assert "already running" in shown["rule"]["advice"]["en"] and "i gang" in shown["rule"]["advice"]["nb"]
     register = shown["register"]
-    assert register["schemes"]["norwegian_and_social_studies"]["status"] == "running"
+    assert register["schemes"]["norwegianAndSocialStudies"]["status"] == "running"
     assert [r["eventType"] for r in register["registrations"]] == [
         "TRAINING_STARTED",
         "TRAINING_DECISION",

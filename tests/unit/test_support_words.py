@@ -56,3 +56,15 @@ def test_norwegian_is_the_default_and_a_hostile_language_is_not_taken() -> None:
     assert language_of("en") == ENGLISH
     assert translate("nb", "not_found.ticket", ticket=7) == "det finnes ingen sak 7"
     assert translate("en", "not_found.ticket", ticket=7) == "there is no ticket 7"
+
+
+def test_every_scheme_and_status_the_person_context_shows_has_its_words() -> None:
+    """The ticket page names each scheme by `person show --json`'s key and each status by its value."""
+    from hub.domain.lifecycle import Scheme, Status
+
+    for scheme in Scheme:
+        assert translate(NORWEGIAN, f"scheme.{scheme.json_key}") != translate(
+            ENGLISH, f"scheme.{scheme.json_key}"
+        )
+    for status in Status:
+        assert translate(ENGLISH, f"scheme_status.{status.value}")
