@@ -477,7 +477,7 @@ def cases_show(ticket_id: int, user: str) -> None:
 def cases_replay(
     ticket_id: int | None, edit_file: Path | None, user: str, dry_run: bool, rate: float, **options: Any
 ) -> None:
-    from hub.support.replay import edit_ticket, replay_tickets
+    from hub.support.replay import ReplayStep, edit_ticket, replay_tickets
     from hub.support.tickets import get_ticket, list_tickets
 
     hub = _migrated_hub()
@@ -506,10 +506,10 @@ def cases_replay(
         length=len(ids), label="replaying" if not dry_run else "dry run", file=sys.stderr
     ) as bar:
 
-        def each(tid: int, what: str) -> None:
+        def each(step: ReplayStep) -> None:
             bar.update(1)
-            if dry_run or what.startswith("skipped") or len(ids) == 1:
-                click.echo(f"\nticket {tid}: {what}", err=True)
+            if dry_run or step.skipped or len(ids) == 1:
+                click.echo(f"\nticket {step.ticket_id}: {step}", err=True)
 
         report = asyncio.run(
             replay_tickets(

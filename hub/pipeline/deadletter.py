@@ -21,6 +21,7 @@ H_OFFSET = "nir.original.offset"
 H_ERROR_CLASS = "nir.error.class"
 H_ERROR_CODE = "nir.error.code"
 H_ERROR_MESSAGE = "nir.error.message"
+H_ERROR_MESSAGE_NB = "nir.error.message.nb"
 H_DEAD_LETTERED_AT = "nir.dead-lettered-at"
 # Only on a dead letter by reference: the original value's size in bytes (the value is empty).
 H_OMITTED = "nir.original.omitted-bytes"
@@ -39,6 +40,7 @@ class Failure:
     error_class: str
     code: str
     message: str
+    message_nb: str = ""  # the same in Norwegian, for the support page (rules give both)
 
 
 def dead_letter_headers(origin: Origin, failure: Failure, now: dt.datetime) -> list[tuple[str, bytes]]:
@@ -49,6 +51,7 @@ def dead_letter_headers(origin: Origin, failure: Failure, now: dt.datetime) -> l
         H_ERROR_CLASS: failure.error_class,
         H_ERROR_CODE: clean(failure.code, 64),
         H_ERROR_MESSAGE: clean(failure.message),
+        H_ERROR_MESSAGE_NB: clean(failure.message_nb),
         H_DEAD_LETTERED_AT: now.isoformat(),
     }
     return [(name, value.encode()) for name, value in values.items()]

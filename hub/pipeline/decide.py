@@ -227,7 +227,8 @@ def rejected(
     """A rejection by the rules, with its dead-letter reason naming every rule that rejected."""
     rejects = [v for v in violations if v.severity is Severity.REJECT]
     text = "; ".join(f"{v.code}: {v.message}" for v in rejects)
-    failure = Failure("rule", rejects[0].code, text)
+    text_nb = "; ".join(f"{v.code}: {v.message_nb}" for v in rejects)
+    failure = Failure("rule", rejects[0].code, text, text_nb)
     return Decision(message, event, ReceiptOutcome.REJECTED, violations, failure, changes=changes)
 
 

@@ -51,10 +51,10 @@ def failure_from(exc: Exception, origin: Origin) -> Failure:
     on a receipt and a dead letter as it is, so it is cleaned here (an unknown fingerprint's hex
     can hold eleven digits in a row)."""
     if isinstance(exc, HubError):
-        return Failure(_error_class(exc), exc.code, clean(exc.message, VIOLATION_MESSAGE_LIMIT))
+        return Failure(_error_class(exc), exc.code, clean(exc.message, VIOLATION_MESSAGE_LIMIT), exc.title_nb)
     # A bug must not stop the partition: dead-letter the message and go on.
     log.error("unexpected error processing %s: %s", origin, safe_traceback(exc))
-    return Failure("internal", InternalError.code, f"unexpected {type(exc).__name__}")
+    return Failure("internal", InternalError.code, f"unexpected {type(exc).__name__}", InternalError.title_nb)
 
 
 def _error_class(exc: HubError) -> str:
@@ -163,6 +163,7 @@ def set_aside_failure(times: int) -> Failure:
         SetAside.code,
         f"{SetAside.code}: the worker stopped {times} times while processing this message; "
         "it was set aside unread",
+        f"{SetAside.code}: {SetAside.title_nb}",
     )
 
 

@@ -198,6 +198,8 @@ class CaseTicket(Base):
     error_class: Mapped[str | None] = mapped_column(String(32), nullable=True)
     error_code: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     error_message: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    # The same in Norwegian, where the failure gave one (a rule's message; else its title).
+    error_message_nb: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     source_system: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     municipality: Mapped[str | None] = mapped_column(String(4), nullable=True, index=True)
     event_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -239,6 +241,7 @@ class TicketOutcome(Base):
     kind: Mapped[str] = mapped_column(String(16))  # failed or accepted
     error_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
     error_message: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    error_message_nb: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     event_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
 

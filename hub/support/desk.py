@@ -174,6 +174,7 @@ def ticket_story(session: Session, ticket: CaseTicket) -> list[dict[str, Any]]:
             "who": None,
             "code": o.error_code,
             "message": o.error_message,
+            "messageNb": o.error_message_nb,
             "eventId": o.event_id,
         }
         for o in outcomes

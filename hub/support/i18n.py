@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from hub.support.replay import CLOSED, ReplayStep
+
 NORWEGIAN, ENGLISH = "nb", "en"
 LANGUAGES = (NORWEGIAN, ENGLISH)
 DEFAULT_LANGUAGE = NORWEGIAN
@@ -232,6 +234,13 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Stopped: the broker could not take the events. The tickets not sent are still open.",
     ),
     "bulk.no_job": ("det finnes ingen slik kjøring", "there is no such run"),
+    "step.would_replay": ("sendes på nytt til {topic}", "would replay to {topic}"),
+    "step.replayed": ("sendt på nytt til {topic}", "replayed to {topic}"),
+    "step.closed": ("hoppet over: saken er {status}", "skipped: the ticket is {status}"),
+    "step.filed_by_hand": (
+        "hoppet over: ingenting å sende (en sak registrert for hånd)",
+        "skipped: nothing to replay (a case filed by hand)",
+    ),
     "sort.by": ("Sorter etter {column}", "Sort by {column}"),
     # The ticket's story
     "story.title": ("Sakens historie", "The ticket's story"),
@@ -313,6 +322,15 @@ def translate(language: str, key: str, **values: Any) -> str:
     nb, en = TEXTS[key]
     text = en if language == ENGLISH else nb
     return text.format(**values) if values else text
+
+
+def step_text(language: str, step: ReplayStep) -> str:
+    """What became of a ticket in a replay, in `language`."""
+    if step.skipped == CLOSED:
+        return translate(language, "step.closed", status=translate(language, f"status.{step.status}"))
+    if step.skipped is not None:
+        return translate(language, f"step.{step.skipped}")
+    return translate(language, "step.would_replay" if step.dry_run else "step.replayed", topic=step.topic)
 
 
 def translator(language: str) -> Translate:

@@ -58,7 +58,31 @@ def edit_ticket(
 @dataclass
 class ReplayReport:
     replayed: list[int] = field(default_factory=list)
-    skipped: dict[int, str] = field(default_factory=dict)
+    skipped: dict[int, ReplayStep] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReplayStep:
+    """What became of one ticket in a replay: sent to `topic` (in a dry run, would be), or
+    skipped, `closed` (with the ticket's status) or `filed_by_hand`. Data, not words: the CLI
+    prints it in English (`str`), the support page in its user's language."""
+
+    ticket_id: int
+    topic: str | None = None
+    skipped: str | None = None
+    status: str | None = None
+    dry_run: bool = False
+
+    def __str__(self) -> str:
+        if self.skipped == CLOSED:
+            return f"skipped: ticket is {self.status}"
+        if self.skipped == FILED_BY_HAND:
+            return "skipped: nothing to replay (a case filed by hand)"
+        return f"{'would replay' if self.dry_run else 'replayed'} to {self.topic}"
+
+
+# Why a ticket is skipped.
+CLOSED, FILED_BY_HAND = "closed", "filed_by_hand"
 
 
 @dataclass(frozen=True)
@@ -69,13 +93,13 @@ class _Planned:
     value: bytes
 
 
-def _plan(session: Session, ticket_id: int) -> _Planned | str:
+def _plan(session: Session, ticket_id: int) -> _Planned | ReplayStep:
     """What replaying a ticket sends, or why it cannot be replayed."""
     ticket = get_ticket(session, ticket_id)
     if ticket.status not in ACTIVE:
-        return f"ticket is {ticket.status}"
+        return ReplayStep(ticket_id, skipped=CLOSED, status=ticket.status)
     if ticket.original_value is None or ticket.original_topic is None:
-        return "nothing to replay (a case filed by hand)"
+        return ReplayStep(ticket_id, skipped=FILED_BY_HAND)
     edit = latest_edit(session, ticket_id)
     value = edit.value if edit is not None else ticket.original_value
     return _Planned(ticket_id, ticket.original_topic, ticket.original_key, value)
@@ -106,7 +130,7 @@ async def replay_tickets(
     *,
     per_second: float = 50.0,
     dry_run: bool = False,
-    on_each: Callable[[int, str], None] = lambda _id, _what: None,
+    on_each: Callable[[ReplayStep], None] = lambda _step: None,
     user: str | None = None,
 ) -> ReplayReport:
     """Replay the tickets in order, at most `per_second` a second. With `dry_run` nothing is
@@ -131,13 +155,13 @@ async def replay_tickets(
     try:
         for ticket_id in ticket_ids:
             plan = await in_uow(functools.partial(_plan, ticket_id=ticket_id))
-            if isinstance(plan, str):
+            if isinstance(plan, ReplayStep):
                 report.skipped[ticket_id] = plan
-                on_each(ticket_id, f"skipped: {plan}")
+                on_each(plan)
                 continue
             if producer is None:
                 report.replayed.append(ticket_id)
-                on_each(ticket_id, f"would replay to {plan.topic}")
+                on_each(ReplayStep(ticket_id, plan.topic, dry_run=True))
                 continue
             # Marked first: the replayed event may be processed (and close the ticket) at once.
             await in_uow(
@@ -169,7 +193,7 @@ async def replay_tickets(
                 )
                 raise
             report.replayed.append(ticket_id)
-            on_each(ticket_id, f"replayed to {plan.topic}")
+            on_each(ReplayStep(ticket_id, plan.topic))
             await asyncio.sleep(1.0 / per_second)
     finally:
         if producer is not None:

@@ -22,6 +22,7 @@ from hub.pipeline.deadletter import (
     H_ERROR_CLASS,
     H_ERROR_CODE,
     H_ERROR_MESSAGE,
+    H_ERROR_MESSAGE_NB,
     H_OFFSET,
     H_OMITTED,
     H_PARTITION,
@@ -117,6 +118,7 @@ def ticket_from_dead_letter(
         topic, partition, offset = dead_letter.topic, dead_letter.partition, dead_letter.offset
     error_class, error_code = fits(h.get(H_ERROR_CLASS), 32), fits(h.get(H_ERROR_CODE), 32)
     error_message = fits(h.get(H_ERROR_MESSAGE), 2000)
+    error_message_nb = fits(h.get(H_ERROR_MESSAGE_NB), 2000)
     if H_OMITTED in h:
         error_message = fits(
             f"{error_message or ''} [the original, {h[H_OMITTED]} bytes, was too large to keep here; "
@@ -138,7 +140,7 @@ def ticket_from_dead_letter(
             existing.attempts += 1
             existing.last_failed_at = now
             existing.error_class, existing.error_code = error_class, error_code
-            existing.error_message = error_message
+            existing.error_message, existing.error_message_nb = error_message, error_message_nb
             # Reopened: the earlier closing is in the ticket's story, no longer its state.
             existing.status, existing.closed_at = TicketStatus.OPEN.value, None
             existing.resolution_note, existing.linked_event_id = None, None
@@ -152,6 +154,7 @@ def ticket_from_dead_letter(
         error_class=error_class,
         error_code=error_code,
         error_message=error_message,
+        error_message_nb=error_message_nb,
         source_system=(event.source_system or None) if event else (source_of(topic) if topic else None),
         municipality=(event.municipality or None) if event else None,
         event_type=event.event_type if event else None,
@@ -234,6 +237,7 @@ def _record_failure(session: Session, ticket: CaseTicket, now: dt.datetime) -> N
             kind=OUTCOME_FAILED,
             error_code=ticket.error_code,
             error_message=ticket.error_message,
+            error_message_nb=ticket.error_message_nb,
         )
     )
 
@@ -437,7 +441,12 @@ def describe_ticket(
         "status": ticket.status,
         "kind": ticket.kind,
         "eventId": ticket.event_id,
-        "error": {"class": ticket.error_class, "code": ticket.error_code, "message": ticket.error_message},
+        "error": {
+            "class": ticket.error_class,
+            "code": ticket.error_code,
+            "message": ticket.error_message,
+            "messageNb": ticket.error_message_nb,
+        },
         "sourceSystem": ticket.source_system,
         "municipality": ticket.municipality,
         "eventType": ticket.event_type,

@@ -16,6 +16,7 @@ import asyncio
 import base64
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import json
@@ -54,8 +55,15 @@ from hub.support.access import (
     sign_out,
     user_for_token,
 )
-from hub.support.i18n import DEFAULT_LANGUAGE, LANGUAGES, language_of, translate, translator
-from hub.support.replay import replay_tickets
+from hub.support.i18n import (
+    DEFAULT_LANGUAGE,
+    LANGUAGES,
+    language_of,
+    step_text,
+    translate,
+    translator,
+)
+from hub.support.replay import ReplayStep, replay_tickets
 from hub.support.tickets import ACTIVE, SORT_COLUMNS, TicketFilter, TicketStatus
 
 log = logging.getLogger(__name__)
@@ -133,7 +141,12 @@ class SupportView(View):
         """A page in the request's language (the user's; before sign-in, the one asked for)."""
         language = self.language(request)
         body = _templates.get_template(template).render(
-            prefix=PREFIX, t=translator(language), language=language, here=_here(request), **context
+            prefix=PREFIX,
+            t=translator(language),
+            step_text=functools.partial(step_text, language),
+            language=language,
+            here=_here(request),
+            **context,
         )
         return self.html(body, status=status)
 
@@ -702,7 +715,7 @@ class _BulkReplay:
 
     owner: str
     total: int
-    done: list[tuple[int, str]] = field(default_factory=list)
+    done: list[ReplayStep] = field(default_factory=list)
     finished: bool = False
     failed: bool = False
     task: asyncio.Task[Any] | None = None
@@ -753,13 +766,11 @@ class Bulk(SupportView):
                     lambda session, u: desk.settle_many_as(session, u, ids, TicketStatus.RESOLVED, note, now),
                 )
                 return self.message(request, 200, "bulk.title_resolve", "bulk.resolved", count=count)
-            plan: list[tuple[int, str]] = []
+            plan: list[ReplayStep] = []
             if action == "replay":  # the dry run: what would be sent where, and what not, and why
-                await replay_tickets(
-                    self.hub, ids, dry_run=True, on_each=lambda i, what: plan.append((i, what))
-                )
+                await replay_tickets(self.hub, ids, dry_run=True, on_each=plan.append)
             else:
-                plan = [(i, "") for i in ids]
+                plan = [ReplayStep(i) for i in ids]
             return self.page(
                 request,
                 "bulk.html",
@@ -786,7 +797,7 @@ class Bulk(SupportView):
                     self.hub,
                     ticket_ids,
                     per_second=BULK_REPLAY_PER_SECOND,
-                    on_each=lambda i, what: job.done.append((i, what)),
+                    on_each=job.done.append,
                     user=username,
                 )
             except Exception as exc:

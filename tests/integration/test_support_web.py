@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from hub.app import serve_web
 from hub.bootstrap import Hub
-from hub.register.models import AuditEntry
+from hub.register.models import AuditEntry, CaseTicket
 from hub.register.unit_of_work import UnitOfWork
 from hub.support import desk
 from hub.support.access import Role, create_user, disable_user
@@ -345,3 +345,36 @@ def test_a_malformed_filter_date_is_answered_with_what_is_wrong_never_a_500(
         assert good.status == 200
 
     serve(web_hub(sqlite_url), work)
+
+
+def test_a_ticket_says_why_its_event_failed_in_the_users_language(database_url: str) -> None:
+    hub = web_hub(database_url)
+    with UnitOfWork(hub.session_factory) as uow:
+        ticket = CaseTicket(
+            status="open",
+            kind="dead_letter",
+            error_code="NIR-DATE-003",
+            error_message="NIR-DATE-003: payload.periodEnd is before payload.periodStart",
+            error_message_nb="NIR-DATE-003: payload.periodEnd er før payload.periodStart",
+            municipality="0301",
+            first_failed_at=hub.clock(),
+            last_failed_at=hub.clock(),
+            attempts=1,
+            replays=0,
+        )
+        uow.session.add(ticket)
+        uow.commit()
+        ticket_id = ticket.id
+
+    async def work(client: Client) -> None:
+        await sign_in(client, "kari", PASSWORD)
+        norwegian = await (await client.get(f"/support/tickets/{ticket_id}")).text()
+        assert "periodEnd er før" in norwegian and "is before" not in norwegian
+        page = await (await client.get("/support/tickets")).text()
+        token = re.search(r'name="form_token" value="([0-9a-f]+)"', page)
+        assert token is not None
+        await client.post("/support/language", data={"form_token": token.group(1), "language": "en"})
+        english = await (await client.get(f"/support/tickets/{ticket_id}")).text()
+        assert "periodEnd is before" in english and "er før" not in english
+
+    serve(hub, work)

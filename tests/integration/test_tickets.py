@@ -14,6 +14,7 @@ from sqlalchemy import select
 from hub.bootstrap import Hub
 from hub.config import Settings
 from hub.domain.events import Origin
+from hub.errors import DecodeError
 from hub.pipeline.flow import Message
 from hub.pipeline.registrations import RegistrationFlow
 from hub.register.models import CaseTicket
@@ -21,6 +22,7 @@ from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
 from hub.sources import SourceRegistry
+from hub.support import desk
 from hub.support.dead_letters import DeadLetterFlow
 from hub.support.tickets import TicketError, TicketStatus, describe_ticket, file_manual_case, settle
 from tests.factories import event, synthetic_person
@@ -245,3 +247,19 @@ def test_hub_cases_list_has_a_header_a_stable_order_json_and_a_limit_that_says_w
     assert "only the first 2 tickets are shown; there are more (--limit)" in limited.stderr
     exact = hub_command(hub.settings, "cases", "list", "--limit", "3")
     assert exact.stderr == ""
+
+
+def test_a_ticket_keeps_why_its_event_failed_in_norwegian_as_well(hub: Hub) -> None:
+    """The support page speaks Norwegian by default: a rule's Norwegian message travels on the
+    dead letter to the ticket and its story; a failure without one gives its Norwegian title."""
+    publisher = RecordingPublisher()
+    run(hub, publisher, encoded(event(synthetic_person(), municipality="4601")), 0)
+    run(hub, publisher, b"garbage", 1)
+    rejected, undecodable = all_tickets(hub)
+    assert rejected.error_message and rejected.error_message.startswith("NIR-SOURCE-002: ")
+    assert rejected.error_message_nb and rejected.error_message_nb.startswith("NIR-SOURCE-002: ")
+    assert rejected.error_message_nb != rejected.error_message
+    assert undecodable.error_message_nb == DecodeError.title_nb
+    with hub.session_factory() as session:
+        [failed] = desk.ticket_story(session, rejected)
+        assert failed["messageNb"] == rejected.error_message_nb

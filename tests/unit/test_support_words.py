@@ -68,3 +68,29 @@ def test_every_scheme_and_status_the_person_context_shows_has_its_words() -> Non
         )
     for status in Status:
         assert translate(ENGLISH, f"scheme_status.{status.value}")
+
+
+def test_what_a_replay_did_to_each_ticket_is_told_in_both_languages() -> None:
+    from hub.support.i18n import step_text
+    from hub.support.replay import CLOSED, FILED_BY_HAND, ReplayStep
+
+    topic = "nir.source.oslo-fagsystem.registrations"
+    steps = [
+        ReplayStep(1, topic, dry_run=True),
+        ReplayStep(2, topic),
+        ReplayStep(3, skipped=CLOSED, status="resolved"),
+        ReplayStep(4, skipped=FILED_BY_HAND),
+    ]
+    assert [step_text(NORWEGIAN, s) for s in steps] == [
+        f"sendes på nytt til {topic}",
+        f"sendt på nytt til {topic}",
+        "hoppet over: saken er løst",
+        "hoppet over: ingenting å sende (en sak registrert for hånd)",
+    ]
+    assert [step_text(ENGLISH, s) for s in steps] == [
+        f"would replay to {topic}",
+        f"replayed to {topic}",
+        "skipped: the ticket is resolved",
+        "skipped: nothing to replay (a case filed by hand)",
+    ]
+    assert str(steps[2]) == "skipped: ticket is resolved"  # the CLI's words
