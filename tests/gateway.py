@@ -30,10 +30,8 @@ from hub.connectors.maskinporten_standin import MaskinportenStandIn, serving
 from hub.localrun import WorkerProcess, free_port
 from hub.maskinporten import MaskinportenTokens
 from tests.harness import wait_until
-from tests.maskinporten import KeyedClient, keyed_client, rsa_key
+from tests.maskinporten import GATEWAY_AUDIENCE, GATEWAY_SCOPE, KeyedClient, keyed_client, rsa_key
 
-GATEWAY_SCOPE = "nir:registrations"
-GATEWAY_AUDIENCE = "nir-gateway"
 SOURCE_A, SOURCE_B = "bydel-fagsystem", "vestland-fagsystem"
 CLIENT_A, CLIENT_B = "7d3e1b7a-0c55-4f0e-9a55-6c2f5b8f0a11", "c1f0a2b4-9d77-4e3c-8f21-0b6a9e4d2c33"
 REGISTRY = f"""
