@@ -144,7 +144,9 @@ def test_ports_match_between_the_services_prometheus_and_the_hub() -> None:
     gateway = settings_of("gateway")
     [target] = jobs["nir-gateway"]["static_configs"][0]["targets"]
     assert target == f"gateway:{gateway.gateway_metrics_port}" and gateway.metrics_host == "0.0.0.0"
-    assert SERVICES["gateway"]["ports"] == [f"${{NIR_PUBLISH_ADDRESS:-127.0.0.1}}:9443:{gateway.gateway_port}"]
+    assert SERVICES["gateway"]["ports"] == [
+        f"${{NIR_PUBLISH_ADDRESS:-127.0.0.1}}:9443:{gateway.gateway_port}"
+    ]
     assert gateway.gateway_tls_cert_file and gateway.gateway_tls_key_file  # the API is served over TLS
     connector = settings_of("folkeregister-connector")
     [target] = jobs["nir-folkeregister-connector"]["static_configs"][0]["targets"]
