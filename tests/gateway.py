@@ -27,9 +27,10 @@ from cryptography.x509.oid import NameOID
 
 from hub.config import Settings
 from hub.connectors.maskinporten_standin import MaskinportenStandIn, serving
-from hub.localrun import WorkerProcess, free_port
+from hub.localrun import LocalBroker, WorkerProcess, free_port
 from hub.maskinporten import MaskinportenTokens
-from tests.harness import wait_until
+from tests.conftest import make_settings
+from tests.harness import HubHarness, wait_until
 from tests.maskinporten import GATEWAY_AUDIENCE, GATEWAY_SCOPE, KeyedClient, keyed_client, rsa_key
 
 SOURCE_A, SOURCE_B = "bydel-fagsystem", "vestland-fagsystem"
@@ -215,6 +216,16 @@ def _answer(status: int, headers: dict[str, str], body: bytes) -> Answer:
     except ValueError:
         parsed = body
     return Answer(status, headers, parsed)
+
+
+@contextmanager
+def gateway_harness(broker: LocalBroker, database_url: str, tmp_path: Path) -> Iterator[HubHarness]:
+    """A hub (its topics, ACLs and workers) whose source registry is `REGISTRY`."""
+    registry = tmp_path / "sources.toml"
+    registry.write_text(REGISTRY)
+    settings = dataclasses.replace(make_settings(broker, database_url, tmp_path), sources_file=str(registry))
+    with HubHarness(settings, tmp_path) as harness:
+        yield harness
 
 
 @contextmanager

@@ -4,7 +4,6 @@ Maskinporten stand-in, the real secured broker and a worker writing the register
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import threading
 import time
@@ -20,21 +19,15 @@ from hub.broker import end_offsets
 from hub.localrun import LocalBroker
 from hub.schemas.codec import REGISTRATION
 from hub.schemas.contract import from_json
-from tests.conftest import make_settings
 from tests.factories import event, synthetic_person
-from tests.gateway import REGISTRY, SOURCE_A, SOURCE_B, GatewayUnderTest, gateway_under_test
+from tests.gateway import SOURCE_A, SOURCE_B, GatewayUnderTest, gateway_harness, gateway_under_test
 from tests.harness import HubHarness, wait_until
 from tests.maskinporten import rsa_key
 
 
 @pytest.fixture
 def harness(kafka_broker: LocalBroker, sqlite_url: str, tmp_path: Path) -> Iterator[HubHarness]:
-    registry = tmp_path / "sources.toml"
-    registry.write_text(REGISTRY)
-    settings = dataclasses.replace(
-        make_settings(kafka_broker, sqlite_url, tmp_path), sources_file=str(registry)
-    )
-    with HubHarness(settings, tmp_path) as h:
+    with gateway_harness(kafka_broker, sqlite_url, tmp_path) as h:
         yield h
 
 

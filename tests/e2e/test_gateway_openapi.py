@@ -4,7 +4,6 @@ route, method, status and content type."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,23 +16,16 @@ from referencing.jsonschema import DRAFT202012
 
 from hub.gateway.server import OPENAPI_FILE
 from hub.localrun import LocalBroker
-from tests.conftest import make_settings
 from tests.factories import event, synthetic_person
-from tests.gateway import REGISTRY, SOURCE_A, SOURCE_B, Answer, GatewayUnderTest, gateway_under_test
-from tests.harness import HubHarness
+from tests.gateway import SOURCE_A, SOURCE_B, Answer, GatewayUnderTest, gateway_harness, gateway_under_test
 
 BASE = "urn:nir:gateway-openapi"
 
 
 @pytest.fixture
 def gateway(kafka_broker: LocalBroker, sqlite_url: str, tmp_path: Path) -> Iterator[GatewayUnderTest]:
-    registry = tmp_path / "sources.toml"
-    registry.write_text(REGISTRY)
-    settings = dataclasses.replace(
-        make_settings(kafka_broker, sqlite_url, tmp_path), sources_file=str(registry)
-    )
     with (
-        HubHarness(settings, tmp_path) as harness,
+        gateway_harness(kafka_broker, sqlite_url, tmp_path) as harness,
         gateway_under_test(harness.settings, tmp_path, gateway_rate_burst=40) as under_test,
     ):
         harness.start_worker()
