@@ -20,6 +20,7 @@ import click
 
 from hub.bootstrap import Hub
 from hub.errors import HubError
+from hub.gateway.server import gateway
 from hub.lag_exporter import lag_exporter
 
 
@@ -984,7 +985,7 @@ class SectionedGroup(click.Group):
 cli = SectionedGroup(
     "hub",
     {
-        "Run": [worker, demo],
+        "Run": [worker, gateway, demo],
         "Register": [db_group, person_group],
         "Sources": [sources_group, schemas_group, publish, receipts, rules_group],
         "Cases": [cases_group, users_group],

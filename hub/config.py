@@ -113,6 +113,12 @@ class Settings:
         "nir-connector",
         "the Folkeregister connector's Kafka principal, for the ACLs the hub makes",
     )
+    kafka_gateway_user: str = _setting(
+        "NIR_KAFKA_GATEWAY_USER",
+        "nir-gateway",
+        "the ingestion gateway's Kafka principal (`hub gateway`), for the ACLs the hub makes: it "
+        "may write each source's registrations and read each source's receipts",
+    )
     kafka_monitor_user: str = _setting(
         "NIR_KAFKA_MONITOR_USER",
         "nir-monitor",
@@ -314,6 +320,56 @@ class Settings:
         "NIR_MASKINPORTEN_KID", "", "the key id under which the client's public key is registered"
     )
 
+    gateway_host: str = _setting("NIR_GATEWAY_HOST", "127.0.0.1", "interface of `hub gateway`'s HTTPS API")
+    gateway_port: int = _setting("NIR_GATEWAY_PORT", 8443, "port of `hub gateway`'s HTTPS API")
+    gateway_tls_cert_file: str = _setting(
+        "NIR_GATEWAY_TLS_CERT_FILE",
+        "",
+        "the gateway serves HTTPS with this certificate chain (PEM); empty: HTTP, only behind a TLS "
+        "proxy or on this machine",
+    )
+    gateway_tls_key_file: str = _setting(
+        "NIR_GATEWAY_TLS_KEY_FILE", "", "the private key of NIR_GATEWAY_TLS_CERT_FILE (PEM)"
+    )
+    gateway_metrics_port: int = _setting(
+        "NIR_GATEWAY_METRICS_PORT",
+        6073,
+        "port of the gateway's /metrics, /health/live and /health/ready, on NIR_METRICS_HOST (0: on "
+        "the API's own port)",
+    )
+    gateway_jwks_url: str = _setting(
+        "NIR_GATEWAY_JWKS_URL",
+        "http://127.0.0.1:6080/jwks",
+        "where the gateway reads Maskinporten's signing keys (test: https://test.maskinporten.no/jwk)",
+    )
+    gateway_audience: str = _setting(
+        "NIR_GATEWAY_AUDIENCE",
+        "nir-gateway",
+        "the audience a token for the gateway must have: the resource a fagsystem asks Maskinporten for",
+    )
+    gateway_scope: str = _setting(
+        "NIR_GATEWAY_SCOPE", "nir:registrations", "the Maskinporten scope a token for the gateway must have"
+    )
+    gateway_max_request_bytes: int = _setting(
+        "NIR_GATEWAY_MAX_REQUEST_BYTES", 5_000_000, "the largest request body the gateway reads (413 beyond)"
+    )
+    gateway_max_batch_events: int = _setting(
+        "NIR_GATEWAY_MAX_BATCH_EVENTS", 500, "the most events one POST /v1/events may carry"
+    )
+    gateway_rate_per_second: float = _setting(
+        "NIR_GATEWAY_RATE_PER_SECOND",
+        50.0,
+        "requests each source may make per second on average (429 with Retry-After beyond)",
+    )
+    gateway_rate_burst: int = _setting(
+        "NIR_GATEWAY_RATE_BURST", 100, "requests a source may make at once before its rate applies"
+    )
+    gateway_poll_max_seconds: float = _setting(
+        "NIR_GATEWAY_POLL_MAX_SECONDS",
+        30.0,
+        "the longest a GET /v1/receipts waits for a new receipt (its `wait` is cut to this)",
+    )
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         environ = os.environ if environ is None else environ
@@ -347,6 +403,8 @@ class Settings:
             "crash_attempts",
             "signin_failure_limit",
             "signin_address_failure_limit",
+            "gateway_max_batch_events",
+            "gateway_rate_burst",
         ):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name} must be at least 1")
@@ -364,6 +422,14 @@ class Settings:
             raise ConfigurationError("NIR_FOLKEREGISTER_START must be latest or beginning")
         if bool(self.web_tls_cert_file) != bool(self.web_tls_key_file):
             raise ConfigurationError("NIR_WEB_TLS_CERT_FILE and NIR_WEB_TLS_KEY_FILE go together")
+        if bool(self.gateway_tls_cert_file) != bool(self.gateway_tls_key_file):
+            raise ConfigurationError("NIR_GATEWAY_TLS_CERT_FILE and NIR_GATEWAY_TLS_KEY_FILE go together")
+        if self.gateway_rate_per_second <= 0 or self.gateway_poll_max_seconds <= 0:
+            raise ConfigurationError(
+                "NIR_GATEWAY_RATE_PER_SECOND and NIR_GATEWAY_POLL_MAX_SECONDS must be more than 0"
+            )
+        if self.gateway_max_request_bytes < 10_000:
+            raise ConfigurationError("NIR_GATEWAY_MAX_REQUEST_BYTES must be at least 10000")
         if self.kafka_sasl_mechanism not in ("SCRAM-SHA-512", "OAUTHBEARER"):
             raise ConfigurationError("NIR_KAFKA_SASL_MECHANISM must be SCRAM-SHA-512 or OAUTHBEARER")
         if self.folkeregister_auth not in ("none", "maskinporten") and not self.folkeregister_auth.startswith(
@@ -383,15 +449,11 @@ class Settings:
 
     def web_ssl_context(self) -> ssl.SSLContext | None:
         """The web server's TLS context, if it serves HTTPS itself."""
-        if not self.web_tls_cert_file:
-            return None
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        try:
-            context.load_cert_chain(self.web_tls_cert_file, self.web_tls_key_file or None)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigurationError(f"the web server's certificate or key cannot be loaded: {exc}") from None
-        return context
+        return server_ssl_context(self.web_tls_cert_file, self.web_tls_key_file, "the web server")
+
+    def gateway_ssl_context(self) -> ssl.SSLContext | None:
+        """The gateway's TLS context, if it serves HTTPS itself."""
+        return server_ssl_context(self.gateway_tls_cert_file, self.gateway_tls_key_file, "the gateway")
 
     def password_file(self, username: str) -> str:
         """Where a principal's SCRAM password is kept: NIR_KAFKA_PASSWORD_FILE for this process's
@@ -440,6 +502,19 @@ class Settings:
                 value = mask_url(str(value))
             lines.append(f"{f.name} = {value}")
         return "\n".join(lines)
+
+
+def server_ssl_context(cert_file: str, key_file: str, who: str) -> ssl.SSLContext | None:
+    """A server's TLS context (TLS 1.2 at least) from its certificate chain and key; None without one."""
+    if not cert_file:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert_file, key_file or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"{who}'s certificate or key cannot be loaded: {exc}") from None
+    return context
 
 
 def mask_url(url: str) -> str:

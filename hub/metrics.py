@@ -188,3 +188,28 @@ for _flow in ("transfer_registrations", "record_address_changes", "open_case_tic
     SET_ASIDE.labels(_flow)
 for _kind in ("receipt", "dead_letter"):
     UNSENDABLE.labels(_kind)
+
+# `hub gateway` (its own process): the HTTPS ingestion API.
+GATEWAY_REQUESTS = Counter(
+    "nir_gateway_requests_total",
+    "Requests to the gateway, by route, method and status",
+    ["route", "method", "status"],
+)
+GATEWAY_REQUEST_SECONDS = Histogram(
+    "nir_gateway_request_duration_seconds",
+    "Time from a request's arrival to its answer, by route (a long-poll counts its wait)",
+    ["route"],
+    buckets=LATENCY_BUCKETS,
+)
+GATEWAY_REFUSALS = Counter(
+    "nir_gateway_refusals_total",
+    "Requests and events the gateway refused, by reason (the problem type's last part)",
+    ["reason"],
+)
+GATEWAY_EVENTS = Counter(
+    "nir_gateway_events_total",
+    "Events posted to the gateway, by result (accepted, already_received, refused, not_sent)",
+    ["result"],
+)
+for _result in ("accepted", "already_received", "refused", "not_sent"):
+    GATEWAY_EVENTS.labels(_result)

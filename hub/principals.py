@@ -12,6 +12,8 @@ allow.everyone.if.no.acl.found=false). Each principal gets only what its work ne
 |                  | consume in the group `<app id>`                                          |
 | replays          | write each source's registrations (the support page and `hub cases       |
 |                  | replay` send corrected events as this principal, not as the worker)      |
+| the gateway      | write each source's registrations and read its receipts (`hub gateway`   |
+|                  | sends for the source a verified token names; it uses no consumer group)  |
 | the connector    | write address changes; read and write its position; its transactional id |
 | the monitor      | describe the hub's topics and the worker's consumer group: end offsets    |
 |                  | and committed offsets for `hub lag-exporter`, no message read or written |
@@ -104,9 +106,13 @@ def source_acls(settings: Settings, source: Source) -> list[AclBinding]:
 
 def services_acls_for(settings: Settings, source: Source) -> list[AclBinding]:
     """The hub's services' rights on one source's topics: the worker answers it on its receipts
-    topic, and replays send its corrected events to its registrations topic."""
+    topic, replays send its corrected events to its registrations topic, and the gateway sends
+    its events there and reads its receipts (by offset, without a consumer group)."""
     names = TopicNames(settings.topic_prefix)
+    gateway = f"User:{settings.kafka_gateway_user}"
     return [
+        _allow(gateway, ResourceType.TOPIC, names.registrations(source.id), LITERAL, WRITE),
+        _allow(gateway, ResourceType.TOPIC, names.receipts(source.id), LITERAL, READ),
         _allow(
             f"User:{settings.kafka_worker_user}",
             ResourceType.TOPIC,
@@ -161,6 +167,7 @@ class BrokerAccess:
             settings.kafka_replay_user,
             settings.kafka_connector_user,
             settings.kafka_monitor_user,
+            settings.kafka_gateway_user,
         )
         scram_sources = [source.user for source in registry if source.authentication == "scram"]
         self.set_passwords({user: managed_password(settings, user) for user in (*services, *scram_sources)})

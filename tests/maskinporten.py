@@ -18,6 +18,8 @@ from hub.maskinporten import JWT_BEARER, MaskinportenClient, generate_rsa_key, k
 FOLKEREGISTER_SCOPE = "folkeregister:deling/offentligmedhjemmel"
 KAFKA_SCOPE = "nir:kafka"
 KAFKA_AUDIENCE = "nir-kafka"
+GATEWAY_SCOPE = "nir:registrations"  # the gateway's defaults (NIR_GATEWAY_SCOPE, NIR_GATEWAY_AUDIENCE)
+GATEWAY_AUDIENCE = "nir-gateway"
 ORG_NUMBER = "974760673"
 
 
@@ -39,8 +41,8 @@ class KeyedClient:
 
     def registration(
         self,
-        scopes: tuple[str, ...] = (FOLKEREGISTER_SCOPE, KAFKA_SCOPE),
-        audiences: tuple[str, ...] = (KAFKA_AUDIENCE,),
+        scopes: tuple[str, ...] = (FOLKEREGISTER_SCOPE, KAFKA_SCOPE, GATEWAY_SCOPE),
+        audiences: tuple[str, ...] = (KAFKA_AUDIENCE, GATEWAY_AUDIENCE),
     ) -> RegisteredClient:
         return RegisteredClient(
             self.client_id,

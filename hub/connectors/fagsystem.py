@@ -19,9 +19,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from hub.domain.redaction import echo
 from hub.errors import HubError
 from hub.kafka_client import KafkaConnection
-from hub.schemas.codec import REGISTRATION, SchemaCatalog, catalog
+from hub.schemas.codec import REGISTRATION, SchemaCatalog, SchemaVersion, catalog
 from hub.schemas.contract import ContractError, from_json
 from hub.topics import TopicNames
 
@@ -30,6 +31,12 @@ class UnknownSourceTopic(HubError):
     """The source has no registrations topic on the broker."""
 
     code = "NIR-SOURCE-TOPIC"
+
+
+class OtherSource(ContractError):
+    """The event names another source than the one sending it (its `sourceSystem`)."""
+
+    code = "NIR-SOURCE-001"
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,19 @@ def person_key(datum: dict[str, Any]) -> bytes | None:
     person = datum.get("person") or {}
     value = person.get("dufNumber") or person.get("nationalId")
     return value.encode() if value else None
+
+
+def checked_datum(
+    event: dict[str, Any], source_id: str, version: SchemaVersion | None = None
+) -> dict[str, Any]:
+    """A JSON event checked against the contract (`version`, default the newest) and against the
+    source that sends it; the Avro datum. Raises `ContractError` (`OtherSource` for the source)."""
+    datum = from_json(event, version)
+    if datum["sourceSystem"] != source_id:
+        raise OtherSource(
+            [f"sourceSystem: is {echo(datum['sourceSystem'])}, but it is sent as {echo(source_id)}"]
+        )
+    return datum
 
 
 class FagsystemProducer:
@@ -97,12 +117,7 @@ class FagsystemProducer:
             if self.schema_version is not None
             else None
         )
-        datum = from_json(event, version)
-        if datum["sourceSystem"] != self.source_id:
-            raise ContractError(
-                [f"sourceSystem: is {datum['sourceSystem']!r}, but this producer sends as {self.source_id!r}"]
-            )
-        return datum
+        return checked_datum(event, self.source_id, version)
 
     async def send_json(self, event: dict[str, Any]) -> SentEvent:
         return await self.send_datum(self.prepare(event))

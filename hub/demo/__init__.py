@@ -23,6 +23,8 @@ import secrets
 import shutil
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,12 +51,13 @@ from hub.connectors.maskinporten_standin import (
 from hub.connectors.receipts import decode_receipt
 from hub.localrun import (
     WorkerProcess,
+    free_port,
     local_admin,
     local_broker_answers,
     start_local_broker,
     stop_local_broker,
 )
-from hub.maskinporten import key_id, read_private_key
+from hub.maskinporten import MaskinportenTokens, client_from_settings, key_id, read_private_key
 from hub.pipeline.deadletter import H_OFFSET, H_PARTITION, H_TOPIC, read_headers
 from hub.principals import prepare_broker
 from hub.register.database import make_engine
@@ -140,8 +143,8 @@ def _demo_maskinporten(settings: Settings) -> Iterator[Settings]:
         DEMO_CLIENT_ID,
         DEMO_ORG_NUMBER,
         {key_id(public): public},
-        frozenset({settings.kafka_oauth_scope}),
-        frozenset({settings.kafka_oauth_resource}),
+        frozenset({settings.kafka_oauth_scope, settings.gateway_scope}),
+        frozenset({settings.kafka_oauth_resource, settings.gateway_audience}),
     )
     stand_in = MaskinportenStandIn(signing_key(keys), {DEMO_CLIENT_ID: client})
     with serving(stand_in, port=DEMO_MASKINPORTEN_PORT) as issuer:
@@ -196,8 +199,9 @@ def _run(settings: Settings, timeout: float, support: bool) -> int:
     start = asyncio.run(prepare())
     worker = WorkerProcess(settings, Path("var/demo/worker.log"), log_level="warn").start()
     print(f"worker started (pid {worker.process.pid}, log var/demo/worker.log)")
+    gateway = _start_gateway(settings) if _over_the_gateway(hub) else None
     try:
-        sent = asyncio.run(_publish(settings, days))
+        sent = asyncio.run(_publish(settings, days, gateway))
         records = asyncio.run(
             read_from(
                 admin.kafka,
@@ -215,7 +219,78 @@ def _run(settings: Settings, timeout: float, support: bool) -> int:
             _serve_support_page(hub, worker)
         return done
     finally:
+        if gateway is not None:
+            gateway.stop()
         worker.stop()
+
+
+def _over_the_gateway(hub: Hub) -> bool:
+    """Part of the sample goes through the HTTPS gateway when the Maskinporten source is one."""
+    source = hub.registry.get(MASKINPORTEN_SOURCE)
+    return source is not None and source.authentication == "maskinporten"
+
+
+def _gateway_settings(settings: Settings) -> Settings:
+    """The demo's gateway: on a free local port, over HTTP (this machine only), trusting the
+    Maskinporten the demo's source gets its tokens from."""
+    return dataclasses.replace(
+        settings,
+        gateway_port=free_port(),
+        gateway_metrics_port=0,
+        gateway_jwks_url=settings.maskinporten_issuer + "jwks",
+        gateway_tls_cert_file="",
+        gateway_tls_key_file="",
+    )
+
+
+def _start_gateway(settings: Settings) -> WorkerProcess:
+    settings = _gateway_settings(settings)
+    gateway = WorkerProcess(settings, Path("var/demo/gateway.log"), command=("gateway",)).start()
+    url = f"http://{settings.gateway_host}:{settings.gateway_port}"
+    _wait(lambda: not gateway.running or _answers(url + "/health/ready"), 60, "the gateway")
+    print(f"gateway started at {url} (pid {gateway.process.pid}, log var/demo/gateway.log)")
+    return gateway
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+async def _post_through_gateway(
+    settings: Settings, url: str, lines: list[tuple[int, str]]
+) -> set[tuple[str, int, int]]:
+    """POST the lines as one batch with a Maskinporten token for the gateway, as a fagsystem
+    that does not speak Kafka would; returns where the accepted ones went."""
+    client = client_from_settings(settings, settings.gateway_scope, settings.gateway_audience)
+    async with MaskinportenTokens(client) as tokens:
+        token = await tokens.token()
+    body = json.dumps({"events": [json.loads(line) for _, line in lines]}).encode()
+    request = urllib.request.Request(
+        url + "/v1/events",
+        data=body,
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    answer = await asyncio.to_thread(_open, request)
+    sent = set()
+    for result in answer.get("results", []):
+        where = f"{result.get('topic')} [partition {result.get('partition')}, offset {result.get('offset')}]"
+        print(f"  {result['eventId']}: {result['status']} by the gateway, sent to {where}")
+        if result["status"] == "accepted":
+            sent.add((result["topic"], result["partition"], result["offset"]))
+    return sent
+
+
+def _open(request: urllib.request.Request) -> dict[str, Any]:
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return dict(json.loads(response.read()))
+    except urllib.error.HTTPError as error:
+        return dict(json.loads(error.read()))
 
 
 def _origin_of(hub: Hub, record: Any) -> tuple[str, int, int]:
@@ -233,9 +308,19 @@ def _receipts_for(hub: Hub, records: list[Any], sent: set[tuple[str, int, int]])
     return [r for r in records if r.topic != hub.names.dead_letters and _origin_of(hub, r) in sent]
 
 
-async def _publish(settings: Settings, days: int) -> set[tuple[str, int, int]]:
-    """Publish the sample; returns where each registration event was written."""
+async def _publish(settings: Settings, days: int, gateway: WorkerProcess | None) -> set[tuple[str, int, int]]:
+    """Publish the sample; returns where each registration event was written. With a gateway,
+    the Maskinporten source's training events go through it over HTTPS, the rest over Kafka."""
     registry = Hub.from_settings(settings).registry
+    lines = _sample_lines(SAMPLE, days)
+    numbered = list(enumerate(lines, start=1))
+    over_http = [
+        (n, line)
+        for n, line in numbered
+        if gateway is not None
+        and json.loads(line).get("sourceSystem") == MASKINPORTEN_SOURCE
+        and json.loads(line).get("eventType", "").startswith("TRAINING_")
+    ]
     for source in registry:
         how = "a Maskinporten access token" if source.authentication == "maskinporten" else "SCRAM"
         print(f"  {source.id} signs in to Kafka as {source.user} with {how}")
@@ -249,10 +334,18 @@ async def _publish(settings: Settings, days: int) -> set[tuple[str, int, int]]:
             kafka = settings.as_kafka_user(source.user).kafka
         return FagsystemProducer(kafka, source_id, topic_prefix=settings.topic_prefix)
 
-    report = await publish_lines(
-        _sample_lines(SAMPLE, days), producer_for, on_line=lambda r: print("  " + r.describe())
-    )
-    return {(r.sent.topic, r.sent.partition, r.sent.offset) for r in report.lines if r.sent}
+    over_kafka = [line for n, line in numbered if (n, line) not in over_http]
+    if over_http:
+        print(f"  over Kafka ({len(over_kafka)} lines of the sample):")
+    report = await publish_lines(over_kafka, producer_for, on_line=lambda r: print("  " + r.describe()))
+    sent = {(r.sent.topic, r.sent.partition, r.sent.offset) for r in report.lines if r.sent}
+    if gateway is not None and over_http:
+        url = f"http://{gateway.settings.gateway_host}:{gateway.settings.gateway_port}"
+        print(
+            f"  {MASKINPORTEN_SOURCE} posts {len(over_http)} events to the gateway with a Maskinporten token"
+        )
+        sent |= await _post_through_gateway(settings, url, over_http)
+    return sent
 
 
 def _follow_folkeregister(settings: Settings, days: int, timeout: float) -> None:

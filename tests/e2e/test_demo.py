@@ -41,6 +41,9 @@ def test_the_demo_transfers_the_bundled_sample_and_prints_the_summary(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "oslo-fagsystem signs in to Kafka as 5f1c9a52" in result.stdout
     assert "with a Maskinporten access token" in result.stdout
+    # Part of the sample goes through the HTTPS gateway, the rest over Kafka.
+    assert "oslo-fagsystem posts 4 events to the gateway with a Maskinporten token" in result.stdout
+    assert result.stdout.count("accepted by the gateway") == 4, result.stdout
     summary = result.stdout.split("summary", 1)[1]
     assert "accepted       9" in summary
     assert "duplicates     1" in summary

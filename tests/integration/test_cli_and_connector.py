@@ -96,9 +96,7 @@ def test_publish_with_source_refuses_lines_of_another_source(harness: HubHarness
     oslo = harness.settings.as_kafka_user("oslo-fagsystem")
     result = hub_command(oslo, "publish", "--source", "oslo-fagsystem", str(path))
     assert result.returncode == 1
-    assert (
-        "sourceSystem: is 'vestland-fagsystem', but this producer sends as 'oslo-fagsystem'" in result.stdout
-    )
+    assert "sourceSystem: is 'vestland-fagsystem', but it is sent as 'oslo-fagsystem'" in result.stdout
 
 
 def test_all_events_of_one_person_land_on_one_partition(harness: HubHarness) -> None:

@@ -60,6 +60,7 @@ def test_the_stack_has_every_part_the_operations_need() -> None:
         "folkeregister-connector",
         "folkeregister-stand-in",
         "lag-exporter",
+        "gateway",
         "prometheus",
         "grafana",
     } <= set(SERVICES)
@@ -94,6 +95,7 @@ def test_hub_services_reach_kafka_and_postgres_as_those_services_are_configured(
     credentials = kafka["NIR_KAFKA_CREDENTIALS_DIR"]
     principals = {"worker": "nir-worker", "support": "nir-worker", "folkeregister-connector": "nir-connector"}
     principals |= {"kafka-access": "nir-admin", "migrate": "nir-worker", "lag-exporter": "nir-monitor"}
+    principals |= {"gateway": "nir-gateway"}
     for service, principal in principals.items():
         settings = settings_of(service)
         assert settings.kafka_bootstrap == f"{kafka['NIR_KAFKA_HOST']}:{kafka['NIR_KAFKA_PORT']}"
@@ -107,7 +109,7 @@ def test_hub_services_reach_kafka_and_postgres_as_those_services_are_configured(
             assert mounts[credentials].startswith("kafka-credentials:")
             # Only the admin's one-shot service writes there (the passwords it makes).
             assert mounts[credentials].endswith(":ro") == (service != "kafka-access")
-        if service == "lag-exporter":  # it reads offsets from the broker and nothing from the register
+        if service in ("lag-exporter", "gateway"):  # they talk to the broker, never to the register
             assert "NIR_DATABASE_URL" not in SERVICES[service]["environment"]
             assert set(SERVICES[service]["depends_on"]) == {"kafka-access"}
             continue
@@ -139,6 +141,13 @@ def test_ports_match_between_the_services_prometheus_and_the_hub() -> None:
     exporter = settings_of("lag-exporter")
     [target] = jobs["nir-lag-exporter"]["static_configs"][0]["targets"]
     assert target == f"lag-exporter:{exporter.lag_exporter_port}" and exporter.metrics_host == "0.0.0.0"
+    gateway = settings_of("gateway")
+    [target] = jobs["nir-gateway"]["static_configs"][0]["targets"]
+    assert target == f"gateway:{gateway.gateway_metrics_port}" and gateway.metrics_host == "0.0.0.0"
+    assert SERVICES["gateway"]["ports"] == [
+        f"${{NIR_PUBLISH_ADDRESS:-127.0.0.1}}:9443:{gateway.gateway_port}"
+    ]
+    assert gateway.gateway_tls_cert_file and gateway.gateway_tls_key_file  # the API is served over TLS
     connector = settings_of("folkeregister-connector")
     [target] = jobs["nir-folkeregister-connector"]["static_configs"][0]["targets"]
     assert target == f"folkeregister-connector:{connector.connector_metrics_port}"
@@ -201,6 +210,8 @@ def test_every_long_running_hub_service_has_a_healthcheck_on_its_own_port(servic
         assert url.scheme == ("https" if settings.web_tls_cert_file else "http")
     elif command[:2] == ["hub", "lag-exporter"]:
         assert (url.port, url.path) == (settings_of(service).lag_exporter_port, "/health/ready")
+    elif command[:2] == ["hub", "gateway"]:
+        assert (url.port, url.path) == (settings_of(service).gateway_metrics_port, "/health/ready")
     elif command[:3] == ["hub", "folkeregister", "connect"]:
         assert (url.port, url.path) == (settings_of(service).connector_metrics_port, "/metrics")
     else:
