@@ -21,6 +21,7 @@ import json
 import re
 import secrets
 import shutil
+import ssl
 import sys
 import time
 import urllib.error
@@ -231,30 +232,43 @@ def _over_the_gateway(hub: Hub) -> bool:
 
 
 def _gateway_settings(settings: Settings) -> Settings:
-    """The demo's gateway: on a free local port, over HTTP (this machine only), trusting the
+    """The demo's gateway: on a free local port, over TLS with the certificate the local broker's
+    CA issued for this machine (127.0.0.1, localhost; key and chain in one file), trusting the
     Maskinporten the demo's source gets its tokens from."""
+    certificate = str(Path(settings.kafka_ca_file).with_name("broker.pem"))
     return dataclasses.replace(
         settings,
+        gateway_host="127.0.0.1",
         gateway_port=free_port(),
         gateway_metrics_port=0,
         gateway_jwks_url=settings.maskinporten_issuer + "jwks",
-        gateway_tls_cert_file="",
-        gateway_tls_key_file="",
+        gateway_tls_cert_file=certificate,
+        gateway_tls_key_file=certificate,
     )
+
+
+def _gateway_url(settings: Settings) -> str:
+    return f"https://{settings.gateway_host}:{settings.gateway_port}"
+
+
+def _trusting_the_local_ca(settings: Settings) -> ssl.SSLContext:
+    """A client's TLS context that trusts the local broker's CA (which issued the gateway's)."""
+    return ssl.create_default_context(cafile=settings.kafka_ca_file)
 
 
 def _start_gateway(settings: Settings) -> WorkerProcess:
     settings = _gateway_settings(settings)
     gateway = WorkerProcess(settings, Path("var/demo/gateway.log"), command=("gateway",)).start()
-    url = f"http://{settings.gateway_host}:{settings.gateway_port}"
-    _wait(lambda: not gateway.running or _answers(url + "/health/ready"), 60, "the gateway")
+    url = _gateway_url(settings)
+    context = _trusting_the_local_ca(settings)
+    _wait(lambda: not gateway.running or _answers(url + "/health/ready", context), 60, "the gateway")
     print(f"gateway started at {url} (pid {gateway.process.pid}, log var/demo/gateway.log)")
     return gateway
 
 
-def _answers(url: str) -> bool:
+def _answers(url: str, context: ssl.SSLContext) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with urllib.request.urlopen(url, timeout=2, context=context) as response:
             return bool(response.status == 200)
     except OSError:
         return False
@@ -275,7 +289,7 @@ async def _post_through_gateway(
         method="POST",
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
-    answer = await asyncio.to_thread(_open, request)
+    answer = await asyncio.to_thread(_open, request, _trusting_the_local_ca(settings))
     sent = set()
     for result in answer.get("results", []):
         where = f"{result.get('topic')} [partition {result.get('partition')}, offset {result.get('offset')}]"
@@ -285,9 +299,9 @@ async def _post_through_gateway(
     return sent
 
 
-def _open(request: urllib.request.Request) -> dict[str, Any]:
+def _open(request: urllib.request.Request, context: ssl.SSLContext) -> dict[str, Any]:
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=30, context=context) as response:
             return dict(json.loads(response.read()))
     except urllib.error.HTTPError as error:
         return dict(json.loads(error.read()))
@@ -340,7 +354,7 @@ async def _publish(settings: Settings, days: int, gateway: WorkerProcess | None)
     report = await publish_lines(over_kafka, producer_for, on_line=lambda r: print("  " + r.describe()))
     sent = {(r.sent.topic, r.sent.partition, r.sent.offset) for r in report.lines if r.sent}
     if gateway is not None and over_http:
-        url = f"http://{gateway.settings.gateway_host}:{gateway.settings.gateway_port}"
+        url = _gateway_url(gateway.settings)
         print(
             f"  {MASKINPORTEN_SOURCE} posts {len(over_http)} events to the gateway with a Maskinporten token"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,7 @@ def test_the_demo_transfers_the_bundled_sample_and_prints_the_summary(
     # Part of the sample goes through the HTTPS gateway, the rest over Kafka.
     assert "oslo-fagsystem posts 4 events to the gateway with a Maskinporten token" in result.stdout
     assert result.stdout.count("accepted by the gateway") == 4, result.stdout
+    assert re.search(r"gateway started at https://127\.0\.0\.1:\d+ ", result.stdout)  # TLS, as in production
     summary = result.stdout.split("summary", 1)[1]
     assert "accepted       9" in summary
     assert "duplicates     1" in summary
