@@ -8,7 +8,6 @@ import copy
 import dataclasses
 import datetime as dt
 import json
-import logging
 import os
 import shutil
 import sys
@@ -741,9 +740,8 @@ def folkeregister_connect() -> None:
     from hub.connectors.folkeregister import run_connector
     from hub.topics import folkeregister_topics
 
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
     hub = _migrated_hub()
-    logs.install(logging.INFO, repeat_seconds=hub.settings.log_repeat_seconds)
+    logs.for_service(hub.settings.log_repeat_seconds)
     if hub.settings.connector_metrics_port:
         from prometheus_client import start_http_server
 

@@ -137,9 +137,8 @@ async def serve(settings: Settings, registry: SourceRegistry) -> None:
 def lag_exporter() -> None:
     from hub import logs
 
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
-    logs.install(logging.INFO, repeat_seconds=settings.log_repeat_seconds)
+    logs.for_service(settings.log_repeat_seconds)
     log.info(
         "lag of group %s as %s, on %s:%s",
         settings.app_id,

@@ -99,6 +99,16 @@ def install(level: int, *, repeat_seconds: float, handlers: Iterable[logging.Han
         logging.getLogger(name).setLevel(max(level, logging.INFO))
 
 
+SERVICE_FORMAT = "[%(asctime)s] %(levelname)s %(name)s: %(message)s"
+
+
+def for_service(repeat_seconds: float) -> None:
+    """Logging for a long-running command outside Faust's worker (the connector, the gateway, the
+    lag exporter): INFO to stderr, with the repeat and redaction filters on."""
+    logging.basicConfig(level=logging.INFO, format=SERVICE_FORMAT)
+    install(logging.INFO, repeat_seconds=repeat_seconds)
+
+
 @contextmanager
 def silenced(name: str) -> Iterator[None]:
     """No records from logger `name` or its children inside the block."""

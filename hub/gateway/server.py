@@ -425,9 +425,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
 def gateway() -> None:
     from hub import logs
 
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
-    logs.install(logging.INFO, repeat_seconds=settings.log_repeat_seconds)
+    logs.for_service(settings.log_repeat_seconds)
     scheme = "https" if settings.gateway_tls_cert_file else "http"
     log.info(
         "gateway on %s://%s:%s as %s",
