@@ -79,8 +79,13 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 
 def demo_settings(base: Settings) -> Settings:
+    # The support page over TLS as in production, with the certificate the local broker's CA
+    # issued for this machine (unless one is configured).
+    local_certificate = str(_local_certificate(base))
     return dataclasses.replace(
         base,
+        web_tls_cert_file=base.web_tls_cert_file or local_certificate,
+        web_tls_key_file=base.web_tls_key_file if base.web_tls_cert_file else local_certificate,
         topic_prefix="nir-demo",
         app_id="nir-hub-demo",
         database_url="sqlite:///var/demo/register.sqlite3",
@@ -231,11 +236,16 @@ def _over_the_gateway(hub: Hub) -> bool:
     return source is not None and source.authentication == "maskinporten"
 
 
+def _local_certificate(settings: Settings) -> Path:
+    """The certificate the local broker's CA issued for this machine (127.0.0.1, localhost; key
+    and chain in one file, deploy/kafka/kafka.sh), beside that CA."""
+    return Path(settings.kafka_ca_file).with_name("broker.pem")
+
+
 def _gateway_settings(settings: Settings) -> Settings:
-    """The demo's gateway: on a free local port, over TLS with the certificate the local broker's
-    CA issued for this machine (127.0.0.1, localhost; key and chain in one file), trusting the
-    Maskinporten the demo's source gets its tokens from."""
-    certificate = str(Path(settings.kafka_ca_file).with_name("broker.pem"))
+    """The demo's gateway: on a free local port, over TLS with the local certificate, trusting
+    the Maskinporten the demo's source gets its tokens from."""
+    certificate = str(_local_certificate(settings))
     return dataclasses.replace(
         settings,
         gateway_host="127.0.0.1",
@@ -478,6 +488,10 @@ def _serve_support_page(hub: Hub, worker: WorkerProcess) -> None:
     print()
     print(f"Support page:  {scheme}://{hub.settings.web_host}:{hub.settings.web_port}/support/")
     print(f"  sign in as demo, password {password}; Ctrl-C ends the demo")
+    if scheme == "https":
+        print(
+            f"  its certificate is from the local CA {hub.settings.kafka_ca_file}: trust it, or accept it once"
+        )
     try:
         while worker.running:
             time.sleep(0.5)

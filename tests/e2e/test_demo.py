@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import ssl
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 from hub.localrun import LocalBroker
 from tests.conftest import MaskinportenService, free_port
 
 
-def test_the_demo_transfers_the_bundled_sample_and_prints_the_summary(
-    kafka_broker: LocalBroker, broker_maskinporten: MaskinportenService, tmp_path: Path
-) -> None:
+def demo_environment(kafka_broker: LocalBroker, broker_maskinporten: MaskinportenService) -> dict[str, str]:
     broker = kafka_broker.settings()
     # The running broker trusts the session's Maskinporten stand-in: the demo's Oslo source
     # signs in with a token from it, as the demo's own stand-in would give.
@@ -23,7 +25,7 @@ def test_the_demo_transfers_the_bundled_sample_and_prints_the_summary(
         for name, value in broker_maskinporten.client_settings(broker).to_env().items()
         if name.startswith("NIR_MASKINPORTEN_")
     }
-    env = {
+    return {
         **os.environ,
         "NIR_KAFKA_BOOTSTRAP": broker.kafka_bootstrap,
         "NIR_KAFKA_CA_FILE": broker.kafka_ca_file,
@@ -31,6 +33,12 @@ def test_the_demo_transfers_the_bundled_sample_and_prints_the_summary(
         "NIR_WEB_PORT": str(free_port()),
         **maskinporten,
     }
+
+
+def test_the_demo_transfers_the_bundled_sample_and_prints_the_summary(
+    kafka_broker: LocalBroker, broker_maskinporten: MaskinportenService, tmp_path: Path
+) -> None:
+    env = demo_environment(kafka_broker, broker_maskinporten)
     result = subprocess.run(
         [sys.executable, "-m", "hub.cli", "demo"],
         cwd=tmp_path,
@@ -81,3 +89,38 @@ def test_the_demo_asks_whether_a_broker_runs_without_printing_connection_errors(
     code = "from hub.config import Settings; from hub.localrun import local_broker_answers as a; print(a(Settings.from_env()))"
     asked = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert (asked.stdout, asked.stderr) == ("False\n", "")
+
+
+def test_the_demo_can_keep_serving_its_support_page_over_tls_until_interrupted(
+    kafka_broker: LocalBroker, broker_maskinporten: MaskinportenService, tmp_path: Path
+) -> None:
+    env = {**demo_environment(kafka_broker, broker_maskinporten), "PYTHONUNBUFFERED": "1"}
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "demo", "--support"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not any("sign in as demo" in line for line in lines):
+            line = demo.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+        [address] = [line.split(":", 1)[1].strip() for line in lines if line.startswith("Support page:")]
+        assert address.startswith("https://127.0.0.1:"), "".join(lines)  # TLS, as in production
+        [password] = re.findall(r"sign in as demo, password (\S+);", "".join(lines))
+        context = ssl.create_default_context(cafile=env["NIR_KAFKA_CA_FILE"])
+        with urllib.request.urlopen(address + "login", timeout=30, context=context) as page:
+            assert page.status == 200 and "Logg inn" in page.read().decode()
+        assert password  # a new one each run, printed once for the person who ran the demo
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=60) == 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
