@@ -122,5 +122,9 @@ def test_the_demo_can_keep_serving_its_support_page_over_tls_until_interrupted(
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=60) == 0
     finally:
-        if demo.poll() is None:
-            demo.kill()
+        if demo.poll() is None:  # a failed test: Ctrl-C first, so the demo stops its children too
+            demo.send_signal(signal.SIGINT)
+            try:
+                demo.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                demo.kill()
