@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 	@command -v openssl >/dev/null || { echo "openssl is needed (Debian: openssl)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e ".[test]"
+	$(VENV)/bin/pip install --quiet -e ".[test,bench]"
 	touch $(STAMP)
 
 lint: setup

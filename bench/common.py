@@ -286,6 +286,7 @@ def run_worker_until(
     *,
     events: int | None = None,
     stalled: float = 60.0,
+    program: tuple[str, ...] | None = None,
 ) -> WorkerRun:
     """Start a worker on a preloaded topic of `events` messages (default: `expected`) and time it
     from its first committed row until the register has the `expected` rows the stream should
@@ -295,10 +296,16 @@ def run_worker_until(
     Not every event leaves a row when it is answered (a duplicate leaves none, a held event one
     later), so the events timed are the topic's less the first rows' share of them. A stream
     that leaves fewer rows than expected (a rejection) ends the run once no row came for
-    `stalled` seconds, with the receipts read so far."""
+    `stalled` seconds, with the receipts read so far.
+
+    `program` runs another consumer in the worker's place, with the worker's settings (the
+    peer, `bench/peer_quixstreams.py`)."""
     events = expected if events is None else events
     start = asyncio.run(end_offsets(admin(settings), [hub.names.receipts(SOURCE)]))
-    worker = WorkerProcess(settings, log, log_level="warn").start()
+    worker = WorkerProcess(settings, log, log_level="warn")
+    if program is not None:
+        worker = dataclasses.replace(worker, program=program, command=())
+    worker.start()
     try:
         deadline = time.monotonic() + timeout
         first_at, first_count = None, 0

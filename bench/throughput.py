@@ -30,6 +30,7 @@ import contextlib
 import dataclasses
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -53,6 +54,7 @@ from bench.common import (
 from bench.mixed import describe, encoded, expected_outcomes, expected_rows, mixed_stream
 from hub.bootstrap import Hub
 from hub.config import Settings
+from hub.localrun import local_admin
 
 OUTCOMES = ("ACCEPTED", "ACCEPTED_WITH_WARNINGS", "DUPLICATE", "HELD", "REJECTED")
 
@@ -124,6 +126,10 @@ class Result:
     register: RegisterState
 
 
+PEER = (str(Path(__file__).resolve().parent / "peer_quixstreams.py"),)
+CONSUMERS = {"hub": None, "peer": PEER}  # what reads the stream: `hub worker`, or the peer
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -131,10 +137,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--stream", choices=["claims", "mixed", "both"], default="both")
+    parser.add_argument("--consumers", default="hub,peer", help="hub, peer, or both (hub,peer)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds a worker may take")
     args = parser.parse_args()
     databases = args.databases.split(",")
     names = ["claims", "mixed"] if args.stream == "both" else [args.stream]
+    consumers = args.consumers.split(",")
 
     streams = []
     for index, name in enumerate(names):
@@ -145,69 +153,94 @@ def main() -> None:
         stream.raw = raw_limit(stream.preloaded.hub, stream.preloaded.topic, stream.preloaded.events)
 
     for database in databases:
-        results: dict[str, Result] = {}
+        results: dict[tuple[str, str], Result] = {}
         for stream in streams:
-            preloaded, work = stream.preloaded, stream.preloaded.work
-            sqlite_url = f"sqlite:///{work}/register-{database}.sqlite3"
-            with postgres() if database == "postgresql" else contextlib.nullcontext(sqlite_url) as url:
-                fresh_register(url)
-                settings = _same_topics(preloaded, url, work)
-                hub = Hub.from_settings(settings)
-                log = work / f"worker-{database}.log"
-                run = run_worker_until(hub, settings, stream.rows, log, args.timeout, events=preloaded.events)
-                results[stream.name] = Result(run, register_state(hub))
-            print(
-                f"{stream.name} on {database:<10}: {run.rate:,.0f} events/s ({run.events} events in "
-                f"{run.seconds:.1f} s), ratio to raw {run.rate / stream.raw:.3f}, "
-                f"worker peak RSS {run.peak_rss_mib:.0f} MiB",
-                flush=True,
-            )
-            print(f"  CPU microseconds per event: {run.cpu.per_event(run.events)}", flush=True)
-        print_side_by_side(database, streams, results)
+            for consumer in consumers:
+                result = run_one(stream, database, consumer, args.timeout)
+                results[stream.name, consumer] = result
+                run = result.run
+                print(
+                    f"{stream.name} on {database}, {consumer}: {run.rate:,.0f} events/s ({run.events} events "
+                    f"in {run.seconds:.1f} s), ratio to raw {run.rate / stream.raw:.3f}, "
+                    f"peak RSS {run.peak_rss_mib:.0f} MiB",
+                    flush=True,
+                )
+                print(f"  CPU microseconds per event: {run.cpu.per_event(run.events)}", flush=True)
+        print_side_by_side(database, streams, consumers, results)
 
 
-def print_side_by_side(database: str, streams: list[Stream], results: dict[str, Result]) -> None:
-    """One column per stream: rate, CPU, memory, and what the hub answered and wrote against what
-    the stream should get."""
+def run_one(stream: Stream, database: str, consumer: str, timeout: float) -> Result:
+    """One consumer on the stream: its own consumer group and empty register."""
+    preloaded, work = stream.preloaded, stream.preloaded.work
+    sqlite_url = f"sqlite:///{work}/register-{database}-{consumer}.sqlite3"
+    with postgres() if database == "postgresql" else contextlib.nullcontext(sqlite_url) as url:
+        fresh_register(url)
+        settings = _same_topics(preloaded, url, work)
+        hub = Hub.from_settings(settings)
+        if consumer == "peer":
+            # quixstreams reads each topic's configuration as it starts (DescribeConfigs), which
+            # the worker's principal is not granted: the peer runs as the broker's admin.
+            settings = local_admin(settings)
+        log = work / f"{consumer}-{stream.name}-{database}.log"
+        run = run_worker_until(
+            hub, settings, stream.rows, log, timeout, events=preloaded.events, program=CONSUMERS[consumer]
+        )
+        return Result(run, register_state(hub))
+
+
+def print_side_by_side(
+    database: str, streams: list[Stream], consumers: list[str], results: dict[tuple[str, str], Result]
+) -> None:
+    """One column per stream and consumer: rate, CPU, memory, and what it answered and wrote
+    against what the stream should get; then the ratios."""
+    columns = [(s, c) for s in streams for c in consumers]
+    heads = [f"{s.name} {c}" for s, c in columns]
+
+    def each(value: Callable[[Stream, Result], str]) -> list[str]:
+        return [value(s, results[s.name, c]) for s, c in columns]
+
     rows: list[tuple[str, list[str]]] = [
-        ("events on the topic", [f"{s.preloaded.events:,}" for s in streams]),
-        ("events/s", [f"{results[s.name].run.rate:,.0f}" for s in streams]),
-        ("ratio to raw", [f"{results[s.name].run.rate / s.raw:.3f}" for s in streams]),
+        ("events on the topic", each(lambda s, r: f"{s.preloaded.events:,}")),
+        ("events/s", each(lambda s, r: f"{r.run.rate:,.0f}")),
+        ("ratio to raw", each(lambda s, r: f"{r.run.rate / s.raw:.3f}")),
     ]
     for who in next(iter(results.values())).run.cpu.by_whom:
+        label = "worker or peer" if who == "worker" else who
         rows.append(
             (
-                f"CPU µs/event: {who}",
-                [
-                    f"{results[s.name].run.cpu.by_whom[who] / results[s.name].run.events * 1e6:,.0f}"
-                    for s in streams
-                ],
+                f"CPU µs/event: {label}",
+                each(lambda s, r, who=who: f"{r.run.cpu.by_whom[who] / r.run.events * 1e6:,.0f}"),
             )
         )
-    rows.append(("worker peak RSS MiB", [f"{results[s.name].run.peak_rss_mib:.0f}" for s in streams]))
+    rows.append(("peak RSS MiB", each(lambda s, r: f"{r.run.peak_rss_mib:.0f}")))
     for outcome in OUTCOMES:
-        got = [results[s.name].run.outcomes[outcome] for s in streams]
         if outcome == "HELD":
-            should = [f"at least {s.held_first:,}" for s in streams]
+            rows.append(
+                (f"receipts {outcome}", each(lambda s, r: f"{r.run.outcomes['HELD']:,} (≥ {s.held_first:,})"))
+            )
         else:
-            should = [f"{s.final[outcome]:,}" for s in streams]
-        rows.append((f"receipts {outcome}", [f"{g:,} ({e})" for g, e in zip(got, should, strict=True)]))
-    rows.append(
-        (
-            "register rows",
-            [f"{results[s.name].register.rows:,} ({s.rows:,})" for s in streams],
-        )
-    )
-    rows.append(
-        ("  written by the batch path", [f"{results[s.name].register.rows_in_batches:,}" for s in streams])
-    )
-    rows.append(("events still held", [f"{results[s.name].register.held:,} (0)" for s in streams]))
+            rows.append(
+                (
+                    f"receipts {outcome}",
+                    each(lambda s, r, o=outcome: f"{r.run.outcomes[o]:,} ({s.final[o]:,})"),
+                )
+            )
+    rows.append(("register rows", each(lambda s, r: f"{r.register.rows:,} ({s.rows:,})")))
+    rows.append(("  written by the batch path", each(lambda s, r: f"{r.register.rows_in_batches:,}")))
+    rows.append(("events still held", each(lambda s, r: f"{r.register.held:,} (0)")))
     width = max(len(label) for label, _ in rows)
-    columns = [max(len(s.name), *(len(values[i]) for _, values in rows)) for i, s in enumerate(streams)]
+    sizes = [max(len(h), *(len(values[i]) for _, values in rows)) for i, h in enumerate(heads)]
     print(f"\n{database}, side by side (in brackets: what the stream should get)")
-    print(f"{'':<{width}}  " + "  ".join(f"{s.name:>{c}}" for s, c in zip(streams, columns, strict=True)))
+    print(f"{'':<{width}}  " + "  ".join(f"{h:>{c}}" for h, c in zip(heads, sizes, strict=True)))
     for label, values in rows:
-        print(f"{label:<{width}}  " + "  ".join(f"{v:>{c}}" for v, c in zip(values, columns, strict=True)))
+        print(f"{label:<{width}}  " + "  ".join(f"{v:>{c}}" for v, c in zip(values, sizes, strict=True)))
+    if {"hub", "peer"} <= set(consumers):
+        for s in streams:
+            hub, peer = results[s.name, "hub"].run, results[s.name, "peer"].run
+            print(
+                f"{s.name} on {database}: hub/peer {hub.rate / peer.rate:.2f}, hub/raw {hub.rate / s.raw:.3f}, "
+                f"peer/raw {peer.rate / s.raw:.3f}"
+            )
     print(flush=True)
 
 

@@ -96,6 +96,9 @@ def stop_local_broker(env: Mapping[str, str] | None = None) -> None:
     _kafka("stop", env)
 
 
+HUB_CLI = ("-m", "hub.cli")
+
+
 @dataclass
 class WorkerProcess:
     """`hub worker` (or another long-running hub command) in a subprocess, configured by
@@ -106,6 +109,7 @@ class WorkerProcess:
     log_level: str = "info"
     command: tuple[str, ...] = ()  # default: the worker
     environment: Mapping[str, str] = dataclasses.field(default_factory=dict)  # beside the settings
+    program: tuple[str, ...] = HUB_CLI  # what the interpreter runs: the hub, or a benchmark's peer
 
     @classmethod
     def connector(cls, settings: Settings, log_path: Path) -> WorkerProcess:
@@ -120,13 +124,18 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log: IO[bytes] = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "hub.cli", *(self.command or ("worker", "-l", self.log_level))],
+            [sys.executable, *self.program, *self._arguments()],
             env={**os.environ, **self.settings.to_env(), **self.environment},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         return self
+
+    def _arguments(self) -> tuple[str, ...]:
+        if self.command or self.program != HUB_CLI:
+            return self.command
+        return ("worker", "-l", self.log_level)
 
     @property
     def running(self) -> bool:
