@@ -4,6 +4,7 @@ Faust's acknowledgement; batches are taken whole, in order, with a bounded read-
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -85,3 +86,30 @@ def test_taking_a_batch_waits_for_the_first_event() -> None:
         assert await asyncio.wait_for(taking, 1) == ["only"]
 
     asyncio.run(run())
+
+
+def test_the_window_counts_from_the_first_events_arrival_not_from_the_asking() -> None:
+    """Events that arrived while the batch before was decided are taken at once when their
+    window has passed; the worker does not wait a whole window again."""
+
+    async def run() -> list[Any]:
+        now = [0.0]
+        batches = Batches(size=100, within=60, clock=lambda: now[0])
+        await batches.add("came while the batch before was decided")
+        now[0] = 61  # its window has passed meanwhile
+        return await asyncio.wait_for(batches.next(), 5)  # not another 60 s
+
+    assert asyncio.run(run()) == ["came while the batch before was decided"]
+
+
+def test_a_partial_batch_still_waits_out_its_window() -> None:
+    async def run() -> list[Any]:
+        batches = Batches(size=2, within=60)
+        await batches.add(1)
+        taking = asyncio.ensure_future(batches.next())
+        await asyncio.sleep(0.1)
+        assert not taking.done()  # its window is not over: more may come
+        await batches.add(2)  # and now the batch is whole
+        return await asyncio.wait_for(taking, 2)
+
+    assert asyncio.run(run()) == [1, 2]
