@@ -192,64 +192,64 @@ _HOUR_FIELDS = ("norwegianHours", "socialStudiesHours", "extraNorwegianHours", "
 
 def apply(state: SchemeState, fact: Fact) -> SchemeState:
     """The state after one more fact (facts are applied in timeline order)."""
+    # One `replace` per fact: it runs for every fact of a person's history on every event.
+    return replace(state, **_changes(state, fact))
+
+
+def _changes(state: SchemeState, fact: Fact) -> dict[str, Any]:
     p, d = fact.payload, fact.fact_date
-    state = replace(state, facts=state.facts + 1)
-    if fact.scheme not in _WITH_LIFECYCLE and state.status is Status.NOT_STARTED:
+    changes: dict[str, Any] = {"facts": state.facts + 1}
+    status = state.status
+    if fact.scheme not in _WITH_LIFECYCLE and status is Status.NOT_STARTED:
         # No claim, decision or start is registered for these: the first fact shows that the
         # person takes part, from its date.
-        state = replace(state, status=Status.RUNNING, started_on=d)
+        status = changes["status"] = Status.RUNNING
+        changes["started_on"] = d
     match fact.role:
         case Role.CLAIM:
-            if state.status in {Status.NOT_STARTED, Status.ENDED, Status.REFUSED, Status.STOPPED}:
-                return replace(state, status=Status.CLAIMED, claimed_on=d)
-            return replace(state, claimed_on=state.claimed_on or d)
+            if status in {Status.NOT_STARTED, Status.ENDED, Status.REFUSED, Status.STOPPED}:
+                changes.update(status=Status.CLAIMED, claimed_on=d)
+            else:
+                changes.update(claimed_on=state.claimed_on or d)
         case Role.DECISION:
-            granted = p.get("outcome") == "GRANTED"
-            if state.status is Status.RUNNING:
-                return replace(state, decided_on=d, decision=p.get("outcome"))
-            return replace(
-                state,
-                status=Status.GRANTED if granted else Status.REFUSED,
-                decided_on=d,
-                decision=p.get("outcome"),
-            )
+            changes.update(decided_on=d, decision=p.get("outcome"))
+            if status is not Status.RUNNING:
+                changes.update(status=Status.GRANTED if p.get("outcome") == "GRANTED" else Status.REFUSED)
         case Role.START:
-            return replace(
-                state, status=Status.RUNNING, started_on=d, ended_on=None, end_reason=None, main_activity=None
+            changes.update(
+                status=Status.RUNNING, started_on=d, ended_on=None, end_reason=None, main_activity=None
             )
         case Role.STOP:
             if p.get("stopKind") == "TEMPORARY":
-                return replace(
-                    state,
-                    paused_until=dt.date.fromisoformat(p["stoppedUntil"]) if p.get("stoppedUntil") else d,
+                changes.update(
+                    paused_until=dt.date.fromisoformat(p["stoppedUntil"]) if p.get("stoppedUntil") else d
                 )
-            return replace(state, status=Status.STOPPED, stopped_on=d)
+            else:
+                changes.update(status=Status.STOPPED, stopped_on=d)
         case Role.END:
-            return replace(
-                state,
+            changes.update(
                 status=Status.ENDED,
                 ended_on=d,
                 end_reason=p.get("endReason"),
                 main_activity=p.get("mainActivity"),
             )
         case Role.LEAVE:
-            return replace(state, leaves=state.leaves + 1)
+            changes.update(leaves=state.leaves + 1)
         case Role.ABSENCE:
-            return replace(state, absent_hours=state.absent_hours + float(p["absence"]["absentHours"]))
+            changes.update(absent_hours=state.absent_hours + float(p["absence"]["absentHours"]))
         case Role.HOURS:
             hours = dict(state.hours)
             for name in _HOUR_FIELDS:
                 if p.get(name) is not None:
                     hours[name] = hours.get(name, 0.0) + float(p[name])
-            return replace(state, hours=hours)
+            changes.update(hours=hours)
         case Role.FINAL_TEST:
-            return replace(state, final_tests=(*state.final_tests, {"date": d.isoformat(), **p}))
+            changes.update(final_tests=(*state.final_tests, {"date": d.isoformat(), **p}))
         case Role.COMPLAINT:
-            return replace(state, complaints=state.complaints + 1)
+            changes.update(complaints=state.complaints + 1)
         case Role.COMPLETION if p.get("completed"):
-            return replace(state, status=Status.ENDED, ended_on=d)
-        case _:
-            return state
+            changes.update(status=Status.ENDED, ended_on=d)
+    return changes
 
 
 def derive(facts: Iterable[Fact], *, on: dt.date | None = None) -> dict[Scheme, SchemeState]:
