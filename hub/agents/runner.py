@@ -17,6 +17,7 @@ Two guards stand between a message and its acknowledgement:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import logging
@@ -34,6 +35,7 @@ from hub.errors import safe_traceback
 from hub.pipeline import crash_guard
 from hub.pipeline.flow import Message
 from hub.register.unit_of_work import UnitOfWork
+from hub.streaming import RecordBatch
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -100,13 +102,45 @@ async def _run_alone(flow: GuardedFlow, name: str, message: Message, limit: int)
 LOG_APPEND_TIME = 1
 
 
-def message_of(event: Any) -> Message:
-    m = event.message
-    headers = m.headers.items() if isinstance(m.headers, dict) else (m.headers or ())
+def messages_of(event: Any) -> list[Message]:
+    """The messages of a stream event: the records of a `RecordBatch` (the hub's transport
+    delivers a partition's fetched records as one), or the one message of any other."""
+    delivered = event.message
+    if isinstance(delivered, RecordBatch):
+        return [
+            _message(
+                r.topic,
+                r.partition,
+                r.offset,
+                r.key,
+                r.value,
+                r.headers,
+                r.timestamp / 1000.0,
+                r.timestamp_type,
+            )
+            for r in delivered.records
+        ]
+    m = delivered
+    return [
+        _message(m.topic, m.partition, m.offset, m.key, m.value, m.headers, m.timestamp, m.timestamp_type)
+    ]
+
+
+def _message(
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Any,
+    timestamp: float | None,
+    timestamp_type: int,
+) -> Message:
+    headers = headers.items() if isinstance(headers, dict) else (headers or ())
     # Only the broker's own time says when the hub received a message; a producer's is its claim.
-    appended = m.timestamp_type == LOG_APPEND_TIME and m.timestamp
-    received_at = dt.datetime.fromtimestamp(m.timestamp, dt.UTC) if appended else None
-    return Message(Origin(m.topic, m.partition, m.offset), m.key, m.value, tuple(headers), received_at)
+    appended = timestamp_type == LOG_APPEND_TIME and timestamp is not None
+    received_at = dt.datetime.fromtimestamp(timestamp, dt.UTC) if appended and timestamp else None
+    return Message(Origin(topic, partition, offset), key, value, tuple(headers), received_at)
 
 
 def flow_agent(
@@ -125,16 +159,18 @@ def flow_agent(
             while True:
                 events = await batches.next()
                 started = time.perf_counter()
-                await run_guarded(flow, flow_name, [message_of(e) for e in events])
-                elapsed = time.perf_counter() - started  # each event waited for its whole batch
+                messages = [m for e in events for m in messages_of(e)]
+                await run_guarded(flow, flow_name, messages)
+                elapsed = time.perf_counter() - started  # each message waited for its whole batch
                 for event in events:
                     await manual.ack(event)
+                for _ in messages:
                     processing.observe(elapsed)
 
         deciding = asyncio.ensure_future(or_exit(decide(), f"the {flow_name} batches"))
         try:
             async for event in manual.events():
-                await batches.add(event)
+                await batches.add(event, _size(event))
         finally:
             deciding.cancel()
 
@@ -143,8 +179,10 @@ def flow_agent(
 
 
 class Batches:
-    """Events read from a stream, taken a batch at a time: up to `size`, or what arrived within
-    `within` seconds of the first. Reading waits while two batches are already waiting.
+    """Events read from a stream, taken a batch at a time: as many as hold up to `size`
+    messages (a `RecordBatch` event holds several; a batch takes at least one event), or what
+    arrived within `within` seconds of the first. Reading waits while two batches' worth of
+    messages are already waiting.
 
     The window counts from the first event's arrival, not from when the batch is asked for:
     events that came while the batch before was decided have waited long enough already, and
@@ -153,37 +191,50 @@ class Batches:
 
     def __init__(self, size: int, within: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.size, self.within, self._clock = size, within, clock
-        self._waiting: list[Any] = []
-        self._arrivals: list[float] = []  # when each waiting event arrived (monotonic)
+        self._waiting: collections.deque[tuple[Any, int, float]] = (
+            collections.deque()
+        )  # event, messages, arrival
+        self._messages = 0  # messages waiting
         self._arrived = asyncio.Event()  # one is waiting
         self._full = asyncio.Event()  # a whole batch is waiting
         self._room = asyncio.Event()  # fewer than two batches are waiting
         self._room.set()
 
-    async def add(self, event: Any) -> None:
+    async def add(self, event: Any, messages: int = 1) -> None:
         await self._room.wait()
-        self._waiting.append(event)
-        self._arrivals.append(self._clock())
+        self._waiting.append((event, messages, self._clock()))
+        self._messages += messages
         self._arrived.set()
-        if len(self._waiting) >= self.size:
+        if self._messages >= self.size:
             self._full.set()
-            if len(self._waiting) >= 2 * self.size:
+            if self._messages >= 2 * self.size:
                 self._room.clear()
 
     async def next(self) -> list[Any]:
         await self._arrived.wait()
-        left = self._arrivals[0] + self.within - self._clock()
+        left = self._waiting[0][2] + self.within - self._clock()
         if left > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._full.wait(), left)
-        batch, self._waiting = self._waiting[: self.size], self._waiting[self.size :]
-        del self._arrivals[: self.size]
-        if len(self._waiting) < self.size:
+        batch: list[Any] = []
+        taken = 0
+        while self._waiting and (not batch or taken + self._waiting[0][1] <= self.size):
+            event, messages, _ = self._waiting.popleft()
+            batch.append(event)
+            taken += messages
+        self._messages -= taken
+        if self._messages < self.size:
             self._full.clear()
         if not self._waiting:
             self._arrived.clear()
-        self._room.set()
+        if self._messages < 2 * self.size:
+            self._room.set()
         return batch
+
+
+def _size(event: Any) -> int:
+    delivered = event.message
+    return len(delivered.records) if isinstance(delivered, RecordBatch) else 1
 
 
 def _short(name: str) -> str:
