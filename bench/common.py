@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from hub.bootstrap import Hub
 from hub.broker import end_offsets
@@ -90,6 +90,41 @@ def fresh_register(url: str) -> None:
     engine.dispose()
 
 
+def preload_register(url: str, persons: int) -> None:
+    """Fill a fresh PostgreSQL register with `persons` persons, each with an identifier and a
+    registration (a training claim), as a register in use holds them: the write path's indexes
+    are as large as they would be. Their identifiers (11 digits from 9) are no real number's, so
+    no event of a stream finds them. Written by the database itself, in seconds."""
+    if not persons:
+        return
+    if not url.startswith("postgresql"):
+        raise SystemExit("a preloaded register is made on PostgreSQL only")
+    statements = [
+        "INSERT INTO persons (id, created_at) SELECT n, now() FROM generate_series(1, :n) n",
+        "INSERT INTO person_identifiers (person_id, kind, value, first_seen_at, number_kind) "
+        "SELECT n, 'national_id', '9' || lpad(n::text, 10, '0'), now(), 'fodselsnummer' "
+        "FROM generate_series(1, :n) n",
+        "INSERT INTO registrations (event_id, person_id, action, registration_key, event_type, fact_date, "
+        "sent_at, source_system, municipality, payload, warnings, late, writer_schema, topic, partition, "
+        '"offset", accepted_at, received_at) '
+        "SELECT md5(n::text)::uuid::text, n, 'REGISTER', md5(n::text)::uuid::text, 'TRAINING_CLAIM', "
+        "date '2026-01-05', now(), 'oslo-fagsystem', '0301', '{\"claimedWithinDeadline\": true}', '[]', "
+        "false, 'registration.v1', 'preloaded', 0, n, now(), now() FROM generate_series(1, :n) n",
+        "SELECT setval(pg_get_serial_sequence('persons', 'id'), :n)",
+    ]
+    engine = make_engine(url)
+    started = time.perf_counter()
+    with engine.begin() as connection:
+        for statement in statements:
+            connection.execute(text(statement), {"n": persons})
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM ANALYZE"))
+    engine.dispose()
+    print(
+        f"  register preloaded with {persons:,} persons in {time.perf_counter() - started:.0f} s", flush=True
+    )
+
+
 def national_ids(count: int) -> Iterator[str]:
     """Distinct synthetic fødselsnumre."""
     day = dt.date(1960, 1, 1)
@@ -152,9 +187,17 @@ async def produce(kafka: KafkaConnection, topic: str, values: list[tuple[bytes, 
         await producer.stop()
 
 
-def registrations(hub: Hub) -> int:
+def registrations(hub: Hub, after: int = 0) -> int:
+    """Registration rows with an id above `after` (the last id of a preloaded register): a range
+    of the primary key, so polling costs what is new, not the whole register."""
     with hub.session_factory() as session:
-        return session.scalar(select(func.count()).select_from(RegistrationRecord)) or 0
+        query = select(func.count()).select_from(RegistrationRecord).where(RegistrationRecord.id > after)
+        return session.scalar(query) or 0
+
+
+def last_registration_id(hub: Hub) -> int:
+    with hub.session_factory() as session:
+        return session.scalar(select(func.max(RegistrationRecord.id))) or 0
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -302,6 +345,7 @@ def run_worker_until(
     peer, `bench/peer_quixstreams.py`)."""
     events = expected if events is None else events
     start = asyncio.run(end_offsets(admin(settings), [hub.names.receipts(SOURCE)]))
+    preloaded = last_registration_id(hub)
     worker = WorkerProcess(settings, log, log_level="warn")
     if program is not None:
         worker = dataclasses.replace(worker, program=program, command=())
@@ -313,7 +357,7 @@ def run_worker_until(
         progress_at = time.monotonic()
         cpu = CpuShares.start(worker.process.pid)
         while time.monotonic() < deadline and worker.running:
-            now, latest = time.monotonic(), registrations(hub)
+            now, latest = time.monotonic(), registrations(hub, preloaded)
             if latest != count:
                 count, progress_at = latest, now
             if first_at is None and count > 0:
@@ -355,19 +399,21 @@ class RegisterState:
     rows_in_batches: int  # rows that share their accepted_at with others: written by the batch path
 
 
-def register_state(hub: Hub) -> RegisterState:
+def register_state(hub: Hub, preloaded: int = 0) -> RegisterState:
     """What the register holds after a run. The batch path stamps every row of a batch with one
     moment and the one-by-one path each row with its own, so rows sharing their accepted_at were
-    written by the batch path (about: a batch that accepted one event counts as one by one)."""
+    written by the batch path (about: a batch that accepted one event counts as one by one). Rows
+    up to the id `preloaded` were there before the run."""
     with hub.session_factory() as session:
         shared = (
             select(func.count().label("n"))
             .select_from(RegistrationRecord)
+            .where(RegistrationRecord.id > preloaded)
             .group_by(RegistrationRecord.accepted_at)
             .subquery()
         )
         in_batches = session.scalar(select(func.coalesce(func.sum(shared.c.n), 0)).where(shared.c.n > 1)) or 0
-    return RegisterState(registrations(hub), held_events(hub), in_batches)
+    return RegisterState(registrations(hub, preloaded), held_events(hub), in_batches)
 
 
 @dataclasses.dataclass

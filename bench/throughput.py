@@ -47,6 +47,7 @@ from bench.common import (
     national_ids,
     postgres,
     preload,
+    preload_register,
     prepare_topics,
     register_state,
     run_worker_until,
@@ -138,6 +139,12 @@ def main() -> None:
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--stream", choices=["claims", "mixed", "both"], default="both")
     parser.add_argument("--consumers", default="hub,peer", help="hub, peer, or both (hub,peer)")
+    parser.add_argument(
+        "--register-persons",
+        type=int,
+        default=0,
+        help="also run each consumer on a PostgreSQL register preloaded with this many persons",
+    )
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds a worker may take")
     args = parser.parse_args()
     databases = args.databases.split(",")
@@ -153,28 +160,45 @@ def main() -> None:
         stream.raw = raw_limit(stream.preloaded.hub, stream.preloaded.topic, stream.preloaded.events)
 
     for database in databases:
-        results: dict[tuple[str, str], Result] = {}
-        for stream in streams:
-            for consumer in consumers:
-                result = run_one(stream, database, consumer, args.timeout)
-                results[stream.name, consumer] = result
-                run = result.run
+        by_size: dict[int, dict[tuple[str, str], Result]] = {}
+        sizes = [0, args.register_persons] if args.register_persons and database == "postgresql" else [0]
+        for persons in sizes:
+            results: dict[tuple[str, str], Result] = {}
+            for stream in streams:
+                for consumer in consumers:
+                    result = run_one(stream, database, consumer, args.timeout, persons)
+                    results[stream.name, consumer] = result
+                    run = result.run
+                    print(
+                        f"{stream.name} on {database}{_preloaded(persons)}, {consumer}: {run.rate:,.0f} "
+                        f"events/s ({run.events} events in {run.seconds:.1f} s), ratio to raw "
+                        f"{run.rate / stream.raw:.3f}, peak RSS {run.peak_rss_mib:.0f} MiB",
+                        flush=True,
+                    )
+                    print(f"  CPU microseconds per event: {run.cpu.per_event(run.events)}", flush=True)
+            print_side_by_side(f"{database}{_preloaded(persons)}", streams, consumers, results)
+            by_size[persons] = results
+        if len(by_size) == 2:
+            for (stream_name, consumer), preloaded in by_size[args.register_persons].items():
+                empty = by_size[0][stream_name, consumer].run.rate
                 print(
-                    f"{stream.name} on {database}, {consumer}: {run.rate:,.0f} events/s ({run.events} events "
-                    f"in {run.seconds:.1f} s), ratio to raw {run.rate / stream.raw:.3f}, "
-                    f"peak RSS {run.peak_rss_mib:.0f} MiB",
-                    flush=True,
+                    f"{stream_name}, {consumer}: empty register {empty:,.0f} events/s, preloaded "
+                    f"{preloaded.run.rate:,.0f}: {empty / preloaded.run.rate:.2f}x slower"
                 )
-                print(f"  CPU microseconds per event: {run.cpu.per_event(run.events)}", flush=True)
-        print_side_by_side(database, streams, consumers, results)
 
 
-def run_one(stream: Stream, database: str, consumer: str, timeout: float) -> Result:
-    """One consumer on the stream: its own consumer group and empty register."""
+def _preloaded(persons: int) -> str:
+    return f" preloaded with {persons:,} persons" if persons else ""
+
+
+def run_one(stream: Stream, database: str, consumer: str, timeout: float, persons: int = 0) -> Result:
+    """One consumer on the stream: its own consumer group and register (empty, or preloaded
+    with `persons` persons)."""
     preloaded, work = stream.preloaded, stream.preloaded.work
     sqlite_url = f"sqlite:///{work}/register-{database}-{consumer}.sqlite3"
     with postgres() if database == "postgresql" else contextlib.nullcontext(sqlite_url) as url:
         fresh_register(url)
+        preload_register(url, persons)
         settings = _same_topics(preloaded, url, work)
         hub = Hub.from_settings(settings)
         if consumer == "peer":
@@ -185,7 +209,7 @@ def run_one(stream: Stream, database: str, consumer: str, timeout: float) -> Res
         run = run_worker_until(
             hub, settings, stream.rows, log, timeout, events=preloaded.events, program=CONSUMERS[consumer]
         )
-        return Result(run, register_state(hub))
+        return Result(run, register_state(hub, preloaded=persons))
 
 
 def print_side_by_side(
