@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, case, delete, or_, select, update
+from sqlalchemy import Row, Table, case, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from hub.domain.calendar import as_utc, norwegian_date
@@ -61,6 +61,28 @@ PERSON_IDENTIFIERS = cast(Table, PersonIdentifier.__table__)
 REGISTRATIONS = cast(Table, RegistrationRecord.__table__)
 HELD_EVENTS = cast(Table, HeldEvent.__table__)
 TICKET_OUTCOMES = cast(Table, TicketOutcome.__table__)
+
+
+# The columns of a registration that `fact_of` and `_registered` read: the snapshot selects only
+# these, as rows, instead of whole ORM objects (the snapshot's reads were a sixth of a batch's CPU).
+_FACT_COLUMNS = tuple(
+    REGISTRATIONS.c[name]
+    for name in ("id", "person_id", "registration_key", "event_type", "fact_date", "payload", "action")
+)
+_REGISTERED_COLUMNS = tuple(
+    REGISTRATIONS.c[name]
+    for name in (
+        "person_id",
+        "event_id",
+        "registration_key",
+        "event_type",
+        "topic",
+        "partition",
+        "offset",
+        "accepted_at",
+        "warnings",
+    )
+)
 
 
 class RegisterRepository:
@@ -118,8 +140,10 @@ class RegisterRepository:
         originals |= {h.corrects_event_id for h in held.values() if h.corrects_event_id is not None}
         registered = [
             (r.person_id, _registered(r))
-            for r in s.scalars(
-                select(RegistrationRecord).where(among(s, RegistrationRecord.event_id, event_ids | originals))
+            for r in s.execute(
+                select(*_REGISTERED_COLUMNS).where(
+                    among(s, RegistrationRecord.event_id, event_ids | originals)
+                )
             )
         ]
         keys = {r.registration_key for _, r in registered if r.event_id in originals}
@@ -133,9 +157,7 @@ class RegisterRepository:
             if keys
             else []
         )
-        facts = s.scalars(
-            select(RegistrationRecord).where(among(s, RegistrationRecord.person_id, person_ids))
-        )
+        facts = s.execute(select(*_FACT_COLUMNS).where(among(s, RegistrationRecord.person_id, person_ids)))
         addresses = s.scalars(select(AddressRecord).where(among(s, AddressRecord.person_id, person_ids)))
         tickets = s.scalars(
             select(CaseTicket).where(
@@ -316,8 +338,9 @@ def registration_values(write: Write) -> dict[str, Any]:
     }
 
 
-def fact_of(row: RegistrationRecord) -> Fact:
-    """A registration row as a fact of the person's timeline."""
+def fact_of(row: RegistrationRecord | Row[Any]) -> Fact:
+    """A registration row as a fact of the person's timeline (an ORM object, or a row of at
+    least `_FACT_COLUMNS`)."""
     return Fact(row.registration_key, row.event_type, row.fact_date, row.payload, row.id, Action(row.action))
 
 
@@ -347,7 +370,8 @@ def person_state(row: PersonEvent) -> PersonState:
     )
 
 
-def _registered(row: RegistrationRecord) -> Registered:
+def _registered(row: Row[Any]) -> Registered:
+    """A row of `_REGISTERED_COLUMNS` as the decisions see an event already registered."""
     warnings = tuple(Note(w["code"], w["message"], w.get("messageNb", "")) for w in row.warnings)
     origin = Origin(row.topic, row.partition, row.offset)
     # The person is filled in by `Snapshot.assemble`.
