@@ -319,9 +319,11 @@ class Snapshot:
 
     def waiting(self, persons: Iterable[PersonView]) -> list[HeldEntry]:
         """The events held for these persons, in the order they are tried again."""
-        finals = {id(p.final()) for p in persons}
+        # A person's identifiers include those of everyone merged into them, so an event is held
+        # for one of `persons` exactly when it names one of their identifiers.
+        wanted: set[Identifier] = set().union(*(p.final().identifiers for p in persons))
         return sorted(
-            (h for h in self._held.values() if any(id(p) in finals for p in self.persons(h.identifiers))),
+            (h for h in self._held.values() if not wanted.isdisjoint(h.identifiers)),
             key=lambda h: (h.fact_date, h.order),
         )
 
