@@ -16,7 +16,7 @@ import datetime as dt
 import enum
 import functools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -190,16 +190,21 @@ class SchemeState:
 _HOUR_FIELDS = ("norwegianHours", "socialStudiesHours", "extraNorwegianHours", "totalHours")
 
 
-def apply(state: SchemeState, fact: Fact) -> SchemeState:
-    """The state after one more fact (facts are applied in timeline order)."""
-    # One `replace` per fact: it runs for every fact of a person's history on every event.
-    return replace(state, **_changes(state, fact))
+def _fold(scheme: Scheme, facts: Iterable[Fact]) -> SchemeState:
+    """The state after each fact in turn (in timeline order), folded on the fields, with one
+    `SchemeState` made at the end: the lifecycle rules fold a person's whole history on every
+    event, and a frozen dataclass made per fact was most of their time."""
+    fields = dict(vars(SchemeState(scheme)))
+    for fact in facts:
+        fields.update(_changes(fields, fact))
+    return SchemeState(**fields)
 
 
-def _changes(state: SchemeState, fact: Fact) -> dict[str, Any]:
+def _changes(state: dict[str, Any], fact: Fact) -> dict[str, Any]:
+    """What one more fact changes of a scheme's state (its fields, by name)."""
     p, d = fact.payload, fact.fact_date
-    changes: dict[str, Any] = {"facts": state.facts + 1}
-    status = state.status
+    changes: dict[str, Any] = {"facts": state["facts"] + 1}
+    status = state["status"]
     if fact.scheme not in _WITH_LIFECYCLE and status is Status.NOT_STARTED:
         # No claim, decision or start is registered for these: the first fact shows that the
         # person takes part, from its date.
@@ -210,7 +215,7 @@ def _changes(state: SchemeState, fact: Fact) -> dict[str, Any]:
             if status in {Status.NOT_STARTED, Status.ENDED, Status.REFUSED, Status.STOPPED}:
                 changes.update(status=Status.CLAIMED, claimed_on=d)
             else:
-                changes.update(claimed_on=state.claimed_on or d)
+                changes.update(claimed_on=state["claimed_on"] or d)
         case Role.DECISION:
             changes.update(decided_on=d, decision=p.get("outcome"))
             if status is not Status.RUNNING:
@@ -234,19 +239,19 @@ def _changes(state: SchemeState, fact: Fact) -> dict[str, Any]:
                 main_activity=p.get("mainActivity"),
             )
         case Role.LEAVE:
-            changes.update(leaves=state.leaves + 1)
+            changes.update(leaves=state["leaves"] + 1)
         case Role.ABSENCE:
-            changes.update(absent_hours=state.absent_hours + float(p["absence"]["absentHours"]))
+            changes.update(absent_hours=state["absent_hours"] + float(p["absence"]["absentHours"]))
         case Role.HOURS:
-            hours = dict(state.hours)
+            hours = dict(state["hours"])
             for name in _HOUR_FIELDS:
                 if p.get(name) is not None:
                     hours[name] = hours.get(name, 0.0) + float(p[name])
             changes.update(hours=hours)
         case Role.FINAL_TEST:
-            changes.update(final_tests=(*state.final_tests, {"date": d.isoformat(), **p}))
+            changes.update(final_tests=(*state["final_tests"], {"date": d.isoformat(), **p}))
         case Role.COMPLAINT:
-            changes.update(complaints=state.complaints + 1)
+            changes.update(complaints=state["complaints"] + 1)
         case Role.COMPLETION if p.get("completed"):
             changes.update(status=Status.ENDED, ended_on=d)
     return changes
@@ -257,19 +262,13 @@ def derive(facts: Iterable[Fact], *, on: dt.date | None = None) -> dict[Scheme, 
 
     Facts about the person rather than a scheme (residence permits) are left out.
     """
-    states = {scheme: SchemeState(scheme) for scheme in Scheme}
-    for fact in effective_facts(facts):
-        if fact.event_type in ROLES and (on is None or fact.fact_date <= on):
-            states[fact.scheme] = apply(states[fact.scheme], fact)
-    return states
+    facts = [f for f in effective_facts(facts) if f.event_type in ROLES and (on is None or f.fact_date <= on)]
+    return {scheme: _fold(scheme, (f for f in facts if f.scheme is scheme)) for scheme in Scheme}
 
 
 def _state(scheme: Scheme, facts: Iterable[Fact]) -> SchemeState:
     """One scheme's state from its own effective facts, already in timeline order."""
-    state = SchemeState(scheme)
-    for fact in facts:
-        state = apply(state, fact)
-    return state
+    return _fold(scheme, facts)
 
 
 class Verdict(enum.Enum):
