@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import hashlib
 import operator
 from dataclasses import dataclass
@@ -64,6 +65,8 @@ def _weighted_remainder(digits: list[int], weights: tuple[int, ...]) -> int:
     return sum(map(operator.mul, digits, weights)) % 11
 
 
+# Several rules read the same event's number; a person's events come close together.
+@functools.lru_cache(maxsize=4096)
 def parse_national_id(
     value: str,
     *,
