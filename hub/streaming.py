@@ -330,9 +330,16 @@ class HubProducer(kafka_driver.Producer):
         for topic in {m.topic for m in messages}:
             await producer.partitions_for(topic)  # the metadata `key_partition` reads
         by_partition: dict[tuple[str, int], list[Outgoing]] = {}
+        partitions: dict[tuple[str, bytes], int] = {}  # a source's receipts all have its key
         for m in messages:
             # aiokafka's default partitioner, as `send` uses it (a message without key: at random).
-            partition = self.key_partition(m.topic, m.key).partition  # type: ignore[arg-type]
+            if m.key is None:
+                partition = self.key_partition(m.topic, m.key).partition  # type: ignore[arg-type]
+            else:
+                partition = partitions.get((m.topic, m.key), -1)
+                if partition < 0:
+                    partition = self.key_partition(m.topic, m.key).partition
+                    partitions[m.topic, m.key] = partition
             by_partition.setdefault((m.topic, partition), []).append(m)
         confirmations: list[Awaitable[RecordMetadata]] = []
         for (topic, partition), run in by_partition.items():
