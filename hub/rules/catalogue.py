@@ -79,13 +79,37 @@ def _leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
         yield path, value
 
 
+# Several rules walk the same event's payload: walk it once. The entry (one per thread) holds
+# the event itself, so a new event never sees an old walk.
+_last_walk = threading.local()
+
+
+def _walked(event: Registration) -> tuple[list[tuple[str, Any]], list[tuple[str, dict[str, Any]]]]:
+    last = getattr(_last_walk, "entry", None)
+    if last is not None and last[0] is event:
+        return last[1]  # type: ignore[no-any-return]
+    walked = (list(_leaves(event.payload, "payload")), list(_objects(event.payload)))
+    _last_walk.entry = (event, walked)
+    return walked
+
+
+def _payload_leaves(event: Registration) -> list[tuple[str, Any]]:
+    """Every value of the payload that is not an object or a list, with its path, and every list."""
+    return _walked(event)[0]
+
+
+def _payload_objects(event: Registration) -> list[tuple[str, dict[str, Any]]]:
+    """Every object of the payload (itself included), with its path."""
+    return _walked(event)[1]
+
+
 def _texts(event: Registration) -> Iterator[tuple[str, str, int]]:
     """Every text of the event with its path and its length limit (the identifiers and the
     municipality number have rules of their own)."""
     yield "sourceSystem", event.source_system, ENVELOPE_TEXT_LIMIT
     if event.fagsystem_version is not None:
         yield "fagsystemVersion", event.fagsystem_version, ENVELOPE_TEXT_LIMIT
-    for path, value in _leaves(event.payload, "payload"):
+    for path, value in _payload_leaves(event):
         if isinstance(value, str):
             yield path, value, PAYLOAD_TEXT_LIMIT
 
@@ -127,7 +151,7 @@ def text_within_length(event: Registration, ctx: RuleContext) -> Explanation | N
                 f"{path} has {len(value)} characters; at most {limit} are allowed",
                 f"{path} har {len(value)} tegn; høyst {limit} er tillatt",
             )
-    for path, value in _leaves(event.payload, "payload"):
+    for path, value in _payload_leaves(event):
         if isinstance(value, list) and len(value) > LIST_LIMIT:
             return Explanation(
                 f"{path} has {len(value)} entries; at most {LIST_LIMIT} are allowed",
@@ -157,7 +181,7 @@ def municipality_number_shape(event: Registration, ctx: RuleContext) -> Explanat
 
 def _dates(event: Registration) -> Iterator[tuple[str, dt.date | None]]:
     yield "factDate", event.fact_date
-    for path, value in _leaves(event.payload, "payload"):
+    for path, value in _payload_leaves(event):
         if value is not None and path.rsplit(".", 1)[-1] in DATE_FIELDS:
             yield path, _iso_date(value)
 
@@ -206,7 +230,7 @@ def dates_in_window(event: Registration, ctx: RuleContext) -> Explanation | None
     ),
 )
 def numbers_in_bounds(event: Registration, ctx: RuleContext) -> Explanation | None:
-    for path, value in _leaves(event.payload, "payload"):
+    for path, value in _payload_leaves(event):
         if isinstance(value, bool) or not isinstance(value, int | float):
             continue
         if not math.isfinite(value):
@@ -555,7 +579,7 @@ def _objects(value: Any, path: str = "payload") -> Iterator[tuple[str, dict[str,
     ),
 )
 def periods_in_order(event: Registration, ctx: RuleContext) -> Explanation | None:
-    for path, obj in _objects(event.payload):
+    for path, obj in _payload_objects(event):
         for first, last in _ORDERED_PAIRS:
             if obj.get(first) and obj.get(last) and obj[last] < obj[first]:
                 return Explanation(
@@ -654,7 +678,7 @@ _HOURS_IN_PERIOD_PER_DAY_MAX = 10.0
     ),
 )
 def plausible_quantities(event: Registration, ctx: RuleContext) -> Explanation | None:
-    for path, obj in _objects(event.payload):
+    for path, obj in _payload_objects(event):
         for name, value in obj.items():
             if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
                 return Explanation(f"{path}.{name} is negative", f"{path}.{name} er negativ")
@@ -705,7 +729,7 @@ _LANGUAGE_CODE = re.compile(r"^[a-z]{3}$")
     ),
 )
 def language_codes(event: Registration, ctx: RuleContext) -> Explanation | None:
-    for path, obj in _objects(event.payload):
+    for path, obj in _payload_objects(event):
         for name in ("motherTongue", "language"):
             value = obj.get(name)
             if value is not None and not _LANGUAGE_CODE.match(value):
@@ -734,7 +758,7 @@ def language_codes(event: Registration, ctx: RuleContext) -> Explanation | None:
 )
 def known_codes(event: Registration, ctx: RuleContext) -> Explanation | None:
     # A symbol a newer writer added arrives as the enum's default (UNKNOWN, NOT_REGISTERED...).
-    for path, obj in _objects(event.payload):
+    for path, obj in _payload_objects(event):
         for name, value in obj.items():
             if value == "UNKNOWN":
                 return Explanation(
