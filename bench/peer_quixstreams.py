@@ -98,6 +98,7 @@ class RegisterSink(BaseSink):
         self._flow = flow
         self._messages: list[Message] = []
         self._loop = asyncio.new_event_loop()  # the flow's steps are coroutines
+        self.flushes = self.events = 0
 
     def add(
         self,
@@ -119,6 +120,8 @@ class RegisterSink(BaseSink):
         messages, self._messages = self._messages, []
         if messages:
             self._loop.run_until_complete(self._flow.process_batch(messages))
+            self.flushes += 1
+            self.events += len(messages)
 
     def on_paused(self) -> None:
         self._messages = []  # quixstreams seeks back to the last committed offsets
@@ -171,6 +174,13 @@ def main() -> None:
         app.run()
     finally:
         publisher.close()
+        if sink.flushes:
+            log.warning(
+                "%d events in %d checkpoints, %.0f a checkpoint",
+                sink.events,
+                sink.flushes,
+                sink.events / sink.flushes,
+            )
 
 
 if __name__ == "__main__":
