@@ -209,7 +209,29 @@ def run_one(stream: Stream, database: str, consumer: str, timeout: float, person
         run = run_worker_until(
             hub, settings, stream.rows, log, timeout, events=preloaded.events, program=CONSUMERS[consumer]
         )
-        return Result(run, register_state(hub, preloaded=persons))
+        result = Result(run, register_state(hub, preloaded=persons))
+    check(stream, consumer, result)
+    return result
+
+
+def check(stream: Stream, consumer: str, result: Result) -> None:
+    """The run's own result against what the stream should get: exactly its rows, nothing held,
+    and for each outcome exactly its receipts (a HELD receipt first for each event sent before
+    what it depends on). A lost event, or one answered or written twice, ends the benchmark."""
+    got, rows = result.run.outcomes, result.register.rows
+    wrong = [
+        f"{outcome}: {got[outcome]:,} receipts, should be {stream.final[outcome]:,}"
+        for outcome in OUTCOMES
+        if outcome != "HELD" and got[outcome] != stream.final[outcome]
+    ]
+    if got["HELD"] < stream.held_first:
+        wrong.append(f"HELD: {got['HELD']:,} receipts, should be at least {stream.held_first:,}")
+    if rows != stream.rows:
+        wrong.append(f"{rows:,} register rows, should be {stream.rows:,}")
+    if result.register.held:
+        wrong.append(f"{result.register.held:,} events still held")
+    if wrong:
+        raise SystemExit(f"{consumer} on the {stream.name} stream got it wrong: " + "; ".join(wrong))
 
 
 def print_side_by_side(

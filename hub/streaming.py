@@ -20,13 +20,22 @@ modules.
   children are looked up once per label set, and the stream's label (a regular expression in
   Faust) once per stream.
 - `HubConsumer` (through `HubTransport`, the `nirkafka://` broker scheme, registered in Faust's
-  `faust.transports` entry-point group by pyproject.toml) hands each fetched message to the
-  streams without building four futures for it. Faust's drain loop delivers every message with
-  `wait_first(deliver(message), suspend_flow.wait())`, so that a rebalance, which suspends the
-  flow, can abandon a delivery stuck on a full stream buffer; `wait_first` wraps each of its
-  arguments and the worker's stop and crash events in a task. While the flow is running, the
-  delivery is awaited directly instead. A suspended flow, any other call, and any call of a
-  later Faust whose drain loop has another shape go to Faust's own `wait_first`.
+  `faust.transports` entry-point group by pyproject.toml) delivers each partition's records of a
+  fetch as one Faust message, a `RecordBatch`, instead of one Faust message per record: Faust's
+  per-message path (a `ConsumerMessage`, the conductor, a channel event, the stream's iteration
+  and acknowledgement, with their sensors) cost more worker CPU per event than deciding the
+  event. Faust's commit semantics stay: the batch's earlier offsets are a Faust gap, which Faust
+  commits once a later offset of the partition is acknowledged, so acknowledging the batch
+  (after its outcomes are committed and confirmed) commits all its records, and nothing of it
+  before. The agents take the records out (`hub.agents.runner.messages_of`); Faust's event
+  counters count batches, its messages-received counters records.
+  It also hands each delivery to the streams without building four futures for it. Faust's
+  drain loop delivers every message with `wait_first(deliver(message), suspend_flow.wait())`,
+  so that a rebalance, which suspends the flow, can abandon a delivery stuck on a full stream
+  buffer; `wait_first` wraps each of its arguments and the worker's stop and crash events in a
+  task. While the flow is running, the delivery is awaited directly instead. A suspended flow,
+  any other call, and any call of a later Faust whose drain loop has another shape go to
+  Faust's own `wait_first`.
   What changes: a delivery that began before a rebalance finishes instead of being abandoned, so
   its message can reach the agent after its partition was revoked. Delivery is at least once
   either way; the register answers a second copy as already registered.

@@ -113,3 +113,16 @@ def test_a_partial_batch_still_waits_out_its_window() -> None:
         return await asyncio.wait_for(taking, 2)
 
     assert asyncio.run(run()) == [1, 2]
+
+
+def test_a_batch_counts_messages_and_takes_whole_events() -> None:
+    """A record batch is one event of several messages: a batch takes whole events up to `size`
+    messages, and at least one however large."""
+
+    async def run() -> list[list[str]]:
+        batches = Batches(size=10, within=60)
+        for name, messages in (("a", 4), ("b", 5), ("c", 3), ("huge", 25)):
+            await batches.add(name, messages)
+        return [await asyncio.wait_for(batches.next(), 5) for _ in range(3)]
+
+    assert asyncio.run(run()) == [["a", "b"], ["c"], ["huge"]]

@@ -13,7 +13,8 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from hub.streaming import HubConsumer, HubPrometheusMonitor, HubTransport, HubWorker
+from hub.agents.runner import messages_of
+from hub.streaming import HubConsumer, HubPrometheusMonitor, HubTransport, HubWorker, RecordBatch
 
 
 @pytest.fixture
@@ -169,3 +170,51 @@ def test_a_suspended_flow_takes_fausts_own_path_and_abandons_the_delivery() -> N
         assert result.done == [flow_wait]  # the suspension won; the delivery was abandoned
 
     asyncio.run(run())
+
+
+def _records(topic: str, partition: int, offsets: range) -> list[SimpleNamespace]:
+    """aiokafka `ConsumerRecord`s as the consumer fetches them (the broker's append time)."""
+    return [
+        SimpleNamespace(
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            key=f"k{offset}".encode(),
+            value=f"v{offset}".encode(),
+            headers=[("h", b"x")],
+            timestamp=1_700_000_000_000 + offset,
+            timestamp_type=1,
+        )
+        for offset in offsets
+    ]
+
+
+def test_a_record_batch_stands_at_its_last_offset_and_carries_every_record() -> None:
+    records = _records("topic-1", 3, range(40, 45))
+    batch = RecordBatch(TP("topic-1", 3), records, generation_id=7)
+    assert (batch.topic, batch.partition, batch.offset) == ("topic-1", 3, 44)
+    assert batch.records == records
+    assert batch.generation_id == 7
+
+
+def test_the_agents_take_a_record_batchs_records_as_their_messages() -> None:
+    batch = RecordBatch(TP("topic-1", 3), _records("topic-1", 3, range(40, 43)), generation_id=1)
+    messages = messages_of(SimpleNamespace(message=batch))
+    assert [(m.origin.topic, m.origin.partition, m.origin.offset) for m in messages] == [
+        ("topic-1", 3, 40),
+        ("topic-1", 3, 41),
+        ("topic-1", 3, 42),
+    ]
+    assert [m.value for m in messages] == [b"v40", b"v41", b"v42"]
+    assert messages[0].headers == (("h", b"x"),)
+    assert messages[2].received_at is not None and messages[2].received_at.timestamp() == 1_700_000_000.042
+
+
+def test_the_monitor_counts_a_record_batchs_records_as_messages_received() -> None:
+    registry = CollectorRegistry()
+    monitor = HubPrometheusMonitor(metrics=FaustMetrics.create(registry, "faust"))
+    tp = TP("topic-1", 0)
+    monitor.on_message_in(tp, 9, RecordBatch(tp, _records("topic-1", 0, range(10)), generation_id=1))
+    monitor.publish()
+    assert _samples(registry)[("faust_messages_received_total", ())] == 10
+    assert _samples(registry)[("faust_messages_received_per_topic_total", (("topic", "topic-1"),))] == 10
