@@ -66,7 +66,7 @@ from faust.sensors.monitor import Monitor
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.transport.drivers import aiokafka as kafka_driver
 from faust.types import TP, EventT, Message, PendingMessage, ProducerT, StreamT
-from faust.types.tuples import ConsumerMessage
+from faust.types.tuples import ConsumerMessage, ack_lock
 from mode.services import WaitArgT, WaitResults
 from mode.utils.times import Seconds
 
@@ -252,11 +252,9 @@ class _LabelledOnce:
 class RecordBatch(ConsumerMessage):
     """One partition's records of one fetch, delivered to the agents as one Faust message.
 
-    It stands at the offset of its last record, and its earlier records' offsets are registered
-    with Faust as a gap (`Consumer._add_gap`, Faust's own way of passing over offsets that carry
-    no message): Faust commits a gap's offsets once a later offset of the partition is
-    acknowledged. So acknowledging the batch commits all its records, and nothing of it is
-    committed before. `records` are aiokafka's `ConsumerRecord`s, in offset order."""
+    It stands at the offset of its last record. Acknowledging it acknowledges every record's
+    offset (`HubConsumer.ack`), so Faust commits them all once it is acknowledged, and nothing of
+    it before. `records` are aiokafka's `ConsumerRecord`s, in offset order."""
 
     __slots__ = ("records",)
 
@@ -281,6 +279,22 @@ class RecordBatch(ConsumerMessage):
 
 
 class HubConsumer(kafka_driver.Consumer):
+    def ack(self, message: Message) -> bool:
+        """Faust's acknowledgement, and for a `RecordBatch` that of each of its records' offsets
+        too, in Faust's own bookkeeping (under its lock), so that Faust's commit finds them all
+        consecutive."""
+        with ack_lock:
+            acked = super().ack(message)
+            if acked and isinstance(message, RecordBatch):
+                tp, committed = message.tp, self._committed_offset[message.tp]
+                index, offsets = self._acked_index[tp], self._acked[tp]
+                for record in message.records[:-1]:
+                    if (committed is None or record.offset >= committed) and record.offset not in index:
+                        index.add(record.offset)
+                        offsets.append(record.offset)
+                        self._n_acked += 1
+            return acked
+
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:  # type: ignore[override]
         """Each partition's records of a fetch as one `RecordBatch`, instead of one Faust message
         per record: Faust's per-message delivery (a `ConsumerMessage`, the conductor, a channel
@@ -305,9 +319,24 @@ class HubConsumer(kafka_driver.Consumer):
                 break  # a rebalance began: Faust seeks back to the committed offsets
             if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
                 self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-                if len(fetched) > 1 and self.app.topics.acks_enabled_for(tp.topic):
-                    await self._add_gap(tp, fetched[0].offset, fetched[-1].offset - 1)
+                await self._note_holes(tp, fetched)
                 yield tp, RecordBatch(tp, fetched, generation_id)
+
+    async def _note_holes(self, tp: TP, fetched: list[Any]) -> None:
+        """Offsets without a record (a transaction's markers, a compacted topic) between the
+        records read before and these, or among these, become Faust gaps, as Faust's drain loop
+        makes them between two messages, so that Faust's commit passes over them. Then the
+        partition counts as read up to the record before the last, so the drain loop, which
+        compares the batch's offset (its last record's) with it, sees no gap of its own."""
+        read = self._read_offset[tp]
+        previous = read if read is not None else fetched[0].offset - 1
+        if self.app.topics.acks_enabled_for(tp.topic):
+            for record in fetched:
+                if record.offset - previous > 1 and read is not None:
+                    await self._add_gap(tp, previous + 1, record.offset - 1)
+                previous, read = record.offset, record.offset
+        if len(fetched) > 1:
+            self._read_offset[tp] = fetched[-2].offset
 
     async def wait_first(self, *coros: WaitArgT, timeout: Seconds | None = None) -> WaitResults:
         if timeout is None and len(coros) == 2 and self._is_delivery(coros[1]):
