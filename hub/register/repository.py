@@ -157,8 +157,17 @@ class RegisterRepository:
             if keys
             else []
         )
-        facts = s.execute(select(*_FACT_COLUMNS).where(among(s, RegistrationRecord.person_id, person_ids)))
-        addresses = s.scalars(select(AddressRecord).where(among(s, AddressRecord.person_id, person_ids)))
+        # Persons the register does not know yet (a batch of new claims) have no rows to read.
+        facts = (
+            s.execute(select(*_FACT_COLUMNS).where(among(s, RegistrationRecord.person_id, person_ids))).all()
+            if person_ids
+            else []
+        )
+        addresses = (
+            s.scalars(select(AddressRecord).where(among(s, AddressRecord.person_id, person_ids))).all()
+            if person_ids
+            else []
+        )
         tickets = s.scalars(
             select(CaseTicket).where(
                 CaseTicket.status.in_(ACTIVE),
@@ -169,11 +178,15 @@ class RegisterRepository:
                 ),
             )
         )
-        events = s.scalars(
-            select(PersonEvent)
-            .where(among(s, PersonEvent.person_id, person_ids), PersonEvent.event_type.in_(STATES))
-            .order_by(PersonEvent.sequence_number)
-        ).all()
+        events = (
+            s.scalars(
+                select(PersonEvent)
+                .where(among(s, PersonEvent.person_id, person_ids), PersonEvent.event_type.in_(STATES))
+                .order_by(PersonEvent.sequence_number)
+            ).all()
+            if person_ids
+            else []
+        )
         return Snapshot.assemble(
             identifiers,
             [(row.person_id, fact_of(row)) for row in facts],
