@@ -90,14 +90,20 @@ def percentiles(name: str, latencies: list[float]) -> None:
     )
 
 
+def publisher(kafka: KafkaConnection) -> Producer:
+    """librdkafka's producer (confluent-kafka): aiokafka's, waking once per event, cost half a
+    core at 1,000/s, taken from the worker this measures. One for the whole run: a new one
+    spends its first half second connecting and registering as an idempotent producer, which
+    would be the measured events' p99."""
+    return Producer({**kafka.librdkafka(), "acks": "all", "enable.idempotence": True, "linger.ms": 0})
+
+
 def publish_at_rate(
-    kafka: KafkaConnection, topic: str, values: list[tuple[bytes, bytes, str]], rate: float
+    producer: Producer, topic: str, values: list[tuple[bytes, bytes, str]], rate: float
 ) -> dict[str, float]:
-    """Publish at `rate` a second, in ticks of `TICK` seconds (the events due by then), with
-    librdkafka's producer (confluent-kafka): aiokafka's, waking once per event, cost half a core
-    at 1,000/s, taken from the worker this measures. Each event's time is when it was handed to
-    the producer; every one is confirmed before this returns."""
-    producer = Producer({**kafka.librdkafka(), "acks": "all", "enable.idempotence": True, "linger.ms": 0})
+    """Publish at `rate` a second, in ticks of `TICK` seconds (the events due by then). Each
+    event's time is when it was handed to the producer; every one is confirmed before this
+    returns."""
     published: dict[str, float] = {}
     failed: list[object] = []
 
@@ -196,16 +202,15 @@ def main() -> None:
             )
             try:
                 warm_up = claim_values(hub, args.moves)
-                publish_at_rate(admin(settings), hub.names.registrations(SOURCE), warm_up, 1000)
+                producer = publisher(admin(settings))
+                publish_at_rate(producer, hub.names.registrations(SOURCE), warm_up, 1000)
                 wait_for(lambda: registrations(hub) >= args.moves, 120, "the worker to start")
 
                 count = int(args.rate * args.seconds)
                 values = claim_values(hub, args.moves + count)[args.moves :]
                 cpu = CpuShares.start(worker.process.pid)
                 with Poller(hub, registered) as poller:
-                    published = publish_at_rate(
-                        admin(settings), hub.names.registrations(SOURCE), values, args.rate
-                    )
+                    published = publish_at_rate(producer, hub.names.registrations(SOURCE), values, args.rate)
                     wait_for(lambda: all(e in poller.seen for e in published), 120, "every event")
                 cpu.stop()
                 percentiles(

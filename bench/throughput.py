@@ -183,7 +183,7 @@ def main() -> None:
                 empty = by_size[0][stream_name, consumer].run.rate
                 print(
                     f"{stream_name}, {consumer}: empty register {empty:,.0f} events/s, preloaded "
-                    f"{preloaded.run.rate:,.0f}: {empty / preloaded.run.rate:.2f}x slower"
+                    f"{preloaded.run.rate:,.0f}: empty/preloaded {empty / preloaded.run.rate:.2f}"
                 )
 
 
