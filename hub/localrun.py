@@ -123,6 +123,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log: IO[bytes] = self.log_path.open("ab")
+        self._terminated = False
         self.process = subprocess.Popen(
             [sys.executable, *self.program, *self._arguments()],
             env={**os.environ, **self.settings.to_env(), **self.environment},
@@ -141,10 +142,16 @@ class WorkerProcess:
     def running(self) -> bool:
         return self.process.poll() is None
 
+    def terminate(self) -> None:
+        """Ask it to stop (SIGTERM) without waiting: several can then stop together."""
+        if self.running and not self._terminated:
+            self.process.send_signal(signal.SIGTERM)
+            self._terminated = True
+
     def stop(self, timeout: float = 30.0) -> int:
         """Stop gracefully (SIGTERM); SIGKILL if it does not stop in `timeout` seconds."""
         if self.running:
-            self.process.send_signal(signal.SIGTERM)
+            self.terminate()
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -225,6 +225,9 @@ def _run(settings: Settings, timeout: float, support: bool) -> int:
             _serve_support_page(hub, worker)
         return done
     finally:
+        if gateway is not None:  # both asked at once, so their stops overlap
+            gateway.terminate()
+        worker.terminate()
         if gateway is not None:
             gateway.stop()
         worker.stop()

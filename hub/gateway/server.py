@@ -390,7 +390,14 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     await gateway.start()
     runners = []
     try:
-        api = web.AppRunner(gateway.app(), access_log=access_log, access_log_class=AccessLogger)
+        # Requests in flight get as long to finish as a worker gets to stop (aiohttp's default
+        # is a minute, past the supervisor's patience).
+        api = web.AppRunner(
+            gateway.app(),
+            access_log=access_log,
+            access_log_class=AccessLogger,
+            shutdown_timeout=settings.shutdown_seconds,
+        )
         await api.setup()
         runners.append(api)
         await web.TCPSite(
@@ -400,7 +407,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             operations = web.Application()
             gateway.add_operations(operations)
             add_security_headers(operations, security_headers(over_tls=False))
-            ops = web.AppRunner(operations, access_log=None)
+            ops = web.AppRunner(operations, access_log=None, shutdown_timeout=settings.shutdown_seconds)
             await ops.setup()
             runners.append(ops)
             await web.TCPSite(ops, settings.metrics_host, settings.gateway_metrics_port).start()
