@@ -101,7 +101,9 @@ def test_a_database_outage_does_not_keep_sigterm_from_stopping_the_worker_and_no
 def test_a_worker_stopped_in_the_middle_of_batches_stops_promptly_and_loses_nothing(
     harness: HubHarness,
 ) -> None:
-    events = _stream(3000)
+    # Enough events that the worker is still at them when stopped: it takes whole fetches at a
+    # time, and a graceful stop finishes the batch in hand.
+    events = _stream(12_000)
     harness.publish(events)
     worker = harness.start_worker()
     harness.wait_until(lambda: harness.registration_count() >= 200, timeout=120, what="the worker to be busy")
