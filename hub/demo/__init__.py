@@ -21,6 +21,7 @@ import json
 import re
 import secrets
 import shutil
+import signal
 import ssl
 import sys
 import time
@@ -495,9 +496,14 @@ def _serve_support_page(hub: Hub, worker: WorkerProcess) -> None:
         print(
             f"  its certificate is from the local CA {hub.settings.kafka_ca_file}: trust it, or accept it once"
         )
+    # Ctrl-C must end the demo even when it was started with SIGINT ignored (a job started in
+    # the background of a script inherits that, and Python then never raises KeyboardInterrupt).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         while worker.running:
             time.sleep(0.5)
         print("the worker stopped; see var/demo/worker.log")
     except KeyboardInterrupt:
         pass
+    finally:
+        signal.signal(signal.SIGINT, previous)
