@@ -24,11 +24,12 @@ modules.
   fetch as one Faust message, a `RecordBatch`, instead of one Faust message per record: Faust's
   per-message path (a `ConsumerMessage`, the conductor, a channel event, the stream's iteration
   and acknowledgement, with their sensors) cost more worker CPU per event than deciding the
-  event. Faust's commit semantics stay: the batch's earlier offsets are a Faust gap, which Faust
-  commits once a later offset of the partition is acknowledged, so acknowledging the batch
-  (after its outcomes are committed and confirmed) commits all its records, and nothing of it
-  before. The agents take the records out (`hub.agents.runner.messages_of`); Faust's event
-  counters count batches, its messages-received counters records.
+  event. Faust's commit semantics stay: acknowledging the batch (after its outcomes are
+  committed and confirmed) acknowledges each of its records' offsets in Faust's own bookkeeping
+  (`HubConsumer.ack`), so Faust commits them all then, and nothing of it before; offsets without
+  a record (transaction markers, compaction) become Faust gaps, as Faust's drain loop makes them.
+  The agents take the records out (`hub.agents.runner.messages_of`); Faust's event counters
+  count batches, its messages-received counters records.
   It also hands each delivery to the streams without building four futures for it. Faust's
   drain loop delivers every message with `wait_first(deliver(message), suspend_flow.wait())`,
   so that a rebalance, which suspends the flow, can abandon a delivery stuck on a full stream
@@ -175,8 +176,7 @@ class HubPrometheusMonitor(PrometheusMonitor):
 
     def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
         Monitor.on_message_in(self, tp, offset, message)
-        # A record batch is one Faust message; the messages received are its records.
-        received = len(message.records) if isinstance(message, RecordBatch) else 1
+        received = records_in(message)  # a record batch is one Faust message of several records
         self._new_messages += received
         self._new_messages_by_topic[tp.topic] += received
 
@@ -278,6 +278,11 @@ class RecordBatch(ConsumerMessage):
         self.records = records
 
 
+def records_in(message: Message) -> int:
+    """How many Kafka records a Faust message carries: a `RecordBatch`'s, or one."""
+    return len(message.records) if isinstance(message, RecordBatch) else 1
+
+
 class HubConsumer(kafka_driver.Consumer):
     def ack(self, message: Message) -> bool:
         """Faust's acknowledgement, and for a `RecordBatch` that of each of its records' offsets
@@ -328,13 +333,12 @@ class HubConsumer(kafka_driver.Consumer):
         makes them between two messages, so that Faust's commit passes over them. Then the
         partition counts as read up to the record before the last, so the drain loop, which
         compares the batch's offset (its last record's) with it, sees no gap of its own."""
-        read = self._read_offset[tp]
-        previous = read if read is not None else fetched[0].offset - 1
+        previous = self._read_offset[tp]
         if self.app.topics.acks_enabled_for(tp.topic):
             for record in fetched:
-                if record.offset - previous > 1 and read is not None:
+                if previous is not None and record.offset - previous > 1:
                     await self._add_gap(tp, previous + 1, record.offset - 1)
-                previous, read = record.offset, record.offset
+                previous = record.offset
         if len(fetched) > 1:
             self._read_offset[tp] = fetched[-2].offset
 
@@ -374,10 +378,9 @@ class HubProducer(kafka_driver.Producer):
             if m.key is None:
                 partition = self.key_partition(m.topic, m.key).partition  # type: ignore[arg-type]
             else:
-                partition = partitions.get((m.topic, m.key), -1)
-                if partition < 0:
-                    partition = self.key_partition(m.topic, m.key).partition
-                    partitions[m.topic, m.key] = partition
+                if (m.topic, m.key) not in partitions:
+                    partitions[m.topic, m.key] = self.key_partition(m.topic, m.key).partition
+                partition = partitions[m.topic, m.key]
             by_partition.setdefault((m.topic, partition), []).append(m)
         confirmations: list[Awaitable[RecordMetadata]] = []
         for (topic, partition), run in by_partition.items():
