@@ -35,7 +35,7 @@ from hub.errors import safe_traceback
 from hub.pipeline import crash_guard
 from hub.pipeline.flow import Message
 from hub.register.unit_of_work import UnitOfWork
-from hub.streaming import RecordBatch
+from hub.streaming import RecordBatch, records_in
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ def _message(
 ) -> Message:
     headers = headers.items() if isinstance(headers, dict) else (headers or ())
     # Only the broker's own time says when the hub received a message; a producer's is its claim.
-    appended = timestamp_type == LOG_APPEND_TIME and timestamp is not None
+    appended = timestamp_type == LOG_APPEND_TIME
     received_at = dt.datetime.fromtimestamp(timestamp, dt.UTC) if appended and timestamp else None
     return Message(Origin(topic, partition, offset), key, value, tuple(headers), received_at)
 
@@ -170,7 +170,7 @@ def flow_agent(
         deciding = asyncio.ensure_future(or_exit(decide(), f"the {flow_name} batches"))
         try:
             async for event in manual.events():
-                await batches.add(event, _size(event))
+                await batches.add(event, records_in(event.message))
         finally:
             deciding.cancel()
 
@@ -191,9 +191,8 @@ class Batches:
 
     def __init__(self, size: int, within: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.size, self.within, self._clock = size, within, clock
-        self._waiting: collections.deque[tuple[Any, int, float]] = (
-            collections.deque()
-        )  # event, messages, arrival
+        # Each waiting event, with how many messages it holds and when it arrived (monotonic).
+        self._waiting: collections.deque[tuple[Any, int, float]] = collections.deque()
         self._messages = 0  # messages waiting
         self._arrived = asyncio.Event()  # one is waiting
         self._full = asyncio.Event()  # a whole batch is waiting
@@ -230,11 +229,6 @@ class Batches:
         if self._messages < 2 * self.size:
             self._room.set()
         return batch
-
-
-def _size(event: Any) -> int:
-    delivered = event.message
-    return len(delivered.records) if isinstance(delivered, RecordBatch) else 1
 
 
 def _short(name: str) -> str:

@@ -190,10 +190,10 @@ class SchemeState:
 _HOUR_FIELDS = ("norwegianHours", "socialStudiesHours", "extraNorwegianHours", "totalHours")
 
 
-def _fold(scheme: Scheme, facts: Iterable[Fact]) -> SchemeState:
-    """The state after each fact in turn (in timeline order), folded on the fields, with one
-    `SchemeState` made at the end: the lifecycle rules fold a person's whole history on every
-    event, and a frozen dataclass made per fact was most of their time."""
+def _state(scheme: Scheme, facts: Iterable[Fact]) -> SchemeState:
+    """One scheme's state from its own effective facts, in timeline order, folded on the fields
+    with one `SchemeState` made at the end: the lifecycle rules fold a person's whole history on
+    every event, and a frozen dataclass made per fact was most of their time."""
     fields = dict(vars(SchemeState(scheme)))
     for fact in facts:
         fields.update(_changes(fields, fact))
@@ -263,12 +263,7 @@ def derive(facts: Iterable[Fact], *, on: dt.date | None = None) -> dict[Scheme, 
     Facts about the person rather than a scheme (residence permits) are left out.
     """
     facts = [f for f in effective_facts(facts) if f.event_type in ROLES and (on is None or f.fact_date <= on)]
-    return {scheme: _fold(scheme, (f for f in facts if f.scheme is scheme)) for scheme in Scheme}
-
-
-def _state(scheme: Scheme, facts: Iterable[Fact]) -> SchemeState:
-    """One scheme's state from its own effective facts, already in timeline order."""
-    return _fold(scheme, facts)
+    return {scheme: _state(scheme, (f for f in facts if f.scheme is scheme)) for scheme in Scheme}
 
 
 class Verdict(enum.Enum):

@@ -11,7 +11,7 @@ import math
 import re
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from hub.domain.calendar import add_months, norwegian_date
 from hub.domain.events import Registration
@@ -28,6 +28,8 @@ from hub.domain.residence import residence_on
 from hub.domain.rights import INTEGRATION_ACT_FROM, PERMIT_EVENT, Categories, Category, categories_from_facts
 from hub.rules.base import Advice, Check, Explanation, RuleContext, Severity, rule
 from hub.schemas.contract import DATE_FIELDS, event_type_of
+
+T = TypeVar("T")
 
 # How far a fagsystem's clock may run ahead of ours before sentAt counts as in the future.
 CLOCK_SKEW = dt.timedelta(minutes=5)
@@ -79,18 +81,29 @@ def _leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
         yield path, value
 
 
-# Several rules walk the same event's payload: walk it once. The entry (one per thread) holds
-# the event itself, so a new event never sees an old walk.
+def _for_the_last(slot: threading.local, key: tuple[object, ...], compute: Callable[[], T]) -> T:
+    """`compute()`, answered once for the same `key` (its objects themselves, by identity) in a
+    row: several rules ask the same question of one event. A slot always gets keys of one
+    shape; its entry (one per thread) holds the key's objects, so a new event never sees an old
+    answer."""
+    last = getattr(slot, "entry", None)
+    if last is not None and all(a is b for a, b in zip(last[0], key, strict=True)):
+        return last[1]  # type: ignore[no-any-return]
+    answer = compute()
+    slot.entry = (key, answer)
+    return answer
+
+
+# Several rules walk the same event's payload: walk it once.
 _last_walk = threading.local()
 
 
 def _walked(event: Registration) -> tuple[list[tuple[str, Any]], list[tuple[str, dict[str, Any]]]]:
-    last = getattr(_last_walk, "entry", None)
-    if last is not None and last[0] is event:
-        return last[1]  # type: ignore[no-any-return]
-    walked = (list(_leaves(event.payload, "payload")), list(_objects(event.payload)))
-    _last_walk.entry = (event, walked)
-    return walked
+    return _for_the_last(
+        _last_walk,
+        (event,),
+        lambda: (list(_leaves(event.payload, "payload")), list(_objects(event.payload))),
+    )
 
 
 def _payload_leaves(event: Registration) -> list[tuple[str, Any]]:
@@ -1091,19 +1104,14 @@ def _fact_of(event: Registration, ctx: RuleContext) -> Fact:
     return Fact(key, event.event_type, event.fact_date, event.payload, sequence=2**62, action=action)
 
 
-# The lifecycle rules all ask the same question of the same event: answer it once. The entry
-# (one per thread) holds the event and context objects themselves, so a new evaluation never
-# sees an old answer.
+# The lifecycle rules all ask the same question of the same event: answer it once.
 _last_transition = threading.local()
 
 
 def _transition_problem(event: Registration, ctx: RuleContext) -> Problem | None:
-    last = getattr(_last_transition, "entry", None)
-    if last is not None and last[0] is event and last[1] is ctx:
-        return last[2]  # type: ignore[no-any-return]
-    problem = transition_problem(ctx.history, _fact_of(event, ctx))
-    _last_transition.entry = (event, ctx, problem)
-    return problem
+    return _for_the_last(
+        _last_transition, (event, ctx), lambda: transition_problem(ctx.history, _fact_of(event, ctx))
+    )
 
 
 def _lifecycle(code: str) -> Check:
