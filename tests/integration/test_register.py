@@ -371,3 +371,26 @@ def test_the_address_look_up_asks_for_the_number_in_use_not_a_ceased_one(databas
         assert record_person_event(s, person_event(9, "IDENTITY_CHANGED", FODSELSNUMMER, D_NUMBER), NOW)
         s.commit()
         assert [number for _, number in pending_lookups(s, NOW)] == [FODSELSNUMMER]
+
+
+def test_postgresql_plans_the_registers_batch_reads_for_each_batch_not_once(postgres_server) -> None:  # type: ignore[no-untyped-def]
+    # psycopg prepares a statement it has run five times, and PostgreSQL would then keep one
+    # generic plan for it, made for the tables as they were: for a register that began empty, a
+    # sequential scan that grew with the register until autovacuum next analyzed it.
+    from sqlalchemy import text
+
+    from hub.pipeline.decode import decode_registration
+
+    engine = make_engine(postgres_server.create_database())
+    upgrade(engine)
+    encoded = [catalog().encode(REGISTRATION, from_json(event(synthetic_person()))) for _ in range(3)]
+    batch = [decode_registration(catalog(), value) for value in encoded]
+    with make_session_factory(engine)() as session:
+        for _ in range(12):  # prepared after 5 runs; a generic plan is weighed after 5 more
+            RegisterRepository(session).snapshot(batch)
+        generic, custom = session.execute(
+            text("SELECT sum(generic_plans), sum(custom_plans) FROM pg_prepared_statements")
+        ).one()
+    engine.dispose()
+    assert custom > 0  # the snapshot's statements were prepared, and planned at each run
+    assert generic == 0
