@@ -90,6 +90,14 @@ def fresh_register(url: str) -> None:
     engine.dispose()
 
 
+def analyze(url: str) -> None:
+    """Gather the register's statistics for the query planner (ANALYZE)."""
+    engine = make_engine(url)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("ANALYZE"))
+    engine.dispose()
+
+
 def preload_register(url: str, persons: int) -> None:
     """Fill a fresh PostgreSQL register with `persons` persons, each with an identifier and a
     registration (a training claim), as a register in use holds them: the write path's indexes

@@ -30,6 +30,7 @@ from bench.common import (
     SOURCE,
     CpuShares,
     admin,
+    analyze,
     bench_settings,
     broker,
     claim_values,
@@ -88,6 +89,18 @@ def percentiles(name: str, latencies: list[float]) -> None:
     print(
         f"{name}: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms (n={len(ordered)})"
     )
+
+
+def over_time(published: dict[str, float], seen: dict[str, float], slices: int = 10) -> None:
+    """The worst latency in each tenth of the run: a stall shows where it happened (a start-up
+    cost at the beginning, a periodic one throughout, a backlog growing to the end)."""
+    start = min(published.values())
+    length = (max(published.values()) - start) / slices or 1.0
+    worst = [0.0] * slices
+    for event, at in published.items():
+        part = min(slices - 1, int((at - start) / length))
+        worst[part] = max(worst[part], seen[event] - at)
+    print("  worst per tenth of the run (ms): " + " ".join(f"{w * 1000:.0f}" for w in worst))
 
 
 def publisher(kafka: KafkaConnection) -> Producer:
@@ -205,6 +218,10 @@ def main() -> None:
                 producer = publisher(admin(settings))
                 publish_at_rate(producer, hub.names.registrations(SOURCE), warm_up, 1000)
                 wait_for(lambda: registrations(hub) >= args.moves, 120, "the worker to start")
+                # As autovacuum would within a minute of a register's first rows: without
+                # statistics PostgreSQL guesses that `id > :after` is a third of the table and
+                # reads it whole on every poll, as much CPU as the worker's writes.
+                analyze(url)
 
                 count = int(args.rate * args.seconds)
                 values = claim_values(hub, args.moves + count)[args.moves :]
@@ -217,6 +234,7 @@ def main() -> None:
                     f"publish -> committed in the register at {args.rate:g}/s on {args.database}",
                     [poller.seen[e] - t for e, t in published.items()],
                 )
+                over_time(published, poller.seen)
                 percentiles(
                     "  of which the broker's append -> the hub's decision", in_the_hub(hub, published)
                 )
