@@ -141,7 +141,8 @@ def main() -> None:
         "--checkpoint-seconds",
         type=float,
         default=0.0,
-        help="and at least this often (default: NIR_BATCH_WINDOW_SECONDS)",
+        help="and at least this often (default: NIR_FETCH_WAIT_SECONDS + NIR_BATCH_WINDOW_SECONDS, "
+        "the longest the hub holds an event before deciding it)",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -156,12 +157,19 @@ def main() -> None:
         consumer_group=settings.app_id,
         auto_offset_reset="earliest",
         commit_every=args.checkpoint_events or settings.batch_size,
-        commit_interval=args.checkpoint_seconds or settings.batch_window_seconds,
+        commit_interval=args.checkpoint_seconds
+        or settings.fetch_wait_seconds + settings.batch_window_seconds,
         auto_create_topics=False,  # the admin made them, as for the hub
         use_changelog_topics=False,  # stateless: the register is the state
         state_dir=str(Path(settings.data_dir) / "peer-state"),
         loglevel="WARNING",
-        consumer_extra_config={"fetch.max.bytes": 4 << 20, "max.partition.fetch.bytes": 4 << 20},
+        consumer_extra_config={
+            "fetch.max.bytes": 4 << 20,
+            "max.partition.fetch.bytes": 4 << 20,
+            # As the hub's fetches (hub.streaming.HubConsumerThread).
+            "fetch.wait.max.ms": round(settings.fetch_wait_seconds * 1000),
+            "fetch.min.bytes": settings.fetch_min_bytes,
+        },
     )
     topics = [
         app.topic(hub.names.registrations(source.id), key_deserializer="bytes", value_deserializer="bytes")

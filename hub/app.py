@@ -23,7 +23,7 @@ from hub.errors import BrokerUnavailable, MessageTooLarge
 from hub.observability import register_observability
 from hub.pipeline.ports import Outgoing
 from hub.register.migrate import require_current
-from hub.streaming import HubProducer, HubWorker
+from hub.streaming import HubConsumerThread, HubProducer, HubWorker
 from hub.support.web import STYLE_HASHES, register_support_page
 from hub.topics import TopicNames, required_topics
 from hub.webserver import FAUST_APP_OPTIONS, secure_web_server, security_headers
@@ -34,6 +34,8 @@ settings = Settings.from_env()
 hub = Hub.from_settings(settings)
 HubWorker.log_repeat_seconds = settings.log_repeat_seconds
 HubWorker.shutdown_seconds = settings.shutdown_seconds
+HubConsumerThread.fetch_wait_seconds = settings.fetch_wait_seconds
+HubConsumerThread.fetch_min_bytes = settings.fetch_min_bytes
 names = TopicNames(settings.topic_prefix)
 
 app = faust.App(

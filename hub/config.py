@@ -244,8 +244,21 @@ class Settings:
     )
     batch_window_seconds: float = _setting(
         "NIR_BATCH_WINDOW_SECONDS",
-        0.05,
-        "how long the worker waits to fill a batch before it decides what it has",
+        0.005,
+        "how long the worker waits to fill a batch before it decides what it has (the broker "
+        "gathers records first: NIR_FETCH_WAIT_SECONDS)",
+    )
+    fetch_wait_seconds: float = _setting(
+        "NIR_FETCH_WAIT_SECONDS",
+        0.025,
+        "how long the broker may hold the worker's fetch to gather NIR_FETCH_MIN_BYTES of records "
+        "(Kafka's fetch.max.wait.ms): the most it adds to an event's latency",
+    )
+    fetch_min_bytes: int = _setting(
+        "NIR_FETCH_MIN_BYTES",
+        65536,
+        "how many bytes of records let the broker answer the worker's fetch before "
+        "NIR_FETCH_WAIT_SECONDS (Kafka's fetch.min.bytes)",
     )
     max_message_bytes: int = _setting(
         "NIR_MAX_MESSAGE_BYTES",
@@ -405,6 +418,7 @@ class Settings:
             "signin_address_failure_limit",
             "gateway_max_batch_events",
             "gateway_rate_burst",
+            "fetch_min_bytes",
         ):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name} must be at least 1")
@@ -416,6 +430,8 @@ class Settings:
             raise ConfigurationError(
                 "NIR_LAG_EXPORTER_INTERVAL_SECONDS and NIR_TICKET_OVERDUE_DAYS must be more than 0"
             )
+        if not 0 < self.fetch_wait_seconds <= 1:
+            raise ConfigurationError("NIR_FETCH_WAIT_SECONDS must be more than 0 and at most 1")
         if self.max_message_bytes < 10_000:
             raise ConfigurationError("NIR_MAX_MESSAGE_BYTES must be at least 10000")
         if self.folkeregister_start not in ("latest", "beginning"):

@@ -43,6 +43,15 @@ modules.
   What changes: a delivery that began before a rebalance finishes instead of being abandoned, so
   its message can reach the agent after its partition was revoked. Delivery is at least once
   either way; the register answers a second copy as already registered.
+- `HubConsumerThread` (the thread in which `HubConsumer` runs aiokafka's consumer) lets the
+  broker gather records for a fetch: it answers once it has `NIR_FETCH_MIN_BYTES` of them, or
+  after `NIR_FETCH_WAIT_SECONDS`. Faust's consumer asks for an answer as soon as there is one
+  record. At 1,000 events/s from producers that send every few milliseconds, nearly every fetch
+  then carried one record per partition, and parsing each fetch (aiokafka's protocol is Python)
+  and delivering each partition's records through Faust cost more than deciding the events: 760
+  µs of worker CPU per event, against 450-520 with the broker gathering for 25 ms. The wait is
+  the most a fetch adds to an event's latency; it replaces most of the batch window, which now
+  only gathers the partitions of one fetch into one batch (5 ms).
 - `HubProducer` (the same transport's producer) adds `send_batches`: a batch's receipts and dead
   letters are appended to aiokafka record batches, one run per partition, and handed over a
   batch at a time (aiokafka's public `create_batch`/`send_batch`). Faust's `send` hands over one
@@ -66,6 +75,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 import faust
+from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import RecordMetadata
 from faust.sensors.monitor import Monitor
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
@@ -291,7 +301,28 @@ def records_in(message: Message) -> int:
     return len(message.records) if isinstance(message, RecordBatch) else 1
 
 
+class HubConsumerThread(kafka_driver.AIOKafkaConsumerThread):
+    # Set from the settings in `hub.app` (Faust has no setting for either).
+    fetch_wait_seconds: float = 0.025
+    fetch_min_bytes: int = 65536
+
+    def _create_worker_consumer(self, transport: Any) -> AIOKafkaConsumer:
+        """Faust's consumer, with the broker gathering records for a fetch (see the module's
+        notes). aiokafka hands these two to its fetcher when the consumer starts; Faust passes
+        neither, so they are set on the consumer it made, which has not started yet."""
+        consumer = super()._create_worker_consumer(transport)
+        for attribute in ("_fetch_max_wait_ms", "_fetch_min_bytes"):
+            if not hasattr(consumer, attribute):  # a later aiokafka: fail at start, not silently
+                raise RuntimeError(f"aiokafka's consumer has no {attribute} to set")
+        consumer._fetch_max_wait_ms = round(self.fetch_wait_seconds * 1000)
+        consumer._fetch_min_bytes = self.fetch_min_bytes
+        return consumer
+
+
 class HubConsumer(kafka_driver.Consumer):
+    def _new_consumer_thread(self) -> HubConsumerThread:
+        return HubConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
     def ack(self, message: Message) -> bool:
         """Faust's acknowledgement, and for a `RecordBatch` that of each of its records' offsets
         too, in Faust's own bookkeeping (under its lock), so that Faust's commit finds them all

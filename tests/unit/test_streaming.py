@@ -7,6 +7,7 @@ import gc
 import inspect
 import logging
 from types import SimpleNamespace
+from typing import Any
 
 import faust
 import pytest
@@ -15,7 +16,14 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from hub.agents.runner import messages_of
-from hub.streaming import HubConsumer, HubPrometheusMonitor, HubTransport, HubWorker, RecordBatch
+from hub.streaming import (
+    HubConsumer,
+    HubConsumerThread,
+    HubPrometheusMonitor,
+    HubTransport,
+    HubWorker,
+    RecordBatch,
+)
 
 
 @pytest.fixture
@@ -143,6 +151,28 @@ def test_the_nirkafka_scheme_selects_the_hub_transport_and_consumer() -> None:
     app = faust.App("streaming-test-transport", broker="nirkafka://127.0.0.1:9")
     assert isinstance(app.transport, HubTransport)
     assert isinstance(app.consumer, HubConsumer)
+
+
+def test_the_broker_gathers_records_for_the_hub_consumers_fetches(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Faust's consumer asks for a fetch's answer as soon as there is one record.
+    monkeypatch.setattr(HubConsumerThread, "fetch_wait_seconds", 0.03)
+    monkeypatch.setattr(HubConsumerThread, "fetch_min_bytes", 4096)
+    app = faust.App("streaming-test-fetch", broker="nirkafka://127.0.0.1:9")
+    thread = app.consumer._thread  # type: ignore[attr-defined]
+    assert isinstance(thread, HubConsumerThread)
+
+    async def made() -> Any:  # aiokafka makes its consumer in a running loop; made, not started
+        return thread._create_worker_consumer(app.transport)
+
+    consumer = asyncio.run(made())
+    assert (consumer._fetch_max_wait_ms, consumer._fetch_min_bytes) == (30, 4096)
+
+
+def test_the_app_takes_the_fetch_settings() -> None:
+    from hub.app import settings
+
+    assert HubConsumerThread.fetch_wait_seconds == settings.fetch_wait_seconds
+    assert HubConsumerThread.fetch_min_bytes == settings.fetch_min_bytes
 
 
 def _consumer() -> HubConsumer:
