@@ -21,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import preload
+from bench.common import preload, run_benchmark
 from bench.throughput import raw_limit
 from hub.config import Settings
 from hub.localrun import local_admin
@@ -104,4 +104,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

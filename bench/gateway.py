@@ -36,6 +36,7 @@ from bench.common import (
     machine,
     national_ids,
     prepare_topics,
+    run_benchmark,
 )
 from hub.config import Settings
 from hub.connectors.fagsystem import FagsystemProducer
@@ -216,4 +217,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

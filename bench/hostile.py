@@ -38,6 +38,7 @@ from bench.common import (
     peak_rss_mib,
     postgres,
     prepare_topics,
+    run_benchmark,
 )
 from hub.bootstrap import Hub
 from hub.broker import committed_offsets, end_offsets
@@ -139,4 +140,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

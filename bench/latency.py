@@ -39,6 +39,7 @@ from bench.common import (
     postgres,
     prepare_topics,
     registrations,
+    run_benchmark,
 )
 from hub.bootstrap import Hub
 from hub.connectors.folkeregister_standin import FolkeregisterStandIn, serving
@@ -263,4 +264,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -43,6 +43,7 @@ from bench.common import (
     machine,
     postgres,
     prepare_topics,
+    run_benchmark,
 )
 from hub.app import FaustPublisher
 from hub.bootstrap import Hub
@@ -163,4 +164,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

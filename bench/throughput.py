@@ -50,6 +50,7 @@ from bench.common import (
     preload_register,
     prepare_topics,
     register_state,
+    run_benchmark,
     run_worker_until,
 )
 from bench.mixed import describe, encoded, expected_outcomes, expected_rows, mixed_stream
@@ -300,4 +301,4 @@ def _same_topics(run: Preloaded, url: str, work: Path) -> Settings:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)
