@@ -83,9 +83,31 @@ def postgres() -> Iterator[str]:
 _RUNS: list[Settings] = []  # the settings `bench_settings` gave, whose topics `run_benchmark` deletes
 
 
+# What `isolated_settings` and the local broker decide for a run, whatever the environment says.
+_RUN_OWN = {
+    "database_url",
+    "topic_prefix",
+    "app_id",
+    "allow_synthetic_identifiers",
+    "web_port",
+    "connector_metrics_port",
+    "data_dir",
+}
+
+
 def bench_settings(broker: LocalBroker, database_url: str, work: Path, **changes: Any) -> Settings:
-    """Settings for one benchmark run, with topics of its own (deleted by `run_benchmark`)."""
-    settings = isolated_settings(broker, database_url, work, label="bench", **changes)
+    """Settings for one benchmark run, with topics of its own (deleted by `run_benchmark`), and
+    the hub's tuning from the environment where it is set, so that a lever can be measured
+    against its default: `NIR_BATCH_WINDOW_SECONDS=0.05 python bench/latency.py`."""
+    environment, defaults = Settings.from_env(), Settings()
+    tuned = {
+        field.name: getattr(environment, field.name)
+        for field in dataclasses.fields(Settings)
+        if getattr(environment, field.name) != getattr(defaults, field.name)
+        and field.name not in _RUN_OWN
+        and not field.name.startswith("kafka_")
+    }
+    settings = isolated_settings(broker, database_url, work, label="bench", **{**tuned, **changes})
     _RUNS.append(settings)
     return settings
 
