@@ -421,7 +421,8 @@ class Settings:
             "fetch_min_bytes",
         ):
             if getattr(self, name) < 1:
-                raise ConfigurationError(f"{name} must be at least 1")
+                variable = next(f.metadata["env"] for f in fields(self) if f.name == name)
+                raise ConfigurationError(f"{variable} must be at least 1")
         if self.metrics_port and self.metrics_port == self.web_port:
             raise ConfigurationError(
                 "NIR_METRICS_PORT must differ from NIR_WEB_PORT (0 serves /metrics there)"
