@@ -63,7 +63,7 @@ def test_a_worker_killed_with_sigkill_mid_stream_loses_nothing_and_writes_nothin
 
 
 def test_two_workers_in_one_group_through_rebalances_write_each_event_once(harness: HubHarness) -> None:
-    events = _stream(1200)
+    events = _stream(6000)  # enough that the second rebalance still finds work in flight
     harness.publish(events)
     first = harness.start_worker()
     harness.wait_until(
