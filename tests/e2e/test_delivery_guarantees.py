@@ -50,7 +50,7 @@ def _assert_each_written_once_and_answered(harness: HubHarness, events: list[dic
 def test_a_worker_killed_with_sigkill_mid_stream_loses_nothing_and_writes_nothing_twice(
     harness: HubHarness,
 ) -> None:
-    events = _stream(1200)
+    events = _stream(4000)  # a worker can write 700 in one 0.2 s poll of the wait: keep a margin
     harness.publish(events)
     first = harness.start_worker()
     harness.wait_until(lambda: harness.registration_count() >= 150, timeout=120, what="the worker to be busy")
