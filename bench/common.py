@@ -119,11 +119,12 @@ def run_benchmark(main: Callable[[], None]) -> None:
     try:
         main()
     finally:
-        for prefix in sorted({settings.topic_prefix for settings in _RUNS}):
+        prefixes = tuple(sorted({settings.topic_prefix + "." for settings in _RUNS}))
+        if prefixes:
             try:
-                asyncio.run(delete_topics_with_prefix(admin(_RUNS[0]), prefix + "."))
+                asyncio.run(delete_topics_with_prefix(admin(_RUNS[0]), prefixes))
             except Exception as exc:  # the figures are printed already; say what is left behind
-                print(f"the topics {prefix}.* were not deleted: {type(exc).__name__}")
+                print(f"the topics of {', '.join(prefixes)} were not deleted: {type(exc).__name__}")
 
 
 def fresh_register(url: str) -> None:

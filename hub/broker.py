@@ -251,10 +251,14 @@ async def read_from(
         await consumer.stop()
 
 
-async def delete_topics_with_prefix(kafka: KafkaConnection, prefix: str, timeout: float = 30.0) -> list[str]:
-    """Delete every topic whose name starts with `prefix` and wait until they are gone.
+async def delete_topics_with_prefix(
+    kafka: KafkaConnection, prefix: str | tuple[str, ...], timeout: float = 30.0
+) -> list[str]:
+    """Delete every topic whose name starts with `prefix` (or with one of several) and wait
+    until they are gone.
 
-    Only for throwaway namespaces (the demo's); the hub never deletes its own topics.
+    Only for throwaway namespaces (the demo's, the benchmarks'); the hub never deletes its own
+    topics.
     """
     admin = await _admin(kafka, 15.0)
     try:
