@@ -1,9 +1,15 @@
-"""Faust's ceiling: the rate of a Faust agent that does nothing with its events, beside the raw
-limit of the same machine; once with Faust's own Kafka transport and once with the hub's
-(`nirkafka://`, hub/streaming.py).
+"""Faust's ceiling, and the floor of the hub's chosen libraries, beside the raw limit of the same
+machine, on valid claims:
 
-Whatever the hub does per event comes on top of this; the figure shows how much of the gap
-between the hub and the raw limit is Faust's per-message machinery.
+- a Faust agent that does nothing with its events, with Faust's own Kafka transport and with
+  the hub's (`nirkafka://`, hub/streaming.py): what Faust's per-message machinery alone allows;
+- the same agent on the hub's transport doing only what the chosen libraries must do for every
+  event whatever the hub decides: decode it (fastavro), and encode its receipt (fastavro) and
+  send it (aiokafka, through the worker's producer), confirmed before the next batch. No rule,
+  no register: whatever the hub decides costs on top of this floor.
+
+Each agent runs in a process of its own and reports its rate and its own CPU time per event,
+from its first batch to its last.
 
     python bench/faust_ceiling.py [--events 100000]
 """
@@ -21,20 +27,33 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import preload, run_benchmark
+from bench.common import SOURCE, Preloaded, preload, run_benchmark
 from bench.throughput import raw_limit
 from hub.config import Settings
 from hub.localrun import local_admin
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 500  # as the registrations agent takes them (NIR_BATCH_SIZE)
+NOTHING, FLOOR = "nothing", "the floor"
 
 
-def noop_worker() -> None:
-    """Runs in the child process: a worker whose one agent counts events, then reports its rate."""
+def agent_worker() -> None:
+    """Runs in the child process: a worker whose one agent takes the events in batches and does
+    `CEILING_WORK` with them (`nothing`, or `the floor`: see the module's notes), then reports its
+    rate and its CPU time per event."""
+    import asyncio
+    import datetime as dt
+
     import faust
 
+    from hub.agents.runner import messages_of
+    from hub.pipeline.ports import Outgoing
+    from hub.pipeline.receipts import ReceiptOutcome, encode_receipt
+    from hub.schemas.codec import catalog
+    from hub.streaming import HubProducer
+
     topic, expected = os.environ["CEILING_TOPIC"], int(os.environ["CEILING_EVENTS"])
+    receipts, floor = os.environ["CEILING_RECEIPTS"], os.environ["CEILING_WORK"] == FLOOR
     app = faust.App(
         f"ceiling-{os.getpid()}",
         broker=os.environ["CEILING_BROKER"],
@@ -49,40 +68,75 @@ def noop_worker() -> None:
         datadir=os.environ["CEILING_DATADIR"],
         Worker="hub.streaming:HubWorker",
     )
+    schemas = catalog()
+
+    async def answer(messages: list[Any]) -> None:
+        """Decode each message and send its receipt, as the hub must whatever it decides."""
+        now = dt.datetime.now(dt.UTC)
+        outgoing = [
+            Outgoing(
+                receipts,
+                m.key,
+                encode_receipt(
+                    schemas,
+                    event_id=schemas.decode(m.value).datum["eventId"],
+                    outcome=ReceiptOutcome.ACCEPTED,
+                    violations=[],
+                    origin=m.origin,
+                    now=now,
+                    registered_at=now,
+                ),
+                [],
+            )
+            for m in messages
+        ]
+        # As the worker's publisher sends (`hub.app.FaustPublisher`), without the hub's app.
+        producer = app.producer
+        assert isinstance(producer, HubProducer)
+        await asyncio.gather(*await producer.send_batches(outgoing))
 
     @app.agent(app.topic(topic, key_type=bytes, value_type=bytes))
-    async def count(stream: Any) -> None:
-        seen, started = 0, 0.0
+    async def take(stream: Any) -> None:
+        seen, started, cpu = 0, 0.0, 0.0
         async for events in stream.take_events(BATCH, within=0.05):
-            started = started or time.perf_counter()
-            seen += len(events)
+            started, cpu = started or time.perf_counter(), cpu or time.process_time()
+            messages = [m for event in events for m in messages_of(event)]
+            if floor:
+                await answer(messages)
+            seen += len(messages)
             if seen >= expected:
-                print(f"RATE {seen / (time.perf_counter() - started):.0f}", flush=True)
+                rate = seen / (time.perf_counter() - started)
+                print(f"RATE {rate:.0f} CPU {(time.process_time() - cpu) / seen * 1e6:.1f}", flush=True)
                 os._exit(0)
 
     sys.argv = [sys.argv[0], "worker", "-l", "warn"]
     app.main()
 
 
-def ceiling(settings: Settings, topic: str, events: int, scheme: str, work: Path) -> float:
+def ceiling(run: Preloaded, scheme: str, work: str) -> tuple[float, float]:
+    """The child's events per second and CPU µs per event."""
+    settings = run.settings
     env = {
         **os.environ,
         # As the admin: its consumer group is not the hub's.
         **local_admin(settings).to_env(),
-        "CEILING_TOPIC": topic,
-        "CEILING_EVENTS": str(events),
+        "CEILING_TOPIC": run.topic,
+        "CEILING_RECEIPTS": run.hub.names.receipts(SOURCE),
+        "CEILING_EVENTS": str(run.events),
+        "CEILING_WORK": work,
         "CEILING_BROKER": f"{scheme}://{settings.kafka_bootstrap}",
-        "CEILING_DATADIR": str(work / scheme),
+        "CEILING_DATADIR": str(run.work / f"{scheme}-{work.replace(' ', '-')}"),
     }
-    code = "import bench.faust_ceiling as c; c.noop_worker()"
+    code = "import bench.faust_ceiling as c; c.agent_worker()"
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900, cwd=ROOT
     )
     # Faust's worker sends what the agent prints through its logging (to stderr).
-    rates = re.findall(r"RATE (\d+)", done.stdout + done.stderr)
-    if not rates:
+    reported = re.findall(r"RATE (\d+) CPU ([\d.]+)", done.stdout + done.stderr)
+    if not reported:
         raise SystemExit(f"the {scheme} worker reported no rate:\n{done.stderr[-2000:]}")
-    return float(rates[0])
+    rate, cpu = reported[0]
+    return float(rate), float(cpu)
 
 
 def main() -> None:
@@ -94,11 +148,16 @@ def main() -> None:
 
     run = preload(args.events)
     raw = raw_limit(run.hub, run.topic, args.events)
-    for scheme, what in (("kafka", "Faust's transport"), ("nirkafka", "the hub's transport")):
-        rate = ceiling(run.settings, run.topic, args.events, scheme, run.work)
+    print(f"Faust agents, batches of {BATCH}:")
+    for scheme, work, what in (
+        ("kafka", NOTHING, "Faust's transport, no work"),
+        ("nirkafka", NOTHING, "the hub's transport, no work"),
+        ("nirkafka", FLOOR, "the hub's transport, decode + receipt sent"),
+    ):
+        rate, cpu = ceiling(run, scheme, work)
         print(
-            f"no-op Faust agent, batches of {BATCH}, {what:<20}: {rate:,.0f} events/s, "
-            f"ratio to raw {rate / raw:.3f}",
+            f"  {what:<44} {rate:9,.0f} events/s, ratio to raw {rate / raw:.3f}, "
+            f"{cpu:6.1f} us of the agent's CPU per event",
             flush=True,
         )
 
