@@ -17,6 +17,7 @@ import enum
 import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 
@@ -191,13 +192,24 @@ _HOUR_FIELDS = ("norwegianHours", "socialStudiesHours", "extraNorwegianHours", "
 
 
 def _state(scheme: Scheme, facts: Iterable[Fact]) -> SchemeState:
-    """One scheme's state from its own effective facts, in timeline order, folded on the fields
-    with one `SchemeState` made at the end: the lifecycle rules fold a person's whole history on
-    every event, and a frozen dataclass made per fact was most of their time."""
-    fields = dict(vars(SchemeState(scheme)))
+    """One scheme's state from its own effective facts, in timeline order."""
+    return SchemeState(**_fold(scheme, facts))
+
+
+@functools.cache
+def _initial(scheme: Scheme) -> dict[str, Any]:
+    """A scheme's state before any fact, as fields by name (never changed: `_fold` copies it)."""
+    return dict(vars(SchemeState(scheme)))
+
+
+def _fold(scheme: Scheme, facts: Iterable[Fact]) -> dict[str, Any]:
+    """One scheme's state as fields by name, folded from its own effective facts in timeline
+    order. The lifecycle rules fold a person's history on every event, and a frozen dataclass
+    made per fact, or even one per fold, was most of their time: they read the fields."""
+    fields = dict(_initial(scheme))
     for fact in facts:
         fields.update(_changes(fields, fact))
-    return SchemeState(**fields)
+    return fields
 
 
 def _changes(state: dict[str, Any], fact: Fact) -> dict[str, Any]:
@@ -312,7 +324,7 @@ def transition_problem(history: Sequence[Fact], new: Fact) -> Problem | None:
         for f in effective_facts(history)
         if f.event_type in ROLES and f.scheme is new.scheme and f.key != new.key
     ]
-    before = _state(new.scheme, (f for f in facts if f.fact_date <= new.fact_date))
+    before = SimpleNamespace(**_fold(new.scheme, (f for f in facts if f.fact_date <= new.fact_date)))
     later = [f for f in facts if f.fact_date > new.fact_date]
     date = new.fact_date.isoformat()
 

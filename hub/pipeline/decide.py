@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -82,6 +83,10 @@ class Circumstances:
     registry: SourceRegistry
     allow_synthetic_identifiers: bool = False
 
+    @functools.cached_property  # the same for every event of the batch
+    def today(self) -> dt.date:
+        return norwegian_date(self.now)
+
     def rule_context(
         self,
         source: str,
@@ -93,7 +98,7 @@ class Circumstances:
     ) -> RuleContext:
         """What the rules see of an event from `source`'s topic: its person's register."""
         return RuleContext(
-            today=norwegian_date(self.now),
+            today=self.today,
             now=self.now,
             topic_source=source,
             registry=self.registry,

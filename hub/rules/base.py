@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -70,7 +71,7 @@ class RuleContext:
     # None means now.
     received_at: dt.datetime | None = None
 
-    @property
+    @functools.cached_property  # asked by several rules of one event
     def received_on(self) -> dt.date:
         """The Norwegian day the hub received the event."""
         return norwegian_date(self.received_at) if self.received_at is not None else self.today
@@ -94,6 +95,9 @@ class Rule:
 
 
 RULES: list[Rule] = []
+# The same rules split as `evaluate` asks them, in catalogue order: split once, not per event.
+_SHAPE_RULES: list[Rule] = []
+_OTHER_RULES: list[Rule] = []
 
 # The longest a violation's message may be, in characters (a receipt carries one per rule).
 VIOLATION_MESSAGE_LIMIT = 500
@@ -113,17 +117,17 @@ def rule(
     def register(check: Check) -> Check:
         if any(r.code == code for r in RULES):
             raise ValueError(f"rule code {code} is used twice")
-        RULES.append(
-            Rule(
-                code=code,
-                severity=severity,
-                title=title,
-                title_nb=title_nb,
-                check=check,
-                advice=advice,
-                shape=shape,
-            )
+        declared = Rule(
+            code=code,
+            severity=severity,
+            title=title,
+            title_nb=title_nb,
+            check=check,
+            advice=advice,
+            shape=shape,
         )
+        RULES.append(declared)
+        (_SHAPE_RULES if shape else _OTHER_RULES).append(declared)
         return check
 
     return register
@@ -133,10 +137,7 @@ def evaluate(event: Registration, context: RuleContext) -> list[Violation]:
     """Every violation of every rule, in catalogue order; only the shape rules' when one of them
     rejects the event. Messages are cleaned (`hub.domain.redaction`): whatever a rule quotes of
     the event, no identifier and no control character reaches a receipt."""
-    shape = _violations(event, context, (r for r in RULES if r.shape))
-    if shape:
-        return shape
-    return _violations(event, context, (r for r in RULES if not r.shape))
+    return _violations(event, context, _SHAPE_RULES) or _violations(event, context, _OTHER_RULES)
 
 
 def _violations(event: Registration, context: RuleContext, rules: Iterable[Rule]) -> list[Violation]:

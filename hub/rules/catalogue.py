@@ -1102,7 +1102,7 @@ def completed_culture_course_has_hours(event: Registration, ctx: RuleContext) ->
 def _fact_of(event: Registration, ctx: RuleContext) -> Fact:
     """The incoming event as a fact of the person's timeline."""
     key = ctx.target.key if ctx.target is not None else str(event.event_id)
-    action = Action(event.action) if event.action in Action.__members__ else Action.REGISTER
+    action = Action.__members__.get(event.action, Action.REGISTER)  # the actions' names are their values
     return Fact(key, event.event_type, event.fact_date, event.payload, sequence=2**62, action=action)
 
 
