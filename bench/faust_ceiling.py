@@ -4,9 +4,10 @@ machine, on valid claims:
 - a Faust agent that does nothing with its events, with Faust's own Kafka transport and with
   the hub's (`nirkafka://`, hub/streaming.py): what Faust's per-message machinery alone allows;
 - the same agent on the hub's transport doing only what the chosen libraries must do for every
-  event whatever the hub decides: decode it (fastavro), and encode its receipt (fastavro) and
-  send it (aiokafka, through the worker's producer), confirmed before the next batch. No rule,
-  no register: whatever the hub decides costs on top of this floor.
+  event whatever the hub decides: decode it (fastavro); then also encode its receipt (fastavro)
+  and send it (aiokafka, through the worker's producer, keyed by the source as the hub keys
+  them), confirmed before the next batch. No rule, no register: whatever the hub decides costs
+  on top of this floor.
 
 Each agent runs in a process of its own and reports its rate and its own CPU time per event,
 from its first batch to its last.
@@ -34,12 +35,12 @@ from hub.localrun import local_admin
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 500  # as the registrations agent takes them (NIR_BATCH_SIZE)
-NOTHING, FLOOR = "nothing", "the floor"
+NOTHING, DECODE, FLOOR = "nothing", "decode", "the floor"
 
 
 def agent_worker() -> None:
     """Runs in the child process: a worker whose one agent takes the events in batches and does
-    `CEILING_WORK` with them (`nothing`, or `the floor`: see the module's notes), then reports its
+    `CEILING_WORK` with them (`nothing`, `decode` or `the floor`: see the module's notes), then reports its
     rate and its CPU time per event."""
     import asyncio
     import datetime as dt
@@ -53,7 +54,7 @@ def agent_worker() -> None:
     from hub.streaming import HubProducer
 
     topic, expected = os.environ["CEILING_TOPIC"], int(os.environ["CEILING_EVENTS"])
-    receipts, floor = os.environ["CEILING_RECEIPTS"], os.environ["CEILING_WORK"] == FLOOR
+    receipts, work = os.environ["CEILING_RECEIPTS"], os.environ["CEILING_WORK"]
     app = faust.App(
         f"ceiling-{os.getpid()}",
         broker=os.environ["CEILING_BROKER"],
@@ -76,7 +77,7 @@ def agent_worker() -> None:
         outgoing = [
             Outgoing(
                 receipts,
-                m.key,
+                SOURCE.encode(),  # as the hub keys a source's receipts
                 encode_receipt(
                     schemas,
                     event_id=schemas.decode(m.value).datum["eventId"],
@@ -101,8 +102,11 @@ def agent_worker() -> None:
         async for events in stream.take_events(BATCH, within=0.05):
             started, cpu = started or time.perf_counter(), cpu or time.process_time()
             messages = [m for event in events for m in messages_of(event)]
-            if floor:
+            if work == FLOOR:
                 await answer(messages)
+            elif work == DECODE:
+                for m in messages:
+                    schemas.decode(m.value)
             seen += len(messages)
             if seen >= expected:
                 rate = seen / (time.perf_counter() - started)
@@ -152,6 +156,7 @@ def main() -> None:
     for scheme, work, what in (
         ("kafka", NOTHING, "Faust's transport, no work"),
         ("nirkafka", NOTHING, "the hub's transport, no work"),
+        ("nirkafka", DECODE, "the hub's transport, decode"),
         ("nirkafka", FLOOR, "the hub's transport, decode + receipt sent"),
     ):
         rate, cpu = ceiling(run, scheme, work)
