@@ -23,13 +23,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, delete, insert, select
+from sqlalchemy import ColumnElement, Table, and_, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from hub.domain.events import Origin
 from hub.pipeline.flow import Message
+from hub.register.database import among_parameter, prebuilt
 from hub.register.models import UnfinishedWork
 
 Place = tuple[str, int]  # topic, partition
@@ -56,6 +57,24 @@ def _ranges(messages: Sequence[Message]) -> dict[Place, tuple[int, int]]:
     return ranges
 
 
+# `plan` and `finish` run around every batch: their statements are built once (`prebuilt`).
+def _marks_of(dialect: str) -> Any:
+    """The marks of `flow` on `topics`."""
+    columns = _MARKS.c
+    return select(
+        columns.id, columns.topic, columns.partition, columns.first_offset, columns.last_offset
+    ).where(columns.flow == bindparam("flow"), among_parameter(dialect, columns.topic, "topics"))
+
+
+def _mark(dialect: str) -> Any:
+    return insert(_MARKS).returning(_MARKS.c.id)
+
+
+def _unmark(dialect: str) -> Any:
+    """The marks of `ids` go."""
+    return delete(_MARKS).where(among_parameter(dialect, _MARKS.c.id, "ids"))
+
+
 def _at(flow: str, place: Place) -> ColumnElement[bool]:
     return and_(
         UnfinishedWork.flow == flow, UnfinishedWork.topic == place[0], UnfinishedWork.partition == place[1]
@@ -66,11 +85,8 @@ def plan(session: Session, flow: str, messages: Sequence[Message], now: dt.datet
     """Mark the batch's unsuspected partitions and say how to work through it (one transaction
     of three statements at most: this runs before every batch)."""
     ranges = _ranges(messages)
-    columns = _MARKS.c
     found = session.execute(
-        select(columns.id, columns.topic, columns.partition, columns.first_offset, columns.last_offset).where(
-            columns.flow == flow, columns.topic.in_({topic for topic, _ in ranges})
-        )
+        prebuilt(session, _marks_of), {"flow": flow, "topics": sorted({topic for topic, _ in ranges})}
     )
     stale: list[int] = []
     suspected: set[Place] = set()
@@ -83,7 +99,7 @@ def plan(session: Session, flow: str, messages: Sequence[Message], now: dt.datet
         elif first <= high:
             suspected.add((topic, partition))
     if stale:
-        session.execute(delete(_MARKS).where(columns.id.in_(stale)))
+        finish(session, stale)
     new = [
         {
             "flow": flow,
@@ -97,7 +113,7 @@ def plan(session: Session, flow: str, messages: Sequence[Message], now: dt.datet
         for (topic, partition), (low, high) in ranges.items()
         if (topic, partition) not in suspected
     ]
-    ids = list(session.scalars(insert(_MARKS).returning(columns.id), new)) if new else []
+    ids = list(session.scalars(prebuilt(session, _mark), new)) if new else []
     together = [m for m in messages if (m.origin.topic, m.origin.partition) not in suspected]
     one_by_one = [m for m in messages if (m.origin.topic, m.origin.partition) in suspected]
     return Plan(together, ids, one_by_one)
@@ -132,7 +148,7 @@ def begin_one(session: Session, flow: str, origin: Origin, now: dt.datetime) -> 
 def finish(session: Session, marks: Sequence[int]) -> None:
     """The batch these marks are of is done."""
     if marks:
-        session.execute(delete(_MARKS).where(_MARKS.c.id.in_(list(marks))))
+        session.execute(prebuilt(session, _unmark), {"ids": list(marks)})
 
 
 def finish_one(session: Session, flow: str, origin: Origin) -> None:

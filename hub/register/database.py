@@ -7,9 +7,9 @@ same synchronous SQLAlchemy engine; the agents call it from a worker thread.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import psycopg
 from psycopg.types.array import ListBinaryDumper
@@ -28,6 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import QueryableAttribute, Session, sessionmaker
+
+T = TypeVar("T")
 
 
 def sqlite_file(url: str | URL) -> Path | None:
@@ -61,7 +63,7 @@ def make_engine(database_url: str) -> Engine:
 def _postgresql_session(dbapi_connection: Any, _record: Any) -> None:
     """Two settings of each PostgreSQL connection:
 
-    - Lists (the batches' `= ANY(:values)` arrays, see `among`) travel in PostgreSQL's binary
+    - Lists (the batches' `= ANY(:values)` arrays, see `among_parameter`) travel in PostgreSQL's binary
       format: psycopg renders a list as array text in Python, element by element, which cost
       more per event than the snapshot's queries themselves.
     - Every execution of a statement is planned for its parameters and the tables as they are
@@ -95,13 +97,29 @@ def _on_postgresql(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def among(session: Session, column: QueryableAttribute[Any], values: Collection[Any]) -> ColumnElement[bool]:
-    """`column IN values`, for a batch's many values. On PostgreSQL they travel as one array
-    (`column = ANY(:values)`), so the statement's text is the same for every batch and neither
-    SQLAlchemy nor the driver renders and parses a new one each time."""
-    if _on_postgresql(session):
-        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
-    return column.in_(values)
+def among_parameter(
+    dialect: str, column: ColumnElement[Any] | QueryableAttribute[Any], name: str
+) -> ColumnElement[bool]:
+    """`column IN (the values bound to name)`, for a batch's many values, in a statement built once
+    per dialect (`prebuilt`). On PostgreSQL the values travel as one array (`column =
+    ANY(:name)`), so the statement's text is the same for every batch and the driver neither
+    renders nor parses a new one each time; elsewhere as an expanding IN."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+def prebuilt(session: Session, build: Callable[[str], T]) -> T:
+    """The statement `build(dialect)` makes for the session's database, built once per process:
+    SQLAlchemy spends more CPU building a statement and computing its cache key than the
+    driver spends executing it, which for a batch of a few events was most of its cost."""
+    key = (build, session.get_bind().dialect.name)
+    if key not in _PREBUILT:
+        _PREBUILT[key] = build(key[1])
+    return cast(T, _PREBUILT[key])
+
+
+_PREBUILT: dict[tuple[Callable[[str], Any], str], Any] = {}
 
 
 def insert_new(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> list[int]:

@@ -40,7 +40,7 @@ from hub.domain.snapshot import (
     Write,
     identifiers_of,
 )
-from hub.register.database import among, insert_new, insert_rows
+from hub.register.database import among_parameter, insert_new, insert_rows, prebuilt
 from hub.register.models import (
     ACTIVE,
     OUTCOME_ACCEPTED,
@@ -123,10 +123,9 @@ class RegisterRepository:
         # other): rounds until no new number turns up, two statements each, mostly one round.
         new, first = set(every), True
         while new:
-            wanted = [among(s, HeldEvent.national_id, new), among(s, HeldEvent.duf_number, new)]
-            if first:
-                wanted.append(among(s, HeldEvent.event_id, event_ids))
-            found = [_held_entry(h) for h in s.scalars(select(HeldEvent).where(or_(*wanted)))]
+            ids = list(event_ids) if first else []
+            rows = s.scalars(prebuilt(s, _held_for), {"values": list(new), "event_ids": ids})
+            found = [_held_entry(h) for h in rows]
             found = [h for h in found if h.event_id not in held]
             held.update((h.event_id, h) for h in found)
             more = {v for h in found for _, v in h.identifiers} - every
@@ -140,53 +139,16 @@ class RegisterRepository:
         originals |= {h.corrects_event_id for h in held.values() if h.corrects_event_id is not None}
         registered = [
             (r.person_id, _registered(r))
-            for r in s.execute(
-                select(*_REGISTERED_COLUMNS).where(
-                    among(s, RegistrationRecord.event_id, event_ids | originals)
-                )
-            )
+            for r in s.execute(prebuilt(s, _registrations), {"event_ids": list(event_ids | originals)})
         ]
         keys = {r.registration_key for _, r in registered if r.event_id in originals}
-        annulled = (
-            s.scalars(
-                select(RegistrationRecord.registration_key).where(
-                    RegistrationRecord.action == Action.ANNUL.value,
-                    among(s, RegistrationRecord.registration_key, keys),
-                )
-            ).all()
-            if keys
-            else []
-        )
+        annulled = s.scalars(prebuilt(s, _annulled), {"keys": list(keys)}).all() if keys else []
         # Persons the register does not know yet (a batch of new claims) have no rows to read.
-        facts = (
-            s.execute(select(*_FACT_COLUMNS).where(among(s, RegistrationRecord.person_id, person_ids))).all()
-            if person_ids
-            else []
-        )
-        addresses = (
-            s.scalars(select(AddressRecord).where(among(s, AddressRecord.person_id, person_ids))).all()
-            if person_ids
-            else []
-        )
-        tickets = s.scalars(
-            select(CaseTicket).where(
-                CaseTicket.status.in_(ACTIVE),
-                or_(
-                    among(s, CaseTicket.event_id, event_ids),
-                    among(s, CaseTicket.national_id, every),
-                    among(s, CaseTicket.duf_number, every),
-                ),
-            )
-        )
-        events = (
-            s.scalars(
-                select(PersonEvent)
-                .where(among(s, PersonEvent.person_id, person_ids), PersonEvent.event_type.in_(STATES))
-                .order_by(PersonEvent.sequence_number)
-            ).all()
-            if person_ids
-            else []
-        )
+        of_persons = {"person_ids": person_ids}
+        facts = s.execute(prebuilt(s, _facts), of_persons).all() if person_ids else []
+        addresses = s.scalars(prebuilt(s, _addresses), of_persons).all() if person_ids else []
+        tickets = s.scalars(prebuilt(s, _open_tickets), {"event_ids": list(event_ids), "values": list(every)})
+        events = s.scalars(prebuilt(s, _person_states), of_persons).all() if person_ids else []
         return Snapshot.assemble(
             identifiers,
             [(row.person_id, fact_of(row)) for row in facts],
@@ -200,16 +162,8 @@ class RegisterRepository:
 
     def _identifiers_of_persons_with(self, values: Iterable[str]) -> list[tuple[int, str, str]]:
         """Every identifier of every person who has one of these."""
-        s = self.session
-        persons = select(PersonIdentifier.person_id).where(among(s, PersonIdentifier.value, list(values)))
-        return [
-            (person_id, kind, value)
-            for person_id, kind, value in s.execute(
-                select(PersonIdentifier.person_id, PersonIdentifier.kind, PersonIdentifier.value).where(
-                    PersonIdentifier.person_id.in_(persons)
-                )
-            )
-        ]
+        rows = self.session.execute(prebuilt(self.session, _identifiers), {"values": list(values)})
+        return [(person_id, kind, value) for person_id, kind, value in rows]
 
     def apply(self, changes: Iterable[Change]) -> None:
         """Write what the decisions changed, in the order the register's keys need: new persons,
@@ -243,7 +197,7 @@ class RegisterRepository:
     def release(self, event_ids: Sequence[str]) -> None:
         """Held events leave the hold (their answers are confirmed)."""
         if event_ids:
-            self.session.execute(delete(HeldEvent).where(among(self.session, HeldEvent.event_id, event_ids)))
+            self.session.execute(prebuilt(self.session, _release), {"event_ids": list(event_ids)})
 
     def expired_held(self, held_before: dt.datetime) -> list[HeldEntry]:
         """Held events held since before `held_before`, oldest first."""
@@ -447,4 +401,71 @@ def _open_ticket(t: CaseTicket) -> OpenTicket:
         t.duf_number,
         as_utc(t.sent_at) if t.sent_at is not None else None,
         as_utc(t.first_failed_at),
+    )
+
+
+# The register's batch statements, built once per dialect (`prebuilt`), their values bound by
+# name: `event_ids`, `values` (identifiers), `keys` (registration keys), `person_ids`.
+def _identifiers(dialect: str) -> Any:
+    persons = select(PersonIdentifier.person_id).where(
+        among_parameter(dialect, PersonIdentifier.value, "values")
+    )
+    return select(PersonIdentifier.person_id, PersonIdentifier.kind, PersonIdentifier.value).where(
+        PersonIdentifier.person_id.in_(persons)
+    )
+
+
+def _registrations(dialect: str) -> Any:
+    return select(*_REGISTERED_COLUMNS).where(
+        among_parameter(dialect, RegistrationRecord.event_id, "event_ids")
+    )
+
+
+def _annulled(dialect: str) -> Any:
+    return select(RegistrationRecord.registration_key).where(
+        RegistrationRecord.action == Action.ANNUL.value,
+        among_parameter(dialect, RegistrationRecord.registration_key, "keys"),
+    )
+
+
+def _facts(dialect: str) -> Any:
+    return select(*_FACT_COLUMNS).where(among_parameter(dialect, RegistrationRecord.person_id, "person_ids"))
+
+
+def _addresses(dialect: str) -> Any:
+    return select(AddressRecord).where(among_parameter(dialect, AddressRecord.person_id, "person_ids"))
+
+
+def _person_states(dialect: str) -> Any:
+    return (
+        select(PersonEvent)
+        .where(
+            among_parameter(dialect, PersonEvent.person_id, "person_ids"), PersonEvent.event_type.in_(STATES)
+        )
+        .order_by(PersonEvent.sequence_number)
+    )
+
+
+def _release(dialect: str) -> Any:
+    return delete(HeldEvent).where(among_parameter(dialect, HeldEvent.event_id, "event_ids"))
+
+
+def _open_tickets(dialect: str) -> Any:
+    return select(CaseTicket).where(
+        CaseTicket.status.in_(ACTIVE),
+        or_(
+            among_parameter(dialect, CaseTicket.event_id, "event_ids"),
+            among_parameter(dialect, CaseTicket.national_id, "values"),
+            among_parameter(dialect, CaseTicket.duf_number, "values"),
+        ),
+    )
+
+
+def _held_for(dialect: str) -> Any:
+    return select(HeldEvent).where(
+        or_(
+            among_parameter(dialect, HeldEvent.national_id, "values"),
+            among_parameter(dialect, HeldEvent.duf_number, "values"),
+            among_parameter(dialect, HeldEvent.event_id, "event_ids"),
+        )
     )
