@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -394,3 +395,36 @@ def test_postgresql_plans_the_registers_batch_reads_for_each_batch_not_once(post
     engine.dispose()
     assert custom > 0  # the snapshot's statements were prepared, and planned at each run
     assert generic == 0
+
+
+def test_a_batch_statement_is_built_once_per_database_and_takes_any_number_of_values(
+    database_url: str,
+) -> None:
+    # The register's batch statements are built once (building one and computing its cache key
+    # cost SQLAlchemy more than the driver's execution) and bound to each batch's values: none,
+    # one or many, on both databases.
+    from hub.register.database import among_parameter, prebuilt
+
+    built: list[str] = []
+
+    def values_of_persons(dialect: str) -> Any:
+        built.append(dialect)
+        return select(PersonIdentifier.value).where(
+            among_parameter(dialect, PersonIdentifier.value, "values")
+        )
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    with make_session_factory(engine)() as session:
+        repository = RegisterRepository(session)
+        for national_id in (D_NUMBER, FODSELSNUMMER):
+            repository.person_with(national_id, None, NOW)
+        found = [
+            sorted(session.scalars(prebuilt(session, values_of_persons), {"values": values}))
+            for values in ([], [D_NUMBER], [D_NUMBER, FODSELSNUMMER, "no such value"])
+        ]
+        statement = prebuilt(session, values_of_persons)
+    engine.dispose()
+    assert found == [[], [D_NUMBER], sorted([D_NUMBER, FODSELSNUMMER])]
+    assert built == [engine.dialect.name]
+    assert statement is prebuilt(session, values_of_persons)
