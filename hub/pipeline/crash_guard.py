@@ -57,17 +57,17 @@ def _ranges(messages: Sequence[Message]) -> dict[Place, tuple[int, int]]:
     return ranges
 
 
-# `plan` and `finish` run around every batch: their statements are built once (`prebuilt`).
+# `plan` and `finish` run around every batch: their statements are built once (`prebuilt` for
+# those that differ by database).
+_MARK = insert(_MARKS).returning(_MARKS.c.id)
+
+
 def _marks_of(dialect: str) -> Any:
     """The marks of `flow` on `topics`."""
     columns = _MARKS.c
     return select(
         columns.id, columns.topic, columns.partition, columns.first_offset, columns.last_offset
     ).where(columns.flow == bindparam("flow"), among_parameter(dialect, columns.topic, "topics"))
-
-
-def _mark(dialect: str) -> Any:
-    return insert(_MARKS).returning(_MARKS.c.id)
 
 
 def _unmark(dialect: str) -> Any:
@@ -113,7 +113,7 @@ def plan(session: Session, flow: str, messages: Sequence[Message], now: dt.datet
         for (topic, partition), (low, high) in ranges.items()
         if (topic, partition) not in suspected
     ]
-    ids = list(session.scalars(prebuilt(session, _mark), new)) if new else []
+    ids = list(session.scalars(_MARK, new)) if new else []
     together = [m for m in messages if (m.origin.topic, m.origin.partition) not in suspected]
     one_by_one = [m for m in messages if (m.origin.topic, m.origin.partition) in suspected]
     return Plan(together, ids, one_by_one)

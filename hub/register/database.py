@@ -63,9 +63,9 @@ def make_engine(database_url: str) -> Engine:
 def _postgresql_session(dbapi_connection: Any, _record: Any) -> None:
     """Two settings of each PostgreSQL connection:
 
-    - Lists (the batches' `= ANY(:values)` arrays, see `among_parameter`) travel in PostgreSQL's binary
-      format: psycopg renders a list as array text in Python, element by element, which cost
-      more per event than the snapshot's queries themselves.
+    - Lists (the batches' `= ANY(:values)` arrays, see `among_parameter`) travel in
+      PostgreSQL's binary format: psycopg renders a list as array text in Python, element by
+      element, which cost more per event than the snapshot's queries themselves.
     - Every execution of a statement is planned for its parameters and the tables as they are
       then (`plan_cache_mode`). psycopg prepares a statement it has run five times, and
       PostgreSQL then keeps one generic plan for it: for a register that began empty that is a
