@@ -2,12 +2,17 @@
 
 The register keeps every accepted event as an immutable fact. What a person's introduction
 programme or training looks like on a date is never stored: it is derived here by folding the
-facts in the order they happened (fact date, then arrival). Corrections replace the fact they
-correct and annulments remove it (`effective_facts`), so the derived state always follows the
-newest word of the fagsystem.
+facts in the order they happened (`timeline_order`: the fact date, then the role's place in a
+day, so that a fact dated on a programme's end day belongs to the programme). The versions of a
+registration (the original, its corrections and annulments) count in the order the fagsystem
+sent them (`version_order`), never in the order they arrived: the newest word decides whether
+the registration stands and what it says, so a correction sent after an annulment restores the
+registration (`effective_facts`).
 
 `transition_problem` says whether a new fact fits the timeline: it may lack a predecessor that
-has not arrived yet (hold it and try again), or contradict what is there (reject it).
+has not arrived yet (hold it and try again), contradict what is there, or make a fact registered
+after it stop fitting (reject it). A correction is never held: what it corrects is there, so a
+problem with it is answered at once.
 """
 
 from __future__ import annotations
@@ -119,6 +124,7 @@ class Fact:
     payload: dict[str, Any]
     sequence: int
     action: Action = Action.REGISTER
+    sent_at: dt.datetime | None = None  # when the fagsystem sent this version (`version_order`)
 
     @property
     def scheme(self) -> Scheme:
@@ -129,18 +135,56 @@ class Fact:
         return ROLES[self.event_type][1]
 
 
-def effective_facts(facts: Iterable[Fact]) -> list[Fact]:
-    """The facts as they stand: the newest version of each registration, annulled ones gone."""
-    latest: dict[str, Fact] = {}
-    annulled: set[str] = set()
-    for fact in sorted(facts, key=lambda f: f.sequence):
-        if fact.action is Action.ANNUL:
-            annulled.add(fact.key)
+# Where a role's facts go among the facts of one day: what opens a programme comes first, what
+# closes it last, so that hours, leave or a test dated on the start or the end day belong to it.
+_DAY_PLACE = {Role.CLAIM: 0, Role.DECISION: 1, Role.START: 2, Role.STOP: 4, Role.END: 5}
+_DAY_PLACE_OTHER = 3
+
+
+def day_place(fact: Fact) -> int:
+    role = ROLES.get(fact.event_type)
+    return _DAY_PLACE.get(role[1], _DAY_PLACE_OTHER) if role is not None else _DAY_PLACE_OTHER
+
+
+def timeline_order(fact: Fact) -> tuple[dt.date, int, str]:
+    """A fact's place in the person's timeline: its date, its role's place in that day, then its
+    registration (so the order never depends on the order of arrival)."""
+    return (fact.fact_date, day_place(fact), fact.key)
+
+
+_NEVER = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def version_order(fact: Fact) -> tuple[bool, dt.datetime, int]:
+    """A version's place among its registration's versions: the original first, then the
+    corrections and annulments as the fagsystem sent them (arrival only breaks a tie)."""
+    return (fact.action is not Action.REGISTER, fact.sent_at or _NEVER, fact.sequence)
+
+
+def version_effects(versions: Iterable[Fact]) -> list[tuple[Fact, str]]:
+    """The versions of one registration in the order they count, each with what it did:
+    `original`, `corrected`, `annulled`, or `restored` (a correction after an annulment)."""
+    effects, annulled = [], False
+    for fact in sorted(versions, key=version_order):
+        if fact.action is Action.REGISTER:
+            effect = "original"
+        elif fact.action is Action.ANNUL:
+            effect, annulled = "annulled", True
         else:
-            latest[fact.key] = fact
-    return sorted(
-        (f for k, f in latest.items() if k not in annulled), key=lambda f: (f.fact_date, f.sequence)
-    )
+            effect, annulled = ("restored" if annulled else "corrected"), False
+        effects.append((fact, effect))
+    return effects
+
+
+def effective_facts(facts: Iterable[Fact]) -> list[Fact]:
+    """The facts as they stand, in timeline order: of each registration its newest version,
+    unless that is an annulment (a correction sent after an annulment restores it)."""
+    newest: dict[str, Fact] = {}
+    for fact in facts:
+        known = newest.get(fact.key)
+        if known is None or version_order(fact) > version_order(known):
+            newest[fact.key] = fact
+    return sorted((f for f in newest.values() if f.action is not Action.ANNUL), key=timeline_order)
 
 
 class Status(enum.Enum):
@@ -306,8 +350,16 @@ _SCHEME_NAMES = {
 
 
 @functools.cache  # asked by several rules for every event; the event types are the contract's few
+def has_lifecycle(event_type: str) -> bool:
+    """Whether `transition_problem` may have anything to say about events of this type: those of
+    the schemes with decisions and a start (a claim moved after its decision breaks it too)."""
+    return event_type in ROLES and ROLES[event_type][0] in _WITH_LIFECYCLE
+
+
+@functools.cache
 def is_checked(event_type: str) -> bool:
-    """Whether `transition_problem` has anything to say about events of this type."""
+    """Whether a fact of this type must itself find its place in the timeline (a start, a
+    decision, a test, what happens during participation); any other fits anywhere."""
     if event_type not in ROLES:
         return False
     scheme, role = ROLES[event_type]
@@ -315,17 +367,38 @@ def is_checked(event_type: str) -> bool:
 
 
 def transition_problem(history: Sequence[Fact], new: Fact) -> Problem | None:
-    """Whether `new` fits the timeline the effective `history` describes (None if it does)."""
-    if not is_checked(new.event_type):
+    """Whether `new` fits the timeline the `history` describes (None if it does): its own place
+    in it (`_own_problem`), then what it does to the facts registered after it (`_breaks_later`).
+    A correction's predecessors are there (it corrects a fact that fitted), so what would hold
+    an original rejects a correction: it is answered at once, never held for ever."""
+    if not has_lifecycle(new.event_type):
         return None
+    current = [f for f in effective_facts(history) if f.event_type in ROLES and f.scheme is new.scheme]
+    others = [f for f in current if f.key != new.key]
+    problem = _own_problem(others, new) if is_checked(new.event_type) else None
+    if problem is None:
+        problem = _breaks_later(current, others, new)
+    if problem is not None and problem.verdict is Verdict.HOLD and new.action is Action.CORRECT:
+        return Problem(
+            Verdict.REJECT,
+            "NIR-DATE-004",
+            f"{problem.en}; a correction is not held for it",
+            f"{problem.nb}; en retting holdes ikke tilbake i påvente av det",
+        )
+    return problem
+
+
+def _before(fact: Fact, other: Fact) -> bool:
+    """Whether `other` is in the timeline up to `fact`'s place (the same day's earlier roles,
+    and facts of the same role that day)."""
+    return (other.fact_date, day_place(other)) <= (fact.fact_date, day_place(fact))
+
+
+def _own_problem(facts: Sequence[Fact], new: Fact) -> Problem | None:
+    """Whether `new` fits among the scheme's other effective `facts` (in timeline order)."""
     en, nb = _SCHEME_NAMES[new.scheme]
-    facts = [
-        f
-        for f in effective_facts(history)
-        if f.event_type in ROLES and f.scheme is new.scheme and f.key != new.key
-    ]
-    before = SimpleNamespace(**_fold(new.scheme, (f for f in facts if f.fact_date <= new.fact_date)))
-    later = [f for f in facts if f.fact_date > new.fact_date]
+    before = SimpleNamespace(**_fold(new.scheme, (f for f in facts if _before(new, f))))
+    later = [f for f in facts if not _before(new, f)]
     date = new.fact_date.isoformat()
 
     if new.role is Role.START:
@@ -398,5 +471,45 @@ def transition_problem(history: Sequence[Fact], new: Fact) -> Problem | None:
             "NIR-DATE-004",
             f"the decision {date} is before the claim or offer",
             f"vedtaket {date} er før kravet eller tilbudet",
+        )
+    return None
+
+
+# How a message names a fact of each role ("the hours of 2026-03-02").
+_ROLE_NAMES = {
+    Role.CLAIM: ("the claim or offer", "kravet eller tilbudet"),
+    Role.DECISION: ("the decision", "vedtaket"),
+    Role.START: ("the start", "starten"),
+    Role.LEAVE: ("the leave", "permisjonen"),
+    Role.ABSENCE: ("the absence", "fraværet"),
+    Role.STOP: ("the stop", "stansen"),
+    Role.END: ("the end", "avslutningen"),
+    Role.HOURS: ("the hours", "timene"),
+    Role.FINAL_TEST: ("the test", "prøven"),
+}
+
+
+def _breaks_later(current: Sequence[Fact], others: Sequence[Fact], new: Fact) -> Problem | None:
+    """Whether a fact registered after `new`'s place, which fits the timeline now, would stop
+    fitting with `new` in it (an end moved before hours already there, a start moved after its
+    end). Events mostly arrive in date order, so there is mostly nothing after it to check."""
+    later = [f for f in others if not _before(new, f) and is_checked(f.event_type)]
+    if not later:
+        return None
+    proposed = sorted([*others, new], key=timeline_order)
+    for fact in later:
+        if _own_problem([f for f in proposed if f.key != fact.key], fact) is None:
+            continue
+        if _own_problem([f for f in current if f.key != fact.key], fact) is not None:
+            continue  # it did not fit before either: not this event's doing
+        en, nb = _SCHEME_NAMES[new.scheme]
+        what_en, what_nb = _ROLE_NAMES.get(fact.role, ("a fact", "en opplysning"))
+        date, then = new.fact_date.isoformat(), fact.fact_date.isoformat()
+        return Problem(
+            Verdict.REJECT,
+            "NIR-DATE-004",
+            f"{date} does not fit the facts registered after it: {what_en} of {then} would no longer fit {en}",
+            f"{date} passer ikke med opplysningene registrert etter den: {what_nb} {then} ville ikke "
+            f"lenger passe med {nb}",
         )
     return None

@@ -214,3 +214,105 @@ def test_the_checked_event_types_are_the_programme_and_trainings_timeline() -> N
     assert "TRAINING_STARTED" in checked and "INTRODUCTION_PROGRAMME_ENDED" in checked
     assert "TRAINING_HOURS" in checked and "TRAINING_FINAL_TEST" in checked
     assert not checked & {"TRAINING_CLAIM", "TRAINING_COMPLAINT", "ASYLUM_SEEKER_TRAINING_HOURS"}
+
+
+# --- the order of arrival never decides (issue 27, fault 5) ------------------------------------
+
+
+def sent(f: Fact, hours: int) -> Fact:
+    """The fact as a version the fagsystem sent `hours` after midnight on 2026-06-01."""
+    return Fact(
+        f.key,
+        f.event_type,
+        f.fact_date,
+        f.payload,
+        f.sequence,
+        f.action,
+        dt.datetime(2026, 6, 1, hours, tzinfo=dt.UTC),
+    )
+
+
+def test_hours_dated_on_the_programmes_end_day_belong_to_it_whether_they_come_before_or_after_the_end() -> (
+    None
+):
+    claim, decision, start, end = programme(0, 10, 20, 60)
+    hours_on_end_day = fact("INTRODUCTION_PROGRAMME_ABSENCE", 60)
+    assert transition_problem([claim, decision, start], hours_on_end_day) is None
+    assert transition_problem([claim, decision, start, end], hours_on_end_day) is None
+    assert transition_problem([claim, decision, start, hours_on_end_day], end) is None
+
+
+def test_a_start_and_an_end_on_one_day_give_the_same_state_whichever_arrived_first() -> None:
+    claim, decision, start, end = programme(0, 10, 20, 20)
+    end_first = [
+        Fact(f.key, f.event_type, f.fact_date, f.payload, n, f.action) for n, f in ((1, end), (2, start))
+    ]
+    assert derive([claim, decision, start, end])[IP] == derive([claim, decision, *end_first])[IP]
+    assert derive([claim, decision, *end_first])[IP].status is Status.ENDED
+
+
+def test_a_correction_that_moves_the_end_before_hours_already_registered_is_rejected() -> None:
+    claim, decision, start, end = programme(0, 10, 20, 60)
+    absence = fact("INTRODUCTION_PROGRAMME_ABSENCE", 50)
+    earlier_end = fact("INTRODUCTION_PROGRAMME_ENDED", 40, key=end.key, action=Action.CORRECT)
+    problem = transition_problem([claim, decision, start, absence, end], earlier_end)
+    assert problem is not None and (problem.verdict, problem.code) == (Verdict.REJECT, "NIR-DATE-004")
+    assert "2026-02-20" in problem.en and "2026-02-20" in problem.nb  # the absence it would break
+    later_end = fact("INTRODUCTION_PROGRAMME_ENDED", 55, key=end.key, action=Action.CORRECT)
+    assert transition_problem([claim, decision, start, absence, end], later_end) is None
+
+
+def test_an_end_dated_before_hours_already_registered_is_rejected_as_the_hours_would_be_after_it() -> None:
+    claim, decision, start = programme(0, 10, 20)
+    absence = fact("INTRODUCTION_PROGRAMME_ABSENCE", 50)
+    problem = transition_problem([claim, decision, start, absence], fact("INTRODUCTION_PROGRAMME_ENDED", 40))
+    assert problem is not None and (problem.verdict, problem.code) == (Verdict.REJECT, "NIR-DATE-004")
+
+
+def test_a_start_corrected_to_after_its_end_is_rejected_at_once_not_held() -> None:
+    claim, decision, start, end = programme(0, 10, 20, 60)
+    after_end = fact("INTRODUCTION_PROGRAMME_STARTED", 70, key=start.key, action=Action.CORRECT)
+    problem = transition_problem([claim, decision, start, end], after_end)
+    assert problem is not None and problem.verdict is Verdict.REJECT
+    # The same start sent as an original in a new round would wait for its decision.
+    original = fact("INTRODUCTION_PROGRAMME_STARTED", 70)
+    held = transition_problem([claim, decision, start, end], original)
+    assert held is not None and held.verdict is Verdict.HOLD
+
+
+def test_a_fact_that_did_not_fit_before_is_not_blamed_on_a_new_one() -> None:
+    claim, decision, start = programme(0, 10, 20)
+    stray = fact("INTRODUCTION_PROGRAMME_ABSENCE", 5)  # before the start: it never fitted
+    assert (
+        transition_problem([claim, decision, start, stray], fact("INTRODUCTION_PROGRAMME_LEAVE", 30)) is None
+    )
+
+
+def test_a_correction_sent_after_an_annulment_restores_the_registration_with_its_content() -> None:
+    test = fact("TRAINING_FINAL_TEST", 100)
+    annulment = sent(fact("TRAINING_FINAL_TEST", 100, key=test.key, action=Action.ANNUL), 9)
+    restored = sent(
+        fact(
+            "TRAINING_FINAL_TEST",
+            100,
+            key=test.key,
+            action=Action.CORRECT,
+            partialResults=[{"skill": "READING", "result": "B1"}],
+        ),
+        10,
+    )
+    assert effective_facts([test, annulment]) == []
+    (standing,) = effective_facts([test, annulment, restored])
+    assert standing.payload["partialResults"] == [{"skill": "READING", "result": "B1"}]
+
+
+def test_the_versions_of_a_registration_count_in_the_order_they_were_sent_not_received() -> None:
+    test = fact("TRAINING_FINAL_TEST", 100)
+    correction = sent(fact("TRAINING_FINAL_TEST", 100, key=test.key, action=Action.CORRECT), 8)
+    annulment = sent(fact("TRAINING_FINAL_TEST", 100, key=test.key, action=Action.ANNUL), 9)
+    # The annulment was sent last: it stands, however the two arrived.
+    for arrival in ([correction, annulment], [annulment, correction]):
+        renumbered = [
+            Fact(*list(vars(f).values())[:4], n, f.action, f.sent_at) for n, f in enumerate([test, *arrival])
+        ]
+        assert effective_facts(renumbered) == []
