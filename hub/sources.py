@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import tomllib
 from collections.abc import Iterator
@@ -18,15 +19,38 @@ AUTHENTICATIONS = ("scram", "maskinporten")
 
 
 @dataclass(frozen=True)
+class Reporting:
+    """That a source reports for a municipality, from the day `since` (None: always) until the
+    day before `until` (None: still)."""
+
+    municipality: str
+    since: dt.date | None = None
+    until: dt.date | None = None
+
+    def on(self, day: dt.date) -> bool:
+        return (self.since is None or self.since <= day) and (self.until is None or day < self.until)
+
+
+@dataclass(frozen=True)
 class Source:
     id: str
     name: str
-    municipalities: frozenset[str]
+    municipalities: frozenset[str]  # every municipality it reports or reported for
     # Who the source is on the broker. `scram`: the hub keeps the principal's password and makes
     # its credential (`hub sources grant`); `maskinporten`: the principal is the client id in the
     # source's Maskinporten access tokens, and there is no password.
     principal: str = ""
     authentication: str = "scram"
+    # When it reports for each municipality (`municipalities` lists them all, whenever).
+    reporting: tuple[Reporting, ...] = ()
+
+    def reports_for(self, municipality: str, day: dt.date) -> bool:
+        """Whether the source reports for this municipality on `day` (for a municipality listed
+        without dates: always)."""
+        return any(r.municipality == municipality and r.on(day) for r in self.reporting)
+
+    def municipalities_on(self, day: dt.date) -> frozenset[str]:
+        return frozenset(m for m in self.municipalities if self.reports_for(m, day))
 
     @property
     def user(self) -> str:
@@ -67,13 +91,7 @@ class SourceRegistry:
                 raise ConfigurationError(
                     f"{origin}: source id {source_id!r} must be lower-case letters, digits and '-'"
                 )
-            municipalities = entry.get("municipalities")
-            if not municipalities or not all(
-                isinstance(m, str) and re.fullmatch(r"\d{4}", m) for m in municipalities
-            ):
-                raise ConfigurationError(
-                    f"{origin}: source {source_id!r} needs a non-empty list of 4-digit municipality numbers"
-                )
+            reporting = _reporting(entry.get("municipalities"), f"{origin}: source {source_id!r}")
             authentication = entry.get("authentication", "scram")
             if authentication not in AUTHENTICATIONS:
                 raise ConfigurationError(
@@ -92,7 +110,8 @@ class SourceRegistry:
             sources[source_id] = Source(
                 id=source_id,
                 name=str(entry.get("name", source_id)),
-                municipalities=frozenset(municipalities),
+                municipalities=frozenset(r.municipality for r in reporting),
+                reporting=reporting,
                 principal=principal,
                 authentication=authentication,
             )
@@ -102,3 +121,33 @@ class SourceRegistry:
         if len(set(principals)) != len(principals):
             raise ConfigurationError(f"{origin}: two sources have the same principal")
         return cls(sources)
+
+
+def _reporting(municipalities: Any, where: str) -> tuple[Reporting, ...]:
+    """A source's `municipalities`: numbers, or tables `{ number = "3201", from = 2024-01-01,
+    until = 2030-01-01 }` for a municipality it reports for from one day (`from`) until the day
+    before another (`until`)."""
+    needs = f"{where} needs a non-empty list of 4-digit municipality numbers"
+    if not isinstance(municipalities, list) or not municipalities:
+        raise ConfigurationError(needs)
+    found: list[Reporting] = []
+    for item in municipalities:
+        if isinstance(item, str):
+            item = {"number": item}
+        if not isinstance(item, dict) or set(item) - {"number", "from", "until"}:
+            raise ConfigurationError(f"{needs}, or tables with number, from and until")
+        number, since, until = item.get("number"), item.get("from"), item.get("until")
+        if not (isinstance(number, str) and re.fullmatch(r"\d{4}", number)):
+            raise ConfigurationError(needs)
+        for name, day in (("from", since), ("until", until)):
+            if day is not None and not (isinstance(day, dt.date) and not isinstance(day, dt.datetime)):
+                raise ConfigurationError(
+                    f"{where}: {name} of municipality {number} must be a date (2024-01-01)"
+                )
+        if since is not None and until is not None and until <= since:
+            raise ConfigurationError(f"{where}: municipality {number} is reported for until before from")
+        found.append(Reporting(number, since, until))
+    plain = [r.municipality for r in found if r.since is None and r.until is None]
+    if len(plain) != len(set(plain)) or set(plain) & {r.municipality for r in found if r.since or r.until}:
+        raise ConfigurationError(f"{where}: a municipality is listed twice, once without dates")
+    return tuple(found)

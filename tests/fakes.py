@@ -10,9 +10,10 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from hub.domain.events import Origin, Registration
+from hub.domain.events import Registration
 from hub.domain.lifecycle import Action, Fact
 from hub.domain.snapshot import (
+    AttachPersonEvent,
     Change,
     CloseTicket,
     HeldEntry,
@@ -20,11 +21,9 @@ from hub.domain.snapshot import (
     HoldAgain,
     Identify,
     Merge,
-    Note,
     OpenTicket,
+    PendingPersonEvent,
     PersonState,
-    PersonView,
-    Registered,
     Snapshot,
     Write,
     identifiers_of,
@@ -32,7 +31,10 @@ from hub.domain.snapshot import (
 from hub.errors import BrokerUnavailable
 from hub.pipeline.deadletter import read_headers
 from hub.pipeline.ports import Outgoing
-from hub.register.repository import registration_values
+from hub.register.repository import registered_of, registration_values
+
+# The topic the unit tests' events come on (`tests.unit.test_decisions`).
+TOPIC_OF_TESTS = "nir.source.oslo-fagsystem.registrations"
 
 
 class RecordingPublisher:
@@ -67,6 +69,9 @@ class FakeRegister:
         self.held: dict[str, tuple[HeldEntry, int]] = {}  # with its attempts
         self.tickets: dict[int, dict[str, Any]] = {}
         self.states: list[tuple[int, PersonState]] = []  # Folkeregisteret's word on a person
+        self.pending: dict[int, PendingPersonEvent] = {}  # Folkeregisteret's, before its person
+        self.merges: list[tuple[int, int, str]] = []  # keeper, other, reason
+        self.nudged: set[str] = set()  # held events to try again (their persons changed)
         self._ids = itertools.count(1)
 
     # --- the repository's interface ------------------------------------------------------
@@ -76,11 +81,11 @@ class FakeRegister:
             self.identifiers,
             [(row["person_id"], _fact(row)) for row in self.rows],
             [],
-            [(row["person_id"], _registered(row)) for row in self.rows],
-            [row["registration_key"] for row in self.rows if row["action"] == "ANNUL"],
+            [(row["person_id"], registered_of(row)) for row in self.rows],
             [entry for entry, _ in self.held.values()],
             [OpenTicket(**t["ticket"]) for t in self.tickets.values() if t["status"] in ("open", "replayed")],
             states=self.states,
+            pending=self.pending.values(),
         )
 
     def person_with(self, national_id: str | None, duf_number: str | None, at: dt.datetime) -> int:
@@ -98,12 +103,14 @@ class FakeRegister:
                 self.persons[person.id] = person.created_at or change.at
         for change in changes:
             match change:
-                case Merge(keeper=keeper, other=other):
+                case Merge(keeper=keeper, other=other, reason=reason):
                     into = keeper.final().id
                     self.identifiers = [(into if p == other.id else p, k, v) for p, k, v in self.identifiers]
                     for row in self.rows:
                         row["person_id"] = into if row["person_id"] == other.id else row["person_id"]
+                    self.states = [(into if p == other.id else p, st) for p, st in self.states]  # type: ignore[misc]
                     del self.persons[other.id]  # type: ignore[arg-type]
+                    self.merges.append((into, other.id, reason))  # type: ignore[arg-type]
         for change in changes:
             match change:
                 case Identify(person=person, identifier=(kind, value)):
@@ -115,8 +122,13 @@ class FakeRegister:
                 case HoldAgain(event_id=event_id):
                     entry, attempts = self.held[event_id]
                     self.held[event_id] = (entry, attempts + 1)
+                    self.nudged.discard(event_id)
                 case CloseTicket(ticket_id=ticket_id, event_id=event_id):
                     self.tickets[ticket_id].update(status="resolved", linked_event_id=event_id)
+                case AttachPersonEvent(event=pending, person=person):
+                    del self.pending[pending.id]
+                    if (state := pending.state()) is not None:
+                        self.states.append((person.final().id, state))  # type: ignore[arg-type]
 
     def release(self, event_ids: Sequence[str]) -> None:
         for event_id in event_ids:
@@ -125,11 +137,41 @@ class FakeRegister:
     def expired_held(self, held_before: dt.datetime) -> list[HeldEntry]:
         return sorted((e for e, _ in self.held.values() if e.held_at < held_before), key=lambda e: e.order)
 
+    def nudged_held(self) -> list[HeldEntry]:
+        return sorted((e for e, _ in self.held.values() if e.event_id in self.nudged), key=lambda e: e.order)
+
     # --- for tests -------------------------------------------------------------------------
+
+    def facts(self) -> list[Fact]:
+        """Every registration as a fact of its person's timeline."""
+        return [_fact(row) for row in self.rows]
+
+    def keep_person_event(
+        self, event_type: str, numbers: list[str], *, ceased: list[str] = (), **fields: Any
+    ) -> None:  # type: ignore[assignment]
+        """A Folkeregister event about numbers no person has, kept until one appears."""
+        row = next(self._ids)
+        defaults = dict(
+            event_date=None, recorded_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), sequence_number=row
+        )
+        self.pending[row] = PendingPersonEvent(
+            row,
+            event_type=event_type,
+            numbers=frozenset(numbers),
+            ceased=frozenset(ceased),
+            **{**defaults, **fields},
+        )
 
     def open_ticket(self, **fields: Any) -> int:
         ticket_id = next(self._ids)
-        defaults = dict(event_id=None, event_type=None, source_system=None, fact_date=None, sent_at=None)
+        defaults = dict(
+            event_id=None,
+            event_type=None,
+            source_system=None,
+            fact_date=None,
+            sent_at=None,
+            topic=TOPIC_OF_TESTS,
+        )
         self.tickets[ticket_id] = {
             "ticket": {**defaults, "national_id": None, "duf_number": None, **fields, "id": ticket_id},
             "status": "open",
@@ -169,6 +211,9 @@ class FakeUnitOfWork:
 
     def expired_held(self, held_before: dt.datetime) -> list[HeldEntry]:
         return self._store.expired_held(held_before)
+
+    def nudged_held(self) -> list[HeldEntry]:
+        return self._store.nudged_held()
 
     def apply(self, changes: Iterable[Change]) -> None:
         self._changes += changes
@@ -227,18 +272,5 @@ def _fact(row: dict[str, Any]) -> Fact:
         row["payload"],
         row["id"],
         Action(row["action"]),
-    )
-
-
-def _registered(row: dict[str, Any]) -> Registered:
-    warnings = tuple(Note(w["code"], w["message"], w["messageNb"]) for w in row["warnings"])
-    origin = Origin(row["topic"], row["partition"], row["offset"])
-    return Registered(
-        row["event_id"],
-        row["registration_key"],
-        row["event_type"],
-        PersonView(row["person_id"]),
-        origin,
-        row["accepted_at"],
-        warnings,
+        row["sent_at"],
     )

@@ -5,9 +5,12 @@ changes of persons known to the register, keyed by national id.
   same Kafka transaction as the page's address changes. A restart resumes exactly after the
   last committed page: no page is skipped and none is published twice.
 - **Only known persons.** Feed items about persons the register does not know are passed over.
-  A person who becomes known later is looked up once (their current address, `/personer/{id}`),
-  so an address that changed before they became known is not missed. A look-up's address change
-  carries the look-up's number, negated, as its sequence number.
+  A person who becomes known later is looked up once (`/personer/{id}`): their current address,
+  so an address that changed before they became known is not missed, and what the document
+  says that the feed told before (other numbers: an identity change; a death; a duplicate
+  ceased), so that their registrations under another number are not a second person and one
+  after a death is warned about. A look-up's changes carry the look-up's number, negated, as
+  their sequence number.
 - **References.** A feed item names the person but not the address, so the connector fetches the
   person as they are now. Items other than address changes and person events are passed over.
 - **Person events.** An identity change (`endringIIdentifikasjonsnummer`), a death
@@ -334,6 +337,27 @@ def _numbers_of(person: Any) -> set[str]:
     return {n for n in found if isinstance(n, str)}
 
 
+def _person_events_in(person: Any, national_id: str) -> list[str]:
+    """What a person document says that the feed would have told as person events, had the
+    person been known then: other numbers (an identity change), a death, a duplicate ceased.
+    A look-up publishes them beside the address, so a person who becomes known after them is
+    not split in two, nor registered after a death without a warning."""
+    if not isinstance(person, dict):
+        return []
+    found = []
+    if _numbers_of(person) - {national_id}:
+        found.append("IDENTITY_CHANGED")
+    if any(isinstance(d, dict) and d.get("erGjeldende", True) for d in person.get("doedsfall") or []):
+        found.append("PERSON_DIED")
+    statuses = person.get("folkeregisterpersonstatus") or []
+    if any(
+        isinstance(st, dict) and st.get("status") == "opphoert" and st.get("erGjeldende", True)
+        for st in statuses
+    ):
+        found.append("PERSON_CEASED_AS_DUPLICATE")
+    return found
+
+
 def person_event(
     sequence_number: int, event_type: str, national_id: str, recorded_at: str, person: dict[str, Any] | None
 ) -> dict[str, Any]:
@@ -349,6 +373,7 @@ def person_event(
     former: list[str] = []
     event_date = None
     if event_type == "IDENTITY_CHANGED":
+        asked = national_id  # the feed item's number, or the one a look-up asked for
         national_id = next(
             (n["foedselsEllerDNummer"] for n in numbers if n.get("status") == "iBruk"), national_id
         )
@@ -357,6 +382,8 @@ def person_event(
             for n in numbers
             if n.get("status") == "opphoert" and n["foedselsEllerDNummer"] != national_id
         ]
+        if asked != national_id and asked not in former:
+            former.append(asked)
     elif event_type == "PERSON_DIED":
         death = next((d for d in document.get("doedsfall", []) if d.get("erGjeldende", True)), None)
         event_date = death.get("doedsdato") if death else None
@@ -535,8 +562,9 @@ class FolkeregisterConnector:
         for lookup_id, national_id in pending:
             person = await self.client.person(national_id)
             if person is not None:
-                change = self._datum(-lookup_id, "ADDRESS_CHANGED", national_id, _now_iso(self.hub), person)
-                changes += [change] if change is not None else []
+                for event_type in ("ADDRESS_CHANGED", *_person_events_in(person, national_id)):
+                    change = self._datum(-lookup_id, event_type, national_id, _now_iso(self.hub), person)
+                    changes += [change] if change is not None else []
         await self._publish(changes, None)
         now = self.hub.clock()
         await in_transaction(

@@ -15,15 +15,17 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from hub.domain.calendar import norwegian_date
 from hub.domain.events import Registration
-from hub.domain.lifecycle import Fact
+from hub.domain.lifecycle import Action, Fact
 from hub.domain.residence import Residence
 from hub.domain.snapshot import (
     Change,
+    Conflict,
     HeldEntry,
     Note,
     PersonState,
@@ -36,7 +38,7 @@ from hub.domain.snapshot import (
 from hub.pipeline.deadletter import Failure
 from hub.pipeline.flow import Message, failure_from
 from hub.pipeline.receipts import ReceiptOutcome
-from hub.rules import LATE_REGISTRATION, RuleContext, Severity, Violation, evaluate
+from hub.rules import EVENT_ID_REUSED, LATE_REGISTRATION, RuleContext, Severity, Violation, check, evaluate
 from hub.sources import SourceRegistry
 
 ACCEPTED = {ReceiptOutcome.ACCEPTED, ReceiptOutcome.ACCEPTED_WITH_WARNINGS}
@@ -95,6 +97,10 @@ class Circumstances:
         residences: tuple[Residence, ...] = (),
         person_states: tuple[PersonState, ...] = (),
         received_at: dt.datetime | None = None,
+        *,
+        identity: Conflict | None = None,
+        approved: frozenset[str] = frozenset(),
+        reused_id: str | None = None,
     ) -> RuleContext:
         """What the rules see of an event from `source`'s topic: its person's register."""
         return RuleContext(
@@ -108,23 +114,33 @@ class Circumstances:
             residences=residences,
             person_states=person_states,
             received_at=received_at,
+            identity=identity,
+            approved=approved,
+            reused_id=reused_id,
         )
 
 
 def received_at(pending: Pending, snapshot: Snapshot, now: dt.datetime) -> dt.datetime:
-    """When the hub received the event, which the deadlines count to (sentAt is the fagsystem's
-    clock, and kept only for information): the broker's append time, or `now` when the topic
-    keeps producers' times. A held event was received when it was held. An event that failed
-    before keeps the day it first came: put right later (replayed by support, or sent again
-    with its event id), it was still registered on that day; how long the fix took is the
-    ticket's to tell, not the deadline's."""
+    """When the hub received the event (sentAt is the fagsystem's clock, and kept only for
+    information): the broker's append time, or `now` when the topic keeps producers' times. A
+    held event was received when it was held. An event that failed before keeps the day it
+    first came: put right later (replayed by support, or sent again with its event id), it was
+    still registered on that day; how long the fix took is the ticket's to tell."""
     times = [pending.message.received_at or now]
     if pending.held is not None:
         times.append(pending.held.held_at)
-    ticket = snapshot.ticket_of(str(pending.event.event_id))
+    ticket = snapshot.ticket_of(str(pending.event.event_id), pending.message.origin.topic)
     if ticket is not None and ticket.first_failed_at is not None:
         times.append(ticket.first_failed_at)
     return min(times)
+
+
+def counted_from(event: Registration, target: Target | None, received: dt.datetime) -> dt.datetime:
+    """What the deadlines count to: when the hub received the event, but for a correction
+    (or a restoration) when it first received the original, whose fact it puts right."""
+    if event.action == Action.CORRECT.value and target is not None and target.received_at is not None:
+        return target.received_at
+    return received
 
 
 def decide(pending: Pending, snapshot: Snapshot, circumstances: Circumstances) -> Decision:
@@ -135,27 +151,40 @@ def decide(pending: Pending, snapshot: Snapshot, circumstances: Circumstances) -
 
 def _decide(pending: Pending, snapshot: Snapshot, circumstances: Circumstances) -> Decision:
     event, message, now = pending.event, pending.message, circumstances.now
-    event_id = str(event.event_id)
+    event_id, topic = str(event.event_id), message.origin.topic
     previous = snapshot.registered(event_id)
     if previous is not None:
         # In the register already. The very message again (after a crash before its offset was
-        # committed) repeats its outcome; another message with this event id is a duplicate.
-        changes = snapshot.release(event_id) + snapshot.close_tickets(event, now)
-        if previous.origin != message.origin:
-            return Decision(message, event, ReceiptOutcome.DUPLICATE, [], None, previous.accepted_at, changes)
-        return _accepted(pending, [_violation(n) for n in previous.warnings], previous.accepted_at, changes)
+        # committed) repeats its outcome; the same event sent again is a duplicate, which
+        # answers only its own ticket; another event with this id is refused.
+        if previous.origin == message.origin:
+            changes = snapshot.release(event_id) + snapshot.close_own_ticket(event_id, topic, now)
+            return _accepted(
+                pending, [_violation(n) for n in previous.warnings], previous.accepted_at, changes
+            )
+        if not previous.same_event(event, topic):
+            return rejected(message, event, [_reused_id(event, circumstances, "registered")], [])
+        changes = snapshot.release(event_id) + snapshot.close_own_ticket(event_id, topic, now)
+        return Decision(message, event, ReceiptOutcome.DUPLICATE, [], None, previous.accepted_at, changes)
+    held = snapshot.held_entry(event_id)
+    if held is not None and held.origin.topic != topic:  # another source's event, waiting
+        return rejected(message, event, [_reused_id(event, circumstances, "held")], [])
 
-    persons = snapshot.persons(identifiers_of(event.national_id, event.duf_number))
+    resolution = snapshot.resolve(identifiers_of(event.national_id, event.duf_number))
+    persons = list(resolution.persons) if resolution.conflict is None else []
     target = snapshot.target(event, persons)
     received = received_at(pending, snapshot, now)
     history, residences = snapshot.history(persons)
+    states = snapshot.states(persons) + tuple(s for p in resolution.pending if (s := p.state()) is not None)
     context = circumstances.rule_context(
         pending.source,
         history,
         target,
         residences,
-        snapshot.states(persons),
-        received,
+        states,
+        counted_from(event, target, received),
+        identity=resolution.conflict,
+        approved=_approved(pending, snapshot),
     )
     violations = evaluate(event, context)
     if any(v.severity is Severity.REJECT for v in violations):
@@ -177,10 +206,28 @@ def _decide(pending: Pending, snapshot: Snapshot, circumstances: Circumstances) 
         received_at=received,
         registration_key=target.key if target is not None else event_id,
     )
-    changes += snapshot.release(event_id) + snapshot.close_tickets(event, now)
+    changes += snapshot.release(event_id) + snapshot.close_tickets(event, topic, now)
     decision = _accepted(pending, warnings, now, changes)
     decision.person = person
     return decision
+
+
+def _reused_id(event: Registration, circumstances: Circumstances, where: str) -> Violation:
+    """The rule an event id met that the register already holds (or holds back) for another event."""
+    found = check(EVENT_ID_REUSED, event, circumstances.rule_context("", reused_id=where))
+    assert found is not None  # the rule fires whenever it is told the id is taken
+    return found
+
+
+def _approved(pending: Pending, snapshot: Snapshot) -> frozenset[str]:
+    """The rules IMDi's support staff approved setting aside for this very message (a replay
+    of its ticket, byte for byte; `hub.support.approval`)."""
+    ticket = snapshot.ticket_of(str(pending.event.event_id), pending.message.origin.topic)
+    if ticket is None or ticket.approved_code is None or pending.message.value is None:
+        return frozenset()
+    if ticket.approved_digest != hashlib.sha256(pending.message.value).hexdigest():
+        return frozenset()
+    return frozenset({ticket.approved_code})
 
 
 def decide_batch(
@@ -195,6 +242,8 @@ def decide_batch(
     as its events would one by one."""
     decisions = []
     for pending in batch:
+        if pending.held is not None and snapshot.held_entry(pending.held.event_id) is None:
+            continue  # a held event an earlier decision of the batch already let go
         decision = _decided(pending, snapshot, circumstances)
         decisions.append(decision)
         written = decision.person

@@ -81,6 +81,27 @@ class RegistrationFlow(Flow):
             await self._answer(decisions)
         return len(decisions)
 
+    async def retry_nudged(self, assigned: Collection[tuple[str, int]]) -> int:
+        """Try again the held events of the assigned partitions whose persons' numbers changed
+        outside this flow (Folkeregisteret's identity change, IMDi's merge or split: they were
+        nudged, `hub.register.repository.nudge_held`), as an event of the person would have;
+        how many got their final answer."""
+        async with self._deciding:
+            entries = await self.in_transaction(lambda uow: uow.register.nudged_held(), "held events")
+            batch = []
+            for entry in entries:
+                if (entry.origin.topic, entry.origin.partition) not in assigned:
+                    continue  # another worker owns that partition, and its held events
+                try:
+                    batch.append(self._read_held(entry))
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # its bytes no longer decode: the hold limit ends it, with why
+                    continue
+            decisions = await self._decide_in_register(batch)
+            await self._answer(decisions)
+        return sum(d.outcome is not None for d in decisions)
+
     async def set_aside(self, message: Message, times: int) -> None:
         """Rejected unread (the crash guard's way out): a dead letter and a receipt."""
         failure = set_aside_failure(times)

@@ -66,17 +66,72 @@ class PersonEvent(Base):
     """A person event from Folkeregisteret's feed: an identity change (`IDENTITY_CHANGED`), a
     death (`PERSON_DIED`) or a duplicate cessation (`PERSON_CEASED_AS_DUPLICATE`). The last two
     are the person's states; `event_date` is the date of death, or of the cessation.
-    `sequence_number` is the feed's and unique, so reading the feed twice writes nothing twice."""
+    `sequence_number` is the feed's (a look-up's is its id, negated) and with the event type
+    unique, so reading the feed twice writes nothing twice.
+
+    `person_id` is None while no person has any of the numbers it names (`numbers`): it is
+    kept, and becomes the person's when one first appears (`hub.domain.snapshot`)."""
 
     __tablename__ = "person_events"
+    __table_args__ = (
+        UniqueConstraint("sequence_number", "event_type", name="uq_person_events_sequence_type"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    sequence_number: Mapped[int] = mapped_column(BigInteger, unique=True)
-    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    sequence_number: Mapped[int] = mapped_column(BigInteger)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"), nullable=True, index=True)
     event_type: Mapped[str] = mapped_column(String(64))
     event_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PersonEventNumber(Base):
+    """A number a person event names: for an identity change the number in use (`ceased` false)
+    and each it ceases; for a death or a cessation the person's number."""
+
+    __tablename__ = "person_event_numbers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_event_id: Mapped[int] = mapped_column(ForeignKey("person_events.id"), index=True)
+    value: Mapped[str] = mapped_column(String(16), index=True)
+    ceased: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class PersonMerge(Base):
+    """Two persons joined into one (`keeper_id` kept, `other_id` gone): by Folkeregisteret's
+    identity change (`by` folkeregisteret) or by IMDi's support staff (`by` the user, with the
+    conflict ticket it settled). It records what moved (`PersonMergeMove`), the other person's
+    creation and look-up, and the highest row id of each table then (`marks`), so that a split
+    (`split_at`) puts back exactly what was there and sorts out what came since."""
+
+    __tablename__ = "person_merges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    keeper_id: Mapped[int] = mapped_column(Integer, index=True)
+    other_id: Mapped[int] = mapped_column(Integer, index=True)
+    other_created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    # The other person's Folkeregister look-up, as it was: {"id", "requested_at", "completed_at"}.
+    other_lookup: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    marks: Mapped[dict[str, int]] = mapped_column(JSON)
+    merged_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    merged_by: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(String(2000))
+    ticket_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    split_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    split_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    split_reason: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+
+
+class PersonMergeMove(Base):
+    """One row a merge moved from the other person to the keeper: its table and id."""
+
+    __tablename__ = "person_merge_moves"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merge_id: Mapped[int] = mapped_column(ForeignKey("person_merges.id"), index=True)
+    table_name: Mapped[str] = mapped_column(String(32))
+    row_id: Mapped[int] = mapped_column(Integer)
 
 
 class RegistrationRecord(Base):
@@ -107,6 +162,9 @@ class RegistrationRecord(Base):
     accepted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     # When the hub received it (the broker's time): the deadlines count to this, not to sentAt.
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    # The numbers the event named (None on rows from before revision 0015).
+    national_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    duf_number: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class AddressRecord(Base):
@@ -128,6 +186,8 @@ class AddressRecord(Base):
     postal_code: Mapped[str | None] = mapped_column(String(8), nullable=True)
     postal_place: Mapped[str | None] = mapped_column(String(128), nullable=True)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    # The number Folkeregisteret sent it for (None on rows from before revision 0015).
+    national_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class FolkeregisterLookup(Base):
@@ -169,6 +229,10 @@ class HeldEvent(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     # The registration a held correction or annulment refers to (the snapshot reads it too).
     corrects_event_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # Set when the person's numbers changed outside the registration flow (Folkeregisteret's
+    # identity change, IMDi's merge or split): the worker that owns its partition tries it
+    # again on its next round (`RegistrationFlow.retry_nudged`), and clears it.
+    nudged_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
 
 
 class TicketStatus(enum.Enum):
@@ -185,16 +249,19 @@ ACTIVE = (TicketStatus.OPEN.value, TicketStatus.REPLAYED.value)
 class CaseTicket(Base):
     """A failed transfer (or a case filed by hand) that support staff inspect, fix and replay.
 
-    Every failure of the same event attaches to one ticket: by event id when the message could
-    be decoded, else by where it was read from. The original message is kept as it arrived.
+    Every failure of the same event attaches to one ticket: by its source's topic and event id
+    when the message could be decoded (event ids are a source's own), else by where it was read
+    from. The original message is kept as it arrived.
     """
 
     __tablename__ = "case_tickets"
+    __table_args__ = (UniqueConstraint("original_topic", "event_id", name="uq_case_tickets_topic_event"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     status: Mapped[str] = mapped_column(String(16), index=True)  # a TicketStatus value
-    kind: Mapped[str] = mapped_column(String(16))  # dead_letter or manual
-    event_id: Mapped[str | None] = mapped_column(String(36), nullable=True, unique=True)
+    # dead_letter, identity_conflict (two persons in one event), quarantined or manual
+    kind: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     error_class: Mapped[str | None] = mapped_column(String(32), nullable=True)
     error_code: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     error_message: Mapped[str | None] = mapped_column(String(2000), nullable=True)
@@ -223,6 +290,12 @@ class CaseTicket(Base):
     resolution_note: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     linked_event_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # What IMDi's support staff approved setting aside for this event (a rule's code), bound to
+    # the message then replayed (SHA-256 of its value): see `hub.support.approval`.
+    approved_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    approved_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    approved_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    approved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 OUTCOME_FAILED, OUTCOME_ACCEPTED = "failed", "accepted"  # a TicketOutcome's kinds

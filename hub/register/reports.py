@@ -29,8 +29,8 @@ from hub.domain.calendar import as_utc, norwegian_date
 from hub.domain.codes import main_activity_group
 from hub.domain.lifecycle import ROLES, Action, Fact, Role, Scheme, Status, derive, effective_facts
 from hub.domain.municipalities import name_on
+from hub.domain.snapshot import PERSON_DIED
 from hub.register.models import PersonEvent, RegistrationRecord
-from hub.register.person_events import PERSON_DIED
 from hub.register.repository import fact_of
 
 # The status report's status for a person Folkeregisteret reported dead by 31 December.

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, case, delete, or_, select, update
+from sqlalchemy import Row, Table, case, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from hub.domain.calendar import as_utc, norwegian_date
@@ -23,6 +23,9 @@ from hub.domain.identifiers import number_kind
 from hub.domain.lifecycle import Action, Fact
 from hub.domain.residence import NOT_A_MOVE, NOT_A_RESIDENCE, Residence
 from hub.domain.snapshot import (
+    NATIONAL_ID,
+    STATES,
+    AttachPersonEvent,
     Change,
     CloseTicket,
     HeldEntry,
@@ -33,6 +36,7 @@ from hub.domain.snapshot import (
     Merge,
     Note,
     OpenTicket,
+    PendingPersonEvent,
     PersonState,
     PersonView,
     Registered,
@@ -50,7 +54,10 @@ from hub.register.models import (
     HeldEvent,
     Person,
     PersonEvent,
+    PersonEventNumber,
     PersonIdentifier,
+    PersonMerge,
+    PersonMergeMove,
     RegistrationRecord,
     TicketOutcome,
     TicketStatus,
@@ -61,13 +68,23 @@ PERSON_IDENTIFIERS = cast(Table, PersonIdentifier.__table__)
 REGISTRATIONS = cast(Table, RegistrationRecord.__table__)
 HELD_EVENTS = cast(Table, HeldEvent.__table__)
 TICKET_OUTCOMES = cast(Table, TicketOutcome.__table__)
+MERGE_MOVES = cast(Table, PersonMergeMove.__table__)
 
 
 # The columns of a registration that `fact_of` and `_registered` read: the snapshot selects only
 # these, as rows, instead of whole ORM objects (the snapshot's reads were a sixth of a batch's CPU).
 _FACT_COLUMNS = tuple(
     REGISTRATIONS.c[name]
-    for name in ("id", "person_id", "registration_key", "event_type", "fact_date", "payload", "action")
+    for name in (
+        "id",
+        "person_id",
+        "registration_key",
+        "event_type",
+        "fact_date",
+        "payload",
+        "action",
+        "sent_at",
+    )
 )
 _REGISTERED_COLUMNS = tuple(
     REGISTRATIONS.c[name]
@@ -81,6 +98,14 @@ _REGISTERED_COLUMNS = tuple(
         "offset",
         "accepted_at",
         "warnings",
+        "source_system",
+        "municipality",
+        "received_at",
+        "action",
+        "fact_date",
+        "payload",
+        "national_id",
+        "duf_number",
     )
 )
 
@@ -102,25 +127,30 @@ class RegisterRepository:
         accepted registration would (for tools and tests that make a person known)."""
         return cast(int, self.link(identifiers_of(national_id, duf_number), at))
 
-    def link(self, wanted: list[Identifier], at: dt.datetime, *, known_only: bool = False) -> int | None:
-        """The id of the one person who has all these identifiers, created, completed or merged
-        as an accepted registration would: the same `Snapshot.person_for` decides. With
-        `known_only`, None (and nothing written) when none of them is in the register yet."""
+    def link(self, wanted: list[Identifier], at: dt.datetime, *, proof: str | None = None) -> int:
+        """The id of the one person who has all these identifiers, created or completed as an
+        accepted registration would: the same `Snapshot.person_for` decides. With `proof`
+        (Folkeregisteret's identity change), persons who each hold one are merged, recorded."""
         snapshot = self._read({v for _, v in wanted}, set(), set())
-        if known_only and not snapshot.persons(wanted):
-            return None
-        person, changes = snapshot.person_for(wanted, at)
+        person, changes = snapshot.person_for(wanted, at, proof=proof)
         self.apply(changes)
         return cast(int, person.final().id)
+
+    def knows_any(self, values: Iterable[str]) -> bool:
+        """Whether a person in the register has any of these numbers."""
+        return bool(self._identifiers_of_persons_with(values))
 
     def _read(self, values: set[str], event_ids: set[str], originals: set[str]) -> Snapshot:
         s = self.session
         identifiers = self._identifiers_of_persons_with(values)
         every = values | {value for _, _, value in identifiers}
         held: dict[str, HeldEntry] = {}
-        # The events held for these persons, and then for whoever those events also name (a
-        # start held with both numbers links a person known by one to a start held with the
-        # other): rounds until no new number turns up, two statements each, mostly one round.
+        pending: dict[int, PendingPersonEvent] = {}
+        # The events held for these persons and Folkeregisteret's pending events about their
+        # numbers, and then for whoever those also name (a start held with both numbers links a
+        # person known by one to a start held with the other; an identity change links a
+        # D-number to a fødselsnummer): rounds until no new number turns up, three statements
+        # each, mostly one round.
         new, first = set(every), True
         while new:
             ids = list(event_ids) if first else []
@@ -128,7 +158,12 @@ class RegisterRepository:
             found = [_held_entry(h) for h in rows]
             found = [h for h in found if h.event_id not in held]
             held.update((h.event_id, h) for h in found)
-            more = {v for h in found for _, v in h.identifiers} - every
+            about = [p for p in _pending_events(s.execute(prebuilt(s, _pending_for), {"values": list(new)}))]
+            about = [p for p in about if p.id not in pending]
+            pending.update((p.id, p) for p in about)
+            more = (
+                {v for h in found for _, v in h.identifiers} | {n for p in about for n in p.numbers}
+            ) - every
             if more:
                 identifiers += self._identifiers_of_persons_with(more)
             new = (more | {value for _, _, value in identifiers}) - every
@@ -141,8 +176,14 @@ class RegisterRepository:
             (r.person_id, _registered(r))
             for r in s.execute(prebuilt(s, _registrations), {"event_ids": list(event_ids | originals)})
         ]
+        # The originals of the versions a correction names: their owner and first arrival count.
         keys = {r.registration_key for _, r in registered if r.event_id in originals}
-        annulled = s.scalars(prebuilt(s, _annulled), {"keys": list(keys)}).all() if keys else []
+        keys -= {r.event_id for _, r in registered}
+        if keys:
+            registered += [
+                (r.person_id, _registered(r))
+                for r in s.execute(prebuilt(s, _registrations), {"event_ids": list(keys)})
+            ]
         # Persons the register does not know yet (a batch of new claims) have no rows to read.
         of_persons = {"person_ids": person_ids}
         facts = s.execute(prebuilt(s, _facts), of_persons).all() if person_ids else []
@@ -154,10 +195,10 @@ class RegisterRepository:
             [(row.person_id, fact_of(row)) for row in facts],
             [(a.person_id, r) for a in addresses if (r := residence_of(a)) is not None],
             registered,
-            annulled,
             held.values(),
             [_open_ticket(t) for t in tickets],
             [(e.person_id, person_state(e)) for e in events],
+            pending.values(),
         )
 
     def _identifiers_of_persons_with(self, values: Iterable[str]) -> list[tuple[int, str, str]]:
@@ -167,7 +208,8 @@ class RegisterRepository:
 
     def apply(self, changes: Iterable[Change]) -> None:
         """Write what the decisions changed, in the order the register's keys need: new persons,
-        merges, identifiers, registrations, holds, closed tickets."""
+        merges, identifiers, Folkeregisteret's events attached, registrations, holds, closed
+        tickets."""
         by_kind: dict[type, list[Any]] = collections.defaultdict(list)
         for change in changes:
             by_kind[type(change)].append(change)
@@ -189,6 +231,7 @@ class RegisterRepository:
                 for c in identifies
             ],
         )
+        self._attach(by_kind[AttachPersonEvent])
         insert_rows(self.session, REGISTRATIONS, [registration_values(c) for c in writes])
         insert_rows(self.session, HELD_EVENTS, [_held_values(c.entry) for c in by_kind[Hold]])
         self._hold_again(by_kind[HoldAgain])
@@ -198,6 +241,13 @@ class RegisterRepository:
         """Held events leave the hold (their answers are confirmed)."""
         if event_ids:
             self.session.execute(prebuilt(self.session, _release), {"event_ids": list(event_ids)})
+
+    def nudged_held(self) -> list[HeldEntry]:
+        """Held events whose persons' numbers changed outside the registration flow, oldest first."""
+        rows = self.session.scalars(
+            select(HeldEvent).where(HeldEvent.nudged_at.is_not(None)).order_by(HeldEvent.id)
+        )
+        return [_held_entry(h) for h in rows]
 
     def expired_held(self, held_before: dt.datetime) -> list[HeldEntry]:
         """Held events held since before `held_before`, oldest first."""
@@ -213,21 +263,26 @@ class RegisterRepository:
             person.id = person_id
 
     def _merge(self, merges: Sequence[Merge]) -> None:
-        """Each merged person's rows move to the person they are now; then they go."""
-        if not merges:
-            return
-        keeper_of = {cast(int, m.other.id): cast(int, m.keeper.final().id) for m in merges}
-        others = list(keeper_of)
-        for model in (PersonIdentifier, RegistrationRecord, AddressRecord, PersonEvent):
+        """Each merged person's rows move to the person they are now, recorded (what moved, the
+        other person's creation and look-up, each table's highest row id) so that a split can
+        put them back (`hub.register.identity`); then the other person goes."""
+        for merge in merges:
+            keeper, other = cast(int, merge.keeper.final().id), cast(int, merge.other.id)
+            record_merge(self.session, keeper, other, merge.reason, merge.by, merge.at, merge.ticket_id)
+
+    def _attach(self, attaches: Sequence[AttachPersonEvent]) -> None:
+        """Folkeregisteret's pending events become their persons'; the numbers they cease are
+        marked (the identifiers were written first)."""
+        for attach in attaches:
+            event = attach.event
             self.session.execute(
-                update(model)
-                .where(model.person_id.in_(others))
-                .values(person_id=case(keeper_of, value=model.person_id))
+                update(PersonEvent)
+                .where(PersonEvent.id == event.id)
+                .values(person_id=attach.person.final().id)
                 .execution_options(synchronize_session=False)
             )
-        # The keeper is looked up again if it has not been; the others' look-ups go with them.
-        self.session.execute(delete(FolkeregisterLookup).where(FolkeregisterLookup.person_id.in_(others)))
-        self.session.execute(delete(Person).where(Person.id.in_(others)))
+            if event.ceased:
+                cease_numbers(self.session, event.ceased, event.recorded_at, event.sequence_number)
 
     def _hold_again(self, again: Sequence[HoldAgain]) -> None:
         attempts = collections.Counter(c.event_id for c in again)
@@ -236,7 +291,7 @@ class RegisterRepository:
             self.session.execute(
                 update(HeldEvent)
                 .where(HeldEvent.event_id.in_(ids))
-                .values(attempts=HeldEvent.attempts + times)
+                .values(attempts=HeldEvent.attempts + times, nudged_at=None)
                 .execution_options(synchronize_session=False)
             )
 
@@ -264,6 +319,96 @@ class RegisterRepository:
                 for ticket_id, event_id in settled_by.items()
             ],
         )
+
+
+# The tables whose rows belong to a person and move with a merge, by the name a merge records.
+PERSON_ROWS: dict[str, Any] = {
+    "person_identifiers": PersonIdentifier,
+    "registrations": RegistrationRecord,
+    "addresses": AddressRecord,
+    "person_events": PersonEvent,
+}
+
+
+def record_merge(
+    session: Session,
+    keeper_id: int,
+    other_id: int,
+    reason: str,
+    by: str,
+    at: dt.datetime | None,
+    ticket_id: int | None = None,
+) -> PersonMerge:
+    """Move the other person's rows to the keeper and let the other go, recording what moved,
+    the other's creation and Folkeregister look-up, and each table's highest row id (what
+    comes after is sorted out by a split, `hub.register.identity`)."""
+    other = session.get_one(Person, other_id)
+    lookup = session.scalar(select(FolkeregisterLookup).where(FolkeregisterLookup.person_id == other_id))
+    merge = PersonMerge(
+        keeper_id=keeper_id,
+        other_id=other_id,
+        other_created_at=other.created_at,
+        other_lookup=None
+        if lookup is None
+        else {
+            "id": lookup.id,
+            "requested_at": lookup.requested_at.isoformat(),
+            "completed_at": lookup.completed_at.isoformat() if lookup.completed_at else None,
+        },
+        marks={name: session.scalar(select(func.max(model.id))) or 0 for name, model in PERSON_ROWS.items()},
+        merged_at=at or dt.datetime.now(dt.UTC),
+        merged_by=by,
+        reason=reason,
+        ticket_id=ticket_id,
+    )
+    session.add(merge)
+    session.flush()
+    for name, model in PERSON_ROWS.items():
+        moved = session.scalars(select(model.id).where(model.person_id == other_id)).all()
+        insert_rows(
+            session, MERGE_MOVES, [{"merge_id": merge.id, "table_name": name, "row_id": i} for i in moved]
+        )
+        session.execute(
+            update(model)
+            .where(model.person_id == other_id)
+            .values(person_id=keeper_id)
+            .execution_options(synchronize_session=False)
+        )
+    # The keeper is looked up again if it has not been; the other's look-up is kept on the merge.
+    session.execute(delete(FolkeregisterLookup).where(FolkeregisterLookup.person_id == other_id))
+    session.execute(delete(Person).where(Person.id == other_id))
+    return merge
+
+
+def nudge_held(session: Session, person_ids: Iterable[int], now: dt.datetime) -> None:
+    """These persons' numbers changed outside the registration flow (Folkeregisteret joined
+    them, IMDi merged or split them): their held events are tried again on the owning worker's
+    next round (`RegistrationFlow.retry_nudged`), as they are when a registration changes them."""
+    ids = sorted(set(person_ids))
+    if not ids:
+        return
+    numbers = select(PersonIdentifier.value).where(PersonIdentifier.person_id.in_(ids))
+    session.execute(
+        update(HeldEvent)
+        .where(or_(HeldEvent.national_id.in_(numbers), HeldEvent.duf_number.in_(numbers)))
+        .values(nudged_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def cease_numbers(session: Session, numbers: Iterable[str], at: dt.datetime, sequence_number: int) -> None:
+    """Folkeregisteret stopped using these numbers (an identity change, a duplicate ceased): the
+    rows stay, so the person is still found by them."""
+    session.execute(
+        update(PersonIdentifier)
+        .where(
+            PersonIdentifier.kind == NATIONAL_ID,
+            PersonIdentifier.value.in_(sorted(numbers)),
+            PersonIdentifier.ceased_at.is_(None),
+        )
+        .values(ceased_at=at, ceased_sequence=sequence_number)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def find_person_id(session: Session, identifier: str) -> int | None:
@@ -302,13 +447,23 @@ def registration_values(write: Write) -> dict[str, Any]:
         "offset": write.origin.offset,
         "accepted_at": write.at,
         "received_at": write.received_at,
+        "national_id": write.event.national_id,
+        "duf_number": write.event.duf_number,
     }
 
 
 def fact_of(row: RegistrationRecord | Row[Any]) -> Fact:
     """A registration row as a fact of the person's timeline (an ORM object, or a row of at
     least `_FACT_COLUMNS`)."""
-    return Fact(row.registration_key, row.event_type, row.fact_date, row.payload, row.id, Action(row.action))
+    return Fact(
+        row.registration_key,
+        row.event_type,
+        row.fact_date,
+        row.payload,
+        row.id,
+        Action(row.action),
+        as_utc(row.sent_at),
+    )
 
 
 def residence_of(row: AddressRecord) -> Residence | None:
@@ -325,10 +480,6 @@ def residence_of(row: AddressRecord) -> Residence | None:
     return Residence(since, row.municipality, protected, row.sequence_number)
 
 
-# The person events that are states of the person, by the name `hub person show` gives them.
-STATES = {"PERSON_DIED": "dead", "PERSON_CEASED_AS_DUPLICATE": "ceased_as_duplicate"}
-
-
 def person_state(row: PersonEvent) -> PersonState:
     """A death or duplicate cessation as the decisions see it: dated by the event's date, or
     the day Folkeregisteret recorded it."""
@@ -339,17 +490,32 @@ def person_state(row: PersonEvent) -> PersonState:
 
 def _registered(row: Row[Any]) -> Registered:
     """A row of `_REGISTERED_COLUMNS` as the decisions see an event already registered."""
-    warnings = tuple(Note(w["code"], w["message"], w.get("messageNb", "")) for w in row.warnings)
-    origin = Origin(row.topic, row.partition, row.offset)
-    # The person is filled in by `Snapshot.assemble`.
+    return registered_of(row._mapping)
+
+
+def registered_of(row: Mapping[Any, Any]) -> Registered:
+    """A registration's columns as the decisions see an event already registered (the person
+    is filled in by `Snapshot.assemble`)."""
+    warnings = tuple(Note(w["code"], w["message"], w.get("messageNb", "")) for w in row["warnings"])
+    origin = Origin(row["topic"], row["partition"], row["offset"])
+    named = (
+        None
+        if row["national_id"] is None and row["duf_number"] is None
+        else (row["national_id"], row["duf_number"])
+    )
     return Registered(
-        row.event_id,
-        row.registration_key,
-        row.event_type,
-        PersonView(row.person_id),
+        row["event_id"],
+        row["registration_key"],
+        row["event_type"],
+        PersonView(row["person_id"]),
         origin,
-        row.accepted_at,
+        row["accepted_at"],
         warnings,
+        row["source_system"],
+        row["municipality"],
+        as_utc(row["received_at"]),
+        (row["action"], row["event_type"], row["fact_date"], row["municipality"], row["payload"]),
+        named,
     )
 
 
@@ -401,7 +567,32 @@ def _open_ticket(t: CaseTicket) -> OpenTicket:
         t.duf_number,
         as_utc(t.sent_at) if t.sent_at is not None else None,
         as_utc(t.first_failed_at),
+        t.original_topic,
+        t.approved_code,
+        t.approved_digest,
     )
+
+
+def _pending_events(rows: Iterable[Row[Any]]) -> list[PendingPersonEvent]:
+    """Rows of `_pending_for` (one per number) as the pending events they belong to."""
+    events: dict[int, tuple[Row[Any], set[str], set[str]]] = {}
+    for row in rows:
+        _, numbers, ceased = events.setdefault(row.id, (row, set(), set()))
+        numbers.add(row.value)
+        if row.ceased:
+            ceased.add(row.value)
+    return [
+        PendingPersonEvent(
+            row.id,
+            row.sequence_number,
+            row.event_type,
+            frozenset(numbers),
+            frozenset(ceased),
+            row.event_date,
+            as_utc(row.recorded_at),
+        )
+        for row, numbers, ceased in events.values()
+    ]
 
 
 # The register's batch statements, built once per dialect (`prebuilt`), their values bound by
@@ -421,10 +612,24 @@ def _registrations(dialect: str) -> Any:
     )
 
 
-def _annulled(dialect: str) -> Any:
-    return select(RegistrationRecord.registration_key).where(
-        RegistrationRecord.action == Action.ANNUL.value,
-        among_parameter(dialect, RegistrationRecord.registration_key, "keys"),
+def _pending_for(dialect: str) -> Any:
+    """Folkeregisteret's events no person has yet that name one of these numbers, a row for
+    each number they name."""
+    naming = select(PersonEventNumber.person_event_id).where(
+        among_parameter(dialect, PersonEventNumber.value, "values")
+    )
+    return (
+        select(
+            PersonEvent.id,
+            PersonEvent.sequence_number,
+            PersonEvent.event_type,
+            PersonEvent.event_date,
+            PersonEvent.recorded_at,
+            PersonEventNumber.value,
+            PersonEventNumber.ceased,
+        )
+        .join(PersonEventNumber, PersonEventNumber.person_event_id == PersonEvent.id)
+        .where(PersonEvent.person_id.is_(None), PersonEvent.id.in_(naming))
     )
 
 

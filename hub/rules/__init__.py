@@ -4,17 +4,21 @@ Adding a rule is one function in `catalogue.py` decorated with `@rule(...)`, and
 """
 
 from hub.rules import catalogue as _catalogue  # noqa: F401  (registers the rules)
-from hub.rules.base import RULES, Advice, Rule, RuleContext, Severity, Violation, evaluate
-from hub.rules.catalogue import LATE_REGISTRATION
+from hub.rules.base import RULES, Advice, Rule, RuleContext, Severity, Tier, Violation, check, evaluate
+from hub.rules.catalogue import EVENT_ID_REUSED, IDENTITY_CONFLICT, LATE_REGISTRATION
 
 __all__ = [
+    "EVENT_ID_REUSED",
+    "IDENTITY_CONFLICT",
     "LATE_REGISTRATION",
     "RULES",
     "Advice",
     "Rule",
     "RuleContext",
     "Severity",
+    "Tier",
     "Violation",
+    "check",
     "evaluate",
     "rule_for",
 ]

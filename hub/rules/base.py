@@ -14,7 +14,7 @@ from hub.domain.identifiers import CLASSIC_RULE, CheckDigitRule
 from hub.domain.lifecycle import Fact
 from hub.domain.redaction import clean
 from hub.domain.residence import Residence
-from hub.domain.snapshot import PersonState, Target
+from hub.domain.snapshot import Conflict, PersonState, Target
 from hub.sources import SourceRegistry
 
 
@@ -67,9 +67,15 @@ class RuleContext:
     residences: tuple[Residence, ...] = ()
     # What Folkeregisteret said of the person: dead, ceased as a duplicate (`Snapshot.states`).
     person_states: tuple[PersonState, ...] = ()
-    # When the hub received the event (see `decide.received_at`): the deadlines count to it.
-    # None means now.
+    # What the deadlines count to (see `decide.counted_from`): when the hub received the event,
+    # or for a correction the original. None means now.
     received_at: dt.datetime | None = None
+    # Why the event's numbers cannot be tied to one person (`Snapshot.resolve`), if they cannot.
+    identity: Conflict | None = None
+    # Rules IMDi's support staff approved setting aside for this very message (a replay).
+    approved: frozenset[str] = frozenset()
+    # "registered" or "held": the event id is taken by another event (`decide`).
+    reused_id: str | None = None
 
     @functools.cached_property  # asked by several rules of one event
     def received_on(self) -> dt.date:
@@ -81,6 +87,15 @@ class RuleContext:
 Check = Callable[[Registration, RuleContext], Explanation | None]
 
 
+class Tier(enum.IntEnum):
+    """When a rule is asked. `evaluate` asks a tier at a time, and a tier that rejects the event
+    is the last asked, so each tier's rules only ever see what the tiers before it let through."""
+
+    SHAPE = 0  # the form of the values (alphabet, length, range)
+    PERSON = 1  # whom the event is about: the numbers, and that they name one person
+    REGISTER = 2  # everything else, with the person's register
+
+
 @dataclass(frozen=True)
 class Rule:
     code: str
@@ -89,15 +104,14 @@ class Rule:
     title_nb: str
     check: Check
     advice: Advice
-    # A rule on the form of the values (alphabet, length, range). When one of these rejects an
-    # event, the other rules are not asked: they only ever see well-formed values.
-    shape: bool = False
+    tier: Tier = Tier.REGISTER
+    # A rule `evaluate` never asks: the decision asks it where it applies (`check`).
+    on_demand: bool = False
 
 
 RULES: list[Rule] = []
-# The same rules split as `evaluate` asks them, in catalogue order: split once, not per event.
-_SHAPE_RULES: list[Rule] = []
-_OTHER_RULES: list[Rule] = []
+# The same rules by tier, as `evaluate` asks them, in catalogue order: split once, not per event.
+_TIERS: dict[Tier, list[Rule]] = {tier: [] for tier in Tier}
 
 # The longest a violation's message may be, in characters (a receipt carries one per rule).
 VIOLATION_MESSAGE_LIMIT = 500
@@ -110,7 +124,8 @@ def rule(
     severity: Severity = Severity.REJECT,
     *,
     advice: Advice,
-    shape: bool = False,
+    tier: Tier = Tier.REGISTER,
+    on_demand: bool = False,
 ) -> Callable[[Check], Check]:
     """Register `check` in the catalogue under a stable `code`, with what to do when it fires."""
 
@@ -124,20 +139,33 @@ def rule(
             title_nb=title_nb,
             check=check,
             advice=advice,
-            shape=shape,
+            tier=tier,
+            on_demand=on_demand,
         )
         RULES.append(declared)
-        (_SHAPE_RULES if shape else _OTHER_RULES).append(declared)
+        if not on_demand:
+            _TIERS[tier].append(declared)
         return check
 
     return register
 
 
 def evaluate(event: Registration, context: RuleContext) -> list[Violation]:
-    """Every violation of every rule, in catalogue order; only the shape rules' when one of them
-    rejects the event. Messages are cleaned (`hub.domain.redaction`): whatever a rule quotes of
-    the event, no identifier and no control character reaches a receipt."""
-    return _violations(event, context, _SHAPE_RULES) or _violations(event, context, _OTHER_RULES)
+    """Every violation of every rule, in catalogue order, a tier at a time (`Tier`); a tier that
+    rejects the event is the last asked. Messages are cleaned (`hub.domain.redaction`): whatever
+    a rule quotes of the event, no identifier and no control character reaches a receipt."""
+    violations: list[Violation] = []
+    for rules in _TIERS.values():
+        violations += _violations(event, context, rules)
+        if any(v.severity is Severity.REJECT for v in violations):
+            break
+    return violations
+
+
+def check(code: str, event: Registration, context: RuleContext) -> Violation | None:
+    """One rule's verdict on the event (for a rule the decision asks on demand)."""
+    found = _violations(event, context, [r for r in RULES if r.code == code])
+    return found[0] if found else None
 
 
 def _violations(event: Registration, context: RuleContext, rules: Iterable[Rule]) -> list[Violation]:

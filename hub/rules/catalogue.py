@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from hub.domain.calendar import add_months, norwegian_date
 from hub.domain.events import Registration
 from hub.domain.identifiers import InvalidIdentifier, check_duf_number, parse_national_id, passes_duf_checksum
-from hub.domain.lifecycle import ROLES, Action, Fact, Problem, Role, is_checked, transition_problem
+from hub.domain.lifecycle import ROLES, Action, Fact, Problem, Role, has_lifecycle, transition_problem
 from hub.domain.municipalities import (
     is_municipality_number,
     municipality_on,
@@ -27,20 +27,24 @@ from hub.domain.municipalities import (
 from hub.domain.redaction import echo, is_printable
 from hub.domain.residence import residence_on
 from hub.domain.rights import INTEGRATION_ACT_FROM, PERMIT_EVENT, Categories, Category, categories_from_facts
-from hub.rules.base import Advice, Check, Explanation, RuleContext, Severity, rule
+from hub.domain.snapshot import TWO_PERSONS
+from hub.rules.base import Advice, Check, Explanation, RuleContext, Severity, Tier, rule
 from hub.schemas.contract import DATE_FIELDS, event_type_of
 
 T = TypeVar("T")
 
 # How far a fagsystem's clock may run ahead of ours before sentAt counts as in the future.
 CLOCK_SKEW = dt.timedelta(minutes=5)
+# The codes the decision names (`hub.pipeline.decide`, `hub.support.tickets`).
+IDENTITY_CONFLICT = "NIR-ID-005"
+EVENT_ID_REUSED = "NIR-EVENT-001"
 # Deadlines (DOMAIN.md): register within two months; up to 24 months back is allowed for now.
 LATE_AFTER_MONTHS = 2
 TOO_OLD_AFTER_MONTHS = 24
 
 
 # --- Shape: the alphabet, length and range of every value. A value that fails here is never
-# read for its meaning (see `Rule.shape`), so the rules below can trust what they read.
+# read for its meaning (see `Tier.SHAPE`), so the rules below can trust what they read.
 
 # Free text in a payload (a refusal reason, a complaint's subject), and the envelope's names.
 PAYLOAD_TEXT_LIMIT = 500
@@ -133,7 +137,7 @@ def _texts(event: Registration) -> Iterator[tuple[str, str, int]]:
     "NIR-TEXT-001",
     "Text has no control characters",
     "Tekst har ingen kontrolltegn",
-    shape=True,
+    tier=Tier.SHAPE,
     advice=Advice(
         "Remove the control character (often pasted text) in the fagsystem and send again.",
         "Fjern kontrolltegnet (ofte innlimt tekst) i fagsystemet og send på nytt.",
@@ -153,7 +157,7 @@ def printable_text(event: Registration, ctx: RuleContext) -> Explanation | None:
     "NIR-TEXT-002",
     "Text and lists are no longer than their field allows",
     "Tekst og lister er ikke lengre enn feltet tillater",
-    shape=True,
+    tier=Tier.SHAPE,
     advice=Advice(
         "Shorten the text or list named in the message in the fagsystem and send again.",
         "Forkort teksten eller listen som meldingen nevner, i fagsystemet og send på nytt.",
@@ -179,7 +183,7 @@ def text_within_length(event: Registration, ctx: RuleContext) -> Explanation | N
     "NIR-MUNI-003",
     "The municipality number is four digits",
     "Kommunenummeret er fire sifre",
-    shape=True,
+    tier=Tier.SHAPE,
     advice=Advice(
         "Correct the municipality number to four digits (keep the leading zero) and send again.",
         "Rett kommunenummeret til fire sifre (behold null foran) og send på nytt.",
@@ -212,7 +216,7 @@ def _iso_date(value: Any) -> dt.date | None:
     "NIR-DATE-005",
     "Dates are within the years the register can mean",
     "Datoene er innenfor årene registeret kan gjelde",
-    shape=True,
+    tier=Tier.SHAPE,
     advice=Advice(
         "A date is mistyped (year out of range): correct it in the fagsystem and send again.",
         "En dato er feilskrevet (året er utenfor gyldig område): rett den i fagsystemet og send på nytt.",
@@ -238,7 +242,7 @@ def dates_in_window(event: Registration, ctx: RuleContext) -> Explanation | None
     "NIR-QTY-002",
     "Numbers are finite and within their field's bounds",
     "Tall er endelige og innenfor feltets grenser",
-    shape=True,
+    tier=Tier.SHAPE,
     advice=Advice(
         "A number is out of bounds (often a typing error): correct it and send again.",
         "Et tall er utenfor grensene (ofte en skrivefeil): rett det og send på nytt.",
@@ -304,6 +308,7 @@ def payload_matches_event_type(event: Registration, ctx: RuleContext) -> Explana
         "Add the person's fødselsnummer, D-number or DUF number in the fagsystem and send again.",
         "Legg inn personens fødselsnummer, D-nummer eller DUF-nummer i fagsystemet og send på nytt.",
     ),
+    tier=Tier.PERSON,
 )
 def has_identifier(event: Registration, ctx: RuleContext) -> Explanation | None:
     if not event.national_id and not event.duf_number:
@@ -322,6 +327,7 @@ def has_identifier(event: Registration, ctx: RuleContext) -> Explanation | None:
         "Check the number against Folkeregisteret, correct it in the fagsystem and send again.",
         "Kontroller nummeret mot Folkeregisteret, rett det i fagsystemet og send på nytt.",
     ),
+    tier=Tier.PERSON,
 )
 def valid_national_id(event: Registration, ctx: RuleContext) -> Explanation | None:
     if not event.national_id:
@@ -348,6 +354,7 @@ def valid_national_id(event: Registration, ctx: RuleContext) -> Explanation | No
         "A DUF number has 12 digits, the first four the year of the first application: correct it.",
         "Et DUF-nummer har 12 sifre, de fire første er året for første søknad: rett det.",
     ),
+    tier=Tier.PERSON,
 )
 def valid_duf_number(event: Registration, ctx: RuleContext) -> Explanation | None:
     if not event.duf_number:
@@ -368,6 +375,7 @@ def valid_duf_number(event: Registration, ctx: RuleContext) -> Explanation | Non
         "A warning only: check the DUF number against UDI's papers; nothing to do if it is right.",
         "Bare en advarsel: kontroller DUF-nummeret mot UDIs papirer; ingenting å gjøre om det stemmer.",
     ),
+    tier=Tier.PERSON,
 )
 def duf_checksum_holds(event: Registration, ctx: RuleContext) -> Explanation | None:
     duf = event.duf_number
@@ -377,6 +385,79 @@ def duf_checksum_holds(event: Registration, ctx: RuleContext) -> Explanation | N
             "check-digit rule, so check the number against the case, it may still be right",
             "de to siste sifrene i DUF-nummeret stemmer ikke med den vanlige kontrollsummen; UDI "
             "publiserer ingen regel, så sjekk nummeret mot saken, det kan likevel være riktig",
+        )
+    return None
+
+
+# What each kind of number is called in a message (`hub.domain.snapshot.identifier_kind`).
+_NUMBER_NAMES = {
+    "duf": ("DUF number", "DUF-nummer"),
+    "fodselsnummer": ("fødselsnummer", "fødselsnummer"),
+    "d-number": ("D-number", "D-nummer"),
+    "h-number": ("H-number", "H-nummer"),
+}
+
+
+@rule(
+    IDENTITY_CONFLICT,
+    "The person's numbers name one person in the register",
+    "Personens numre peker på én person i registeret",
+    advice=Advice(
+        "Check both numbers with the person and in the fagsystem: if one is wrong, correct it and send "
+        "again; if they are one person, IMDi merges the records (hub person merge) and replays the event.",
+        "Kontroller begge numrene med personen og i fagsystemet: er ett feil, rett det og send på nytt; "
+        "er de én person, slår IMDi sammen oppføringene (hub person merge) og sender hendelsen på nytt.",
+    ),
+    tier=Tier.PERSON,
+)
+def numbers_name_one_person(event: Registration, ctx: RuleContext) -> Explanation | None:
+    # A register of record never guesses: numbers that point at two known persons are a conflict
+    # for a person to resolve, never a proof that they are one (`Snapshot.resolve`). A number
+    # that is not one is NIR-ID-002's or NIR-ID-003's to report.
+    conflict = ctx.identity
+    if conflict is None or valid_national_id(event, ctx) or valid_duf_number(event, ctx):
+        return None
+    if conflict.kind == TWO_PERSONS:
+        return Explanation(
+            "the national identity number and the DUF number belong to two different persons in the "
+            "register; one event does not join two persons",
+            "fødselsnummeret og DUF-nummeret tilhører to ulike personer i registeret; én hendelse slår "
+            "ikke sammen to personer",
+        )
+    en, nb = _NUMBER_NAMES.get(conflict.number_kind or "", ("number", "nummer"))
+    return Explanation(
+        f"the person already has another {en}; a second one is added only on Folkeregisteret's word "
+        "or by IMDi",
+        f"personen har allerede et annet {nb}; et nummer til legges bare til etter melding fra "
+        "Folkeregisteret eller av IMDi",
+    )
+
+
+@rule(
+    EVENT_ID_REUSED,
+    "The event id is the event's own, not one the register holds for another event",
+    "Hendelses-id-en er hendelsens egen, ikke en registeret har for en annen hendelse",
+    advice=Advice(
+        "Give every new event a new event id (a UUID); to change a registration, send a CORRECT naming it.",
+        "Gi hver nye hendelse en ny hendelses-id (en UUID); for å endre en registrering, send en CORRECT "
+        "som viser til den.",
+    ),
+    on_demand=True,
+)
+def event_id_is_its_own(event: Registration, ctx: RuleContext) -> Explanation | None:
+    # Asked by the decision when the id is taken: only a redelivery of the same event may repeat
+    # an outcome, and a silent DUPLICATE would tell the sender it was registered.
+    if ctx.reused_id == "held":
+        return Explanation(
+            "another source's event with this event id is waiting in the register's hold",
+            "en annen kildes hendelse med denne hendelses-id-en venter i registerets kø",
+        )
+    if ctx.reused_id is not None:
+        return Explanation(
+            "the register already holds another event with this event id (from another source, or "
+            "with other content)",
+            "registeret har allerede en annen hendelse med denne hendelses-id-en (fra en annen kilde, "
+            "eller med annet innhold)",
         )
     return None
 
@@ -417,8 +498,8 @@ def source_matches_topic(event: Registration, ctx: RuleContext) -> Explanation |
 )
 def source_may_report_for_municipality(event: Registration, ctx: RuleContext) -> Explanation | None:
     source = ctx.registry.get(ctx.topic_source)
-    if source is not None and event.municipality not in source.municipalities:
-        allowed = ", ".join(sorted(source.municipalities))
+    if source is not None and not source.reports_for(event.municipality, ctx.today):
+        allowed = ", ".join(sorted(source.municipalities_on(ctx.today))) or "-"
         return Explanation(
             f"source {source.id!r} may not report for municipality {event.municipality}; "
             f"it may report for {allowed}",
@@ -619,13 +700,18 @@ LATE_REGISTRATION = "NIR-DEADLINE-001"
 def _has_deadline(event: Registration) -> bool:
     """The deadlines are for the municipality's own registrations of its decisions and facts.
     A residence permit is history from the immigration authorities, dated by its grant (a permit
-    granted years ago may be what the person's rights still rest on), and a correction or
-    annulment puts a wrong record right, which must stay possible however old the record is:
-    neither is late, neither is too old.
+    granted years ago may be what the person's rights still rest on), and an annulment
+    withdraws a wrong record, which must stay possible however old the record is: neither is
+    late, neither is too old.
 
     Both count to the day the hub received the event (`RuleContext.received_on`), never to
-    sentAt: that is the fagsystem's own clock, kept for information."""
-    return event.action == Action.REGISTER.value and event.event_type != PERMIT_EVENT
+    sentAt: that is the fagsystem's own clock, kept for information. A correction (and a
+    restoration) puts right a fact the hub received earlier, so for it they count to when the
+    hub first received the original (`decide.counted_from`): putting a record right stays
+    possible however old it is, unless the correction moves its fact date more than 24 months
+    before the original came. Whether a registration was late is its original's to say: a
+    correction is never counted as late a second time."""
+    return event.action != Action.ANNUL.value and event.event_type != PERMIT_EVENT
 
 
 @rule(
@@ -640,7 +726,7 @@ def _has_deadline(event: Registration) -> bool:
 )
 def registered_in_time(event: Registration, ctx: RuleContext) -> Explanation | None:
     received_on = ctx.received_on
-    if not _has_deadline(event):
+    if not _has_deadline(event) or event.action != Action.REGISTER.value:
         return None
     if (
         add_months(received_on, -TOO_OLD_AFTER_MONTHS)
@@ -1103,7 +1189,15 @@ def _fact_of(event: Registration, ctx: RuleContext) -> Fact:
     """The incoming event as a fact of the person's timeline."""
     key = ctx.target.key if ctx.target is not None else str(event.event_id)
     action = Action.__members__.get(event.action, Action.REGISTER)  # the actions' names are their values
-    return Fact(key, event.event_type, event.fact_date, event.payload, sequence=2**62, action=action)
+    return Fact(
+        key,
+        event.event_type,
+        event.fact_date,
+        event.payload,
+        sequence=2**62,
+        action=action,
+        sent_at=event.sent_at,
+    )
 
 
 # The lifecycle rules all ask the same question of the same event: answer it once.
@@ -1120,8 +1214,10 @@ def _lifecycle(code: str) -> Check:
     """A rule that reports `code` when the lifecycle finds that problem with the event."""
 
     def check(event: Registration, ctx: RuleContext) -> Explanation | None:
-        if not is_checked(event.event_type) or event.action == "ANNUL":
+        if not has_lifecycle(event.event_type) or event.action == "ANNUL":
             return None
+        if event.action == "CORRECT" and ctx.target is None:
+            return None  # it waits for what it corrects (NIR-CORR-002); its place is judged then
         problem = _transition_problem(event, ctx)
         if problem is not None and problem.code == code:
             return Explanation(problem.en, problem.nb)
@@ -1246,11 +1342,44 @@ def correction_fits_target(event: Registration, ctx: RuleContext) -> Explanation
             f"it corrects a {target.event_type} with a {event.event_type}",
             f"den retter en {target.event_type} med en {event.event_type}",
         )
-    if target.annulled:
-        return Explanation(
-            "the registration it corrects has been annulled", "registreringen den retter, er annullert"
-        )
     return None
+
+
+@rule(
+    "NIR-CORR-004",
+    "A correction or annulment comes from a source of the municipality that registered the original",
+    "En retting eller annullering kommer fra en kilde for kommunen som registrerte originalen",
+    advice=Advice(
+        "Only the municipality that registered it (or the one it became) may correct or annul a "
+        "registration: ask that municipality, or IMDi, who can approve this correction on the ticket.",
+        "Bare kommunen som registrerte den (eller kommunen den ble til) kan rette eller annullere en "
+        "registrering: be den kommunen, eller IMDi, som kan godkjenne rettingen på saken.",
+    ),
+)
+def correction_by_the_owner(event: Registration, ctx: RuleContext) -> Explanation | None:
+    # A record a person later shows for permanent residence belongs to the municipality that
+    # registered it; a municipality merged or renumbered since lives on in its successor(s).
+    target, source = ctx.target, ctx.registry.get(ctx.topic_source)
+    if (
+        target is None
+        or source is None
+        or event.action not in {"CORRECT", "ANNUL"}
+        or not target.municipality
+    ):
+        return None
+    if "NIR-CORR-004" in ctx.approved:  # IMDi approved this very message on its ticket
+        return None
+    owners = {target.municipality, *numbers_on(target.municipality, ctx.today)}
+    if any(source.reports_for(number, ctx.today) for number in owners):
+        return None
+    now = ", ".join(sorted(owners - {target.municipality}))
+    became, ble = (f" (now {now})", f" (nå {now})") if now else ("", "")
+    return Explanation(
+        f"the registration was made by municipality {target.municipality}{became}, and source "
+        f"{source.id!r} does not report for it",
+        f"registreringen ble gjort av kommune {target.municipality}{ble}, og kilden {source.id!r} "
+        "rapporterer ikke for den",
+    )
 
 
 def _category_rule(

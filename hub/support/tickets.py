@@ -41,6 +41,7 @@ from hub.register.models import (
     TicketOutcome,
     TicketStatus,
 )
+from hub.rules import IDENTITY_CONFLICT
 from hub.schemas.codec import SchemaCatalog
 from hub.schemas.contract import to_json
 from hub.support.access import audit
@@ -125,8 +126,12 @@ def ticket_from_dead_letter(
             f"it is on {topic} partition {partition} at offset {offset}]",
             2000,
         )
-    if event is not None:
-        existing = session.scalar(select(CaseTicket).where(CaseTicket.event_id == str(event.event_id)))
+    if event is not None:  # an event id is its source's own: the same id on another topic is another event
+        existing = session.scalar(
+            select(CaseTicket).where(
+                CaseTicket.event_id == str(event.event_id), CaseTicket.original_topic == topic
+            )
+        )
     else:
         existing = session.scalar(
             select(CaseTicket).where(
@@ -141,6 +146,7 @@ def ticket_from_dead_letter(
             existing.last_failed_at = now
             existing.error_class, existing.error_code = error_class, error_code
             existing.error_message, existing.error_message_nb = error_message, error_message_nb
+            existing.kind = kind_of_failure(error_code)
             # Reopened: the earlier closing is in the ticket's story, no longer its state.
             existing.status, existing.closed_at = TicketStatus.OPEN.value, None
             existing.resolution_note, existing.linked_event_id = None, None
@@ -149,7 +155,7 @@ def ticket_from_dead_letter(
         return existing
     ticket = CaseTicket(
         status=TicketStatus.OPEN.value,
-        kind="dead_letter",
+        kind=kind_of_failure(error_code),
         event_id=str(event.event_id) if event else None,
         error_class=error_class,
         error_code=error_code,
@@ -188,6 +194,22 @@ def ticket_from_dead_letter(
     return ticket
 
 
+# A ticket's kinds: a failed transfer, one whose numbers name two persons (IMDi decides whether
+# they are one: `hub person merge`), a dead letter that could not be read into a ticket, and a
+# case filed by hand.
+DEAD_LETTER, IDENTITY_CONFLICT_KIND, QUARANTINED, MANUAL = (
+    "dead_letter",
+    "identity_conflict",
+    "quarantined",
+    "manual",
+)
+
+
+def kind_of_failure(error_code: str | None) -> str:
+    """The kind of ticket a dead letter with this error code opens."""
+    return IDENTITY_CONFLICT_KIND if error_code == IDENTITY_CONFLICT else DEAD_LETTER
+
+
 def quarantine_dead_letter(
     session: Session, *, origin: Origin, key: bytes | None, value: bytes | None, why: str, now: dt.datetime
 ) -> CaseTicket:
@@ -195,7 +217,7 @@ def quarantine_dead_letter(
     the dead letter is, its bytes as they are, and why), so support staff still see it."""
     existing = session.scalar(
         select(CaseTicket).where(
-            CaseTicket.kind == "quarantined",
+            CaseTicket.kind == QUARANTINED,
             CaseTicket.original_topic == origin.topic,
             CaseTicket.original_partition == origin.partition,
             CaseTicket.original_offset == origin.offset,
@@ -205,7 +227,7 @@ def quarantine_dead_letter(
         return existing
     ticket = CaseTicket(
         status=TicketStatus.OPEN.value,
-        kind="quarantined",
+        kind=QUARANTINED,
         error_class="quarantine",
         error_code=Quarantined.code,
         error_message=clean(
@@ -404,7 +426,7 @@ def file_manual_case(
         raise TicketError("a description is required")
     ticket = CaseTicket(
         status=TicketStatus.OPEN.value,
-        kind="manual",
+        kind=MANUAL,
         duf_number=duf_number,
         municipality=municipality,
         description=description,

@@ -22,7 +22,7 @@ from hub.pipeline.registrations import RegistrationFlow
 from hub.register.addresses import pending_lookups, record_address_change
 from hub.register.database import make_engine, make_session_factory
 from hub.register.migrate import current_revision, head_revision, require_current, upgrade
-from hub.register.models import Base, Person, PersonIdentifier
+from hub.register.models import Base, Person, PersonIdentifier, PersonMerge
 from hub.register.people import describe_person
 from hub.register.person_events import record_person_event
 from hub.register.repository import RegisterRepository, find_person_id
@@ -89,17 +89,22 @@ def test_a_person_known_first_by_duf_number_then_by_fodselsnummer_stays_one_pers
         assert kinds == ["duf", "national_id"]
 
 
-def test_two_records_that_turn_out_to_be_one_person_are_merged(database_url: str) -> None:
+def test_two_records_are_joined_only_on_folkeregisterets_word_never_by_numbers_named_together(
+    database_url: str,
+) -> None:
     sessions = make_session_factory(make_engine(database_url))
     with sessions() as s:
         by_duf = RegisterRepository(s).person_with(None, "201812345604", NOW)
         by_fnr = RegisterRepository(s).person_with("14839140240", None, NOW)
-        assert by_duf != by_fnr
-        merged = RegisterRepository(s).person_with("14839140240", "201812345604", NOW)
+        with pytest.raises(ValueError, match="not joined without proof"):
+            RegisterRepository(s).person_with("14839140240", "201812345604", NOW)
+        d_number = RegisterRepository(s).person_with(D_NUMBER, None, NOW)
+        assert record_person_event(s, person_event(9, "IDENTITY_CHANGED", "14839140240", D_NUMBER), NOW)
         s.commit()
-        assert merged == min(by_duf, by_fnr)
-        assert s.scalars(select(Person.id)).all() == [merged]
-        assert find_person_id(s, "14839140240") == find_person_id(s, "201812345604") == merged
+        assert find_person_id(s, D_NUMBER) == find_person_id(s, "14839140240") == min(by_fnr, d_number)
+        assert find_person_id(s, "201812345604") == by_duf
+        [merge] = s.scalars(select(PersonMerge)).all()
+        assert merge.merged_by == "folkeregisteret" and "feed item 9" in merge.reason
 
 
 def test_a_protected_address_keeps_no_address_text_and_is_not_shown(database_url: str) -> None:
@@ -267,20 +272,28 @@ def test_an_identity_change_merges_two_persons_who_each_held_one_of_the_numbers(
     assert [a["sequenceNumber"] for a in shown["addresses"]] == [3]
 
 
-def test_the_same_person_event_read_twice_changes_nothing_and_an_unknown_persons_writes_nothing(
+def test_the_same_person_event_read_twice_changes_nothing_and_an_unknown_persons_waits_for_them(
     database_url: str,
 ) -> None:
     sessions = make_session_factory(make_engine(database_url))
     change = person_event(9, "IDENTITY_CHANGED", FODSELSNUMMER, D_NUMBER)
     with sessions() as s:
-        assert not record_person_event(s, change, NOW)  # neither number is known
+        assert record_person_event(s, change, NOW)  # neither number is known: kept, no person made
         assert s.scalars(select(Person.id)).all() == []
-        person_id = RegisterRepository(s).person_with(D_NUMBER, None, NOW)
-        assert record_person_event(s, change, NOW)
+        person_id = RegisterRepository(s).person_with(D_NUMBER, None, NOW)  # the person appears
         s.commit()
         before = describe_person(s, person_id)
+        assert {(i["value"], i["ceasedAt"] is not None) for i in before["identifiers"]} == {
+            (D_NUMBER, True),
+            (FODSELSNUMMER, False),
+        }
+        assert [e["sequenceNumber"] for e in before["personEvents"]] == [9]
         assert not record_person_event(s, change, NOW)
-        assert not record_person_event(s, person_event(9, "PERSON_DIED", FODSELSNUMMER), NOW)
+        # A look-up's identity change and death share its sequence number: both are kept.
+        assert record_person_event(s, person_event(-4, "IDENTITY_CHANGED", FODSELSNUMMER, D_NUMBER), NOW)
+        assert record_person_event(s, person_event(-4, "PERSON_DIED", FODSELSNUMMER), NOW)
+        assert not record_person_event(s, person_event(-4, "PERSON_DIED", FODSELSNUMMER), NOW)
+        s.rollback()
         s.commit()
         assert describe_person(s, person_id) == before
 

@@ -11,81 +11,23 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-from typing import Any
 
 import pytest
 
 from hub.bootstrap import Hub
 from hub.config import Settings
 from hub.domain.events import Origin
-from hub.domain.snapshot import NATIONAL_ID, PersonState, Snapshot
+from hub.domain.lifecycle import effective_facts
+from hub.domain.snapshot import NATIONAL_ID, Merge, PersonState, Snapshot
 from hub.pipeline.decide import Circumstances, Pending, decide
 from hub.pipeline.decode import decode_registration
 from hub.pipeline.flow import Message
 from hub.pipeline.registrations import RegistrationFlow
-from hub.schemas.codec import REGISTRATION, catalog
-from hub.schemas.contract import from_json
+from hub.schemas.codec import catalog
 from hub.sources import SourceRegistry
+from tests.decisions import RECEIPTS, TOPIC, days_ago, later, message, programme, receipts, run
 from tests.factories import Person, event, synthetic_person
-from tests.fakes import FakeRegister, FakeUnitOfWork, RecordingPublisher
-
-TOPIC = "nir.source.oslo-fagsystem.registrations"
-RECEIPTS = "nir.source.oslo-fagsystem.receipts"
-TODAY = dt.date.today()
-
-
-@pytest.fixture
-def store() -> FakeRegister:
-    return FakeRegister()
-
-
-@pytest.fixture
-def hub(store: FakeRegister) -> Hub:
-    settings = dataclasses.replace(Settings(), allow_synthetic_identifiers=True)
-    return Hub(
-        settings=settings,
-        registry=SourceRegistry.load(settings.sources_file),
-        catalog=catalog(),
-        units=lambda: FakeUnitOfWork(store),  # type: ignore[arg-type,return-value]
-    )
-
-
-def message(e: dict[str, Any], offset: int = 0) -> Message:
-    return Message(Origin(TOPIC, 0, offset), b"k", catalog().encode(REGISTRATION, from_json(e)))
-
-
-def run(hub: Hub, *batches: list[dict[str, Any]]) -> tuple[list[list[str]], RecordingPublisher]:
-    """Each batch through one flow, offsets counting on; the outcomes per batch, and what was sent."""
-    publisher = RecordingPublisher()
-    flow = RegistrationFlow(hub, publisher)
-    outcomes, offset = [], 0
-    for batch in batches:
-        messages = [message(e, offset + i) for i, e in enumerate(batch)]
-        offset += len(batch)
-        decided = asyncio.run(flow.process_batch(messages))
-        outcomes.append([d.outcome.value if d.outcome else "WAITING" for d in decided])
-    return outcomes, publisher
-
-
-def receipts(publisher: RecordingPublisher) -> list[tuple[str, str]]:
-    return [
-        (str(r["eventId"]), r["outcome"])
-        for r in (catalog().decode(v).datum for _, _, v, _ in publisher.on(RECEIPTS))
-    ]
-
-
-def days_ago(days: int) -> dt.date:
-    return TODAY - dt.timedelta(days=days)
-
-
-def programme(person: Person) -> list[dict[str, Any]]:
-    """Claim, decision, start and end of an introduction programme, in order."""
-    return [
-        event(person, "INTRODUCTION_PROGRAMME_OFFER_OR_CLAIM", fact_date=days_ago(40)),
-        event(person, "INTRODUCTION_PROGRAMME_DECISION", fact_date=days_ago(30)),
-        event(person, "INTRODUCTION_PROGRAMME_STARTED", fact_date=days_ago(20)),
-        event(person, "INTRODUCTION_PROGRAMME_ENDED", fact_date=days_ago(2)),
-    ]
+from tests.fakes import FakeRegister, RecordingPublisher
 
 
 def test_a_whole_programme_in_one_batch_is_accepted_each_event_seeing_the_ones_before(
@@ -180,10 +122,13 @@ def test_a_correction_and_an_annulment_after_their_original_in_one_batch(
         "action": "ANNUL",
         "correctsEventId": languages["eventId"],
     }
-    late_fix = {**corrected, "eventId": event(person)["eventId"]}  # a correction of an annulled one
-    outcomes, _ = run(hub, [languages, corrected, annulled, late_fix])
-    assert outcomes == [["ACCEPTED", "ACCEPTED", "ACCEPTED", "REJECTED"]]
+    # A correction of the annulled one, sent after the annulment: the registration is restored.
+    restored = {**corrected, "eventId": event(person)["eventId"], "sentAt": later(annulled["sentAt"])}
+    outcomes, _ = run(hub, [languages, corrected, annulled, restored])
+    assert outcomes == [["ACCEPTED", "ACCEPTED", "ACCEPTED", "ACCEPTED"]]
     assert {r["registration_key"] for r in store.rows} == {languages["eventId"]}
+    (standing,) = effective_facts(store.facts())
+    assert standing.payload["motherTongue"] == "som"
 
 
 def test_a_correction_before_its_original_is_held_until_the_original_arrives(
@@ -201,21 +146,21 @@ def test_a_correction_before_its_original_is_held_until_the_original_arrives(
     assert len(store.rows) == 2 and store.held == {}
 
 
-def test_two_records_of_one_person_are_merged_by_an_event_naming_both(hub: Hub, store: FakeRegister) -> None:
+def test_two_records_are_not_merged_by_an_event_naming_both_it_is_an_identity_conflict(
+    hub: Hub, store: FakeRegister
+) -> None:
     person = synthetic_person()
     by_fnr = event(Person(person.national_id, None), "TRAINING_CLAIM", fact_date=days_ago(30))
     by_duf = event(
         Person(None, person.duf_number), "INTRODUCTION_PROGRAMME_OFFER_OR_CLAIM", fact_date=days_ago(30)
     )
     both = event(person, "TRAINING_DECISION", fact_date=days_ago(20))
-    outcomes, _ = run(hub, [by_fnr], [by_duf])
-    assert len(store.persons) == 2
-    outcomes, _ = run(hub, [both])
-    assert outcomes == [["ACCEPTED"]]
-    assert len(store.persons) == 1
-    assert (
-        {p for p, _, _ in store.identifiers} == {min(store.persons)} == {r["person_id"] for r in store.rows}
-    )
+    run(hub, [by_fnr], [by_duf])
+    outcomes, publisher = run(hub, [both])
+    assert outcomes == [["REJECTED"]]
+    assert len(store.persons) == 2 and store.merges == []
+    [dead_letter] = publisher.on("nir.dead-letters")
+    assert dead_letter[3]["nir.error.code"] == "NIR-ID-005"
 
 
 def test_a_rejected_event_is_dead_lettered_and_writes_nothing(hub: Hub, store: FakeRegister) -> None:
@@ -297,8 +242,14 @@ def test_a_merge_brings_both_persons_states_from_folkeregisteret_to_the_keeper()
         [(1, NATIONAL_ID, "d-number"), (2, NATIONAL_ID, "fnr")], [], [], [], states=[(1, ceased), (2, died)]
     )
     assert snapshot.states(snapshot.persons([(NATIONAL_ID, "fnr")])) == (died,)
-    keeper, _ = snapshot.person_for([(NATIONAL_ID, "d-number"), (NATIONAL_ID, "fnr")], now)
+    both = [(NATIONAL_ID, "d-number"), (NATIONAL_ID, "fnr")]
+    with pytest.raises(ValueError, match="not joined without proof"):
+        snapshot.person_for(both, now)
+    keeper, changes = snapshot.person_for(both, now, proof="Folkeregisteret: identity change (feed item 9)")
     assert keeper.id == 1 and snapshot.states([keeper]) == (ceased, died)
+    [merge] = [c for c in changes if isinstance(c, Merge)]
+    assert (merge.keeper.id, merge.other.id, merge.by) == (1, 2, "folkeregisteret")
+    assert "feed item 9" in merge.reason
 
 
 def test_a_fact_dated_after_a_reported_death_is_accepted_with_a_warning(

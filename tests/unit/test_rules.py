@@ -15,9 +15,9 @@ from hub.domain.events import Registration
 from hub.domain.identifiers import CheckDigitRule
 from hub.domain.lifecycle import Fact
 from hub.domain.residence import Residence, residence_history, residence_on
-from hub.domain.snapshot import PersonState, Target
+from hub.domain.snapshot import TWO_PERSONS, Conflict, PersonState, Target
 from hub.pipeline.decode import decode_registration
-from hub.rules import RULES, RuleContext, Severity, evaluate
+from hub.rules import RULES, RuleContext, Severity, check, evaluate
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
 from hub.sources import SourceRegistry
@@ -144,8 +144,17 @@ FAILING: dict[str, tuple[Callable[[], Registration], RuleContext]] = {
     "NIR-CORR-002": (_replace(action="CORRECT", corrects_event_id=uuid.uuid4()), CONTEXT),
     "NIR-CORR-003": (
         _replace(action="ANNUL", corrects_event_id=uuid.uuid4()),
-        dataclasses.replace(CONTEXT, target=Target("k", "TRAINING_HOURS", same_person=False, annulled=False)),
+        dataclasses.replace(CONTEXT, target=Target("k", "TRAINING_HOURS", same_person=False)),
     ),
+    # Bergen's registration, annulled from Oslo's topic.
+    "NIR-CORR-004": (
+        _replace(action="ANNUL", corrects_event_id=uuid.uuid4()),
+        dataclasses.replace(
+            CONTEXT, target=Target("k", "TRAINING_HOURS", same_person=True, municipality="4601")
+        ),
+    ),
+    "NIR-ID-005": (registration, dataclasses.replace(CONTEXT, identity=Conflict(TWO_PERSONS))),
+    "NIR-EVENT-001": (registration, dataclasses.replace(CONTEXT, reused_id="registered")),
     "NIR-QTY-001": (_with_payload("TRAINING_HOURS", norwegianHours=-1.0), CONTEXT),
     "NIR-CODE-001": (_with_payload("TRAINING_LANGUAGES", motherTongue="Tigrinya"), CONTEXT),
     "NIR-CODE-002": (
@@ -213,8 +222,13 @@ def test_a_valid_registration_passes_every_rule() -> None:
 def test_each_rule_fires_on_its_failing_example_and_explains_itself_in_both_languages(code: str) -> None:
     make, context = FAILING[code]
     broken = make()
-    violations = evaluate(broken, context)
+    rule = next(r for r in RULES if r.code == code)
+    # A rule the decision asks on demand is never asked by `evaluate`.
+    violations = (
+        [v for v in [check(code, broken, context)] if v] if rule.on_demand else evaluate(broken, context)
+    )
     assert [v.code for v in violations] == [code]
+    assert not rule.on_demand or code not in [v.code for v in evaluate(broken, context)]
     [violation] = violations
     assert violation.severity is next(r.severity for r in RULES if r.code == code)
     assert violation.message and violation.message_nb and violation.message != violation.message_nb
@@ -383,21 +397,25 @@ def test_a_pending_renewal_keeps_a_programme_decision_free_of_warnings() -> None
     ]
 
 
+# A correction's deadlines count to when the hub first received its original (`decide.counted_from`).
+ORIGINAL_RECEIVED = dataclasses.replace(CONTEXT, received_at=dt.datetime(2023, 1, 20, 9, tzinfo=dt.UTC))
+
+
 @pytest.mark.parametrize(
-    ("kind", "changes"),
+    ("kind", "changes", "context"),
     [
-        ("a residence permit granted long ago", {"event_type": "RESIDENCE_PERMIT_REGISTERED"}),
-        ("a correction of an old record", {"action": "CORRECT"}),
-        ("an annulment of an old record", {"action": "ANNUL"}),
+        ("a residence permit granted long ago", {"event_type": "RESIDENCE_PERMIT_REGISTERED"}, CONTEXT),
+        ("a correction of a record received in time", {"action": "CORRECT"}, ORIGINAL_RECEIVED),
+        ("an annulment of an old record", {"action": "ANNUL"}, CONTEXT),
     ],
 )
 def test_the_deadlines_are_for_the_municipalitys_own_registrations_not_permits_or_corrections(
-    kind: str, changes: dict[str, Any]
+    kind: str, changes: dict[str, Any], context: RuleContext
 ) -> None:
     """Issue 15, fault 1: a permit granted in 2023 (the renewal-pending case itself), or the fix
     of a wrong record from 2023, is neither too old nor late."""
     old = dataclasses.replace(registration(), fact_date=dt.date(2023, 1, 10), **changes)
-    codes = {v.code for v in evaluate(old, CONTEXT)}
+    codes = {v.code for v in evaluate(old, context)}
     assert "NIR-DEADLINE-002" not in codes, kind
     assert "NIR-DEADLINE-001" not in codes, kind
     plain = dataclasses.replace(registration(), fact_date=dt.date(2023, 1, 10))
@@ -686,7 +704,7 @@ def test_an_annulment_is_not_judged_on_the_payload_it_withdraws() -> None:
     """A stop registered without its end date before these rules existed can still be withdrawn;
     a correction of it must give the end date."""
     stop = _payload("TRAINING_STOPPED", stoppedUntil=None)
-    target = Target("k", "TRAINING_STOPPED", same_person=True, annulled=False)
+    target = Target("k", "TRAINING_STOPPED", same_person=True)
     context = dataclasses.replace(CONTEXT, target=target)
     annulment = dataclasses.replace(stop, action="ANNUL", corrects_event_id=uuid.uuid4())
     correction = dataclasses.replace(annulment, action="CORRECT")
@@ -713,3 +731,18 @@ def test_the_factories_default_events_break_none_of_the_code_list_rules() -> Non
     permit_2021 = dataclasses.replace(CONTEXT, history=(*RUNNING, _permit("2021-06-01")))
     for event_type in PAYLOADS:
         assert _codes(registration(event_type), permit_2021) & fault_4 == set(), event_type
+
+
+def test_a_correction_that_moves_the_fact_more_than_24_months_before_the_original_came_is_too_old() -> None:
+    """Its deadlines count from when the original came (2023-01-20); whether the registration
+    was late is the original's to say, so a correction is never counted late again."""
+    correction = dataclasses.replace(registration(), action="CORRECT")
+    for fact_date, expected in (
+        (dt.date(2023, 1, 10), set()),
+        (dt.date(2022, 10, 1), set()),
+        (dt.date(2020, 10, 1), {"NIR-DEADLINE-002"}),
+    ):
+        codes = {
+            v.code for v in evaluate(dataclasses.replace(correction, fact_date=fact_date), ORIGINAL_RECEIVED)
+        }
+        assert codes & {"NIR-DEADLINE-001", "NIR-DEADLINE-002"} == expected, fact_date
