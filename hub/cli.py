@@ -274,6 +274,11 @@ def _echo_listing(
         click.echo(f"only the first {limit} {what} are shown; there are more (--limit)", err=True)
 
 
+_USER = click.option(
+    "--user", default=lambda: os.environ.get("USER", "support"), help="Who is acting (for the audit log)."
+)
+
+
 @click.group(name="person", help="What the register holds about a person.")
 def person_group() -> None:
     pass
@@ -324,6 +329,20 @@ def person_show(identifier: str, as_json: bool, as_of: dt.datetime | None) -> No
         click.echo(
             f"  {r['factDate']}  {r['action']:<8} {r['eventType']}  ({r['municipality']}, {r['sourceSystem']})"
         )
+    for chain in person["chains"]:
+        standing = "in force" if chain["standing"] else "annulled"
+        click.echo(f"  registration {chain['registrationId']} ({chain['eventType']}), {standing}:")
+        for v in chain["versions"]:
+            click.echo(
+                f"    {v['sentAt']}  {v['action']:<8} {v['effect']:<9} {v['eventId']}  "
+                f"({v['municipality']}, {v['sourceSystem']})"
+            )
+    for m in person["merges"]:
+        split = f"; split {m['splitAt']} by {m['splitBy']}: {m['splitReason']}" if m["splitAt"] else ""
+        click.echo(
+            f"  merge {m['mergeId']}: person {m['otherPersonId']} joined {m['mergedAt']} by {m['mergedBy']}: "
+            f"{m['reason']}{split}"
+        )
     for a in person["affiliation"]:
         shown = "protected" if a.get("protected") else (a["municipality"] or "none (emigrated or unknown)")
         click.echo(f"  lived from {a['from']}: municipality {shown}")
@@ -340,6 +359,81 @@ def person_show(identifier: str, as_json: bool, as_of: dt.datetime | None) -> No
         )
         for note in categories["notes"]:
             click.echo(f"    note: {note}")
+
+
+@person_group.command(
+    name="merge",
+    help="Join two persons into one, kept under KEEP's record: IMDi's decision on an identity "
+    "conflict (recorded, audited, undone by `hub person split`).",
+)
+@click.argument("keep")
+@click.argument("other")
+@click.option("--reason", required=True, help="Why the two are one person (kept with the merge).")
+@click.option(
+    "--ticket",
+    "ticket_id",
+    type=int,
+    help="The identity-conflict ticket this settles: its event is replayed once they are one.",
+)
+@_USER
+def person_merge(keep: str, other: str, reason: str, ticket_id: int | None, user: str) -> None:
+    from hub.register.unit_of_work import UnitOfWork
+    from hub.support.persons import merge
+    from hub.support.replay import replay_tickets
+
+    hub = _migrated_hub()
+    with UnitOfWork(hub.session_factory) as uow:
+        done = merge(uow.session, user, keep, other, reason=reason, now=hub.clock(), ticket_id=ticket_id)
+        uow.commit()
+        click.echo(f"merge {done.id}: person {done.other_id} joined into person {done.keeper_id}")
+    if ticket_id is not None:
+        report = asyncio.run(replay_tickets(hub, [ticket_id], user=user))
+        for step in report.skipped.values():
+            click.echo(f"ticket {step.ticket_id}: {step}", err=True)
+        if report.replayed:
+            click.echo(f"ticket {ticket_id}: its event replayed")
+
+
+@person_group.command(
+    name="split",
+    help="Undo a merge into the person with IDENTIFIER (the newest in force, or --merge): the other "
+    "person back with what the merge moved and what came for their numbers since (audited).",
+)
+@click.argument("identifier")
+@click.option("--reason", required=True, help="Why the two are not one person.")
+@click.option("--merge", "merge_id", type=int, help="The merge to undo (`hub person show` lists them).")
+@click.option(
+    "--mixed-to",
+    type=click.Choice(["keeper", "other"]),
+    help="Where registrations since the merge that named numbers of both persons go.",
+)
+@_USER
+def person_split(identifier: str, reason: str, merge_id: int | None, mixed_to: str | None, user: str) -> None:
+    from hub.register.unit_of_work import UnitOfWork
+    from hub.support.persons import split
+
+    hub = _migrated_hub()
+    with UnitOfWork(hub.session_factory) as uow:
+        report = split(
+            uow.session,
+            user,
+            identifier,
+            reason=reason,
+            now=hub.clock(),
+            merge_id=merge_id,
+            mixed_to=mixed_to,
+        )
+        uow.commit()
+    moved = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in report.moved_back.items() if n)
+    click.echo(
+        f"merge {report.merge_id} split: person {report.other_id} is back"
+        + (f" with {moved}" if moved else "")
+        + (
+            f"; {len(report.placed)} mixed registration(s) placed with the {mixed_to}"
+            if report.placed
+            else ""
+        )
+    )
 
 
 @click.command(
@@ -439,11 +533,6 @@ def cases_list(as_json: bool, limit: int, **options: Any) -> None:
     _echo_listing(tickets, columns, as_json=as_json, limit=limit, what="tickets")
 
 
-_USER = click.option(
-    "--user", default=lambda: os.environ.get("USER", "support"), help="Who is acting (for the audit log)."
-)
-
-
 @cases_group.command(name="show", help="Show one ticket with its decoded event and edits (audited).")
 @click.argument("ticket_id", type=int)
 @_USER
@@ -529,6 +618,32 @@ def _settle(ticket_id: int, note: str, status_name: str, user: str) -> None:
         settle(uow.session, ticket_id, TicketStatus(status_name), note, hub.clock(), username=user)
         uow.commit()
     click.echo(f"ticket {ticket_id} {status_name}")
+
+
+@cases_group.command(
+    name="approve",
+    help="Approve a ticket's event past the rule that refused it, where IMDi may (a correction or "
+    "annulment of another municipality's registration, NIR-CORR-004), and replay it (audited).",
+)
+@click.argument("ticket_id", type=int)
+@click.option("--note", required=True, help="Why IMDi approves it (kept in the audit log).")
+@_USER
+def cases_approve(ticket_id: int, note: str, user: str) -> None:
+    from hub.register.unit_of_work import UnitOfWork
+    from hub.support.approval import approve
+    from hub.support.replay import replay_tickets
+    from hub.support.tickets import get_ticket
+
+    hub = _migrated_hub()
+    with UnitOfWork(hub.session_factory) as uow:
+        approve(uow.session, get_ticket(uow.session, ticket_id), username=user, note=note, now=hub.clock())
+        uow.commit()
+    report = asyncio.run(replay_tickets(hub, [ticket_id], user=user))
+    for step in report.skipped.values():
+        click.echo(f"ticket {step.ticket_id}: {step}", err=True)
+    click.echo(
+        f"ticket {ticket_id}: approved and replayed" if report.replayed else f"ticket {ticket_id}: approved"
+    )
 
 
 @cases_group.command(name="resolve", help="Close a ticket as solved, with a note.")

@@ -11,6 +11,7 @@ received.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -20,10 +21,11 @@ from sqlalchemy.orm import Session
 from hub.domain.calendar import iso_utc, norwegian_date
 from hub.domain.events import AddressChange, Origin
 from hub.domain.identifiers import InvalidIdentifier, parse_national_id
-from hub.domain.lifecycle import derive, effective_facts
+from hub.domain.lifecycle import derive, effective_facts, version_effects
 from hub.domain.residence import Residence, residence_history, residence_on
 from hub.domain.rights import categories_from_facts
 from hub.domain.snapshot import NATIONAL_ID
+from hub.register.identity import merges_of
 from hub.register.models import AddressRecord, Person, PersonEvent, PersonIdentifier, RegistrationRecord
 from hub.register.repository import STATES, fact_of, find_person_id, person_state, residence_of
 
@@ -148,6 +150,24 @@ def describe_person(
             }
             for f in effective
         ],
+        # Each registration that was corrected or annulled, with its versions in the order they
+        # count (`hub.domain.lifecycle.version_effects`) and whether it stands.
+        "chains": _chains(registrations),
+        # The merges into this person (by Folkeregisteret or IMDi), split ones included.
+        "merges": [
+            {
+                "mergeId": m.id,
+                "otherPersonId": m.other_id,
+                "mergedAt": iso_utc(m.merged_at),
+                "mergedBy": m.merged_by,
+                "reason": m.reason,
+                "ticketId": m.ticket_id,
+                "splitAt": iso_utc(m.split_at) if m.split_at else None,
+                "splitBy": m.split_by,
+                "splitReason": m.split_reason,
+            }
+            for m in merges_of(session, person_id)
+        ],
         "registrations": [
             {
                 "eventId": r.event_id,
@@ -185,3 +205,35 @@ def describe_person(
             for a in addresses
         ],
     }
+
+
+def _chains(registrations: Sequence[RegistrationRecord]) -> list[dict[str, Any]]:
+    by_key: dict[str, list[RegistrationRecord]] = {}
+    for r in registrations:
+        by_key.setdefault(r.registration_key, []).append(r)
+    chains = []
+    for key, rows in by_key.items():
+        if len(rows) < 2:
+            continue
+        row_of = {r.id: r for r in rows}
+        effects = version_effects(fact_of(r) for r in rows)
+        chains.append(
+            {
+                "registrationId": key,
+                "eventType": rows[0].event_type,
+                "standing": effects[-1][1] != "annulled",
+                "versions": [
+                    {
+                        "eventId": row_of[fact.sequence].event_id,
+                        "action": fact.action.value,
+                        "effect": effect,
+                        "factDate": fact.fact_date.isoformat(),
+                        "sentAt": iso_utc(row_of[fact.sequence].sent_at),
+                        "sourceSystem": row_of[fact.sequence].source_system,
+                        "municipality": row_of[fact.sequence].municipality,
+                    }
+                    for fact, effect in effects
+                ],
+            }
+        )
+    return chains

@@ -52,6 +52,8 @@ def edit_ticket(
     if ticket.source_system is not None and datum["sourceSystem"] != ticket.source_system:
         raise ContractError(["sourceSystem: must stay the ticket's source"])
     add_edit(session, ticket, event, catalog.encode(REGISTRATION, datum), user, now)
+    # An approval was for the event as it was (`hub.support.approval`): it does not carry over.
+    ticket.approved_code = ticket.approved_digest = ticket.approved_by = ticket.approved_at = None
     audit(session, user, "edit", now, ticket_id=ticket.id)
 
 

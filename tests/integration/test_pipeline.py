@@ -349,11 +349,19 @@ def test_a_correction_replaces_the_values_and_an_annulment_withdraws_the_fact(hu
         "correctsEventId": languages["eventId"],
     }
     asyncio.run(flow.process(message(again, offset=3)))
-    assert [o for _, o in _outcomes(publisher)][2:] == ["ACCEPTED", "REJECTED"]
+    # A correction sent after the annulment restores the registration, with its own content.
+    assert [o for _, o in _outcomes(publisher)][2:] == ["ACCEPTED", "ACCEPTED"]
     with hub.session_factory() as session:
         state = describe_person(session, find_person_id(session, person.national_id) or 0)
-    assert state["facts"] == []
-    assert "NIR-CORR-003" in publisher.on("nir.dead-letters")[0][3][H_ERROR_CODE]
+    assert [f["payload"]["motherTongue"] for f in state["facts"]] == ["tir"]
+    [chain] = state["chains"]
+    assert chain["registrationId"] == languages["eventId"] and chain["standing"] is True
+    assert [(v["eventId"], v["effect"]) for v in chain["versions"]] == [
+        (languages["eventId"], "original"),
+        (correction["eventId"], "corrected"),
+        (annulment["eventId"], "annulled"),
+        (again["eventId"], "restored"),
+    ]
 
 
 def test_a_correction_that_arrives_before_its_original_waits_for_it(hub: Hub) -> None:
