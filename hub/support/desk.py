@@ -17,14 +17,28 @@ from sqlalchemy.orm import Session
 from hub.domain.calendar import as_utc
 from hub.domain.identifiers import InvalidIdentifier, check_duf_number, last_digits
 from hub.errors import FAILURE_CODES, title
-from hub.register.models import OUTCOME_ACCEPTED, OUTCOME_FAILED, AuditEntry, CaseTicket, TicketOutcome, User
+from hub.register.identity import IdentityError, SplitReport
+from hub.register.models import (
+    ACTIVE,
+    OUTCOME_ACCEPTED,
+    OUTCOME_FAILED,
+    AuditEntry,
+    CaseTicket,
+    PersonMerge,
+    TicketOutcome,
+    User,
+)
 from hub.register.people import describe_person, same_person_identifiers
 from hub.register.repository import find_person_id
 from hub.rules import rule_for
 from hub.schemas.codec import SchemaCatalog
+from hub.support import persons
 from hub.support.access import NoSuchTicket, Role, audit, require_access
+from hub.support.approval import APPROVABLE, approve
 from hub.support.replay import edit_ticket
 from hub.support.tickets import (
+    IDENTITY_CONFLICT_KIND,
+    MANUAL,
     TicketError,
     TicketFilter,
     TicketStatus,
@@ -140,8 +154,14 @@ def view_ticket(
     """The ticket with identifiers and the decoded event in clear (audited), and the event as
     the next edit would start from: the newest edit, else the original. Beside it: its story,
     each edit as a difference from the original, the rule's title and advice, and the person's
-    register around the fact's date."""
+    register around the fact's date.
+
+    An identity conflict shows IMDi's support staff each person the ticket's numbers name
+    (`identity`), and a municipality's user neither: IMDi decides whether they are one person, and
+    the other may be someone the municipality does not know. The persons' merges (and so what a
+    split would undo) are IMDi's to see; whether the ticket may be approved past its rule too."""
     ticket = ticket_in_scope(session, user, ticket_id)
+    imdi = user.role == Role.IMDI_SUPPORT.value
     shown = describe_ticket(session, catalog, ticket, reveal=True)
     edit = latest_edit(session, ticket_id)
     shown["editable"] = edit.event if edit is not None else shown["event"]
@@ -149,13 +169,38 @@ def view_ticket(
         e["changes"] = edit_changes(shown["event"], e["event"])
     shown["story"] = ticket_story(session, ticket)
     shown["rule"] = _rule_texts(ticket.error_code)
-    shown["register"] = register_context(session, ticket)
+    shown["identity"] = None
+    if ticket.kind == IDENTITY_CONFLICT_KIND:
+        shown["register"] = None
+        if imdi:
+            shown["identity"] = identity_context(session, ticket)
+    else:
+        shown["register"] = register_context(session, ticket)
+        if shown["register"] is not None and not imdi:
+            shown["register"]["merges"] = []
+    shown["mayDecide"] = imdi
+    shown["approvable"] = imdi and ticket.error_code in APPROVABLE and ticket.status in ACTIVE
+    shown["approval"] = (
+        {"code": ticket.approved_code, "by": ticket.approved_by, "at": as_utc(ticket.approved_at)}
+        if ticket.approved_code and ticket.approved_at
+        else None
+    )
     audit(session, user.username, "view_ticket", now, ticket_id=ticket_id)
     return shown
 
 
 # The audit log's actions on a ticket that belong to its story (views and refusals do not).
-_STORY_ACTIONS = ("file_case", "edit", "replay", "replay_failed", "resolved", "discarded")
+_STORY_ACTIONS = (
+    "file_case",
+    "edit",
+    "approve",
+    "replay",
+    "replay_failed",
+    "resolved",
+    "discarded",
+    "merge_persons",
+    "split_persons",
+)
 
 
 def ticket_story(session: Session, ticket: CaseTicket) -> list[dict[str, Any]]:
@@ -179,7 +224,7 @@ def ticket_story(session: Session, ticket: CaseTicket) -> list[dict[str, Any]]:
         }
         for o in outcomes
     ]
-    if not outcomes and ticket.kind != "manual":  # a ticket from before its outcomes were kept
+    if not outcomes and ticket.kind != MANUAL:  # a ticket from before its outcomes were kept
         entries.append(
             {"at": as_utc(ticket.first_failed_at), "what": OUTCOME_FAILED, "code": ticket.error_code}
         )
@@ -248,30 +293,75 @@ def _rule_texts(code: str | None) -> dict[str, dict[str, str] | None] | None:
 RECENT_REGISTRATIONS = 6
 
 
-def register_context(session: Session, ticket: CaseTicket) -> dict[str, Any] | None:
-    """What the register holds about the ticket's person, for understanding its error without
-    another tool: each scheme's state, the newest registrations, where they lived and their
-    categories on the fact's date, and Folkeregisteret's word on them. None if the person is not
-    in the register."""
-    person_id = next(
-        (
-            found
-            for i in (ticket.national_id, ticket.duf_number)
-            if i and (found := find_person_id(session, i))
-        ),
-        None,
-    )
-    if person_id is None:
-        return None
-    person = describe_person(session, person_id, on=ticket.fact_date)
+# The ticket's numbers by the names the page and its forms give them.
+NATIONAL_ID, DUF = "national_id", "duf"
+NUMBER_KINDS = (NATIONAL_ID, DUF)
+
+
+def ticket_number(ticket: CaseTicket, kind: str) -> str | None:
+    """The ticket's fødselsnummer/D-number (`national_id`) or DUF number (`duf`)."""
+    return ticket.national_id if kind == NATIONAL_ID else ticket.duf_number if kind == DUF else None
+
+
+def _persons_of(session: Session, ticket: CaseTicket) -> list[tuple[int, list[str]]]:
+    """Each register person the ticket's numbers name, with which of its numbers name them
+    (the national id's person first)."""
+    found: dict[int, list[str]] = {}
+    for kind in NUMBER_KINDS:
+        number = ticket_number(ticket, kind)
+        person_id = find_person_id(session, number) if number else None
+        if person_id is not None:
+            found.setdefault(person_id, []).append(kind)
+    return list(found.items())
+
+
+def _person_summary(person: dict[str, Any]) -> dict[str, Any]:
+    """What a ticket shows of one person of the register (from `describe_person`)."""
     return {
-        "on": person["municipalityOn"]["date"],
-        "residence": person["municipalityOn"],
-        "categories": person["categories"],
+        "personId": person["personId"],
+        "identifiers": person["identifiers"],
         "states": person["states"],
         "schemes": person["state"],
         "registrations": list(reversed(person["registrations"][-RECENT_REGISTRATIONS:])),
         "registrationCount": len(person["registrations"]),
+        "chains": person["chains"],
+        "merges": person["merges"],
+    }
+
+
+def register_context(session: Session, ticket: CaseTicket) -> dict[str, Any] | None:
+    """What the register holds about the ticket's person, for understanding its error without
+    another tool: each scheme's state, the newest registrations, each corrected or annulled
+    registration with its versions, where they lived and their categories on the fact's date,
+    Folkeregisteret's word on them, and the merges into them. `foundBy` is which of the ticket's
+    numbers found them. None if the person is not in the register."""
+    found = _persons_of(session, ticket)
+    if not found:
+        return None
+    person_id, kinds = found[0]
+    person = describe_person(session, person_id, on=ticket.fact_date)
+    return {
+        **_person_summary(person),
+        "foundBy": kinds,
+        "on": person["municipalityOn"]["date"],
+        "residence": person["municipalityOn"],
+        "categories": person["categories"],
+    }
+
+
+def identity_context(session: Session, ticket: CaseTicket) -> dict[str, Any]:
+    """Each person an identity conflict's numbers name, side by side with their numbers in
+    full (`persons`, each with `foundBy`: which of the ticket's numbers found them), and the
+    ticket's numbers no person in the register has (`notFound`: a second number of one kind for
+    a person who has another, when the other person is not there)."""
+    found = _persons_of(session, ticket)
+    named = {kind for _, kinds in found for kind in kinds}
+    return {
+        "persons": [
+            {**_person_summary(describe_person(session, person_id, on=ticket.fact_date)), "foundBy": kinds}
+            for person_id, kinds in found
+        ],
+        "notFound": [kind for kind in NUMBER_KINDS if ticket_number(ticket, kind) and kind not in named],
     }
 
 
@@ -285,6 +375,71 @@ def edit_as(
 ) -> None:
     """Keep a corrected event on the ticket (checked against the contract; audited)."""
     edit_ticket(session, catalog, ticket_in_scope(session, user, ticket_id), event, user.username, now)
+
+
+def _number_of(ticket: CaseTicket, kind: str) -> str:
+    number = ticket_number(ticket, kind)
+    if number is None:
+        raise IdentityError(f"ticket {ticket.id} has no {'DUF number' if kind == DUF else 'national id'}")
+    return number
+
+
+def merge_as(
+    session: Session, user: User, ticket_id: int, *, keep: str, reason: str, now: dt.datetime
+) -> PersonMerge:
+    """Settle an open identity conflict by joining the person the ticket's other number names
+    into the one its `keep` number (`national_id` or `duf`) names: IMDi's support staff only
+    (audited by `hub.support.persons`)."""
+    ticket = ticket_in_scope(session, user, ticket_id)
+    persons.require_imdi(user)
+    if ticket.kind != IDENTITY_CONFLICT_KIND:
+        raise IdentityError(f"ticket {ticket.id} is not an identity conflict")
+    if ticket.status not in ACTIVE:
+        raise TicketError(f"ticket {ticket.id} is {ticket.status}; only open tickets are settled by a merge")
+    other = DUF if keep == NATIONAL_ID else NATIONAL_ID
+    return persons.merge(
+        session,
+        user.username,
+        _number_of(ticket, keep),
+        _number_of(ticket, other),
+        reason=reason,
+        now=now,
+        ticket_id=ticket.id,
+    )
+
+
+def split_as(
+    session: Session,
+    user: User,
+    ticket_id: int,
+    *,
+    number: str,
+    merge_id: int | None,
+    reason: str,
+    mixed_to: str | None,
+    now: dt.datetime,
+) -> SplitReport:
+    """Undo a merge in force into the person the ticket's `number` (`national_id` or `duf`)
+    names: IMDi's support staff only (audited by `hub.support.persons`)."""
+    ticket = ticket_in_scope(session, user, ticket_id)
+    persons.require_imdi(user)
+    return persons.split(
+        session,
+        user.username,
+        _number_of(ticket, number),
+        reason=reason,
+        now=now,
+        merge_id=merge_id,
+        mixed_to=mixed_to,
+    )
+
+
+def approve_as(session: Session, user: User, ticket_id: int, *, note: str, now: dt.datetime) -> None:
+    """Approve the ticket's event past the rule that refused it (`hub.support.approval`): IMDi's
+    support staff only."""
+    ticket = ticket_in_scope(session, user, ticket_id)
+    persons.require_imdi(user)
+    approve(session, ticket, username=user.username, note=note, now=now)
 
 
 def settle_as(

@@ -44,6 +44,12 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Skjemaet kom ikke fra denne siden, så ingenting ble gjort. Last inn siden på nytt og prøv igjen.",
         "The form did not come from this page, so nothing was done. Reload the page and try again.",
     ),
+    "refused.imdi_only": (
+        "Bare IMDis brukerstøtte kan slå sammen eller skille personer og godkjenne hendelser forbi en regel. "
+        "Ingenting ble endret.",
+        "Only IMDi's support staff may merge or split persons and approve events past a rule. "
+        "Nothing was changed.",
+    ),
     "not_found.title": ("Finnes ikke", "Not found"),
     "not_found.ticket": ("det finnes ingen sak {ticket}", "there is no ticket {ticket}"),
     "bad_request.title": ("Ugyldig forespørsel", "Bad request"),
@@ -72,6 +78,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "bad.choice": ("{name} har en verdi siden ikke tilbyr", "{name} has a value the page does not offer"),
     "bad.page": ("sidenummeret må være et helt tall fra 1", "the page number must be a whole number from 1"),
     "bad.settle": ("løs eller forkast", "resolve or discard"),
+    "bad.required": ("{name} må fylles ut", "{name} is required"),
     "field.description": ("beskrivelsen", "the description"),
     "field.username": ("brukernavnet", "the username"),
     "field.note": ("notatet", "the note"),
@@ -84,6 +91,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "field.sort": ("sorteringen", "the sort order"),
     "field.action": ("handlingen", "the action"),
     "field.language": ("språket", "the language"),
+    "field.reason": ("begrunnelsen", "the reason"),
+    "field.keep": ("hvem som beholdes", "whom to keep"),
+    "field.number": ("nummeret", "the number"),
+    "field.mixed_to": ("hvor blandede registreringer skal", "where mixed registrations go"),
+    "field.merge": ("sammenslåingen", "the merge"),
     # Statuses
     "status.open": ("åpen", "open"),
     "status.replayed": ("sendt på nytt", "replayed"),
@@ -149,6 +161,31 @@ TEXTS: dict[str, tuple[str, str]] = {
         "not closed: the ticket is closed already, or the note is missing",
     ),
     "done.language": ("språket er endret", "the language is changed"),
+    "done.merged": (
+        "personene er slått sammen, og saken er sendt på nytt",
+        "the persons are merged, and the ticket is replayed",
+    ),
+    "done.merged_not_replayed": (
+        "personene er slått sammen; saken ble ikke sendt på nytt (den er lukket eller har ingenting å sende)",
+        "the persons are merged; the ticket was not replayed (it is closed or has nothing to replay)",
+    ),
+    "done.merged_replay_failed": (
+        "personene er slått sammen, men saken kunne ikke sendes på nytt nå; send den på nytt senere",
+        "the persons are merged, but the ticket could not be replayed now; replay it later",
+    ),
+    "done.split": ("personene er skilt igjen", "the persons are split again"),
+    "done.approved": (
+        "hendelsen er godkjent, og saken er sendt på nytt",
+        "the event is approved, and the ticket is replayed",
+    ),
+    "done.approved_not_replayed": (
+        "hendelsen er godkjent; saken ble ikke sendt på nytt (den er lukket eller har ingenting å sende)",
+        "the event is approved; the ticket was not replayed (it is closed or has nothing to replay)",
+    ),
+    "done.approved_replay_failed": (
+        "hendelsen er godkjent, men saken kunne ikke sendes på nytt nå; send den på nytt senere",
+        "the event is approved, but the ticket could not be replayed now; replay it later",
+    ),
     # The ticket
     "ticket.title": ("Sak {ticket}", "Ticket {ticket}"),
     "ticket.error": ("Feil", "Error"),
@@ -194,6 +231,98 @@ TEXTS: dict[str, tuple[str, str]] = {
     "ticket.note": ("Hvorfor (lagres på saken)", "Why (kept on the ticket)"),
     "ticket.resolve": ("Løs", "Resolve"),
     "ticket.discard": ("Forkast", "Discard"),
+    "decide.not_done": ("Ikke gjort:", "Not done:"),
+    # An identity conflict: the persons its numbers name, and IMDi's decision on them
+    "identity.title": ("Personene numrene tilhører", "The persons the numbers belong to"),
+    "identity.intro": (
+        "Fødselsnummeret og DUF-nummeret i hendelsen tilhører to ulike personer i registeret. "
+        "Registeret slår dem ikke sammen på én hendelses ord: avgjør om de er én person.",
+        "The event's fødselsnummer and DUF number belong to two different persons in the register. "
+        "The register does not join them on one event's word: decide whether they are one person.",
+    ),
+    "identity.imdi_only": (
+        "Saken gjelder en identitetskonflikt: numrene i hendelsen tilhører to ulike personer i registeret. "
+        "IMDis brukerstøtte avgjør identitetskonflikter; kontakt IMDi om saken.",
+        "This ticket is an identity conflict: the event's numbers belong to two different persons in the "
+        "register. IMDi's support staff resolve identity conflicts; contact IMDi about the case.",
+    ),
+    "identity.person": ("Person {person}", "Person {person}"),
+    "identity.found_by": ("Funnet med", "Found by"),
+    "identity.by_national_id": ("fødselsnummeret", "the national id"),
+    "identity.by_duf": ("DUF-nummeret", "the DUF number"),
+    "identity.numbers": ("Numre", "Numbers"),
+    "identity.ceased": ("opphørt {at}", "ceased {at}"),
+    "identity.not_found_national_id": (
+        "Fødselsnummeret {number} finnes ikke i registeret.",
+        "The national id {number} is not in the register.",
+    ),
+    "identity.not_found_duf": (
+        "DUF-nummeret {number} finnes ikke i registeret.",
+        "The DUF number {number} is not in the register.",
+    ),
+    "identity.second_number": (
+        "Hendelsen gir personen over et andre nummer av et slag personen alt har. Rett hendelsen, "
+        "eller forkast den, om nummeret er feil; IMDi slår bare sammen personer som begge er i registeret.",
+        "The event gives the person above a second number of a kind they already have. Edit the event, "
+        "or discard it, if the number is wrong; IMDi only merges persons who are both in the register.",
+    ),
+    "identity.one_person": (
+        "Begge numrene tilhører nå samme person.",
+        "Both numbers now belong to the same person.",
+    ),
+    "number_kind.fodselsnummer": ("fødselsnummer", "fødselsnummer"),
+    "number_kind.d-number": ("D-nummer", "D-number"),
+    "number_kind.h-number": ("H-nummer", "H-number"),
+    "number_kind.duf": ("DUF-nummer", "DUF number"),
+    "number_kind.unknown": ("ukjent slags nummer", "unknown kind of number"),
+    "merge.title": ("Slå sammen personene", "Merge the persons"),
+    "merge.explain": (
+        "Den andre personens registreringer, numre og adresser flyttes til den som beholdes. "
+        "Sammenslåingen logges og kan skilles igjen.",
+        "The other person's registrations, numbers and addresses move to the one kept. "
+        "The merge is audited and can be split again.",
+    ),
+    "merge.keep": ("Behold", "Keep"),
+    "merge.keep_national_id": (
+        "personen med fødselsnummeret {number} (person {person})",
+        "the person with the national id {number} (person {person})",
+    ),
+    "merge.keep_duf": (
+        "personen med DUF-nummeret {number} (person {person})",
+        "the person with the DUF number {number} (person {person})",
+    ),
+    "merge.reason": ("Hvorfor er de én person? (påkrevd)", "Why are they one person? (required)"),
+    "merge.button": ("Slå sammen og send på nytt", "Merge and replay"),
+    "merges.title": ("Sammenslåinger inn i person {person}", "Merges into person {person}"),
+    "merges.id": ("Nr.", "#"),
+    "merges.other": ("Slått inn", "Merged in"),
+    "merges.at": ("Når", "When"),
+    "merges.by": ("Av", "By"),
+    "merges.reason": ("Hvorfor", "Why"),
+    "merges.state": ("Status", "State"),
+    "merges.in_force": ("gjelder", "in force"),
+    "merges.split": ("skilt {at} av {user}: {reason}", "split {at} by {user}: {reason}"),
+    "merges.person": ("person {person}", "person {person}"),
+    "split.title": ("Skill sammenslåing {merge}", "Split merge {merge}"),
+    "split.reason": ("Hvorfor er de ikke én person? (påkrevd)", "Why are they not one person? (required)"),
+    "split.mixed_to": (
+        "Registreringer siden sammenslåingen med numre fra begge går til",
+        "Registrations since the merge with numbers of both go to",
+    ),
+    "split.mixed_none": ("ingen valgt (avvis om det finnes slike)", "none chosen (refuse if there are any)"),
+    "split.mixed_keeper": ("personen som ble beholdt", "the person kept"),
+    "split.mixed_other": ("personen som skilles ut", "the person split off"),
+    "split.button": ("Skill personene", "Split the persons"),
+    "approve.title": ("Godkjenn hendelsen", "Approve the event"),
+    "approve.explain": (
+        "IMDi kan godkjenne denne ene hendelsen forbi regelen {code}. Godkjenningen gjelder hendelsen "
+        "slik den sendes nå; en ny retting opphever den.",
+        "IMDi may approve this one event past the rule {code}. The approval holds for the event as it "
+        "is sent now; a new edit cancels it.",
+    ),
+    "approve.note": ("Hvorfor godkjenner IMDi? (påkrevd)", "Why does IMDi approve? (required)"),
+    "approve.button": ("Godkjenn og send på nytt", "Approve and replay"),
+    "approve.approved": ("Godkjent forbi {code} av {user} {at}", "Approved past {code} by {user} at {at}"),
     # Bulk actions
     "bulk.title": ("Alle saker i utvalget", "Every ticket the filter matches"),
     "bulk.intro": (
@@ -256,6 +385,9 @@ TEXTS: dict[str, tuple[str, str]] = {
     "story.replay_failed": ("ny sending mislyktes (ikke sendt)", "replay failed (not sent)"),
     "story.resolved": ("løst", "resolved"),
     "story.discarded": ("forkastet", "discarded"),
+    "story.approve": ("godkjent forbi regelen", "approved past the rule"),
+    "story.merge_persons": ("personene slått sammen", "persons merged"),
+    "story.split_persons": ("personene skilt", "persons split"),
     "story.by_hub": ("huben", "the hub"),
     "story.waiting": ("venter på svar", "waiting for the answer"),
     # The person's register beside the error
@@ -282,6 +414,17 @@ TEXTS: dict[str, tuple[str, str]] = {
     ),
     "register.received": ("Mottatt", "Received"),
     "register.action": ("Handling", "Action"),
+    "chains.title": ("Rettede og annullerte registreringer", "Corrected and annulled registrations"),
+    "chains.registration": ("Registrering {registration}", "Registration {registration}"),
+    "chains.standing": ("gjelder", "in force"),
+    "chains.annulled": ("annullert", "annulled"),
+    "chains.event": ("Hendelse", "Event"),
+    "chains.effect": ("Virkning", "Effect"),
+    "chains.sent": ("Sendt", "Sent"),
+    "effect.original": ("original", "original"),
+    "effect.corrected": ("rettet", "corrected"),
+    "effect.annulled": ("annullert", "annulled"),
+    "effect.restored": ("gjenopprettet", "restored"),
     "scheme.introductionProgramme": ("introduksjonsprogram", "introduction programme"),
     "scheme.norwegianAndSocialStudies": (
         "opplæring i norsk og samfunnskunnskap",

@@ -223,8 +223,10 @@ class SupportView(View):
         status: int = 200,
         problems: list[str] | None = None,
         draft: str | None = None,
+        refusal: str | None = None,
     ) -> Response:
-        """The ticket in full (audited), with what an edit that was refused said."""
+        """The ticket in full (audited), with what an edit that was refused said, or why a
+        merge, split or approval was not done (`refusal`, in the register's words)."""
         now = self.hub.clock()
 
         def work(session: Session, user: User) -> dict[str, Any]:
@@ -239,6 +241,7 @@ class SupportView(View):
             form_token=form_token(_cookie(request) or ""),
             done=_done_key(_aiohttp_request(request).query.get("done")),
             problems=problems or [],
+            refusal=refusal,
             draft=draft if draft is not None else _pretty(ticket["editable"]),
             event_json=_pretty(ticket["event"]),
             edits=[{**e, "event": _pretty(e["event"])} for e in ticket["edits"]],
@@ -256,6 +259,42 @@ class SupportView(View):
         if ticket_id in report.skipped:
             return self.redirect(f"/tickets/{ticket_id}", done="not_replayed")
         return self.redirect(f"/tickets/{ticket_id}", done="replayed")
+
+    async def decide(
+        self,
+        request: Request,
+        ticket_id: int,
+        work: Callable[[Session, User], Any],
+        done: str,
+        *,
+        then_replay: bool,
+    ) -> Response:
+        """Do one of IMDi's decisions on a ticket (a merge, a split, an approval) in one
+        transaction, then, if asked, replay the ticket. A decision the register or the ticket
+        refuses is shown on the ticket's page with why, nothing changed; one the user may not
+        make is refused (`guarded`). The decision stands even when the replay cannot be sent,
+        and the page says so: the ticket can be replayed again."""
+
+        def decided(session: Session, user: User) -> str:
+            work(session, user)
+            return user.username
+
+        try:
+            username = await self.as_user(request, decided, ticket_id=ticket_id)
+        except AccessDenied:
+            raise
+        except HubError as exc:
+            return await self.ticket_page(request, ticket_id, status=400, refusal=str(exc))
+        if not then_replay:
+            return self.redirect(f"/tickets/{ticket_id}", done=done)
+        try:
+            report = await replay_tickets(self.hub, [ticket_id], user=username)
+        except Exception as exc:
+            log.error("replay after %s failed: %s", done, safe_traceback(exc))
+            return self.redirect(f"/tickets/{ticket_id}", done=f"{done}_replay_failed")
+        if ticket_id in report.skipped:
+            return self.redirect(f"/tickets/{ticket_id}", done=f"{done}_not_replayed")
+        return self.redirect(f"/tickets/{ticket_id}", done=done)
 
     async def form(self, request: Request, cookie: str = COOKIE) -> Mapping[str, str]:
         """The posted form, after checking its anti-forgery value against the cookie it was
@@ -278,6 +317,10 @@ class SupportView(View):
             return self.message(request, 403, "refused.title", "refused.foreign_form")
         except NoSuchTicket as exc:
             return self.message(request, 404, "not_found.title", "not_found.ticket", ticket=exc.ticket_id)
+        except AccessDenied:
+            # A ticket the user may see, and a decision only IMDi's support staff make (audited
+            # as refused by `as_user`).
+            return self.message(request, 403, "refused.title", "refused.imdi_only")
         except _BadInput as exc:
             if LANGUAGE not in _aiohttp_request(request) and _cookie(request):
                 # Refused before the user was looked up: answered in their language all the same.
@@ -349,7 +392,23 @@ class _BadInput(ValueError):
 
 # What `done=` may say after an action; anything else in the query is not shown.
 _DONE = frozenset(
-    {"replayed", "edited", "filed", "resolved", "discarded", "not_replayed", "not_settled", "language"}
+    {
+        "replayed",
+        "edited",
+        "filed",
+        "resolved",
+        "discarded",
+        "not_replayed",
+        "not_settled",
+        "language",
+        "merged",
+        "merged_not_replayed",
+        "merged_replay_failed",
+        "split",
+        "approved",
+        "approved_not_replayed",
+        "approved_replay_failed",
+    }
 )
 
 
@@ -705,6 +764,116 @@ class Settle(SupportView):
             except HubError:
                 return self.redirect(f"/tickets/{number}", done="not_settled")
             return self.redirect(f"/tickets/{number}", done=status.value)
+
+        return await self.guarded(request, handle)
+
+
+REASON_LIMIT = 2000  # the person merges' reason columns
+
+
+def _required(data: Mapping[str, str], name: str, field: str, limit: int) -> str:
+    """A text the decision needs, its lines joined into one (a text box sends line breaks):
+    printable, at most `limit` characters, and not blank."""
+    value = _text(" ".join(data.get(name, "").split()), field, limit)
+    if not value:
+        raise _BadInput("bad.required", name=_FieldName(field))
+    return value
+
+
+def _number_kind(data: Mapping[str, str], name: str) -> str:
+    """Which of the ticket's numbers a form names: `national_id` or `duf`."""
+    value = data.get(name, "")
+    if value not in desk.NUMBER_KINDS:
+        raise _BadInput("bad.choice", name=_FieldName(f"field.{name}"))
+    return value
+
+
+@blueprint.route("/tickets/{ticket_id:\\d+}/merge", name="merge")
+class Merge(SupportView):
+    """Settle an identity conflict: the two persons its numbers name are one (IMDi only); then
+    the ticket is replayed, to be accepted for the one person."""
+
+    async def post(self, request: Request, ticket_id: str) -> Response:
+        number = int(ticket_id)
+
+        async def handle() -> Response:
+            data = await self.form(request)
+            keep = _number_kind(data, "keep")
+            reason = _required(data, "reason", "field.reason", REASON_LIMIT)
+            now = self.hub.clock()
+            return await self.decide(
+                request,
+                number,
+                lambda session, user: desk.merge_as(session, user, number, keep=keep, reason=reason, now=now),
+                "merged",
+                then_replay=True,
+            )
+
+        return await self.guarded(request, handle)
+
+
+# What a split does with the registrations since the merge that named numbers of both persons.
+_MIXED_TO = {"": None, "keeper": "keeper", "other": "other"}
+
+
+@blueprint.route("/tickets/{ticket_id:\\d+}/split", name="split")
+class Split(SupportView):
+    """Undo a merge in force into the person one of the ticket's numbers names (IMDi only)."""
+
+    async def post(self, request: Request, ticket_id: str) -> Response:
+        number = int(ticket_id)
+
+        async def handle() -> Response:
+            data = await self.form(request)
+            kind = _number_kind(data, "number")
+            reason = _required(data, "reason", "field.reason", REASON_LIMIT)
+            if data.get("mixed_to", "") not in _MIXED_TO:
+                raise _BadInput("bad.choice", name=_FieldName("field.mixed_to"))
+            mixed_to = _MIXED_TO[data.get("mixed_to", "")]
+            merge_text = data.get("merge_id", "").strip()
+            if merge_text and not (len(merge_text) <= 9 and is_ascii_digits(merge_text)):
+                raise _BadInput("bad.choice", name=_FieldName("field.merge"))
+            merge_id = int(merge_text) if merge_text else None
+            now = self.hub.clock()
+            return await self.decide(
+                request,
+                number,
+                lambda session, user: desk.split_as(
+                    session,
+                    user,
+                    number,
+                    number=kind,
+                    merge_id=merge_id,
+                    reason=reason,
+                    mixed_to=mixed_to,
+                    now=now,
+                ),
+                "split",
+                then_replay=False,
+            )
+
+        return await self.guarded(request, handle)
+
+
+@blueprint.route("/tickets/{ticket_id:\\d+}/approve", name="approve")
+class Approve(SupportView):
+    """Approve the ticket's event past a rule IMDi may set aside (`hub.support.approval`), with a
+    note (IMDi only); then the ticket is replayed."""
+
+    async def post(self, request: Request, ticket_id: str) -> Response:
+        number = int(ticket_id)
+
+        async def handle() -> Response:
+            data = await self.form(request)
+            note = _required(data, "note", "field.note", DESCRIPTION_LIMIT)
+            now = self.hub.clock()
+            return await self.decide(
+                request,
+                number,
+                lambda session, user: desk.approve_as(session, user, number, note=note, now=now),
+                "approved",
+                then_replay=True,
+            )
 
         return await self.guarded(request, handle)
 

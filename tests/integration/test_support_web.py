@@ -24,13 +24,20 @@ from sqlalchemy import select
 
 from hub.app import serve_web
 from hub.bootstrap import Hub
-from hub.register.models import AuditEntry, CaseTicket
+from hub.domain.events import Origin
+from hub.register.models import AuditEntry, CaseTicket, PersonMerge
+from hub.register.repository import find_person_id
 from hub.register.unit_of_work import UnitOfWork
 from hub.support import desk
+from hub.support import web as support_web
 from hub.support.access import Role, create_user, disable_user
 from hub.support.i18n import translate
+from hub.support.replay import ReplayReport
+from hub.support.tickets import IDENTITY_CONFLICT_KIND, file_manual_case, ticket_from_dead_letter
 from hub.webserver import FAUST_APP_OPTIONS
 from tests.conftest import pipeline_hub
+from tests.decisions import days_ago, later, run
+from tests.factories import Person, event, synthetic_person
 
 PASSWORD = "correct horse battery"
 WRONG_DETAILS = translate("nb", "sign_in.wrong")  # Norwegian: the page's language until one is chosen
@@ -376,5 +383,409 @@ def test_a_ticket_says_why_its_event_failed_in_the_users_language(database_url: 
         await client.post("/support/language", data={"form_token": token.group(1), "language": "en"})
         english = await (await client.get(f"/support/tickets/{ticket_id}")).text()
         assert "periodEnd is before" in english and "er før" not in english
+
+    serve(hub, work)
+
+
+# --- IMDi's decisions on the desk: identity conflicts, merges and splits, approvals -------------
+
+BERGEN = "vestland-fagsystem"  # reports for 4601 only
+
+
+def register_hub(database_url: str) -> Hub:
+    """A web hub whose clock reads today: the events of `tests.factories` are sent now."""
+    hub = web_hub(database_url)
+    hub.clock.now = dt.datetime.now(dt.UTC)  # type: ignore[attr-defined]
+    return hub
+
+
+def municipality_user(hub: Hub, username: str, municipality: str) -> None:
+    with UnitOfWork(hub.session_factory) as uow:
+        create_user(uow.session, username, PASSWORD, Role.MUNICIPALITY_SUPERUSER, municipality, hub.clock())
+        uow.commit()
+
+
+def tickets_of_dead_letters(hub: Hub, *batches: list[dict[str, Any]]) -> list[int]:
+    """The events through the registration flow; each dead letter it sent opened as a ticket, as
+    the dead-letter worker opens them."""
+    _, publisher = run(hub, *batches)
+    with UnitOfWork(hub.session_factory) as uow:
+        ids = [
+            ticket_from_dead_letter(
+                uow.session,
+                hub.catalog,
+                key=key,
+                value=value,
+                headers=tuple((name, text.encode()) for name, text in headers.items()),
+                dead_letter=Origin("nir.dead-letters", 0, offset),
+                source_of=hub.names.source_of,
+                now=hub.clock(),
+            ).id
+            for offset, (_, key, value, headers) in enumerate(publisher.on("nir.dead-letters"))
+        ]
+        uow.commit()
+    return ids
+
+
+def identity_conflict(hub: Hub) -> tuple[Person, Person, int]:
+    """Two registered persons, and the ticket of an event that names one's fødselsnummer and the
+    other's DUF number."""
+    first, second = synthetic_person(), synthetic_person()
+    run(hub, [event(first), event(second)])
+    [ticket_id] = tickets_of_dead_letters(
+        hub, [event(Person(first.national_id, second.duf_number), "TRAINING_DECISION")]
+    )
+    return first, second, ticket_id
+
+
+def correction(
+    of: dict[str, Any], action: str = "CORRECT", seconds: int = 1, **changes: Any
+) -> dict[str, Any]:
+    """A correction (or annulment) of `of`, sent `seconds` after it, by the same source unless told."""
+    person = Person(of["person"]["nationalId"], of["person"]["dufNumber"])
+    fresh = event(person, of["eventType"], fact_date=dt.date.fromisoformat(of["factDate"]))
+    return {
+        **fresh,
+        "action": action,
+        "correctsEventId": of["eventId"],
+        "sentAt": later(of["sentAt"], seconds),
+        **changes,
+    }
+
+
+class Replays:
+    """Stands in for the broker side of a replay: records what the desk asked to replay."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.asked: list[tuple[list[int], str | None]] = []
+        self.fail = fail
+
+    async def __call__(self, hub: Hub, ticket_ids: list[int], **options: Any) -> ReplayReport:
+        self.asked.append((list(ticket_ids), options.get("user")))
+        if self.fail:
+            raise ConnectionError("no broker")
+        return ReplayReport(replayed=list(ticket_ids))
+
+
+async def page_and_token(client: Client, path: str) -> tuple[str, str]:
+    page = await (await client.get(path)).text()
+    token = re.search(r'name="form_token" value="([0-9a-f]+)"', page)
+    assert token is not None
+    return page, token.group(1)
+
+
+def the_person(hub: Hub, number: str | None) -> int | None:
+    assert number is not None
+    with hub.session_factory() as session:
+        return find_person_id(session, number)
+
+
+def test_imdi_sees_both_persons_of_an_identity_conflict_in_full_and_a_municipality_neither(
+    sqlite_url: str,
+) -> None:
+    hub = register_hub(sqlite_url)
+    first, second, ticket_id = identity_conflict(hub)
+    municipality_user(hub, "oslo", "0301")
+    numbers = [first.national_id, first.duf_number, second.national_id, second.duf_number]
+    first_duf, second_nid, second_duf = (
+        first.duf_number or "",
+        second.national_id or "",
+        second.duf_number or "",
+    )
+
+    async def work(client: Client) -> None:
+        await sign_in(client, "kari", PASSWORD)
+        page = await (await client.get(f"/support/tickets/{ticket_id}")).text()
+        assert 'id="identity"' in page and 'id="register"' not in page
+        assert 'data-found-by="national_id"' in page and 'data-found-by="duf"' in page
+        assert all(number and number in page for number in numbers)  # both persons' numbers, in full
+        assert 'id="merge"' in page and 'id="keep-national_id"' in page and 'id="keep-duf"' in page
+        listed = await (await client.get("/support/tickets")).text()
+        assert f"…{second_duf[-4:]}" in listed and second_duf not in listed
+        client.session.cookie_jar.clear()
+        await sign_in(client, "oslo", PASSWORD)
+        theirs = await (await client.get(f"/support/tickets/{ticket_id}")).text()
+        assert 'id="identity-imdi-only"' in theirs and translate("nb", "identity.imdi_only") in theirs
+        assert 'id="identity"' not in theirs and 'id="register"' not in theirs
+        assert 'id="merge"' not in theirs and "/split" not in theirs
+        # the event's own numbers are the ticket's; the persons' other numbers are not shown
+        assert first_duf not in theirs and second_nid not in theirs
+
+    serve(hub, work)
+
+
+def test_a_second_number_of_one_kind_shows_the_one_person_and_no_merge(sqlite_url: str) -> None:
+    hub = register_hub(sqlite_url)
+    person, stranger = synthetic_person(), synthetic_person()
+    run(hub, [event(person)])
+    [ticket_id] = tickets_of_dead_letters(
+        hub, [event(Person(person.national_id, stranger.duf_number), "TRAINING_DECISION")]
+    )
+
+    async def work(client: Client) -> None:
+        await sign_in(client, "kari", PASSWORD)
+        page = await (await client.get(f"/support/tickets/{ticket_id}")).text()
+        assert page.count('class="identity-person"') == 1 and 'data-found-by="national_id"' in page
+        assert translate("nb", "identity.not_found_duf", number=stranger.duf_number) in page
+        assert 'id="identity-second-number"' in page and 'id="merge"' not in page
+
+    serve(hub, work)
+
+
+def test_imdi_merges_the_two_persons_from_the_ticket_and_splits_them_again(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = register_hub(database_url)
+    first, second, ticket_id = identity_conflict(hub)
+    replays = Replays()
+    monkeypatch.setattr(support_web, "replay_tickets", replays)
+
+    async def work(client: Client) -> None:
+        await sign_in(client, "kari", PASSWORD)
+        path = f"/support/tickets/{ticket_id}"
+        _, token = await page_and_token(client, path)
+        blank = await client.post(
+            f"{path}/merge", data={"form_token": token, "keep": "duf", "reason": "  "}, allow_redirects=False
+        )
+        assert blank.status == 400
+        assert the_person(hub, first.national_id) != the_person(hub, second.duf_number)
+        merged = await client.post(
+            f"{path}/merge",
+            data={"form_token": token, "keep": "duf", "reason": "the same woman, checked with UDI"},
+            allow_redirects=False,
+        )
+        assert merged.status == 303 and merged.headers["Location"] == f"{path}?done=merged"
+        assert replays.asked == [([ticket_id], "kari")]
+        page = await (await client.get(path + "?done=merged")).text()
+        assert translate("nb", "done.merged") in page and 'id="identity-one-person"' in page
+        assert translate("nb", "story.merge_persons") in page and 'id="merge"' not in page
+        [merge_id] = re.findall(r'name="merge_id" value="(\d+)"', page)
+        again = await client.post(
+            f"{path}/merge",
+            data={"form_token": token, "keep": "duf", "reason": "once more"},
+            allow_redirects=False,
+        )
+        assert again.status == 400 and "already belong to one person" in await again.text()
+        split = await client.post(
+            f"{path}/split",
+            data={
+                "form_token": token,
+                "merge_id": merge_id,
+                "number": "duf",
+                "reason": "two women after all",
+                "mixed_to": "",
+            },
+            allow_redirects=False,
+        )
+        assert split.status == 303 and split.headers["Location"] == f"{path}?done=split"
+        after = await (await client.get(path)).text()
+        assert 'id="merge"' in after and 'class="merge in-force"' not in after
+
+    serve(hub, work)
+    keeper = the_person(hub, second.duf_number)
+    assert keeper is not None and the_person(hub, first.national_id) not in (None, keeper)
+    assert the_person(hub, first.duf_number) == the_person(hub, first.national_id)
+    assert the_person(hub, second.national_id) == keeper
+    with hub.session_factory() as session:
+        [merge] = session.scalars(select(PersonMerge)).all()
+        assert (merge.keeper_id, merge.ticket_id, merge.merged_by) == (keeper, ticket_id, "kari")
+        assert merge.split_by == "kari" and merge.split_reason == "two women after all"
+        acts = session.execute(
+            select(AuditEntry.action, AuditEntry.ticket_id).where(
+                AuditEntry.action.in_(("merge_persons", "split_persons"))
+            )
+        ).all()
+    assert [tuple(a) for a in acts] == [("merge_persons", ticket_id), ("split_persons", ticket_id)]
+
+
+def test_while_merged_one_person_holds_every_number_of_both(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = register_hub(sqlite_url)
+    first, second, ticket_id = identity_conflict(hub)
+    monkeypatch.setattr(support_web, "replay_tickets", Replays())
+
+    async def work(client: Client) -> None:
+        await sign_in(client, "kari", PASSWORD)
+        _, token = await page_and_token(client, f"/support/tickets/{ticket_id}")
+        merged = await client.post(
+            f"/support/tickets/{ticket_id}/merge",
+            data={"form_token": token, "keep": "national_id", "reason": "one man"},
+            allow_redirects=False,
+        )
+        assert merged.status == 303
+
+    serve(hub, work)
+    held = {
+        the_person(hub, n)
+        for n in (first.national_id, first.duf_number, second.national_id, second.duf_number)
+    }
+    assert held == {the_person(hub, first.national_id)} and None not in held
+
+
+def test_a_municipality_user_s_merge_split_or_approval_is_refused_and_changes_nothing(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = register_hub(sqlite_url)
+    first, second, ticket_id = identity_conflict(hub)
+    municipality_user(hub, "oslo", "0301")
+    municipality_user(hub, "bergen", "4601")
+    replays = Replays()
+    monkeypatch.setattr(support_web, "replay_tickets", replays)
+
+    async def work(client: Client) -> None:
+        await sign_in(client, "oslo", PASSWORD)
+        path = f"/support/tickets/{ticket_id}"
+        _, token = await page_and_token(client, path)
+        for action, form in (
+            ("merge", {"keep": "duf", "reason": "I think so"}),
+            ("split", {"number": "duf", "merge_id": "1", "reason": "no", "mixed_to": ""}),
+            ("approve", {"note": "fine by me"}),
+        ):
+            refused = await client.post(f"{path}/{action}", data={"form_token": token, **form})
+            assert refused.status == 403, action
+            assert translate("nb", "refused.imdi_only") in await refused.text()
+        client.session.cookie_jar.clear()
+        await sign_in(client, "bergen", PASSWORD)  # not their ticket: as if there were none
+        _, token = await page_and_token(client, "/support/tickets")
+        hidden = await client.post(f"{path}/merge", data={"form_token": token, "keep": "duf", "reason": "x"})
+        assert hidden.status == 404
+
+    serve(hub, work)
+    assert replays.asked == []
+    assert the_person(hub, first.national_id) != the_person(hub, second.duf_number)
+    with hub.session_factory() as session:
+        assert session.scalars(select(PersonMerge)).all() == []
+        assert session.get_one(CaseTicket, ticket_id).approved_code is None
+        denied = session.scalars(select(AuditEntry.username).where(AuditEntry.action == "denied")).all()
+    assert denied == ["oslo", "oslo", "oslo", "bergen"]
+
+
+def test_imdi_approves_a_foreign_annulment_and_a_municipality_user_cannot(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = register_hub(sqlite_url)
+    person = synthetic_person()
+    decision = event(person, "TRAINING_DECISION")
+    run(hub, [event(person, fact_date=days_ago(20)), decision])
+    annulment = correction(decision, "ANNUL", sourceSystem=BERGEN, municipality="4601")
+    [ticket_id] = tickets_of_dead_letters(hub, [annulment])
+    municipality_user(hub, "bergen", "4601")
+    replays = Replays(fail=True)  # the broker is away: the approval stands all the same
+    monkeypatch.setattr(support_web, "replay_tickets", replays)
+
+    async def work(client: Client) -> None:
+        path = f"/support/tickets/{ticket_id}"
+        await sign_in(client, "bergen", PASSWORD)
+        theirs, token = await page_and_token(client, path)
+        assert 'id="error-code">NIR-CORR-004' in theirs and 'id="approve"' not in theirs
+        refused = await client.post(f"{path}/approve", data={"form_token": token, "note": "please"})
+        assert refused.status == 403
+        client.session.cookie_jar.clear()
+        await sign_in(client, "kari", PASSWORD)
+        page, token = await page_and_token(client, path)
+        assert 'id="approve"' in page and 'id="approve-and-replay"' in page
+        approved = await client.post(
+            f"{path}/approve",
+            data={"form_token": token, "note": "Oslo asked Bergen\r\nto annul it"},
+            allow_redirects=False,
+        )
+        assert approved.headers["Location"] == f"{path}?done=approved_replay_failed"
+        shown = await (await client.get(approved.headers["Location"])).text()
+        assert translate("nb", "done.approved_replay_failed") in shown and 'id="approval"' in shown
+        assert translate("nb", "story.approve") in shown
+
+    serve(hub, work)
+    assert replays.asked == [([ticket_id], "kari")]
+    with hub.session_factory() as session:
+        ticket = session.get_one(CaseTicket, ticket_id)
+        assert (ticket.approved_code, ticket.approved_by) == ("NIR-CORR-004", "kari")
+    assert audited(hub, "approve") == ["NIR-CORR-004: Oslo asked Bergen to annul it"]
+
+
+def test_only_a_ticket_whose_rule_imdi_may_set_aside_can_be_approved(sqlite_url: str) -> None:
+    hub = register_hub(sqlite_url)
+    *_, ticket_id = identity_conflict(hub)
+
+    async def work(client: Client) -> None:
+        await sign_in(client, "kari", PASSWORD)
+        path = f"/support/tickets/{ticket_id}"
+        page, token = await page_and_token(client, path)
+        assert 'id="approve"' not in page
+        refused = await client.post(f"{path}/approve", data={"form_token": token, "note": "why not"})
+        text = await refused.text()
+        assert refused.status == 400 and 'id="refusal"' in text and "cannot approve past" in text
+
+    serve(hub, work)
+    with hub.session_factory() as session:
+        assert session.get_one(CaseTicket, ticket_id).approved_code is None
+
+
+def test_the_register_panel_shows_a_registration_s_corrections_and_annulment(sqlite_url: str) -> None:
+    hub = register_hub(sqlite_url)
+    person = synthetic_person()
+    decision = event(person, "TRAINING_DECISION")
+    outcomes, _ = run(
+        hub,
+        [event(person, fact_date=days_ago(20)), decision],
+        [correction(decision)],
+        [correction(decision, "ANNUL", seconds=2)],
+    )
+    assert outcomes == [["ACCEPTED", "ACCEPTED"], ["ACCEPTED"], ["ACCEPTED"]]
+    with UnitOfWork(hub.session_factory) as uow:
+        ticket_id = file_manual_case(
+            uow.session,
+            duf_number=person.duf_number or "",
+            description="why",
+            municipality="0301",
+            now=hub.clock(),
+        ).id
+        uow.commit()
+
+    async def work(client: Client) -> None:
+        await sign_in(client, "kari", PASSWORD)
+        page = await (await client.get(f"/support/tickets/{ticket_id}")).text()
+        chain = page[page.index(f'data-registration="{decision["eventId"]}"') :]
+        assert translate("nb", "chains.annulled") in chain.split("</h4>")[0]
+        effects = re.findall(r'<tr class="version effect-(\w+)">', chain.split("</table>")[0])
+        assert effects == ["original", "corrected", "annulled"]
+
+    serve(hub, work)
+
+
+def test_a_merge_refused_by_the_register_is_shown_on_the_ticket_and_the_kind_is_kept(sqlite_url: str) -> None:
+    hub = register_hub(sqlite_url)
+    with UnitOfWork(hub.session_factory) as uow:
+        ticket = CaseTicket(
+            status="open",
+            kind=IDENTITY_CONFLICT_KIND,
+            error_code="NIR-ID-005",
+            municipality="0301",
+            national_id=synthetic_person().national_id,
+            duf_number=synthetic_person().duf_number,
+            first_failed_at=hub.clock(),
+            last_failed_at=hub.clock(),
+            attempts=1,
+            replays=0,
+        )
+        uow.session.add(ticket)
+        uow.commit()
+        ticket_id = ticket.id
+
+    async def work(client: Client) -> None:
+        await sign_in(client, "kari", PASSWORD)
+        page, token = await page_and_token(client, f"/support/tickets/{ticket_id}")
+        assert page.count('class="identity-not-found"') == 2 and 'id="merge"' not in page
+        refused = await client.post(
+            f"/support/tickets/{ticket_id}/merge", data={"form_token": token, "keep": "duf", "reason": "x"}
+        )
+        text = await refused.text()
+        assert refused.status == 400 and "no person in the register has that number" in text
+        bad = await client.post(
+            f"/support/tickets/{ticket_id}/merge", data={"form_token": token, "keep": "both", "reason": "x"}
+        )
+        assert bad.status == 400
+        forged = await client.post(f"/support/tickets/{ticket_id}/merge", data={"keep": "duf", "reason": "x"})
+        assert forged.status == 403
 
     serve(hub, work)
