@@ -295,6 +295,38 @@ def test_a_person_who_becomes_known_after_moving_is_looked_up_once(
     assert len(published(hub)) == 1  # looked up once only
 
 
+def test_a_look_up_carries_the_identity_change_and_the_death_the_feed_told_before_the_person_was_known(
+    hub: Hub, feed: tuple[FolkeregisterStandIn, str]
+) -> None:
+    """Issue 27, fault 6: a D-number that became a fødselsnummer, and then a death, both read
+    while no one knew the person, come again with the look-up made when they become known."""
+    stand_in, url = feed
+    d_number = make_national_id(dt.date(1991, 5, 6), 23, d_number=True) or ""
+    fodselsnummer = synthetic_person().national_id or ""
+    stand_in.change_identity(d_number, fodselsnummer)
+    stand_in.die(fodselsnummer, dt.date(2026, 11, 2))
+    follow(hub, url)
+    assert published(hub) == []  # no one the register knew
+
+    known(hub, d_number)  # a registration arrives under the old number
+    follow(hub, url)
+    by_type = {c["eventType"]: c for c in published(hub)}
+    assert set(by_type) == {"ADDRESS_CHANGED", "IDENTITY_CHANGED", "PERSON_DIED"}
+    assert all(c["sequenceNumber"] < 0 for c in by_type.values())
+    identity = by_type["IDENTITY_CHANGED"]
+    assert (identity["nationalId"], identity["formerNationalIds"]) == (fodselsnummer, [d_number])
+    assert by_type["PERSON_DIED"]["eventDate"] == dt.date(2026, 11, 2)
+    flow = AddressFlow(hub, RecordingPublisher())
+    for change in published(hub):
+        value = hub.catalog.encode(ADDRESS_CHANGE, change)
+        assert asyncio.run(flow.process(Message(Origin("t", 0, 0), None, value))).failure is None
+    with hub.session_factory() as session:
+        person_id = find_person_id(session, d_number)
+        assert person_id is not None and find_person_id(session, fodselsnummer) == person_id
+        shown = describe_person(session, person_id)
+    assert [s["state"] for s in shown["states"]] == ["dead"]
+
+
 def test_a_renumbered_municipality_reaches_the_register_as_a_new_number_without_a_move(
     hub: Hub, feed: tuple[FolkeregisterStandIn, str]
 ) -> None:
