@@ -234,7 +234,10 @@ class Settings:
         "how long an event waits for one it depends on before it is dead-lettered",
     )
     hold_check_seconds: float = _setting(
-        "NIR_HOLD_CHECK_SECONDS", 60.0, "how often the worker looks for held events that waited too long"
+        "NIR_HOLD_CHECK_SECONDS",
+        60.0,
+        "how often the worker tries again the held events whose persons' numbers changed (an identity "
+        "change, a merge) and looks for those that waited too long",
     )
     commit_interval_seconds: float = _setting(
         "NIR_COMMIT_INTERVAL_SECONDS", 1.0, "how often Faust commits the offsets of finished events"

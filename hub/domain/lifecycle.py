@@ -141,15 +141,16 @@ _DAY_PLACE = {Role.CLAIM: 0, Role.DECISION: 1, Role.START: 2, Role.STOP: 4, Role
 _DAY_PLACE_OTHER = 3
 
 
-def day_place(fact: Fact) -> int:
-    role = ROLES.get(fact.event_type)
+@functools.cache  # the contract's few event types; asked for every fact of every timeline
+def _day_place_of(event_type: str) -> int:
+    role = ROLES.get(event_type)
     return _DAY_PLACE.get(role[1], _DAY_PLACE_OTHER) if role is not None else _DAY_PLACE_OTHER
 
 
 def timeline_order(fact: Fact) -> tuple[dt.date, int, str]:
     """A fact's place in the person's timeline: its date, its role's place in that day, then its
     registration (so the order never depends on the order of arrival)."""
-    return (fact.fact_date, day_place(fact), fact.key)
+    return (fact.fact_date, _day_place_of(fact.event_type), fact.key)
 
 
 _NEVER = dt.datetime.min.replace(tzinfo=dt.UTC)
@@ -388,17 +389,18 @@ def transition_problem(history: Sequence[Fact], new: Fact) -> Problem | None:
     return problem
 
 
-def _before(fact: Fact, other: Fact) -> bool:
-    """Whether `other` is in the timeline up to `fact`'s place (the same day's earlier roles,
-    and facts of the same role that day)."""
-    return (other.fact_date, day_place(other)) <= (fact.fact_date, day_place(fact))
+def _place(fact: Fact) -> tuple[dt.date, int]:
+    """Where a fact stands in the timeline: its date and its role's place in the day. A fact
+    `f` is in the timeline up to `fact` when `_place(f) <= _place(fact)`."""
+    return (fact.fact_date, _day_place_of(fact.event_type))
 
 
 def _own_problem(facts: Sequence[Fact], new: Fact) -> Problem | None:
     """Whether `new` fits among the scheme's other effective `facts` (in timeline order)."""
     en, nb = _SCHEME_NAMES[new.scheme]
-    before = SimpleNamespace(**_fold(new.scheme, (f for f in facts if _before(new, f))))
-    later = [f for f in facts if not _before(new, f)]
+    place = _place(new)
+    before = SimpleNamespace(**_fold(new.scheme, (f for f in facts if _place(f) <= place)))
+    later = [f for f in facts if _place(f) > place]
     date = new.fact_date.isoformat()
 
     if new.role is Role.START:
@@ -493,7 +495,8 @@ def _breaks_later(current: Sequence[Fact], others: Sequence[Fact], new: Fact) ->
     """Whether a fact registered after `new`'s place, which fits the timeline now, would stop
     fitting with `new` in it (an end moved before hours already there, a start moved after its
     end). Events mostly arrive in date order, so there is mostly nothing after it to check."""
-    later = [f for f in others if not _before(new, f) and is_checked(f.event_type)]
+    place = _place(new)
+    later = [f for f in others if _place(f) > place and is_checked(f.event_type)]
     if not later:
         return None
     proposed = sorted([*others, new], key=timeline_order)

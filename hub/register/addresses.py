@@ -43,6 +43,7 @@ def record_address_change(session: Session, change: AddressChange, now: dt.datet
             postal_code=None if protected else change.postal_code,
             postal_place=None if protected else change.postal_place,
             received_at=now,
+            national_id=change.national_id,  # whose number it came for: a split places it by it
         )
     )
     session.flush()

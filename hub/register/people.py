@@ -4,8 +4,9 @@ What the register holds, as JSON-ready data: identifiers (each with its kind: fÃ
 D-number, H-number or DUF number, and when Folkeregisteret ceased it), the person's states from
 Folkeregisteret (dead, ceased as a duplicate) and the identity changes that linked their numbers,
 each scheme's state derived from the effective facts, residence permits, where the person lived,
-their categories under the integration act, and every registration and address change as it was
-received.
+their categories under the integration act, every registration and address change as it was
+received, each corrected or annulled registration's chain of versions, and the merges into the
+person (by Folkeregisteret or IMDi, split ones too).
 """
 
 from __future__ import annotations

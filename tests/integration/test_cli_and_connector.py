@@ -225,6 +225,7 @@ def test_rules_list_prints_the_catalogue_and_every_other_failure_code_sorted_und
     assert [row.split()[0] for row in rows] == every_code
     squeezed = "\n".join(" ".join(row.split()) for row in rows)
     assert "NIR-ID-002 REJECT rule The fødselsnummer or D-number is valid" in squeezed
+    assert "NIR-ID-005 REJECT rule The person's numbers name one person in the register" in squeezed
     assert "NIR-DEADLINE-001 WARNING rule Received within two months" in squeezed
     assert "NIR-DECODE REJECT failure The message bytes are not a single-object-encoded" in squeezed
     norwegian = hub_command(harness.settings, "rules", "list", "--lang", "nb")

@@ -525,35 +525,9 @@ def test_what_came_since_a_merge_goes_with_the_numbers_it_names_and_mixed_ones_w
         )
         uow.commit()
         merge_id = merge.id
-    since = [
-        _event(
-            one,
-            "duf+f",
-            "TRAINING_LANGUAGES",
-            dt.date(2026, 10, 1),
-            {"motherTongue": "som", "otherLanguages": []},
-            NOW,
-            number=50,
-        ),
-        _event(
-            two,
-            "duf+d",
-            "TRAINING_LANGUAGES",
-            dt.date(2026, 10, 2),
-            {"motherTongue": "amh", "otherLanguages": []},
-            NOW,
-            number=51,
-        ),
-    ]
-    mixed = _event(  # the first one's fødselsnummer (known since) with the second one's DUF number
-        Someone(9, two.duf, one.fodselsnummer, one.fodselsnummer),
-        "duf+f",
-        "TRAINING_LANGUAGES",
-        dt.date(2026, 10, 3),
-        {"motherTongue": "ara", "otherLanguages": []},
-        NOW,
-        number=52,
-    )
+    since = [_languages(one, "duf+f", 1, "som", 50), _languages(two, "duf+d", 2, "amh", 51)]
+    # The first one's fødselsnummer (known since) with the second one's DUF number.
+    mixed = _languages(Someone(9, two.duf, one.fodselsnummer, one.fodselsnummer), "duf+f", 3, "ara", 52)
     final = play(hub, [Item(event=e) for e in [*since, mixed]], [3])
     assert [final[e["eventId"]][0] for e in [*since, mixed]] == ["ACCEPTED"] * 3  # one person now
     with UnitOfWork(hub.session_factory) as uow, pytest.raises(IdentityError, match=mixed["eventId"]):
@@ -572,6 +546,12 @@ def test_what_came_since_a_merge_goes_with_the_numbers_it_names_and_mixed_ones_w
         )
         assert find_person_id(session, one.fodselsnummer) == first  # the numbers that came since, too
         assert find_person_id(session, two.d_number) == second
+
+
+def _languages(who: Someone, names: str, day: int, tongue: str, number: int) -> dict[str, Any]:
+    """The person's languages, registered on day `day` of October 2026."""
+    payload = {"motherTongue": tongue, "otherLanguages": []}
+    return _event(who, names, "TRAINING_LANGUAGES", dt.date(2026, 10, day), payload, NOW, number=number)
 
 
 def _story(who: Someone, names: str) -> list[dict[str, Any]]:
