@@ -533,20 +533,28 @@ def cases_list(as_json: bool, limit: int, **options: Any) -> None:
     _echo_listing(tickets, columns, as_json=as_json, limit=limit, what="tickets")
 
 
-@cases_group.command(name="show", help="Show one ticket with its decoded event and edits (audited).")
+@cases_group.command(
+    name="show",
+    help="Show one ticket with its decoded event and edits, and for an identity conflict the persons "
+    "its numbers name (audited).",
+)
 @click.argument("ticket_id", type=int)
 @_USER
 def cases_show(ticket_id: int, user: str) -> None:
     from hub.register.unit_of_work import UnitOfWork
     from hub.support.access import audit
-    from hub.support.tickets import describe_ticket, get_ticket
+    from hub.support.desk import identity_context
+    from hub.support.tickets import IDENTITY_CONFLICT_KIND, describe_ticket, get_ticket
 
     hub = _migrated_hub()
     with UnitOfWork(hub.session_factory) as uow:
-        shown = describe_ticket(uow.session, hub.catalog, get_ticket(uow.session, ticket_id), reveal=True)
+        ticket = get_ticket(uow.session, ticket_id)
+        shown = describe_ticket(uow.session, hub.catalog, ticket, reveal=True)
+        if ticket.kind == IDENTITY_CONFLICT_KIND:  # the persons its numbers name, side by side
+            shown["identity"] = identity_context(uow.session, ticket)
         audit(uow.session, user, "view_ticket", hub.clock(), ticket_id=ticket_id)
         uow.commit()
-    click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
+    click.echo(json.dumps(shown, indent=2, ensure_ascii=False, default=str))
 
 
 @cases_group.command(

@@ -103,6 +103,9 @@ def test_an_identity_conflict_is_refused_imdi_merges_from_its_ticket_and_a_split
         frozenset({one.national_id, one.duf_number}),
         frozenset({two.national_id, two.duf_number}),
     }
+    shown = json.loads(hub_command(harness, "cases", "show", str(ticket.id)).stdout)
+    side_by_side = [{i["value"] for i in p["identifiers"]} for p in shown["identity"]["persons"]]
+    assert side_by_side == [{one.national_id, one.duf_number}, {two.national_id, two.duf_number}]
 
     merged = hub_command(
         harness,
