@@ -514,12 +514,20 @@ def source_may_report_for_municipality(event: Registration, ctx: RuleContext) ->
     "The municipality exists on the fact's date",
     "Kommunen finnes på faktadatoen",
     advice=Advice(
-        "The municipality number did not exist on the fact's date (e.g. the 2024 changes): use the number in force then.",
-        "Kommunenummeret fantes ikke på faktadatoen (f.eks. endringene i 2024): bruk nummeret som gjaldt da.",
+        "The municipality number did not exist on the fact's date (e.g. the 2024 changes): use the number in force "
+        "then, or the municipality's number today.",
+        "Kommunenummeret fantes ikke på faktadatoen (f.eks. endringene i 2024): bruk nummeret som gjaldt da, eller "
+        "kommunens nummer i dag.",
     ),
 )
 def municipality_exists(event: Registration, ctx: RuleContext) -> Explanation | None:
-    if municipality_on(event.municipality, event.fact_date) is None:
+    # A municipality keeps reporting its own past under its current number (DOMAIN.md): Bærum's
+    # 3201 for a fact of 2023, when it was 3024; Haram's 1580 for 2023, when it was part of 1507.
+    # An old number is no municipality after it ended (3001 in 2024).
+    if municipality_on(event.municipality, event.fact_date) is None and not (
+        municipality_on(event.municipality, ctx.today) is not None
+        and numbers_on(event.municipality, event.fact_date)
+    ):
         date = event.fact_date.isoformat()
         return Explanation(
             f"municipality {event.municipality} does not exist on {date}",

@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 from hub.bootstrap import Hub
+from hub.config import Settings
 from hub.domain.events import Registration
 from hub.domain.identifiers import make_national_id
 from hub.domain.lifecycle import effective_facts
@@ -24,7 +25,7 @@ from hub.schemas.codec import catalog
 from hub.sources import SourceRegistry
 from tests.decisions import codes, days_ago, later, message, programme, run, topic_of
 from tests.factories import Person, event, synthetic_person
-from tests.fakes import FakeRegister
+from tests.fakes import FakeRegister, FakeUnitOfWork
 
 BERGEN = "vestland-fagsystem"
 
@@ -347,3 +348,50 @@ def synthetic_d_number() -> str:
         if number is not None:
             return number
     raise AssertionError("no D-number")
+
+
+def test_the_municipality_a_registration_became_corrects_it_under_its_number_today(
+    store: FakeRegister,
+) -> None:
+    """Bærum registered as 3024 in 2023 and reports as 3201 from 2024; Oslo may not touch it."""
+    registry = SourceRegistry.from_mapping(
+        {
+            "sources": {
+                "baerum-2023": {"municipalities": [{"number": "3024", "until": dt.date(2024, 1, 1)}]},
+                "baerum": {"municipalities": [{"number": "3201", "from": dt.date(2024, 1, 1)}]},
+                "oslo-fagsystem": {"municipalities": ["0301"]},
+            }
+        }
+    )
+    hub = Hub(
+        settings=dataclasses.replace(Settings(), allow_synthetic_identifiers=True),
+        registry=registry,
+        catalog=catalog(),
+        units=lambda: FakeUnitOfWork(store),  # type: ignore[arg-type,return-value]
+    )
+    person = synthetic_person()
+    december_2023 = dt.datetime(2023, 12, 15, 10, tzinfo=dt.UTC)
+    hub.clock = lambda: december_2023
+    decision = {
+        **event(
+            person,
+            "TRAINING_DECISION",
+            source="baerum-2023",
+            municipality="3024",
+            fact_date=dt.date(2023, 12, 10),
+        ),
+        "sentAt": december_2023.isoformat(),
+    }
+    assert run(hub, [decision])[0] == [["ACCEPTED"]]
+    now = dt.datetime(2026, 12, 6, 10, tzinfo=dt.UTC)
+    hub.clock = lambda: now
+    from_oslo = correction(
+        decision, sourceSystem="oslo-fagsystem", municipality="0301", sentAt=now.isoformat()
+    )
+    from_baerum = correction(decision, sourceSystem="baerum", municipality="3201", sentAt=now.isoformat())
+    from_baerum["payload"] = {**decision["payload"], "scopeHours": 550}
+    outcomes, publisher = run(hub, [from_oslo, from_baerum])
+    assert outcomes == [["REJECTED", "ACCEPTED"]]
+    assert codes(publisher, "oslo-fagsystem") == [["NIR-CORR-004"]]
+    [standing] = effective_facts(store.facts())
+    assert standing.payload["scopeHours"] == 550

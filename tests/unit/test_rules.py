@@ -746,3 +746,13 @@ def test_a_correction_that_moves_the_fact_more_than_24_months_before_the_origina
             v.code for v in evaluate(dataclasses.replace(correction, fact_date=fact_date), ORIGINAL_RECEIVED)
         }
         assert codes & {"NIR-DEADLINE-001", "NIR-DEADLINE-002"} == expected, fact_date
+
+
+def test_a_municipality_reports_its_own_past_under_its_number_today() -> None:
+    """DOMAIN.md: Bærum (3024 until 2023, 3201 since) and Haram (in 1507 Ålesund until 2023, 1580
+    since) may give their number today for a fact of 2023; a number that ended may not be used after."""
+    for number in ("3201", "1580", "3024"):
+        past = dataclasses.replace(registration(), municipality=number, fact_date=dt.date(2023, 3, 1))
+        assert "NIR-MUNI-001" not in _codes(past, _registry(number)), number
+    ended = dataclasses.replace(registration(), municipality="3024", fact_date=dt.date(2024, 3, 1))
+    assert "NIR-MUNI-001" in _codes(ended, _registry("3024"))
