@@ -374,9 +374,14 @@ def transition_problem(history: Sequence[Fact], new: Fact) -> Problem | None:
     an original rejects a correction: it is answered at once, never held for ever."""
     if not has_lifecycle(new.event_type):
         return None
+    checked, place = is_checked(new.event_type), _place(new)
+    if not checked and not any(
+        f.event_type in ROLES and f.scheme is new.scheme and _place(f) > place for f in history
+    ):
+        return None  # it fits anywhere, and nothing comes after it to break
     current = [f for f in effective_facts(history) if f.event_type in ROLES and f.scheme is new.scheme]
     others = [f for f in current if f.key != new.key]
-    problem = _own_problem(others, new) if is_checked(new.event_type) else None
+    problem = _own_problem(others, new) if checked else None
     if problem is None:
         problem = _breaks_later(current, others, new)
     if problem is not None and problem.verdict is Verdict.HOLD and new.action is Action.CORRECT:

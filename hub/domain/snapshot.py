@@ -409,23 +409,23 @@ class Snapshot:
         hold them, joined by Folkeregisteret's pending word about them; or why they cannot be
         tied to one person."""
         named = set(wanted)
-        proven, pending = self._proven(named)
+        proven, pending = self._proven(named) if self._pending else (named, ())
         direct = self.persons(named)
         if len(direct) > 1:
             return Resolution(tuple(direct), pending, Conflict(TWO_PERSONS))
-        joined = self.persons(proven)
-        held: set[Identifier] = set().union(*(p.identifiers for p in joined))
-        kinds = {identifier_kind(i) for i in held}
-        for identifier in sorted(named - held):
-            if identifier_kind(identifier) in kinds:
-                return Resolution(
-                    tuple(joined), pending, Conflict(SECOND_NUMBER, identifier_kind(identifier))
-                )
-        for identifier in sorted(proven - named - held):  # what Folkeregisteret's word adds
-            if identifier_kind(identifier) in kinds:
-                return Resolution(
-                    tuple(joined), pending, Conflict(SECOND_NUMBER, identifier_kind(identifier))
-                )
+        joined = direct if proven is named else self.persons(proven)
+        if not joined:
+            return Resolution((), pending)
+        held = joined[0].identifiers if len(joined) == 1 else set().union(*(p.identifiers for p in joined))
+        gained = proven - held  # mostly nothing: the event names numbers the person has
+        if gained:
+            kinds = {identifier_kind(i) for i in held}
+            # The event's own numbers first: the conflict names the kind it sent twice.
+            for identifier in sorted(gained, key=lambda i: (i not in named, i)):
+                if identifier_kind(identifier) in kinds:
+                    return Resolution(
+                        tuple(joined), pending, Conflict(SECOND_NUMBER, identifier_kind(identifier))
+                    )
         return Resolution(tuple(joined), pending)
 
     def _proven(self, named: set[Identifier]) -> tuple[set[Identifier], tuple[PendingPersonEvent, ...]]:
@@ -501,10 +501,12 @@ class Snapshot:
         at: dt.datetime,
         received_at: dt.datetime,
         registration_key: str,
+        resolution: Resolution | None = None,
     ) -> tuple[PersonView, list[Change]]:
         """Write the event to its person (created or completed as needed; its numbers must not
-        be in conflict, see `resolve`)."""
-        person, changes = self.person_for(identifiers_of(event.national_id, event.duf_number), at)
+        be in conflict, see `resolve`, whose answer for them the caller may give)."""
+        wanted = identifiers_of(event.national_id, event.duf_number)
+        person, changes = self.person_for(wanted, at, resolution=resolution)
         action = Action(event.action)
         person.facts.append(
             Fact(
@@ -536,13 +538,19 @@ class Snapshot:
         return person, changes
 
     def person_for(
-        self, wanted: list[Identifier], at: dt.datetime, *, proof: str | None = None
+        self,
+        wanted: list[Identifier],
+        at: dt.datetime,
+        *,
+        proof: str | None = None,
+        resolution: Resolution | None = None,
     ) -> tuple[PersonView, list[Change]]:
         """The person these numbers belong to: created, or completed with the numbers they lack
         and Folkeregisteret's pending events about them. Persons are merged only on
         Folkeregisteret's word: `proof` (an identity change naming these numbers) or a pending
-        identity change. Numbers in conflict without proof are a caller's error."""
-        resolution = self.resolve(wanted)
+        identity change. Numbers in conflict without proof are a caller's error. `resolution` is
+        `resolve(wanted)` if the caller has it (nothing changed the snapshot since)."""
+        resolution = resolution or self.resolve(wanted)
         if resolution.conflict is not None and proof is None:
             raise ValueError(f"numbers in conflict ({resolution.conflict.kind}) are not joined without proof")
         changes: list[Change] = []
@@ -598,10 +606,14 @@ class Snapshot:
 
     def ticket_of(self, event_id: str, topic: str) -> OpenTicket | None:
         """The open ticket of this very event (this id from this source), if it failed before."""
+        if not self._tickets:  # mostly: a batch's persons have no open tickets
+            return None
         return next((t for t in self._tickets.values() if t.is_of(event_id, topic)), None)
 
     def close_tickets(self, event: Registration, topic: str, at: dt.datetime) -> list[Change]:
         """Close the open tickets that accepting `event` settles."""
+        if not self._tickets:
+            return []
         settled = [t for t in self._tickets.values() if t.answered_by(event, topic)]
         return self._close(settled, str(event.event_id), at)
 

@@ -28,6 +28,7 @@ from hub.domain.snapshot import (
     Conflict,
     HeldEntry,
     Note,
+    OpenTicket,
     PersonState,
     PersonView,
     Release,
@@ -120,7 +121,7 @@ class Circumstances:
         )
 
 
-def received_at(pending: Pending, snapshot: Snapshot, now: dt.datetime) -> dt.datetime:
+def received_at(pending: Pending, ticket: OpenTicket | None, now: dt.datetime) -> dt.datetime:
     """When the hub received the event (sentAt is the fagsystem's clock, and kept only for
     information): the broker's append time, or `now` when the topic keeps producers' times. A
     held event was received when it was held. An event that failed before keeps the day it
@@ -129,7 +130,6 @@ def received_at(pending: Pending, snapshot: Snapshot, now: dt.datetime) -> dt.da
     times = [pending.message.received_at or now]
     if pending.held is not None:
         times.append(pending.held.held_at)
-    ticket = snapshot.ticket_of(str(pending.event.event_id), pending.message.origin.topic)
     if ticket is not None and ticket.first_failed_at is not None:
         times.append(ticket.first_failed_at)
     return min(times)
@@ -138,7 +138,7 @@ def received_at(pending: Pending, snapshot: Snapshot, now: dt.datetime) -> dt.da
 def counted_from(event: Registration, target: Target | None, received: dt.datetime) -> dt.datetime:
     """What the deadlines count to: when the hub received the event, but for a correction
     (or a restoration) when it first received the original, whose fact it puts right."""
-    if event.action == Action.CORRECT.value and target is not None and target.received_at is not None:
+    if target is not None and target.received_at is not None and event.action == Action.CORRECT.value:
         return target.received_at
     return received
 
@@ -173,7 +173,8 @@ def _decide(pending: Pending, snapshot: Snapshot, circumstances: Circumstances) 
     resolution = snapshot.resolve(identifiers_of(event.national_id, event.duf_number))
     persons = list(resolution.persons) if resolution.conflict is None else []
     target = snapshot.target(event, persons)
-    received = received_at(pending, snapshot, now)
+    ticket = snapshot.ticket_of(event_id, topic)  # its own, if it failed before
+    received = received_at(pending, ticket, now)
     history, residences = snapshot.history(persons)
     states = snapshot.states(persons) + tuple(s for p in resolution.pending if (s := p.state()) is not None)
     context = circumstances.rule_context(
@@ -184,7 +185,7 @@ def _decide(pending: Pending, snapshot: Snapshot, circumstances: Circumstances) 
         states,
         counted_from(event, target, received),
         identity=resolution.conflict,
-        approved=_approved(pending, snapshot),
+        approved=_approved(pending, ticket),
     )
     violations = evaluate(event, context)
     if any(v.severity is Severity.REJECT for v in violations):
@@ -205,6 +206,7 @@ def _decide(pending: Pending, snapshot: Snapshot, circumstances: Circumstances) 
         at=now,
         received_at=received,
         registration_key=target.key if target is not None else event_id,
+        resolution=resolution,
     )
     changes += snapshot.release(event_id) + snapshot.close_tickets(event, topic, now)
     decision = _accepted(pending, warnings, now, changes)
@@ -219,10 +221,9 @@ def _reused_id(event: Registration, circumstances: Circumstances, where: str) ->
     return found
 
 
-def _approved(pending: Pending, snapshot: Snapshot) -> frozenset[str]:
+def _approved(pending: Pending, ticket: OpenTicket | None) -> frozenset[str]:
     """The rules IMDi's support staff approved setting aside for this very message (a replay
     of its ticket, byte for byte; `hub.support.approval`)."""
-    ticket = snapshot.ticket_of(str(pending.event.event_id), pending.message.origin.topic)
     if ticket is None or ticket.approved_code is None or pending.message.value is None:
         return frozenset()
     if ticket.approved_digest != hashlib.sha256(pending.message.value).hexdigest():

@@ -156,9 +156,11 @@ def evaluate(event: Registration, context: RuleContext) -> list[Violation]:
     a rule quotes of the event, no identifier and no control character reaches a receipt."""
     violations: list[Violation] = []
     for rules in _TIERS.values():
-        violations += _violations(event, context, rules)
-        if any(v.severity is Severity.REJECT for v in violations):
-            break
+        found = _violations(event, context, rules)
+        if found:
+            violations += found
+            if any(v.severity is Severity.REJECT for v in found):
+                break
     return violations
 
 

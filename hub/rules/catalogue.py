@@ -17,7 +17,16 @@ from typing import Any, TypeVar
 from hub.domain.calendar import add_months, norwegian_date
 from hub.domain.events import Registration
 from hub.domain.identifiers import InvalidIdentifier, check_duf_number, parse_national_id, passes_duf_checksum
-from hub.domain.lifecycle import ROLES, Action, Fact, Problem, Role, has_lifecycle, transition_problem
+from hub.domain.lifecycle import (
+    ROLES,
+    Action,
+    Fact,
+    Problem,
+    Role,
+    has_lifecycle,
+    is_checked,
+    transition_problem,
+)
 from hub.domain.municipalities import (
     is_municipality_number,
     municipality_on,
@@ -1226,6 +1235,8 @@ def _lifecycle(code: str) -> Check:
             return None
         if event.action == "CORRECT" and ctx.target is None:
             return None  # it waits for what it corrects (NIR-CORR-002); its place is judged then
+        if not ctx.history and not is_checked(event.event_type):
+            return None  # a claim of a person with no facts: nothing before or after it
         problem = _transition_problem(event, ctx)
         if problem is not None and problem.code == code:
             return Explanation(problem.en, problem.nb)
