@@ -55,12 +55,13 @@ def outcome_of(harness: HubHarness, event_id: str, count: int) -> dict[str, Any]
     return next(r for r in reversed(receipts) if str(r["eventId"]) == event_id)
 
 
+# When the test's fagsystem began sending: an hour ago, after every fact of these stories.
+FIRST_SENT = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+
+
 def at(e: dict[str, Any], minutes: int) -> dict[str, Any]:
     """The event as the fagsystem sent it `minutes` after the first of this test."""
-    return {
-        **e,
-        "sentAt": (dt.datetime(2026, 12, 1, 8, tzinfo=dt.UTC) + dt.timedelta(minutes=minutes)).isoformat(),
-    }
+    return {**e, "sentAt": (FIRST_SENT + dt.timedelta(minutes=minutes)).isoformat()}
 
 
 def test_an_identity_conflict_is_refused_imdi_merges_from_its_ticket_and_a_split_undoes_it(
