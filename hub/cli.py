@@ -379,19 +379,14 @@ def person_show(identifier: str, as_json: bool, as_of: dt.datetime | None) -> No
 def person_merge(keep: str, other: str, reason: str, ticket_id: int | None, user: str) -> None:
     from hub.register.unit_of_work import UnitOfWork
     from hub.support.persons import merge
-    from hub.support.replay import replay_tickets
 
     hub = _migrated_hub()
     with UnitOfWork(hub.session_factory) as uow:
         done = merge(uow.session, user, keep, other, reason=reason, now=hub.clock(), ticket_id=ticket_id)
         uow.commit()
         click.echo(f"merge {done.id}: person {done.other_id} joined into person {done.keeper_id}")
-    if ticket_id is not None:
-        report = asyncio.run(replay_tickets(hub, [ticket_id], user=user))
-        for step in report.skipped.values():
-            click.echo(f"ticket {step.ticket_id}: {step}", err=True)
-        if report.replayed:
-            click.echo(f"ticket {ticket_id}: its event replayed")
+    if ticket_id is not None and _replayed(hub, ticket_id, user):
+        click.echo(f"ticket {ticket_id}: its event replayed")
 
 
 @person_group.command(
@@ -554,7 +549,7 @@ def cases_show(ticket_id: int, user: str) -> None:
             shown["identity"] = identity_context(uow.session, ticket)
         audit(uow.session, user, "view_ticket", hub.clock(), ticket_id=ticket_id)
         uow.commit()
-    click.echo(json.dumps(shown, indent=2, ensure_ascii=False, default=str))
+    click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
 
 
 @cases_group.command(
@@ -639,19 +634,24 @@ def _settle(ticket_id: int, note: str, status_name: str, user: str) -> None:
 def cases_approve(ticket_id: int, note: str, user: str) -> None:
     from hub.register.unit_of_work import UnitOfWork
     from hub.support.approval import approve
-    from hub.support.replay import replay_tickets
     from hub.support.tickets import get_ticket
 
     hub = _migrated_hub()
     with UnitOfWork(hub.session_factory) as uow:
         approve(uow.session, get_ticket(uow.session, ticket_id), username=user, note=note, now=hub.clock())
         uow.commit()
+    replayed = _replayed(hub, ticket_id, user)
+    click.echo(f"ticket {ticket_id}: approved and replayed" if replayed else f"ticket {ticket_id}: approved")
+
+
+def _replayed(hub: Hub, ticket_id: int, user: str) -> bool:
+    """Replay one ticket's event after a decision on it; whether it was sent (why not, on stderr)."""
+    from hub.support.replay import replay_tickets
+
     report = asyncio.run(replay_tickets(hub, [ticket_id], user=user))
     for step in report.skipped.values():
         click.echo(f"ticket {step.ticket_id}: {step}", err=True)
-    click.echo(
-        f"ticket {ticket_id}: approved and replayed" if report.replayed else f"ticket {ticket_id}: approved"
-    )
+    return bool(report.replayed)
 
 
 @cases_group.command(name="resolve", help="Close a ticket as solved, with a note.")

@@ -35,14 +35,18 @@ class Reporting:
 class Source:
     id: str
     name: str
-    municipalities: frozenset[str]  # every municipality it reports or reported for
+    # When it reports for each municipality: always, or from one day until another.
+    reporting: tuple[Reporting, ...]
     # Who the source is on the broker. `scram`: the hub keeps the principal's password and makes
     # its credential (`hub sources grant`); `maskinporten`: the principal is the client id in the
     # source's Maskinporten access tokens, and there is no password.
     principal: str = ""
     authentication: str = "scram"
-    # When it reports for each municipality (`municipalities` lists them all, whenever).
-    reporting: tuple[Reporting, ...] = ()
+
+    @property
+    def municipalities(self) -> frozenset[str]:
+        """Every municipality it reports or reported for."""
+        return frozenset(r.municipality for r in self.reporting)
 
     def reports_for(self, municipality: str, day: dt.date) -> bool:
         """Whether the source reports for this municipality on `day` (for a municipality listed
@@ -110,7 +114,6 @@ class SourceRegistry:
             sources[source_id] = Source(
                 id=source_id,
                 name=str(entry.get("name", source_id)),
-                municipalities=frozenset(r.municipality for r in reporting),
                 reporting=reporting,
                 principal=principal,
                 authentication=authentication,

@@ -144,10 +144,9 @@ class Registered:
     origin: Origin
     accepted_at: dt.datetime
     warnings: tuple[Note, ...] = ()
-    source_system: str = ""
     municipality: str = ""
     received_at: dt.datetime | None = None
-    content: tuple[Any, ...] = ()  # `content_of` the event
+    content: tuple[Any, ...] = ()  # `content_key` of the event
     named: tuple[str | None, str | None] | None = None  # its numbers; None: not kept (before 0015)
 
     def same_event(self, event: Registration, topic: str) -> bool:
@@ -160,10 +159,16 @@ class Registered:
         )
 
 
-def content_of(event: Registration) -> tuple[Any, ...]:
+def content_key(
+    action: str, event_type: str, fact_date: dt.date, municipality: str, payload: dict[str, Any]
+) -> tuple[Any, ...]:
     """What makes two events with one event id the same event (sentAt and the schema it was
-    written with may differ between a send and its retry)."""
-    return (event.action, event.event_type, event.fact_date, event.municipality, event.payload)
+    written with may differ between a send and its retry), from an event or its row."""
+    return (action, event_type, fact_date, municipality, payload)
+
+
+def content_of(event: Registration) -> tuple[Any, ...]:
+    return content_key(event.action, event.event_type, event.fact_date, event.municipality, event.payload)
 
 
 @dataclass(frozen=True)
@@ -175,7 +180,6 @@ class Target:
     event_type: str
     same_person: bool
     municipality: str = ""  # the municipality that registered the original
-    source_system: str = ""
     received_at: dt.datetime | None = None  # when the hub first received the original
 
 
@@ -287,9 +291,8 @@ class Merge:
     keeper: PersonView
     other: PersonView
     reason: str
-    by: str = FOLKEREGISTERET
-    at: dt.datetime | None = None
-    ticket_id: int | None = None  # the identity conflict a person's merge settles
+    by: str
+    at: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -476,7 +479,6 @@ class Snapshot:
             event_type=original.event_type,
             same_person=any(named.person.final() is p.final() for p in persons),
             municipality=original.municipality,
-            source_system=original.source_system,
             received_at=original.received_at,
         )
 
@@ -528,7 +530,6 @@ class Snapshot:
             origin,
             at,
             warnings,
-            event.source_system,
             event.municipality,
             received_at,
             content_of(event),

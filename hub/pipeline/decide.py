@@ -157,14 +157,14 @@ def _decide(pending: Pending, snapshot: Snapshot, circumstances: Circumstances) 
         # In the register already. The very message again (after a crash before its offset was
         # committed) repeats its outcome; the same event sent again is a duplicate, which
         # answers only its own ticket; another event with this id is refused.
-        if previous.origin == message.origin:
-            changes = snapshot.release(event_id) + snapshot.close_own_ticket(event_id, topic, now)
+        redelivered = previous.origin == message.origin
+        if not redelivered and not previous.same_event(event, topic):
+            return rejected(message, event, [_reused_id(event, circumstances, "registered")], [])
+        changes = snapshot.release(event_id) + snapshot.close_own_ticket(event_id, topic, now)
+        if redelivered:
             return _accepted(
                 pending, [_violation(n) for n in previous.warnings], previous.accepted_at, changes
             )
-        if not previous.same_event(event, topic):
-            return rejected(message, event, [_reused_id(event, circumstances, "registered")], [])
-        changes = snapshot.release(event_id) + snapshot.close_own_ticket(event_id, topic, now)
         return Decision(message, event, ReceiptOutcome.DUPLICATE, [], None, previous.accepted_at, changes)
     held = snapshot.held_entry(event_id)
     if held is not None and held.origin.topic != topic:  # another source's event, waiting

@@ -183,9 +183,7 @@ def _what_goes_back(session: Session, merge: PersonMerge, mixed_to: str | None) 
     _spread(side, evidence)
 
     for event in events:
-        if event.event_type == IDENTITY_CHANGED and {
-            side.get(n) for n in numbers_of_event.get(event.id, ())
-        } >= {
+        if event.event_type == IDENTITY_CHANGED and _sides(side, numbers_of_event.get(event.id, ())) == {
             KEEPER,
             OTHER,
         }:
@@ -201,7 +199,7 @@ def _what_goes_back(session: Session, merge: PersonMerge, mixed_to: str | None) 
         if r.action == Action.REGISTER.value
     }
     for registration in registrations:
-        sides = {side.get(n) for n in (registration.national_id, registration.duf_number) if n} - {None}
+        sides = _sides(side, (registration.national_id, registration.duf_number))
         if registration.action != Action.REGISTER.value and registration.registration_key in original_side:
             sides = {original_side[registration.registration_key]}  # a version goes with its original
         if len(sides) != 1:
@@ -224,10 +222,14 @@ def _what_goes_back(session: Session, merge: PersonMerge, mixed_to: str | None) 
     back.rows["person_identifiers"] |= {i.id for i in identifiers if side.get(i.value) == OTHER}
     back.rows["addresses"] |= {a.id for a in since(AddressRecord) if side.get(a.national_id or "") == OTHER}
     for event in events:
-        sides = {side.get(n) for n in numbers_of_event.get(event.id, ())} - {None}
-        if sides == {OTHER}:
+        if _sides(side, numbers_of_event.get(event.id, ())) == {OTHER}:
             back.rows["person_events"].add(event.id)
     return back
+
+
+def _sides(side: dict[str, str], numbers: Iterable[str | None]) -> set[str]:
+    """The sides (keeper, other) the numbers already placed of these are on."""
+    return {side[n] for n in numbers if n in side}
 
 
 def _numbers(session: Session, event_ids: Iterable[int]) -> dict[int, set[str]]:
@@ -249,7 +251,7 @@ def _spread(side: dict[str, str], evidence: list[set[str]]) -> None:
     while placed:
         placed = False
         for numbers in evidence:
-            sides = {side[n] for n in numbers if n in side}
+            sides = _sides(side, numbers)
             if len(sides) == 1:
                 (found,) = sides
                 for n in numbers - side.keys():

@@ -42,6 +42,7 @@ from hub.domain.snapshot import (
     Registered,
     Snapshot,
     Write,
+    content_key,
     identifiers_of,
 )
 from hub.register.database import among_parameter, insert_new, insert_rows, prebuilt
@@ -98,7 +99,6 @@ _REGISTERED_COLUMNS = tuple(
         "offset",
         "accepted_at",
         "warnings",
-        "source_system",
         "municipality",
         "received_at",
         "action",
@@ -158,7 +158,7 @@ class RegisterRepository:
             found = [_held_entry(h) for h in rows]
             found = [h for h in found if h.event_id not in held]
             held.update((h.event_id, h) for h in found)
-            about = [p for p in _pending_events(s.execute(prebuilt(s, _pending_for), {"values": list(new)}))]
+            about = _pending_events(s.execute(prebuilt(s, _pending_for), {"values": list(new)}))
             about = [p for p in about if p.id not in pending]
             pending.update((p.id, p) for p in about)
             more = (
@@ -268,7 +268,7 @@ class RegisterRepository:
         put them back (`hub.register.identity`); then the other person goes."""
         for merge in merges:
             keeper, other = cast(int, merge.keeper.final().id), cast(int, merge.other.id)
-            record_merge(self.session, keeper, other, merge.reason, merge.by, merge.at, merge.ticket_id)
+            record_merge(self.session, keeper, other, merge.reason, merge.by, merge.at)
 
     def _attach(self, attaches: Sequence[AttachPersonEvent]) -> None:
         """Folkeregisteret's pending events become their persons'; the numbers they cease are
@@ -336,7 +336,7 @@ def record_merge(
     other_id: int,
     reason: str,
     by: str,
-    at: dt.datetime | None,
+    at: dt.datetime,
     ticket_id: int | None = None,
 ) -> PersonMerge:
     """Move the other person's rows to the keeper and let the other go, recording what moved,
@@ -356,7 +356,7 @@ def record_merge(
             "completed_at": lookup.completed_at.isoformat() if lookup.completed_at else None,
         },
         marks={name: session.scalar(select(func.max(model.id))) or 0 for name, model in PERSON_ROWS.items()},
-        merged_at=at or dt.datetime.now(dt.UTC),
+        merged_at=at,
         merged_by=by,
         reason=reason,
         ticket_id=ticket_id,
@@ -511,10 +511,9 @@ def registered_of(row: Mapping[Any, Any]) -> Registered:
         origin,
         row["accepted_at"],
         warnings,
-        row["source_system"],
         row["municipality"],
         as_utc(row["received_at"]),
-        (row["action"], row["event_type"], row["fact_date"], row["municipality"], row["payload"]),
+        content_key(row["action"], row["event_type"], row["fact_date"], row["municipality"], row["payload"]),
         named,
     )
 

@@ -24,7 +24,6 @@ from hub.domain.lifecycle import (
     Problem,
     Role,
     has_lifecycle,
-    is_checked,
     transition_problem,
 )
 from hub.domain.municipalities import (
@@ -1235,8 +1234,6 @@ def _lifecycle(code: str) -> Check:
             return None
         if event.action == "CORRECT" and ctx.target is None:
             return None  # it waits for what it corrects (NIR-CORR-002); its place is judged then
-        if not ctx.history and not is_checked(event.event_type):
-            return None  # a claim of a person with no facts: nothing before or after it
         problem = _transition_problem(event, ctx)
         if problem is not None and problem.code == code:
             return Explanation(problem.en, problem.nb)
