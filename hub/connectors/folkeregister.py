@@ -345,12 +345,18 @@ def _person_events_in(person: Any, national_id: str) -> list[str]:
     if not isinstance(person, dict):
         return []
     found = []
-    if _numbers_of(person) - {national_id}:
+    numbers = person.get("identifikasjonsnummer")
+    listed = [n for n in numbers if isinstance(n, dict)] if isinstance(numbers, list) else []
+    # Another number in use or ceased, as `person_event` reads them: the person's identity changed.
+    if {n.get("foedselsEllerDNummer") for n in listed if n.get("status") in ("iBruk", "opphoert")} - {
+        national_id
+    }:
         found.append("IDENTITY_CHANGED")
-    if any(isinstance(d, dict) and d.get("erGjeldende", True) for d in person.get("doedsfall") or []):
+    deaths = person.get("doedsfall")
+    if isinstance(deaths, list) and any(isinstance(d, dict) and d.get("erGjeldende", True) for d in deaths):
         found.append("PERSON_DIED")
-    statuses = person.get("folkeregisterpersonstatus") or []
-    if any(
+    statuses = person.get("folkeregisterpersonstatus")
+    if isinstance(statuses, list) and any(
         isinstance(st, dict) and st.get("status") == "opphoert" and st.get("erGjeldende", True)
         for st in statuses
     ):

@@ -435,6 +435,39 @@ def test_malformed_feed_items_and_person_documents_are_passed_over_and_the_feed_
     assert (status.malformed, status.published, status.position) == (5, 1, 7)
 
 
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"doedsfall": 5, "folkeregisterpersonstatus": "opphoert", "identifikasjonsnummer": 7},
+        {
+            "doedsfall": [None, "x"],
+            "folkeregisterpersonstatus": [1],
+            "identifikasjonsnummer": [{"status": 3}],
+        },
+        {
+            "identifikasjonsnummer": [{"foedselsEllerDNummer": "1\x00"}],
+            "doedsfall": [{"doedsdato": 20260101}],
+        },
+        ["not", "an", "object"],
+    ],
+)
+def test_a_look_up_of_a_malformed_person_document_passes_it_over_and_the_connector_goes_on(
+    hub: Hub, feed: tuple[FolkeregisterStandIn, str], document: Any
+) -> None:
+    """The look-up reads a newly known person's identity change, death and cessation from their
+    document: whatever shape it has, no change it cannot be read into is published, and nothing
+    stops the connector."""
+    stand_in, url = feed
+    number = synthetic_person().national_id or ""
+    stand_in.set_raw_person(number, document)
+    known(hub, number)
+    status = follow(hub, url)
+    assert status.looked_up == 1
+    changes = published(hub)
+    assert all(c["nationalId"] == number for c in changes)  # never a number the document made up
+    assert {c["eventType"] for c in changes} <= {"ADDRESS_CHANGED", "PERSON_DIED"}
+
+
 def test_the_stand_in_publishes_person_events_over_http_and_refuses_a_body_it_cannot_read() -> None:
     """Issue 15, fault 6: the stand-in published identity changes, deaths and duplicate
     cessations from Python only; the demo and manual testing go through its HTTP endpoints."""
