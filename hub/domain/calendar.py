@@ -24,7 +24,9 @@ def norwegian_date(moment: dt.datetime) -> dt.date:
 def add_months(day: dt.date, months: int) -> dt.date:
     """The same day `months` months later, or earlier when `months` is negative; the month's last
     day where that day does not exist (31 March + 1 month is 30 April); the calendar's first or last
-    day where the result would fall outside it."""
+    day where the result would fall outside it. The primitive under the law's counting below: a
+    rule counts forward from its fact with `deadline`, never back from today (counting back from
+    31 August gives 30 June, so a fact of 30 June would seem in time on 31 August)."""
     year, month = divmod(day.year * 12 + day.month - 1 + months, 12)
     if year < dt.MINYEAR:
         return dt.date.min
@@ -36,6 +38,46 @@ def add_months(day: dt.date, months: int) -> dt.date:
         except ValueError:
             continue
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+# The law's arithmetic (domstolloven § 148, which forvaltningsloven § 29 points to): a time limit
+# in months or years runs forward from the day it begins and ends on the day of the last month
+# with the same number; where that month has no such day, on its last day. Fact 30 June, two
+# months: 30 August. Fact 31 December, two months: 28 (29) February. The same for years.
+
+
+def deadline(start: dt.date, *, months: int = 0, years: int = 0) -> dt.date:
+    """The last day of a time limit of `months` (and `years`) that begins on `start`."""
+    return add_months(start, 12 * years + months)
+
+
+def is_after_deadline(day: dt.date, start: dt.date, *, months: int = 0, years: int = 0) -> bool:
+    """Whether `day` falls after the time limit that begins on `start` has run out (the limit's
+    last day itself is still in time)."""
+    return day > deadline(start, months=months, years=years)
+
+
+def period_end(start: dt.date, *, months: int) -> dt.date:
+    """The last day of a period of `months` that begins on `start` (both days in it): the day
+    before the day of the same number, or the month's last day where it has no such day. A stop
+    of three months from 1 March lasts until 31 May; from 30 November, until 28 (29) February."""
+    end = add_months(start, months)
+    return end - dt.timedelta(days=1) if end.day == start.day and end != dt.date.max else end
+
+
+def age_on(birth_date: dt.date, day: dt.date) -> int:
+    """Whole years of age on `day` (negative before birth): a year is reached on the day of the
+    same number, counted as the law counts years, so someone born on 29 February is a year older
+    on 28 February of a common year (DOMAIN.md, "Deadlines": "the same for years")."""
+    years = day.year - birth_date.year
+    if deadline(birth_date, years=years) > day:
+        years -= 1
+    return years
+
+
+def birthday(birth_date: dt.date, age: int) -> dt.date:
+    """The day a person born on `birth_date` reaches `age`."""
+    return deadline(birth_date, years=age)
 
 
 def as_utc(moment: dt.datetime) -> dt.datetime:

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from hub.domain.calendar import add_months, norwegian_date
+from hub.domain.calendar import is_after_deadline, norwegian_date, period_end
 from hub.domain.events import Registration
 from hub.domain.identifiers import InvalidIdentifier, check_duf_number, parse_national_id, passes_duf_checksum
 from hub.domain.lifecycle import (
@@ -744,10 +744,9 @@ def registered_in_time(event: Registration, ctx: RuleContext) -> Explanation | N
     received_on = ctx.received_on
     if not _has_deadline(event) or event.action != Action.REGISTER.value:
         return None
-    if (
-        add_months(received_on, -TOO_OLD_AFTER_MONTHS)
-        <= event.fact_date
-        < add_months(received_on, -LATE_AFTER_MONTHS)
+    # Counted forward from the fact, as the law counts (`hub.domain.calendar.deadline`).
+    if is_after_deadline(received_on, event.fact_date, months=LATE_AFTER_MONTHS) and not is_after_deadline(
+        received_on, event.fact_date, months=TOO_OLD_AFTER_MONTHS
     ):
         fact, received = event.fact_date.isoformat(), received_on.isoformat()
         return Explanation(
@@ -768,7 +767,7 @@ def registered_in_time(event: Registration, ctx: RuleContext) -> Explanation | N
 )
 def not_too_old(event: Registration, ctx: RuleContext) -> Explanation | None:
     received_on = ctx.received_on
-    if _has_deadline(event) and event.fact_date < add_months(received_on, -TOO_OLD_AFTER_MONTHS):
+    if _has_deadline(event) and is_after_deadline(received_on, event.fact_date, months=TOO_OLD_AFTER_MONTHS):
         fact, received = event.fact_date.isoformat(), received_on.isoformat()
         return Explanation(
             f"factDate {fact} is more than {TOO_OLD_AFTER_MONTHS} months before {received}, "
@@ -1029,7 +1028,8 @@ def temporary_stop_at_most_three_months(event: Registration, ctx: RuleContext) -
     if not _of_type(event, *_STOPS) or event.payload.get("stopKind") != "TEMPORARY":
         return None
     until = event.payload.get("stoppedUntil")
-    latest = add_months(event.fact_date, TEMPORARY_STOP_MONTHS).isoformat()
+    # stoppedUntil is the stop's last day; the stop begins on its fact date.
+    latest = period_end(event.fact_date, months=TEMPORARY_STOP_MONTHS).isoformat()
     if until and until > latest:
         return Explanation(
             f"a temporary stop lasts at most {TEMPORARY_STOP_MONTHS} months: stoppedUntil {until} is "

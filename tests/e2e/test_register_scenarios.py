@@ -16,7 +16,7 @@ import uuid
 from collections import Counter
 from typing import Any
 
-from hub.domain.calendar import add_months, norwegian_date
+from hub.domain.calendar import is_after_deadline, norwegian_date
 from hub.domain.identifiers import parse_national_id
 from hub.register.people import describe_person
 from hub.register.repository import find_person_id
@@ -47,13 +47,12 @@ class Scenario:
     def late(self) -> set[str]:
         """DOMAIN.md: the municipality registers within two months of the fact. Residence permits
         (the immigration authorities' history), corrections and annulments have no deadline."""
-        cutoff = add_months(RECEIVED_ON, -2)
         return {
             e["eventId"]
             for e in self.events
             if e.get("action", "REGISTER") == "REGISTER"
             and e["eventType"] != PERMIT
-            and dt.date.fromisoformat(e["factDate"]) < cutoff
+            and is_after_deadline(RECEIVED_ON, dt.date.fromisoformat(e["factDate"]), months=2)
         }
 
 

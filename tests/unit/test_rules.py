@@ -522,9 +522,10 @@ def test_a_granted_decision_is_rejected_without_its_measures_and_duration_or_its
 @pytest.mark.parametrize(
     ("fact_date", "longest"),
     [
-        ("2026-11-21", "2027-02-21"),
+        ("2026-11-21", "2027-02-20"),  # stoppedUntil is the last day stopped
+        ("2027-03-01", "2027-05-31"),  # 1 March to 1 June would be three months and a day
         ("2026-11-30", "2027-02-28"),  # no 30 February: the month's last day
-        ("2026-01-31", "2026-04-30"),
+        ("2026-01-31", "2026-04-30"),  # no 31 April
     ],
 )
 def test_a_temporary_stop_lasts_at_most_three_months(fact_date: str, longest: str) -> None:
