@@ -1149,6 +1149,38 @@ def no_c1_test_result(event: Registration, ctx: RuleContext) -> Explanation | No
     return None
 
 
+@rule(
+    "NIR-CODE-008",
+    "Each partial test appears once in a result",
+    "Hver delprøve står én gang i et resultat",
+    advice=Advice(
+        "One final test gives one result per partial test: remove the repeated one, or send the retake as its own "
+        "final test with its own date.",
+        "En avsluttende prøve gir ett resultat per delprøve: fjern den som står to ganger, eller send den nye prøven "
+        "som en egen avsluttende prøve med sin egen dato.",
+    ),
+)
+def each_partial_test_once(event: Registration, ctx: RuleContext) -> Explanation | None:
+    # Two results for one skill in one test cannot both be the person's: the register would have
+    # to guess which one documents the level. UNKNOWN is a skill this reader does not know (a
+    # newer writer's), so two of them may be two different skills.
+    if not _of_type(event, *_FINAL_TESTS):
+        return None
+    seen: dict[str, int] = {}
+    for index, partial in enumerate(event.payload.get("partialResults") or []):
+        skill = partial.get("skill")
+        if skill in seen and skill != "UNKNOWN":
+            return Explanation(
+                f"payload.partialResults[{index}] repeats the partial test {skill} of "
+                f"payload.partialResults[{seen[skill]}]",
+                f"payload.partialResults[{index}] gjentar delprøven {skill} fra "
+                f"payload.partialResults[{seen[skill]}]",
+            )
+        if isinstance(skill, str):
+            seen.setdefault(skill, index)
+    return None
+
+
 # The social-studies test has 38 questions and is passed at 29 (the 38 is enforced on the value's
 # shape, NIR-QTY-002).
 SOCIAL_STUDIES_PASS_AT = 29

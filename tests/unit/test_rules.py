@@ -194,6 +194,13 @@ FAILING: dict[str, tuple[Callable[[], Registration], RuleContext]] = {
         _with_payload("TRAINING_FINAL_TEST", partialResults=[{"skill": "READING", "result": "C1"}]),
         CONTEXT,
     ),
+    "NIR-CODE-008": (
+        _with_payload(
+            "TRAINING_FINAL_TEST",
+            partialResults=[{"skill": "READING", "result": "A2"}, {"skill": "READING", "result": "B1"}],
+        ),
+        CONTEXT,
+    ),
     "NIR-QTY-004": (
         _with_payload(
             "TRAINING_FINAL_TEST", socialStudiesTest={"passed": True, "correctAnswers": 28, "language": "ara"}
@@ -604,6 +611,18 @@ def test_c1_is_rejected_as_a_partial_test_result_but_b2_is_not(event_type: str) 
     assert "NIR-CODE-007" not in codes("B2")
 
 
+@pytest.mark.parametrize("event_type", ["TRAINING_FINAL_TEST", "ASYLUM_SEEKER_FINAL_TEST"])
+def test_the_same_partial_test_twice_in_one_result_is_rejected_but_two_unknown_skills_are_not(
+    event_type: str,
+) -> None:
+    def codes(*skills: str) -> set[str]:
+        return _codes(_payload(event_type, partialResults=[{"skill": s, "result": "A2"} for s in skills]))
+
+    assert "NIR-CODE-008" in codes("ORAL", "WRITING", "ORAL")
+    assert "NIR-CODE-008" not in codes("ORAL", "WRITING", "READING", "LISTENING")
+    assert "NIR-CODE-008" not in codes("UNKNOWN", "UNKNOWN")  # a newer writer's two skills
+
+
 def test_c1_stays_a_valid_goal_level() -> None:
     started = _payload("TRAINING_STARTED", goalLevel="C1")
     assert "NIR-CODE-007" not in _codes(started, dataclasses.replace(CONTEXT, history=RUNNING[:2]))
@@ -720,6 +739,7 @@ def test_the_factories_default_events_break_none_of_the_code_list_rules() -> Non
         "NIR-CODE-005",
         "NIR-CODE-006",
         "NIR-CODE-007",
+        "NIR-CODE-008",
         "NIR-DATE-006",
         "NIR-DATE-007",
         "NIR-DATE-008",
