@@ -261,6 +261,47 @@ def test_the_deadline_boundaries_are_two_and_twenty_four_months(
     assert ("NIR-DEADLINE-002" in codes) is too_old
 
 
+@pytest.mark.parametrize(
+    ("fact_date", "received_on", "last_day_in_time"),
+    [
+        ("2025-06-30", "2025-08-31", "2025-08-30"),
+        ("2026-02-28", "2026-04-29", "2026-04-28"),
+        ("2026-02-28", "2026-04-30", "2026-04-28"),
+        ("2024-02-29", "2024-04-30", "2024-04-29"),
+        ("2025-11-30", "2026-01-31", "2026-01-30"),
+    ],
+)
+def test_a_deadline_ending_at_a_month_end_is_counted_forward_from_the_fact(
+    fact_date: str, received_on: str, last_day_in_time: str
+) -> None:
+    """Counted back from the day of receipt, with the month's end clamped, none of these was late."""
+    fact = dataclasses.replace(registration(), fact_date=dt.date.fromisoformat(fact_date))
+
+    def codes(day: str) -> set[str]:
+        at = dt.datetime.combine(dt.date.fromisoformat(day), dt.time(12), tzinfo=dt.UTC)
+        return {v.code for v in evaluate(fact, dataclasses.replace(CONTEXT, today=at.date(), now=at, received_at=at))}
+
+    assert "NIR-DEADLINE-001" in codes(received_on)
+    assert "NIR-DEADLINE-001" not in codes(last_day_in_time)
+
+
+@pytest.mark.parametrize(
+    ("fact_date", "received_on"), [("2022-02-28", "2024-02-29"), ("2024-08-31", "2026-09-01"), ("2024-02-29", "2026-03-01")]
+)
+def test_the_24_month_limit_is_counted_forward_from_the_fact_too(fact_date: str, received_on: str) -> None:
+    """28 February 2022 + 24 months is 28 February 2024 (counted back from 29 February 2024, it
+    seemed in time); 29 February 2024 + 24 months is 28 February 2026."""
+    received = dt.datetime.combine(dt.date.fromisoformat(received_on), dt.time(12), tzinfo=dt.UTC)
+    fact = dataclasses.replace(registration(), fact_date=dt.date.fromisoformat(fact_date))
+
+    def codes(at: dt.datetime) -> set[str]:
+        context = dataclasses.replace(CONTEXT, today=at.date(), now=at, received_at=at)
+        return {v.code for v in evaluate(fact, context)}
+
+    assert "NIR-DEADLINE-002" in codes(received)
+    assert "NIR-DEADLINE-002" not in codes(received - dt.timedelta(days=1))
+
+
 def test_the_deadlines_count_to_when_the_hub_received_the_event_not_to_its_sent_at() -> None:
     """sentAt is the fagsystem's own clock: a backdated one must not make a late event in time,
     and a fagsystem whose clock runs slow must not make an event late that arrived in time."""
