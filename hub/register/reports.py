@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from hub.domain.calendar import as_utc, norwegian_date
 from hub.domain.codes import main_activity_group
+from hub.domain.deadlines import may_be_late
 from hub.domain.lifecycle import ROLES, Action, Fact, Role, Scheme, Status, derive, effective_facts
 from hub.domain.municipalities import name_on
 from hub.domain.snapshot import PERSON_DIED
@@ -161,12 +162,20 @@ def main_activity_at_exit(session: Session, year: int) -> Report:
 
 def late_registrations(session: Session, year: int) -> Report:
     """The share of registrations the hub received in `year` that came more than two months
-    after the fact (the Norwegian year, as the deadline rule counts)."""
+    after the fact (the Norwegian year, as the deadline rule counts). Only registrations the
+    deadline applies to are counted (`hub.domain.deadlines.may_be_late`): a permit, a
+    correction or an annulment can never be late, so counting it would only dilute the share."""
     totals: Counter[str] = Counter()
     late: Counter[str] = Counter()
-    query = select(RegistrationRecord.municipality, RegistrationRecord.late, RegistrationRecord.received_at)
-    for municipality, is_late, received_at in session.execute(query):
-        if norwegian_date(as_utc(received_at)).year == year:
+    query = select(
+        RegistrationRecord.municipality,
+        RegistrationRecord.late,
+        RegistrationRecord.received_at,
+        RegistrationRecord.action,
+        RegistrationRecord.event_type,
+    )
+    for municipality, is_late, received_at, action, event_type in session.execute(query):
+        if may_be_late(action, event_type) and norwegian_date(as_utc(received_at)).year == year:
             totals[municipality] += 1
             late[municipality] += int(is_late)
     rows = [(*_where(m, year), totals[m], late[m], round(late[m] / totals[m], 4)) for m in sorted(totals)]

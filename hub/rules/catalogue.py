@@ -14,7 +14,15 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from hub.domain.calendar import is_after_deadline, norwegian_date, period_end
+from hub.domain.calendar import norwegian_date, period_end
+from hub.domain.deadlines import (
+    LATE_AFTER_MONTHS,
+    TOO_OLD_AFTER_MONTHS,
+    has_deadline,
+    is_late,
+    is_too_old,
+    may_be_late,
+)
 from hub.domain.events import Registration
 from hub.domain.identifiers import InvalidIdentifier, check_duf_number, parse_national_id, passes_duf_checksum
 from hub.domain.lifecycle import (
@@ -34,7 +42,7 @@ from hub.domain.municipalities import (
 )
 from hub.domain.redaction import echo, is_printable
 from hub.domain.residence import residence_on
-from hub.domain.rights import INTEGRATION_ACT_FROM, PERMIT_EVENT, Categories, Category, categories_from_facts
+from hub.domain.rights import INTEGRATION_ACT_FROM, Categories, Category, categories_from_facts
 from hub.domain.snapshot import TWO_PERSONS
 from hub.rules.base import Advice, Check, Explanation, RuleContext, Severity, Tier, rule
 from hub.schemas.contract import DATE_FIELDS, event_type_of
@@ -46,9 +54,6 @@ CLOCK_SKEW = dt.timedelta(minutes=5)
 # The codes the decision names (`hub.pipeline.decide`, `hub.support.tickets`).
 IDENTITY_CONFLICT = "NIR-ID-005"
 EVENT_ID_REUSED = "NIR-EVENT-001"
-# Deadlines (DOMAIN.md): register within two months; up to 24 months back is allowed for now.
-LATE_AFTER_MONTHS = 2
-TOO_OLD_AFTER_MONTHS = 24
 
 
 # --- Shape: the alphabet, length and range of every value. A value that fails here is never
@@ -713,23 +718,6 @@ def periods_in_order(event: Registration, ctx: RuleContext) -> Explanation | Non
 LATE_REGISTRATION = "NIR-DEADLINE-001"
 
 
-def _has_deadline(event: Registration) -> bool:
-    """The deadlines are for the municipality's own registrations of its decisions and facts.
-    A residence permit is history from the immigration authorities, dated by its grant (a permit
-    granted years ago may be what the person's rights still rest on), and an annulment
-    withdraws a wrong record, which must stay possible however old the record is: neither is
-    late, neither is too old.
-
-    Both count to the day the hub received the event (`RuleContext.received_on`), never to
-    sentAt: that is the fagsystem's own clock, kept for information. A correction (and a
-    restoration) puts right a fact the hub received earlier, so for it they count to when the
-    hub first received the original (`decide.counted_from`): putting a record right stays
-    possible however old it is, unless the correction moves its fact date more than 24 months
-    before the original came. Whether a registration was late is its original's to say: a
-    correction is never counted as late a second time."""
-    return event.action != Action.ANNUL.value and event.event_type != PERMIT_EVENT
-
-
 @rule(
     LATE_REGISTRATION,
     "Received within two months of the fact (else counted as late)",
@@ -741,13 +729,9 @@ def _has_deadline(event: Registration) -> bool:
     ),
 )
 def registered_in_time(event: Registration, ctx: RuleContext) -> Explanation | None:
+    # Which registrations the deadline applies to, and how it is counted: `hub.domain.deadlines`.
     received_on = ctx.received_on
-    if not _has_deadline(event) or event.action != Action.REGISTER.value:
-        return None
-    # Counted forward from the fact, as the law counts (`hub.domain.calendar.deadline`).
-    if is_after_deadline(received_on, event.fact_date, months=LATE_AFTER_MONTHS) and not is_after_deadline(
-        received_on, event.fact_date, months=TOO_OLD_AFTER_MONTHS
-    ):
+    if may_be_late(event.action, event.event_type) and is_late(event.fact_date, received_on):
         fact, received = event.fact_date.isoformat(), received_on.isoformat()
         return Explanation(
             f"received {received}, more than {LATE_AFTER_MONTHS} months after factDate {fact}",
@@ -767,7 +751,7 @@ def registered_in_time(event: Registration, ctx: RuleContext) -> Explanation | N
 )
 def not_too_old(event: Registration, ctx: RuleContext) -> Explanation | None:
     received_on = ctx.received_on
-    if _has_deadline(event) and is_after_deadline(received_on, event.fact_date, months=TOO_OLD_AFTER_MONTHS):
+    if has_deadline(event.action, event.event_type) and is_too_old(event.fact_date, received_on):
         fact, received = event.fact_date.isoformat(), received_on.isoformat()
         return Explanation(
             f"factDate {fact} is more than {TOO_OLD_AFTER_MONTHS} months before {received}, "

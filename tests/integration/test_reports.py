@@ -142,6 +142,32 @@ def test_the_reports_count_what_the_register_holds(known: Hub) -> None:
         ]
 
 
+def test_the_late_share_counts_only_registrations_the_deadline_applies_to(hub: Hub) -> None:
+    """A permit, a correction and an annulment can never be late: counted, they only diluted the
+    share (one late claim of four was 25 %)."""
+    d = lambda month, day: dt.date(Y, month, day)  # noqa: E731
+    person = synthetic_person()
+
+    def sent(e: dict, on: dt.date, **changes: object) -> dict:  # type: ignore[type-arg]
+        return {**e, "sentAt": f"{on}T10:00:00+00:00", **changes}
+
+    permit = event(person, "RESIDENCE_PERMIT_REGISTERED", fact_date=dt.date(Y - 3, 6, 1))
+    claim = event(person, "TRAINING_CLAIM", fact_date=d(1, 10))
+    correction = event(person, "TRAINING_CLAIM", fact_date=d(1, 12))
+    annulment = event(person, "TRAINING_CLAIM", fact_date=d(1, 12))
+    send(
+        hub,
+        [
+            sent(permit, d(5, 1)),
+            sent(claim, d(5, 1)),  # more than two months after the fact: late
+            sent(correction, d(5, 2), action="CORRECT", correctsEventId=claim["eventId"]),
+            sent(annulment, d(5, 3), action="ANNUL", correctsEventId=claim["eventId"]),
+        ],
+    )
+    with hub.session_factory() as session:
+        assert late_registrations(session, Y).rows == [("0301", "Oslo", Y, 1, 1, 1.0)]
+
+
 def bars(figure: Figure) -> dict[str, dict[str, float]]:
     """What a chart draws: per series (its legend label), each bar's height by the municipality
     labelled under its group."""
