@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.domain.calendar import iso_utc, norwegian_date
+from hub.domain.calendar import as_utc, iso_utc, norwegian_date
 from hub.domain.events import AddressChange, Origin
 from hub.domain.identifiers import InvalidIdentifier, parse_national_id
 from hub.domain.lifecycle import derive, effective_facts, version_effects
@@ -94,14 +94,20 @@ def describe_person(
     identifiers = session.scalars(known.order_by(PersonIdentifier.id)).all()
     registrations = session.scalars(query.order_by(RegistrationRecord.fact_date, RegistrationRecord.id)).all()
     effective = effective_facts(fact_of(r) for r in registrations)
-    states = derive(effective, on=as_of.date() if as_of is not None else None)
+    states = derive(effective, on=norwegian_date(as_of) if as_of is not None else None)
     addresses = session.scalars(received.order_by(AddressRecord.sequence_number)).all()
     shown = _shown_history([r for r in map(residence_of, addresses) if r is not None])
     events_query = select(PersonEvent).where(PersonEvent.person_id == person_id)
     if as_of is not None:
         events_query = events_query.where(PersonEvent.received_at <= as_of)
     events = session.scalars(events_query.order_by(PersonEvent.sequence_number)).all()
-    day = on or (as_of.date() if as_of is not None else norwegian_date(dt.datetime.now(dt.UTC)))
+    day = on or norwegian_date(as_of if as_of is not None else dt.datetime.now(dt.UTC))
+
+    def by_then(moment: dt.datetime | None) -> str | None:
+        """A moment the person's history records (a number ceased, a merge split), if it had
+        happened by `as_of`: what came later was not yet known then."""
+        return iso_utc(moment) if moment is not None and (as_of is None or as_utc(moment) <= as_of) else None
+
     rights = categories_from_facts(effective, on=day, birth_date=birth_date_of(session, person_id))
     return {
         "personId": person.id,
@@ -112,7 +118,7 @@ def describe_person(
                 "kind": i.number_kind,
                 "value": i.value,
                 "firstSeenAt": iso_utc(i.first_seen_at),
-                "ceasedAt": iso_utc(i.ceased_at) if i.ceased_at else None,
+                "ceasedAt": by_then(i.ceased_at),
             }
             for i in identifiers
         ],
@@ -163,11 +169,12 @@ def describe_person(
                 "mergedBy": m.merged_by,
                 "reason": m.reason,
                 "ticketId": m.ticket_id,
-                "splitAt": iso_utc(m.split_at) if m.split_at else None,
-                "splitBy": m.split_by,
-                "splitReason": m.split_reason,
+                "splitAt": by_then(m.split_at),
+                "splitBy": m.split_by if by_then(m.split_at) else None,
+                "splitReason": m.split_reason if by_then(m.split_at) else None,
             }
             for m in merges_of(session, person_id)
+            if as_of is None or as_utc(m.merged_at) <= as_of
         ],
         "registrations": [
             {

@@ -21,6 +21,7 @@ from hub.pipeline.flow import Message
 from hub.pipeline.registrations import RegistrationFlow
 from hub.register.addresses import pending_lookups, record_address_change
 from hub.register.database import make_engine, make_session_factory
+from hub.register.identity import merge_persons, split_merge
 from hub.register.migrate import current_revision, head_revision, require_current, upgrade
 from hub.register.models import Base, Person, PersonIdentifier, PersonMerge
 from hub.register.people import describe_person
@@ -247,6 +248,40 @@ def test_a_d_number_replaced_by_a_fodselsnummer_keeps_one_person_with_both_numbe
     numbers = {i["value"]: (i["kind"], i["ceasedAt"]) for i in shown["identifiers"]}
     assert numbers == {D_NUMBER: ("d-number", "2026-11-26T12:00:00Z"), FODSELSNUMMER: ("fodselsnummer", None)}
     assert [e["eventType"] for e in shown["personEvents"]] == ["IDENTITY_CHANGED"]
+
+
+def test_person_show_as_of_a_date_shows_a_number_ceased_later_as_still_in_use(database_url: str) -> None:
+    """Issue 28, point 6: `--as-of` showed a number Folkeregisteret ceased after that date as ceased."""
+    sessions = make_session_factory(make_engine(database_url))
+    with sessions() as s:
+        person_id = RegisterRepository(s).person_with(D_NUMBER, None, NOW - dt.timedelta(days=30))
+        assert record_person_event(s, person_event(7, "IDENTITY_CHANGED", FODSELSNUMMER, D_NUMBER), NOW)
+        s.commit()
+        before = describe_person(s, person_id, as_of=NOW - dt.timedelta(days=1))
+        after = describe_person(s, person_id, as_of=NOW + dt.timedelta(days=1))
+    assert [(i["value"], i["ceasedAt"]) for i in before["identifiers"]] == [(D_NUMBER, None)]
+    assert {i["value"]: i["ceasedAt"] for i in after["identifiers"]} == {
+        D_NUMBER: "2026-11-26T12:00:00Z",
+        FODSELSNUMMER: None,
+    }
+
+
+def test_person_show_as_of_a_date_leaves_out_a_merge_or_a_split_made_after_it(database_url: str) -> None:
+    sessions = make_session_factory(make_engine(database_url))
+    with sessions() as s:
+        keeper = RegisterRepository(s).person_with(None, "201812345604", NOW - dt.timedelta(days=30))
+        other = RegisterRepository(s).person_with(FODSELSNUMMER, None, NOW - dt.timedelta(days=30))
+        merge = merge_persons(s, keeper, other, reason="one person by UDI's papers", by="imdi", now=NOW)
+        split_merge(s, merge.id, reason="two after all", by="imdi", now=NOW + dt.timedelta(days=10))
+        s.commit()
+
+        def merges(days: int) -> list[tuple[str, str | None, str | None]]:
+            shown = describe_person(s, keeper, as_of=NOW + dt.timedelta(days=days))
+            return [(m["mergedAt"], m["splitAt"], m["splitReason"]) for m in shown["merges"]]
+
+        assert merges(-1) == []
+        assert merges(1) == [("2026-11-26T12:00:00Z", None, None)]
+        assert merges(11) == [("2026-11-26T12:00:00Z", "2026-12-06T12:00:00Z", "two after all")]
 
 
 def test_an_identity_change_merges_two_persons_who_each_held_one_of_the_numbers(database_url: str) -> None:
