@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.domain.calendar import as_utc
+from hub.domain.calendar import as_utc, norwegian_date
 from hub.domain.identifiers import InvalidIdentifier, check_duf_number, last_digits
 from hub.errors import FAILURE_CODES, title
 from hub.register.identity import IdentityError, SplitReport
@@ -461,7 +461,7 @@ def file_case_as(
     """File a case by hand; a municipality's super user files for their own municipality."""
     duf_number = duf_number.strip()
     try:
-        check_duf_number(duf_number, today=now.date())
+        check_duf_number(duf_number, today=norwegian_date(now))
     except InvalidIdentifier as exc:
         raise TicketError(f"DUF number {exc}") from exc
     if user.role != Role.IMDI_SUPPORT.value:

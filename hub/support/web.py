@@ -35,7 +35,13 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.orm import Session
 
 from hub.bootstrap import Hub
-from hub.domain.calendar import OSLO, norwegian_day_text, norwegian_time_text, parse_norwegian_day
+from hub.domain.calendar import (
+    OSLO,
+    norwegian_date,
+    norwegian_day_text,
+    norwegian_time_text,
+    parse_norwegian_day,
+)
 from hub.domain.identifiers import InvalidIdentifier, check_duf_number, is_ascii_digits
 from hub.domain.redaction import is_plain
 from hub.errors import HubError, safe_traceback
@@ -656,7 +662,7 @@ class Tickets(SupportView):
             if not description.strip():
                 raise _BadInput("file.description_required")
             try:
-                check_duf_number(duf_number, today=now.date())
+                check_duf_number(duf_number, today=norwegian_date(now))
             except InvalidIdentifier:
                 raise _BadInput("file.duf_invalid") from None
 
