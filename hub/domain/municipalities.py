@@ -207,7 +207,11 @@ def numbers_on(number: str, date: dt.date) -> frozenset[str]:
     if not holding:
         return frozenset()
     # From the list nearest to the one in force.
-    start = min(holding, key=lambda index: abs(index - target))
+    return _walk(number, min(holding, key=lambda index: abs(index - target)), target)
+
+
+def _walk(number: str, start: int, target: int) -> frozenset[str]:
+    """What `number` of `_LISTS[start]` is in `_LISTS[target]`, forward or back."""
     if start <= target:
         return _forward(number, start, target)
     return _backward(target, start).get(number, frozenset())
@@ -221,10 +225,15 @@ def number_on(number: str, date: dt.date) -> str | None:
 
 
 def numbers_since(number: str, day: dt.date, today: dt.date) -> frozenset[str]:
-    """Every number the municipality `number` is (or was part of) in the lists in force from
-    `day` to `today`: for 3201 and a day of 2019, 0219, 3024 and 3201."""
+    """Every number that the municipality `number` is today (in the list in force on `today`)
+    had, or was part of, in the lists in force from `day` to `today`: for 3201 and a day of
+    2019, 0219, 3024 and 3201; for 1103 Stavanger and a day of 2019 also 1141 Finnøy and 1142
+    Rennesøy, merged into it in 2020 (where `numbers_on("1103", day)` is the 2019 Stavanger)."""
+    now = _list_on(today)
     days = _list_starts(min(day, today), max(day, today))
-    return frozenset(n for d in days for n in numbers_on(number, d))
+    if number not in _list(now):  # not a number of today: read it as it is on each day
+        return frozenset(n for d in days for n in numbers_on(number, d))
+    return frozenset(n for d in days for n in _walk(number, now, _list_on(d)))
 
 
 def in_force_between(number: str, first: dt.date, last: dt.date) -> bool:
