@@ -12,7 +12,13 @@ identity change or a registration links the two, and until then dropping them wo
 participant.
 
 Each row begins with the municipality's number, its name in the list in force in the report's
-year (so a 2023 report says what the municipality was called then), and the year.
+year (so a 2023 report says what the municipality was called then), and the year. A
+registration's municipality is counted under the number it has in the list in force on 31
+December of the report's year (`number_on`): a 2024 report counts Bærum's 3024 and 3201
+registrations together under 3201 "Bærum", a 2022 report its 3201 ones under 3024, and 1534
+Haram's under 1580 Haram from 2024. Where a split makes that several numbers, the hub does not
+guess which part a person belonged to: the registration is counted under its own number, named
+with what it is that year ("Ålesund (1507 in 2020-2023; in 2024 1508 Ålesund or 1580 Haram)").
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from hub.domain.calendar import as_utc, norwegian_date
 from hub.domain.codes import main_activity_group
 from hub.domain.deadlines import may_be_late
 from hub.domain.lifecycle import ROLES, Action, Fact, Role, Scheme, Status, derive, effective_facts
-from hub.domain.municipalities import name_on
+from hub.domain.municipalities import name_on, number_on
 from hub.domain.snapshot import PERSON_DIED
 from hub.register.models import PersonEvent, RegistrationRecord
 from hub.register.repository import fact_of
@@ -57,6 +63,12 @@ _WHERE = ("municipality", "municipality_name", "year")
 
 def _where(municipality: str, year: int) -> tuple[str, str, int]:
     return municipality, name_on(municipality, dt.date(year, 12, 31)), year
+
+
+def _in_year(municipality: str, year: int) -> str:
+    """The number a registration's municipality is counted under in `year`'s report: its number
+    on 31 December, or its own where it is several then or none (see the module docstring)."""
+    return number_on(municipality, dt.date(year, 12, 31)) or municipality
 
 
 def _people(session: Session) -> Iterator[tuple[list[Fact], dict[str, str], dt.date | None]]:
@@ -107,7 +119,7 @@ def participants(session: Session, year: int) -> Report:
             took_part = state_end.status is Status.RUNNING or any(f.fact_date >= first for f in starts)
             took_part = took_part or state_before.status is Status.RUNNING
             if took_part:
-                counts[(municipality[starts[-1].key], scheme.value)] += 1
+                counts[(_in_year(municipality[starts[-1].key], year), scheme.value)] += 1
         # Schemes without decisions and starts: anyone with a fact dated in the year took part.
         for scheme in (Scheme.ASYLUM_SEEKER_TRAINING, Scheme.CULTURE_AND_VALUES):
             in_year = [
@@ -116,7 +128,7 @@ def participants(session: Session, year: int) -> Report:
                 if f.event_type in ROLES and f.scheme is scheme and first <= f.fact_date <= last
             ]
             if in_year:
-                counts[(municipality[in_year[-1].key], scheme.value)] += 1
+                counts[(_in_year(municipality[in_year[-1].key], year), scheme.value)] += 1
     rows = [(*_where(m, year), s, n) for (m, s), n in sorted(counts.items())]
     return Report((*_WHERE, "scheme", "participants"), rows, series=("scheme",), value="participants")
 
@@ -131,7 +143,7 @@ def status_at_year_end(session: Session, year: int) -> Report:
             starts = [f for f in _scheme_facts(facts, scheme, Role.START) if f.fact_date <= last]
             if starts:
                 status = DECEASED if died_on is not None and died_on <= last else states[scheme].status.value
-                counts[(municipality[starts[-1].key], scheme.value, status)] += 1
+                counts[(_in_year(municipality[starts[-1].key], year), scheme.value, status)] += 1
     rows = [(*_where(m, year), s, st, n) for (m, s, st), n in sorted(counts.items())]
     return Report(
         (*_WHERE, "scheme", "status", "persons"), rows, series=("scheme", "status"), value="persons"
@@ -152,7 +164,7 @@ def main_activity_at_exit(session: Session, year: int) -> Report:
         ]
         if ends:
             activity = ends[-1].payload.get("mainActivity") or "UNKNOWN"
-            counts[(municipality[ends[-1].key], activity, main_activity_group(activity))] += 1
+            counts[(_in_year(municipality[ends[-1].key], year), activity, main_activity_group(activity))] += 1
     rows = [(*_where(m, year), a, g, n) for (m, a, g), n in sorted(counts.items())]
     # The SSB group follows from the activity: a series per activity keeps two of one group apart.
     return Report(
@@ -176,6 +188,7 @@ def late_registrations(session: Session, year: int) -> Report:
     )
     for municipality, is_late, received_at, action, event_type in session.execute(query):
         if may_be_late(action, event_type) and norwegian_date(as_utc(received_at)).year == year:
+            municipality = _in_year(municipality, year)
             totals[municipality] += 1
             late[municipality] += int(is_late)
     rows = [(*_where(m, year), totals[m], late[m], round(late[m] / totals[m], 4)) for m in sorted(totals)]

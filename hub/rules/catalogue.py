@@ -35,9 +35,10 @@ from hub.domain.lifecycle import (
     transition_problem,
 )
 from hub.domain.municipalities import (
+    in_force_between,
     is_municipality_number,
-    municipality_on,
     numbers_on,
+    numbers_since,
     same_municipality,
 )
 from hub.domain.redaction import echo, is_printable
@@ -510,16 +511,32 @@ def source_matches_topic(event: Registration, ctx: RuleContext) -> Explanation |
     ),
 )
 def source_may_report_for_municipality(event: Registration, ctx: RuleContext) -> Explanation | None:
+    # The registry names the numbers a source reports for, its periods judged on today's date. A
+    # municipality reports its own past (DOMAIN.md) under the number it had on the fact's date or
+    # any it has had since, read through SSB's changes: a 3201 (Bærum) source sends a fact of 2019
+    # as 0219, 3024 or 3201. Through a merger that is the merged municipality's number: Haram
+    # (1580) sends its 2022 past as 1507, the Ålesund it was then part of, as DOMAIN.md says it
+    # would have to, and Ålesund (1508) too. Never a number that was not this municipality: not
+    # 0301 from Bærum, nor 1534 Haram (a part that left again, see hub.domain.municipalities)
+    # from Ålesund.
     source = ctx.registry.get(ctx.topic_source)
-    if source is not None and not source.reports_for(event.municipality, ctx.today):
-        allowed = ", ".join(sorted(source.municipalities_on(ctx.today))) or "-"
-        return Explanation(
-            f"source {source.id!r} may not report for municipality {event.municipality}; "
-            f"it may report for {allowed}",
-            f"kilden {source.id!r} kan ikke rapportere for kommune {event.municipality}; "
-            f"den kan rapportere for {allowed}",
-        )
-    return None
+    if source is None or source.reports_for(event.municipality, ctx.today):
+        return None
+    current = source.municipalities_on(ctx.today)
+    then = frozenset(n for m in current for n in numbers_since(m, event.fact_date, ctx.today)) - current
+    if event.municipality in then:
+        return None
+    allowed = ", ".join(sorted(current)) or "-"
+    date = event.fact_date.isoformat()
+    listed = ", ".join(sorted(then))
+    also = f" (for a fact of {date} also {listed})" if then else ""
+    også = f" (for et faktum {date} også {listed})" if then else ""
+    return Explanation(
+        f"source {source.id!r} may not report for municipality {event.municipality}; "
+        f"it may report for {allowed}{also}",
+        f"kilden {source.id!r} kan ikke rapportere for kommune {event.municipality}; "
+        f"den kan rapportere for {allowed}{også}",
+    )
 
 
 @rule(
@@ -534,11 +551,12 @@ def source_may_report_for_municipality(event: Registration, ctx: RuleContext) ->
     ),
 )
 def municipality_exists(event: Registration, ctx: RuleContext) -> Explanation | None:
-    # A municipality keeps reporting its own past under its current number (DOMAIN.md): Bærum's
-    # 3201 for a fact of 2023, when it was 3024; Haram's 1580 for 2023, when it was part of 1507.
-    # An old number is no municipality after it ended (3001 in 2024).
-    if municipality_on(event.municipality, event.fact_date) is None and not (
-        municipality_on(event.municipality, ctx.today) is not None
+    # The number in force on the fact's date, or one the municipality has had since (DOMAIN.md:
+    # a municipality keeps reporting its own past under its current number): Bærum's 0219 for a
+    # fact of 2019, and its 3024 or 3201 too; Haram's 1580 for 2023, when it was part of 1507.
+    # An old number is no municipality after it ended (0219 in 2021, 3024 in 2024).
+    if not (
+        in_force_between(event.municipality, event.fact_date, ctx.today)
         and numbers_on(event.municipality, event.fact_date)
     ):
         date = event.fact_date.isoformat()

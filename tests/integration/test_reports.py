@@ -279,12 +279,37 @@ def test_a_municipality_is_named_as_in_the_list_in_force_in_the_reports_year(
     with hub.session_factory() as session:
         before, after = status_at_year_end(session, 2023), status_at_year_end(session, 2024)
     assert [row[:3] for row in before.rows] == [("1833", "Rana", 2023), ("3024", "Bærum", 2023)]
-    # The scheme still counts for the number that registered its start, under that year's name.
-    assert [row[:3] for row in after.rows] == [("1833", "Rana/Raane", 2024), ("3024", "Bærum", 2024)]
+    # The scheme counts for the number that registered its start as it is in the report's year,
+    # under that year's name.
+    assert [row[:3] for row in after.rows] == [("1833", "Rana/Raane", 2024), ("3201", "Bærum", 2024)]
     figure = draw_to(tmp_path, after, "status")
     assert [label.get_text() for label in figure.axes[0].get_xticklabels()] == [
         "1833 Rana/Raane",
-        "3024 Bærum",
+        "3201 Bærum",
+    ]
+
+
+def test_a_renumbered_municipality_is_counted_once_under_the_reports_years_number_and_a_split_is_not_guessed(
+    database_url: str,
+) -> None:
+    # Bærum registered as 3024 in 2023 and as 3201 in 2024; Ålesund's 1507 was split in 2024.
+    registry = SourceRegistry.from_mapping({"sources": {"fagsystem": {"municipalities": ["3201", "1508"]}}})
+    hub = make_hub(database_url, dt.datetime(2024, 12, 31, 12, tzinfo=dt.UTC), registry)
+    send(
+        hub,
+        story("3024", "fagsystem", dt.date(2023, 4, 1), None)
+        + story("3201", "fagsystem", dt.date(2024, 4, 1), None)
+        + story("1507", "fagsystem", dt.date(2023, 5, 1), None),
+    )
+    with hub.session_factory() as session:
+        in_2023, in_2024 = participants(session, 2023), participants(session, 2024)
+    assert [(row[:3], row[-1]) for row in in_2024.rows] == [
+        (("1507", "Ålesund (1507 in 2020-2023; in 2024 1508 Ålesund or 1580 Haram)", 2024), 1),
+        (("3201", "Bærum", 2024), 2),
+    ]
+    assert [(row[:3], row[-1]) for row in in_2023.rows] == [
+        (("1507", "Ålesund", 2023), 1),
+        (("3024", "Bærum", 2023), 1),
     ]
 
 

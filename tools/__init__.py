@@ -1,0 +1,1 @@
+"""Developer and operations scripts (run as `python tools/NAME.py`; see each docstring)."""
