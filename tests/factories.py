@@ -78,6 +78,7 @@ PAYLOADS: dict[str, dict[str, Any]] = {
         "validUntil": None,
         "renewalAppliedOn": None,
         "permanent": False,
+        "grantedOnAppeal": False,
     },
     "CULTURE_AND_VALUES_TRAINING": {"hoursCompleted": 25.0, "completed": True, "language": "ukr"},
 }

@@ -1,37 +1,60 @@
 """A person's rights-and-duty category for the introduction programme and for training in
 Norwegian and social studies, computed from the whole residence-permit history, the person's age
-and the date (DOMAIN.md, "Rights and duty").
+and the date (DOMAIN.md, "Rights and duty"). Every rule of the category is stated here, in
+DOMAIN.md's terms; each has a test in tests/unit/test_rights.py.
 
-The category comes from the whole permit history, not from the newest permit:
-- A *stay* is an unbroken lawful residence: permits each granted while the one before was still in
-  force. A permit stays in force after its last valid day while a renewal applied for by that
-  day is pending (the person is still lawfully resident; the register of old closed the category
-  there, which was wrong), and until the day the renewal is refused.
-- Within the stay that covers a date, the *basis* is the first permit of the ground that counts:
-  the age limits, the act (introduksjonsloven or integreringsloven) and collective protection's
-  12-month claim window all run from it. A renewal on the same ground, or a later permit whose
-  ground says nothing (OTHER, UNKNOWN: a permanent permit is often sent so), extends the stay
-  and keeps the basis; a later permit on another stated ground becomes the basis from its grant.
-- Outside every stay (before the first grant, after a permit lapsed or a renewal was refused),
-  nothing applies.
+1. **The stay.** An unbroken lawful residence: permits each granted while one before was still
+   in force (or the day after it ran out). A permit stays in force after its last valid day
+   while a renewal applied for by that day is pending (the person is still lawfully resident;
+   the register of old closed the category there, which was wrong), until the day a new permit
+   is granted or the renewal is refused. A permit the contract marks `grantedOnAppeal` reverses
+   the newest refusal before it in the stay: the stay goes on as if the renewal had been pending
+   until the appeal granted it. Outside every stay (before the first grant, after a permit
+   lapsed or a renewal was refused and not reversed) nothing applies.
+2. **What a ground gives** (DOMAIN.md's table, `_BY_GROUND`), judged by the person's age on the
+   day a permit was granted: training from the 18th birthday (the 16th under the introduction
+   act) until the day before the 67th; the programme from the 18th birthday until the day
+   before the 56th ("18-55", unconfirmed). Ages are counted as the law counts years
+   (`calendar.age_on`: a 29 February birthday is reached on 28 February in a common year).
+3. **The basis.** Within the stay, a renewal on a ground already seen (ASYLUM, FAMILY, ASYLUM
+   again) gives nothing new; a permit on a ground that says nothing (OTHER, UNKNOWN: a permanent
+   permit is often sent so) only extends the stay. Of the first permits of each stated ground,
+   the first that gave a right or duty is the basis: the act (introduksjonsloven before 2021,
+   integreringsloven after) and the age run from it.
+4. **A later ground only adds** (unconfirmed): each stated ground first granted at or after the
+   basis adds what it gives, judged at the basis's age and act; rights and duties are a union
+   (a duty only and a right only make right and duty), so a later ground never takes away one
+   the person still has while lawfully resident.
+5. **Collective protection's clock** (§ 34): its right to training must be claimed within 12
+   months of the first § 34 permit of the stay (the permit that gave that right; a renewal or a
+   change of ground does not restart it). A claim dated before that permit is no claim within
+   the window: the window opens on the grant.
+6. **Age 67 closes** the right and duty to training on the date asked, whatever the age at the
+   grant.
 
-Where DOMAIN.md marks a rule as unconfirmed (the programme's 18-55 age limits, the programme for
-family of refugees and for collective protection), the result says so in its notes.
+Where DOMAIN.md marks a rule unconfirmed (the programme's age limits, the programme for family
+of refugees and for collective protection, a change of ground, a refusal reversed on appeal),
+the result says so in its notes; the NIR-RIGHT rules built on it only warn.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from hub.domain.calendar import add_months
+from hub.domain.calendar import age_on, deadline
 from hub.domain.lifecycle import Fact, effective_facts
 
 INTEGRATION_ACT_FROM = dt.date(2021, 1, 1)
 COLLECTIVE_PROTECTION_CLAIM_MONTHS = 12
+# Training: from this birthday (by the act of the permit) until the day before TRAINING_UNTIL.
+TRAINING_FROM = {"introduksjonsloven": 16, "integreringsloven": 18}
+TRAINING_UNTIL = 67
+# The programme: from the 18th birthday until the day before the 56th (DOMAIN.md: unconfirmed).
+PROGRAMME_FROM, PROGRAMME_UNTIL = 18, 56
 
 
 class Category(enum.Enum):
@@ -56,8 +79,11 @@ class Permit:
     renewal_applied_on: dt.date | None = None
     permanent: bool = False
     renewal_refused_on: dt.date | None = None  # the renewal applied for was refused on this day
+    granted_on_appeal: bool = False  # grants a refused renewal: continues that stay (contract v5)
     # When the renewal was granted as a new permit (set by `stay_on`): no longer pending then.
     renewal_granted_on: dt.date | None = field(default=None, compare=False)
+    # When an appeal reversed this permit's refused renewal (set by `stay_on`): pending until then.
+    appeal_granted_on: dt.date | None = field(default=None, compare=False)
 
     @classmethod
     def from_payload(cls, granted_on: dt.date, payload: dict[str, Any]) -> Permit:
@@ -68,6 +94,7 @@ class Permit:
             renewal_applied_on=_date(payload.get("renewalAppliedOn")),
             permanent=bool(payload.get("permanent")),
             renewal_refused_on=_date(payload.get("renewalRefusedOn")),
+            granted_on_appeal=bool(payload.get("grantedOnAppeal")),
         )
 
     def in_force_on(self, day: dt.date) -> bool:
@@ -75,6 +102,8 @@ class Permit:
             return False
         if self.permanent or self.valid_until is None or day <= self.valid_until:
             return True
+        if self.appeal_granted_on is not None:  # the refusal was reversed: as if pending till then
+            return day < self.appeal_granted_on
         # Expired, but lawfully resident while a renewal applied for in time is pending.
         applied_in_time = self.renewal_applied_on is not None and self.renewal_applied_on <= self.valid_until
         decided = [d for d in (self.renewal_refused_on, self.renewal_granted_on) if d is not None]
@@ -104,61 +133,110 @@ class Categories:
         }
 
 
-_RIGHT_AND_DUTY = Category.RIGHT_AND_DUTY
-_NA = Category.NOT_APPLICABLE
+_RD, _RO, _DO, _NA = Category.RIGHT_AND_DUTY, Category.RIGHT_ONLY, Category.DUTY_ONLY, Category.NOT_APPLICABLE
 _REFUGEE_GROUNDS = {"ASYLUM", "RESETTLED_REFUGEE", "HUMANITARIAN"}
-# ground -> (training, programme, programme rule unconfirmed)
+# DOMAIN.md's table: ground -> (training, programme, programme rule unconfirmed). Grounds not
+# listed (EEA_OR_NORDIC, STUDENT, TEMPORARY_OTHER, OTHER, UNKNOWN) give nothing.
 _BY_GROUND: dict[str, tuple[Category, Category, bool]] = {
-    **{g: (_RIGHT_AND_DUTY, _RIGHT_AND_DUTY, False) for g in _REFUGEE_GROUNDS},
-    "FAMILY_OF_REFUGEE": (_RIGHT_AND_DUTY, _RIGHT_AND_DUTY, True),
-    "FAMILY_OF_NORWEGIAN_OR_NORDIC": (_RIGHT_AND_DUTY, _NA, False),
-    "WORKER_OUTSIDE_EEA": (Category.DUTY_ONLY, _NA, False),
-    "FAMILY_OF_WORKER": (Category.DUTY_ONLY, _NA, False),
-    "COLLECTIVE_PROTECTION": (Category.RIGHT_ONLY, _RIGHT_AND_DUTY, True),
+    **{g: (_RD, _RD, False) for g in _REFUGEE_GROUNDS},
+    "FAMILY_OF_REFUGEE": (_RD, _RD, True),
+    "FAMILY_OF_NORWEGIAN_OR_NORDIC": (_RD, _NA, False),
+    "WORKER_OUTSIDE_EEA": (_DO, _NA, False),
+    "FAMILY_OF_WORKER": (_DO, _NA, False),
+    "COLLECTIVE_PROTECTION": (_RO, _RD, True),
+}
+COLLECTIVE_PROTECTION = "COLLECTIVE_PROTECTION"
+# Grounds that say nothing of their own: a later permit on one of them extends the stay.
+_SILENT_GROUNDS = {"OTHER", "UNKNOWN"}
+
+# A category as what it holds: (a right, a duty).
+_PARTS: dict[Category, tuple[bool, bool]] = {
+    _RD: (True, True),
+    _RO: (True, False),
+    _DO: (False, True),
+    _NA: (False, False),
 }
 
 
-def _age_on(birth_date: dt.date, day: dt.date) -> int:
-    return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))
+def _union(a: Category, b: Category) -> Category:
+    """What both give together: a later ground adds a right or duty, never takes one away."""
+    right, duty = (x or y for x, y in zip(_PARTS[a], _PARTS[b], strict=True))
+    return next(c for c, parts in _PARTS.items() if parts == (right, duty))
 
 
-# Grounds that say nothing of their own: a later permit on one of them extends the stay.
-_SILENT_GROUNDS = {"OTHER", "UNKNOWN"}
+def _stays(permits: Iterable[Permit]) -> list[list[Permit]]:
+    """The person's stays, each its permits in grant order, settled: a permit pending renewal
+    knows when the next permit granted it, a refused one when an appeal reversed it."""
+    stays: list[list[Permit]] = []
+    for permit in sorted(permits, key=lambda p: p.granted_on):
+        day_before = permit.granted_on - dt.timedelta(days=1)
+        last = stays[-1] if stays else []
+        refused = [
+            i
+            for i, p in enumerate(last)
+            if p.renewal_refused_on is not None and p.renewal_refused_on <= permit.granted_on
+        ]
+        if permit.granted_on_appeal and refused:
+            # The appeal grants the newest refused renewal: the stay never broke.
+            newest = max(refused, key=lambda i: (last[i].renewal_refused_on, i))
+            last[newest] = replace(last[newest], appeal_granted_on=permit.granted_on)
+        elif not any(p.in_force_on(permit.granted_on) or p.in_force_on(day_before) for p in last):
+            stays.append([permit])
+            continue
+        # The new permit settles the renewal the ones before were waiting for.
+        stays[-1] = [replace(p, renewal_granted_on=p.renewal_granted_on or permit.granted_on) for p in last]
+        stays[-1].append(permit)
+    return stays
 
 
 def stay_on(permits: Iterable[Permit], day: dt.date) -> list[Permit]:
     """The permits of the stay that covers `day` granted by then, in grant order; none when the
     person is not lawfully resident on `day`."""
-    stays: list[list[Permit]] = []
-    for permit in sorted(permits, key=lambda p: p.granted_on):
-        day_before = permit.granted_on - dt.timedelta(days=1)
-        if stays and any(p.in_force_on(permit.granted_on) or p.in_force_on(day_before) for p in stays[-1]):
-            # The new permit settles the renewal the ones before were waiting for.
-            stays[-1] = [
-                replace(p, renewal_granted_on=p.renewal_granted_on or permit.granted_on) for p in stays[-1]
-            ]
-            stays[-1].append(permit)
-        else:
-            stays.append([permit])
-    for stay in reversed(stays):
+    for stay in reversed(_stays(permits)):
         if any(p.in_force_on(day) for p in stay):
             return [p for p in stay if p.granted_on <= day]
     return []
 
 
-def basis_on(permits: Iterable[Permit], day: dt.date) -> Permit | None:
-    """The permit the category on `day` rests on (see the module's docstring)."""
-    stay = stay_on(permits, day)
-    stated = [p for p in stay if p.ground not in _SILENT_GROUNDS]
-    if not stated:
-        return stay[0] if stay else None
-    ground = stated[-1].ground
-    basis = stated[-1]
-    for permit in reversed(stated):  # back to the first of the latest run of that ground
-        if permit.ground != ground:
-            break
-        basis = permit
-    return basis
+def _first_of_each_ground(stay: Sequence[Permit]) -> list[Permit]:
+    """The first permit of each stated ground in the stay: a later one on a ground already seen
+    is a renewal of it, and a silent ground extends the stay without a ground of its own."""
+    seen: set[str] = set()
+    firsts: list[Permit] = []
+    for permit in stay:
+        if permit.ground not in _SILENT_GROUNDS and permit.ground not in seen:
+            seen.add(permit.ground)
+            firsts.append(permit)
+    return firsts
+
+
+def _gives(ground: str, age: int | None, act: str) -> tuple[Category, Category, list[str]]:
+    """What a ground gives to a person of `age` (None: not known) under `act`, and why the age
+    took something away."""
+    training, programme, _ = _BY_GROUND.get(ground, (_NA, _NA, False))
+    notes: list[str] = []
+    if age is None:
+        return training, programme, notes
+    youngest = TRAINING_FROM[act]
+    if training is not _NA and not youngest <= age < TRAINING_UNTIL:
+        training = _NA
+        notes.append(
+            f"training: age {age} when the permit was granted is outside {youngest}-{TRAINING_UNTIL - 1}"
+        )
+    if programme is not _NA and not PROGRAMME_FROM <= age < PROGRAMME_UNTIL:
+        programme = _NA
+        notes.append(
+            f"programme: age {age} when the permit was granted is outside "
+            f"{PROGRAMME_FROM}-{PROGRAMME_UNTIL - 1} (unconfirmed)"
+        )
+    return training, programme, notes
+
+
+def _claimed_in_window(granted_on: dt.date, claims: Iterable[dt.date], on: dt.date) -> bool:
+    """Whether § 34's right to training is still open on `on`: within 12 months of the permit,
+    or claimed in them. The window opens on the grant: a claim dated before it is no claim."""
+    last_day = deadline(granted_on, months=COLLECTIVE_PROTECTION_CLAIM_MONTHS)
+    return on <= last_day or any(granted_on <= claim <= last_day for claim in claims)
 
 
 def categories(
@@ -166,43 +244,64 @@ def categories(
     *,
     on: dt.date,
     birth_date: dt.date | None,
-    training_claimed_on: dt.date | None = None,
+    training_claims: Iterable[dt.date] = (),
 ) -> Categories:
-    """The person's category for each scheme on `on`.
+    """The person's category for each scheme on `on` (the rules in the module's docstring).
 
     `birth_date` comes from the fødselsnummer or D-number; without one (a DUF number only) the
-    age limits cannot be checked, which the notes say. `training_claimed_on` is when the person
-    claimed training, which keeps collective protection's right open after 12 months.
+    age limits cannot be checked, which the notes say. `training_claims` are the days the person
+    claimed training, which keep collective protection's right open after 12 months.
     """
-    basis = basis_on(permits, on)
-    if basis is None:
+    stay = stay_on(permits, on)
+    if not stay:
         return Categories(_NA, _NA, None, ("no residence permit in force on the date",))
-    training, programme, unconfirmed = _BY_GROUND.get(basis.ground, (_NA, _NA, False))
+    claims = tuple(training_claims)
+    firsts = _first_of_each_ground(stay)
     notes: list[str] = []
-    if basis.ground in ("UNKNOWN", "OTHER"):
-        notes.append(f"the permit's ground ({basis.ground}) gives no category")
-    if unconfirmed and programme is not _NA:
-        notes.append("the programme rule for this ground is unconfirmed (DOMAIN.md)")
+    if not firsts:
+        notes.append(f"the permit's ground ({stay[0].ground}) gives no category")
 
-    if basis.ground == "COLLECTIVE_PROTECTION":
-        deadline = add_months(basis.granted_on, COLLECTIVE_PROTECTION_CLAIM_MONTHS)
-        claimed_in_time = training_claimed_on is not None and training_claimed_on <= deadline
-        if on > deadline and not claimed_in_time:
-            training = _NA
-            notes.append("the right to training was not claimed within 12 months of the permit")
+    def age_at(day: dt.date) -> int | None:
+        return None if birth_date is None else age_on(birth_date, day)
+
+    basis = next((p for p in firsts if _gives(p.ground, age_at(p.granted_on), p.act)[:2] != (_NA, _NA)), None)
+    training = programme = _NA
+    if basis is None:  # nothing given: say why, of the first permit the stay rests on
+        shown = firsts[0] if firsts else stay[0]
+        notes += _gives(shown.ground, age_at(shown.granted_on), shown.act)[2]
+    else:
+        age = age_at(basis.granted_on)
+        for permit in firsts[firsts.index(basis) :]:
+            gives_training, gives_programme, why = _gives(permit.ground, age, basis.act)
+            notes += why
+            if _BY_GROUND.get(permit.ground, (_NA, _NA, False))[2] and gives_programme is not _NA:
+                notes.append(f"the programme rule for {permit.ground} is unconfirmed (DOMAIN.md)")
+            if (
+                permit.ground == COLLECTIVE_PROTECTION
+                and gives_training is not _NA
+                and not _claimed_in_window(permit.granted_on, claims, on)
+            ):
+                gives_training = _NA
+                notes.append("the right to training was not claimed within 12 months of the permit")
+            training, programme = _union(training, gives_training), _union(programme, gives_programme)
+        if len(firsts) > 1:
+            grounds = ", ".join(p.ground for p in firsts)
+            notes.append(
+                f"the residence ground changed ({grounds}): the act and the age follow the permit of "
+                f"{basis.granted_on}, a later ground only adds (unconfirmed, DOMAIN.md)"
+            )
+    shown_basis = basis or (firsts[0] if firsts else stay[0])
+    if any(p.appeal_granted_on is not None for p in stay):
+        notes.append("a refused renewal granted on appeal continues the stay (unconfirmed, DOMAIN.md)")
+    if any(p.granted_on_appeal for p in stay) and not any(p.appeal_granted_on is not None for p in stay):
+        notes.append("a permit granted on appeal follows no refused renewal of this stay")
 
     if birth_date is None:
         notes.append("age not known (no fødselsnummer or D-number): age limits not checked")
-    else:
-        age = _age_on(birth_date, basis.granted_on)
-        youngest = 18 if basis.act == "integreringsloven" else 16
-        if training is not _NA and not youngest <= age <= 67:
-            training = _NA
-            notes.append(f"training: age {age} when the permit was granted is outside {youngest}-67")
-        if programme is not _NA and not 18 <= age <= 55:
-            programme = _NA
-            notes.append(f"programme: age {age} when the permit was granted is outside 18-55 (unconfirmed)")
-    return Categories(training, programme, basis, tuple(notes))
+    elif training is not _NA and age_on(birth_date, on) >= TRAINING_UNTIL:
+        training = _NA
+        notes.append(f"training: the right and duty end at age {TRAINING_UNTIL}")
+    return Categories(training, programme, shown_basis, tuple(notes))
 
 
 PERMIT_EVENT = "RESIDENCE_PERMIT_REGISTERED"
@@ -218,4 +317,4 @@ def categories_from_facts(
     if not permits:
         return None
     claims = [f.fact_date for f in effective if f.event_type == "TRAINING_CLAIM"]
-    return categories(permits, on=on, birth_date=birth_date, training_claimed_on=min(claims, default=None))
+    return categories(permits, on=on, birth_date=birth_date, training_claims=claims)

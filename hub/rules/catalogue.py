@@ -43,7 +43,13 @@ from hub.domain.municipalities import (
 )
 from hub.domain.redaction import echo, is_printable
 from hub.domain.residence import residence_on
-from hub.domain.rights import INTEGRATION_ACT_FROM, Categories, Category, categories_from_facts
+from hub.domain.rights import (
+    INTEGRATION_ACT_FROM,
+    Categories,
+    Category,
+    Permit,
+    categories_from_facts,
+)
 from hub.domain.snapshot import TWO_PERSONS
 from hub.rules.base import Advice, Check, Explanation, RuleContext, Severity, Tier, rule
 from hub.schemas.contract import DATE_FIELDS, event_type_of
@@ -1448,13 +1454,28 @@ def _category_rule(
             "; ".join(result.notes)
             or f"the permit's ground is {result.basis.ground if result.basis else '-'}"
         )
+        unconfirmed_en, unconfirmed_nb = _unconfirmed(result)
         return Explanation(
-            f"{scheme_en} granted, but the person's category is not applicable on {event.fact_date} ({why})",
-            f"{scheme_nb} innvilget, men personens kategori er ikke gjeldende {event.fact_date} ({why})",
+            # The unconfirmed mark before the notes: a long message is cut at the end.
+            f"{scheme_en} granted, but the person's category is not applicable on {event.fact_date}"
+            f"{unconfirmed_en} ({why})",
+            f"{scheme_nb} innvilget, men personens kategori er ikke gjeldende {event.fact_date}"
+            f"{unconfirmed_nb} ({why})",
         )
 
     check.__name__ = f"category_{event_type.lower()}"
     return check
+
+
+def _unconfirmed(result: Categories) -> tuple[str, str]:
+    """What a category warning adds where the category rests on a rule DOMAIN.md marks
+    unconfirmed (its notes say which): that it is only a warning for that reason."""
+    if not any("unconfirmed" in note for note in result.notes):
+        return "", ""
+    return (
+        "; a rule DOMAIN.md marks unconfirmed decides this, so it is a warning only",
+        "; en regel DOMAIN.md merker som ubekreftet avgjør dette, så det er bare en advarsel",
+    )
 
 
 def _birth_date(event: Registration, ctx: RuleContext) -> dt.date | None:
@@ -1527,6 +1548,15 @@ def track_or_goal_by_act(event: Registration, ctx: RuleContext) -> Explanation |
     if basis is None or "UNKNOWN" in (track, goal):
         return None
     granted = basis.granted_on.isoformat()
+    explanation = _track_or_goal(basis, track, goal, granted)
+    if explanation is None or result is None:
+        return explanation
+    # A change of ground or an appeal decided which permit counts: DOMAIN.md has it unconfirmed.
+    unconfirmed_en, unconfirmed_nb = _unconfirmed(result)
+    return Explanation(explanation.en + unconfirmed_en, explanation.nb + unconfirmed_nb)
+
+
+def _track_or_goal(basis: Permit, track: Any, goal: Any, granted: str) -> Explanation | None:
     if basis.granted_on < INTEGRATION_ACT_FROM and (track is None or goal is not None):
         return Explanation(
             f"the residence permit the person's rights rest on was granted {granted}, before "

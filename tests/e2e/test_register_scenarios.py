@@ -16,7 +16,7 @@ import uuid
 from collections import Counter
 from typing import Any
 
-from hub.domain.calendar import is_after_deadline, norwegian_date
+from hub.domain.calendar import age_on, is_after_deadline, norwegian_date
 from hub.domain.identifiers import parse_national_id
 from hub.register.people import describe_person
 from hub.register.repository import find_person_id
@@ -86,13 +86,14 @@ def scenario(rng: random.Random) -> Scenario:
         _at(p, "TRAINING_FINAL_TEST", day(150)),
     ]
     extra = [_at(p, PERMIT, day(-30))]
-    if p.national_id:  # DOMAIN.md: ages 18-55 (programme) and 18-67 (training) at the permit
+    if p.national_id:  # DOMAIN.md: ages 18-55 (programme) and 18-66 (training) at the permit
         born = parse_national_id(p.national_id, allow_synthetic=True).birth_date
-        granted = day(-30)
-        age = granted.year - born.year - ((granted.month, granted.day) < (born.month, born.day))
-        for decided, (youngest, oldest) in ((decision, (18, 55)), (training[1], (18, 67))):
+        age = age_on(born, day(-30))
+        for decided, (youngest, oldest) in ((decision, (18, 55)), (training[1], (18, 66))):
             if not youngest <= age <= oldest:
                 s.category_warnings.add(decided["eventId"])
+        if age_on(born, day(11)) >= 67:  # age 67 closes training on the decision's date
+            s.category_warnings.add(training[1]["eventId"])
     if rng.random() < 0.3:
         extra.append(_at(p, "CULTURE_AND_VALUES_TRAINING", day(5)))
         extra.append(_at(p, "ASYLUM_SEEKER_TRAINING_HOURS", day(6)))

@@ -216,10 +216,10 @@ def test_an_event_whose_predecessor_never_arrives_is_held_then_dead_lettered(
         harness.stop_all()
 
 
-def test_contract_v4_and_an_older_writer_reach_the_register_side_by_side(harness: HubHarness) -> None:
+def test_the_newest_contract_and_an_older_writer_reach_the_register_side_by_side(harness: HubHarness) -> None:
     """Issue 15, fault 4, end to end: the asylum seekers' final test with its social-studies
-    result (v4, the newest) and without it (a v3 writer) both travel through the broker, and a
-    refused permit renewal (v4) is kept."""
+    result (v4, written as the newest, v5) and without it (a v3 writer) both travel through the
+    broker, and a refused permit renewal (v4) and a permit granted on appeal (v5) are kept."""
     with_result, older = synthetic_person(), synthetic_person()
     result = {"passed": True, "correctAnswers": 31, "language": "tir"}
     new = event(
@@ -242,14 +242,21 @@ def test_contract_v4_and_an_older_writer_reach_the_register_side_by_side(harness
             "permanent": False,
         },
     )
+    appeal = event(
+        with_result,
+        "RESIDENCE_PERMIT_REGISTERED",
+        fact_date=dt.date(2026, 2, 1),
+        payload={"ground": "ASYLUM", "validUntil": "2029-02-01", "permanent": False, "grantedOnAppeal": True},
+    )
     harness.start_worker()
-    harness.publish([new, permit])
+    harness.publish([new, permit, appeal])
     harness.publish([old], schema_version=3)
-    receipts, dead_letters = harness.wait_for_receipts(3)
-    assert sorted(r["outcome"] for r in receipts) == ["ACCEPTED"] * 3 and dead_letters == []
+    receipts, dead_letters = harness.wait_for_receipts(4)
+    assert sorted(r["outcome"] for r in receipts) == ["ACCEPTED"] * 4 and dead_letters == []
     rows = {r.event_id: r for r in harness.registrations()}
     assert rows[new["eventId"]].payload["socialStudiesTest"] == result
-    assert rows[new["eventId"]].writer_schema.endswith(".v4")
+    assert rows[new["eventId"]].writer_schema.endswith(".v5")
+    assert rows[appeal["eventId"]].payload["grantedOnAppeal"] is True
     assert rows[old["eventId"]].payload["socialStudiesTest"] is None
     assert rows[old["eventId"]].writer_schema.endswith(".v3")
     assert rows[permit["eventId"]].payload["renewalRefusedOn"] == "2025-09-01"

@@ -409,3 +409,37 @@ def test_an_asylum_seekers_social_studies_result_is_kept_and_a_v3_final_test_is_
     by_id = {f["eventId"]: f["payload"] for f in state["registrations"]}
     assert by_id[current["eventId"]]["socialStudiesTest"] == result
     assert by_id[older["eventId"]]["socialStudiesTest"] is None
+
+
+def test_a_permit_granted_on_appeal_keeps_the_persons_category_on_the_first_permit(hub: Hub) -> None:
+    """Issue 28: contract v5's permit says it was granted on appeal against the refused renewal,
+    so the stay goes on: the act and the age stay those of the 2019 permit (at 54, the
+    programme), where a new stay in 2023 (at 58) would give integreringsloven and no programme."""
+    from hub.register.people import describe_person, find_person_id
+
+    publisher = RecordingPublisher()
+    flow = RegistrationFlow(hub, publisher)
+    person = synthetic_person(born=dt.date(1964, 6, 1))
+    refused = {
+        "ground": "ASYLUM",
+        "validUntil": "2022-03-01",
+        "renewalAppliedOn": "2022-01-10",
+        "renewalRefusedOn": "2022-06-01",
+        "permanent": False,
+    }
+    appeal = {"ground": "ASYLUM", "validUntil": "2026-02-01", "permanent": False, "grantedOnAppeal": True}
+    first = event(person, "RESIDENCE_PERMIT_REGISTERED", fact_date=dt.date(2019, 3, 1), payload=refused)
+    second = event(person, "RESIDENCE_PERMIT_REGISTERED", fact_date=dt.date(2023, 2, 1), payload=appeal)
+    asyncio.run(flow.process(message(first, offset=0)))
+    asyncio.run(flow.process(message(second, offset=1)))
+    assert [o for _, o in _outcomes(publisher)] == ["ACCEPTED", "ACCEPTED"]
+    with hub.session_factory() as session:
+        state = describe_person(
+            session, find_person_id(session, person.national_id) or 0, on=dt.date(2023, 6, 1)
+        )
+    by_id = {f["eventId"]: f["payload"] for f in state["registrations"]}
+    assert by_id[second["eventId"]]["grantedOnAppeal"] is True
+    assert by_id[first["eventId"]]["grantedOnAppeal"] is False  # a v5 writer's default
+    category = state["categories"]
+    assert (category["act"], category["introductionProgramme"]) == ("introduksjonsloven", "right_and_duty")
+    assert category["basis"] == {"ground": "ASYLUM", "grantedOn": "2019-03-01"}

@@ -818,3 +818,69 @@ def test_a_municipality_reports_its_own_past_under_its_number_today() -> None:
         assert "NIR-MUNI-001" not in _codes(past, _registry(number)), number
     ended = dataclasses.replace(registration(), municipality="3024", fact_date=dt.date(2024, 3, 1))
     assert "NIR-MUNI-001" in _codes(ended, _registry("3024"))
+
+
+# --- Issue 28, points 4 and 5: the category over a change of ground, and age 67.
+
+
+def test_a_change_of_ground_after_asylum_gives_no_category_warnings_on_a_correct_track() -> None:
+    """Asylum in 2019, then a permit as family of a Norwegian in 2022: the person stays under
+    introduksjonsloven with the programme the asylum gave, so a programme decision and a track
+    are right (NIR-RIGHT-001 and NIR-RIGHT-003 fired)."""
+    asylum = _fact(
+        "RESIDENCE_PERMIT_REGISTERED", "2019-03-01", ground="ASYLUM", validUntil="2022-03-01", permanent=False
+    )
+    family = _fact(
+        "RESIDENCE_PERMIT_REGISTERED",
+        "2022-01-15",
+        ground="FAMILY_OF_NORWEGIAN_OR_NORDIC",
+        validUntil="2028-01-15",
+        permanent=False,
+    )
+    claim = _fact("INTRODUCTION_PROGRAMME_OFFER_OR_CLAIM", "2026-05-01")
+    context = dataclasses.replace(CONTEXT, history=(*RUNNING[:2], claim, asylum, family))
+    decision = registration("INTRODUCTION_PROGRAMME_DECISION")
+    track = _payload("TRAINING_STARTED", track="TRACK_2", goalLevel=None)
+    assert "NIR-RIGHT-001" not in _codes(decision, context)
+    assert "NIR-RIGHT-003" not in _codes(track, context)
+    goal = _payload("TRAINING_STARTED", track=None, goalLevel="B1")
+    [warning] = [v for v in evaluate(goal, context) if v.code == "NIR-RIGHT-003"]
+    assert "2019-03-01" in warning.message
+
+
+def test_a_training_decision_dated_on_or_after_the_67th_birthday_is_warned() -> None:
+    """Granted asylum at 60, the person's right and duty to training end on the 67th birthday."""
+    decided_on = TODAY - dt.timedelta(days=5)
+    permit = _fact(
+        "RESIDENCE_PERMIT_REGISTERED", "2020-06-01", ground="ASYLUM", validUntil=None, permanent=True
+    )
+    context = dataclasses.replace(CONTEXT, history=(RUNNING[0], permit))
+
+    def decision(born: dt.date) -> Registration:
+        person = synthetic_person(born=born)
+        return dataclasses.replace(registration("TRAINING_DECISION"), national_id=person.national_id)
+
+    sixty_seven_today = decided_on.replace(year=decided_on.year - 67)
+    [warning] = [v for v in evaluate(decision(sixty_seven_today), context) if v.code == "NIR-RIGHT-002"]
+    assert "67" in warning.message and warning.severity.value == "WARNING"
+    older = sixty_seven_today - dt.timedelta(days=40)
+    assert "NIR-RIGHT-002" in _codes(decision(older), context)
+    sixty_seven_tomorrow = sixty_seven_today + dt.timedelta(days=1)
+    assert "NIR-RIGHT-002" not in _codes(decision(sixty_seven_tomorrow), context)
+
+
+def test_a_category_warning_resting_on_an_unconfirmed_rule_says_it_is_a_warning_for_that_reason() -> None:
+    """DOMAIN.md marks the programme's 18-55 limits unconfirmed: warn, and say so."""
+    permit = _fact(
+        "RESIDENCE_PERMIT_REGISTERED", "2020-06-01", ground="ASYLUM", validUntil=None, permanent=True
+    )
+    claim = _fact("INTRODUCTION_PROGRAMME_OFFER_OR_CLAIM", "2026-05-01")
+    person = synthetic_person(born=dt.date(1960, 1, 1))  # 60 at the permit
+    decision = dataclasses.replace(
+        registration("INTRODUCTION_PROGRAMME_DECISION"), national_id=person.national_id
+    )
+    [warning] = evaluate(decision, dataclasses.replace(CONTEXT, history=(claim, permit)))
+    assert (
+        warning.code == "NIR-RIGHT-001"
+        and "marks unconfirmed decides this, so it is a warning only" in warning.message
+    )

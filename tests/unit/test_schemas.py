@@ -88,7 +88,7 @@ def test_the_fingerprint_is_the_crc_64_avro_of_the_canonical_form() -> None:
     assert version.fingerprint == crc64_avro(canonical).to_bytes(8, "little")
 
 
-@pytest.mark.parametrize("writer_version", [1, 2, 3])
+@pytest.mark.parametrize("writer_version", [1, 2, 3, 4])
 def test_every_older_writer_version_is_read_into_the_current_schema(writer_version: int) -> None:
     c = catalog()
     older, current = c.version(REGISTRATION, writer_version), c.current(REGISTRATION)
@@ -100,8 +100,10 @@ def test_every_older_writer_version_is_read_into_the_current_schema(writer_versi
             assert decoded.datum["action"] == "REGISTER"  # v3's fields, at their defaults
             assert decoded.datum["correctsEventId"] is None
         record, payload = decoded.datum["payload"]
-        if record == "no.imdi.nir.AsylumSeekerFinalTest":
+        if record == "no.imdi.nir.AsylumSeekerFinalTest" and writer_version < 4:
             assert payload["socialStudiesTest"] is None  # the field v4 added
+        if record == "no.imdi.nir.ResidencePermitRegistered":
+            assert payload["grantedOnAppeal"] is False  # the field v5 added
         if writer_version == 1:
             assert decoded.datum["fagsystemVersion"] is None  # the field v2 added
         assert decoded.datum["eventId"] == uuid.UUID(str(datum["eventId"]))
@@ -117,7 +119,8 @@ def test_an_asylum_seekers_final_test_carries_the_social_studies_result_from_v4(
         "ASYLUM_SEEKER_FINAL_TEST",
         payload={"partialResults": [{"skill": "ORAL", "result": "A2"}], "socialStudiesTest": result},
     )
-    decoded = c.decode(c.encode(REGISTRATION, from_json(e)))
+    v4 = c.version(REGISTRATION, 4)
+    decoded = c.decode(c.encode(REGISTRATION, from_json(e, v4), 4))
     assert decoded.writer_version == 4
     assert to_json(decoded.datum)["payload"]["socialStudiesTest"] == result
     v3 = c.version(REGISTRATION, 3)
@@ -127,6 +130,23 @@ def test_an_asylum_seekers_final_test_carries_the_social_studies_result_from_v4(
     read = c.decode(c.encode(REGISTRATION, from_json(older, v3), 3))
     assert read.writer_version == 3
     assert read.datum["payload"][1] == {**older["payload"], "socialStudiesTest": None}
+
+
+def test_a_residence_permit_says_from_v5_whether_it_was_granted_on_appeal() -> None:
+    """Issue 28: a renewal refused and then granted on appeal continues the stay, which dates
+    alone cannot tell from a new stay; v5's permit says so, and older writers' permits read false."""
+    c = catalog()
+    payload = {"ground": "ASYLUM", "validUntil": "2026-02-01", "permanent": False, "grantedOnAppeal": True}
+    e = event(synthetic_person(), "RESIDENCE_PERMIT_REGISTERED", payload=payload)
+    decoded = c.decode(c.encode(REGISTRATION, from_json(e)))
+    assert decoded.writer_version == c.current(REGISTRATION).version == 5
+    assert to_json(decoded.datum)["payload"]["grantedOnAppeal"] is True
+    v4 = c.version(REGISTRATION, 4)
+    with pytest.raises(ContractError, match=r"payload\.grantedOnAppeal: is not a field of the contract"):
+        from_json(e, v4)
+    older = {**e, "payload": {k: v for k, v in payload.items() if k != "grantedOnAppeal"}}
+    read = c.decode(c.encode(REGISTRATION, from_json(older, v4), 4))
+    assert (read.writer_version, read.datum["payload"][1]["grantedOnAppeal"]) == (4, False)
 
 
 def test_an_address_change_written_as_v1_is_read_into_v2_without_person_event_fields() -> None:
