@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: setup
-	$(VENV)/bin/ruff check hub tests bench
+	$(VENV)/bin/ruff check hub tests bench tools
 	$(VENV)/bin/mypy
 
 clean:

@@ -69,6 +69,8 @@ class DataError(Exception):
     """The lists and changes read do not agree: nothing is written."""
 
 
+# Its own record, not hub.domain.municipalities' one: importing that module reads the shipped
+# files, which this tool must be able to rewrite when they are wrong.
 @dataclass(frozen=True)
 class Municipality:
     number: str
