@@ -13,7 +13,8 @@ allow.everyone.if.no.acl.found=false). Each principal gets only what its work ne
 | replays          | write each source's registrations (the support page and `hub cases       |
 |                  | replay` send corrected events as this principal, not as the worker)      |
 | the gateway      | write each source's registrations and read its receipts (`hub gateway`   |
-|                  | sends for the source a verified token names; it uses no consumer group)  |
+|                  | sends for the source a verified token names; it uses no consumer group); |
+|                  | read the sources' revocations (`TopicNames.source_states`)               |
 | the connector    | write address changes; read and write its position; its transactional id |
 | the monitor      | describe the hub's topics and the worker's consumer group: end offsets    |
 |                  | and committed offsets for `hub lag-exporter`, no message read or written |
@@ -78,6 +79,7 @@ def service_acls(settings: Settings) -> list[AclBinding]:
     worker = f"User:{settings.kafka_worker_user}"
     connector = f"User:{settings.kafka_connector_user}"
     monitor = f"User:{settings.kafka_monitor_user}"
+    gateway = f"User:{settings.kafka_gateway_user}"
     topic, group, txn = ResourceType.TOPIC, ResourceType.GROUP, ResourceType.TRANSACTIONAL_ID
     return [
         _allow(worker, topic, f"{settings.topic_prefix}.", PREFIXED, READ),
@@ -87,6 +89,9 @@ def service_acls(settings: Settings) -> list[AclBinding]:
         _allow(connector, topic, names.connector_position, LITERAL, READ),
         _allow(connector, topic, names.connector_position, LITERAL, WRITE),
         _allow(connector, txn, f"{settings.app_id}-folkeregister-connector", LITERAL, WRITE),
+        # The gateway follows the sources' revocations (by offset, without a consumer group; read
+        # implies describe).
+        _allow(gateway, topic, names.source_states, LITERAL, READ),
         # Describe, not read: offsets are metadata; the messages stay out of the monitor's reach.
         _allow(monitor, topic, f"{settings.topic_prefix}.", PREFIXED, DESCRIBE),
         _allow(monitor, group, settings.app_id, LITERAL, DESCRIBE),

@@ -1,8 +1,17 @@
-"""The source registry: which fagsystem installations exist and whom they may report for."""
+"""The source registry: which fagsystem installations exist and whom they may report for, and
+whether IMDi has revoked one.
+
+The registry file (`sources.toml`) says who the sources are; a revocation is state, not
+configuration: `hub sources revoke` records it in the register (`source_states`, read by the
+worker in each batch's transaction) and publishes it on the compacted topic
+`TopicNames.source_states` (read by the gateway, which has no database), so both stop a revoked
+source without a restart. `SourceState` is the one shape of that state in both places.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import tomllib
 from collections.abc import Iterator
@@ -16,6 +25,43 @@ SOURCE_ID_PATTERN = r"[a-z0-9][a-z0-9-]*"
 # A Kafka principal's name: a SCRAM user name, or a Maskinporten client id (a UUID).
 PRINCIPAL_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
 AUTHENTICATIONS = ("scram", "maskinporten")
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """Whether a source is revoked, since when, by whom and why (a restoration is a state with
+    `revoked` False). On the source-states topic: the source id as key, `as_bytes` as value."""
+
+    source: str
+    revoked: bool
+    since: dt.datetime
+    by: str
+    reason: str
+
+    def as_bytes(self) -> bytes:
+        return json.dumps(
+            {
+                "source": self.source,
+                "revoked": self.revoked,
+                "since": self.since.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+                "by": self.by,
+                "reason": self.reason,
+            },
+            ensure_ascii=False,
+        ).encode()
+
+    @classmethod
+    def from_bytes(cls, value: bytes) -> SourceState:
+        """ValueError for anything that is not a state this hub wrote."""
+        try:
+            data = json.loads(value)
+            since = dt.datetime.fromisoformat(data["since"])
+            state = cls(str(data["source"]), data["revoked"], since, str(data["by"]), str(data["reason"]))
+        except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
+            raise ValueError("not a source state") from exc
+        if not isinstance(state.revoked, bool) or since.tzinfo is None:
+            raise ValueError("not a source state")
+        return state
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,12 @@ class TopicNames:
     def dead_letters(self) -> str:
         return f"{self.prefix}.dead-letters"
 
+    @property
+    def source_states(self) -> str:
+        """Each source's revocation state (`hub.sources.SourceState`), compacted: the gateway
+        reads it from the start and follows it."""
+        return f"{self.prefix}.registry.source-states"
+
     @functools.cached_property  # the pipeline asks for every message's source
     def registrations_pattern(self) -> re.Pattern[str]:
         """Matches every source's registrations topic; group 1 is the source id."""
@@ -90,7 +96,11 @@ def folkeregister_topics(settings: Settings) -> list[TopicSpec]:
 def required_topics(settings: Settings, registry: SourceRegistry) -> list[TopicSpec]:
     """Every topic the hub needs for the sources in the registry."""
     names = TopicNames(settings.topic_prefix)
-    specs = [*folkeregister_topics(settings), TopicSpec(names.dead_letters, DEAD_LETTER_PARTITIONS)]
+    specs = [
+        *folkeregister_topics(settings),
+        TopicSpec(names.dead_letters, DEAD_LETTER_PARTITIONS),
+        TopicSpec(names.source_states, 1, (("cleanup.policy", "compact"),)),
+    ]
     for source in registry:
         specs.append(
             TopicSpec(names.registrations(source.id), settings.registration_partitions, RECEIVED_BY_BROKER)
