@@ -36,7 +36,7 @@ class Hub:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Hub:
-        return cls(settings=settings, registry=SourceRegistry.load(settings.sources_file), catalog=catalog())
+        return cls(settings=settings, registry=SourceRegistry.load(settings.sources_file, settings.service_principals), catalog=catalog())
 
     @cached_property
     def names(self) -> TopicNames:

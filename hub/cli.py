@@ -7,6 +7,7 @@ import asyncio
 import copy
 import dataclasses
 import datetime as dt
+import getpass
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from typing import Any
 import click
 
 from hub.bootstrap import Hub
+from hub.domain.calendar import iso_utc
 from hub.errors import HubError
 from hub.gateway.server import gateway
 from hub.lag_exporter import lag_exporter
@@ -89,7 +91,7 @@ def topics_ensure() -> None:
 
 @click.group(
     name="sources",
-    short_help="The fagsystems: list, grant, revoke.",
+    short_help="The fagsystems: list, grant, revoke, restore.",
     help="The source registry's fagsystems, and their access to the broker.",
 )
 def sources_group() -> None:
@@ -140,17 +142,47 @@ def sources_grant(source_id: str) -> None:
 
 @sources_group.command(
     name="revoke",
-    help="As the admin principal: remove every ACL of the source's principal and its SCRAM "
-    "credential; its topics and what they hold stay. Idempotent.",
+    help="Stop a source at once, as the admin principal: the worker rejects everything on its "
+    "topic from the next batch (NIR-SOURCE-003), the gateway answers it 403, and its ACLs and SCRAM "
+    "credential are removed; its topics and what they hold stay. Idempotent: run it again after a "
+    "failure.",
 )
 @click.argument("source_id", metavar="ID")
-def sources_revoke(source_id: str) -> None:
-    from hub.principals import BrokerAccess
+@click.option("--reason", required=True, help="Why (recorded in the register with who and when).")
+@click.option("--by", default=getpass.getuser, show_default="the OS user", help="Who decided it.")
+def sources_revoke(source_id: str, reason: str, by: str) -> None:
+    from hub import revocation
 
-    hub = _hub()
+    hub = _migrated_hub()
     source = _source(hub, source_id)
-    removed = BrokerAccess(hub.settings).revoke(source)
-    click.echo(f"revoked {source.kafka_principal}: {removed} ACL(s) removed")
+    try:
+        state, removed = asyncio.run(revocation.revoke(hub, source, by=by, reason=reason))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(
+        f"revoked {source.id} since {iso_utc(state.since)}: "
+        f"{removed} ACL(s) of {source.kafka_principal} removed"
+    )
+
+
+@sources_group.command(
+    name="restore",
+    help="Let a revoked source transfer again: recorded, published to the gateway, and its ACLs "
+    "granted again.",
+)
+@click.argument("source_id", metavar="ID")
+@click.option("--reason", required=True, help="Why (recorded in the register with who and when).")
+@click.option("--by", default=getpass.getuser, show_default="the OS user", help="Who decided it.")
+def sources_restore(source_id: str, reason: str, by: str) -> None:
+    from hub import revocation
+
+    hub = _migrated_hub()
+    source = _source(hub, source_id)
+    try:
+        state = asyncio.run(revocation.restore(hub, source, by=by, reason=reason))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"restored {source.id} since {iso_utc(state.since)}")
 
 
 @click.group(name="schemas", help="The Avro contract, for fagsystem vendors.")

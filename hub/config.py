@@ -463,6 +463,20 @@ class Settings:
         return ";".join(f"nirkafka://{server.strip()}" for server in self.kafka_bootstrap.split(","))
 
     @property
+    def service_principals(self) -> frozenset[str]:
+        """The hub's own Kafka principals as configured: no source may take one of these names
+        (`SourceRegistry.load`), nor one beginning `nir-` (the super users nir-admin, nir-broker)."""
+        return frozenset(
+            {
+                self.kafka_worker_user,
+                self.kafka_replay_user,
+                self.kafka_connector_user,
+                self.kafka_gateway_user,
+                self.kafka_monitor_user,
+            }
+        )
+
+    @property
     def served_over_tls(self) -> bool:
         """Whether people reach the worker's web server over HTTPS (its own, or a proxy's)."""
         return self.support_secure_cookie or bool(self.web_tls_cert_file)

@@ -146,4 +146,4 @@ def lag_exporter() -> None:
         settings.metrics_host,
         settings.lag_exporter_port,
     )
-    asyncio.run(serve(settings, SourceRegistry.load(settings.sources_file)))
+    asyncio.run(serve(settings, SourceRegistry.load(settings.sources_file, settings.service_principals)))

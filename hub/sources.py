@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import re
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,10 @@ SOURCE_ID_PATTERN = r"[a-z0-9][a-z0-9-]*"
 # A Kafka principal's name: a SCRAM user name, or a Maskinporten client id (a UUID).
 PRINCIPAL_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
 AUTHENTICATIONS = ("scram", "maskinporten")
+# Names no source may take, as its id or its principal: the hub's own principals and the broker's
+# super users all begin so (nir-admin, nir-broker, nir-worker, nir-gateway, ...). A source named
+# so would share a service's rights, or `hub sources grant` would hand over a super user's password.
+RESERVED_PREFIX = "nir-"
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,9 @@ class SourceRegistry:
         return iter(self.sources.values())
 
     @classmethod
-    def load(cls, path: str | Path) -> SourceRegistry:
+    def load(cls, path: str | Path, reserved: Collection[str] = ()) -> SourceRegistry:
+        """The registry in `path`; `reserved`: the hub's service principals as configured (they
+        may be named without the reserved prefix), which no source may use either."""
         path = Path(path)
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -131,10 +137,12 @@ class SourceRegistry:
             raise ConfigurationError(f"source registry {path} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigurationError(f"source registry {path} is not valid TOML: {exc}") from exc
-        return cls.from_mapping(data, origin=str(path))
+        return cls.from_mapping(data, origin=str(path), reserved=reserved)
 
     @classmethod
-    def from_mapping(cls, data: dict[str, Any], origin: str = "<mapping>") -> SourceRegistry:
+    def from_mapping(
+        cls, data: dict[str, Any], origin: str = "<mapping>", reserved: Collection[str] = ()
+    ) -> SourceRegistry:
         sources: dict[str, Source] = {}
         for source_id, entry in (data.get("sources") or {}).items():
             if not re.fullmatch(SOURCE_ID_PATTERN, source_id):
@@ -164,6 +172,13 @@ class SourceRegistry:
                 principal=principal,
                 authentication=authentication,
             )
+        for source in sources.values():
+            for what, name in (("id", source.id), ("principal", source.user)):
+                if name.lower().startswith(RESERVED_PREFIX) or name in reserved:
+                    raise ConfigurationError(
+                        f"{origin}: source {source.id!r}: the {what} {name!r} is reserved for the hub's "
+                        f"own principals (names beginning {RESERVED_PREFIX!r}, and the configured ones)"
+                    )
         if not sources:
             raise ConfigurationError(f"{origin}: the source registry lists no sources")
         principals = [s.kafka_principal for s in sources.values()]

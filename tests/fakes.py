@@ -32,6 +32,7 @@ from hub.errors import BrokerUnavailable
 from hub.pipeline.deadletter import read_headers
 from hub.pipeline.ports import Outgoing
 from hub.register.repository import registered_of, registration_values
+from hub.sources import SourceState
 
 # The topic the unit tests' events come on (`tests.unit.test_decisions`).
 TOPIC_OF_TESTS = "nir.source.oslo-fagsystem.registrations"
@@ -72,6 +73,7 @@ class FakeRegister:
         self.pending: dict[int, PendingPersonEvent] = {}  # Folkeregisteret's, before its person
         self.merges: list[tuple[int, int, str]] = []  # keeper, other, reason
         self.nudged: set[str] = set()  # held events to try again (their persons changed)
+        self.revoked: dict[str, SourceState] = {}  # sources IMDi revoked
         self._ids = itertools.count(1)
 
     # --- the repository's interface ------------------------------------------------------
@@ -208,6 +210,9 @@ class FakeUnitOfWork:
 
     def snapshot(self, events: Sequence[Registration]) -> Snapshot:
         return self._store.snapshot(events)
+
+    def revoked_sources(self) -> dict[str, SourceState]:
+        return dict(self._store.revoked)
 
     def expired_held(self, held_before: dt.datetime) -> list[HeldEntry]:
         return self._store.expired_held(held_before)

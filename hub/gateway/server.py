@@ -386,7 +386,7 @@ class AccessLogger(AbstractAccessLogger):
 
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run the gateway until SIGTERM or SIGINT (or `stop`)."""
-    gateway = Gateway(settings, SourceRegistry.load(settings.sources_file), catalog())
+    gateway = Gateway(settings, SourceRegistry.load(settings.sources_file, settings.service_principals), catalog())
     await gateway.start()
     runners = []
     try:

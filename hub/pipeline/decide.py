@@ -16,7 +16,7 @@ import asyncio
 import datetime as dt
 import functools
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hub.domain.calendar import norwegian_date
@@ -40,7 +40,7 @@ from hub.pipeline.deadletter import Failure
 from hub.pipeline.flow import Message, failure_from
 from hub.pipeline.receipts import ReceiptOutcome
 from hub.rules import EVENT_ID_REUSED, LATE_REGISTRATION, RuleContext, Severity, Violation, check, evaluate
-from hub.sources import SourceRegistry
+from hub.sources import SourceRegistry, SourceState
 
 ACCEPTED = {ReceiptOutcome.ACCEPTED, ReceiptOutcome.ACCEPTED_WITH_WARNINGS}
 
@@ -85,6 +85,8 @@ class Circumstances:
     now: dt.datetime
     registry: SourceRegistry
     allow_synthetic_identifiers: bool = False
+    # The sources revoked now, read in the batch's transaction (`RegisterRepository.revoked_sources`).
+    revoked: Mapping[str, SourceState] = field(default_factory=dict)
 
     @functools.cached_property  # the same for every event of the batch
     def today(self) -> dt.date:
@@ -118,6 +120,7 @@ class Circumstances:
             identity=identity,
             approved=approved,
             reused_id=reused_id,
+            source_revoked=self.revoked.get(source),
         )
 
 

@@ -12,6 +12,7 @@ fact; those still waiting when the hold limit passes are rejected (`expire_held`
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Collection, Sequence
@@ -147,7 +148,9 @@ class RegistrationFlow(Flow):
 
         def work(uow: UnitOfWork) -> list[Decision]:
             snapshot = uow.register.snapshot([p.event for p in batch])
-            decisions = decide_batch(batch, snapshot, circumstances, self._read_held)
+            # A revocation counts from the first batch after it, with nothing in between.
+            judged = dataclasses.replace(circumstances, revoked=uow.register.revoked_sources())
+            decisions = decide_batch(batch, snapshot, judged, self._read_held)
             uow.register.apply(c for d in decisions for c in d.changes)
             return decisions
 

@@ -402,3 +402,18 @@ class UnfinishedWork(Base):
     last_offset: Mapped[int] = mapped_column(BigInteger)
     attempts: Mapped[int] = mapped_column(Integer)
     began_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SourceStateChange(Base):
+    """Each revocation or restoration of a source (`hub sources revoke` / `restore`), kept as
+    history; a source's state is its newest row (`hub.sources.SourceState`)."""
+
+    __tablename__ = "source_states"
+    __table_args__ = (Index("ix_source_states_source", "source_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(100))
+    revoked: Mapped[bool] = mapped_column(Boolean)
+    since: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    changed_by: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(String(512))

@@ -63,6 +63,8 @@ from hub.register.models import (
     TicketOutcome,
     TicketStatus,
 )
+from hub.register.source_states import revoked_sources
+from hub.sources import SourceState
 
 PERSONS = cast(Table, Person.__table__)
 PERSON_IDENTIFIERS = cast(Table, PersonIdentifier.__table__)
@@ -121,6 +123,10 @@ class RegisterRepository:
             event_ids={str(e.event_id) for e in events},
             originals={str(e.corrects_event_id) for e in events if e.corrects_event_id is not None},
         )
+
+    def revoked_sources(self) -> dict[str, SourceState]:
+        """The sources IMDi has revoked (`hub sources revoke`), read with the batch they judge."""
+        return revoked_sources(self.session)
 
     def person_with(self, national_id: str | None, duf_number: str | None, at: dt.datetime) -> int:
         """The id of the person with these identifiers, created, completed or merged as an

@@ -15,7 +15,7 @@ from hub.domain.lifecycle import Fact
 from hub.domain.redaction import clean
 from hub.domain.residence import Residence
 from hub.domain.snapshot import Conflict, PersonState, Target
-from hub.sources import SourceRegistry
+from hub.sources import SourceRegistry, SourceState
 
 
 class Severity(enum.Enum):
@@ -76,6 +76,8 @@ class RuleContext:
     approved: frozenset[str] = frozenset()
     # "registered" or "held": the event id is taken by another event (`decide`).
     reused_id: str | None = None
+    # The topic's source's revocation, if IMDi has revoked it (`hub sources revoke`).
+    source_revoked: SourceState | None = None
 
     @functools.cached_property  # asked by several rules of one event
     def received_on(self) -> dt.date:

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from hub.domain.calendar import norwegian_date, period_end
+from hub.domain.calendar import iso_utc, norwegian_date, period_end
 from hub.domain.deadlines import (
     LATE_AFTER_MONTHS,
     TOO_OLD_AFTER_MONTHS,
@@ -505,6 +505,29 @@ def source_matches_topic(event: Registration, ctx: RuleContext) -> Explanation |
             f"kilden {echo(ctx.topic_source)}",
         )
     return None
+
+
+@rule(
+    "NIR-SOURCE-003",
+    "The source's access has not been revoked",
+    "Kildens tilgang er ikke trukket tilbake",
+    advice=Advice(
+        "IMDi has revoked this source's access: nothing it sends is registered. Contact IMDi.",
+        "IMDi har trukket tilbake kildens tilgang: ingenting den sender, blir registrert. Kontakt IMDi.",
+    ),
+    tier=Tier.SHAPE,  # asked first: nothing of a revoked source's event is read for its meaning
+)
+def source_not_revoked(event: Registration, ctx: RuleContext) -> Explanation | None:
+    # Also what was already on the topic when the source was revoked, and replays of it: a
+    # revocation holds from the first batch after it (`RegisterRepository.revoked_sources`).
+    revoked = ctx.source_revoked
+    if revoked is None:
+        return None
+    since = iso_utc(revoked.since)
+    return Explanation(
+        f"the access of source {echo(ctx.topic_source)} was revoked {since}",
+        f"tilgangen til kilden {echo(ctx.topic_source)} ble trukket tilbake {since}",
+    )
 
 
 @rule(

@@ -226,15 +226,18 @@ def test_grant_and_revoke_take_effect_at_once_and_may_be_repeated(harness: HubHa
     access = BrokerAccess(harness.admin)
     topic = names.registrations(OSLO)
 
-    assert hub_command(harness.admin, "sources", "revoke", OSLO).returncode == 0
-    again = hub_command(harness.admin, "sources", "revoke", OSLO)
+    revoked = hub_command(harness.admin, "sources", "revoke", OSLO, "--reason", "test")
+    assert revoked.returncode == 0, revoked.stderr
+    again = hub_command(harness.admin, "sources", "revoke", OSLO, "--reason", "test")
     assert again.returncode == 0, again.stderr
-    assert "0 ACL(s) removed" in again.stdout
+    assert ": 0 ACL(s) of" in again.stdout
     assert access.acls_of(oslo_source.kafka_principal) == []
     # Its credential is gone: it cannot even authenticate.
     with pytest.raises(KafkaConnectionError):
         asyncio.run(_write(harness.source_kafka(OSLO), topic))
 
+    restored = hub_command(harness.admin, "sources", "restore", OSLO, "--reason", "test over")
+    assert restored.returncode == 0, restored.stderr
     for _ in range(2):
         granted = hub_command(harness.admin, "sources", "grant", OSLO)
         assert granted.returncode == 0, granted.stderr

@@ -70,6 +70,9 @@ def test_the_shipped_source_registry_loads() -> None:
         ("[sources.ok]\nmunicipalities=['301']", "4-digit"),
         ("", "no sources"),
         ("[sources.ok", "not valid TOML"),
+        ("[sources.nir-admin]\nmunicipalities=['0301']", "the id 'nir-admin' is reserved"),
+        ("[sources.ok]\nmunicipalities=['0301']\nprincipal='nir-gateway'", "the principal 'nir-gateway' is reserved"),
+        ("[sources.ok]\nmunicipalities=['0301']\nprincipal='NIR-Broker'", "the principal 'NIR-Broker' is reserved"),
     ],
 )
 def test_a_broken_source_registry_is_refused_with_a_reason(tmp_path: Path, text: str, message: str) -> None:
@@ -77,6 +80,16 @@ def test_a_broken_source_registry_is_refused_with_a_reason(tmp_path: Path, text:
     path.write_text(text)
     with pytest.raises(ConfigurationError, match=message):
         SourceRegistry.load(path)
+
+
+def test_a_source_may_not_take_a_service_principals_configured_name(tmp_path: Path) -> None:
+    """Issue 29, point 7: `hub sources grant` of such a source would hand over that service's password."""
+    path = tmp_path / "sources.toml"
+    path.write_text("[sources.ok]\nmunicipalities=['0301']\nprincipal='hub-worker'")
+    settings = dataclasses.replace(Settings(), kafka_worker_user="hub-worker")
+    with pytest.raises(ConfigurationError, match="'hub-worker' is reserved"):
+        SourceRegistry.load(path, settings.service_principals)
+    assert SourceRegistry.load(path).get("ok") is not None  # the name is free where no service has it
 
 
 def test_each_source_has_its_own_registrations_and_receipts_topic_matched_by_the_pattern() -> None:

@@ -20,7 +20,7 @@ from hub.pipeline.decode import decode_registration
 from hub.rules import RULES, RuleContext, Severity, check, evaluate
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
-from hub.sources import SourceRegistry
+from hub.sources import SourceRegistry, SourceState
 from tests.factories import PAYLOADS, event, synthetic_person
 
 TODAY = dt.date(2026, 11, 26)
@@ -110,6 +110,12 @@ FAILING: dict[str, tuple[Callable[[], Registration], RuleContext]] = {
     "NIR-ID-004": (_replace(duf_number="201812345678"), CONTEXT),  # checksum 04, not 78
     "NIR-SOURCE-001": (_replace(source_system="other"), CONTEXT),
     "NIR-SOURCE-002": (registration, _registry("4601")),
+    "NIR-SOURCE-003": (
+        registration,
+        dataclasses.replace(
+            CONTEXT, source_revoked=SourceState("oslo-fagsystem", True, NOW, "imdi", "contract ended")
+        ),
+    ),
     # 3001 was Halden until 2023; from 2024 Halden is 3101 and 3001 is no municipality.
     "NIR-MUNI-001": (_replace(municipality="3001"), _registry("3001")),
     "NIR-DATE-001": (_replace(fact_date=TODAY + dt.timedelta(days=1)), CONTEXT),
