@@ -1135,6 +1135,15 @@ class SectionedGroup(click.Group):
                 formatter.write_dl([(name, self.commands[name].get_short_help_str(limit)) for name in names])
 
 
+def _install_masks() -> None:
+    """Before any command: what a command prints is cleaned (`hub.domain.redaction`), and its
+    masks are keyed with this installation's key, as the worker's are."""
+    from hub.bootstrap import install_masks
+    from hub.config import Settings
+
+    install_masks(Settings.from_env())
+
+
 cli = SectionedGroup(
     "hub",
     {
@@ -1153,6 +1162,7 @@ cli = SectionedGroup(
         ],
     },
     help="The NIR integration hub: transfers the municipalities' registrations to the register.",
+    callback=_install_masks,
 )
 click.version_option(package_name="nir-hub", prog_name="hub", message="%(prog)s %(version)s")(cli)
 

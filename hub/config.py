@@ -20,17 +20,24 @@ from hub.kafka_client import OAUTHBEARER, SCRAM, KafkaConnection, read_secret
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+def _local_state_dir() -> Path:
+    """The hub's local state on this machine (deploy/kafka/kafka.sh's NIR_CACHE_DIR)."""
+    return Path(
+        os.environ.get("NIR_CACHE_DIR")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nir-hub"
+    )
+
+
 def _local_kafka_dir() -> Path:
     """Where deploy/kafka/kafka.sh keeps the local broker's data, CA and secrets (its defaults)."""
     if os.environ.get("NIR_KAFKA_DATA_DIR"):
         return Path(os.environ["NIR_KAFKA_DATA_DIR"])
-    cache = os.environ.get("NIR_CACHE_DIR") or str(
-        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nir-hub"
-    )
-    return Path(cache) / "kafka-data"
+    return _local_state_dir() / "kafka-data"
 
 
 LOCAL_KAFKA_DIR = _local_kafka_dir()
+# The mask key of this machine's hub processes, made by the first that starts (hub.bootstrap).
+LOCAL_MASK_KEY_FILE = _local_state_dir() / "secrets" / "nir-mask.key"
 
 
 def _setting(env: str, default: Any, doc: str, *, secret: bool = False) -> Any:
@@ -124,6 +131,13 @@ class Settings:
         "nir-monitor",
         "the lag exporter's Kafka principal, for the ACLs the hub makes: it may describe the "
         "hub's topics and consumer group, and read or write nothing",
+    )
+    mask_key_file: str = _setting(
+        "NIR_MASK_KEY_FILE",
+        str(LOCAL_MASK_KEY_FILE),
+        "the secret key of the masks that stand for identifiers in logs and messages (at least 32 "
+        "bytes, mode 0600): the default is made, 32 random bytes, by the first hub process that "
+        "starts on this machine; a file named here must exist (a clear error at start otherwise)",
     )
     database_url: str = _setting(
         "NIR_DATABASE_URL", "sqlite:///var/nir-register.sqlite3", "SQLAlchemy URL of the register"

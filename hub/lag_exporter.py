@@ -136,8 +136,10 @@ async def serve(settings: Settings, registry: SourceRegistry) -> None:
 )
 def lag_exporter() -> None:
     from hub import logs
+    from hub.bootstrap import install_masks
 
     settings = Settings.from_env()
+    install_masks(settings)
     logs.for_service(settings.log_repeat_seconds)
     log.info(
         "lag of group %s as %s, on %s:%s",

@@ -3,7 +3,8 @@
 - **No personal data.** `RedactingFilter` formats each record and cleans it as everything else
   the hub writes is cleaned (`hub.domain.redaction`): identifiers masked, control characters
   dropped (a line break in a sender's value cannot forge a log line), a traceback kept as the one
-  record it belongs to, with its identifiers masked too. The Kafka client and Faust's transport
+  record it belongs to, with its identifiers masked too. Masks are keyed (`hub.domain.identifiers`);
+  a record logged before the process has its key shows identifiers as `<id:11:unkeyed>`. The Kafka client and Faust's transport
   log each message's bytes at debug level, so their loggers never go below INFO.
 - **Quiet outages.** While the broker or the database is down, the Kafka client and the retry
   loops say the same thing many times a second. `RepeatFilter` lets a record through once per
@@ -18,10 +19,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
-from hub.domain.redaction import clean, mask_identifiers
+from hub.domain.identifiers import has_mask_key, mask
+from hub.domain.redaction import blind, clean, mask_identifiers
 
 # Loggers that print message keys, values or whole requests at debug level.
 CHATTY_LOGGERS = ("aiokafka", "kafka", "faust.transport", "mode.utils.aiter")
@@ -42,13 +44,16 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a broken format string: say so, not what it held
             message = f"unformattable log record from {record.pathname}:{record.lineno}"
-        record.msg, record.args = clean(message, LOG_MESSAGE_LIMIT), ()
+        # A record from before the wiring handed over the key (a library logging at import): a
+        # log call must not fail, and must not fall back to a hash that could be reversed.
+        masker: Callable[[str], str] = mask if has_mask_key() else blind
+        record.msg, record.args = clean(message, LOG_MESSAGE_LIMIT, masker), ()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = mask_identifiers(record.exc_text)
+            record.exc_text = mask_identifiers(record.exc_text, masker)
         if record.stack_info:
-            record.stack_info = mask_identifiers(record.stack_info)
+            record.stack_info = mask_identifiers(record.stack_info, masker)
         return True
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from hub.bootstrap import Hub
+from hub.bootstrap import Hub, install_masks
 from hub.config import Settings
 from hub.connectors.maskinporten_standin import MaskinportenStandIn
 from hub.connectors.maskinporten_standin import serving as maskinporten_serving
@@ -48,6 +48,13 @@ FAGSYSTEM_CLIENT_ID = "5f1c9a52-7d0e-4c1b-9b6e-2f4f3a1d8e07"
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_SCRIPT = ROOT / "deploy" / "postgres" / "postgres.sh"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _masks_are_keyed() -> None:
+    """The tests' processes mask as the hub's do: with this machine's mask key, made on the first
+    start (`hub.bootstrap.install_masks`), as the workers the tests start read it."""
+    install_masks(Settings())
 
 
 @pytest.fixture(autouse=True)

@@ -34,7 +34,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from hub.bootstrap import Hub
+from hub.bootstrap import Hub, install_masks
 from hub.broker import delete_topics_with_prefix, end_offsets, read_from
 from hub.config import Settings
 from hub.connectors.fagsystem import FagsystemProducer
@@ -115,6 +115,7 @@ def _sample_lines(path: Path, days: int) -> list[str]:
 
 def run_demo(*, keep_broker: bool = False, support: bool = False, timeout: float = 120.0) -> int:
     settings = demo_settings(Settings.from_env())
+    install_masks(settings)  # made on a fresh machine's first demo; its workers read the same file
     started_broker = False
     with contextlib.ExitStack() as stack:
         if not local_broker_answers(settings):

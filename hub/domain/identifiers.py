@@ -4,7 +4,11 @@ Validation follows `DOMAIN.md`: two mod-11 check digits for fødselsnummer and D
 check-digit rule is a parameter so that the 2032 rule, under which more remainders are accepted,
 can be switched on), and a shape check for DUF numbers, which have no published check digit.
 
-`mask` is the only way an identifier may appear in a log line or an error message.
+`mask` is the only way an identifier may appear in a log line or an error message. A mask is keyed
+(HMAC-SHA-256): without the key, nobody can tell whose number it stands for, however small the
+space of valid numbers is. The domain reads no files, so the key is handed in once at start by
+the process's wiring (`hub.bootstrap.install_masks`, which reads `NIR_MASK_KEY_FILE`) through
+`use_masker`; until then `mask` raises `MaskKeyMissing` rather than fall back to an unkeyed hash.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import datetime as dt
 import enum
 import functools
 import hashlib
+import hmac
 import operator
 from dataclasses import dataclass
 
@@ -174,16 +179,70 @@ def passes_duf_checksum(value: str) -> bool:
     return len(value) == 12 and is_ascii_digits(value) and value[10:] == duf_checksum(value[:10])
 
 
-def mask(value: str | None) -> str:
-    """A stable, non-reversible stand-in for an identifier, safe for logs and messages.
+# A key shorter than this is refused: 32 random bytes are what the first start makes.
+MASK_KEY_BYTES = 32
+# Hex digits of the HMAC a mask keeps: the format's own (`<id:11:1a2b3c4d>`), which support staff
+# compare and tests read. Eight hex digits tell two persons apart but for one pair in four
+# billion; the key, not the length, is what keeps the number secret. Never more than ten: a mask
+# must not itself hold eleven digits in a row, or cleaning a text twice would mask the mask.
+MASK_HEX_DIGITS = 8
 
-    Keeps the length and a short hash, so two log lines about the same person can be matched
-    without revealing who it is.
+
+class MaskKeyMissing(RuntimeError):
+    """An identifier was to be masked before the process's wiring handed the domain its mask key."""
+
+
+class Masker:
+    """Masks identifiers with one secret key: HMAC-SHA-256 of the identifier, cut to
+    `MASK_HEX_DIGITS` hex digits. The same key gives the same mask, so two lines about one person
+    can be matched; without the key no enumeration of valid numbers finds the one behind a mask."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < MASK_KEY_BYTES:
+            raise ValueError(f"a mask key is at least {MASK_KEY_BYTES} bytes")
+        self._key = key
+
+    def __repr__(self) -> str:
+        return "Masker(key=***)"  # the key never reaches a log line or a traceback's locals
+
+    def __call__(self, value: str) -> str:
+        digest = hmac.digest(self._key, value.encode(), hashlib.sha256).hex()[:MASK_HEX_DIGITS]
+        return f"<id:{len(value)}:{digest}>"
+
+
+# Set once by the wiring at start (`use_masker`); a module-level object rather than a parameter
+# because every message the hub builds, in rules, pipeline and support alike, is cleaned, and
+# threading a key through all of them would put it in every signature for no gain.
+_masker: Masker | None = None
+
+
+def use_masker(masker: Masker | None) -> None:
+    """Make `masker` the one `mask` uses in this process (None: none, so masking raises)."""
+    global _masker
+    _masker = masker
+
+
+def has_mask_key() -> bool:
+    """Whether this process has been handed its mask key (`use_masker`)."""
+    return _masker is not None
+
+
+def mask(value: str | None) -> str:
+    """A stable, non-reversible stand-in for an identifier, safe for logs and messages:
+    `<id:LENGTH:HMAC>`, keyed with the process's mask key (`use_masker`).
+
+    Keeps the length and a short keyed hash, so two log lines about the same person can be matched
+    without revealing who it is. Raises `MaskKeyMissing` if no key was handed in.
     """
     if not value:
         return "<none>"
-    digest = hashlib.sha256(value.encode()).hexdigest()[:8]
-    return f"<id:{len(value)}:{digest}>"
+    if _masker is None:
+        raise MaskKeyMissing(
+            "no mask key in this process: the wiring calls hub.bootstrap.install_masks at start"
+        )
+    return _masker(value)
 
 
 # How many of an identifier's last digits a person may be shown in a list: enough to tell a

@@ -431,8 +431,10 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
 )
 def gateway() -> None:
     from hub import logs
+    from hub.bootstrap import install_masks
 
     settings = Settings.from_env()
+    install_masks(settings)
     logs.for_service(settings.log_repeat_seconds)
     scheme = "https" if settings.gateway_tls_cert_file else "http"
     log.info(

@@ -343,3 +343,28 @@ def test_a_registrations_topic_created_without_the_brokers_timestamps_is_reporte
         "CreateTime",
     )
     assert f"--entity-name {old} --add-config message.timestamp.type=LogAppendTime" in drift.fix("b:9093")
+
+
+def test_the_cli_masks_a_number_written_with_separators_with_the_workers_key(
+    harness: HubHarness, tmp_path: Path
+) -> None:
+    from hub.domain.identifiers import mask
+
+    national_id = synthetic_person().national_id or ""
+    written = f"{national_id[:6]} {national_id[6:]}"
+    path = tmp_path / "events.jsonl"
+    path.write_text(jsonl([dict(event(synthetic_person()), sourceSystem=written)]))
+    oslo = harness.settings.as_kafka_user("oslo-fagsystem")
+    result = hub_command(oslo, "publish", "--source", "oslo-fagsystem", str(path))
+    assert result.returncode == 1, result.stderr
+    output = result.stdout + result.stderr
+    assert written not in output and national_id[6:] not in output
+    assert f"sourceSystem: is '{mask(national_id)}'" in output  # this machine's key, as the tests'
+
+
+def test_the_cli_refuses_to_start_without_its_named_mask_key(tmp_path: Path) -> None:
+    missing = tmp_path / "nir-mask.key"
+    result = hub_command(Settings(mask_key_file=str(missing)), "rules", "list")
+    assert result.returncode == 2
+    assert f"NIR_MASK_KEY_FILE {missing} does not exist" in result.stderr
+    assert not missing.exists()
