@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from hub.config import Settings
 from hub.localrun import KAFKA_SCRIPT, free_port
 
 # What the script runs that could be handed a secret.
@@ -135,3 +136,33 @@ def test_compose_secrets_are_one_file_per_principal_and_a_worker_certificate_for
 def test_the_script_refuses_what_it_does_not_know(argument: str) -> None:
     result = subprocess.run(["bash", str(KAFKA_SCRIPT), *argument.split()], capture_output=True, text=True)
     assert result.returncode != 0 and "usage" in result.stderr
+
+
+def test_the_workers_compose_certificate_serves_tls_to_a_client_that_trusts_its_ca(tmp_path: Path) -> None:
+    """The worker's web server loads worker.crt and worker.key as NIR_WEB_TLS_* name them in
+    compose, and a client trusting web-ca.pem completes a handshake for the name `worker`."""
+    directory = tmp_path / "compose-secrets"
+    subprocess.run(
+        ["bash", str(KAFKA_SCRIPT), "compose-secrets", str(directory)], check=True, capture_output=True
+    )
+    settings = Settings(
+        web_tls_cert_file=str(directory / "worker.crt"), web_tls_key_file=str(directory / "worker.key")
+    )
+    server_context = settings.web_ssl_context()
+    assert server_context is not None
+    client_context = ssl.create_default_context(cafile=str(directory / "web-ca.pem"))
+    to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
+    server = server_context.wrap_bio(to_server, to_client, server_side=True)
+    client = client_context.wrap_bio(to_client, to_server, server_hostname="worker")
+    for _ in range(10):  # the handshake's round trips, in memory
+        done = 0
+        for end in (client, server):
+            try:
+                end.do_handshake()
+                done += 1
+            except ssl.SSLWantReadError:
+                pass
+        if done == 2:
+            break
+    assert done == 2
+    assert client.getpeercert()["subject"] == ((("commonName", "worker"),),)
