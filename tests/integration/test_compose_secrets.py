@@ -8,6 +8,7 @@ service reaches its own principal's password and no other's, at the path the hub
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -18,6 +19,7 @@ from tests.integration.test_deployment import (
     COMPOSE,
     HUB_SERVICES,
     OPERATOR,
+    ROOT,
     SERVICES,
     interpolated,
     settings_of,
@@ -157,3 +159,22 @@ def test_the_gateway_trusts_the_local_maskinporten_stand_in_unless_told_otherwis
     environment = SERVICES["gateway"]["environment"]
     settings = Settings.from_env({k: interpolated(str(v), OPERATOR | chosen) for k, v in environment.items()})
     assert (settings.maskinporten_issuer, settings.gateway_jwks_url) == tuple(chosen.values())
+
+
+def test_the_readmes_table_of_who_reads_which_password_is_this_one() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Who can read which secret") :]
+    section = section[: section.index("\n### ")]
+    stated: dict[str, set[str]] = {}
+    for row in section.splitlines():
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        if not row.startswith("| `nir-") or "password" not in cells[0]:
+            continue
+        services = set(re.findall(r"`([a-z-]+)`", cells[-1])) & set(SERVICES)
+        for principal in re.findall(r"`(nir-[a-z]+)`", cells[0]):
+            stated[principal] = services
+    for principal, services in stated.items():
+        assert services == {s for s, passwords in EXPECTED_PASSWORDS.items() if principal in passwords}, (
+            principal
+        )
+    assert set(stated) == set().union(*EXPECTED_PASSWORDS.values())
