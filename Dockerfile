@@ -1,13 +1,20 @@
 # The hub's image: every hub process (worker, support page, Folkeregister connector, CLI) runs
 # from it with a different command. Built by docker-compose.yml; no build step needs the network
 # beyond PyPI.
+# Pinned by tag only: a digest is never guessed, and no registry was reachable where this was
+# written. tools/pin-images.sh prints each base image's digest (docker buildx imagetools inspect)
+# to write as FROM python:3.11.11-slim-bookworm@sha256:<digest>.
 FROM python:3.11.11-slim-bookworm
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY hub ./hub
+# The mount points of the volumes a hub service writes (kafka-access: the sources' passwords;
+# the Maskinporten stand-in: its signing key), owned by nir and closed to others: Docker gives
+# a new named volume the owner and mode of the directory it is mounted on.
 RUN pip install --no-cache-dir . \
-    && useradd --system --uid 10001 --home-dir /var/lib/nir-hub --create-home nir
+    && useradd --system --uid 10001 --home-dir /var/lib/nir-hub --create-home nir \
+    && install -d -o nir -m 700 /run/nir/kafka/secrets /var/lib/nir-hub/maskinporten
 
 USER nir
 WORKDIR /var/lib/nir-hub

@@ -12,15 +12,20 @@
 #   - StandardAuthorizer, allow.everyone.if.no.acl.found=false: nothing is allowed that no ACL
 #     allows. Super users: the broker itself and nir-admin (topics, ACLs, credentials).
 # The first start generates, in the data directory, a local CA and the broker's certificate
-# (tls/ca.pem is what clients trust) and random SCRAM passwords for nir-broker and nir-admin
-# (secrets/<principal>.password, mode 0600). The hub's other principals, their ACLs and the
-# sources' are made by `hub topics ensure` and `hub sources grant` through Kafka's admin API.
+# (tls/ca.pem is what clients trust; tls/web.pem, issued by the same CA for 127.0.0.1, is what
+# the demo's web servers serve) and random SCRAM passwords for nir-broker and nir-admin
+# (secrets/<principal>.password, one file each, mode 0600 in a 0700 directory). The hub's other
+# principals, their ACLs and the sources' are made by `hub topics ensure` and `hub sources grant`
+# through Kafka's admin API. No password is ever an argument of a process this script starts
+# (tests/integration/test_kafka_script.py watches every command line).
 #
 #   deploy/kafka/kafka.sh start    start (if not running), wait until it answers, print address
 #   deploy/kafka/kafka.sh stop     stop it (SIGTERM, then SIGKILL after a grace period)
 #   deploy/kafka/kafka.sh status   print the address and exit 0 if it answers, else exit 1
 #   deploy/kafka/kafka.sh fetch    only resolve the artifacts (used by CI to warm the cache)
 #   deploy/kafka/kafka.sh run      prepare as `start` does, then run in the foreground (containers)
+#   deploy/kafka/kafka.sh compose-secrets DIR   make the files docker-compose.yml hands out as
+#                                  secrets: each principal's password, the workers' certificate
 #
 # Environment (defaults in brackets):
 #   NIR_KAFKA_PORT        client port [9092]; the controller listens on port + 1
@@ -86,25 +91,78 @@ answers() {
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && grep -q "Kafka Server started" "$data_dir/server.log" 2>/dev/null
 }
 
-# A local CA and the broker's certificate (for 127.0.0.1, localhost and NIR_KAFKA_HOST), made
-# once with openssl. broker.pem holds the PKCS#8 key and the chain, as Kafka's PEM keystore reads.
-make_certificates() {
-  [[ -s "$tls_dir/broker.pem" ]] && return 0
-  mkdir -p "$tls_dir"; chmod 700 "$tls_dir"
-  local san="DNS:localhost,IP:127.0.0.1"
-  [[ "$host" != "127.0.0.1" ]] && san="$san,DNS:$host"
+# A CA in $1 (ca.pem, its key ca.key), made once with openssl.
+make_ca() {
+  local dir="$1"
+  [[ -s "$dir/ca.pem" ]] && return 0
+  mkdir -p "$dir"; chmod 700 "$dir"
   openssl req -x509 -newkey rsa:3072 -nodes -days 825 -subj "/CN=NIR hub local CA" \
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
-    -keyout "$tls_dir/ca.key" -out "$tls_dir/ca.pem" 2>/dev/null
-  openssl req -newkey rsa:3072 -nodes -subj "/CN=nir-broker" \
-    -keyout "$tls_dir/broker.key" -out "$tls_dir/broker.csr" 2>/dev/null
-  printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$san" > "$tls_dir/broker.ext"
-  openssl x509 -req -in "$tls_dir/broker.csr" -CA "$tls_dir/ca.pem" -CAkey "$tls_dir/ca.key" \
-    -CAcreateserial -days 825 -extfile "$tls_dir/broker.ext" -out "$tls_dir/broker.crt" 2>/dev/null
-  openssl pkcs8 -topk8 -nocrypt -in "$tls_dir/broker.key" > "$tls_dir/broker.pem"
-  cat "$tls_dir/broker.crt" "$tls_dir/ca.pem" >> "$tls_dir/broker.pem"
-  rm -f "$tls_dir/broker.csr" "$tls_dir/broker.ext" "$tls_dir/broker.key"
-  chmod 600 "$tls_dir"/*.key "$tls_dir/broker.pem"
+    -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
+  chmod 600 "$dir/ca.key"
+}
+
+# A certificate for $2 (subject CN) and the subject alternative names $3, issued by the CA in $1:
+# $1/$2.crt and its PKCS#8 key $1/$2.key (0600). Server and client use, as the broker's is both.
+issue_certificate() {
+  local dir="$1" name="$2" san="$3"
+  openssl req -newkey rsa:3072 -nodes -subj "/CN=$name" \
+    -keyout "$dir/$name.rsa" -out "$dir/$name.csr" 2>/dev/null
+  printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$san" > "$dir/$name.ext"
+  openssl x509 -req -in "$dir/$name.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+    -CAcreateserial -days 825 -extfile "$dir/$name.ext" -out "$dir/$name.crt" 2>/dev/null
+  (umask 077; openssl pkcs8 -topk8 -nocrypt -in "$dir/$name.rsa" -out "$dir/$name.key")
+  rm -f "$dir/$name.csr" "$dir/$name.ext" "$dir/$name.rsa"
+}
+
+# The local CA and the broker's certificate (for 127.0.0.1, localhost and NIR_KAFKA_HOST).
+# broker.pem holds the PKCS#8 key and the chain, as Kafka's PEM keystore reads.
+make_certificates() {
+  [[ -s "$tls_dir/broker.pem" ]] && return 0
+  make_ca "$tls_dir"
+  local san="DNS:localhost,IP:127.0.0.1"
+  [[ "$host" != "127.0.0.1" ]] && san="$san,DNS:$host"
+  issue_certificate "$tls_dir" nir-broker "$san"
+  (umask 077; cat "$tls_dir/nir-broker.key" "$tls_dir/nir-broker.crt" "$tls_dir/ca.pem" > "$tls_dir/broker.pem")
+  rm -f "$tls_dir/nir-broker.key"
+}
+
+# The local web servers' certificate (the demo's support page and gateway, on 127.0.0.1 and
+# localhost), key and chain in web.pem (0600): they need not hold the broker's key.
+make_web_certificate() {
+  [[ -s "$tls_dir/web.pem" ]] && return 0
+  issue_certificate "$tls_dir" web "DNS:localhost,IP:127.0.0.1"
+  (umask 077; cat "$tls_dir/web.key" "$tls_dir/web.crt" "$tls_dir/ca.pem" > "$tls_dir/web.pem")
+  rm -f "$tls_dir/web.key"
+}
+
+# The hub's own principals: the broker, the super user, and one per service.
+principals=(nir-broker nir-admin nir-worker nir-replay nir-connector nir-gateway nir-monitor)
+
+# What docker-compose.yml hands out as compose secrets, one file each, made once in $1:
+# <principal>.password for every principal above, and the certificate the workers serve their
+# web server with on the compose network (worker.crt, worker.key) from a CA of its own
+# (web-ca.pem; its key web-ca.key is mounted by no service). The directory is 0700: no other
+# user of the host reads it. The files are 0644 because compose bind-mounts a file secret with
+# its host owner and mode, and the services run as users of their images: inside the
+# containers, only a service that names a secret in docker-compose.yml has the file at all.
+compose_secrets() {
+  local dir="${1:?usage: $0 compose-secrets DIR}"
+  mkdir -p "$dir"; chmod 700 "$dir"
+  local principal
+  for principal in "${principals[@]}"; do
+    [[ -s "$dir/$principal.password" ]] || (umask 077; openssl rand -hex 32 > "$dir/$principal.password")
+  done
+  if [[ ! -s "$dir/worker.crt" ]]; then
+    local ca="$dir/.web-ca"
+    make_ca "$ca"
+    issue_certificate "$ca" worker "DNS:worker,DNS:support,DNS:localhost,IP:127.0.0.1"
+    mv "$ca/worker.crt" "$ca/worker.key" "$dir/"
+    mv "$ca/ca.pem" "$dir/web-ca.pem"; mv "$ca/ca.key" "$dir/web-ca.key"; rm -rf "$ca"
+  fi
+  chmod 644 "$dir"/*.password "$dir/worker.key" "$dir/worker.crt" "$dir/web-ca.pem"
+  chmod 600 "$dir/web-ca.key"
+  echo "$dir"
 }
 
 # A principal's SCRAM password: read from secrets/, made (random) the first time.
@@ -184,6 +242,7 @@ prepare() {
   mkdir -p "$data_dir"
   cp="$(classpath)"
   make_certificates
+  make_web_certificate
   if [[ "$credentials_dir" != "$data_dir" ]]; then
     mkdir -p "$credentials_dir/tls" && cp "$tls_dir/ca.pem" "$credentials_dir/tls/ca.pem"
   fi
@@ -195,14 +254,20 @@ prepare() {
   fi
   if [[ ! -f "$data_dir/logs/meta.properties" ]]; then
     # The broker's and the admin's SCRAM credentials are written into the metadata log at
-    # format time: there is no one yet who could create them through the admin API.
-    java -cp "$cp" -Dkafka.logs.dir="$data_dir" -Dlog4j2.configurationFile="$here/log4j2.yaml" \
-      kafka.tools.StorageTool format --ignore-formatted \
-      -t "$(java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null)" \
+    # format time: there is no one yet who could create them through the admin API. The storage
+    # tool takes them only as arguments, so they go in a java @argument file (0600, removed
+    # after): the launcher reads the main class and its arguments from it, and no process's
+    # command line, which every local user can read in /proc, holds a password.
+    local cluster_id arguments="$data_dir/format.args"
+    cluster_id="$(java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null)"
+    (umask 077; printf '"%s"\n' kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" \
       --add-scram "SCRAM-SHA-512=[name=nir-broker,password=$(password_of nir-broker)]" \
       --add-scram "SCRAM-SHA-512=[name=nir-admin,password=$(password_of nir-admin)]" \
-      -c "$data_dir/server.properties" >"$data_dir/format.log" 2>&1 \
-      || { cat "$data_dir/format.log" >&2; exit 1; }
+      -c "$data_dir/server.properties" > "$arguments")
+    java -cp "$cp" -Dkafka.logs.dir="$data_dir" -Dlog4j2.configurationFile="$here/log4j2.yaml" \
+      @"$arguments" >"$data_dir/format.log" 2>&1 \
+      || { rm -f "$arguments"; cat "$data_dir/format.log" >&2; exit 1; }
+    rm -f "$arguments"
     touch "$data_dir/secured"
   fi
   java_options=(-Xms"$heap" -Xmx"$heap" -XX:+UseG1GC -Djava.awt.headless=true
@@ -255,5 +320,6 @@ case "${1:-}" in
   stop) stop ;;
   status) if answers; then echo "$address"; else echo "Kafka is not answering on $address" >&2; exit 1; fi ;;
   fetch) classpath >/dev/null ;;
-  *) echo "usage: $0 start|stop|status|run|fetch" >&2; exit 2 ;;
+  compose-secrets) compose_secrets "${2:-}" ;;
+  *) echo "usage: $0 start|stop|status|run|fetch|compose-secrets DIR" >&2; exit 2 ;;
 esac

@@ -242,9 +242,12 @@ def _over_the_gateway(hub: Hub) -> bool:
 
 
 def _local_certificate(settings: Settings) -> Path:
-    """The certificate the local broker's CA issued for this machine (127.0.0.1, localhost; key
-    and chain in one file, deploy/kafka/kafka.sh), beside that CA."""
-    return Path(settings.kafka_ca_file).with_name("broker.pem")
+    """The certificate the local broker's CA issued for this machine's web servers (127.0.0.1,
+    localhost; key and chain in one file, deploy/kafka/kafka.sh), beside that CA."""
+    web = Path(settings.kafka_ca_file).with_name("web.pem")
+    # A broker started by an older kafka.sh, and still running, has only its own certificate;
+    # its next start issues web.pem, so the broker's key is not lent out for long.
+    return web if web.exists() else web.with_name("broker.pem")
 
 
 def _gateway_settings(settings: Settings) -> Settings:

@@ -27,6 +27,8 @@ OPERATOR = {
     "NIR_POSTGRES_PASSWORD": "a-password",
     "NIR_GRAFANA_ADMIN_PASSWORD": "another",
     "NIR_SUPPORT_TLS_DIR": "/etc/nir/support-tls",
+    "NIR_SECRETS_DIR": "/etc/nir/secrets",
+    "NIR_MASKINPORTEN_CLIENTS_DIR": "/etc/nir/maskinporten",
 }
 _REFERENCE = re.compile(r"\$\{(\w+)(?::([?-])([^}]*))?\}")
 
@@ -61,6 +63,7 @@ def test_the_stack_has_every_part_the_operations_need() -> None:
         "folkeregister-stand-in",
         "lag-exporter",
         "gateway",
+        "maskinporten-stand-in",
         "prometheus",
         "grafana",
     } <= set(SERVICES)
@@ -106,12 +109,16 @@ def test_hub_services_reach_kafka_and_postgres_as_those_services_are_configured(
         # Every hub service reads the operator's source registry (its topics and principals).
         assert mounts[settings.sources_file].endswith(":ro")
         if service != "migrate":
-            assert mounts[credentials].startswith("kafka-credentials:")
-            # Only the admin's one-shot service writes there (the passwords it makes).
-            assert mounts[credentials].endswith(":ro") == (service != "kafka-access")
+            # The broker's CA certificate, which the broker alone writes; the passwords come as
+            # compose secrets (tests/integration/test_compose_secrets.py).
+            assert mounts[f"{credentials}/tls"] == f"kafka-ca:{credentials}/tls:ro"
+            own = f"{settings.kafka_secrets_dir}/{principal}.password"
+            assert own in {secret["target"] for secret in SERVICES[service]["secrets"]}
         if service in ("lag-exporter", "gateway"):  # they talk to the broker, never to the register
             assert "NIR_DATABASE_URL" not in SERVICES[service]["environment"]
-            assert set(SERVICES[service]["depends_on"]) == {"kafka-access"}
+            # The gateway also waits for the Maskinporten stand-in whose tokens it takes.
+            expected = {"kafka-access", "maskinporten-stand-in"} if service == "gateway" else {"kafka-access"}
+            assert set(SERVICES[service]["depends_on"]) == expected
             continue
         url = urlsplit(settings.database_url)
         assert url.scheme == "postgresql+psycopg" and url.hostname == "postgres"
@@ -128,12 +135,15 @@ def test_hub_services_reach_kafka_and_postgres_as_those_services_are_configured(
 def test_ports_match_between_the_services_prometheus_and_the_hub() -> None:
     worker = settings_of("worker")
     assert worker.web_host == "0.0.0.0" and str(worker.web_port) in SERVICES["worker"]["expose"]
+    # The support page is served over TLS on the compose network too; /metrics on its own port.
+    assert worker.web_tls_cert_file and worker.web_tls_key_file
+    assert worker.metrics_host == "0.0.0.0" and str(worker.metrics_port) in SERVICES["worker"]["expose"]
     support = settings_of("support")
     assert SERVICES["support"]["ports"] == [f"${{NIR_PUBLISH_ADDRESS:-127.0.0.1}}:8443:{support.web_port}"]
     assert support.web_tls_cert_file and support.web_tls_key_file  # the support page is served over TLS
     jobs = {job["job_name"]: job for job in PROMETHEUS["scrape_configs"]}
     [worker_sd] = jobs["nir-hub-worker"]["dns_sd_configs"]
-    assert worker_sd["names"] == ["worker"] and worker_sd["port"] == worker.web_port
+    assert worker_sd["names"] == ["worker"] and worker_sd["port"] == worker.metrics_port
     # The support service's worker is scraped on its own /metrics port, off the published page.
     [support_target] = jobs["nir-hub-worker"]["static_configs"]
     assert support_target["targets"] == [f"support:{support.metrics_port}"]
@@ -212,6 +222,8 @@ def test_every_long_running_hub_service_has_a_healthcheck_on_its_own_port(servic
         assert (url.port, url.path) == (settings_of(service).lag_exporter_port, "/health/ready")
     elif command[:2] == ["hub", "gateway"]:
         assert (url.port, url.path) == (settings_of(service).gateway_metrics_port, "/health/ready")
+    elif command[:3] == ["hub", "maskinporten", "stand-in"]:
+        assert (str(url.port), url.path) == (command[command.index("--port") + 1], "/jwks")
     elif command[:3] == ["hub", "folkeregister", "connect"]:
         assert (url.port, url.path) == (settings_of(service).connector_metrics_port, "/metrics")
     else:
