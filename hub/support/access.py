@@ -4,7 +4,7 @@ and actions.
 
 Passwords are hashed with scrypt (the standard library's), salted per user; only a hash of a
 session token is stored. IMDi support sees every ticket; a municipality's super user sees and
-acts on only their own municipality's tickets.
+acts on only their own municipality's tickets (what "their own" is, is `hub.support.scope`'s).
 
 Sign-in failures are kept in the register (`SignInAttempt`), by the username tried and the client
 address, so a lockout holds across restarts and every worker. A username with too many recent
@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hub.config import Settings
 from hub.domain.calendar import as_utc
 from hub.errors import HubError
-from hub.register.models import AuditEntry, CaseTicket, SignInAttempt, User, UserSession
+from hub.register.models import AuditEntry, SignInAttempt, User, UserSession
 from hub.register.unit_of_work import UnitOfWork
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
@@ -285,19 +285,6 @@ def user_for_token(session: Session, token: str, now: dt.datetime) -> User:
     if user.disabled:
         raise SessionEnded("the user is disabled", disabled=True)
     return user
-
-
-def may_see(user: User, ticket: CaseTicket) -> bool:
-    if user.role == Role.IMDI_SUPPORT.value:
-        return True
-    return user.role == Role.MUNICIPALITY_SUPERUSER.value and ticket.municipality == user.municipality
-
-
-def require_access(user: User, ticket: CaseTicket) -> None:
-    """`AccessDenied` unless the user may see and act on the ticket (the same answer as for a
-    ticket that does not exist, so numbers cannot be probed)."""
-    if not may_see(user, ticket):
-        raise NoSuchTicket(ticket.id)
 
 
 def audit(
