@@ -181,7 +181,19 @@ class Settings:
     signin_failure_limit: int = _setting(
         "NIR_SIGNIN_FAILURE_LIMIT",
         5,
-        "failed sign-ins for one username within the window that lock that username out",
+        "failed sign-ins for one username from one client address within the window that lock "
+        "that username out from that address (only)",
+    )
+    signin_user_failure_limit: int = _setting(
+        "NIR_SIGNIN_USER_FAILURE_LIMIT",
+        100,
+        "failed sign-ins for one username from any address within NIR_SIGNIN_USER_WINDOW_SECONDS "
+        "that lock that username out everywhere (slows guessing from many addresses)",
+    )
+    signin_user_window_seconds: float = _setting(
+        "NIR_SIGNIN_USER_WINDOW_SECONDS",
+        3600.0,
+        "how far back failed sign-ins for a username from every address are counted",
     )
     signin_address_failure_limit: int = _setting(
         "NIR_SIGNIN_ADDRESS_FAILURE_LIMIT",
@@ -432,6 +444,7 @@ class Settings:
             "replication_factor",
             "crash_attempts",
             "signin_failure_limit",
+            "signin_user_failure_limit",
             "signin_address_failure_limit",
             "gateway_max_batch_events",
             "gateway_rate_burst",

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hub.domain.municipalities import numbers_since
 from hub.errors import ConfigurationError
 
 SOURCE_ID_PATTERN = r"[a-z0-9][a-z0-9-]*"
@@ -105,6 +106,26 @@ class Source:
 
     def municipalities_on(self, day: dt.date) -> frozenset[str]:
         return frozenset(m for m in self.municipalities if self.reports_for(m, day))
+
+    def past_numbers(self, fact_date: dt.date, today: dt.date) -> frozenset[str]:
+        """The numbers besides today's under which the source may report a fact of `fact_date`.
+
+        The registry names the numbers a source reports for, its periods judged on today's date. A
+        municipality reports its own past (DOMAIN.md) under the number it had on the fact's date or
+        any it has had since, read through SSB's changes: a 3201 (Bærum) source sends a fact of 2019
+        as 0219, 3024 or 3201. Through a merger that is the merged municipality's number: Haram
+        (1580) sends its 2022 past as 1507, the Ålesund it was then part of, as DOMAIN.md says it
+        would have to, and Ålesund (1508) too. Never a number that was not this municipality: not
+        0301 from Bærum, nor 1534 Haram (a part that left again, see hub.domain.municipalities)
+        from Ålesund."""
+        current = self.municipalities_on(today)
+        return frozenset(n for m in current for n in numbers_since(m, fact_date, today)) - current
+
+    def may_report(self, municipality: str, fact_date: dt.date, today: dt.date) -> bool:
+        """Whether the source may report a fact of `fact_date` for `municipality` (rule
+        NIR-SOURCE-002, and the support desk's check of a replay): a number it reports for today,
+        or one of that municipality's past (`past_numbers`)."""
+        return self.reports_for(municipality, today) or municipality in self.past_numbers(fact_date, today)
 
     @property
     def user(self) -> str:

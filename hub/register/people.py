@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from hub.domain.calendar import as_utc, iso_utc, norwegian_date
@@ -73,7 +73,12 @@ def _shown_history(residences: list[Residence]) -> list[Residence]:
 
 
 def describe_person(
-    session: Session, person_id: int, *, as_of: dt.datetime | None = None, on: dt.date | None = None
+    session: Session,
+    person_id: int,
+    *,
+    as_of: dt.datetime | None = None,
+    on: dt.date | None = None,
+    only: ColumnElement[bool] | None = None,
 ) -> dict[str, Any]:
     """Everything the register holds about one person, as JSON-ready data.
 
@@ -81,11 +86,15 @@ def describe_person(
     annulments removed); `registrations` is every accepted event as it was sent. With `as_of`,
     only what the register had accepted by then counts ("what did we know on date D"), and the
     state is the one on that date. `municipalityOn` and `categories` are for the day `on` (a
-    fact's date, for a ticket), else `as_of`'s, else today.
+    fact's date, for a ticket), else `as_of`'s, else today. With `only`, only the registrations
+    it selects count, for everything made of them (a municipality user's view on the support desk,
+    `hub.support.scope`).
     """
     person = session.get_one(Person, person_id)
     known = select(PersonIdentifier).where(PersonIdentifier.person_id == person_id)
     query = select(RegistrationRecord).where(RegistrationRecord.person_id == person_id)
+    if only is not None:
+        query = query.where(only)
     received = select(AddressRecord).where(AddressRecord.person_id == person_id)
     if as_of is not None:  # identifiers and addresses too: what the register knew then
         known = known.where(PersonIdentifier.first_seen_at <= as_of)

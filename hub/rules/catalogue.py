@@ -38,7 +38,6 @@ from hub.domain.municipalities import (
     in_force_between,
     is_municipality_number,
     numbers_on,
-    numbers_since,
     same_municipality,
 )
 from hub.domain.redaction import echo, is_printable
@@ -540,21 +539,13 @@ def source_not_revoked(event: Registration, ctx: RuleContext) -> Explanation | N
     ),
 )
 def source_may_report_for_municipality(event: Registration, ctx: RuleContext) -> Explanation | None:
-    # The registry names the numbers a source reports for, its periods judged on today's date. A
-    # municipality reports its own past (DOMAIN.md) under the number it had on the fact's date or
-    # any it has had since, read through SSB's changes: a 3201 (Bærum) source sends a fact of 2019
-    # as 0219, 3024 or 3201. Through a merger that is the merged municipality's number: Haram
-    # (1580) sends its 2022 past as 1507, the Ålesund it was then part of, as DOMAIN.md says it
-    # would have to, and Ålesund (1508) too. Never a number that was not this municipality: not
-    # 0301 from Bærum, nor 1534 Haram (a part that left again, see hub.domain.municipalities)
-    # from Ålesund.
+    # The predicate is the source's own (`Source.may_report`), so the support desk's check of a
+    # replay says exactly what this rule will.
     source = ctx.registry.get(ctx.topic_source)
-    if source is None or source.reports_for(event.municipality, ctx.today):
+    if source is None or source.may_report(event.municipality, event.fact_date, ctx.today):
         return None
     current = source.municipalities_on(ctx.today)
-    then = frozenset(n for m in current for n in numbers_since(m, event.fact_date, ctx.today)) - current
-    if event.municipality in then:
-        return None
+    then = source.past_numbers(event.fact_date, ctx.today)
     allowed = ", ".join(sorted(current)) or "-"
     date = event.fact_date.isoformat()
     listed = ", ".join(sorted(then))

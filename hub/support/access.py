@@ -4,13 +4,17 @@ and actions.
 
 Passwords are hashed with scrypt (the standard library's), salted per user; only a hash of a
 session token is stored. IMDi support sees every ticket; a municipality's super user sees and
-acts on only their own municipality's tickets.
+acts on only their own municipality's tickets (what "their own" is, is `hub.support.scope`'s).
 
 Sign-in failures are kept in the register (`SignInAttempt`), by the username tried and the client
 address, so a lockout holds across restarts and every worker. A username with too many recent
-failures is refused for a while even with the right password, and so is an address; unknown
-usernames are counted and locked the same way, and checked against a stand-in hash, so neither
-the answer nor its timing tells whether a username exists.
+failures from one address is refused from that address for a while even with the right
+password, so someone who knows a colleague's username cannot lock them out from another address;
+a username's failures from every address together lock it too, at a much higher count over a
+longer window (guessing from many addresses is slowed, a colleague is locked out only by a flood);
+and an address with too many failures is refused for every username. Unknown usernames are
+counted and locked the same way, and checked against a stand-in hash, so neither the answer nor
+its timing tells whether a username exists.
 """
 
 from __future__ import annotations
@@ -25,13 +29,13 @@ import hmac
 import secrets
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, and_, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.config import Settings
 from hub.domain.calendar import as_utc
 from hub.errors import HubError
-from hub.register.models import AuditEntry, CaseTicket, SignInAttempt, User, UserSession
+from hub.register.models import AuditEntry, SignInAttempt, User, UserSession
 from hub.register.unit_of_work import UnitOfWork
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
@@ -125,10 +129,12 @@ def _token_hash(token: str) -> str:
 class Throttle:
     """How failed sign-ins are answered: the lockout's thresholds and the growing wait."""
 
-    user_limit: int = 5
-    address_limit: int = 50
+    user_limit: int = 5  # one username from one address, within `window`
+    address_limit: int = 50  # one address, any username, within `window`
     window: dt.timedelta = dt.timedelta(minutes=15)
     lockout: dt.timedelta = dt.timedelta(minutes=15)
+    username_limit: int = 100  # one username from every address, within `username_window`
+    username_window: dt.timedelta = dt.timedelta(hours=1)
     first_delay: float = 0.5
     max_delay: float = 8.0
 
@@ -141,7 +147,14 @@ class Throttle:
             lockout=dt.timedelta(seconds=settings.signin_lockout_seconds),
             first_delay=settings.signin_delay_seconds,
             max_delay=settings.signin_delay_max_seconds,
+            username_limit=settings.signin_user_failure_limit,
+            username_window=dt.timedelta(seconds=settings.signin_user_window_seconds),
         )
+
+    @property
+    def kept(self) -> dt.timedelta:
+        """How long a failure can still count."""
+        return max(self.window, self.username_window) + self.lockout
 
     def delay(self, failures: int) -> float:
         """Seconds the answer to a failed sign-in waits, doubling with each recent failure."""
@@ -149,13 +162,16 @@ class Throttle:
             return 0.0
         return min(self.max_delay, self.first_delay * 2 ** min(failures - 1, 32))
 
-    def locked_until(self, newest_first: Sequence[dt.datetime], limit: int) -> dt.datetime | None:
+    def locked_until(
+        self, newest_first: Sequence[dt.datetime], limit: int, window: dt.timedelta | None = None
+    ) -> dt.datetime | None:
         """The end of the lockout that recent failures (newest first) impose, if any: `limit`
-        failures within the window lock for `lockout` after the newest of them."""
+        failures within the window (`self.window` unless given) lock for `lockout` after the
+        newest of them."""
         if len(newest_first) < limit:
             return None
         newest, oldest = newest_first[0], newest_first[limit - 1]
-        return newest + self.lockout if newest - oldest < self.window else None
+        return newest + self.lockout if newest - oldest < (window or self.window) else None
 
 
 class Refusal(enum.Enum):
@@ -203,7 +219,7 @@ def begin_sign_in(
 ) -> int:
     """Keep the attempt as a failure until it is proven right, and forget attempts too old to
     count. The attempt's id."""
-    session.execute(delete(SignInAttempt).where(SignInAttempt.at < now - throttle.window - throttle.lockout))
+    session.execute(delete(SignInAttempt).where(SignInAttempt.at < now - throttle.kept))
     attempt = SignInAttempt(at=now, username=username, client_address=client_address[:64])
     session.add(attempt)
     session.flush()
@@ -227,8 +243,13 @@ def finish_sign_in(
         return _refused(session, attempt, Refusal.WRONG_PASSWORD, now, throttle)
     if user.disabled:
         return _refused(session, attempt, Refusal.DISABLED, now, throttle)
-    # The failures before this success no longer count against the user (the address's do).
-    session.execute(delete(SignInAttempt).where(SignInAttempt.username == username))
+    # The failures from this address before this success no longer count against the user (the
+    # address's own do; so do others' from elsewhere, or a success would wipe a flood's trace).
+    session.execute(
+        delete(SignInAttempt).where(
+            SignInAttempt.username == username, SignInAttempt.client_address == address
+        )
+    )
     token = secrets.token_urlsafe(32)
     session.add(
         UserSession(token_hash=_token_hash(token), user_id=user.id, expires_at=now + SESSION_LIFETIME)
@@ -238,18 +259,25 @@ def finish_sign_in(
     return SignIn(token)
 
 
+def _pair(attempt: SignInAttempt) -> ColumnElement[bool]:
+    return and_(
+        SignInAttempt.username == attempt.username, SignInAttempt.client_address == attempt.client_address
+    )
+
+
 def _locked(session: Session, attempt: SignInAttempt, now: dt.datetime, throttle: Throttle) -> bool:
-    for column, value, limit in (
-        (SignInAttempt.username, attempt.username, throttle.user_limit),
-        (SignInAttempt.client_address, attempt.client_address, throttle.address_limit),
+    for where, limit, window in (
+        (_pair(attempt), throttle.user_limit, throttle.window),
+        (SignInAttempt.client_address == attempt.client_address, throttle.address_limit, throttle.window),
+        (SignInAttempt.username == attempt.username, throttle.username_limit, throttle.username_window),
     ):
         recent = session.scalars(
             select(SignInAttempt.at)
-            .where(column == value, SignInAttempt.id != attempt.id, SignInAttempt.at <= now)
+            .where(where, SignInAttempt.id != attempt.id, SignInAttempt.at <= now)
             .order_by(SignInAttempt.at.desc(), SignInAttempt.id.desc())
             .limit(limit)
         ).all()
-        until = throttle.locked_until([as_utc(at) for at in recent], limit)
+        until = throttle.locked_until([as_utc(at) for at in recent], limit, window)
         if until is not None and until > now:
             return True
     return False
@@ -266,8 +294,9 @@ def _refused(
         detail=f"{refusal.value} from {attempt.client_address}",
     )
     since = now - throttle.window
+    # By this address's failures only: another's guesses elsewhere do not slow a colleague down.
     failures = max(
-        _count(session, SignInAttempt.username == attempt.username, since),
+        _count(session, _pair(attempt), since),
         _count(session, SignInAttempt.client_address == attempt.client_address, since),
     )
     return SignIn(None, refusal, throttle.delay(failures))
@@ -285,19 +314,6 @@ def user_for_token(session: Session, token: str, now: dt.datetime) -> User:
     if user.disabled:
         raise SessionEnded("the user is disabled", disabled=True)
     return user
-
-
-def may_see(user: User, ticket: CaseTicket) -> bool:
-    if user.role == Role.IMDI_SUPPORT.value:
-        return True
-    return user.role == Role.MUNICIPALITY_SUPERUSER.value and ticket.municipality == user.municipality
-
-
-def require_access(user: User, ticket: CaseTicket) -> None:
-    """`AccessDenied` unless the user may see and act on the ticket (the same answer as for a
-    ticket that does not exist, so numbers cannot be probed)."""
-    if not may_see(user, ticket):
-        raise NoSuchTicket(ticket.id)
 
 
 def audit(
@@ -342,16 +358,25 @@ class UserListing:
 
 
 def list_users(session: Session, now: dt.datetime, throttle: Throttle) -> list[UserListing]:
-    """Every user, without any hash, and until when each username is locked out."""
+    """Every user, without any hash, and until when each username is locked out: from every
+    address, or from at least one (the latest end of either)."""
     listing = []
     for user in session.scalars(select(User).order_by(User.username)):
         recent = session.scalars(
-            select(SignInAttempt.at)
-            .where(SignInAttempt.username == user.username)
-            .order_by(SignInAttempt.at.desc())
-            .limit(throttle.user_limit)
+            select(SignInAttempt)
+            .where(SignInAttempt.username == user.username, SignInAttempt.at > now - throttle.kept)
+            .order_by(SignInAttempt.at.desc(), SignInAttempt.id.desc())
         ).all()
-        until = throttle.locked_until([as_utc(at) for at in recent], throttle.user_limit)
+        by_address: dict[str, list[dt.datetime]] = {}
+        for a in recent:
+            by_address.setdefault(a.client_address, []).append(as_utc(a.at))
+        ends = [
+            throttle.locked_until(
+                [as_utc(a.at) for a in recent], throttle.username_limit, throttle.username_window
+            ),
+            *(throttle.locked_until(times, throttle.user_limit) for times in by_address.values()),
+        ]
+        until = max((end for end in ends if end is not None and end > now), default=None)
         listing.append(
             UserListing(
                 username=user.username,
@@ -359,7 +384,7 @@ def list_users(session: Session, now: dt.datetime, throttle: Throttle) -> list[U
                 municipality=user.municipality,
                 disabled=user.disabled,
                 last_sign_in_at=as_utc(user.last_sign_in_at) if user.last_sign_in_at else None,
-                locked_until=until if until is not None and until > now else None,
+                locked_until=until,
             )
         )
     return listing

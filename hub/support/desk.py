@@ -33,9 +33,10 @@ from hub.register.repository import find_person_id
 from hub.rules import rule_for
 from hub.schemas.codec import SchemaCatalog
 from hub.support import persons
-from hub.support.access import NoSuchTicket, Role, audit, require_access
+from hub.support.access import NoSuchTicket, Role, audit
 from hub.support.approval import APPROVABLE, approve
-from hub.support.replay import edit_ticket
+from hub.support.replay import check_replayable, edit_ticket
+from hub.support.scope import OutOfScope, Scope, Sources
 from hub.support.tickets import (
     IDENTITY_CONFLICT_KIND,
     MANUAL,
@@ -53,11 +54,14 @@ from hub.support.tickets import (
 )
 
 
-def scoped(user: User, where: TicketFilter) -> TicketFilter:
-    """The filter narrowed to what the user may see."""
-    if user.role == Role.IMDI_SUPPORT.value:
+def scoped(user: User, where: TicketFilter, sources: Sources) -> TicketFilter:
+    """The filter narrowed to what the user may see (`hub.support.scope`). A municipality user's
+    filter by municipality is dropped: their scope is their municipality already, and the
+    municipality a ticket shows is the event's claim, never its scope."""
+    scope = Scope.of(user, sources)
+    if scope.imdi:
         return where
-    return dataclasses.replace(where, municipality=user.municipality)
+    return dataclasses.replace(where, municipality=None, within=scope.tickets())
 
 
 def by_person(session: Session, where: TicketFilter) -> TicketFilter:
@@ -82,12 +86,13 @@ def ticket_list(
     offset: int = 0,
     sort: str = "last_failed",
     descending: bool = True,
+    sources: Sources,
 ) -> list[dict[str, Any]]:
     """Tickets the user may see, one page of them, identifiers shown by their last digits only
     (so a list is not a view of personal data, and still lets a person recognise a caller's case)."""
     tickets = list_tickets(
         session,
-        scoped(user, by_person(session, where)),
+        scoped(user, by_person(session, where), sources),
         limit,
         offset=offset,
         sort=sort,
@@ -103,53 +108,85 @@ def ticket_list(
     ]
 
 
-def ticket_count(session: Session, user: User, where: TicketFilter) -> int:
+def ticket_count(session: Session, user: User, where: TicketFilter, *, sources: Sources) -> int:
     """How many tickets the user may see match the filter (every page together)."""
-    return count_tickets(session, scoped(user, by_person(session, where)))
+    return count_tickets(session, scoped(user, by_person(session, where), sources))
 
 
 # The most tickets one bulk action works on; more are left for the next, and the page says so.
 BULK_LIMIT = 1000
 
 
-def bulk_targets(session: Session, user: User, where: TicketFilter) -> tuple[list[int], int]:
+def bulk_targets(
+    session: Session, user: User, where: TicketFilter, *, sources: Sources
+) -> tuple[list[int], int]:
     """The open and replayed tickets the filter matches that the user may act on (at most
     BULK_LIMIT, oldest first), and how many there are in all."""
-    return active_tickets(session, scoped(user, by_person(session, where)), BULK_LIMIT)
+    return active_tickets(session, scoped(user, by_person(session, where), sources), BULK_LIMIT)
 
 
 def settle_many_as(
-    session: Session, user: User, ticket_ids: list[int], status: TicketStatus, note: str, now: dt.datetime
+    session: Session,
+    user: User,
+    ticket_ids: list[int],
+    status: TicketStatus,
+    note: str,
+    now: dt.datetime,
+    *,
+    sources: Sources,
 ) -> int:
     """Resolve or discard each ticket (each in the user's scope, each audited); how many."""
     for ticket_id in ticket_ids:
-        settle_as(session, user, ticket_id, status, note, now)
+        settle_as(session, user, ticket_id, status, note, now, sources=sources)
     return len(ticket_ids)
 
 
-def error_code_counts(session: Session, user: User, where: TicketFilter) -> list[tuple[str, int]]:
+def error_code_counts(
+    session: Session, user: User, where: TicketFilter, *, sources: Sources
+) -> list[tuple[str, int]]:
     """Counts by error code of what the filter (without its own error code) matches."""
     return counts_by_error_code(
-        session, scoped(user, by_person(session, dataclasses.replace(where, error_code=None)))
+        session, scoped(user, by_person(session, dataclasses.replace(where, error_code=None)), sources)
     )
 
 
-def ticket_in_scope(session: Session, user: User, ticket_id: int) -> CaseTicket:
+def ticket_in_scope(session: Session, user: User, ticket_id: int, *, sources: Sources) -> CaseTicket:
+    """The ticket, if the user's scope has it; else `NoSuchTicket`, as if there were none."""
     ticket = session.get(CaseTicket, ticket_id)
-    if ticket is None:
+    if ticket is None or not Scope.of(user, sources).sees(ticket):
         raise NoSuchTicket(ticket_id)
-    require_access(user, ticket)
     return ticket
 
 
-def record_refusal(session: Session, user: User, ticket_id: int, now: dt.datetime) -> None:
-    """Audit a request for a ticket the user may not see (in its own transaction: the request's
-    own work is rolled back)."""
-    audit(session, user.username, "denied", now, ticket_id=ticket_id)
+def record_refusal(
+    session: Session, user: User, ticket_id: int | None, now: dt.datetime, refused: Exception | None = None
+) -> None:
+    """Audit a request the user may not make: a ticket they may not see (`denied`), or an edit
+    or replay outside their scope (`out_of_scope`, with why). In its own transaction: the
+    request's own work is rolled back."""
+    if isinstance(refused, OutOfScope):
+        audit(session, user.username, "out_of_scope", now, ticket_id=ticket_id, detail=refused.detail)
+    else:
+        audit(session, user.username, "denied", now, ticket_id=ticket_id)
+
+
+def check_replay_as(
+    session: Session, catalog: SchemaCatalog, user: User, ticket_id: int, *, sources: Sources, today: dt.date
+) -> None:
+    """`OutOfScope` unless the user may replay the ticket's event as it now stands (the newest
+    edit, or the original) to the topic it came on (`Scope.check_replay`)."""
+    ticket = ticket_in_scope(session, user, ticket_id, sources=sources)
+    check_replayable(session, catalog, Scope.of(user, sources), ticket, today)
 
 
 def view_ticket(
-    session: Session, catalog: SchemaCatalog, user: User, ticket_id: int, now: dt.datetime
+    session: Session,
+    catalog: SchemaCatalog,
+    user: User,
+    ticket_id: int,
+    now: dt.datetime,
+    *,
+    sources: Sources,
 ) -> dict[str, Any]:
     """The ticket with identifiers and the decoded event in clear (audited), and the event as
     the next edit would start from: the newest edit, else the original. Beside it: its story,
@@ -159,9 +196,11 @@ def view_ticket(
     An identity conflict shows IMDi's support staff each person the ticket's numbers name
     (`identity`), and a municipality's user neither: IMDi decides whether they are one person, and
     the other may be someone the municipality does not know. The persons' merges (and so what a
-    split would undo) are IMDi's to see; whether the ticket may be approved past its rule too."""
-    ticket = ticket_in_scope(session, user, ticket_id)
-    imdi = user.role == Role.IMDI_SUPPORT.value
+    split would undo) are IMDi's to see; whether the ticket may be approved past its rule too.
+    A municipality user sees of the register only their own (`register_context`)."""
+    ticket = ticket_in_scope(session, user, ticket_id, sources=sources)
+    scope = Scope.of(user, sources)
+    imdi = scope.imdi
     shown = describe_ticket(session, catalog, ticket, reveal=True)
     edit = latest_edit(session, ticket_id)
     shown["editable"] = edit.event if edit is not None else shown["event"]
@@ -175,9 +214,10 @@ def view_ticket(
         if imdi:
             shown["identity"] = identity_context(session, ticket)
     else:
-        shown["register"] = register_context(session, ticket)
-        if shown["register"] is not None and not imdi:
+        shown["register"] = register_context(session, ticket, scope, norwegian_date(now))
+        if shown["register"] is not None and not imdi and not shown["register"]["hidden"]:
             shown["register"]["merges"] = []
+    shown["sender"] = sender.id if (sender := sources.sender(ticket)) is not None else None
     shown["mayDecide"] = imdi
     shown["approvable"] = imdi and ticket.error_code in APPROVABLE and ticket.status in ACTIVE
     shown["approval"] = (
@@ -329,24 +369,45 @@ def _person_summary(person: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def register_context(session: Session, ticket: CaseTicket) -> dict[str, Any] | None:
+def register_context(
+    session: Session, ticket: CaseTicket, scope: Scope, today: dt.date
+) -> dict[str, Any] | None:
     """What the register holds about the ticket's person, for understanding its error without
     another tool: each scheme's state, the newest registrations, each corrected or annulled
     registration with its versions, where they lived and their categories on the fact's date,
     Folkeregisteret's word on them, and the merges into them. `foundBy` is which of the ticket's
-    numbers found them. None if the person is not in the register."""
+    numbers found them. None if the person is not in the register.
+
+    A municipality user sees only their own: the registrations their municipality or their
+    sources made (and the states and categories those alone make), and the person's residence if
+    it is in their municipality. A person with neither is not theirs to see at all: `{"hidden":
+    True}`, nothing more, not even whether the register knows them. IMDi's support staff see all."""
     found = _persons_of(session, ticket)
     if not found:
-        return None
+        return None if scope.imdi else _hidden()
     person_id, kinds = found[0]
-    person = describe_person(session, person_id, on=ticket.fact_date)
+    person = describe_person(session, person_id, on=ticket.fact_date, only=scope.registrations(today))
+    residence = person["municipalityOn"]
+    lives_here = scope.lives_here(residence.get("municipality"), today)
+    if not scope.imdi:
+        if not person["registrations"] and not lives_here:
+            return _hidden()
+        if not lives_here:  # where they live is another municipality's to know
+            residence = {"date": residence["date"], "from": None, "municipality": None}
     return {
         **_person_summary(person),
         "foundBy": kinds,
         "on": person["municipalityOn"]["date"],
-        "residence": person["municipalityOn"],
+        "residence": residence,
         "categories": person["categories"],
+        "hidden": False,
     }
+
+
+def _hidden() -> dict[str, Any]:
+    """What a municipality user is shown of a person who is not theirs (or not in the register:
+    the same answer, so the desk does not tell whether another municipality knows them)."""
+    return {"hidden": True}
 
 
 def identity_context(session: Session, ticket: CaseTicket) -> dict[str, Any]:
@@ -372,9 +433,22 @@ def edit_as(
     ticket_id: int,
     event: dict[str, Any],
     now: dt.datetime,
+    *,
+    sources: Sources,
 ) -> None:
-    """Keep a corrected event on the ticket (checked against the contract; audited)."""
-    edit_ticket(session, catalog, ticket_in_scope(session, user, ticket_id), event, user.username, now)
+    """Keep a corrected event on the ticket (checked against the contract and, for a
+    municipality user, against their scope as a replay would be: `OutOfScope`; audited)."""
+    ticket = ticket_in_scope(session, user, ticket_id, sources=sources)
+    edit_ticket(
+        session,
+        catalog,
+        ticket,
+        event,
+        user.username,
+        now,
+        scope=Scope.of(user, sources),
+        sender=sources.sender(ticket),
+    )
 
 
 def _number_of(ticket: CaseTicket, kind: str) -> str:
@@ -385,12 +459,19 @@ def _number_of(ticket: CaseTicket, kind: str) -> str:
 
 
 def merge_as(
-    session: Session, user: User, ticket_id: int, *, keep: str, reason: str, now: dt.datetime
+    session: Session,
+    user: User,
+    ticket_id: int,
+    *,
+    keep: str,
+    reason: str,
+    now: dt.datetime,
+    sources: Sources,
 ) -> PersonMerge:
     """Settle an open identity conflict by joining the person the ticket's other number names
     into the one its `keep` number (`national_id` or `duf`) names: IMDi's support staff only
     (audited by `hub.support.persons`)."""
-    ticket = ticket_in_scope(session, user, ticket_id)
+    ticket = ticket_in_scope(session, user, ticket_id, sources=sources)
     persons.require_imdi(user)
     if ticket.kind != IDENTITY_CONFLICT_KIND:
         raise IdentityError(f"ticket {ticket.id} is not an identity conflict")
@@ -418,10 +499,11 @@ def split_as(
     reason: str,
     mixed_to: str | None,
     now: dt.datetime,
+    sources: Sources,
 ) -> SplitReport:
     """Undo a merge in force into the person the ticket's `number` (`national_id` or `duf`)
     names: IMDi's support staff only (audited by `hub.support.persons`)."""
-    ticket = ticket_in_scope(session, user, ticket_id)
+    ticket = ticket_in_scope(session, user, ticket_id, sources=sources)
     persons.require_imdi(user)
     return persons.split(
         session,
@@ -434,18 +516,27 @@ def split_as(
     )
 
 
-def approve_as(session: Session, user: User, ticket_id: int, *, note: str, now: dt.datetime) -> None:
+def approve_as(
+    session: Session, user: User, ticket_id: int, *, note: str, now: dt.datetime, sources: Sources
+) -> None:
     """Approve the ticket's event past the rule that refused it (`hub.support.approval`): IMDi's
     support staff only."""
-    ticket = ticket_in_scope(session, user, ticket_id)
+    ticket = ticket_in_scope(session, user, ticket_id, sources=sources)
     persons.require_imdi(user)
     approve(session, ticket, username=user.username, note=note, now=now)
 
 
 def settle_as(
-    session: Session, user: User, ticket_id: int, status: TicketStatus, note: str, now: dt.datetime
+    session: Session,
+    user: User,
+    ticket_id: int,
+    status: TicketStatus,
+    note: str,
+    now: dt.datetime,
+    *,
+    sources: Sources,
 ) -> None:
-    ticket_in_scope(session, user, ticket_id)
+    ticket_in_scope(session, user, ticket_id, sources=sources)
     settle(session, ticket_id, status, note, now, username=user.username)
 
 

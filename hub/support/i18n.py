@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hub.support.replay import CLOSED, ReplayStep
+from hub.support.replay import CLOSED, OUT_OF_SCOPE, ReplayStep
 
 NORWEGIAN, ENGLISH = "nb", "en"
 LANGUAGES = (NORWEGIAN, ENGLISH)
@@ -192,6 +192,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "ticket.rule": ("Regel", "Rule"),
     "ticket.message": ("Melding", "Message"),
     "ticket.advice": ("Hva gjør jeg?", "What to do"),
+    "ticket.sender": ("Sendt av (kildens emne)", "Sent by (the source's topic)"),
+    "ticket.no_sender": ("ingen registrert kilde: bare IMDi", "no registered source: IMDi's only"),
+    "ticket.claimed_source": ("Kildesystem (som hendelsen oppgir)", "Source system (as the event says)"),
+    "ticket.claimed_municipality": ("Kommune (som hendelsen oppgir)", "Municipality (as the event says)"),
     "ticket.source": ("Kildesystem", "Source system"),
     "ticket.municipality": ("Kommune", "Municipality"),
     "ticket.event_type": ("Hendelsestype", "Event type"),
@@ -370,6 +374,28 @@ TEXTS: dict[str, tuple[str, str]] = {
         "hoppet over: ingenting å sende (en sak registrert for hånd)",
         "skipped: nothing to replay (a case filed by hand)",
     ),
+    "step.out_of_scope": ("avvist: {why}", "refused: {why}"),
+    # Why an edit or a replay is outside the user's scope (`hub.support.scope`)
+    "scope.source": (
+        "Hendelsen ville blitt sendt på nytt til en kilde som ikke er kommunens. Ingenting ble sendt.",
+        "The event would be replayed to a source that is not your municipality's. Nothing was sent.",
+    ),
+    "scope.sender": (
+        "Hendelsens sourceSystem må være {source}, kilden den kom fra. Ingenting ble lagret eller sendt.",
+        "The event's sourceSystem must be {source}, the source it came from. Nothing was kept or sent.",
+    ),
+    "scope.municipality": (
+        "Kommune {municipality} er ikke din kommune, eller kilden {source} kan ikke rapportere for den. "
+        "Her kan hendelsen gjelde {allowed}. Ingenting ble lagret eller sendt.",
+        "Municipality {municipality} is not yours, or source {source} may not report for it. "
+        "Here the event may be for {allowed}. Nothing was kept or sent.",
+    ),
+    "scope.unreadable": (
+        "Hendelsen kan ikke leses, så den kan ikke kontrolleres; bare IMDis brukerstøtte kan sende den. "
+        "Ingenting ble sendt.",
+        "The event cannot be read, so it cannot be checked; only IMDi's support may send it. "
+        "Nothing was sent.",
+    ),
     "sort.by": ("Sorter etter {column}", "Sort by {column}"),
     # The ticket's story
     "story.title": ("Sakens historie", "The ticket's story"),
@@ -392,6 +418,17 @@ TEXTS: dict[str, tuple[str, str]] = {
     "story.waiting": ("venter på svar", "waiting for the answer"),
     # The person's register beside the error
     "register.title": ("Personen i registeret", "The person in the register"),
+    "register.hidden": (
+        "Registeret viser deg bare det kommunen din har registrert om personen og om personen bor i "
+        "kommunen din; her er det ingenting av det.",
+        "The register shows you only what your municipality registered about the person and whether "
+        "they live in your municipality; here there is nothing of either.",
+    ),
+    "register.own_only": (
+        "Bare kommunens egne registreringer vises, og bosted bare om det er i kommunen.",
+        "Only your municipality's own registrations are shown, and the residence only if it is in "
+        "your municipality.",
+    ),
     "register.unknown": (
         "Personen finnes ikke i registeret ennå (ingen registrering er godtatt).",
         "The person is not in the register yet (no registration has been accepted).",
@@ -471,6 +508,9 @@ def step_text(language: str, step: ReplayStep) -> str:
     """What became of a ticket in a replay, in `language`."""
     if step.skipped == CLOSED:
         return translate(language, "step.closed", status=translate(language, f"status.{step.status}"))
+    if step.skipped == OUT_OF_SCOPE and step.why is not None:
+        why = translate(language, step.why, **dict(step.values))
+        return translate(language, "step.out_of_scope", why=why)
     if step.skipped is not None:
         return translate(language, f"step.{step.skipped}")
     return translate(language, "step.would_replay" if step.dry_run else "step.replayed", topic=step.topic)

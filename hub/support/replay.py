@@ -20,11 +20,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub.bootstrap import Hub
+from hub.domain.calendar import norwegian_date
+from hub.errors import DecodeError
+from hub.pipeline.decode import decode_registration
 from hub.register.models import AuditEntry, CaseTicket
 from hub.register.unit_of_work import in_transaction
 from hub.schemas.codec import REGISTRATION, SchemaCatalog
 from hub.schemas.contract import ContractError, from_json
+from hub.sources import Source
 from hub.support.access import audit
+from hub.support.scope import OutOfScope, Scope
 from hub.support.tickets import ACTIVE, TicketError, TicketStatus, add_edit, get_ticket, latest_edit
 
 H_REPLAY_TICKET = "nir.replay.ticket"
@@ -38,19 +43,34 @@ def edit_ticket(
     event: dict[str, Any],
     user: str,
     now: dt.datetime,
+    *,
+    scope: Scope | None = None,
+    sender: Source | None = None,
 ) -> None:
     """Keep a corrected version of the ticket's event, checked against the contract first.
 
-    The edit keeps the event id (so the register's deduplication still holds) and the source.
-    Raises `ContractError` naming every problem.
+    The edit keeps the event id (so the register's deduplication still holds) and the source:
+    the one whose topic the event came on (`sender`), else the one the ticket names. Raises
+    `ContractError` naming every problem. With a user's `scope` (the support desk's), the
+    edited event must be one the user could replay (`Scope.check_replay`), else `OutOfScope`;
+    without (`hub cases replay --edit`), it is the operator's.
     """
     if ticket.status not in ACTIVE:
         raise TicketError(f"ticket {ticket.id} is {ticket.status}; only open tickets can be edited")
     datum = from_json(event)
     if ticket.event_id is not None and str(datum["eventId"]) != ticket.event_id:
         raise ContractError(["eventId: must stay the ticket's event id"])
-    if ticket.source_system is not None and datum["sourceSystem"] != ticket.source_system:
+    source = sender.id if sender is not None else ticket.source_system
+    if source is not None and datum["sourceSystem"] != source:
         raise ContractError(["sourceSystem: must stay the ticket's source"])
+    if scope is not None:
+        scope.check_replay(
+            ticket,
+            source_system=str(datum["sourceSystem"]),
+            municipality=str(datum["municipality"]),
+            fact_date=datum["factDate"],
+            today=norwegian_date(now),
+        )
     add_edit(session, ticket, event, catalog.encode(REGISTRATION, datum), user, now)
     # An approval was for the event as it was (`hub.support.approval`): it does not carry over.
     ticket.approved_code = ticket.approved_digest = ticket.approved_by = ticket.approved_at = None
@@ -74,17 +94,46 @@ class ReplayStep:
     skipped: str | None = None
     status: str | None = None
     dry_run: bool = False
+    # Why a replay outside the user's scope was refused: the support page's translation key of
+    # the reason, and its values (`hub.support.scope.OutOfScope`).
+    why: str | None = None
+    values: tuple[tuple[str, str], ...] = ()
 
     def __str__(self) -> str:
         if self.skipped == CLOSED:
             return f"skipped: ticket is {self.status}"
         if self.skipped == FILED_BY_HAND:
             return "skipped: nothing to replay (a case filed by hand)"
+        if self.skipped == OUT_OF_SCOPE:
+            return f"refused: outside the user's scope ({self.why})"
         return f"{'would replay' if self.dry_run else 'replayed'} to {self.topic}"
 
 
 # Why a ticket is skipped.
-CLOSED, FILED_BY_HAND = "closed", "filed_by_hand"
+CLOSED, FILED_BY_HAND, OUT_OF_SCOPE = "closed", "filed_by_hand", "out_of_scope"
+
+
+def check_replayable(
+    session: Session, catalog: SchemaCatalog, scope: Scope, ticket: CaseTicket, today: dt.date
+) -> None:
+    """`OutOfScope` unless the user may replay the ticket's event as it now stands (the newest
+    edit, or the original) to the topic it came on. Nothing to replay (a case filed by hand) is
+    no refusal: the replay skips it."""
+    if scope.imdi or ticket.original_value is None:
+        return
+    edit = latest_edit(session, ticket.id)
+    value = edit.value if edit is not None else ticket.original_value
+    try:
+        event = decode_registration(catalog, value)
+    except DecodeError:
+        raise OutOfScope("the event cannot be read, so it cannot be checked", "scope.unreadable") from None
+    scope.check_replay(
+        ticket,
+        source_system=event.source_system,
+        municipality=event.municipality,
+        fact_date=event.fact_date,
+        today=today,
+    )
 
 
 @dataclass(frozen=True)
@@ -95,13 +144,34 @@ class _Planned:
     value: bytes
 
 
-def _plan(session: Session, ticket_id: int) -> _Planned | ReplayStep:
-    """What replaying a ticket sends, or why it cannot be replayed."""
+def _plan(
+    session: Session,
+    ticket_id: int,
+    *,
+    catalog: SchemaCatalog,
+    scope: Scope | None,
+    now: dt.datetime,
+    dry_run: bool,
+) -> _Planned | ReplayStep:
+    """What replaying a ticket sends, or why it cannot be replayed. For a user of the support
+    desk (`scope`), the event as it now stands is checked against their scope first: an edit
+    kept earlier, or by someone else, is checked as the user sends it (a refusal is audited)."""
     ticket = get_ticket(session, ticket_id)
     if ticket.status not in ACTIVE:
         return ReplayStep(ticket_id, skipped=CLOSED, status=ticket.status)
     if ticket.original_value is None or ticket.original_topic is None:
         return ReplayStep(ticket_id, skipped=FILED_BY_HAND)
+    if scope is not None:
+        try:
+            if not scope.sees(ticket):
+                raise OutOfScope("the ticket is not in the user's scope", "scope.source")
+            check_replayable(session, catalog, scope, ticket, norwegian_date(now))
+        except OutOfScope as exc:
+            if not dry_run:
+                audit(session, scope.username, "out_of_scope", now, ticket_id=ticket_id, detail=exc.detail)
+            return ReplayStep(
+                ticket_id, skipped=OUT_OF_SCOPE, why=exc.key, values=tuple(sorted(exc.values.items()))
+            )
     edit = latest_edit(session, ticket_id)
     value = edit.value if edit is not None else ticket.original_value
     return _Planned(ticket_id, ticket.original_topic, ticket.original_key, value)
@@ -134,9 +204,11 @@ async def replay_tickets(
     dry_run: bool = False,
     on_each: Callable[[ReplayStep], None] = lambda _step: None,
     user: str | None = None,
+    scope: Scope | None = None,
 ) -> ReplayReport:
     """Replay the tickets in order, at most `per_second` a second. With `dry_run` nothing is
-    sent; the report says what would be."""
+    sent; the report says what would be. A support desk user's replay gives their `scope`:
+    each event is checked against it as it is sent (`_plan`); the CLI's operator has none."""
     report = ReplayReport()
 
     def in_uow(work: Callable[[Session], Any]) -> Any:
@@ -156,7 +228,16 @@ async def replay_tickets(
         await producer.start()
     try:
         for ticket_id in ticket_ids:
-            plan = await in_uow(functools.partial(_plan, ticket_id=ticket_id))
+            plan = await in_uow(
+                functools.partial(
+                    _plan,
+                    ticket_id=ticket_id,
+                    catalog=hub.catalog,
+                    scope=scope,
+                    now=hub.clock(),
+                    dry_run=dry_run,
+                )
+            )
             if isinstance(plan, ReplayStep):
                 report.skipped[ticket_id] = plan
                 on_each(plan)

@@ -65,8 +65,12 @@ class TicketFilter:
     # One person's identifiers (all the numbers the register knows them by): a ticket that
     # names any of them, as its DUF number or its national id.
     identifiers: tuple[str, ...] = ()
+    # The tickets a user's scope allows (`hub.support.scope.Scope.tickets`); None: every ticket.
+    within: Any = None
 
     def apply(self, query: Any) -> Any:
+        if self.within is not None:
+            query = query.where(self.within)
         for column, value in (
             (CaseTicket.status, self.status),
             (CaseTicket.error_code, self.error_code),

@@ -69,7 +69,8 @@ from hub.support.i18n import (
     translate,
     translator,
 )
-from hub.support.replay import ReplayStep, replay_tickets
+from hub.support.replay import OUT_OF_SCOPE, ReplayStep, replay_tickets
+from hub.support.scope import OutOfScope, Scope, Sources
 from hub.support.tickets import ACTIVE, SORT_COLUMNS, TicketFilter, TicketStatus
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,11 @@ class SupportView(View):
         )
         return self.html(body, status=status)
 
+    @property
+    def sources(self) -> Sources:
+        """The registry and topic names users' scopes are read from (`hub.support.scope`)."""
+        return Sources.of(self.hub)
+
     def language(self, request: Request) -> str:
         """The language the request is answered in (known once the user is)."""
         return language_of(_aiohttp_request(request).get(LANGUAGE))
@@ -207,10 +213,10 @@ class SupportView(View):
                 language = language_of(user.language)
                 try:
                     result = work(uow.session, user)
-                except AccessDenied:
+                except (AccessDenied, OutOfScope) as exc:
                     uow.session.rollback()
-                    if ticket_id is not None:
-                        desk.record_refusal(uow.session, user, ticket_id, now)
+                    if ticket_id is not None or isinstance(exc, OutOfScope):
+                        desk.record_refusal(uow.session, user, ticket_id, now, exc)
                         uow.commit()
                     _aiohttp_request(request)[LANGUAGE] = language
                     raise
@@ -236,7 +242,12 @@ class SupportView(View):
         now = self.hub.clock()
 
         def work(session: Session, user: User) -> dict[str, Any]:
-            return {"user": user, "ticket": desk.view_ticket(session, self.hub.catalog, user, ticket_id, now)}
+            return {
+                "user": user,
+                "ticket": desk.view_ticket(
+                    session, self.hub.catalog, user, ticket_id, now, sources=self.sources
+                ),
+            }
 
         found = await self.as_user(request, work, ticket_id=ticket_id)
         ticket = found["ticket"]
@@ -256,15 +267,35 @@ class SupportView(View):
         )
 
     async def replay(self, request: Request, ticket_id: int) -> Response:
-        def username(session: Session, user: User) -> str:
-            desk.ticket_in_scope(session, user, ticket_id)
-            return user.username
+        """Replay the ticket's event if the user may send it (checked first, for a clear answer,
+        and again as it is sent: `hub.support.replay`); a refusal is shown on the ticket's page
+        with why, and audited."""
+        today = norwegian_date(self.hub.clock())
 
-        user = await self.as_user(request, username, ticket_id=ticket_id)
-        report = await replay_tickets(self.hub, [ticket_id], user=user)
-        if ticket_id in report.skipped:
+        def checked(session: Session, user: User) -> Scope:
+            desk.check_replay_as(
+                session, self.hub.catalog, user, ticket_id, sources=self.sources, today=today
+            )
+            return Scope.of(user, self.sources)
+
+        try:
+            scope = await self.as_user(request, checked, ticket_id=ticket_id)
+        except OutOfScope as exc:
+            return await self.out_of_scope(request, ticket_id, exc.key, exc.values)
+        report = await replay_tickets(self.hub, [ticket_id], user=scope.username, scope=scope)
+        step = report.skipped.get(ticket_id)
+        if step is not None and step.skipped == OUT_OF_SCOPE and step.why is not None:
+            return await self.out_of_scope(request, ticket_id, step.why, dict(step.values))
+        if step is not None:
             return self.redirect(f"/tickets/{ticket_id}", done="not_replayed")
         return self.redirect(f"/tickets/{ticket_id}", done="replayed")
+
+    async def out_of_scope(
+        self, request: Request, ticket_id: int, key: str, values: Mapping[str, str]
+    ) -> Response:
+        """The ticket's page with why the user may not send its event, in their language."""
+        text = translate(self.language(request), key, **values)
+        return await self.ticket_page(request, ticket_id, status=403, refusal=text)
 
     async def decide(
         self,
@@ -281,12 +312,12 @@ class SupportView(View):
         make is refused (`guarded`). The decision stands even when the replay cannot be sent,
         and the page says so: the ticket can be replayed again."""
 
-        def decided(session: Session, user: User) -> str:
+        def decided(session: Session, user: User) -> Scope:
             work(session, user)
-            return user.username
+            return Scope.of(user, self.sources)
 
         try:
-            username = await self.as_user(request, decided, ticket_id=ticket_id)
+            scope = await self.as_user(request, decided, ticket_id=ticket_id)
         except AccessDenied:
             raise
         except HubError as exc:
@@ -294,7 +325,7 @@ class SupportView(View):
         if not then_replay:
             return self.redirect(f"/tickets/{ticket_id}", done=done)
         try:
-            report = await replay_tickets(self.hub, [ticket_id], user=username)
+            report = await replay_tickets(self.hub, [ticket_id], user=scope.username, scope=scope)
         except Exception as exc:
             log.error("replay after %s failed: %s", done, safe_traceback(exc))
             return self.redirect(f"/tickets/{ticket_id}", done=f"{done}_replay_failed")
@@ -608,7 +639,7 @@ class Tickets(SupportView):
             def work(session: Session, user: User) -> dict[str, Any]:
                 if where.identifiers:
                     desk.record_search(session, user, now)
-                total = desk.ticket_count(session, user, where)
+                total = desk.ticket_count(session, user, where, sources=self.sources)
                 page = min(order.page, max(1, -(-total // PAGE_SIZE)))
                 listed = desk.ticket_list(
                     session,
@@ -619,13 +650,14 @@ class Tickets(SupportView):
                     offset=(page - 1) * PAGE_SIZE,
                     sort=order.sort,
                     descending=order.descending,
+                    sources=self.sources,
                 )
                 return {
                     "user": user,
                     "tickets": listed,
                     "total": total,
                     "page": page,
-                    "counts": desk.error_code_counts(session, user, where),
+                    "counts": desk.error_code_counts(session, user, where, sources=self.sources),
                 }
 
             found = await self.as_user(request, work)
@@ -705,7 +737,9 @@ class Edit(SupportView):
                     raise _BadInput("not_object")
                 await self.as_user(
                     request,
-                    lambda session, user: desk.edit_as(session, self.hub.catalog, user, number, event, now),
+                    lambda session, user: desk.edit_as(
+                        session, self.hub.catalog, user, number, event, now, sources=self.sources
+                    ),
                     ticket_id=number,
                 )
             except json.JSONDecodeError as exc:
@@ -717,6 +751,9 @@ class Edit(SupportView):
                 )
             except ContractError as exc:
                 return await self.refused(request, number, list(exc.problems), draft)
+            except OutOfScope as exc:  # audited by `as_user`
+                text = translate(self.language(request), exc.key, **exc.values)
+                return await self.refused(request, number, [text], draft)
             except AccessDenied:
                 raise
             except HubError as exc:
@@ -761,7 +798,7 @@ class Settle(SupportView):
                 await self.as_user(
                     request,
                     lambda session, user: desk.settle_as(
-                        session, user, number, status, data.get("note", ""), now
+                        session, user, number, status, data.get("note", ""), now, sources=self.sources
                     ),
                     ticket_id=number,
                 )
@@ -810,7 +847,9 @@ class Merge(SupportView):
             return await self.decide(
                 request,
                 number,
-                lambda session, user: desk.merge_as(session, user, number, keep=keep, reason=reason, now=now),
+                lambda session, user: desk.merge_as(
+                    session, user, number, keep=keep, reason=reason, now=now, sources=self.sources
+                ),
                 "merged",
                 then_replay=True,
             )
@@ -853,6 +892,7 @@ class Split(SupportView):
                     reason=reason,
                     mixed_to=mixed_to,
                     now=now,
+                    sources=self.sources,
                 ),
                 "split",
                 then_replay=False,
@@ -876,7 +916,9 @@ class Approve(SupportView):
             return await self.decide(
                 request,
                 number,
-                lambda session, user: desk.approve_as(session, user, number, note=note, now=now),
+                lambda session, user: desk.approve_as(
+                    session, user, number, note=note, now=now, sources=self.sources
+                ),
                 "approved",
                 then_replay=True,
             )
@@ -923,7 +965,7 @@ class Bulk(SupportView):
             now = self.hub.clock()
 
             def targets(session: Session, user: User) -> tuple[User, list[int], int]:
-                ids, total = desk.bulk_targets(session, user, where)
+                ids, total = desk.bulk_targets(session, user, where, sources=self.sources)
                 return user, ids, total
 
             user, ids, total = await self.as_user(request, targets)
@@ -934,16 +976,20 @@ class Bulk(SupportView):
             if action == "resolve" and not note:
                 raise _BadInput("bulk.note_required")
             if confirmed and ids and action == "replay":
-                return self.redirect(f"/tickets/bulk/{self.start_replay(user.username, ids)}")
+                return self.redirect(f"/tickets/bulk/{self.start_replay(Scope.of(user, self.sources), ids)}")
             if confirmed and ids:
                 count = await self.as_user(
                     request,
-                    lambda session, u: desk.settle_many_as(session, u, ids, TicketStatus.RESOLVED, note, now),
+                    lambda session, u: desk.settle_many_as(
+                        session, u, ids, TicketStatus.RESOLVED, note, now, sources=self.sources
+                    ),
                 )
                 return self.message(request, 200, "bulk.title_resolve", "bulk.resolved", count=count)
             plan: list[ReplayStep] = []
             if action == "replay":  # the dry run: what would be sent where, and what not, and why
-                await replay_tickets(self.hub, ids, dry_run=True, on_each=plan.append)
+                await replay_tickets(
+                    self.hub, ids, dry_run=True, on_each=plan.append, scope=Scope.of(user, self.sources)
+                )
             else:
                 plan = [ReplayStep(i) for i in ids]
             return self.page(
@@ -962,9 +1008,9 @@ class Bulk(SupportView):
 
         return await self.guarded(request, handle)
 
-    def start_replay(self, username: str, ticket_ids: list[int]) -> str:
+    def start_replay(self, scope: Scope, ticket_ids: list[int]) -> str:
         job_id = secrets.token_urlsafe(18)
-        job = _BulkReplay(owner=username, total=len(ticket_ids))
+        job = _BulkReplay(owner=scope.username, total=len(ticket_ids))
 
         async def run() -> None:
             try:
@@ -973,7 +1019,8 @@ class Bulk(SupportView):
                     ticket_ids,
                     per_second=BULK_REPLAY_PER_SECOND,
                     on_each=job.done.append,
-                    user=username,
+                    user=scope.username,
+                    scope=scope,
                 )
             except Exception as exc:
                 job.failed = True

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub.config import Settings
 from hub.register.database import make_engine, make_session_factory
 from hub.register.models import AuditEntry, SignInAttempt
 from hub.support.access import (
@@ -63,7 +64,7 @@ def audit_log(sessions: sessionmaker[Session]) -> list[tuple[str, str, str | Non
         ]
 
 
-def test_after_five_wrong_passwords_the_right_one_is_refused_until_the_lockout_ends(
+def test_after_five_wrong_passwords_from_one_address_the_right_one_is_refused_there_until_the_lockout_ends(
     sessions: sessionmaker[Session],
 ) -> None:
     for i in range(5):
@@ -72,14 +73,54 @@ def test_after_five_wrong_passwords_the_right_one_is_refused_until_the_lockout_e
         )
     locked_at = NOW + dt.timedelta(minutes=5)
     assert attempt(sessions, SECRET, at=locked_at) is Refusal.LOCKED
-    assert attempt(sessions, SECRET, at=locked_at, address="198.51.100.7") is Refusal.LOCKED  # any address
-    with sessions() as s:
+    with sessions() as s:  # the administrator sees until when (from that address)
         [kari] = list_users(s, locked_at, THROTTLE)
         assert kari.locked_until == NOW + dt.timedelta(minutes=4 + 15)
     # Refused attempts do not lengthen the lockout: 15 minutes after the fifth failure it is over.
     assert attempt(sessions, SECRET, at=NOW + dt.timedelta(minutes=19, seconds=1)) is None
-    with sessions() as s:  # and a success forgets the username's failures
+    with sessions() as s:  # and a success forgets that address's failures of the username
         assert s.scalar(select(SignInAttempt).where(SignInAttempt.username == "kari")) is None
+
+
+def test_someone_who_knows_a_username_cannot_lock_its_owner_out_from_another_address(
+    sessions: sessionmaker[Session],
+) -> None:
+    attacker = "203.0.113.66"
+    for i in range(7):
+        refusal = attempt(sessions, "wrong password!!", at=NOW + dt.timedelta(minutes=i), address=attacker)
+        assert refusal is (Refusal.WRONG_PASSWORD if i < 5 else Refusal.LOCKED)
+    assert attempt(sessions, SECRET, at=NOW + dt.timedelta(minutes=7), address=attacker) is Refusal.LOCKED
+    assert attempt(sessions, SECRET, at=NOW + dt.timedelta(minutes=7)) is None  # kari, at her desk
+    # Her success does not wipe the attacker's failures: that address is still locked out.
+    assert attempt(sessions, SECRET, at=NOW + dt.timedelta(minutes=8), address=attacker) is Refusal.LOCKED
+
+
+def test_failures_for_one_username_from_many_addresses_lock_it_at_the_much_higher_global_limit(
+    sessions: sessionmaker[Session],
+) -> None:
+    throttle = Throttle(
+        user_limit=5, address_limit=50, username_limit=12, username_window=dt.timedelta(hours=1)
+    )
+    for i in range(12):  # three addresses, four guesses each: no address reaches its own limit
+        at = NOW + dt.timedelta(minutes=4 * i)
+        address = f"198.51.100.{i % 3}"
+        assert attempt(sessions, "wrong password!!", at=at, address=address, throttle=throttle) is (
+            Refusal.WRONG_PASSWORD
+        )
+    later = NOW + dt.timedelta(minutes=45)
+    assert attempt(sessions, SECRET, at=later, throttle=throttle) is Refusal.LOCKED  # from any address
+    with sessions() as s:
+        [kari] = list_users(s, later, throttle)
+        assert kari.locked_until == NOW + dt.timedelta(minutes=44 + 15)
+    assert attempt(sessions, SECRET, at=NOW + dt.timedelta(minutes=60), throttle=throttle) is None
+
+
+def test_the_global_limit_per_username_is_a_setting_with_a_documented_default() -> None:
+    throttle = Throttle.from_settings(
+        Settings.from_env({"NIR_SIGNIN_USER_FAILURE_LIMIT": "30", "NIR_SIGNIN_USER_WINDOW_SECONDS": "600"})
+    )
+    assert (throttle.username_limit, throttle.username_window) == (30, dt.timedelta(minutes=10))
+    assert Throttle.from_settings(Settings()).username_limit == 100
 
 
 def test_unknown_usernames_are_locked_out_the_same_way(sessions: sessionmaker[Session]) -> None:

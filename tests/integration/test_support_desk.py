@@ -7,14 +7,19 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
+from hub.config import Settings
 from hub.register.database import make_engine, make_session_factory
 from hub.register.models import AuditEntry
 from hub.schemas.codec import catalog
+from hub.sources import SourceRegistry
 from hub.support import desk
 from hub.support.access import AccessDenied, Role, create_user, sign_in, sign_out, user_for_token
+from hub.support.scope import Sources
 from hub.support.tickets import TicketError, TicketFilter, TicketStatus, file_manual_case
+from hub.topics import TopicNames
 
 NOW = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)
+SOURCES = Sources(SourceRegistry.load(Settings().sources_file), TopicNames(Settings().topic_prefix))
 SECRET = "a long enough secret"
 
 
@@ -30,17 +35,26 @@ def test_lists_and_counts_are_scoped_to_the_user_s_municipality(database_url: st
         ):
             file_manual_case(s, duf_number=duf, description="x", municipality=municipality, now=NOW)
         everything = TicketFilter()
-        assert [t["municipality"] for t in desk.ticket_list(s, catalog(), oslo, everything)] == ["0301"]
+        assert [
+            t["municipality"] for t in desk.ticket_list(s, catalog(), oslo, everything, sources=SOURCES)
+        ] == ["0301"]
         widened = TicketFilter(municipality="4601")  # a filter cannot widen a municipality's scope
-        assert [t["municipality"] for t in desk.ticket_list(s, catalog(), oslo, widened)] == ["0301"]
-        assert len(desk.ticket_list(s, catalog(), imdi, everything)) == 3
-        assert desk.error_code_counts(s, oslo, everything) == [("-", 1)]
-        assert desk.error_code_counts(s, imdi, TicketFilter(error_code="X")) == [("-", 3)]
-        listed = desk.ticket_list(s, catalog(), imdi, TicketFilter(identifiers=("201912345678",)))
+        assert [
+            t["municipality"] for t in desk.ticket_list(s, catalog(), oslo, widened, sources=SOURCES)
+        ] == ["0301"]
+        assert len(desk.ticket_list(s, catalog(), imdi, everything, sources=SOURCES)) == 3
+        assert desk.error_code_counts(s, oslo, everything, sources=SOURCES) == [("-", 1)]
+        assert desk.error_code_counts(s, imdi, TicketFilter(error_code="X"), sources=SOURCES) == [("-", 3)]
+        listed = desk.ticket_list(
+            s, catalog(), imdi, TicketFilter(identifiers=("201912345678",)), sources=SOURCES
+        )
         assert [t["municipality"] for t in listed] == ["4601"]
         assert "201912345678" not in str(listed)  # shown by its last digits, though it was the filter
         assert listed[0]["dufNumber"] == "…5678"
-        assert desk.ticket_list(s, catalog(), oslo, TicketFilter(identifiers=("201912345678",))) == []
+        assert (
+            desk.ticket_list(s, catalog(), oslo, TicketFilter(identifiers=("201912345678",)), sources=SOURCES)
+            == []
+        )
 
 
 def test_a_view_is_audited_and_a_ticket_out_of_scope_looks_like_a_missing_one(database_url: str) -> None:
@@ -49,16 +63,18 @@ def test_a_view_is_audited_and_a_ticket_out_of_scope_looks_like_a_missing_one(da
         oslo = create_user(s, "oslo", SECRET, Role.MUNICIPALITY_SUPERUSER, "0301", NOW)
         own = file_manual_case(s, duf_number="201812345604", description="x", municipality="0301", now=NOW)
         other = file_manual_case(s, duf_number="201912345678", description="y", municipality="4601", now=NOW)
-        shown = desk.view_ticket(s, catalog(), oslo, own.id, NOW)
+        shown = desk.view_ticket(s, catalog(), oslo, own.id, NOW, sources=SOURCES)
         assert shown["dufNumber"] == "201812345604"
         for act in (
-            lambda: desk.view_ticket(s, catalog(), oslo, other.id, NOW),
-            lambda: desk.settle_as(s, oslo, other.id, TicketStatus.DISCARDED, "not mine", NOW),
+            lambda: desk.view_ticket(s, catalog(), oslo, other.id, NOW, sources=SOURCES),
+            lambda: desk.settle_as(
+                s, oslo, other.id, TicketStatus.DISCARDED, "not mine", NOW, sources=SOURCES
+            ),
         ):
             with pytest.raises(AccessDenied, match=f"^there is no ticket {other.id}$"):
                 act()
         with pytest.raises(AccessDenied, match=r"^there is no ticket 999999$"):
-            desk.view_ticket(s, catalog(), oslo, 999999, NOW)
+            desk.view_ticket(s, catalog(), oslo, 999999, NOW, sources=SOURCES)
         assert other.status == "open"
         actions = [(a.username, a.action, a.ticket_id) for a in s.scalars(select(AuditEntry))]
         assert actions == [("oslo", "view_ticket", own.id)]
@@ -102,7 +118,9 @@ def test_a_search_by_one_number_finds_the_cases_under_the_person_s_other_numbers
         RegisterRepository(s).person_with(national_id, "201812345604", NOW)  # one person, two numbers
         file_manual_case(s, duf_number="201812345604", description="x", municipality="0301", now=NOW)
         file_manual_case(s, duf_number="202012345678", description="y", municipality="0301", now=NOW)
-        found = desk.ticket_list(s, catalog(), imdi, TicketFilter(identifiers=(national_id,)))
+        found = desk.ticket_list(
+            s, catalog(), imdi, TicketFilter(identifiers=(national_id,)), sources=SOURCES
+        )
         assert [t["dufNumber"] for t in found] == ["…5604"]
         desk.record_search(s, imdi, NOW)
         assert [(a.action, a.detail) for a in s.scalars(select(AuditEntry))] == [("search_person", None)]
