@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import logging
 import uuid
+from typing import Any
 
 import pytest
 
@@ -141,5 +142,27 @@ def test_the_gateway_takes_no_request_until_it_has_read_the_source_states() -> N
                 gateway.states.mark_caught_up()
                 assert (await client.get("/v1/receipts", headers=headers)).status == 200
             await gateway.keys.close()
+
+    asyncio.run(run())
+
+
+def test_a_reader_waiting_at_a_cursor_whose_receipts_were_let_go_meanwhile_is_served_from_the_topic() -> None:
+    async def run() -> None:
+        receipts = offline_gateway(settings(gateway_receipts_kept=3)).receipts
+        asked: list[int] = []
+
+        async def from_topic(source: Any, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+            asked.append(offset)
+            return [], offset
+
+        receipts._from_topic = from_topic  # type: ignore[method-assign]
+        reading = asyncio.create_task(receipts.read(SOURCE, 0, 10, wait=10))
+        await asyncio.sleep(0.01)  # the reader waits: nothing has come yet
+        assert not reading.done()
+        for offset in range(5):  # more come at once than are kept
+            receipts.add(SOURCE, offset, {"eventId": str(uuid.uuid4()), "outcome": "ACCEPTED"})
+        receipts.sources[SOURCE].arrived.set()
+        assert await asyncio.wait_for(reading, 5) == ([], 0)
+        assert asked == [0], "the first receipts are read from the topic, not skipped"
 
     asyncio.run(run())
