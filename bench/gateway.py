@@ -7,6 +7,12 @@ One worker (SQLite register) and one gateway (over HTTP on this machine, so TLS 
 figures) run as processes; a Maskinporten stand-in grants the token.
 
     python bench/gateway.py [--clients 8] [--batch 10] [--events 4000]
+
+With `--flood N` it instead posts N events (each with its receipt coming, as in production)
+with the gateway's state bounds set low (`--kept`), and prints the gateway process's resident
+memory every 5,000 events, so one can see it stay flat once the bounds are reached:
+
+    python bench/gateway.py --flood 50000 [--kept 5000]
 """
 
 from __future__ import annotations
@@ -125,11 +131,45 @@ async def direct(settings: Settings, sample: list[dict[str, Any]]) -> float:
         return time.monotonic() - started
 
 
+def rss_kib(pid: int) -> int:
+    """A process's resident set size in KiB (Linux: /proc/<pid>/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+async def flood(
+    url: str, token: str, count: int, batch: int, clients: int, pid: int, every: int = 5000
+) -> list[tuple[int, int]]:
+    """Post `count` events, noting the gateway's RSS each time another `every` were accepted."""
+    samples = [(0, rss_kib(pid))]
+    print(f"  {0:>8} events posted   gateway RSS {samples[0][1] / 1024:8.1f} MiB", flush=True)
+    posted = 0
+    next_sample = every
+    for start in range(0, count, every):
+        part = events(min(every, count - start))
+        batches = [part[i : i + batch] for i in range(0, len(part), batch)]
+        await post_all(url, token, batches, clients)
+        posted += len(part)
+        if posted >= next_sample or posted == count:
+            samples.append((posted, rss_kib(pid)))
+            print(f"  {posted:>8} events posted   gateway RSS {samples[-1][1] / 1024:8.1f} MiB", flush=True)
+            next_sample += every
+    return samples
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--events", type=int, default=4000)
+    parser.add_argument(
+        "--flood", type=int, default=0, help="post this many events and print the gateway's RSS"
+    )
+    parser.add_argument(
+        "--kept", type=int, default=5000, help="with --flood: the gateway's receipts kept and pending bound"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="nir-bench-gateway-"))
@@ -167,6 +207,7 @@ def main() -> None:
             gateway_metrics_port=0,
             gateway_rate_per_second=1e6,
             gateway_rate_burst=1_000_000,
+            **({"gateway_receipts_kept": args.kept, "gateway_pending_max": args.kept} if args.flood else {}),
         )
         prepare_topics(settings)
         worker = WorkerProcess(settings, work / "worker.log", log_level="warn").start()
@@ -185,6 +226,15 @@ def main() -> None:
                 issuer + "token", issuer, client_id, private_file, kid, "nir:registrations", "nir-gateway"
             )
             token = asyncio.run(MaskinportenTokens(client).token())
+            if args.flood:
+                print(machine())
+                print(
+                    f"gateway flood: {args.flood} events, {args.clients} clients, batches of {args.batch}, "
+                    f"{args.kept} receipts kept and {args.kept} pending at most"
+                )
+                assert gateway.process is not None
+                asyncio.run(flood(url, token, args.flood, args.batch, args.clients, gateway.process.pid))
+                return
 
             sample = events(2 * args.events)
             over_http, over_kafka = sample[: args.events], sample[args.events :]

@@ -411,6 +411,46 @@ class Settings:
         30.0,
         "the longest a GET /v1/receipts waits for a new receipt (its `wait` is cut to this)",
     )
+    gateway_jwks_refresh_seconds: float = _setting(
+        "NIR_GATEWAY_JWKS_REFRESH_SECONDS",
+        3600.0,
+        "how often the gateway reads Maskinporten's JWKS again to follow its key rotation (in the "
+        "background: no request with a known key waits for it)",
+    )
+    gateway_jwks_max_stale_seconds: float = _setting(
+        "NIR_GATEWAY_JWKS_MAX_STALE_SECONDS",
+        86400.0,
+        "how long after the last successful JWKS read the gateway keeps trusting the keys it read "
+        "while reads fail; past it every token is refused (401) until a read succeeds",
+    )
+    gateway_jwks_unknown_kid_seconds: float = _setting(
+        "NIR_GATEWAY_JWKS_UNKNOWN_KID_SECONDS",
+        60.0,
+        "a token naming a key the gateway does not know makes it read the JWKS at most once per "
+        "this many seconds (made-up key ids must not become a flood of reads)",
+    )
+    gateway_jwks_backoff_max_seconds: float = _setting(
+        "NIR_GATEWAY_JWKS_BACKOFF_MAX_SECONDS",
+        300.0,
+        "after failed JWKS reads the gateway waits 1 s, 2 s, 4 s, … before the next, at most this long",
+    )
+    gateway_pending_seconds: float = _setting(
+        "NIR_GATEWAY_PENDING_SECONDS",
+        3600.0,
+        "how long the gateway remembers an event it sent whose receipt has not come, to answer a "
+        "retry already-received; a retry after that is sent again (the register answers DUPLICATE)",
+    )
+    gateway_pending_max: int = _setting(
+        "NIR_GATEWAY_PENDING_MAX",
+        100000,
+        "the most sent events without a receipt the gateway remembers; the oldest are forgotten first",
+    )
+    gateway_receipts_kept: int = _setting(
+        "NIR_GATEWAY_RECEIPTS_KEPT",
+        100000,
+        "the most receipts (of all sources together, the latest) the gateway keeps in memory; older "
+        "ones are read from the broker when a cursor asks for them",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -448,6 +488,8 @@ class Settings:
             "signin_address_failure_limit",
             "gateway_max_batch_events",
             "gateway_rate_burst",
+            "gateway_pending_max",
+            "gateway_receipts_kept",
             "fetch_min_bytes",
         ):
             if getattr(self, name) < 1:
@@ -474,6 +516,21 @@ class Settings:
         if self.gateway_rate_per_second <= 0 or self.gateway_poll_max_seconds <= 0:
             raise ConfigurationError(
                 "NIR_GATEWAY_RATE_PER_SECOND and NIR_GATEWAY_POLL_MAX_SECONDS must be more than 0"
+            )
+        if (
+            min(
+                self.gateway_jwks_refresh_seconds,
+                self.gateway_jwks_max_stale_seconds,
+                self.gateway_jwks_unknown_kid_seconds,
+                self.gateway_jwks_backoff_max_seconds,
+                self.gateway_pending_seconds,
+            )
+            <= 0
+        ):
+            raise ConfigurationError(
+                "NIR_GATEWAY_JWKS_REFRESH_SECONDS, NIR_GATEWAY_JWKS_MAX_STALE_SECONDS, "
+                "NIR_GATEWAY_JWKS_UNKNOWN_KID_SECONDS, NIR_GATEWAY_JWKS_BACKOFF_MAX_SECONDS and "
+                "NIR_GATEWAY_PENDING_SECONDS must be more than 0"
             )
         if self.gateway_max_request_bytes < 10_000:
             raise ConfigurationError("NIR_GATEWAY_MAX_REQUEST_BYTES must be at least 10000")

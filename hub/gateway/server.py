@@ -44,8 +44,10 @@ from hub.config import Settings
 from hub.errors import safe_traceback
 from hub.gateway.intake import Checked, Refused, check_avro, check_json, read_events
 from hub.gateway.limits import RateLimiter
+from hub.gateway.pending import PendingEvents
 from hub.gateway.problems import PROBLEM_JSON, Problem
 from hub.gateway.receipts import ReceiptLog, decode_cursor, encode_cursor
+from hub.gateway.revocations import SourceStates
 from hub.gateway.tokens import Caller, SigningKeys, TokenVerifier
 from hub.schemas.codec import SchemaCatalog, catalog
 from hub.sources import SourceRegistry
@@ -71,9 +73,18 @@ class Gateway:
         self.names = TopicNames(settings.topic_prefix)
         kafka = settings.kafka_as(settings.kafka_gateway_user)
         self.producer = AIOKafkaProducer(**kafka.aiokafka(), acks="all", enable_idempotence=True)
-        self.receipts = ReceiptLog(kafka, self.names, [s.id for s in registry], schema_catalog)
+        self.receipts = ReceiptLog(
+            kafka,
+            self.names,
+            [s.id for s in registry],
+            schema_catalog,
+            kept=settings.gateway_receipts_kept,
+            on_receipt=self._receipt_came,
+        )
+        self.states = SourceStates(kafka, self.names)
+        self.keys = SigningKeys.from_settings(settings)
         self.verifier = TokenVerifier(
-            SigningKeys(settings.gateway_jwks_url),
+            self.keys,
             registry,
             issuer=settings.maskinporten_issuer,
             audience=settings.gateway_audience,
@@ -81,15 +92,29 @@ class Gateway:
         )
         self.limits = RateLimiter(settings.gateway_rate_per_second, settings.gateway_rate_burst)
         # Events this process sent whose receipt has not come yet: (source, event id) -> where.
-        self.pending: dict[tuple[str, str], dict[str, Any]] = {}
+        self.pending = PendingEvents(settings.gateway_pending_seconds, settings.gateway_pending_max)
 
     async def start(self) -> None:
+        self.keys.start()
         await self.producer.start()
+        await self.states.start()
         await self.receipts.start()
 
     async def stop(self) -> None:
         await self.receipts.stop()
+        await self.states.stop()
         await self.producer.stop()  # sends what is buffered first
+        await self.keys.close()
+
+    @property
+    def caught_up(self) -> bool:
+        """Whether the gateway knows every receipt and every revocation there was when it started."""
+        return self.receipts.caught_up and self.states.caught_up
+
+    def _receipt_came(self, source: str, receipt: dict[str, Any]) -> None:
+        # Whatever the outcome: a rejected event may be sent again, corrected, under its id.
+        if receipt.get("eventId"):
+            self.pending.pop((source, receipt["eventId"]))
 
     # --- the API ---------------------------------------------------------------------------
 
@@ -158,7 +183,7 @@ class Gateway:
                 results[item.index] = _not_sent(item, exc)
                 continue
             place = {"topic": sent.topic, "partition": sent.partition, "offset": sent.offset}
-            self.pending[(source, item.event_id)] = place
+            self.pending.add((source, item.event_id), place)
             results[item.index] = {"eventId": item.event_id, "status": "accepted", **place}
         for item in checked:  # a repeat within the batch points where its first copy went
             if isinstance(item, Checked) and first_in_batch.get(item.event_id, item.index) != item.index:
@@ -179,7 +204,6 @@ class Gateway:
         process sent it and waits for its receipt."""
         receipt = self.receipts.sources[source].received(event_id)
         if receipt is not None:
-            self.pending.pop((source, event_id), None)
             return {"outcome": receipt["outcome"]}
         return self.pending.get((source, event_id))
 
@@ -192,7 +216,6 @@ class Gateway:
         source = caller.source.id
         receipt = self.receipts.sources[source].outcome(event_id)
         if receipt is not None:
-            self.pending.pop((source, event_id), None)
             return web.json_response({"eventId": event_id, "outcome": receipt["outcome"], "receipt": receipt})
         sent = self.pending.get((source, event_id))
         if sent is not None:
@@ -221,9 +244,21 @@ class Gateway:
         return web.Response(body=OPENAPI_FILE.read_bytes(), content_type="application/json")
 
     async def _admit(self, request: web.Request) -> Caller:
-        """The verified caller, within its rate, once the gateway knows every receipt there was."""
+        """The verified caller, not revoked, within its rate, once the gateway knows every receipt
+        and revocation there was."""
         caller = await self.verifier.caller(request.headers.get("Authorization"))
         request["source"] = caller.source.id
+        if not self.states.caught_up:
+            # Until then a revoked source cannot be told from another: no one is let in.
+            raise _starting("it is reading the sources' revocations")
+        revoked = self.states.revoked(caller.source.id)
+        if revoked is not None:
+            raise Problem(
+                403,
+                "source-revoked",
+                "The source's access has been revoked",
+                f"IMDi revoked this source's access at {revoked.since.isoformat()}; ask IMDi to restore it",
+            )
         wait = self.limits.take(caller.source.id)
         if wait:
             raise Problem(
@@ -234,13 +269,7 @@ class Gateway:
                 headers={"Retry-After": RateLimiter.retry_after(wait)},
             )
         if not self.receipts.caught_up:
-            raise Problem(
-                503,
-                "starting",
-                "The gateway is starting",
-                "it is reading the receipts; try again shortly",
-                headers={"Retry-After": str(STARTING_RETRY_SECONDS)},
-            )
+            raise _starting("it is reading the receipts")
         return caller
 
     @web.middleware
@@ -291,6 +320,7 @@ class Gateway:
         async def ready(request: web.Request) -> web.Response:
             checks = {
                 "receipts": "ok" if self.receipts.caught_up else "reading",
+                "revocations": "ok" if self.states.caught_up else "reading",
                 "broker": "ok" if self.producer.client.cluster.brokers() else "unavailable",
             }
             ok = all(v == "ok" for v in checks.values())
@@ -330,6 +360,16 @@ def _events_answer(results: list[dict[str, Any]]) -> web.Response:
         document["results"] = results
     return web.Response(
         status=status, text=json.dumps(document, ensure_ascii=False), content_type=PROBLEM_JSON
+    )
+
+
+def _starting(doing: str) -> Problem:
+    return Problem(
+        503,
+        "starting",
+        "The gateway is starting",
+        f"{doing}; try again shortly",
+        headers={"Retry-After": str(STARTING_RETRY_SECONDS)},
     )
 
 
@@ -414,8 +454,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        if await gateway.receipts.wait_caught_up(600):
-            log.info("ready: every source's receipts read")
+        if await gateway.states.wait_caught_up(600) and await gateway.receipts.wait_caught_up(600):
+            log.info("ready: every source's revocations and receipts read")
         await stop.wait()
     finally:
         for runner in runners:  # stops taking requests, then lets those in flight finish

@@ -4,6 +4,7 @@ Maskinporten stand-in, the real secured broker and a worker writing the register
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import threading
 import time
@@ -19,6 +20,7 @@ from hub.broker import end_offsets
 from hub.localrun import LocalBroker
 from hub.schemas.codec import REGISTRATION
 from hub.schemas.contract import from_json
+from hub.sources import SourceState
 from tests.factories import event, synthetic_person
 from tests.gateway import SOURCE_A, SOURCE_B, GatewayUnderTest, gateway_harness, gateway_under_test
 from tests.harness import HubHarness, wait_until
@@ -33,9 +35,14 @@ def harness(kafka_broker: LocalBroker, sqlite_url: str, tmp_path: Path) -> Itera
 
 @pytest.fixture
 def gateway(harness: HubHarness, tmp_path: Path) -> Iterator[GatewayUnderTest]:
-    # Limits a test that posts as fast as it can does not reach (one test tries them).
+    # Limits a test that posts as fast as it can does not reach (one test tries them); few
+    # receipts kept in memory, so that reading from the start goes to the topic.
     with gateway_under_test(
-        harness.settings, tmp_path, gateway_rate_per_second=1000.0, gateway_rate_burst=1000
+        harness.settings,
+        tmp_path,
+        gateway_rate_per_second=1000.0,
+        gateway_rate_burst=1000,
+        gateway_receipts_kept=10,
     ) as under_test:
         yield under_test.start()
 
@@ -322,3 +329,36 @@ def test_a_source_over_its_rate_gets_429_with_retry_after_and_the_others_go_on(
         ]
         assert access and access[-1]["source"] == SOURCE_B and access[-1]["route"] == "/v1/receipts"
         assert {"request_id", "status", "duration_ms"} <= set(access[-1])
+
+
+def test_a_revoked_source_is_refused_by_the_running_gateway_and_let_in_again_when_restored(
+    harness: HubHarness, gateway: GatewayUnderTest
+) -> None:
+    token_a, token_b = gateway.token(SOURCE_A), gateway.token(SOURCE_B)
+    b_event = event(synthetic_person(), source=SOURCE_B, municipality="4601")
+    assert gateway.call("POST", "/v1/events", token=token_a, body=a_event()).status == 202
+
+    def publish(revoked: bool) -> None:
+        """What `hub sources revoke` and `restore` write: the state, keyed by the source, as the admin."""
+        state = SourceState(SOURCE_A, revoked, dt.datetime.now(dt.UTC), "imdi-support", "issue 29")
+        harness.publish_raw(harness.hub.names.source_states, state.as_bytes(), key=SOURCE_A.encode())
+
+    def post_a() -> int:
+        return gateway.call("POST", "/v1/events", token=token_a, body=a_event()).status
+
+    publish(True)
+    wait_until(lambda: post_a() == 403, timeout=15, what="the running gateway to refuse the revoked source")
+    refused = gateway.call("POST", "/v1/events", token=token_a, body=a_event())
+    assert refused.headers["Content-Type"].startswith("application/problem+json")
+    assert refused.body["type"] == "urn:nir:problem:source-revoked" and refused.body["status"] == 403
+    assert gateway.receipts(token_a).status == 403
+    assert gateway.call("POST", "/v1/events", token=token_b, body=b_event).status == 202
+
+    # A restarted gateway reads the revocation before it takes any request.
+    gateway.stop()
+    gateway.start()
+    assert post_a() == 403
+
+    publish(False)
+    wait_until(lambda: post_a() == 202, timeout=15, what="the restored source to be let in again")
+    assert gateway.receipts(token_a).status == 200
