@@ -75,6 +75,11 @@ TEXTS: dict[str, tuple[str, str]] = {
         "søk med et helt DUF-nummer (12 sifre) eller fødselsnummer/D-nummer (11 sifre)",
         "search by a whole DUF number (12 digits) or fødselsnummer/D-number (11 digits)",
     ),
+    "bad.identifier_in_url": (
+        "et fødselsnummer eller DUF-nummer hører ikke hjemme i en adresse: bruk søkefeltet for person",
+        "a national id or DUF number does not belong in an address: use the person search field",
+    ),
+    "search.button": ("Søk etter person", "Search for person"),
     "bad.choice": ("{name} har en verdi siden ikke tilbyr", "{name} has a value the page does not offer"),
     "bad.page": ("sidenummeret må være et helt tall fra 1", "the page number must be a whole number from 1"),
     "bad.settle": ("løs eller forkast", "resolve or discard"),

@@ -498,6 +498,7 @@ def _whole_identifier(value: str) -> tuple[str, ...]:
 PAGE_SIZE = 50
 # The query parameters that make up a filter (paging and sorting are not part of it).
 _FILTER_PARAMETERS = ("status", "code", "source", "municipality", "person", "from", "until")
+PERSON = "person"  # the filter that names a person: sent only in a POSTed form's body
 
 
 @dataclass(frozen=True)
@@ -630,56 +631,62 @@ class Tickets(SupportView):
         query = dict(_aiohttp_request(request).query)
 
         async def handle() -> Response:
-            where = _ticket_filter(query)
-
-            now = self.hub.clock()
-
-            order = _ordering(query)
-
-            def work(session: Session, user: User) -> dict[str, Any]:
-                if where.identifiers:
-                    desk.record_search(session, user, now)
-                total = desk.ticket_count(session, user, where, sources=self.sources)
-                page = min(order.page, max(1, -(-total // PAGE_SIZE)))
-                listed = desk.ticket_list(
-                    session,
-                    self.hub.catalog,
-                    user,
-                    where,
-                    PAGE_SIZE,
-                    offset=(page - 1) * PAGE_SIZE,
-                    sort=order.sort,
-                    descending=order.descending,
-                    sources=self.sources,
-                )
-                return {
-                    "user": user,
-                    "tickets": listed,
-                    "total": total,
-                    "page": page,
-                    "counts": desk.error_code_counts(session, user, where, sources=self.sources),
-                }
-
-            found = await self.as_user(request, work)
-            filters = {k: v for k, v in query.items() if k in _FILTER_PARAMETERS and v}
-            return self.page(
-                request,
-                "tickets.html",
-                query=query,
-                filters=filters,
-                order=order,
-                page_size=PAGE_SIZE,
-                sorts=list(SORT_COLUMNS),
-                link=lambda **change: urlencode(
-                    {**filters, "sort": order.sort, "dir": order.direction, **change}
-                ),
-                form_token=form_token(_cookie(request) or ""),
-                statuses=[s.value for s in TicketStatus],
-                without_code=urlencode({k: v for k, v in filters.items() if k != "code"}),
-                **found,
-            )
+            # A person is searched for by POST (`/tickets/search`): a number in a URL stays in
+            # the browser's history and in every proxy's log.
+            if query.get(PERSON):
+                raise _BadInput("bad.identifier_in_url")
+            return await self.ticket_list(request, query)
 
         return await self.guarded(request, handle)
+
+    async def ticket_list(self, request: Request, query: dict[str, str]) -> Response:
+        """The list of tickets `query` filters (with `person` only from a POSTed search)."""
+        where = _ticket_filter(query)
+        now = self.hub.clock()
+        order = _ordering(query)
+
+        def work(session: Session, user: User) -> dict[str, Any]:
+            if where.identifiers:
+                desk.record_search(session, user, now)
+            total = desk.ticket_count(session, user, where, sources=self.sources)
+            page = min(order.page, max(1, -(-total // PAGE_SIZE)))
+            listed = desk.ticket_list(
+                session,
+                self.hub.catalog,
+                user,
+                where,
+                PAGE_SIZE,
+                offset=(page - 1) * PAGE_SIZE,
+                sort=order.sort,
+                descending=order.descending,
+                sources=self.sources,
+            )
+            return {
+                "user": user,
+                "tickets": listed,
+                "total": total,
+                "page": page,
+                "counts": desk.error_code_counts(session, user, where, sources=self.sources),
+            }
+
+        found = await self.as_user(request, work)
+        filters = {k: v for k, v in query.items() if k in _FILTER_PARAMETERS and v}
+        # Links (paging, sorting, a code's count) are URLs: never with the person searched for.
+        linked = {k: v for k, v in filters.items() if k != PERSON}
+        return self.page(
+            request,
+            "tickets.html",
+            query=query,
+            filters=filters,
+            order=order,
+            page_size=PAGE_SIZE,
+            sorts=list(SORT_COLUMNS),
+            link=lambda **change: urlencode({**linked, "sort": order.sort, "dir": order.direction, **change}),
+            form_token=form_token(_cookie(request) or ""),
+            statuses=[s.value for s in TicketStatus],
+            without_code=urlencode({k: v for k, v in linked.items() if k != "code"}),
+            **found,
+        )
 
     async def post(self, request: Request) -> Response:
         """File a case about a person by hand."""
@@ -710,6 +717,22 @@ class Tickets(SupportView):
 
             ticket_id = await self.as_user(request, work)
             return self.redirect(f"/tickets/{ticket_id}", done="filed")
+
+        return await self.guarded(request, handle)
+
+
+@blueprint.route("/tickets/search", name="ticket_search")
+class TicketSearch(Tickets):
+    """The tickets about one person: the number comes in the form's body, never in a URL."""
+
+    async def get(self, request: Request) -> Response:
+        return self.redirect("/tickets")
+
+    async def post(self, request: Request) -> Response:
+        async def handle() -> Response:
+            data = await self.form(request)
+            query = {k: str(data.get(k, "")) for k in (*_FILTER_PARAMETERS, "sort", "dir") if data.get(k)}
+            return await self.ticket_list(request, query)
 
         return await self.guarded(request, handle)
 

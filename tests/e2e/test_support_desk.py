@@ -136,14 +136,20 @@ def test_the_list_pages_sorts_and_searches_with_dates_the_norwegian_way_and_iden
     assert "…" + desk.person.duf_number[-4:] in content
 
     tab.fill("#f-person", desk.person.national_id)  # a whole number finds the person's case
-    tab.click("#apply-filter")
+    tab.click("#search-person")
     [found] = listed(tab)
     assert found == desk.tickets()[0].id and desk.person.national_id not in " ".join(
         tab.locator("tr.ticket").all_inner_texts()
     )
+    # Sent in the form's body: the number is in no address, not the page's nor any link on it.
+    links = tab.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
+    assert desk.person.national_id not in tab.url + " ".join(links)
     tab.fill("#f-person", desk.person.duf_number[-6:])  # a part of one finds nobody's
-    tab.click("#apply-filter")
+    tab.click("#search-person")
     assert "12" in tab.text_content("#message") and listed(tab) == []
+    tab.goto(desk.base + "/support/tickets?person=" + desk.person.national_id)  # an old bookmark
+    expected_refusal = {"nb": "hører ikke hjemme i en adresse", "en": "does not belong in an address"}
+    assert expected_refusal[language] in tab.text_content("#message") and listed(tab) == []
     tab.goto(desk.base + "/support/tickets?from=2026-12-01")
     expected = {"nb": "datoer skrives DD.MM.ÅÅÅÅ", "en": "dates are written DD.MM.YYYY"}[language]
     assert expected in tab.text_content("#message")

@@ -354,6 +354,29 @@ def test_a_malformed_filter_date_is_answered_with_what_is_wrong_never_a_500(
     serve(web_hub(sqlite_url), work)
 
 
+def test_a_person_is_searched_for_by_post_and_a_number_in_an_address_is_refused(database_url: str) -> None:
+    """Issue 29, point 9: the number went into the URL (browser history, proxies' logs)."""
+    number = "17058742341"
+
+    async def work(client: Client) -> None:
+        await sign_in(client, "kari", PASSWORD)
+        in_url = await client.get("/support/tickets", params={"person": number})
+        text = await in_url.text()
+        assert in_url.status == 400 and "hører ikke hjemme i en adresse" in text and number not in text
+        page, token = await page_and_token(client, "/support/tickets")
+        assert 'method="post" action="/support/tickets/search"' in page
+        found = await client.post("/support/tickets/search", data={"person": number, "form_token": token})
+        text = await found.text()
+        assert found.status == 200 and str(found.url).endswith("/support/tickets/search")
+        assert f"person={number}" not in text  # no link carries it
+        forged = await client.post("/support/tickets/search", data={"person": number, "form_token": "0" * 64})
+        assert forged.status == 403
+
+    hub = web_hub(database_url)
+    serve(hub, work)
+    assert len(audited(hub, "search_person")) == 1
+
+
 def test_a_ticket_says_why_its_event_failed_in_the_users_language(database_url: str) -> None:
     hub = web_hub(database_url)
     with UnitOfWork(hub.session_factory) as uow:
