@@ -25,7 +25,8 @@
 #   deploy/kafka/kafka.sh fetch    only resolve the artifacts (used by CI to warm the cache)
 #   deploy/kafka/kafka.sh run      prepare as `start` does, then run in the foreground (containers)
 #   deploy/kafka/kafka.sh compose-secrets DIR   make the files docker-compose.yml hands out as
-#                                  secrets: each principal's password, the workers' certificate
+#                                  secrets: each principal's password, the mask key, the workers'
+#                                  certificate
 #
 # Environment (defaults in brackets):
 #   NIR_KAFKA_PORT        client port [9092]; the controller listens on port + 1
@@ -153,6 +154,9 @@ compose_secrets() {
   for principal in "${principals[@]}"; do
     [[ -s "$dir/$principal.password" ]] || (umask 077; openssl rand -hex 32 > "$dir/$principal.password")
   done
+  # The key every hub service masks identifiers with (NIR_MASK_KEY_FILE): one for the whole
+  # installation, so masks written by one service can be compared with another's.
+  [[ -s "$dir/nir-mask.key" ]] || (umask 077; head -c 32 /dev/urandom > "$dir/nir-mask.key")
   if [[ ! -s "$dir/worker.crt" ]]; then
     local ca="$dir/.web-ca"
     make_ca "$ca"
@@ -160,7 +164,7 @@ compose_secrets() {
     mv "$ca/worker.crt" "$ca/worker.key" "$dir/"
     mv "$ca/ca.pem" "$dir/web-ca.pem"; mv "$ca/ca.key" "$dir/web-ca.key"; rm -rf "$ca"
   fi
-  chmod 644 "$dir"/*.password "$dir/worker.key" "$dir/worker.crt" "$dir/web-ca.pem"
+  chmod 644 "$dir"/*.password "$dir/nir-mask.key" "$dir/worker.key" "$dir/worker.crt" "$dir/web-ca.pem"
   chmod 600 "$dir/web-ca.key"
   echo "$dir"
 }

@@ -81,7 +81,7 @@ def reach() -> dict[str, set[str]]:
 def test_every_secret_file_is_one_principals_password_or_the_workers_certificate() -> None:
     files = _secret_files()
     for name, file in files.items():
-        assert file in (f"{name}.password", "worker.crt", "worker.key"), (name, file)
+        assert file in (f"{name}.password", "worker.crt", "worker.key", "nir-mask.key"), (name, file)
     assert {f"{p}.password" for p in set().union(*EXPECTED_PASSWORDS.values())} <= set(files.values())
     # The CA that issued the workers' certificate stays on the host: no service is given its key.
     assert not [file for file in files.values() if file.startswith("web-ca")]
@@ -106,6 +106,25 @@ def test_each_service_reads_exactly_the_passwords_of_the_table() -> None:
     actual = {service: set(_passwords_of(service)) for service in SERVICES}
     expected = {service: EXPECTED_PASSWORDS.get(service, set()) for service in SERVICES}
     assert actual == expected
+
+
+# The development stand-ins (Maskinporten's, Folkeregisteret's) run the hub's image but are not
+# the hub: they hold no key of the installation, and mask with one of their own.
+STAND_INS = {"maskinporten-stand-in", "folkeregister-stand-in"}
+MASKING = [s for s in HUB_SERVICES if s not in STAND_INS]
+
+
+@pytest.mark.parametrize("service", MASKING)
+def test_each_hub_service_masks_with_the_installations_one_key_where_the_hub_looks_for_it(service: str) -> None:
+    """One key for all (a mask in one service's log is the same in another's), read from the path
+    NIR_MASK_KEY_FILE names; without it a service would make a key of its own in its container."""
+    mounted = {s["source"]: s["target"] for s in SERVICES[service].get("secrets", [])}
+    assert mounted.get("nir-mask-key") == settings_of(service).mask_key_file
+
+
+def test_only_hub_services_hold_the_mask_key() -> None:
+    holders = {service for service, things in reach().items() if "nir-mask-key" in things}
+    assert holders == set(MASKING)
 
 
 @pytest.mark.parametrize("service", [s for s in HUB_SERVICES if s in EXPECTED_PASSWORDS])
