@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +140,21 @@ def sources_grant(source_id: str) -> None:
         )
 
 
+# Who decided a revocation or a restoration, and why: recorded in the register.
+_reason = click.option("--reason", required=True, help="Why (recorded in the register with who and when).")
+_decided_by = click.option("--by", default=getpass.getuser, show_default="the OS user", help="Who decided it.")
+
+
+def _change_source(source_id: str, change: Callable[[Hub, Any], Coroutine[Any, Any, str]]) -> None:
+    """Revoke or restore a source (`hub.revocation`), and say what was done."""
+    hub = _migrated_hub()
+    source = _source(hub, source_id)
+    try:
+        click.echo(asyncio.run(change(hub, source)))
+    except ValueError as exc:  # no reason given, or not revoked
+        raise click.UsageError(str(exc)) from None
+
+
 @sources_group.command(
     name="revoke",
     help="Stop a source at once, as the admin principal: the worker rejects everything on its "
@@ -148,21 +163,19 @@ def sources_grant(source_id: str) -> None:
     "failure.",
 )
 @click.argument("source_id", metavar="ID")
-@click.option("--reason", required=True, help="Why (recorded in the register with who and when).")
-@click.option("--by", default=getpass.getuser, show_default="the OS user", help="Who decided it.")
+@_reason
+@_decided_by
 def sources_revoke(source_id: str, reason: str, by: str) -> None:
     from hub import revocation
 
-    hub = _migrated_hub()
-    source = _source(hub, source_id)
-    try:
-        state, removed = asyncio.run(revocation.revoke(hub, source, by=by, reason=reason))
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    click.echo(
-        f"revoked {source.id} since {iso_utc(state.since)}: "
-        f"{removed} ACL(s) of {source.kafka_principal} removed"
-    )
+    async def revoke(hub: Hub, source: Any) -> str:
+        state, removed = await revocation.revoke(hub, source, by=by, reason=reason)
+        return (
+            f"revoked {source.id} since {iso_utc(state.since)}: "
+            f"{removed} ACL(s) of {source.kafka_principal} removed"
+        )
+
+    _change_source(source_id, revoke)
 
 
 @sources_group.command(
@@ -171,18 +184,16 @@ def sources_revoke(source_id: str, reason: str, by: str) -> None:
     "granted again.",
 )
 @click.argument("source_id", metavar="ID")
-@click.option("--reason", required=True, help="Why (recorded in the register with who and when).")
-@click.option("--by", default=getpass.getuser, show_default="the OS user", help="Who decided it.")
+@_reason
+@_decided_by
 def sources_restore(source_id: str, reason: str, by: str) -> None:
     from hub import revocation
 
-    hub = _migrated_hub()
-    source = _source(hub, source_id)
-    try:
-        state = asyncio.run(revocation.restore(hub, source, by=by, reason=reason))
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    click.echo(f"restored {source.id} since {iso_utc(state.since)}")
+    async def restore(hub: Hub, source: Any) -> str:
+        state = await revocation.restore(hub, source, by=by, reason=reason)
+        return f"restored {source.id} since {iso_utc(state.since)}"
+
+    _change_source(source_id, restore)
 
 
 @click.group(name="schemas", help="The Avro contract, for fagsystem vendors.")

@@ -112,9 +112,12 @@ def test_a_revoked_source_gets_403_for_posts_and_receipts_until_a_later_state_re
                 # What does not parse, or names another source than its key, changes nothing.
                 with caplog.at_level(logging.WARNING, "hub.gateway.revocations"):
                     gateway.states.apply(SOURCE.encode(), b'{"source": "12345678901"', 1)
-                    gateway.states.apply(SOURCE.encode(), state("vestland-fagsystem", False).as_bytes(), 2)
+                    gateway.states.apply(SOURCE.encode(), state("vestland-fagsystem", True).as_bytes(), 2)
                 assert (await client.get("/v1/receipts", headers=mine)).status == 403
-                assert "12345678901" not in caplog.text and caplog.text.count("ignored") == 2
+                assert gateway.states.revoked("vestland-fagsystem") is None  # not its key: not applied
+                # Said, and without the number. (How many lines: the log's repeat filter, if an
+                # earlier test installed it, lets one of a kind through per interval.)
+                assert "12345678901" not in caplog.text and "ignored" in caplog.text
 
                 gateway.states.apply(SOURCE.encode(), state(SOURCE, False).as_bytes(), 3)
                 again = await client.post(
