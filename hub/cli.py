@@ -90,6 +90,55 @@ def topics_ensure() -> None:
 
 
 @click.group(
+    name="retention",
+    short_help="Delete or anonymise what is past its time.",
+    help="The retention policy (NIR_RETENTION_*_DAYS; README, Personal data).",
+)
+def retention_group() -> None:
+    pass
+
+
+@retention_group.command(
+    name="run",
+    help="Show per kind of data what is past its time (a dry run, which changes nothing); with "
+    "--apply, delete or anonymise it, one transaction per batch. Safe to run from cron on several "
+    "machines at once: no row is taken, or counted, twice.",
+)
+@click.option("--apply", "apply", is_flag=True, help="Delete and anonymise; without it, only count.")
+def retention_run(apply: bool) -> None:
+    from hub import logs
+    from hub.register.retention import policy, run
+    from hub.topics import TopicNames
+
+    hub = _migrated_hub()
+    settings = hub.settings
+    if apply:
+        logs.for_service(settings.log_repeat_seconds)  # the counts, to stderr, for cron's log
+    outcomes = run(
+        hub.unit_of_work, policy(settings), hub.clock(), apply=apply, batch_size=settings.retention_batch_size
+    )
+    click.echo("retention: " + ("applied" if apply else "dry run, nothing changed (--apply to change)"))
+    for outcome in outcomes:
+        click.echo(f"  {outcome.line(apply)}")
+    click.echo(
+        "  the register's facts (persons, identifiers, registrations, addresses): kept indefinitely "
+        "(NIR_RETENTION_REGISTER_DAYS=0; the NIR regulation's period is unconfirmed)"
+    )
+    names = TopicNames(settings.topic_prefix)
+    for topic, setting, days in (
+        (names.dead_letters, "NIR_RETENTION_DEAD_LETTER_DAYS", settings.retention_dead_letter_days),
+        (
+            names.registrations("<source>"),
+            "NIR_RETENTION_REGISTRATIONS_DAYS",
+            settings.retention_registrations_days,
+        ),
+        (names.receipts("<source>"), "NIR_RETENTION_RECEIPTS_DAYS", settings.retention_receipts_days),
+    ):
+        kept = f"{days} days" if days else "indefinitely"
+        click.echo(f"  topic {topic}: the broker keeps {kept} ({setting}; set by `hub topics ensure`)")
+
+
+@click.group(
     name="sources",
     short_help="The fagsystems: list, grant, revoke, restore.",
     help="The source registry's fagsystems, and their access to the broker.",
@@ -1159,7 +1208,7 @@ cli = SectionedGroup(
     "hub",
     {
         "Run": [worker, gateway, demo],
-        "Register": [db_group, person_group],
+        "Register": [db_group, person_group, retention_group],
         "Sources": [sources_group, schemas_group, publish, receipts, rules_group],
         "Cases": [cases_group, users_group],
         "Reports": [report],

@@ -242,6 +242,59 @@ class Settings:
         "an open case ticket older than this many days is overdue: the NirTicketOverdue alert "
         "fires (the workers export the limit as nir_ticket_overdue_after_seconds)",
     )
+    # Retention (`hub retention run`, `hub topics ensure`): days, 0 for kept indefinitely. README,
+    # "Personal data: where it lives and for how long", gives each default's reason.
+    retention_closed_ticket_days: int = _setting(
+        "NIR_RETENTION_CLOSED_TICKET_DAYS",
+        730,
+        "a resolved or discarded case ticket, with its stored event bytes, edits and outcomes, is "
+        "deleted this many days after it was closed (anonymised instead while a merge record "
+        "names it); open and replayed tickets are never deleted",
+    )
+    retention_audit_days: int = _setting(
+        "NIR_RETENTION_AUDIT_DAYS",
+        1826,
+        "audit-log entries are deleted this many days after they were written",
+    )
+    retention_signin_attempt_days: int = _setting(
+        "NIR_RETENTION_SIGNIN_ATTEMPT_DAYS",
+        7,
+        "failed sign-in attempts (username tried, client address) are deleted this many days after "
+        "(sign-in itself forgets them once they no longer count; this is for when nobody signs in)",
+    )
+    retention_session_days: int = _setting(
+        "NIR_RETENTION_SESSION_DAYS", 1, "signed-in sessions are deleted this many days after they expired"
+    )
+    retention_register_days: int = _setting(
+        "NIR_RETENTION_REGISTER_DAYS",
+        0,
+        "the register's own facts (persons, identifiers, registrations, addresses): 0, kept "
+        "indefinitely, is the only value accepted, because the NIR regulation's retention period "
+        "is unconfirmed (DOMAIN.md)",
+    )
+    retention_dead_letter_days: int = _setting(
+        "NIR_RETENTION_DEAD_LETTER_DAYS",
+        30,
+        "retention.ms of the dead-letter topic, set by `hub topics ensure` (each dead letter is "
+        "also kept in its case ticket)",
+    )
+    retention_registrations_days: int = _setting(
+        "NIR_RETENTION_REGISTRATIONS_DAYS",
+        0,
+        "retention.ms of each source's registrations topic, set by `hub topics ensure`: 0 is "
+        "infinite (-1), because the register can be rebuilt from these topics",
+    )
+    retention_receipts_days: int = _setting(
+        "NIR_RETENTION_RECEIPTS_DAYS",
+        30,
+        "retention.ms of each source's receipts topic, set by `hub topics ensure`: how long a "
+        "fagsystem (or a gateway cursor) can still read a receipt",
+    )
+    retention_batch_size: int = _setting(
+        "NIR_RETENTION_BATCH_SIZE",
+        500,
+        "rows `hub retention run --apply` deletes or anonymises per transaction",
+    )
     data_dir: str = _setting("NIR_DATA_DIR", "var/faust", "Faust's local data directory")
     retry_initial_seconds: float = _setting(
         "NIR_RETRY_INITIAL_SECONDS", 0.5, "first backoff after a transient failure"
@@ -491,6 +544,7 @@ class Settings:
             "gateway_pending_max",
             "gateway_receipts_kept",
             "fetch_min_bytes",
+            "retention_batch_size",
         ):
             if getattr(self, name) < 1:
                 variable = next(f.metadata["env"] for f in fields(self) if f.name == name)
@@ -502,6 +556,15 @@ class Settings:
         if self.lag_exporter_interval_seconds <= 0 or self.ticket_overdue_days <= 0:
             raise ConfigurationError(
                 "NIR_LAG_EXPORTER_INTERVAL_SECONDS and NIR_TICKET_OVERDUE_DAYS must be more than 0"
+            )
+        retention = [f for f in fields(self) if f.name.startswith("retention_") and f.name.endswith("_days")]
+        for f in retention:
+            if getattr(self, f.name) < 0:
+                raise ConfigurationError(f"{f.metadata['env']} must be 0 (kept indefinitely) or more days")
+        if self.retention_register_days != 0:
+            raise ConfigurationError(
+                "NIR_RETENTION_REGISTER_DAYS must be 0 (kept indefinitely): the NIR regulation's "
+                "retention period for the register's facts is unconfirmed, and the hub deletes none"
             )
         if not 0 < self.fetch_wait_seconds <= 1:
             raise ConfigurationError("NIR_FETCH_WAIT_SECONDS must be more than 0 and at most 1")

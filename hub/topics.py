@@ -29,6 +29,14 @@ DEAD_LETTER_PARTITIONS = 3
 # A registration's timestamp is when the broker appended it, whatever time its producer gave:
 # the deadlines count to when the hub received an event, not to the fagsystem's clock.
 RECEIVED_BY_BROKER = (("message.timestamp.type", "LogAppendTime"),)
+_DAY_MS = 24 * 60 * 60 * 1000
+
+
+def retention_ms(days: int) -> tuple[tuple[str, str], ...]:
+    """A topic's `retention.ms` from a retention policy's days (NIR_RETENTION_*_DAYS): 0 is
+    infinite (-1). Always explicit: the broker's default (a week, unless the operator changed
+    it) would otherwise decide silently how long personal data stays on a topic."""
+    return (("retention.ms", str(days * _DAY_MS if days else -1)),)
 
 
 @dataclass(frozen=True)
@@ -98,12 +106,22 @@ def required_topics(settings: Settings, registry: SourceRegistry) -> list[TopicS
     names = TopicNames(settings.topic_prefix)
     specs = [
         *folkeregister_topics(settings),
-        TopicSpec(names.dead_letters, DEAD_LETTER_PARTITIONS),
+        TopicSpec(
+            names.dead_letters, DEAD_LETTER_PARTITIONS, retention_ms(settings.retention_dead_letter_days)
+        ),
         TopicSpec(names.source_states, 1, (("cleanup.policy", "compact"),)),
     ]
     for source in registry:
         specs.append(
-            TopicSpec(names.registrations(source.id), settings.registration_partitions, RECEIVED_BY_BROKER)
+            TopicSpec(
+                names.registrations(source.id),
+                settings.registration_partitions,
+                RECEIVED_BY_BROKER + retention_ms(settings.retention_registrations_days),
+            )
         )
-        specs.append(TopicSpec(names.receipts(source.id), RECEIPT_PARTITIONS))
+        specs.append(
+            TopicSpec(
+                names.receipts(source.id), RECEIPT_PARTITIONS, retention_ms(settings.retention_receipts_days)
+            )
+        )
     return specs

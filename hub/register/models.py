@@ -296,6 +296,9 @@ class CaseTicket(Base):
     approved_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     approved_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     approved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # When retention took the personal data out of this closed ticket instead of deleting it (a
+    # merge record names it): see `hub.register.retention`.
+    anonymised_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 OUTCOME_FAILED, OUTCOME_ACCEPTED = "failed", "accepted"  # a TicketOutcome's kinds
