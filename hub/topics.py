@@ -12,6 +12,11 @@ Layout (with the default prefix `nir`):
 
 A source's principal may write only its own registrations topic and read only its own receipts
 topic (the ACLs `hub.principals` makes), so the topic an event arrives on proves its source.
+
+The dead-letter, registrations and receipts topics carry `retention.ms` from the retention policy
+(NIR_RETENTION_DEAD_LETTER_DAYS, _REGISTRATIONS_DAYS, _RECEIPTS_DAYS; `hub.register.retention`
+has the register's side): registrations are kept forever by default, because the register can be
+rebuilt from them.
 """
 
 from __future__ import annotations
