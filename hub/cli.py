@@ -875,6 +875,20 @@ def users_set_password(username: str, password_stdin: bool, user: str) -> None:
     click.echo(f"password of {username} set; their sessions have ended")
 
 
+@users_group.command(
+    name="reset-second-factor",
+    help="Forget a user's second factor (lost phone): they enrol a new one at their next sign-in; "
+    "ends their sessions.",
+)
+@click.argument("username")
+@_USER
+def users_reset_second_factor(username: str, user: str) -> None:
+    from hub.support.access import reset_second_factor
+
+    _administer(lambda session, now: reset_second_factor(session, username, user, now))
+    click.echo(f"second factor of {username} reset; they enrol a new one at their next sign-in")
+
+
 @click.group(name="rules", help="The validation rule catalogue.")
 def rules_group() -> None:
     pass

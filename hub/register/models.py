@@ -350,6 +350,11 @@ class User(Base):
     last_sign_in_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # The support page's language (`hub.support.i18n`); None is the default, Norwegian.
     language: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    # The second factor (`hub.support.second_factor`): the TOTP secret, sealed; when it was
+    # enrolled; and the last time step whose code was used (a code is accepted once).
+    totp_secret: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    totp_enrolled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class SignInAttempt(Base):
@@ -374,6 +379,32 @@ class UserSession(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PendingSignIn(Base):
+    """A sign-in whose password was right and whose second factor is still to come: it opens
+    nothing but the second factor's page, lives minutes, and is bound to the browser by a cookie
+    holding its token (only the hash is stored). `enrol_secret` (sealed) is the TOTP secret
+    offered to a user who has none yet, until they confirm it with a code."""
+
+    __tablename__ = "pending_sign_ins"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    enrol_secret: Mapped[str | None] = mapped_column(String(256), nullable=True)
+
+
+class RecoveryCode(Base):
+    """A single-use recovery code of a user's second factor, by its SHA-256 only."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class AuditEntry(Base):

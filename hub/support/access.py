@@ -29,17 +29,28 @@ import hmac
 import secrets
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, and_, delete, func, select
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.config import Settings
 from hub.domain.calendar import as_utc
 from hub.errors import HubError
-from hub.register.models import AuditEntry, SignInAttempt, User, UserSession
+from hub.register.models import (
+    AuditEntry,
+    PendingSignIn,
+    RecoveryCode,
+    SignInAttempt,
+    User,
+    UserSession,
+)
 from hub.register.unit_of_work import UnitOfWork
+from hub.support import second_factor
+from hub.support.second_factor import Sealer
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 SESSION_LIFETIME = dt.timedelta(hours=8)
+# Time enough to open the authenticator app, or to scan a QR code and type the first code.
+PENDING_LIFETIME = dt.timedelta(minutes=10)
 PASSWORD_MIN_LENGTH = 12
 
 
@@ -181,15 +192,19 @@ class Refusal(enum.Enum):
     WRONG_PASSWORD = "wrong_password"
     DISABLED = "disabled"
     LOCKED = "locked"
+    WRONG_CODE = "wrong_code"
+    PENDING_ENDED = "pending_ended"  # the pending sign-in expired, or was never made
 
 
 @dataclasses.dataclass(frozen=True)
 class SignIn:
-    """A new session's token, or why there is none and how long to wait before saying so."""
+    """A pending sign-in's token (the password was right), or why there is none and how long to
+    wait before saying so."""
 
-    token: str | None
+    token: str | None  # a pending sign-in's (`PendingSignIn`): the second factor is still to come
     refusal: Refusal | None = None
     delay: float = 0.0
+    must_enrol: bool = False  # the user has no second factor yet: it is enrolled first
 
 
 def sign_in(
@@ -199,17 +214,20 @@ def sign_in(
     now: dt.datetime,
     *,
     client_address: str,
+    sealer: Sealer,
     throttle: Throttle | None = None,
 ) -> SignIn:
-    """Check a sign-in in two transactions. The attempt is first kept as a failure and
-    committed, so concurrent guesses on every worker count against each other before any
-    password is checked; the second decides, audits, and forgets the attempt if it succeeded."""
+    """Check a sign-in's password in two transactions. The attempt is first kept as a failure
+    and committed, so concurrent guesses on every worker count against each other before any
+    password is checked; the second decides, audits, and forgets the attempt if it succeeded.
+    A right password makes a pending sign-in (`SignIn.token`), never a session: the second
+    factor (`give_second_factor`) makes that."""
     throttle = throttle or Throttle()
     with UnitOfWork(session_factory) as uow:
         attempt_id = begin_sign_in(uow.session, username, client_address, now, throttle)
         uow.commit()
     with UnitOfWork(session_factory) as uow:
-        outcome = finish_sign_in(uow.session, attempt_id, password, now, throttle)
+        outcome = finish_sign_in(uow.session, attempt_id, password, now, throttle, sealer)
         uow.commit()
     return outcome
 
@@ -227,7 +245,7 @@ def begin_sign_in(
 
 
 def finish_sign_in(
-    session: Session, attempt_id: int, password: str, now: dt.datetime, throttle: Throttle
+    session: Session, attempt_id: int, password: str, now: dt.datetime, throttle: Throttle, sealer: Sealer
 ) -> SignIn:
     attempt = session.get_one(SignInAttempt, attempt_id)
     username, address = attempt.username, attempt.client_address
@@ -243,20 +261,20 @@ def finish_sign_in(
         return _refused(session, attempt, Refusal.WRONG_PASSWORD, now, throttle)
     if user.disabled:
         return _refused(session, attempt, Refusal.DISABLED, now, throttle)
-    # The failures from this address before this success no longer count against the user (the
-    # address's own do; so do others' from elsewhere, or a success would wipe a flood's trace).
-    session.execute(
-        delete(SignInAttempt).where(
-            SignInAttempt.username == username, SignInAttempt.client_address == address
-        )
-    )
+    # The password alone opens no session: a pending sign-in, for the second factor. This
+    # attempt is no failure; the earlier ones stay until the second factor is given too, or
+    # knowing the password would wipe the count of wrong codes.
+    session.delete(attempt)
+    session.execute(delete(PendingSignIn).where(PendingSignIn.expires_at < now))
     token = secrets.token_urlsafe(32)
-    session.add(
-        UserSession(token_hash=_token_hash(token), user_id=user.id, expires_at=now + SESSION_LIFETIME)
-    )
-    user.last_sign_in_at = now
-    audit(session, username, "sign_in", now, detail=f"from {address}")
-    return SignIn(token)
+    must_enrol = user.totp_secret is None
+    pending = PendingSignIn(token_hash=_token_hash(token), user_id=user.id, expires_at=now + PENDING_LIFETIME)
+    session.add(pending)
+    session.flush()
+    if must_enrol:
+        pending.enrol_secret = sealer.seal(second_factor.new_secret(), user.id)
+    audit(session, username, "password_accepted", now, detail=f"from {address}")
+    return SignIn(token, must_enrol=must_enrol)
 
 
 def _pair(attempt: SignInAttempt) -> ColumnElement[bool]:
@@ -304,6 +322,187 @@ def _refused(
 
 def _count(session: Session, where: ColumnElement[bool], since: dt.datetime) -> int:
     return session.scalar(select(func.count()).where(where, SignInAttempt.at > since)) or 0
+
+
+# The second factor: a pending sign-in (the password was right) is completed by a TOTP code, or
+# an unused recovery code; a user without a second factor enrols one first.
+
+
+@dataclasses.dataclass(frozen=True)
+class Pending:
+    """A pending sign-in, for its page: whose, and the secret to enrol if they have none yet."""
+
+    username: str
+    enrol_secret: str | None
+
+
+def pending_sign_in(session: Session, token: str, now: dt.datetime, sealer: Sealer) -> Pending | None:
+    """The pending sign-in `token` opens, if it has not expired."""
+    found = _pending(session, token, now)
+    if found is None:
+        return None
+    user = session.get_one(User, found.user_id)
+    secret = sealer.open(found.enrol_secret, user.id) if found.enrol_secret else None
+    return Pending(user.username, secret)
+
+
+def _pending(session: Session, token: str, now: dt.datetime) -> PendingSignIn | None:
+    found = session.scalar(select(PendingSignIn).where(PendingSignIn.token_hash == _token_hash(token)))
+    return found if found is not None and as_utc(found.expires_at) > now else None
+
+
+@dataclasses.dataclass(frozen=True)
+class SecondFactor:
+    """A new session's token, and the recovery codes to show once if the second factor was just
+    enrolled; or why there is none and how long to wait before saying so."""
+
+    token: str | None
+    refusal: Refusal | None = None
+    delay: float = 0.0
+    recovery_codes: tuple[str, ...] = ()
+
+
+def give_second_factor(
+    session_factory: sessionmaker[Session],
+    pending_token: str,
+    code: str,
+    now: dt.datetime,
+    *,
+    client_address: str,
+    sealer: Sealer,
+    throttle: Throttle | None = None,
+) -> SecondFactor:
+    """Complete a pending sign-in with a code, counted like a password: the attempt is kept as
+    a failure and committed first, so a wrong code counts against the same lockout as a wrong
+    password, on every worker at once."""
+    throttle = throttle or Throttle()
+    with UnitOfWork(session_factory) as uow:
+        pending = _pending(uow.session, pending_token, now)
+        if pending is None:
+            return SecondFactor(None, Refusal.PENDING_ENDED)
+        username = uow.session.get_one(User, pending.user_id).username
+        attempt_id = begin_sign_in(uow.session, username, client_address, now, throttle)
+        uow.commit()
+    with UnitOfWork(session_factory) as uow:
+        outcome = _finish_second_factor(uow.session, attempt_id, pending_token, code, now, throttle, sealer)
+        uow.commit()
+    return outcome
+
+
+def _finish_second_factor(
+    session: Session,
+    attempt_id: int,
+    pending_token: str,
+    code: str,
+    now: dt.datetime,
+    throttle: Throttle,
+    sealer: Sealer,
+) -> SecondFactor:
+    attempt = session.get_one(SignInAttempt, attempt_id)
+    pending = _pending(session, pending_token, now)
+    if pending is None:  # used by a concurrent request meanwhile
+        session.delete(attempt)
+        return SecondFactor(None, Refusal.PENDING_ENDED)
+    if _locked(session, attempt, now, throttle):
+        session.delete(attempt)
+        return _code_refused(session, attempt, Refusal.LOCKED, now, throttle)
+    user = session.get_one(User, pending.user_id)
+    if user.disabled:
+        return _code_refused(session, attempt, Refusal.DISABLED, now, throttle)
+    recovery_codes: tuple[str, ...] = ()
+    how = ""
+    if pending.enrol_secret is not None:
+        secret = sealer.open(pending.enrol_secret, user.id)
+        step = second_factor.matching_step(secret, code, now, None) if secret else None
+        if step is None or user.totp_secret is not None:
+            return _code_refused(session, attempt, Refusal.WRONG_CODE, now, throttle)
+        user.totp_secret, user.totp_enrolled_at, user.totp_last_step = pending.enrol_secret, now, step
+        recovery_codes = _new_recovery_codes(session, user)
+        how = ", second factor enrolled"
+        audit(session, user.username, "second_factor_enrolled", now)
+    elif _accept_code(session, user, code, now, sealer):
+        pass
+    elif _use_recovery_code(session, user, code, now):
+        how = ", with a recovery code"
+    else:
+        return _code_refused(session, attempt, Refusal.WRONG_CODE, now, throttle)
+    # The failures from this address no longer count against the user (the address's own do;
+    # so do others' from elsewhere, or a success would wipe a flood's trace).
+    session.execute(
+        delete(SignInAttempt).where(
+            SignInAttempt.username == user.username, SignInAttempt.client_address == attempt.client_address
+        )
+    )
+    session.delete(pending)
+    token = open_session(session, user, now, detail=f"from {attempt.client_address}{how}")
+    return SecondFactor(token, recovery_codes=recovery_codes)
+
+
+def _accept_code(session: Session, user: User, code: str, now: dt.datetime, sealer: Sealer) -> bool:
+    """Whether `code` is the user's current TOTP code, not used before. The last step used is
+    moved on in one conditional update, so of two requests with one code only one succeeds."""
+    secret = sealer.open(user.totp_secret, user.id) if user.totp_secret else None
+    if secret is None:
+        return False
+    step = second_factor.matching_step(secret, code, now, user.totp_last_step)
+    if step is None:
+        return False
+    moved = session.execute(
+        update(User)
+        .where(User.id == user.id, or_(User.totp_last_step.is_(None), User.totp_last_step < step))
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(user)
+    return bool(getattr(moved, "rowcount", 0) == 1)
+
+
+def _use_recovery_code(session: Session, user: User, code: str, now: dt.datetime) -> bool:
+    digest = second_factor.recovery_code_hash(code)
+    if digest is None:
+        return False
+    used = session.execute(
+        update(RecoveryCode)
+        .where(
+            RecoveryCode.user_id == user.id,
+            RecoveryCode.code_hash == digest,
+            RecoveryCode.used_at.is_(None),
+        )
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(used, "rowcount", 0) == 1)
+
+
+def _new_recovery_codes(session: Session, user: User) -> tuple[str, ...]:
+    """New recovery codes for `user`, replacing any they had; the codes themselves are shown
+    once and never stored."""
+    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    codes = second_factor.new_recovery_codes()
+    for code in codes:
+        digest = second_factor.recovery_code_hash(code)
+        assert digest is not None
+        session.add(RecoveryCode(user_id=user.id, code_hash=digest))
+    session.flush()
+    return tuple(codes)
+
+
+def _code_refused(
+    session: Session, attempt: SignInAttempt, refusal: Refusal, now: dt.datetime, throttle: Throttle
+) -> SecondFactor:
+    refused = _refused(session, attempt, refusal, now, throttle)
+    return SecondFactor(None, refused.refusal, refused.delay)
+
+
+def open_session(session: Session, user: User, now: dt.datetime, *, detail: str) -> str:
+    """A new session for `user`, audited as a sign-in; its token (only the hash is kept)."""
+    token = secrets.token_urlsafe(32)
+    session.add(
+        UserSession(token_hash=_token_hash(token), user_id=user.id, expires_at=now + SESSION_LIFETIME)
+    )
+    user.last_sign_in_at = now
+    audit(session, user.username, "sign_in", now, detail=detail)
+    return token
 
 
 def user_for_token(session: Session, token: str, now: dt.datetime) -> User:
@@ -415,6 +614,17 @@ def set_password(session: Session, username: str, password: str, actor: str, now
     audit(session, actor, "set_password", now, detail=f"user {username}")
 
 
+def reset_second_factor(session: Session, username: str, actor: str, now: dt.datetime) -> None:
+    """The user's second factor and recovery codes are forgotten, and their sessions and
+    pending sign-ins end: at their next sign-in they enrol a new one."""
+    user = _existing_user(session, username)
+    user.totp_secret = user.totp_enrolled_at = user.totp_last_step = None
+    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    session.execute(delete(PendingSignIn).where(PendingSignIn.user_id == user.id))
+    _end_sessions(session, user)
+    audit(session, actor, "reset_second_factor", now, detail=f"user {username}")
+
+
 def _existing_user(session: Session, username: str) -> User:
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
@@ -424,4 +634,5 @@ def _existing_user(session: Session, username: str) -> User:
 
 def _end_sessions(session: Session, user: User) -> None:
     session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+    session.execute(delete(PendingSignIn).where(PendingSignIn.user_id == user.id))
     session.flush()

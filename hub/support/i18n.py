@@ -38,6 +38,36 @@ TEXTS: dict[str, tuple[str, str]] = {
     "sign_in.signed_out": ("logget ut", "signed out"),
     "sign_in.expired": ("økten er utløpt; logg inn igjen", "the session has expired; sign in again"),
     "sign_in.disabled": ("brukeren er deaktivert", "the user is disabled"),
+    "sign_in.pending_ended": (
+        "innloggingen ble ikke fullført i tide; logg inn igjen",
+        "the sign-in was not completed in time; sign in again",
+    ),
+    "second_factor.title": ("Engangskode", "One-time code"),
+    "second_factor.ask": (
+        "Skriv inn koden fra autentiseringsappen, eller en av gjenopprettingskodene dine.",
+        "Enter the code from your authenticator app, or one of your recovery codes.",
+    ),
+    "second_factor.enrol": (
+        "Kontoen din trenger en andre faktor. Skann QR-koden med en autentiseringsapp "
+        "(for eksempel Microsoft Authenticator eller Google Authenticator), og skriv inn koden appen viser.",
+        "Your account needs a second factor. Scan the QR code with an authenticator app "
+        "(for example Microsoft Authenticator or Google Authenticator), and enter the code it shows.",
+    ),
+    "second_factor.manual": ("Eller skriv inn denne nøkkelen i appen:", "Or enter this key in the app:"),
+    "second_factor.code": ("Kode", "Code"),
+    "second_factor.button": ("Bekreft", "Confirm"),
+    "second_factor.wrong": (
+        "feil eller allerede brukt kode; vent på neste kode og prøv igjen",
+        "wrong or already used code; wait for the next code and try again",
+    ),
+    "recovery.title": ("Gjenopprettingskoder", "Recovery codes"),
+    "recovery.explain": (
+        "Skriv ut eller lagre disse kodene et trygt sted nå: de vises bare denne ene gangen. Hver kode kan "
+        "brukes én gang i stedet for appens kode, hvis du mister telefonen.",
+        "Print or store these codes somewhere safe now: they are shown this once only. Each code can be "
+        "used once instead of the app's code, if you lose your phone.",
+    ),
+    "recovery.continue": ("Fortsett", "Continue"),
     # Answers that are not a page of their own
     "refused.title": ("Avvist", "Refused"),
     "refused.foreign_form": (

@@ -25,6 +25,7 @@ import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlencode
 
@@ -32,9 +33,10 @@ import faust
 from aiohttp import web as aiohttp_web
 from faust.web import Request, Response, View
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 from sqlalchemy.orm import Session
 
-from hub.bootstrap import Hub
+from hub.bootstrap import Hub, read_mask_key
 from hub.domain.calendar import (
     OSLO,
     norwegian_date,
@@ -48,8 +50,9 @@ from hub.errors import HubError, safe_traceback
 from hub.register.models import User
 from hub.register.unit_of_work import UnitOfWork, in_transaction
 from hub.schemas.contract import ContractError
-from hub.support import desk
+from hub.support import desk, second_factor
 from hub.support.access import (
+    PENDING_LIFETIME,
     SESSION_LIFETIME,
     AccessDenied,
     NoSuchTicket,
@@ -57,6 +60,8 @@ from hub.support.access import (
     SessionEnded,
     Throttle,
     form_token,
+    give_second_factor,
+    pending_sign_in,
     sign_in,
     sign_out,
     user_for_token,
@@ -71,11 +76,13 @@ from hub.support.i18n import (
 )
 from hub.support.replay import OUT_OF_SCOPE, ReplayStep, replay_tickets
 from hub.support.scope import OutOfScope, Scope, Sources
+from hub.support.second_factor import Sealer
 from hub.support.tickets import ACTIVE, SORT_COLUMNS, TicketFilter, TicketStatus
 
 log = logging.getLogger(__name__)
 COOKIE = "nir_support_session"
 SIGN_IN_FORM_COOKIE = "nir_support_sign_in"  # before sign-in, the anti-forgery value's source
+PENDING_COOKIE = "nir_support_pending"  # a sign-in whose second factor is still to come
 USERNAME_LIMIT = 128  # the users table's column
 DESCRIPTION_LIMIT = 4000  # the case tickets' column
 PREFIX = "/support"
@@ -122,6 +129,7 @@ SIGN_IN_REASONS = {
     "signed_out": "sign_in.signed_out",
     "expired": "sign_in.expired",
     "disabled": "sign_in.disabled",
+    "pending_ended": "sign_in.pending_ended",
 }
 LANGUAGE = aiohttp_web.RequestKey("language", str)  # the language a request is answered in
 
@@ -143,6 +151,7 @@ class SupportView(View):
     hub: ClassVar[Hub]  # set by `register_support_page`
     secure_cookie: ClassVar[bool] = False
     throttle: ClassVar[Throttle] = Throttle()
+    sealer: ClassVar[Sealer]  # seals the second factor's secrets; set by `register_support_page`
 
     def page(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
         """A page in the request's language (the user's; before sign-in, the one asked for)."""
@@ -592,6 +601,7 @@ class Login(SupportView):
             password,
             now,
             client_address=address,
+            sealer=self.sealer,
             throttle=self.throttle,
         )
         if outcome.token is None:
@@ -605,9 +615,94 @@ class Login(SupportView):
                 error="sign_in.locked" if locked else "sign_in.wrong",
                 username=username,
             )
-        response = self.redirect(next_path)
-        self.set_cookie(response, COOKIE, outcome.token, int(SESSION_LIFETIME.total_seconds()))
+        # The password alone opens nothing: on to the second factor, in this browser only.
+        response = self.redirect("/login/second-factor", next=next_path, lang=language)
+        self.set_cookie(response, PENDING_COOKIE, outcome.token, int(PENDING_LIFETIME.total_seconds()))
         _aiohttp(response).del_cookie(SIGN_IN_FORM_COOKIE, path=PREFIX)
+        return response
+
+
+@blueprint.route("/login/second-factor", name="second_factor")
+class SecondFactorStep(SupportView):
+    """The second step of a local account's sign-in: a code from the authenticator app (or a
+    recovery code); for a user without a second factor, its enrolment by QR code first. Only a
+    browser holding the pending sign-in's cookie gets here, within `PENDING_LIFETIME`."""
+
+    async def get(self, request: Request) -> Response:
+        query = _aiohttp_request(request).query
+        return await self.guarded(
+            request,
+            lambda: self.code_page(request, language_of(query.get("lang")), _safe_next(query.get("next"))),
+        )
+
+    async def post(self, request: Request) -> Response:
+        return await self.guarded(request, lambda: self.give_code(request))
+
+    async def code_page(
+        self, request: Request, language: str, next_path: str, status: int = 200, error: str | None = None
+    ) -> Response:
+        _aiohttp_request(request)[LANGUAGE] = language
+        token = _cookie(request, PENDING_COOKIE) or ""
+        now = self.hub.clock()
+        pending = await in_transaction(
+            self.hub.unit_of_work, lambda uow: pending_sign_in(uow.session, token, now, self.sealer)
+        )
+        if pending is None:
+            return self.redirect("/login", next=next_path, reason="pending_ended", lang=language)
+        context: dict[str, Any] = {}
+        if pending.enrol_secret is not None:
+            uri = second_factor.provisioning_uri(pending.enrol_secret, pending.username)
+            context = {
+                "qr_svg": Markup(second_factor.qr_svg(uri)),
+                "secret": second_factor.grouped(pending.enrol_secret),
+            }
+        return self.page(
+            request,
+            "second_factor.html",
+            status=status,
+            form_token=form_token(token),
+            next=next_path,
+            enrolling=pending.enrol_secret is not None,
+            error=error,
+            **context,
+        )
+
+    async def give_code(self, request: Request) -> Response:
+        data = await self.form(request, PENDING_COOKIE)  # a foreign form is refused by `guarded`
+        next_path = _safe_next(data.get("next", ""))
+        language = language_of(data.get("lang"))
+        code = data.get("code", "")
+        if not is_plain(code, 64):
+            code = ""
+        outcome = await asyncio.to_thread(
+            give_second_factor,
+            self.hub.session_factory,
+            _cookie(request, PENDING_COOKIE) or "",
+            code,
+            self.hub.clock(),
+            client_address=_aiohttp_request(request).remote or "unknown",
+            sealer=self.sealer,
+            throttle=self.throttle,
+        )
+        if outcome.token is None:
+            await asyncio.sleep(outcome.delay)
+            if outcome.refusal in (Refusal.PENDING_ENDED, Refusal.DISABLED):
+                return self.redirect("/login", next=next_path, reason="pending_ended", lang=language)
+            locked = outcome.refusal is Refusal.LOCKED
+            return await self.code_page(
+                request,
+                language,
+                next_path,
+                status=429 if locked else 401,
+                error="sign_in.locked" if locked else "second_factor.wrong",
+            )
+        if outcome.recovery_codes:
+            _aiohttp_request(request)[LANGUAGE] = language
+            response = self.page(request, "recovery_codes.html", codes=outcome.recovery_codes, next=next_path)
+        else:
+            response = self.redirect(next_path)
+        self.set_cookie(response, COOKIE, outcome.token, int(SESSION_LIFETIME.total_seconds()))
+        _aiohttp(response).del_cookie(PENDING_COOKIE, path=PREFIX)
         return response
 
 
@@ -1100,4 +1195,5 @@ def register_support_page(app: faust.App, hub: Hub) -> None:
     SupportView.hub = hub
     SupportView.secure_cookie = hub.settings.served_over_tls
     SupportView.throttle = Throttle.from_settings(hub.settings)
+    SupportView.sealer = Sealer(read_mask_key(Path(hub.settings.mask_key_file)))
     blueprint.register(app, url_prefix=PREFIX)

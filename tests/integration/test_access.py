@@ -23,6 +23,7 @@ from hub.support.access import (
 from hub.support.scope import Scope, Sources
 from hub.support.tickets import TicketStatus, file_manual_case, settle
 from hub.topics import TopicNames
+from tests.second_factor import SEALER, signed_in
 
 NOW = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)
 
@@ -40,14 +41,14 @@ def test_a_session_works_until_it_expires_and_a_wrong_password_says_nothing_more
     with sessions() as s:
         create_user(s, "kari", "a long enough secret", Role.IMDI_SUPPORT, None, NOW)
         s.commit()
-    token = sign_in(sessions, "kari", "a long enough secret", NOW, client_address="127.0.0.1").token
+    token = signed_in(sessions, "kari", "a long enough secret", NOW)
     assert token is not None
     with sessions() as s:
         assert user_for_token(s, token, NOW + dt.timedelta(hours=1)).username == "kari"
         with pytest.raises(AccessDenied, match="expired"):
             user_for_token(s, token, NOW + SESSION_LIFETIME)
     for username, password in (("kari", "wrong password!!"), ("nobody", "a long enough secret")):
-        refused = sign_in(sessions, username, password, NOW, client_address="127.0.0.1")
+        refused = sign_in(sessions, username, password, NOW, client_address="127.0.0.1", sealer=SEALER)
         assert refused.token is None and refused.refusal is not None
     with sessions() as s:
         stored = s.scalar(select(User.password_hash))

@@ -13,10 +13,11 @@ from hub.register.models import AuditEntry
 from hub.schemas.codec import catalog
 from hub.sources import SourceRegistry
 from hub.support import desk
-from hub.support.access import AccessDenied, Role, create_user, sign_in, sign_out, user_for_token
+from hub.support.access import AccessDenied, Role, create_user, sign_out, user_for_token
 from hub.support.scope import Sources
 from hub.support.tickets import TicketError, TicketFilter, TicketStatus, file_manual_case
 from hub.topics import TopicNames
+from tests.second_factor import signed_in
 
 NOW = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)
 SOURCES = Sources(SourceRegistry.load(Settings().sources_file), TopicNames(Settings().topic_prefix))
@@ -99,7 +100,7 @@ def test_signing_out_ends_the_session_at_once(database_url: str) -> None:
     with sessions() as s:
         create_user(s, "kari", SECRET, Role.IMDI_SUPPORT, None, NOW)
         s.commit()
-    token = sign_in(sessions, "kari", SECRET, NOW, client_address="127.0.0.1").token
+    token = signed_in(sessions, "kari", SECRET, NOW)
     assert token is not None
     with sessions() as s:
         assert user_for_token(s, token, NOW).username == "kari"

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import faust
+import pyotp
 import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
@@ -86,7 +87,41 @@ async def sign_in(
     assert found is not None
     form = {"username": username, "password": password, "next": "/tickets"}
     form["form_token"] = found.group(1) if token is None else token
-    return await client.post("/support/login", data=form, allow_redirects=False)
+    answer = await client.post("/support/login", data=form, allow_redirects=False)
+    if answer.status == 303 and answer.headers["Location"].startswith(SECOND_FACTOR):
+        return await give_code(client, username, answer.headers["Location"])
+    return answer
+
+
+SECOND_FACTOR = "/support/login/second-factor"
+# The authenticator apps of the tests' users: the secret each enrolled with, by hub and username,
+# and the last time step whose code was given (a code is accepted once).
+APPS: dict[tuple[int, str], str] = {}
+LAST_STEPS: dict[tuple[int, str], int] = {}
+
+
+async def give_code(client: Client, username: str, location: str = SECOND_FACTOR) -> ClientResponse:
+    """Complete a sign-in's second factor as its user would: enrol with the secret the page shows
+    (its QR code's), or give the app's current code, waiting for the next one (on the test's
+    clock) if this one was used already. The answer: the recovery codes' page after enrolling,
+    else the redirect to where the sign-in was going."""
+    hub = support_web.SupportView.hub
+    key = (id(hub), username)
+    page = await (await client.get(location)).text()
+    shown = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', page)
+    if shown is not None:
+        APPS[key] = shown.group(1).replace(" ", "")
+    app = pyotp.TOTP(APPS[key])
+    if app.timecode(hub.clock()) <= LAST_STEPS.get(key, -1):
+        hub.clock.now += dt.timedelta(seconds=app.interval)  # type: ignore[attr-defined]
+    LAST_STEPS[key] = app.timecode(hub.clock())
+    token = re.search(r'name="form_token" value="([0-9a-f]+)"', page)
+    assert token is not None
+    return await client.post(
+        SECOND_FACTOR,
+        data={"form_token": token.group(1), "code": app.at(hub.clock()), "next": "/tickets"},
+        allow_redirects=False,
+    )
 
 
 def audited(hub: Hub, action: str) -> list[str | None]:
@@ -105,8 +140,8 @@ def test_the_right_password_after_five_wrong_ones_is_refused_for_the_lockout(dat
         assert locked.status == 429 and LOCKED_OUT in await locked.text()
         assert "nir_support_session" not in locked.cookies
         hub.clock.now += dt.timedelta(minutes=16)  # type: ignore[attr-defined]
-        signed_in = await sign_in(client, "kari", PASSWORD)
-        assert signed_in.status == 303 and signed_in.headers["Location"] == "/support/tickets"
+        signed_in = await sign_in(client, "kari", PASSWORD)  # and enrolled the second factor
+        assert signed_in.status == 200 and 'href="/support/tickets"' in await signed_in.text()
         assert (await client.get("/support/tickets")).status == 200
 
     serve(hub, work)
@@ -119,7 +154,7 @@ def test_a_disabled_user_cannot_sign_in_and_is_told_no_more_than_for_a_wrong_pas
     hub = web_hub(database_url)
 
     async def work(client: Client) -> None:
-        assert (await sign_in(client, "kari", PASSWORD)).status == 303
+        await sign_in(client, "kari", PASSWORD)
         assert (await client.get("/support/tickets", allow_redirects=False)).status == 200
         with UnitOfWork(hub.session_factory) as uow:
             disable_user(uow.session, "kari", "admin", hub.clock())
@@ -273,7 +308,7 @@ def served_in_a_thread(web_app: web.Application) -> Iterator[str]:
         loop.close()
 
 
-def test_in_a_browser_the_page_s_style_passes_the_content_security_policy_and_sign_in_works(
+def test_in_a_browser_the_page_s_style_passes_the_content_security_policy_and_sign_in_with_a_second_factor_works(
     sqlite_url: str,
 ) -> None:
     playwright_api = pytest.importorskip("playwright.sync_api")
@@ -283,7 +318,8 @@ def test_in_a_browser_the_page_s_style_passes_the_content_security_policy_and_si
             pytest.fail(message)
         pytest.skip(message)
     app = faust.App(f"test-web-{uuid.uuid4().hex[:8]}", **FAUST_APP_OPTIONS)
-    serve_web(app, web_hub(sqlite_url))
+    hub = web_hub(sqlite_url)
+    serve_web(app, hub)
     app.web.init_server()
     with served_in_a_thread(app.web.web_app) as base, playwright_api.sync_playwright() as p:  # type: ignore[attr-defined]
         browser = p.chromium.launch(
@@ -296,6 +332,25 @@ def test_in_a_browser_the_page_s_style_passes_the_content_security_policy_and_si
         tab.fill("#username", "kari")
         tab.fill("#password", PASSWORD)
         tab.click("#sign-in")
+        # First sign-in: enrolment, by the QR code (inline SVG) or the key shown beside it.
+        assert tab.url.startswith(base + SECOND_FACTOR) and tab.locator("#qr svg").count() == 1
+        app = pyotp.TOTP(tab.inner_text("#totp-secret").replace(" ", ""))
+        tab.fill("#code", app.at(hub.clock()))
+        tab.click("#confirm")
+        codes = tab.locator("#recovery-codes li").all_inner_texts()
+        assert len(codes) == 10 and len(set(codes)) == 10
+        tab.click("#continue")
+        assert tab.url == base + "/support/tickets"
+        tab.click("text=" + translate("nb", "sign_out"))
+        # Next sign-in: the app's code, the next one (this one was used).
+        hub.clock.now += dt.timedelta(seconds=30)  # type: ignore[attr-defined]
+        tab.goto(base + "/support/tickets")
+        tab.fill("#username", "kari")
+        tab.fill("#password", PASSWORD)
+        tab.click("#sign-in")
+        assert tab.locator("#qr").count() == 0
+        tab.fill("#code", app.at(hub.clock()))
+        tab.click("#confirm")
         assert tab.url == base + "/support/tickets"
         header = tab.evaluate("getComputedStyle(document.querySelector('header')).backgroundColor")
         assert header == "rgb(0, 36, 78)"  # base.html's style sheet was applied

@@ -12,6 +12,7 @@ from hub.register.unit_of_work import UnitOfWork
 from hub.support.access import Refusal, Role, Throttle, create_user, sign_in
 from tests.conftest import pipeline_hub
 from tests.harness import hub_command
+from tests.second_factor import SEALER, signed_in
 
 PASSWORD = "correct horse battery"
 NEW_PASSWORD = "a brand new secret"
@@ -25,8 +26,10 @@ def test_an_administrator_lists_disables_enables_and_sets_passwords(database_url
         create_user(uow.session, "ola", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "0301", now)
         uow.commit()
     for _ in range(Throttle().user_limit):
-        sign_in(hub.session_factory, "ola", "wrong password!!", now, client_address="192.0.2.1")
-    assert sign_in(hub.session_factory, "kari", PASSWORD, now, client_address="192.0.2.2").token
+        sign_in(
+            hub.session_factory, "ola", "wrong password!!", now, client_address="192.0.2.1", sealer=SEALER
+        )
+    assert signed_in(hub.session_factory, "kari", PASSWORD, now, client_address="192.0.2.2")
 
     def hub_users(*args: str, stdin: str | None = None) -> str:
         result = hub_command(hub.settings, "users", *args, "--user", "admin", stdin=stdin)
@@ -45,17 +48,19 @@ def test_an_administrator_lists_disables_enables_and_sets_passwords(database_url
 
     hub_users("disable", "kari")
     assert (
-        sign_in(hub.session_factory, "kari", PASSWORD, now, client_address="192.0.2.2").refusal
+        sign_in(hub.session_factory, "kari", PASSWORD, now, client_address="192.0.2.2", sealer=SEALER).refusal
         is Refusal.DISABLED
     )
     listed_after = hub_command(hub.settings, "users", "list").stdout
     assert "kari                     imdi_support             -            yes" in listed_after
 
     hub_users("enable", "ola")  # lifts the lockout too
-    assert sign_in(hub.session_factory, "ola", PASSWORD, now, client_address="192.0.2.1").token
+    assert sign_in(hub.session_factory, "ola", PASSWORD, now, client_address="192.0.2.1", sealer=SEALER).token
 
     hub_users("set-password", "ola", "--password-stdin", stdin=NEW_PASSWORD + "\n")
-    assert sign_in(hub.session_factory, "ola", NEW_PASSWORD, now, client_address="192.0.2.1").token
+    assert sign_in(
+        hub.session_factory, "ola", NEW_PASSWORD, now, client_address="192.0.2.1", sealer=SEALER
+    ).token
 
     for password, message in (("too short", "12 characters"), ("OLA", "12 characters")):
         refused = hub_command(
@@ -99,5 +104,10 @@ def test_the_password_is_asked_for_twice_and_must_not_be_the_username(database_u
     )
     assert asked.returncode == 0, asked.stderr
     assert sign_in(
-        hub.session_factory, "kari.nordmann", NEW_PASSWORD, dt.datetime.now(dt.UTC), client_address="x"
+        hub.session_factory,
+        "kari.nordmann",
+        NEW_PASSWORD,
+        dt.datetime.now(dt.UTC),
+        client_address="x",
+        sealer=SEALER,
     ).token
