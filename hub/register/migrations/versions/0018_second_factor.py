@@ -2,16 +2,16 @@
 enrolled and the last time step used; sign-ins waiting for their second factor
 (`pending_sign_ins`); and single-use recovery codes, by their hash (`recovery_codes`).
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-08
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0017"
-down_revision = "0016"
+revision = "0018"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
