@@ -347,6 +347,15 @@ class User(Base):
     last_sign_in_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # The support page's language (`hub.support.i18n`); None is the default, Norwegian.
     language: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    # The person behind the user at an identity provider (`hub.support.oidc`): its issuer and the
+    # claim that names them (ID-porten's pid, else sub). Set by `hub users link`; None for a user
+    # who signs in with a password only.
+    external_issuer: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    external_subject: Mapped[str | None] = mapped_column(String(256), nullable=True)
+
+    __table_args__ = (
+        Index("ux_users_external_identity", "external_issuer", "external_subject", unique=True),
+    )
 
 
 class SignInAttempt(Base):
@@ -371,6 +380,23 @@ class UserSession(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OidcSignIn(Base):
+    """A sign-in begun at the identity provider and not yet come back: what its answer must match
+    (`hub.support.oidc`). Found by the hash of the browser's cookie, used once, and forgotten after
+    a few minutes."""
+
+    __tablename__ = "oidc_sign_ins"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    browser_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    state: Mapped[str] = mapped_column(String(64))
+    nonce: Mapped[str] = mapped_column(String(64))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    next_path: Mapped[str] = mapped_column(String(2000))
+    language: Mapped[str] = mapped_column(String(2))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class AuditEntry(Base):
