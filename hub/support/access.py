@@ -425,3 +425,14 @@ def _existing_user(session: Session, username: str) -> User:
 def _end_sessions(session: Session, user: User) -> None:
     session.execute(delete(UserSession).where(UserSession.user_id == user.id))
     session.flush()
+
+
+def open_session(session: Session, user: User, now: dt.datetime, *, how: str) -> str:
+    """A new session for a user whose identity has been proven `how` (audited); its token."""
+    token = secrets.token_urlsafe(32)
+    session.add(
+        UserSession(token_hash=_token_hash(token), user_id=user.id, expires_at=now + SESSION_LIFETIME)
+    )
+    user.last_sign_in_at = now
+    audit(session, user.username, "sign_in", now, detail=how)
+    return token
