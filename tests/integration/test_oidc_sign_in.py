@@ -382,3 +382,41 @@ def test_in_chromium_a_person_picks_themselves_at_the_stand_in_and_lands_on_the_
             assert translate("nb", "oidc.refused.unknown_person") in tab.inner_text("#error")
             browser.close()
     assert sign_in_failures(hub) == ["- oidc unknown_person from 127.0.0.1"]
+
+
+def test_with_private_key_jwt_the_client_proves_itself_by_its_key_and_a_wrong_key_is_refused(
+    tmp_path: Path,
+) -> None:
+    from hub.maskinporten import write_private_key
+    from hub.register.database import make_engine
+    from hub.register.migrate import upgrade
+
+    write_private_key(tmp_path / "client.pem", OTHER_KEY)
+    write_private_key(tmp_path / "wrong.pem", STAND_IN_KEY)
+    provider = IdportenStandIn(
+        STAND_IN_KEY, {CLIENT_ID: StandInClient(CLIENT_ID, public_key=OTHER_KEY.public_key())}
+    )
+
+    async def work(client: Client) -> int:
+        return (await sign_in_through(client)).status
+
+    outcomes = []
+    with serving(provider) as issuer:
+        for key_file in ("client.pem", "wrong.pem"):
+            url = f"sqlite:///{tmp_path}/{key_file}.sqlite3"
+            engine = make_engine(url)
+            upgrade(engine)
+            engine.dispose()
+            hub = web_hub(
+                url,
+                oidc_issuer=issuer,
+                oidc_client_id=CLIENT_ID,
+                oidc_private_key_file=str(tmp_path / key_file),
+                oidc_key_id="the-client-key",
+            )
+            with UnitOfWork(hub.session_factory) as uow:
+                link_user(uow.session, "kari", issuer, KARI.pid, "admin", hub.clock())
+                uow.commit()
+            outcomes.append(serve(hub, work))
+    assert outcomes == [200, 401]  # the second: the code is not exchanged (`code`)
+    assert provider.refused == {"invalid_client": 1}
