@@ -889,6 +889,35 @@ def users_reset_second_factor(username: str, user: str) -> None:
     click.echo(f"second factor of {username} reset; they enrol a new one at their next sign-in")
 
 
+@users_group.command(
+    name="link",
+    help="Let a user sign in through an identity provider (OpenID Connect) as the person it names: "
+    "the issuer (NIR_OIDC_ISSUER) and the person's pid (ID-porten) or sub. Give --subject - to read "
+    "it from stdin, so a fødselsnummer stays out of the shell's history.",
+)
+@click.argument("username")
+@click.option("--issuer", required=True, help="The identity provider's issuer URL, exactly as in its tokens.")
+@click.option("--subject", required=True, help="The person's pid (ID-porten) or sub; - reads it from stdin.")
+@_USER
+def users_link(username: str, issuer: str, subject: str, user: str) -> None:
+    from hub.support.oidc import link_user
+
+    if subject == "-":
+        subject = sys.stdin.readline().strip()
+    _administer(lambda session, now: link_user(session, username, issuer, subject, user, now))
+    click.echo(f"user {username} linked to a person at {issuer}")
+
+
+@users_group.command(name="unlink", help="Stop a user from signing in through an identity provider.")
+@click.argument("username")
+@_USER
+def users_unlink(username: str, user: str) -> None:
+    from hub.support.oidc import unlink_user
+
+    _administer(lambda session, now: unlink_user(session, username, user, now))
+    click.echo(f"user {username} unlinked from their identity provider")
+
+
 @click.group(name="rules", help="The validation rule catalogue.")
 def rules_group() -> None:
     pass
@@ -1017,6 +1046,103 @@ def folkeregister_stand_in(host: str, port: int, token: str | None) -> None:
 )
 def maskinporten_group() -> None:
     pass
+
+
+@click.group(
+    name="idporten",
+    short_help="A local stand-in of ID-porten for the support page's sign-in.",
+    help="A local stand-in of ID-porten (OpenID Connect) for the support page's sign-in.",
+)
+def idporten_group() -> None:
+    pass
+
+
+@idporten_group.command(
+    name="stand-in",
+    help="Serve a local stand-in of ID-porten: discovery, JWKS, authorize (pick a test person) and token. "
+    "The hub's settings to use it are printed.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=6081, show_default=True)
+@click.option("--client-id", default="nir-support", show_default=True)
+@click.option(
+    "--client-secret-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The client's secret (client_secret_basic); without it and --client-key, a new one is made in "
+    "--keys-dir.",
+)
+@click.option(
+    "--client-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The client's public key (PEM) for private_key_jwt.",
+)
+@click.option(
+    "--persons",
+    "persons_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Test persons (TOML [[persons]] pid, name; synthetic numbers only)  [default: three built in]",
+)
+@click.option(
+    "--keys-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("var/idporten"),
+    show_default=True,
+    help="Where the stand-in keeps its signing key (made on first start, then reused).",
+)
+@click.option("--issuer", help="The issuer URL  [default: http://HOST:PORT/]")
+def idporten_stand_in(
+    host: str,
+    port: int,
+    client_id: str,
+    client_secret_file: Path | None,
+    client_key: Path | None,
+    persons_file: Path | None,
+    keys_dir: Path,
+    issuer: str | None,
+) -> None:
+    import secrets
+    import time
+
+    from hub.connectors.idporten_standin import (
+        BUILT_IN_PERSONS,
+        IdportenStandIn,
+        StandInClient,
+        load_persons,
+        serving,
+    )
+    from hub.connectors.maskinporten_standin import signing_key
+    from hub.maskinporten import read_public_key
+
+    if client_key is not None:
+        client = StandInClient(
+            client_id, public_key=read_public_key(client_key.read_bytes(), str(client_key))
+        )
+        secret_note = f"NIR_OIDC_PRIVATE_KEY_FILE=<the private key of {client_key}>"
+    else:
+        if client_secret_file is None:
+            keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            client_secret_file = keys_dir / "client-secret"
+            if not client_secret_file.exists():
+                client_secret_file.write_text(secrets.token_urlsafe(32))
+                client_secret_file.chmod(0o600)
+        client = StandInClient(client_id, secret=client_secret_file.read_text().strip())
+        secret_note = f"NIR_OIDC_CLIENT_SECRET_FILE={client_secret_file}"
+    stand_in = IdportenStandIn(
+        signing_key(keys_dir),
+        {client_id: client},
+        persons=load_persons(persons_file) if persons_file is not None else BUILT_IN_PERSONS,
+        issuer=issuer or f"http://{host}:{port}/",
+    )
+    with serving(stand_in, host, port) as served_issuer:
+        click.echo(f"ID-porten stand-in: issuer {served_issuer} (key {stand_in.kid})")
+        click.echo(
+            f"the hub's settings: NIR_OIDC_ISSUER={served_issuer} NIR_OIDC_CLIENT_ID={client_id} {secret_note}"
+        )
+        click.echo("test persons (link one to a user: hub users link USERNAME --issuer ISSUER --subject -):")
+        for person in stand_in.persons:
+            click.echo(f"  {person.name}")
+        while True:
+            time.sleep(3600)
 
 
 @maskinporten_group.command(name="stand-in", help="Serve a local stand-in of Maskinporten's token endpoint.")
@@ -1230,6 +1356,7 @@ cli = SectionedGroup(
             topics_group,
             folkeregister_group,
             maskinporten_group,
+            idporten_group,
             lag_exporter,
             show_settings,
             faust_group,

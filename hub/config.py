@@ -216,6 +216,48 @@ class Settings:
     signin_delay_max_seconds: float = _setting(
         "NIR_SIGNIN_DELAY_MAX_SECONDS", 8.0, "the longest wait before answering a failed sign-in"
     )
+    oidc_issuer: str = _setting(
+        "NIR_OIDC_ISSUER",
+        "",
+        "the identity provider support staff sign in with (OpenID Connect), its issuer URL (ID-porten "
+        "test: https://test.idporten.no; Entra ID: https://login.microsoftonline.com/TENANT/v2.0); "
+        "empty: no such sign-in",
+    )
+    oidc_client_id: str = _setting("NIR_OIDC_CLIENT_ID", "", "the hub's client id at the identity provider")
+    oidc_client_secret_file: str = _setting(
+        "NIR_OIDC_CLIENT_SECRET_FILE",
+        "",
+        "a file holding the client secret (client_secret_basic); empty: NIR_OIDC_PRIVATE_KEY_FILE",
+    )
+    oidc_private_key_file: str = _setting(
+        "NIR_OIDC_PRIVATE_KEY_FILE",
+        "",
+        "the client's RSA private key (PEM, 0600) for private_key_jwt, as ID-porten asks",
+    )
+    oidc_key_id: str = _setting(
+        "NIR_OIDC_KEY_ID", "", "the kid of NIR_OIDC_PRIVATE_KEY_FILE's key as registered with the provider"
+    )
+    oidc_scopes: str = _setting("NIR_OIDC_SCOPES", "openid profile", "the scopes asked for, space-separated")
+    oidc_acr_values: str = _setting(
+        "NIR_OIDC_ACR_VALUES",
+        "idporten-loa-high",
+        "the assurance levels (acr) the hub accepts, space-separated; the first is asked for; "
+        "empty: any (for a provider that sends no acr)",
+    )
+    oidc_subject_claim: str = _setting(
+        "NIR_OIDC_SUBJECT_CLAIM",
+        "pid",
+        "the ID token's claim that identifies the person: pid for ID-porten, sub (or oid) for Entra ID",
+    )
+    oidc_redirect_url: str = _setting(
+        "NIR_OIDC_REDIRECT_URL",
+        "",
+        "the callback address registered with the provider; empty: the support page's own address "
+        "as the browser reached it, + /support/login/oidc/callback",
+    )
+    oidc_provider_name: str = _setting(
+        "NIR_OIDC_PROVIDER_NAME", "ID-porten", "the provider's name on the sign-in page's button"
+    )
     metrics_host: str = _setting(
         "NIR_METRICS_HOST",
         "127.0.0.1",

@@ -355,6 +355,15 @@ class User(Base):
     totp_secret: Mapped[str | None] = mapped_column(String(256), nullable=True)
     totp_enrolled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The person behind the user at an identity provider (`hub.support.oidc`): its issuer and the
+    # claim that names them (ID-porten's pid, else sub). Set by `hub users link`; None for a user
+    # who signs in with a password only.
+    external_issuer: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    external_subject: Mapped[str | None] = mapped_column(String(256), nullable=True)
+
+    __table_args__ = (
+        Index("ux_users_external_identity", "external_issuer", "external_subject", unique=True),
+    )
 
 
 class SignInAttempt(Base):
@@ -405,6 +414,21 @@ class RecoveryCode(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     code_hash: Mapped[str] = mapped_column(String(64))
     used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+class OidcSignIn(Base):
+    """A sign-in begun at the identity provider and not yet come back: what its answer must match
+    (`hub.support.oidc`). Found by the hash of the browser's cookie, used once, and forgotten after
+    a few minutes."""
+
+    __tablename__ = "oidc_sign_ins"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    browser_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    state: Mapped[str] = mapped_column(String(64))
+    nonce: Mapped[str] = mapped_column(String(64))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    next_path: Mapped[str] = mapped_column(String(2000))
+    language: Mapped[str] = mapped_column(String(2))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class AuditEntry(Base):

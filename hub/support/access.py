@@ -636,3 +636,4 @@ def _end_sessions(session: Session, user: User) -> None:
     session.execute(delete(UserSession).where(UserSession.user_id == user.id))
     session.execute(delete(PendingSignIn).where(PendingSignIn.user_id == user.id))
     session.flush()
+

@@ -68,6 +68,69 @@ TEXTS: dict[str, tuple[str, str]] = {
         "used once instead of the app's code, if you lose your phone.",
     ),
     "recovery.continue": ("Fortsett", "Continue"),
+    # Sign-in through an identity provider (hub.support.oidc); one message per refusal.
+    "oidc.button": ("Logg inn med {provider}", "Sign in with {provider}"),
+    "oidc.off": (
+        "Innlogging via identitetsleverandør er ikke satt opp her.",
+        "Sign-in through an identity provider is not set up here.",
+    ),
+    "oidc.signed_in": ("Logget inn", "Signed in"),
+    "oidc.continue": ("Fortsett", "Continue"),
+    "oidc.refused.no_sign_in": (
+        "Innloggingen ble ikke startet i denne nettleseren, eller den tok for lang tid. Start på nytt.",
+        "The sign-in was not started in this browser, or it took too long. Start again.",
+    ),
+    "oidc.refused.state": (
+        "Svaret fra identitetsleverandøren hører ikke til innloggingen du startet. Start på nytt.",
+        "The identity provider's answer does not belong to the sign-in you started. Start again.",
+    ),
+    "oidc.refused.provider_error": (
+        "Identitetsleverandøren fullførte ikke innloggingen (avbrutt eller avvist).",
+        "The identity provider did not complete the sign-in (cancelled or refused).",
+    ),
+    "oidc.refused.code": (
+        "Innloggingen kunne ikke fullføres: koden fra identitetsleverandøren ble ikke godtatt. Start på nytt.",
+        "The sign-in could not be completed: the identity provider's code was not accepted. Start again.",
+    ),
+    "oidc.refused.signature": (
+        "Identitetsbeviset er ikke signert av identitetsleverandøren. Innloggingen er avvist.",
+        "The identity token is not signed by the identity provider. Sign-in refused.",
+    ),
+    "oidc.refused.issuer": (
+        "Identitetsbeviset er utstedt av en annen enn identitetsleverandøren vi bruker. Innloggingen er avvist.",
+        "The identity token was issued by someone other than our identity provider. Sign-in refused.",
+    ),
+    "oidc.refused.audience": (
+        "Identitetsbeviset er utstedt til en annen tjeneste. Innloggingen er avvist.",
+        "The identity token was issued to another service. Sign-in refused.",
+    ),
+    "oidc.refused.expired": (
+        "Identitetsbeviset er utløpt. Start innloggingen på nytt.",
+        "The identity token has expired. Start the sign-in again.",
+    ),
+    "oidc.refused.nonce": (
+        "Identitetsbeviset hører ikke til innloggingen du startet. Innloggingen er avvist.",
+        "The identity token does not belong to the sign-in you started. Sign-in refused.",
+    ),
+    "oidc.refused.acr": (
+        "Innloggingen har for lavt sikkerhetsnivå. Logg inn med et høyere nivå (for eksempel BankID).",
+        "The sign-in's assurance level is too low. Sign in with a higher level (BankID, for example).",
+    ),
+    "oidc.refused.token": (
+        "Identitetsbeviset fra identitetsleverandøren er ugyldig. Innloggingen er avvist.",
+        "The identity provider's identity token is not valid. Sign-in refused.",
+    ),
+    "oidc.refused.unknown_person": (
+        "Du har ingen bruker i NIR-huben. Be IMDi eller kommunens administrator om å opprette og "
+        "koble en bruker til deg.",
+        "You have no user in the NIR hub. Ask IMDi or your municipality's administrator to create a "
+        "user and link it to you.",
+    ),
+    "oidc.refused.disabled": ("Brukeren din er deaktivert.", "Your user is disabled."),
+    "oidc.refused.unavailable": (
+        "Identitetsleverandøren svarer ikke nå. Prøv igjen om litt, eller logg inn med passord.",
+        "The identity provider is not answering now. Try again shortly, or sign in with a password.",
+    ),
     # Answers that are not a page of their own
     "refused.title": ("Avvist", "Refused"),
     "refused.foreign_form": (

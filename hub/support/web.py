@@ -26,7 +26,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 from urllib.parse import urlencode
 
 import faust
@@ -45,12 +45,12 @@ from hub.domain.calendar import (
     parse_norwegian_day,
 )
 from hub.domain.identifiers import InvalidIdentifier, check_duf_number, is_ascii_digits
-from hub.domain.redaction import is_plain
+from hub.domain.redaction import clean, is_plain
 from hub.errors import HubError, safe_traceback
 from hub.register.models import User
 from hub.register.unit_of_work import UnitOfWork, in_transaction
 from hub.schemas.contract import ContractError
-from hub.support import desk, second_factor
+from hub.support import desk, oidc, second_factor
 from hub.support.access import (
     PENDING_LIFETIME,
     SESSION_LIFETIME,
@@ -59,8 +59,10 @@ from hub.support.access import (
     Refusal,
     SessionEnded,
     Throttle,
+    audit,
     form_token,
     give_second_factor,
+    open_session,
     pending_sign_in,
     sign_in,
     sign_out,
@@ -152,6 +154,7 @@ class SupportView(View):
     secure_cookie: ClassVar[bool] = False
     throttle: ClassVar[Throttle] = Throttle()
     sealer: ClassVar[Sealer]  # seals the second factor's secrets; set by `register_support_page`
+    oidc: ClassVar[oidc.Provider | None] = None  # sign-in through an identity provider, if configured
 
     def page(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
         """A page in the request's language (the user's; before sign-in, the one asked for)."""
@@ -578,7 +581,14 @@ class Login(SupportView):
         anti-forgery value of this browser's sign-in cookie (a new one if it has none)."""
         _aiohttp_request(request)[LANGUAGE] = language_of(language)
         seed = _cookie(request, SIGN_IN_FORM_COOKIE) or secrets.token_urlsafe(32)
-        response = self.page(request, "login.html", status=status, form_token=form_token(seed), **context)
+        response = self.page(
+            request,
+            "login.html",
+            status=status,
+            form_token=form_token(seed),
+            oidc_provider=self.oidc.config.name if self.oidc is not None else None,
+            **context,
+        )
         self.set_cookie(response, SIGN_IN_FORM_COOKIE, seed, int(SESSION_LIFETIME.total_seconds()))
         return response
 
@@ -718,6 +728,161 @@ class Logout(SupportView):
             return response
 
         return await self.guarded(request, handle)
+
+
+OIDC_COOKIE = "nir_support_oidc"  # binds a sign-in at the identity provider to this browser
+OIDC_PATH = "/login/oidc"
+# How each refusal of an identity provider's answer is answered (`hub.support.oidc`).
+_OIDC_STATUS = {
+    oidc.Refusal.NO_SIGN_IN: 400,
+    oidc.Refusal.STATE: 400,
+    oidc.Refusal.PROVIDER_ERROR: 401,
+    oidc.Refusal.UNKNOWN_PERSON: 403,
+    oidc.Refusal.DISABLED: 403,
+    oidc.Refusal.UNAVAILABLE: 503,
+}
+
+
+class OidcView(SupportView):
+    """What the two halves of a sign-in through the identity provider share."""
+
+    def provider(self) -> oidc.Provider:
+        if self.oidc is None:
+            raise _OidcOff()
+        return self.oidc
+
+    def redirect_url(self, request: Request) -> str:
+        """Where the provider sends the browser back: as registered there, else this server's
+        own address as the browser reached it (the same at both ends of one sign-in)."""
+        assert self.oidc is not None
+        if self.oidc.config.redirect_url:
+            return self.oidc.config.redirect_url
+        url = _aiohttp_request(request).url
+        return f"{url.scheme}://{url.raw_authority}{PREFIX}{OIDC_PATH}/callback"
+
+    async def refused(self, request: Request, exc: oidc.Refused, language: str, next_path: str) -> Response:
+        """The sign-in page again, saying why in the user's language; the refusal is audited
+        (never with the person's number: only the kind of refusal and the client's address)."""
+        address = _aiohttp_request(request).remote or "unknown"
+        detail = f"oidc {exc.refusal.value}{': ' + exc.detail if exc.detail else ''} from {address}"
+        username = exc.username or "-"
+
+        def record(uow: UnitOfWork) -> None:
+            audit(uow.session, username, "sign_in_failed", self.hub.clock(), detail=detail[:500])
+
+        await in_transaction(self.hub.unit_of_work, record)
+        # The sign-in page as `Login` renders it (it needs nothing of `Login` but `SupportView`).
+        response = Login.sign_in_page(
+            cast(Login, self),
+            request,
+            language,
+            status=_OIDC_STATUS.get(exc.refusal, 401),
+            next=next_path,
+            error=f"oidc.refused.{exc.refusal.value}",
+        )
+        _aiohttp(response).del_cookie(OIDC_COOKIE, path=PREFIX + OIDC_PATH)
+        return response
+
+    async def oidc_guarded(self, request: Request, language: str, handler: Callable[[], Any]) -> Response:
+        try:
+            return await handler()
+        except _OidcOff:
+            _aiohttp_request(request)[LANGUAGE] = language
+            return self.message(request, 404, "not_found.title", "oidc.off")
+        except Exception as exc:
+            log.error("sign-in through the identity provider failed: %s", safe_traceback(exc))
+            _aiohttp_request(request)[LANGUAGE] = language
+            return self.message(request, 500, "failed.title", "failed.message")
+
+
+class _OidcOff(Exception):
+    """No identity provider is configured."""
+
+
+@blueprint.route(OIDC_PATH, name="oidc_begin")
+class OidcBegin(OidcView):
+    """The button on the sign-in page: a new sign-in, and off to the identity provider."""
+
+    async def get(self, request: Request) -> Response:
+        query = _aiohttp_request(request).query
+        language = language_of(query.get("lang"))
+        next_path = _safe_next(query.get("next"))
+
+        async def handle() -> Response:
+            provider = self.provider()
+            try:
+                await provider.metadata()  # before anything is stored: the provider may be away
+                cookie, pending = await in_transaction(
+                    self.hub.unit_of_work,
+                    lambda uow: oidc.begin(uow.session, next_path, language, self.hub.clock()),
+                )
+                location = await provider.authorization_url(pending, self.redirect_url(request), language)
+            except oidc.Refused as exc:
+                return await self.refused(request, exc, language, next_path)
+            response = self.html("", status=303, headers={"Location": location})
+            # Lax, not Strict: the provider's answer comes back as a top-level navigation from
+            # another site, and must bring this cookie.
+            _aiohttp(response).set_cookie(
+                OIDC_COOKIE,
+                cookie,
+                path=PREFIX + OIDC_PATH,
+                max_age=int(oidc.PENDING_LIFETIME.total_seconds()),
+                httponly=True,
+                samesite="Lax",
+                secure=self.secure_cookie,
+            )
+            return response
+
+        return await self.oidc_guarded(request, language, handle)
+
+
+@blueprint.route(OIDC_PATH + "/callback", name="oidc_callback")
+class OidcCallback(OidcView):
+    """The identity provider's answer: every check of `hub.support.oidc`, then a session."""
+
+    async def get(self, request: Request) -> Response:
+        query = _aiohttp_request(request).query
+        cookie = _cookie(request, OIDC_COOKIE)
+        now = self.hub.clock()
+
+        async def handle() -> Response:
+            provider = self.provider()
+            pending = await in_transaction(
+                self.hub.unit_of_work, lambda uow: oidc.take(uow.session, cookie, now)
+            )
+            language = pending.language if pending is not None else DEFAULT_LANGUAGE
+            next_path = pending.next_path if pending is not None else "/tickets"
+            try:
+                if pending is None:
+                    raise oidc.Refused(oidc.Refusal.NO_SIGN_IN)
+                if not hmac.compare_digest(query.get("state", ""), pending.state):
+                    raise oidc.Refused(oidc.Refusal.STATE)
+                if "error" in query or not query.get("code"):
+                    raise oidc.Refused(
+                        oidc.Refusal.PROVIDER_ERROR, detail=clean(query.get("error", "no code"), 64)
+                    )
+                id_token = await provider.exchange(query["code"], pending, self.redirect_url(request))
+                person = await provider.verify(id_token, pending.nonce, now)
+                address = _aiohttp_request(request).remote or "unknown"
+
+                def sign_in_person(uow: UnitOfWork) -> str:
+                    user = oidc.linked_user(uow.session, person)
+                    how = f"oidc {person.acr or 'no acr'} from {address}"
+                    return open_session(uow.session, user, now, detail=how)
+
+                token = await in_transaction(self.hub.unit_of_work, sign_in_person)
+            except oidc.Refused as exc:
+                return await self.refused(request, exc, language, next_path)
+            # A page, not a redirect: the session cookie is SameSite=Strict, and a browser may
+            # leave it off a redirect that began at the provider's site. The page's own refresh
+            # is a navigation from this site.
+            _aiohttp_request(request)[LANGUAGE] = language
+            response = self.page(request, "oidc_signed_in.html", next=next_path)
+            self.set_cookie(response, COOKIE, token, int(SESSION_LIFETIME.total_seconds()))
+            _aiohttp(response).del_cookie(OIDC_COOKIE, path=PREFIX + OIDC_PATH)
+            return response
+
+        return await self.oidc_guarded(request, DEFAULT_LANGUAGE, handle)
 
 
 @blueprint.route("/tickets", name="tickets")
@@ -1196,4 +1361,6 @@ def register_support_page(app: faust.App, hub: Hub) -> None:
     SupportView.secure_cookie = hub.settings.served_over_tls
     SupportView.throttle = Throttle.from_settings(hub.settings)
     SupportView.sealer = Sealer(read_mask_key(Path(hub.settings.mask_key_file)))
+    provider = oidc.ProviderSettings.from_settings(hub.settings)
+    SupportView.oidc = oidc.Provider(provider) if provider is not None else None
     blueprint.register(app, url_prefix=PREFIX)
