@@ -23,6 +23,7 @@ from hub.domain.calendar import iso_utc
 from hub.errors import HubError
 from hub.gateway.server import gateway
 from hub.lag_exporter import lag_exporter
+from hub.support.access import Role
 
 
 def _hub() -> Hub:
@@ -191,7 +192,9 @@ def sources_grant(source_id: str) -> None:
 
 # Who decided a revocation or a restoration, and why: recorded in the register.
 _reason = click.option("--reason", required=True, help="Why (recorded in the register with who and when).")
-_decided_by = click.option("--by", default=getpass.getuser, show_default="the OS user", help="Who decided it.")
+_decided_by = click.option(
+    "--by", default=getpass.getuser, show_default="the OS user", help="Who decided it."
+)
 
 
 def _change_source(source_id: str, change: Callable[[Hub, Any], Coroutine[Any, Any, str]]) -> None:
@@ -788,23 +791,47 @@ def users_group() -> None:
     pass
 
 
+_ACTING_AS = click.option(
+    "--as",
+    "acting_as",
+    metavar="USERNAME",
+    help="Act as this support user, with their rights: a municipality's administrative user manages "
+    "only its municipality's users and gives only its roles (refusals are audited).",
+)
+_ROLES = click.Choice([r.value for r in Role])
+
+
 @users_group.command(
     name="add", help="Add a support user; the password is asked for (or read from NIR_NEW_PASSWORD)."
 )
 @click.argument("username")
-@click.option("--role", type=click.Choice(["imdi_support", "municipality_superuser"]), required=True)
-@click.option("--municipality", help="For a municipality super user: the municipality number.")
-def users_add(username: str, role: str, municipality: str | None) -> None:
-    from hub.register.unit_of_work import UnitOfWork
-    from hub.support.access import Role, create_user
+@click.option("--role", type=_ROLES, required=True)
+@click.option("--municipality", help="For a municipality's user: the municipality number.")
+@_ACTING_AS
+@_USER
+def users_add(username: str, role: str, municipality: str | None, acting_as: str | None, user: str) -> None:
+    from hub.support import administration
+    from hub.support.access import audit, create_user
 
     password = os.environ.get("NIR_NEW_PASSWORD") or click.prompt(
         "password", hide_input=True, confirmation_prompt=True
     )
-    hub = _migrated_hub()
-    with UnitOfWork(hub.session_factory) as uow:
-        create_user(uow.session, username, password, Role(role), municipality, hub.clock())
-        uow.commit()
+
+    def add(session: Any, now: dt.datetime) -> None:
+        if acting_as:
+            actor = administration.acting_user(session, acting_as)
+            administration.add_user(session, actor, username, password, Role(role), municipality, now)
+        else:
+            create_user(session, username, password, Role(role), municipality, now)
+            audit(
+                session,
+                user,
+                "add_user",
+                now,
+                detail=f"user {username} role={role} municipality={municipality}",
+            )
+
+    _administer(add)
     click.echo(f"user {username} added ({role}{', ' + municipality if municipality else ''})")
 
 
@@ -843,21 +870,58 @@ def _administer(act: Any) -> None:
 @users_group.command(name="disable", help="Stop a user from signing in, and end their sessions now.")
 @click.argument("username")
 @_USER
-def users_disable(username: str, user: str) -> None:
+@_ACTING_AS
+def users_disable(username: str, user: str, acting_as: str | None) -> None:
+    from hub.support import administration
     from hub.support.access import disable_user
 
-    _administer(lambda session, now: disable_user(session, username, user, now))
+    def disable(session: Any, now: dt.datetime) -> None:
+        if acting_as:
+            administration.set_disabled(
+                session, administration.acting_user(session, acting_as), username, True, now
+            )
+        else:
+            disable_user(session, username, user, now)
+
+    _administer(disable)
     click.echo(f"user {username} disabled; their sessions have ended")
 
 
 @users_group.command(name="enable", help="Let a disabled user sign in again; also lifts a lockout.")
 @click.argument("username")
 @_USER
-def users_enable(username: str, user: str) -> None:
+@_ACTING_AS
+def users_enable(username: str, user: str, acting_as: str | None) -> None:
+    from hub.support import administration
     from hub.support.access import enable_user
 
-    _administer(lambda session, now: enable_user(session, username, user, now))
+    def enable(session: Any, now: dt.datetime) -> None:
+        if acting_as:
+            administration.set_disabled(
+                session, administration.acting_user(session, acting_as), username, False, now
+            )
+        else:
+            enable_user(session, username, user, now)
+
+    _administer(enable)
     click.echo(f"user {username} enabled")
+
+
+@users_group.command(name="set-role", help="Give a user another role (in the same municipality).")
+@click.argument("username")
+@click.option("--role", type=_ROLES, required=True)
+@_USER
+@_ACTING_AS
+def users_set_role(username: str, role: str, user: str, acting_as: str | None) -> None:
+    from hub.support import administration
+
+    def change(session: Any, now: dt.datetime) -> None:
+        # Without --as, the operator acts with IMDi's rights (the register's own tool).
+        actor = administration.acting_user(session, acting_as) if acting_as else administration.operator(user)
+        administration.set_role(session, actor, username, Role(role), now)
+
+    _administer(change)
+    click.echo(f"user {username} is now {role}")
 
 
 @users_group.command(name="set-password", help="Set a user's password (asked twice); ends their sessions.")

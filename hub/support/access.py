@@ -57,6 +57,14 @@ PASSWORD_MIN_LENGTH = 12
 class Role(enum.Enum):
     IMDI_SUPPORT = "imdi_support"
     MUNICIPALITY_SUPERUSER = "municipality_superuser"
+    # The municipality's administrative user: manages its municipality's users
+    # (`hub.support.administration`) and may do what its super user does.
+    MUNICIPALITY_ADMIN = "municipality_admin"
+
+    @property
+    def municipal(self) -> bool:
+        """A role of one municipality's, which needs that municipality."""
+        return self is not Role.IMDI_SUPPORT
 
 
 class AccessDenied(HubError):
@@ -116,14 +124,14 @@ def verify_password(password: str, stored: str) -> bool:
 def create_user(
     session: Session, username: str, password: str, role: Role, municipality: str | None, now: dt.datetime
 ) -> User:
-    if role is Role.MUNICIPALITY_SUPERUSER and not municipality:
-        raise AccessDenied("a municipality super user needs a municipality")
+    if role.municipal and not municipality:
+        raise AccessDenied("a municipality user needs a municipality")
     check_new_password(username, password)
     user = User(
         username=username,
         password_hash=hash_password(password),
         role=role.value,
-        municipality=municipality if role is Role.MUNICIPALITY_SUPERUSER else None,
+        municipality=municipality if role.municipal else None,
         created_at=now,
         disabled=False,
     )

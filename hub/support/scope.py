@@ -39,7 +39,9 @@ _FIRST_DAY = dt.date(2018, 1, 1)
 # Ticket kinds whose scope is their source's (those made from a decoded dead letter).
 _FROM_EVENTS = ("dead_letter", "identity_conflict")
 _MANUAL = "manual"
-_IMDI_SUPPORT, _MUNICIPALITY_SUPERUSER = "imdi_support", "municipality_superuser"
+_IMDI_SUPPORT = "imdi_support"
+# The municipality's own roles: its super user and its administrative user see the same tickets.
+_MUNICIPAL_ROLES = ("municipality_superuser", "municipality_admin")
 
 
 class OutOfScope(HubError):
@@ -95,7 +97,7 @@ class Scope:
     def of(cls, user: User, sources: Sources) -> Scope:
         imdi = user.role == _IMDI_SUPPORT
         # A user of no known role, or a municipality user without a municipality, sees nothing.
-        municipality = user.municipality if user.role == _MUNICIPALITY_SUPERUSER else None
+        municipality = user.municipality if user.role in _MUNICIPAL_ROLES else None
         return cls(user.username, imdi, municipality or None, sources)
 
     @property

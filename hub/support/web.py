@@ -34,6 +34,7 @@ from aiohttp import web as aiohttp_web
 from faust.web import Request, Response, View
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.bootstrap import Hub, read_mask_key
@@ -50,16 +51,19 @@ from hub.errors import HubError, safe_traceback
 from hub.register.models import User
 from hub.register.unit_of_work import UnitOfWork, in_transaction
 from hub.schemas.contract import ContractError
-from hub.support import desk, oidc, second_factor
+from hub.support import administration, desk, oidc, second_factor
 from hub.support.access import (
+    PASSWORD_MIN_LENGTH,
     PENDING_LIFETIME,
     SESSION_LIFETIME,
     AccessDenied,
     NoSuchTicket,
     Refusal,
+    Role,
     SessionEnded,
     Throttle,
     audit,
+    check_new_password,
     form_token,
     give_second_factor,
     open_session,
@@ -1364,3 +1368,91 @@ def register_support_page(app: faust.App, hub: Hub) -> None:
     provider = oidc.ProviderSettings.from_settings(hub.settings)
     SupportView.oidc = oidc.Provider(provider) if provider is not None else None
     blueprint.register(app, url_prefix=PREFIX)
+
+
+@blueprint.route("/users", name="users")
+class Users(SupportView):
+    """The users the signed-in user manages (`hub.support.administration`): IMDi every one, a
+    municipality's administrative user its municipality's; everyone else is refused."""
+
+    async def get(self, request: Request) -> Response:
+        query = _aiohttp_request(request).query
+        return await self.guarded(
+            request, lambda: self.users_page(request, done=query.get("done"), done_user=query.get("user"))
+        )
+
+    async def users_page(self, request: Request, *, status: int = 200, **context: Any) -> Response:
+        def work(session: Session, user: User) -> dict[str, Any]:
+            roles = administration.roles_given_by(user)
+            if not roles:
+                raise _NotAdministrator
+            return {
+                "user": user,
+                "users": administration.users_managed_by(session, user),
+                "roles": [r.value for r in roles],
+            }
+
+        try:
+            found = await self.as_user(request, work)
+        except _NotAdministrator:
+            return self.message(request, 403, "refused.title", "refused.not_administrator")
+        return self.page(
+            request,
+            "users.html",
+            status=status,
+            form_token=form_token(_cookie(request) or ""),
+            **{k: v for k, v in context.items() if v is not None and k != "status"},
+            **found,
+        )
+
+    async def post(self, request: Request) -> Response:
+        async def handle() -> Response:
+            data = await self.form(request)
+            action, username = data.get("action", ""), _text(data.get("username", ""), "users.username")
+            role_text = data.get("role", "")
+            if action not in ("add", "disable", "enable", "role") or not is_plain(username, USERNAME_LIMIT):
+                raise _BadInput("bad.choice", name=_FieldName("users.username"))
+            if action in ("add", "role") and role_text not in {r.value for r in Role}:
+                raise _BadInput("bad.choice", name=_FieldName("users.role"))
+            now = self.hub.clock()
+
+            def work(session: Session, user: User) -> bool:
+                """True when done; False when refused (the refusal is audited and kept)."""
+                if action == "add":
+                    try:
+                        check_new_password(username, data.get("password", ""))
+                    except AccessDenied:
+                        raise _BadInput("users.password_weak", length=PASSWORD_MIN_LENGTH) from None
+                    if session.scalar(select(User.id).where(User.username == username)) is not None:
+                        raise _BadInput("users.exists")
+                try:
+                    if action == "add":
+                        municipality = (
+                            _text(data.get("municipality", ""), "filter.municipality").strip() or None
+                        )
+                        administration.add_user(
+                            session,
+                            user,
+                            username,
+                            data.get("password", ""),
+                            Role(role_text),
+                            municipality,
+                            now,
+                        )
+                    elif action == "role":
+                        administration.set_role(session, user, username, Role(role_text), now)
+                    else:
+                        administration.set_disabled(session, user, username, action == "disable", now)
+                except administration.NotYours:
+                    return False
+                return True
+
+            if not await self.as_user(request, work):
+                return self.message(request, 403, "refused.title", "refused.not_administrator")
+            return self.redirect("/users", done=action, user=username)
+
+        return await self.guarded(request, handle)
+
+
+class _NotAdministrator(Exception):
+    """The signed-in user manages no users."""
