@@ -6,6 +6,8 @@ factor."""
 from __future__ import annotations
 
 import datetime as dt
+import time
+from typing import Any
 
 import pyotp
 from sqlalchemy import select
@@ -68,3 +70,30 @@ def signed_in(
     )
     assert done.token is not None, done.refusal
     return done.token
+
+
+# The authenticator apps of users signing in through a browser against a running worker (real
+# time): by whatever key the test gives (its page's base and the username), the secret and the
+# last time step whose code was given.
+BROWSER_APPS: dict[str, tuple[pyotp.TOTP, int]] = {}
+SECOND_FACTOR_PATH = "/support/login/second-factor"
+
+
+def answer_second_factor(tab: Any, key: str) -> None:
+    """After a right password in `tab` (Playwright): enrol with the secret the page shows, or give
+    the app's code, waiting for the next one if this one was given already (a code is accepted
+    once); then past the recovery codes shown after enrolling. Nothing if no second factor is asked."""
+    if SECOND_FACTOR_PATH not in tab.url:
+        return
+    if tab.locator("#totp-secret").count():
+        app, last = pyotp.TOTP(tab.inner_text("#totp-secret").replace(" ", "")), -1
+    else:
+        app, last = BROWSER_APPS[key]
+    while app.timecode(dt.datetime.now(dt.UTC)) <= last:
+        time.sleep(0.5)
+    now = dt.datetime.now(dt.UTC)
+    tab.fill("#code", app.at(now))
+    tab.click("#confirm")
+    BROWSER_APPS[key] = (app, app.timecode(now))
+    if tab.locator("#recovery-codes").count():
+        tab.click("#continue")

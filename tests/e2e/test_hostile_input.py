@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
@@ -208,10 +209,16 @@ def _support_page_refuses_hostile_parameters_clearly(harness: HubHarness) -> Non
     token = found.group(1)
     status, body = call("/login", {"username": "imdi\x00", "password": PASSWORD, "form_token": token})
     assert status == 400 and "feil brukernavn eller passord" in body  # Norwegian by default
-    status, _ = call(
+    status, page = call(
         "/login", {"username": "imdi", "password": PASSWORD, "next": "/tickets", "form_token": token}
     )
-    assert status == 200
+    # The second factor: enrol with the secret the page shows, as an authenticator app would.
+    secret = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', page)
+    second = re.search(r'name="form_token" value="([0-9a-f]+)"', page)
+    assert status == 200 and secret is not None and second is not None
+    code = pyotp.TOTP(secret.group(1).replace(" ", "")).now()
+    status, page = call("/login/second-factor", {"code": code, "next": "/tickets", "form_token": second.group(1)})
+    assert status == 200 and 'id="recovery-codes"' in page
     duf = "201812345604"
     for query, expected in (
         ({"from": "01.01.0001"}, "datoer er fra 01.01.1900"),

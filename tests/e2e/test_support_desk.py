@@ -33,6 +33,7 @@ from tests.conftest import pipeline_hub
 from tests.factories import Person
 from tests.integration.test_support_story import second_start
 from tests.integration.test_support_web import PASSWORD, served_in_a_thread
+from tests.second_factor import answer_second_factor
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = os.environ.get("NIR_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -53,6 +54,7 @@ class Desk:
         tab.fill("#username", username)
         tab.fill("#password", PASSWORD)
         tab.click("#sign-in")
+        answer_second_factor(tab, f"{self.base} {username}")
         return tab
 
     def tickets(self) -> list[CaseTicket]:

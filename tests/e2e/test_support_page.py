@@ -22,6 +22,7 @@ from hub.support.access import Role, create_user
 from tests.conftest import make_settings
 from tests.factories import event, synthetic_person
 from tests.harness import HubHarness
+from tests.second_factor import answer_second_factor
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -53,6 +54,7 @@ class Page:
         self.tab.fill("#username", username)
         self.tab.fill("#password", password)
         self.tab.click("#sign-in")
+        answer_second_factor(self.tab, f"{self.base} {username}")
 
     def listed_ids(self) -> list[int]:
         return [
