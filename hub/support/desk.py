@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 from hub.domain.calendar import as_utc, norwegian_date
 from hub.domain.identifiers import InvalidIdentifier, check_duf_number, last_digits
 from hub.errors import FAILURE_CODES, title
+from hub.register import access_log
+from hub.register.access_log import Reader
 from hub.register.identity import IdentityError, SplitReport
 from hub.register.models import (
     ACTIVE,
@@ -71,9 +73,11 @@ def by_person(session: Session, where: TicketFilter) -> TicketFilter:
     return dataclasses.replace(where, identifiers=same_person_identifiers(session, where.identifiers[0]))
 
 
-def record_search(session: Session, user: User, now: dt.datetime) -> None:
-    """A search by a whole identifier tells whether that person has cases: audited (without it)."""
+def record_search(session: Session, user: User, number: str, now: dt.datetime) -> None:
+    """A search by a whole identifier tells whether that person has cases: audited (without the
+    number), and in the access log by whom it was about (`hub.register.access_log`)."""
     audit(session, user.username, "search_person", now)
+    access_log.record_number_read(session, Reader.desk(user.username), "search_person", now, number)
 
 
 def ticket_list(
@@ -118,10 +122,15 @@ BULK_LIMIT = 1000
 
 
 def bulk_targets(
-    session: Session, user: User, where: TicketFilter, *, sources: Sources
+    session: Session, user: User, where: TicketFilter, now: dt.datetime, *, sources: Sources
 ) -> tuple[list[int], int]:
     """The open and replayed tickets the filter matches that the user may act on (at most
-    BULK_LIMIT, oldest first), and how many there are in all."""
+    BULK_LIMIT, oldest first), and how many there are in all. A filter by a person tells what
+    cases they have: in the access log, by whom."""
+    if len(where.identifiers) == 1:
+        access_log.record_number_read(
+            session, Reader.desk(user.username), "bulk_by_person", now, where.identifiers[0]
+        )
     return active_tickets(session, scoped(user, by_person(session, where), sources), BULK_LIMIT)
 
 
@@ -226,6 +235,7 @@ def view_ticket(
         else None
     )
     audit(session, user.username, "view_ticket", now, ticket_id=ticket_id)
+    access_log.record_ticket_read(session, Reader.desk(user.username), "view_ticket", now, ticket)
     return shown
 
 

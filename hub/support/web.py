@@ -647,7 +647,7 @@ class Tickets(SupportView):
 
         def work(session: Session, user: User) -> dict[str, Any]:
             if where.identifiers:
-                desk.record_search(session, user, now)
+                desk.record_search(session, user, where.identifiers[0], now)
             total = desk.ticket_count(session, user, where, sources=self.sources)
             page = min(order.page, max(1, -(-total // PAGE_SIZE)))
             listed = desk.ticket_list(
@@ -988,7 +988,7 @@ class Bulk(SupportView):
             now = self.hub.clock()
 
             def targets(session: Session, user: User) -> tuple[User, list[int], int]:
-                ids, total = desk.bulk_targets(session, user, where, sources=self.sources)
+                ids, total = desk.bulk_targets(session, user, where, now, sources=self.sources)
                 return user, ids, total
 
             user, ids, total = await self.as_user(request, targets)
