@@ -463,6 +463,47 @@ def person_show(
 
 
 @person_group.command(
+    name="export",
+    help="Write everything the register holds about a person (GDPR art. 15: identifiers, "
+    "registrations and their corrections, states, addresses, merges, tickets, and who has read "
+    "their data) to --out, as JSON or a Norwegian page for the person. The number on standard "
+    "input or with --file; the export is kept in the access log.",
+)
+@click.argument("identifier", required=False)
+@_IDENTIFIER_FILE
+@_READ_REASON
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The file to write (new)."
+)
+@click.option("--format", "form", type=click.Choice(["json", "html"]), default="json", show_default=True)
+@_USER
+def person_export(
+    identifier: str | None, identifier_file: Path | None, reason: str, out: Path, form: str, user: str
+) -> None:
+    from hub.register.access_log import Reader
+    from hub.register.repository import find_person_id
+    from hub.register.unit_of_work import UnitOfWork
+    from hub.support.export import export_html, export_person
+
+    number = _identifier(identifier, identifier_file)
+    hub = _migrated_hub()
+    with UnitOfWork(hub.session_factory) as uow:
+        person_id = find_person_id(uow.session, number)
+        if person_id is None:
+            click.echo("no person with that identifier in the register", err=True)
+            sys.exit(1)
+        export = export_person(uow.session, hub.catalog, Reader.command_line(user, reason), person_id, hub.clock())
+        text = export_html(export) if form == "html" else json.dumps(export, indent=2, ensure_ascii=False)
+        try:  # a new file only its owner may read: it is all of one person's data
+            with os.fdopen(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as f:
+                f.write(text)
+        except FileExistsError:
+            raise click.UsageError(f"{out} exists; an export is written to a new file") from None
+        uow.commit()  # the read is logged once the export is written
+    click.echo(f"person {person_id}: written to {out}", err=True)
+
+
+@person_group.command(
     name="merge",
     help="Join two persons into one, kept under KEEP's record: IMDi's decision on an identity "
     "conflict (recorded, audited, undone by `hub person split`).",

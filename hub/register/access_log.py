@@ -128,8 +128,9 @@ def reads_of(session: Session, person_id: int) -> list[dict[str, Any]]:
         .where(or_(AccessLogEntry.person_id.in_(ids), AccessLogEntry.subject_key.in_(keys)))
         .order_by(AccessLogEntry.at, AccessLogEntry.id)
     )
-    return [
-        {
+    reads: list[dict[str, Any]] = []
+    for r in rows:
+        read = {
             "at": iso_utc(r.at),
             "actor": r.actor,
             "osUser": r.os_user,
@@ -138,5 +139,6 @@ def reads_of(session: Session, person_id: int) -> list[dict[str, Any]]:
             "reason": r.reason,
             "ticketId": r.ticket_id,
         }
-        for r in rows
-    ]
+        if not reads or reads[-1] != read:  # one read by two of their numbers is one read
+            reads.append(read)
+    return reads

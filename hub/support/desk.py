@@ -37,6 +37,7 @@ from hub.schemas.codec import SchemaCatalog
 from hub.support import persons
 from hub.support.access import NoSuchTicket, Role, audit
 from hub.support.approval import APPROVABLE, approve
+from hub.support.export import export_person
 from hub.support.replay import check_replayable, edit_ticket
 from hub.support.scope import OutOfScope, Scope, Sources
 from hub.support.tickets import (
@@ -466,6 +467,28 @@ def _number_of(ticket: CaseTicket, kind: str) -> str:
     if number is None:
         raise IdentityError(f"ticket {ticket.id} has no {'DUF number' if kind == DUF else 'national id'}")
     return number
+
+
+def export_as(
+    session: Session,
+    catalog: SchemaCatalog,
+    user: User,
+    ticket_id: int,
+    *,
+    number: str,
+    now: dt.datetime,
+    sources: Sources,
+) -> dict[str, Any]:
+    """Everything the register holds about the person the ticket's `number` (`national_id` or
+    `duf`) names, for their request of access (`hub.support.export`): IMDi's support staff only,
+    and in the access log. `IdentityError` if the register does not know that person."""
+    ticket = ticket_in_scope(session, user, ticket_id, sources=sources)
+    persons.require_imdi(user)
+    person_id = find_person_id(session, _number_of(ticket, number))
+    if person_id is None:
+        raise IdentityError(f"the register has no person with the ticket's {number.replace('_', ' ')}")
+    reader = dataclasses.replace(Reader.desk(user.username), reason=f"request of access, ticket {ticket_id}")
+    return export_person(session, catalog, reader, person_id, now)
 
 
 def merge_as(
