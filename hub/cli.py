@@ -142,7 +142,9 @@ def sources_grant(source_id: str) -> None:
 
 # Who decided a revocation or a restoration, and why: recorded in the register.
 _reason = click.option("--reason", required=True, help="Why (recorded in the register with who and when).")
-_decided_by = click.option("--by", default=getpass.getuser, show_default="the OS user", help="Who decided it.")
+_decided_by = click.option(
+    "--by", default=getpass.getuser, show_default="the OS user", help="Who decided it."
+)
 
 
 def _change_source(source_id: str, change: Callable[[Hub, Any], Coroutine[Any, Any, str]]) -> None:
@@ -354,9 +356,7 @@ def _identifier(on_command_line: str | None, file: Path | None) -> str:
         text = sys.stdin.read()
     number = text.strip()
     if len(number) not in (11, 12) or not number.isascii() or not number.isdigit():
-        raise click.UsageError(
-            "give one whole fødselsnummer, D-number (11 digits) or DUF number (12 digits)"
-        )
+        raise click.UsageError("give one whole fødselsnummer, D-number (11 digits) or DUF number (12 digits)")
     return number
 
 
@@ -492,10 +492,14 @@ def person_export(
         if person_id is None:
             click.echo("no person with that identifier in the register", err=True)
             sys.exit(1)
-        export = export_person(uow.session, hub.catalog, Reader.command_line(user, reason), person_id, hub.clock())
+        export = export_person(
+            uow.session, hub.catalog, Reader.command_line(user, reason), person_id, hub.clock()
+        )
         text = export_html(export) if form == "html" else json.dumps(export, indent=2, ensure_ascii=False)
         try:  # a new file only its owner may read: it is all of one person's data
-            with os.fdopen(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as f:
+            with os.fdopen(
+                os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8"
+            ) as f:
                 f.write(text)
         except FileExistsError:
             raise click.UsageError(f"{out} exists; an export is written to a new file") from None
@@ -669,7 +673,10 @@ def cases_list(as_json: bool, limit: int, reason: str, reveal: bool, user: str, 
             shown = describe_ticket(uow.session, hub.catalog, t, reveal=reveal)
             shown["event"] = None  # a list shows no event; `cases show` does
             if not reveal:  # an edit's event holds the numbers too
-                shown["dufNumber"], shown["nationalId"] = last_digits(t.duf_number), last_digits(t.national_id)
+                shown["dufNumber"], shown["nationalId"] = (
+                    last_digits(t.duf_number),
+                    last_digits(t.national_id),
+                )
                 shown["edits"] = [{k: v for k, v in e.items() if k != "event"} for e in shown["edits"]]
             tickets.append(shown)
         uow.commit()
