@@ -22,6 +22,7 @@ from hub.register.models import AccessLogEntry
 from hub.register.repository import RegisterRepository, find_person_id
 from hub.register.unit_of_work import UnitOfWork
 from hub.support import web as support_web
+from hub.support.access import Role, create_user
 from hub.support.tickets import file_manual_case
 from tests.conftest import pipeline_hub
 from tests.harness import hub_command
@@ -264,3 +265,31 @@ def test_a_search_for_a_number_nobody_has_yet_is_found_when_that_person_appears(
         person_id = find_person_id(uow.session, UNKNOWN) or 0
         reads = reads_of(uow.session, person_id)
     assert [(r["actor"], r["action"], r["reason"]) for r in reads] == [("support-1", "person_show", "a call")]
+
+
+def test_only_imdi_s_support_staff_are_offered_and_given_a_person_s_export_on_the_desk(
+    sqlite_url: str,
+) -> None:
+    hub = web_hub(sqlite_url)
+    _, ticket_id = _register(hub)
+    with UnitOfWork(hub.session_factory) as uow:
+        create_user(uow.session, "ola", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "0301", hub.clock())
+        uow.commit()
+
+    async def work(client: Client) -> tuple[str, int, int]:
+        await sign_in(client, "kari", PASSWORD)
+        imdi_page, _ = await page_and_token(client, f"/support/tickets/{ticket_id}")
+        client.session.cookie_jar.clear()
+        await sign_in(client, "ola", PASSWORD)
+        _, token = await page_and_token(client, "/support/tickets")
+        page = await client.get(f"/support/tickets/{ticket_id}")
+        refused = await client.post(
+            f"/support/tickets/{ticket_id}/export",
+            data={"number": "duf", "format": "json", "form_token": token},
+        )
+        assert 'id="export"' in imdi_page and 'id="export"' not in await page.text()
+        return await refused.text(), refused.status, page.status
+
+    text, status, page_status = serve(hub, work)
+    assert page_status == 200 and status == 403 and DUF not in text  # the ticket is theirs to see; the export is not
+    assert [e.actor for e in _entries(hub) if e.action == "person_export"] == []
