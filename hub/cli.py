@@ -319,9 +319,15 @@ def _echo_listing(
         click.echo(f"only the first {limit} {what} are shown; there are more (--limit)", err=True)
 
 
+def _os_user() -> str:
+    from hub.register.access_log import os_user
+
+    return os_user()
+
+
 _USER = click.option(
     "--user",
-    default=getpass.getuser,
+    default=_os_user,
     show_default="the OS user",
     help="Who is acting (for the audit log); the operating-system user is recorded beside it.",
 )
@@ -370,7 +376,7 @@ def person_group() -> None:
     help="Show a person by fødselsnummer, D-number or DUF number, given on standard input or "
     "with --file (never on the command line); the read is kept in the access log.",
 )
-@click.argument("identifier", required=False)
+@click.argument("identifier", required=False, metavar="< NUMBER-FILE")
 @_IDENTIFIER_FILE
 @_READ_REASON
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
@@ -469,7 +475,7 @@ def person_show(
     "their data) to --out, as JSON or a Norwegian page for the person. The number on standard "
     "input or with --file; the export is kept in the access log.",
 )
-@click.argument("identifier", required=False)
+@click.argument("identifier", required=False, metavar="< NUMBER-FILE")
 @_IDENTIFIER_FILE
 @_READ_REASON
 @click.option(

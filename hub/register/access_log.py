@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -59,7 +60,16 @@ class Reader:
     def command_line(cls, actor: str, reason: str) -> Reader:
         """A `hub` command: `actor` as given (`--user`), and the operating-system user the
         command runs as, which is what the caller cannot choose."""
-        return cls(actor=actor, channel=COMMAND_LINE, os_user=getpass.getuser(), reason=reason)
+        return cls(actor=actor, channel=COMMAND_LINE, os_user=os_user(), reason=reason)
+
+
+def os_user() -> str:
+    """The operating-system user this process runs as; in a container with no name for its uid,
+    the uid itself, which still says who."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
 
 
 def record_read(
