@@ -369,9 +369,51 @@ def _echo_listing(
         click.echo(f"only the first {limit} {what} are shown; there are more (--limit)", err=True)
 
 
+def _os_user() -> str:
+    from hub.register.access_log import os_user
+
+    return os_user()
+
+
 _USER = click.option(
-    "--user", default=lambda: os.environ.get("USER", "support"), help="Who is acting (for the audit log)."
+    "--user",
+    default=_os_user,
+    show_default="the OS user",
+    help="Who is acting (for the audit log); the operating-system user is recorded beside it.",
 )
+_READ_REASON = click.option(
+    "--reason",
+    required=True,
+    help="Why you read this person's data (kept in the access log with who and when).",
+)
+_IDENTIFIER_FILE = click.option(
+    "--file",
+    "identifier_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file holding the person's number (else it is read from standard input).",
+)
+
+
+def _identifier(on_command_line: str | None, file: Path | None) -> str:
+    """The person's number, from `--file` or standard input (asked for, unechoed, at a terminal):
+    never from the command line, where it would stay in the shell's history and be seen by anyone
+    listing processes. A number given there is refused with how to give it instead."""
+    if on_command_line is not None:
+        raise click.UsageError(
+            "a person's number is not taken on the command line (it would stay in the shell's history "
+            "and the process list); give it on standard input (`< FILE`, or type it when asked) "
+            "or with --file FILE"
+        )
+    if file is not None:
+        text = file.read_text(encoding="utf-8")
+    elif sys.stdin.isatty():
+        text = click.prompt("The person's number (not shown)", hide_input=True, err=True)
+    else:
+        text = sys.stdin.read()
+    number = text.strip()
+    if len(number) not in (11, 12) or not number.isascii() or not number.isdigit():
+        raise click.UsageError("give one whole fødselsnummer, D-number (11 digits) or DUF number (12 digits)")
+    return number
 
 
 @click.group(name="person", help="What the register holds about a person.")
@@ -379,29 +421,49 @@ def person_group() -> None:
     pass
 
 
-@person_group.command(name="show", help="Show a person by fødselsnummer, D-number or DUF number.")
-@click.argument("identifier")
+@person_group.command(
+    name="show",
+    help="Show a person by fødselsnummer, D-number or DUF number, given on standard input or "
+    "with --file (never on the command line); the read is kept in the access log.",
+)
+@click.argument("identifier", required=False, metavar="< NUMBER-FILE")
+@_IDENTIFIER_FILE
+@_READ_REASON
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
 @click.option(
     "--as-of",
     type=click.DateTime(formats=["%Y-%m-%d"]),
     help="Only what the register knew at the end of this day (Norwegian time), and the state then.",
 )
-def person_show(identifier: str, as_json: bool, as_of: dt.datetime | None) -> None:
+@_USER
+def person_show(
+    identifier: str | None,
+    identifier_file: Path | None,
+    reason: str,
+    as_json: bool,
+    as_of: dt.datetime | None,
+    user: str,
+) -> None:
     from hub.domain.calendar import OSLO
+    from hub.register.access_log import Reader, record_number_read
     from hub.register.people import describe_person
     from hub.register.repository import find_person_id
+    from hub.register.unit_of_work import UnitOfWork
 
+    number = _identifier(identifier, identifier_file)
     hub = _migrated_hub()
     known_by = None
     if as_of is not None:
         known_by = dt.datetime.combine(as_of.date(), dt.time.max, tzinfo=OSLO).astimezone(dt.UTC)
-    with hub.session_factory() as session:
-        person_id = find_person_id(session, identifier)
+    with UnitOfWork(hub.session_factory) as uow:
+        # Logged whether or not the number names anyone: the search itself says something.
+        record_number_read(uow.session, Reader.command_line(user, reason), "person_show", hub.clock(), number)
+        uow.commit()
+        person_id = find_person_id(uow.session, number)
         if person_id is None:
             click.echo("no person with that identifier in the register", err=True)
             sys.exit(1)
-        person = describe_person(session, person_id, as_of=known_by)
+        person = describe_person(uow.session, person_id, as_of=known_by)
     if as_json:
         click.echo(json.dumps(person, indent=2, ensure_ascii=False))
         return
@@ -454,6 +516,51 @@ def person_show(identifier: str, as_json: bool, as_of: dt.datetime | None) -> No
         )
         for note in categories["notes"]:
             click.echo(f"    note: {note}")
+
+
+@person_group.command(
+    name="export",
+    help="Write everything the register holds about a person (GDPR art. 15: identifiers, "
+    "registrations and their corrections, states, addresses, merges, tickets, and who has read "
+    "their data) to --out, as JSON or a Norwegian page for the person. The number on standard "
+    "input or with --file; the export is kept in the access log.",
+)
+@click.argument("identifier", required=False, metavar="< NUMBER-FILE")
+@_IDENTIFIER_FILE
+@_READ_REASON
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The file to write (new)."
+)
+@click.option("--format", "form", type=click.Choice(["json", "html"]), default="json", show_default=True)
+@_USER
+def person_export(
+    identifier: str | None, identifier_file: Path | None, reason: str, out: Path, form: str, user: str
+) -> None:
+    from hub.register.access_log import Reader
+    from hub.register.repository import find_person_id
+    from hub.register.unit_of_work import UnitOfWork
+    from hub.support.export import export_html, export_person
+
+    number = _identifier(identifier, identifier_file)
+    hub = _migrated_hub()
+    with UnitOfWork(hub.session_factory) as uow:
+        person_id = find_person_id(uow.session, number)
+        if person_id is None:
+            click.echo("no person with that identifier in the register", err=True)
+            sys.exit(1)
+        export = export_person(
+            uow.session, hub.catalog, Reader.command_line(user, reason), person_id, hub.clock()
+        )
+        text = export_html(export) if form == "html" else json.dumps(export, indent=2, ensure_ascii=False)
+        try:  # a new file only its owner may read: it is all of one person's data
+            with os.fdopen(
+                os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8"
+            ) as f:
+                f.write(text)
+        except FileExistsError:
+            raise click.UsageError(f"{out} exists; an export is written to a new file") from None
+        uow.commit()  # the read is logged once the export is written
+    click.echo(f"person {person_id}: written to {out}", err=True)
 
 
 @person_group.command(
@@ -596,20 +703,40 @@ def _ticket_filter(**options: Any) -> Any:
 
 
 @cases_group.command(
-    name="list", help="List tickets, newest failure first, then newest ticket (identifiers masked)."
+    name="list",
+    help="List tickets, newest failure first, then newest ticket (identifiers by their last digits "
+    "only, unless --reveal); each ticket listed is kept in the access log.",
 )
 @_filter_options
 @_AS_JSON
 @_LIMIT
-def cases_list(as_json: bool, limit: int, **options: Any) -> None:
+@_READ_REASON
+@click.option("--reveal", is_flag=True, help="Show the identifiers whole (kept in the access log as such).")
+@_USER
+def cases_list(as_json: bool, limit: int, reason: str, reveal: bool, user: str, **options: Any) -> None:
+    from hub.domain.identifiers import last_digits
+    from hub.register.access_log import Reader, record_ticket_read
+    from hub.register.unit_of_work import UnitOfWork
     from hub.support.tickets import describe_ticket, list_tickets
 
     hub = _migrated_hub()
-    with hub.session_factory() as session:
-        tickets = [
-            describe_ticket(session, hub.catalog, t)
-            for t in list_tickets(session, _ticket_filter(**options), limit=limit + 1)
-        ]
+    reader, now = Reader.command_line(user, reason), hub.clock()
+    with UnitOfWork(hub.session_factory) as uow:
+        found = list_tickets(uow.session, _ticket_filter(**options), limit=limit + 1)
+        tickets: list[dict[str, Any]] = []
+        for t in found[:limit]:
+            record_ticket_read(uow.session, reader, "cases_list_reveal" if reveal else "cases_list", now, t)
+            shown = describe_ticket(uow.session, hub.catalog, t, reveal=reveal)
+            shown["event"] = None  # a list shows no event; `cases show` does
+            if not reveal:  # an edit's event holds the numbers too
+                shown["dufNumber"], shown["nationalId"] = (
+                    last_digits(t.duf_number),
+                    last_digits(t.national_id),
+                )
+                shown["edits"] = [{k: v for k, v in e.items() if k != "event"} for e in shown["edits"]]
+            tickets.append(shown)
+        uow.commit()
+    tickets += [{}] * len(found[limit:])  # counted only, for the notice that there are more
     columns = {
         "ticket": lambda t: t["id"],
         "status": lambda t: t["status"],
@@ -629,8 +756,10 @@ def cases_list(as_json: bool, limit: int, **options: Any) -> None:
     "its numbers name (audited).",
 )
 @click.argument("ticket_id", type=int)
+@_READ_REASON
 @_USER
-def cases_show(ticket_id: int, user: str) -> None:
+def cases_show(ticket_id: int, reason: str, user: str) -> None:
+    from hub.register.access_log import Reader, record_ticket_read
     from hub.register.unit_of_work import UnitOfWork
     from hub.support.access import audit
     from hub.support.desk import identity_context
@@ -643,6 +772,7 @@ def cases_show(ticket_id: int, user: str) -> None:
         if ticket.kind == IDENTITY_CONFLICT_KIND:  # the persons its numbers name, side by side
             shown["identity"] = identity_context(uow.session, ticket)
         audit(uow.session, user, "view_ticket", hub.clock(), ticket_id=ticket_id)
+        record_ticket_read(uow.session, Reader.command_line(user, reason), "cases_show", hub.clock(), ticket)
         uow.commit()
     click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
 

@@ -461,7 +461,10 @@ def _summarise(hub: Hub, records: list[Any], sent: set[tuple[str, int, int]]) ->
     hub_command = hub_command_line()
     print()
     print(
-        f"Look at a person:   NIR_DATABASE_URL={hub.settings.database_url} {hub_command} person show 201812345604"
+        # The demo's person is made up; a real number goes on standard input from a file, never
+        # in a command line that stays in the shell's history.
+        f"Look at a person:   echo 201812345604 | NIR_DATABASE_URL={hub.settings.database_url} "
+        f"{hub_command} person show --reason 'a look at the demo'"
     )
     print(f"The support page:   {hub_command} demo --support")
     received = sum(outcomes.values())

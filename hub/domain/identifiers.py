@@ -211,6 +211,11 @@ class Masker:
         digest = hmac.digest(self._key, value.encode(), hashlib.sha256).hex()[:MASK_HEX_DIGITS]
         return f"<id:{len(value)}:{digest}>"
 
+    def subject_key(self, value: str) -> str:
+        """The whole keyed hash of an identifier under its own label, for the access log: long
+        enough never to name two persons alike, and unlike a mask never shown anywhere."""
+        return hmac.digest(self._key, b"access-log:" + value.encode(), hashlib.sha256).hex()
+
 
 # Set once by the wiring at start (`use_masker`); a module-level object rather than a parameter
 # because every message the hub builds, in rules, pipeline and support alike, is cleaned, and
@@ -243,6 +248,18 @@ def mask(value: str | None) -> str:
             "no mask key in this process: the wiring calls hub.bootstrap.install_masks at start"
         )
     return _masker(value)
+
+
+def subject_key(value: str) -> str:
+    """The access log's key for an identifier (`Masker.subject_key`): the same number gives the
+    same key under this installation's mask key, so "who has read this person's data" is asked
+    by the person's numbers without the log holding any of them. Raises `MaskKeyMissing` like
+    `mask`."""
+    if _masker is None:
+        raise MaskKeyMissing(
+            "no mask key in this process: the wiring calls hub.bootstrap.install_masks at start"
+        )
+    return _masker.subject_key(value)
 
 
 # How many of an identifier's last digits a person may be shown in a list: enough to tell a

@@ -444,6 +444,27 @@ class AuditEntry(Base):
     detail: Mapped[str | None] = mapped_column(String(512), nullable=True)
 
 
+class AccessLogEntry(Base):
+    """One read of one person's personal data (`hub.register.access_log`): who (`actor`, and for
+    the command line the operating-system user too), when, through what (`channel`, `action`),
+    why (`reason`), and whom: the person's register id when the read found one, and the keyed
+    hash of the number it was asked by (`subject_key`, `hub.domain.identifiers.subject_key`),
+    never the number itself. A read of several persons is a row for each."""
+
+    __tablename__ = "access_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    actor: Mapped[str] = mapped_column(String(128), index=True)
+    os_user: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    person_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    subject_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    ticket_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
 class UnfinishedWork(Base):
     """Messages of one partition that a flow began and has not finished: a batch's range, or one
     message and how many times it was begun. A mark that is still there when the messages come

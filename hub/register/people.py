@@ -55,21 +55,21 @@ def birth_date_of(session: Session, person_id: int) -> dt.date | None:
     return None
 
 
-def _residence_json(residence: Residence | None) -> dict[str, Any]:
+def _residence_json(residence: Residence | None, *, protected_shown: bool = False) -> dict[str, Any]:
     if residence is None:
         return {"from": None, "municipality": None}
     return {
         "from": residence.since.isoformat(),
-        "municipality": None if residence.protected else residence.municipality,
+        "municipality": None if residence.protected and not protected_shown else residence.municipality,
         **({"protected": True} if residence.protected else {}),
         **({"withoutMoving": True} if not residence.moved else {}),
     }
 
 
-def _shown_history(residences: list[Residence]) -> list[Residence]:
+def _shown_history(residences: list[Residence], *, protected_shown: bool = False) -> list[Residence]:
     """The residences as people may see them: a protected address's change of municipality
     without moving is left out, as even that it changed tells something about where it is."""
-    return [r for r in residence_history(residences) if r.moved or not r.protected]
+    return [r for r in residence_history(residences) if r.moved or not r.protected or protected_shown]
 
 
 def describe_person(
@@ -79,6 +79,7 @@ def describe_person(
     as_of: dt.datetime | None = None,
     on: dt.date | None = None,
     only: ColumnElement[bool] | None = None,
+    protected_shown: bool = False,
 ) -> dict[str, Any]:
     """Everything the register holds about one person, as JSON-ready data.
 
@@ -88,7 +89,8 @@ def describe_person(
     state is the one on that date. `municipalityOn` and `categories` are for the day `on` (a
     fact's date, for a ticket), else `as_of`'s, else today. With `only`, only the registrations
     it selects count, for everything made of them (a municipality user's view on the support desk,
-    `hub.support.scope`).
+    `hub.support.scope`). With `protected_shown`, a protected address's municipality is shown as
+    well: only for the person themself (their export, `hub.register.export`).
     """
     person = session.get_one(Person, person_id)
     known = select(PersonIdentifier).where(PersonIdentifier.person_id == person_id)
@@ -105,7 +107,9 @@ def describe_person(
     effective = effective_facts(fact_of(r) for r in registrations)
     states = derive(effective, on=norwegian_date(as_of) if as_of is not None else None)
     addresses = session.scalars(received.order_by(AddressRecord.sequence_number)).all()
-    shown = _shown_history([r for r in map(residence_of, addresses) if r is not None])
+    shown = _shown_history(
+        [r for r in map(residence_of, addresses) if r is not None], protected_shown=protected_shown
+    )
     events_query = select(PersonEvent).where(PersonEvent.person_id == person_id)
     if as_of is not None:
         events_query = events_query.where(PersonEvent.received_at <= as_of)
@@ -154,8 +158,11 @@ def describe_person(
         ],
         # The municipality the person lived in from each moving date, and from each change of
         # its number without moving (protected ones hidden).
-        "affiliation": [_residence_json(r) for r in shown],
-        "municipalityOn": {"date": day.isoformat(), **_residence_json(residence_on(shown, day))},
+        "affiliation": [_residence_json(r, protected_shown=protected_shown) for r in shown],
+        "municipalityOn": {
+            "date": day.isoformat(),
+            **_residence_json(residence_on(shown, day), protected_shown=protected_shown),
+        },
         "categories": None if rights is None else rights.as_json(),
         "facts": [
             {
@@ -212,7 +219,9 @@ def describe_person(
                 "recordedAt": iso_utc(a.recorded_at),
                 "movedOn": a.moved_on.isoformat() if a.moved_on else None,
                 # Even the municipality of a protected address is not shown.
-                "municipality": None if AddressChange.is_protected(a.protection) else a.municipality,
+                "municipality": None
+                if AddressChange.is_protected(a.protection) and not protected_shown
+                else a.municipality,
                 "protection": a.protection,
                 "addressKind": a.address_kind,
                 "addressLine": a.address_line,

@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 from hub.domain.calendar import as_utc, norwegian_date
 from hub.domain.identifiers import InvalidIdentifier, check_duf_number, last_digits
 from hub.errors import FAILURE_CODES, title
+from hub.register import access_log
+from hub.register.access_log import Reader
 from hub.register.identity import IdentityError, SplitReport
 from hub.register.models import (
     ACTIVE,
@@ -35,6 +37,7 @@ from hub.schemas.codec import SchemaCatalog
 from hub.support import persons
 from hub.support.access import NoSuchTicket, Role, audit
 from hub.support.approval import APPROVABLE, approve
+from hub.support.export import export_person
 from hub.support.replay import check_replayable, edit_ticket
 from hub.support.scope import OutOfScope, Scope, Sources
 from hub.support.tickets import (
@@ -71,9 +74,11 @@ def by_person(session: Session, where: TicketFilter) -> TicketFilter:
     return dataclasses.replace(where, identifiers=same_person_identifiers(session, where.identifiers[0]))
 
 
-def record_search(session: Session, user: User, now: dt.datetime) -> None:
-    """A search by a whole identifier tells whether that person has cases: audited (without it)."""
+def record_search(session: Session, user: User, number: str, now: dt.datetime) -> None:
+    """A search by a whole identifier tells whether that person has cases: audited (without the
+    number), and in the access log by whom it was about (`hub.register.access_log`)."""
     audit(session, user.username, "search_person", now)
+    access_log.record_number_read(session, Reader.desk(user.username), "search_person", now, number)
 
 
 def ticket_list(
@@ -118,10 +123,15 @@ BULK_LIMIT = 1000
 
 
 def bulk_targets(
-    session: Session, user: User, where: TicketFilter, *, sources: Sources
+    session: Session, user: User, where: TicketFilter, now: dt.datetime, *, sources: Sources
 ) -> tuple[list[int], int]:
     """The open and replayed tickets the filter matches that the user may act on (at most
-    BULK_LIMIT, oldest first), and how many there are in all."""
+    BULK_LIMIT, oldest first), and how many there are in all. A filter by a person tells what
+    cases they have: in the access log, by whom."""
+    if len(where.identifiers) == 1:
+        access_log.record_number_read(
+            session, Reader.desk(user.username), "bulk_by_person", now, where.identifiers[0]
+        )
     return active_tickets(session, scoped(user, by_person(session, where), sources), BULK_LIMIT)
 
 
@@ -226,6 +236,7 @@ def view_ticket(
         else None
     )
     audit(session, user.username, "view_ticket", now, ticket_id=ticket_id)
+    access_log.record_ticket_read(session, Reader.desk(user.username), "view_ticket", now, ticket)
     return shown
 
 
@@ -456,6 +467,28 @@ def _number_of(ticket: CaseTicket, kind: str) -> str:
     if number is None:
         raise IdentityError(f"ticket {ticket.id} has no {'DUF number' if kind == DUF else 'national id'}")
     return number
+
+
+def export_as(
+    session: Session,
+    catalog: SchemaCatalog,
+    user: User,
+    ticket_id: int,
+    *,
+    number: str,
+    now: dt.datetime,
+    sources: Sources,
+) -> dict[str, Any]:
+    """Everything the register holds about the person the ticket's `number` (`national_id` or
+    `duf`) names, for their request of access (`hub.support.export`): IMDi's support staff only,
+    and in the access log. `IdentityError` if the register does not know that person."""
+    ticket = ticket_in_scope(session, user, ticket_id, sources=sources)
+    persons.require_imdi(user)
+    person_id = find_person_id(session, _number_of(ticket, number))
+    if person_id is None:
+        raise IdentityError(f"the register has no person with the ticket's {number.replace('_', ' ')}")
+    reader = dataclasses.replace(Reader.desk(user.username), reason=f"request of access, ticket {ticket_id}")
+    return export_person(session, catalog, reader, person_id, now)
 
 
 def merge_as(

@@ -222,6 +222,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "field.number": ("nummeret", "the number"),
     "field.mixed_to": ("hvor blandede registreringer skal", "where mixed registrations go"),
     "field.merge": ("sammenslåingen", "the merge"),
+    "field.format": ("formatet", "the format"),
     # Statuses
     "status.open": ("åpen", "open"),
     "status.replayed": ("sendt på nytt", "replayed"),
@@ -443,6 +444,17 @@ TEXTS: dict[str, tuple[str, str]] = {
     "split.mixed_keeper": ("personen som ble beholdt", "the person kept"),
     "split.mixed_other": ("personen som skilles ut", "the person split off"),
     "split.button": ("Skill personene", "Split the persons"),
+    # A person's request of access (GDPR art. 15)
+    "export.title": ("Innsyn for personen", "Access request of the person"),
+    "export.help": (
+        "Alt registeret har om personen, til personen selv (skjermet adresse også). Uttaket logges.",
+        "Everything the register holds about the person, for the person themself (a protected "
+        "address too). The export is logged.",
+    ),
+    "export.person": ("Personen med", "The person with"),
+    "export.format": ("Format", "Format"),
+    "export.html": ("side på norsk", "page in Norwegian"),
+    "export.button": ("Last ned innsyn", "Download the export"),
     "approve.title": ("Godkjenn hendelsen", "Approve the event"),
     "approve.explain": (
         "IMDi kan godkjenne denne ene hendelsen forbi regelen {code}. Godkjenningen gjelder hendelsen "

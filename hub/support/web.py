@@ -51,7 +51,7 @@ from hub.errors import HubError, safe_traceback
 from hub.register.models import User
 from hub.register.unit_of_work import UnitOfWork, in_transaction
 from hub.schemas.contract import ContractError
-from hub.support import administration, desk, oidc, second_factor
+from hub.support import administration, desk, export, oidc, second_factor
 from hub.support.access import (
     PASSWORD_MIN_LENGTH,
     PENDING_LIFETIME,
@@ -911,7 +911,7 @@ class Tickets(SupportView):
 
         def work(session: Session, user: User) -> dict[str, Any]:
             if where.identifiers:
-                desk.record_search(session, user, now)
+                desk.record_search(session, user, where.identifiers[0], now)
             total = desk.ticket_count(session, user, where, sources=self.sources)
             page = min(order.page, max(1, -(-total // PAGE_SIZE)))
             listed = desk.ticket_list(
@@ -1213,6 +1213,47 @@ class Approve(SupportView):
         return await self.guarded(request, handle)
 
 
+@blueprint.route("/tickets/{ticket_id:\\d+}/export", name="export")
+class Export(SupportView):
+    """A person's request of access (GDPR art. 15): everything the register holds about the
+    person one of the ticket's numbers names, as a download, JSON or a page in Norwegian for them
+    (IMDi only; in the access log)."""
+
+    async def post(self, request: Request, ticket_id: str) -> Response:
+        number = int(ticket_id)
+
+        async def handle() -> Response:
+            data = await self.form(request)
+            kind = _number_kind(data, "number")
+            form = data.get("format", "json")
+            if form not in export.FORMATS:
+                raise _BadInput("bad.choice", name=_FieldName("field.format"))
+            now = self.hub.clock()
+            try:
+                found = await self.as_user(
+                    request,
+                    lambda session, user: desk.export_as(
+                        session, self.hub.catalog, user, number, number=kind, now=now, sources=self.sources
+                    ),
+                    ticket_id=number,
+                )
+            except AccessDenied:
+                raise
+            except HubError as exc:
+                return await self.ticket_page(request, number, status=400, refusal=str(exc))
+            body = export.export_html(found) if form == "html" else _pretty(found)
+            response = self.html(body, status=200)
+            answer = _aiohttp(response)
+            answer.content_type = "text/html" if form == "html" else "application/json"
+            answer.headers["Content-Disposition"] = (
+                f'attachment; filename="innsyn-person-{found["person"]["personId"]}.{form}"'
+            )
+            answer.headers["Cache-Control"] = "no-store"
+            return response
+
+        return await self.guarded(request, handle)
+
+
 @dataclass
 class _BulkReplay:
     """A bulk replay running in this worker, for its progress page (which only its starter sees)."""
@@ -1252,7 +1293,7 @@ class Bulk(SupportView):
             now = self.hub.clock()
 
             def targets(session: Session, user: User) -> tuple[User, list[int], int]:
-                ids, total = desk.bulk_targets(session, user, where, sources=self.sources)
+                ids, total = desk.bulk_targets(session, user, where, now, sources=self.sources)
                 return user, ids, total
 
             user, ids, total = await self.as_user(request, targets)

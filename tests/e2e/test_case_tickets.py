@@ -57,7 +57,7 @@ def test_a_rejected_event_fixed_by_edit_and_replay_is_registered_once_and_its_ti
     harness.wait_until(lambda: tickets(harness)[0].attempts == 2, timeout=60, what="the second failure")
     assert [t.status for t in tickets(harness)] == ["open"]
 
-    shown = json.loads(hub_command(harness, "cases", "show", str(ticket.id)).stdout)
+    shown = json.loads(hub_command(harness, "cases", "show", str(ticket.id), "--reason", "test").stdout)
     fixed = shown["event"]
     fixed["payload"]["periodEnd"] = fixed["payload"]["periodStart"]
     edit = tmp_path / "fixed.json"
@@ -74,7 +74,7 @@ def test_a_rejected_event_fixed_by_edit_and_replay_is_registered_once_and_its_ti
     assert row.event_id == bad["eventId"] and row.payload["periodEnd"] == fixed["payload"]["periodStart"]
     [closed] = tickets(harness)
     assert closed.linked_event_id == bad["eventId"] and closed.replays == 2
-    shown = json.loads(hub_command(harness, "cases", "show", str(ticket.id)).stdout)
+    shown = json.loads(hub_command(harness, "cases", "show", str(ticket.id), "--reason", "test").stdout)
     assert shown["event"]["payload"]["periodEnd"] == "2000-01-01"  # the original is kept
     assert [e["editedBy"] for e in shown["edits"]] == ["support-1"]
     with harness.hub.session_factory() as session:
@@ -83,8 +83,10 @@ def test_a_rejected_event_fixed_by_edit_and_replay_is_registered_once_and_its_ti
         ]
     assert ("support-1", "edit") in audited and ("support-1", "replay") in audited
     assert [action for _, action in audited].count("view_ticket") == 2  # every view of personal data
-    listed = hub_command(harness, "cases", "list", "--status", "resolved")
-    assert bad["person"]["dufNumber"] in listed.stdout and bad["person"]["nationalId"] not in listed.stdout
+    listed = hub_command(harness, "cases", "list", "--status", "resolved", "--reason", "test")
+    duf_number = bad["person"]["dufNumber"]
+    assert "…" + duf_number[-4:] in listed.stdout  # masked to its last digits: issue 30
+    assert duf_number not in listed.stdout and bad["person"]["nationalId"] not in listed.stdout
 
 
 def test_an_edit_that_breaks_the_contract_is_refused_before_anything_is_sent(

@@ -66,8 +66,8 @@ def test_the_demo_transfers_the_bundled_sample_and_prints_the_summary(
     lines = result.stdout.splitlines()
     [show_person] = [line.split(":", 1)[1].strip() for line in lines if line.startswith("Look at a person:")]
     [support_page] = [line.split(":", 1)[1].strip() for line in lines if line.startswith("The support page:")]
-    assert show_person.startswith("NIR_DATABASE_URL=sqlite:///var/demo/register.sqlite3 ")
-    assert show_person.endswith(" person show 201812345604")
+    assert show_person.startswith("echo 201812345604 | NIR_DATABASE_URL=sqlite:///var/demo/register.sqlite3 ")
+    assert show_person.endswith(" person show --reason 'a look at the demo'")
     assert support_page.endswith(" demo --support")
     shown = subprocess.run(
         show_person, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60

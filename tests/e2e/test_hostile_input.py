@@ -155,7 +155,7 @@ def test_no_message_whatever_its_bytes_stops_the_hub_or_shows_an_identifier(host
         assert where in places or event_id in event_ids, where
 
     # No identifier in clear anywhere the hub writes text.
-    listed = hub_command(harness.settings, "cases", "list", "--json")
+    listed = hub_command(harness.settings, "cases", "list", "--json", "--reason", "test")
     assert listed.returncode == 0, listed.stderr
     outputs = {
         "the worker log": harness.worker_logs(),

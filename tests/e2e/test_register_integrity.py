@@ -22,8 +22,10 @@ from tests.harness import hub_command as run_hub
 BERGEN = "vestland-fagsystem"
 
 
-def hub_command(harness: HubHarness, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_hub(harness.settings, *args)
+def hub_command(
+    harness: HubHarness, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return run_hub(harness.settings, *args, stdin=stdin)
 
 
 def tickets(harness: HubHarness) -> list[CaseTicket]:
@@ -104,7 +106,7 @@ def test_an_identity_conflict_is_refused_imdi_merges_from_its_ticket_and_a_split
         frozenset({one.national_id, one.duf_number}),
         frozenset({two.national_id, two.duf_number}),
     }
-    shown = json.loads(hub_command(harness, "cases", "show", str(ticket.id)).stdout)
+    shown = json.loads(hub_command(harness, "cases", "show", str(ticket.id), "--reason", "test").stdout)
     side_by_side = [{i["value"] for i in p["identifiers"]} for p in shown["identity"]["persons"]]
     assert side_by_side == [{one.national_id, one.duf_number}, {two.national_id, two.duf_number}]
 
@@ -148,7 +150,9 @@ def test_an_identity_conflict_is_refused_imdi_merges_from_its_ticket_and_a_split
         frozenset({one.national_id, one.duf_number}),
         frozenset({two.national_id, two.duf_number}),
     }
-    shown = json.loads(hub_command(harness, "person", "show", one.duf_number or "", "--json").stdout)
+    shown = json.loads(
+        hub_command(harness, "person", "show", "--json", "--reason", "test", stdin=one.duf_number).stdout
+    )
     assert [(m["mergedBy"], m["splitBy"]) for m in shown["merges"]] == [
         ("imdi-1", "imdi-1"),
         ("imdi-1", "imdi-1"),
@@ -187,7 +191,9 @@ def test_another_municipalitys_annulment_is_refused_until_imdi_approves_it(harne
     harness.wait_until(
         lambda: tickets(harness)[0].status == "resolved", timeout=60, what="the approved annulment"
     )
-    shown = json.loads(hub_command(harness, "person", "show", person.duf_number or "", "--json").stdout)
+    shown = json.loads(
+        hub_command(harness, "person", "show", "--json", "--reason", "test", stdin=person.duf_number).stdout
+    )
     assert [f["eventType"] for f in shown["facts"]] == ["TRAINING_CLAIM"]
     [chain] = shown["chains"]
     assert [(v["sourceSystem"], v["effect"]) for v in chain["versions"]] == [
@@ -228,11 +234,13 @@ def test_an_annulled_final_test_is_restored_by_a_correction_and_person_show_tell
     harness.publish([*story, test, annulment, restored])
     receipts, _ = harness.wait_for_receipts(6)
     assert [r["outcome"] for r in receipts] == ["ACCEPTED"] * 6
-    shown = json.loads(hub_command(harness, "person", "show", person.duf_number or "", "--json").stdout)
+    shown = json.loads(
+        hub_command(harness, "person", "show", "--json", "--reason", "test", stdin=person.duf_number).stdout
+    )
     [final] = [f for f in shown["facts"] if f["eventType"] == "TRAINING_FINAL_TEST"]
     assert final["payload"]["partialResults"] == [{"skill": "WRITING", "result": "B1"}]
     [chain] = shown["chains"]
     assert chain["standing"] is True
     assert [v["effect"] for v in chain["versions"]] == ["original", "annulled", "restored"]
-    text = hub_command(harness, "person", "show", person.duf_number or "").stdout
+    text = hub_command(harness, "person", "show", "--reason", "test", stdin=person.duf_number).stdout
     assert "restored" in text and test["eventId"] in text

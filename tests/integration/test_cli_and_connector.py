@@ -179,7 +179,9 @@ def test_person_show_prints_everything_the_register_holds_as_json(harness: HubHa
     harness.wait_for_receipts(1)
     harness.stop_all()
     for identifier in (person.national_id, person.duf_number):
-        result = hub_command(harness.settings, "person", "show", identifier, "--json")
+        result = hub_command(
+            harness.settings, "person", "show", "--json", "--reason", "test", stdin=identifier
+        )
         assert result.returncode == 0, result.stderr
         shown = json.loads(result.stdout)
         assert {i["value"] for i in shown["identifiers"]} == {person.national_id, person.duf_number}
@@ -188,7 +190,7 @@ def test_person_show_prints_everything_the_register_holds_as_json(harness: HubHa
         assert registration["payload"] == e["payload"]
         assert {"status", "startedOn", "endReason"} <= shown["state"]["norwegianAndSocialStudies"].keys()
         assert not [key for key in _keys(shown) if not re.fullmatch("[a-z][a-zA-Z0-9]*", key)]
-    missing = hub_command(harness.settings, "person", "show", "00000000000")
+    missing = hub_command(harness.settings, "person", "show", "--reason", "test", stdin="00000000000")
     assert missing.returncode == 1 and "no person" in missing.stderr
 
 
@@ -302,11 +304,21 @@ def test_person_show_as_of_a_date_shows_what_the_register_knew_then(harness: Hub
     harness.start_worker()
     harness.publish([event(person, "TRAINING_CLAIM")])
     harness.wait_for_receipts(1)
-    now = hub_command(harness.settings, "person", "show", person.duf_number, "--json")
+    now = hub_command(
+        harness.settings, "person", "show", "--json", "--reason", "test", stdin=person.duf_number
+    )
     assert len(json.loads(now.stdout)["registrations"]) == 1
     yesterday = (dt.date.today() - dt.timedelta(days=1)).isoformat()
     before = hub_command(
-        harness.settings, "person", "show", person.duf_number, "--json", "--as-of", yesterday
+        harness.settings,
+        "person",
+        "show",
+        "--json",
+        "--as-of",
+        yesterday,
+        "--reason",
+        "test",
+        stdin=person.duf_number,
     )
     assert json.loads(before.stdout)["registrations"] == []
     assert json.loads(before.stdout)["state"] == {}

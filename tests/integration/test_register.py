@@ -391,7 +391,7 @@ def test_hub_person_show_prints_each_identifiers_kind_and_the_persons_states(sql
         record_person_event(s, person_event(13, "PERSON_DIED", FODSELSNUMMER, on=dt.date(2026, 11, 20)), NOW)
         s.commit()
     settings = dataclasses.replace(Settings(), database_url=sqlite_url)
-    shown = hub_command(settings, "person", "show", FODSELSNUMMER)
+    shown = hub_command(settings, "person", "show", "--reason", "test", stdin=FODSELSNUMMER)
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert f"  d-number: {D_NUMBER} (ceased 2026-11-26T12:00:00Z)" in lines
@@ -405,7 +405,7 @@ def test_hub_person_show_on_a_register_that_does_not_exist_says_so_and_creates_n
 ) -> None:
     missing = tmp_path / "nowhere" / "register.sqlite3"
     settings = dataclasses.replace(Settings(), database_url=f"sqlite:///{missing}")
-    shown = hub_command(settings, "person", "show", FODSELSNUMMER)
+    shown = hub_command(settings, "person", "show", "--reason", "test", stdin=FODSELSNUMMER)
     assert shown.returncode == 2
     assert f"error [NIR-REGISTER-MISSING]: there is no register at {missing}" in shown.stderr
     assert list(tmp_path.iterdir()) == []

@@ -123,5 +123,5 @@ def test_a_search_by_one_number_finds_the_cases_under_the_person_s_other_numbers
             s, catalog(), imdi, TicketFilter(identifiers=(national_id,)), sources=SOURCES
         )
         assert [t["dufNumber"] for t in found] == ["…5604"]
-        desk.record_search(s, imdi, NOW)
+        desk.record_search(s, imdi, national_id, NOW)
         assert [(a.action, a.detail) for a in s.scalars(select(AuditEntry))] == [("search_person", None)]
