@@ -1094,10 +1094,13 @@ def users_reset_second_factor(username: str, user: str) -> None:
 @click.option("--subject", required=True, help="The person's pid (ID-porten) or sub; - reads it from stdin.")
 @_USER
 def users_link(username: str, issuer: str, subject: str, user: str) -> None:
+    from hub.domain.redaction import mask_identifiers
     from hub.support.oidc import link_user
 
     if subject == "-":
         subject = sys.stdin.readline().strip()
+    elif mask_identifiers(subject) != subject:  # ID-porten's pid is a fødselsnummer
+        raise click.UsageError("give --subject - and the person's number on standard input, not on the command line")
     _administer(lambda session, now: link_user(session, username, issuer, subject, user, now))
     click.echo(f"user {username} linked to a person at {issuer}")
 

@@ -58,6 +58,12 @@ DESK_NOT_READS = {
     ("approve", "POST"): "IMDi's decision (audit log); a refusal shows the ticket through its view",
     ("bulk_progress", "GET"): "ticket numbers and how far a replay is, nothing of a person",
     ("language", "POST"): "the user's own choice of language",
+    ("second_factor", "GET"): "signs in: the user's own second factor",
+    ("second_factor", "POST"): "signs in",
+    ("oidc_begin", "GET"): "signs in: sends the browser to the identity provider",
+    ("oidc_callback", "GET"): "signs in (a linked user); the provider's number is checked, never shown",
+    ("users", "GET"): "support staff, not registered persons",
+    ("users", "POST"): "support staff (audit log)",
 }
 
 # The `hub` commands that show a person's data; each must log, with the OS user and --reason.
@@ -93,6 +99,12 @@ CLI_NOT_READS = {
     "users disable": "support staff",
     "users enable": "support staff",
     "users set-password": "support staff",
+    "users set-role": "support staff (audit log)",
+    "users reset-second-factor": "support staff (audit log)",
+    "users link": "links a support user to a person at the identity provider; prints no number",
+    "users unlink": "support staff",
+    "idporten stand-in": "a stand-in with made-up persons",
+    "retention run": "counts per kind of data, no person",
     "report": "counts per municipality, no person",
     "topics ensure": "Kafka topics",
     "folkeregister connect": "a service",

@@ -322,6 +322,10 @@ def test_hub_users_link_reads_the_number_from_stdin_masks_it_in_the_audit_and_re
     )
     assert taken.returncode != 0 and "already linked to the user 'kari'" in taken.stderr
     assert KARI.pid not in taken.stderr
+    on_the_line = hub_command(
+        hub.settings, "users", "link", "ola", "--issuer", stand_in.issuer, "--subject", OLA.pid
+    )
+    assert on_the_line.returncode != 0 and "on standard input" in on_the_line.stderr  # not in shell history
     with hub.session_factory() as session:
         ola = session.scalars(select(User).where(User.username == "ola")).one()
         assert (ola.external_issuer, ola.external_subject) == (stand_in.issuer, OLA.pid)
