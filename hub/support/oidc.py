@@ -32,12 +32,19 @@ import hashlib
 import hmac
 import logging
 import secrets
+import warnings
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import jwt
-from authlib.integrations.httpx_client import AsyncOAuth2Client
+from authlib.deprecate import AuthlibDeprecationWarning
+
+with warnings.catch_warnings():
+    # Authlib 1.9 says at import that its httpx integration will move to httpx2; it works as it
+    # is, and the warning would reach every `hub` command's stderr.
+    warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
