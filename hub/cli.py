@@ -1076,10 +1076,18 @@ def users_set_password(username: str, password_stdin: bool, user: str) -> None:
 )
 @click.argument("username")
 @_USER
-def users_reset_second_factor(username: str, user: str) -> None:
+@_ACTING_AS
+def users_reset_second_factor(username: str, user: str, acting_as: str | None) -> None:
+    from hub.support import administration
     from hub.support.access import reset_second_factor
 
-    _administer(lambda session, now: reset_second_factor(session, username, user, now))
+    def reset(session: Any, now: dt.datetime) -> None:
+        if acting_as:
+            administration.reset_factor(session, administration.acting_user(session, acting_as), username, now)
+        else:
+            reset_second_factor(session, username, user, now)
+
+    _administer(reset)
     click.echo(f"second factor of {username} reset; they enrol a new one at their next sign-in")
 
 
