@@ -93,8 +93,9 @@ class ConfigDrift:
     actual: str
 
     def fix(self, bootstrap: str) -> str:
-        """The operator's command that puts it right (the hub never alters a topic it did not
-        just create: a non-incremental alter would reset the operator's own settings)."""
+        """The operator's command that puts it right. `hub topics ensure` itself sets only
+        `retention.ms` on an existing topic (the retention policy, incrementally); any other
+        config it lacks changes what the topic holds or how it is read, so the operator decides."""
         return (
             f"kafka-configs.sh --bootstrap-server {bootstrap} --alter --entity-type topics "
             f"--entity-name {self.topic} --add-config {self.key}={self.wanted}"

@@ -68,7 +68,7 @@ def topics_group() -> None:
 )
 def topics_ensure() -> None:
     from hub.broker import config_drift
-    from hub.principals import prepare_broker
+    from hub.principals import BrokerAccess, prepare_broker
     from hub.topics import required_topics
 
     hub = _hub()
@@ -77,7 +77,15 @@ def topics_ensure() -> None:
     for spec in specs:
         state = "created" if spec.name in created else "exists"
         click.echo(f"{spec.name}  partitions={spec.partitions}  {state}")
-    for drift in asyncio.run(config_drift(hub.settings.kafka, specs)):
+    drifts = asyncio.run(config_drift(hub.settings.kafka, specs))
+    # The retention policy (NIR_RETENTION_*_DAYS) is the operator's own setting: applied to
+    # existing topics too, incrementally. Any other config a topic lacks changes what it holds or
+    # how it is read (compaction, timestamps): the operator decides, from the printed command.
+    retained = [d for d in drifts if d.key == "retention.ms"]
+    BrokerAccess(hub.settings).set_topic_configs((d.topic, d.key, d.wanted) for d in retained)
+    for drift in retained:
+        click.echo(f"{drift.topic}  retention.ms={drift.wanted} set (was {drift.actual})")
+    for drift in (d for d in drifts if d.key != "retention.ms"):
         click.echo(
             f"warning: {drift.topic} has {drift.key}={drift.actual}, not {drift.wanted} (it was "
             f"created before the hub asked for that; README, Topics, says what it changes):\n"
@@ -1076,10 +1084,18 @@ def users_set_password(username: str, password_stdin: bool, user: str) -> None:
 )
 @click.argument("username")
 @_USER
-def users_reset_second_factor(username: str, user: str) -> None:
+@_ACTING_AS
+def users_reset_second_factor(username: str, user: str, acting_as: str | None) -> None:
+    from hub.support import administration
     from hub.support.access import reset_second_factor
 
-    _administer(lambda session, now: reset_second_factor(session, username, user, now))
+    def reset(session: Any, now: dt.datetime) -> None:
+        if acting_as:
+            administration.reset_factor(session, administration.acting_user(session, acting_as), username, now)
+        else:
+            reset_second_factor(session, username, user, now)
+
+    _administer(reset)
     click.echo(f"second factor of {username} reset; they enrol a new one at their next sign-in")
 
 

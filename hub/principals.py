@@ -43,6 +43,9 @@ from confluent_kafka.admin import (
     AclOperation,
     AclPermissionType,
     AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
     ResourcePatternType,
     ResourceType,
     ScramCredentialInfo,
@@ -197,6 +200,20 @@ class BrokerAccess:
         if source.authentication == "scram":
             self.delete_password(source.user)
         return removed
+
+    def set_topic_configs(self, changes: Iterable[tuple[str, str, str]]) -> None:
+        """Set (topic, key, value) configs incrementally: only the keys named change, so the
+        operator's other settings on the topic stay."""
+        by_topic: dict[str, list[ConfigEntry]] = {}
+        for topic, key, value in changes:
+            entry = ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+            by_topic.setdefault(topic, []).append(entry)
+        if by_topic:
+            resources = [
+                ConfigResource(ResourceType.TOPIC, topic, incremental_configs=entries)
+                for topic, entries in by_topic.items()
+            ]
+            _wait(self._admin.incremental_alter_configs(resources, request_timeout=_TIMEOUT))
 
     def allow(self, acls: Iterable[AclBinding]) -> None:
         _wait(self._admin.create_acls(list(acls), request_timeout=_TIMEOUT))

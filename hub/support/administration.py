@@ -3,7 +3,7 @@ creates its users), on the support page and with `hub users`.
 
 - IMDi support manages every user.
 - A municipality's administrative user (`municipality_admin`) manages the users of its own
-  municipality only, and gives only the municipality roles (super user, administrative user):
+  municipality only (add, disable, enable, set the role, reset the second factor), and gives only the municipality roles (super user, administrative user):
   never IMDi's role, never another municipality. It cannot act on IMDi's users or another
   municipality's, nor raise anyone above what it has itself.
 - Anyone else manages no one.
@@ -26,6 +26,7 @@ from hub.support.access import (
     create_user,
     disable_user,
     enable_user,
+    reset_second_factor,
 )
 
 MUNICIPAL_ROLES = (Role.MUNICIPALITY_SUPERUSER, Role.MUNICIPALITY_ADMIN)
@@ -112,6 +113,12 @@ def set_disabled(session: Session, actor: User, username: str, disabled: bool, n
     """Disable (sessions end now) or enable (a lockout is lifted) a user `actor` manages."""
     _managed(session, actor, username, "disable" if disabled else "enable", now)
     (disable_user if disabled else enable_user)(session, username, actor.username, now)
+
+
+def reset_factor(session: Session, actor: User, username: str, now: dt.datetime) -> None:
+    """Forget the second factor of a user `actor` manages (a lost phone): they enrol anew."""
+    _managed(session, actor, username, "reset", now)
+    reset_second_factor(session, username, actor.username, now)
 
 
 def set_role(session: Session, actor: User, username: str, role: Role, now: dt.datetime) -> None:

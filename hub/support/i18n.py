@@ -34,6 +34,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "users.disable": ("Sperr", "Disable"),
     "users.enable": ("Åpne", "Enable"),
     "users.set_role": ("Sett rolle", "Set role"),
+    "users.reset": ("Nullstill engangskode-appen", "Reset the code app"),
+    "users.done.reset": (
+        "Brukeren {username} setter opp en ny app ved neste innlogging.",
+        "User {username} sets up a new app at their next sign-in.",
+    ),
     "users.add": ("Legg til bruker", "Add user"),
     "users.role.imdi_support": ("IMDi brukerstøtte", "IMDi support"),
     "users.role.municipality_superuser": ("kommunens superbruker", "municipality super user"),

@@ -1451,7 +1451,7 @@ class Users(SupportView):
             data = await self.form(request)
             action, username = data.get("action", ""), _text(data.get("username", ""), "users.username")
             role_text = data.get("role", "")
-            if action not in ("add", "disable", "enable", "role") or not is_plain(username, USERNAME_LIMIT):
+            if action not in ("add", "disable", "enable", "role", "reset") or not is_plain(username, USERNAME_LIMIT):
                 raise _BadInput("bad.choice", name=_FieldName("users.username"))
             if action in ("add", "role") and role_text not in {r.value for r in Role}:
                 raise _BadInput("bad.choice", name=_FieldName("users.role"))
@@ -1482,6 +1482,8 @@ class Users(SupportView):
                         )
                     elif action == "role":
                         administration.set_role(session, user, username, Role(role_text), now)
+                    elif action == "reset":
+                        administration.reset_factor(session, user, username, now)
                     else:
                         administration.set_disabled(session, user, username, action == "disable", now)
                 except administration.NotYours:

@@ -383,7 +383,14 @@ def test_hub_topics_ensure_sets_each_topics_retention_from_the_policy_and_report
         await admin.start()
         try:
             await admin.create_topics(
-                [NewTopic(names.dead_letters.replace(harness.settings.topic_prefix, by_hand), 1, 1)]
+                [
+                    NewTopic(
+                        names.dead_letters.replace(harness.settings.topic_prefix, by_hand),
+                        1,
+                        1,
+                        topic_configs={"max.message.bytes": "123456"},  # the operator's own
+                    )
+                ]
             )
         finally:
             await admin.close()
@@ -395,3 +402,10 @@ def test_hub_topics_ensure_sets_each_topics_retention_from_the_policy_and_report
     assert (drift.key, drift.wanted) == ("retention.ms", str(3 * day))
     assert drift.actual != drift.wanted
     assert f"--add-config retention.ms={3 * day}" in drift.fix("b:9093")
+    # `hub topics ensure` applies the policy to it too, and only the policy: incrementally.
+    applied = hub_command(other, "topics", "ensure")
+    assert applied.returncode == 0, applied.stderr
+    assert f"{drift.topic}  retention.ms={3 * day} set (was {drift.actual})" in applied.stdout
+    [after] = topic_configs(harness, [drift.topic]).values()
+    assert (after["retention.ms"], after["max.message.bytes"]) == (str(3 * day), "123456")
+    assert asyncio.run(config_drift(harness.admin.kafka, specs)) == []

@@ -68,6 +68,7 @@ def test_a_municipal_administrator_manages_its_own_municipalitys_users_and_no_on
         administration.add_user(s, admin, "oslo-new", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "0301", now)
         administration.set_disabled(s, admin, "oslo-super", True, now)
         administration.set_role(s, admin, "oslo-new", Role.MUNICIPALITY_ADMIN, now)
+        administration.reset_factor(s, admin, "oslo-new", now)  # a lost phone
         refusals = [
             lambda: administration.add_user(
                 s, admin, "x1", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "4601", now
@@ -77,6 +78,7 @@ def test_a_municipal_administrator_manages_its_own_municipalitys_users_and_no_on
             lambda: administration.set_disabled(s, admin, "kari", True, now),
             lambda: administration.set_role(s, admin, "oslo-new", Role.IMDI_SUPPORT, now),
             lambda: administration.set_disabled(s, admin, "nobody", True, now),
+            lambda: administration.reset_factor(s, admin, "bergen-super", now),
         ]
         for refused in refusals:
             with pytest.raises(administration.NotYours):
@@ -96,8 +98,9 @@ def test_a_municipal_administrator_manages_its_own_municipalitys_users_and_no_on
         ("oslo-admin", "add_user"),
         ("oslo-admin", "disable_user"),
         ("oslo-admin", "set_role"),
+        ("oslo-admin", "reset_second_factor"),
     ]
-    assert actions.count(("oslo-admin", "user_refused")) == 6 and ("bergen-super", "user_refused") in actions
+    assert actions.count(("oslo-admin", "user_refused")) == 7 and ("bergen-super", "user_refused") in actions
 
 
 def test_on_the_support_page_an_administrator_adds_its_own_user_and_is_refused_for_another_municipality(
