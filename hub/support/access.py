@@ -261,7 +261,7 @@ def finish_sign_in(
         # A refused attempt is no guess: it neither counts nor lengthens the lockout.
         session.delete(attempt)
         return _refused(session, attempt, Refusal.LOCKED, now, throttle)
-    user = session.scalar(select(User).where(User.username == username))
+    user = user_named(session, username)
     matches = verify_password(password, user.password_hash if user is not None else _stand_in_hash())
     if user is None:
         return _refused(session, attempt, Refusal.UNKNOWN_USER, now, throttle)
@@ -599,7 +599,7 @@ def list_users(session: Session, now: dt.datetime, throttle: Throttle) -> list[U
 
 def disable_user(session: Session, username: str, actor: str, now: dt.datetime) -> None:
     """The user can no longer sign in, and every session of theirs ends now."""
-    user = _existing_user(session, username)
+    user = existing_user(session, username)
     user.disabled = True
     _end_sessions(session, user)
     audit(session, actor, "disable_user", now, detail=f"user {username}")
@@ -607,7 +607,7 @@ def disable_user(session: Session, username: str, actor: str, now: dt.datetime) 
 
 def enable_user(session: Session, username: str, actor: str, now: dt.datetime) -> None:
     """The user may sign in again, and any lockout of their username is lifted."""
-    user = _existing_user(session, username)
+    user = existing_user(session, username)
     user.disabled = False
     session.execute(delete(SignInAttempt).where(SignInAttempt.username == username))
     audit(session, actor, "enable_user", now, detail=f"user {username}")
@@ -615,7 +615,7 @@ def enable_user(session: Session, username: str, actor: str, now: dt.datetime) -
 
 def set_password(session: Session, username: str, password: str, actor: str, now: dt.datetime) -> None:
     """A new password; the sessions opened with the old one end."""
-    user = _existing_user(session, username)
+    user = existing_user(session, username)
     check_new_password(username, password)
     user.password_hash = hash_password(password)
     _end_sessions(session, user)
@@ -625,7 +625,7 @@ def set_password(session: Session, username: str, password: str, actor: str, now
 def reset_second_factor(session: Session, username: str, actor: str, now: dt.datetime) -> None:
     """The user's second factor and recovery codes are forgotten, and their sessions and
     pending sign-ins end: at their next sign-in they enrol a new one."""
-    user = _existing_user(session, username)
+    user = existing_user(session, username)
     user.totp_secret = user.totp_enrolled_at = user.totp_last_step = None
     session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     session.execute(delete(PendingSignIn).where(PendingSignIn.user_id == user.id))
@@ -633,8 +633,13 @@ def reset_second_factor(session: Session, username: str, actor: str, now: dt.dat
     audit(session, actor, "reset_second_factor", now, detail=f"user {username}")
 
 
-def _existing_user(session: Session, username: str) -> User:
-    user = session.scalar(select(User).where(User.username == username))
+def user_named(session: Session, username: str) -> User | None:
+    return session.scalar(select(User).where(User.username == username))
+
+
+def existing_user(session: Session, username: str) -> User:
+    """The user `username`; `AccessDenied` if there is none."""
+    user = user_named(session, username)
     if user is None:
         raise AccessDenied(f"there is no user {username!r}")
     return user

@@ -27,9 +27,10 @@ from hub.support.access import (
     disable_user,
     enable_user,
     reset_second_factor,
+    user_named,
 )
 
-MUNICIPAL_ROLES = (Role.MUNICIPALITY_SUPERUSER, Role.MUNICIPALITY_ADMIN)
+MUNICIPAL_ROLES = tuple(role for role in Role if role.municipal)
 
 
 class NotYours(AccessDenied):
@@ -101,7 +102,7 @@ def add_user(
 
 def _managed(session: Session, actor: User, username: str, what: str, now: dt.datetime) -> User:
     """The user `username`, if `actor` manages them (the same refusal whether they exist or not)."""
-    target = session.scalar(select(User).where(User.username == username))
+    target = user_named(session, username)
     if target is None:
         audit(session, actor.username, "user_refused", now, detail=f"{what} unknown user")
         raise NotYours(f"there is no user {username!r} that {actor.username} manages")
@@ -136,7 +137,7 @@ def set_role(session: Session, actor: User, username: str, role: Role, now: dt.d
 
 def acting_user(session: Session, username: str) -> User:
     """The user a command acts as (`hub users ... --as NAME`); disabled users act as no one."""
-    user = session.scalar(select(User).where(User.username == username))
+    user = user_named(session, username)
     if user is None or user.disabled:
         raise AccessDenied(f"there is no active user {username!r} to act as")
     return user

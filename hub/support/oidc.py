@@ -54,7 +54,7 @@ from hub.domain.redaction import clean
 from hub.errors import ConfigurationError
 from hub.jwks import SigningKeys
 from hub.register.models import OidcSignIn, User
-from hub.support.access import AccessDenied, audit
+from hub.support.access import AccessDenied, audit, existing_user
 
 log = logging.getLogger(__name__)
 
@@ -383,9 +383,7 @@ def link_user(
     Audited, with the subject masked where it is an identity number (ID-porten's pid)."""
     if not issuer.strip() or not subject.strip() or len(issuer) > 512 or len(subject) > 256:
         raise AccessDenied("the issuer and the subject must be given (at most 512 and 256 characters)")
-    user = session.scalar(select(User).where(User.username == username))
-    if user is None:
-        raise AccessDenied(f"there is no user {username!r}")
+    user = existing_user(session, username)
     other = session.scalar(
         select(User).where(User.external_issuer == issuer, User.external_subject == subject)
     )
@@ -403,8 +401,6 @@ def link_user(
 
 def unlink_user(session: Session, username: str, actor: str, now: dt.datetime) -> None:
     """The user can no longer sign in through an identity provider."""
-    user = session.scalar(select(User).where(User.username == username))
-    if user is None:
-        raise AccessDenied(f"there is no user {username!r}")
+    user = existing_user(session, username)
     user.external_issuer = user.external_subject = None
     audit(session, actor, "unlink_user", now, detail=f"user {username}")

@@ -31,6 +31,7 @@ from hub.domain.municipalities import is_municipality_number, numbers_since
 from hub.errors import HubError
 from hub.register.models import CaseTicket, RegistrationRecord, User
 from hub.sources import Source, SourceRegistry
+from hub.support.access import Role
 from hub.topics import TopicNames
 
 # The day the register's municipality lists begin: every number a municipality has had since is
@@ -39,9 +40,8 @@ _FIRST_DAY = dt.date(2018, 1, 1)
 # Ticket kinds whose scope is their source's (those made from a decoded dead letter).
 _FROM_EVENTS = ("dead_letter", "identity_conflict")
 _MANUAL = "manual"
-_IMDI_SUPPORT = "imdi_support"
 # The municipality's own roles: its super user and its administrative user see the same tickets.
-_MUNICIPAL_ROLES = ("municipality_superuser", "municipality_admin")
+_MUNICIPAL_ROLES = frozenset(role.value for role in Role if role.municipal)
 
 
 class OutOfScope(HubError):
@@ -95,7 +95,7 @@ class Scope:
 
     @classmethod
     def of(cls, user: User, sources: Sources) -> Scope:
-        imdi = user.role == _IMDI_SUPPORT
+        imdi = user.role == Role.IMDI_SUPPORT.value
         # A user of no known role, or a municipality user without a municipality, sees nothing.
         municipality = user.municipality if user.role in _MUNICIPAL_ROLES else None
         return cls(user.username, imdi, municipality or None, sources)

@@ -34,7 +34,6 @@ from aiohttp import web as aiohttp_web
 from faust.web import Request, Response, View
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.bootstrap import Hub, read_mask_key
@@ -71,6 +70,7 @@ from hub.support.access import (
     sign_in,
     sign_out,
     user_for_token,
+    user_named,
 )
 from hub.support.i18n import (
     DEFAULT_LANGUAGE,
@@ -1464,7 +1464,7 @@ class Users(SupportView):
                         check_new_password(username, data.get("password", ""))
                     except AccessDenied:
                         raise _BadInput("users.password_weak", length=PASSWORD_MIN_LENGTH) from None
-                    if session.scalar(select(User.id).where(User.username == username)) is not None:
+                    if user_named(session, username) is not None:
                         raise _BadInput("users.exists")
                 try:
                     if action == "add":
