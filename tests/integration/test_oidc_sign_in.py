@@ -339,33 +339,13 @@ def test_in_chromium_a_person_picks_themselves_at_the_stand_in_and_lands_on_the_
     """The provider on another site than the hub (localhost, the hub 127.0.0.1), as ID-porten is:
     the sign-in's cookie must come back on the provider's redirect, and the session's be sent on
     the first page after it."""
-    import os
-    import shutil
-    import uuid
+    from tests.integration.test_support_web import support_page_in_chromium
 
-    import faust
-
-    from hub.app import serve_web
-    from hub.webserver import FAUST_APP_OPTIONS
-    from tests.integration.test_support_web import CHROMIUM, served_in_a_thread
-
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    if shutil.which(CHROMIUM) is None:
-        message = f"no Chromium at {CHROMIUM} (Debian package 'chromium'; .ci/run installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
     provider = IdportenStandIn(STAND_IN_KEY, {CLIENT_ID: StandInClient(CLIENT_ID, secret=SECRET)})
     with serving(provider) as issuer:
         provider.issuer = issuer.replace("127.0.0.1", "localhost")
         hub = oidc_hub(sqlite_url, provider, tmp_path)
-        app = faust.App(f"test-web-{uuid.uuid4().hex[:8]}", **FAUST_APP_OPTIONS)
-        serve_web(app, hub)
-        app.web.init_server()
-        with served_in_a_thread(app.web.web_app) as base, playwright_api.sync_playwright() as p:  # type: ignore[attr-defined]
-            browser = p.chromium.launch(
-                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
-            )
+        with support_page_in_chromium(hub) as (base, browser):
             tab = browser.new_page()
             refused: list[str] = []
             tab.on("console", lambda message: refused.append(message.text))
@@ -384,7 +364,6 @@ def test_in_chromium_a_person_picks_themselves_at_the_stand_in_and_lands_on_the_
             tab.click("#sign-in-oidc")
             tab.click(f'a.person[data-pid="{UNLINKED.pid}"]')
             assert translate("nb", "oidc.refused.unknown_person") in tab.inner_text("#error")
-            browser.close()
     assert sign_in_failures(hub) == ["- oidc unknown_person from 127.0.0.1"]
 
 

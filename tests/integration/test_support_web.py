@@ -308,9 +308,11 @@ def served_in_a_thread(web_app: web.Application) -> Iterator[str]:
         loop.close()
 
 
-def test_in_a_browser_the_page_s_style_passes_the_content_security_policy_and_sign_in_with_a_second_factor_works(
-    sqlite_url: str,
-) -> None:
+@contextlib.contextmanager
+def support_page_in_chromium(hub: Hub) -> Iterator[tuple[str, Any]]:
+    """The support page for `hub`, served as the worker serves it, and a Chromium to open it:
+    (the page's base URL, the browser). Debian's Chromium, as CI installs it: missing, the test
+    fails on CI and is skipped elsewhere."""
     playwright_api = pytest.importorskip("playwright.sync_api")
     if shutil.which(CHROMIUM) is None:
         message = f"no Chromium at {CHROMIUM} (Debian package 'chromium'; .ci/run installs it)"
@@ -318,13 +320,23 @@ def test_in_a_browser_the_page_s_style_passes_the_content_security_policy_and_si
             pytest.fail(message)
         pytest.skip(message)
     app = faust.App(f"test-web-{uuid.uuid4().hex[:8]}", **FAUST_APP_OPTIONS)
-    hub = web_hub(sqlite_url)
     serve_web(app, hub)
     app.web.init_server()
     with served_in_a_thread(app.web.web_app) as base, playwright_api.sync_playwright() as p:  # type: ignore[attr-defined]
         browser = p.chromium.launch(
             executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
         )
+        try:
+            yield base, browser
+        finally:
+            browser.close()
+
+
+def test_in_a_browser_the_page_s_style_passes_the_content_security_policy_and_sign_in_with_a_second_factor_works(
+    sqlite_url: str,
+) -> None:
+    hub = web_hub(sqlite_url)
+    with support_page_in_chromium(hub) as (base, browser):
         tab = browser.new_page()
         refused: list[str] = []
         tab.on("console", lambda message: refused.append(message.text))
@@ -355,7 +367,6 @@ def test_in_a_browser_the_page_s_style_passes_the_content_security_policy_and_si
         header = tab.evaluate("getComputedStyle(document.querySelector('header')).backgroundColor")
         assert header == "rgb(0, 36, 78)"  # base.html's style sheet was applied
         assert refused == []  # and the browser reported no policy violation
-        browser.close()
 
 
 def test_the_page_speaks_norwegian_until_a_user_chooses_english_which_is_kept_on_the_user(

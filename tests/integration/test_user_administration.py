@@ -5,30 +5,24 @@ refusal is audited. On SQLite and PostgreSQL, and in Chromium."""
 from __future__ import annotations
 
 import os
-import shutil
-import uuid
 
-import faust
 import pyotp
 import pytest
 from sqlalchemy import select
 
-from hub.app import serve_web
 from hub.bootstrap import Hub
 from hub.register.models import AuditEntry, User
 from hub.register.unit_of_work import UnitOfWork
 from hub.support import administration
 from hub.support.access import Role, create_user
-from hub.webserver import FAUST_APP_OPTIONS
 from tests.harness import hub_command
 from tests.integration.test_support_web import (
-    CHROMIUM,
     PASSWORD,
     Client,
     page_and_token,
     serve,
-    served_in_a_thread,
     sign_in,
+    support_page_in_chromium,
     web_hub,
 )
 
@@ -177,20 +171,8 @@ def test_hub_users_as_an_administrator_is_held_to_its_municipality(sqlite_url: s
 def test_in_chromium_an_administrator_adds_a_user_to_its_municipality_and_is_refused_for_another(
     sqlite_url: str,
 ) -> None:
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    if shutil.which(CHROMIUM) is None:
-        message = f"no Chromium at {CHROMIUM} (Debian package 'chromium'; .ci/run installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
     hub = with_municipal_users(web_hub(sqlite_url))
-    app = faust.App(f"test-web-{uuid.uuid4().hex[:8]}", **FAUST_APP_OPTIONS)
-    serve_web(app, hub)
-    app.web.init_server()
-    with served_in_a_thread(app.web.web_app) as base, playwright_api.sync_playwright() as p:  # type: ignore[attr-defined]
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
-        )
+    with support_page_in_chromium(hub) as (base, browser):
         tab = browser.new_page()
         tab.goto(base + "/support/tickets")
         tab.fill("#username", "oslo-admin")
@@ -213,5 +195,4 @@ def test_in_chromium_an_administrator_adds_a_user_to_its_municipality_and_is_ref
                 assert tab.locator('tr.user[data-username="oslo-browser"]').count() == 1
             else:
                 assert "bare IMDi og kommunens administrative bruker" in tab.text_content("#message")
-        browser.close()
     assert "oslo-browser" in users(hub) and "bergen-browser" not in users(hub)
