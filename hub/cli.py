@@ -7,7 +7,6 @@ import asyncio
 import copy
 import dataclasses
 import datetime as dt
-import getpass
 import json
 import os
 import shutil
@@ -201,7 +200,8 @@ def sources_grant(source_id: str) -> None:
 # Who decided a revocation or a restoration, and why: recorded in the register.
 _reason = click.option("--reason", required=True, help="Why (recorded in the register with who and when).")
 _decided_by = click.option(
-    "--by", default=getpass.getuser, show_default="the OS user", help="Who decided it."
+    # (a lambda: `_os_user` is defined further down, beside the other options that record who)
+    "--by", default=lambda: _os_user(), show_default="the OS user", help="Who decided it."
 )
 
 
