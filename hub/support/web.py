@@ -1418,11 +1418,14 @@ class Users(SupportView):
 
     async def get(self, request: Request) -> Response:
         query = _aiohttp_request(request).query
-        return await self.guarded(
-            request, lambda: self.users_page(request, done=query.get("done"), done_user=query.get("user"))
-        )
+        # What the last change was (the post's redirect says): shown only for a known action and
+        # a plain username, so a crafted link can neither break the page nor put words in it.
+        done, done_user = query.get("done"), query.get("user", "")
+        if done not in _USER_ACTIONS or not is_plain(done_user, USERNAME_LIMIT):
+            done = None
+        return await self.guarded(request, lambda: self.users_page(request, done=done, done_user=done_user))
 
-    async def users_page(self, request: Request, *, status: int = 200, **context: Any) -> Response:
+    async def users_page(self, request: Request, *, done: str | None, done_user: str) -> Response:
         def work(session: Session, user: User) -> dict[str, Any]:
             roles = administration.roles_given_by(user)
             if not roles:
@@ -1440,9 +1443,9 @@ class Users(SupportView):
         return self.page(
             request,
             "users.html",
-            status=status,
             form_token=form_token(_cookie(request) or ""),
-            **{k: v for k, v in context.items() if v is not None and k != "status"},
+            done=done,
+            done_user=done_user,
             **found,
         )
 
@@ -1451,7 +1454,7 @@ class Users(SupportView):
             data = await self.form(request)
             action, username = data.get("action", ""), _text(data.get("username", ""), "users.username")
             role_text = data.get("role", "")
-            if action not in ("add", "disable", "enable", "role", "reset") or not is_plain(username, USERNAME_LIMIT):
+            if action not in _USER_ACTIONS or not is_plain(username, USERNAME_LIMIT):
                 raise _BadInput("bad.choice", name=_FieldName("users.username"))
             if action in ("add", "role") and role_text not in {r.value for r in Role}:
                 raise _BadInput("bad.choice", name=_FieldName("users.role"))
@@ -1495,6 +1498,10 @@ class Users(SupportView):
             return self.redirect("/users", done=action, user=username)
 
         return await self.guarded(request, handle)
+
+
+# What the users page's forms do (`Users.post`), each with its "done" message (users.done.*).
+_USER_ACTIONS = ("add", "disable", "enable", "role", "reset")
 
 
 class _NotAdministrator(Exception):

@@ -111,6 +111,10 @@ def test_on_the_support_page_an_administrator_adds_its_own_user_and_is_refused_f
             "/support/users", data={**form, "role": "municipality_superuser", "municipality": "0301"}
         )
         assert added.status == 200 and "oslo-two" in await added.text()
+        # The page's "done" message comes from the redirect's address: a crafted one shows nothing.
+        for crafted in ({"done": "nonsense", "user": "x"}, {"done": "add", "user": "a\x00b"}):
+            answer = await client.get("/support/users", params=crafted)
+            assert answer.status == 200 and 'id="done"' not in await answer.text()
         refused = await client.post(
             "/support/users",
             data={**form, "username": "bergen-two", "role": "municipality_superuser", "municipality": "4601"},
