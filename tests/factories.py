@@ -112,13 +112,15 @@ def synthetic_person(
     *, with_duf: bool = True, with_national_id: bool = True, born: dt.date | None = None
 ) -> Person:
     """A new person with a valid synthetic fødselsnummer (month + 80) and a DUF number, born on
-    `born` (in the 1900s) or on a day from 1970 to 1999."""
+    `born` (in the 1900s) or on a day from 1976 to 1999: 26 to 50 years old in 2026, well inside
+    every age limit of the law (18-55 for the programme), so no test meets a limit by chance."""
     national_id = None
     while with_national_id and national_id is None:
         n = next(_individuals)
-        # 1970 to 1999 only: an individual number below 500 means the 1900s (12,000 days ran into
-        # 2002, read as 1902, and a test now and then met a person aged 120).
-        birth = born or dt.date(1970, 1, 1) + dt.timedelta(days=(n * 37) % 10900)
+        # 1976 to 1999 only: an individual number below 500 means the 1900s (12,000 days ran into
+        # 2002, read as 1902, and a test now and then met a person aged 120); a person born in
+        # 1970 was 56 at a grant and had no right to the programme, a warning now and then.
+        birth = born or dt.date(1976, 1, 1) + dt.timedelta(days=(n * 37) % 8700)
         national_id = make_national_id(birth, n % 500)  # individual < 500: born 1900 to 1999
     first_ten = f"20{10 + next(_individuals) % 15:02d}{next(_individuals) % 1000000:06d}"
     duf = first_ten + duf_checksum(first_ten) if with_duf else None
