@@ -403,9 +403,15 @@ _IDENTIFIER_FILE = click.option(
 
 
 def _identifier(on_command_line: str | None, file: Path | None) -> str:
-    """The person's number, from `--file` or standard input (asked for, unechoed, at a terminal):
-    never from the command line, where it would stay in the shell's history and be seen by anyone
-    listing processes. A number given there is refused with how to give it instead."""
+    """The person's number, from `--file` or standard input; see `_identifiers`."""
+    [number] = _identifiers(on_command_line, file, ["The person's number (not shown)"])
+    return number
+
+
+def _identifiers(on_command_line: str | None, file: Path | None, prompts: list[str]) -> list[str]:
+    """One number per prompt, from `--file` or standard input (one per line; asked for, unechoed,
+    at a terminal): never from the command line, where it would stay in the shell's history and be
+    seen by anyone listing processes. A number given there is refused with how to give it instead."""
     if on_command_line is not None:
         raise click.UsageError(
             "a person's number is not taken on the command line (it would stay in the shell's history "
@@ -413,15 +419,18 @@ def _identifier(on_command_line: str | None, file: Path | None) -> str:
             "or with --file FILE"
         )
     if file is not None:
-        text = file.read_text(encoding="utf-8")
+        numbers = file.read_text(encoding="utf-8").split()
     elif sys.stdin.isatty():
-        text = click.prompt("The person's number (not shown)", hide_input=True, err=True)
+        numbers = [click.prompt(prompt, hide_input=True, err=True).strip() for prompt in prompts]
     else:
-        text = sys.stdin.read()
-    number = text.strip()
-    if len(number) not in (11, 12) or not number.isascii() or not number.isdigit():
-        raise click.UsageError("give one whole fødselsnummer, D-number (11 digits) or DUF number (12 digits)")
-    return number
+        numbers = sys.stdin.read().split()
+    whole = all(len(n) in (11, 12) and n.isascii() and n.isdigit() for n in numbers)
+    if len(numbers) != len(prompts) or not whole:
+        one = "one whole fødselsnummer, D-number (11 digits) or DUF number (12 digits)"
+        raise click.UsageError(
+            f"give {one}" if len(prompts) == 1 else f"give {len(prompts)} numbers, one per line, each {one}"
+        )
+    return numbers
 
 
 @click.group(name="person", help="What the register holds about a person.")
@@ -573,11 +582,12 @@ def person_export(
 
 @person_group.command(
     name="merge",
-    help="Join two persons into one, kept under KEEP's record: IMDi's decision on an identity "
-    "conflict (recorded, audited, undone by `hub person split`).",
+    help="Join two persons into one: IMDi's decision on an identity conflict (recorded, audited, "
+    "undone by `hub person split`). Two numbers on standard input or in --file, one per line: "
+    "first the person whose record is kept, then the other (never on the command line).",
 )
-@click.argument("keep")
-@click.argument("other")
+@click.argument("identifier", required=False, metavar="< NUMBERS-FILE")
+@_IDENTIFIER_FILE
 @click.option("--reason", required=True, help="Why the two are one person (kept with the merge).")
 @click.option(
     "--ticket",
@@ -586,10 +596,17 @@ def person_export(
     help="The identity-conflict ticket this settles: its event is replayed once they are one.",
 )
 @_USER
-def person_merge(keep: str, other: str, reason: str, ticket_id: int | None, user: str) -> None:
+def person_merge(
+    identifier: str | None, identifier_file: Path | None, reason: str, ticket_id: int | None, user: str
+) -> None:
     from hub.register.unit_of_work import UnitOfWork
     from hub.support.persons import merge
 
+    keep, other = _identifiers(
+        identifier,
+        identifier_file,
+        ["The number of the person whose record is kept (not shown)", "The other person's number (not shown)"],
+    )
     hub = _migrated_hub()
     with UnitOfWork(hub.session_factory) as uow:
         done = merge(uow.session, user, keep, other, reason=reason, now=hub.clock(), ticket_id=ticket_id)
@@ -601,10 +618,12 @@ def person_merge(keep: str, other: str, reason: str, ticket_id: int | None, user
 
 @person_group.command(
     name="split",
-    help="Undo a merge into the person with IDENTIFIER (the newest in force, or --merge): the other "
-    "person back with what the merge moved and what came for their numbers since (audited).",
+    help="Undo a merge into the person whose number is on standard input or in --file (the newest "
+    "merge in force, or --merge): the other person back with what the merge moved and what came "
+    "for their numbers since (audited).",
 )
-@click.argument("identifier")
+@click.argument("identifier", required=False, metavar="< NUMBER-FILE")
+@_IDENTIFIER_FILE
 @click.option("--reason", required=True, help="Why the two are not one person.")
 @click.option("--merge", "merge_id", type=int, help="The merge to undo (`hub person show` lists them).")
 @click.option(
@@ -613,16 +632,24 @@ def person_merge(keep: str, other: str, reason: str, ticket_id: int | None, user
     help="Where registrations since the merge that named numbers of both persons go.",
 )
 @_USER
-def person_split(identifier: str, reason: str, merge_id: int | None, mixed_to: str | None, user: str) -> None:
+def person_split(
+    identifier: str | None,
+    identifier_file: Path | None,
+    reason: str,
+    merge_id: int | None,
+    mixed_to: str | None,
+    user: str,
+) -> None:
     from hub.register.unit_of_work import UnitOfWork
     from hub.support.persons import split
 
+    number = _identifier(identifier, identifier_file)
     hub = _migrated_hub()
     with UnitOfWork(hub.session_factory) as uow:
         report = split(
             uow.session,
             user,
-            identifier,
+            number,
             reason=reason,
             now=hub.clock(),
             merge_id=merge_id,
@@ -903,14 +930,28 @@ def cases_discard(ticket_id: int, note: str, user: str) -> None:
     _settle(ticket_id, note, "discarded", user)
 
 
-@cases_group.command(name="file", help="File a case about a person by hand.")
-@click.option("--duf", "duf_number", required=True, help="The person's DUF number.")
+@cases_group.command(
+    name="file",
+    help="File a case about a person by hand; their DUF number on standard input or in --file "
+    "(never on the command line).",
+)
+@click.argument("identifier", required=False, metavar="< NUMBER-FILE")
+@_IDENTIFIER_FILE
 @click.option("--description", required=True)
-@click.option("--municipality")
-def cases_file(duf_number: str, description: str, municipality: str | None) -> None:
+@click.option("--municipality", help="The municipality's number, if the case is about one.")
+@_USER
+def cases_file(
+    identifier: str | None,
+    identifier_file: Path | None,
+    description: str,
+    municipality: str | None,
+    user: str,
+) -> None:
     from hub.register.unit_of_work import UnitOfWork
+    from hub.support.access import audit
     from hub.support.tickets import file_manual_case
 
+    duf_number = _identifier(identifier, identifier_file)
     hub = _migrated_hub()
     with UnitOfWork(hub.session_factory) as uow:
         ticket = file_manual_case(
@@ -920,6 +961,7 @@ def cases_file(duf_number: str, description: str, municipality: str | None) -> N
             municipality=municipality,
             now=hub.clock(),
         )
+        audit(uow.session, user, "file_case", hub.clock(), ticket_id=ticket.id)
         uow.commit()
         click.echo(f"filed ticket {ticket.id}")
 

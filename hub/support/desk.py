@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.domain.calendar import as_utc, norwegian_date
-from hub.domain.identifiers import InvalidIdentifier, check_duf_number, last_digits
+from hub.domain.identifiers import last_digits
 from hub.errors import FAILURE_CODES, title
 from hub.register import access_log
 from hub.register.access_log import Reader
@@ -584,10 +584,6 @@ def file_case_as(
 ) -> CaseTicket:
     """File a case by hand; a municipality's super user files for their own municipality."""
     duf_number = duf_number.strip()
-    try:
-        check_duf_number(duf_number, today=norwegian_date(now))
-    except InvalidIdentifier as exc:
-        raise TicketError(f"DUF number {exc}") from exc
     if user.role != Role.IMDI_SUPPORT.value:
         municipality = user.municipality
     ticket = file_manual_case(

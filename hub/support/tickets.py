@@ -11,11 +11,11 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from hub.domain.calendar import iso_utc
+from hub.domain.calendar import iso_utc, norwegian_date
 from hub.domain.events import Origin, Registration
-from hub.domain.identifiers import is_ascii_digits, mask
+from hub.domain.identifiers import InvalidIdentifier, check_duf_number, is_ascii_digits, mask
 from hub.domain.lifecycle import is_repeatable
-from hub.domain.municipalities import is_municipality_number
+from hub.domain.municipalities import is_municipality_number, municipality_on
 from hub.domain.redaction import clean, fits
 from hub.errors import DecodeError, HubError, Quarantined
 from hub.pipeline.deadletter import (
@@ -425,9 +425,16 @@ def settle(
 def file_manual_case(
     session: Session, *, duf_number: str, description: str, municipality: str | None, now: dt.datetime
 ) -> CaseTicket:
-    """A case about a person filed by hand, as support users do today."""
+    """A case about a person filed by hand, as support users do today: on the desk or with `hub cases
+    file`, which both come here so the same number and municipality are refused by both."""
     if not description.strip():
         raise TicketError("a description is required")
+    try:
+        check_duf_number(duf_number, today=norwegian_date(now))
+    except InvalidIdentifier as exc:
+        raise TicketError(f"DUF number {exc}") from exc
+    if municipality is not None and municipality_on(municipality, norwegian_date(now)) is None:
+        raise TicketError("the municipality must be the number of a municipality today (four digits)")
     ticket = CaseTicket(
         status=TicketStatus.OPEN.value,
         kind=MANUAL,

@@ -82,17 +82,16 @@ def test_an_identity_conflict_is_refused_imdi_merges_from_its_ticket_and_a_split
         harness,
         "person",
         "merge",
-        one.duf_number or "",
-        two.duf_number or "",
         "--reason",
         "a trial",
         "--user",
         "imdi-1",
+        stdin=f"{one.duf_number}\n{two.duf_number}\n",
     )
     assert merged.returncode == 0, merged.stderr
     assert len(persons(harness)) == 1
     split = hub_command(
-        harness, "person", "split", one.duf_number or "", "--reason", "not one", "--user", "imdi-1"
+        harness, "person", "split", "--reason", "not one", "--user", "imdi-1", stdin=one.duf_number
     )
     assert split.returncode == 0, split.stderr
     assert tables(harness) == before
@@ -116,14 +115,13 @@ def test_an_identity_conflict_is_refused_imdi_merges_from_its_ticket_and_a_split
         harness,
         "person",
         "merge",
-        one.national_id or "",
-        two.duf_number or "",
         "--reason",
         "UDI confirms one person",
         "--ticket",
         str(ticket.id),
         "--user",
         "imdi-1",
+        stdin=f"{one.national_id}\n{two.duf_number}\n",
     )
     assert merged.returncode == 0, merged.stderr
     harness.wait_until(
@@ -133,19 +131,19 @@ def test_an_identity_conflict_is_refused_imdi_merges_from_its_ticket_and_a_split
     assert mixed["eventId"] in {r.event_id for r in harness.registrations()}
 
     # The replayed event named numbers of both: the split asks where it goes.
-    refused = hub_command(harness, "person", "split", one.duf_number or "", "--reason", "two after all")
+    refused = hub_command(harness, "person", "split", "--reason", "two after all", stdin=one.duf_number)
     assert refused.returncode == 2 and mixed["eventId"] in refused.stderr
     split = hub_command(
         harness,
         "person",
         "split",
-        one.duf_number or "",
         "--reason",
         "two after all",
         "--mixed-to",
         "keeper",
         "--user",
         "imdi-1",
+        stdin=one.duf_number,
     )
     assert split.returncode == 0, split.stderr
     assert persons(harness) == {

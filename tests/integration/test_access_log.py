@@ -18,7 +18,7 @@ from hub.bootstrap import Hub
 from hub.cli import cli
 from hub.domain.identifiers import subject_key
 from hub.register.access_log import Reader, reads_of, record_number_read
-from hub.register.models import AccessLogEntry
+from hub.register.models import AccessLogEntry, AuditEntry, CaseTicket
 from hub.register.repository import RegisterRepository, find_person_id
 from hub.register.unit_of_work import UnitOfWork
 from hub.support import web as support_web
@@ -240,14 +240,75 @@ def test_every_hub_command_that_reads_personal_data_logs_the_os_user_and_the_rea
         }
 
 
+# The `hub` commands that take a person's number: from standard input or --file, never as an
+# argument (the shell's history and the process list would keep it).
+NUMBER_TAKERS = {
+    "person show": (["person", "show", "--reason", "r"], 1),
+    "person export": (["person", "export", "--out", "x", "--reason", "r"], 1),
+    "person merge": (["person", "merge", "--reason", "r"], 2),
+    "person split": (["person", "split", "--reason", "r"], 1),
+    "cases file": (["cases", "file", "--description", "d"], 1),
+}
+
+
+def _parameters(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[str, str]]:
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from _parameters(sub, (*path, name))
+    else:
+        yield from ((" ".join(path), str(p.name)) for p in command.params)
+
+
 def test_a_person_s_number_on_the_command_line_is_refused_with_how_to_give_it(sqlite_url: str) -> None:
+    parameters = set(_parameters(cli))
+    assert {c for c, p in parameters if p == "identifier_file"} == NUMBER_TAKERS.keys()
+    assert not {p for _, p in parameters} & {"duf_number", "national_id", "keep", "other", "number"}
     hub = pipeline_hub(sqlite_url)
-    for args in (["person", "show", NATIONAL_ID], ["person", "export", NATIONAL_ID, "--out", "x"]):
-        refused = hub_command(hub.settings, *args, "--reason", "r")
-        assert refused.returncode == 2 and "standard input" in refused.stderr and "--file" in refused.stderr
-        assert NATIONAL_ID not in refused.stderr
-    half = hub_command(hub.settings, "person", "show", "--reason", "r", stdin="1234")
-    assert half.returncode == 2 and "whole" in half.stderr
+    for name, (args, count) in NUMBER_TAKERS.items():
+        refused = hub_command(hub.settings, *args, NATIONAL_ID)
+        assert refused.returncode == 2 and "standard input" in refused.stderr and "--file" in refused.stderr, name
+        assert NATIONAL_ID not in refused.stderr, name
+        half = hub_command(hub.settings, *args, stdin="1234")
+        assert half.returncode == 2 and "whole" in half.stderr, name
+        one_short = hub_command(hub.settings, *args, stdin="\n".join([NATIONAL_ID] * (count - 1)))
+        assert one_short.returncode == 2 and "give" in one_short.stderr, name
+
+
+def test_hub_cases_file_takes_the_duf_number_from_stdin_checks_it_and_audits_who_filed(
+    database_url: str, tmp_path: Path
+) -> None:
+    hub = pipeline_hub(database_url)
+    filed = hub_command(
+        hub.settings, "cases", "file", "--description", "by phone", "--municipality", "0301",
+        "--user", "support-1", stdin=DUF + "\n",
+    )
+    assert filed.returncode == 0 and DUF not in filed.stdout + filed.stderr, filed.stderr
+    number_file = tmp_path / "number"
+    number_file.write_text(DUF)
+    by_file = hub_command(hub.settings, "cases", "file", "--description", "d", "--file", str(number_file))
+    assert by_file.returncode == 0, by_file.stderr
+    with hub.session_factory() as session:
+        tickets = session.scalars(select(CaseTicket).order_by(CaseTicket.id)).all()
+        assert [(t.duf_number, t.municipality, t.kind) for t in tickets] == [
+            (DUF, "0301", "manual"),
+            (DUF, None, "manual"),
+        ]
+        audited = session.scalars(select(AuditEntry).where(AuditEntry.action == "file_case")).all()
+        assert [(a.username, a.ticket_id) for a in audited] == [
+            ("support-1", tickets[0].id),
+            (getpass.getuser(), tickets[1].id),
+        ]
+    for stdin, municipality, why in (
+        ("209912345678", "0301", "plausible application year"),
+        (DUF, "9999", "municipality"),
+        (DUF, "0219", "municipality"),  # Bærum's number until 2020: not one today
+    ):
+        refused = hub_command(
+            hub.settings, "cases", "file", "--description", "d", "--municipality", municipality, stdin=stdin
+        )
+        assert refused.returncode != 0 and why in refused.stderr and "Traceback" not in refused.stderr, why
+    with hub.session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(CaseTicket)) == 2
 
 
 def test_hub_cases_list_shows_whole_numbers_only_with_reveal_and_logs_which(sqlite_url: str) -> None:

@@ -188,7 +188,7 @@ def test_the_register_figures_the_workers_export_come_from_the_register_alone(hu
         for days, status in ((10, TicketStatus.RESOLVED), (3, TicketStatus.REPLAYED), (1, TicketStatus.OPEN)):
             ticket = file_manual_case(
                 uow.session,
-                duf_number="201812345",
+                duf_number="201812345604",
                 description="x",
                 municipality="0301",
                 now=now - dt.timedelta(days=days),
