@@ -102,28 +102,55 @@ class ConfigDrift:
         )
 
 
-async def config_drift(kafka: KafkaConnection, specs: Iterable[TopicSpec]) -> list[ConfigDrift]:
-    """The configs `specs` ask for that their existing topics do not have."""
-    wanted = {s.name: dict(s.configs) for s in specs if s.configs}
+# Configs where more than the hub asks for is as good (a topic with min.insync.replicas=3 is
+# more durable than asked, not drift).
+_AT_LEAST = frozenset({"min.insync.replicas"})
+
+
+def _falls_short(key: str, wanted: str, actual: str | None) -> bool:
+    if key in _AT_LEAST and actual is not None and actual.isdigit():
+        return int(actual) < int(wanted)
+    return actual != wanted
+
+
+async def topic_configs(kafka: KafkaConnection, keys: dict[str, Iterable[str]]) -> dict[str, dict[str, str]]:
+    """The values in force (the topic's own, else the broker's default) of the configs `keys`
+    names per topic, for the topics that exist."""
     admin = await _admin(kafka, 15.0)
     try:
-        existing = set(await admin.list_topics()) & set(wanted)
+        existing = sorted(set(await admin.list_topics()) & set(keys))
         if not existing:
-            return []
-        resources = [ConfigResource(ConfigResourceType.TOPIC, t, wanted[t]) for t in sorted(existing)]
+            return {}
+        resources = [ConfigResource(ConfigResourceType.TOPIC, t, {k: "" for k in keys[t]}) for t in existing]
         responses = await admin.describe_configs(resources)
     finally:
         await admin.close()
-    drift = []
+    found: dict[str, dict[str, str]] = {}
     for response in responses:
         for _code, _message, _type, topic, entries in response.resources:
-            actual = {entry[0]: entry[1] for entry in entries}
-            drift += [
-                ConfigDrift(topic, key, value, actual.get(key) or "unset")
-                for key, value in wanted[topic].items()
-                if actual.get(key) != value
-            ]
-    return drift
+            found[topic] = {entry[0]: entry[1] for entry in entries if entry[1] is not None}
+    return found
+
+
+async def config_drift(kafka: KafkaConnection, specs: Iterable[TopicSpec]) -> list[ConfigDrift]:
+    """The configs `specs` ask for that their existing topics do not have."""
+    wanted = {s.name: dict(s.configs) for s in specs if s.configs}
+    actual = await topic_configs(kafka, wanted)
+    return [
+        ConfigDrift(topic, key, value, actual[topic].get(key) or "unset")
+        for topic in sorted(actual)
+        for key, value in wanted[topic].items()
+        if _falls_short(key, value, actual[topic].get(key))
+    ]
+
+
+async def shorter_retention(kafka: KafkaConnection, topics: Iterable[str], interval_ms: int) -> dict[str, int]:
+    """The topics among `topics` that keep a message for less than `interval_ms` (their
+    `retention.ms`, the broker's default if the topic has none): after a restore from a backup
+    that old, what they no longer hold cannot be applied again."""
+    configs = await topic_configs(kafka, {t: ["retention.ms"] for t in topics})
+    kept = {t: int(c.get("retention.ms", "-1")) for t, c in configs.items()}
+    return {t: ms for t, ms in sorted(kept.items()) if 0 <= ms < interval_ms}
 
 
 class OffsetReader:

@@ -66,9 +66,9 @@ def topics_group() -> None:
     "Idempotent.",
 )
 def topics_ensure() -> None:
-    from hub.broker import config_drift
+    from hub.broker import config_drift, shorter_retention
     from hub.principals import BrokerAccess, prepare_broker
-    from hub.topics import required_topics
+    from hub.topics import read_by_the_hub, required_topics
 
     hub = _hub()
     specs = required_topics(hub.settings, hub.registry)
@@ -89,6 +89,17 @@ def topics_ensure() -> None:
             f"warning: {drift.topic} has {drift.key}={drift.actual}, not {drift.wanted} (it was "
             f"created before the hub asked for that; README, Topics, says what it changes):\n"
             f"  {drift.fix(hub.settings.kafka.bootstrap)}",
+            err=True,
+        )
+    interval = hub.settings.backup_interval_hours
+    short = asyncio.run(
+        shorter_retention(hub.settings.kafka, read_by_the_hub(hub.settings, hub.registry), interval * 3_600_000)
+    )
+    for topic, kept in short.items():
+        click.echo(
+            f"warning: {topic} keeps messages for {kept / 3_600_000:g} hours, less than the backup "
+            f"interval (NIR_BACKUP_INTERVAL_HOURS={interval}): after a restore, what it no longer "
+            "holds cannot be applied again (README, Recovery)",
             err=True,
         )
     click.echo(

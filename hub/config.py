@@ -337,6 +337,12 @@ class Settings:
         500,
         "rows `hub retention run --apply` deletes or anonymises per transaction",
     )
+    backup_interval_hours: int = _setting(
+        "NIR_BACKUP_INTERVAL_HOURS",
+        24,
+        "hours between backups of the register: `hub topics ensure` warns of a topic the hub reads "
+        "that keeps messages for less, since a restore could not apply what it no longer holds",
+    )
     data_dir: str = _setting("NIR_DATA_DIR", "var/faust", "Faust's local data directory")
     retry_initial_seconds: float = _setting(
         "NIR_RETRY_INITIAL_SECONDS", 0.5, "first backoff after a transient failure"
@@ -587,6 +593,7 @@ class Settings:
             "gateway_receipts_kept",
             "fetch_min_bytes",
             "retention_batch_size",
+            "backup_interval_hours",
         ):
             if getattr(self, name) < 1:
                 variable = next(f.metadata["env"] for f in fields(self) if f.name == name)

@@ -50,14 +50,14 @@ class LocalBroker:
         )
 
 
-def _kafka(command: str, env: Mapping[str, str] | None) -> str:
+def _kafka(command: str, env: Mapping[str, str] | None, *options: str) -> str:
     if not KAFKA_SCRIPT.exists():
         raise ConfigurationError(
             f"no local broker script at {KAFKA_SCRIPT}: run from a clone of the repository, "
             "or point NIR_KAFKA_BOOTSTRAP at a running Kafka"
         )
     result = subprocess.run(
-        ["bash", str(KAFKA_SCRIPT), command],
+        ["bash", str(KAFKA_SCRIPT), command, *options],
         env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
@@ -85,15 +85,16 @@ def local_broker_answers(settings: Settings) -> bool:
         return False  # no CA or password yet: the local broker has never started
 
 
-def start_local_broker(env: Mapping[str, str] | None = None) -> LocalBroker:
-    """Start the local broker (see deploy/kafka/kafka.sh) and say where it is."""
-    address = _kafka("start", env).splitlines()[-1]
+def start_local_broker(env: Mapping[str, str] | None = None, *options: str) -> LocalBroker:
+    """Start the local broker (see deploy/kafka/kafka.sh; `options` such as "--brokers", "3"
+    for a cluster, or "--node", "2" for one node of it) and say where it is."""
+    address = _kafka("start", env, *options).splitlines()[-1]
     data_dir = (env or {}).get("NIR_KAFKA_DATA_DIR") or os.environ.get("NIR_KAFKA_DATA_DIR")
     return LocalBroker(address, Path(data_dir) if data_dir else LOCAL_KAFKA_DIR)
 
 
-def stop_local_broker(env: Mapping[str, str] | None = None) -> None:
-    _kafka("stop", env)
+def stop_local_broker(env: Mapping[str, str] | None = None, *options: str) -> None:
+    _kafka("stop", env, *options)
 
 
 HUB_CLI = ("-m", "hub.cli")
@@ -186,20 +187,25 @@ def isolated_settings(
     )
 
 
-def free_port(pair: bool = False) -> int:
-    """A free TCP port on 127.0.0.1 (and the next one, if `pair`)."""
+def free_port(pair: bool = False, *, run: int = 1) -> int:
+    """A free TCP port on 127.0.0.1 and the `run` - 1 after it (2 if `pair`: a broker's client
+    and controller ports; 6 for a cluster of three)."""
+    run = max(run, 2 if pair else 1)
     while True:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        if not pair:
+        if all(_free(port + i) for i in range(1, run)):
             return port
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-                return port
-            except OSError:
-                continue
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
 
 
 @contextmanager

@@ -21,6 +21,7 @@ rebuilt from them.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Iterable
@@ -35,6 +36,15 @@ DEAD_LETTER_PARTITIONS = 3
 # the deadlines count to when the hub received an event, not to the fagsystem's clock.
 RECEIVED_BY_BROKER = (("message.timestamp.type", "LogAppendTime"),)
 _DAY_MS = 24 * 60 * 60 * 1000
+
+
+def durability(replication_factor: int) -> tuple[tuple[str, str], ...]:
+    """`min.insync.replicas` for a topic on `replication_factor` brokers: min(2, that). The hub's
+    producers write with acks=all, which means "all in-sync replicas", and a broker's default
+    for how many must be in sync is 1: a write acknowledged while one broker alone held it is
+    lost with that broker's disk. With 2, an acknowledged write is on two brokers; with three,
+    one broker can be lost and the topic still takes writes."""
+    return (("min.insync.replicas", str(min(2, replication_factor))),)
 
 
 def retention_ms(days: int) -> tuple[tuple[str, str], ...]:
@@ -97,20 +107,28 @@ class TopicNames:
         return sorted(t for t in existing if self.registrations_pattern.match(t))
 
 
+def _durable(settings: Settings, specs: list[TopicSpec]) -> list[TopicSpec]:
+    return [
+        dataclasses.replace(s, configs=s.configs + durability(settings.replication_factor)) for s in specs
+    ]
+
+
 def folkeregister_topics(settings: Settings) -> list[TopicSpec]:
     """The Folkeregister connector's topics (the only ones its principal can see)."""
     names = TopicNames(settings.topic_prefix)
-    return [
-        TopicSpec(names.address_changes, settings.address_partitions),
-        TopicSpec(names.connector_position, 1, (("cleanup.policy", "compact"),)),
-    ]
+    return _durable(
+        settings,
+        [
+            TopicSpec(names.address_changes, settings.address_partitions),
+            TopicSpec(names.connector_position, 1, (("cleanup.policy", "compact"),)),
+        ],
+    )
 
 
 def required_topics(settings: Settings, registry: SourceRegistry) -> list[TopicSpec]:
     """Every topic the hub needs for the sources in the registry."""
     names = TopicNames(settings.topic_prefix)
     specs = [
-        *folkeregister_topics(settings),
         TopicSpec(
             names.dead_letters, DEAD_LETTER_PARTITIONS, retention_ms(settings.retention_dead_letter_days)
         ),
@@ -129,4 +147,11 @@ def required_topics(settings: Settings, registry: SourceRegistry) -> list[TopicS
                 names.receipts(source.id), RECEIPT_PARTITIONS, retention_ms(settings.retention_receipts_days)
             )
         )
-    return specs
+    return folkeregister_topics(settings) + _durable(settings, specs)
+
+
+def read_by_the_hub(settings: Settings, registry: SourceRegistry) -> list[str]:
+    """The topics the hub's workers consume: what a register restored from a backup is
+    rebuilt from (`hub recover`), so what their retention must keep for a backup interval."""
+    names = TopicNames(settings.topic_prefix)
+    return [names.address_changes, names.dead_letters, *(names.registrations(s.id) for s in registry)]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Local single-node Apache Kafka broker (KRaft: combined broker and controller) on 127.0.0.1,
-# for development, the demo and the tests. The broker comes from the official
+# Local Apache Kafka on 127.0.0.1 (KRaft, each node a combined broker and controller): one node
+# for development, the demo and the tests, or a cluster of N (`--brokers 3`) as production runs. The broker comes from the official
 # org.apache.kafka:kafka_2.13 artifacts on Maven Central, resolved by `mvn` from the POM beside
 # this script and cached outside the work tree.
 #
@@ -22,6 +22,12 @@
 #   deploy/kafka/kafka.sh start    start (if not running), wait until it answers, print address
 #   deploy/kafka/kafka.sh stop     stop it (SIGTERM, then SIGKILL after a grace period)
 #   deploy/kafka/kafka.sh status   print the address and exit 0 if it answers, else exit 1
+#   ... start|stop|status --brokers N   a cluster of N nodes (the first start decides N; later
+#                                  commands read it from the data directory): node I in
+#                                  DATA/node-I, client port PORT + 2(I-1), controller port + 1;
+#                                  start starts the nodes that are not running (after a node was
+#                                  killed, it brings it back); the address printed is the list
+#   ... start|stop|status --node I  only node I of the cluster (a drill: stop one, start it again)
 #   deploy/kafka/kafka.sh fetch    only resolve the artifacts (used by CI to warm the cache)
 #   deploy/kafka/kafka.sh run      prepare as `start` does, then run in the foreground (containers)
 #   deploy/kafka/kafka.sh compose-secrets DIR   make the files docker-compose.yml hands out as
@@ -29,10 +35,11 @@
 #                                  certificate
 #
 # Environment (defaults in brackets):
-#   NIR_KAFKA_PORT        client port [9092]; the controller listens on port + 1
+#   NIR_KAFKA_PORT        client port [9092]; the controller listens on port + 1 (a cluster's
+#                         node I: PORT + 2(I-1) and the next)
 #   NIR_KAFKA_DATA_DIR    log dirs, pid file and server.log [$XDG_CACHE_HOME/nir-hub/kafka-data]
 #   NIR_CACHE_DIR         Maven repository and classpath cache [$XDG_CACHE_HOME/nir-hub]
-#   NIR_KAFKA_HEAP        JVM heap [512m]
+#   NIR_KAFKA_HEAP        JVM heap per node [512m; 384m in a cluster]
 #   NIR_KAFKA_HOME        an installed Kafka whose libs/ to run instead of Maven's [none]
 #   NIR_KAFKA_CREDENTIALS_DIR  where clients find tls/ca.pem and secrets/ [the data dir]
 #   NIR_KAFKA_START_TIMEOUT  seconds to wait for the broker to answer [90]
@@ -44,18 +51,60 @@
 #   NIR_KAFKA_OAUTH_AUDIENCE  the tokens' required audience [nir-kafka]
 set -euo pipefail
 
+command="${1:-}"; shift || true
+brokers_asked="" only_node=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --brokers) brokers_asked="${2:?--brokers N}"; shift 2 ;;
+    --node) only_node="${2:?--node I}"; shift 2 ;;
+    *) [[ "$command" == compose-secrets ]] && { compose_dir="$1"; shift; continue; }
+       echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache_dir="${NIR_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/nir-hub}"
 data_dir="${NIR_KAFKA_DATA_DIR:-$cache_dir/kafka-data}"
 port="${NIR_KAFKA_PORT:-9092}"
-controller_port="$((port + 1))"
-heap="${NIR_KAFKA_HEAP:-512m}"
 timeout="${NIR_KAFKA_START_TIMEOUT:-90}"
-pid_file="$data_dir/kafka.pid"
 host="${NIR_KAFKA_HOST:-127.0.0.1}"
 # Only this machine can reach the local broker, unless it is given a host name to be reached by.
 listen_host="$([[ "$host" == "127.0.0.1" ]] && echo 127.0.0.1 || echo 0.0.0.0)"
-address="$host:$port"
+
+# How many nodes: decided by the first start and recorded, so stop and status need not be told.
+brokers_file="$data_dir/brokers"
+recorded="$(cat "$brokers_file" 2>/dev/null || true)"
+brokers="${brokers_asked:-${recorded:-1}}"
+if [[ ! "$brokers" =~ ^[1-9]$ ]]; then echo "--brokers must be 1 to 9" >&2; exit 2; fi
+if [[ -n "$recorded" && "$brokers" != "$recorded" ]]; then
+  echo "the data in $data_dir is a cluster of $recorded node(s), not $brokers; remove that directory" \
+    "(local data only) to start another" >&2
+  exit 1
+fi
+if [[ -n "$only_node" ]] && ! (( only_node >= 1 && only_node <= brokers )); then
+  echo "--node must be 1 to $brokers" >&2; exit 2
+fi
+heap="${NIR_KAFKA_HEAP:-$( (( brokers > 1 )) && echo 384m || echo 512m)}"
+# A cluster keeps each partition on up to three nodes and acknowledges a write once two hold it.
+replicas="$(( brokers < 3 ? brokers : 3 ))"
+in_sync="$(( brokers < 2 ? brokers : 2 ))"
+
+# Node $1's directory and ports: a single node keeps the data directory's top level.
+node_dir() { if (( brokers == 1 )); then echo "$data_dir"; else echo "$data_dir/node-$1"; fi; }
+node_port() { echo "$(( port + 2 * ($1 - 1) ))"; }
+controller_port() { echo "$(( $(node_port "$1") + 1 ))"; }
+address() {
+  local i list=""
+  for i in $(seq 1 "$brokers"); do list="$list${list:+,}$host:$(node_port "$i")"; done
+  echo "$list"
+}
+voters() {
+  local i list=""
+  for i in $(seq 1 "$brokers"); do list="$list${list:+,}$i@127.0.0.1:$(controller_port "$i")"; done
+  echo "$list"
+}
+# The nodes a command is about: --node I, else all.
+nodes() { if [[ -n "$only_node" ]]; then echo "$only_node"; else seq 1 "$brokers"; fi; }
 tls_dir="$data_dir/tls"   # the CA's and the broker's keys: the broker's alone
 # What clients need: the CA certificate (tls/ca.pem) and the passwords (secrets/).
 credentials_dir="${NIR_KAFKA_CREDENTIALS_DIR:-$data_dir}"
@@ -89,7 +138,13 @@ classpath() {
 
 answers() {
   # The client listener accepts connections only once the broker has finished starting.
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && grep -q "Kafka Server started" "$data_dir/server.log" 2>/dev/null
+  (exec 3<>"/dev/tcp/127.0.0.1/$(node_port "$1")") 2>/dev/null \
+    && grep -q "Kafka Server started" "$(node_dir "$1")/server.log" 2>/dev/null
+}
+
+all_answer() {
+  local i
+  for i in $(nodes); do answers "$i" || return 1; done
 }
 
 # A CA in $1 (ca.pem, its key ca.key), made once with openssl.
@@ -180,13 +235,16 @@ password_of() {
 }
 
 running_pid() {
+  local pid_file; pid_file="$(node_dir "$1")/kafka.pid"
   [[ -f "$pid_file" ]] || return 1
   local pid; pid="$(cat "$pid_file")"
-  kill -0 "$pid" 2>/dev/null && echo "$pid"
+  # A node just killed can linger a moment as a zombie, which kill -0 still finds.
+  kill -0 "$pid" 2>/dev/null && [[ "$(ps -o stat= -p "$pid" 2>/dev/null)" != Z* ]] && echo "$pid"
 }
 
 write_config() {
-  local mechanisms="SCRAM-SHA-512" oauth=""
+  local node="$1" dir mechanisms="SCRAM-SHA-512" oauth=""
+  dir="$(node_dir "$node")"
   if [[ -n "$jwks_url" ]]; then
     mechanisms="SCRAM-SHA-512,OAUTHBEARER"
     # Kafka's own JWT validation: signature against the JWKS, issuer, audience and expiry; the
@@ -204,12 +262,13 @@ sasl.oauthbearer.expected.audience=$oauth_audience
 sasl.oauthbearer.sub.claim.name=client_id
 sasl.oauthbearer.clock.skew.seconds=10"
   fi
-  (umask 077; cat > "$data_dir/server.properties" <<PROPS
+  mkdir -p "$dir"
+  (umask 077; cat > "$dir/server.properties" <<PROPS
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$controller_port
-listeners=CLIENT://$listen_host:$port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=CLIENT://$address
+node.id=$node
+controller.quorum.voters=$(voters)
+listeners=CLIENT://$listen_host:$(node_port "$node"),CONTROLLER://127.0.0.1:$(controller_port "$node")
+advertised.listeners=CLIENT://$host:$(node_port "$node")
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=CLIENT
 listener.security.protocol.map=CONTROLLER:SSL,CLIENT:SASL_SSL
@@ -226,23 +285,30 @@ $oauth
 authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
 allow.everyone.if.no.acl.found=false
 super.users=User:CN=nir-broker;User:nir-broker;User:nir-admin
-log.dirs=$data_dir/logs
+log.dirs=$dir/logs
 # The hub creates its topics with explicit partition counts; nothing is created by accident.
 auto.create.topics.enable=false
 num.partitions=1
-offsets.topic.replication.factor=1
+# Kafka's own topics (the groups' offsets, the transactions' state) as durable as the hub's:
+# on up to three nodes, a write acknowledged once two hold it (one node: itself).
+default.replication.factor=$replicas
+min.insync.replicas=$in_sync
+offsets.topic.replication.factor=$replicas
 offsets.topic.num.partitions=6
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+transaction.state.log.replication.factor=$replicas
+transaction.state.log.min.isr=$in_sync
+share.coordinator.state.topic.replication.factor=$replicas
+share.coordinator.state.topic.min.isr=$in_sync
 group.initial.rebalance.delay.ms=0
 PROPS
   )
 }
 
-# Certificates, passwords, configuration and formatted storage: everything before the JVM.
+# Certificates, passwords, configuration and formatted storage of node $1: everything before
+# its JVM.
 prepare() {
+  local node="$1" dir
+  dir="$(node_dir "$node")"
   mkdir -p "$data_dir"
   cp="$(classpath)"
   make_certificates
@@ -250,80 +316,95 @@ prepare() {
   if [[ "$credentials_dir" != "$data_dir" ]]; then
     mkdir -p "$credentials_dir/tls" && cp "$tls_dir/ca.pem" "$credentials_dir/tls/ca.pem"
   fi
-  write_config
-  if [[ -f "$data_dir/logs/meta.properties" && ! -f "$data_dir/secured" ]]; then
-    echo "the broker's data in $data_dir was formatted by an earlier kafka.sh, without the" \
+  write_config "$node"
+  if [[ -f "$dir/logs/meta.properties" && ! -f "$dir/secured" ]]; then
+    echo "the broker's data in $dir was formatted by an earlier kafka.sh, without the" \
       "credentials of its principals; remove that directory (local data only) and start again" >&2
     exit 1
   fi
-  if [[ ! -f "$data_dir/logs/meta.properties" ]]; then
+  if [[ ! -f "$dir/logs/meta.properties" ]]; then
     # The broker's and the admin's SCRAM credentials are written into the metadata log at
     # format time: there is no one yet who could create them through the admin API. The storage
     # tool takes them only as arguments, so they go in a java @argument file (0600, removed
     # after): the launcher reads the main class and its arguments from it, and no process's
-    # command line, which every local user can read in /proc, holds a password.
-    local cluster_id arguments="$data_dir/format.args"
-    cluster_id="$(java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null)"
-    (umask 077; printf '"%s"\n' kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" \
+    # command line, which every local user can read in /proc, holds a password. Every node of
+    # a cluster is formatted with the same cluster id.
+    local arguments="$dir/format.args"
+    [[ -s "$data_dir/cluster.id" ]] \
+      || java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null > "$data_dir/cluster.id"
+    (umask 077; printf '"%s"\n' kafka.tools.StorageTool format --ignore-formatted -t "$(cat "$data_dir/cluster.id")" \
       --add-scram "SCRAM-SHA-512=[name=nir-broker,password=$(password_of nir-broker)]" \
       --add-scram "SCRAM-SHA-512=[name=nir-admin,password=$(password_of nir-admin)]" \
-      -c "$data_dir/server.properties" > "$arguments")
-    java -cp "$cp" -Dkafka.logs.dir="$data_dir" -Dlog4j2.configurationFile="$here/log4j2.yaml" \
-      @"$arguments" >"$data_dir/format.log" 2>&1 \
-      || { rm -f "$arguments"; cat "$data_dir/format.log" >&2; exit 1; }
+      -c "$dir/server.properties" > "$arguments")
+    java -cp "$cp" -Dkafka.logs.dir="$dir" -Dlog4j2.configurationFile="$here/log4j2.yaml" \
+      @"$arguments" >"$dir/format.log" 2>&1 \
+      || { rm -f "$arguments"; cat "$dir/format.log" >&2; exit 1; }
     rm -f "$arguments"
-    touch "$data_dir/secured"
+    touch "$dir/secured"
   fi
+  echo "$brokers" > "$brokers_file"
   java_options=(-Xms"$heap" -Xmx"$heap" -XX:+UseG1GC -Djava.awt.headless=true
-    -Dkafka.logs.dir="$data_dir" -Dlog4j2.configurationFile="$here/log4j2.yaml")
+    -Dkafka.logs.dir="$dir" -Dlog4j2.configurationFile="$here/log4j2.yaml")
   # Kafka 4 fetches a JWKS only from URLs this system property allows.
   [[ -n "$jwks_url" ]] && java_options+=("-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=$jwks_url")
   return 0
 }
 
 start() {
-  if answers && running_pid >/dev/null; then
-    echo "$address"; return 0
-  fi
-  prepare
-  : > "$data_dir/server.log"
-  nohup java "${java_options[@]}" -cp "$cp" kafka.Kafka "$data_dir/server.properties" \
-    >"$data_dir/stdout.log" 2>&1 &
-  echo $! > "$pid_file"
+  local i dir
+  # Every node that is not running first, then wait for all: a cluster's nodes start only
+  # together (a controller quorum needs a majority).
+  for i in $(nodes); do
+    if answers "$i" && running_pid "$i" >/dev/null; then continue; fi
+    running_pid "$i" >/dev/null && continue  # still starting
+    prepare "$i"
+    dir="$(node_dir "$i")"
+    : > "$dir/server.log"
+    nohup java "${java_options[@]}" -cp "$cp" kafka.Kafka "$dir/server.properties" \
+      >"$dir/stdout.log" 2>&1 &
+    echo $! > "$dir/kafka.pid"
+  done
   local waited=0
-  until answers; do
-    if ! running_pid >/dev/null; then
-      echo "Kafka exited while starting; last lines of $data_dir/stdout.log and server.log:" >&2
-      tail -n 30 "$data_dir/stdout.log" "$data_dir/server.log" >&2
-      exit 1
-    fi
+  until all_answer; do
+    for i in $(nodes); do
+      if ! running_pid "$i" >/dev/null; then
+        dir="$(node_dir "$i")"
+        echo "Kafka node $i exited while starting; last lines of $dir/stdout.log and server.log:" >&2
+        tail -n 30 "$dir/stdout.log" "$dir/server.log" >&2
+        exit 1
+      fi
+    done
     if (( waited >= timeout * 2 )); then
-      echo "Kafka did not answer on $address within ${timeout}s; see $data_dir/server.log" >&2
+      echo "Kafka did not answer on $(address) within ${timeout}s; see server.log in $data_dir" >&2
       exit 1
     fi
     sleep 0.5; waited=$((waited + 1))
   done
-  echo "$address"
+  address
 }
 
 stop() {
-  local pid
-  pid="$(running_pid)" || { echo "Kafka is not running"; return 0; }
-  kill "$pid"
-  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$pid_file"
-  echo "Kafka stopped"
+  local i pid stopped=""
+  for i in $(nodes); do
+    pid="$(running_pid "$i")" || continue
+    kill "$pid"
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$(node_dir "$i")/kafka.pid"
+    stopped=1
+  done
+  if [[ -n "$stopped" ]]; then echo "Kafka stopped"; else echo "Kafka is not running"; fi
 }
 
-case "${1:-}" in
+case "$command" in
   start) start ;;
   # In the foreground, logging to stdout: a container's main process (docker-compose.yml).
-  run) prepare; exec java "${java_options[@]}" -Dlog4j2.configurationFile="$here/log4j2-console.yaml" \
-         -cp "$cp" kafka.Kafka "$data_dir/server.properties" ;;
+  run) node="${only_node:-1}"; prepare "$node"
+       exec java "${java_options[@]}" -Dlog4j2.configurationFile="$here/log4j2-console.yaml" \
+         -cp "$cp" kafka.Kafka "$(node_dir "$node")/server.properties" ;;
   stop) stop ;;
-  status) if answers; then echo "$address"; else echo "Kafka is not answering on $address" >&2; exit 1; fi ;;
+  status) if all_answer; then address; else echo "Kafka is not answering on $(address)" >&2; exit 1; fi ;;
   fetch) classpath >/dev/null ;;
-  compose-secrets) compose_secrets "${2:-}" ;;
-  *) echo "usage: $0 start|stop|status|run|fetch|compose-secrets DIR" >&2; exit 2 ;;
+  compose-secrets) compose_secrets "${compose_dir:-}" ;;
+  *) echo "usage: $0 start|stop|status|run [--brokers N] [--node I] | fetch | compose-secrets DIR" >&2; exit 2 ;;
 esac
