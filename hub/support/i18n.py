@@ -51,7 +51,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "passordet må ha minst {length} tegn og ikke være brukernavnet",
         "the password must have at least {length} characters and not be the username",
     ),
-    "users.exists": ("det finnes alt en bruker med det brukernavnet", "a user with that username exists already"),
+    "users.exists": (
+        "det finnes alt en bruker med det brukernavnet",
+        "a user with that username exists already",
+    ),
     "refused.not_administrator": (
         "bare IMDi og kommunens administrative bruker forvalter brukere, og bare kommunens egne",
         "only IMDi and a municipality's administrative user manage users, and only the municipality's own",
@@ -460,6 +463,42 @@ TEXTS: dict[str, tuple[str, str]] = {
     "export.format": ("Format", "Format"),
     "export.html": ("side på norsk", "page in Norwegian"),
     "export.button": ("Last ned innsyn", "Download the export"),
+    # The export's page for the person (`hub.support.export`, person_export.html)
+    "export.page.lookups": ("Oppslag i Folkeregisteret", "Look-ups in Folkeregisteret"),
+    "export.page.requested": ("Bedt om", "Requested"),
+    "export.page.completed": ("Fullført", "Completed"),
+    "export.page.merged_record": (
+        "for posten slått sammen med deg (sammenslåing {merge})",
+        "for the record merged into you (merge {merge})",
+    ),
+    "export.page.person_events": ("Hendelser fra Folkeregisteret", "Events from Folkeregisteret"),
+    "export.page.event": ("Hendelse", "Event"),
+    "export.page.date": ("Dato", "Date"),
+    "export.page.received": ("Mottatt", "Received"),
+    "export.page.numbers": ("Numre", "Numbers"),
+    "export.page.ceased": ("opphørt", "ceased"),
+    "export.page.held": ("Registreringer som venter", "Registrations waiting"),
+    "export.page.held_help": (
+        "Registreringer som venter på en tidligere opplysning (for eksempel en start før en slutt) før de kan tas inn.",
+        "Registrations that wait for an earlier fact (a start before its end, for example) before they can be taken in.",
+    ),
+    "export.page.held_at": ("Venter siden", "Waiting since"),
+    "export.page.why": ("Hvorfor", "Why"),
+    "export.page.attempts": ("Forsøk", "Attempts"),
+    "export.page.content": ("Innhold", "Content"),
+    "export.page.moved": ("Flyttet", "Moved"),
+    "export.page.split_out": (
+        "Du ble skilt ut igjen fra en sammenslåing",
+        "You were split out of a merge again",
+    ),
+    "export.page.ticket": ("Sak {ticket}", "Ticket {ticket}"),
+    "export.page.approval": (
+        "Godkjent forbi regelen {code} av {who} {at}",
+        "Approved past the rule {code} by {who} on {at}",
+    ),
+    "export.page.description": ("Beskrivelse", "Description"),
+    "export.page.note": ("Merknad ved avslutning", "Note on closing"),
+    "export.page.audit": ("Logg over saken", "The ticket's log"),
     "approve.title": ("Godkjenn hendelsen", "Approve the event"),
     "approve.explain": (
         "IMDi kan godkjenne denne ene hendelsen forbi regelen {code}. Godkjenningen gjelder hendelsen "

@@ -515,6 +515,12 @@ def describe_ticket(
     }
 
 
+def event_json(catalog: SchemaCatalog, value: bytes | None) -> dict[str, Any] | None:
+    """A kept message (a ticket's original, a held event) as the contract's JSON, or None if it
+    cannot be read."""
+    return _event_json(_decoded(catalog, value))
+
+
 def _event_json(event: Registration | None) -> dict[str, Any] | None:
     if event is None:
         return None
