@@ -569,7 +569,7 @@ def _serve_support_page(hub: Hub, worker: WorkerProcess) -> None:
     print(f"  sign in as {DEMO_SUPPORT_USER}, password {password}; Ctrl-C ends the demo")
     # The person's name only: the stand-in's numbers are synthetic, but the demo prints none.
     print(
-        f"  or with {hub.settings.oidc_provider_name}: pick {DEMO_SUPPORT_PERSON.name} at the stand-in "
+        f"  or sign in with {hub.settings.oidc_provider_name}: pick {DEMO_SUPPORT_PERSON.name} at the stand-in "
         f"({hub.settings.oidc_issuer}), linked to {DEMO_SUPPORT_USER}"
     )
     if scheme == "https":

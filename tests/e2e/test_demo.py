@@ -130,7 +130,7 @@ def test_the_demo_keeps_serving_its_support_page_over_tls_until_interrupted_and_
         assert address.startswith("https://127.0.0.1:"), printed  # TLS, as in production
         [password] = re.findall(r"sign in as demo, password (\S+);", printed)
         [(person, issuer)] = re.findall(
-            r"or with ID-porten: pick (.+) at the stand-in \((http://127\.0\.0\.1:\d+/)\), linked to demo",
+            r"or sign in with ID-porten: pick (.+) at the stand-in \((http://127\.0\.0\.1:\d+/)\), linked to demo",
             printed,
         )
         assert person == DEMO_SUPPORT_PERSON.name and f"ID-porten stand-in at {issuer} " in printed
