@@ -6,7 +6,8 @@ event has its receipt, then runs the Folkeregister connector against a local sta
 feed: the persons who became known are looked up, and two live moves follow (one of a person the
 register does not know, which is passed over). It prints what happened, and the command lines
 that show a person and the support page. With `--support` it then keeps the worker, and so the
-support page, running until Ctrl-C, for a support user it makes. The demo keeps to its own
+support page, running until Ctrl-C, for a support user it makes, who signs in with a password or
+through the demo's local ID-porten stand-in as one of its test persons. The demo keeps to its own
 topic prefix, consumer group and register file, so it never mixes with a real register, and
 starts each run from empty demo topics and an empty demo register.
 """
@@ -41,6 +42,8 @@ from hub.connectors.fagsystem import FagsystemProducer
 from hub.connectors.folkeregister import read_position
 from hub.connectors.folkeregister_standin import FolkeregisterStandIn
 from hub.connectors.folkeregister_standin import serving as serving_feed
+from hub.connectors.idporten_standin import BUILT_IN_PERSONS, IdportenStandIn, StandInClient, TestPerson
+from hub.connectors.idporten_standin import serving as serving_idporten
 from hub.connectors.jsonlines import publish_lines
 from hub.connectors.maskinporten_standin import (
     MaskinportenStandIn,
@@ -51,6 +54,7 @@ from hub.connectors.maskinporten_standin import (
     signing_key,
 )
 from hub.connectors.receipts import decode_receipt
+from hub.errors import ConfigurationError
 from hub.localrun import (
     WorkerProcess,
     free_port,
@@ -73,6 +77,13 @@ MASKINPORTEN_SOURCE = "oslo-fagsystem"
 DEMO_CLIENT_ID = "demo-oslo-fagsystem"
 DEMO_ORG_NUMBER = "974760673"
 DEMO_MASKINPORTEN_PORT = 6080  # `hub maskinporten stand-in`'s own default
+# The support page signs in through a local ID-porten stand-in, as its client DEMO_OIDC_CLIENT_ID;
+# the demo's support user is linked to DEMO_SUPPORT_PERSON there (synthetic, as all of its persons).
+DEMO_IDPORTEN_PORT = 6081  # `hub idporten stand-in`'s own default
+DEMO_IDPORTEN_KEYS = Path("var/demo/idporten")
+DEMO_OIDC_CLIENT_ID = "nir-support"
+DEMO_SUPPORT_USER = "demo"
+DEMO_SUPPORT_PERSON: TestPerson = BUILT_IN_PERSONS[0]
 FOLKEREGISTER_SAMPLE = Path(__file__).resolve().parent / "folkeregister.jsonl"
 # The sample's dates are written as if today were this day; the demo moves them to today.
 SAMPLE_TODAY = dt.date(2026, 11, 1)
@@ -118,6 +129,8 @@ def run_demo(*, keep_broker: bool = False, support: bool = False, timeout: float
     install_masks(settings)  # made on a fresh machine's first demo; its workers read the same file
     started_broker = False
     with contextlib.ExitStack() as stack:
+        settings = stack.enter_context(demo_idporten(settings))
+        print(f"ID-porten stand-in at {settings.oidc_issuer} (keys in {DEMO_IDPORTEN_KEYS})")
         if not local_broker_answers(settings):
             # Maskinporten's stand-in first: the broker reads its JWKS when it starts.
             settings = stack.enter_context(_demo_maskinporten(settings))
@@ -164,6 +177,60 @@ def _demo_maskinporten(settings: Settings) -> Iterator[Settings]:
             maskinporten_key_file=str(private_file),
             maskinporten_kid=key_id(public),
         )
+
+
+@contextlib.contextmanager
+def demo_idporten(
+    settings: Settings, keys: Path = DEMO_IDPORTEN_KEYS, port: int = DEMO_IDPORTEN_PORT
+) -> Iterator[Settings]:
+    """An ID-porten stand-in (its key and the support page's client secret kept in `keys`) with
+    the support page registered as its client; yields `settings` with NIR_OIDC_* pointing at it,
+    whatever they said before: the demo's register knows no other provider."""
+    key = signing_key(keys)  # makes `keys` (0700) on a fresh machine's first demo
+    client = StandInClient(DEMO_OIDC_CLIENT_ID, secret=_demo_secret(keys))
+    stand_in = IdportenStandIn(key, {DEMO_OIDC_CLIENT_ID: client})
+    with contextlib.ExitStack() as stack:
+        try:
+            issuer = stack.enter_context(serving_idporten(stand_in, port=port))
+        except ConfigurationError:
+            # The port is taken (a `hub idporten stand-in` of one's own, another demo): any port
+            # will do, as the demo links its user at this run's issuer, in this run's register.
+            issuer = stack.enter_context(serving_idporten(stand_in, port=0))
+        yield dataclasses.replace(
+            settings,
+            oidc_issuer=issuer,
+            oidc_client_id=DEMO_OIDC_CLIENT_ID,
+            oidc_client_secret_file=str(keys / "client-secret"),
+            oidc_private_key_file="",
+            oidc_key_id="",
+            oidc_acr_values="idporten-loa-high",
+            oidc_subject_claim="pid",
+            oidc_redirect_url="",  # the support page's own address, as the browser reached it
+            oidc_provider_name="ID-porten",
+        )
+
+
+def _demo_secret(keys: Path) -> str:
+    """The support page's client secret at the demo's stand-in, made on first use and kept (0600)."""
+    path = keys / "client-secret"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32) + "\n", encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def link_demo_user(hub: Hub, username: str = DEMO_SUPPORT_USER) -> None:
+    """Link the demo's support user to DEMO_SUPPORT_PERSON at the demo's ID-porten stand-in
+    (audited as the OS user's doing, as `hub users link` is)."""
+    from hub.register.access_log import os_user
+    from hub.register.unit_of_work import UnitOfWork
+    from hub.support.oidc import link_user
+
+    with UnitOfWork(hub.session_factory) as uow:
+        link_user(
+            uow.session, username, hub.settings.oidc_issuer, DEMO_SUPPORT_PERSON.pid, os_user(), hub.clock()
+        )
+        uow.commit()
 
 
 def _with_maskinporten_source(settings: Settings) -> Settings:
@@ -493,12 +560,18 @@ def _serve_support_page(hub: Hub, worker: WorkerProcess) -> None:
 
     password = secrets.token_urlsafe(12)
     with UnitOfWork(hub.session_factory) as uow:
-        create_user(uow.session, "demo", password, Role.IMDI_SUPPORT, None, hub.clock())
+        create_user(uow.session, DEMO_SUPPORT_USER, password, Role.IMDI_SUPPORT, None, hub.clock())
         uow.commit()
+    link_demo_user(hub)
     scheme = "https" if hub.settings.web_tls_cert_file else "http"
     print()
     print(f"Support page:  {scheme}://{hub.settings.web_host}:{hub.settings.web_port}/support/")
-    print(f"  sign in as demo, password {password}; Ctrl-C ends the demo")
+    print(f"  sign in as {DEMO_SUPPORT_USER}, password {password}; Ctrl-C ends the demo")
+    # The person's name only: the stand-in's numbers are synthetic, but the demo prints none.
+    print(
+        f"  or sign in with {hub.settings.oidc_provider_name}: pick {DEMO_SUPPORT_PERSON.name} at the stand-in "
+        f"({hub.settings.oidc_issuer}), linked to {DEMO_SUPPORT_USER}"
+    )
     if scheme == "https":
         print(
             f"  its certificate is from the local CA {hub.settings.kafka_ca_file}: trust it, or accept it once"

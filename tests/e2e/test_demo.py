@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -12,8 +14,15 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+import hub
+from hub.demo import DEMO_SUPPORT_PERSON
 from hub.localrun import LocalBroker
 from tests.conftest import MaskinportenService, free_port
+from tests.integration.test_support_web import CHROMIUM
+
+CHECKOUT = Path(hub.__file__).resolve().parents[1]
 
 
 def demo_environment(kafka_broker: LocalBroker, broker_maskinporten: MaskinportenService) -> dict[str, str]:
@@ -27,6 +36,9 @@ def demo_environment(kafka_broker: LocalBroker, broker_maskinporten: Maskinporte
     }
     return {
         **os.environ,
+        # The demo runs in a directory of its own: it must still import this checkout's hub (not
+        # another one installed in the interpreter, as a git worktree's would be).
+        "PYTHONPATH": os.pathsep.join([str(CHECKOUT), *filter(None, [os.environ.get("PYTHONPATH")])]),
         "NIR_KAFKA_BOOTSTRAP": broker.kafka_bootstrap,
         "NIR_KAFKA_CA_FILE": broker.kafka_ca_file,
         "NIR_KAFKA_SECRETS_DIR": broker.kafka_secrets_dir,
@@ -91,7 +103,7 @@ def test_the_demo_asks_whether_a_broker_runs_without_printing_connection_errors(
     assert (asked.stdout, asked.stderr) == ("False\n", "")
 
 
-def test_the_demo_can_keep_serving_its_support_page_over_tls_until_interrupted(
+def test_the_demo_keeps_serving_its_support_page_over_tls_until_interrupted_and_its_user_signs_in_through_its_id_porten_stand_in(
     kafka_broker: LocalBroker, broker_maskinporten: MaskinportenService, tmp_path: Path
 ) -> None:
     env = {**demo_environment(kafka_broker, broker_maskinporten), "PYTHONUNBUFFERED": "1"}
@@ -112,15 +124,28 @@ def test_the_demo_can_keep_serving_its_support_page_over_tls_until_interrupted(
             if not line:
                 break
             lines.append(line)
+        lines.append(demo.stdout.readline())  # printed with the password: how to sign in instead
+        printed = "".join(lines)
         [address] = [line.split(":", 1)[1].strip() for line in lines if line.startswith("Support page:")]
-        assert address.startswith("https://127.0.0.1:"), "".join(lines)  # TLS, as in production
-        [password] = re.findall(r"sign in as demo, password (\S+);", "".join(lines))
+        assert address.startswith("https://127.0.0.1:"), printed  # TLS, as in production
+        [password] = re.findall(r"sign in as demo, password (\S+);", printed)
+        [(person, issuer)] = re.findall(
+            r"or sign in with ID-porten: pick (.+) at the stand-in \((http://127\.0\.0\.1:\d+/)\), linked to demo",
+            printed,
+        )
+        assert person == DEMO_SUPPORT_PERSON.name and f"ID-porten stand-in at {issuer} " in printed
         context = ssl.create_default_context(cafile=env["NIR_KAFKA_CA_FILE"])
         with urllib.request.urlopen(address + "login", timeout=30, context=context) as page:
-            assert page.status == 200 and "Logg inn" in page.read().decode()
+            text = page.read().decode()
+            assert page.status == 200 and "Logg inn" in text
+            assert 'id="sign-in-oidc"' in text and "Logg inn med ID-porten" in text
         assert password  # a new one each run, printed once for the person who ran the demo
+        # As the printed line says: the button, then the person at the stand-in.
+        signed_in_as = _sign_in_through_the_stand_in_in_chromium(address, issuer, person)
+        assert signed_in_as is not None and "demo" in signed_in_as
         demo.send_signal(signal.SIGINT)
-        assert demo.wait(timeout=60) == 0
+        rest, _ = demo.communicate(timeout=60)
+        assert demo.returncode == 0
     finally:
         if demo.poll() is None:  # a failed test: Ctrl-C first, so the demo stops its children too
             demo.send_signal(signal.SIGINT)
@@ -128,3 +153,41 @@ def test_the_demo_can_keep_serving_its_support_page_over_tls_until_interrupted(
                 demo.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 demo.kill()
+    # The stand-in's numbers are synthetic, but the demo prints none, and the audit masks it.
+    assert DEMO_SUPPORT_PERSON.pid not in printed + rest
+    audit = _audit_log(tmp_path / "var" / "demo" / "register.sqlite3")
+    assert "demo sign_in oidc idporten-loa-high from 127.0.0.1" in audit
+    assert "link_user user demo to <id:11:" in audit and DEMO_SUPPORT_PERSON.pid not in audit
+
+
+def _sign_in_through_the_stand_in_in_chromium(address: str, issuer: str, person: str) -> str | None:
+    """In Chromium, from the ticket list: the sign-in page's provider button, the named person at
+    the stand-in, and back on the ticket list; returns the page's header there (None if it is not
+    reached). The demo's certificate is the local CA's, which this browser does not know."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if shutil.which(CHROMIUM) is None:
+        message = f"no Chromium at {CHROMIUM} (Debian package 'chromium'; .ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+        )
+        try:
+            tab = browser.new_context(ignore_https_errors=True).new_page()
+            tab.goto(address + "tickets")
+            assert tab.url.startswith(address + "login")
+            tab.click("#sign-in-oidc")
+            assert tab.url.startswith(issuer + "authorize")
+            tab.locator("a.person", has_text=person).click()
+            tab.wait_for_url(address + "tickets")
+            return str(tab.inner_text("header"))
+        finally:
+            browser.close()
+
+
+def _audit_log(register: Path) -> str:
+    with sqlite3.connect(register) as connection:
+        rows = connection.execute("SELECT username, action, detail FROM audit_log ORDER BY id").fetchall()
+    return "\n".join(" ".join(str(value) for value in row) for row in rows)
