@@ -5,6 +5,7 @@ language, an audit entry, no session), on SQLite and PostgreSQL; `hub users link
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from hub.maskinporten import generate_rsa_key
 from hub.register.models import AuditEntry, User
 from hub.register.unit_of_work import UnitOfWork
 from hub.support.i18n import translate
-from hub.support.oidc import link_user
+from hub.support.oidc import link_user, subject_of_link
 from tests.harness import hub_command
 from tests.integration.test_support_web import Client, serve, web_hub
 
@@ -328,7 +329,8 @@ def test_hub_users_link_reads_the_number_from_stdin_masks_it_in_the_audit_and_re
     assert on_the_line.returncode != 0 and "on standard input" in on_the_line.stderr  # not in shell history
     with hub.session_factory() as session:
         ola = session.scalars(select(User).where(User.username == "ola")).one()
-        assert (ola.external_issuer, ola.external_subject) == (stand_in.issuer, OLA.pid)
+        assert (ola.external_issuer, ola.external_subject) == (stand_in.issuer, subject_of_link(OLA.pid))
+        assert OLA.pid not in ola.external_subject  # kept as a keyed hash, never in clear
     audit = every_audit_text(hub)
     assert "admin link_user user ola to <id:11:" in audit and OLA.pid not in audit
 
@@ -403,3 +405,29 @@ def test_with_private_key_jwt_the_client_proves_itself_by_its_key_and_a_wrong_ke
             outcomes.append(serve(hub, work))
     assert outcomes == [200, 401]  # the second: the code is not exchanged (`code`)
     assert provider.refused == {"invalid_client": 1}
+
+
+def test_a_link_made_before_subjects_were_hashed_is_hashed_by_the_migration_and_still_signs_in(
+    tmp_path: Path,
+) -> None:
+    from hub.register.database import make_engine, make_session_factory
+    from hub.register.migrate import upgrade
+    from hub.support.access import Role, create_user
+    from hub.support.oidc import Person, linked_user
+
+    engine = make_engine(f"sqlite:///{tmp_path}/old.sqlite3")
+    upgrade(engine, "0020")
+    issuer = "https://idporten.example/"
+    now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    with UnitOfWork(make_session_factory(engine)) as uow:
+        create_user(uow.session, "kari", "a long password 1", Role.IMDI_SUPPORT, None, now)
+        uow.session.flush()
+        user = uow.session.scalars(select(User)).one()
+        user.external_issuer, user.external_subject = issuer, KARI.pid  # as 0019 kept it
+        uow.commit()
+    upgrade(engine)
+    with make_session_factory(engine)() as session:
+        user = session.scalars(select(User)).one()
+        assert user.external_subject == subject_of_link(KARI.pid) and KARI.pid not in user.external_subject
+        assert linked_user(session, Person(issuer, KARI.pid, None)).username == "kari"
+    engine.dispose()

@@ -1,0 +1,45 @@
+"""A support user's link to a person at an identity provider keeps the person's subject as a
+keyed hash (`hub.domain.identifiers.subject_key`), not in clear: ID-porten's subject is the staff
+member's fødselsnummer, which the sign-in only ever needs to compare.
+
+Links made before this revision are hashed here, with the installation's mask key (the `hub`
+command installs it before `hub db upgrade`); a register with links and no key in the process
+refuses to upgrade rather than lose them.
+
+Revision ID: 0021
+Revises: 0020
+Create Date: 2026-12-07
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0021"
+down_revision = "0020"
+branch_labels = None
+depends_on = None
+
+_users = sa.table(
+    "users",
+    sa.column("id", sa.Integer),
+    sa.column("external_subject", sa.String(256)),
+)
+
+
+def upgrade() -> None:
+    from hub.support.oidc import subject_of_link
+
+    connection = op.get_bind()
+    linked = connection.execute(
+        sa.select(_users.c.id, _users.c.external_subject).where(_users.c.external_subject.is_not(None))
+    ).all()
+    for user_id, subject in linked:
+        connection.execute(
+            _users.update().where(_users.c.id == user_id).values(external_subject=subject_of_link(subject))
+        )
+
+
+def downgrade() -> None:
+    # A keyed hash cannot be turned back into the subject: the links are removed (made again
+    # with `hub users link`).
+    op.execute(sa.text("UPDATE users SET external_issuer = NULL, external_subject = NULL"))
