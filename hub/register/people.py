@@ -90,7 +90,7 @@ def describe_person(
     fact's date, for a ticket), else `as_of`'s, else today. With `only`, only the registrations
     it selects count, for everything made of them (a municipality user's view on the support desk,
     `hub.support.scope`). With `protected_shown`, a protected address's municipality is shown as
-    well: only for the person themself (their export, `hub.register.export`).
+    well: only for the person themself (their export, `hub.support.export`).
     """
     person = session.get_one(Person, person_id)
     known = select(PersonIdentifier).where(PersonIdentifier.person_id == person_id)
