@@ -375,6 +375,17 @@ def test_hub_topics_ensure_sets_each_topics_retention_from_the_policy_and_report
     assert configs[names.registrations("oslo-fagsystem")]["retention.ms"] == "-1"
     assert configs[names.receipts("oslo-fagsystem")]["retention.ms"] == str(5 * day)
 
+    # A backup interval longer than a topic the hub reads keeps its messages: warned of, as a
+    # restore from such a backup could not apply what the topic no longer holds.
+    rarely = hub_command(dataclasses.replace(harness.admin, backup_interval_hours=100), "topics", "ensure")
+    assert rarely.returncode == 0, rarely.stderr
+    warnings = [line for line in rarely.stderr.splitlines() if "backup interval" in line]
+    assert warnings == [
+        f"warning: {names.dead_letters} keeps messages for 72 hours, less than the backup interval "
+        "(NIR_BACKUP_INTERVAL_HOURS=100): after a restore, what it no longer holds cannot be applied "
+        "again (README, Recovery)"
+    ]
+
     # A topic made before the policy (the broker's default retention) is reported, with its fix.
     by_hand = f"{harness.settings.topic_prefix}x"
 
