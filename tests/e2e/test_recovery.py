@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from hub.localrun import LocalBroker, local_admin
 from hub.recovery import manifest_path
 from hub.register.database import sqlite_file
+from hub.register.migrate import head_revision
 from hub.register.models import CaseTicket, HeldEvent, RegistrationRecord
 from tests.conftest import make_settings
 from tests.factories import event, synthetic_person
@@ -77,9 +78,12 @@ def _lose_the_database(url: str) -> None:
         connection.execute(f'CREATE DATABASE "{parsed.database}"')
 
 
+@pytest.mark.parametrize("by_manifest", [True, False], ids=["by-manifest", "by-register-with-a-kill"])
 def test_a_register_lost_after_a_backup_taken_while_the_worker_ran_is_restored_and_recovered_whole(
-    kafka_broker: LocalBroker, database_url: str, tmp_path: Path
+    kafka_broker: LocalBroker, database_url: str, tmp_path: Path, by_manifest: bool
 ) -> None:
+    """Recovered by the backup's manifest, or (without it) by what the restored register proves,
+    with the worker killed while it catches up."""
     settings = dataclasses.replace(make_settings(kafka_broker, database_url, tmp_path), batch_size=20)
     with HubHarness(settings, tmp_path) as harness:
         before, after = _mixed(200), _mixed(100)
@@ -110,7 +114,8 @@ def test_a_register_lost_after_a_backup_taken_while_the_worker_ran_is_restored_a
         assert set(whole["registrations"]) == accepted_ids
 
         manifest = json.loads(manifest_path(backup).read_text())
-        assert manifest["revision"] == "0020" and manifest["consumer_group"] == settings.app_id
+        assert manifest["revision"] == head_revision() and manifest["consumer_group"] == settings.app_id
+        assert manifest["group_committed"] is not None  # the broker answered the backup
         registrations_topics = [t for t in manifest["offsets"] if t.endswith(".registrations")]
         assert registrations_topics and harness.hub.names.dead_letters in manifest["offsets"]
 
@@ -125,11 +130,19 @@ def test_a_register_lost_after_a_backup_taken_while_the_worker_ran_is_restored_a
         assert restored.returncode == 0, restored.stderr
         again = hub_command(settings, "restore", str(backup))
         assert again.returncode == 2 and "--force" in again.stderr
-        assert len(_register(harness)["registrations"]) < len(accepted_ids)
-        recovered = hub_command(admin, "recover", "--manifest", str(manifest_path(backup)))
+        restored_count = len(_register(harness)["registrations"])
+        assert restored_count < len(accepted_ids)
+        by = ["--manifest", str(manifest_path(backup))] if by_manifest else []
+        recovered = hub_command(admin, "recover", *by)
         assert recovered.returncode == 0, recovered.stderr
 
-        harness.start_worker()
+        catching_up = harness.start_worker()
+        if not by_manifest:
+            harness.wait_until(
+                lambda: harness.registration_count() > restored_count, timeout=90, what="the catch-up begun"
+            )
+            catching_up.kill()
+            harness.start_worker()
         with contextlib.suppress(AssertionError):  # the comparison below shows what differs
             harness.wait_until(
                 lambda: _register(harness) == whole, timeout=90, what="the register as before the loss"
@@ -138,3 +151,12 @@ def test_a_register_lost_after_a_backup_taken_while_the_worker_ran_is_restored_a
         assert set(whole["registrations"].values()) == {1}  # each event once
         assert set(whole["tickets"].values()) == {1}  # each ticket once
         assert {ticket[-1] for ticket in whole["tickets"]} == {1}  # and one failure of each: attempts
+        # Receipts came again for what was decided again, each with the outcome it had.
+        records = harness.read_outputs(until=lambda rs: False, timeout=8)
+        outcomes: dict[tuple[str, int, int], list[str]] = {}
+        for r in harness.receipts(records):
+            place = (str(r["eventId"]), r["originalPartition"], r["originalOffset"])
+            outcomes.setdefault(place, []).append(r["outcome"])
+        assert len(outcomes) == len(before) + len(after)
+        assert any(len(o) > 1 for o in outcomes.values())
+        assert all(len(set(o)) == 1 for o in outcomes.values()), outcomes
