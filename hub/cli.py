@@ -54,6 +54,94 @@ def db_upgrade() -> None:
     click.echo(f"register at revision {current_revision(hub.engine)}")
 
 
+@click.command(
+    name="backup",
+    help="Copy the register in one snapshot, while the worker runs, to FILE (SQLite: the online "
+    "backup API; PostgreSQL: pg_dump's custom format), with its manifest beside it "
+    "(FILE.manifest.json): the migration revision and, per partition of every topic the hub "
+    "reads, the offset up to which the copy is complete.",
+)
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def backup_command(out: Path) -> None:
+    from hub.recovery import manifest_path, take_backup
+
+    hub = _migrated_hub()
+    manifest = asyncio.run(take_backup(hub, out))
+    click.echo(f"backup {out} of revision {manifest.revision}, taken {iso_utc(manifest.taken_at)}")
+    click.echo(f"manifest {manifest_path(out)}: {len(manifest.offsets)} partition(s)")
+    if manifest.group_committed is None:
+        click.echo(
+            "warning: the broker did not answer; the manifest holds what the register proves only",
+            err=True,
+        )
+
+
+@click.command(
+    name="restore",
+    help="Put the backup in FILE in place of the register (stop every worker first), checking "
+    "its manifest's revision; refuses a register that holds data unless --force. Then run "
+    "`hub recover --manifest FILE.manifest.json`.",
+)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite a register that holds data.")
+def restore_command(file: Path, force: bool) -> None:
+    from hub.errors import RecoveryRefused
+    from hub.recovery import Manifest, manifest_path
+    from hub.register.backup import has_data, restore
+    from hub.register.migrate import current_revision, head_revision, known_revision, upgrade
+
+    manifest = Manifest.read(manifest_path(file))
+    if manifest.revision is None or not known_revision(manifest.revision):
+        raise RecoveryRefused(
+            f"the backup's register is at revision {manifest.revision or 'none'}, which this hub "
+            f"does not know (its newest is {head_revision()}): restore it with the hub that took it"
+        )
+    hub = _hub()
+    engine = hub.engine
+    if manifest.database != engine.dialect.name:
+        raise RecoveryRefused(
+            f"the backup is of a {manifest.database} register, NIR_DATABASE_URL is {engine.dialect.name}"
+        )
+    if has_data(engine) and not force:
+        raise RecoveryRefused("the register holds data: restore over it only with --force")
+    restore(engine, file)
+    click.echo(f"restored {file}: register at revision {current_revision(engine)}")
+    if current_revision(engine) != head_revision():
+        upgrade(engine)
+        click.echo(f"upgraded to revision {current_revision(engine)}")
+    click.echo(f"next, with every worker stopped: hub recover --manifest {manifest_path(file)}")
+
+
+@click.command(
+    name="recover",
+    help="After a restore, as the admin principal: move the consumer group back, on every topic "
+    "the hub reads, to the manifest's offsets (without --manifest: to what the register proves "
+    "done). Refuses while a worker of the group is alive. The worker then decides again what "
+    "came after; what the register holds is answered as a redelivery.",
+)
+@click.option("--manifest", "manifest_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Show the moves; make none.")
+def recover_command(manifest_file: Path | None, dry_run: bool) -> None:
+    from hub.recovery import Manifest, recover
+
+    hub = _migrated_hub()
+    manifest = Manifest.read(manifest_file) if manifest_file is not None else None
+    moves = recover(hub, hub.settings, manifest, dry_run=dry_run)
+    for m in moves:
+        was = "none" if m.committed is None else str(m.committed)
+        click.echo(f"{m.topic}  partition={m.partition}  {was} -> {m.to}")
+        if m.lost is not None:
+            click.echo(
+                f"warning: {m.topic} partition {m.partition} no longer holds offsets {m.lost} to "
+                f"{m.to - 1}: their events are not in the register and cannot be read again",
+                err=True,
+            )
+    moved = sum(m.committed != m.to for m in moves)
+    click.echo(
+        f"{'would move' if dry_run else 'moved'} {moved} of {len(moves)} partition(s) of group {hub.settings.app_id}"
+    )
+
+
 @click.group(name="topics", help="The hub's Kafka topics.")
 def topics_group() -> None:
     pass
@@ -212,7 +300,10 @@ def sources_grant(source_id: str) -> None:
 _reason = click.option("--reason", required=True, help="Why (recorded in the register with who and when).")
 _decided_by = click.option(
     # (a lambda: `_os_user` is defined further down, beside the other options that record who)
-    "--by", default=lambda: _os_user(), show_default="the OS user", help="Who decided it."
+    "--by",
+    default=lambda: _os_user(),
+    show_default="the OS user",
+    help="Who decided it.",
 )
 
 
@@ -616,7 +707,10 @@ def person_merge(
     keep, other = _identifiers(
         identifier,
         identifier_file,
-        ["The number of the person whose record is kept (not shown)", "The other person's number (not shown)"],
+        [
+            "The number of the person whose record is kept (not shown)",
+            "The other person's number (not shown)",
+        ],
     )
     hub = _migrated_hub()
     with UnitOfWork(hub.session_factory) as uow:
@@ -1144,7 +1238,9 @@ def users_reset_second_factor(username: str, user: str, acting_as: str | None) -
 
     def reset(session: Any, now: dt.datetime) -> None:
         if acting_as:
-            administration.reset_factor(session, administration.acting_user(session, acting_as), username, now)
+            administration.reset_factor(
+                session, administration.acting_user(session, acting_as), username, now
+            )
         else:
             reset_second_factor(session, username, user, now)
 
@@ -1169,7 +1265,9 @@ def users_link(username: str, issuer: str, subject: str, user: str) -> None:
     if subject == "-":
         subject = sys.stdin.readline().strip()
     elif mask_identifiers(subject) != subject:  # ID-porten's pid is a fødselsnummer
-        raise click.UsageError("give --subject - and the person's number on standard input, not on the command line")
+        raise click.UsageError(
+            "give --subject - and the person's number on standard input, not on the command line"
+        )
     _administer(lambda session, now: link_user(session, username, issuer, subject, user, now))
     click.echo(f"user {username} linked to a person at {issuer}")
 
@@ -1614,12 +1712,13 @@ cli = SectionedGroup(
     "hub",
     {
         "Run": [worker, gateway, demo],
-        "Register": [db_group, person_group, retention_group],
+        "Register": [db_group, backup_command, restore_command, person_group, retention_group],
         "Sources": [sources_group, schemas_group, publish, receipts, rules_group],
         "Cases": [cases_group, users_group],
         "Reports": [report],
         "Operations": [
             topics_group,
+            recover_command,
             folkeregister_group,
             maskinporten_group,
             idporten_group,

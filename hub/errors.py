@@ -130,6 +130,13 @@ class RegisterMissing(RegisterNotMigrated):
     code = "NIR-REGISTER-MISSING"
 
 
+class RecoveryRefused(ConfigurationError):
+    """`hub restore` or `hub recover` would do harm: a register with data, a backup of an unknown
+    revision, or a worker of the consumer group still alive."""
+
+    code = "NIR-RECOVERY-REFUSED"
+
+
 class InternalError(HubError):
     """An unexpected error in the hub; the event is kept on its ticket for a replay."""
 

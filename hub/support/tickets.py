@@ -145,7 +145,15 @@ def ticket_from_dead_letter(
             )
         )
     if existing is not None:
-        if existing.last_dead_letter != dead_letter_ref:  # not a redelivery of the same dead letter
+        # The very message the ticket was opened for, failing again, is that failure redelivered
+        # (decided again after a crash, or after `hub recover`: a replay is a new message), and
+        # so is the same dead letter read again: neither is counted, nor reopens the ticket.
+        again = (existing.original_topic, existing.original_partition, existing.original_offset) == (
+            topic,
+            partition,
+            offset,
+        )
+        if existing.last_dead_letter != dead_letter_ref and not again:
             existing.attempts += 1
             existing.last_failed_at = now
             existing.error_class, existing.error_code = error_class, error_code

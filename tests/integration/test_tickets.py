@@ -17,7 +17,7 @@ from hub.domain.events import Origin
 from hub.errors import DecodeError
 from hub.pipeline.flow import Message
 from hub.pipeline.registrations import RegistrationFlow
-from hub.register.models import CaseTicket
+from hub.register.models import CaseTicket, TicketOutcome
 from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
@@ -75,6 +75,20 @@ def test_failures_of_one_event_attach_to_one_ticket_and_a_redelivered_dead_lette
         DeadLetterFlow(hub, publisher).process(Message(Origin("nir.dead-letters", 0, 1), key, letter, raw))
     )
     assert all_tickets(hub)[0].attempts == 2
+
+
+def test_the_same_message_failing_again_after_a_crash_or_a_recovery_is_one_failure_of_its_ticket(
+    hub: Hub,
+) -> None:
+    publisher = RecordingPublisher()
+    bad = event(synthetic_person(), municipality="4601")
+    run(hub, publisher, encoded(bad), 0)
+    run(hub, publisher, encoded(bad), 0)  # the very message decided again: a second dead letter
+    assert len(publisher.on("nir.dead-letters")) == 2
+    [ticket] = all_tickets(hub)
+    assert (ticket.attempts, ticket.status, ticket.original_offset) == (1, "open", 0)
+    with hub.session_factory() as session:
+        assert len(list(session.scalars(select(TicketOutcome)))) == 1
 
 
 def test_an_undecodable_message_gets_a_ticket_by_where_it_was_read(hub: Hub) -> None:
