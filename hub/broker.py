@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -113,7 +113,7 @@ def _falls_short(key: str, wanted: str, actual: str | None) -> bool:
     return actual != wanted
 
 
-async def topic_configs(kafka: KafkaConnection, keys: dict[str, Iterable[str]]) -> dict[str, dict[str, str]]:
+async def topic_configs(kafka: KafkaConnection, keys: Mapping[str, Iterable[str]]) -> dict[str, dict[str, str]]:
     """The values in force (the topic's own, else the broker's default) of the configs `keys`
     names per topic, for the topics that exist."""
     admin = await _admin(kafka, 15.0)

@@ -213,17 +213,17 @@ class BrokerAccess:
                 ConfigResource(ResourceType.TOPIC, topic, incremental_configs=entries)
                 for topic, entries in by_topic.items()
             ]
-            _wait(self._admin.incremental_alter_configs(resources, request_timeout=_TIMEOUT))
+            admin_results(self._admin.incremental_alter_configs(resources, request_timeout=_TIMEOUT))
 
     def allow(self, acls: Iterable[AclBinding]) -> None:
-        _wait(self._admin.create_acls(list(acls), request_timeout=_TIMEOUT))
+        admin_results(self._admin.create_acls(list(acls), request_timeout=_TIMEOUT))
 
     def acls_of(self, principal: str) -> list[AclBinding]:
         future = self._admin.describe_acls(_filter(principal), request_timeout=_TIMEOUT)
-        return list(_result(future))
+        return list(admin_result(future))
 
     def forbid_principal(self, principal: str) -> int:
-        results = _wait(self._admin.delete_acls([_filter(principal)], request_timeout=_TIMEOUT))
+        results = admin_results(self._admin.delete_acls([_filter(principal)], request_timeout=_TIMEOUT))
         return sum(len(deleted) for deleted in results)
 
     def set_passwords(self, passwords: dict[str, str]) -> None:
@@ -232,12 +232,12 @@ class BrokerAccess:
         upsertions: list[UserScramCredentialAlteration] = [
             UserScramCredentialUpsertion(user, info, secret.encode()) for user, secret in passwords.items()
         ]
-        _wait(self._admin.alter_user_scram_credentials(upsertions, request_timeout=_TIMEOUT))
+        admin_results(self._admin.alter_user_scram_credentials(upsertions, request_timeout=_TIMEOUT))
 
     def delete_password(self, principal: str) -> None:
         deletion = UserScramCredentialDeletion(principal, ScramMechanism.SCRAM_SHA_512)
         try:
-            _wait(self._admin.alter_user_scram_credentials([deletion], request_timeout=_TIMEOUT))
+            admin_results(self._admin.alter_user_scram_credentials([deletion], request_timeout=_TIMEOUT))
         except ConfigurationError as exc:
             if "RESOURCE_NOT_FOUND" not in str(exc):  # already gone: revoking twice is fine
                 raise
@@ -264,11 +264,14 @@ def describe(acl: AclBinding) -> str:
     return f"{acl.principal} may {operation} {kind} {acl.name} ({pattern})"
 
 
-def _wait(futures: dict[Any, Future[Any]]) -> list[Any]:
-    return [_result(future) for future in futures.values()]
+def admin_results(futures: dict[Any, Future[Any]]) -> list[Any]:
+    """The results of a confluent-kafka admin call's futures (`admin_result` each)."""
+    return [admin_result(future) for future in futures.values()]
 
 
-def _result(future: Future[Any]) -> Any:
+def admin_result(future: Future[Any]) -> Any:
+    """One admin future's result, its failure as the hub's error: the broker not answering
+    (BrokerUnavailable), or a refusal (ConfigurationError, with the first line of its text)."""
     try:
         return future.result(timeout=_TIMEOUT + 5)
     except TimeoutError:

@@ -41,7 +41,7 @@ from hub.broker import OffsetReader, list_topics
 from hub.config import Settings
 from hub.domain.calendar import iso_utc
 from hub.errors import BrokerUnavailable, ConfigurationError, RecoveryRefused
-from hub.principals import _result, _wait
+from hub.principals import admin_result, admin_results
 from hub.register.backup import Place, backup, positions
 from hub.sources import SourceRegistry
 from hub.topics import TopicNames
@@ -203,13 +203,13 @@ class GroupAdmin:
 
     def members(self, group: str) -> int:
         futures = self._admin.describe_consumer_groups([group], request_timeout=_TIMEOUT)
-        return len(_result(futures[group]).members)
+        return len(admin_result(futures[group]).members)
 
     def committed(self, group: str) -> dict[Place, int]:
         futures = self._admin.list_consumer_group_offsets(
             [ConsumerGroupTopicPartitions(group)], request_timeout=_TIMEOUT
         )
-        found = _result(futures[group]).topic_partitions or []
+        found = admin_result(futures[group]).topic_partitions or []
         return {(tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0}
 
     def offsets(self, places: Iterable[Place], spec: Any) -> dict[Place, int]:
@@ -217,13 +217,13 @@ class GroupAdmin:
         if not wanted:
             return {}
         futures = self._admin.list_offsets(wanted, request_timeout=_TIMEOUT)
-        return {(tp.topic, tp.partition): _result(f).offset for tp, f in futures.items()}
+        return {(tp.topic, tp.partition): admin_result(f).offset for tp, f in futures.items()}
 
     def move(self, group: str, offsets: dict[Place, int]) -> None:
         partitions = [
             TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()
         ]
-        _wait(
+        admin_results(
             self._admin.alter_consumer_group_offsets(
                 [ConsumerGroupTopicPartitions(group, partitions)], request_timeout=_TIMEOUT
             )
