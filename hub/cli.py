@@ -187,7 +187,7 @@ def topics_ensure() -> None:
         click.echo(
             f"warning: {topic} keeps messages for {kept / 3_600_000:g} hours, less than the backup "
             f"interval (NIR_BACKUP_INTERVAL_HOURS={interval}): after a restore, what it no longer "
-            "holds cannot be applied again (README, Recovery)",
+            "holds cannot be applied again (README, Backup, restore and recover)",
             err=True,
         )
     click.echo(
