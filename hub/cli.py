@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -61,11 +62,52 @@ def db_upgrade() -> None:
     "(FILE.manifest.json): the migration revision and, per partition of every topic the hub "
     "reads, the offset up to which the copy is complete.",
 )
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-def backup_command(out: Path) -> None:
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="The backup's file.")
+@click.option(
+    "--into",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A directory of backups instead: each named by when it was taken (register-<UTC>.backup).",
+)
+@click.option(
+    "--keep", type=click.IntRange(min=1), default=14, show_default=True, help="With --into: the newest kept."
+)
+@click.option(
+    "--repeat",
+    is_flag=True,
+    help="With --into: again every NIR_BACKUP_INTERVAL_HOURS until stopped (a failed backup is "
+    "said on stderr and tried again in at most 15 minutes).",
+)
+def backup_command(out: Path | None, into: Path | None, keep: int, repeat: bool) -> None:
+    from hub.recovery import prune_backups, timestamped_backup
+
+    if (out is None) == (into is None):
+        raise click.UsageError("give either --out FILE or --into DIRECTORY")
+    if repeat and into is None:
+        raise click.UsageError("--repeat takes --into DIRECTORY")
+    hub = _migrated_hub()
+    if out is not None:
+        _back_up(hub, out)
+        return
+    assert into is not None
+    while True:
+        try:
+            _back_up(hub, timestamped_backup(into, hub.clock()))
+            for gone in prune_backups(into, keep):
+                click.echo(f"removed {gone} (more than {keep} kept)")
+            wait = hub.settings.backup_interval_hours * 3600
+        except (HubError, OSError) as exc:
+            if not repeat:
+                raise
+            click.echo(f"error: the backup failed ({exc}); trying again in 15 minutes", err=True)
+            wait = min(hub.settings.backup_interval_hours * 3600, 15 * 60)
+        if not repeat:
+            return
+        time.sleep(wait)
+
+
+def _back_up(hub: Hub, out: Path) -> None:
     from hub.recovery import manifest_path, take_backup
 
-    hub = _migrated_hub()
     manifest = asyncio.run(take_backup(hub, out))
     click.echo(f"backup {out} of revision {manifest.revision}, taken {iso_utc(manifest.taken_at)}")
     click.echo(f"manifest {manifest_path(out)}: {len(manifest.offsets)} partition(s)")

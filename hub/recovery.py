@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import GroupCoordinatorNotAvailableError, KafkaError
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
@@ -54,6 +54,28 @@ _TIMEOUT = 15.0
 
 def manifest_path(backup_file: Path) -> Path:
     return backup_file.with_name(backup_file.name + ".manifest.json")
+
+
+# Backups in a directory (`hub backup --into`, compose's scheduled backup) are named by when they
+# were taken, in UTC, so their names sort as their times.
+_BACKUP_NAME = "register-{:%Y%m%dT%H%M%S.%fZ}.backup"
+_BACKUP_GLOB = "register-*.backup"
+
+
+def timestamped_backup(directory: Path, now: dt.datetime) -> Path:
+    """Where a backup taken `now` goes in `directory`."""
+    return directory / _BACKUP_NAME.format(now.astimezone(dt.UTC))
+
+
+def prune_backups(directory: Path, keep: int) -> list[Path]:
+    """Remove all but the newest `keep` backups in `directory`, each with its manifest; returns
+    those removed. Only whole backups count (a `.partial` being written is not one)."""
+    backups = sorted(directory.glob(_BACKUP_GLOB))
+    gone = backups[: max(0, len(backups) - keep)]
+    for backup_file in gone:
+        manifest_path(backup_file).unlink(missing_ok=True)
+        backup_file.unlink()
+    return gone
 
 
 @dataclass(frozen=True)
@@ -146,7 +168,13 @@ async def take_backup(hub: Hub, out: Path) -> Manifest:
         topics = hub_topics(names, hub.registry, await list_topics(settings.kafka, timeout=_TIMEOUT))
         async with OffsetReader(settings.kafka, timeout=_TIMEOUT) as reader:
             partitions = [(tp.topic, tp.partition) for tp in await reader.partitions(topics, wait=False)]
-            committed = await reader.committed(settings.app_id)
+            try:
+                committed = await reader.committed(settings.app_id)
+            except GroupCoordinatorNotAvailableError:
+                # A group that never committed has no coordinator yet. Were it the broker's
+                # trouble instead, nothing is lost: the register's own proof still counts, and
+                # a lower offset only means more is decided again, which is idempotent.
+                committed = {}
     except (BrokerUnavailable, KafkaError, OSError) as exc:
         log.warning(
             "the broker did not answer (%s): the manifest holds what the register proves only",

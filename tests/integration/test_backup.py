@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
+from hub.localrun import LocalBroker, local_admin
 from hub.pipeline.flow import Message
 from hub.pipeline.registrations import RegistrationFlow
 from hub.recovery import Manifest, complete_up_to, manifest_path
@@ -24,7 +25,7 @@ from hub.register.models import CaseTicket, RegistrationRecord, UnfinishedWork
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
 from hub.support.dead_letters import DeadLetterFlow
-from tests.conftest import PostgresServer, pipeline_hub
+from tests.conftest import PostgresServer, make_settings, pipeline_hub
 from tests.factories import event, synthetic_person
 from tests.fakes import RecordingPublisher
 from tests.harness import hub_command
@@ -149,3 +150,25 @@ def test_an_empty_migrated_register_holds_no_data(sqlite_url: str) -> None:
     engine = make_engine(sqlite_url)
     upgrade(engine)
     assert not has_data(engine)
+
+
+def test_hub_backup_into_a_directory_names_each_by_when_it_was_taken_and_keeps_the_newest(
+    kafka_broker: LocalBroker, sqlite_url: str, tmp_path: Path
+) -> None:
+    """What compose's scheduled backup runs (with --repeat): each backup beside its manifest,
+    the oldest removed with theirs once more than --keep are there."""
+    _filled(pipeline_hub(sqlite_url))
+    settings = local_admin(make_settings(kafka_broker, sqlite_url, tmp_path))  # may read the group
+    into = tmp_path / "backups"
+    taken = []
+    for _ in range(3):
+        done = hub_command(settings, "backup", "--into", str(into), "--keep", "2")
+        assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+        taken.append(Path(done.stdout.split()[1]))
+    assert [p.parent for p in taken] == [into] * 3 and taken == sorted(taken) and len(set(taken)) == 3
+    assert f"removed {taken[0]} (more than 2 kept)" in done.stdout
+    assert sorted(into.iterdir()) == sorted([*taken[1:], *(manifest_path(p) for p in taken[1:])])
+    assert Manifest.read(manifest_path(taken[2])).revision == head_revision()
+    for wrong in (["--repeat", "--out", str(tmp_path / "x")], ["--out", "a", "--into", "b"], []):
+        refused = hub_command(settings, "backup", *wrong)
+        assert refused.returncode == 2 and ("--into" in refused.stderr), refused.stderr
