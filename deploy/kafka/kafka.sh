@@ -29,7 +29,14 @@
 #                                  killed, it brings it back); the address printed is the list
 #   ... start|stop|status --node I  only node I of the cluster (a drill: stop one, start it again)
 #   deploy/kafka/kafka.sh fetch    only resolve the artifacts (used by CI to warm the cache)
-#   deploy/kafka/kafka.sh run      prepare as `start` does, then run in the foreground (containers)
+#   deploy/kafka/kafka.sh run      prepare as `start` does, then run in the foreground (containers;
+#                                  `run --brokers N --node I`: node I of a cluster whose nodes are
+#                                  each a host of its own, NIR_KAFKA_NODES and NIR_KAFKA_PKI_DIR)
+#   deploy/kafka/kafka.sh pki --brokers N   what a cluster's nodes must share, made once in
+#                                  NIR_KAFKA_PKI_DIR: the CA certificate (ca.pem), one broker
+#                                  certificate naming every node's host with its key (broker.pem)
+#                                  and the cluster id (cluster.id). The CA's key stays in this
+#                                  command's own data directory (tls/ca.key), out of the nodes' reach
 #   deploy/kafka/kafka.sh compose-secrets DIR   make the files docker-compose.yml hands out as
 #                                  secrets: each principal's password, the mask key, the workers'
 #                                  certificate
@@ -45,6 +52,14 @@
 #   NIR_KAFKA_START_TIMEOUT  seconds to wait for the broker to answer [90]
 #   NIR_KAFKA_HOST        a further host name in the broker's certificate, advertised instead
 #                         of 127.0.0.1 (compose: kafka) [none]
+#   NIR_KAFKA_NODES       each node's client address, host[:port] (port: NIR_KAFKA_PORT), comma-
+#                         separated, node I the I-th, where the nodes are hosts of their own
+#                         (compose: kafka:9092,kafka-2:9092,kafka-3:9092); controller port: the
+#                         client port + 1. They are advertised, form controller.quorum.voters and
+#                         are named in the broker's certificate [127.0.0.1 or NIR_KAFKA_HOST, with
+#                         the ports above; the voters on 127.0.0.1]
+#   NIR_KAFKA_PKI_DIR     where `pki` put the cluster's shared ca.pem, broker.pem and cluster.id:
+#                         the nodes use these and make none of their own [none: each makes its own]
 #   NIR_KAFKA_JWKS_URL    JWKS endpoint of Maskinporten (or its stand-in, `hub maskinporten
 #                         stand-in`); enables OAUTHBEARER. It must answer when the broker starts.
 #   NIR_KAFKA_OAUTH_ISSUER    the tokens' required issuer [the JWKS URL without "jwks"]
@@ -52,6 +67,8 @@
 set -euo pipefail
 
 command="${1:-}"; shift || true
+# NIR_KAFKA_NODES, one address a node; empty: the local nodes, on this host's ports.
+IFS=, read -r -a node_addresses <<< "${NIR_KAFKA_NODES:-}"
 brokers_asked="" only_node=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -68,14 +85,16 @@ data_dir="${NIR_KAFKA_DATA_DIR:-$cache_dir/kafka-data}"
 port="${NIR_KAFKA_PORT:-9092}"
 timeout="${NIR_KAFKA_START_TIMEOUT:-90}"
 host="${NIR_KAFKA_HOST:-127.0.0.1}"
-# Only this machine can reach the local broker, unless it is given a host name to be reached by.
-listen_host="$([[ "$host" == "127.0.0.1" ]] && echo 127.0.0.1 || echo 0.0.0.0)"
 
 # How many nodes: decided by the first start and recorded, so stop and status need not be told.
 brokers_file="$data_dir/brokers"
 recorded="$(cat "$brokers_file" 2>/dev/null || true)"
-brokers="${brokers_asked:-${recorded:-1}}"
+named="${#node_addresses[@]}"
+brokers="${brokers_asked:-${recorded:-$(( named > 0 ? named : 1 ))}}"
 if [[ ! "$brokers" =~ ^[1-9]$ ]]; then echo "--brokers must be 1 to 9" >&2; exit 2; fi
+if (( named > 0 && named != brokers )); then
+  echo "NIR_KAFKA_NODES names $named node(s), not $brokers" >&2; exit 2
+fi
 if [[ -n "$recorded" && "$brokers" != "$recorded" ]]; then
   echo "the data in $data_dir is a cluster of $recorded node(s), not $brokers; remove that directory" \
     "(local data only) to start another" >&2
@@ -91,21 +110,43 @@ in_sync="$(( brokers < 2 ? brokers : 2 ))"
 
 # Node $1's directory and ports: a single node keeps the data directory's top level.
 node_dir() { if (( brokers == 1 )); then echo "$data_dir"; else echo "$data_dir/node-$1"; fi; }
-node_port() { echo "$(( port + 2 * ($1 - 1) ))"; }
+# Node $1's host and client port: its entry of NIR_KAFKA_NODES, else this host and the port
+# arithmetic of the local nodes.
+node_host() {
+  if (( named > 0 )); then local entry="${node_addresses[$1 - 1]}"; echo "${entry%%:*}"; else echo "$host"; fi
+}
+node_port() {
+  local entry="${node_addresses[$1 - 1]:-}"
+  if (( named == 0 )); then echo "$(( port + 2 * ($1 - 1) ))"
+  elif [[ "$entry" == *:* ]]; then echo "${entry##*:}"
+  else echo "$port"; fi
+}
 controller_port() { echo "$(( $(node_port "$1") + 1 ))"; }
+# Where the other nodes reach node $1's controller: local nodes on 127.0.0.1, as before; nodes on
+# hosts of their own at their host.
+controller_host() { if (( named > 0 )); then node_host "$1"; else echo 127.0.0.1; fi; }
+# The address a listener binds: loopback for 127.0.0.1 (only this machine reaches it), else all.
+bind_host() { if [[ "$1" == 127.0.0.1 ]]; then echo 127.0.0.1; else echo 0.0.0.0; fi; }
 address() {
   local i list=""
-  for i in $(seq 1 "$brokers"); do list="$list${list:+,}$host:$(node_port "$i")"; done
+  for i in $(seq 1 "$brokers"); do list="$list${list:+,}$(node_host "$i"):$(node_port "$i")"; done
   echo "$list"
 }
 voters() {
   local i list=""
-  for i in $(seq 1 "$brokers"); do list="$list${list:+,}$i@127.0.0.1:$(controller_port "$i")"; done
+  for i in $(seq 1 "$brokers"); do list="$list${list:+,}$i@$(controller_host "$i"):$(controller_port "$i")"; done
   echo "$list"
 }
 # The nodes a command is about: --node I, else all.
 nodes() { if [[ -n "$only_node" ]]; then echo "$only_node"; else seq 1 "$brokers"; fi; }
 tls_dir="$data_dir/tls"   # the CA's and the broker's keys: the broker's alone
+# What the nodes use: a cluster's shared PKI (NIR_KAFKA_PKI_DIR, made by `pki`), else their own.
+pki_dir="${NIR_KAFKA_PKI_DIR:-}"
+if [[ -n "$pki_dir" && "$command" != pki ]]; then
+  keystore="$pki_dir/broker.pem" truststore="$pki_dir/ca.pem" cluster_id_file="$pki_dir/cluster.id"
+else
+  keystore="$tls_dir/broker.pem" truststore="$tls_dir/ca.pem" cluster_id_file="$data_dir/cluster.id"
+fi
 # What clients need: the CA certificate (tls/ca.pem) and the passwords (secrets/).
 credentials_dir="${NIR_KAFKA_CREDENTIALS_DIR:-$data_dir}"
 secrets_dir="$credentials_dir/secrets"
@@ -171,13 +212,23 @@ issue_certificate() {
   rm -f "$dir/$name.csr" "$dir/$name.ext" "$dir/$name.rsa"
 }
 
-# The local CA and the broker's certificate (for 127.0.0.1, localhost and NIR_KAFKA_HOST).
+# The subject alternative names of the broker's certificate: 127.0.0.1, localhost,
+# NIR_KAFKA_HOST and every node's host (one certificate serves every node of a cluster).
+broker_names() {
+  local san="DNS:localhost,IP:127.0.0.1" name i
+  for name in "$host" $(for i in $(seq 1 "$brokers"); do node_host "$i"; done); do
+    if [[ "$name" =~ ^[0-9.]+$ ]]; then name="IP:$name"; else name="DNS:$name"; fi
+    [[ ",$san," == *",$name,"* ]] || san="$san,$name"
+  done
+  echo "$san"
+}
+
+# The local CA and the broker's certificate (for the names above).
 # broker.pem holds the PKCS#8 key and the chain, as Kafka's PEM keystore reads.
 make_certificates() {
   [[ -s "$tls_dir/broker.pem" ]] && return 0
   make_ca "$tls_dir"
-  local san="DNS:localhost,IP:127.0.0.1"
-  [[ "$host" != "127.0.0.1" ]] && san="$san,DNS:$host"
+  local san; san="$(broker_names)"
   issue_certificate "$tls_dir" nir-broker "$san"
   (umask 077; cat "$tls_dir/nir-broker.key" "$tls_dir/nir-broker.crt" "$tls_dir/ca.pem" > "$tls_dir/broker.pem")
   rm -f "$tls_dir/nir-broker.key"
@@ -267,15 +318,15 @@ sasl.oauthbearer.clock.skew.seconds=10"
 process.roles=broker,controller
 node.id=$node
 controller.quorum.voters=$(voters)
-listeners=CLIENT://$listen_host:$(node_port "$node"),CONTROLLER://127.0.0.1:$(controller_port "$node")
-advertised.listeners=CLIENT://$host:$(node_port "$node")
+listeners=CLIENT://$(bind_host "$(node_host "$node")"):$(node_port "$node"),CONTROLLER://$(bind_host "$(controller_host "$node")"):$(controller_port "$node")
+advertised.listeners=CLIENT://$(node_host "$node"):$(node_port "$node")
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=CLIENT
 listener.security.protocol.map=CONTROLLER:SSL,CLIENT:SASL_SSL
 ssl.keystore.type=PEM
-ssl.keystore.location=$tls_dir/broker.pem
+ssl.keystore.location=$keystore
 ssl.truststore.type=PEM
-ssl.truststore.location=$tls_dir/ca.pem
+ssl.truststore.location=$truststore
 ssl.endpoint.identification.algorithm=https
 listener.name.controller.ssl.client.auth=required
 sasl.enabled.mechanisms=$mechanisms
@@ -304,6 +355,37 @@ PROPS
   )
 }
 
+# A new cluster id, as Kafka makes one.
+make_cluster_id() {
+  [[ -s "$1" ]] || java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null > "$1"
+}
+
+# What every node of a cluster shares, made once (see `pki` above); a second run keeps it, and
+# fails if a node's host is not in the certificate (a changed NIR_KAFKA_NODES: remove the PKI
+# directory and this data directory to issue another).
+pki() {
+  [[ -n "$pki_dir" ]] || { echo "pki needs NIR_KAFKA_PKI_DIR" >&2; exit 2; }
+  mkdir -p "$data_dir" "$pki_dir"; chmod 700 "$pki_dir"   # the broker's key: the nodes' alone
+  cp="$(classpath)"
+  make_certificates
+  (umask 077
+   [[ -s "$pki_dir/broker.pem" ]] || { cp "$tls_dir/broker.pem" "$pki_dir/broker.pem.tmp" \
+     && mv "$pki_dir/broker.pem.tmp" "$pki_dir/broker.pem"; })
+  [[ -s "$pki_dir/ca.pem" ]] || cp "$tls_dir/ca.pem" "$pki_dir/ca.pem"
+  make_cluster_id "$data_dir/cluster.id"
+  [[ -s "$pki_dir/cluster.id" ]] || cp "$data_dir/cluster.id" "$pki_dir/cluster.id"
+  local i name names
+  names="$(openssl x509 -in "$pki_dir/broker.pem" -noout -ext subjectAltName | tail -n 1 | sed 's/^ *//')"
+  for i in $(seq 1 "$brokers"); do
+    name="$(node_host "$i")"
+    if [[ "$name" =~ ^[0-9.]+$ ]]; then name="IP Address:$name"; else name="DNS:$name"; fi
+    [[ ", $names," == *", $name,"* ]] || {
+      echo "the broker certificate in $pki_dir does not name node $i's host ($name); remove" \
+        "$pki_dir and $data_dir to issue another" >&2; exit 1; }
+  done
+  echo "$pki_dir"
+}
+
 # Certificates, passwords, configuration and formatted storage of node $1: everything before
 # its JVM.
 prepare() {
@@ -311,10 +393,20 @@ prepare() {
   dir="$(node_dir "$node")"
   mkdir -p "$data_dir"
   cp="$(classpath)"
-  make_certificates
-  make_web_certificate
+  if [[ -n "$pki_dir" ]]; then
+    [[ -s "$keystore" && -s "$truststore" && -s "$cluster_id_file" ]] || {
+      echo "no certificate or cluster id in $pki_dir: run \`kafka.sh pki\` first" >&2; exit 1; }
+  else
+    make_certificates
+    make_web_certificate
+  fi
   if [[ "$credentials_dir" != "$data_dir" ]]; then
-    mkdir -p "$credentials_dir/tls" && cp "$tls_dir/ca.pem" "$credentials_dir/tls/ca.pem"
+    # Replaced whole, and only when it differs: the nodes of a cluster share this file, and a
+    # client reading it meanwhile must not find half of one.
+    mkdir -p "$credentials_dir/tls"
+    cmp -s "$truststore" "$credentials_dir/tls/ca.pem" || {
+      cp "$truststore" "$credentials_dir/tls/ca.pem.$node.tmp"
+      mv "$credentials_dir/tls/ca.pem.$node.tmp" "$credentials_dir/tls/ca.pem"; }
   fi
   write_config "$node"
   if [[ -f "$dir/logs/meta.properties" && ! -f "$dir/secured" ]]; then
@@ -330,9 +422,8 @@ prepare() {
     # command line, which every local user can read in /proc, holds a password. Every node of
     # a cluster is formatted with the same cluster id.
     local arguments="$dir/format.args"
-    [[ -s "$data_dir/cluster.id" ]] \
-      || java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null > "$data_dir/cluster.id"
-    (umask 077; printf '"%s"\n' kafka.tools.StorageTool format --ignore-formatted -t "$(cat "$data_dir/cluster.id")" \
+    make_cluster_id "$cluster_id_file"
+    (umask 077; printf '"%s"\n' kafka.tools.StorageTool format --ignore-formatted -t "$(cat "$cluster_id_file")" \
       --add-scram "SCRAM-SHA-512=[name=nir-broker,password=$(password_of nir-broker)]" \
       --add-scram "SCRAM-SHA-512=[name=nir-admin,password=$(password_of nir-admin)]" \
       -c "$dir/server.properties" > "$arguments")
@@ -400,11 +491,15 @@ case "$command" in
   start) start ;;
   # In the foreground, logging to stdout: a container's main process (docker-compose.yml).
   run) node="${only_node:-1}"; prepare "$node"
+       # Only this run's start counts for `status` (the healthcheck): log4j2-console.yaml
+       # writes the broker's start to server.log besides stdout.
+       : > "$(node_dir "$node")/server.log"
        exec java "${java_options[@]}" -Dlog4j2.configurationFile="$here/log4j2-console.yaml" \
          -cp "$cp" kafka.Kafka "$(node_dir "$node")/server.properties" ;;
   stop) stop ;;
   status) if all_answer; then address; else echo "Kafka is not answering on $(address)" >&2; exit 1; fi ;;
   fetch) classpath >/dev/null ;;
+  pki) pki ;;
   compose-secrets) compose_secrets "${compose_dir:-}" ;;
-  *) echo "usage: $0 start|stop|status|run [--brokers N] [--node I] | fetch | compose-secrets DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|run [--brokers N] [--node I] | pki --brokers N | fetch | compose-secrets DIR" >&2; exit 2 ;;
 esac
