@@ -42,6 +42,7 @@ EXPECTED_PASSWORDS: dict[str, set[str]] = {
     "support": WORKER_PASSWORDS,
     "gateway": {"nir-gateway"},
     "lag-exporter": {"nir-monitor"},
+    "backup": {"nir-monitor"},  # reads the group's committed offsets for the manifest
     "folkeregister-connector": {"nir-connector"},
 }
 

@@ -208,7 +208,7 @@ def _probed_url(service: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "service", [name for name in HUB_SERVICES if name not in ("kafka-access", "migrate")]
+    "service", [name for name in HUB_SERVICES if name not in ("kafka-access", "migrate", "backup")]
 )
 def test_every_long_running_hub_service_has_a_healthcheck_on_its_own_port(service: str) -> None:
     url = urlsplit(_probed_url(service))
@@ -229,6 +229,35 @@ def test_every_long_running_hub_service_has_a_healthcheck_on_its_own_port(servic
     else:
         assert command[:3] == ["hub", "folkeregister", "stand-in"]
         assert str(url.port) == command[command.index("--port") + 1]
+
+
+def test_the_scheduled_backup_is_healthy_while_its_newest_backup_is_younger_than_two_intervals(
+    tmp_path: Path,
+) -> None:
+    import os
+    import time
+
+    service = SERVICES["backup"]
+    command = service["command"]
+    directory = command[command.index("--into") + 1]
+    assert command[:2] == ["hub", "backup"] and "--repeat" in command
+    assert f"backups:{directory}" in service["volumes"]
+    assert settings_of("backup").backup_interval_hours == 24
+    check = service["healthcheck"]["test"]
+    assert check[:3] == ["CMD", "python", "-c"] and directory in check[3]
+    script = check[3].replace(directory, str(tmp_path))
+
+    def healthy() -> bool:
+        environment = {**os.environ, "NIR_BACKUP_INTERVAL_HOURS": "24"}
+        return subprocess.run([sys.executable, "-c", script], env=environment, check=False).returncode == 0
+
+    assert not healthy()  # none yet
+    newest = tmp_path / "register-20261207T030000.000000Z.backup"
+    newest.write_bytes(b"a backup")
+    assert healthy()
+    three_days_ago = time.time() - 3 * 24 * 3600
+    os.utime(newest, (three_days_ago, three_days_ago))
+    assert not healthy()  # the backups stopped
 
 
 def test_the_healthcheck_probe_fails_on_a_503_and_passes_on_a_200() -> None:
