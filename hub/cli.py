@@ -546,6 +546,17 @@ _IDENTIFIER_FILE = click.option(
 )
 
 
+def _numbers_in(metavar: str = "< NUMBER-FILE") -> Callable[[Any], Any]:
+    """A command that takes a person's number (or numbers) on standard input or with --file: the
+    --file option, and an `identifier` argument that is there only to refuse a number given on
+    the command line (`_identifiers`) with how to give it instead."""
+
+    def decorate(command: Any) -> Any:
+        return click.argument("identifier", required=False, metavar=metavar)(_IDENTIFIER_FILE(command))
+
+    return decorate
+
+
 def _identifier(on_command_line: str | None, file: Path | None) -> str:
     """The person's number, from `--file` or standard input; see `_identifiers`."""
     [number] = _identifiers(on_command_line, file, ["The person's number (not shown)"])
@@ -587,8 +598,7 @@ def person_group() -> None:
     help="Show a person by fødselsnummer, D-number or DUF number, given on standard input or "
     "with --file (never on the command line); the read is kept in the access log.",
 )
-@click.argument("identifier", required=False, metavar="< NUMBER-FILE")
-@_IDENTIFIER_FILE
+@_numbers_in()
 @_READ_REASON
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
 @click.option(
@@ -686,8 +696,7 @@ def person_show(
     "their data) to --out, as JSON or a Norwegian page for the person. The number on standard "
     "input or with --file; the export is kept in the access log.",
 )
-@click.argument("identifier", required=False, metavar="< NUMBER-FILE")
-@_IDENTIFIER_FILE
+@_numbers_in()
 @_READ_REASON
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The file to write (new)."
@@ -730,8 +739,7 @@ def person_export(
     "undone by `hub person split`). Two numbers on standard input or in --file, one per line: "
     "first the person whose record is kept, then the other (never on the command line).",
 )
-@click.argument("identifier", required=False, metavar="< NUMBERS-FILE")
-@_IDENTIFIER_FILE
+@_numbers_in("< NUMBERS-FILE")
 @click.option("--reason", required=True, help="Why the two are one person (kept with the merge).")
 @click.option(
     "--ticket",
@@ -769,8 +777,7 @@ def person_merge(
     "merge in force, or --merge): the other person back with what the merge moved and what came "
     "for their numbers since (audited).",
 )
-@click.argument("identifier", required=False, metavar="< NUMBER-FILE")
-@_IDENTIFIER_FILE
+@_numbers_in()
 @click.option("--reason", required=True, help="Why the two are not one person.")
 @click.option("--merge", "merge_id", type=int, help="The merge to undo (`hub person show` lists them).")
 @click.option(
@@ -1082,8 +1089,7 @@ def cases_discard(ticket_id: int, note: str, user: str) -> None:
     help="File a case about a person by hand; their DUF number on standard input or in --file "
     "(never on the command line).",
 )
-@click.argument("identifier", required=False, metavar="< NUMBER-FILE")
-@_IDENTIFIER_FILE
+@_numbers_in()
 @click.option("--description", required=True)
 @click.option("--municipality", help="The municipality's number, if the case is about one.")
 @_USER
