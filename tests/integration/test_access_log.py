@@ -262,7 +262,7 @@ def _parameters(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[
 def test_a_person_s_number_on_the_command_line_is_refused_with_how_to_give_it(sqlite_url: str) -> None:
     parameters = set(_parameters(cli))
     assert {c for c, p in parameters if p == "identifier_file"} == NUMBER_TAKERS.keys()
-    assert not {p for _, p in parameters} & {"duf_number", "national_id", "keep", "other", "number"}
+    assert not {p for _, p in parameters} & {"duf_number", "national_id", "number", "fnr", "d_number"}
     hub = pipeline_hub(sqlite_url)
     for name, (args, count) in NUMBER_TAKERS.items():
         refused = hub_command(hub.settings, *args, NATIONAL_ID)
