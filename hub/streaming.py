@@ -72,7 +72,7 @@ import os
 import signal
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -404,6 +404,12 @@ class HubConsumer(kafka_driver.Consumer):
 
 
 class HubProducer(kafka_driver.Producer):
+    def _settings_extra(self) -> Mapping[str, Any]:
+        # Idempotent always, not only in Faust's exactly-once mode: when a broker is lost and a
+        # partition's leader moves, the producer sends again what it had no answer for, and
+        # without idempotence a receipt or dead letter the old leader did write is written twice.
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
     async def send_batches(self, messages: Sequence[Outgoing]) -> list[Awaitable[RecordMetadata]]:
         """Queue `messages` as record batches, each partition's in their order; returns one
         future per batch, done when the broker has confirmed it. Faust's sensors hear of each

@@ -168,6 +168,21 @@ def test_the_broker_gathers_records_for_the_hub_consumers_fetches(monkeypatch: p
     assert (consumer._fetch_max_wait_ms, consumer._fetch_min_bytes) == (30, 4096)
 
 
+def test_the_workers_producer_is_idempotent_and_waits_for_every_in_sync_replica() -> None:
+    """Faust makes its producer idempotent only in its exactly-once mode; the hub's always is,
+    so a receipt or dead letter sent again after a broker's loss is written once."""
+    app = faust.App("streaming-test-producer", broker="nirkafka://127.0.0.1:9")
+
+    async def made() -> tuple[bool, int]:  # aiokafka makes its producer in a running loop; not started
+        producer = app.producer._new_producer()  # type: ignore[attr-defined]
+        try:
+            return producer._txn_manager is not None, producer._sender._acks  # sequence numbers: idempotent
+        finally:
+            await producer.stop()
+
+    assert asyncio.run(made()) == (True, -1)
+
+
 def test_the_app_takes_the_fetch_settings() -> None:
     from hub.app import settings
 
