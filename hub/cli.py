@@ -127,30 +127,12 @@ def _back_up(hub: Hub, out: Path) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Overwrite a register that holds data.")
 def restore_command(file: Path, force: bool) -> None:
-    from hub.errors import RecoveryRefused
-    from hub.recovery import Manifest, manifest_path
-    from hub.register.backup import has_data, restore
-    from hub.register.migrate import current_revision, head_revision, known_revision, upgrade
+    from hub.recovery import manifest_path, restore_backup
 
-    manifest = Manifest.read(manifest_path(file))
-    if manifest.revision is None or not known_revision(manifest.revision):
-        raise RecoveryRefused(
-            f"the backup's register is at revision {manifest.revision or 'none'}, which this hub "
-            f"does not know (its newest is {head_revision()}): restore it with the hub that took it"
-        )
-    hub = _hub()
-    engine = hub.engine
-    if manifest.database != engine.dialect.name:
-        raise RecoveryRefused(
-            f"the backup is of a {manifest.database} register, NIR_DATABASE_URL is {engine.dialect.name}"
-        )
-    if has_data(engine) and not force:
-        raise RecoveryRefused("the register holds data: restore over it only with --force")
-    restore(engine, file)
-    click.echo(f"restored {file}: register at revision {current_revision(engine)}")
-    if current_revision(engine) != head_revision():
-        upgrade(engine)
-        click.echo(f"upgraded to revision {current_revision(engine)}")
+    restored = restore_backup(_hub(), file, force=force)
+    click.echo(f"restored {file}: register at revision {restored.revision}")
+    if restored.upgraded_to is not None:
+        click.echo(f"upgraded to revision {restored.upgraded_to}")
     click.echo(f"next, with every worker stopped: hub recover --manifest {manifest_path(file)}")
 
 
@@ -1388,10 +1370,15 @@ def rules_list(lang: str, with_advice: bool, as_json: bool, limit: int) -> None:
 @click.command(name="demo", help="Run the hub end to end on the embedded defaults.")
 @click.option("--keep-broker", is_flag=True, help="Leave a broker the demo started running.")
 @click.option("--support", is_flag=True, help="Then keep serving the support page, until Ctrl-C.")
-def demo(keep_broker: bool, support: bool) -> None:
+@click.option(
+    "--disaster",
+    is_flag=True,
+    help="Then back up the register, send more events, lose the register, restore and recover it.",
+)
+def demo(keep_broker: bool, support: bool, disaster: bool) -> None:
     from hub.demo import run_demo
 
-    sys.exit(run_demo(keep_broker=keep_broker, support=support))
+    sys.exit(run_demo(keep_broker=keep_broker, support=support, disaster=disaster))
 
 
 @click.group(name="folkeregister", help="The Folkeregister connector and its local stand-in.")

@@ -42,7 +42,7 @@ from hub.config import Settings
 from hub.domain.calendar import iso_utc
 from hub.errors import BrokerUnavailable, ConfigurationError, RecoveryRefused
 from hub.principals import admin_result, admin_results
-from hub.register.backup import Place, backup, positions
+from hub.register.backup import Place, backup, has_data, positions, restore
 from hub.sources import SourceRegistry
 from hub.topics import TopicNames
 
@@ -197,6 +197,45 @@ async def take_backup(hub: Hub, out: Path) -> Manifest:
 
 def _is_read(names: TopicNames, topic: str) -> bool:
     return topic in (names.address_changes, names.dead_letters) or names.source_of(topic) is not None
+
+
+# --- restore -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What `restore_backup` left: the revision the backup's register was at, and the one it was
+    upgraded to (None: it was at the newest already)."""
+
+    revision: str | None
+    upgraded_to: str | None
+
+
+def restore_backup(hub: Hub, file: Path, *, force: bool = False) -> Restored:
+    """Put the backup in `file` in place of the register (`hub restore`), after checking its
+    manifest: a revision this hub knows, the same kind of database, and a register that holds
+    nothing (unless `force`); then upgrade it to the newest revision if it is older."""
+    from hub.register.migrate import current_revision, head_revision, known_revision, upgrade
+
+    manifest = Manifest.read(manifest_path(file))
+    if manifest.revision is None or not known_revision(manifest.revision):
+        raise RecoveryRefused(
+            f"the backup's register is at revision {manifest.revision or 'none'}, which this hub "
+            f"does not know (its newest is {head_revision()}): restore it with the hub that took it"
+        )
+    engine = hub.engine
+    if manifest.database != engine.dialect.name:
+        raise RecoveryRefused(
+            f"the backup is of a {manifest.database} register, NIR_DATABASE_URL is {engine.dialect.name}"
+        )
+    if has_data(engine) and not force:
+        raise RecoveryRefused("the register holds data: restore over it only with --force")
+    restore(engine, file)
+    revision = current_revision(engine)
+    if revision == head_revision():
+        return Restored(revision, None)
+    upgrade(engine)
+    return Restored(revision, current_revision(engine))
 
 
 # --- recover -----------------------------------------------------------------------------------

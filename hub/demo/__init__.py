@@ -9,7 +9,8 @@ that show a person and the support page. With `--support` it then keeps the work
 support page, running until Ctrl-C, for a support user it makes, who signs in with a password or
 through the demo's local ID-porten stand-in as one of its test persons. The demo keeps to its own
 topic prefix, consumer group and register file, so it never mixes with a real register, and
-starts each run from empty demo topics and an empty demo register.
+starts each run from empty demo topics and an empty demo register. With `--disaster` it then
+loses its register, and restores and recovers it (`hub.demo.disaster`).
 """
 
 from __future__ import annotations
@@ -124,7 +125,9 @@ def _sample_lines(path: Path, days: int) -> list[str]:
     return [json.dumps(shift_dates(json.loads(line), days)) for line in lines if line.strip()]
 
 
-def run_demo(*, keep_broker: bool = False, support: bool = False, timeout: float = 120.0) -> int:
+def run_demo(
+    *, keep_broker: bool = False, support: bool = False, disaster: bool = False, timeout: float = 120.0
+) -> int:
     settings = demo_settings(Settings.from_env())
     install_masks(settings)  # made on a fresh machine's first demo; its workers read the same file
     started_broker = False
@@ -145,7 +148,7 @@ def run_demo(*, keep_broker: bool = False, support: bool = False, timeout: float
             print(f"broker at {broker.bootstrap}, Maskinporten stand-in at {settings.maskinporten_issuer}")
             started_broker = True
         try:
-            return _run(settings, timeout, support)
+            return _run(settings, timeout, support, disaster)
         finally:
             if started_broker and not keep_broker:
                 stop_local_broker()
@@ -252,7 +255,7 @@ def _with_maskinporten_source(settings: Settings) -> Settings:
     return dataclasses.replace(settings, sources_file=str(registry))
 
 
-def _run(settings: Settings, timeout: float, support: bool) -> int:
+def _run(settings: Settings, timeout: float, support: bool, disaster: bool = False) -> int:
     settings = _with_maskinporten_source(settings)
     hub = Hub.from_settings(settings)
     admin = local_admin(settings)
@@ -290,6 +293,13 @@ def _run(settings: Settings, timeout: float, support: bool) -> int:
             return 1
         _follow_folkeregister(settings, days, timeout)
         done = _summarise(hub, records, sent)
+        if disaster and done == 0:
+            from hub.demo.disaster import run_disaster
+
+            def publish(path: Path) -> set[tuple[str, int, int]]:
+                return asyncio.run(_publish(settings, days, None, path))
+
+            done = run_disaster(hub, worker, start, publish, _origin_of, timeout)
         if support and done == 0:
             _serve_support_page(hub, worker)
         return done
@@ -407,11 +417,13 @@ def _receipts_for(hub: Hub, records: list[Any], sent: set[tuple[str, int, int]])
     return [r for r in records if r.topic != hub.names.dead_letters and _origin_of(hub, r) in sent]
 
 
-async def _publish(settings: Settings, days: int, gateway: WorkerProcess | None) -> set[tuple[str, int, int]]:
+async def _publish(
+    settings: Settings, days: int, gateway: WorkerProcess | None, sample: Path = SAMPLE
+) -> set[tuple[str, int, int]]:
     """Publish the sample; returns where each registration event was written. With a gateway,
     the Maskinporten source's training events go through it over HTTPS, the rest over Kafka."""
     registry = Hub.from_settings(settings).registry
-    lines = _sample_lines(SAMPLE, days)
+    lines = _sample_lines(sample, days)
     numbered = list(enumerate(lines, start=1))
     over_http = [
         (n, line)

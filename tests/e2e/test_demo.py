@@ -191,3 +191,74 @@ def _audit_log(register: Path) -> str:
     with sqlite3.connect(register) as connection:
         rows = connection.execute("SELECT username, action, detail FROM audit_log ORDER BY id").fetchall()
     return "\n".join(" ".join(str(value) for value in row) for row in rows)
+
+
+def test_the_disaster_demo_loses_its_register_restores_and_recovers_it_and_says_it_equals_what_it_was(
+    kafka_broker: LocalBroker, broker_maskinporten: MaskinportenService, tmp_path: Path
+) -> None:
+    env = demo_environment(kafka_broker, broker_maskinporten)
+    result = subprocess.run(
+        [sys.executable, "-m", "hub.cli", "demo", "--disaster"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The ordinary demo first, as without --disaster.
+    assert "register       3 persons, 9 registrations, 3 addresses" in result.stdout.split("summary", 1)[1]
+    disaster = result.stdout.split("\ndisaster\n", 1)[1]
+    # Each step on a line of its own, named in its first word, in this order (the events sent
+    # after the backup are listed as the demo lists its sample's).
+    figures = {
+        line.split()[0]: line for line in disaster.splitlines() if line.startswith("  ") and line[2] != " "
+    }
+    named = ["backup", "more", "before", "loss", "restore", "recover", "catch-up", "receipts"]
+    assert [step for step in figures if step in named] == named, disaster
+    # Seven events after the backup: two persons' claims and decisions, a held end, a rejection
+    # and a duplicate; four of them registered, lost with the register and registered again.
+    assert "7 sent after the backup, all answered" in figures["more"]
+    before = re.search(r"(\d+) registrations, (\d+) held, (\d+) tickets", figures["before"])
+    restored = re.search(r"(\d+) registrations, (\d+) held, (\d+) tickets", figures["restore"])
+    caught_up = re.search(r"(\d+) registrations, (\d+) held, (\d+) tickets", figures["catch-up"])
+    assert before and restored and caught_up, disaster
+    assert int(before[1]) == int(restored[1]) + 4 and int(before[2]) == int(restored[2]) + 1
+    assert caught_up.groups() == before.groups()
+    # The source's topic went back over the seven events; every one of them was answered again alike.
+    assert "nir-demo.source.vestland-fagsystem.registrations  7 back" in disaster
+    assert re.search(r"receipts       (\d+) sent again, \1 of them with the same outcome", disaster), disaster
+    assert int(re.search(r"receipts       (\d+) sent again", disaster)[1]) >= 7  # type: ignore[index]
+    assert disaster.rstrip().endswith("the register equals what it was before the loss")
+    assert (tmp_path / "var" / "demo" / "backup" / "register.sqlite3.manifest.json").exists()
+
+
+def test_the_disaster_demo_tells_a_register_that_differs_from_the_one_before_the_loss() -> None:
+    from collections import Counter
+
+    from hub.demo.disaster import RegisterState
+
+    before = RegisterState(
+        Counter({"a": 1, "b": 1}),
+        {"a": ("t", 0, 1), "b": ("t", 0, 2)},
+        Counter({"c": 1}),
+        Counter({("d", "OPEN", "REJECTED", "NIR-X", 3, 1): 1}),
+    )
+    assert before.differences(before) == []
+    lost = RegisterState(Counter({"a": 1}), {"a": ("t", 0, 1)}, before.held, before.tickets)
+    twice = RegisterState(Counter({"a": 2, "b": 1}), before.origins, before.held, before.tickets)
+    moved = RegisterState(
+        before.registrations, {"a": ("t", 0, 1), "b": ("t", 0, 5)}, before.held, before.tickets
+    )
+    unheld = RegisterState(before.registrations, before.origins, Counter(), before.tickets)
+    retried = RegisterState(
+        before.registrations,
+        before.origins,
+        before.held,
+        Counter({("d", "OPEN", "REJECTED", "NIR-X", 3, 2): 1}),
+    )
+    assert lost.differences(before) == ["registrations", "origins"]
+    assert twice.differences(before) == ["registrations"]
+    assert moved.differences(before) == ["origins"]
+    assert unheld.differences(before) == ["held"]
+    assert retried.differences(before) == ["tickets"]
