@@ -322,6 +322,9 @@ def _publish(harness: HubHarness, stream: Stream, backed_up: threading.Event) ->
             step = -(-(len(stream.messages) - half) // parts)
             pieces += [stream.messages[i : i + step] for i in range(half, len(stream.messages), step)]
             for number, piece in enumerate(pieces):
+                if number == 1:  # the first half is in the register before the second comes
+                    while harness.registration_count() < stream.rows * 2 // 5:
+                        await asyncio.sleep(0.2)
                 if number > 1:
                     await asyncio.sleep(PACE_SECONDS / parts)
                 if number > parts * 9 // 10:
@@ -428,7 +431,7 @@ def test_a_register_lost_after_a_backup_taken_while_the_worker_ran_is_restored_a
     with HubHarness(settings, tmp_path) as harness:
         stream = _stream(harness, count)
         backup = tmp_path / "backups" / "register.backup"
-        in_flight = Pause(stream.marker(0.5), tmp_path / "in-flight")
+        in_flight = Pause(stream.marker(0.75), tmp_path / "in-flight")
         harness.start_worker(environment=in_flight.environment() if variant == "in-flight" else None)
 
         # The backup is taken while the worker decides the stream.
