@@ -223,6 +223,10 @@ class HeldEntry:
     held_at: dt.datetime
     order: int = 0  # the hold's own order (its row id): events of one date are retried in it
     corrects_event_id: str | None = None  # a held correction's or annulment's original
+    # When the broker appended the message (None: the topic keeps producers' times, or held
+    # before this was kept): a held event was received then, not when it was held, so the same
+    # message held again (after a restore, `hub recover`) is registered as received the same day.
+    received_at: dt.datetime | None = None
 
     @property
     def identifiers(self) -> list[Identifier]:

@@ -127,7 +127,8 @@ class Circumstances:
 def received_at(pending: Pending, ticket: OpenTicket | None, now: dt.datetime) -> dt.datetime:
     """When the hub received the event (sentAt is the fagsystem's clock, and kept only for
     information): the broker's append time, or `now` when the topic keeps producers' times. A
-    held event was received when it was held. An event that failed before keeps the day it
+    held event was received when its message was appended (kept with the hold), else when it was
+    held. An event that failed before keeps the day it
     first came: put right later (replayed by support, or sent again with its event id), it was
     still registered on that day; how long the fix took is the ticket's to tell."""
     times = [pending.message.received_at or now]
@@ -276,7 +277,7 @@ def expired(entry: HeldEntry, read_held: Callable[[HeldEntry], Pending], waited:
 
 def held_message(entry: HeldEntry) -> Message:
     """The message a held event came in, as the hold keeps it."""
-    return Message(entry.origin, entry.key, entry.value)
+    return Message(entry.origin, entry.key, entry.value, received_at=entry.received_at)
 
 
 def rejected(
@@ -358,4 +359,5 @@ def _held_entry(message: Message, event: Registration, reason: Violation, now: d
         reason_nb=reason.message_nb,
         held_at=now,
         corrects_event_id=str(event.corrects_event_id) if event.corrects_event_id is not None else None,
+        received_at=message.received_at,
     )

@@ -226,6 +226,8 @@ class HeldEvent(Base):
     reason: Mapped[str] = mapped_column(String(512))
     reason_nb: Mapped[str] = mapped_column(String(512))
     held_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    # The broker's append time of the message (`HeldEntry.received_at`); None on older rows.
+    received_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     # The registration a held correction or annulment refers to (the snapshot reads it too).
     corrects_event_id: Mapped[str | None] = mapped_column(String(36), nullable=True)

@@ -541,6 +541,7 @@ def _held_entry(row: HeldEvent) -> HeldEntry:
     return HeldEntry(
         **{name: getattr(row, name) for name in _HELD_FIELDS},
         held_at=as_utc(row.held_at),
+        received_at=as_utc(row.received_at) if row.received_at is not None else None,
         origin=Origin(row.topic, row.partition, row.offset),
         key=row.message_key,
         value=row.message_value,
@@ -552,6 +553,7 @@ def _held_values(entry: HeldEntry) -> dict[str, Any]:
     return {
         **{name: getattr(entry, name) for name in _HELD_FIELDS},
         "held_at": entry.held_at,
+        "received_at": entry.received_at,
         "topic": entry.origin.topic,
         "partition": entry.origin.partition,
         "offset": entry.origin.offset,

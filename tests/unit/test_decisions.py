@@ -332,6 +332,31 @@ def test_a_held_event_counts_to_when_it_was_held_not_to_when_it_was_let_go(
     }
 
 
+def test_a_held_event_was_received_when_the_broker_appended_it_however_late_it_was_held(
+    hub: Hub, store: FakeRegister
+) -> None:
+    """Held when read (a day after the broker appended it: the worker was behind, or read it
+    again after `hub recover`), let go a month later: received when appended, neither when held
+    nor when let go, so holding the same message again gives the same registration."""
+    person = synthetic_person()
+    now = dt.datetime.now(dt.UTC)
+    appended = now - dt.timedelta(days=1)
+    started = event(person, "INTRODUCTION_PROGRAMME_STARTED", fact_date=days_ago(55))
+    flow = RegistrationFlow(hub, RecordingPublisher())
+    asyncio.run(
+        flow.process_batch(
+            [message(event(person, "INTRODUCTION_PROGRAMME_OFFER_OR_CLAIM", fact_date=days_ago(80)), 0)]
+        )
+    )
+    asyncio.run(flow.process_batch([dataclasses.replace(message(started, 1), received_at=appended)]))
+    later = now + dt.timedelta(days=30)
+    hub.clock = lambda: later
+    decision = event(person, "INTRODUCTION_PROGRAMME_DECISION", fact_date=days_ago(60))
+    asyncio.run(flow.process_batch([message(decision, 2)]))
+    [row] = [r for r in store.rows if r["event_id"] == started["eventId"]]
+    assert row["received_at"] == appended
+
+
 def test_an_event_that_failed_before_keeps_the_day_it_first_came(hub: Hub, store: FakeRegister) -> None:
     """Replayed by support, or sent again with its event id: it was registered when it first came."""
     claim = event(synthetic_person(), "TRAINING_CLAIM", fact_date=days_ago(90))
