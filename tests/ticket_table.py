@@ -5,7 +5,7 @@ of how the flow keeps up as the table grows (issue 32)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from sqlalchemy import Engine, text
 
@@ -25,15 +25,16 @@ def filled_event_id(n: int) -> str:
     return f"{n:08x}-0000-4000-8000-{n:012x}"
 
 
-def fill_tickets(engine: Engine, first: int, last: int) -> None:
-    """Tickets first..last (numbered, not their ids) on `FILLED_TOPICS`, as a flood leaves them:
+def fill_tickets(engine: Engine, first: int, last: int, topics: Sequence[str] = FILLED_TOPICS) -> None:
+    """Tickets first..last (numbered, not their ids) on `topics` in turn, as a flood leaves them:
     each at its own origin (partition n % 6, offset n), every other one with an event id, a
-    hundred bytes of message each; then ANALYZE, so the planner knows the table's size."""
+    hundred bytes of message each; then ANALYZE (on PostgreSQL VACUUM ANALYZE), so the planner
+    knows the table's size."""
     if last < first:
         return
     postgresql = engine.dialect.name == "postgresql"
     numbers = (
-        "SELECT n FROM generate_series(:first, :last) n"
+        "SELECT n FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) n"
         if postgresql
         else "WITH RECURSIVE s(n) AS (SELECT :first UNION ALL SELECT n + 1 FROM s WHERE n < :last) SELECT n FROM s"
     )
@@ -42,8 +43,10 @@ def fill_tickets(engine: Engine, first: int, last: int) -> None:
         if postgresql
         else "printf('%08x-0000-4000-8000-%012x', n, n)"
     )
-    topic = " || ".join(
-        ["'nir.source.filled-'", "(n % 4)" + ("::text" if postgresql else ""), "'.registrations'"]
+    topic = (
+        f"CASE n % {len(topics)} "
+        + " ".join(f"WHEN {i} THEN :topic_{i}" for i in range(len(topics)))
+        + " END"
     )
     value = "decode(repeat('ab', 100), 'hex')" if postgresql else "randomblob(100)"
     now = "now()" if postgresql else "'2026-12-01 12:00:00.000000'"
@@ -57,9 +60,15 @@ def fill_tickets(engine: Engine, first: int, last: int) -> None:
         f"FROM ({numbers}) numbers"
     )
     with engine.begin() as connection:
-        connection.execute(text(statement), {"first": first, "last": last})
+        connection.execute(
+            text(statement), {"first": first, "last": last, **{f"topic_{i}": t for i, t in enumerate(topics)}}
+        )
+    # On PostgreSQL vacuumed, as a register in use is, and checkpointed: what is measured after
+    # is the flow, not autovacuum or a checkpoint catching up with the fill.
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.execute(text("ANALYZE"))
+        connection.execute(text("VACUUM ANALYZE case_tickets" if postgresql else "ANALYZE case_tickets"))
+        if postgresql:
+            connection.execute(text("CHECKPOINT"))
 
 
 def flood(
