@@ -257,7 +257,11 @@ class CaseTicket(Base):
     """
 
     __tablename__ = "case_tickets"
-    __table_args__ = (UniqueConstraint("original_topic", "event_id", name="uq_case_tickets_topic_event"),)
+    __table_args__ = (
+        UniqueConstraint("original_topic", "event_id", name="uq_case_tickets_topic_event"),
+        # An undecodable message's ticket is found by where the message was read.
+        Index("ix_case_tickets_origin", "original_topic", "original_partition", "original_offset"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     status: Mapped[str] = mapped_column(String(16), index=True)  # a TicketStatus value

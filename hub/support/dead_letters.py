@@ -15,19 +15,18 @@ import logging
 from hub.errors import HubError, safe_traceback
 from hub.pipeline.flow import Flow, Message
 from hub.register.unit_of_work import UnitOfWork
-from hub.support.tickets import quarantine_dead_letter, ticket_from_dead_letter
+from hub.support.tickets import DeadLetter, quarantine_dead_letter, tickets_from_dead_letters
 
 log = logging.getLogger(__name__)
 
 
 class DeadLetterFlow(Flow):
     async def process_batch(self, messages: list[Message]) -> list[int]:
-        """The tickets of a batch in one transaction; should the register refuse one of them, the
-        batch goes one by one, so that only that one is quarantined. Returns the tickets' ids."""
+        """The tickets of a batch in one transaction, set-based (`tickets_from_dead_letters`);
+        should the register refuse one of them, the batch goes one by one, so that only that one
+        is quarantined. Returns the tickets' ids."""
         try:
-            return await self.in_transaction(
-                lambda uow: [self._record(uow, m) for m in messages], "case ticket"
-            )
+            return await self.in_transaction(lambda uow: self._record(uow, messages), "case ticket")
         except asyncio.CancelledError:
             raise
         except Exception:  # transient failures were retried inside; this one is the data's
@@ -36,7 +35,7 @@ class DeadLetterFlow(Flow):
     async def process(self, message: Message) -> int:
         """Returns the ticket's id."""
         try:
-            return await self.in_transaction(lambda uow: self._record(uow, message), "case ticket")
+            return await self.in_transaction(lambda uow: self._record(uow, [message])[0], "case ticket")
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # transient failures were retried inside; this one is the data's
@@ -44,17 +43,14 @@ class DeadLetterFlow(Flow):
             log.error("dead letter %s quarantined: %s", message.origin, safe_traceback(exc))
             return await self._quarantine(message, why)
 
-    def _record(self, uow: UnitOfWork, message: Message) -> int:
-        return ticket_from_dead_letter(
+    def _record(self, uow: UnitOfWork, messages: list[Message]) -> list[int]:
+        return tickets_from_dead_letters(
             uow.session,
             self.hub.catalog,
-            key=message.key,
-            value=message.value,
-            headers=message.headers,
-            dead_letter=message.origin,
+            [DeadLetter(m.origin, m.key, m.value, m.headers) for m in messages],
             source_of=self.hub.names.source_of,
             now=self.hub.clock(),
-        ).id
+        )
 
     async def set_aside(self, message: Message, times: int) -> None:
         """The crash guard's way out: quarantined, unread."""

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Row, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from hub.domain.calendar import iso_utc, norwegian_date
@@ -30,6 +32,7 @@ from hub.pipeline.deadletter import (
     read_headers,
 )
 from hub.pipeline.decode import decode_registration
+from hub.register.database import among_parameter, insert_new, insert_rows, prebuilt
 from hub.register.models import (
     ACTIVE,
     OUTCOME_ACCEPTED,
@@ -97,6 +100,17 @@ def _decoded(catalog: SchemaCatalog, value: bytes | None) -> Registration | None
         return None
 
 
+@dataclass(frozen=True)
+class DeadLetter:
+    """A dead letter as the ticket flow reads it: where it is on the dead-letter topic, and the
+    original message's key and value with the headers that say why and where it failed."""
+
+    origin: Origin
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
 def ticket_from_dead_letter(
     session: Session,
     catalog: SchemaCatalog,
@@ -108,102 +122,329 @@ def ticket_from_dead_letter(
     source_of: Any,
     now: dt.datetime,
 ) -> CaseTicket:
-    """Open a ticket for a dead letter, or attach the failure to the event's existing ticket.
+    """Open a ticket for a dead letter, or attach the failure to the event's existing ticket
+    (`tickets_from_dead_letters` for one)."""
+    [ticket_id] = tickets_from_dead_letters(
+        session, catalog, [DeadLetter(dead_letter, key, value, headers)], source_of=source_of, now=now
+    )
+    # Written with Core statements: a ticket this session holds already is read again.
+    return session.get_one(CaseTicket, ticket_id, populate_existing=True)
+
+
+def tickets_from_dead_letters(
+    session: Session,
+    catalog: SchemaCatalog,
+    letters: Sequence[DeadLetter],
+    *,
+    source_of: Any,
+    now: dt.datetime,
+) -> list[int]:
+    """Open a ticket for each dead letter, or attach its failure to its event's existing ticket;
+    returns the tickets' ids, in the letters' order.
+
+    Set-based, as a flood of dead letters needs: the batch's tickets are found with one indexed
+    statement (by event id, else by where the message was read), then decided in order as if
+    the letters came one at a time (two letters of one message or one event in a batch are one
+    ticket), and written with one insert of the new tickets, one executemany of the changed
+    ones and one insert of their outcomes.
 
     Headers and the event are the sender's data: each value is cleaned and cut to its column
     (`hub.domain.redaction`), and an identifier or municipality number that is not one is left
     out rather than cut into another person's or municipality's."""
-    h = read_headers(list(headers))
-    decoded = _decoded(catalog, value)
-    event = _fitted(decoded) if decoded is not None else None
-    dead_letter_ref = _dead_letter_ref(dead_letter)
+    readings = [_read_dead_letter(catalog, letter) for letter in letters]
+    by_event: dict[tuple[str, str], _Ticket] = {}
+    by_origin: dict[tuple[str, int | None, int | None], _Ticket] = {}
+    for row in _tickets_of(session, readings):  # by id: of several at one origin, the first
+        found = _Ticket(row.id, {c: getattr(row, c) for c in _LOOKED_UP})
+        found.index(by_event, by_origin)
+    new: list[_Ticket] = []
+    changed: dict[int, _Ticket] = {}
+    outcomes: list[tuple[_Ticket, dict[str, Any]]] = []
+    chosen: list[_Ticket] = []
+    for r in readings:
+        # An event id is its source's own: the same id on another topic is another event.
+        if r.event is not None:
+            existing = by_event.get((r.topic, str(r.event.event_id)))
+        else:
+            existing = by_origin.get(r.origin)
+        if existing is not None:
+            # The very message the ticket was opened for, failing again, is that failure
+            # redelivered (decided again after a crash, or after `hub recover`: a replay is a new
+            # message), and so is the same dead letter read again: neither is counted, nor
+            # reopens the ticket.
+            again = existing.origin == r.origin
+            if existing.row["last_dead_letter"] != r.ref and not again:
+                existing.row.update(
+                    attempts=existing.row["attempts"] + 1,
+                    last_failed_at=now,
+                    kind=kind_of_failure(r.error_code),
+                    # Reopened: the earlier closing is in the ticket's story, no longer its state.
+                    status=TicketStatus.OPEN.value,
+                    closed_at=None,
+                    resolution_note=None,
+                    linked_event_id=None,
+                    last_dead_letter=r.ref,
+                    **r.error,
+                )
+                if existing.id is not None:
+                    changed[existing.id] = existing
+                outcomes.append((existing, _failed_outcome(r, now)))
+            chosen.append(existing)
+            continue
+        ticket = _Ticket(None, _new_ticket_row(r, source_of, now))
+        ticket.index(by_event, by_origin)
+        new.append(ticket)
+        outcomes.append((ticket, _failed_outcome(r, now)))
+        chosen.append(ticket)
+        if r.event is not None:
+            # The corrected event may already have been accepted while this dead letter waited.
+            accepted = session.scalar(_accepted_fix(r.event).where(RegistrationRecord.accepted_at >= now))
+            if accepted is None:
+                accepted = session.scalar(_accepted_fix(r.event))
+            if accepted is not None and accepted.event_id != ticket.row["event_id"]:
+                # Closed by an accepted event: the link says why, so there is no note (a note is a person's).
+                ticket.row.update(
+                    status=TicketStatus.RESOLVED.value,
+                    linked_event_id=accepted.event_id,
+                    resolution_note=None,
+                    closed_at=now,
+                )
+                outcomes.append((ticket, _accepted_outcome(accepted.event_id, now)))
+    ids = insert_new(session, CASE_TICKETS, [t.row for t in new])
+    for ticket, ticket_id in zip(new, ids, strict=True):
+        ticket.id = ticket_id
+    if changed:
+        session.execute(
+            prebuilt(session, _fail_again),
+            [{"ticket_id": i, **{f"new_{c}": t.row[c] for c in _FAILING_AGAIN}} for i, t in changed.items()],
+        )
+    insert_rows(session, TICKET_OUTCOMES, [{"ticket_id": t.id, **row} for t, row in outcomes])
+    return [cast(int, t.id) for t in chosen]
+
+
+CASE_TICKETS = cast(Table, CaseTicket.__table__)
+TICKET_OUTCOMES = cast(Table, TicketOutcome.__table__)
+
+# What the flow reads of a batch's existing tickets (not their messages), and what a failure
+# again changes.
+_LOOKED_UP = (
+    "event_id",
+    "original_topic",
+    "original_partition",
+    "original_offset",
+    "last_dead_letter",
+    "attempts",
+)
+_FAILING_AGAIN = (
+    "attempts",
+    "last_failed_at",
+    "kind",
+    "status",
+    "closed_at",
+    "resolution_note",
+    "linked_event_id",
+    "last_dead_letter",
+    "error_class",
+    "error_code",
+    "error_message",
+    "error_message_nb",
+)
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """A dead letter read for its ticket: the event (if it decodes), where the original was read,
+    the dead letter's own place, and why it failed, each fitted to its column."""
+
+    key: bytes | None
+    value: bytes | None
+    event: Registration | None
+    origin: tuple[str, int | None, int | None]
+    ref: str
+    error: dict[str, str | None]
+
+    @property
+    def topic(self) -> str:
+        return self.origin[0]
+
+    @property
+    def error_code(self) -> str | None:
+        return self.error["error_code"]
+
+
+class _Ticket:
+    """A ticket as a batch decides it: an existing one's looked-up columns (then its changes), or
+    a new one's row; `id` is None until a new one is inserted."""
+
+    def __init__(self, ticket_id: int | None, row: dict[str, Any]) -> None:
+        self.id = ticket_id
+        self.row = row
+
+    @property
+    def origin(self) -> tuple[str, int | None, int | None]:
+        return (self.row["original_topic"], self.row["original_partition"], self.row["original_offset"])
+
+    def index(
+        self,
+        by_event: dict[tuple[str, str], _Ticket],
+        by_origin: dict[tuple[str, int | None, int | None], _Ticket],
+    ) -> None:
+        if self.row["event_id"] is not None:
+            by_event.setdefault((self.row["original_topic"], self.row["event_id"]), self)
+        by_origin.setdefault(self.origin, self)
+
+
+def _read_dead_letter(catalog: SchemaCatalog, letter: DeadLetter) -> _Reading:
+    h = read_headers(list(letter.headers))
+    decoded = _decoded(catalog, letter.value)
     topic = fits(h.get(H_TOPIC), 249)
     partition, offset = _whole_number(h.get(H_PARTITION)), _whole_number(h.get(H_OFFSET))
     if topic is None:  # not written by the hub: the dead letter itself is all there is to point to
-        topic, partition, offset = dead_letter.topic, dead_letter.partition, dead_letter.offset
-    error_class, error_code = fits(h.get(H_ERROR_CLASS), 32), fits(h.get(H_ERROR_CODE), 32)
+        topic, partition, offset = letter.origin.topic, letter.origin.partition, letter.origin.offset
     error_message = fits(h.get(H_ERROR_MESSAGE), 2000)
-    error_message_nb = fits(h.get(H_ERROR_MESSAGE_NB), 2000)
     if H_OMITTED in h:
         error_message = fits(
             f"{error_message or ''} [the original, {h[H_OMITTED]} bytes, was too large to keep here; "
             f"it is on {topic} partition {partition} at offset {offset}]",
             2000,
         )
-    if event is not None:  # an event id is its source's own: the same id on another topic is another event
-        existing = session.scalar(
-            select(CaseTicket).where(
-                CaseTicket.event_id == str(event.event_id), CaseTicket.original_topic == topic
-            )
-        )
-    else:
-        existing = session.scalar(
-            select(CaseTicket).where(
-                CaseTicket.original_topic == topic,
-                CaseTicket.original_partition == partition,
-                CaseTicket.original_offset == offset,
-            )
-        )
-    if existing is not None:
-        # The very message the ticket was opened for, failing again, is that failure redelivered
-        # (decided again after a crash, or after `hub recover`: a replay is a new message), and
-        # so is the same dead letter read again: neither is counted, nor reopens the ticket.
-        again = (existing.original_topic, existing.original_partition, existing.original_offset) == (
-            topic,
-            partition,
-            offset,
-        )
-        if existing.last_dead_letter != dead_letter_ref and not again:
-            existing.attempts += 1
-            existing.last_failed_at = now
-            existing.error_class, existing.error_code = error_class, error_code
-            existing.error_message, existing.error_message_nb = error_message, error_message_nb
-            existing.kind = kind_of_failure(error_code)
-            # Reopened: the earlier closing is in the ticket's story, no longer its state.
-            existing.status, existing.closed_at = TicketStatus.OPEN.value, None
-            existing.resolution_note, existing.linked_event_id = None, None
-            existing.last_dead_letter = dead_letter_ref
-            _record_failure(session, existing, now)
-        return existing
-    ticket = CaseTicket(
-        status=TicketStatus.OPEN.value,
-        kind=kind_of_failure(error_code),
-        event_id=str(event.event_id) if event else None,
-        error_class=error_class,
-        error_code=error_code,
-        error_message=error_message,
-        error_message_nb=error_message_nb,
-        source_system=(event.source_system or None) if event else (source_of(topic) if topic else None),
-        municipality=(event.municipality or None) if event else None,
-        event_type=event.event_type if event else None,
-        fact_date=event.fact_date if event else None,
-        sent_at=event.sent_at if event else None,
-        duf_number=event.duf_number if event else None,
-        national_id=event.national_id if event else None,
-        original_topic=topic,
-        original_partition=partition,
-        original_offset=offset,
-        original_key=key,
-        original_value=value,
-        last_dead_letter=dead_letter_ref,
-        first_failed_at=now,
-        last_failed_at=now,
-        attempts=1,
-        replays=0,
+    return _Reading(
+        key=letter.key,
+        value=letter.value,
+        event=_fitted(decoded) if decoded is not None else None,
+        origin=(topic, partition, offset),
+        ref=_dead_letter_ref(letter.origin),
+        error={
+            "error_class": fits(h.get(H_ERROR_CLASS), 32),
+            "error_code": fits(h.get(H_ERROR_CODE), 32),
+            "error_message": error_message,
+            "error_message_nb": fits(h.get(H_ERROR_MESSAGE_NB), 2000),
+        },
     )
-    session.add(ticket)
-    session.flush()
-    _record_failure(session, ticket, now)
-    if event is not None:
-        # The corrected event may already have been accepted while this dead letter waited.
-        accepted = session.scalar(
-            _accepted_fix(event).where(RegistrationRecord.accepted_at >= ticket.first_failed_at)
-        )
-        if accepted is None:
-            accepted = session.scalar(_accepted_fix(event))
-        if accepted is not None and accepted.event_id != ticket.event_id:
-            _close(session, ticket, accepted.event_id, now)
-    return ticket
+
+
+def _tickets_of(session: Session, readings: Sequence[_Reading]) -> list[Row[Any]]:
+    """The existing tickets of a batch of dead letters, by id: those of its events (by topic and
+    event id) and those opened where its undecodable messages were read, in one statement whose
+    every arm an index answers (the origin one `ix_case_tickets_origin`, with IS NULL for a
+    partition or offset the headers did not give)."""
+    events = {(r.topic, str(r.event.event_id)) for r in readings if r.event is not None}
+    origins = {r.origin for r in readings if r.event is None}
+    values: dict[str, list[Any]] = {}
+    if events:
+        values["event_topics"] = sorted({t for t, _ in events})
+        values["event_ids"] = sorted({e for _, e in events})
+    for name, shape in _ORIGIN_SHAPES.items():
+        these = [o for o in origins if (o[1] is None, o[2] is None) == shape]
+        if these:
+            values[f"topics_{name}"] = sorted({t for t, _, _ in these})
+            if not shape[0]:
+                values[f"partitions_{name}"] = sorted({cast(int, p) for _, p, _ in these})
+            if not shape[1]:
+                values[f"offsets_{name}"] = sorted({cast(int, o) for _, _, o in these})
+    if not values:
+        return []
+    arms = (bool(events), *(f"topics_{name}" in values for name in _ORIGIN_SHAPES))
+    statement = prebuilt(session, _lookup_for(arms))
+    return list(session.execute(statement, values))
+
+
+# An origin's shapes, by its name: whether its partition, and its offset, are missing (None:
+# the headers did not give one).
+_ORIGIN_SHAPES = {
+    "whole": (False, False),
+    "no_partition": (True, False),
+    "no_offset": (False, True),
+    "neither": (True, True),
+}
+
+
+@functools.cache
+def _lookup_for(arms: tuple[bool, ...]) -> Callable[[str], Any]:
+    """The batch look-up with the arms a batch needs (its events; each shape of origin), as a
+    builder for `prebuilt`: a handful of statements, each built once per process."""
+
+    def build(dialect: str) -> Any:
+        c = CaseTicket
+        conditions = []
+        if arms[0]:
+            conditions.append(
+                and_(
+                    among_parameter(dialect, c.original_topic, "event_topics"),
+                    among_parameter(dialect, c.event_id, "event_ids"),
+                )
+            )
+        for (name, shape), wanted in zip(_ORIGIN_SHAPES.items(), arms[1:], strict=True):
+            if not wanted:
+                continue
+            no_partition, no_offset = shape
+            conditions.append(
+                and_(
+                    among_parameter(dialect, c.original_topic, f"topics_{name}"),
+                    c.original_partition.is_(None)
+                    if no_partition
+                    else among_parameter(dialect, c.original_partition, f"partitions_{name}"),
+                    c.original_offset.is_(None)
+                    if no_offset
+                    else among_parameter(dialect, c.original_offset, f"offsets_{name}"),
+                )
+            )
+        columns = [getattr(c, name) for name in _LOOKED_UP]
+        return select(c.id, *columns).where(or_(*conditions)).order_by(c.id)
+
+    return build
+
+
+def _fail_again(dialect: str) -> Any:
+    """A ticket failing again, for an executemany of the batch's."""
+    return (
+        update(CASE_TICKETS)
+        .where(CASE_TICKETS.c.id == bindparam("ticket_id"))
+        .values({c: bindparam(f"new_{c}") for c in _FAILING_AGAIN})
+    )
+
+
+def _new_ticket_row(r: _Reading, source_of: Any, now: dt.datetime) -> dict[str, Any]:
+    event, (topic, partition, offset) = r.event, r.origin
+    return {
+        "status": TicketStatus.OPEN.value,
+        "kind": kind_of_failure(r.error_code),
+        "event_id": str(event.event_id) if event else None,
+        **r.error,
+        "source_system": (event.source_system or None) if event else (source_of(topic) if topic else None),
+        "municipality": (event.municipality or None) if event else None,
+        "event_type": event.event_type if event else None,
+        "fact_date": event.fact_date if event else None,
+        "sent_at": event.sent_at if event else None,
+        "duf_number": event.duf_number if event else None,
+        "national_id": event.national_id if event else None,
+        "original_topic": topic,
+        "original_partition": partition,
+        "original_offset": offset,
+        "original_key": r.key,
+        "original_value": r.value,
+        "last_dead_letter": r.ref,
+        "first_failed_at": now,
+        "last_failed_at": now,
+        "attempts": 1,
+        "replays": 0,
+        "resolution_note": None,
+        "linked_event_id": None,
+        "closed_at": None,
+    }
+
+
+def _failed_outcome(r: _Reading, now: dt.datetime) -> dict[str, Any]:
+    """A failure of the ticket's event, with its reason that time, for the ticket's story."""
+    return {"at": now, "kind": OUTCOME_FAILED, **_reason(r.error), "event_id": None}
+
+
+def _accepted_outcome(event_id: str, now: dt.datetime) -> dict[str, Any]:
+    return {"at": now, "kind": OUTCOME_ACCEPTED, **_reason({}), "event_id": event_id}
+
+
+def _reason(error: dict[str, str | None]) -> dict[str, str | None]:
+    return {k: error.get(k) for k in ("error_code", "error_message", "error_message_nb")}
 
 
 # A ticket's kinds: a failed transfer, one whose numbers name two persons (IMDi decides whether
@@ -330,15 +571,6 @@ def _accepted_fix(event: Registration) -> Any:
         .order_by(RegistrationRecord.id.desc())
         .limit(1)
     )
-
-
-def _close(session: Session, ticket: CaseTicket, accepted_event_id: str, now: dt.datetime) -> None:
-    """Closed by an accepted event: the link says why, so there is no note (a note is a person's)."""
-    ticket.status = TicketStatus.RESOLVED.value
-    ticket.linked_event_id = accepted_event_id
-    ticket.resolution_note = None
-    ticket.closed_at = now
-    session.add(TicketOutcome(ticket_id=ticket.id, at=now, kind=OUTCOME_ACCEPTED, event_id=accepted_event_id))
 
 
 def closing_note(ticket: CaseTicket) -> str | None:

@@ -109,7 +109,7 @@ def test_a_dead_letter_the_register_refuses_is_quarantined_and_a_redelivery_adds
     def refused(*_args: Any, **_kwargs: Any) -> Any:
         raise RegisterRefused("the register refused a value: DataError")
 
-    monkeypatch.setattr("hub.support.dead_letters.ticket_from_dead_letter", refused)
+    monkeypatch.setattr("hub.support.dead_letters.tickets_from_dead_letters", refused)
     flow = DeadLetterFlow(hub, RecordingPublisher())
     message = Message(Origin(DEAD_LETTERS, 2, 9), b"\x00key", b"\x00\x01 any bytes")
     first = asyncio.run(flow.process(message))
@@ -276,14 +276,14 @@ def test_a_dead_letter_the_register_refuses_in_a_batch_is_quarantined_alone(
 ) -> None:
     from hub.support import dead_letters
 
-    original = dead_letters.ticket_from_dead_letter
+    original = dead_letters.tickets_from_dead_letters
 
-    def refuses_one(session: Any, catalog: Any, **kwargs: Any) -> Any:
-        if kwargs["value"] == b"refused":
+    def refuses_one(session: Any, catalog: Any, letters: Any, **kwargs: Any) -> Any:
+        if any(letter.value == b"refused" for letter in letters):
             raise RegisterRefused("the register refused a value: DataError")
-        return original(session, catalog, **kwargs)
+        return original(session, catalog, letters, **kwargs)
 
-    monkeypatch.setattr(dead_letters, "ticket_from_dead_letter", refuses_one)
+    monkeypatch.setattr(dead_letters, "tickets_from_dead_letters", refuses_one)
     batch = [Message(Origin(DEAD_LETTERS, 0, o), None, v) for o, v in enumerate([b"a", b"refused", b"b"])]
     asyncio.run(DeadLetterFlow(hub, RecordingPublisher()).process_batch(batch))
     # Dead letters the hub did not write (no origin headers) point to where they are themselves.
