@@ -114,13 +114,16 @@ def _person_event(sequence: int, event_type: str, number: str, former: tuple[str
     )
 
 
-def _dead_letter(s: Session, hub: Hub, e: dict[str, Any], offset: int, now: dt.datetime) -> CaseTicket:
+def _dead_letter(
+    s: Session, hub: Hub, e: dict[str, Any], offset: int, now: dt.datetime, *, original_offset: int
+) -> CaseTicket:
     """The dead letter of an event refused by NIR-CORR-004 (one IMDi may approve past), as the
-    dead-letter flow hands it to the tickets; `offset` is the dead letter's own."""
+    dead-letter flow hands it to the tickets; `offset` is the dead letter's own, `original_offset`
+    the refused message's (a replay is a new message, at a new offset)."""
     headers = {
         H_TOPIC: topic_of(e["sourceSystem"]),
         H_PARTITION: "0",
-        H_OFFSET: "40",
+        H_OFFSET: str(original_offset),
         H_ERROR_CLASS: "rule",
         H_ERROR_CODE: "NIR-CORR-004",
         H_ERROR_MESSAGE: "NIR-CORR-004: only the municipality that registered it may correct it",
@@ -218,12 +221,13 @@ def scenario(database_url: str) -> Scenario:
         # A refused correction of the first person's: edited, approved, replayed, refused again
         # (its second dead letter), then discarded with a note.
         refused = {**event(one, "INTRODUCTION_PROGRAMME_DECISION", municipality="0301"), "action": "CORRECT"}
-        replayed = _dead_letter(s, hub, refused, 1, NOW)
+        replayed = _dead_letter(s, hub, refused, 1, NOW, original_offset=40)
         edited = {**refused, "municipality": "4601"}
         edit_ticket(s, hub.catalog, replayed, edited, "kari", NOW + dt.timedelta(minutes=1))
         approve(s, replayed, username="imdi-per", note="IMDi corrects it", now=NOW + dt.timedelta(minutes=2))
         _mark(s, replayed.id, TicketStatus.REPLAYED, 1, "imdi-per", NOW + dt.timedelta(minutes=3))
-        assert _dead_letter(s, hub, refused, 2, NOW + dt.timedelta(minutes=4)).id == replayed.id
+        again = _dead_letter(s, hub, refused, 2, NOW + dt.timedelta(minutes=4), original_offset=41)
+        assert again.id == replayed.id
         settle(
             s,
             replayed.id,
