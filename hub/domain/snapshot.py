@@ -597,9 +597,15 @@ class Snapshot:
         for identifier in person.identifiers:
             self._by_identifier[identifier] = person
 
-    def hold(self, entry: HeldEntry) -> list[Change]:
-        """Hold an event; one already held (its message delivered again) counts an attempt."""
-        if entry.event_id in self._held:
+    def hold(self, entry: HeldEntry, *, tried_again: bool = False) -> list[Change]:
+        """Hold an event. One already held counts an attempt when it is tried again or comes in
+        another message (the fagsystem sent it again); the very message it was held from,
+        delivered again (after a crash, or read again after `hub recover`), is the same hold and
+        changes nothing, as the very message failing again is one failure of its ticket."""
+        held = self._held.get(entry.event_id)
+        if held is not None:
+            if not tried_again and held.origin == entry.origin:
+                return []
             return [HoldAgain(entry.event_id)]
         entry = replace(entry, order=next(self._sequence))  # after those held before
         self._held[entry.event_id] = entry

@@ -197,7 +197,7 @@ def _decide(pending: Pending, snapshot: Snapshot, circumstances: Circumstances) 
     holds = [v for v in violations if v.severity is Severity.HOLD]
     if holds:
         if pending.held is not None:  # tried again, still waiting
-            return Decision(message, event, None, holds, changes=snapshot.hold(pending.held))
+            return Decision(message, event, None, holds, changes=snapshot.hold(pending.held, tried_again=True))
         entry = _held_entry(message, event, holds[0], now)
         return Decision(message, event, ReceiptOutcome.HELD, holds, changes=snapshot.hold(entry))
 

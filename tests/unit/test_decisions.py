@@ -70,6 +70,18 @@ def test_a_held_event_still_waiting_after_a_retry_gets_no_second_held_receipt(
     assert store.held[end["eventId"]][1] == 2  # held, then tried again once
 
 
+def test_the_very_message_of_a_held_event_read_again_is_the_same_hold_and_another_message_an_attempt(
+    hub: Hub, store: FakeRegister
+) -> None:
+    *_, end = programme(synthetic_person())
+    flow = RegistrationFlow(hub, RecordingPublisher())
+    asyncio.run(flow.process_batch([message(end, 7)]))
+    asyncio.run(flow.process_batch([message(end, 7)]))  # read again: after a crash, or hub recover
+    assert store.held[end["eventId"]][1] == 1
+    asyncio.run(flow.process_batch([message(end, 8)]))  # the fagsystem sent it again
+    assert store.held[end["eventId"]][1] == 2
+
+
 def test_a_held_event_past_the_hold_limit_is_rejected_and_leaves_the_hold(
     hub: Hub, store: FakeRegister
 ) -> None:

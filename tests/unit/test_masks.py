@@ -9,7 +9,6 @@ import hashlib
 import io
 import logging
 import random
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,7 +68,6 @@ def _synthetic_birth_month(year: int, month: int) -> list[str]:
 
 
 def test_a_brute_force_over_a_birth_month_without_the_key_finds_nobody(keyed: None) -> None:
-    started = time.monotonic()
     month = _synthetic_birth_month(*BIRTH_MONTH)
     people = random.Random(29).sample(month, 200)
     masks = {mask(person) for person in people}
@@ -87,13 +85,13 @@ def test_a_brute_force_over_a_birth_month_without_the_key_finds_nobody(keyed: No
     right = Masker(KEY)
     assert {n for n in month if right(n) in masks} == set(people)
     assert len(month) > 15_000
-    assert time.monotonic() - started < 10  # a second or two; the bound is for a busy machine
 
 
 def test_a_mask_is_keyed_stable_and_looks_as_masks_did(keyed: None) -> None:
     national_id = synthetic_person().national_id or ""
     masked = mask(national_id)
-    assert masked == mask(national_id) and masked != mask(national_id[:-1] + "0")
+    other = national_id[:-1] + ("1" if national_id.endswith("0") else "0")  # one digit changed
+    assert masked == mask(national_id) and masked != mask(other)
     assert masked.startswith("<id:11:") and masked.endswith(">") and len(masked) == len("<id:11:>") + 8
     assert masked != Masker(WRONG_KEY)(national_id)
     assert "KEY" not in repr(Masker(KEY)) and str(KEY) not in repr(Masker(KEY))
