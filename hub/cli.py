@@ -1067,6 +1067,91 @@ def cases_discard(ticket_id: int, note: str, user: str) -> None:
 
 
 @cases_group.command(
+    name="incidents",
+    help="List the incidents: the open and replayed tickets of one cause (source, error code, event "
+    "type, fagsystemVersion) whose failures follow each other less than NIR_INCIDENT_WINDOW_HOURS "
+    "apart; newest last failure first, with counts of municipalities and persons (never who).",
+)
+@_AS_JSON
+@_LIMIT
+def cases_incidents(as_json: bool, limit: int) -> None:
+    from hub.support.incidents import list_incidents
+
+    hub = _migrated_hub()
+    with hub.session_factory() as session:
+        found = list_incidents(session, window=_incident_window(hub), limit=limit + 1)
+    rows = [i.as_json() for i in found]
+    columns = {
+        "source": lambda i: i["sourceSystem"],
+        "code": lambda i: i["errorCode"],
+        "event type": lambda i: i["eventType"],
+        "version": lambda i: i["fagsystemVersion"],
+        "tickets": lambda i: i["tickets"],
+        "first seen": lambda i: i["firstSeen"],
+        "last seen": lambda i: i["lastSeen"],
+        "sample ticket": lambda i: i["sampleTicket"],
+        "municipalities": lambda i: i["municipalities"],
+        "persons": lambda i: i["persons"],
+    }
+    _echo_listing(rows, columns, as_json=as_json, limit=limit, what="incidents")
+
+
+def _incident_window(hub: Hub) -> dt.timedelta:
+    return dt.timedelta(hours=hub.settings.incident_window_hours)
+
+
+def _none_if_dash(value: str | None) -> str | None:
+    """A cause's part as `cases incidents` prints it: "-" is none."""
+    return None if value in (None, "-") else value
+
+
+@cases_group.command(
+    name="resolve-incident",
+    help="Close every open and replayed ticket of one incident as solved, with a note (each audited), "
+    "1,000 per transaction. The incident is chosen by its cause as `cases incidents` prints it "
+    '("-" for none) or by one of its tickets (--ticket, e.g. its sample ticket).',
+)
+@click.option("--source", help="The incident's source system.")
+@click.option("--code", help="The incident's error code.")
+@click.option("--event-type", help='The incident\'s event type ("-": none, an undecodable message).')
+@click.option(
+    "--version", "fagsystem_version", help='The incident\'s fagsystemVersion (omitted or "-": none).'
+)
+@click.option("--ticket", "ticket_id", type=int, help="One of the incident's tickets (its sample ticket).")
+@click.option("--note", required=True)
+@_USER
+def cases_resolve_incident(
+    source: str | None,
+    code: str | None,
+    event_type: str | None,
+    fagsystem_version: str | None,
+    ticket_id: int | None,
+    note: str,
+    user: str,
+) -> None:
+    from hub.support.incidents import Cause, find_incident, resolve_incident
+
+    given = [source, code, event_type]
+    if any(v is None for v in given) and (ticket_id is None or any(v is not None for v in given)):
+        raise click.UsageError("give --source, --code and --event-type, or --ticket")
+    cause = (
+        Cause(*(_none_if_dash(v) for v in (source, code, event_type, fagsystem_version)))
+        if source is not None
+        else None
+    )
+    if not note.strip():
+        raise click.UsageError("--note must say why")
+    hub = _migrated_hub()
+    with hub.session_factory() as session:
+        incident = find_incident(session, window=_incident_window(hub), cause=cause, ticket_id=ticket_id)
+    resolved = 0
+    for count in resolve_incident(hub.session_factory, incident, note, hub.clock(), username=user):
+        resolved += count
+        click.echo(f"resolved {resolved} of {incident.tickets}", err=True)
+    click.echo(f"resolved {resolved} ticket(s) of the incident")
+
+
+@cases_group.command(
     name="file",
     help="File a case about a person by hand; their DUF number on standard input or in --file "
     "(never on the command line).",

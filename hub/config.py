@@ -284,6 +284,13 @@ class Settings:
         "an open case ticket older than this many days is overdue: the NirTicketOverdue alert "
         "fires (the workers export the limit as nir_ticket_overdue_after_seconds)",
     )
+    incident_window_hours: float = _setting(
+        "NIR_INCIDENT_WINDOW_HOURS",
+        24.0,
+        "active case tickets of one cause (source, error code, event type, fagsystemVersion) whose "
+        "last failures follow each other less than this many hours apart are one incident "
+        "(`hub cases incidents`); a longer quiet starts the next",
+    )
     # Retention (`hub retention run`, `hub topics ensure`): days, 0 for kept indefinitely. README,
     # "Personal data: where it lives and for how long", gives each default's reason.
     retention_closed_ticket_days: int = _setting(
@@ -606,6 +613,8 @@ class Settings:
             raise ConfigurationError(
                 "NIR_LAG_EXPORTER_INTERVAL_SECONDS and NIR_TICKET_OVERDUE_DAYS must be more than 0"
             )
+        if self.incident_window_hours <= 0:
+            raise ConfigurationError("NIR_INCIDENT_WINDOW_HOURS must be more than 0")
         retention = [f for f in fields(self) if f.name.startswith("retention_") and f.name.endswith("_days")]
         for f in retention:
             if getattr(self, f.name) < 0:

@@ -261,6 +261,16 @@ class CaseTicket(Base):
         UniqueConstraint("original_topic", "event_id", name="uq_case_tickets_topic_event"),
         # An undecodable message's ticket is found by where the message was read.
         Index("ix_case_tickets_origin", "original_topic", "original_partition", "original_offset"),
+        # An incident (`hub.support.incidents`): the active tickets of one cause, in time order.
+        Index(
+            "ix_case_tickets_incident",
+            "status",
+            "source_system",
+            "error_code",
+            "event_type",
+            "fagsystem_version",
+            "last_failed_at",
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -276,6 +286,9 @@ class CaseTicket(Base):
     source_system: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     municipality: Mapped[str | None] = mapped_column(String(4), nullable=True, index=True)
     event_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The fagsystem's release that sent the failed event (`fagsystemVersion`, as of its last
+    # failure): a vendor's bad release is one incident (`hub.support.incidents`).
+    fagsystem_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     fact_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     # When the failed event was sent: only an event sent after it is its fix.
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -421,6 +434,8 @@ class RecoveryCode(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     code_hash: Mapped[str] = mapped_column(String(64))
     used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class OidcSignIn(Base):
     """A sign-in begun at the identity provider and not yet come back: what its answer must match
     (`hub.support.oidc`). Found by the hash of the browser's cookie, used once, and forgotten after

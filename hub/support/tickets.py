@@ -184,6 +184,11 @@ def tickets_from_dead_letters(
                     resolution_note=None,
                     linked_event_id=None,
                     last_dead_letter=r.ref,
+                    # The release of this failure's event (an undecodable message names none: the
+                    # ticket keeps what it knew).
+                    fagsystem_version=r.event.fagsystem_version
+                    if r.event is not None
+                    else existing.row["fagsystem_version"],
                     **r.error,
                 )
                 if existing.id is not None:
@@ -234,6 +239,7 @@ _LOOKED_UP = (
     "original_offset",
     "last_dead_letter",
     "attempts",
+    "fagsystem_version",
 )
 _FAILING_AGAIN = (
     "attempts",
@@ -244,6 +250,7 @@ _FAILING_AGAIN = (
     "resolution_note",
     "linked_event_id",
     "last_dead_letter",
+    "fagsystem_version",
     "error_class",
     "error_code",
     "error_message",
@@ -414,6 +421,7 @@ def _new_ticket_row(r: _Reading, source_of: Any, now: dt.datetime) -> dict[str, 
         "source_system": (event.source_system or None) if event else (source_of(topic) if topic else None),
         "municipality": (event.municipality or None) if event else None,
         "event_type": event.event_type if event else None,
+        "fagsystem_version": event.fagsystem_version if event else None,
         "fact_date": event.fact_date if event else None,
         "sent_at": event.sent_at if event else None,
         "duf_number": event.duf_number if event else None,
@@ -529,6 +537,7 @@ def _fitted(event: Registration) -> Registration:
         source_system=fits(event.source_system, 64) or "",
         municipality=event.municipality if is_municipality_number(event.municipality) else "",
         event_type=fits(event.event_type, 64) or "",
+        fagsystem_version=fits(event.fagsystem_version, 64),
         duf_number=_identifier(event.duf_number),
         national_id=_identifier(event.national_id),
     )
@@ -723,6 +732,7 @@ def describe_ticket(
         "sourceSystem": ticket.source_system,
         "municipality": ticket.municipality,
         "eventType": ticket.event_type,
+        "fagsystemVersion": ticket.fagsystem_version,
         "factDate": ticket.fact_date.isoformat() if ticket.fact_date else None,
         "dufNumber": ticket.duf_number,
         "nationalId": ticket.national_id

@@ -97,6 +97,8 @@ CLI_NOT_READS = {
     "cases resolve": "acts on a ticket (audit log)",
     "cases discard": "acts on a ticket (audit log)",
     "cases file": "files a case; prints its number",
+    "cases incidents": "counts per cause: municipalities and persons counted, never named; a sample ticket number",
+    "cases resolve-incident": "acts on tickets (audit log); prints how many",
     "users add": "support staff, not registered persons",
     "users list": "support staff, not registered persons",
     "users disable": "support staff",
