@@ -25,6 +25,18 @@ def filled_event_id(n: int) -> str:
     return f"{n:08x}-0000-4000-8000-{n:012x}"
 
 
+def filled_register(url: str, tickets: int) -> str:
+    """The migrated, empty register at `url` filled with `tickets` tickets (`fill_tickets`)."""
+    from hub.register.database import make_engine
+    from hub.register.migrate import upgrade
+
+    engine = make_engine(url)
+    upgrade(engine)
+    fill_tickets(engine, 1, tickets)
+    engine.dispose()
+    return url
+
+
 def fill_tickets(engine: Engine, first: int, last: int, topics: Sequence[str] = FILLED_TOPICS) -> None:
     """Tickets first..last (numbered, not their ids) on `topics` in turn, as a flood leaves them:
     each at its own origin (partition n % 6, offset n), every other one with an event id, a

@@ -11,7 +11,7 @@ import pytest
 from hub.localrun import LocalBroker
 from tests.e2e.test_recovery import SMALL, lose_restore_recover_and_compare
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.mark.parametrize("variant", ["in-flight", "by-register-with-a-kill"])

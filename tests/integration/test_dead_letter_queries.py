@@ -19,8 +19,6 @@ from hub.bootstrap import Hub
 from hub.domain.events import Origin
 from hub.pipeline.deadletter import H_PARTITION, Failure, dead_letter_headers
 from hub.pipeline.flow import Message
-from hub.register.database import make_engine
-from hub.register.migrate import upgrade
 from hub.register.models import CaseTicket
 from hub.schemas.codec import REGISTRATION
 from hub.schemas.contract import from_json
@@ -29,7 +27,7 @@ from tests.conftest import PostgresServer, pipeline_hub
 from tests.factories import event as registration_event
 from tests.factories import synthetic_person
 from tests.fakes import RecordingPublisher
-from tests.ticket_table import FILLED_TOPICS, fill_tickets, filled_event_id, flood
+from tests.ticket_table import FILLED_TOPICS, filled_event_id, filled_register, flood
 
 FILLED = 100_000
 DEAD_LETTERS = "nir.dead-letters"
@@ -37,12 +35,7 @@ DEAD_LETTERS = "nir.dead-letters"
 
 @pytest.fixture(scope="module")
 def filled_url(postgres_server: PostgresServer) -> str:
-    url = postgres_server.create_database()
-    engine = make_engine(url)
-    upgrade(engine)
-    fill_tickets(engine, 1, FILLED)
-    engine.dispose()
-    return url
+    return filled_register(postgres_server.create_database(), FILLED)
 
 
 @pytest.fixture

@@ -8,26 +8,19 @@ import datetime as dt
 
 import pytest
 
-from hub.register.database import make_engine
-from hub.register.migrate import upgrade
 from hub.support.incidents import Cause, find_incident, incident_tickets
 from tests.conftest import PostgresServer, pipeline_hub
 from tests.factories import synthetic_person
 from tests.integration.test_dead_letter_queries import _explained, sent_by
 from tests.integration.test_incidents import T0, _fail
-from tests.ticket_table import fill_tickets
+from tests.ticket_table import filled_register
 
 FILLED = 100_000
 
 
 @pytest.fixture(scope="module")
 def filled_url(postgres_server: PostgresServer) -> str:
-    url = postgres_server.create_database()
-    engine = make_engine(url)
-    upgrade(engine)
-    fill_tickets(engine, 1, FILLED)
-    engine.dispose()
-    return url
+    return filled_register(postgres_server.create_database(), FILLED)
 
 
 def test_one_incident_among_100000_other_tickets_is_listed_and_resolved_through_an_index(
