@@ -205,7 +205,7 @@ def topics_ensure() -> None:
         )
     interval = hub.settings.backup_interval_hours
     short = asyncio.run(
-        shorter_retention(hub.settings.kafka, read_by_the_hub(hub.settings, hub.registry), interval * 3_600_000)
+        shorter_retention(hub.settings.kafka, read_by_the_hub(hub.names, hub.registry), interval * 3_600_000)
     )
     for topic, kept in short.items():
         click.echo(

@@ -44,7 +44,7 @@ from hub.errors import BrokerUnavailable, ConfigurationError, RecoveryRefused
 from hub.principals import admin_result, admin_results
 from hub.register.backup import Place, backup, has_data, positions, restore
 from hub.sources import SourceRegistry
-from hub.topics import TopicNames
+from hub.topics import TopicNames, read_by_the_hub
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +140,8 @@ def hub_topics(names: TopicNames, registry: SourceRegistry, existing: Iterable[s
     and any other on the broker that the worker subscribes to by pattern), the address changes
     and the dead letters."""
     existing = set(existing)
-    registrations = {names.registrations(s.id) for s in registry} | set(
-        names.matching_registrations(existing)
-    )
-    return sorted(t for t in registrations | {names.address_changes, names.dead_letters} if t in existing)
+    read = set(read_by_the_hub(names, registry)) | set(names.matching_registrations(existing))
+    return sorted(read & existing)
 
 
 def complete_up_to(

@@ -150,8 +150,9 @@ def required_topics(settings: Settings, registry: SourceRegistry) -> list[TopicS
     return folkeregister_topics(settings) + _durable(settings, specs)
 
 
-def read_by_the_hub(settings: Settings, registry: SourceRegistry) -> list[str]:
-    """The topics the hub's workers consume: what a register restored from a backup is
-    rebuilt from (`hub recover`), so what their retention must keep for a backup interval."""
-    names = TopicNames(settings.topic_prefix)
+def read_by_the_hub(names: TopicNames, registry: SourceRegistry) -> list[str]:
+    """The topics the hub's workers consume for the sources in the registry: what a register
+    restored from a backup is rebuilt from (`hub recover`, which adds any other source's topic
+    the worker subscribes to by pattern), so what their retention must keep for a backup
+    interval."""
     return [names.address_changes, names.dead_letters, *(names.registrations(s.id) for s in registry)]
