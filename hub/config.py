@@ -371,7 +371,8 @@ class Settings:
         "NIR_HOLD_CHECK_SECONDS",
         60.0,
         "how often the worker tries again the held events whose persons' numbers changed (an identity "
-        "change, a merge) and looks for those that waited too long",
+        "change, a merge) or whose answer is owed (accepted when the worker stopped before answering), "
+        "and looks for those that waited too long",
     )
     commit_interval_seconds: float = _setting(
         "NIR_COMMIT_INTERVAL_SECONDS", 1.0, "how often Faust commits the offsets of finished events"

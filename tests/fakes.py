@@ -137,10 +137,15 @@ class FakeRegister:
             self.held.pop(event_id, None)
 
     def expired_held(self, held_before: dt.datetime) -> list[HeldEntry]:
-        return sorted((e for e, _ in self.held.values() if e.held_at < held_before), key=lambda e: e.order)
+        registered = {r["event_id"] for r in self.rows}
+        return sorted(
+            (e for e, _ in self.held.values() if e.held_at < held_before and e.event_id not in registered),
+            key=lambda e: e.order,
+        )
 
-    def nudged_held(self) -> list[HeldEntry]:
-        return sorted((e for e, _ in self.held.values() if e.event_id in self.nudged), key=lambda e: e.order)
+    def held_to_try_again(self) -> list[HeldEntry]:
+        again = self.nudged | {r["event_id"] for r in self.rows}
+        return sorted((e for e, _ in self.held.values() if e.event_id in again), key=lambda e: e.order)
 
     # --- for tests -------------------------------------------------------------------------
 
@@ -217,8 +222,8 @@ class FakeUnitOfWork:
     def expired_held(self, held_before: dt.datetime) -> list[HeldEntry]:
         return self._store.expired_held(held_before)
 
-    def nudged_held(self) -> list[HeldEntry]:
-        return self._store.nudged_held()
+    def held_to_try_again(self) -> list[HeldEntry]:
+        return self._store.held_to_try_again()
 
     def apply(self, changes: Iterable[Change]) -> None:
         self._changes += changes

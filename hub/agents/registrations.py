@@ -1,6 +1,6 @@
 """Consumes every source's registrations topic and runs each message through the registration flow,
-and periodically tries again the held events whose persons' numbers changed outside the flow and
-dead-letters those that waited longer than the hold limit.
+and periodically tries again the held events whose persons' numbers changed outside the flow or
+whose answer was never confirmed, and dead-letters those that waited longer than the hold limit.
 
 The flow handles every failure itself and returns only once the register transaction has
 committed and the receipt (and any dead letter) is confirmed by the broker.
@@ -29,17 +29,18 @@ transfer_registrations = flow_agent(
 @app.timer(interval=settings.hold_check_seconds)
 async def look_after_held_events() -> None:
     """Held events belong to the worker that owns their partition: only it tries again those
-    whose persons changed outside the flow, and expires those that waited too long."""
+    whose persons changed outside the flow or whose answer is owed, and expires those that waited
+    too long."""
     assigned = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
     if not assigned:
         return
     try:
-        answered = await flow.retry_nudged(assigned)
+        answered = await flow.retry_held(assigned)
         expired = await flow.expire_held(assigned)
     except Exception as exc:  # the next tick tries again; nothing was released unconfirmed
         log.error("looking after held events failed: %s", safe_traceback(exc))
         return
     if answered:
-        log.info("answered %d held event(s) after their persons' numbers changed", answered)
+        log.info("answered %d held event(s) tried again", answered)
     if expired:
         log.info("dead-lettered %d held event(s) that waited too long", expired)

@@ -82,13 +82,14 @@ class RegistrationFlow(Flow):
             await self._answer(decisions)
         return len(decisions)
 
-    async def retry_nudged(self, assigned: Collection[tuple[str, int]]) -> int:
-        """Try again the held events of the assigned partitions whose persons' numbers changed
-        outside this flow (Folkeregisteret's identity change, IMDi's merge or split: they were
-        nudged, `hub.register.repository.nudge_held`), as an event of the person would have;
+    async def retry_held(self, assigned: Collection[tuple[str, int]]) -> int:
+        """Try again the held events of the assigned partitions that the register asks for
+        (`RegisterRepository.held_to_try_again`): those whose persons' numbers changed outside
+        this flow (Folkeregisteret's identity change, IMDi's merge or split), as an event of the
+        person would have, and those accepted whose answer was never confirmed, answered again;
         how many got their final answer."""
         async with self._deciding:
-            entries = await self.in_transaction(lambda uow: uow.register.nudged_held(), "held events")
+            entries = await self.in_transaction(lambda uow: uow.register.held_to_try_again(), "held events")
             batch = []
             for entry in entries:
                 if (entry.origin.topic, entry.origin.partition) not in assigned:

@@ -233,7 +233,7 @@ class HeldEvent(Base):
     corrects_event_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     # Set when the person's numbers changed outside the registration flow (Folkeregisteret's
     # identity change, IMDi's merge or split): the worker that owns its partition tries it
-    # again on its next round (`RegistrationFlow.retry_nudged`), and clears it.
+    # again on its next round (`RegistrationFlow.retry_held`), and clears it.
     nudged_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
 
 

@@ -248,17 +248,25 @@ class RegisterRepository:
         if event_ids:
             self.session.execute(prebuilt(self.session, _release), {"event_ids": list(event_ids)})
 
-    def nudged_held(self) -> list[HeldEntry]:
-        """Held events whose persons' numbers changed outside the registration flow, oldest first."""
+    def held_to_try_again(self) -> list[HeldEntry]:
+        """Held events to decide again on the worker's next round, oldest first: those whose
+        persons' numbers changed outside the registration flow (nudged), and those already
+        registered. Such an event was accepted but is still held because its answer was never
+        confirmed: the worker stopped, or a backup was taken, between the register's commit and
+        the hold's release (steps 1 and 3 of `RegistrationFlow.process_batch`). Decided again it
+        is the very message again: answered as before, and let go."""
         rows = self.session.scalars(
-            select(HeldEvent).where(HeldEvent.nudged_at.is_not(None)).order_by(HeldEvent.id)
+            select(HeldEvent).where(or_(HeldEvent.nudged_at.is_not(None), _registered_already)).order_by(HeldEvent.id)
         )
         return [_held_entry(h) for h in rows]
 
     def expired_held(self, held_before: dt.datetime) -> list[HeldEntry]:
-        """Held events held since before `held_before`, oldest first."""
+        """Held events held since before `held_before`, oldest first; never one already registered
+        (its answer is owed, not a rejection: `held_to_try_again`)."""
         rows = self.session.scalars(
-            select(HeldEvent).where(HeldEvent.held_at < held_before).order_by(HeldEvent.id)
+            select(HeldEvent)
+            .where(HeldEvent.held_at < held_before, ~_registered_already)
+            .order_by(HeldEvent.id)
         )
         return [_held_entry(h) for h in rows]
 
@@ -389,7 +397,7 @@ def record_merge(
 def nudge_held(session: Session, person_ids: Iterable[int], now: dt.datetime) -> None:
     """These persons' numbers changed outside the registration flow (Folkeregisteret joined
     them, IMDi merged or split them): their held events are tried again on the owning worker's
-    next round (`RegistrationFlow.retry_nudged`), as they are when a registration changes them."""
+    next round (`RegistrationFlow.retry_held`), as they are when a registration changes them."""
     ids = sorted(set(person_ids))
     if not ids:
         return
@@ -656,6 +664,12 @@ def _person_states(dialect: str) -> Any:
         )
         .order_by(PersonEvent.sequence_number)
     )
+
+
+# A held event whose event the register holds already (see `held_to_try_again`).
+_registered_already = (
+    select(RegistrationRecord.id).where(RegistrationRecord.event_id == HeldEvent.event_id).exists()
+)
 
 
 def _release(dialect: str) -> Any:

@@ -488,7 +488,8 @@ def lose_restore_recover_and_compare(
             harness.wait_until(lambda: _counts(harness) == expected, timeout=300, what="the catch-up done")
         except AssertionError as exc:
             raise AssertionError(
-                f"registrations, held, tickets, marks: {_counts(harness)}, expected {expected}\n{exc}"
+                f"registrations, held, tickets, marks: {_counts(harness)}, expected {expected}\n{exc}\n"
+                + _differences(whole, _register(harness))
             ) from None
         with contextlib.suppress(AssertionError):  # the comparison below shows what differs
             harness.wait_until(

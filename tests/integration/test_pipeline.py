@@ -298,6 +298,58 @@ def test_an_end_that_arrives_before_its_start_is_held_then_accepted_when_the_sta
         assert row.offset == 2  # written with the origin it arrived with
 
 
+class StoppedBeforeTheReceipts(RecordingPublisher):
+    """The worker stops (cancelled, as on SIGTERM, or killed) after the register has committed a
+    batch and before its answers are sent: step 2 of `RegistrationFlow.process_batch`."""
+
+    async def send_many(self, messages: Any) -> None:
+        raise asyncio.CancelledError
+
+
+def test_a_held_event_accepted_when_the_worker_stopped_before_its_answer_is_answered_and_let_go(
+    database_url: str,
+) -> None:
+    hub = pipeline_hub(database_url)
+    person = synthetic_person()
+    today = dt.date.today()
+    claim, decision, start, end = (
+        event(person, kind, fact_date=today - dt.timedelta(days=days))
+        for kind, days in (
+            ("INTRODUCTION_PROGRAMME_OFFER_OR_CLAIM", 40),
+            ("INTRODUCTION_PROGRAMME_DECISION", 30),
+            ("INTRODUCTION_PROGRAMME_STARTED", 20),
+            ("INTRODUCTION_PROGRAMME_ENDED", 2),
+        )
+    )
+    before = RecordingPublisher()
+    flow = RegistrationFlow(hub, before)
+    for offset, e in enumerate([claim, decision, end]):
+        asyncio.run(flow.process(message(e, offset=offset)))
+    with pytest.raises(asyncio.CancelledError):  # the start lets the end go; no answer goes out
+        asyncio.run(RegistrationFlow(hub, StoppedBeforeTheReceipts()).process(message(start, offset=3)))
+    assert count(hub) == 4 and held(hub) == [end["eventId"]]  # accepted, and still held: owed an answer
+
+    # The start's offset was not committed: it comes again, and is answered. The end's was, when
+    # it was held; only the hold remembers that its ACCEPTED is owed.
+    after = RecordingPublisher()
+    flow = RegistrationFlow(hub, after)
+    hub.clock = lambda: dt.datetime.now(dt.UTC) + dt.timedelta(seconds=hub.settings.hold_seconds + 1)
+    assert asyncio.run(flow.expire_held({(TOPIC, 0)})) == 0  # owed an answer, not a rejection
+    assert asyncio.run(flow.retry_held({("another.topic", 0)})) == 0  # not this worker's partition
+    assert asyncio.run(flow.retry_held({(TOPIC, 0)})) == 1
+    assert _outcomes(after) == [(end["eventId"], "ACCEPTED")]
+    assert held(hub) == [] and count(hub) == 4
+    assert after.on("nir.dead-letters") == []
+    assert asyncio.run(flow.retry_held({(TOPIC, 0)})) == 0  # answered once
+
+
+def held(hub: Hub) -> list[str]:
+    from hub.register.models import HeldEvent
+
+    with hub.session_factory() as session:
+        return list(session.scalars(select(HeldEvent.event_id)))
+
+
 def test_a_held_event_whose_predecessor_never_comes_is_dead_lettered_after_the_hold_limit(hub: Hub) -> None:
     publisher = RecordingPublisher()
     flow = RegistrationFlow(hub, publisher)

@@ -343,7 +343,7 @@ def play(hub: Hub, items: list[Item], batch_sizes: list[int]) -> dict[str, tuple
                 with UnitOfWork(hub.session_factory) as uow:
                     record_person_event(uow.session, change, NOW)  # type: ignore[arg-type]
                     uow.commit()
-                await flow.retry_nudged(partitions)
+                await flow.retry_held(partitions)
         if batch:
             await flow.process_batch(batch)
 
