@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import dataclasses
 import datetime as dt
 import json
 import os
@@ -436,18 +435,18 @@ def publish(file: Path, source: str | None) -> None:
 @click.command(name="receipts", help="Show the receipts a source has been sent.")
 @click.option("--source", "source_id", required=True, help="The source (fagsystem installation) id.")
 @click.option("--follow", is_flag=True, help="Keep printing receipts as they arrive.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per receipt.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON object per receipt, as the contract and the gateway write it."
+)
 def receipts(source_id: str, follow: bool, as_json: bool) -> None:
     from hub.connectors.receipts import Receipt, ReceiptReader
-    from hub.schemas.contract import to_json
-
     hub = _hub()
     if hub.registry.get(source_id) is None:
         click.echo(f"source {source_id!r} is not in the source registry", err=True)
         sys.exit(1)
 
     def show(receipt: Receipt) -> None:
-        click.echo(json.dumps(to_json(dataclasses.asdict(receipt))) if as_json else receipt.describe())
+        click.echo(json.dumps(receipt.as_json()) if as_json else receipt.describe())
 
     async def read() -> None:
         async with ReceiptReader(

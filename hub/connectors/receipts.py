@@ -16,14 +16,15 @@ import contextlib
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from hub.kafka_client import KafkaConnection
 from hub.schemas.codec import SchemaCatalog, catalog
+from hub.schemas.contract import to_json
 from hub.topics import TopicNames
 
 FINAL = {"ACCEPTED", "ACCEPTED_WITH_WARNINGS", "DUPLICATE", "REJECTED"}
@@ -39,6 +40,12 @@ class Receipt:
     original_topic: str
     original_partition: int
     original_offset: int
+    # The receipt as its Avro record has it, for `as_json`.
+    contract: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def as_json(self) -> dict[str, Any]:
+        """The receipt in the contract's JSON shape (camelCase), as the gateway gives it."""
+        return cast(dict[str, Any], to_json(self.contract))
 
     @property
     def final(self) -> bool:
@@ -61,6 +68,7 @@ def decode_receipt(schema_catalog: SchemaCatalog, value: bytes) -> Receipt:
         original_topic=d["originalTopic"],
         original_partition=d["originalPartition"],
         original_offset=d["originalOffset"],
+        contract=d,
     )
 
 

@@ -288,11 +288,15 @@ def test_receipts_can_be_awaited_through_the_api_and_listed_with_the_cli(harness
     assert len(lines) == 3
     assert f"{events[1]['eventId']}  HELD  NIR-LIFE-001 (HOLD)" in lines[1]
     as_json = hub_command(harness.settings, "receipts", "--source", "oslo-fagsystem", "--json")
-    assert [json.loads(line)["outcome"] for line in as_json.stdout.splitlines()] == [
-        "ACCEPTED",
-        "HELD",
-        "ACCEPTED",
+    written = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert [(r["eventId"], r["outcome"]) for r in written] == [
+        (events[0]["eventId"], "ACCEPTED"),
+        (events[1]["eventId"], "HELD"),
+        (events[2]["eventId"], "ACCEPTED"),
     ]
+    # The contract's language, as the gateway and `person show --json` speak it: camelCase.
+    assert {"originalTopic", "originalOffset", "processedAt"} <= set(written[0])
+    assert not [k for r in written for k in r if "_" in k]
     unknown = hub_command(harness.settings, "receipts", "--source", "nobody")
     assert unknown.returncode == 1 and "not in the source registry" in unknown.stderr
 
