@@ -12,7 +12,8 @@ Then the dead-letter flow alone, in this process (issue 32): a flood's dead lett
 ten undecodable, one in ten an event a rule refused, one in ten that event failing again) made
 into tickets in the worker's batches, with the ticket table empty, then filled by the database
 itself to each size of --filled: tickets/s at each, and the rate at the largest against the rate
-on the empty table.
+on the empty table. On the table so filled, what the desk's incidents cost: the time to list
+every incident, and to resolve the largest (all its tickets, 1,000 per transaction).
 
     python bench/hostile.py [--messages 50000] [--databases sqlite,postgresql]
         [--parts worker,tickets] [--letters 20000] [--filled 100000,500000]
@@ -24,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import itertools
 import sys
 import tempfile
@@ -59,6 +61,7 @@ from hub.register.database import make_engine
 from hub.schemas.codec import catalog
 from hub.sources import SourceRegistry
 from hub.support.dead_letters import DeadLetterFlow
+from hub.support.incidents import list_incidents, resolve_incident
 from tests.fakes import RecordingPublisher
 from tests.hostile import hostile_messages, routed
 from tests.ticket_table import fill_tickets, flood
@@ -179,6 +182,32 @@ def _ticketing(database: str, url: str, letters: int, filled: list[int]) -> None
     engine.dispose()
     print(
         f"{database:<10} tickets: the rate on the empty table / at {filled[-1]:,}: {rates[0] / rates[-1]:.2f}"
+    )
+    _incidents(database, hub)
+
+
+def _incidents(database: str, hub: Hub) -> None:
+    """What the desk's incident views cost on the table as the flood left it: the list of every
+    incident, then resolving the largest (`resolve_incident`, its batches of 1,000)."""
+    window = dt.timedelta(hours=hub.settings.incident_window_hours)
+    with hub.session_factory() as session:
+        started = time.perf_counter()
+        incidents = list_incidents(session, window=window)
+        listed = time.perf_counter() - started
+        active = sum(i.tickets for i in incidents)
+    print(
+        f"{database:<10} incidents: listed {len(incidents)} incident(s) of {active:,} active tickets "
+        f"in {listed * 1000:,.0f} ms",
+        flush=True,
+    )
+    largest = max(incidents, key=lambda i: i.tickets)
+    started = time.perf_counter()
+    batches = list(resolve_incident(hub.session_factory, largest, "bench", hub.clock(), username="bench"))
+    seconds = time.perf_counter() - started
+    print(
+        f"{database:<10} incidents: resolved the largest, {sum(batches):,} tickets in {len(batches)} "
+        f"transaction(s), in {seconds:.1f} s: {sum(batches) / seconds:,.0f} tickets/s",
+        flush=True,
     )
 
 

@@ -138,7 +138,7 @@ def list_incidents(
         )
         .outerjoin(national, and_(national.kind == "national_id", national.value == c.national_id))
         .outerjoin(duf, and_(duf.kind == "duf", duf.value == c.duf_number))
-        .where(c.status.in_(ACTIVE), *(cause.matches() if cause is not None else ()))
+        .where(_active(), *(cause.matches() if cause is not None else ()))
         .subquery("gaps")
     )
     starts = case((gaps.c.gap.is_(None), 1), (gaps.c.gap >= window.total_seconds(), 1), else_=0)
@@ -179,6 +179,14 @@ def list_incidents(
         )
         for row in session.execute(query)
     ]
+
+
+def _active() -> ColumnElement[bool]:
+    """An active ticket, with the statuses written into the SQL rather than sent as parameters:
+    `ix_case_tickets_incident` holds the active tickets only, and PostgreSQL uses such an index
+    only where it can see the query asks for no others, which a plan made for any parameters
+    (as a prepared statement's generic plan is) cannot."""
+    return CaseTicket.status.in_([literal(status, literal_execute=True) for status in ACTIVE])
 
 
 def _epoch_seconds(dialect: str, column: Any) -> ColumnElement[float]:
@@ -233,7 +241,7 @@ def incident_tickets(session: Session, incident: Incident, limit: int) -> list[i
         session.scalars(
             select(c.id)
             .where(
-                c.status.in_(ACTIVE),
+                _active(),
                 *incident.cause.matches(),
                 c.last_failed_at >= incident.first_seen,
                 c.last_failed_at <= incident.last_seen,

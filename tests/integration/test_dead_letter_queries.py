@@ -1,7 +1,9 @@
-"""Every query the dead-letter flow runs against the tickets uses an index (issue 32): a flood's
-dead letters are ticketed as fast on a table of 100,000 tickets as on an empty one only if no
-look-up reads the whole table. Checked with PostgreSQL's EXPLAIN of the statements the flow
-actually sent, on a table filled by the database itself."""
+"""Every query the dead-letter flow and the desk's incident views run against the tickets uses an
+index (issue 32): a flood's dead letters are ticketed as fast on a table of 100,000 tickets as on
+an empty one only if no look-up reads the whole table, and one incident's tickets are listed and
+resolved without reading the others'. Listing every incident reads every active ticket (it
+groups them), from the incident index alone. Checked with PostgreSQL's EXPLAIN of the statements
+actually sent, on a table filled by the database itself (one fill for the module)."""
 
 from __future__ import annotations
 
@@ -23,10 +25,20 @@ from hub.register.models import CaseTicket
 from hub.schemas.codec import REGISTRATION
 from hub.schemas.contract import from_json
 from hub.support.dead_letters import DeadLetterFlow
+from hub.support.incidents import (
+    RESOLVE_BATCH,
+    Cause,
+    find_incident,
+    incident_tickets,
+    list_incidents,
+    resolve_batch,
+    resolve_incident,
+)
 from tests.conftest import PostgresServer, pipeline_hub
 from tests.factories import event as registration_event
 from tests.factories import synthetic_person
 from tests.fakes import RecordingPublisher
+from tests.integration.test_incidents import T0, _fail
 from tests.ticket_table import FILLED_TOPICS, filled_event_id, filled_register, flood
 
 FILLED = 100_000
@@ -126,3 +138,78 @@ def test_the_filled_table_is_large_enough_that_a_look_up_without_an_index_would_
         filled_url, "SELECT id FROM case_tickets WHERE error_message = %(m)s", {"m": "not readable"}
     )
     assert "Seq Scan on case_tickets" in plan
+
+
+# --- the desk's incident views (issue 32) ------------------------------------------------------
+# The filled tickets are four incidents, one per source, of 20,000 active tickets each (and 5,000
+# resolved); the tests add their own small incident of 30 beside them.
+
+WINDOW = dt.timedelta(hours=24)
+FILLED_CAUSE = Cause("filled-1", "NIR-DECODE-001", None, None)
+
+
+def _on_tickets(statements: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    return [(s, p) for s, p in statements if "case_tickets" in s]
+
+
+def _scanning_tickets(url: str, statements: list[tuple[str, Any]]) -> list[str]:
+    """The plans that read the whole ticket table, of those statements on it."""
+    plans = [_explained(url, s, p) for s, p in _on_tickets(statements)]
+    return [p for p in plans if "Seq Scan on case_tickets" in p]
+
+
+def test_listing_every_incident_reads_the_active_tickets_through_the_incident_index(filled_url: str) -> None:
+    hub = pipeline_hub(filled_url)
+    with sent_by(hub.engine) as statements, hub.session_factory() as session:
+        found = list_incidents(session, window=WINDOW)
+    assert {i.cause.as_tuple(): i.tickets for i in found if i.cause.source_system == "filled-1"} == {
+        FILLED_CAUSE.as_tuple(): 20_000
+    }
+    [(statement, parameters)] = _on_tickets(statements)
+    # The statuses are written into the statement: the index holds the active tickets only, and
+    # a plan made for any parameters could not use it.
+    assert "IN ('open', 'replayed')" in statement
+    plan = _explained(filled_url, statement, parameters)
+    # Grouping, it reads every active ticket: from the index alone, not from the table.
+    assert "Seq Scan on case_tickets" not in plan
+    assert "ix_case_tickets_incident on case_tickets" in plan
+
+
+def test_one_large_incident_is_listed_and_its_batches_found_and_resolved_through_an_index(
+    filled_url: str,
+) -> None:
+    hub = pipeline_hub(filled_url)
+    with sent_by(hub.engine) as statements, hub.session_factory() as session:
+        incident = find_incident(session, window=WINDOW, cause=FILLED_CAUSE)
+        batch = incident_tickets(session, incident, RESOLVE_BATCH)
+        resolved = resolve_batch(session, batch, "fixed", T0, username="s")
+        session.rollback()  # the filled table stays as the other tests expect it
+    assert (incident.tickets, len(batch), resolved) == (20_000, RESOLVE_BATCH, RESOLVE_BATCH)
+    kinds = [s.lstrip().split()[0].upper() for s, _ in _on_tickets(statements)]
+    assert kinds == ["SELECT", "SELECT", "UPDATE"]
+    assert _scanning_tickets(filled_url, statements) == []
+
+
+def test_one_incident_among_100000_other_tickets_is_listed_and_resolved_through_an_index(
+    filled_url: str,
+) -> None:
+    hub = pipeline_hub(filled_url)
+    # The filled tickets' own source and error code (25,000 and 100,000 of them): only the
+    # event type and release tell this incident's 30 apart.
+    release = dict(source="filled-0", code="NIR-DECODE-001", version="5.1.0")
+    made = [_fail(hub, T0 + dt.timedelta(minutes=i), person=synthetic_person(), **release) for i in range(30)]
+    cause = Cause("filled-0", "NIR-DECODE-001", "TRAINING_CLAIM", "5.1.0")
+    with sent_by(hub.engine) as statements, hub.session_factory() as session:
+        incident = find_incident(session, window=WINDOW, cause=cause)
+        batch = incident_tickets(session, incident, RESOLVE_BATCH)
+    assert (incident.tickets, batch) == (30, made)
+    with sent_by(hub.engine) as resolving:
+        closed = list(resolve_incident(hub.session_factory, incident, "fixed", T0, username="s"))
+    assert closed == [30]
+    kinds = [s.lstrip().split()[0].upper() for s, _ in _on_tickets(resolving)]
+    assert kinds == ["SELECT", "UPDATE", "SELECT"]  # a batch found and closed, then none left
+    assert _scanning_tickets(filled_url, statements + resolving) == []
+    # The incident's own index finds its 30: the source's and the code's would each give
+    # PostgreSQL 25,000 and 100,000 tickets to read and filter.
+    [listing, *_] = _on_tickets(statements)
+    assert "ix_case_tickets_incident on case_tickets" in _explained(filled_url, *listing)
