@@ -560,6 +560,13 @@ class Settings:
         "the most receipts (of all sources together, the latest) the gateway keeps in memory; older "
         "ones are read from the broker when a cursor asks for them",
     )
+    gateway_database_url: str = _setting(
+        "NIR_GATEWAY_DATABASE_URL",
+        "",
+        "SQLAlchemy URL of the register for the gateway's `GET /v1/incidents` (it reads the caller's "
+        "incidents and nothing else, in read-only transactions); empty: the gateway has no "
+        "register, and that route answers 503 incidents-unavailable",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -738,7 +745,7 @@ class Settings:
             value = getattr(self, f.name)
             if f.metadata["secret"] and value:
                 value = "***"
-            elif f.name == "database_url":
+            elif f.name in ("database_url", "gateway_database_url"):
                 value = mask_url(str(value))
             lines.append(f"{f.name} = {value}")
         return "\n".join(lines)

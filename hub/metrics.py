@@ -73,6 +73,15 @@ TICKET_OVERDUE_AFTER = Gauge(
     "nir_ticket_overdue_after_seconds",
     "NIR_TICKET_OVERDUE_DAYS in seconds: an open ticket older than this is overdue",
 )
+# The incidents exported: the INCIDENTS_EXPORTED with the most tickets and the INCIDENTS_EXPORTED
+# that failed last (a growing one is among those), so at most twice as many series at a time.
+INCIDENTS_EXPORTED = 10
+INCIDENT_TICKETS = Gauge(
+    "nir_incident_tickets",
+    "Active case tickets of an incident, by its cause; only the incidents with the most tickets "
+    "and those that failed last (register-wide: max, not sum)",
+    ["source", "error_code", "event_type", "fagsystem_version"],
+)
 READY = Gauge("nir_ready", "Whether each of the worker's readiness checks passes (1) or not (0)", ["check"])
 PROCESSING_SECONDS = Histogram(
     "nir_processing_seconds",

@@ -2,8 +2,9 @@
 `faust_*`, and the hub's own from `hub.metrics`), liveness at `/health/live`, readiness at
 `/health/ready`, and the gauges that are read off the register and the consumer on a timer.
 
-The register's figures (open tickets, the oldest one, replays) are the same for every worker:
-each exports them, and dashboards and alerts take their `max`. The group's lag as the broker sees
+The register's figures (open tickets, the oldest one, replays, the top incidents) are the same for
+every worker: each exports them, and dashboards and alerts take their `max`. The incidents are
+read less often (`INCIDENT_INTERVAL_SECONDS`): grouping them reads every active ticket. The group's lag as the broker sees
 it, when no worker runs too, is `hub lag-exporter`'s (`hub.lag_exporter`); a worker's own
 `nir_consumer_lag` covers only the partitions it holds.
 
@@ -14,6 +15,7 @@ server of its own on NIR_METRICS_HOST (an interface Prometheus reaches and users
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import logging
 import time
@@ -32,8 +34,10 @@ from hub import metrics
 from hub.bootstrap import Hub
 from hub.broker import broker_answers
 from hub.domain.calendar import as_utc
+from hub.domain.redaction import clean
 from hub.errors import safe_traceback
 from hub.streaming import HubPrometheusMonitor
+from hub.support.incidents import Incident, list_incidents
 from hub.support.replay import replay_counts
 from hub.support.tickets import ACTIVE, TicketFilter, counts_by_error_code, oldest_active_failure
 from hub.webserver import add_security_headers
@@ -41,6 +45,10 @@ from hub.webserver import add_security_headers
 log = logging.getLogger(__name__)
 
 GAUGE_INTERVAL_SECONDS = 10.0
+# The incidents' grouping reads every active ticket: once a minute is enough for an alert that
+# looks at ten minutes, and keeps a flood's 100,000 tickets from being grouped every 10 s.
+INCIDENT_INTERVAL_SECONDS = 60.0
+LABEL_LIMIT = 64  # a fagsystemVersion is the vendor's free text
 READY_CACHE_SECONDS = 5.0  # a scrape every few seconds must not become a broker call each
 
 
@@ -111,6 +119,7 @@ def register_observability(app: faust.App, hub: Hub, headers: dict[str, str]) ->
             return self.json({"status": "ready" if ok else "not ready", **checks}, status=200 if ok else 503)
 
     metrics.TICKET_OVERDUE_AFTER.set(settings.ticket_overdue_days * 86400)
+    incidents_read = [-INCIDENT_INTERVAL_SECONDS]  # monotonic time of the last read
 
     @app.timer(interval=GAUGE_INTERVAL_SECONDS)
     async def update_gauges() -> None:
@@ -127,6 +136,16 @@ def register_observability(app: faust.App, hub: Hub, headers: dict[str, str]) ->
             metrics.OPEN_TICKETS.labels(code).set(count)
         metrics.OLDEST_OPEN_TICKET_AGE.set(figures.oldest_open_ticket_age)
         metrics.REPLAYS.replays = figures.replays
+        if time.monotonic() - incidents_read[0] >= INCIDENT_INTERVAL_SECONDS:
+            incidents_read[0] = time.monotonic()
+            try:
+                found = await asyncio.to_thread(_incidents, hub)
+            except Exception as exc:  # the next minute tries again; the last figures stay
+                log.warning("could not read the incidents: %s", safe_traceback(exc))
+                return
+            metrics.INCIDENT_TICKETS.clear()
+            for labels, tickets in incident_series(found, metrics.INCIDENTS_EXPORTED).items():
+                metrics.INCIDENT_TICKETS.labels(*labels).set(tickets)
 
 
 class _Readiness:
@@ -183,3 +202,26 @@ def _register_figures(hub: Hub) -> _RegisterFigures:
         replays = replay_counts(session)
     age = 0.0 if oldest is None else max(0.0, (hub.clock() - as_utc(oldest)).total_seconds())
     return _RegisterFigures(open_tickets, age, replays)
+
+
+def _incidents(hub: Hub) -> list[Incident]:
+    window = dt.timedelta(hours=hub.settings.incident_window_hours)
+    with hub.session_factory() as session:
+        return list_incidents(session, window=window)
+
+
+def incident_series(incidents: list[Incident], top: int) -> dict[tuple[str, str, str, str], int]:
+    """The labels (source, error code, event type, fagsystemVersion; "" for a part the cause
+    lacks) and ticket counts of the `top` incidents with the most tickets and the `top` that
+    failed last (`incidents` is newest first, as `list_incidents` gives them). Two incidents of
+    one cause (a quiet of a whole window between them) have the same labels: the newer is shown,
+    as it is the one that may grow."""
+    largest = sorted(incidents, key=lambda i: i.tickets, reverse=True)[:top]
+    chosen = {id(i) for i in [*incidents[:top], *largest]}
+    series: dict[tuple[str, str, str, str], int] = {}
+    for incident in incidents:  # newest first: the newer of a cause is set first and kept
+        if id(incident) not in chosen:
+            continue
+        source, code, kind, version = (clean(part or "", LABEL_LIMIT) for part in incident.cause.as_tuple())
+        series.setdefault((source, code, kind, version), incident.tickets)
+    return series

@@ -5,6 +5,7 @@
 | `POST /v1/events`            | one event or a batch; 202 lists per event where it went      |
 | `GET /v1/events/{eventId}`   | the event's latest outcome (from the caller's receipts)     |
 | `GET /v1/receipts`           | the caller's receipts in order from a cursor (long-poll)    |
+| `GET /v1/incidents`          | the caller's incidents: its failures grouped by cause       |
 | `GET /v1/openapi.json`       | the OpenAPI 3.1 document of this API                        |
 
 `/metrics`, `/health/live` and `/health/ready` are served on NIR_METRICS_HOST:
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import re
@@ -42,6 +44,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from hub import metrics
 from hub.config import Settings
 from hub.errors import safe_traceback
+from hub.gateway.incidents import INCIDENTS_PAGE, INCIDENTS_PAGE_MAX, SourceIncidents
 from hub.gateway.intake import Checked, Refused, check_avro, check_json, read_events
 from hub.gateway.limits import RateLimiter
 from hub.gateway.pending import PendingEvents
@@ -93,6 +96,9 @@ class Gateway:
         self.limits = RateLimiter(settings.gateway_rate_per_second, settings.gateway_rate_burst)
         # Events this process sent whose receipt has not come yet: (source, event id) -> where.
         self.pending = PendingEvents(settings.gateway_pending_seconds, settings.gateway_pending_max)
+        self.incidents = SourceIncidents(
+            settings.gateway_database_url, dt.timedelta(hours=settings.incident_window_hours)
+        )
 
     async def start(self) -> None:
         self.keys.start()
@@ -105,6 +111,7 @@ class Gateway:
         await self.states.stop()
         await self.producer.stop()  # sends what is buffered first
         await self.keys.close()
+        self.incidents.close()
 
     @property
     def caught_up(self) -> bool:
@@ -125,6 +132,7 @@ class Gateway:
         app.router.add_post("/v1/events", self.post_events)
         app.router.add_get("/v1/events/{event_id}", self.get_event)
         app.router.add_get("/v1/receipts", self.get_receipts)
+        app.router.add_get("/v1/incidents", self.get_incidents)
         app.router.add_get("/v1/openapi.json", self.openapi)
         add_security_headers(app, security_headers(over_tls=bool(self.settings.gateway_tls_cert_file)))
         if not self.settings.gateway_metrics_port:
@@ -239,6 +247,18 @@ class Gateway:
         wait = _number(query, "wait", 0, 0, self.settings.gateway_poll_max_seconds)
         found, next_offset = await self.receipts.read(source, offset, int(limit), wait)
         return web.json_response({"receipts": found, "cursor": encode_cursor(source, next_offset)})
+
+    async def get_incidents(self, request: web.Request) -> web.Response:
+        caller = await self._admit(request)
+        source = caller.source.id
+        query = request.query
+        if query.get("source", source) != source:
+            raise Problem(403, "forbidden-source", "A caller reads only its own source's incidents")
+        limit = int(_number(query, "limit", INCIDENTS_PAGE, 1, INCIDENTS_PAGE_MAX))
+        found = await self.incidents.of(source, limit)
+        return web.json_response(
+            {"source": source, "windowHours": self.settings.incident_window_hours, "incidents": found}
+        )
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.Response(body=OPENAPI_FILE.read_bytes(), content_type="application/json")
@@ -426,7 +446,9 @@ class AccessLogger(AbstractAccessLogger):
 
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run the gateway until SIGTERM or SIGINT (or `stop`)."""
-    gateway = Gateway(settings, SourceRegistry.load(settings.sources_file, settings.service_principals), catalog())
+    gateway = Gateway(
+        settings, SourceRegistry.load(settings.sources_file, settings.service_principals), catalog()
+    )
     await gateway.start()
     runners = []
     try:
@@ -467,7 +489,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
 @click.command(
     name="gateway",
     help="Serve the HTTPS ingestion API for fagsystems (Maskinporten tokens; POST /v1/events, "
-    "GET /v1/receipts) on NIR_GATEWAY_HOST:NIR_GATEWAY_PORT, as the gateway's Kafka principal.",
+    "GET /v1/receipts, GET /v1/incidents) on NIR_GATEWAY_HOST:NIR_GATEWAY_PORT, as the gateway's Kafka principal.",
 )
 def gateway() -> None:
     from hub import logs

@@ -109,10 +109,16 @@ class Incident:
 
 
 def list_incidents(
-    session: Session, *, window: dt.timedelta, limit: int | None = None, cause: Cause | None = None
+    session: Session,
+    *,
+    window: dt.timedelta,
+    limit: int | None = None,
+    cause: Cause | None = None,
+    source_system: str | None = None,
 ) -> list[Incident]:
     """The incidents of the active (open and replayed) tickets, newest last failure first, at
-    most `limit`; only those of `cause` if given."""
+    most `limit`; only those of `cause` if given, only those of `source_system` if given (in the
+    query: the gateway shows a source its own and must never read another's)."""
     if window <= dt.timedelta(0):
         raise ValueError("an incident's window must be longer than nothing")
     c = CaseTicket
@@ -138,7 +144,11 @@ def list_incidents(
         )
         .outerjoin(national, and_(national.kind == "national_id", national.value == c.national_id))
         .outerjoin(duf, and_(duf.kind == "duf", duf.value == c.duf_number))
-        .where(_active(), *(cause.matches() if cause is not None else ()))
+        .where(
+            _active(),
+            *(cause.matches() if cause is not None else ()),
+            *((c.source_system == source_system,) if source_system is not None else ()),
+        )
         .subquery("gaps")
     )
     starts = case((gaps.c.gap.is_(None), 1), (gaps.c.gap >= window.total_seconds(), 1), else_=0)
@@ -233,7 +243,7 @@ def find_incident(
 
 
 def incident_tickets(session: Session, incident: Incident, limit: int) -> list[int]:
-    """Up to `limit` of the incident's active tickets, oldest first: those of its cause that last
+    """Up to `limit` of the incident's active tickets, oldest failure first: those of its cause that last
     failed within its first and last failure (no ticket of another incident of the same cause
     can: a quiet of a whole window lies between them)."""
     c = CaseTicket
@@ -246,7 +256,8 @@ def incident_tickets(session: Session, incident: Incident, limit: int) -> list[i
                 c.last_failed_at >= incident.first_seen,
                 c.last_failed_at <= incident.last_seen,
             )
-            .order_by(c.id)
+            # In the index's order: each batch reads only its own tickets, not all that remain.
+            .order_by(c.last_failed_at, c.id)
             .limit(limit)
         )
     )

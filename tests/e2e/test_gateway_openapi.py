@@ -26,7 +26,12 @@ BASE = "urn:nir:gateway-openapi"
 def gateway(kafka_broker: LocalBroker, sqlite_url: str, tmp_path: Path) -> Iterator[GatewayUnderTest]:
     with (
         gateway_harness(kafka_broker, sqlite_url, tmp_path) as harness,
-        gateway_under_test(harness.settings, tmp_path, gateway_rate_burst=40) as under_test,
+        gateway_under_test(
+            harness.settings,
+            tmp_path,
+            gateway_rate_burst=40,
+            gateway_database_url=harness.settings.database_url,
+        ) as under_test,
     ):
         harness.start_worker()
         yield under_test.start()
@@ -95,6 +100,10 @@ def test_the_openapi_document_describes_every_answer_the_gateway_gives(gateway: 
         ("/v1/receipts", "GET", gateway.receipts(token, wait=10)),
         ("/v1/receipts", "GET", gateway.receipts(token, after="forged")),
         ("/v1/receipts", "GET", gateway.receipts(token, source=SOURCE_B)),
+        ("/v1/incidents", "GET", gateway.call("GET", "/v1/incidents", token=token)),
+        ("/v1/incidents", "GET", gateway.call("GET", "/v1/incidents?limit=none", token=token)),
+        ("/v1/incidents", "GET", gateway.call("GET", f"/v1/incidents?source={SOURCE_B}", token=token)),
+        ("/v1/incidents", "GET", gateway.call("GET", "/v1/incidents")),
     ]
     gateway.all_receipts(token, 1)
     answers.append(

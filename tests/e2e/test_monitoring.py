@@ -182,6 +182,8 @@ def test_every_dashboard_query_and_alert_is_valid_and_uses_only_exported_metrics
     # The consumer-lag, readiness and register gauges are set on a 10-second timer.
     for name in ("nir_consumer_lag", "nir_replays_total", "nir_ready"):
         wait_until(lambda name=name: name in exported(worker_url), timeout=60, what=name)
+    # The incidents once a minute: the dead-lettered event's ticket is one.
+    wait_until(lambda: "nir_incident_tickets" in exported(worker_url), timeout=90, what="the incidents")
     wait_until(
         lambda: "nir_folkeregister_delay_seconds" in exported(connector_url),
         timeout=60,
@@ -263,3 +265,87 @@ def test_the_shipped_prometheus_configuration_and_alert_rules_pass_promtool() ->
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{len(alert_expressions())} rules found" in result.stdout  # every alert was read
+
+
+def test_the_incident_alert_fires_on_an_incident_growing_fast_and_not_on_a_steady_one_or_a_cold_start(
+    tmp_path: Path,
+) -> None:
+    """The shipped NirIncidentGrowing rule, run by `promtool test rules` over made-up series of
+    two workers (each exports the same register-wide figures), a minute apart."""
+    if shutil.which("promtool") is None:
+        pytest.fail("promtool is needed (Debian package 'prometheus'; .ci/run installs it)")
+
+    def series(labels: str, worker: str, values: str) -> dict[str, str]:
+        return {
+            "series": f'nir_incident_tickets{{{labels},instance="{worker}",job="nir-hub-worker"}}',
+            "values": values,
+        }
+
+    flood = 'source="a",error_code="NIR-DECODE-001",event_type="",fagsystem_version=""'
+    steady = 'source="a",error_code="NIR-SOURCE-002",event_type="TRAINING_CLAIM",fagsystem_version="5.1.0"'
+    new = 'source="b",error_code="NIR-REF-001",event_type="TRAINING_CLAIM",fagsystem_version="2.0"'
+    overdue = [
+        {
+            "series": f'nir_ticket_overdue_after_seconds{{instance="{w}",job="nir-hub-worker"}}',
+            "values": "604800x30",
+        }
+        for w in ("w1", "w2")
+    ]
+    both = (
+        [
+            series(flood, w, "100+100x30")
+            for w in ("w1", "w2")  # 1,000 in 10 minutes
+        ]
+        + [
+            series(steady, w, "5000+40x30")
+            for w in ("w1", "w2")  # 400 in 10 minutes (800 if summed)
+        ]
+        + [
+            series(new, w, "_x14 2000x15")
+            for w in ("w1", "w2")  # none, then 2,000 at once
+        ]
+    )
+
+    def fired(source: str, code: str, event_type: str, version: str) -> dict[str, Any]:
+        labels = {"severity": "warning", "source": source, "error_code": code}
+        labels |= {"event_type": event_type} if event_type else {}
+        labels |= {"fagsystem_version": version} if version else {}
+        return {
+            "exp_labels": labels,
+            "exp_annotations": {
+                "summary": f"An incident of {source} ({code}, release {version}) gained more than 500 "
+                "tickets in 10 minutes",
+                "description": "A fagsystem release is failing every event the same way: tell the vendor, "
+                "who sees it too (GET /v1/incidents). The desk and `hub cases incidents` handle the "
+                "incident as one. README: Runbook.",
+            },
+        }
+
+    def at(minutes: int, *alerts: dict[str, Any]) -> dict[str, Any]:
+        return {"eval_time": f"{minutes}m", "alertname": "NirIncidentGrowing", "exp_alerts": list(alerts)}
+
+    flooding = fired("a", "NIR-DECODE-001", "", "")
+    shutil.copy(ALERTS, tmp_path / "alerts.yml")
+    tests = tmp_path / "alerts_test.yml"
+    tests.write_text(
+        json.dumps(  # JSON is YAML
+            {
+                "rule_files": ["alerts.yml"],
+                "evaluation_interval": "1m",
+                "tests": [
+                    {
+                        "interval": "1m",
+                        "input_series": overdue + both,
+                        "alert_rule_test": [
+                            at(5),  # Prometheus has no figures of 10 minutes ago yet: nothing
+                            at(10, flooding),  # the steady incident is not summed over the workers
+                            at(16, flooding, fired("b", "NIR-REF-001", "TRAINING_CLAIM", "2.0")),
+                            at(26, flooding),  # the new one no longer grows
+                        ],
+                    }
+                ],
+            }
+        )
+    )
+    result = subprocess.run(["promtool", "test", "rules", str(tests)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
