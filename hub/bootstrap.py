@@ -90,8 +90,8 @@ def read_mask_key(path: Path) -> bytes:
         raise ConfigurationError(
             f"NIR_MASK_KEY_FILE {path} does not exist: identifiers are masked with a secret key; "
             f"make one ({MASK_KEY_BYTES} random bytes, mode 0600: "
-            f"`head -c {MASK_KEY_BYTES} /dev/urandom > {path}`) or restore the one in use (README, "
-            "Masked identifiers)"
+            f"`head -c {MASK_KEY_BYTES} /dev/urandom > {path}`) or restore the one in use "
+            "(docs/operations/security.md, Masked identifiers)"
         ) from None
     except OSError as exc:
         raise ConfigurationError(f"NIR_MASK_KEY_FILE {path} cannot be read: {exc.strerror}") from None

@@ -198,7 +198,7 @@ def topics_ensure() -> None:
     for drift in (d for d in drifts if d.key != "retention.ms"):
         click.echo(
             f"warning: {drift.topic} has {drift.key}={drift.actual}, not {drift.wanted} (it was "
-            f"created before the hub asked for that; README, Topics, says what it changes):\n"
+            f"created before the hub asked for that; docs/developers/topics.md says what it changes):\n"
             f"  {drift.fix(hub.settings.kafka.bootstrap)}",
             err=True,
         )
@@ -210,7 +210,7 @@ def topics_ensure() -> None:
         click.echo(
             f"warning: {topic} keeps messages for {kept / 3_600_000:g} hours, less than the backup "
             f"interval (NIR_BACKUP_INTERVAL_HOURS={interval}): after a restore, what it no longer "
-            "holds cannot be applied again (README, Backup, restore and recover)",
+            "holds cannot be applied again (docs/operations/backup-and-recovery.md)",
             err=True,
         )
     click.echo(
@@ -222,7 +222,7 @@ def topics_ensure() -> None:
 @click.group(
     name="retention",
     short_help="Delete or anonymise what is past its time.",
-    help="The retention policy (NIR_RETENTION_*_DAYS; README, Personal data).",
+    help="The retention policy (NIR_RETENTION_*_DAYS; docs/operations/retention.md).",
 )
 def retention_group() -> None:
     pass

@@ -40,8 +40,11 @@ LOCAL_KAFKA_DIR = _local_kafka_dir()
 LOCAL_MASK_KEY_FILE = _local_state_dir() / "secrets" / "nir-mask.key"
 
 
-def _setting(env: str, default: Any, doc: str, *, secret: bool = False) -> Any:
-    return field(default=default, metadata={"env": env, "doc": doc, "secret": secret})
+def _setting(env: str, default: Any, doc: str, *, secret: bool = False, shown: str = "") -> Any:
+    """A setting: its environment variable, default and meaning. `shown` is how the configuration
+    page writes a default that depends on this machine (a path), so the page is the same everywhere
+    (`python -m tools.configuration_docs` writes it)."""
+    return field(default=default, metadata={"env": env, "doc": doc, "secret": secret, "shown": shown})
 
 
 def _parse(name: str, raw: str, kind: type) -> Any:
@@ -71,6 +74,7 @@ class Settings:
         str(LOCAL_KAFKA_DIR / "tls" / "ca.pem"),
         "the CA that signed the brokers' certificates, PEM (empty: the system's CAs; the "
         "default is the local broker's)",
+        shown="the local broker's `tls/ca.pem`",
     )
     kafka_sasl_mechanism: str = _setting(
         "NIR_KAFKA_SASL_MECHANISM",
@@ -93,7 +97,10 @@ class Settings:
         "audience (kafka.sh: NIR_KAFKA_OAUTH_AUDIENCE)",
     )
     kafka_password: str = _setting(
-        "NIR_KAFKA_PASSWORD", "", "the SCRAM password (prefer NIR_KAFKA_PASSWORD_FILE)", secret=True
+        "NIR_KAFKA_PASSWORD",
+        "",
+        "the SCRAM password, masked by `hub settings` (prefer NIR_KAFKA_PASSWORD_FILE)",
+        secret=True,
     )
     kafka_password_file: str = _setting(
         "NIR_KAFKA_PASSWORD_FILE",
@@ -105,6 +112,7 @@ class Settings:
         str(LOCAL_KAFKA_DIR / "secrets"),
         "where the SCRAM passwords of the principals the hub manages are kept, one "
         "<principal>.password file each, mode 0600 (the default is the local broker's)",
+        shown="the local broker's `secrets/`",
     )
     kafka_worker_user: str = _setting(
         "NIR_KAFKA_WORKER_USER", "nir-worker", "the worker's Kafka principal, for the ACLs the hub makes"
@@ -138,6 +146,7 @@ class Settings:
         "the secret key of the masks that stand for identifiers in logs and messages (at least 32 "
         "bytes, mode 0600): the default is made, 32 random bytes, by the first hub process that "
         "starts on this machine; a file named here must exist (a clear error at start otherwise)",
+        shown="`<NIR_CACHE_DIR>/secrets/nir-mask.key` (`~/.cache/nir-hub/secrets/`)",
     )
     database_url: str = _setting(
         "NIR_DATABASE_URL", "sqlite:///var/nir-register.sqlite3", "SQLAlchemy URL of the register"
@@ -147,7 +156,10 @@ class Settings:
     )
     app_id: str = _setting("NIR_APP_ID", "nir-hub", "Faust app id, which is also the consumer group")
     sources_file: str = _setting(
-        "NIR_SOURCES_FILE", str(PACKAGE_DIR / "sources.toml"), "the source registry (TOML)"
+        "NIR_SOURCES_FILE",
+        str(PACKAGE_DIR / "sources.toml"),
+        "the source registry (TOML)",
+        shown="`hub/sources.toml` in the package",
     )
     registration_partitions: int = _setting(
         "NIR_REGISTRATION_PARTITIONS", 6, "partitions of each source's registrations topic"
@@ -159,7 +171,9 @@ class Settings:
         "NIR_REPLICATION_FACTOR", 1, "replication factor of the topics the hub creates"
     )
     allow_synthetic_identifiers: bool = _setting(
-        "NIR_ALLOW_SYNTHETIC_IDENTIFIERS", False, "accept Tenor test identifiers (month + 80)"
+        "NIR_ALLOW_SYNTHETIC_IDENTIFIERS",
+        False,
+        "accept Tenor test identifiers (month + 80); the demo and tests turn it on",
     )
     web_host: str = _setting("NIR_WEB_HOST", "127.0.0.1", "interface of the worker's web server")
     web_port: int = _setting("NIR_WEB_PORT", 6066, "port of the worker's web server")
@@ -291,28 +305,32 @@ class Settings:
         "last failures follow each other less than this many hours apart are one incident "
         "(`hub cases incidents`); a longer quiet starts the next",
     )
-    # Retention (`hub retention run`, `hub topics ensure`): days, 0 for kept indefinitely. README,
-    # "Personal data: where it lives and for how long", gives each default's reason.
+    # Retention (`hub retention run`, `hub topics ensure`): days, 0 for kept indefinitely.
+    # docs/operations/retention.md gives each default's reason.
     retention_closed_ticket_days: int = _setting(
         "NIR_RETENTION_CLOSED_TICKET_DAYS",
         730,
         "a resolved or discarded case ticket, with its stored event bytes, edits and outcomes, is "
         "deleted this many days after it was closed (anonymised instead while a merge record "
-        "names it); open and replayed tickets are never deleted",
+        "names it); open and replayed tickets are never deleted; 0: kept indefinitely",
     )
     retention_audit_days: int = _setting(
         "NIR_RETENTION_AUDIT_DAYS",
         1826,
-        "audit-log entries are deleted this many days after they were written",
+        "audit-log entries are deleted this many days (five years) after they were written; 0: kept "
+        "indefinitely",
     )
     retention_signin_attempt_days: int = _setting(
         "NIR_RETENTION_SIGNIN_ATTEMPT_DAYS",
         7,
         "failed sign-in attempts (username tried, client address) are deleted this many days after "
-        "(sign-in itself forgets them once they no longer count; this is for when nobody signs in)",
+        "(sign-in itself forgets them once they no longer count; this is for when nobody signs in); "
+        "0: kept indefinitely",
     )
     retention_session_days: int = _setting(
-        "NIR_RETENTION_SESSION_DAYS", 1, "signed-in sessions are deleted this many days after they expired"
+        "NIR_RETENTION_SESSION_DAYS",
+        1,
+        "signed-in sessions are deleted this many days after they expired; 0: kept indefinitely",
     )
     retention_register_days: int = _setting(
         "NIR_RETENTION_REGISTER_DAYS",
@@ -325,7 +343,7 @@ class Settings:
         "NIR_RETENTION_DEAD_LETTER_DAYS",
         30,
         "retention.ms of the dead-letter topic, set by `hub topics ensure` (each dead letter is "
-        "also kept in its case ticket)",
+        "also kept in its case ticket); 0: infinite",
     )
     retention_registrations_days: int = _setting(
         "NIR_RETENTION_REGISTRATIONS_DAYS",
@@ -337,7 +355,7 @@ class Settings:
         "NIR_RETENTION_RECEIPTS_DAYS",
         30,
         "retention.ms of each source's receipts topic, set by `hub topics ensure`: how long a "
-        "fagsystem (or a gateway cursor) can still read a receipt",
+        "fagsystem (or a gateway cursor) can still read a receipt; 0: infinite",
     )
     retention_batch_size: int = _setting(
         "NIR_RETENTION_BATCH_SIZE",

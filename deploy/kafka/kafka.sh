@@ -4,7 +4,7 @@
 # org.apache.kafka:kafka_2.13 artifacts on Maven Central, resolved by `mvn` from the POM beside
 # this script and cached outside the work tree.
 #
-# It is secured as production is (README, "Security model"), with no plaintext listener:
+# It is secured as production is (docs/operations/security.md), with no plaintext listener:
 #   - clients: SASL_SSL on the client port; SCRAM-SHA-512 for the hub's own principals and for
 #     sources with hub-managed passwords, and OAUTHBEARER (Maskinporten access tokens, checked
 #     against a JWKS endpoint) when NIR_KAFKA_JWKS_URL is set;

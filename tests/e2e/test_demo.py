@@ -1,4 +1,4 @@
-"""The README's first command runs `hub demo`; it must keep doing what the README says."""
+"""The README's first command runs `hub demo`; it must keep doing what docs/developers/demo.md says."""
 
 from __future__ import annotations
 

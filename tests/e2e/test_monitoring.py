@@ -317,7 +317,7 @@ def test_the_incident_alert_fires_on_an_incident_growing_fast_and_not_on_a_stead
                 "tickets in 10 minutes",
                 "description": "A fagsystem release is failing every event the same way: tell the vendor, "
                 "who sees it too (GET /v1/incidents). The desk and `hub cases incidents` handle the "
-                "incident as one. README: Runbook.",
+                "incident as one. docs/operations/runbook.md.",
             },
         }
 

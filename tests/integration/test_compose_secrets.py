@@ -33,8 +33,8 @@ WORKER_PASSWORDS = {"nir-worker", "nir-replay"}  # every worker serves the suppo
 # server.properties with its own password) and the passwords kafka-access makes for sources.
 SECRET_VOLUMES = {"kafka-data": {BROKER}, "kafka-source-secrets": {"the sources' passwords"}}
 
-# The table the security model states (README, "Security model"): service → the principals'
-# passwords it can read.
+# The table the security model states (docs/operations/security.md, "Who can read which secret"):
+# service → the principals' passwords it can read.
 EXPECTED_PASSWORDS: dict[str, set[str]] = {
     "kafka": {BROKER, ADMIN},
     "kafka-access": {ADMIN, "nir-worker", "nir-replay", "nir-connector", "nir-gateway", "nir-monitor"},
@@ -181,9 +181,9 @@ def test_the_gateway_trusts_the_local_maskinporten_stand_in_unless_told_otherwis
     assert (settings.maskinporten_issuer, settings.gateway_jwks_url) == tuple(chosen.values())
 
 
-def test_the_readmes_table_of_who_reads_which_password_is_this_one() -> None:
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### Who can read which secret") :]
+def test_the_security_pages_table_of_who_reads_which_password_is_this_one() -> None:
+    page = (ROOT / "docs" / "operations" / "security.md").read_text()
+    section = page[page.index("### Who can read which secret") :]
     section = section[: section.index("\n### ")]
     stated: dict[str, set[str]] = {}
     for row in section.splitlines():

@@ -383,7 +383,7 @@ def test_hub_topics_ensure_sets_each_topics_retention_from_the_policy_and_report
     assert warnings == [
         f"warning: {names.dead_letters} keeps messages for 72 hours, less than the backup interval "
         "(NIR_BACKUP_INTERVAL_HOURS=100): after a restore, what it no longer holds cannot be applied "
-        "again (README, Backup, restore and recover)"
+        "again (docs/operations/backup-and-recovery.md)"
     ]
 
     # A topic made before the policy (the broker's default retention) is reported, with its fix.

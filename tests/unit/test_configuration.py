@@ -108,13 +108,15 @@ def test_each_source_has_its_own_registrations_and_receipts_topic_matched_by_the
     ]
 
 
-def test_the_readme_documents_every_setting_with_its_default() -> None:
+def test_the_configuration_page_documents_every_setting_with_its_default() -> None:
     from dataclasses import fields
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    page = (Path(__file__).resolve().parents[2] / "docs" / "operations" / "configuration.md").read_text(
+        encoding="utf-8"
+    )
     rows = {
         line.split("|")[1].strip(" `"): line.split("|")[2].strip(" `")
-        for line in readme.splitlines()
+        for line in page.splitlines()
         if line.startswith("| `NIR_")
     }
     # Defaults that depend on where things are on this machine are described, not written out.
@@ -125,6 +127,24 @@ def test_the_readme_documents_every_setting_with_its_default() -> None:
             default = str(f.default).lower() if isinstance(f.default, bool) else str(f.default)
             assert rows[f.metadata["env"]] == default, f.metadata["env"]
     assert set(rows) == {f.metadata["env"] for f in fields(Settings)}
+
+
+def test_the_configuration_page_is_the_one_generated_from_the_settings() -> None:
+    # The table is written by tools/configuration_docs.py; a setting added, removed or reworded in
+    # hub/config.py without regenerating it fails here, saying how to regenerate.
+    from tools import configuration_docs
+
+    configuration_docs.check()
+
+
+def test_a_configuration_page_whose_table_differs_from_the_settings_is_stale(tmp_path: Path) -> None:
+    from tools import configuration_docs
+
+    page = tmp_path / "configuration.md"
+    current = configuration_docs.PAGE.read_text(encoding="utf-8")
+    page.write_text(current.replace("| `NIR_DATABASE_URL` |", "| `NIR_DATABASE_URI` |"), encoding="utf-8")
+    with pytest.raises(configuration_docs.StalePage, match=r"is stale.*Run `python -m tools\.configuration_docs`"):
+        configuration_docs.check(page)
 
 
 def test_every_secret_is_masked_when_settings_are_printed(tmp_path: Path) -> None:
