@@ -109,10 +109,17 @@ class Incident:
 
 
 def list_incidents(
-    session: Session, *, window: dt.timedelta, limit: int | None = None, cause: Cause | None = None
+    session: Session,
+    *,
+    window: dt.timedelta,
+    limit: int | None = None,
+    cause: Cause | None = None,
+    within: ColumnElement[bool] | None = None,
 ) -> list[Incident]:
     """The incidents of the active (open and replayed) tickets, newest last failure first, at
-    most `limit`; only those of `cause` if given."""
+    most `limit`; only those of `cause` if given. `within` keeps only the tickets a condition
+    holds for (a support user's scope, `hub.support.scope.Scope.tickets`): the incidents are then
+    those of the tickets the user sees, counted over those alone."""
     if window <= dt.timedelta(0):
         raise ValueError("an incident's window must be longer than nothing")
     c = CaseTicket
@@ -138,7 +145,11 @@ def list_incidents(
         )
         .outerjoin(national, and_(national.kind == "national_id", national.value == c.national_id))
         .outerjoin(duf, and_(duf.kind == "duf", duf.value == c.duf_number))
-        .where(c.status.in_(ACTIVE), *(cause.matches() if cause is not None else ()))
+        .where(
+            c.status.in_(ACTIVE),
+            *(cause.matches() if cause is not None else ()),
+            *((within,) if within is not None else ()),
+        )
         .subquery("gaps")
     )
     starts = case((gaps.c.gap.is_(None), 1), (gaps.c.gap >= window.total_seconds(), 1), else_=0)
@@ -197,10 +208,16 @@ def _aware(value: dt.datetime | str) -> dt.datetime:
 
 
 def find_incident(
-    session: Session, *, window: dt.timedelta, cause: Cause | None = None, ticket_id: int | None = None
+    session: Session,
+    *,
+    window: dt.timedelta,
+    cause: Cause | None = None,
+    ticket_id: int | None = None,
+    within: ColumnElement[bool] | None = None,
 ) -> Incident:
     """The incident of `cause`, or the one ticket `ticket_id` belongs to (then of its cause):
-    `TicketError` if there is none, or if the cause has several and no ticket chooses."""
+    `TicketError` if there is none, or if the cause has several and no ticket chooses. With
+    `within`, among the tickets it keeps (`list_incidents`); the caller checks the ticket is."""
     if ticket_id is not None:
         ticket = get_ticket(session, ticket_id)
         if ticket.status not in ACTIVE:
@@ -209,13 +226,13 @@ def find_incident(
         if cause is not None and cause != own:
             raise TicketError(f"ticket {ticket_id} is not of that cause")
         at = _aware(ticket.last_failed_at)
-        for incident in list_incidents(session, window=window, cause=own):
+        for incident in list_incidents(session, window=window, cause=own, within=within):
             if incident.first_seen <= at <= incident.last_seen:
                 return incident
         raise TicketError(f"ticket {ticket_id} is in no incident")  # closed meanwhile
     if cause is None:
         raise TicketError("give the incident's cause or one of its tickets")
-    found = list_incidents(session, window=window, cause=cause)
+    found = list_incidents(session, window=window, cause=cause, within=within)
     if not found:
         raise TicketError("there is no incident of that cause with open tickets")
     if len(found) > 1:
@@ -224,10 +241,18 @@ def find_incident(
     return found[0]
 
 
-def incident_tickets(session: Session, incident: Incident, limit: int) -> list[int]:
+def incident_tickets(
+    session: Session,
+    incident: Incident,
+    limit: int,
+    *,
+    within: ColumnElement[bool] | None = None,
+    after: int = 0,
+) -> list[int]:
     """Up to `limit` of the incident's active tickets, oldest first: those of its cause that last
     failed within its first and last failure (no ticket of another incident of the same cause
-    can: a quiet of a whole window lies between them)."""
+    can: a quiet of a whole window lies between them). Only those `within` keeps, if given, and
+    numbered above `after`: a replay pages on by it, as a replayed ticket stays active."""
     c = CaseTicket
     return list(
         session.scalars(
@@ -237,6 +262,8 @@ def incident_tickets(session: Session, incident: Incident, limit: int) -> list[i
                 *incident.cause.matches(),
                 c.last_failed_at >= incident.first_seen,
                 c.last_failed_at <= incident.last_seen,
+                c.id > after,
+                *((within,) if within is not None else ()),
             )
             .order_by(c.id)
             .limit(limit)
@@ -288,15 +315,16 @@ def resolve_incident(
     *,
     username: str,
     batch: int = RESOLVE_BATCH,
+    within: ColumnElement[bool] | None = None,
 ) -> Iterator[int]:
     """Resolve every active ticket of the incident as it was found, `batch` per transaction;
     yields how many each transaction closed. Tickets of its cause that fail after its last
-    failure are not in it, and stay open."""
+    failure are not in it, and stay open; with `within`, neither do those it does not keep."""
     from hub.register.unit_of_work import UnitOfWork
 
     while True:
         with UnitOfWork(session_factory) as uow:
-            ids = incident_tickets(uow.session, incident, batch)
+            ids = incident_tickets(uow.session, incident, batch, within=within)
             if not ids:
                 return
             count = resolve_batch(uow.session, ids, note, now, username=username)
