@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -23,6 +23,9 @@ from hub.errors import HubError
 from hub.gateway.server import gateway
 from hub.lag_exporter import lag_exporter
 from hub.support.access import Role
+
+if TYPE_CHECKING:
+    from hub.support.incidents import Incident
 
 
 def _hub() -> Hub:
@@ -1104,19 +1107,59 @@ def _none_if_dash(value: str | None) -> str | None:
     return None if value in (None, "-") else value
 
 
+def _incident_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options that choose one incident: its cause, or one of its tickets."""
+    for option in reversed(
+        (
+            click.option("--source", help="The incident's source system."),
+            click.option("--code", help="The incident's error code."),
+            click.option(
+                "--event-type", help='The incident\'s event type ("-": none, an undecodable message).'
+            ),
+            click.option(
+                "--version",
+                "fagsystem_version",
+                help='The incident\'s fagsystemVersion (omitted or "-": none).',
+            ),
+            click.option(
+                "--ticket", "ticket_id", type=int, help="One of the incident's tickets (its sample ticket)."
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+def _chosen_incident(
+    hub: Hub,
+    source: str | None,
+    code: str | None,
+    event_type: str | None,
+    fagsystem_version: str | None,
+    ticket_id: int | None,
+) -> Incident:
+    """The incident `_incident_options` choose (a usage error if they choose none or several)."""
+    from hub.support.incidents import Cause, find_incident
+
+    given = [source, code, event_type]
+    if any(v is None for v in given) and (ticket_id is None or any(v is not None for v in given)):
+        raise click.UsageError("give --source, --code and --event-type, or --ticket")
+    cause = (
+        Cause(*(_none_if_dash(v) for v in (source, code, event_type, fagsystem_version)))
+        if source is not None
+        else None
+    )
+    with hub.session_factory() as session:
+        return find_incident(session, window=_incident_window(hub), cause=cause, ticket_id=ticket_id)
+
+
 @cases_group.command(
     name="resolve-incident",
     help="Close every open and replayed ticket of one incident as solved, with a note (each audited), "
     "1,000 per transaction. The incident is chosen by its cause as `cases incidents` prints it "
     '("-" for none) or by one of its tickets (--ticket, e.g. its sample ticket).',
 )
-@click.option("--source", help="The incident's source system.")
-@click.option("--code", help="The incident's error code.")
-@click.option("--event-type", help='The incident\'s event type ("-": none, an undecodable message).')
-@click.option(
-    "--version", "fagsystem_version", help='The incident\'s fagsystemVersion (omitted or "-": none).'
-)
-@click.option("--ticket", "ticket_id", type=int, help="One of the incident's tickets (its sample ticket).")
+@_incident_options
 @click.option("--note", required=True)
 @_USER
 def cases_resolve_incident(
@@ -1128,26 +1171,86 @@ def cases_resolve_incident(
     note: str,
     user: str,
 ) -> None:
-    from hub.support.incidents import Cause, find_incident, resolve_incident
+    from hub.support.incidents import resolve_incident
 
-    given = [source, code, event_type]
-    if any(v is None for v in given) and (ticket_id is None or any(v is not None for v in given)):
-        raise click.UsageError("give --source, --code and --event-type, or --ticket")
-    cause = (
-        Cause(*(_none_if_dash(v) for v in (source, code, event_type, fagsystem_version)))
-        if source is not None
-        else None
-    )
     if not note.strip():
         raise click.UsageError("--note must say why")
     hub = _migrated_hub()
-    with hub.session_factory() as session:
-        incident = find_incident(session, window=_incident_window(hub), cause=cause, ticket_id=ticket_id)
+    incident = _chosen_incident(hub, source, code, event_type, fagsystem_version, ticket_id)
     resolved = 0
     for count in resolve_incident(hub.session_factory, incident, note, hub.clock(), username=user):
         resolved += count
         click.echo(f"resolved {resolved} of {incident.tickets}", err=True)
     click.echo(f"resolved {resolved} ticket(s) of the incident")
+
+
+@cases_group.command(
+    name="replay-incident",
+    help="Replay every open and replayed ticket of one incident (after the vendor's fix), oldest first, "
+    "1,000 at a time; each replay audited, and the incident's replay with --reason and the OS user. "
+    "Chosen as for resolve-incident. Asks first unless --yes; --dry-run sends nothing.",
+)
+@_incident_options
+@click.option(
+    "--reason", required=True, help="Why the incident is replayed (kept in the audit log with who and when)."
+)
+@_USER
+@click.option("--dry-run", is_flag=True, help="Show what would be replayed; send nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--rate", type=float, default=50.0, show_default=True, help="Replays per second at most.")
+def cases_replay_incident(
+    source: str | None,
+    code: str | None,
+    event_type: str | None,
+    fagsystem_version: str | None,
+    ticket_id: int | None,
+    reason: str,
+    user: str,
+    dry_run: bool,
+    yes: bool,
+    rate: float,
+) -> None:
+    from hub.register.unit_of_work import UnitOfWork
+    from hub.support.access import audit
+    from hub.support.replay import ReplayStep, replay_incident
+
+    if not reason.strip():
+        raise click.UsageError("--reason must say why")
+    hub = _migrated_hub()
+    incident = _chosen_incident(hub, source, code, event_type, fagsystem_version, ticket_id)
+    described = " / ".join(v or "-" for v in incident.cause.as_tuple())
+    click.echo(f"incident {described}: {incident.tickets} ticket(s), sample ticket {incident.sample_ticket}")
+    if not dry_run:
+        if not yes:
+            click.confirm(f"replay {incident.tickets} ticket(s)?", abort=True, err=True)
+        with UnitOfWork(hub.session_factory) as uow:
+            detail = f"os user {_os_user()}: {reason.strip()}"[:512]
+            audit(
+                uow.session,
+                user,
+                "replay_incident",
+                hub.clock(),
+                ticket_id=incident.sample_ticket,
+                detail=detail,
+            )
+            uow.commit()
+    handled = 0
+
+    def each(step: ReplayStep) -> None:
+        nonlocal handled
+        handled += 1
+        if dry_run or step.skipped:
+            click.echo(f"ticket {step.ticket_id}: {step}", err=True)
+        if handled % 100 == 0:
+            click.echo(f"{handled} of {incident.tickets} handled", err=True)
+
+    report = asyncio.run(
+        replay_incident(
+            hub, incident, per_second=rate, dry_run=dry_run, on_each=each, user=None if dry_run else user
+        )
+    )
+    verb = "would replay" if dry_run else "replayed"
+    click.echo(f"{verb} {len(report.replayed)}, skipped {len(report.skipped)}")
 
 
 @cases_group.command(

@@ -38,6 +38,7 @@ from hub.support import persons
 from hub.support.access import NoSuchTicket, Role, audit
 from hub.support.approval import APPROVABLE, approve
 from hub.support.export import export_person
+from hub.support.incidents import Incident, find_incident, list_incidents
 from hub.support.replay import check_replayable, edit_ticket
 from hub.support.scope import OutOfScope, Scope, Sources
 from hub.support.tickets import (
@@ -149,6 +150,23 @@ def settle_many_as(
     for ticket_id in ticket_ids:
         settle_as(session, user, ticket_id, status, note, now, sources=sources)
     return len(ticket_ids)
+
+
+def incidents_as(
+    session: Session, user: User, window: dt.timedelta, limit: int, *, sources: Sources
+) -> list[Incident]:
+    """The incidents of the tickets the user sees, grouped and counted over those alone."""
+    return list_incidents(session, window=window, limit=limit, within=Scope.of(user, sources).tickets())
+
+
+def incident_as(
+    session: Session, user: User, ticket_id: int, window: dt.timedelta, *, sources: Sources
+) -> Incident:
+    """The incident of one ticket the user sees (`NoSuchTicket` for one they do not), among the
+    tickets they see; `TicketError` if the ticket is in none (closed)."""
+    ticket_in_scope(session, user, ticket_id, sources=sources)
+    within = Scope.of(user, sources).tickets()
+    return find_incident(session, window=window, ticket_id=ticket_id, within=within)
 
 
 def error_code_counts(

@@ -22,6 +22,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     # Frame and sign-in
     "app.name": ("NIR-huben · brukerstøtte", "NIR hub · support"),
     "nav.tickets": ("Saker", "Tickets"),
+    "nav.incidents": ("Hendelser", "Incidents"),
     "role.imdi": ("IMDi brukerstøtte", "IMDi support"),
     "nav.users": ("Brukere", "Users"),
     "users.title": ("Brukere", "Users"),
@@ -549,6 +550,94 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Stopped: the broker could not take the events. The tickets not sent are still open.",
     ),
     "bulk.no_job": ("det finnes ingen slik kjøring", "there is no such run"),
+    # Incidents: the active tickets of one cause (`hub.support.incidents`)
+    "incidents.title": ("Hendelser", "Incidents"),
+    "incidents.intro": (
+        "Åpne og sendte saker med samme årsak (kilde, feilkode, hendelsestype og fagsystemversjon) "
+        "der feilene kommer mindre enn {hours} timer fra hverandre, er én hendelse. Nyeste først; "
+        "kommuner og personer telles, de vises ikke.",
+        "Open and replayed tickets of one cause (source, error code, event type and fagsystem "
+        "version) whose failures come less than {hours} hours apart are one incident. Newest first; "
+        "municipalities and persons are counted, never shown.",
+    ),
+    "incidents.none": ("Ingen hendelser: ingen åpne saker.", "No incidents: no open tickets."),
+    "incidents.more": (
+        "Bare de {limit} nyeste hendelsene vises.",
+        "Only the {limit} newest incidents are shown.",
+    ),
+    "incidents.open": ("Åpne", "Open"),
+    "incidents.back": ("Tilbake til hendelsene", "Back to the incidents"),
+    "col.version": ("Fagsystemversjon", "Fagsystem version"),
+    "col.tickets": ("Saker", "Tickets"),
+    "col.first_seen": ("Første feil", "First seen"),
+    "col.last_seen": ("Siste feil", "Last seen"),
+    "col.sample": ("Eksempelsak", "Sample ticket"),
+    "col.municipalities": ("Kommuner", "Municipalities"),
+    "col.persons": ("Personer", "Persons"),
+    "incident.title": ("Hendelse", "Incident"),
+    "incident.intro": (
+        "Handlingene gjelder alle sakene i hendelsen som du ser, i omganger på 1000, og hver sak loggføres.",
+        "The actions apply to every ticket of the incident you see, 1000 at a time, and each "
+        "ticket is audited.",
+    ),
+    "incident.changed": (
+        "Hendelsen har endret seg siden du så den; se over på nytt før du bekrefter.",
+        "The incident changed since you saw it; look again before you confirm.",
+    ),
+    "incident.gone": (
+        "sak {ticket} hører ikke lenger til noen hendelse (den er avsluttet)",
+        "ticket {ticket} is no longer in an incident (it is closed)",
+    ),
+    "incident.resolve_heading": ("Løs alle sakene", "Resolve every ticket"),
+    "incident.note": ("Notat (påkrevd)", "Note (required)"),
+    "incident.resolve_button": ("Løs {count} saker …", "Resolve {count} tickets …"),
+    "incident.would_resolve": (
+        "Ingenting er endret ennå. {count} saker ville blitt løst med notatet «{note}».",
+        "Nothing is changed yet. {count} tickets would be resolved with the note “{note}”.",
+    ),
+    "incident.confirm_resolve": ("Bekreft: løs {count} saker", "Confirm: resolve {count} tickets"),
+    "incident.replay_heading": ("Send alle på nytt", "Replay every ticket"),
+    "incident.replay_explain": (
+        "Når leverandøren har rettet feilen: først en prøvekjøring som ikke sender noe, så bekrefter du.",
+        "Once the vendor has fixed the fault: first a dry run that sends nothing, then you confirm.",
+    ),
+    "incident.replay_button": ("Prøvekjør sending på nytt …", "Dry run of the replay …"),
+    "incident.confirm_replay": ("Bekreft: send {count} saker på nytt", "Confirm: replay {count} tickets"),
+    "incident.nothing_to_replay": (
+        "Ingen av sakene kan sendes på nytt.",
+        "None of the tickets can be replayed.",
+    ),
+    "incident.back": ("Tilbake til hendelsen", "Back to the incident"),
+    "incident.progress_title_resolve": ("Løser hendelsens saker", "Resolving the incident's tickets"),
+    "incident.progress_title_dry_run": (
+        "Send på nytt: prøvekjøring (ingenting sendes)",
+        "Replay: dry run (nothing is sent)",
+    ),
+    "incident.progress_title_replay": ("Sender hendelsens saker på nytt", "Replaying the incident's tickets"),
+    "incident.failed_resolve": (
+        "Stoppet: registeret svarte ikke. Sakene som ikke ble løst, er fortsatt åpne.",
+        "Stopped: the register did not answer. The tickets not resolved are still open.",
+    ),
+    "incident.failed_dry_run": (
+        "Stoppet: prøvekjøringen ble ikke ferdig. Ingenting er sendt.",
+        "Stopped: the dry run did not finish. Nothing was sent.",
+    ),
+    "incident.failed_replay": (
+        "Stoppet: meglerne kunne ikke ta imot. Sakene som ikke ble sendt, er fortsatt åpne.",
+        "Stopped: the broker could not take the events. The tickets not sent are still open.",
+    ),
+    "incident.outcome.would_replay": ("sendes på nytt", "would be replayed"),
+    "incident.outcome.replayed": ("sendt på nytt", "replayed"),
+    "incident.outcome.closed": ("hoppet over: avsluttet", "skipped: closed"),
+    "incident.outcome.filed_by_hand": ("hoppet over: registrert for hånd", "skipped: filed by hand"),
+    "incident.outcome.out_of_scope": (
+        "avvist: utenfor det du har tilgang til",
+        "refused: outside your scope",
+    ),
+    "incident.more_steps": (
+        "… og {rest} saker til (telt over).",
+        "… and {rest} more tickets (counted above).",
+    ),
     "step.would_replay": ("sendes på nytt til {topic}", "would replay to {topic}"),
     "step.replayed": ("sendt på nytt til {topic}", "replayed to {topic}"),
     "step.closed": ("hoppet over: saken er {status}", "skipped: the ticket is {status}"),

@@ -32,6 +32,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy import (
@@ -115,10 +116,13 @@ def list_incidents(
     limit: int | None = None,
     cause: Cause | None = None,
     source_system: str | None = None,
+    within: ColumnElement[bool] | None = None,
 ) -> list[Incident]:
     """The incidents of the active (open and replayed) tickets, newest last failure first, at
     most `limit`; only those of `cause` if given, only those of `source_system` if given (in the
-    query: the gateway shows a source its own and must never read another's)."""
+    query: the gateway shows a source its own and must never read another's). `within` keeps
+    only the tickets a condition holds for (a support user's scope, `hub.support.scope.Scope.tickets`):
+    the incidents are then those of the tickets the user sees, counted over those alone."""
     if window <= dt.timedelta(0):
         raise ValueError("an incident's window must be longer than nothing")
     c = CaseTicket
@@ -148,6 +152,7 @@ def list_incidents(
             _active(),
             *(cause.matches() if cause is not None else ()),
             *((c.source_system == source_system,) if source_system is not None else ()),
+            *((within,) if within is not None else ()),
         )
         .subquery("gaps")
     )
@@ -215,10 +220,16 @@ def _aware(value: dt.datetime | str) -> dt.datetime:
 
 
 def find_incident(
-    session: Session, *, window: dt.timedelta, cause: Cause | None = None, ticket_id: int | None = None
+    session: Session,
+    *,
+    window: dt.timedelta,
+    cause: Cause | None = None,
+    ticket_id: int | None = None,
+    within: ColumnElement[bool] | None = None,
 ) -> Incident:
     """The incident of `cause`, or the one ticket `ticket_id` belongs to (then of its cause):
-    `TicketError` if there is none, or if the cause has several and no ticket chooses."""
+    `TicketError` if there is none, or if the cause has several and no ticket chooses. With
+    `within`, among the tickets it keeps (`list_incidents`); the caller checks the ticket is."""
     if ticket_id is not None:
         ticket = get_ticket(session, ticket_id)
         if ticket.status not in ACTIVE:
@@ -227,13 +238,13 @@ def find_incident(
         if cause is not None and cause != own:
             raise TicketError(f"ticket {ticket_id} is not of that cause")
         at = _aware(ticket.last_failed_at)
-        for incident in list_incidents(session, window=window, cause=own):
+        for incident in list_incidents(session, window=window, cause=own, within=within):
             if incident.first_seen <= at <= incident.last_seen:
                 return incident
         raise TicketError(f"ticket {ticket_id} is in no incident")  # closed meanwhile
     if cause is None:
         raise TicketError("give the incident's cause or one of its tickets")
-    found = list_incidents(session, window=window, cause=cause)
+    found = list_incidents(session, window=window, cause=cause, within=within)
     if not found:
         raise TicketError("there is no incident of that cause with open tickets")
     if len(found) > 1:
@@ -242,10 +253,19 @@ def find_incident(
     return found[0]
 
 
-def incident_tickets(session: Session, incident: Incident, limit: int) -> list[int]:
+def incident_tickets(
+    session: Session,
+    incident: Incident,
+    limit: int,
+    *,
+    within: ColumnElement[bool] | None = None,
+    after: tuple[dt.datetime, int] | None = None,
+) -> list[int]:
     """Up to `limit` of the incident's active tickets, oldest failure first: those of its cause that last
     failed within its first and last failure (no ticket of another incident of the same cause
-    can: a quiet of a whole window lies between them)."""
+    can: a quiet of a whole window lies between them). Only those `within` keeps, if given, and
+    after the ticket `after` (its last failure and number) in that order: a replay pages on by
+    it, as a replayed ticket stays active."""
     c = CaseTicket
     return list(
         session.scalars(
@@ -255,6 +275,8 @@ def incident_tickets(session: Session, incident: Incident, limit: int) -> list[i
                 *incident.cause.matches(),
                 c.last_failed_at >= incident.first_seen,
                 c.last_failed_at <= incident.last_seen,
+                *((tuple_(c.last_failed_at, c.id) > tuple_(*after),) if after is not None else ()),
+                *((within,) if within is not None else ()),
             )
             # In the index's order: each batch reads only its own tickets, not all that remain.
             .order_by(c.last_failed_at, c.id)
@@ -307,15 +329,16 @@ def resolve_incident(
     *,
     username: str,
     batch: int = RESOLVE_BATCH,
+    within: ColumnElement[bool] | None = None,
 ) -> Iterator[int]:
     """Resolve every active ticket of the incident as it was found, `batch` per transaction;
     yields how many each transaction closed. Tickets of its cause that fail after its last
-    failure are not in it, and stay open."""
+    failure are not in it, and stay open; with `within`, neither do those it does not keep."""
     from hub.register.unit_of_work import UnitOfWork
 
     while True:
         with UnitOfWork(session_factory) as uow:
-            ids = incident_tickets(uow.session, incident, batch)
+            ids = incident_tickets(uow.session, incident, batch, within=within)
             if not ids:
                 return
             count = resolve_batch(uow.session, ids, note, now, username=username)

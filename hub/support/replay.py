@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from hub.bootstrap import Hub
@@ -24,11 +24,12 @@ from hub.domain.calendar import norwegian_date
 from hub.errors import DecodeError
 from hub.pipeline.decode import decode_registration
 from hub.register.models import AuditEntry, CaseTicket
-from hub.register.unit_of_work import in_transaction
+from hub.register.unit_of_work import UnitOfWork, in_transaction
 from hub.schemas.codec import REGISTRATION, SchemaCatalog
 from hub.schemas.contract import ContractError, from_json
 from hub.sources import Source
 from hub.support.access import audit
+from hub.support.incidents import Incident, incident_tickets
 from hub.support.scope import OutOfScope, Scope
 from hub.support.tickets import ACTIVE, TicketError, TicketStatus, add_edit, get_ticket, latest_edit
 
@@ -282,3 +283,57 @@ async def replay_tickets(
         if producer is not None:
             await producer.stop()
     return report
+
+
+# The most tickets of an incident one pass of `replay_incident` takes from the register.
+INCIDENT_REPLAY_BATCH = 1000
+
+
+async def replay_incident(
+    hub: Hub,
+    incident: Incident,
+    *,
+    per_second: float = 50.0,
+    dry_run: bool = False,
+    on_each: Callable[[ReplayStep], None] = lambda _step: None,
+    user: str | None = None,
+    scope: Scope | None = None,
+    batch: int = INCIDENT_REPLAY_BATCH,
+) -> ReplayReport:
+    """Replay every active ticket of the incident (`hub.support.incidents`), oldest first,
+    `batch` at a time through `replay_tickets`, with its rate, dry run, audit and scope. A
+    replayed ticket stays active, so the batches page on by ticket number; a ticket that fails
+    again meanwhile has a later failure and leaves the incident. A support user's replay keeps to
+    the tickets their `scope` sees (and each is checked again as it is sent)."""
+    within: ColumnElement[bool] | None = scope.tickets() if scope is not None else None
+    report = ReplayReport()
+    after: tuple[dt.datetime, int] | None = None
+    while True:
+        ids, after = await in_transaction(
+            hub.unit_of_work,
+            functools.partial(_next_batch, incident=incident, batch=batch, within=within, after=after),
+        )
+        if not ids:
+            return report
+        part = await replay_tickets(
+            hub, ids, per_second=per_second, dry_run=dry_run, on_each=on_each, user=user, scope=scope
+        )
+        report.replayed.extend(part.replayed)
+        report.skipped.update(part.skipped)
+
+
+def _next_batch(
+    uow: UnitOfWork,
+    *,
+    incident: Incident,
+    batch: int,
+    within: ColumnElement[bool] | None,
+    after: tuple[dt.datetime, int] | None,
+) -> tuple[list[int], tuple[dt.datetime, int] | None]:
+    """The next batch of the incident's tickets, and where the one after it begins."""
+    ids = incident_tickets(uow.session, incident, batch, within=within, after=after)
+    if not ids:
+        return ids, after
+    last = uow.session.get(CaseTicket, ids[-1])
+    assert last is not None  # read in this very transaction
+    return ids, (last.last_failed_at, last.id)

@@ -80,10 +80,11 @@ from hub.support.i18n import (
     translate,
     translator,
 )
-from hub.support.replay import OUT_OF_SCOPE, ReplayStep, replay_tickets
+from hub.support.incidents import Incident, resolve_incident
+from hub.support.replay import OUT_OF_SCOPE, ReplayStep, replay_incident, replay_tickets
 from hub.support.scope import OutOfScope, Scope, Sources
 from hub.support.second_factor import Sealer
-from hub.support.tickets import ACTIVE, SORT_COLUMNS, TicketFilter, TicketStatus
+from hub.support.tickets import ACTIVE, SORT_COLUMNS, TicketError, TicketFilter, TicketStatus
 
 log = logging.getLogger(__name__)
 COOKIE = "nir_support_session"
@@ -1372,6 +1373,252 @@ class BulkProgress(SupportView):
             return self.page(
                 request,
                 "bulk_progress.html",
+                user=user,
+                form_token=form_token(_cookie(request) or ""),
+                job=job,
+            )
+
+        return await self.guarded(request, handle)
+
+
+# The incidents listed on their page at most (the newest last failure first).
+INCIDENT_LIST_LIMIT = 100
+# An incident's replay from the desk: as fast as `hub cases replay-incident` by default.
+INCIDENT_REPLAY_PER_SECOND = 50.0
+# The steps of an incident's replay (or its dry run) its progress page lists; the rest are counted.
+INCIDENT_STEPS_SHOWN = 200
+# What an incident's action is: resolve, the replay's dry run, the replay.
+RESOLVE, DRY_RUN, REPLAY = "resolve", "dry_run", "replay"
+
+
+@dataclass
+class _IncidentJob:
+    """An action over all of an incident's tickets running in this worker (a resolve, a replay,
+    or the replay's dry run), for its progress page, which only its starter sees. What is done is
+    in the register (each ticket audited); this is only how far it is."""
+
+    owner: str
+    action: str
+    ticket_id: int  # the ticket the incident was chosen by, for the page's links
+    total: int
+    expected: str  # the incident's fingerprint as it started: a dry run's confirmation carries it
+    handled: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)  # a replay's steps by what became of them
+    shown: list[ReplayStep] = field(default_factory=list)  # its first steps
+    finished: bool = False
+    failed: bool = False
+    task: asyncio.Task[Any] | None = None
+
+    def record(self, step: ReplayStep) -> None:
+        self.handled += 1
+        kind = step.skipped or ("would_replay" if step.dry_run else "replayed")
+        self.outcomes[kind] = self.outcomes.get(kind, 0) + 1
+        if len(self.shown) < INCIDENT_STEPS_SHOWN:
+            self.shown.append(step)
+
+
+# The incidents' jobs by their random id: an in-process registry, as the bulk replays' is. A job
+# lives as long as the worker that runs it (a restart ends it: the tickets it did not reach stay
+# active, and the incident can be acted on again); it is small, and not removed.
+_INCIDENT_JOBS: dict[str, _IncidentJob] = {}
+
+
+def _incident_fingerprint(incident: Incident) -> str:
+    """What a confirmation was shown: if the incident changed since (a ticket more or fewer, a
+    later failure), it is shown again."""
+    parts = [*(v or "" for v in incident.cause.as_tuple()), incident.first_seen.isoformat()]
+    parts += [incident.last_seen.isoformat(), str(incident.tickets)]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+class IncidentView(SupportView):
+    """What the incidents' pages share: the window that groups tickets, and the incident of one
+    of the user's tickets."""
+
+    @property
+    def window(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.hub.settings.incident_window_hours)
+
+    async def incident_of(self, request: Request, ticket_id: int) -> tuple[User, Incident | None]:
+        """The user and the incident of their ticket among the tickets they see (None: the
+        ticket is closed, in no incident); a ticket they do not see is `NoSuchTicket` (audited)."""
+
+        def work(session: Session, user: User) -> tuple[User, Incident | None]:
+            try:
+                return user, desk.incident_as(session, user, ticket_id, self.window, sources=self.sources)
+            except TicketError:
+                return user, None
+
+        return await self.as_user(request, work, ticket_id=ticket_id)
+
+    def gone(self, request: Request, ticket_id: int) -> Response:
+        return self.message(request, 404, "not_found.title", "incident.gone", ticket=ticket_id)
+
+
+@blueprint.route("/incidents", name="incidents")
+class Incidents(IncidentView):
+    """The incidents of the tickets the user sees, newest last failure first."""
+
+    async def get(self, request: Request) -> Response:
+        async def handle() -> Response:
+            def work(session: Session, user: User) -> dict[str, Any]:
+                return {
+                    "user": user,
+                    "incidents": desk.incidents_as(
+                        session, user, self.window, INCIDENT_LIST_LIMIT, sources=self.sources
+                    ),
+                }
+
+            found = await self.as_user(request, work)
+            return self.page(
+                request,
+                "incidents.html",
+                form_token=form_token(_cookie(request) or ""),
+                limit=INCIDENT_LIST_LIMIT,
+                window_hours=self.hub.settings.incident_window_hours,
+                **found,
+            )
+
+        return await self.guarded(request, handle)
+
+
+@blueprint.route("/incidents/{ticket_id:\\d+}", name="incident")
+class IncidentPage(IncidentView):
+    """One incident, chosen by one of its tickets, and its actions over all its tickets: resolve
+    with a note (confirmed first), and replay (its dry run first, then confirmed); each runs in
+    batches behind a progress page."""
+
+    async def get(self, request: Request, ticket_id: str) -> Response:
+        return await self.guarded(request, lambda: self.incident_page(request, int(ticket_id)))
+
+    async def incident_page(
+        self, request: Request, ticket_id: int, *, changed: bool = False, note: str = ""
+    ) -> Response:
+        user, incident = await self.incident_of(request, ticket_id)
+        if incident is None:
+            return self.gone(request, ticket_id)
+        return self.page(
+            request,
+            "incident.html",
+            user=user,
+            incident=incident,
+            ticket_id=ticket_id,
+            form_token=form_token(_cookie(request) or ""),
+            changed=changed,
+            note=note,
+        )
+
+    async def post(self, request: Request, ticket_id: str) -> Response:
+        number = int(ticket_id)
+
+        async def handle() -> Response:
+            data = await self.form(request)
+            action = data.get("action", "")
+            if action not in (RESOLVE, REPLAY):
+                raise _BadInput("bad.choice", name=_FieldName("field.action"))
+            note = _text(data.get("note", ""), "field.note", DESCRIPTION_LIMIT).strip()
+            if action == RESOLVE and not note:
+                raise _BadInput("bulk.note_required")
+            user, incident = await self.incident_of(request, number)
+            if incident is None:
+                return self.gone(request, number)
+            fingerprint = _incident_fingerprint(incident)
+            confirmed = data.get("step") == "confirm"
+            if confirmed and not hmac.compare_digest(data.get("expected", ""), fingerprint):
+                return await self.incident_page(request, number, changed=True, note=note)
+            if action == RESOLVE and not confirmed:
+                return self.page(
+                    request,
+                    "incident_confirm.html",
+                    user=user,
+                    incident=incident,
+                    ticket_id=number,
+                    note=note,
+                    expected=fingerprint,
+                    form_token=form_token(_cookie(request) or ""),
+                )
+            kind = action if confirmed else DRY_RUN
+            job_id = await self.start(Scope.of(user, self.sources), kind, incident, number, note)
+            return self.redirect(f"/incidents/jobs/{job_id}")
+
+        return await self.guarded(request, handle)
+
+    async def start(self, scope: Scope, action: str, incident: Incident, ticket_id: int, note: str) -> str:
+        """Start the action over the incident's tickets (those of the user's scope) as a task of
+        this worker; its id. The action is audited as it starts, and each ticket as it is done
+        (`resolve_incident`, `replay_incident`); a dry run changes nothing and is not."""
+        hub = self.hub
+        job_id = secrets.token_urlsafe(18)
+        job = _IncidentJob(
+            owner=scope.username,
+            action=action,
+            ticket_id=ticket_id,
+            total=incident.tickets,
+            expected=_incident_fingerprint(incident),
+        )
+        if action != DRY_RUN:
+            detail = f"{incident.tickets} tickets"
+            await in_transaction(
+                hub.unit_of_work,
+                lambda uow: audit(
+                    uow.session,
+                    scope.username,
+                    f"incident_{action}",
+                    hub.clock(),
+                    ticket_id=ticket_id,
+                    detail=detail,
+                ),
+            )
+
+        async def run() -> None:
+            try:
+                if action == RESOLVE:
+                    batches = resolve_incident(
+                        hub.session_factory,
+                        incident,
+                        note,
+                        hub.clock(),
+                        username=scope.username,
+                        within=scope.tickets(),
+                    )
+                    # Each batch is its own transaction, on a thread: the event loop never waits.
+                    while (count := await asyncio.to_thread(next, batches, None)) is not None:
+                        job.handled += count
+                else:
+                    await replay_incident(
+                        hub,
+                        incident,
+                        per_second=INCIDENT_REPLAY_PER_SECOND,
+                        dry_run=action == DRY_RUN,
+                        on_each=job.record,
+                        user=None if action == DRY_RUN else scope.username,
+                        scope=scope,
+                    )
+            except Exception as exc:
+                job.failed = True
+                log.error("incident %s failed: %s", action, safe_traceback(exc))
+            finally:
+                job.finished = True
+
+        job.task = asyncio.create_task(run())
+        _INCIDENT_JOBS[job_id] = job
+        return job_id
+
+
+@blueprint.route("/incidents/jobs/{job_id:[A-Za-z0-9_-]{24}}", name="incident_progress")
+class IncidentProgress(SupportView):
+    """How far an incident's action is; refreshes itself until it is done. A finished dry run
+    offers the replay it showed, confirmed."""
+
+    async def get(self, request: Request, job_id: str) -> Response:
+        async def handle() -> Response:
+            user = await self.as_user(request, lambda session, u: u)
+            job = _INCIDENT_JOBS.get(job_id)
+            if job is None or job.owner != user.username:
+                return self.message(request, 404, "not_found.title", "bulk.no_job")
+            return self.page(
+                request,
+                "incident_progress.html",
                 user=user,
                 form_token=form_token(_cookie(request) or ""),
                 job=job,

@@ -57,6 +57,10 @@ DESK_NOT_READS = {
     ("split", "POST"): "IMDi's decision (audit log); a refusal shows the ticket through its view",
     ("approve", "POST"): "IMDi's decision (audit log); a refusal shows the ticket through its view",
     ("bulk_progress", "GET"): "ticket numbers and how far a replay is, nothing of a person",
+    ("incidents", "GET"): "counts per cause: municipalities and persons counted, never named",
+    ("incident", "GET"): "one incident's counts and a sample ticket's number, nothing of a person",
+    ("incident", "POST"): "acts on an incident's tickets (audit log); a confirmation shows counts only",
+    ("incident_progress", "GET"): "ticket numbers and how far an incident's action is, nothing of a person",
     ("language", "POST"): "the user's own choice of language",
     ("second_factor", "GET"): "signs in: the user's own second factor",
     ("second_factor", "POST"): "signs in",
@@ -99,6 +103,7 @@ CLI_NOT_READS = {
     "cases file": "files a case; prints its number",
     "cases incidents": "counts per cause: municipalities and persons counted, never named; a sample ticket number",
     "cases resolve-incident": "acts on tickets (audit log); prints how many",
+    "cases replay-incident": "acts on tickets (audit log); prints ticket numbers and outcomes",
     "users add": "support staff, not registered persons",
     "users list": "support staff, not registered persons",
     "users disable": "support staff",
@@ -271,7 +276,9 @@ def test_a_person_s_number_on_the_command_line_is_refused_with_how_to_give_it(sq
     hub = pipeline_hub(sqlite_url)
     for name, (args, count) in NUMBER_TAKERS.items():
         refused = hub_command(hub.settings, *args, NATIONAL_ID)
-        assert refused.returncode == 2 and "standard input" in refused.stderr and "--file" in refused.stderr, name
+        assert (
+            refused.returncode == 2 and "standard input" in refused.stderr and "--file" in refused.stderr
+        ), name
         assert NATIONAL_ID not in refused.stderr, name
         half = hub_command(hub.settings, *args, stdin="1234")
         assert half.returncode == 2 and "whole" in half.stderr, name
@@ -284,8 +291,16 @@ def test_hub_cases_file_takes_the_duf_number_from_stdin_checks_it_and_audits_who
 ) -> None:
     hub = pipeline_hub(database_url)
     filed = hub_command(
-        hub.settings, "cases", "file", "--description", "by phone", "--municipality", "0301",
-        "--user", "support-1", stdin=DUF + "\n",
+        hub.settings,
+        "cases",
+        "file",
+        "--description",
+        "by phone",
+        "--municipality",
+        "0301",
+        "--user",
+        "support-1",
+        stdin=DUF + "\n",
     )
     assert filed.returncode == 0 and DUF not in filed.stdout + filed.stderr, filed.stderr
     number_file = tmp_path / "number"
@@ -369,5 +384,7 @@ def test_only_imdi_s_support_staff_are_offered_and_given_a_person_s_export_on_th
         return await refused.text(), refused.status, page.status
 
     text, status, page_status = serve(hub, work)
-    assert page_status == 200 and status == 403 and DUF not in text  # the ticket is theirs to see; the export is not
+    assert (
+        page_status == 200 and status == 403 and DUF not in text
+    )  # the ticket is theirs to see; the export is not
     assert [e.actor for e in _entries(hub) if e.action == "person_export"] == []
