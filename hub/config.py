@@ -583,7 +583,15 @@ class Settings:
         "",
         "SQLAlchemy URL of the register for the gateway's `GET /v1/incidents` (it reads the caller's "
         "incidents and nothing else, in read-only transactions); empty: the gateway has no "
-        "register, and that route answers 503 incidents-unavailable",
+        "register, and that route answers 503 incidents-unavailable. On PostgreSQL, connect as "
+        "the role `nir_gateway`, which may read the view `gateway_incident_tickets` only "
+        "(deploy/postgres/roles.sh), never as the hub's own `nir`",
+    )
+    gateway_database_password_file: str = _setting(
+        "NIR_GATEWAY_DATABASE_PASSWORD_FILE",
+        "",
+        "a file holding the password of NIR_GATEWAY_DATABASE_URL's role (a compose secret), put "
+        "into that URL when the gateway connects; empty: the URL's own, if any",
     )
 
     @classmethod

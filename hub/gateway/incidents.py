@@ -3,9 +3,13 @@ vendor learns of its own failures grouped by cause (error code, event type, fags
 so a bad release is seen as one thing with a count and a since-when, not thousands of receipts.
 
 This is the gateway's only door to the register, and it is narrow: it is opened only when
-NIR_GATEWAY_DATABASE_URL is set, it runs one statement (`list_incidents` filtered by the caller's
-source in the query itself, so another source's tickets never leave the database), in a read-only
-transaction on PostgreSQL, and what it gives back are counts. No identifier, municipality,
+NIR_GATEWAY_DATABASE_URL is set, it reads one view, `gateway_incident_tickets` (migration 0026:
+the active tickets' cause, last failure, municipality and a person key that names no number),
+with one statement (the desk's grouping, `group_incidents`, filtered by the caller's source in
+the query itself, so another source's tickets never leave the database), in a read-only
+transaction on PostgreSQL, and what it gives back are counts. On PostgreSQL it connects as its
+own role, `nir_gateway`, which may SELECT that view and nothing else (docs/operations/security.md):
+were the gateway taken over, the register's tables, and its persons' numbers, stay out of reach. No identifier, municipality,
 person or ticket content is in the answer; the persons and municipalities are counted in SQL.
 The oldest ticket's number is (`sampleTicket`): it is the desk's reference, which the vendor can
 quote to IMDi's support so both speak of the same incident, and tells nothing of a person.
@@ -22,18 +26,20 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.domain.calendar import iso_utc
 from hub.domain.redaction import clean
-from hub.errors import safe_traceback
+from hub.errors import ConfigurationError, safe_traceback
 from hub.gateway.problems import Problem
 from hub.register.database import make_engine, make_session_factory
-from hub.support.incidents import Incident, list_incidents
+from hub.support.incidents import Incident, group_incidents
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,22 @@ CACHE_SECONDS = 10.0
 RETRY_SECONDS = 30
 # fagsystemVersion is the vendor's own free text: echoed back cut and with any identifier masked.
 VERSION_LIMIT = 64
+
+# The view the gateway reads, as migration 0026 makes it; in a metadata of its own, as the
+# register's models are its tables (a view is not a table for the models' comparison).
+GATEWAY_TICKETS = Table(
+    "gateway_incident_tickets",
+    MetaData(),
+    Column("id", Integer),
+    Column("status", String(16)),
+    Column("source_system", String(64)),
+    Column("error_code", String(32)),
+    Column("event_type", String(64)),
+    Column("fagsystem_version", String(64)),
+    Column("last_failed_at", DateTime(timezone=True)),
+    Column("municipality", String(4)),
+    Column("person", String),
+)
 
 
 def vendor_view(incident: Incident) -> dict[str, Any]:
@@ -65,10 +87,17 @@ class SourceIncidents:
     """Reads one source's incidents from the register, if the gateway was given one."""
 
     def __init__(
-        self, database_url: str, window: dt.timedelta, clock: Callable[[], float] = time.monotonic
+        self,
+        database_url: str,
+        window: dt.timedelta,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        password_file: str = "",
     ) -> None:
         self.window = window
         self.clock = clock
+        if database_url and password_file:
+            database_url = with_password(database_url, password_file)
         self.engine = make_engine(database_url) if database_url else None
         self.session_factory: sessionmaker[Session] | None = (
             make_session_factory(self.engine) if self.engine is not None else None
@@ -111,7 +140,31 @@ class SourceIncidents:
             if session.get_bind().dialect.name == "postgresql":
                 # Defence in depth: whatever a fault here might run, it cannot change the register.
                 session.execute(text("SET TRANSACTION READ ONLY"))
-            incidents = list_incidents(
-                session, window=self.window, limit=INCIDENTS_PAGE_MAX, source_system=source
-            )
+            v = GATEWAY_TICKETS.c
+            tickets = select(
+                v.id,
+                v.source_system,
+                v.error_code,
+                v.event_type,
+                v.fagsystem_version,
+                v.last_failed_at,
+                v.municipality,
+                v.person,
+            ).where(v.source_system == source)
+            incidents = group_incidents(session, tickets, window=self.window, limit=INCIDENTS_PAGE_MAX)
         return [vendor_view(i) for i in incidents]
+
+
+def with_password(database_url: str, password_file: str) -> str:
+    """The URL with the password read from the file (NIR_GATEWAY_DATABASE_PASSWORD_FILE, a compose
+    secret): the password is then in no environment variable, where `docker inspect` and every
+    child process would see it."""
+    try:
+        password = Path(password_file).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"the gateway's database password cannot be read from {password_file}: {exc.strerror}"
+        ) from None
+    if not password:
+        raise ConfigurationError(f"the gateway's database password file {password_file} is empty")
+    return make_url(database_url).set(password=password).render_as_string(hide_password=False)

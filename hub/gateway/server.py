@@ -97,7 +97,9 @@ class Gateway:
         # Events this process sent whose receipt has not come yet: (source, event id) -> where.
         self.pending = PendingEvents(settings.gateway_pending_seconds, settings.gateway_pending_max)
         self.incidents = SourceIncidents(
-            settings.gateway_database_url, dt.timedelta(hours=settings.incident_window_hours)
+            settings.gateway_database_url,
+            dt.timedelta(hours=settings.incident_window_hours),
+            password_file=settings.gateway_database_password_file,
         )
 
     async def start(self) -> None:

@@ -280,6 +280,12 @@ class CaseTicket(Base):
             postgresql_include=["municipality", "national_id", "duf_number"],
             sqlite_where=text(_ACTIVE_SQL),
         ),
+        # A ticket's number, and with it the first ticket that names it: the gateway's view
+        # (`gateway_incident_tickets`, migration 0026) counts a person the register does not
+        # know by that ticket instead of the number, one index step per ticket however many
+        # tickets name the same number.
+        Index("ix_case_tickets_national_id", "national_id", "id"),
+        Index("ix_case_tickets_duf_number", "duf_number", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -301,8 +307,8 @@ class CaseTicket(Base):
     fact_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     # When the failed event was sent: only an event sent after it is its fix.
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    duf_number: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
-    national_id: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    duf_number: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    national_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
     original_topic: Mapped[str | None] = mapped_column(String(249), nullable=True)
     original_partition: Mapped[int | None] = mapped_column(Integer, nullable=True)
     original_offset: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -24,6 +24,7 @@ from typing import Any, cast
 from sqlalchemy import (
     ColumnElement,
     Float,
+    Select,
     String,
     Table,
     and_,
@@ -120,15 +121,10 @@ def list_incidents(
 ) -> list[Incident]:
     """The incidents of the active (open and replayed) tickets, newest last failure first, at
     most `limit`; only those of `cause` if given, only those of `source_system` if given (in the
-    query: the gateway shows a source its own and must never read another's). `within` keeps
+    query, as the gateway's own reading of its view is, `hub.gateway.incidents`). `within` keeps
     only the tickets a condition holds for (a support user's scope, `hub.support.scope.Scope.tickets`):
     the incidents are then those of the tickets the user sees, counted over those alone."""
-    if window <= dt.timedelta(0):
-        raise ValueError("an incident's window must be longer than nothing")
     c = CaseTicket
-    seconds = _epoch_seconds(session.get_bind().dialect.name, c.last_failed_at)
-    partition = list(_CAUSE_COLUMNS)
-    order = (c.last_failed_at, c.id)
     national, duf = aliased(PersonIdentifier), aliased(PersonIdentifier)
     # The person a ticket names: the register's, where it knows one of the numbers.
     person = func.coalesce(
@@ -137,15 +133,8 @@ def list_incidents(
         literal("n") + c.national_id,
         literal("d") + c.duf_number,
     )
-    gaps = (
-        select(
-            c.id,
-            *_CAUSE_COLUMNS,
-            c.last_failed_at,
-            c.municipality,
-            person.label("person"),
-            (seconds - func.lag(seconds).over(partition_by=partition, order_by=order)).label("gap"),
-        )
+    tickets = (
+        select(c.id, *_CAUSE_COLUMNS, c.last_failed_at, c.municipality, person.label("person"))
         .outerjoin(national, and_(national.kind == "national_id", national.value == c.national_id))
         .outerjoin(duf, and_(duf.kind == "duf", duf.value == c.duf_number))
         .where(
@@ -154,8 +143,29 @@ def list_incidents(
             *((c.source_system == source_system,) if source_system is not None else ()),
             *((within,) if within is not None else ()),
         )
-        .subquery("gaps")
     )
+    return group_incidents(session, tickets, window=window, limit=limit)
+
+
+def group_incidents(
+    session: Session, tickets: Select[Any], *, window: dt.timedelta, limit: int | None = None
+) -> list[Incident]:
+    """The incidents of `tickets`, newest last failure first, at most `limit`: one row a ticket,
+    with its `id`, the cause's columns (`source_system`, `error_code`, `event_type`,
+    `fagsystem_version`), `last_failed_at`, `municipality` and `person` (any key that is one
+    person's, counted and never returned). The desk's tickets (`list_incidents`) and the
+    gateway's view (`hub.gateway.incidents`) are grouped by this one statement, so both count
+    alike."""
+    if window <= dt.timedelta(0):
+        raise ValueError("an incident's window must be longer than nothing")
+    t = tickets.subquery("tickets")
+    seconds = _epoch_seconds(session.get_bind().dialect.name, t.c.last_failed_at)
+    partition = [t.c.source_system, t.c.error_code, t.c.event_type, t.c.fagsystem_version]
+    order = (t.c.last_failed_at, t.c.id)
+    gaps = select(
+        t,
+        (seconds - func.lag(seconds).over(partition_by=partition, order_by=order)).label("gap"),
+    ).subquery("gaps")
     starts = case((gaps.c.gap.is_(None), 1), (gaps.c.gap >= window.total_seconds(), 1), else_=0)
     g_cause = [gaps.c.source_system, gaps.c.error_code, gaps.c.event_type, gaps.c.fagsystem_version]
     numbered = select(
