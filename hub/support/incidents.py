@@ -24,7 +24,6 @@ from typing import Any, cast
 from sqlalchemy import (
     ColumnElement,
     Float,
-    Select,
     String,
     Table,
     and_,
@@ -40,6 +39,7 @@ from sqlalchemy import (
     cast as sql_cast,
 )
 from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.sql.selectable import SelectBase
 
 from hub.register.database import insert_rows
 from hub.register.models import ACTIVE, AuditEntry, CaseTicket, PersonIdentifier, TicketStatus
@@ -148,7 +148,7 @@ def list_incidents(
 
 
 def group_incidents(
-    session: Session, tickets: Select[Any], *, window: dt.timedelta, limit: int | None = None
+    session: Session, tickets: SelectBase, *, window: dt.timedelta, limit: int | None = None
 ) -> list[Incident]:
     """The incidents of `tickets`, newest last failure first, at most `limit`: one row a ticket,
     with its `id`, the cause's columns (`source_system`, `error_code`, `event_type`,
