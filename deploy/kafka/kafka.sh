@@ -260,6 +260,8 @@ compose_secrets() {
   for principal in "${principals[@]}"; do
     [[ -s "$dir/$principal.password" ]] || (umask 077; openssl rand -hex 32 > "$dir/$principal.password")
   done
+  # The password of the register's role nir_gateway, the gateway's (deploy/postgres/roles.sh).
+  [[ -s "$dir/nir-gateway-db.password" ]] || (umask 077; openssl rand -hex 32 > "$dir/nir-gateway-db.password")
   # The key every hub service masks identifiers with (NIR_MASK_KEY_FILE): one for the whole
   # installation, so masks written by one service can be compared with another's.
   [[ -s "$dir/nir-mask.key" ]] || (umask 077; head -c 32 /dev/urandom > "$dir/nir-mask.key")

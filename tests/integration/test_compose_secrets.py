@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from hub.config import Settings
 from tests.integration.test_deployment import (
@@ -27,6 +28,7 @@ from tests.integration.test_deployment import (
 
 SECRETS: dict[str, Any] = COMPOSE["secrets"]
 BROKER, ADMIN = "nir-broker", "nir-admin"
+GATEWAY_DB = "nir-gateway-db"  # the password of the register's role nir_gateway
 WORKER_PASSWORDS = {"nir-worker", "nir-replay"}  # every worker serves the support page, which replays
 
 # Named volumes that hold a secret, and what: the broker's data (its CA's and certificate's keys,
@@ -40,7 +42,9 @@ EXPECTED_PASSWORDS: dict[str, set[str]] = {
     "kafka-access": {ADMIN, "nir-worker", "nir-replay", "nir-connector", "nir-gateway", "nir-monitor"},
     "worker": WORKER_PASSWORDS,
     "support": WORKER_PASSWORDS,
-    "gateway": {"nir-gateway"},
+    # Its Kafka principal's, and the register's role nir_gateway's: never nir's.
+    "gateway": {"nir-gateway", GATEWAY_DB},
+    "register-roles": {GATEWAY_DB},  # sets that role's password (deploy/postgres/roles.sh)
     "lag-exporter": {"nir-monitor"},
     "backup": {"nir-monitor"},  # reads the group's committed offsets for the manifest
     "folkeregister-connector": {"nir-connector"},
@@ -163,6 +167,25 @@ def test_kafka_access_writes_source_passwords_into_its_own_volume_beside_the_ser
         assert PurePosixPath(target).parent == PurePosixPath(settings.kafka_secrets_dir)
 
 
+def test_the_gateway_reaches_the_register_only_as_nir_gateway_with_that_roles_password_alone() -> None:
+    """The internet-facing gateway reads its incidents as nir_gateway (SELECT on one view), with
+    the password from its own secret, and has nothing of the hub's own role nir."""
+    gateway = settings_of("gateway")
+    url = make_url(gateway.gateway_database_url)
+    assert (url.username, url.password, url.host, url.database) == ("nir_gateway", None, "postgres", "nir")
+    assert _passwords_of("gateway")[GATEWAY_DB] == gateway.gateway_database_password_file
+    environment = SERVICES["gateway"]["environment"]
+    assert "NIR_DATABASE_URL" not in environment
+    assert not [k for k, v in environment.items() if "NIR_POSTGRES_PASSWORD" in str(v)]
+    # It starts once the view exists and the role may read it.
+    for step in ("migrate", "register-roles"):
+        assert SERVICES["gateway"]["depends_on"][step] == {"condition": "service_completed_successfully"}
+    assert SERVICES["register-roles"]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+    roles = SERVICES["register-roles"]
+    assert roles["environment"]["NIR_GATEWAY_DATABASE_PASSWORD_FILE"] == _passwords_of("register-roles")[GATEWAY_DB]
+    assert "./deploy/postgres/roles.sh:/opt/nir/roles.sh:ro" in roles["volumes"]
+
+
 def test_the_gateway_trusts_the_local_maskinporten_stand_in_unless_told_otherwise() -> None:
     gateway = settings_of("gateway")
     command = SERVICES["maskinporten-stand-in"]["command"]
@@ -191,7 +214,7 @@ def test_the_security_pages_table_of_who_reads_which_password_is_this_one() -> N
         if not row.startswith("| `nir-") or "password" not in cells[0]:
             continue
         services = set(re.findall(r"`([a-z-]+)`", cells[-1])) & set(SERVICES)
-        for principal in re.findall(r"`(nir-[a-z]+)`", cells[0]):
+        for principal in re.findall(r"`(nir-[a-z-]+)`", cells[0]):
             stated[principal] = services
     for principal, services in stated.items():
         assert services == {s for s, passwords in EXPECTED_PASSWORDS.items() if principal in passwords}, (

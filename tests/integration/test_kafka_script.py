@@ -105,6 +105,7 @@ def test_compose_secrets_are_one_file_per_principal_and_a_worker_certificate_for
         "nir-connector",
         "nir-gateway",
         "nir-monitor",
+        "nir-gateway-db",  # not a Kafka principal: the register's role nir_gateway
     }
     passwords = {path.stem: path.read_text() for path in directory.glob("*.password")}
     assert set(passwords) == principals
