@@ -151,7 +151,7 @@ def main() -> None:
     hub = Hub.from_settings(settings)
     kafka = settings.kafka.librdkafka()
     publisher = ConfirmedProducer(kafka)
-    sink = RegisterSink(RegistrationFlow(hub, publisher))
+    sink = RegisterSink(RegistrationFlow.of(hub, publisher))
     app = Application(
         broker_address=ConnectionConfig.from_librdkafka_dict(kafka),
         consumer_group=settings.app_id,

@@ -70,7 +70,7 @@ def asked(events: int) -> Asked:
 
     decide.evaluate = keeping  # type: ignore[assignment]
     try:
-        asyncio.run(run(RegistrationFlow(hub, DroppingPublisher())))
+        asyncio.run(run(RegistrationFlow.of(hub, DroppingPublisher())))
     finally:
         decide.evaluate = original
     return kept

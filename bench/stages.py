@@ -86,7 +86,7 @@ def cpu_per_event(work: Callable[[list[Message]], object], events: list[list[Mes
 
 
 async def flow_cost(hub: Hub, publisher: Publisher, events: list[list[Message]]) -> float:
-    flow = RegistrationFlow(hub, publisher)
+    flow = RegistrationFlow.of(hub, publisher)
     started = time.process_time()
     for batch in events:
         await flow.process_batch(batch)

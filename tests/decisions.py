@@ -35,7 +35,7 @@ def message(e: dict[str, Any], offset: int = 0) -> Message:
 def run(hub: Hub, *batches: list[dict[str, Any]]) -> tuple[list[list[str]], RecordingPublisher]:
     """Each batch through one flow, offsets counting on; the outcomes per batch, and what was sent."""
     publisher = RecordingPublisher()
-    flow = RegistrationFlow(hub, publisher)
+    flow = RegistrationFlow.of(hub, publisher)
     outcomes, offset = [], 0
     for batch in batches:
         messages = [message(e, offset + i) for i, e in enumerate(batch)]

@@ -2,25 +2,27 @@
 and periodically tries again the held events whose persons' numbers changed outside the flow or
 whose answer was never confirmed, and dead-letters those that waited longer than the hold limit.
 
-The flow handles every failure itself and returns only once the register transaction has
-committed and the receipt (and any dead letter) is confirmed by the broker.
+Each batch goes through its checkpoint (`hub.pipeline.checkpoint`): the flow handles every failure
+itself, and a batch is acknowledged only once the register transaction has committed and the
+receipts (and any dead letters) are confirmed by the broker.
 """
 
 import logging
 
-from hub.agents.runner import flow_agent
+from hub.agents.runner import flow_agent, guarded
 from hub.app import FaustPublisher, app, hub, registrations_topic, settings
 from hub.errors import safe_traceback
 from hub.pipeline.registrations import RegistrationFlow
 
 log = logging.getLogger(__name__)
 
-flow = RegistrationFlow(hub, FaustPublisher(app))
+NAME = "hub.agents.transfer_registrations"
+flow = RegistrationFlow.of(hub, FaustPublisher(app))
 transfer_registrations = flow_agent(
     app,
     registrations_topic,
-    flow,
-    "hub.agents.transfer_registrations",
+    guarded(hub, flow, NAME),
+    NAME,
     size=settings.batch_size,
     within=settings.batch_window_seconds,
 )

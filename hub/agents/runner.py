@@ -1,17 +1,10 @@
-"""How an agent runs a flow: the stream's messages in batches, in order, guarded.
+"""How an agent runs a flow: the stream's messages in batches, in order, each batch through its
+checkpoint (`hub.pipeline.checkpoint`: from the crash guard's mark to the acknowledgement).
 
-Acknowledgements are manual (Faust's `noack` stream): a message is acknowledged only after its
-batch is committed and confirmed, so its offset is never committed before. The stream is read on
-(into `Batches`) while the register works on the batch before, so the two overlap.
-
-Two guards stand between a message and its acknowledgement:
-- The crash guard (`hub.pipeline.crash_guard`) marks each batch before the flow begins it; a
-  message the worker keeps dying on is found by its marks and set aside unread, so one message
-  can never stop a partition for good.
-- The exit guard: the flows turn every failure into an outcome. Should one still raise (a fault in
-  the failure path itself), returning to Faust would acknowledge the event and a graceful
-  shutdown would commit its offset: the event would be lost. So the process ends at once
-  instead, without committing; the supervisor restarts it and the crash guard takes over.
+Acknowledgements are manual (Faust's `noack` stream): the checkpoint acknowledges a batch's events
+(`StreamAcknowledgement`) only after they are committed and answered, so no offset is committed
+before. The stream is read on (into `Batches`) while the register works on the batch before, so
+the two overlap. Faust stays here: the checkpoint sees messages and an acknowledgement.
 """
 
 from __future__ import annotations
@@ -21,81 +14,54 @@ import collections
 import contextlib
 import datetime as dt
 import logging
-import os
+import os  # noqa: F401  (tests stand in for os._exit here, as `or_exit` ends the process)
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import faust
 
 from hub import metrics
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
-from hub.errors import safe_traceback
-from hub.pipeline import crash_guard
-from hub.pipeline.flow import Message
-from hub.register.unit_of_work import UnitOfWork
+from hub.pipeline.checkpoint import EXIT_UNHANDLED as EXIT_UNHANDLED
+from hub.pipeline.checkpoint import BatchFlow, Checkpoint
+from hub.pipeline.checkpoint import or_exit as or_exit
+from hub.pipeline.flow import Flow, Message, Transactions
 from hub.streaming import RecordBatch, records_in
 
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-EXIT_UNHANDLED = 70  # EX_SOFTWARE
 
-
-class GuardedFlow(Protocol):
-    """What the runner needs of a flow (`hub.pipeline.flow.Flow` and its subclasses)."""
-
-    hub: Hub
-
-    async def process_batch(self, messages: list[Message]) -> Sequence[Any]: ...
-
-    async def set_aside(self, message: Message, times: int) -> None: ...
-
-    async def in_transaction(self, work: Callable[[UnitOfWork], T], what: str) -> T: ...
-
-
-async def or_exit(work: Awaitable[T], where: object) -> T:
-    try:
-        return await work
-    except asyncio.CancelledError:
-        raise
-    except BaseException as exc:
-        log.critical(
-            "unhandled failure at %s (%s); exiting without committing its offset",
-            where,
-            safe_traceback(exc),
-        )
-        logging.shutdown()
-        os._exit(EXIT_UNHANDLED)
-
-
-async def run_guarded(flow: GuardedFlow, name: str, messages: list[Message]) -> None:
-    """Run `messages` through `flow`, with the crash guard's marks around the work (see
-    `hub.pipeline.crash_guard`); returns once every outcome is committed and confirmed."""
-    plan = await flow.in_transaction(
-        lambda uow: crash_guard.plan(uow.session, name, messages, flow.hub.clock()), "crash guard"
+def guarded(hub: Hub, flow: BatchFlow, name: str) -> Checkpoint:
+    """The checkpoint of `flow`'s batches, its marks kept under `name`'s short form."""
+    return Checkpoint(
+        _short(name), flow, Transactions.of(hub), clock=lambda: hub.clock(), crash_attempts=hub.settings.crash_attempts
     )
-    if plan.together:
-        await or_exit(flow.process_batch(plan.together), plan.together[0].origin)
-        await flow.in_transaction(lambda uow: crash_guard.finish(uow.session, plan.marks), "crash guard")
-    for message in plan.one_by_one:
-        await _run_alone(flow, name, message, flow.hub.settings.crash_attempts)
 
 
-async def _run_alone(flow: GuardedFlow, name: str, message: Message, limit: int) -> None:
-    """One message of a suspected partition, with a mark of its own that counts its beginnings."""
-    origin = message.origin
-    attempts = await flow.in_transaction(
-        lambda uow: crash_guard.begin_one(uow.session, name, origin, flow.hub.clock()), "crash guard"
-    )
-    if attempts > limit:
-        log.error("%s: the worker stopped %d times on %s; set aside unprocessed", name, attempts - 1, origin)
-        await or_exit(flow.set_aside(message, attempts - 1), origin)
-        metrics.SET_ASIDE.labels(name).inc()
-    else:
-        await or_exit(flow.process_batch([message]), origin)
-    await flow.in_transaction(lambda uow: crash_guard.finish_one(uow.session, name, origin), "crash guard")
+class StreamAcknowledgement:
+    """The acknowledgement of a batch's events on a Faust `noack` stream."""
+
+    def __init__(self, stream: Any, events: list[Any]) -> None:
+        self.stream, self.events = stream, events
+
+    async def acknowledge(self) -> None:
+        for event in self.events:
+            await self.stream.ack(event)
+
+
+class _Unacknowledged:
+    """No acknowledgement: a batch run outside a stream."""
+
+    async def acknowledge(self) -> None:
+        return None
+
+
+async def run_guarded(flow: Flow, name: str, messages: list[Message]) -> None:
+    """Run `messages` through `flow`'s checkpoint, acknowledging nothing; returns once every
+    outcome is committed and confirmed."""
+    await guarded(flow.hub, flow, name).run(messages, _Unacknowledged())
 
 
 # Kafka's timestamp types: the producer's (CreateTime) or the broker's (LogAppendTime).
@@ -144,12 +110,11 @@ def _message(
 
 
 def flow_agent(
-    app: faust.App, topic: faust.TopicT, flow: GuardedFlow, name: str, *, size: int, within: float
+    app: faust.App, topic: faust.TopicT, checkpoint: Checkpoint, name: str, *, size: int, within: float
 ) -> Any:
-    """Register an agent that runs `topic` through `flow` in batches of up to `size` messages
+    """Register an agent that runs `topic` through `checkpoint` in batches of up to `size` messages
     (or what arrived within `within` seconds of a batch's first message)."""
-    flow_name = _short(name)
-    processing = metrics.PROCESSING_SECONDS.labels(flow_name)
+    processing = metrics.PROCESSING_SECONDS.labels(checkpoint.name)
 
     async def run(stream: Any) -> None:
         manual = stream.noack()
@@ -160,21 +125,19 @@ def flow_agent(
                 events = await batches.next()
                 started = time.perf_counter()
                 messages = [m for e in events for m in messages_of(e)]
-                await run_guarded(flow, flow_name, messages)
+                await checkpoint.run(messages, StreamAcknowledgement(manual, events))
                 elapsed = time.perf_counter() - started  # each message waited for its whole batch
-                for event in events:
-                    await manual.ack(event)
                 for _ in messages:
                     processing.observe(elapsed)
 
-        deciding = asyncio.ensure_future(or_exit(decide(), f"the {flow_name} batches"))
+        deciding = asyncio.ensure_future(or_exit(decide(), f"the {checkpoint.name} batches"))
         try:
             async for event in manual.events():
                 await batches.add(event, records_in(event.message))
         finally:
             deciding.cancel()
 
-    run.__name__ = run.__qualname__ = flow_name
+    run.__name__ = run.__qualname__ = checkpoint.name
     return app.agent(topic, name=name)(run)
 
 

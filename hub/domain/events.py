@@ -3,9 +3,36 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
+
+# The payload fields that hold a date (written YYYY-MM-DD in the JSON shape): the contract's, as its
+# schemas say (`hub.schemas.contract.DATE_FIELDS` reads them there; a test holds the two equal).
+DATE_FIELDS = frozenset(
+    {
+        "decidedOn",
+        "endDate",
+        "factDate",
+        "periodEnd",
+        "periodStart",
+        "plannedEndDate",
+        "renewalAppliedOn",
+        "renewalRefusedOn",
+        "startDate",
+        "stoppedUntil",
+        "validUntil",
+    }
+)
+
+
+@functools.cache  # a rule asks for every event; the record names are the schemas' few
+def event_type_of(record_name: str) -> str:
+    """`no.imdi.nir.TrainingLeave` -> `TRAINING_LEAVE` (the contract's naming rule)."""
+    short = record_name.rsplit(".", 1)[-1]
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", short).upper()
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ reference: an empty value, and a header saying how large it was and where it sti
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 from hub.domain.events import Origin
 from hub.domain.redaction import clean
+from hub.domain.transfer import Failure as Failure
 from hub.pipeline.ports import Outgoing
 
 # Header names on every dead letter. Values are UTF-8 text.
@@ -30,17 +30,6 @@ H_OMITTED = "nir.original.omitted-bytes"
 KEY_LIMIT = 1024
 # Room for the record's own framing beside key, value and headers.
 _RECORD_OVERHEAD = 512
-
-
-@dataclass(frozen=True)
-class Failure:
-    """Why a message could not be transferred. `error_class` is one of: decode, schema, rule,
-    register, poison, internal. The message never contains an identifier in clear text."""
-
-    error_class: str
-    code: str
-    message: str
-    message_nb: str = ""  # the same in Norwegian, for the support page (rules give both)
 
 
 def dead_letter_headers(origin: Origin, failure: Failure, now: dt.datetime) -> list[tuple[str, bytes]]:

@@ -8,6 +8,11 @@ decision is folded into the snapshot, so the next event of the batch sees it.
 
 `decide_batch` decides a batch in order and then tries again the events held for the persons it
 wrote to, until a pass accepts none. A batch of one is a batch: there is no other path.
+
+Pure: this module imports only `hub.domain` and `hub.rules`, builds every outcome itself (the
+`_rejected`, `_failed`, `_accepted` builders and the three-line ones beside them, each given the hold
+it decides again), and never changes a `Decision` once built. What it cannot know is handed in:
+how a held event is read again (`read_held`) and how a fault is explained (`fault`).
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ import functools
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from hub.domain.calendar import norwegian_date
-from hub.domain.events import Registration
+from hub.domain.events import Origin, Registration
 from hub.domain.lifecycle import Action, Fact
 from hub.domain.residence import Residence
 from hub.domain.snapshot import (
@@ -36,11 +42,9 @@ from hub.domain.snapshot import (
     Target,
     identifiers_of,
 )
-from hub.pipeline.deadletter import Failure
-from hub.pipeline.flow import Message, failure_from
-from hub.pipeline.receipts import ReceiptOutcome
+from hub.domain.sources import SourceRegistry, SourceState
+from hub.domain.transfer import Failure, Message, ReceiptOutcome
 from hub.rules import EVENT_ID_REUSED, LATE_REGISTRATION, RuleContext, Severity, Violation, check, evaluate
-from hub.sources import SourceRegistry, SourceState
 
 ACCEPTED = {ReceiptOutcome.ACCEPTED, ReceiptOutcome.ACCEPTED_WITH_WARNINGS}
 
@@ -55,7 +59,7 @@ class Pending:
     held: HeldEntry | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Decision:
     """What becomes of one message: the answer its source gets, and what the register changes.
 
@@ -76,6 +80,11 @@ class Decision:
     def releases(self) -> list[str]:
         """Held events that leave the hold once this decision is answered."""
         return [c.event_id for c in self.changes if isinstance(c, Release)]
+
+
+# How a held event is read again (its bytes decoded), and how a fault is explained.
+ReadHeld: TypeAlias = Callable[[HeldEntry], Pending]
+Fault: TypeAlias = Callable[[Exception, Origin], Failure]
 
 
 @dataclass(frozen=True)
@@ -148,13 +157,9 @@ def counted_from(event: Registration, target: Target | None, received: dt.dateti
 
 
 def decide(pending: Pending, snapshot: Snapshot, circumstances: Circumstances) -> Decision:
-    decision = _decide(pending, snapshot, circumstances)
-    decision.held = pending.held
-    return decision
-
-
-def _decide(pending: Pending, snapshot: Snapshot, circumstances: Circumstances) -> Decision:
-    event, message, now = pending.event, pending.message, circumstances.now
+    """The decision of one event over the snapshot, folded into it. Every outcome it builds
+    carries the hold the event was tried again from (`pending.held`)."""
+    event, message, now, held_from = pending.event, pending.message, circumstances.now, pending.held
     event_id, topic = str(event.event_id), message.origin.topic
     previous = snapshot.registered(event_id)
     if previous is not None:
@@ -163,16 +168,15 @@ def _decide(pending: Pending, snapshot: Snapshot, circumstances: Circumstances) 
         # answers only its own ticket; another event with this id is refused.
         redelivered = previous.origin == message.origin
         if not redelivered and not previous.same_event(event, topic):
-            return rejected(message, event, [_reused_id(event, circumstances, "registered")], [])
+            return _rejected(message, event, [_reused_id(event, circumstances, "registered")], [], held_from)
         changes = snapshot.release(event_id) + snapshot.close_own_ticket(event_id, topic, now)
         if redelivered:
-            return _accepted(
-                pending, [_violation(n) for n in previous.warnings], previous.accepted_at, changes
-            )
-        return Decision(message, event, ReceiptOutcome.DUPLICATE, [], None, previous.accepted_at, changes)
+            warnings = [_violation(n) for n in previous.warnings]
+            return _accepted(pending, warnings, previous.accepted_at, changes)
+        return _duplicate(pending, previous.accepted_at, changes)
     held = snapshot.held_entry(event_id)
     if held is not None and held.origin.topic != topic:  # another source's event, waiting
-        return rejected(message, event, [_reused_id(event, circumstances, "held")], [])
+        return _rejected(message, event, [_reused_id(event, circumstances, "held")], [], held_from)
 
     resolution = snapshot.resolve(identifiers_of(event.national_id, event.duf_number))
     persons = list(resolution.persons) if resolution.conflict is None else []
@@ -193,13 +197,12 @@ def _decide(pending: Pending, snapshot: Snapshot, circumstances: Circumstances) 
     )
     violations = evaluate(event, context)
     if any(v.severity is Severity.REJECT for v in violations):
-        return rejected(message, event, violations, snapshot.release(event_id))
+        return _rejected(message, event, violations, snapshot.release(event_id), held_from)
     holds = [v for v in violations if v.severity is Severity.HOLD]
     if holds:
-        if pending.held is not None:  # tried again, still waiting
-            return Decision(message, event, None, holds, changes=snapshot.hold(pending.held, tried_again=True))
-        entry = _held_entry(message, event, holds[0], now)
-        return Decision(message, event, ReceiptOutcome.HELD, holds, changes=snapshot.hold(entry))
+        if held_from is not None:  # tried again, still waiting: its HELD receipt went out before
+            return _still_held(pending, holds, snapshot.hold(held_from, tried_again=True))
+        return _held(pending, holds, snapshot.hold(_held_entry(message, event, holds[0], now)))
 
     warnings = [v for v in violations if v.severity is Severity.WARNING]
     person, changes = snapshot.accept(
@@ -213,9 +216,7 @@ def _decide(pending: Pending, snapshot: Snapshot, circumstances: Circumstances) 
         resolution=resolution,
     )
     changes += snapshot.release(event_id) + snapshot.close_tickets(event, topic, now)
-    decision = _accepted(pending, warnings, now, changes)
-    decision.person = person
-    return decision
+    return _accepted(pending, warnings, now, changes, person)
 
 
 def _reused_id(event: Registration, circumstances: Circumstances, where: str) -> Violation:
@@ -239,7 +240,8 @@ def decide_batch(
     batch: Sequence[Pending],
     snapshot: Snapshot,
     circumstances: Circumstances,
-    read_held: Callable[[HeldEntry], Pending],
+    read_held: ReadHeld,
+    fault: Fault,
 ) -> list[Decision]:
     """Decide the batch in order, each event followed by the held events it let go: after an
     event writes to a person, their held events are tried again, again and again while a pass
@@ -249,19 +251,19 @@ def decide_batch(
     for pending in batch:
         if pending.held is not None and snapshot.held_entry(pending.held.event_id) is None:
             continue  # a held event an earlier decision of the batch already let go
-        decision = _decided(pending, snapshot, circumstances)
+        decision = _decided(pending, snapshot, circumstances, fault)
         decisions.append(decision)
         written = decision.person
         while written is not None:
             retried = [
-                _decided_held(e, snapshot, circumstances, read_held) for e in snapshot.waiting([written])
+                _decided_held(e, snapshot, circumstances, read_held, fault) for e in snapshot.waiting([written])
             ]
             decisions += retried
             written = written if any(d.person is not None for d in retried) else None
     return decisions
 
 
-def expired(entry: HeldEntry, read_held: Callable[[HeldEntry], Pending], waited: str) -> Decision:
+def expired(entry: HeldEntry, read_held: ReadHeld, waited: str) -> Decision:
     """A held event that waited past the hold limit: rejected for what it waited for."""
     violation = Violation(
         entry.reason_code, Severity.REJECT, f"{entry.reason} ({waited})", f"{entry.reason_nb} ({waited})"
@@ -270,25 +272,12 @@ def expired(entry: HeldEntry, read_held: Callable[[HeldEntry], Pending], waited:
         event: Registration | None = read_held(entry).event
     except Exception:  # its bytes no longer decode: the reason it waited still stands
         event = None
-    decision = rejected(held_message(entry), event, [violation], [Release(entry.event_id)])
-    decision.held = entry
-    return decision
+    return _rejected(held_message(entry), event, [violation], [Release(entry.event_id)], entry)
 
 
 def held_message(entry: HeldEntry) -> Message:
     """The message a held event came in, as the hold keeps it."""
     return Message(entry.origin, entry.key, entry.value, received_at=entry.received_at)
-
-
-def rejected(
-    message: Message, event: Registration | None, violations: list[Violation], changes: list[Change]
-) -> Decision:
-    """A rejection by the rules, with its dead-letter reason naming every rule that rejected."""
-    rejects = [v for v in violations if v.severity is Severity.REJECT]
-    text = "; ".join(f"{v.code}: {v.message}" for v in rejects)
-    text_nb = "; ".join(f"{v.code}: {v.message_nb}" for v in rejects)
-    failure = Failure("rule", rejects[0].code, text, text_nb)
-    return Decision(message, event, ReceiptOutcome.REJECTED, violations, failure, changes=changes)
 
 
 def failed(
@@ -297,13 +286,14 @@ def failed(
     failure: Failure,
     changes: list[Change],
     message_nb: str = "",
+    held: HeldEntry | None = None,
 ) -> Decision:
-    """A message that could not be decided (undecodable, or a fault), with why."""
+    """A message that could not be decided (undecodable, a fault, or set aside unread), with why."""
     violation = Violation(failure.code, Severity.REJECT, failure.message, message_nb)
-    return Decision(message, event, ReceiptOutcome.REJECTED, [violation], failure, changes=changes)
+    return Decision(message, event, ReceiptOutcome.REJECTED, [violation], failure, changes=changes, held=held)
 
 
-def _decided(pending: Pending, snapshot: Snapshot, circumstances: Circumstances) -> Decision:
+def _decided(pending: Pending, snapshot: Snapshot, circumstances: Circumstances, fault: Fault) -> Decision:
     """`decide`, with a fault in it (a bug) turned into a rejection of this event alone."""
     try:
         return decide(pending, snapshot, circumstances)
@@ -311,34 +301,71 @@ def _decided(pending: Pending, snapshot: Snapshot, circumstances: Circumstances)
         raise
     except Exception as exc:
         release = snapshot.release(str(pending.event.event_id))
-        decision = failed(pending.message, pending.event, failure_from(exc, pending.message.origin), release)
-        decision.held = pending.held
-        return decision
+        failure = fault(exc, pending.message.origin)
+        return failed(pending.message, pending.event, failure, release, held=pending.held)
 
 
 def _decided_held(
-    entry: HeldEntry,
-    snapshot: Snapshot,
-    circumstances: Circumstances,
-    read_held: Callable[[HeldEntry], Pending],
+    entry: HeldEntry, snapshot: Snapshot, circumstances: Circumstances, read_held: ReadHeld, fault: Fault
 ) -> Decision:
     try:
         pending = read_held(entry)
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # its bytes no longer decode (a schema withdrawn meanwhile)
-        message = held_message(entry)
-        decision = failed(message, None, failure_from(exc, entry.origin), snapshot.release(entry.event_id))
-        decision.held = entry
-        return decision
-    return _decided(pending, snapshot, circumstances)
+        release = snapshot.release(entry.event_id)
+        return failed(held_message(entry), None, fault(exc, entry.origin), release, held=entry)
+    return _decided(pending, snapshot, circumstances, fault)
+
+
+# --- the outcomes, each built whole ------------------------------------------------------------
+
+
+def _rejected(
+    message: Message,
+    event: Registration | None,
+    violations: list[Violation],
+    changes: list[Change],
+    held: HeldEntry | None,
+) -> Decision:
+    """A rejection by the rules, with its dead-letter reason naming every rule that rejected."""
+    rejects = [v for v in violations if v.severity is Severity.REJECT]
+    text = "; ".join(f"{v.code}: {v.message}" for v in rejects)
+    text_nb = "; ".join(f"{v.code}: {v.message_nb}" for v in rejects)
+    failure = Failure("rule", rejects[0].code, text, text_nb)
+    return Decision(message, event, ReceiptOutcome.REJECTED, violations, failure, changes=changes, held=held)
 
 
 def _accepted(
-    pending: Pending, warnings: list[Violation], registered_at: dt.datetime, changes: list[Change]
+    pending: Pending,
+    warnings: list[Violation],
+    registered_at: dt.datetime,
+    changes: list[Change],
+    person: PersonView | None = None,
 ) -> Decision:
+    """Accepted (again, for the very message redelivered), with its warnings; `person`: the one
+    written to, whose held events are tried again."""
     outcome = ReceiptOutcome.ACCEPTED_WITH_WARNINGS if warnings else ReceiptOutcome.ACCEPTED
-    return Decision(pending.message, pending.event, outcome, warnings, None, registered_at, changes)
+    return Decision(
+        pending.message, pending.event, outcome, warnings, None, registered_at, changes, person, pending.held
+    )
+
+
+def _duplicate(pending: Pending, registered_at: dt.datetime, changes: list[Change]) -> Decision:
+    """The same event sent again: answered as a duplicate, with when it was registered."""
+    return Decision(
+        pending.message, pending.event, ReceiptOutcome.DUPLICATE, [], None, registered_at, changes, held=pending.held
+    )
+
+
+def _held(pending: Pending, holds: list[Violation], changes: list[Change]) -> Decision:
+    """Held, waiting for what it depends on: its source is told so once."""
+    return Decision(pending.message, pending.event, ReceiptOutcome.HELD, holds, changes=changes)
+
+
+def _still_held(pending: Pending, holds: list[Violation], changes: list[Change]) -> Decision:
+    """Tried again and still waiting: nothing to answer."""
+    return Decision(pending.message, pending.event, None, holds, changes=changes, held=pending.held)
 
 
 def _violation(note: Note) -> Violation:

@@ -1,17 +1,18 @@
-"""What every flow shares: retrying transient failures, classifying errors, and dead-lettering."""
+"""What every flow shares: the register's transactions (retried while transient), the outbox of
+receipts and dead letters, and the classification of errors into dead-letter reasons."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from hub import metrics
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
 from hub.domain.redaction import clean
+from hub.domain.transfer import Message as Message
 from hub.errors import (
     DecodeError,
     HubError,
@@ -31,19 +32,6 @@ from hub.rules.base import VIOLATION_MESSAGE_LIMIT
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Message:
-    """A consumed Kafka message, as the pipeline needs it."""
-
-    origin: Origin
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = ()
-    # When the broker appended it (its LogAppendTime), or None when the topic keeps the time the
-    # producer gave instead: that is the sender's clock, and the hub's own reading time applies.
-    received_at: dt.datetime | None = None
 
 
 def failure_from(exc: Exception, origin: Origin) -> Failure:
@@ -75,48 +63,65 @@ _ERROR_CLASSES: tuple[tuple[type[HubError], str], ...] = (
 )
 
 
-class Flow:
-    """A flow takes messages one at a time (`process`) or a batch at a time (`process_batch`,
-    which flows that gain from batches override); both turn every failure into an outcome."""
+class Transactions:
+    """The register's transactions: each in a worker thread, retried while transient."""
 
-    def __init__(self, hub: Hub, publisher: Publisher) -> None:
-        self.hub = hub
-        self.publisher = publisher
+    def __init__(self, units: Callable[[], UnitOfWork], *, initial_delay: float, max_delay: float) -> None:
+        self.units = units
+        self.initial_delay, self.max_delay = initial_delay, max_delay
 
-    async def process(self, message: Message) -> Any:
-        raise NotImplementedError
-
-    async def process_batch(self, messages: list[Message]) -> Sequence[Any]:
-        return [await self.process(message) for message in messages]
-
-    async def set_aside(self, message: Message, times: int) -> None:
-        """Answer a message the worker stopped on `times` times, without reading it (the crash
-        guard's way out): here, a dead letter."""
-        await self.dead_letter(message, set_aside_failure(times))
+    @classmethod
+    def of(cls, hub: Hub) -> Transactions:
+        settings = hub.settings
+        return cls(hub.unit_of_work, initial_delay=settings.retry_initial_seconds, max_delay=settings.retry_max_seconds)
 
     async def retry(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
         return await retry_transient(
-            operation,
-            what=what,
-            initial_delay=self.hub.settings.retry_initial_seconds,
-            max_delay=self.hub.settings.retry_max_seconds,
+            operation, what=what, initial_delay=self.initial_delay, max_delay=self.max_delay
         )
 
-    async def in_transaction(self, work: Callable[[UnitOfWork], T], what: str) -> T:
+    async def run(self, work: Callable[[UnitOfWork], T], what: str) -> T:
         """Run `work` in one register transaction, in a worker thread, retried while transient."""
         with metrics.REGISTER_WRITE_SECONDS.labels(what).time():
-            return await self.retry(lambda: in_transaction(self.hub.unit_of_work, work), what)
+            return await self.retry(lambda: in_transaction(self.units, work), what)
+
+
+class Outbox:
+    """What the pipeline publishes (receipts and dead letters): in order, confirmed, retried while
+    transient, and never stopped by a broker that takes less than the hub builds."""
+
+    def __init__(
+        self,
+        publisher: Publisher,
+        transactions: Transactions,
+        *,
+        dead_letters: str,
+        clock: Callable[[], dt.datetime],
+        max_message_bytes: int,
+    ) -> None:
+        self.publisher, self._retrying = publisher, transactions
+        self.dead_letters, self.clock, self.max_message_bytes = dead_letters, clock, max_message_bytes
+
+    @classmethod
+    def of(cls, hub: Hub, publisher: Publisher, transactions: Transactions) -> Outbox:
+        return cls(
+            publisher,
+            transactions,
+            dead_letters=hub.names.dead_letters,
+            clock=lambda: hub.clock(),  # the hub's clock at each reading: tests move it
+            max_message_bytes=hub.settings.max_message_bytes,
+        )
 
     def dead_letter_of(self, message: Message, failure: Failure) -> Outgoing:
         """The original message for the dead-letter topic, with why and where it failed."""
         return dead_letter(
-            self.hub.names.dead_letters,
+            self.dead_letters,
             message.origin,
             message.key,
             message.value,
             failure,
-            self.hub.clock(),
-            max_bytes=self.hub.settings.max_message_bytes,
+            self.clock(),
+            max_bytes=self.max_message_bytes,
         )
 
     async def publish(self, messages: Sequence[Outgoing], what: str) -> None:
@@ -129,31 +134,57 @@ class Flow:
         if not messages:
             return
         try:
-            await self.retry(lambda: self.publisher.send_many(messages), what)
+            await self._retrying.retry(lambda: self.publisher.send_many(messages), what)
         except MessageTooLarge:
             for message in messages:
                 await self._publish_alone(message, what)
 
     async def _publish_alone(self, message: Outgoing, what: str) -> None:
-        dead_letters = self.hub.names.dead_letters
-        smaller = [by_reference(message)] if message.topic == dead_letters else []
+        smaller = [by_reference(message)] if message.topic == self.dead_letters else []
         for candidate in (message, *smaller):
             if await self._sent(candidate, what):
                 return
-        kind = "dead_letter" if message.topic == dead_letters else "receipt"
+        kind = "dead_letter" if message.topic == self.dead_letters else "receipt"
         metrics.UNSENDABLE.labels(kind).inc()
         log.error("a %s for %s is larger than the broker takes; not sent", kind, message.topic)
 
     async def _sent(self, message: Outgoing, what: str) -> bool:
         try:
-            await self.retry(lambda: self.publisher.send_many([message]), what)
+            await self._retrying.retry(lambda: self.publisher.send_many([message]), what)
         except MessageTooLarge:
             return False
         return True
 
+
+class Flow:
+    """A flow takes messages one at a time (`process`) or a batch at a time (`process_batch`,
+    which flows that gain from batches override); both turn every failure into an outcome.
+    Its register transactions and its outbox are wired from `hub`."""
+
+    def __init__(self, hub: Hub, publisher: Publisher) -> None:
+        self.hub = hub
+        self.publisher = publisher
+        self.transactions = Transactions.of(hub)
+        self.outbox = Outbox.of(hub, publisher, self.transactions)
+
+    async def process(self, message: Message) -> Any:
+        raise NotImplementedError
+
+    async def process_batch(self, messages: list[Message]) -> Sequence[Any]:
+        return [await self.process(message) for message in messages]
+
+    async def set_aside(self, message: Message, times: int) -> None:
+        """Answer a message the worker stopped on `times` times, without reading it (the crash
+        guard's way out): here, a dead letter."""
+        await self.dead_letter(message, set_aside_failure(times))
+
+    async def in_transaction(self, work: Callable[[UnitOfWork], T], what: str) -> T:
+        """Run `work` in one register transaction, in a worker thread, retried while transient."""
+        return await self.transactions.run(work, what)
+
     async def dead_letter(self, message: Message, failure: Failure) -> None:
         """Publish the original message to the dead-letter topic; returns once confirmed."""
-        await self.publish([self.dead_letter_of(message, failure)], "dead-letter send")
+        await self.outbox.publish([self.outbox.dead_letter_of(message, failure)], "dead-letter send")
         count_dead_letters([failure])
 
 

@@ -1,4 +1,5 @@
-"""The outside world as the pipeline sees it: a publisher whose sends are confirmed."""
+"""The outside world as the pipeline sees it: a publisher whose sends are confirmed, and the
+acknowledgement of a batch's messages to the broker (Faust's, behind `hub.agents.runner`)."""
 
 from __future__ import annotations
 
@@ -24,4 +25,12 @@ class Publisher(Protocol):
         Raises `BrokerUnavailable` when one could not be confirmed; the caller then sends them
         all again (a receipt or dead letter may arrive twice, never out of order first).
         """
+        ...
+
+
+class Acknowledgement(Protocol):
+    async def acknowledge(self) -> None:
+        """Tell the broker the batch's messages are done: their offsets may now be committed.
+
+        The last step of the checkpoint (`hub.pipeline.checkpoint`), and the only one."""
         ...

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import uuid
 from typing import Any
 
 from hub.domain.events import Origin
+from hub.domain.transfer import ReceiptOutcome as ReceiptOutcome
 from hub.rules import Violation
 from hub.schemas.codec import RECEIPT, SchemaCatalog
-
-
-class ReceiptOutcome(enum.Enum):
-    ACCEPTED = "ACCEPTED"
-    ACCEPTED_WITH_WARNINGS = "ACCEPTED_WITH_WARNINGS"
-    DUPLICATE = "DUPLICATE"
-    REJECTED = "REJECTED"
-    HELD = "HELD"
 
 
 def encode_receipt(

@@ -253,7 +253,7 @@ class RegisterRepository:
         persons' numbers changed outside the registration flow (nudged), and those already
         registered. Such an event was accepted but is still held because its answer was never
         confirmed: the worker stopped, or a backup was taken, between the register's commit and
-        the hold's release (steps 1 and 3 of `RegistrationFlow.process_batch`). Decided again it
+        the hold's release (steps 5 and 7 of `hub.pipeline.checkpoint`). Decided again it
         is the very message again: answered as before, and let go."""
         rows = self.session.scalars(
             select(HeldEvent).where(or_(HeldEvent.nudged_at.is_not(None), _registered_already)).order_by(HeldEvent.id)

@@ -15,7 +15,7 @@ from hub.domain.lifecycle import Fact
 from hub.domain.redaction import clean
 from hub.domain.residence import Residence
 from hub.domain.snapshot import Conflict, PersonState, Target
-from hub.sources import SourceRegistry, SourceState
+from hub.domain.sources import SourceRegistry, SourceState
 
 
 class Severity(enum.Enum):

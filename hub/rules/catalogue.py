@@ -23,7 +23,7 @@ from hub.domain.deadlines import (
     is_too_old,
     may_be_late,
 )
-from hub.domain.events import Registration
+from hub.domain.events import DATE_FIELDS, Registration, event_type_of
 from hub.domain.identifiers import InvalidIdentifier, check_duf_number, parse_national_id, passes_duf_checksum
 from hub.domain.lifecycle import (
     ROLES,
@@ -51,7 +51,6 @@ from hub.domain.rights import (
 )
 from hub.domain.snapshot import TWO_PERSONS
 from hub.rules.base import Advice, Check, Explanation, RuleContext, Severity, Tier, rule
-from hub.schemas.contract import DATE_FIELDS, event_type_of
 
 T = TypeVar("T")
 

@@ -39,7 +39,7 @@ def _decide(hub: Hub, publisher: RecordingPublisher, e: dict, partition: int, of
     before = len(publisher.on(DEAD_LETTERS))
     value = catalog().encode(REGISTRATION, from_json(e))
     asyncio.run(
-        RegistrationFlow(hub, publisher).process(Message(Origin(TOPIC, partition, offset), b"k", value))
+        RegistrationFlow.of(hub, publisher).process(Message(Origin(TOPIC, partition, offset), b"k", value))
     )
     for n, (_, key, letter, headers) in enumerate(publisher.on(DEAD_LETTERS)[before:], start=before):
         raw = tuple((k, v.encode()) for k, v in headers.items())

@@ -110,7 +110,7 @@ def messages(events: list[dict[str, Any]]) -> list[Message]:
 def run(hub: Hub, events: list[dict[str, Any]], batch_size: int) -> list[tuple[str, str, tuple[str, ...]]]:
     """The stream through a flow in batches; every receipt sent (event id, outcome, rule codes)."""
     publisher = RecordingPublisher()
-    flow = RegistrationFlow(hub, publisher)
+    flow = RegistrationFlow.of(hub, publisher)
     all_messages = messages(events)
 
     async def go() -> None:

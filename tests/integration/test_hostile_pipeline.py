@@ -54,7 +54,7 @@ def tickets(hub: Hub) -> list[CaseTicket]:
 
 def test_every_absurd_event_is_rejected_with_a_rule_and_its_dead_letter_becomes_a_ticket(hub: Hub) -> None:
     publisher = RecordingPublisher()
-    flow = RegistrationFlow(hub, publisher)
+    flow = RegistrationFlow.of(hub, publisher)
     messages = [
         Message(Origin(TOPIC, 0, i), b"k", _encode(catalog(), d)) for i, (_, d, _) in enumerate(ABSURD)
     ]
@@ -150,7 +150,7 @@ def test_an_event_too_large_to_dead_letter_whole_goes_by_reference_and_its_ticke
     hub: Hub,
 ) -> None:
     publisher = RecordingPublisher()
-    flow = RegistrationFlow(hub, publisher)
+    flow = RegistrationFlow.of(hub, publisher)
     value = catalog().current("registration_event").header + b"\x02" * NEAR_BROKER_LIMIT
     asyncio.run(flow.process_batch([Message(Origin(TOPIC, 4, 77), b"k" * 5000, value)]))
     [(_, key, letter, headers)] = publisher.on(DEAD_LETTERS)
@@ -185,7 +185,7 @@ def test_a_broker_refusing_a_message_as_too_large_is_no_outage_the_dead_letter_g
     hub: Hub,
 ) -> None:
     publisher = _RefusesLarge(limit=20_000)
-    flow = RegistrationFlow(hub, publisher)
+    flow = RegistrationFlow.of(hub, publisher)
     value = catalog().current("registration_event").header + b"\x02" * 50_000
     processed = asyncio.run(
         asyncio.wait_for(flow.process_batch([Message(Origin(TOPIC, 0, 3), b"k", value)]), 30)
@@ -261,7 +261,7 @@ def test_a_batch_that_finishes_leaves_no_mark_and_costs_no_single_steps(hub: Hub
 
 def test_the_registration_flow_answers_a_set_aside_message_with_a_receipt_and_a_dead_letter(hub: Hub) -> None:
     publisher = RecordingPublisher()
-    flow = RegistrationFlow(hub, publisher)
+    flow = RegistrationFlow.of(hub, publisher)
     asyncio.run(flow.set_aside(Message(Origin(TOPIC, 0, 8), b"k", b"\xc3\x01anything"), 3))
     [(_, _, value, headers)] = publisher.on(DEAD_LETTERS)
     assert value == b"\xc3\x01anything" and headers[H_ERROR_CODE] == "NIR-POISON"
@@ -299,7 +299,7 @@ def test_undecodable_messages_in_a_batch_are_answered_in_order_with_the_rest(hub
     from tests.factories import event, synthetic_person
 
     publisher = RecordingPublisher()
-    flow = RegistrationFlow(hub, publisher)
+    flow = RegistrationFlow.of(hub, publisher)
     good = [catalog().encode("registration_event", from_json(event(synthetic_person()))) for _ in range(2)]
     values = [good[0], b"\xc3\x01garbage", b"", good[1]]
     processed = asyncio.run(

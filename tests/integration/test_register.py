@@ -219,7 +219,7 @@ def test_a_change_of_municipality_without_moving_gives_the_residence_its_new_num
     # The decisions read the same residence: Haram reports without a warning; Ålesund, which the
     # person no longer lives in since the split, is warned about.
     publisher = RecordingPublisher()
-    flow = RegistrationFlow(hub, publisher)
+    flow = RegistrationFlow.of(hub, publisher)
     topic = "nir.source.oslo-fagsystem.registrations"
     for offset, municipality in enumerate(("1580", "1508")):
         value = catalog().encode(REGISTRATION, from_json(event(person, municipality=municipality)))

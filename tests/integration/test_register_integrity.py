@@ -318,7 +318,7 @@ def play(hub: Hub, items: list[Item], batch_sizes: list[int]) -> dict[str, tuple
     Folkeregisteret's changes through the address flow's writer, and held events nudged by them
     tried again as the worker's timer does; the final receipt of every event."""
     publisher = RecordingPublisher()
-    flow = RegistrationFlow(hub, publisher)
+    flow = RegistrationFlow.of(hub, publisher)
     partitions = {(TOPIC, 0)}
     batch: list[Message] = []
     sizes = itertools.cycle(batch_sizes)

@@ -48,7 +48,7 @@ def hub(database_url: str) -> Hub:
 
 
 def send(hub: Hub, events: list[dict]) -> None:  # type: ignore[type-arg]
-    flow = RegistrationFlow(hub, RecordingPublisher())
+    flow = RegistrationFlow.of(hub, RecordingPublisher())
     for offset, e in enumerate(events):
         topic = hub.names.registrations(e["sourceSystem"])
         value = catalog().encode(REGISTRATION, from_json(e))

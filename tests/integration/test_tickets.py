@@ -41,7 +41,7 @@ def hub(sqlite_url: str, tmp_path: Path) -> Hub:
 def run(hub: Hub, publisher: RecordingPublisher, value: bytes, offset: int) -> None:
     """Process a registration, then hand every new dead letter to the ticket flow."""
     before = len(publisher.on("nir.dead-letters"))
-    asyncio.run(RegistrationFlow(hub, publisher).process(Message(Origin(TOPIC, 0, offset), b"k", value)))
+    asyncio.run(RegistrationFlow.of(hub, publisher).process(Message(Origin(TOPIC, 0, offset), b"k", value)))
     for n, (_, key, letter, headers) in enumerate(publisher.on("nir.dead-letters")[before:], start=before):
         raw = tuple((k, v.encode()) for k, v in headers.items())
         asyncio.run(
@@ -105,9 +105,9 @@ def test_a_ticket_whose_fix_was_accepted_before_the_dead_letter_was_read_opens_c
     bad = event(person, "TRAINING_CLAIM")
     bad["payload"] = {"claimedWithinDeadline": True}
     bad["municipality"] = "4601"
-    asyncio.run(RegistrationFlow(hub, publisher).process(Message(Origin(TOPIC, 0, 0), b"k", encoded(bad))))
+    asyncio.run(RegistrationFlow.of(hub, publisher).process(Message(Origin(TOPIC, 0, 0), b"k", encoded(bad))))
     fix = event(person, "TRAINING_CLAIM")
-    asyncio.run(RegistrationFlow(hub, publisher).process(Message(Origin(TOPIC, 0, 1), b"k", encoded(fix))))
+    asyncio.run(RegistrationFlow.of(hub, publisher).process(Message(Origin(TOPIC, 0, 1), b"k", encoded(fix))))
     _, key, letter, headers = publisher.on("nir.dead-letters")[0]
     raw = tuple((k, v.encode()) for k, v in headers.items())
     asyncio.run(
@@ -163,9 +163,9 @@ def test_an_earlier_event_accepted_late_does_not_close_the_ticket_of_a_later_fai
         "sentAt": (now - dt.timedelta(minutes=30)).isoformat(),
     }
     earlier = {**event(person, "TRAINING_CLAIM"), "sentAt": (now - dt.timedelta(minutes=60)).isoformat()}
-    asyncio.run(RegistrationFlow(hub, publisher).process(Message(Origin(TOPIC, 0, 0), b"k", encoded(bad))))
+    asyncio.run(RegistrationFlow.of(hub, publisher).process(Message(Origin(TOPIC, 0, 0), b"k", encoded(bad))))
     asyncio.run(
-        RegistrationFlow(hub, publisher).process(Message(Origin(TOPIC, 0, 1), b"k", encoded(earlier)))
+        RegistrationFlow.of(hub, publisher).process(Message(Origin(TOPIC, 0, 1), b"k", encoded(earlier)))
     )
     _, key, letter, headers = publisher.on("nir.dead-letters")[0]
     raw = tuple((k, v.encode()) for k, v in headers.items())

@@ -254,3 +254,10 @@ def test_a_catalog_refuses_nothing_it_wrote_itself(tmp_path: Any) -> None:
     exported = SchemaCatalog(tmp_path)
     data = catalog().encode(REGISTRATION, from_json(event(synthetic_person())))
     assert exported.decode(data).writer_version == catalog().current(REGISTRATION).version
+
+
+def test_the_date_fields_the_rules_know_are_those_the_contract_declares_as_dates() -> None:
+    from hub.domain.events import DATE_FIELDS as KNOWN_TO_THE_RULES
+    from hub.schemas.contract import DATE_FIELDS
+
+    assert KNOWN_TO_THE_RULES == DATE_FIELDS

@@ -16,16 +16,16 @@ import os
 _marker = os.environ.get("NIR_TEST_CRASH_MARKER", "").encode()
 
 if _marker:
-    import hub.pipeline.registrations as _registrations
+    import hub.pipeline.checkpoint as _checkpoint
 
-    _decode = _registrations.decode_registration
+    _decode = _checkpoint.decode_registration
 
     def _crashing(catalog, data):  # type: ignore[no-untyped-def]
         if data and _marker in data:
             os._exit(134)
         return _decode(catalog, data)
 
-    _registrations.decode_registration = _crashing
+    _checkpoint.decode_registration = _crashing
 
 _pause = os.environ.get("NIR_TEST_PAUSE_MARKER", "").encode()
 

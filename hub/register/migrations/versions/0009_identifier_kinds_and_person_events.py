@@ -2,7 +2,8 @@
 stopped using it, and the person events from its feed (identity changes, deaths, duplicate
 cessations).
 
-Existing rows get their kind from the number's shape (`hub.domain.identifiers.number_kind`).
+Existing rows get their kind from the number's shape (`_number_kind`: `hub.domain.identifiers.number_kind`
+as it was at this revision, frozen here: a migration never imports live code).
 
 Revision ID: 0009
 Revises: 0008
@@ -11,8 +12,6 @@ Create Date: 2026-12-02
 
 import sqlalchemy as sa
 from alembic import op
-
-from hub.domain.identifiers import number_kind
 
 revision = "0009"
 down_revision = "0008"
@@ -32,7 +31,7 @@ def upgrade() -> None:
     rows = connection.execute(sa.select(identifiers.c.id, identifiers.c.value)).all()
     for row_id, value in rows:
         connection.execute(
-            identifiers.update().where(identifiers.c.id == row_id).values(number_kind=number_kind(value))
+            identifiers.update().where(identifiers.c.id == row_id).values(number_kind=_number_kind(value))
         )
     op.create_table(
         "person_events",
@@ -53,3 +52,19 @@ def downgrade() -> None:
         batch.drop_column("ceased_sequence")
         batch.drop_column("ceased_at")
         batch.drop_column("number_kind")
+
+
+def _number_kind(value: str) -> str:
+    """What a stored identifier is, from its shape only (synthetic numbers as what they imitate)."""
+    digits = value.isascii() and value.isdigit()
+    if len(value) == 12 and digits:
+        return "duf"
+    if len(value) != 11 or not digits:
+        return "unknown"
+    day, month = int(value[0:2]), int(value[2:4])
+    month -= 80 if month > 80 else 0  # a synthetic number's month
+    if day > 40:
+        return "d-number"
+    if month > 40:
+        return "h-number"
+    return "fodselsnummer"
