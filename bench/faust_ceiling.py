@@ -2,7 +2,7 @@
 machine, on valid claims:
 
 - a Faust agent that does nothing with its events, with Faust's own Kafka transport and with
-  the hub's (`nirkafka://`, hub/streaming.py): what Faust's per-message machinery alone allows;
+  the hub's (`nirkafka://`, hub/kafka/transport.py): what Faust's per-message machinery alone allows;
 - the same agent on the hub's transport doing only what the chosen libraries must do for every
   event whatever the hub decides: decode it (fastavro); then also encode its receipt (fastavro)
   and send it (aiokafka, through the worker's producer, keyed by the source as the hub keys
@@ -51,7 +51,7 @@ def agent_worker() -> None:
     from hub.pipeline.ports import Outgoing
     from hub.pipeline.receipts import ReceiptOutcome, encode_receipt
     from hub.schemas.codec import catalog
-    from hub.streaming import HubProducer
+    from hub.kafka.transport import HubProducer
 
     topic, expected = os.environ["CEILING_TOPIC"], int(os.environ["CEILING_EVENTS"])
     receipts, work = os.environ["CEILING_RECEIPTS"], os.environ["CEILING_WORK"]
@@ -67,7 +67,7 @@ def agent_worker() -> None:
         topic_disable_leader=True,
         web_enabled=False,
         datadir=os.environ["CEILING_DATADIR"],
-        Worker="hub.streaming:HubWorker",
+        Worker="hub.kafka.transport:HubWorker",
     )
     schemas = catalog()
 

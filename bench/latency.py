@@ -43,7 +43,7 @@ from bench.common import (
 )
 from hub.bootstrap import Hub
 from hub.connectors.folkeregister_standin import FolkeregisterStandIn, serving
-from hub.kafka_client import KafkaConnection
+from hub.kafka.connection import KafkaConnection
 from hub.localrun import WorkerProcess
 from hub.register.models import AddressRecord, PersonIdentifier, RegistrationRecord
 

@@ -49,7 +49,7 @@ from bench.common import (
     run_benchmark,
 )
 from hub.localrun import WorkerProcess, local_admin
-from hub.recovery import GroupAdmin, recover, restore_backup, take_backup
+from hub.ops.recovery import GroupAdmin, recover, restore_backup, take_backup
 
 QUICK = {"events": 5_000, "before": 1_000}
 

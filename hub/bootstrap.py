@@ -26,7 +26,7 @@ from hub.register.database import make_engine, make_session_factory
 from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import SchemaCatalog, catalog
 from hub.sources import SourceRegistry
-from hub.topics import TopicNames
+from hub.kafka.topics import TopicNames
 
 
 def utc_now() -> dt.datetime:

@@ -21,7 +21,7 @@ from hub.bootstrap import Hub
 from hub.domain.calendar import iso_utc
 from hub.errors import HubError
 from hub.gateway.server import gateway
-from hub.lag_exporter import lag_exporter
+from hub.ops.lag_exporter import lag_exporter
 from hub.support.access import Role
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def db_upgrade() -> None:
     "said on stderr and tried again in at most 15 minutes).",
 )
 def backup_command(out: Path | None, into: Path | None, keep: int, repeat: bool) -> None:
-    from hub.recovery import prune_backups, timestamped_backup
+    from hub.ops.recovery import prune_backups, timestamped_backup
 
     if (out is None) == (into is None):
         raise click.UsageError("give either --out FILE or --into DIRECTORY")
@@ -108,7 +108,7 @@ def backup_command(out: Path | None, into: Path | None, keep: int, repeat: bool)
 
 
 def _back_up(hub: Hub, out: Path) -> None:
-    from hub.recovery import manifest_path, take_backup
+    from hub.ops.recovery import manifest_path, take_backup
 
     manifest = asyncio.run(take_backup(hub, out))
     click.echo(f"backup {out} of revision {manifest.revision}, taken {iso_utc(manifest.taken_at)}")
@@ -129,7 +129,7 @@ def _back_up(hub: Hub, out: Path) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Overwrite a register that holds data.")
 def restore_command(file: Path, force: bool) -> None:
-    from hub.recovery import manifest_path, restore_backup
+    from hub.ops.recovery import manifest_path, restore_backup
 
     restored = restore_backup(_hub(), file, force=force)
     click.echo(f"restored {file}: register at revision {restored.revision}")
@@ -148,7 +148,7 @@ def restore_command(file: Path, force: bool) -> None:
 @click.option("--manifest", "manifest_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Show the moves; make none.")
 def recover_command(manifest_file: Path | None, dry_run: bool) -> None:
-    from hub.recovery import Manifest, recover
+    from hub.ops.recovery import Manifest, recover
 
     hub = _migrated_hub()
     manifest = Manifest.read(manifest_file) if manifest_file is not None else None
@@ -180,9 +180,9 @@ def topics_group() -> None:
     "Idempotent.",
 )
 def topics_ensure() -> None:
-    from hub.broker import config_drift, shorter_retention
-    from hub.principals import BrokerAccess, prepare_broker
-    from hub.topics import read_by_the_hub, required_topics
+    from hub.kafka.admin import config_drift, shorter_retention
+    from hub.kafka.principals import BrokerAccess, prepare_broker
+    from hub.kafka.topics import read_by_the_hub, required_topics
 
     hub = _hub()
     specs = required_topics(hub.settings, hub.registry)
@@ -239,9 +239,9 @@ def retention_group() -> None:
 )
 @click.option("--apply", "apply", is_flag=True, help="Delete and anonymise; without it, only count.")
 def retention_run(apply: bool) -> None:
-    from hub import logs
+    from hub.ops import logs
     from hub.register.retention import policy, run
-    from hub.topics import TopicNames
+    from hub.kafka.topics import TopicNames
 
     hub = _migrated_hub()
     settings = hub.settings
@@ -305,10 +305,10 @@ def sources_list() -> None:
 )
 @click.argument("source_id", metavar="ID")
 def sources_grant(source_id: str) -> None:
-    from hub.broker import ensure_topics
-    from hub.principals import BrokerAccess, describe
+    from hub.kafka.admin import ensure_topics
+    from hub.kafka.principals import BrokerAccess, describe
     from hub.sources import SourceRegistry
-    from hub.topics import required_topics
+    from hub.kafka.topics import required_topics
 
     hub = _hub()
     source = _source(hub, source_id)
@@ -1579,10 +1579,10 @@ def folkeregister_group() -> None:
 def folkeregister_connect() -> None:
     import signal
 
-    from hub import logs
-    from hub.broker import ensure_topics
+    from hub.ops import logs
+    from hub.kafka.admin import ensure_topics
     from hub.connectors.folkeregister import run_connector
-    from hub.topics import folkeregister_topics
+    from hub.kafka.topics import folkeregister_topics
 
     hub = _migrated_hub()
     logs.for_service(hub.settings.log_repeat_seconds)

@@ -26,7 +26,7 @@ from hub.config import Settings
 from hub.connectors.maskinporten_standin import MaskinportenStandIn
 from hub.connectors.maskinporten_standin import serving as maskinporten_serving
 from hub.errors import ConfigurationError
-from hub.kafka_client import KafkaConnection
+from hub.kafka.connection import KafkaConnection
 from hub.localrun import (
     LocalBroker,
     WorkerProcess,

@@ -37,7 +37,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from hub.bootstrap import Hub, install_masks
-from hub.broker import delete_topics_with_prefix, end_offsets, read_from
+from hub.kafka.admin import delete_topics_with_prefix, end_offsets, read_from
 from hub.config import Settings
 from hub.connectors.fagsystem import FagsystemProducer
 from hub.connectors.folkeregister import read_position
@@ -66,7 +66,7 @@ from hub.localrun import (
 )
 from hub.maskinporten import MaskinportenTokens, client_from_settings, key_id, read_private_key
 from hub.pipeline.deadletter import H_OFFSET, H_PARTITION, H_TOPIC, read_headers
-from hub.principals import prepare_broker
+from hub.kafka.principals import prepare_broker
 from hub.register.database import make_engine
 from hub.register.migrate import upgrade
 from hub.register.models import AddressRecord, Person, RegistrationRecord

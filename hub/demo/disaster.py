@@ -26,11 +26,11 @@ from confluent_kafka.admin import OffsetSpec
 from sqlalchemy import select
 
 from hub.bootstrap import Hub
-from hub.broker import end_offsets, read_from
+from hub.kafka.admin import end_offsets, read_from
 from hub.config import Settings
 from hub.connectors.receipts import decode_receipt
 from hub.localrun import WorkerProcess, local_admin
-from hub.recovery import GroupAdmin, Move, hub_topics, manifest_path, recover, restore_backup, take_backup
+from hub.ops.recovery import GroupAdmin, Move, hub_topics, manifest_path, recover, restore_backup, take_backup
 from hub.register.models import CaseTicket, HeldEvent, RegistrationRecord
 
 AFTER_BACKUP = Path(__file__).resolve().parent / "after_backup.jsonl"

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from hub import metrics
+from hub.ops import metrics
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
 from hub.domain.redaction import clean

@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 from collections.abc import Collection, Sequence
 
-from hub import metrics
+from hub.ops import metrics
 from hub.bootstrap import Hub
 from hub.domain.snapshot import HeldEntry, Write
 from hub.errors import HubError

@@ -32,7 +32,7 @@ from hub.errors import HubError
 from hub.register.models import CaseTicket, RegistrationRecord, User
 from hub.sources import Source, SourceRegistry
 from hub.support.access import Role
-from hub.topics import TopicNames
+from hub.kafka.topics import TopicNames
 
 # The day the register's municipality lists begin: every number a municipality has had since is
 # its own.

@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from bench.common import national_ids
 from bench.mixed import Sent, mixed_stream
-from hub.broker import config_drift, topic_configs
+from hub.kafka.admin import config_drift, topic_configs
 from hub.connectors.fagsystem import FagsystemProducer
 from hub.connectors.folkeregister import read_position
 from hub.connectors.folkeregister_standin import FolkeregisterStandIn, serving
@@ -39,7 +39,7 @@ from hub.localrun import (
     stop_local_broker,
 )
 from hub.register.models import AddressRecord, PersonIdentifier
-from hub.topics import TopicSpec, durability
+from hub.kafka.topics import TopicSpec, durability
 from tests.conftest import make_settings
 from tests.harness import HubHarness, wait_until
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from hub.broker import end_offsets
+from hub.kafka.admin import end_offsets
 from hub.localrun import LocalBroker
 from hub.schemas.codec import REGISTRATION
 from hub.schemas.contract import from_json

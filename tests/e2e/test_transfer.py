@@ -170,10 +170,10 @@ def test_a_source_topic_on_the_broker_that_is_not_in_the_registry_is_consumed_an
 ) -> None:
     import asyncio
 
-    from hub.broker import ensure_topics
+    from hub.kafka.admin import ensure_topics
     from hub.schemas.codec import REGISTRATION
     from hub.schemas.contract import from_json
-    from hub.topics import TopicSpec
+    from hub.kafka.topics import TopicSpec
 
     rogue_topic = harness.hub.names.registrations("rogue")
     asyncio.run(ensure_topics(harness.admin.kafka, [TopicSpec(rogue_topic, 1)], 1))

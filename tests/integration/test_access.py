@@ -22,7 +22,7 @@ from hub.support.access import (
 )
 from hub.support.scope import Scope, Sources
 from hub.support.tickets import TicketStatus, file_manual_case, settle
-from hub.topics import TopicNames
+from hub.kafka.topics import TopicNames
 from tests.second_factor import SEALER, signed_in
 
 NOW = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)

@@ -31,7 +31,7 @@ from hub.errors import ConfigurationError
 from hub.localrun import LocalBroker, WorkerProcess, local_admin
 from hub.pipeline.addresses import AddressFlow
 from hub.pipeline.flow import Message
-from hub.principals import prepare_broker
+from hub.kafka.principals import prepare_broker
 from hub.register.people import describe_person
 from hub.register.repository import find_person_id
 from hub.register.unit_of_work import UnitOfWork

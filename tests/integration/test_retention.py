@@ -360,8 +360,8 @@ def topic_configs(harness: HubHarness, topics: list[str]) -> dict[str, dict[str,
 def test_hub_topics_ensure_sets_each_topics_retention_from_the_policy_and_reports_one_that_differs(
     harness: HubHarness,
 ) -> None:
-    from hub.broker import config_drift
-    from hub.topics import required_topics
+    from hub.kafka.admin import config_drift
+    from hub.kafka.topics import required_topics
 
     result = hub_command(harness.admin, "topics", "ensure")
     assert result.returncode == 0, result.stderr

@@ -16,7 +16,7 @@ from hub.support import desk
 from hub.support.access import AccessDenied, Role, create_user, sign_out, user_for_token
 from hub.support.scope import Sources
 from hub.support.tickets import TicketError, TicketFilter, TicketStatus, file_manual_case
-from hub.topics import TopicNames
+from hub.kafka.topics import TopicNames
 from tests.second_factor import signed_in
 
 NOW = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)

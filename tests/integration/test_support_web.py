@@ -35,7 +35,7 @@ from hub.support.access import Role, create_user, disable_user
 from hub.support.i18n import translate
 from hub.support.replay import ReplayReport
 from hub.support.tickets import IDENTITY_CONFLICT_KIND, file_manual_case, ticket_from_dead_letter
-from hub.webserver import FAUST_APP_OPTIONS
+from hub.ops.webserver import FAUST_APP_OPTIONS
 from tests.conftest import pipeline_hub
 from tests.decisions import days_ago, later, run
 from tests.factories import Person, event, synthetic_person

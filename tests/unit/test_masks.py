@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import hub.bootstrap
-from hub import logs
+from hub.ops import logs
 from hub.bootstrap import read_mask_key
 from hub.connectors.receipts import decode_receipt
 from hub.domain import identifiers

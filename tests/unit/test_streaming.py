@@ -1,4 +1,4 @@
-"""The hub's changes to faust-streaming (hub.streaming)."""
+"""The hub's changes to faust-streaming (hub.kafka.transport)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from hub.agents.runner import messages_of
-from hub.streaming import (
+from hub.kafka.transport import (
     HubConsumer,
     HubConsumerThread,
     HubPrometheusMonitor,

@@ -1,7 +1,7 @@
 """The private names of faust-streaming, mode, aiokafka and prometheus_client that the hub relies
 on, each checked against the installed libraries.
 
-The hub's changes to Faust (`hub.streaming`) subclass Faust's classes, override some of their
+The hub's changes to Faust (`hub.kafka.transport`) subclass Faust's classes, override some of their
 private methods and read some of their private state. A private name may go in any release,
 and an override of a method that no longer exists is simply never called: nothing would fail,
 the hub would only quietly lose what it changes. So every private name the module uses is
@@ -25,9 +25,9 @@ from faust.sensors.prometheus import PrometheusMonitor
 from faust.transport.drivers import aiokafka as kafka_driver
 from prometheus_client import Counter
 
-import hub.streaming
+import hub.kafka.transport
 
-MODULE = Path(hub.streaming.__file__)
+MODULE = Path(hub.kafka.transport.__file__)
 
 # Upstream's private names the module uses: the name → where it lives and what relies on it.
 UPSTREAM: dict[str, tuple[type, str]] = {
@@ -124,7 +124,7 @@ def test_each_upstream_private_name_the_hub_relies_on_exists_in_the_installed_li
     owner, relied_on_by = UPSTREAM[name]
     assert _upstream_has(owner, name), (
         f"{owner.__module__}.{owner.__qualname__} has no {name} any more, and {relied_on_by} "
-        f"(hub.streaming): adapt the hub to the new release before upgrading"
+        f"(hub.kafka.transport): adapt the hub to the new release before upgrading"
     )
 
 
@@ -133,7 +133,7 @@ def test_none_of_the_hubs_own_private_names_shadows_one_of_upstreams() -> None:
         f"{owner}.{name} (in {base.__qualname__})"
         for name, owner in OWN.items()
         if owner is not None
-        for base in getattr(hub.streaming, owner).__bases__
+        for base in getattr(hub.kafka.transport, owner).__bases__
         if _upstream_has(base, name)
     ]
     assert not shadowing, f"these names of the hub's are also upstream's: {shadowing}"

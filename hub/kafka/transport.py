@@ -1,12 +1,12 @@
 """What the hub changes in faust-streaming, and why. Each change is a documented subclass wired
-in through Faust's own configuration (`hub.app`, `hub.observability`), never a patch of Faust's
+in through Faust's own configuration (`hub.app`, `hub.ops.observability`), never a patch of Faust's
 modules.
 
 - `HubWorker` never runs Faust's terminal progress spinner. With a log level of WARN or higher,
   Faust's worker sets the root logger to DEBUG so that every log record turns the spinner; every
   library's debug record (aiokafka logs one for each message it sends) is then built and handled,
   which cost the registrations path about a quarter of its rate. A service logs to files; it has
-  no terminal to spin. It also puts `hub.logs`'s filters on the log handlers, logs a thread that
+  no terminal to spin. It also puts `hub.ops.logs`'s filters on the log handlers, logs a thread that
   dies as one record, and ends the process when a stop takes longer than `NIR_SHUTDOWN_SECONDS`
   (Faust waits a minute for a consumer thread that died while the broker was down, and without
   end for a batch that the database keeps from finishing). Once started, it freezes the objects
@@ -17,7 +17,7 @@ modules.
   per message. Faust's sensor updates several Prometheus metrics in each per-message hook, and
   prometheus_client validates the labels and takes a lock on every update. Here those hooks only
   count, in plain Python, and `publish` writes the counts into the same metrics: the `/metrics`
-  view calls it before each scrape (`hub.observability`), and a rebalance, which clears the
+  view calls it before each scrape (`hub.ops.observability`), and a rebalance, which clears the
   partition series, calls it before clearing them, as Faust's order of events would have it. The
   event-runtime and send-latency histograms are still observed per event and message. Labelled
   children are looked up once per label set, and the stream's label (a regular expression in
@@ -87,7 +87,7 @@ from faust.types.tuples import ConsumerMessage, ack_lock
 from mode.services import WaitArgT, WaitResults
 from mode.utils.times import Seconds
 
-from hub import logs
+from hub.ops import logs
 from hub.errors import safe_traceback
 from hub.pipeline.ports import Outgoing
 
@@ -95,7 +95,7 @@ log = logging.getLogger(__name__)
 
 
 class HubWorker(faust.Worker):
-    # Set from the settings in `hub.app`: how often one log message may repeat (`hub.logs`), and
+    # Set from the settings in `hub.app`: how often one log message may repeat (`hub.ops.logs`), and
     # how long a stop may take.
     log_repeat_seconds: float = 10.0
     shutdown_seconds: float = 10.0

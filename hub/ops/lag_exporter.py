@@ -4,7 +4,7 @@ Burrow measure it, so that lag is visible when every worker is down.
 Every NIR_LAG_EXPORTER_INTERVAL_SECONDS it reads the group's committed offsets (the admin API)
 and the end offsets of the topics the workers consume, as the monitoring principal
 (NIR_KAFKA_MONITOR_USER, which may describe the hub's topics and group and nothing else; see
-`hub.principals`), and serves `nir_consumer_group_lag` at /metrics on
+`hub.kafka.principals`), and serves `nir_consumer_group_lag` at /metrics on
 NIR_METRICS_HOST:NIR_LAG_EXPORTER_PORT. /health/ready answers 200 while its last read is recent.
 A worker's own `nir_consumer_lag` stays for per-worker detail.
 """
@@ -21,13 +21,13 @@ import click
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub import metrics
-from hub.broker import OffsetReader
+from hub.ops import metrics
+from hub.kafka.admin import OffsetReader
 from hub.config import Settings
 from hub.errors import safe_traceback
 from hub.sources import SourceRegistry
-from hub.topics import TopicNames
-from hub.webserver import add_security_headers, security_headers
+from hub.kafka.topics import TopicNames
+from hub.ops.webserver import add_security_headers, security_headers
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ async def serve(settings: Settings, registry: SourceRegistry) -> None:
     "at /metrics on NIR_METRICS_HOST:NIR_LAG_EXPORTER_PORT, as the monitoring principal.",
 )
 def lag_exporter() -> None:
-    from hub import logs
+    from hub.ops import logs
     from hub.bootstrap import install_masks
 
     settings = Settings.from_env()
