@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import SOURCE, Preloaded, preload, run_benchmark
 from bench.throughput import raw_limit
 from hub.config import Settings
-from hub.localrun import local_admin
+from hub.dev.localrun import local_admin
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 500  # as the registrations agent takes them (NIR_BATCH_SIZE)
@@ -48,10 +48,10 @@ def agent_worker() -> None:
     import faust
 
     from hub.agents.runner import messages_of
+    from hub.kafka.transport import HubProducer
     from hub.pipeline.ports import Outgoing
     from hub.pipeline.receipts import ReceiptOutcome, encode_receipt
     from hub.schemas.codec import catalog
-    from hub.kafka.transport import HubProducer
 
     topic, expected = os.environ["CEILING_TOPIC"], int(os.environ["CEILING_EVENTS"])
     receipts, work = os.environ["CEILING_RECEIPTS"], os.environ["CEILING_WORK"]
@@ -67,7 +67,7 @@ def agent_worker() -> None:
         topic_disable_leader=True,
         web_enabled=False,
         datadir=os.environ["CEILING_DATADIR"],
-        Worker="hub.kafka.transport:HubWorker",
+        Worker="hub.worker:HubWorker",
     )
     schemas = catalog()
 

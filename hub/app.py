@@ -17,16 +17,17 @@ import faust
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 
 from hub.bootstrap import Hub
-from hub.kafka.admin import ensure_topics, list_topics
 from hub.config import Settings
 from hub.errors import BrokerUnavailable, MessageTooLarge
+from hub.kafka.admin import ensure_topics, list_topics
+from hub.kafka.topics import TopicNames, required_topics
+from hub.kafka.transport import HubConsumerThread, HubProducer
 from hub.ops.observability import register_observability
+from hub.ops.webserver import FAUST_APP_OPTIONS, secure_web_server, security_headers
 from hub.pipeline.ports import Outgoing
 from hub.register.migrate import require_current
-from hub.kafka.transport import HubConsumerThread, HubProducer, HubWorker
 from hub.support.web import STYLE_HASHES, register_support_page
-from hub.kafka.topics import TopicNames, required_topics
-from hub.ops.webserver import FAUST_APP_OPTIONS, secure_web_server, security_headers
+from hub.worker import HubWorker
 
 log = logging.getLogger(__name__)
 

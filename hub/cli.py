@@ -239,9 +239,9 @@ def retention_group() -> None:
 )
 @click.option("--apply", "apply", is_flag=True, help="Delete and anonymise; without it, only count.")
 def retention_run(apply: bool) -> None:
+    from hub.kafka.topics import TopicNames
     from hub.ops import logs
     from hub.register.retention import policy, run
-    from hub.kafka.topics import TopicNames
 
     hub = _migrated_hub()
     settings = hub.settings
@@ -307,8 +307,8 @@ def sources_list() -> None:
 def sources_grant(source_id: str) -> None:
     from hub.kafka.admin import ensure_topics
     from hub.kafka.principals import BrokerAccess, describe
-    from hub.sources import SourceRegistry
     from hub.kafka.topics import required_topics
+    from hub.sources import SourceRegistry
 
     hub = _hub()
     source = _source(hub, source_id)
@@ -1563,7 +1563,7 @@ def rules_list(lang: str, with_advice: bool, as_json: bool, limit: int) -> None:
     help="Then back up the register, send more events, lose the register, restore and recover it.",
 )
 def demo(keep_broker: bool, support: bool, disaster: bool) -> None:
-    from hub.demo import run_demo
+    from hub.dev.demo import run_demo
 
     sys.exit(run_demo(keep_broker=keep_broker, support=support, disaster=disaster))
 
@@ -1579,10 +1579,10 @@ def folkeregister_group() -> None:
 def folkeregister_connect() -> None:
     import signal
 
-    from hub.ops import logs
-    from hub.kafka.admin import ensure_topics
     from hub.connectors.folkeregister import run_connector
+    from hub.kafka.admin import ensure_topics
     from hub.kafka.topics import folkeregister_topics
+    from hub.ops import logs
 
     hub = _migrated_hub()
     logs.for_service(hub.settings.log_repeat_seconds)
@@ -1615,7 +1615,7 @@ def folkeregister_connect() -> None:
 def folkeregister_stand_in(host: str, port: int, token: str | None) -> None:
     import time
 
-    from hub.connectors.folkeregister_standin import FolkeregisterStandIn, serving
+    from hub.dev.folkeregister_standin import FolkeregisterStandIn, serving
 
     with serving(FolkeregisterStandIn(token=token), host, port) as url:
         click.echo(
@@ -1689,14 +1689,14 @@ def idporten_stand_in(
     import secrets
     import time
 
-    from hub.connectors.idporten_standin import (
+    from hub.dev.idporten_standin import (
         BUILT_IN_PERSONS,
         IdportenStandIn,
         StandInClient,
         load_persons,
         serving,
     )
-    from hub.connectors.maskinporten_standin import signing_key
+    from hub.dev.maskinporten_standin import signing_key
     from hub.maskinporten import read_public_key
 
     if client_key is not None:
@@ -1769,7 +1769,7 @@ def maskinporten_stand_in(
 ) -> None:
     import time
 
-    from hub.connectors.maskinporten_standin import MaskinportenStandIn, load_clients, serving, signing_key
+    from hub.dev.maskinporten_standin import MaskinportenStandIn, load_clients, serving, signing_key
 
     stand_in = MaskinportenStandIn(
         signing_key(keys_dir),
@@ -1803,7 +1803,7 @@ def maskinporten_stand_in(
 def maskinporten_client_keys(
     client_id: str, out: Path, org_number: str, scopes: tuple[str, ...], audiences: tuple[str, ...]
 ) -> None:
-    from hub.connectors.maskinporten_standin import client_entry, make_client_keys
+    from hub.dev.maskinporten_standin import client_entry, make_client_keys
 
     if not (len(org_number) == 9 and org_number.isascii() and org_number.isdigit()):
         raise click.BadParameter("must be 9 digits", param_hint="--org-number")

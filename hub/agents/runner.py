@@ -28,14 +28,14 @@ from typing import Any, Protocol, TypeVar
 
 import faust
 
-from hub.ops import metrics
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
 from hub.errors import safe_traceback
+from hub.kafka.transport import RecordBatch, records_in
+from hub.ops import metrics
 from hub.pipeline import crash_guard
 from hub.pipeline.flow import Message
 from hub.register.unit_of_work import UnitOfWork
-from hub.kafka.transport import RecordBatch, records_in
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

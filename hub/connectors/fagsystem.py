@@ -22,9 +22,9 @@ from aiokafka import AIOKafkaProducer
 from hub.domain.redaction import echo
 from hub.errors import HubError
 from hub.kafka.connection import KafkaConnection
+from hub.kafka.topics import TopicNames
 from hub.schemas.codec import REGISTRATION, SchemaCatalog, SchemaVersion, catalog
 from hub.schemas.contract import ContractError, from_json
-from hub.kafka.topics import TopicNames
 
 
 class UnknownSourceTopic(HubError):

@@ -23,9 +23,9 @@ from typing import Any, cast
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from hub.kafka.connection import KafkaConnection
+from hub.kafka.topics import TopicNames
 from hub.schemas.codec import SchemaCatalog, catalog
 from hub.schemas.contract import to_json
-from hub.kafka.topics import TopicNames
 
 FINAL = {"ACCEPTED", "ACCEPTED_WITH_WARNINGS", "DUPLICATE", "REJECTED"}
 

@@ -39,10 +39,10 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from hub.errors import safe_traceback
 from hub.gateway.problems import Problem
 from hub.kafka.connection import KafkaConnection
+from hub.kafka.topics import TopicNames
 from hub.schemas.codec import SchemaCatalog
 from hub.schemas.contract import to_json
 from hub.sources import SOURCE_ID_PATTERN
-from hub.kafka.topics import TopicNames
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from hub.errors import safe_traceback
 from hub.kafka.connection import KafkaConnection
-from hub.sources import SourceState
 from hub.kafka.topics import TopicNames
+from hub.sources import SourceState
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,6 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from hub.ops import metrics
 from hub.config import Settings
 from hub.errors import safe_traceback
 from hub.gateway.incidents import INCIDENTS_PAGE, INCIDENTS_PAGE_MAX, SourceIncidents
@@ -52,10 +51,11 @@ from hub.gateway.problems import PROBLEM_JSON, Problem
 from hub.gateway.receipts import ReceiptLog, decode_cursor, encode_cursor
 from hub.gateway.revocations import SourceStates
 from hub.gateway.tokens import Caller, SigningKeys, TokenVerifier
+from hub.kafka.topics import TopicNames
+from hub.ops import metrics
+from hub.ops.webserver import add_security_headers, security_headers
 from hub.schemas.codec import SchemaCatalog, catalog
 from hub.sources import SourceRegistry
-from hub.kafka.topics import TopicNames
-from hub.ops.webserver import add_security_headers, security_headers
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("hub.gateway.access")
@@ -492,8 +492,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     "GET /v1/receipts, GET /v1/incidents) on NIR_GATEWAY_HOST:NIR_GATEWAY_PORT, as the gateway's Kafka principal.",
 )
 def gateway() -> None:
-    from hub.ops import logs
     from hub.bootstrap import install_masks
+    from hub.ops import logs
 
     settings = Settings.from_env()
     install_masks(settings)

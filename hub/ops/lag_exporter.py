@@ -21,13 +21,13 @@ import click
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub.ops import metrics
-from hub.kafka.admin import OffsetReader
 from hub.config import Settings
 from hub.errors import safe_traceback
-from hub.sources import SourceRegistry
+from hub.kafka.admin import OffsetReader
 from hub.kafka.topics import TopicNames
+from hub.ops import metrics
 from hub.ops.webserver import add_security_headers, security_headers
+from hub.sources import SourceRegistry
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +135,8 @@ async def serve(settings: Settings, registry: SourceRegistry) -> None:
     "at /metrics on NIR_METRICS_HOST:NIR_LAG_EXPORTER_PORT, as the monitoring principal.",
 )
 def lag_exporter() -> None:
-    from hub.ops import logs
     from hub.bootstrap import install_masks
+    from hub.ops import logs
 
     settings = Settings.from_env()
     install_masks(settings)

@@ -30,17 +30,17 @@ from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import text
 
-from hub.ops import metrics
 from hub.bootstrap import Hub
-from hub.kafka.admin import broker_answers
 from hub.domain.calendar import as_utc
 from hub.domain.redaction import clean
 from hub.errors import safe_traceback
-from hub.kafka.transport import HubPrometheusMonitor
+from hub.kafka.admin import broker_answers
+from hub.ops import metrics
+from hub.ops.monitor import HubPrometheusMonitor
+from hub.ops.webserver import add_security_headers
 from hub.support.incidents import Incident, list_incidents
 from hub.support.replay import replay_counts
 from hub.support.tickets import ACTIVE, TicketFilter, counts_by_error_code, oldest_active_failure
-from hub.ops.webserver import add_security_headers
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ import datetime as dt
 import logging
 from collections.abc import Collection, Sequence
 
-from hub.ops import metrics
 from hub.bootstrap import Hub
 from hub.domain.snapshot import HeldEntry, Write
 from hub.errors import HubError
+from hub.ops import metrics
 from hub.pipeline.decide import (
     Circumstances,
     Decision,

@@ -52,8 +52,8 @@ from sqlalchemy.engine import make_url
 
 from bench.common import national_ids
 from bench.mixed import mixed_stream
+from hub.dev.localrun import LocalBroker, local_admin
 from hub.kafka.admin import end_offsets, read_from
-from hub.localrun import LocalBroker, local_admin
 from hub.ops.recovery import Manifest, manifest_path
 from hub.register.database import sqlite_file
 from hub.register.migrate import head_revision

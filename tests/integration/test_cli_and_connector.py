@@ -15,7 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from hub.config import Settings
 from hub.connectors.fagsystem import FagsystemProducer, UnknownSourceTopic
-from hub.localrun import LocalBroker
+from hub.dev.localrun import LocalBroker
 from hub.schemas.codec import catalog
 from tests.conftest import make_settings
 from tests.factories import event, synthetic_person

@@ -17,9 +17,9 @@ from aiokafka.partitioner import DefaultPartitioner
 from hub.app import FaustPublisher
 from hub.kafka.admin import ensure_topics
 from hub.kafka.connection import KafkaConnection
-from hub.pipeline.ports import Outgoing
-from hub.kafka.transport import HubProducer
 from hub.kafka.topics import TopicSpec
+from hub.kafka.transport import HubProducer
+from hub.pipeline.ports import Outgoing
 
 PARTITIONS = 3
 

@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub.config import Settings
+from hub.dev.localrun import LocalBroker
 from hub.errors import ConfigurationError
-from hub.localrun import LocalBroker
 from hub.register.database import make_engine, make_session_factory
 from hub.register.models import (
     AuditEntry,

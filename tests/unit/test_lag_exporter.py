@@ -6,9 +6,9 @@ from __future__ import annotations
 import dataclasses
 
 from hub.config import Settings
+from hub.kafka.topics import TopicNames
 from hub.ops.lag_exporter import consumed_topics, group_lag
 from hub.sources import SourceRegistry
-from hub.kafka.topics import TopicNames
 
 
 def test_lag_is_the_end_offset_minus_the_committed_offset_of_each_partition() -> None:

@@ -23,9 +23,9 @@ from typing import IO, Any
 
 from aiohttp import web
 
-from hub.kafka.admin import broker_answers
 from hub.config import LOCAL_KAFKA_DIR, PACKAGE_DIR, Settings
 from hub.errors import ConfigurationError
+from hub.kafka.admin import broker_answers
 from hub.ops.logs import silenced
 
 KAFKA_SCRIPT = PACKAGE_DIR.parent / "deploy" / "kafka" / "kafka.sh"
