@@ -27,14 +27,12 @@ import datetime as dt
 import json
 import logging
 import re
-import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import click
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiokafka import AIOKafkaProducer
@@ -444,8 +442,8 @@ class AccessLogger(AbstractAccessLogger):
         self.logger.info(json.dumps(line))
 
 
-async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """Run the gateway until SIGTERM or SIGINT (or `stop`)."""
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Run the gateway until `stop` is set (`hub gateway`: on SIGTERM or SIGINT)."""
     gateway = Gateway(
         settings, SourceRegistry.load(settings.sources_file, settings.service_principals), catalog()
     )
@@ -473,9 +471,6 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             await ops.setup()
             runners.append(ops)
             await web.TCPSite(ops, settings.metrics_host, settings.gateway_metrics_port).start()
-        stop = stop or asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         if await gateway.states.wait_caught_up(600) and await gateway.receipts.wait_caught_up(600):
             log.info("ready: every source's revocations and receipts read")
         await stop.wait()
@@ -484,26 +479,3 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             with contextlib.suppress(Exception):
                 await runner.cleanup()
         await gateway.stop()
-
-
-@click.command(
-    name="gateway",
-    help="Serve the HTTPS ingestion API for fagsystems (Maskinporten tokens; POST /v1/events, "
-    "GET /v1/receipts, GET /v1/incidents) on NIR_GATEWAY_HOST:NIR_GATEWAY_PORT, as the gateway's Kafka principal.",
-)
-def gateway() -> None:
-    from hub.bootstrap import install_masks
-    from hub.ops import logs
-
-    settings = Settings.from_env()
-    install_masks(settings)
-    logs.for_service(settings.log_repeat_seconds)
-    scheme = "https" if settings.gateway_tls_cert_file else "http"
-    log.info(
-        "gateway on %s://%s:%s as %s",
-        scheme,
-        settings.gateway_host,
-        settings.gateway_port,
-        settings.kafka_gateway_user,
-    )
-    asyncio.run(serve(settings))

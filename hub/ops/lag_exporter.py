@@ -14,10 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 
-import click
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -115,37 +113,13 @@ class LagExporter:
         return app
 
 
-async def serve(settings: Settings, registry: SourceRegistry) -> None:
-    exporter = LagExporter(settings, registry)
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Serve the lag at /metrics until `stop` is set (`hub lag-exporter`: on SIGTERM or SIGINT)."""
+    exporter = LagExporter(settings, SourceRegistry.load(settings.sources_file, settings.service_principals))
     runner = web.AppRunner(exporter.web_app(), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.metrics_host, settings.lag_exporter_port).start()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     try:
         await exporter.run(stop)
     finally:
         await runner.cleanup()
-
-
-@click.command(
-    name="lag-exporter",
-    help="Serve the consumer group's lag as the broker reports it (committed against end offsets) "
-    "at /metrics on NIR_METRICS_HOST:NIR_LAG_EXPORTER_PORT, as the monitoring principal.",
-)
-def lag_exporter() -> None:
-    from hub.bootstrap import install_masks
-    from hub.ops import logs
-
-    settings = Settings.from_env()
-    install_masks(settings)
-    logs.for_service(settings.log_repeat_seconds)
-    log.info(
-        "lag of group %s as %s, on %s:%s",
-        settings.app_id,
-        settings.kafka_username,
-        settings.metrics_host,
-        settings.lag_exporter_port,
-    )
-    asyncio.run(serve(settings, SourceRegistry.load(settings.sources_file, settings.service_principals)))
