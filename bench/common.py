@@ -24,11 +24,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import func, select, text
 
 from hub.bootstrap import Hub
-from hub.broker import delete_topics_with_prefix, end_offsets
 from hub.config import LOCAL_KAFKA_DIR, Settings
-from hub.domain.identifiers import make_national_id
-from hub.kafka_client import KafkaConnection
-from hub.localrun import (
+from hub.dev.localrun import (
     LocalBroker,
     WorkerProcess,
     free_port,
@@ -37,7 +34,10 @@ from hub.localrun import (
     local_broker_answers,
     start_local_broker,
 )
-from hub.principals import prepare_broker
+from hub.domain.identifiers import make_national_id
+from hub.kafka.admin import delete_topics_with_prefix, end_offsets
+from hub.kafka.connection import KafkaConnection
+from hub.kafka.principals import prepare_broker
 from hub.register.database import make_engine
 from hub.register.migrate import upgrade
 from hub.register.models import HeldEvent, RegistrationRecord

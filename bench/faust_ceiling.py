@@ -2,7 +2,7 @@
 machine, on valid claims:
 
 - a Faust agent that does nothing with its events, with Faust's own Kafka transport and with
-  the hub's (`nirkafka://`, hub/streaming.py): what Faust's per-message machinery alone allows;
+  the hub's (`nirkafka://`, hub/kafka/transport.py): what Faust's per-message machinery alone allows;
 - the same agent on the hub's transport doing only what the chosen libraries must do for every
   event whatever the hub decides: decode it (fastavro); then also encode its receipt (fastavro)
   and send it (aiokafka, through the worker's producer, keyed by the source as the hub keys
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import SOURCE, Preloaded, preload, run_benchmark
 from bench.throughput import raw_limit
 from hub.config import Settings
-from hub.localrun import local_admin
+from hub.dev.localrun import local_admin
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 500  # as the registrations agent takes them (NIR_BATCH_SIZE)
@@ -48,10 +48,10 @@ def agent_worker() -> None:
     import faust
 
     from hub.agents.runner import messages_of
+    from hub.kafka.transport import HubProducer
     from hub.pipeline.ports import Outgoing
     from hub.pipeline.receipts import ReceiptOutcome, encode_receipt
     from hub.schemas.codec import catalog
-    from hub.streaming import HubProducer
 
     topic, expected = os.environ["CEILING_TOPIC"], int(os.environ["CEILING_EVENTS"])
     receipts, work = os.environ["CEILING_RECEIPTS"], os.environ["CEILING_WORK"]
@@ -67,7 +67,7 @@ def agent_worker() -> None:
         topic_disable_leader=True,
         web_enabled=False,
         datadir=os.environ["CEILING_DATADIR"],
-        Worker="hub.streaming:HubWorker",
+        Worker="hub.worker:HubWorker",
     )
     schemas = catalog()
 

@@ -46,13 +46,13 @@ from bench.common import (
 )
 from hub.config import Settings
 from hub.connectors.fagsystem import FagsystemProducer
-from hub.connectors.maskinporten_standin import (
+from hub.dev.localrun import WorkerProcess, free_port
+from hub.dev.maskinporten_standin import (
     MaskinportenStandIn,
     RegisteredClient,
     make_client_keys,
     serving,
 )
-from hub.localrun import WorkerProcess, free_port
 from hub.maskinporten import MaskinportenClient, MaskinportenTokens, generate_rsa_key, read_private_key
 
 

@@ -53,10 +53,10 @@ from bench.common import (
     run_benchmark,
 )
 from hub.bootstrap import Hub
-from hub.broker import committed_offsets, end_offsets
 from hub.config import Settings
-from hub.kafka_client import KafkaConnection
-from hub.localrun import WorkerProcess
+from hub.dev.localrun import WorkerProcess
+from hub.kafka.admin import committed_offsets, end_offsets
+from hub.kafka.connection import KafkaConnection
 from hub.register.database import make_engine
 from hub.schemas.codec import catalog
 from hub.sources import SourceRegistry

@@ -42,9 +42,9 @@ from bench.common import (
     run_benchmark,
 )
 from hub.bootstrap import Hub
-from hub.connectors.folkeregister_standin import FolkeregisterStandIn, serving
-from hub.kafka_client import KafkaConnection
-from hub.localrun import WorkerProcess
+from hub.dev.folkeregister_standin import FolkeregisterStandIn, serving
+from hub.dev.localrun import WorkerProcess
+from hub.kafka.connection import KafkaConnection
 from hub.register.models import AddressRecord, PersonIdentifier, RegistrationRecord
 
 

@@ -166,7 +166,7 @@ def main() -> None:
         consumer_extra_config={
             "fetch.max.bytes": 4 << 20,
             "max.partition.fetch.bytes": 4 << 20,
-            # As the hub's fetches (hub.streaming.HubConsumerThread).
+            # As the hub's fetches (hub.kafka.transport.HubConsumerThread).
             "fetch.wait.max.ms": round(settings.fetch_wait_seconds * 1000),
             "fetch.min.bytes": settings.fetch_min_bytes,
         },

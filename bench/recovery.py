@@ -48,8 +48,8 @@ from bench.common import (
     registrations,
     run_benchmark,
 )
-from hub.localrun import WorkerProcess, local_admin
-from hub.recovery import GroupAdmin, recover, restore_backup, take_backup
+from hub.dev.localrun import WorkerProcess, local_admin
+from hub.ops.recovery import GroupAdmin, recover, restore_backup, take_backup
 
 QUICK = {"events": 5_000, "before": 1_000}
 

@@ -56,7 +56,7 @@ from bench.common import (
 from bench.mixed import describe, encoded, expected_outcomes, expected_rows, mixed_stream
 from hub.bootstrap import Hub
 from hub.config import Settings
-from hub.localrun import local_admin
+from hub.dev.localrun import local_admin
 
 OUTCOMES = ("ACCEPTED", "ACCEPTED_WITH_WARNINGS", "DUPLICATE", "HELD", "REJECTED")
 

@@ -17,16 +17,17 @@ import faust
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 
 from hub.bootstrap import Hub
-from hub.broker import ensure_topics, list_topics
 from hub.config import Settings
 from hub.errors import BrokerUnavailable, MessageTooLarge
-from hub.observability import register_observability
+from hub.kafka.admin import ensure_topics, list_topics
+from hub.kafka.topics import TopicNames, required_topics
+from hub.kafka.transport import HubConsumerThread, HubProducer
+from hub.ops.observability import register_observability
+from hub.ops.webserver import FAUST_APP_OPTIONS, secure_web_server, security_headers
 from hub.pipeline.ports import Outgoing
 from hub.register.migrate import require_current
-from hub.streaming import HubConsumerThread, HubProducer, HubWorker
 from hub.support.web import STYLE_HASHES, register_support_page
-from hub.topics import TopicNames, required_topics
-from hub.webserver import FAUST_APP_OPTIONS, secure_web_server, security_headers
+from hub.worker import HubWorker
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ app = faust.App(
     **FAUST_APP_OPTIONS,
     Worker=HubWorker,
     # Faust would log whatever is written to stdout and stderr one write() at a time: a traceback
-    # printed there became a hundred records. Logging goes through `hub.logs` instead.
+    # printed there became a hundred records. Logging goes through `hub.ops.logs` instead.
     worker_redirect_stdouts=False,
 )
 

@@ -22,11 +22,11 @@ from hub.config import LOCAL_MASK_KEY_FILE, Settings
 from hub.domain.calendar import norwegian_date
 from hub.domain.identifiers import MASK_KEY_BYTES, Masker, use_masker
 from hub.errors import ConfigurationError
+from hub.kafka.topics import TopicNames
 from hub.register.database import make_engine, make_session_factory
 from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import SchemaCatalog, catalog
 from hub.sources import SourceRegistry
-from hub.topics import TopicNames
 
 
 def utc_now() -> dt.datetime:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.errors import ConfigurationError
-from hub.kafka_client import OAUTHBEARER, SCRAM, KafkaConnection, read_secret
+from hub.kafka.connection import OAUTHBEARER, SCRAM, KafkaConnection, read_secret
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -698,7 +698,7 @@ class Settings:
 
     @property
     def kafka_url(self) -> str:
-        """The bootstrap servers in Faust's URL form, with the hub's transport (hub.streaming)."""
+        """The bootstrap servers in Faust's URL form, with the hub's transport (hub.kafka.transport)."""
         return ";".join(f"nirkafka://{server.strip()}" for server in self.kafka_bootstrap.split(","))
 
     @property

@@ -9,7 +9,7 @@ renews before expiry, and the adapter aiokafka's SASL/OAUTHBEARER takes.
   fails because Maskinporten is unreachable hands out the old token while it is still valid,
   trying again every 5 s.
 - **Keys.** `generate_rsa_key`, `write_private_key` (0600, never overwritten) and `key_id` (the
-  RFC 7638 thumbprint) are shared with the stand-in (`hub.connectors.maskinporten_standin`).
+  RFC 7638 thumbprint) are shared with the stand-in (`hub.dev.maskinporten_standin`).
 
 Tokens, assertions and private keys never appear in a log line or an error message.
 """

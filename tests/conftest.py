@@ -23,11 +23,7 @@ import pytest
 
 from hub.bootstrap import Hub, install_masks
 from hub.config import Settings
-from hub.connectors.maskinporten_standin import MaskinportenStandIn
-from hub.connectors.maskinporten_standin import serving as maskinporten_serving
-from hub.errors import ConfigurationError
-from hub.kafka_client import KafkaConnection
-from hub.localrun import (
+from hub.dev.localrun import (
     LocalBroker,
     WorkerProcess,
     free_port,
@@ -36,6 +32,10 @@ from hub.localrun import (
     start_local_broker,
     stop_local_broker,
 )
+from hub.dev.maskinporten_standin import MaskinportenStandIn
+from hub.dev.maskinporten_standin import serving as maskinporten_serving
+from hub.errors import ConfigurationError
+from hub.kafka.connection import KafkaConnection
 from hub.register.database import make_engine
 from hub.register.migrate import upgrade
 from hub.schemas.codec import catalog

@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 from hub.config import Settings
-from hub.connectors.maskinporten_standin import MaskinportenStandIn, serving
-from hub.localrun import LocalBroker, WorkerProcess, free_port
+from hub.dev.localrun import LocalBroker, WorkerProcess, free_port
+from hub.dev.maskinporten_standin import MaskinportenStandIn, serving
 from hub.maskinporten import MaskinportenTokens
 from tests.conftest import make_settings
 from tests.harness import HubHarness, wait_until

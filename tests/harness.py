@@ -18,13 +18,13 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
 
 from hub.bootstrap import Hub
-from hub.broker import end_offsets, read_from
 from hub.config import Settings
 from hub.connectors.fagsystem import FagsystemProducer, SentEvent
-from hub.kafka_client import KafkaConnection
-from hub.localrun import WorkerProcess, local_admin
+from hub.dev.localrun import WorkerProcess, local_admin
+from hub.kafka.admin import end_offsets, read_from
+from hub.kafka.connection import KafkaConnection
+from hub.kafka.principals import prepare_broker
 from hub.pipeline.deadletter import read_headers
-from hub.principals import prepare_broker
 from hub.register.models import AddressRecord, RegistrationRecord
 from hub.schemas.codec import ADDRESS_CHANGE
 from hub.schemas.contract import from_json

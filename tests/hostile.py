@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hub.domain.identifiers import InvalidIdentifier, parse_national_id
+from hub.kafka.topics import TopicNames
 from hub.schemas.codec import ADDRESS_CHANGE, MARKER, REGISTRATION, SchemaCatalog
 from hub.schemas.contract import from_json
-from hub.topics import TopicNames
 from tests.factories import PAYLOADS, event, synthetic_person
 
 # Just under the broker's default message.max.bytes (1,048,588) with the record's own framing.

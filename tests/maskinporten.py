@@ -12,7 +12,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from hub.connectors.maskinporten_standin import RegisteredClient
+from hub.dev.maskinporten_standin import RegisteredClient
 from hub.maskinporten import JWT_BEARER, MaskinportenClient, generate_rsa_key, key_id, write_private_key
 
 FOLKEREGISTER_SCOPE = "folkeregister:deling/offentligmedhjemmel"

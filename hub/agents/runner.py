@@ -21,14 +21,14 @@ from typing import Any
 
 import faust
 
-from hub import metrics
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
+from hub.kafka.transport import RecordBatch, records_in
+from hub.ops import metrics
 from hub.pipeline.checkpoint import EXIT_UNHANDLED as EXIT_UNHANDLED
 from hub.pipeline.checkpoint import BatchFlow, Checkpoint
 from hub.pipeline.checkpoint import or_exit as or_exit
 from hub.pipeline.flow import Flow, Message, Transactions
-from hub.streaming import RecordBatch, records_in
 
 log = logging.getLogger(__name__)
 

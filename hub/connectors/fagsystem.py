@@ -21,10 +21,10 @@ from aiokafka import AIOKafkaProducer
 
 from hub.domain.redaction import echo
 from hub.errors import HubError
-from hub.kafka_client import KafkaConnection
+from hub.kafka.connection import KafkaConnection
+from hub.kafka.topics import TopicNames
 from hub.schemas.codec import REGISTRATION, SchemaCatalog, SchemaVersion, catalog
 from hub.schemas.contract import ContractError, from_json
-from hub.topics import TopicNames
 
 
 class UnknownSourceTopic(HubError):

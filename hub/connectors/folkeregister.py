@@ -44,13 +44,13 @@ from typing import Any, Protocol
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from hub import metrics
 from hub.bootstrap import Hub
 from hub.config import Settings
 from hub.domain.identifiers import is_ascii_digits
 from hub.errors import ConfigurationError, HubError
-from hub.kafka_client import KafkaConnection
+from hub.kafka.connection import KafkaConnection
 from hub.maskinporten import MaskinportenTokens, client_from_settings
+from hub.ops import metrics
 from hub.register.addresses import complete_lookups, known_national_ids, pending_lookups
 from hub.register.unit_of_work import in_transaction
 from hub.schemas.codec import ADDRESS_CHANGE

@@ -22,10 +22,10 @@ from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from hub.kafka_client import KafkaConnection
+from hub.kafka.connection import KafkaConnection
+from hub.kafka.topics import TopicNames
 from hub.schemas.codec import SchemaCatalog, catalog
 from hub.schemas.contract import to_json
-from hub.topics import TopicNames
 
 FINAL = {"ACCEPTED", "ACCEPTED_WITH_WARNINGS", "DUPLICATE", "REJECTED"}
 

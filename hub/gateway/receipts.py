@@ -1,7 +1,7 @@
 """The sources' receipts as the gateway serves them: read from the receipts topics by offset,
 kept in order, and found by cursor or by event id.
 
-Each source's receipts topic has one partition (`hub.topics.RECEIPT_PARTITIONS`), so a receipt's
+Each source's receipts topic has one partition (`hub.kafka.topics.RECEIPT_PARTITIONS`), so a receipt's
 offset is its place in the source's one ordered history, and a cursor is that offset: opaque to
 callers (base64url of `v1:<source>:<next offset>`), refused when malformed, another source's, or
 past what the topic holds. The gateway reads with no consumer group and commits nothing, so a
@@ -38,11 +38,11 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from hub.errors import safe_traceback
 from hub.gateway.problems import Problem
-from hub.kafka_client import KafkaConnection
+from hub.kafka.connection import KafkaConnection
+from hub.kafka.topics import TopicNames
 from hub.schemas.codec import SchemaCatalog
 from hub.schemas.contract import to_json
 from hub.sources import SOURCE_ID_PATTERN
-from hub.topics import TopicNames
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ import logging
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from hub.errors import safe_traceback
-from hub.kafka_client import KafkaConnection
+from hub.kafka.connection import KafkaConnection
+from hub.kafka.topics import TopicNames
 from hub.sources import SourceState
-from hub.topics import TopicNames
 
 log = logging.getLogger(__name__)
 

@@ -27,21 +27,18 @@ import datetime as dt
 import json
 import logging
 import re
-import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import click
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from hub import metrics
 from hub.config import Settings
 from hub.errors import safe_traceback
 from hub.gateway.incidents import INCIDENTS_PAGE, INCIDENTS_PAGE_MAX, SourceIncidents
@@ -52,10 +49,11 @@ from hub.gateway.problems import PROBLEM_JSON, Problem
 from hub.gateway.receipts import ReceiptLog, decode_cursor, encode_cursor
 from hub.gateway.revocations import SourceStates
 from hub.gateway.tokens import Caller, SigningKeys, TokenVerifier
+from hub.kafka.topics import TopicNames
+from hub.ops import metrics
+from hub.ops.webserver import add_security_headers, security_headers
 from hub.schemas.codec import SchemaCatalog, catalog
 from hub.sources import SourceRegistry
-from hub.topics import TopicNames
-from hub.webserver import add_security_headers, security_headers
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("hub.gateway.access")
@@ -446,8 +444,8 @@ class AccessLogger(AbstractAccessLogger):
         self.logger.info(json.dumps(line))
 
 
-async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """Run the gateway until SIGTERM or SIGINT (or `stop`)."""
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Run the gateway until `stop` is set (`hub gateway`: on SIGTERM or SIGINT)."""
     gateway = Gateway(
         settings, SourceRegistry.load(settings.sources_file, settings.service_principals), catalog()
     )
@@ -475,9 +473,6 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             await ops.setup()
             runners.append(ops)
             await web.TCPSite(ops, settings.metrics_host, settings.gateway_metrics_port).start()
-        stop = stop or asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         if await gateway.states.wait_caught_up(600) and await gateway.receipts.wait_caught_up(600):
             log.info("ready: every source's revocations and receipts read")
         await stop.wait()
@@ -486,26 +481,3 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             with contextlib.suppress(Exception):
                 await runner.cleanup()
         await gateway.stop()
-
-
-@click.command(
-    name="gateway",
-    help="Serve the HTTPS ingestion API for fagsystems (Maskinporten tokens; POST /v1/events, "
-    "GET /v1/receipts, GET /v1/incidents) on NIR_GATEWAY_HOST:NIR_GATEWAY_PORT, as the gateway's Kafka principal.",
-)
-def gateway() -> None:
-    from hub import logs
-    from hub.bootstrap import install_masks
-
-    settings = Settings.from_env()
-    install_masks(settings)
-    logs.for_service(settings.log_repeat_seconds)
-    scheme = "https" if settings.gateway_tls_cert_file else "http"
-    log.info(
-        "gateway on %s://%s:%s as %s",
-        scheme,
-        settings.gateway_host,
-        settings.gateway_port,
-        settings.kafka_gateway_user,
-    )
-    asyncio.run(serve(settings))

@@ -33,9 +33,10 @@ import os
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from hub import metrics
 from hub.domain.snapshot import HeldEntry, Write
 from hub.errors import HubError, safe_traceback
+from hub.kafka.topics import TopicNames
+from hub.ops import metrics
 from hub.pipeline import crash_guard
 from hub.pipeline.decide import Circumstances, Decision, Pending, decide_batch, failed, held_message
 from hub.pipeline.decode import decode_registration
@@ -45,7 +46,6 @@ from hub.pipeline.receipts import encode_receipt
 from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import SchemaCatalog
 from hub.sources import SourceRegistry
-from hub.topics import TopicNames
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -8,7 +8,6 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from hub import metrics
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
 from hub.domain.redaction import clean
@@ -24,6 +23,7 @@ from hub.errors import (
     UnknownSchemaError,
     safe_traceback,
 )
+from hub.ops import metrics
 from hub.pipeline.deadletter import Failure, by_reference, dead_letter
 from hub.pipeline.ports import Outgoing, Publisher
 from hub.pipeline.retry import retry_transient

@@ -17,13 +17,13 @@ import logging
 from collections.abc import Callable, Collection
 
 from hub.bootstrap import Hub
+from hub.kafka.topics import TopicNames
 from hub.pipeline.checkpoint import RegistrationBatch
 from hub.pipeline.decide import Decision, expired, failed
 from hub.pipeline.flow import Message, Outbox, Transactions, set_aside_failure
 from hub.pipeline.ports import Publisher
 from hub.schemas.codec import SchemaCatalog
 from hub.sources import SourceRegistry
-from hub.topics import TopicNames
 
 log = logging.getLogger(__name__)
 

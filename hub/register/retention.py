@@ -11,7 +11,7 @@ run`), by the policy in the settings (NIR_RETENTION_*_DAYS; 0 keeps a kind indef
 
 The register's own facts (persons, identifiers, registrations, addresses, merges) are not a kind
 here: the NIR regulation's period for them is unconfirmed, and NIR_RETENTION_REGISTER_DAYS
-accepts only 0 (kept indefinitely). The topics' retention is the broker's (`hub.topics`).
+accepts only 0 (kept indefinitely). The topics' retention is the broker's (`hub.kafka.topics`).
 
 Each kind goes in batches of at most `batch_size` rows, one transaction per batch, so a long run
 holds no lock for long and what it has done stays done if it stops. Several runs at once (cron

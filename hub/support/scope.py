@@ -29,10 +29,10 @@ from sqlalchemy import ColumnElement, and_, false, or_
 
 from hub.domain.municipalities import is_municipality_number, numbers_since
 from hub.errors import HubError
+from hub.kafka.topics import TopicNames
 from hub.register.models import CaseTicket, RegistrationRecord, User
 from hub.sources import Source, SourceRegistry
 from hub.support.access import Role
-from hub.topics import TopicNames
 
 # The day the register's municipality lists begin: every number a municipality has had since is
 # its own.

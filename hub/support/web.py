@@ -7,7 +7,7 @@ audited there), and the answer is a page or a redirect. Forms carry an anti-forg
 derived from a cookie (the session's; before sign-in, a cookie of the sign-in form's own), and
 cookies are HttpOnly and SameSite=Strict. Sign-in is throttled in `hub.support.access`; the
 answer to a failed one waits without holding up the event loop. The security headers every
-answer carries are set in `hub.webserver`.
+answer carries are set in `hub.ops.webserver`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.localrun import LocalBroker
+from hub.dev.localrun import LocalBroker
 from tests.conftest import make_settings
 from tests.harness import HubHarness
 

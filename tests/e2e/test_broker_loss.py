@@ -26,11 +26,10 @@ from sqlalchemy import select
 
 from bench.common import national_ids
 from bench.mixed import Sent, mixed_stream
-from hub.broker import config_drift, topic_configs
 from hub.connectors.fagsystem import FagsystemProducer
 from hub.connectors.folkeregister import read_position
-from hub.connectors.folkeregister_standin import FolkeregisterStandIn, serving
-from hub.localrun import (
+from hub.dev.folkeregister_standin import FolkeregisterStandIn, serving
+from hub.dev.localrun import (
     LocalBroker,
     WorkerProcess,
     free_port,
@@ -38,8 +37,9 @@ from hub.localrun import (
     start_local_broker,
     stop_local_broker,
 )
+from hub.kafka.admin import config_drift, topic_configs
+from hub.kafka.topics import TopicSpec, durability
 from hub.register.models import AddressRecord, PersonIdentifier
-from hub.topics import TopicSpec, durability
 from tests.conftest import make_settings
 from tests.harness import HubHarness, wait_until
 

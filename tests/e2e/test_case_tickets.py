@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from hub.localrun import LocalBroker
+from hub.dev.localrun import LocalBroker
 from hub.register.models import AuditEntry, CaseTicket
 from hub.support.replay import replay_tickets
 from tests.conftest import make_settings

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.localrun import LocalBroker
+from hub.dev.localrun import LocalBroker
 from tests.conftest import PostgresServer, make_settings
 from tests.factories import event, synthetic_person
 from tests.harness import HubHarness

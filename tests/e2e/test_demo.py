@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 import hub
-from hub.demo import DEMO_SUPPORT_PERSON
-from hub.localrun import LocalBroker
+from hub.dev.demo import DEMO_SUPPORT_PERSON
+from hub.dev.localrun import LocalBroker
 from tests.conftest import MaskinportenService, free_port
 from tests.integration.test_support_web import CHROMIUM
 
@@ -98,7 +98,7 @@ def test_the_demo_asks_whether_a_broker_runs_without_printing_connection_errors(
         "NIR_KAFKA_CA_FILE": broker.kafka_ca_file,
         "NIR_KAFKA_SECRETS_DIR": broker.kafka_secrets_dir,
     }
-    code = "from hub.config import Settings; from hub.localrun import local_broker_answers as a; print(a(Settings.from_env()))"
+    code = "from hub.config import Settings; from hub.dev.localrun import local_broker_answers as a; print(a(Settings.from_env()))"
     asked = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert (asked.stdout, asked.stderr) == ("False\n", "")
 
@@ -236,7 +236,7 @@ def test_the_disaster_demo_loses_its_register_restores_and_recovers_it_and_says_
 def test_the_disaster_demo_tells_a_register_that_differs_from_the_one_before_the_loss() -> None:
     from collections import Counter
 
-    from hub.demo.disaster import RegisterState
+    from hub.dev.demo.disaster import RegisterState
 
     before = RegisterState(
         Counter({"a": 1, "b": 1}),

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from hub.connectors.folkeregister_standin import FolkeregisterStandIn, serving
-from hub.localrun import WorkerProcess
+from hub.dev.folkeregister_standin import FolkeregisterStandIn, serving
+from hub.dev.localrun import WorkerProcess
 from hub.register.models import AddressRecord
 from hub.register.people import describe_person
 from hub.register.repository import find_person_id

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from hub.broker import end_offsets
-from hub.localrun import LocalBroker
+from hub.dev.localrun import LocalBroker
+from hub.kafka.admin import end_offsets
 from hub.schemas.codec import REGISTRATION
 from hub.schemas.contract import from_json
 from hub.sources import SourceState

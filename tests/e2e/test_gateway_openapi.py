@@ -14,8 +14,8 @@ from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from hub.dev.localrun import LocalBroker
 from hub.gateway.server import OPENAPI_FILE
-from hub.localrun import LocalBroker
 from tests.factories import event, synthetic_person
 from tests.gateway import SOURCE_A, SOURCE_B, Answer, GatewayUnderTest, gateway_harness, gateway_under_test
 

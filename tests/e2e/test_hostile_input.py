@@ -30,9 +30,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 
-from hub.broker import committed_offsets, end_offsets
-from hub.kafka_client import KafkaConnection
-from hub.localrun import LocalBroker
+from hub.dev.localrun import LocalBroker
+from hub.kafka.admin import committed_offsets, end_offsets
+from hub.kafka.connection import KafkaConnection
 from hub.pipeline.deadletter import H_OFFSET, H_PARTITION, H_TOPIC
 from hub.register.models import CaseTicket, UnfinishedWork
 from hub.register.unit_of_work import UnitOfWork

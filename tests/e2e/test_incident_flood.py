@@ -23,9 +23,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
 
-from hub.broker import committed_offsets, end_offsets
-from hub.kafka_client import KafkaConnection
-from hub.localrun import LocalBroker
+from hub.dev.localrun import LocalBroker
+from hub.kafka.admin import committed_offsets, end_offsets
+from hub.kafka.connection import KafkaConnection
 from hub.register.database import make_engine
 from hub.register.migrate import upgrade
 from hub.register.models import AuditEntry, CaseTicket

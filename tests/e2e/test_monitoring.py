@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from hub.connectors.folkeregister_standin import FolkeregisterStandIn, serving
-from hub.localrun import LocalBroker, WorkerProcess
+from hub.dev.folkeregister_standin import FolkeregisterStandIn, serving
+from hub.dev.localrun import LocalBroker, WorkerProcess
 from tests.conftest import free_port, make_settings
 from tests.factories import event, synthetic_person
 from tests.harness import HubHarness, wait_until

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.localrun import LocalBroker, WorkerProcess, free_port, start_local_broker, stop_local_broker
+from hub.dev.localrun import LocalBroker, WorkerProcess, free_port, start_local_broker, stop_local_broker
 from tests.conftest import PostgresServer, make_settings
 from tests.e2e.test_delivery_guarantees import _assert_each_written_once_and_answered, _migrated, _stream
 from tests.harness import HubHarness

@@ -52,9 +52,9 @@ from sqlalchemy.engine import make_url
 
 from bench.common import national_ids
 from bench.mixed import mixed_stream
-from hub.broker import end_offsets, read_from
-from hub.localrun import LocalBroker, local_admin
-from hub.recovery import Manifest, manifest_path
+from hub.dev.localrun import LocalBroker, local_admin
+from hub.kafka.admin import end_offsets, read_from
+from hub.ops.recovery import Manifest, manifest_path
 from hub.register.database import sqlite_file
 from hub.register.migrate import head_revision
 from hub.register.models import Base, CaseTicket, HeldEvent, RegistrationRecord, UnfinishedWork

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.localrun import LocalBroker
+from hub.dev.localrun import LocalBroker
 from tests.e2e.test_recovery import SMALL, lose_restore_recover_and_compare
 
 pytestmark = pytest.mark.timeout(600)

@@ -24,11 +24,11 @@ from sqlalchemy import select
 
 from hub.app import serve_web
 from hub.bootstrap import Hub
+from hub.ops.webserver import FAUST_APP_OPTIONS
 from hub.register.models import CaseTicket
 from hub.register.unit_of_work import UnitOfWork
 from hub.support.access import Role, create_user
 from hub.support.tickets import file_manual_case
-from hub.webserver import FAUST_APP_OPTIONS
 from tests.conftest import pipeline_hub
 from tests.factories import Person
 from tests.integration.test_support_story import second_start

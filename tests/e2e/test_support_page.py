@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from hub.localrun import LocalBroker
+from hub.dev.localrun import LocalBroker
 from hub.register.models import AuditEntry, CaseTicket, TicketEdit
 from hub.register.unit_of_work import UnitOfWork
 from hub.support.access import Role, create_user

@@ -7,8 +7,8 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+from hub.dev.localrun import LocalBroker
 from hub.domain.calendar import as_utc
-from hub.localrun import LocalBroker
 from hub.pipeline.deadletter import (
     H_DEAD_LETTERED_AT,
     H_ERROR_CLASS,
@@ -170,10 +170,10 @@ def test_a_source_topic_on_the_broker_that_is_not_in_the_registry_is_consumed_an
 ) -> None:
     import asyncio
 
-    from hub.broker import ensure_topics
+    from hub.kafka.admin import ensure_topics
+    from hub.kafka.topics import TopicSpec
     from hub.schemas.codec import REGISTRATION
     from hub.schemas.contract import from_json
-    from hub.topics import TopicSpec
 
     rogue_topic = harness.hub.names.registrations("rogue")
     asyncio.run(ensure_topics(harness.admin.kafka, [TopicSpec(rogue_topic, 1)], 1))

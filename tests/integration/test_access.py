@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
+from hub.kafka.topics import TopicNames
 from hub.register.database import make_engine, make_session_factory
 from hub.register.models import AuditEntry, CaseTicket, User
 from hub.sources import SourceRegistry
@@ -22,7 +23,6 @@ from hub.support.access import (
 )
 from hub.support.scope import Scope, Sources
 from hub.support.tickets import TicketStatus, file_manual_case, settle
-from hub.topics import TopicNames
 from tests.second_factor import SEALER, signed_in
 
 NOW = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)

@@ -15,7 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from hub.config import Settings
 from hub.connectors.fagsystem import FagsystemProducer, UnknownSourceTopic
-from hub.localrun import LocalBroker
+from hub.dev.localrun import LocalBroker
 from hub.schemas.codec import catalog
 from tests.conftest import make_settings
 from tests.factories import event, synthetic_person
@@ -335,8 +335,8 @@ def test_a_registrations_topic_created_without_the_brokers_timestamps_is_reporte
     never alters it itself, and `hub topics ensure` says so and how to put it right."""
     from aiokafka.admin import NewTopic
 
-    from hub.broker import config_drift
-    from hub.topics import RECEIVED_BY_BROKER, TopicSpec
+    from hub.kafka.admin import config_drift
+    from hub.kafka.topics import RECEIVED_BY_BROKER, TopicSpec
 
     old = f"{harness.settings.topic_prefix}.source.made-by-hand.registrations"
 

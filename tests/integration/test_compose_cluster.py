@@ -36,7 +36,7 @@ import yaml
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from hub.config import Settings
-from hub.localrun import KAFKA_SCRIPT, free_port
+from hub.dev.localrun import KAFKA_SCRIPT, free_port
 from tests.integration.test_deployment import COMPOSE, OPERATOR, ROOT, interpolated
 
 OVERRIDE_FILE = ROOT / "deploy" / "compose.cluster.yml"

@@ -24,14 +24,14 @@ from hub.connectors.folkeregister import (
     person_event,
     read_position,
 )
-from hub.connectors.folkeregister_standin import FolkeregisterStandIn, serving
+from hub.dev.folkeregister_standin import FolkeregisterStandIn, serving
+from hub.dev.localrun import LocalBroker, WorkerProcess, local_admin
 from hub.domain.events import Origin
 from hub.domain.identifiers import make_national_id
 from hub.errors import ConfigurationError
-from hub.localrun import LocalBroker, WorkerProcess, local_admin
+from hub.kafka.principals import prepare_broker
 from hub.pipeline.addresses import AddressFlow
 from hub.pipeline.flow import Message
-from hub.principals import prepare_broker
 from hub.register.people import describe_person
 from hub.register.repository import find_person_id
 from hub.register.unit_of_work import UnitOfWork

@@ -258,7 +258,7 @@ def test_hub_cases_replay_incident_asks_first_has_a_dry_run_and_replays_exactly_
 ) -> None:
     hub = pipeline_hub(sqlite_url)
     tickets = _flood(hub)
-    monkeypatch.setattr(hub_cli, "_hub", lambda: hub)
+    monkeypatch.setattr(hub_cli.common, "the_hub", lambda: hub)
     runner = CliRunner()
     chosen = ["cases", "replay-incident", "--ticket", str(tickets["5.1.0"][2]), "--rate", "1000"]
 
@@ -284,7 +284,7 @@ def test_hub_cases_replay_incident_asks_first_has_a_dry_run_and_replays_exactly_
         entries = session.execute(select(AuditEntry.username, AuditEntry.action, AuditEntry.detail)).all()
     [(who, _action, detail)] = [e for e in entries if e.action == "replay_incident"]
     assert who == "support-1" and detail is not None and detail.endswith(": vendor fixed it")
-    assert detail.startswith(f"os user {hub_cli._os_user()}")
+    assert detail.startswith(f"os user {hub_cli.common.os_user()}")
     assert sorted(e.username for e in entries if e.action == "replay") == ["support-1"] * 3
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from hub.config import Settings
-from hub.localrun import KAFKA_SCRIPT, free_port
+from hub.dev.localrun import KAFKA_SCRIPT, free_port
 
 # What the script runs that could be handed a secret.
 WATCHED = ("java", "openssl", "keytool", "mvn")

@@ -23,11 +23,11 @@ from aiokafka.abc import AbstractTokenProvider
 
 from hub.config import Settings
 from hub.connectors.folkeregister import FeedClient, token_provider
-from hub.connectors.folkeregister_standin import FolkeregisterStandIn
-from hub.connectors.folkeregister_standin import serving as folkeregister_serving
-from hub.connectors.maskinporten_standin import MaskinportenStandIn, serving
+from hub.dev.folkeregister_standin import FolkeregisterStandIn
+from hub.dev.folkeregister_standin import serving as folkeregister_serving
+from hub.dev.localrun import WorkerProcess, free_port
+from hub.dev.maskinporten_standin import MaskinportenStandIn, serving
 from hub.errors import ConfigurationError
-from hub.localrun import WorkerProcess, free_port
 from hub.maskinporten import (
     JWT_BEARER,
     KafkaTokenProvider,

@@ -22,8 +22,8 @@ from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 from hub.config import Settings
 from hub.connectors.fagsystem import FagsystemProducer
 from hub.connectors.receipts import ReceiptReader
-from hub.kafka_client import KafkaConnection
-from hub.localrun import LocalBroker
+from hub.dev.localrun import LocalBroker
+from hub.kafka.connection import KafkaConnection
 from hub.maskinporten import KafkaTokenProvider
 from tests.conftest import FAGSYSTEM_CLIENT_ID, MaskinportenService, make_settings
 from tests.factories import event, synthetic_person

@@ -18,7 +18,7 @@ from aiohttp import ClientResponse
 from sqlalchemy import select
 
 from hub.bootstrap import Hub
-from hub.connectors.idporten_standin import BUILT_IN_PERSONS, IdportenStandIn, StandInClient, serving
+from hub.dev.idporten_standin import BUILT_IN_PERSONS, IdportenStandIn, StandInClient, serving
 from hub.maskinporten import generate_rsa_key
 from hub.register.models import AuditEntry, User
 from hub.register.unit_of_work import UnitOfWork

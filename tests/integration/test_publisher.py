@@ -1,4 +1,4 @@
-"""The worker's publisher (`FaustPublisher` over `hub.streaming.HubProducer`) on the real broker:
+"""The worker's publisher (`FaustPublisher` over `hub.kafka.transport.HubProducer`) on the real broker:
 every message arrives once, on the partition its key chooses, each partition's messages in the
 order they were given, with their headers."""
 
@@ -15,11 +15,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from hub.app import FaustPublisher
-from hub.broker import ensure_topics
-from hub.kafka_client import KafkaConnection
+from hub.kafka.admin import ensure_topics
+from hub.kafka.connection import KafkaConnection
+from hub.kafka.topics import TopicSpec
+from hub.kafka.transport import HubProducer
 from hub.pipeline.ports import Outgoing
-from hub.streaming import HubProducer
-from hub.topics import TopicSpec
 
 PARTITIONS = 3
 

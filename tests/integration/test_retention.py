@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub.config import Settings
+from hub.dev.localrun import LocalBroker
 from hub.errors import ConfigurationError
-from hub.localrun import LocalBroker
 from hub.register.database import make_engine, make_session_factory
 from hub.register.models import (
     AuditEntry,
@@ -360,8 +360,8 @@ def topic_configs(harness: HubHarness, topics: list[str]) -> dict[str, dict[str,
 def test_hub_topics_ensure_sets_each_topics_retention_from_the_policy_and_reports_one_that_differs(
     harness: HubHarness,
 ) -> None:
-    from hub.broker import config_drift
-    from hub.topics import required_topics
+    from hub.kafka.admin import config_drift
+    from hub.kafka.topics import required_topics
 
     result = hub_command(harness.admin, "topics", "ensure")
     assert result.returncode == 0, result.stderr

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from hub.config import Settings
+from hub.kafka.topics import TopicNames
 from hub.register.database import make_engine, make_session_factory
 from hub.register.models import AuditEntry
 from hub.schemas.codec import catalog
@@ -16,7 +17,6 @@ from hub.support import desk
 from hub.support.access import AccessDenied, Role, create_user, sign_out, user_for_token
 from hub.support.scope import Sources
 from hub.support.tickets import TicketError, TicketFilter, TicketStatus, file_manual_case
-from hub.topics import TopicNames
 from tests.second_factor import signed_in
 
 NOW = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)

@@ -26,6 +26,7 @@ from sqlalchemy import select
 from hub.app import serve_web
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
+from hub.ops.webserver import FAUST_APP_OPTIONS
 from hub.register.models import AuditEntry, CaseTicket, PersonMerge
 from hub.register.repository import find_person_id
 from hub.register.unit_of_work import UnitOfWork
@@ -35,7 +36,6 @@ from hub.support.access import Role, create_user, disable_user
 from hub.support.i18n import translate
 from hub.support.replay import ReplayReport
 from hub.support.tickets import IDENTITY_CONFLICT_KIND, file_manual_case, ticket_from_dead_letter
-from hub.webserver import FAUST_APP_OPTIONS
 from tests.conftest import pipeline_hub
 from tests.decisions import days_ago, later, run
 from tests.factories import Person, event, synthetic_person
@@ -264,7 +264,7 @@ def test_over_tls_every_answer_asks_for_tls_and_cookies_are_secure(sqlite_url: s
 
 
 def test_with_a_metrics_port_metrics_are_served_there_and_not_on_the_web_server(sqlite_url: str) -> None:
-    from hub.localrun import free_port
+    from hub.dev.localrun import free_port
 
     port = free_port()
     hub = web_hub(sqlite_url, metrics_port=port)
@@ -292,7 +292,7 @@ def test_with_a_metrics_port_metrics_are_served_there_and_not_on_the_web_server(
 def served_in_a_thread(web_app: web.Application) -> Iterator[str]:
     """`web_app` on a free local port, served from an event loop of its own (Playwright's sync
     API keeps one running in the test's thread)."""
-    from hub.localrun import free_port
+    from hub.dev.localrun import free_port
 
     port, loop, runner = free_port(), asyncio.new_event_loop(), web.AppRunner(web_app, access_log=None)
     loop.run_until_complete(runner.setup())

@@ -193,7 +193,7 @@ def test_an_open_ticket_is_closed_by_the_fix_sent_after_it(hub: Hub) -> None:
 def test_the_register_figures_the_workers_export_come_from_the_register_alone(hub: Hub) -> None:
     """Open tickets, the oldest open one and replays are read from the register, so every worker
     exports the same figures and a replay sent by `hub cases replay` counts like the page's."""
-    from hub.observability import _register_figures
+    from hub.ops.observability import _register_figures
     from hub.support.access import audit
 
     now = dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)

@@ -25,12 +25,12 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
-from hub.broker import OffsetReader
+from hub.dev.localrun import LocalBroker
 from hub.errors import ConfigurationError
-from hub.kafka_client import KafkaConnection
-from hub.lag_exporter import consumed_topics, read_group_lag
-from hub.localrun import LocalBroker
-from hub.principals import BrokerAccess, source_acls
+from hub.kafka.admin import OffsetReader
+from hub.kafka.connection import KafkaConnection
+from hub.kafka.principals import BrokerAccess, source_acls
+from hub.ops.lag_exporter import consumed_topics, read_group_lag
 from tests.conftest import make_settings
 from tests.harness import HubHarness, hub_command
 

@@ -9,8 +9,8 @@ import pytest
 
 from hub.config import Settings
 from hub.errors import ConfigurationError
+from hub.kafka.topics import TopicNames, required_topics
 from hub.sources import SourceRegistry
-from hub.topics import TopicNames, required_topics
 
 
 def test_defaults_run_on_the_embedded_register_and_a_local_broker() -> None:

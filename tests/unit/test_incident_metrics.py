@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from hub.observability import incident_series
+from hub.ops.observability import incident_series
 from hub.support.incidents import Cause, Incident
 
 T0 = dt.datetime(2026, 12, 1, 8, tzinfo=dt.UTC)

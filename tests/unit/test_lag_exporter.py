@@ -1,4 +1,4 @@
-"""The lag exporter's arithmetic and what it watches (hub.lag_exporter); against a real broker in
+"""The lag exporter's arithmetic and what it watches (hub.ops.lag_exporter); against a real broker in
 tests/e2e/test_monitoring.py and tests/integration/test_trust_boundary.py."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import dataclasses
 
 from hub.config import Settings
-from hub.lag_exporter import consumed_topics, group_lag
+from hub.kafka.topics import TopicNames
+from hub.ops.lag_exporter import consumed_topics, group_lag
 from hub.sources import SourceRegistry
-from hub.topics import TopicNames
 
 
 def test_lag_is_the_end_offset_minus_the_committed_offset_of_each_partition() -> None:

@@ -1,4 +1,4 @@
-"""What a log line may contain, and how often: `hub.logs`, through the formatter the worker uses."""
+"""What a log line may contain, and how often: `hub.ops.logs`, through the formatter the worker uses."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from mode.utils.logging import ExtensionFormatter
 
-from hub import logs
+from hub.ops import logs
 from tests.factories import synthetic_person
 
 

@@ -11,7 +11,7 @@ import jwt
 import pytest
 
 from hub.config import Settings
-from hub.connectors.maskinporten_standin import (
+from hub.dev.maskinporten_standin import (
     GrantRefused,
     MaskinportenStandIn,
     client_entry,

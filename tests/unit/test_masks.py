@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 import hub.bootstrap
-from hub import logs
 from hub.bootstrap import read_mask_key
 from hub.connectors.receipts import decode_receipt
 from hub.domain import identifiers
@@ -24,6 +23,7 @@ from hub.domain.identifiers import Masker, MaskKeyMissing, make_national_id, mas
 from hub.domain.redaction import clean, echo
 from hub.errors import ConfigurationError
 from hub.gateway.problems import Problem, field_errors
+from hub.ops import logs
 from hub.pipeline.deadletter import Failure, dead_letter_headers, read_headers
 from hub.pipeline.receipts import ReceiptOutcome, encode_receipt
 from hub.rules import RuleContext, evaluate

@@ -1,4 +1,5 @@
-"""The hub's changes to faust-streaming (hub.streaming)."""
+"""The hub's changes to faust-streaming: its worker (hub.worker), Prometheus sensor (hub.ops.monitor)
+and transport (hub.kafka.transport)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,9 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from hub.agents.runner import messages_of
-from hub.streaming import (
-    HubConsumer,
-    HubConsumerThread,
-    HubPrometheusMonitor,
-    HubTransport,
-    HubWorker,
-    RecordBatch,
-)
+from hub.kafka.transport import HubConsumer, HubConsumerThread, HubTransport, RecordBatch
+from hub.ops.monitor import HubPrometheusMonitor
+from hub.worker import HubWorker
 
 
 @pytest.fixture

@@ -1,12 +1,12 @@
 """The private names of faust-streaming, mode, aiokafka and prometheus_client that the hub relies
 on, each checked against the installed libraries.
 
-The hub's changes to Faust (`hub.streaming`) subclass Faust's classes, override some of their
+The hub's changes to Faust (`hub.worker`, `hub.ops.monitor`, `hub.kafka.transport`) subclass Faust's classes, override some of their
 private methods and read some of their private state. A private name may go in any release,
 and an override of a method that no longer exists is simply never called: nothing would fail,
 the hub would only quietly lose what it changes. So every private name the module uses is
 listed here, either as upstream's (and then it must exist upstream) or as the hub's own (and then
-it must not, or it would shadow upstream's). A new private name in the module fails the test
+it must not, or it would shadow upstream's). A new private name in them fails the test
 until it is listed; an upgrade that removes one fails it with what relies on it.
 """
 
@@ -25,11 +25,13 @@ from faust.sensors.prometheus import PrometheusMonitor
 from faust.transport.drivers import aiokafka as kafka_driver
 from prometheus_client import Counter
 
-import hub.streaming
+import hub.kafka.transport
+import hub.ops.monitor
+import hub.worker
 
-MODULE = Path(hub.streaming.__file__)
+MODULES = (hub.worker, hub.ops.monitor, hub.kafka.transport)
 
-# Upstream's private names the module uses: the name → where it lives and what relies on it.
+# Upstream's private names the modules use: the name → where it lives and what relies on it.
 UPSTREAM: dict[str, tuple[type, str]] = {
     "_schedule_shutdown": (faust.Worker, "HubWorker arms its stop deadline when a stop begins"),
     "_signal_stop_time": (faust.Worker, "HubWorker arms the deadline once per stop"),
@@ -54,7 +56,7 @@ UPSTREAM: dict[str, tuple[type, str]] = {
     "_send_on_produce_message": (kafka_driver.Producer, "Faust's sensors hear of each message sent"),
 }
 
-# The module's own private names: the name → the hub's class it belongs to, which must not
+# The modules' own private names: the name → the hub's class it belongs to, which must not
 # shadow a name of the class's upstream bases; None for a module-level name, a class of the
 # module's own, or the standard library's (`os._exit`, a named tuple's `_asdict` and `_replace`,
 # which are public API despite the underscore).
@@ -113,8 +115,14 @@ def _upstream_has(owner: type, name: str) -> bool:
     return False
 
 
-def test_every_private_name_the_module_uses_is_listed_as_upstreams_or_its_own() -> None:
-    unlisted = _private_names(MODULE) - set(UPSTREAM) - set(OWN)
+def _hub_class(name: str) -> type:
+    [found] = [getattr(m, name) for m in MODULES if hasattr(m, name)]
+    return found  # type: ignore[no-any-return]
+
+
+def test_every_private_name_the_modules_use_is_listed_as_upstreams_or_its_own() -> None:
+    used = set().union(*(_private_names(Path(str(m.__file__))) for m in MODULES))
+    unlisted = used - set(UPSTREAM) - set(OWN)
     assert not unlisted, f"list these in UPSTREAM (with what relies on them) or OWN: {sorted(unlisted)}"
     assert not set(UPSTREAM) & set(OWN)
 
@@ -124,7 +132,7 @@ def test_each_upstream_private_name_the_hub_relies_on_exists_in_the_installed_li
     owner, relied_on_by = UPSTREAM[name]
     assert _upstream_has(owner, name), (
         f"{owner.__module__}.{owner.__qualname__} has no {name} any more, and {relied_on_by} "
-        f"(hub.streaming): adapt the hub to the new release before upgrading"
+        f"(hub.worker, hub.ops.monitor, hub.kafka.transport): adapt the hub to the new release before upgrading"
     )
 
 
@@ -133,7 +141,7 @@ def test_none_of_the_hubs_own_private_names_shadows_one_of_upstreams() -> None:
         f"{owner}.{name} (in {base.__qualname__})"
         for name, owner in OWN.items()
         if owner is not None
-        for base in getattr(hub.streaming, owner).__bases__
+        for base in _hub_class(owner).__bases__
         if _upstream_has(base, name)
     ]
     assert not shadowing, f"these names of the hub's are also upstream's: {shadowing}"

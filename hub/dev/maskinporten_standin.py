@@ -43,8 +43,8 @@ import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from hub.dev.localrun import serve_in_background
 from hub.errors import ConfigurationError, safe_traceback
-from hub.localrun import serve_in_background
 from hub.maskinporten import (
     JWT_BEARER,
     generate_rsa_key,

@@ -44,9 +44,9 @@ import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from hub.dev.localrun import serve_in_background
 from hub.domain.identifiers import InvalidIdentifier, make_national_id, parse_national_id
 from hub.errors import ConfigurationError, safe_traceback
-from hub.localrun import serve_in_background
 from hub.maskinporten import key_id
 
 log = logging.getLogger(__name__)

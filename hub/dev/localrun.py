@@ -23,10 +23,10 @@ from typing import IO, Any
 
 from aiohttp import web
 
-from hub.broker import broker_answers
 from hub.config import LOCAL_KAFKA_DIR, PACKAGE_DIR, Settings
 from hub.errors import ConfigurationError
-from hub.logs import silenced
+from hub.kafka.admin import broker_answers
+from hub.ops.logs import silenced
 
 KAFKA_SCRIPT = PACKAGE_DIR.parent / "deploy" / "kafka" / "kafka.sh"
 LOCAL_ADMIN = "nir-admin"  # the super user the local broker's first start makes (kafka.sh)

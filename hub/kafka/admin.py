@@ -14,8 +14,8 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
 from hub.errors import BrokerUnavailable, ConfigurationError
-from hub.kafka_client import KafkaConnection
-from hub.topics import TopicSpec
+from hub.kafka.connection import KafkaConnection
+from hub.kafka.topics import TopicSpec
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ Layout (with the default prefix `nir`):
 | nir.dead-letters                       | original key       | the hub                     |
 
 A source's principal may write only its own registrations topic and read only its own receipts
-topic (the ACLs `hub.principals` makes), so the topic an event arrives on proves its source.
+topic (the ACLs `hub.kafka.principals` makes), so the topic an event arrives on proves its source.
 
 The dead-letter, registrations and receipts topics carry `retention.ms` from the retention policy
 (NIR_RETENTION_DEAD_LETTER_DAYS, _REGISTRATIONS_DAYS, _RECEIPTS_DAYS; `hub.register.retention`

@@ -4,7 +4,7 @@ Burrow measure it, so that lag is visible when every worker is down.
 Every NIR_LAG_EXPORTER_INTERVAL_SECONDS it reads the group's committed offsets (the admin API)
 and the end offsets of the topics the workers consume, as the monitoring principal
 (NIR_KAFKA_MONITOR_USER, which may describe the hub's topics and group and nothing else; see
-`hub.principals`), and serves `nir_consumer_group_lag` at /metrics on
+`hub.kafka.principals`), and serves `nir_consumer_group_lag` at /metrics on
 NIR_METRICS_HOST:NIR_LAG_EXPORTER_PORT. /health/ready answers 200 while its last read is recent.
 A worker's own `nir_consumer_lag` stays for per-worker detail.
 """
@@ -14,20 +14,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 
-import click
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub import metrics
-from hub.broker import OffsetReader
 from hub.config import Settings
 from hub.errors import safe_traceback
+from hub.kafka.admin import OffsetReader
+from hub.kafka.topics import TopicNames
+from hub.ops import metrics
+from hub.ops.webserver import add_security_headers, security_headers
 from hub.sources import SourceRegistry
-from hub.topics import TopicNames
-from hub.webserver import add_security_headers, security_headers
 
 log = logging.getLogger(__name__)
 
@@ -115,37 +113,13 @@ class LagExporter:
         return app
 
 
-async def serve(settings: Settings, registry: SourceRegistry) -> None:
-    exporter = LagExporter(settings, registry)
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Serve the lag at /metrics until `stop` is set (`hub lag-exporter`: on SIGTERM or SIGINT)."""
+    exporter = LagExporter(settings, SourceRegistry.load(settings.sources_file, settings.service_principals))
     runner = web.AppRunner(exporter.web_app(), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.metrics_host, settings.lag_exporter_port).start()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     try:
         await exporter.run(stop)
     finally:
         await runner.cleanup()
-
-
-@click.command(
-    name="lag-exporter",
-    help="Serve the consumer group's lag as the broker reports it (committed against end offsets) "
-    "at /metrics on NIR_METRICS_HOST:NIR_LAG_EXPORTER_PORT, as the monitoring principal.",
-)
-def lag_exporter() -> None:
-    from hub import logs
-    from hub.bootstrap import install_masks
-
-    settings = Settings.from_env()
-    install_masks(settings)
-    logs.for_service(settings.log_repeat_seconds)
-    log.info(
-        "lag of group %s as %s, on %s:%s",
-        settings.app_id,
-        settings.kafka_username,
-        settings.metrics_host,
-        settings.lag_exporter_port,
-    )
-    asyncio.run(serve(settings, SourceRegistry.load(settings.sources_file, settings.service_principals)))

@@ -2,7 +2,7 @@
 headers every answer carries (pages, redirects, 404s, error pages and `/metrics` alike).
 
 What is served on it is registered elsewhere: the support page (`hub.support.web`), metrics and
-health (`hub.observability`).
+health (`hub.ops.observability`).
 """
 
 from __future__ import annotations

@@ -55,11 +55,11 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-from hub.broker import ensure_topics
 from hub.config import Settings
 from hub.errors import BrokerUnavailable, ConfigurationError
+from hub.kafka.admin import ensure_topics
+from hub.kafka.topics import TopicNames, required_topics
 from hub.sources import Source, SourceRegistry
-from hub.topics import TopicNames, required_topics
 
 log = logging.getLogger(__name__)
 

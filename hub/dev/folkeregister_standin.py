@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hub.localrun import serve_in_background
+from hub.dev.localrun import serve_in_background
 
 API = "/folkeregisteret/offentlig-med-hjemmel/api/v1"
 

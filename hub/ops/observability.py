@@ -1,11 +1,11 @@
 """What operations see of a worker: Prometheus metrics at `/metrics` (Faust's sensor, named
-`faust_*`, and the hub's own from `hub.metrics`), liveness at `/health/live`, readiness at
+`faust_*`, and the hub's own from `hub.ops.metrics`), liveness at `/health/live`, readiness at
 `/health/ready`, and the gauges that are read off the register and the consumer on a timer.
 
 The register's figures (open tickets, the oldest one, replays, the top incidents) are the same for
 every worker: each exports them, and dashboards and alerts take their `max`. The incidents are
 read less often (`INCIDENT_INTERVAL_SECONDS`): grouping them reads every active ticket. The group's lag as the broker sees
-it, when no worker runs too, is `hub lag-exporter`'s (`hub.lag_exporter`); a worker's own
+it, when no worker runs too, is `hub lag-exporter`'s (`hub.ops.lag_exporter`); a worker's own
 `nir_consumer_lag` covers only the partitions it holds.
 
 `/metrics` is served by the worker's web server, or, when NIR_METRICS_PORT is set, only by a
@@ -30,17 +30,17 @@ from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import text
 
-from hub import metrics
 from hub.bootstrap import Hub
-from hub.broker import broker_answers
 from hub.domain.calendar import as_utc
 from hub.domain.redaction import clean
 from hub.errors import safe_traceback
-from hub.streaming import HubPrometheusMonitor
+from hub.kafka.admin import broker_answers
+from hub.ops import metrics
+from hub.ops.monitor import HubPrometheusMonitor
+from hub.ops.webserver import add_security_headers
 from hub.support.incidents import Incident, list_incidents
 from hub.support.replay import replay_counts
 from hub.support.tickets import ACTIVE, TicketFilter, counts_by_error_code, oldest_active_failure
-from hub.webserver import add_security_headers
 
 log = logging.getLogger(__name__)
 

@@ -37,14 +37,14 @@ from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from hub.bootstrap import Hub
-from hub.broker import OffsetReader, list_topics
 from hub.config import Settings
 from hub.domain.calendar import iso_utc
 from hub.errors import BrokerUnavailable, ConfigurationError, RecoveryRefused
-from hub.principals import admin_result, admin_results
+from hub.kafka.admin import OffsetReader, list_topics
+from hub.kafka.principals import admin_result, admin_results
+from hub.kafka.topics import TopicNames, read_by_the_hub
 from hub.register.backup import Place, backup, has_data, positions, restore
 from hub.sources import SourceRegistry
-from hub.topics import TopicNames, read_by_the_hub
 
 log = logging.getLogger(__name__)
 

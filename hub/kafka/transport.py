@@ -1,27 +1,9 @@
-"""What the hub changes in faust-streaming, and why. Each change is a documented subclass wired
-in through Faust's own configuration (`hub.app`, `hub.observability`), never a patch of Faust's
-modules.
+"""The hub's Kafka transport for Faust: what it changes in faust-streaming's aiokafka driver, and
+why. Each change is a documented subclass, chosen by the broker URL's scheme (`nirkafka://`,
+registered in Faust's `faust.transports` entry-point group by pyproject.toml), never a patch of
+Faust's modules. `tests/unit/test_upstream_private_names.py` lists every private name of Faust
+and aiokafka it relies on.
 
-- `HubWorker` never runs Faust's terminal progress spinner. With a log level of WARN or higher,
-  Faust's worker sets the root logger to DEBUG so that every log record turns the spinner; every
-  library's debug record (aiokafka logs one for each message it sends) is then built and handled,
-  which cost the registrations path about a quarter of its rate. A service logs to files; it has
-  no terminal to spin. It also puts `hub.logs`'s filters on the log handlers, logs a thread that
-  dies as one record, and ends the process when a stop takes longer than `NIR_SHUTDOWN_SECONDS`
-  (Faust waits a minute for a consumer thread that died while the broker was down, and without
-  end for a batch that the database keeps from finishing). Once started, it freezes the objects
-  of its start-up (`gc.freeze`): Python's full collection otherwise walked all of them, some
-  170,000 modules, classes and functions that never become garbage, every few seconds under
-  load, stopping the worker for 100 to 150 ms each time, the largest part of the p99 latency.
-- `HubPrometheusMonitor` is Faust's Prometheus sensor with the same series and values, cheaper
-  per message. Faust's sensor updates several Prometheus metrics in each per-message hook, and
-  prometheus_client validates the labels and takes a lock on every update. Here those hooks only
-  count, in plain Python, and `publish` writes the counts into the same metrics: the `/metrics`
-  view calls it before each scrape (`hub.observability`), and a rebalance, which clears the
-  partition series, calls it before clearing them, as Faust's order of events would have it. The
-  event-runtime and send-latency histograms are still observed per event and message. Labelled
-  children are looked up once per label set, and the stream's label (a regular expression in
-  Faust) once per stream.
 - `HubConsumer` (through `HubTransport`, the `nirkafka://` broker scheme, registered in Faust's
   `faust.transports` entry-point group by pyproject.toml) delivers each partition's records of a
   fetch as one Faust message, a `RecordBatch`, instead of one Faust message per record: Faust's
@@ -60,213 +42,28 @@ modules.
   message at a time, each with its own future and accumulator look-up: 7 % of the worker's time
   on the registrations path, against 2 % now. It tells Faust's sensors of every message, as
   Faust's `send` does: without that, `faust_total_sent_messages_total` stayed at 0.
+
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import inspect
 import logging
-import os
-import signal
-import threading
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from typing import Any
-from weakref import WeakKeyDictionary
 
-import faust
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import RecordMetadata
-from faust.sensors.monitor import Monitor
-from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.transport.drivers import aiokafka as kafka_driver
-from faust.types import TP, EventT, Message, PendingMessage, ProducerT, StreamT
+from faust.types import TP, Message
 from faust.types.tuples import ConsumerMessage, ack_lock
 from mode.services import WaitArgT, WaitResults
 from mode.utils.times import Seconds
 
-from hub import logs
-from hub.errors import safe_traceback
 from hub.pipeline.ports import Outgoing
 
 log = logging.getLogger(__name__)
-
-
-class HubWorker(faust.Worker):
-    # Set from the settings in `hub.app`: how often one log message may repeat (`hub.logs`), and
-    # how long a stop may take.
-    log_repeat_seconds: float = 10.0
-    shutdown_seconds: float = 10.0
-
-    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-        self.spinner = None  # before Faust's handler, which only spins when there is a spinner
-        super().on_setup_root_logger(logger, level)
-        logs.install(level, repeat_seconds=self.log_repeat_seconds)
-        threading.excepthook = _log_thread_death
-
-    async def on_startup_finished(self) -> None:
-        await super().on_startup_finished()
-        gc.freeze()
-
-    def _schedule_shutdown(self, signal: signal.Signals) -> None:
-        if self._signal_stop_time is None:
-            _arm_shutdown_deadline(self.shutdown_seconds, signal)
-        super()._schedule_shutdown(signal)
-
-
-def _arm_shutdown_deadline(seconds: float, received: signal.Signals) -> None:
-    """End the process if a stop takes longer than `seconds`.
-
-    With the broker down, aiokafka's consumer thread dies of a cancelled fetch while stopping and
-    Faust waits a minute for it; with the database down, Faust waits without end for the batch
-    in hand to be acknowledged. Ending here loses nothing: an event is acknowledged, and its
-    offset committed, only once its outcome is committed and confirmed, so whatever was unfinished
-    is delivered again to the next worker. A thread, because the event loop may be what is stuck.
-    """
-
-    def expire() -> None:
-        log.warning(
-            "stopping took longer than %.0f s after %s; exiting without committing unfinished work",
-            seconds,
-            received.name,
-        )
-        logging.shutdown()
-        os._exit(128 + received.value)
-
-    timer = threading.Timer(seconds, expire)
-    timer.daemon = True
-    timer.start()
-
-
-def _log_thread_death(args: threading.ExceptHookArgs) -> None:
-    """A thread that dies of an exception is one log record, with where, not what (its message
-    can carry data), instead of a traceback written to stderr a fragment at a time."""
-    if args.exc_value is not None:
-        log.error(
-            "thread %s ended by %s", args.thread.name if args.thread else "?", safe_traceback(args.exc_value)
-        )
-
-
-class HubPrometheusMonitor(PrometheusMonitor):
-    def __init__(self, metrics: FaustMetrics, **kwargs: Any) -> None:
-        labelled: dict[str, Any] = {
-            name: _LabelledOnce(m) for name, m in metrics._asdict().items() if m._labelnames
-        }
-        super().__init__(metrics=metrics._replace(**labelled), **kwargs)
-        self._stream_labels: WeakKeyDictionary[StreamT, str] = WeakKeyDictionary()
-        # What the per-message hooks counted since the last `publish`.
-        self._new_messages = 0
-        self._new_messages_by_topic: Counter[str] = Counter()
-        self._new_events = 0
-        self._new_events_by_stream: Counter[str] = Counter()
-        self._new_sent_by_topic: Counter[str] = Counter()
-        self._new_sent = 0
-        # Faust's gauge of active events falls on every event out; Monitor's `events_active` only
-        # on those with a state. Active messages and the offsets are Monitor's own.
-        self._active_events = 0
-
-    def publish(self) -> None:
-        """Write what the per-message hooks counted into the Prometheus metrics (before a scrape)."""
-        m = self._metrics
-        m.messages_received.inc(self._new_messages)
-        m.active_messages.set(self.messages_active)
-        for topic, count in self._new_messages_by_topic.items():
-            m.messages_received_per_topics.labels(topic=topic).inc(count)
-        for tp, offset in self.tp_read_offsets.items():
-            m.messages_received_per_topics_partition.labels(topic=tp.topic, partition=tp.partition).set(
-                offset
-            )
-        for tp, offset in self.tp_end_offsets.items():
-            m.topic_partition_end_offset.labels(topic=tp.topic, partition=tp.partition).set(offset)
-        m.total_events.inc(self._new_events)
-        m.total_active_events.set(self._active_events)
-        for stream, count in self._new_events_by_stream.items():
-            m.total_events_per_stream.labels(stream=stream).inc(count)
-        for topic, count in self._new_sent_by_topic.items():
-            m.topic_messages_sent.labels(topic=f"topic.{topic}").inc(count)
-        m.total_sent_messages.inc(self._new_sent)
-        self._new_messages = self._new_events = self._new_sent = 0
-        self._new_messages_by_topic.clear()
-        self._new_events_by_stream.clear()
-        self._new_sent_by_topic.clear()
-
-    # The per-message hooks: Faust's Monitor's bookkeeping, and counts for `publish`.
-
-    def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
-        Monitor.on_message_in(self, tp, offset, message)
-        received = records_in(message)  # a record batch is one Faust message of several records
-        self._new_messages += received
-        self._new_messages_by_topic[tp.topic] += received
-
-    def on_stream_event_in(
-        self, tp: TP, offset: int, stream: StreamT, event: EventT
-    ) -> dict[str, Any] | None:
-        state = Monitor.on_stream_event_in(self, tp, offset, stream, event)
-        self._new_events += 1
-        self._active_events += 1
-        self._new_events_by_stream[self._events_label(stream)] += 1
-        return state
-
-    def on_stream_event_out(
-        self, tp: TP, offset: int, stream: StreamT, event: EventT, state: dict[str, Any] | None = None
-    ) -> None:
-        Monitor.on_stream_event_out(self, tp, offset, stream, event, state)
-        self._active_events -= 1
-        if state is not None:
-            self._metrics.events_runtime_latency.observe(self.secs_to_ms(self.events_runtime[-1]))
-
-    def on_message_out(self, tp: TP, offset: int, message: Message) -> None:
-        Monitor.on_message_out(self, tp, offset, message)
-
-    def track_tp_end_offset(self, tp: TP, offset: int) -> None:
-        Monitor.track_tp_end_offset(self, tp, offset)
-
-    def on_send_initiated(
-        self, producer: ProducerT, topic: str, message: PendingMessage, keysize: int, valsize: int
-    ) -> Any:
-        self._new_sent_by_topic[topic] += 1
-        return Monitor.on_send_initiated(self, producer, topic, message, keysize, valsize)
-
-    def on_send_completed(self, producer: ProducerT, state: Any, metadata: RecordMetadata) -> None:
-        Monitor.on_send_completed(self, producer, state, metadata)
-        self._new_sent += 1
-        self._metrics.producer_send_latency.observe(self.ms_since(state))
-
-    def _clear_partition_related_metrics(self) -> None:
-        self.publish()  # what was counted before the rebalance is cleared with the rest, as in Faust
-        super()._clear_partition_related_metrics()
-        for metric in self._metrics:
-            if isinstance(metric, _LabelledOnce):
-                metric.forget()  # the children Faust removed would no longer be exported
-
-    def _events_label(self, stream: StreamT) -> str:
-        label = self._stream_labels.get(stream)
-        if label is None:
-            label = self._stream_labels[stream] = f"stream.{self._stream_label(stream)}.events"
-        return label
-
-
-class _LabelledOnce:
-    """A labelled prometheus_client metric whose children are looked up once per label set."""
-
-    def __init__(self, metric: Any) -> None:
-        self._metric = metric
-        self._children: dict[tuple[tuple[str, Any], ...], Any] = {}
-
-    def labels(self, **labels: Any) -> Any:
-        key = tuple(labels.items())
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = self._metric.labels(**labels)
-        return child
-
-    def forget(self) -> None:
-        self._children.clear()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._metric, name)
 
 
 class RecordBatch(ConsumerMessage):

@@ -2,7 +2,7 @@
 recovered, in one command.
 
 With the demo's worker running, the register is backed up (`hub backup`); more events follow
-(`hub/demo/after_backup.jsonl`: new persons' claims and decisions, a duplicate, a rejection and an
+(`hub/dev/demo/after_backup.jsonl`: new persons' claims and decisions, a duplicate, a rejection and an
 event held for want of its start), then the worker is stopped and the demo's register deleted.
 The backup is restored (`hub restore`), the consumer group moved back as the admin by the
 backup's manifest (`hub recover --manifest`), and the worker started again decides once more
@@ -26,11 +26,11 @@ from confluent_kafka.admin import OffsetSpec
 from sqlalchemy import select
 
 from hub.bootstrap import Hub
-from hub.broker import end_offsets, read_from
 from hub.config import Settings
 from hub.connectors.receipts import decode_receipt
-from hub.localrun import WorkerProcess, local_admin
-from hub.recovery import GroupAdmin, Move, hub_topics, manifest_path, recover, restore_backup, take_backup
+from hub.dev.localrun import WorkerProcess, local_admin
+from hub.kafka.admin import end_offsets, read_from
+from hub.ops.recovery import GroupAdmin, Move, hub_topics, manifest_path, recover, restore_backup, take_backup
 from hub.register.models import CaseTicket, HeldEvent, RegistrationRecord
 
 AFTER_BACKUP = Path(__file__).resolve().parent / "after_backup.jsonl"

@@ -10,7 +10,7 @@ support page, running until Ctrl-C, for a support user it makes, who signs in wi
 through the demo's local ID-porten stand-in as one of its test persons. The demo keeps to its own
 topic prefix, consumer group and register file, so it never mixes with a real register, and
 starts each run from empty demo topics and an empty demo register. With `--disaster` it then
-loses its register, and restores and recovers it (`hub.demo.disaster`).
+loses its register, and restores and recovers it (`hub.dev.demo.disaster`).
 """
 
 from __future__ import annotations
@@ -37,26 +37,16 @@ from typing import Any
 from sqlalchemy import func, select
 
 from hub.bootstrap import Hub, install_masks
-from hub.broker import delete_topics_with_prefix, end_offsets, read_from
 from hub.config import Settings
 from hub.connectors.fagsystem import FagsystemProducer
 from hub.connectors.folkeregister import read_position
-from hub.connectors.folkeregister_standin import FolkeregisterStandIn
-from hub.connectors.folkeregister_standin import serving as serving_feed
-from hub.connectors.idporten_standin import BUILT_IN_PERSONS, IdportenStandIn, StandInClient, TestPerson
-from hub.connectors.idporten_standin import serving as serving_idporten
 from hub.connectors.jsonlines import publish_lines
-from hub.connectors.maskinporten_standin import (
-    MaskinportenStandIn,
-    RegisteredClient,
-    key_files,
-    make_client_keys,
-    serving,
-    signing_key,
-)
 from hub.connectors.receipts import decode_receipt
-from hub.errors import ConfigurationError
-from hub.localrun import (
+from hub.dev.folkeregister_standin import FolkeregisterStandIn
+from hub.dev.folkeregister_standin import serving as serving_feed
+from hub.dev.idporten_standin import BUILT_IN_PERSONS, IdportenStandIn, StandInClient, TestPerson
+from hub.dev.idporten_standin import serving as serving_idporten
+from hub.dev.localrun import (
     WorkerProcess,
     free_port,
     local_admin,
@@ -64,9 +54,19 @@ from hub.localrun import (
     start_local_broker,
     stop_local_broker,
 )
+from hub.dev.maskinporten_standin import (
+    MaskinportenStandIn,
+    RegisteredClient,
+    key_files,
+    make_client_keys,
+    serving,
+    signing_key,
+)
+from hub.errors import ConfigurationError
+from hub.kafka.admin import delete_topics_with_prefix, end_offsets, read_from
+from hub.kafka.principals import prepare_broker
 from hub.maskinporten import MaskinportenTokens, client_from_settings, key_id, read_private_key
 from hub.pipeline.deadletter import H_OFFSET, H_PARTITION, H_TOPIC, read_headers
-from hub.principals import prepare_broker
 from hub.register.database import make_engine
 from hub.register.migrate import upgrade
 from hub.register.models import AddressRecord, Person, RegistrationRecord
@@ -294,7 +294,7 @@ def _run(settings: Settings, timeout: float, support: bool, disaster: bool = Fal
         _follow_folkeregister(settings, days, timeout)
         done = _summarise(hub, records, sent)
         if disaster and done == 0:
-            from hub.demo.disaster import run_disaster
+            from hub.dev.demo.disaster import run_disaster
 
             def publish(path: Path) -> set[tuple[str, int, int]]:
                 return asyncio.run(_publish(settings, days, None, path))

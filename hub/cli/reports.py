@@ -1,0 +1,46 @@
+"""The help's "Reports" section."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    pass
+from hub.cli import common
+
+
+@click.command(
+    name="report",
+    short_help="Statistics as CSV: participants, status, exits, late.",
+    help="Statistics from the register as CSV: participants, status, exits, late.",
+)
+@click.argument("name", type=click.Choice(["participants", "status", "exits", "late"]))
+@click.option("--year", type=int, default=lambda: dt.date.today().year, help="The year to report on.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the CSV here.")
+@click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), help="Also draw it as a PNG.")
+def report(name: str, year: int, output: Path | None, chart: Path | None) -> None:
+    import csv
+    import io
+
+    from hub.register.reports import REPORTS
+
+    hub = common.migrated_hub()
+    with hub.session_factory() as session:
+        result = REPORTS[name](session, year)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(result.columns)
+    writer.writerows(result.rows)
+    if output is not None:
+        output.write_text(buffer.getvalue(), encoding="utf-8")
+    else:
+        click.echo(buffer.getvalue(), nl=False)
+    if chart is not None:
+        from hub.register.charts import draw
+
+        draw(result, title=f"{name} {year}", path=chart)
+        click.echo(f"chart written to {chart}", err=True)
