@@ -1,4 +1,4 @@
-"""The Faust app, built from the settings; agents are discovered from `hub.agents`.
+"""The worker's Faust app, built from the settings by `create_app`, with the agents of `hub.agents`.
 
 Before the worker starts consuming, `prepare_worker` checks the register's migrations, creates
 the topics the source registry needs, and subscribes the registrations agent to every source
@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import faust
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
@@ -20,8 +21,8 @@ from hub.bootstrap import Hub
 from hub.config import Settings
 from hub.errors import BrokerUnavailable, MessageTooLarge
 from hub.kafka.admin import ensure_topics, list_topics
-from hub.kafka.topics import TopicNames, required_topics
-from hub.kafka.transport import HubConsumerThread, HubProducer
+from hub.kafka.topics import required_topics
+from hub.kafka.transport import HubProducer
 from hub.ops.observability import register_observability
 from hub.ops.webserver import FAUST_APP_OPTIONS, secure_web_server, security_headers
 from hub.pipeline.ports import Outgoing
@@ -31,42 +32,111 @@ from hub.worker import HubWorker
 
 log = logging.getLogger(__name__)
 
-settings = Settings.from_env()
-hub = Hub.from_settings(settings)
-HubWorker.log_repeat_seconds = settings.log_repeat_seconds
-HubWorker.shutdown_seconds = settings.shutdown_seconds
-HubConsumerThread.fetch_wait_seconds = settings.fetch_wait_seconds
-HubConsumerThread.fetch_min_bytes = settings.fetch_min_bytes
-names = TopicNames(settings.topic_prefix)
 
-app = faust.App(
-    settings.app_id,
-    broker=settings.kafka_url,
-    autodiscover=["hub.agents"],
-    origin="hub.app",
-    store="memory://",
-    datadir=settings.data_dir,
-    key_serializer="raw",
-    value_serializer="raw",
-    # At-least-once delivery: offsets of events the agents have finished are committed this
-    # often; the register's unique keys turn redelivery into "already there".
-    broker_commit_interval=settings.commit_interval_seconds,
-    broker_session_timeout=settings.session_timeout_seconds,
-    consumer_auto_offset_reset="earliest",
-    producer_acks=-1,
-    # The hub creates its topics itself, with explicit partition counts.
-    topic_allow_declare=False,
-    topic_disable_leader=True,
-    web_bind=settings.web_host,
-    web_host=settings.web_host,
-    web_port=settings.web_port,
-    web_ssl_context=settings.web_ssl_context(),
-    **FAUST_APP_OPTIONS,
-    Worker=HubWorker,
-    # Faust would log whatever is written to stdout and stderr one write() at a time: a traceback
-    # printed there became a hundred records. Logging goes through `hub.ops.logs` instead.
-    worker_redirect_stdouts=False,
-)
+class HubFaustApp(faust.App):
+    """Faust's app, holding the hub's settings for the classes Faust makes from it (the worker,
+    the consumer thread), which have no Faust setting of their own to read."""
+
+    hub_settings: Settings
+
+
+@dataclass
+class HubApp:
+    """The worker's app as `create_app` wired it: the Faust app, the hub it works on, and the
+    topics its agents read."""
+
+    app: HubFaustApp
+    hub: Hub
+    registrations_topic: faust.types.TopicT
+    address_changes_topic: faust.types.TopicT
+    dead_letters_topic: faust.types.TopicT
+
+    @property
+    def settings(self) -> Settings:
+        return self.hub.settings
+
+    def prepare_worker(self) -> None:
+        """Runs in `hub worker` before Faust starts (see the module docstring).
+
+        Not a Faust `on_worker_init` handler: Faust sends that signal for every CLI command.
+        """
+        # Set here, not when the app is made: `hub faust` makes the app for every Faust command,
+        # and most of them have no business with the worker's Kafka password.
+        self.app.conf.broker_credentials = self.settings.kafka.faust_credentials()
+        # The worker's event loop is not running yet and must not be replaced: use a thread.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            matching = pool.submit(asyncio.run, self._prepare()).result()
+        subscribed = list(self.registrations_topic.topics)
+        extra = [t for t in matching if t not in subscribed]
+        if extra:
+            log.warning(
+                "subscribing to %d source topic(s) not in the source registry; their events will "
+                "be rejected (NIR-SOURCE-001): %s",
+                len(extra),
+                ", ".join(extra),
+            )
+            self.registrations_topic.topics = [*subscribed, *extra]
+        log.info("registrations from %d source topic(s)", len(self.registrations_topic.topics))
+
+    async def _prepare(self) -> list[str]:
+        settings = self.settings
+        require_current(self.hub.engine)
+        created = await ensure_topics(
+            settings.kafka, required_topics(settings, self.hub.registry), settings.replication_factor
+        )
+        for name in created:
+            log.info("created topic %s", name)
+        existing = await list_topics(settings.kafka)
+        return self.hub.names.matching_registrations(existing)
+
+
+def create_app(settings: Settings) -> HubApp:
+    """The worker's Faust app on `settings`, with its web server, topics and agents; nothing
+    happens at import, and nothing here reads the environment or touches the broker."""
+    hub = Hub.from_settings(settings)
+    names = hub.names
+    app = HubFaustApp(
+        settings.app_id,
+        broker=settings.kafka_url,
+        autodiscover=False,  # the agents are installed below, from this app's settings
+        store="memory://",
+        datadir=settings.data_dir,
+        key_serializer="raw",
+        value_serializer="raw",
+        # At-least-once delivery: offsets of events the agents have finished are committed this
+        # often; the register's unique keys turn redelivery into "already there".
+        broker_commit_interval=settings.commit_interval_seconds,
+        broker_session_timeout=settings.session_timeout_seconds,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        # The hub creates its topics itself, with explicit partition counts.
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_ssl_context=settings.web_ssl_context(),
+        **FAUST_APP_OPTIONS,
+        Worker=HubWorker,
+        # Faust would log whatever is written to stdout and stderr one write() at a time: a
+        # traceback printed there became a hundred records. Logging goes through `hub.ops.logs`.
+        worker_redirect_stdouts=False,
+    )
+    app.hub_settings = settings
+    serve_web(app, hub)
+    wired = HubApp(
+        app,
+        hub,
+        registrations_topic=app.topic(
+            *[names.registrations(source.id) for source in hub.registry], key_type=bytes, value_type=bytes
+        ),
+        address_changes_topic=app.topic(names.address_changes, key_type=bytes, value_type=bytes),
+        dead_letters_topic=app.topic(names.dead_letters, key_type=bytes, value_type=bytes),
+    )
+    from hub.agents import install_agents  # the agents name this module's types
+
+    install_agents(wired)
+    return wired
 
 
 def serve_web(faust_app: faust.App, on: Hub) -> None:
@@ -76,17 +146,6 @@ def serve_web(faust_app: faust.App, on: Hub) -> None:
     secure_web_server(faust_app, headers)
     register_support_page(faust_app, on)
     register_observability(faust_app, on, headers)
-
-
-serve_web(app, hub)
-
-registrations_topic = app.topic(
-    *[names.registrations(source.id) for source in hub.registry],
-    key_type=bytes,
-    value_type=bytes,
-)
-address_changes_topic = app.topic(names.address_changes, key_type=bytes, value_type=bytes)
-dead_letters_topic = app.topic(names.dead_letters, key_type=bytes, value_type=bytes)
 
 
 class FaustPublisher:
@@ -110,38 +169,3 @@ class FaustPublisher:
         except (TimeoutError, KafkaError, OSError) as exc:
             topics = ", ".join(sorted({m.topic for m in messages}))
             raise BrokerUnavailable(f"send to {topics} not confirmed: {type(exc).__name__}") from exc
-
-
-async def _prepare(current: Settings) -> list[str]:
-    require_current(hub.engine)
-    created = await ensure_topics(
-        current.kafka, required_topics(current, hub.registry), current.replication_factor
-    )
-    for name in created:
-        log.info("created topic %s", name)
-    existing = await list_topics(current.kafka)
-    return names.matching_registrations(existing)
-
-
-def prepare_worker() -> None:
-    """Runs in `hub worker` before Faust starts (see the module docstring).
-
-    Not a Faust `on_worker_init` handler: Faust sends that signal for every CLI command.
-    """
-    # Set here, not when the app is made: every CLI command makes the app, and most of them have
-    # no business with the worker's Kafka password.
-    app.conf.broker_credentials = settings.kafka.faust_credentials()
-    # The worker's event loop is not running yet and must not be replaced: use a thread.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        matching = pool.submit(asyncio.run, _prepare(settings)).result()
-    subscribed = list(registrations_topic.topics)
-    extra = [t for t in matching if t not in subscribed]
-    if extra:
-        log.warning(
-            "subscribing to %d source topic(s) not in the source registry; their events will "
-            "be rejected (NIR-SOURCE-001): %s",
-            len(extra),
-            ", ".join(extra),
-        )
-        registrations_topic.topics = [*subscribed, *extra]
-    log.info("registrations from %d source topic(s)", len(registrations_topic.topics))

@@ -1,5 +1,5 @@
-"""The hub's Faust worker (`hub worker`): what it changes in Faust's, and why (`hub.app` sets it
-as the app's worker class).
+"""The hub's Faust worker (`hub worker`): what it changes in Faust's, and why (`hub.app.create_app` makes
+it the app's worker class).
 
 - `HubWorker` never runs Faust's terminal progress spinner. With a log level of WARN or higher,
   Faust's worker sets the root logger to DEBUG so that every log record turns the spinner; every
@@ -31,15 +31,19 @@ log = logging.getLogger(__name__)
 
 
 class HubWorker(faust.Worker):
-    # Set from the settings in `hub.app`: how often one log message may repeat (`hub.ops.logs`), and
-    # how long a stop may take.
+    # How often one log message may repeat (`hub.ops.logs`), and how long a stop may take: the
+    # app's settings (`hub.app.create_app`), these for an app without them.
     log_repeat_seconds: float = 10.0
     shutdown_seconds: float = 10.0
+
+    def _setting(self, name: str) -> float:
+        settings = getattr(self.app, "hub_settings", None)
+        return float(getattr(settings, name) if settings is not None else getattr(self, name))
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         self.spinner = None  # before Faust's handler, which only spins when there is a spinner
         super().on_setup_root_logger(logger, level)
-        logs.install(level, repeat_seconds=self.log_repeat_seconds)
+        logs.install(level, repeat_seconds=self._setting("log_repeat_seconds"))
         threading.excepthook = _log_thread_death
 
     async def on_startup_finished(self) -> None:
@@ -48,7 +52,7 @@ class HubWorker(faust.Worker):
 
     def _schedule_shutdown(self, signal: signal.Signals) -> None:
         if self._signal_stop_time is None:
-            _arm_shutdown_deadline(self.shutdown_seconds, signal)
+            _arm_shutdown_deadline(self._setting("shutdown_seconds"), signal)
         super()._schedule_shutdown(signal)
 
 

@@ -1,14 +1,27 @@
 """Consumes Folkeregisteret's address changes into the persons' address history."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from hub.agents.runner import flow_agent, guarded
-from hub.app import FaustPublisher, address_changes_topic, app, hub, settings
 from hub.pipeline.addresses import AddressFlow
 
-record_address_changes = flow_agent(
-    app,
-    address_changes_topic,
-    guarded(hub, AddressFlow(hub, FaustPublisher(app)), "hub.agents.record_address_changes"),
-    "hub.agents.record_address_changes",
-    size=settings.batch_size,
-    within=settings.batch_window_seconds,
-)
+if TYPE_CHECKING:
+    from hub.app import HubApp
+
+NAME = "hub.agents.record_address_changes"
+
+
+def install(wired: HubApp) -> None:
+    from hub.app import FaustPublisher
+
+    app, hub, settings = wired.app, wired.hub, wired.settings
+    flow_agent(
+        app,
+        wired.address_changes_topic,
+        guarded(hub, AddressFlow(hub, FaustPublisher(app)), NAME),
+        NAME,
+        size=settings.batch_size,
+        within=settings.batch_window_seconds,
+    )

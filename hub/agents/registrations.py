@@ -7,42 +7,52 @@ itself, and a batch is acknowledged only once the register transaction has commi
 receipts (and any dead letters) are confirmed by the broker.
 """
 
+from __future__ import annotations
+
 import logging
+from typing import TYPE_CHECKING
 
 from hub.agents.runner import flow_agent, guarded
-from hub.app import FaustPublisher, app, hub, registrations_topic, settings
 from hub.errors import safe_traceback
 from hub.pipeline.registrations import RegistrationFlow
+
+if TYPE_CHECKING:
+    from hub.app import HubApp
 
 log = logging.getLogger(__name__)
 
 NAME = "hub.agents.transfer_registrations"
-flow = RegistrationFlow.of(hub, FaustPublisher(app))
-transfer_registrations = flow_agent(
-    app,
-    registrations_topic,
-    guarded(hub, flow, NAME),
-    NAME,
-    size=settings.batch_size,
-    within=settings.batch_window_seconds,
-)
 
 
-@app.timer(interval=settings.hold_check_seconds)
-async def look_after_held_events() -> None:
-    """Held events belong to the worker that owns their partition: only it tries again those
-    whose persons changed outside the flow or whose answer is owed, and expires those that waited
-    too long."""
-    assigned = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
-    if not assigned:
-        return
-    try:
-        answered = await flow.retry_held(assigned)
-        expired = await flow.expire_held(assigned)
-    except Exception as exc:  # the next tick tries again; nothing was released unconfirmed
-        log.error("looking after held events failed: %s", safe_traceback(exc))
-        return
-    if answered:
-        log.info("answered %d held event(s) tried again", answered)
-    if expired:
-        log.info("dead-lettered %d held event(s) that waited too long", expired)
+def install(wired: HubApp) -> None:
+    from hub.app import FaustPublisher
+
+    app, hub, settings = wired.app, wired.hub, wired.settings
+    flow = RegistrationFlow.of(hub, FaustPublisher(app))
+    flow_agent(
+        app,
+        wired.registrations_topic,
+        guarded(hub, flow, NAME),
+        NAME,
+        size=settings.batch_size,
+        within=settings.batch_window_seconds,
+    )
+
+    @app.timer(interval=settings.hold_check_seconds, name="hub.agents.look_after_held_events")
+    async def look_after_held_events() -> None:
+        """Held events belong to the worker that owns their partition: only it tries again those
+        whose persons changed outside the flow or whose answer is owed, and expires those that
+        waited too long."""
+        assigned = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
+        if not assigned:
+            return
+        try:
+            answered = await flow.retry_held(assigned)
+            expired = await flow.expire_held(assigned)
+        except Exception as exc:  # the next tick tries again; nothing was released unconfirmed
+            log.error("looking after held events failed: %s", safe_traceback(exc))
+            return
+        if answered:
+            log.info("answered %d held event(s) tried again", answered)
+        if expired:
+            log.info("dead-lettered %d held event(s) that waited too long", expired)

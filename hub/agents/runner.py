@@ -36,7 +36,11 @@ log = logging.getLogger(__name__)
 def guarded(hub: Hub, flow: BatchFlow, name: str) -> Checkpoint:
     """The checkpoint of `flow`'s batches, its marks kept under `name`'s short form."""
     return Checkpoint(
-        _short(name), flow, Transactions.of(hub), clock=lambda: hub.clock(), crash_attempts=hub.settings.crash_attempts
+        _short(name),
+        flow,
+        Transactions.of(hub),
+        clock=lambda: hub.clock(),
+        crash_attempts=hub.settings.crash_attempts,
     )
 
 

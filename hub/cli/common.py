@@ -3,24 +3,25 @@ for a read, and persons' numbers taken from standard input or a file, never the 
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from hub.bootstrap import Hub
 
-if TYPE_CHECKING:
-    pass
 
-
+@functools.cache
 def the_hub() -> Hub:
-    from hub.app import hub
+    """The hub on the settings of the environment: its register, sources and contract (not the
+    worker's Faust app, which no command but `hub worker` and `hub faust` needs)."""
+    from hub.config import Settings
 
-    return hub
+    return Hub.from_settings(Settings.from_env())
 
 
 def migrated_hub() -> Hub:

@@ -6,16 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
+from hub.cli import common
 from hub.cli.services import run_service
 from hub.config import Settings
-
-if TYPE_CHECKING:
-    pass
-from hub.cli import common
 
 
 @click.command(

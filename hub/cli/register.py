@@ -9,19 +9,15 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from hub.bootstrap import Hub
-from hub.domain.calendar import iso_utc
-from hub.errors import HubError
-
-if TYPE_CHECKING:
-    pass
 from hub.cli import common
 from hub.cli.cases import _replayed
 from hub.cli.common import READ_REASON, USER, numbers_in, read_identifier, read_identifiers
+from hub.domain.calendar import iso_utc
+from hub.errors import HubError
 
 
 @click.group(name="db", help="The register's database.")

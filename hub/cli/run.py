@@ -14,7 +14,7 @@ from hub.cli.services import run_service
 from hub.config import Settings
 
 if TYPE_CHECKING:
-    pass
+    from hub.app import HubApp
 
 
 @click.command(name="demo", help="Run the hub end to end on the embedded defaults.")
@@ -31,7 +31,7 @@ def demo(keep_broker: bool, support: bool, disaster: bool) -> None:
     sys.exit(run_demo(keep_broker=keep_broker, support=support, disaster=disaster))
 
 
-def _faust_commands() -> click.Group:
+def _faust_commands(wired: HubApp) -> click.Group:
     """Faust's command line, run on the hub's app, whose `worker` first runs `prepare_worker`.
 
     A copy: Faust's own group stays as Faust made it. The preparation hangs on the worker's
@@ -44,9 +44,7 @@ def _faust_commands() -> click.Group:
     start_worker = faust_worker.callback
 
     def prepared_worker(*args: Any, **kwargs: Any) -> Any:
-        from hub.app import prepare_worker
-
-        prepare_worker()
+        wired.prepare_worker()
         return start_worker(*args, **kwargs)
 
     worker_command = copy.copy(faust_worker)
@@ -59,9 +57,10 @@ def _faust_commands() -> click.Group:
 
 def _run_faust(args: list[str], prog_name: str) -> None:
     """Run Faust's command line with `args`, as `app.main()` does: the app is handed to it."""
-    from hub.app import app
+    from hub.app import create_app
 
-    _faust_commands().main(args=args, prog_name=prog_name, app=app)
+    wired = create_app(Settings.from_env())
+    _faust_commands(wired).main(args=args, prog_name=prog_name, app=wired.app)
 
 
 # Everything after the command's name goes to Faust unread, `--help` included.

@@ -9,17 +9,14 @@ import shutil
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from hub.bootstrap import Hub
-from hub.domain.calendar import iso_utc
-
-if TYPE_CHECKING:
-    pass
 from hub.cli import common
 from hub.cli.common import AS_JSON, LIMIT, echo_listing, os_user
+from hub.domain.calendar import iso_utc
 
 
 @click.group(

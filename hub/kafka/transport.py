@@ -101,7 +101,8 @@ def records_in(message: Message) -> int:
 
 
 class HubConsumerThread(kafka_driver.AIOKafkaConsumerThread):
-    # Set from the settings in `hub.app` (Faust has no setting for either).
+    # Faust has no setting for either: the app's hub settings (`hub.app.create_app`), these for
+    # an app without them.
     fetch_wait_seconds: float = 0.025
     fetch_min_bytes: int = 65536
 
@@ -113,8 +114,14 @@ class HubConsumerThread(kafka_driver.AIOKafkaConsumerThread):
         for attribute in ("_fetch_max_wait_ms", "_fetch_min_bytes"):
             if not hasattr(consumer, attribute):  # a later aiokafka: fail at start, not silently
                 raise RuntimeError(f"aiokafka's consumer has no {attribute} to set")
-        consumer._fetch_max_wait_ms = round(self.fetch_wait_seconds * 1000)
-        consumer._fetch_min_bytes = self.fetch_min_bytes
+        settings = getattr(self.app, "hub_settings", None)
+        wait, least = (
+            (settings.fetch_wait_seconds, settings.fetch_min_bytes)
+            if settings is not None
+            else (self.fetch_wait_seconds, self.fetch_min_bytes)
+        )
+        consumer._fetch_max_wait_ms = round(wait * 1000)
+        consumer._fetch_min_bytes = least
         return consumer
 
 

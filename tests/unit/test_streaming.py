@@ -4,6 +4,7 @@ and transport (hub.kafka.transport)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import inspect
 import logging
@@ -17,6 +18,7 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from hub.agents.runner import messages_of
+from hub.config import Settings
 from hub.kafka.transport import HubConsumer, HubConsumerThread, HubTransport, RecordBatch
 from hub.ops.monitor import HubPrometheusMonitor
 from hub.worker import HubWorker
@@ -58,10 +60,16 @@ def test_hub_worker_freezes_its_start_up_objects_once_started() -> None:
         gc.unfreeze()
 
 
-def test_the_app_runs_the_hub_worker() -> None:
-    from hub.app import app
+def test_the_app_runs_the_hub_worker_on_its_settings() -> None:
+    from hub.app import create_app
 
+    settings = dataclasses.replace(Settings.from_env(), log_repeat_seconds=7.0, shutdown_seconds=3.0)
+    app = create_app(settings).app
     assert app.conf.Worker is HubWorker
+    worker = HubWorker(app, loop=None)
+    assert (worker._setting("log_repeat_seconds"), worker._setting("shutdown_seconds")) == (7.0, 3.0)
+    plain = HubWorker(faust.App("streaming-test-plain"), loop=None)  # an app without the hub's settings
+    assert plain._setting("shutdown_seconds") == HubWorker.shutdown_seconds
 
 
 class _Owner:
@@ -180,10 +188,17 @@ def test_the_workers_producer_is_idempotent_and_waits_for_every_in_sync_replica(
 
 
 def test_the_app_takes_the_fetch_settings() -> None:
-    from hub.app import settings
+    from hub.app import create_app
 
-    assert HubConsumerThread.fetch_wait_seconds == settings.fetch_wait_seconds
-    assert HubConsumerThread.fetch_min_bytes == settings.fetch_min_bytes
+    settings = dataclasses.replace(Settings.from_env(), fetch_wait_seconds=0.04, fetch_min_bytes=1234)
+    app = create_app(settings).app
+    thread = app.consumer._thread  # type: ignore[attr-defined]
+
+    async def made() -> Any:  # aiokafka makes its consumer in a running loop; made, not started
+        return thread._create_worker_consumer(app.transport)
+
+    consumer = asyncio.run(made())
+    assert (consumer._fetch_max_wait_ms, consumer._fetch_min_bytes) == (40, 1234)
 
 
 def _consumer() -> HubConsumer:

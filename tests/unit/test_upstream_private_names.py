@@ -73,6 +73,7 @@ OWN: dict[str, str | None] = {
     "_is_delivery": "HubConsumer",
     "_note_holes": "HubConsumer",
     "_report": "HubProducer",
+    "_setting": "HubWorker",
     "_LabelledOnce": None,
     "_children": None,  # _LabelledOnce's, which subclasses nothing
     "_metric": None,  # _LabelledOnce's
