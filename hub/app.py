@@ -38,6 +38,10 @@ class HubFaustApp(faust.App):
     the consumer thread), which have no Faust setting of their own to read."""
 
     hub_settings: Settings
+    # A logger of its own. Left unset, mode names a service's logger after its class's module,
+    # this one, and gives it a handler that discards: this module's warnings before the worker
+    # sets up logging (`prepare_worker`'s) would then go nowhere.
+    logger = logging.getLogger("hub.faust_app")
 
 
 @dataclass
