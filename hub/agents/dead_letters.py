@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hub.agents.runner import flow_agent, guarded
+from hub.agents.runner import install_flow
 from hub.support.dead_letters import DeadLetterFlow
 
 if TYPE_CHECKING:
@@ -16,12 +16,4 @@ NAME = "hub.agents.open_case_tickets"
 def install(wired: HubApp) -> None:
     from hub.app import FaustPublisher
 
-    app, hub, settings = wired.app, wired.hub, wired.settings
-    flow_agent(
-        app,
-        wired.dead_letters_topic,
-        guarded(hub, DeadLetterFlow(hub, FaustPublisher(app)), NAME),
-        NAME,
-        size=settings.batch_size,
-        within=settings.batch_window_seconds,
-    )
+    install_flow(wired, wired.dead_letters_topic, DeadLetterFlow(wired.hub, FaustPublisher(wired.app)), NAME)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from hub.agents.runner import flow_agent, guarded
+from hub.agents.runner import install_flow
 from hub.errors import safe_traceback
 from hub.pipeline.registrations import RegistrationFlow
 
@@ -27,16 +27,9 @@ NAME = "hub.agents.transfer_registrations"
 def install(wired: HubApp) -> None:
     from hub.app import FaustPublisher
 
-    app, hub, settings = wired.app, wired.hub, wired.settings
-    flow = RegistrationFlow.of(hub, FaustPublisher(app))
-    flow_agent(
-        app,
-        wired.registrations_topic,
-        guarded(hub, flow, NAME),
-        NAME,
-        size=settings.batch_size,
-        within=settings.batch_window_seconds,
-    )
+    app, settings = wired.app, wired.settings
+    flow = RegistrationFlow.of(wired.hub, FaustPublisher(app))
+    install_flow(wired, wired.registrations_topic, flow, NAME)
 
     @app.timer(interval=settings.hold_check_seconds, name="hub.agents.look_after_held_events")
     async def look_after_held_events() -> None:

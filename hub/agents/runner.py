@@ -17,7 +17,7 @@ import logging
 import os  # noqa: F401  (tests stand in for os._exit here, as `or_exit` ends the process)
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 
@@ -29,6 +29,9 @@ from hub.pipeline.checkpoint import EXIT_UNHANDLED as EXIT_UNHANDLED
 from hub.pipeline.checkpoint import BatchFlow, Checkpoint
 from hub.pipeline.checkpoint import or_exit as or_exit
 from hub.pipeline.flow import Flow, Message, Transactions
+
+if TYPE_CHECKING:
+    from hub.app import HubApp
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +114,19 @@ def _message(
     appended = timestamp_type == LOG_APPEND_TIME
     received_at = dt.datetime.fromtimestamp(timestamp, dt.UTC) if appended and timestamp else None
     return Message(Origin(topic, partition, offset), key, value, tuple(headers), received_at)
+
+
+def install_flow(wired: HubApp, topic: faust.TopicT, flow: BatchFlow, name: str) -> None:
+    """`flow`'s agent on `wired`'s app: `topic`'s messages in batches through its checkpoint."""
+    settings = wired.settings
+    flow_agent(
+        wired.app,
+        topic,
+        guarded(wired.hub, flow, name),
+        name,
+        size=settings.batch_size,
+        within=settings.batch_window_seconds,
+    )
 
 
 def flow_agent(

@@ -23,7 +23,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar, cast
@@ -360,6 +360,20 @@ class SupportView(View):
         if token is None or not hmac.compare_digest(str(data.get("form_token", "")), form_token(token)):
             raise _ForeignForm()
         return {k: v for k, v in data.items() if isinstance(v, str)}
+
+    async def job_page(self, request: Request, job_id: str, kind: type[_Job], template: str) -> Response:
+        """The progress page of a job of `kind` (`_start_job`): only its starter sees it."""
+
+        async def handle() -> Response:
+            user = await self.as_user(request, lambda session, u: u)
+            job = _JOBS.get(job_id)
+            if not isinstance(job, kind) or job.owner != user.username:
+                return self.message(request, 404, "not_found.title", "bulk.no_job")
+            return self.page(
+                request, template, user=user, form_token=form_token(_cookie(request) or ""), job=job
+            )
+
+        return await self.guarded(request, handle)
 
     async def guarded(self, request: Request, handler: Callable[[], Any]) -> Response:
         """Turn "not signed in" and "not yours" into the right page."""
@@ -1255,21 +1269,50 @@ class Export(SupportView):
         return await self.guarded(request, handle)
 
 
-@dataclass
-class _BulkReplay:
-    """A bulk replay running in this worker, for its progress page (which only its starter sees)."""
+@dataclass(kw_only=True)
+class _Job:
+    """A long action running as a task of this worker (a bulk replay, an action over an
+    incident's tickets), for its progress page, which only its starter sees. What it does is in
+    the register (each ticket audited as it is done); this is only how far it is."""
 
     owner: str
-    total: int
-    done: list[ReplayStep] = field(default_factory=list)
     finished: bool = False
     failed: bool = False
     task: asyncio.Task[Any] | None = None
 
 
-# Bulk replays by their random id: kept in the worker that runs them (each replay is audited in
-# the register as it is sent; only the progress page needs this).
-_BULK_REPLAYS: dict[str, _BulkReplay] = {}
+# The running and finished jobs by their random id, kept in the worker that runs them: a job
+# lives as long as its worker (a restart ends it, and the tickets it did not reach stay active,
+# to be acted on again); each is small, and none is removed.
+_JOBS: dict[str, _Job] = {}
+
+
+def _start_job(job: _Job, work: Awaitable[Any], what: str) -> str:
+    """Run `work` as a task of this worker, `job` saying how it went; the job's id."""
+    job_id = secrets.token_urlsafe(18)
+
+    async def run() -> None:
+        try:
+            await work
+        except Exception as exc:
+            job.failed = True
+            log.error("%s failed: %s", what, safe_traceback(exc))
+        finally:
+            job.finished = True
+
+    job.task = asyncio.create_task(run())
+    _JOBS[job_id] = job
+    return job_id
+
+
+@dataclass(kw_only=True)
+class _BulkReplay(_Job):
+    """A bulk replay: the steps done so far, of `total`."""
+
+    total: int
+    done: list[ReplayStep] = field(default_factory=list)
+
+
 BULK_REPLAY_PER_SECOND = 20.0
 
 
@@ -1338,47 +1381,22 @@ class Bulk(SupportView):
         return await self.guarded(request, handle)
 
     def start_replay(self, scope: Scope, ticket_ids: list[int]) -> str:
-        job_id = secrets.token_urlsafe(18)
         job = _BulkReplay(owner=scope.username, total=len(ticket_ids))
-
-        async def run() -> None:
-            try:
-                await replay_tickets(
-                    self.hub,
-                    ticket_ids,
-                    per_second=BULK_REPLAY_PER_SECOND,
-                    on_each=job.done.append,
-                    user=scope.username,
-                    scope=scope,
-                )
-            except Exception as exc:
-                job.failed = True
-                log.error("bulk replay failed: %s", safe_traceback(exc))
-            finally:
-                job.finished = True
-
-        job.task = asyncio.create_task(run())
-        _BULK_REPLAYS[job_id] = job
-        return job_id
+        replay = replay_tickets(
+            self.hub,
+            ticket_ids,
+            per_second=BULK_REPLAY_PER_SECOND,
+            on_each=job.done.append,
+            user=scope.username,
+            scope=scope,
+        )
+        return _start_job(job, replay, "bulk replay")
 
 
 @blueprint.route("/tickets/bulk/{job_id:[A-Za-z0-9_-]{24}}", name="bulk_progress")
 class BulkProgress(SupportView):
     async def get(self, request: Request, job_id: str) -> Response:
-        async def handle() -> Response:
-            user = await self.as_user(request, lambda session, u: u)
-            job = _BULK_REPLAYS.get(job_id)
-            if job is None or job.owner != user.username:
-                return self.message(request, 404, "not_found.title", "bulk.no_job")
-            return self.page(
-                request,
-                "bulk_progress.html",
-                user=user,
-                form_token=form_token(_cookie(request) or ""),
-                job=job,
-            )
-
-        return await self.guarded(request, handle)
+        return await self.job_page(request, job_id, _BulkReplay, "bulk_progress.html")
 
 
 # The incidents listed on their page at most (the newest last failure first).
@@ -1391,13 +1409,11 @@ INCIDENT_STEPS_SHOWN = 200
 RESOLVE, DRY_RUN, REPLAY = "resolve", "dry_run", "replay"
 
 
-@dataclass
-class _IncidentJob:
-    """An action over all of an incident's tickets running in this worker (a resolve, a replay,
-    or the replay's dry run), for its progress page, which only its starter sees. What is done is
-    in the register (each ticket audited); this is only how far it is."""
+@dataclass(kw_only=True)
+class _IncidentJob(_Job):
+    """An action over all of an incident's tickets (a resolve, a replay, or the replay's dry
+    run): how many it handled, of `total`, and what became of them."""
 
-    owner: str
     action: str
     ticket_id: int  # the ticket the incident was chosen by, for the page's links
     total: int
@@ -1405,9 +1421,6 @@ class _IncidentJob:
     handled: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)  # a replay's steps by what became of them
     shown: list[ReplayStep] = field(default_factory=list)  # its first steps
-    finished: bool = False
-    failed: bool = False
-    task: asyncio.Task[Any] | None = None
 
     def record(self, step: ReplayStep) -> None:
         self.handled += 1
@@ -1415,12 +1428,6 @@ class _IncidentJob:
         self.outcomes[kind] = self.outcomes.get(kind, 0) + 1
         if len(self.shown) < INCIDENT_STEPS_SHOWN:
             self.shown.append(step)
-
-
-# The incidents' jobs by their random id: an in-process registry, as the bulk replays' is. A job
-# lives as long as the worker that runs it (a restart ends it: the tickets it did not reach stay
-# active, and the incident can be acted on again); it is small, and not removed.
-_INCIDENT_JOBS: dict[str, _IncidentJob] = {}
 
 
 def _incident_fingerprint(incident: Incident) -> str:
@@ -1548,7 +1555,6 @@ class IncidentPage(IncidentView):
         this worker; its id. The action is audited as it starts, and each ticket as it is done
         (`resolve_incident`, `replay_incident`); a dry run changes nothing and is not."""
         hub = self.hub
-        job_id = secrets.token_urlsafe(18)
         job = _IncidentJob(
             owner=scope.username,
             action=action,
@@ -1570,39 +1576,31 @@ class IncidentPage(IncidentView):
                 ),
             )
 
-        async def run() -> None:
-            try:
-                if action == RESOLVE:
-                    batches = resolve_incident(
-                        hub.session_factory,
-                        incident,
-                        note,
-                        hub.clock(),
-                        username=scope.username,
-                        within=scope.tickets(),
-                    )
-                    # Each batch is its own transaction, on a thread: the event loop never waits.
-                    while (count := await asyncio.to_thread(next, batches, None)) is not None:
-                        job.handled += count
-                else:
-                    await replay_incident(
-                        hub,
-                        incident,
-                        per_second=INCIDENT_REPLAY_PER_SECOND,
-                        dry_run=action == DRY_RUN,
-                        on_each=job.record,
-                        user=None if action == DRY_RUN else scope.username,
-                        scope=scope,
-                    )
-            except Exception as exc:
-                job.failed = True
-                log.error("incident %s failed: %s", action, safe_traceback(exc))
-            finally:
-                job.finished = True
+        async def work() -> None:
+            if action == RESOLVE:
+                batches = resolve_incident(
+                    hub.session_factory,
+                    incident,
+                    note,
+                    hub.clock(),
+                    username=scope.username,
+                    within=scope.tickets(),
+                )
+                # Each batch is its own transaction, on a thread: the event loop never waits.
+                while (count := await asyncio.to_thread(next, batches, None)) is not None:
+                    job.handled += count
+            else:
+                await replay_incident(
+                    hub,
+                    incident,
+                    per_second=INCIDENT_REPLAY_PER_SECOND,
+                    dry_run=action == DRY_RUN,
+                    on_each=job.record,
+                    user=None if action == DRY_RUN else scope.username,
+                    scope=scope,
+                )
 
-        job.task = asyncio.create_task(run())
-        _INCIDENT_JOBS[job_id] = job
-        return job_id
+        return _start_job(job, work(), f"incident {action}")
 
 
 @blueprint.route("/incidents/jobs/{job_id:[A-Za-z0-9_-]{24}}", name="incident_progress")
@@ -1611,20 +1609,7 @@ class IncidentProgress(SupportView):
     offers the replay it showed, confirmed."""
 
     async def get(self, request: Request, job_id: str) -> Response:
-        async def handle() -> Response:
-            user = await self.as_user(request, lambda session, u: u)
-            job = _INCIDENT_JOBS.get(job_id)
-            if job is None or job.owner != user.username:
-                return self.message(request, 404, "not_found.title", "bulk.no_job")
-            return self.page(
-                request,
-                "incident_progress.html",
-                user=user,
-                form_token=form_token(_cookie(request) or ""),
-                job=job,
-            )
-
-        return await self.guarded(request, handle)
+        return await self.job_page(request, job_id, _IncidentJob, "incident_progress.html")
 
 
 @blueprint.route("/language", name="language")
