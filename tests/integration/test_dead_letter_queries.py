@@ -213,3 +213,21 @@ def test_one_incident_among_100000_other_tickets_is_listed_and_resolved_through_
     # PostgreSQL 25,000 and 100,000 tickets to read and filter.
     [listing, *_] = _on_tickets(statements)
     assert "ix_case_tickets_incident on case_tickets" in _explained(filled_url, *listing)
+
+
+def test_the_gateway_reads_one_sources_incidents_from_its_view_through_an_index(filled_url: str) -> None:
+    # The vendor's `GET /v1/incidents`: its own source's active tickets, through the view the
+    # gateway's role may read (`gateway_incident_tickets`), grouped as the desk groups them.
+    from hub.gateway.incidents import SourceIncidents
+
+    gateway = SourceIncidents(filled_url, WINDOW)
+    try:
+        assert gateway.engine is not None and gateway.session_factory is not None
+        with sent_by(gateway.engine) as statements:
+            found = gateway._read(gateway.session_factory, "filled-1")
+    finally:
+        gateway.close()
+    assert [(i["errorCode"], i["tickets"]) for i in found] == [("NIR-DECODE-001", 20_000)]
+    [(statement, parameters)] = [(s, p) for s, p in statements if "gateway_incident_tickets" in s]
+    plan = _explained(filled_url, statement, parameters)
+    assert "Seq Scan on case_tickets" not in plan, plan
