@@ -48,9 +48,10 @@ def agent_worker() -> None:
     import faust
 
     from hub.agents.runner import messages_of
+    from hub.domain.transfer import ReceiptOutcome
     from hub.kafka.transport import HubProducer
     from hub.pipeline.ports import Outgoing
-    from hub.pipeline.receipts import ReceiptOutcome, encode_receipt
+    from hub.pipeline.receipts import encode_receipt
     from hub.schemas.codec import catalog
 
     topic, expected = os.environ["CEILING_TOPIC"], int(os.environ["CEILING_EVENTS"])

@@ -45,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hub.bootstrap import Hub
 from hub.config import Settings
 from hub.domain.events import Origin
+from hub.domain.transfer import Message
 from hub.errors import BrokerUnavailable
-from hub.pipeline.flow import Message
 from hub.pipeline.ports import Outgoing
 from hub.pipeline.registrations import RegistrationFlow
 

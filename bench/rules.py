@@ -33,8 +33,8 @@ from hub.bootstrap import Hub
 from hub.config import Settings
 from hub.domain.events import Origin, Registration
 from hub.domain.lifecycle import transition_problem
+from hub.domain.transfer import Message
 from hub.pipeline import decide
-from hub.pipeline.flow import Message
 from hub.pipeline.registrations import RegistrationFlow
 from hub.rules import RULES, RuleContext, Violation, evaluate
 from hub.rules.catalogue import _fact_of

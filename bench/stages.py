@@ -48,9 +48,9 @@ from bench.common import (
 from hub.app import FaustPublisher
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
+from hub.domain.transfer import Message
 from hub.pipeline.decide import Circumstances
 from hub.pipeline.decode import decode_registration
-from hub.pipeline.flow import Message
 from hub.pipeline.ports import Outgoing, Publisher
 from hub.pipeline.registrations import RegistrationFlow
 from hub.rules import evaluate

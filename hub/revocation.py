@@ -20,11 +20,11 @@ import datetime as dt
 from aiokafka import AIOKafkaProducer
 
 from hub.bootstrap import Hub
+from hub.domain.sources import Source, SourceState
 from hub.kafka.principals import BrokerAccess
 from hub.kafka.topics import TopicNames
 from hub.register.source_states import current_source_states, record_source_state
 from hub.register.unit_of_work import UnitOfWork
-from hub.sources import Source, SourceState
 
 
 async def publish_source_state(hub: Hub, state: SourceState) -> None:

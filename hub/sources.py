@@ -19,10 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hub.domain.sources import Reporting as Reporting
-from hub.domain.sources import Source as Source
+from hub.domain.sources import Reporting, Source
 from hub.domain.sources import SourceRegistry as Registry
-from hub.domain.sources import SourceState as SourceState
 from hub.errors import ConfigurationError
 
 SOURCE_ID_PATTERN = r"[a-z0-9][a-z0-9-]*"

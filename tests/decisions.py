@@ -9,7 +9,7 @@ from typing import Any
 
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
-from hub.pipeline.flow import Message
+from hub.domain.transfer import Message
 from hub.pipeline.registrations import RegistrationFlow
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json

@@ -28,11 +28,11 @@ from hub.domain.snapshot import (
     Write,
     identifiers_of,
 )
+from hub.domain.sources import SourceState
 from hub.errors import BrokerUnavailable
 from hub.pipeline.deadletter import read_headers
 from hub.pipeline.ports import Outgoing
 from hub.register.repository import registered_of, registration_values
-from hub.sources import SourceState
 
 # The topic the unit tests' events come on (`tests.unit.test_decisions`).
 TOPIC_OF_TESTS = "nir.source.oslo-fagsystem.registrations"

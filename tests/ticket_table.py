@@ -10,8 +10,8 @@ from collections.abc import Iterator, Sequence
 from sqlalchemy import Engine, text
 
 from hub.domain.events import Origin
-from hub.pipeline.deadletter import Failure, dead_letter_headers
-from hub.pipeline.flow import Message
+from hub.domain.transfer import Failure, Message
+from hub.pipeline.deadletter import dead_letter_headers
 from hub.schemas.codec import REGISTRATION, SchemaCatalog
 from hub.schemas.contract import from_json
 from tests.factories import event, synthetic_person

@@ -14,7 +14,6 @@ import collections
 import contextlib
 import datetime as dt
 import logging
-import os  # noqa: F401  (tests stand in for os._exit here, as `or_exit` ends the process)
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -23,12 +22,11 @@ import faust
 
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
+from hub.domain.transfer import Message
 from hub.kafka.transport import RecordBatch, records_in
 from hub.ops import metrics
-from hub.pipeline.checkpoint import EXIT_UNHANDLED as EXIT_UNHANDLED
-from hub.pipeline.checkpoint import BatchFlow, Checkpoint
-from hub.pipeline.checkpoint import or_exit as or_exit
-from hub.pipeline.flow import Flow, Message, Transactions
+from hub.pipeline.checkpoint import BatchFlow, Checkpoint, or_exit
+from hub.pipeline.flow import Flow, Transactions
 
 if TYPE_CHECKING:
     from hub.app import HubApp

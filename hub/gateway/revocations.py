@@ -22,10 +22,10 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from hub.domain.sources import SourceState
 from hub.errors import safe_traceback
 from hub.kafka.connection import KafkaConnection
 from hub.kafka.topics import TopicNames
-from hub.sources import SourceState
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,9 @@ import jwt
 
 from hub import jwks
 from hub.config import Settings
+from hub.domain.sources import Source
 from hub.gateway.problems import Problem, unauthorized
-from hub.sources import Source, SourceRegistry
+from hub.sources import SourceRegistry
 
 log = logging.getLogger(__name__)
 

@@ -56,10 +56,11 @@ from confluent_kafka.admin import (
 )
 
 from hub.config import Settings
+from hub.domain.sources import Source
 from hub.errors import BrokerUnavailable, ConfigurationError
 from hub.kafka.admin import ensure_topics
 from hub.kafka.topics import TopicNames, required_topics
-from hub.sources import Source, SourceRegistry
+from hub.sources import SourceRegistry
 
 log = logging.getLogger(__name__)
 

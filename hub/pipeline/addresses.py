@@ -15,10 +15,10 @@ from hub.domain.events import AddressChange
 from hub.domain.identifiers import InvalidIdentifier, parse_national_id
 from hub.domain.municipalities import is_municipality_number
 from hub.domain.redaction import is_plain
+from hub.domain.transfer import Failure, Message
 from hub.errors import InvalidAddressChange
-from hub.pipeline.deadletter import Failure
 from hub.pipeline.decode import decode_address_change
-from hub.pipeline.flow import Flow, Message, failure_from
+from hub.pipeline.flow import Flow, failure_from
 from hub.register.addresses import record_address_change
 from hub.register.person_events import PERSON_EVENTS, record_person_event
 

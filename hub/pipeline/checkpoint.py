@@ -34,13 +34,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from hub.domain.snapshot import HeldEntry, Write
+from hub.domain.transfer import Message
 from hub.errors import HubError, safe_traceback
 from hub.kafka.topics import TopicNames
 from hub.ops import metrics
 from hub.pipeline import crash_guard
 from hub.pipeline.decide import Circumstances, Decision, Pending, decide_batch, failed, held_message
 from hub.pipeline.decode import decode_registration
-from hub.pipeline.flow import Message, Outbox, Transactions, count_dead_letters, failure_from
+from hub.pipeline.flow import Outbox, Transactions, count_dead_letters, failure_from
 from hub.pipeline.ports import Acknowledgement, Outgoing
 from hub.pipeline.receipts import encode_receipt
 from hub.register.unit_of_work import UnitOfWork

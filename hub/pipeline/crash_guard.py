@@ -29,7 +29,7 @@ from sqlalchemy import ColumnElement, Table, and_, bindparam, delete, insert, se
 from sqlalchemy.orm import Session
 
 from hub.domain.events import Origin
-from hub.pipeline.flow import Message
+from hub.domain.transfer import Message
 from hub.register.database import among_parameter, prebuilt
 from hub.register.models import UnfinishedWork
 

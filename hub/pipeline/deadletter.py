@@ -11,7 +11,7 @@ import datetime as dt
 
 from hub.domain.events import Origin
 from hub.domain.redaction import clean
-from hub.domain.transfer import Failure as Failure
+from hub.domain.transfer import Failure
 from hub.pipeline.ports import Outgoing
 
 # Header names on every dead letter. Values are UTF-8 text.

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
 from hub.domain.redaction import clean
-from hub.domain.transfer import Message as Message
+from hub.domain.transfer import Failure, Message
 from hub.errors import (
     DecodeError,
     HubError,
@@ -24,7 +24,7 @@ from hub.errors import (
     safe_traceback,
 )
 from hub.ops import metrics
-from hub.pipeline.deadletter import Failure, by_reference, dead_letter
+from hub.pipeline.deadletter import by_reference, dead_letter
 from hub.pipeline.ports import Outgoing, Publisher
 from hub.pipeline.retry import retry_transient
 from hub.register.unit_of_work import UnitOfWork, in_transaction

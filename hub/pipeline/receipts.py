@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from hub.domain.events import Origin
-from hub.domain.transfer import ReceiptOutcome as ReceiptOutcome
+from hub.domain.transfer import ReceiptOutcome
 from hub.rules import Violation
 from hub.schemas.codec import RECEIPT, SchemaCatalog
 

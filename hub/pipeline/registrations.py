@@ -17,10 +17,11 @@ import logging
 from collections.abc import Callable, Collection
 
 from hub.bootstrap import Hub
+from hub.domain.transfer import Message
 from hub.kafka.topics import TopicNames
 from hub.pipeline.checkpoint import RegistrationBatch
 from hub.pipeline.decide import Decision, expired, failed
-from hub.pipeline.flow import Message, Outbox, Transactions, set_aside_failure
+from hub.pipeline.flow import Outbox, Transactions, set_aside_failure
 from hub.pipeline.ports import Publisher
 from hub.schemas.codec import SchemaCatalog
 from hub.sources import SourceRegistry

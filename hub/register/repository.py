@@ -45,6 +45,7 @@ from hub.domain.snapshot import (
     content_key,
     identifiers_of,
 )
+from hub.domain.sources import SourceState
 from hub.register.database import among_parameter, insert_new, insert_rows, prebuilt
 from hub.register.models import (
     ACTIVE,
@@ -64,7 +65,6 @@ from hub.register.models import (
     TicketStatus,
 )
 from hub.register.source_states import revoked_sources
-from hub.sources import SourceState
 
 PERSONS = cast(Table, Person.__table__)
 PERSON_IDENTIFIERS = cast(Table, PersonIdentifier.__table__)

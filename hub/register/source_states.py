@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub.domain.calendar import as_utc
+from hub.domain.sources import SourceState
 from hub.register.models import SourceStateChange
-from hub.sources import SourceState
 
 
 def record_source_state(session: Session, state: SourceState) -> None:

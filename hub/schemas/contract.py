@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hub.domain.calendar import iso_utc
-from hub.domain.events import event_type_of as event_type_of
+from hub.domain.events import event_type_of
 from hub.errors import EncodeError
 from hub.schemas.codec import REGISTRATION, SchemaVersion, catalog
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from hub.domain.transfer import Message
 from hub.errors import HubError, safe_traceback
-from hub.pipeline.flow import Flow, Message
+from hub.pipeline.flow import Flow
 from hub.register.unit_of_work import UnitOfWork
 from hub.support.tickets import DeadLetter, quarantine_dead_letter, tickets_from_dead_letters
 

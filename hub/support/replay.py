@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session
 
 from hub.bootstrap import Hub
 from hub.domain.calendar import norwegian_date
+from hub.domain.sources import Source
 from hub.errors import DecodeError
 from hub.pipeline.decode import decode_registration
 from hub.register.models import AuditEntry, CaseTicket
 from hub.register.unit_of_work import UnitOfWork, in_transaction
 from hub.schemas.codec import REGISTRATION, SchemaCatalog
 from hub.schemas.contract import ContractError, from_json
-from hub.sources import Source
 from hub.support.access import audit
 from hub.support.incidents import Incident, incident_tickets
 from hub.support.scope import OutOfScope, Scope

@@ -28,10 +28,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, false, or_
 
 from hub.domain.municipalities import is_municipality_number, numbers_since
+from hub.domain.sources import Source
 from hub.errors import HubError
 from hub.kafka.topics import TopicNames
 from hub.register.models import CaseTicket, RegistrationRecord, User
-from hub.sources import Source, SourceRegistry
+from hub.sources import SourceRegistry
 from hub.support.access import Role
 
 # The day the register's municipality lists begin: every number a municipality has had since is

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from hub.dev.localrun import LocalBroker
+from hub.domain.sources import SourceState
 from hub.kafka.admin import end_offsets
 from hub.schemas.codec import REGISTRATION
 from hub.schemas.contract import from_json
-from hub.sources import SourceState
 from tests.factories import event, synthetic_person
 from tests.gateway import SOURCE_A, SOURCE_B, GatewayUnderTest, gateway_harness, gateway_under_test
 from tests.harness import HubHarness, wait_until

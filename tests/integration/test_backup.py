@@ -15,8 +15,8 @@ from sqlalchemy import select
 from hub.bootstrap import Hub
 from hub.dev.localrun import LocalBroker, local_admin
 from hub.domain.events import Origin
+from hub.domain.transfer import Message
 from hub.ops.recovery import Manifest, complete_up_to, manifest_path
-from hub.pipeline.flow import Message
 from hub.pipeline.registrations import RegistrationFlow
 from hub.register.backup import backup, has_data, positions, restore
 from hub.register.database import make_engine

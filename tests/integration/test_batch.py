@@ -21,7 +21,7 @@ from sqlalchemy import delete, event, select
 from hub.bootstrap import Hub
 from hub.config import Settings
 from hub.domain.events import Origin
-from hub.pipeline.flow import Message
+from hub.domain.transfer import Message
 from hub.pipeline.registrations import RegistrationFlow
 from hub.register.database import insert_new
 from hub.register.models import (

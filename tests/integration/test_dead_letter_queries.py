@@ -19,8 +19,8 @@ from sqlalchemy import Engine, event, func, select
 
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
-from hub.pipeline.deadletter import H_PARTITION, Failure, dead_letter_headers
-from hub.pipeline.flow import Message
+from hub.domain.transfer import Failure, Message
+from hub.pipeline.deadletter import H_PARTITION, dead_letter_headers
 from hub.register.models import CaseTicket
 from hub.schemas.codec import REGISTRATION
 from hub.schemas.contract import from_json

@@ -28,10 +28,10 @@ from hub.dev.folkeregister_standin import FolkeregisterStandIn, serving
 from hub.dev.localrun import LocalBroker, WorkerProcess, local_admin
 from hub.domain.events import Origin
 from hub.domain.identifiers import make_national_id
+from hub.domain.transfer import Message
 from hub.errors import ConfigurationError
 from hub.kafka.principals import prepare_broker
 from hub.pipeline.addresses import AddressFlow
-from hub.pipeline.flow import Message
 from hub.register.people import describe_person
 from hub.register.repository import find_person_id
 from hub.register.unit_of_work import UnitOfWork

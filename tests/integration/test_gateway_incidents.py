@@ -16,9 +16,10 @@ from referencing.jsonschema import DRAFT202012
 
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
+from hub.domain.transfer import Failure
 from hub.gateway.server import OPENAPI_FILE
 from hub.gateway.tokens import SigningKeys
-from hub.pipeline.deadletter import Failure, dead_letter_headers
+from hub.pipeline.deadletter import dead_letter_headers
 from hub.schemas.codec import REGISTRATION
 from hub.schemas.contract import from_json
 from hub.support.tickets import DeadLetter, tickets_from_dead_letters

@@ -16,7 +16,9 @@ from sqlalchemy import func, select
 from hub.agents import runner
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
+from hub.domain.transfer import Message
 from hub.errors import MessageTooLarge, RegisterRefused
+from hub.pipeline import checkpoint
 from hub.pipeline.deadletter import (
     H_ERROR_CODE,
     H_ERROR_MESSAGE,
@@ -25,7 +27,7 @@ from hub.pipeline.deadletter import (
     H_PARTITION,
     H_TOPIC,
 )
-from hub.pipeline.flow import Flow, Message
+from hub.pipeline.flow import Flow
 from hub.pipeline.ports import Outgoing
 from hub.pipeline.registrations import RegistrationFlow
 from hub.register.models import CaseTicket, UnfinishedWork
@@ -226,8 +228,8 @@ def test_a_message_the_worker_keeps_dying_on_is_set_aside_and_the_partition_move
     def exit_(code: int) -> None:
         raise _Crashed(code)
 
-    monkeypatch.setattr(runner.os, "_exit", exit_)
-    monkeypatch.setattr(runner.logging, "shutdown", lambda: None)
+    monkeypatch.setattr(checkpoint.os, "_exit", exit_)
+    monkeypatch.setattr(checkpoint.logging, "shutdown", lambda: None)
     hub.settings = dataclasses.replace(hub.settings, crash_attempts=3)
     messages = [Message(Origin(TOPIC, 0, o), None, b"poison" if o == 13 else b"ok") for o in range(10, 20)]
     other = [Message(Origin(TOPIC, 1, o), None, b"ok") for o in range(5)]

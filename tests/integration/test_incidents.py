@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
-from hub.pipeline.deadletter import Failure, dead_letter_headers
+from hub.domain.transfer import Failure
+from hub.pipeline.deadletter import dead_letter_headers
 from hub.register.models import AuditEntry, CaseTicket
 from hub.schemas.codec import REGISTRATION
 from hub.schemas.contract import from_json

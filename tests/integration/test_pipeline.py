@@ -18,10 +18,9 @@ from sqlalchemy.exc import OperationalError
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
 from hub.domain.identifiers import make_national_id
+from hub.domain.transfer import Message, ReceiptOutcome
 from hub.pipeline.addresses import AddressFlow
 from hub.pipeline.deadletter import H_ERROR_CLASS, H_ERROR_CODE, H_ERROR_MESSAGE
-from hub.pipeline.flow import Message
-from hub.pipeline.receipts import ReceiptOutcome
 from hub.pipeline.registrations import RegistrationFlow
 from hub.register.models import RegistrationRecord
 from hub.register.repository import RegisterRepository

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from hub.config import Settings
 from hub.domain.events import AddressChange, Origin
 from hub.domain.identifiers import make_national_id
+from hub.domain.transfer import Message
 from hub.errors import RegisterNotMigrated
-from hub.pipeline.flow import Message
 from hub.pipeline.registrations import RegistrationFlow
 from hub.register.addresses import pending_lookups, record_address_change
 from hub.register.database import make_engine, make_session_factory

@@ -33,7 +33,7 @@ from hub.bootstrap import Hub
 from hub.config import Settings
 from hub.domain.events import AddressChange, Origin
 from hub.domain.identifiers import duf_checksum, make_national_id, number_kind
-from hub.pipeline.flow import Message
+from hub.domain.transfer import Message
 from hub.pipeline.registrations import RegistrationFlow
 from hub.register.identity import IdentityError, merge_persons, split_merge
 from hub.register.models import (

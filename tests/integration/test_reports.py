@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from hub.bootstrap import Hub
 from hub.config import Settings
 from hub.domain.events import AddressChange, Origin
-from hub.pipeline.flow import Message
+from hub.domain.transfer import Message
 from hub.pipeline.registrations import RegistrationFlow
 from hub.register.charts import NO_DATA, draw
 from hub.register.person_events import record_person_event

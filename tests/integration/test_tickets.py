@@ -14,8 +14,8 @@ from sqlalchemy import select
 from hub.bootstrap import Hub
 from hub.config import Settings
 from hub.domain.events import Origin
+from hub.domain.transfer import Message
 from hub.errors import DecodeError
-from hub.pipeline.flow import Message
 from hub.pipeline.registrations import RegistrationFlow
 from hub.register.models import CaseTicket, TicketOutcome
 from hub.register.unit_of_work import UnitOfWork

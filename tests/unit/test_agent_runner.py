@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from hub.agents.runner import EXIT_UNHANDLED, Batches, or_exit
+from hub.agents.runner import Batches
 from hub.domain.events import Origin
-from hub.pipeline.flow import Message
+from hub.domain.transfer import Message
+from hub.pipeline.checkpoint import EXIT_UNHANDLED, or_exit
 
 MESSAGE = Message(Origin("t", 0, 1), None, b"")
 
@@ -36,7 +37,7 @@ def test_an_escaping_exception_exits_the_process_without_returning(monkeypatch: 
         codes.append(code)
         raise Exited
 
-    monkeypatch.setattr("hub.agents.runner.os._exit", fake_exit)
+    monkeypatch.setattr("hub.pipeline.checkpoint.os._exit", fake_exit)
     with pytest.raises(Exited):
         asyncio.run(or_exit(Failing().process(MESSAGE), MESSAGE.origin))
     assert codes == [EXIT_UNHANDLED]

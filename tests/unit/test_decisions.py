@@ -19,9 +19,9 @@ from hub.config import Settings
 from hub.domain.events import Origin
 from hub.domain.lifecycle import effective_facts
 from hub.domain.snapshot import NATIONAL_ID, Merge, PersonState, Snapshot
+from hub.domain.transfer import Message
 from hub.pipeline.decide import Circumstances, Pending, decide
 from hub.pipeline.decode import decode_registration
-from hub.pipeline.flow import Message
 from hub.pipeline.registrations import RegistrationFlow
 from hub.schemas.codec import catalog
 from hub.sources import SourceRegistry

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from hub.domain.sources import SourceState
 from hub.gateway.intake import Checked
 from hub.gateway.tokens import SigningKeys
-from hub.sources import SourceState
 from tests.factories import event, synthetic_person
 from tests.offline_gateway import (
     OTHER_CLIENT,

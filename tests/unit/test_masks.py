@@ -21,11 +21,12 @@ from hub.domain import identifiers
 from hub.domain.events import Origin
 from hub.domain.identifiers import Masker, MaskKeyMissing, make_national_id, mask, use_masker
 from hub.domain.redaction import clean, echo
+from hub.domain.transfer import Failure, ReceiptOutcome
 from hub.errors import ConfigurationError
 from hub.gateway.problems import Problem, field_errors
 from hub.ops import logs
-from hub.pipeline.deadletter import Failure, dead_letter_headers, read_headers
-from hub.pipeline.receipts import ReceiptOutcome, encode_receipt
+from hub.pipeline.deadletter import dead_letter_headers, read_headers
+from hub.pipeline.receipts import encode_receipt
 from hub.rules import RuleContext, evaluate
 from hub.schemas.codec import catalog
 from hub.sources import SourceRegistry

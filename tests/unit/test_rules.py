@@ -16,11 +16,12 @@ from hub.domain.identifiers import CheckDigitRule
 from hub.domain.lifecycle import Fact
 from hub.domain.residence import Residence, residence_history, residence_on
 from hub.domain.snapshot import TWO_PERSONS, Conflict, PersonState, Target
+from hub.domain.sources import SourceState
 from hub.pipeline.decode import decode_registration
 from hub.rules import RULES, RuleContext, Severity, check, evaluate
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
-from hub.sources import SourceRegistry, SourceState
+from hub.sources import SourceRegistry
 from tests.factories import PAYLOADS, event, synthetic_person
 
 TODAY = dt.date(2026, 11, 26)

@@ -11,9 +11,10 @@ import fastavro
 import pytest
 from fastavro.utils import generate_many
 
+from hub.domain.events import event_type_of
 from hub.errors import DecodeError, EncodeError, UnknownSchemaError
 from hub.schemas.codec import ADDRESS_CHANGE, HEADER_LENGTH, MARKER, REGISTRATION, SchemaCatalog, catalog
-from hub.schemas.contract import ContractError, event_type_of, from_json, payload_records, to_json
+from hub.schemas.contract import ContractError, from_json, payload_records, to_json
 from tests.factories import PAYLOADS, event, synthetic_person
 
 
