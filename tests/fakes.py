@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from hub.domain.events import Registration
+from hub.domain.events import Origin, Registration
 from hub.domain.lifecycle import Action, Fact
 from hub.domain.snapshot import (
     AttachPersonEvent,
@@ -32,6 +32,7 @@ from hub.domain.sources import SourceState
 from hub.errors import BrokerUnavailable
 from hub.pipeline.deadletter import read_headers
 from hub.pipeline.ports import Outgoing
+from hub.register.marks import Mark, NewMark
 from hub.register.repository import registered_of, registration_values
 
 # The topic the unit tests' events come on (`tests.unit.test_decisions`).
@@ -284,3 +285,51 @@ def _fact(row: dict[str, Any]) -> Fact:
         Action(row["action"]),
         row["sent_at"],
     )
+
+
+class FakeMarks:
+    """The crash guard's marks of unfinished work in memory, with `MarksRepository`'s interface
+    (`hub.pipeline.crash_guard.Marks`)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, tuple[str, Mark, int]] = {}  # id: flow, mark, attempts
+        self._ids = itertools.count(1)
+
+    def marks_of(self, flow: str, topics: Sequence[str]) -> list[Mark]:
+        return [m for f, m, _ in self.rows.values() if f == flow and m.topic in topics]
+
+    def mark(self, flow: str, marks: Sequence[NewMark], now: dt.datetime) -> list[int]:
+        ids = []
+        for new in marks:
+            mark_id = next(self._ids)
+            self.rows[mark_id] = (
+                flow,
+                Mark(mark_id, new.topic, new.partition, new.first_offset, new.last_offset),
+                1,
+            )
+            ids.append(mark_id)
+        return ids
+
+    def remove(self, ids: Sequence[int]) -> None:
+        for mark_id in ids:
+            self.rows.pop(mark_id, None)
+
+    def begin_one(self, flow: str, origin: Origin, now: dt.datetime) -> int:
+        for mark_id, (f, m, attempts) in self.rows.items():
+            if (f, m.topic, m.partition, m.first_offset, m.last_offset) == (
+                flow, origin.topic, origin.partition, origin.offset, origin.offset
+            ):  # fmt: skip
+                self.rows[mark_id] = (f, m, attempts + 1)
+                return attempts + 1
+        [mark_id] = self.mark(flow, [NewMark(origin.topic, origin.partition, origin.offset, origin.offset)], now)
+        return 1
+
+    def finish_one(self, flow: str, origin: Origin) -> None:
+        self.remove(
+            [
+                i
+                for i, (f, m, _) in self.rows.items()
+                if (f, m.topic, m.partition) == (flow, origin.topic, origin.partition)
+                and m.last_offset <= origin.offset
+            ]
+        )

@@ -90,17 +90,17 @@ class Checkpoint:
     async def _mark(self, messages: list[Message]) -> crash_guard.Plan:
         name, now = self.name, self.clock()
         return await self.transactions.run(
-            lambda uow: crash_guard.plan(uow.session, name, messages, now), "crash guard"
+            lambda uow: crash_guard.plan(uow.marks, name, messages, now), "crash guard"
         )
 
     async def _unmark(self, marks: list[int]) -> None:
-        await self.transactions.run(lambda uow: crash_guard.finish(uow.session, marks), "crash guard")
+        await self.transactions.run(lambda uow: uow.marks.remove(marks), "crash guard")
 
     async def _one_at_a_time(self, message: Message) -> None:
         """One message of a suspected partition, with a mark of its own that counts its beginnings."""
         name, origin, now = self.name, message.origin, self.clock()
         attempts = await self.transactions.run(
-            lambda uow: crash_guard.begin_one(uow.session, name, origin, now), "crash guard"
+            lambda uow: uow.marks.begin_one(name, origin, now), "crash guard"
         )
         if attempts > self.crash_attempts:
             log.error("%s: the worker stopped %d times on %s; set aside unprocessed", name, attempts - 1, origin)
@@ -108,7 +108,7 @@ class Checkpoint:
             metrics.SET_ASIDE.labels(name).inc()
         else:
             await or_exit(self.flow.process_batch([message]), origin)
-        await self.transactions.run(lambda uow: crash_guard.finish_one(uow.session, name, origin), "crash guard")
+        await self.transactions.run(lambda uow: uow.marks.finish_one(name, origin), "crash guard")
 
 
 async def or_exit(work: Awaitable[T], where: object) -> T:

@@ -1,5 +1,5 @@
 """The unit of work: one database transaction around one piece of work, with the register
-repository (`uow.register`) on its session.
+repository (`uow.register`) and the crash guard's marks (`uow.marks`) on its session.
 
 Leaving the block without `commit()` rolls back. Driver errors that mean "try again later"
 (connection lost, database down, lock timeout, a concurrent insert of the same key) become
@@ -20,6 +20,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalErr
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.errors import RegisterRefused, RegisterUnavailable, WriteConflict
+from hub.register.marks import MarksRepository
 from hub.register.repository import RegisterRepository
 
 T = TypeVar("T")
@@ -27,6 +28,7 @@ T = TypeVar("T")
 
 class UnitOfWork:
     register: RegisterRepository
+    marks: MarksRepository  # the crash guard's marks of unfinished work
     session: Session
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
@@ -39,6 +41,7 @@ class UnitOfWork:
         except Exception as exc:
             raise _translate(exc) from exc
         self.register = RegisterRepository(self.session)
+        self.marks = MarksRepository(self.session)
         self._committed = False
         return self
 
