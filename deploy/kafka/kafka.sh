@@ -477,15 +477,20 @@ start() {
 }
 
 stop() {
-  local i pid stopped=""
+  # Every node is asked at once: one by one, the last nodes of a cluster lose their controllers'
+  # quorum and wait out their controlled shutdown for nothing.
+  local i pid pids=() stopped=""
   for i in $(nodes); do
     pid="$(running_pid "$i")" || continue
     kill "$pid"
-    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$(node_dir "$i")/kafka.pid"
+    pids+=("$pid")
     stopped=1
   done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  for i in $(nodes); do rm -f "$(node_dir "$i")/kafka.pid"; done
   if [[ -n "$stopped" ]]; then echo "Kafka stopped"; else echo "Kafka is not running"; fi
 }
 
