@@ -1,8 +1,8 @@
 """One way to run a long-lived service of the hub (the gateway, the lag exporter, the Folkeregister
-connector): settings from the environment, the masks keyed with this installation's key, logging
-as a service logs (`hub.ops.logs`), one line saying what runs where, then the service until
-SIGTERM or SIGINT asks it to stop. The worker is Faust's own and starts through Faust's command
-line (`hub.cli.run`), which does the same for it."""
+connector): settings from the environment, logging as a service logs (`hub.ops.logs`), one line
+saying what runs where, then the service until SIGTERM or SIGINT asks it to stop. The masks are
+keyed before any command runs (`hub.cli`'s callback), so not again here. The worker is Faust's
+own and starts through Faust's command line (`hub.cli.run`), which does the same for it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 
-from hub.bootstrap import install_masks
 from hub.config import Settings
 from hub.ops import logs
 
@@ -23,7 +22,6 @@ Serve = Callable[[Settings, asyncio.Event], Awaitable[object]]
 def run_service(serve: Serve, describe: Callable[[Settings], str], settings: Settings | None = None) -> None:
     """Run `serve(settings, stop)` until SIGTERM or SIGINT sets `stop`; `describe` says what runs."""
     settings = settings or Settings.from_env()
-    install_masks(settings)
     logs.for_service(settings.log_repeat_seconds)
     log.info("%s", describe(settings))
 
