@@ -60,8 +60,8 @@ from hub.kafka.connection import KafkaConnection
 from hub.register.database import make_engine
 from hub.schemas.codec import catalog
 from hub.sources import SourceRegistry
-from hub.support.dead_letters import DeadLetterFlow
 from hub.support.incidents import list_incidents, resolve_incident
+from hub.wiring import dead_letter_flow
 from tests.fakes import RecordingPublisher
 from tests.hostile import hostile_messages, routed
 from tests.ticket_table import fill_tickets, flood
@@ -152,7 +152,7 @@ def _ticketing(database: str, url: str, letters: int, filled: list[int]) -> None
     fresh_register(url)
     settings = dataclasses.replace(Settings(), database_url=url, allow_synthetic_identifiers=True)
     hub = Hub(settings=settings, registry=SourceRegistry.load(settings.sources_file), catalog=catalog())
-    flow = DeadLetterFlow(hub, RecordingPublisher())
+    flow = dead_letter_flow(hub, RecordingPublisher())
     engine = make_engine(url)
     topic, sent, in_table = hub.names.registrations(SOURCE), 0, 0
     rates = []

@@ -49,6 +49,7 @@ from hub.domain.transfer import Message
 from hub.errors import BrokerUnavailable
 from hub.pipeline.ports import Outgoing
 from hub.pipeline.registrations import RegistrationFlow
+from hub.wiring import registration_flow
 
 log = logging.getLogger("peer")
 
@@ -151,7 +152,7 @@ def main() -> None:
     hub = Hub.from_settings(settings)
     kafka = settings.kafka.librdkafka()
     publisher = ConfirmedProducer(kafka)
-    sink = RegisterSink(RegistrationFlow.of(hub, publisher))
+    sink = RegisterSink(registration_flow(hub, publisher))
     app = Application(
         broker_address=ConnectionConfig.from_librdkafka_dict(kafka),
         consumer_group=settings.app_id,

@@ -38,6 +38,7 @@ from hub.pipeline import decide
 from hub.pipeline.registrations import RegistrationFlow
 from hub.rules import RULES, RuleContext, Violation, evaluate
 from hub.rules.catalogue import _fact_of
+from hub.wiring import registration_flow
 
 Asked = list[tuple[Registration, RuleContext]]
 
@@ -70,7 +71,7 @@ def asked(events: int) -> Asked:
 
     decide.evaluate = keeping  # type: ignore[assignment]
     try:
-        asyncio.run(run(RegistrationFlow.of(hub, DroppingPublisher())))
+        asyncio.run(run(registration_flow(hub, DroppingPublisher())))
     finally:
         decide.evaluate = original
     return kept

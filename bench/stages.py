@@ -52,8 +52,8 @@ from hub.domain.transfer import Message
 from hub.pipeline.decide import Circumstances
 from hub.pipeline.decode import decode_registration
 from hub.pipeline.ports import Outgoing, Publisher
-from hub.pipeline.registrations import RegistrationFlow
 from hub.rules import evaluate
+from hub.wiring import registration_flow
 
 
 class DroppingPublisher:
@@ -86,7 +86,7 @@ def cpu_per_event(work: Callable[[list[Message]], object], events: list[list[Mes
 
 
 async def flow_cost(hub: Hub, publisher: Publisher, events: list[list[Message]]) -> float:
-    flow = RegistrationFlow.of(hub, publisher)
+    flow = registration_flow(hub, publisher)
     started = time.process_time()
     for batch in events:
         await flow.process_batch(batch)

@@ -23,6 +23,7 @@ from hub.domain.calendar import norwegian_date
 from hub.domain.identifiers import MASK_KEY_BYTES, Masker, use_masker
 from hub.errors import ConfigurationError
 from hub.kafka.topics import TopicNames
+from hub.pipeline.ports import UnitOfWork as RegistrationUnitOfWork
 from hub.register.database import make_engine, make_session_factory
 from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import SchemaCatalog, catalog
@@ -41,8 +42,9 @@ class Hub:
     registry: SourceRegistry
     catalog: SchemaCatalog
     clock: Callable[[], dt.datetime] = field(default=utc_now)
-    # Where units of work come from; tests of decisions wire an in-memory register here.
-    units: Callable[[], UnitOfWork] | None = None
+    # Where the registration flow's units of work come from, if not from the register: tests of
+    # decisions wire an in-memory one here (`hub.wiring.registration_flow` reads it).
+    registration_units: Callable[[], RegistrationUnitOfWork] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Hub:
@@ -63,7 +65,7 @@ class Hub:
         return make_session_factory(self.engine)
 
     def unit_of_work(self) -> UnitOfWork:
-        return self.units() if self.units is not None else UnitOfWork(self.session_factory)
+        return UnitOfWork(self.session_factory)
 
     def today(self) -> dt.date:
         """Today in Norway: what "in the future" means for a fact's date."""

@@ -10,9 +10,9 @@ from typing import Any
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
 from hub.domain.transfer import Message
-from hub.pipeline.registrations import RegistrationFlow
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
+from hub.wiring import registration_flow
 from tests.factories import Person, event
 from tests.fakes import RecordingPublisher
 
@@ -35,7 +35,7 @@ def message(e: dict[str, Any], offset: int = 0) -> Message:
 def run(hub: Hub, *batches: list[dict[str, Any]]) -> tuple[list[list[str]], RecordingPublisher]:
     """Each batch through one flow, offsets counting on; the outcomes per batch, and what was sent."""
     publisher = RecordingPublisher()
-    flow = RegistrationFlow.of(hub, publisher)
+    flow = registration_flow(hub, publisher)
     outcomes, offset = [], 0
     for batch in batches:
         messages = [message(e, offset + i) for i, e in enumerate(batch)]

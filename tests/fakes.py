@@ -24,6 +24,7 @@ from hub.domain.snapshot import (
     OpenTicket,
     PendingPersonEvent,
     PersonState,
+    PersonView,
     Snapshot,
     Write,
     identifiers_of,
@@ -107,17 +108,17 @@ class FakeRegister:
         for change in changes:
             match change:
                 case Merge(keeper=keeper, other=other, reason=reason):
-                    into = keeper.final().id
-                    self.identifiers = [(into if p == other.id else p, k, v) for p, k, v in self.identifiers]
+                    into, gone = _id(keeper.final()), _id(other)
+                    self.identifiers = [(into if p == gone else p, k, v) for p, k, v in self.identifiers]
                     for row in self.rows:
-                        row["person_id"] = into if row["person_id"] == other.id else row["person_id"]
-                    self.states = [(into if p == other.id else p, st) for p, st in self.states]  # type: ignore[misc]
-                    del self.persons[other.id]  # type: ignore[arg-type]
-                    self.merges.append((into, other.id, reason))  # type: ignore[arg-type]
+                        row["person_id"] = into if row["person_id"] == gone else row["person_id"]
+                    self.states = [(into if p == gone else p, st) for p, st in self.states]
+                    del self.persons[gone]
+                    self.merges.append((into, gone, reason))
         for change in changes:
             match change:
                 case Identify(person=person, identifier=(kind, value)):
-                    self.identifiers.append((person.final().id, kind, value))  # type: ignore[arg-type]
+                    self.identifiers.append((_id(person.final()), kind, value))
                 case Write():
                     self.rows.append({**registration_values(change), "id": next(self._ids)})
                 case Hold(entry=entry):
@@ -131,7 +132,7 @@ class FakeRegister:
                 case AttachPersonEvent(event=pending, person=person):
                     del self.pending[pending.id]
                     if (state := pending.state()) is not None:
-                        self.states.append((person.final().id, state))  # type: ignore[arg-type]
+                        self.states.append((_id(person.final()), state))
 
     def release(self, event_ids: Sequence[str]) -> None:
         for event_id in event_ids:
@@ -155,8 +156,8 @@ class FakeRegister:
         return [_fact(row) for row in self.rows]
 
     def keep_person_event(
-        self, event_type: str, numbers: list[str], *, ceased: list[str] = (), **fields: Any
-    ) -> None:  # type: ignore[assignment]
+        self, event_type: str, numbers: list[str], *, ceased: Sequence[str] = (), **fields: Any
+    ) -> None:
         """A Folkeregister event about numbers no person has, kept until one appears."""
         row = next(self._ids)
         defaults = dict(
@@ -202,9 +203,10 @@ class FakeRegister:
 class FakeUnitOfWork:
     """A unit of work over a `FakeRegister`: changes are kept until `commit`, like a transaction."""
 
-    def __init__(self, store: FakeRegister) -> None:
+    def __init__(self, store: FakeRegister, marks: FakeMarks | None = None) -> None:
         self._store = store
         self.register = self
+        self.marks = marks or FakeMarks()
 
     def __enter__(self) -> FakeUnitOfWork:
         self._changes: list[Change] = []
@@ -236,6 +238,12 @@ class FakeUnitOfWork:
         self._store.apply(self._changes)
         self._store.release(self._released)
         self._changes, self._released = [], []
+
+
+def _id(person: PersonView) -> int:
+    """The id of a person the fake has given one (every person a change names, by then)."""
+    assert person.id is not None
+    return person.id
 
 
 # A register as the comparisons see it: each registration (its values, but for when it was
@@ -289,7 +297,7 @@ def _fact(row: dict[str, Any]) -> Fact:
 
 class FakeMarks:
     """The crash guard's marks of unfinished work in memory, with `MarksRepository`'s interface
-    (`hub.pipeline.crash_guard.Marks`)."""
+    (`hub.pipeline.ports.Marks`)."""
 
     def __init__(self) -> None:
         self.rows: dict[int, tuple[str, Mark, int]] = {}  # id: flow, mark, attempts
@@ -321,7 +329,9 @@ class FakeMarks:
             ):  # fmt: skip
                 self.rows[mark_id] = (f, m, attempts + 1)
                 return attempts + 1
-        [mark_id] = self.mark(flow, [NewMark(origin.topic, origin.partition, origin.offset, origin.offset)], now)
+        [mark_id] = self.mark(
+            flow, [NewMark(origin.topic, origin.partition, origin.offset, origin.offset)], now
+        )
         return 1
 
     def finish_one(self, flow: str, origin: Origin) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hub.agents.runner import install_flow
-from hub.support.dead_letters import DeadLetterFlow
+from hub.wiring import dead_letter_flow
 
 if TYPE_CHECKING:
     from hub.app import HubApp
@@ -16,4 +16,6 @@ NAME = "hub.agents.open_case_tickets"
 def install(wired: HubApp) -> None:
     from hub.app import FaustPublisher
 
-    install_flow(wired, wired.dead_letters_topic, DeadLetterFlow(wired.hub, FaustPublisher(wired.app)), NAME)
+    install_flow(
+        wired, wired.dead_letters_topic, dead_letter_flow(wired.hub, FaustPublisher(wired.app)), NAME
+    )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from hub.agents.runner import install_flow
 from hub.errors import safe_traceback
-from hub.pipeline.registrations import RegistrationFlow
+from hub.wiring import registration_flow
 
 if TYPE_CHECKING:
     from hub.app import HubApp
@@ -28,7 +28,7 @@ def install(wired: HubApp) -> None:
     from hub.app import FaustPublisher
 
     app, settings = wired.app, wired.settings
-    flow = RegistrationFlow.of(wired.hub, FaustPublisher(app))
+    flow = registration_flow(wired.hub, FaustPublisher(app))
     install_flow(wired, wired.registrations_topic, flow, NAME)
 
     @app.timer(interval=settings.hold_check_seconds, name="hub.agents.look_after_held_events")

@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 
+from hub import wiring
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
 from hub.domain.transfer import Message
 from hub.kafka.transport import RecordBatch, records_in
 from hub.ops import metrics
 from hub.pipeline.checkpoint import BatchFlow, Checkpoint, or_exit
-from hub.pipeline.flow import Flow, Transactions
 
 if TYPE_CHECKING:
     from hub.app import HubApp
@@ -36,13 +36,7 @@ log = logging.getLogger(__name__)
 
 def guarded(hub: Hub, flow: BatchFlow, name: str) -> Checkpoint:
     """The checkpoint of `flow`'s batches, its marks kept under `name`'s short form."""
-    return Checkpoint(
-        _short(name),
-        flow,
-        Transactions.of(hub),
-        clock=lambda: hub.clock(),
-        crash_attempts=hub.settings.crash_attempts,
-    )
+    return wiring.checkpoint(hub, flow, _short(name))
 
 
 class StreamAcknowledgement:
@@ -63,10 +57,10 @@ class _Unacknowledged:
         return None
 
 
-async def run_guarded(flow: Flow, name: str, messages: list[Message]) -> None:
+async def run_guarded(hub: Hub, flow: BatchFlow, name: str, messages: list[Message]) -> None:
     """Run `messages` through `flow`'s checkpoint, acknowledging nothing; returns once every
     outcome is committed and confirmed."""
-    await guarded(flow.hub, flow, name).run(messages, _Unacknowledged())
+    await guarded(hub, flow, name).run(messages, _Unacknowledged())
 
 
 # Kafka's timestamp types: the producer's (CreateTime) or the broker's (LogAppendTime).

@@ -51,7 +51,6 @@ from hub.errors import ConfigurationError, HubError
 from hub.kafka.connection import KafkaConnection
 from hub.maskinporten import MaskinportenTokens, client_from_settings
 from hub.ops import metrics
-from hub.register.addresses import complete_lookups, known_national_ids, pending_lookups
 from hub.register.unit_of_work import in_transaction
 from hub.schemas.codec import ADDRESS_CHANGE
 from hub.schemas.contract import ContractError, from_json
@@ -498,7 +497,7 @@ class FolkeregisterConnector:
         numbers = {f.sequence: {f.national_id, *_numbers_of(documents.get(f.sequence))} for f in events}
         known = await in_transaction(
             self.hub.unit_of_work,
-            lambda uow: known_national_ids(uow.session, (n for ns in numbers.values() for n in ns)),
+            lambda uow: uow.folkeregister.known_national_ids(n for ns in numbers.values() for n in ns),
         )
         changes = []
         for item in events:
@@ -560,7 +559,7 @@ class FolkeregisterConnector:
     async def look_up_new_persons(self) -> bool:
         """Publish the current address of every person who became known since the last look."""
         pending = await in_transaction(
-            self.hub.unit_of_work, lambda uow: pending_lookups(uow.session, self.hub.clock())
+            self.hub.unit_of_work, lambda uow: uow.folkeregister.pending_lookups(self.hub.clock())
         )
         if not pending:
             return False
@@ -574,7 +573,8 @@ class FolkeregisterConnector:
         await self._publish(changes, None)
         now = self.hub.clock()
         await in_transaction(
-            self.hub.unit_of_work, lambda uow: complete_lookups(uow.session, [i for i, _ in pending], now)
+            self.hub.unit_of_work,
+            lambda uow: uow.folkeregister.complete_lookups([i for i, _ in pending], now),
         )
         self.status.looked_up += len(pending)
         metrics.FOLKEREGISTER_ITEMS.labels("looked_up").inc(len(pending))

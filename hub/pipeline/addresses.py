@@ -9,6 +9,8 @@ idempotent.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hub.domain.events import AddressChange
@@ -18,9 +20,9 @@ from hub.domain.redaction import is_plain
 from hub.domain.transfer import Failure, Message
 from hub.errors import InvalidAddressChange
 from hub.pipeline.decode import decode_address_change
-from hub.pipeline.flow import Flow, failure_from
-from hub.register.addresses import record_address_change
-from hub.register.person_events import PERSON_EVENTS, record_person_event
+from hub.pipeline.flow import Flow, Outbox, Transactions, failure_from
+from hub.register.unit_of_work import UnitOfWork
+from hub.schemas.codec import SchemaCatalog
 
 
 @dataclass(frozen=True)
@@ -29,20 +31,36 @@ class AddressProcessed:
     failure: Failure | None = None
 
 
-class AddressFlow(Flow):
+class AddressFlow(Flow[UnitOfWork]):
+    def __init__(
+        self,
+        transactions: Transactions[UnitOfWork],
+        outbox: Outbox,
+        *,
+        catalog: SchemaCatalog,
+        clock: Callable[[], dt.datetime],
+        allow_synthetic_identifiers: bool,
+    ) -> None:
+        super().__init__(transactions, outbox)
+        self.catalog, self.clock, self.allow_synthetic_identifiers = (
+            catalog,
+            clock,
+            allow_synthetic_identifiers,
+        )
+
     async def process(self, message: Message) -> AddressProcessed:
         try:
-            change = decode_address_change(self.hub.catalog, message.value)
+            change = decode_address_change(self.catalog, message.value)
             try:
                 for number in (change.national_id, *change.former_national_ids):
-                    parse_national_id(number, allow_synthetic=self.hub.settings.allow_synthetic_identifiers)
+                    parse_national_id(number, allow_synthetic=self.allow_synthetic_identifiers)
             except InvalidIdentifier as exc:
                 failure = Failure("rule", "NIR-ID-002", f"the national identity number {exc}")
             else:
                 check_shape(change)
-                record = record_person_event if change.event_type in PERSON_EVENTS else record_address_change
+                now = self.clock()
                 written = await self.in_transaction(
-                    lambda uow: record(uow.session, change, self.hub.clock()), "address write"
+                    lambda uow: uow.folkeregister.record(change, now), "address write"
                 )
                 return AddressProcessed(written=written)
         except asyncio.CancelledError:

@@ -42,9 +42,8 @@ from hub.pipeline import crash_guard
 from hub.pipeline.decide import Circumstances, Decision, Pending, decide_batch, failed, held_message
 from hub.pipeline.decode import decode_registration
 from hub.pipeline.flow import Outbox, Transactions, count_dead_letters, failure_from
-from hub.pipeline.ports import Acknowledgement, Outgoing
+from hub.pipeline.ports import Acknowledgement, Outgoing, UnitOfWork
 from hub.pipeline.receipts import encode_receipt
-from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import SchemaCatalog
 from hub.sources import SourceRegistry
 
@@ -69,7 +68,7 @@ class Checkpoint:
         self,
         name: str,
         flow: BatchFlow,
-        transactions: Transactions,
+        transactions: Transactions[UnitOfWork],
         *,
         clock: Callable[[], dt.datetime],
         crash_attempts: int,
@@ -103,7 +102,9 @@ class Checkpoint:
             lambda uow: uow.marks.begin_one(name, origin, now), "crash guard"
         )
         if attempts > self.crash_attempts:
-            log.error("%s: the worker stopped %d times on %s; set aside unprocessed", name, attempts - 1, origin)
+            log.error(
+                "%s: the worker stopped %d times on %s; set aside unprocessed", name, attempts - 1, origin
+            )
             await or_exit(self.flow.set_aside(message, attempts - 1), origin)
             metrics.SET_ASIDE.labels(name).inc()
         else:
@@ -133,7 +134,7 @@ class RegistrationBatch:
 
     def __init__(
         self,
-        transactions: Transactions,
+        transactions: Transactions[UnitOfWork],
         outbox: Outbox,
         *,
         clock: Callable[[], dt.datetime],

@@ -23,27 +23,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
-from hub.domain.events import Origin
 from hub.domain.transfer import Message
-from hub.register.marks import Mark, NewMark
+from hub.pipeline.ports import Marks
+from hub.register.marks import NewMark
 
 Place = tuple[str, int]  # topic, partition
-
-
-class Marks(Protocol):
-    """Where the marks are kept (`hub.register.marks.MarksRepository`, `uow.marks`)."""
-
-    def marks_of(self, flow: str, topics: Sequence[str]) -> list[Mark]: ...
-
-    def mark(self, flow: str, marks: Sequence[NewMark], now: dt.datetime) -> list[int]: ...
-
-    def remove(self, ids: Sequence[int]) -> None: ...
-
-    def begin_one(self, flow: str, origin: Origin, now: dt.datetime) -> int: ...
-
-    def finish_one(self, flow: str, origin: Origin) -> None: ...
 
 
 @dataclass(frozen=True)

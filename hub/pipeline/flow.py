@@ -6,9 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
-from hub.bootstrap import Hub
 from hub.domain.events import Origin
 from hub.domain.redaction import clean
 from hub.domain.transfer import Failure, Message
@@ -27,7 +26,7 @@ from hub.ops import metrics
 from hub.pipeline.deadletter import by_reference, dead_letter
 from hub.pipeline.ports import Outgoing, Publisher
 from hub.pipeline.retry import retry_transient
-from hub.register.unit_of_work import UnitOfWork, in_transaction
+from hub.register.unit_of_work import U, in_transaction
 from hub.rules.base import VIOLATION_MESSAGE_LIMIT
 
 T = TypeVar("T")
@@ -63,24 +62,20 @@ _ERROR_CLASSES: tuple[tuple[type[HubError], str], ...] = (
 )
 
 
-class Transactions:
-    """The register's transactions: each in a worker thread, retried while transient."""
+class Transactions(Generic[U]):
+    """The register's transactions, each a unit of work from `units`: in a worker thread, retried
+    while transient."""
 
-    def __init__(self, units: Callable[[], UnitOfWork], *, initial_delay: float, max_delay: float) -> None:
+    def __init__(self, units: Callable[[], U], *, initial_delay: float, max_delay: float) -> None:
         self.units = units
         self.initial_delay, self.max_delay = initial_delay, max_delay
-
-    @classmethod
-    def of(cls, hub: Hub) -> Transactions:
-        settings = hub.settings
-        return cls(hub.unit_of_work, initial_delay=settings.retry_initial_seconds, max_delay=settings.retry_max_seconds)
 
     async def retry(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
         return await retry_transient(
             operation, what=what, initial_delay=self.initial_delay, max_delay=self.max_delay
         )
 
-    async def run(self, work: Callable[[UnitOfWork], T], what: str) -> T:
+    async def run(self, work: Callable[[U], T], what: str) -> T:
         """Run `work` in one register transaction, in a worker thread, retried while transient."""
         with metrics.REGISTER_WRITE_SECONDS.labels(what).time():
             return await self.retry(lambda: in_transaction(self.units, work), what)
@@ -93,7 +88,7 @@ class Outbox:
     def __init__(
         self,
         publisher: Publisher,
-        transactions: Transactions,
+        transactions: Transactions[Any],
         *,
         dead_letters: str,
         clock: Callable[[], dt.datetime],
@@ -101,16 +96,6 @@ class Outbox:
     ) -> None:
         self.publisher, self._retrying = publisher, transactions
         self.dead_letters, self.clock, self.max_message_bytes = dead_letters, clock, max_message_bytes
-
-    @classmethod
-    def of(cls, hub: Hub, publisher: Publisher, transactions: Transactions) -> Outbox:
-        return cls(
-            publisher,
-            transactions,
-            dead_letters=hub.names.dead_letters,
-            clock=lambda: hub.clock(),  # the hub's clock at each reading: tests move it
-            max_message_bytes=hub.settings.max_message_bytes,
-        )
 
     def dead_letter_of(self, message: Message, failure: Failure) -> Outgoing:
         """The original message for the dead-letter topic, with why and where it failed."""
@@ -156,16 +141,14 @@ class Outbox:
         return True
 
 
-class Flow:
+class Flow(Generic[U]):
     """A flow takes messages one at a time (`process`) or a batch at a time (`process_batch`,
     which flows that gain from batches override); both turn every failure into an outcome.
-    Its register transactions and its outbox are wired from `hub`."""
+    It is given its register transactions and its outbox (`hub.wiring` builds them)."""
 
-    def __init__(self, hub: Hub, publisher: Publisher) -> None:
-        self.hub = hub
-        self.publisher = publisher
-        self.transactions = Transactions.of(hub)
-        self.outbox = Outbox.of(hub, publisher, self.transactions)
+    def __init__(self, transactions: Transactions[U], outbox: Outbox) -> None:
+        self.transactions = transactions
+        self.outbox = outbox
 
     async def process(self, message: Message) -> Any:
         raise NotImplementedError
@@ -178,7 +161,7 @@ class Flow:
         guard's way out): here, a dead letter."""
         await self.dead_letter(message, set_aside_failure(times))
 
-    async def in_transaction(self, work: Callable[[UnitOfWork], T], what: str) -> T:
+    async def in_transaction(self, work: Callable[[U], T], what: str) -> T:
         """Run `work` in one register transaction, in a worker thread, retried while transient."""
         return await self.transactions.run(work, what)
 

@@ -16,13 +16,12 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Collection
 
-from hub.bootstrap import Hub
 from hub.domain.transfer import Message
 from hub.kafka.topics import TopicNames
 from hub.pipeline.checkpoint import RegistrationBatch
 from hub.pipeline.decide import Decision, expired, failed
 from hub.pipeline.flow import Outbox, Transactions, set_aside_failure
-from hub.pipeline.ports import Publisher
+from hub.pipeline.ports import UnitOfWork
 from hub.schemas.codec import SchemaCatalog
 from hub.sources import SourceRegistry
 
@@ -32,7 +31,7 @@ log = logging.getLogger(__name__)
 class RegistrationFlow(RegistrationBatch):
     def __init__(
         self,
-        transactions: Transactions,
+        transactions: Transactions[UnitOfWork],
         outbox: Outbox,
         *,
         clock: Callable[[], dt.datetime],
@@ -52,21 +51,6 @@ class RegistrationFlow(RegistrationBatch):
             allow_synthetic_identifiers=allow_synthetic_identifiers,
         )
         self.hold_seconds = hold_seconds
-
-    @classmethod
-    def of(cls, hub: Hub, publisher: Publisher) -> RegistrationFlow:
-        """The flow with its collaborators taken from `hub`, publishing through `publisher`."""
-        transactions = Transactions.of(hub)
-        return cls(
-            transactions,
-            Outbox.of(hub, publisher, transactions),
-            clock=lambda: hub.clock(),  # the hub's clock at each reading: tests move it
-            catalog=hub.catalog,
-            registry=hub.registry,
-            names=hub.names,
-            allow_synthetic_identifiers=hub.settings.allow_synthetic_identifiers,
-            hold_seconds=hub.settings.hold_seconds,
-        )
 
     async def process(self, message: Message) -> Decision:
         return (await self.process_batch([message]))[0]

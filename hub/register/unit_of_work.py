@@ -1,5 +1,6 @@
-"""The unit of work: one database transaction around one piece of work, with the register
-repository (`uow.register`) and the crash guard's marks (`uow.marks`) on its session.
+"""The unit of work: one database transaction around one piece of work, with the repositories on
+its session: the register (`uow.register`), the crash guard's marks (`uow.marks`) and what
+Folkeregisteret tells the register (`uow.folkeregister`).
 
 Leaving the block without `commit()` rolls back. Driver errors that mean "try again later"
 (connection lost, database down, lock timeout, a concurrent insert of the same key) become
@@ -14,21 +15,39 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from types import TracebackType
-from typing import TypeVar
+from typing import Protocol, Self, TypeVar
 
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.errors import RegisterRefused, RegisterUnavailable, WriteConflict
+from hub.register.folkeregister import FolkeregisterRepository
 from hub.register.marks import MarksRepository
 from hub.register.repository import RegisterRepository
 
 T = TypeVar("T")
 
 
+class Transaction(Protocol):
+    """One transaction: leaving the block without `commit()` rolls back. `UnitOfWork` is one, and
+    so is every fake of it (`hub.pipeline.ports.UnitOfWork`)."""
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    def commit(self) -> None: ...
+
+
+U = TypeVar("U", bound=Transaction)
+
+
 class UnitOfWork:
     register: RegisterRepository
     marks: MarksRepository  # the crash guard's marks of unfinished work
+    folkeregister: FolkeregisterRepository
     session: Session
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
@@ -42,6 +61,7 @@ class UnitOfWork:
             raise _translate(exc) from exc
         self.register = RegisterRepository(self.session)
         self.marks = MarksRepository(self.session)
+        self.folkeregister = FolkeregisterRepository(self.session)
         self._committed = False
         return self
 
@@ -99,7 +119,7 @@ def _unique_violation(exc: IntegrityError) -> bool:
     )
 
 
-async def in_transaction(units: Callable[[], UnitOfWork], work: Callable[[UnitOfWork], T]) -> T:
+async def in_transaction(units: Callable[[], U], work: Callable[[U], T]) -> T:
     """Run `work` in one committed unit of work from `units` (`Hub.unit_of_work`), on a thread,
     so the event loop never waits on the database. Errors are translated as above; nothing is
     retried here (`hub.pipeline.flow.Flow.in_transaction` retries what is transient)."""

@@ -10,18 +10,33 @@ quarantined: a ticket with only its location, its bytes and why, and the partiti
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
+from collections.abc import Callable
 
 from hub.domain.transfer import Message
 from hub.errors import HubError, safe_traceback
-from hub.pipeline.flow import Flow
+from hub.pipeline.flow import Flow, Outbox, Transactions
 from hub.register.unit_of_work import UnitOfWork
+from hub.schemas.codec import SchemaCatalog
 from hub.support.tickets import DeadLetter, quarantine_dead_letter, tickets_from_dead_letters
 
 log = logging.getLogger(__name__)
 
 
-class DeadLetterFlow(Flow):
+class DeadLetterFlow(Flow[UnitOfWork]):
+    def __init__(
+        self,
+        transactions: Transactions[UnitOfWork],
+        outbox: Outbox,
+        *,
+        catalog: SchemaCatalog,
+        source_of: Callable[[str], str | None],
+        clock: Callable[[], dt.datetime],
+    ) -> None:
+        super().__init__(transactions, outbox)
+        self.catalog, self.source_of, self.clock = catalog, source_of, clock
+
     async def process_batch(self, messages: list[Message]) -> list[int]:
         """The tickets of a batch in one transaction, set-based (`tickets_from_dead_letters`);
         should the register refuse one of them, the batch goes one by one, so that only that one
@@ -47,10 +62,10 @@ class DeadLetterFlow(Flow):
     def _record(self, uow: UnitOfWork, messages: list[Message]) -> list[int]:
         return tickets_from_dead_letters(
             uow.session,
-            self.hub.catalog,
+            self.catalog,
             [DeadLetter(m.origin, m.key, m.value, m.headers) for m in messages],
-            source_of=self.hub.names.source_of,
-            now=self.hub.clock(),
+            source_of=self.source_of,
+            now=self.clock(),
         )
 
     async def set_aside(self, message: Message, times: int) -> None:
@@ -66,7 +81,7 @@ class DeadLetterFlow(Flow):
                     key=message.key,
                     value=message.value,
                     why=why,
-                    now=self.hub.clock(),
+                    now=self.clock(),
                 ).id
             ),
             "case ticket",

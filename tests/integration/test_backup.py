@@ -17,14 +17,13 @@ from hub.dev.localrun import LocalBroker, local_admin
 from hub.domain.events import Origin
 from hub.domain.transfer import Message
 from hub.ops.recovery import Manifest, complete_up_to, manifest_path
-from hub.pipeline.registrations import RegistrationFlow
 from hub.register.backup import backup, has_data, positions, restore
 from hub.register.database import make_engine
 from hub.register.migrate import head_revision, upgrade
 from hub.register.models import CaseTicket, RegistrationRecord, UnfinishedWork
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
-from hub.support.dead_letters import DeadLetterFlow
+from hub.wiring import dead_letter_flow, registration_flow
 from tests.conftest import PostgresServer, make_settings, pipeline_hub
 from tests.factories import event, synthetic_person
 from tests.fakes import RecordingPublisher
@@ -39,12 +38,12 @@ def _decide(hub: Hub, publisher: RecordingPublisher, e: dict, partition: int, of
     before = len(publisher.on(DEAD_LETTERS))
     value = catalog().encode(REGISTRATION, from_json(e))
     asyncio.run(
-        RegistrationFlow.of(hub, publisher).process(Message(Origin(TOPIC, partition, offset), b"k", value))
+        registration_flow(hub, publisher).process(Message(Origin(TOPIC, partition, offset), b"k", value))
     )
     for n, (_, key, letter, headers) in enumerate(publisher.on(DEAD_LETTERS)[before:], start=before):
         raw = tuple((k, v.encode()) for k, v in headers.items())
         asyncio.run(
-            DeadLetterFlow(hub, publisher).process(Message(Origin(DEAD_LETTERS, 2, n), key, letter, raw))
+            dead_letter_flow(hub, publisher).process(Message(Origin(DEAD_LETTERS, 2, n), key, letter, raw))
         )
 
 

@@ -22,7 +22,6 @@ from hub.bootstrap import Hub
 from hub.config import Settings
 from hub.domain.events import Origin
 from hub.domain.transfer import Message
-from hub.pipeline.registrations import RegistrationFlow
 from hub.register.database import insert_new
 from hub.register.models import (
     CaseTicket,
@@ -36,6 +35,7 @@ from hub.register.repository import PERSONS
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
 from hub.sources import SourceRegistry
+from hub.wiring import registration_flow
 from tests.factories import Person, synthetic_person
 from tests.factories import event as make_event
 from tests.fakes import FakeRegister, FakeUnitOfWork, RecordingPublisher, Register, register_view
@@ -53,7 +53,7 @@ def new_hub(url: str | None = None, store: FakeRegister | None = None) -> Hub:
         settings=settings,
         registry=SourceRegistry.load(settings.sources_file),
         catalog=catalog(),
-        units=units,  # type: ignore[arg-type]
+        registration_units=units,
     )
 
 
@@ -110,7 +110,7 @@ def messages(events: list[dict[str, Any]]) -> list[Message]:
 def run(hub: Hub, events: list[dict[str, Any]], batch_size: int) -> list[tuple[str, str, tuple[str, ...]]]:
     """The stream through a flow in batches; every receipt sent (event id, outcome, rule codes)."""
     publisher = RecordingPublisher()
-    flow = RegistrationFlow.of(hub, publisher)
+    flow = registration_flow(hub, publisher)
     all_messages = messages(events)
 
     async def go() -> None:

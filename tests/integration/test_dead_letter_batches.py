@@ -16,7 +16,7 @@ from hub.pipeline.deadletter import dead_letter_headers
 from hub.register.models import CaseTicket, TicketOutcome
 from hub.schemas.codec import REGISTRATION
 from hub.schemas.contract import from_json
-from hub.support.dead_letters import DeadLetterFlow
+from hub.wiring import dead_letter_flow
 from tests.conftest import pipeline_hub
 from tests.factories import event, synthetic_person
 from tests.fakes import RecordingPublisher
@@ -65,7 +65,7 @@ def test_two_dead_letters_of_one_event_or_one_message_in_a_batch_are_one_ticket_
     database_url: str,
 ) -> None:
     hub = pipeline_hub(database_url)
-    flow = DeadLetterFlow(hub, RecordingPublisher())
+    flow = dead_letter_flow(hub, RecordingPublisher())
     batched, alone = "nir.source.oslo-fagsystem.registrations", "nir.source.vestland-fagsystem.registrations"
     ids = asyncio.run(flow.process_batch(_letters(hub, batched)))
     one_by_one = [asyncio.run(flow.process(m)) for m in _letters(hub, alone)]

@@ -24,7 +24,6 @@ from hub.pipeline.deadletter import H_PARTITION, dead_letter_headers
 from hub.register.models import CaseTicket
 from hub.schemas.codec import REGISTRATION
 from hub.schemas.contract import from_json
-from hub.support.dead_letters import DeadLetterFlow
 from hub.support.incidents import (
     RESOLVE_BATCH,
     Cause,
@@ -34,6 +33,7 @@ from hub.support.incidents import (
     resolve_batch,
     resolve_incident,
 )
+from hub.wiring import dead_letter_flow
 from tests.conftest import PostgresServer, pipeline_hub
 from tests.factories import event as registration_event
 from tests.factories import synthetic_person
@@ -107,7 +107,7 @@ def test_every_look_up_and_update_of_tickets_the_dead_letter_flow_makes_uses_an_
     with hub.session_factory() as session:
         before = session.scalar(select(func.count()).select_from(CaseTicket))
     with sent_by(hub.engine) as statements:
-        ids = asyncio.run(DeadLetterFlow(hub, RecordingPublisher()).process_batch(batch))
+        ids = asyncio.run(dead_letter_flow(hub, RecordingPublisher()).process_batch(batch))
     with hub.session_factory() as session:
         after = session.scalar(select(func.count()).select_from(CaseTicket))
         again = session.get_one(CaseTicket, ids[-1])

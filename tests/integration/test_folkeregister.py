@@ -31,11 +31,11 @@ from hub.domain.identifiers import make_national_id
 from hub.domain.transfer import Message
 from hub.errors import ConfigurationError
 from hub.kafka.principals import prepare_broker
-from hub.pipeline.addresses import AddressFlow
 from hub.register.people import describe_person
 from hub.register.repository import find_person_id
 from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import ADDRESS_CHANGE
+from hub.wiring import address_flow
 from tests.conftest import admin_kafka, make_settings
 from tests.factories import synthetic_person
 from tests.fakes import RecordingPublisher
@@ -316,7 +316,7 @@ def test_a_look_up_carries_the_identity_change_and_the_death_the_feed_told_befor
     identity = by_type["IDENTITY_CHANGED"]
     assert (identity["nationalId"], identity["formerNationalIds"]) == (fodselsnummer, [d_number])
     assert by_type["PERSON_DIED"]["eventDate"] == dt.date(2026, 11, 2)
-    flow = AddressFlow(hub, RecordingPublisher())
+    flow = address_flow(hub, RecordingPublisher())
     for change in published(hub):
         value = hub.catalog.encode(ADDRESS_CHANGE, change)
         assert asyncio.run(flow.process(Message(Origin("t", 0, 0), None, value))).failure is None
@@ -344,7 +344,7 @@ def test_a_renumbered_municipality_reaches_the_register_as_a_new_number_without_
         ("ADDRESS_CHANGED_WITHOUT_MOVING", "1580", dt.date(2021, 5, 1)),
     ]
 
-    flow = AddressFlow(hub, RecordingPublisher())
+    flow = address_flow(hub, RecordingPublisher())
     for offset, change in enumerate(changes):
         value = hub.catalog.encode(ADDRESS_CHANGE, change)
         origin = Origin(hub.names.address_changes, 0, offset)

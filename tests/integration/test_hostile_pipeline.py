@@ -27,14 +27,12 @@ from hub.pipeline.deadletter import (
     H_PARTITION,
     H_TOPIC,
 )
-from hub.pipeline.flow import Flow
 from hub.pipeline.ports import Outgoing
-from hub.pipeline.registrations import RegistrationFlow
 from hub.register.models import CaseTicket, UnfinishedWork
 from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import catalog
 from hub.schemas.contract import from_json
-from hub.support.dead_letters import DeadLetterFlow
+from hub.wiring import dead_letter_flow, registration_flow
 from tests.conftest import pipeline_hub
 from tests.fakes import RecordingPublisher
 from tests.hostile import ACCEPTABLE, NEAR_BROKER_LIMIT, _absurd, _encode, identifiers_in
@@ -56,7 +54,7 @@ def tickets(hub: Hub) -> list[CaseTicket]:
 
 def test_every_absurd_event_is_rejected_with_a_rule_and_its_dead_letter_becomes_a_ticket(hub: Hub) -> None:
     publisher = RecordingPublisher()
-    flow = RegistrationFlow.of(hub, publisher)
+    flow = registration_flow(hub, publisher)
     messages = [
         Message(Origin(TOPIC, 0, i), b"k", _encode(catalog(), d)) for i, (_, d, _) in enumerate(ABSURD)
     ]
@@ -68,7 +66,7 @@ def test_every_absurd_event_is_rejected_with_a_rule_and_its_dead_letter_becomes_
 
     letters = publisher.on(DEAD_LETTERS)
     assert len(letters) == len(ABSURD) - len(ACCEPTABLE)
-    tickets_flow = DeadLetterFlow(hub, RecordingPublisher())
+    tickets_flow = dead_letter_flow(hub, RecordingPublisher())
     for offset, (_, key, value, headers) in enumerate(letters):
         raw = tuple((name, text.encode()) for name, text in headers.items())
         asyncio.run(tickets_flow.process(Message(Origin(DEAD_LETTERS, 0, offset), key, value, raw)))
@@ -87,7 +85,7 @@ def test_every_absurd_event_is_rejected_with_a_rule_and_its_dead_letter_becomes_
 
 
 def test_a_dead_letter_with_headers_and_fields_no_column_can_hold_still_becomes_a_ticket(hub: Hub) -> None:
-    flow = DeadLetterFlow(hub, RecordingPublisher())
+    flow = dead_letter_flow(hub, RecordingPublisher())
     value = _encode(catalog(), next(d for desc, d, _ in ABSURD if desc == "municipality of five digits"))
     headers = (
         (H_TOPIC, b"t" * 400),
@@ -112,7 +110,7 @@ def test_a_dead_letter_the_register_refuses_is_quarantined_and_a_redelivery_adds
         raise RegisterRefused("the register refused a value: DataError")
 
     monkeypatch.setattr("hub.support.dead_letters.tickets_from_dead_letters", refused)
-    flow = DeadLetterFlow(hub, RecordingPublisher())
+    flow = dead_letter_flow(hub, RecordingPublisher())
     message = Message(Origin(DEAD_LETTERS, 2, 9), b"\x00key", b"\x00\x01 any bytes")
     first = asyncio.run(flow.process(message))
     assert asyncio.run(flow.process(message)) == first
@@ -152,7 +150,7 @@ def test_an_event_too_large_to_dead_letter_whole_goes_by_reference_and_its_ticke
     hub: Hub,
 ) -> None:
     publisher = RecordingPublisher()
-    flow = RegistrationFlow.of(hub, publisher)
+    flow = registration_flow(hub, publisher)
     value = catalog().current("registration_event").header + b"\x02" * NEAR_BROKER_LIMIT
     asyncio.run(flow.process_batch([Message(Origin(TOPIC, 4, 77), b"k" * 5000, value)]))
     [(_, key, letter, headers)] = publisher.on(DEAD_LETTERS)
@@ -160,7 +158,7 @@ def test_an_event_too_large_to_dead_letter_whole_goes_by_reference_and_its_ticke
     assert headers[H_TOPIC] == TOPIC and headers[H_OFFSET] == "77"
     raw = tuple((n, t.encode()) for n, t in headers.items())
     asyncio.run(
-        DeadLetterFlow(hub, RecordingPublisher()).process(
+        dead_letter_flow(hub, RecordingPublisher()).process(
             Message(Origin(DEAD_LETTERS, 0, 0), key, letter, raw)
         )
     )
@@ -187,7 +185,7 @@ def test_a_broker_refusing_a_message_as_too_large_is_no_outage_the_dead_letter_g
     hub: Hub,
 ) -> None:
     publisher = _RefusesLarge(limit=20_000)
-    flow = RegistrationFlow.of(hub, publisher)
+    flow = registration_flow(hub, publisher)
     value = catalog().current("registration_event").header + b"\x02" * 50_000
     processed = asyncio.run(
         asyncio.wait_for(flow.process_batch([Message(Origin(TOPIC, 0, 3), b"k", value)]), 30)
@@ -205,18 +203,19 @@ class _Crashed(BaseException):
     """Stands for the process ending (os._exit) in these tests."""
 
 
-class _PoisonedFlow(Flow):
+class _PoisonedFlow:
     """Processes messages by recording them, and dies on the one whose value is b"poison"."""
 
-    def __init__(self, hub: Hub) -> None:
-        super().__init__(hub, RecordingPublisher())
+    def __init__(self) -> None:
         self.done: list[int] = []
         self.set_aside_: list[tuple[int, int]] = []
 
-    async def process(self, message: Message) -> None:
-        if message.value == b"poison":
-            raise RuntimeError("a fault the flow did not foresee")
-        self.done.append(message.origin.offset)
+    async def process_batch(self, messages: list[Message]) -> list[None]:
+        for message in messages:
+            if message.value == b"poison":
+                raise RuntimeError("a fault the flow did not foresee")
+            self.done.append(message.origin.offset)
+        return [None for _ in messages]
 
     async def set_aside(self, message: Message, times: int) -> None:
         self.set_aside_.append((message.origin.offset, times))
@@ -233,11 +232,11 @@ def test_a_message_the_worker_keeps_dying_on_is_set_aside_and_the_partition_move
     hub.settings = dataclasses.replace(hub.settings, crash_attempts=3)
     messages = [Message(Origin(TOPIC, 0, o), None, b"poison" if o == 13 else b"ok") for o in range(10, 20)]
     other = [Message(Origin(TOPIC, 1, o), None, b"ok") for o in range(5)]
-    flow = _PoisonedFlow(hub)
+    flow = _PoisonedFlow()
     deaths = 0
     for _ in range(10):  # each pass is a restarted worker that is given the same messages again
         try:
-            asyncio.run(runner.run_guarded(flow, "test", messages + other))
+            asyncio.run(runner.run_guarded(hub, flow, "test", messages + other))
             break
         except _Crashed:
             deaths += 1
@@ -252,10 +251,10 @@ def test_a_message_the_worker_keeps_dying_on_is_set_aside_and_the_partition_move
 
 
 def test_a_batch_that_finishes_leaves_no_mark_and_costs_no_single_steps(hub: Hub) -> None:
-    flow = _PoisonedFlow(hub)
+    flow = _PoisonedFlow()
     messages = [Message(Origin(TOPIC, p, o), None, b"ok") for p in range(3) for o in range(100, 110)]
-    asyncio.run(runner.run_guarded(flow, "test", messages))
-    asyncio.run(runner.run_guarded(flow, "test", messages))  # a redelivery after a rebalance
+    asyncio.run(runner.run_guarded(hub, flow, "test", messages))
+    asyncio.run(runner.run_guarded(hub, flow, "test", messages))  # a redelivery after a rebalance
     assert len(flow.done) == 60 and flow.set_aside_ == []
     with hub.session_factory() as session:
         assert session.scalar(select(func.count()).select_from(UnfinishedWork)) == 0
@@ -263,7 +262,7 @@ def test_a_batch_that_finishes_leaves_no_mark_and_costs_no_single_steps(hub: Hub
 
 def test_the_registration_flow_answers_a_set_aside_message_with_a_receipt_and_a_dead_letter(hub: Hub) -> None:
     publisher = RecordingPublisher()
-    flow = RegistrationFlow.of(hub, publisher)
+    flow = registration_flow(hub, publisher)
     asyncio.run(flow.set_aside(Message(Origin(TOPIC, 0, 8), b"k", b"\xc3\x01anything"), 3))
     [(_, _, value, headers)] = publisher.on(DEAD_LETTERS)
     assert value == b"\xc3\x01anything" and headers[H_ERROR_CODE] == "NIR-POISON"
@@ -287,7 +286,7 @@ def test_a_dead_letter_the_register_refuses_in_a_batch_is_quarantined_alone(
 
     monkeypatch.setattr(dead_letters, "tickets_from_dead_letters", refuses_one)
     batch = [Message(Origin(DEAD_LETTERS, 0, o), None, v) for o, v in enumerate([b"a", b"refused", b"b"])]
-    asyncio.run(DeadLetterFlow(hub, RecordingPublisher()).process_batch(batch))
+    asyncio.run(dead_letter_flow(hub, RecordingPublisher()).process_batch(batch))
     # Dead letters the hub did not write (no origin headers) point to where they are themselves.
     kinds = {(t.original_topic, t.original_offset): t.kind for t in tickets(hub)}
     assert kinds == {
@@ -301,7 +300,7 @@ def test_undecodable_messages_in_a_batch_are_answered_in_order_with_the_rest(hub
     from tests.factories import event, synthetic_person
 
     publisher = RecordingPublisher()
-    flow = RegistrationFlow.of(hub, publisher)
+    flow = registration_flow(hub, publisher)
     good = [catalog().encode("registration_event", from_json(event(synthetic_person()))) for _ in range(2)]
     values = [good[0], b"\xc3\x01garbage", b"", good[1]]
     processed = asyncio.run(

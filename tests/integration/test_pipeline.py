@@ -19,13 +19,12 @@ from hub.bootstrap import Hub
 from hub.domain.events import Origin
 from hub.domain.identifiers import make_national_id
 from hub.domain.transfer import Message, ReceiptOutcome
-from hub.pipeline.addresses import AddressFlow
 from hub.pipeline.deadletter import H_ERROR_CLASS, H_ERROR_CODE, H_ERROR_MESSAGE
-from hub.pipeline.registrations import RegistrationFlow
 from hub.register.models import RegistrationRecord
 from hub.register.repository import RegisterRepository
 from hub.schemas.codec import ADDRESS_CHANGE, REGISTRATION, catalog
 from hub.schemas.contract import from_json
+from hub.wiring import address_flow, registration_flow
 from tests.conftest import pipeline_hub
 from tests.factories import event, synthetic_person
 from tests.fakes import RecordingPublisher
@@ -55,7 +54,7 @@ def count(hub: Hub) -> int:
 
 def test_a_valid_event_is_written_and_answered_with_an_accepted_receipt(hub: Hub) -> None:
     publisher = RecordingPublisher()
-    processed = asyncio.run(RegistrationFlow.of(hub, publisher).process(message(event(synthetic_person()))))
+    processed = asyncio.run(registration_flow(hub, publisher).process(message(event(synthetic_person()))))
     assert processed.outcome is ReceiptOutcome.ACCEPTED
     assert count(hub) == 1
     assert receipt(publisher)["outcome"] == "ACCEPTED"
@@ -64,7 +63,7 @@ def test_a_valid_event_is_written_and_answered_with_an_accepted_receipt(hub: Hub
 
 def test_the_same_message_redelivered_repeats_its_outcome_and_a_resend_is_a_duplicate(hub: Hub) -> None:
     publisher = RecordingPublisher()
-    flow = RegistrationFlow.of(hub, publisher)
+    flow = registration_flow(hub, publisher)
     e = event(synthetic_person())
     asyncio.run(flow.process(message(e, offset=7)))
     asyncio.run(flow.process(message(e, offset=7)))  # after a crash before the offset commit
@@ -78,7 +77,7 @@ def test_a_rule_violation_is_dead_lettered_before_its_rejection_receipt(hub: Hub
     publisher = RecordingPublisher()
     person = synthetic_person()
     bad = event(person, municipality="4601")
-    processed = asyncio.run(RegistrationFlow.of(hub, publisher).process(message(bad)))
+    processed = asyncio.run(registration_flow(hub, publisher).process(message(bad)))
     assert processed.outcome is ReceiptOutcome.REJECTED
     assert [topic for topic, *_ in publisher.sent] == [
         "nir.dead-letters",
@@ -93,7 +92,7 @@ def test_a_rule_violation_is_dead_lettered_before_its_rejection_receipt(hub: Hub
 def test_an_event_on_the_topic_of_an_unregistered_source_is_dead_lettered_without_a_receipt(hub: Hub) -> None:
     publisher = RecordingPublisher()
     e = event(synthetic_person(), source="rogue")
-    asyncio.run(RegistrationFlow.of(hub, publisher).process(message(e, topic="nir.source.rogue.registrations")))
+    asyncio.run(registration_flow(hub, publisher).process(message(e, topic="nir.source.rogue.registrations")))
     assert [topic for topic, *_ in publisher.sent] == ["nir.dead-letters"]
     assert publisher.sent[0][3][H_ERROR_CODE] == "NIR-SOURCE-001"
 
@@ -112,7 +111,7 @@ def test_a_database_outage_is_retried_until_the_write_succeeds(
 
     monkeypatch.setattr(hub, "session_factory", flaky_factory)
     publisher = RecordingPublisher()
-    processed = asyncio.run(RegistrationFlow.of(hub, publisher).process(message(event(synthetic_person()))))
+    processed = asyncio.run(registration_flow(hub, publisher).process(message(event(synthetic_person()))))
     assert failures["left"] == 0
     assert processed.outcome is ReceiptOutcome.ACCEPTED
     assert count(hub) == 1
@@ -122,7 +121,7 @@ def test_a_database_outage_is_retried_until_the_write_succeeds(
 def test_a_broker_hiccup_while_sending_the_receipt_is_retried(hub: Hub) -> None:
     publisher = RecordingPublisher()
     publisher.failures_left = 2
-    asyncio.run(RegistrationFlow.of(hub, publisher).process(message(event(synthetic_person()))))
+    asyncio.run(registration_flow(hub, publisher).process(message(event(synthetic_person()))))
     assert receipt(publisher)["outcome"] == "ACCEPTED"
 
 
@@ -135,7 +134,7 @@ def test_an_unexpected_error_is_dead_lettered_as_internal_and_does_not_escape(
     monkeypatch.setattr("hub.pipeline.decide.evaluate", broken_rules)
     publisher = RecordingPublisher()
     with caplog.at_level(logging.ERROR):
-        processed = asyncio.run(RegistrationFlow.of(hub, publisher).process(message(event(synthetic_person()))))
+        processed = asyncio.run(registration_flow(hub, publisher).process(message(event(synthetic_person()))))
     assert processed.outcome is ReceiptOutcome.REJECTED
     [(_, _, _, headers)] = publisher.on("nir.dead-letters")
     assert (headers[H_ERROR_CLASS], headers[H_ERROR_CODE]) == ("internal", "NIR-INTERNAL")
@@ -154,7 +153,7 @@ def test_no_identifier_appears_in_logs_dead_letter_headers_or_receipts(
     bad["person"] = {"nationalId": wrong, "dufNumber": "18001234567"[:11] + "9"}
     publisher = RecordingPublisher()
     with caplog.at_level(logging.DEBUG):
-        asyncio.run(RegistrationFlow.of(hub, publisher).process(message(bad)))
+        asyncio.run(registration_flow(hub, publisher).process(message(bad)))
     visible = caplog.text + " ".join(" ".join(h.values()) for *_, h in publisher.sent)
     visible += str(receipt(publisher))
     assert {"NIR-ID-002", "NIR-ID-003"} <= {v["code"] for v in receipt(publisher)["violations"]}
@@ -181,7 +180,7 @@ def test_an_address_change_of_a_known_person_is_written_once_and_bad_bytes_are_d
     }
     value = catalog().encode(ADDRESS_CHANGE, from_json(change, catalog().current(ADDRESS_CHANGE)))
     publisher = RecordingPublisher()
-    flow = AddressFlow(hub, publisher)
+    flow = address_flow(hub, publisher)
     origin = Origin("nir.folkeregister.address-changes", 0, 0)
     assert not asyncio.run(flow.process(Message(origin, None, value))).written  # not known yet
     with hub.session_factory() as session:
@@ -219,13 +218,13 @@ def test_an_identity_change_from_the_feed_links_the_new_number_and_a_bad_former_
         known = RegisterRepository(session).person_with(d_number, None, hub.clock())
         session.commit()
     publisher = RecordingPublisher()
-    flow = AddressFlow(hub, publisher)
+    flow = address_flow(hub, publisher)
     origin = Origin("nir.folkeregister.address-changes", 0, 0)
     assert asyncio.run(flow.process(Message(origin, None, encoded(5, [d_number])))).written
     bad = asyncio.run(flow.process(Message(origin, None, encoded(6, ["12345678901"]))))
     assert bad.failure is not None and bad.failure.code == "NIR-ID-002"
     assert "12345678901" not in str([headers for *_, headers in publisher.sent])
-    asyncio.run(RegistrationFlow.of(hub, RecordingPublisher()).process(message(event(person))))
+    asyncio.run(registration_flow(hub, RecordingPublisher()).process(message(event(person))))
     with hub.session_factory() as session:
         rows = session.scalars(select(RegistrationRecord.person_id)).all()
     assert rows == [known]  # the registration with the fødselsnummer reached the D-number's person
@@ -236,14 +235,14 @@ def test_the_clock_decides_what_is_in_the_future(hub: Hub) -> None:
     hub.clock = lambda: dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     e = event(synthetic_person(), fact_date=dt.date(2026, 3, 1))
     e["sentAt"] = "2026-01-01T00:00:00Z"
-    asyncio.run(RegistrationFlow.of(hub, publisher).process(message(e)))
+    asyncio.run(registration_flow(hub, publisher).process(message(e)))
     assert "NIR-DATE-001" in {v["code"] for v in receipt(publisher)["violations"]}
 
 
 def test_a_late_registration_is_accepted_with_a_warning_and_counted_as_late(hub: Hub) -> None:
     publisher = RecordingPublisher()
     e = event(synthetic_person(), fact_date=dt.date.today() - dt.timedelta(days=100))
-    processed = asyncio.run(RegistrationFlow.of(hub, publisher).process(message(e)))
+    processed = asyncio.run(registration_flow(hub, publisher).process(message(e)))
     assert processed.outcome is ReceiptOutcome.ACCEPTED_WITH_WARNINGS
     [violation] = receipt(publisher)["violations"]
     assert (violation["code"], violation["severity"]) == ("NIR-DEADLINE-001", "WARNING")
@@ -263,7 +262,7 @@ def _outcomes(publisher: RecordingPublisher) -> list[tuple[str, str]]:
 
 def test_an_end_that_arrives_before_its_start_is_held_then_accepted_when_the_start_arrives(hub: Hub) -> None:
     publisher = RecordingPublisher()
-    flow = RegistrationFlow.of(hub, publisher)
+    flow = registration_flow(hub, publisher)
     person = synthetic_person()
     claim = event(
         person, "INTRODUCTION_PROGRAMME_OFFER_OR_CLAIM", fact_date=dt.date.today() - dt.timedelta(days=40)
@@ -321,17 +320,17 @@ def test_a_held_event_accepted_when_the_worker_stopped_before_its_answer_is_answ
         )
     )
     before = RecordingPublisher()
-    flow = RegistrationFlow.of(hub, before)
+    flow = registration_flow(hub, before)
     for offset, e in enumerate([claim, decision, end]):
         asyncio.run(flow.process(message(e, offset=offset)))
     with pytest.raises(asyncio.CancelledError):  # the start lets the end go; no answer goes out
-        asyncio.run(RegistrationFlow.of(hub, StoppedBeforeTheReceipts()).process(message(start, offset=3)))
+        asyncio.run(registration_flow(hub, StoppedBeforeTheReceipts()).process(message(start, offset=3)))
     assert count(hub) == 4 and held(hub) == [end["eventId"]]  # accepted, and still held: owed an answer
 
     # The start's offset was not committed: it comes again, and is answered. The end's was, when
     # it was held; only the hold remembers that its ACCEPTED is owed.
     after = RecordingPublisher()
-    flow = RegistrationFlow.of(hub, after)
+    flow = registration_flow(hub, after)
     hub.clock = lambda: dt.datetime.now(dt.UTC) + dt.timedelta(seconds=hub.settings.hold_seconds + 1)
     assert asyncio.run(flow.expire_held({(TOPIC, 0)})) == 0  # owed an answer, not a rejection
     assert asyncio.run(flow.retry_held({("another.topic", 0)})) == 0  # not this worker's partition
@@ -351,7 +350,7 @@ def held(hub: Hub) -> list[str]:
 
 def test_a_held_event_whose_predecessor_never_comes_is_dead_lettered_after_the_hold_limit(hub: Hub) -> None:
     publisher = RecordingPublisher()
-    flow = RegistrationFlow.of(hub, publisher)
+    flow = registration_flow(hub, publisher)
     leave = event(synthetic_person(), "TRAINING_LEAVE")
     asyncio.run(flow.process(message(leave, offset=5)))
     assert asyncio.run(flow.expire_held({(TOPIC, 0)})) == 0  # not yet over the limit
@@ -372,7 +371,7 @@ def test_a_correction_replaces_the_values_and_an_annulment_withdraws_the_fact(hu
     from hub.register.repository import find_person_id
 
     publisher = RecordingPublisher()
-    flow = RegistrationFlow.of(hub, publisher)
+    flow = registration_flow(hub, publisher)
     person = synthetic_person()
     languages = event(person, "TRAINING_LANGUAGES")
     correction = {
@@ -417,7 +416,7 @@ def test_a_correction_replaces_the_values_and_an_annulment_withdraws_the_fact(hu
 
 def test_a_correction_that_arrives_before_its_original_waits_for_it(hub: Hub) -> None:
     publisher = RecordingPublisher()
-    flow = RegistrationFlow.of(hub, publisher)
+    flow = registration_flow(hub, publisher)
     person = synthetic_person()
     original = event(person, "TRAINING_CLAIM")
     correction = {
@@ -443,7 +442,7 @@ def test_an_asylum_seekers_social_studies_result_is_kept_and_a_v3_final_test_is_
     from hub.register.repository import find_person_id
 
     publisher = RecordingPublisher()
-    flow = RegistrationFlow.of(hub, publisher)
+    flow = registration_flow(hub, publisher)
     person = synthetic_person()
     result = {"passed": True, "correctAnswers": 30, "language": "ara"}
     partial = [{"skill": "ORAL", "result": "A2"}]
@@ -469,7 +468,7 @@ def test_a_permit_granted_on_appeal_keeps_the_persons_category_on_the_first_perm
     from hub.register.people import describe_person, find_person_id
 
     publisher = RecordingPublisher()
-    flow = RegistrationFlow.of(hub, publisher)
+    flow = registration_flow(hub, publisher)
     person = synthetic_person(born=dt.date(1964, 6, 1))
     refused = {
         "ground": "ASYLUM",

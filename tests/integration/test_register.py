@@ -18,7 +18,6 @@ from hub.domain.events import AddressChange, Origin
 from hub.domain.identifiers import make_national_id
 from hub.domain.transfer import Message
 from hub.errors import RegisterNotMigrated
-from hub.pipeline.registrations import RegistrationFlow
 from hub.register.addresses import pending_lookups, record_address_change
 from hub.register.database import make_engine, make_session_factory
 from hub.register.identity import merge_persons, split_merge
@@ -30,6 +29,7 @@ from hub.register.repository import RegisterRepository, find_person_id
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
 from hub.sources import SourceRegistry
+from hub.wiring import registration_flow
 from tests.conftest import pipeline_hub
 from tests.factories import event, synthetic_person
 from tests.fakes import RecordingPublisher
@@ -219,7 +219,7 @@ def test_a_change_of_municipality_without_moving_gives_the_residence_its_new_num
     # The decisions read the same residence: Haram reports without a warning; Ålesund, which the
     # person no longer lives in since the split, is warned about.
     publisher = RecordingPublisher()
-    flow = RegistrationFlow.of(hub, publisher)
+    flow = registration_flow(hub, publisher)
     topic = "nir.source.oslo-fagsystem.registrations"
     for offset, municipality in enumerate(("1580", "1508")):
         value = catalog().encode(REGISTRATION, from_json(event(person, municipality=municipality)))

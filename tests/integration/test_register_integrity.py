@@ -34,7 +34,6 @@ from hub.config import Settings
 from hub.domain.events import AddressChange, Origin
 from hub.domain.identifiers import duf_checksum, make_national_id, number_kind
 from hub.domain.transfer import Message
-from hub.pipeline.registrations import RegistrationFlow
 from hub.register.identity import IdentityError, merge_persons, split_merge
 from hub.register.models import (
     AddressRecord,
@@ -56,6 +55,7 @@ from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
 from hub.sources import SourceRegistry
+from hub.wiring import registration_flow
 from tests.fakes import RecordingPublisher
 
 NOW = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)
@@ -318,7 +318,7 @@ def play(hub: Hub, items: list[Item], batch_sizes: list[int]) -> dict[str, tuple
     Folkeregisteret's changes through the address flow's writer, and held events nudged by them
     tried again as the worker's timer does; the final receipt of every event."""
     publisher = RecordingPublisher()
-    flow = RegistrationFlow.of(hub, publisher)
+    flow = registration_flow(hub, publisher)
     partitions = {(TOPIC, 0)}
     batch: list[Message] = []
     sizes = itertools.cycle(batch_sizes)

@@ -15,7 +15,6 @@ from hub.bootstrap import Hub
 from hub.config import Settings
 from hub.domain.events import AddressChange, Origin
 from hub.domain.transfer import Message
-from hub.pipeline.registrations import RegistrationFlow
 from hub.register.charts import NO_DATA, draw
 from hub.register.person_events import record_person_event
 from hub.register.reports import (
@@ -28,6 +27,7 @@ from hub.register.reports import (
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
 from hub.sources import SourceRegistry
+from hub.wiring import registration_flow
 from tests.factories import event, synthetic_person
 from tests.fakes import RecordingPublisher
 
@@ -48,7 +48,7 @@ def hub(database_url: str) -> Hub:
 
 
 def send(hub: Hub, events: list[dict]) -> None:  # type: ignore[type-arg]
-    flow = RegistrationFlow.of(hub, RecordingPublisher())
+    flow = registration_flow(hub, RecordingPublisher())
     for offset, e in enumerate(events):
         topic = hub.names.registrations(e["sourceSystem"])
         value = catalog().encode(REGISTRATION, from_json(e))

@@ -16,15 +16,14 @@ from hub.config import Settings
 from hub.domain.events import Origin
 from hub.domain.transfer import Message
 from hub.errors import DecodeError
-from hub.pipeline.registrations import RegistrationFlow
 from hub.register.models import CaseTicket, TicketOutcome
 from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
 from hub.sources import SourceRegistry
 from hub.support import desk
-from hub.support.dead_letters import DeadLetterFlow
 from hub.support.tickets import TicketError, TicketStatus, describe_ticket, file_manual_case, settle
+from hub.wiring import dead_letter_flow, registration_flow
 from tests.factories import event, synthetic_person
 from tests.fakes import RecordingPublisher
 from tests.harness import hub_command
@@ -41,11 +40,11 @@ def hub(sqlite_url: str, tmp_path: Path) -> Hub:
 def run(hub: Hub, publisher: RecordingPublisher, value: bytes, offset: int) -> None:
     """Process a registration, then hand every new dead letter to the ticket flow."""
     before = len(publisher.on("nir.dead-letters"))
-    asyncio.run(RegistrationFlow.of(hub, publisher).process(Message(Origin(TOPIC, 0, offset), b"k", value)))
+    asyncio.run(registration_flow(hub, publisher).process(Message(Origin(TOPIC, 0, offset), b"k", value)))
     for n, (_, key, letter, headers) in enumerate(publisher.on("nir.dead-letters")[before:], start=before):
         raw = tuple((k, v.encode()) for k, v in headers.items())
         asyncio.run(
-            DeadLetterFlow(hub, publisher).process(
+            dead_letter_flow(hub, publisher).process(
                 Message(Origin("nir.dead-letters", 0, n), key, letter, raw)
             )
         )
@@ -72,7 +71,7 @@ def test_failures_of_one_event_attach_to_one_ticket_and_a_redelivered_dead_lette
     _, key, letter, headers = publisher.on("nir.dead-letters")[1]
     raw = tuple((k, v.encode()) for k, v in headers.items())
     asyncio.run(
-        DeadLetterFlow(hub, publisher).process(Message(Origin("nir.dead-letters", 0, 1), key, letter, raw))
+        dead_letter_flow(hub, publisher).process(Message(Origin("nir.dead-letters", 0, 1), key, letter, raw))
     )
     assert all_tickets(hub)[0].attempts == 2
 
@@ -105,13 +104,13 @@ def test_a_ticket_whose_fix_was_accepted_before_the_dead_letter_was_read_opens_c
     bad = event(person, "TRAINING_CLAIM")
     bad["payload"] = {"claimedWithinDeadline": True}
     bad["municipality"] = "4601"
-    asyncio.run(RegistrationFlow.of(hub, publisher).process(Message(Origin(TOPIC, 0, 0), b"k", encoded(bad))))
+    asyncio.run(registration_flow(hub, publisher).process(Message(Origin(TOPIC, 0, 0), b"k", encoded(bad))))
     fix = event(person, "TRAINING_CLAIM")
-    asyncio.run(RegistrationFlow.of(hub, publisher).process(Message(Origin(TOPIC, 0, 1), b"k", encoded(fix))))
+    asyncio.run(registration_flow(hub, publisher).process(Message(Origin(TOPIC, 0, 1), b"k", encoded(fix))))
     _, key, letter, headers = publisher.on("nir.dead-letters")[0]
     raw = tuple((k, v.encode()) for k, v in headers.items())
     asyncio.run(
-        DeadLetterFlow(hub, publisher).process(Message(Origin("nir.dead-letters", 0, 0), key, letter, raw))
+        dead_letter_flow(hub, publisher).process(Message(Origin("nir.dead-letters", 0, 0), key, letter, raw))
     )
     [ticket] = all_tickets(hub)
     assert (ticket.status, ticket.linked_event_id) == ("resolved", fix["eventId"])
@@ -163,14 +162,14 @@ def test_an_earlier_event_accepted_late_does_not_close_the_ticket_of_a_later_fai
         "sentAt": (now - dt.timedelta(minutes=30)).isoformat(),
     }
     earlier = {**event(person, "TRAINING_CLAIM"), "sentAt": (now - dt.timedelta(minutes=60)).isoformat()}
-    asyncio.run(RegistrationFlow.of(hub, publisher).process(Message(Origin(TOPIC, 0, 0), b"k", encoded(bad))))
+    asyncio.run(registration_flow(hub, publisher).process(Message(Origin(TOPIC, 0, 0), b"k", encoded(bad))))
     asyncio.run(
-        RegistrationFlow.of(hub, publisher).process(Message(Origin(TOPIC, 0, 1), b"k", encoded(earlier)))
+        registration_flow(hub, publisher).process(Message(Origin(TOPIC, 0, 1), b"k", encoded(earlier)))
     )
     _, key, letter, headers = publisher.on("nir.dead-letters")[0]
     raw = tuple((k, v.encode()) for k, v in headers.items())
     asyncio.run(
-        DeadLetterFlow(hub, publisher).process(Message(Origin("nir.dead-letters", 0, 0), key, letter, raw))
+        dead_letter_flow(hub, publisher).process(Message(Origin("nir.dead-letters", 0, 0), key, letter, raw))
     )
     [ticket] = all_tickets(hub)
     assert (ticket.status, ticket.linked_event_id) == ("open", None)

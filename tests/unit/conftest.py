@@ -25,5 +25,5 @@ def hub(store: FakeRegister) -> Hub:
         settings=settings,
         registry=SourceRegistry.load(settings.sources_file),
         catalog=catalog(),
-        units=lambda: FakeUnitOfWork(store),  # type: ignore[arg-type,return-value]
+        registration_units=lambda: FakeUnitOfWork(store),
     )

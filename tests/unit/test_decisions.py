@@ -22,9 +22,9 @@ from hub.domain.snapshot import NATIONAL_ID, Merge, PersonState, Snapshot
 from hub.domain.transfer import Message
 from hub.pipeline.decide import Circumstances, Pending, decide
 from hub.pipeline.decode import decode_registration
-from hub.pipeline.registrations import RegistrationFlow
 from hub.schemas.codec import catalog
 from hub.sources import SourceRegistry
+from hub.wiring import registration_flow
 from tests.decisions import RECEIPTS, TOPIC, days_ago, later, message, programme, receipts, run
 from tests.factories import Person, event, synthetic_person
 from tests.fakes import FakeRegister, RecordingPublisher
@@ -74,7 +74,7 @@ def test_the_very_message_of_a_held_event_read_again_is_the_same_hold_and_anothe
     hub: Hub, store: FakeRegister
 ) -> None:
     *_, end = programme(synthetic_person())
-    flow = RegistrationFlow.of(hub, RecordingPublisher())
+    flow = registration_flow(hub, RecordingPublisher())
     asyncio.run(flow.process_batch([message(end, 7)]))
     asyncio.run(flow.process_batch([message(end, 7)]))  # read again: after a crash, or hub recover
     assert store.held[end["eventId"]][1] == 1
@@ -87,7 +87,7 @@ def test_a_held_event_past_the_hold_limit_is_rejected_and_leaves_the_hold(
 ) -> None:
     *_, end = programme(synthetic_person())
     publisher = RecordingPublisher()
-    flow = RegistrationFlow.of(hub, publisher)
+    flow = registration_flow(hub, publisher)
     asyncio.run(flow.process(message(end, 7)))
     later = hub.clock() + dt.timedelta(seconds=hub.settings.hold_seconds + 1)
     hub.clock = lambda: later
@@ -102,7 +102,7 @@ def test_the_same_event_id_from_another_message_is_a_duplicate_and_the_same_mess
 ) -> None:
     claim = event(synthetic_person(), fact_date=days_ago(100))  # late: accepted with a warning
     publisher = RecordingPublisher()
-    flow = RegistrationFlow.of(hub, publisher)
+    flow = registration_flow(hub, publisher)
     first = asyncio.run(flow.process(message(claim, 0)))
     again = asyncio.run(flow.process(message(claim, 0)))  # redelivered after a crash
     other = asyncio.run(flow.process(message(claim, 1)))  # sent twice
@@ -183,7 +183,7 @@ def test_a_rejected_event_is_dead_lettered_and_writes_nothing(hub: Hub, store: F
 
 def test_an_undecodable_message_is_rejected_in_its_place_in_the_batch(hub: Hub) -> None:
     publisher = RecordingPublisher()
-    flow = RegistrationFlow.of(hub, publisher)
+    flow = registration_flow(hub, publisher)
     good = message(event(synthetic_person()), 1)
     decided = asyncio.run(
         flow.process_batch(
@@ -299,7 +299,7 @@ def test_an_event_sent_before_the_failed_one_does_not_close_its_ticket(hub: Hub,
 
 
 def _late(hub: Hub, store: FakeRegister, msg: Message) -> bool:
-    asyncio.run(RegistrationFlow.of(hub, RecordingPublisher()).process_batch([msg]))
+    asyncio.run(registration_flow(hub, RecordingPublisher()).process_batch([msg]))
     return bool(store.rows[-1]["late"])
 
 
@@ -326,7 +326,7 @@ def test_a_held_event_counts_to_when_it_was_held_not_to_when_it_was_let_go(
     person = synthetic_person()
     claim = event(person, "INTRODUCTION_PROGRAMME_OFFER_OR_CLAIM", fact_date=days_ago(80))
     decision = event(person, "INTRODUCTION_PROGRAMME_DECISION", fact_date=days_ago(60))
-    flow = RegistrationFlow.of(hub, RecordingPublisher())
+    flow = registration_flow(hub, RecordingPublisher())
     asyncio.run(flow.process_batch([message(claim, 0)]))
     asyncio.run(
         flow.process_batch(
@@ -354,7 +354,7 @@ def test_a_held_event_was_received_when_the_broker_appended_it_however_late_it_w
     now = dt.datetime.now(dt.UTC)
     appended = now - dt.timedelta(days=1)
     started = event(person, "INTRODUCTION_PROGRAMME_STARTED", fact_date=days_ago(55))
-    flow = RegistrationFlow.of(hub, RecordingPublisher())
+    flow = registration_flow(hub, RecordingPublisher())
     asyncio.run(
         flow.process_batch(
             [message(event(person, "INTRODUCTION_PROGRAMME_OFFER_OR_CLAIM", fact_date=days_ago(80)), 0)]

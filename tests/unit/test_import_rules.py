@@ -4,7 +4,8 @@ module, the line and the import.
 
 - `hub.domain` imports nothing of the hub outside itself; `hub.rules` only the domain;
 - `hub.pipeline.decide` only the domain and the rules (the decision is pure);
-- `hub.pipeline` nothing of the support desk, the gateway or the command line;
+- `hub.pipeline` nothing of the support desk, the gateway or the command line, and not the `Hub`
+  (`hub.bootstrap`): its flows are given their collaborators (`hub.wiring` builds them);
 - a migration imports nothing of the hub: it must do tomorrow what it did the day it was written;
 - the modules' top-level imports make no cycle;
 - nothing outside `hub.register` holds SQLAlchemy's session: the unit of work is the door to the
@@ -107,8 +108,8 @@ def test_the_decision_imports_only_the_domain_and_the_rules() -> None:
     assert _broken("hub.pipeline.decide", ("hub.domain", "hub.rules")) == []
 
 
-def test_the_pipeline_imports_nothing_of_the_support_desk_the_gateway_or_the_command_line() -> None:
-    forbidden = ("hub.support", "hub.gateway", "hub.cli")
+def test_the_pipeline_imports_nothing_of_the_support_desk_the_gateway_the_command_line_or_the_hub() -> None:
+    forbidden = ("hub.support", "hub.gateway", "hub.cli", "hub.bootstrap", "hub.wiring")
     assert [str(i) for i in IMPORTS if _within(i.module, "hub.pipeline") and _within(i.target, *forbidden)] == []
 
 

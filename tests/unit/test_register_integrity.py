@@ -368,7 +368,7 @@ def test_the_municipality_a_registration_became_corrects_it_under_its_number_tod
         settings=dataclasses.replace(Settings(), allow_synthetic_identifiers=True),
         registry=registry,
         catalog=catalog(),
-        units=lambda: FakeUnitOfWork(store),  # type: ignore[arg-type,return-value]
+        registration_units=lambda: FakeUnitOfWork(store),
     )
     person = synthetic_person(with_duf=False)  # a synthetic DUF number may be from 2024, after its clock
     december_2023 = dt.datetime(2023, 12, 15, 10, tzinfo=dt.UTC)
