@@ -262,6 +262,14 @@ def subject_key(value: str) -> str:
     return _masker.subject_key(value)
 
 
+def link_key(subject: str) -> str:
+    """What a support user's link to a person at an identity provider keeps of the person's
+    subject: a keyed hash, never the subject (for ID-porten, the staff member's fødselsnummer),
+    which sign-in only compares. Under a label of its own, so it is never the access log's key for
+    the same number. Raises `MaskKeyMissing` like `mask`."""
+    return subject_key("oidc-subject:" + subject)
+
+
 # How many of an identifier's last digits a person may be shown in a list: enough to tell a
 # caller's case from the next one when they read out their number, too few to name anyone (the
 # birth date, the DUF number's year and most of the individual number stay hidden).

@@ -393,7 +393,7 @@ class User(Base):
     # claim that names them (ID-porten's pid, else sub). Set by `hub users link`; None for a user
     # who signs in with a password only.
     external_issuer: Mapped[str | None] = mapped_column(String(512), nullable=True)
-    # The person's subject at that provider as a keyed hash (`hub.support.oidc.subject_of_link`).
+    # The person's subject at that provider as a keyed hash (`hub.domain.identifiers.link_key`).
     external_subject: Mapped[str | None] = mapped_column(String(256), nullable=True)
 
     __table_args__ = (

@@ -50,7 +50,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from hub.config import Settings
-from hub.domain.identifiers import subject_key
+from hub.domain.identifiers import link_key
 from hub.domain.redaction import clean
 from hub.errors import ConfigurationError
 from hub.jwks import SigningKeys
@@ -365,18 +365,11 @@ class Provider:
         return Person(config.issuer, subject, acr if isinstance(acr, str) else None)
 
 
-def subject_of_link(subject: str) -> str:
-    """What a user's link keeps of the person's subject: a keyed hash, never the subject (for
-    ID-porten, the staff member's fødselsnummer), which sign-in only compares. Under a label of
-    its own, so it is never the access log's key for the same number."""
-    return subject_key("oidc-subject:" + subject)
-
-
 def linked_user(session: Session, person: Person) -> User:
     """The user linked to `person`; a person no user is linked to is refused."""
     user = session.scalar(
         select(User).where(
-            User.external_issuer == person.issuer, User.external_subject == subject_of_link(person.subject)
+            User.external_issuer == person.issuer, User.external_subject == link_key(person.subject)
         )
     )
     if user is None:
@@ -394,7 +387,7 @@ def link_user(
     if not issuer.strip() or not subject.strip() or len(issuer) > 512 or len(subject) > 256:
         raise AccessDenied("the issuer and the subject must be given (at most 512 and 256 characters)")
     user = existing_user(session, username)
-    kept = subject_of_link(subject)
+    kept = link_key(subject)
     other = session.scalar(select(User).where(User.external_issuer == issuer, User.external_subject == kept))
     if other is not None and other.id != user.id:
         raise AccessDenied(f"that person is already linked to the user {other.username!r}")

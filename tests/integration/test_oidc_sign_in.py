@@ -19,11 +19,12 @@ from sqlalchemy import select
 
 from hub.bootstrap import Hub
 from hub.dev.idporten_standin import BUILT_IN_PERSONS, IdportenStandIn, StandInClient, serving
+from hub.domain.identifiers import link_key
 from hub.maskinporten import generate_rsa_key
 from hub.register.models import AuditEntry, User
 from hub.register.unit_of_work import UnitOfWork
 from hub.support.i18n import translate
-from hub.support.oidc import link_user, subject_of_link
+from hub.support.oidc import link_user
 from tests.harness import hub_command
 from tests.integration.test_support_web import Client, serve, web_hub
 
@@ -329,7 +330,7 @@ def test_hub_users_link_reads_the_number_from_stdin_masks_it_in_the_audit_and_re
     assert on_the_line.returncode != 0 and "on standard input" in on_the_line.stderr  # not in shell history
     with hub.session_factory() as session:
         ola = session.scalars(select(User).where(User.username == "ola")).one()
-        assert (ola.external_issuer, ola.external_subject) == (stand_in.issuer, subject_of_link(OLA.pid))
+        assert (ola.external_issuer, ola.external_subject) == (stand_in.issuer, link_key(OLA.pid))
         assert OLA.pid not in ola.external_subject  # kept as a keyed hash, never in clear
     audit = every_audit_text(hub)
     assert "admin link_user user ola to <id:11:" in audit and OLA.pid not in audit
@@ -428,6 +429,35 @@ def test_a_link_made_before_subjects_were_hashed_is_hashed_by_the_migration_and_
     upgrade(engine)
     with make_session_factory(engine)() as session:
         user = session.scalars(select(User)).one()
-        assert user.external_subject == subject_of_link(KARI.pid) and KARI.pid not in user.external_subject
+        assert user.external_subject == link_key(KARI.pid) and KARI.pid not in user.external_subject
         assert linked_user(session, Person(issuer, KARI.pid, None)).username == "kari"
+    engine.dispose()
+
+
+def test_a_link_made_before_subjects_were_hashed_stops_an_upgrade_that_has_no_key_to_hash_it(
+    tmp_path: Path,
+) -> None:
+    """Alembic run by hand hands the migration no key: it refuses rather than keep the subject in
+    clear or drop the link."""
+    from alembic import command
+
+    from hub.register.database import make_engine, make_session_factory
+    from hub.register.migrate import _config, current_revision, upgrade
+    from hub.support.access import Role, create_user
+
+    engine = make_engine(f"sqlite:///{tmp_path}/old.sqlite3")
+    upgrade(engine, "0020")
+    with UnitOfWork(make_session_factory(engine)) as uow:
+        create_user(uow.session, "kari", "a long password 1", Role.IMDI_SUPPORT, None, dt.datetime.now(dt.UTC))
+        uow.session.flush()
+        user = uow.session.scalars(select(User)).one()
+        user.external_issuer, user.external_subject = "https://idporten.example/", KARI.pid
+        uow.commit()
+    config = _config()
+    with pytest.raises(RuntimeError, match="hub db upgrade"), engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    assert current_revision(engine) == "0020"
+    with make_session_factory(engine)() as session:
+        assert session.scalars(select(User.external_subject)).one() == KARI.pid  # untouched
     engine.dispose()

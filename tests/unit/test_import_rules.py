@@ -113,20 +113,10 @@ def test_the_pipeline_imports_nothing_of_the_support_desk_the_gateway_the_comman
     assert [str(i) for i in IMPORTS if _within(i.module, "hub.pipeline") and _within(i.target, *forbidden)] == []
 
 
-# A migration that needs what only the running hub has (a secret key, say) may import it, named
-# here with why. Each is a debt: the migration may do something else when that code changes.
-MIGRATION_EXCEPTIONS = {
-    # The users' links keep a hash keyed with the hub's secret (NIR_IDENTIFIER_KEY): only the live
-    # key can make it, and the hash's label is the sign-in's.
-    "hub.register.migrations.versions.0021_oidc_subject_keyed (line 30) imports hub.support.oidc",
-}
-
-
 def test_a_migration_imports_nothing_of_the_hub() -> None:
-    # env.py is Alembic's runner, not a migration: it hands Alembic the models to compare.
-    broken = set(_broken("hub.register.migrations.versions", ()))
-    assert broken - MIGRATION_EXCEPTIONS == set()
-    assert broken >= MIGRATION_EXCEPTIONS, "an exception no longer needed: take it off the list"
+    # env.py is Alembic's runner, not a migration: it hands Alembic the models to compare. What
+    # only the running hub has (its key) the runner hands in (`hub.register.migrate.upgrade`).
+    assert _broken("hub.register.migrations.versions", ()) == []
 
 
 def test_the_top_level_imports_of_the_hub_make_no_cycle() -> None:

@@ -2,9 +2,10 @@
 keyed hash (`hub.domain.identifiers.subject_key`), not in clear: ID-porten's subject is the staff
 member's fødselsnummer, which the sign-in only ever needs to compare.
 
-Links made before this revision are hashed here, with the installation's mask key (the `hub`
-command installs it before `hub db upgrade`); a register with links and no key in the process
-refuses to upgrade rather than lose them.
+Links made before this revision are hashed here, with the installation's mask key as sign-in
+hashes them: `hub.register.migrate.upgrade` hands the migration that function (`link_key` in
+Alembic's config attributes), since only the running hub has the key. A register with links and
+no such function (Alembic run by hand) refuses to upgrade rather than lose them.
 
 Revision ID: 0021
 Revises: 0020
@@ -27,15 +28,22 @@ _users = sa.table(
 
 
 def upgrade() -> None:
-    from hub.support.oidc import subject_of_link
-
     connection = op.get_bind()
     linked = connection.execute(
         sa.select(_users.c.id, _users.c.external_subject).where(_users.c.external_subject.is_not(None))
     ).all()
+    if not linked:
+        return
+    config = op.get_context().config
+    link_key = config.attributes.get("link_key") if config is not None else None
+    if link_key is None:
+        raise RuntimeError(
+            "users linked to an identity provider need the installation's mask key to be kept "
+            "hashed: upgrade with `hub db upgrade`, not Alembic by hand"
+        )
     for user_id, subject in linked:
         connection.execute(
-            _users.update().where(_users.c.id == user_id).values(external_subject=subject_of_link(subject))
+            _users.update().where(_users.c.id == user_id).values(external_subject=link_key(subject))
         )
 
 
