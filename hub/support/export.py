@@ -53,6 +53,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from hub.domain.calendar import iso_utc, norwegian_day_text, norwegian_time_text
+from hub.domain.identifiers import number_kind
 from hub.register import access_log
 from hub.register.access_log import Reader
 from hub.register.identity import merges_of
@@ -136,7 +137,9 @@ def export_number(
         "exportedAt": iso_utc(now),
         "person": {
             "personId": None,  # the register has no person for the number: nothing derived
-            "identifiers": [{"kind": None, "value": number, "firstSeenAt": None, "ceasedAt": None}],
+            "identifiers": [
+                {"kind": number_kind(number), "value": number, "firstSeenAt": None, "ceasedAt": None}
+            ],
             "states": [],
             "state": {},
             "registrations": [],
