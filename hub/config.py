@@ -320,6 +320,12 @@ class Settings:
         "audit-log entries are deleted this many days (five years) after they were written; 0: kept "
         "indefinitely",
     )
+    retention_access_log_days: int = _setting(
+        "NIR_RETENTION_ACCESS_LOG_DAYS",
+        1826,
+        "access-log entries (who read which person's data, and why) are deleted this many days "
+        "(five years) after the read; 0: kept indefinitely",
+    )
     retention_signin_attempt_days: int = _setting(
         "NIR_RETENTION_SIGNIN_ATTEMPT_DAYS",
         7,

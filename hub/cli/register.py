@@ -285,18 +285,20 @@ def person_export(
     from hub.register.access_log import Reader
     from hub.register.repository import find_person_id
     from hub.register.unit_of_work import UnitOfWork
-    from hub.support.export import export_html, export_person
+    from hub.support.export import export_html, export_number, export_person
 
     number = read_identifier(identifier, identifier_file)
     hub = common.migrated_hub()
     with UnitOfWork(hub.session_factory) as uow:
         person_id = find_person_id(uow.session, number)
-        if person_id is None:
-            click.echo("no person with that identifier in the register", err=True)
-            sys.exit(1)
-        export = export_person(
-            uow.session, hub.catalog, Reader.command_line(user, reason), person_id, hub.clock()
-        )
+        reader = Reader.command_line(user, reason)
+        if person_id is None:  # no registration, but perhaps a failed or held one, or reads of it
+            export = export_number(uow.session, hub.catalog, reader, number, hub.clock())
+            if export is None:
+                click.echo("the register holds nothing about that identifier", err=True)
+                sys.exit(1)
+        else:
+            export = export_person(uow.session, hub.catalog, reader, person_id, hub.clock())
         text = export_html(export) if form == "html" else json.dumps(export, indent=2, ensure_ascii=False)
         try:  # a new file only its owner may read: it is all of one person's data
             with os.fdopen(
@@ -306,7 +308,7 @@ def person_export(
         except FileExistsError:
             raise click.UsageError(f"{out} exists; an export is written to a new file") from None
         uow.commit()  # the read is logged once the export is written
-    click.echo(f"person {person_id}: written to {out}", err=True)
+    click.echo(f"person {person_id or '(none in the register)'}: written to {out}", err=True)
 
 
 @person_group.command(

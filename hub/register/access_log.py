@@ -127,12 +127,16 @@ def record_ticket_read(
         )
 
 
-def reads_of(session: Session, person_id: int) -> list[dict[str, Any]]:
+def reads_of(session: Session, person_id: int | None, numbers: Iterable[str] = ()) -> list[dict[str, Any]]:
     """Who has read this person's data, oldest first: the rows with their register id or that of
-    a person merged into them, or with the key of any number the register knows them by now."""
-    ids = {person_id, *(m.other_id for m in merges_of(session, person_id))}
-    numbers = session.scalars(select(PersonIdentifier.value).where(PersonIdentifier.person_id == person_id))
+    a person merged into them, or with the key of any number the register knows them by now. For
+    a number the register has no person for (`person_id` None), the rows with its key."""
+    ids: set[int] = set()
     keys = {subject_key(n) for n in numbers}
+    if person_id is not None:
+        ids = {person_id, *(m.other_id for m in merges_of(session, person_id))}
+        own = session.scalars(select(PersonIdentifier.value).where(PersonIdentifier.person_id == person_id))
+        keys |= {subject_key(n) for n in own}
     rows = session.scalars(
         select(AccessLogEntry)
         .where(or_(AccessLogEntry.person_id.in_(ids), AccessLogEntry.subject_key.in_(keys)))

@@ -6,6 +6,7 @@ run`), by the policy in the settings (NIR_RETENTION_*_DAYS; 0 keeps a kind indef
 | closed tickets               | resolved or discarded, closed N days ago | deleted, with outcomes and edits |
 | closed tickets a merge names | the same                                | anonymised (see `_anonymise`)   |
 | audit-log entries            | written N days ago                      | deleted                         |
+| access-log entries           | read N days ago                         | deleted                         |
 | sign-in attempts             | made N days ago                         | deleted                         |
 | sessions                     | expired N days ago                      | deleted                         |
 
@@ -41,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from hub.config import Settings
 from hub.register.models import (
+    AccessLogEntry,
     AuditEntry,
     CaseTicket,
     PersonMerge,
@@ -121,6 +123,15 @@ def policy(settings: Settings) -> list[Kind]:
             lambda cutoff: select(AuditEntry.id).where(AuditEntry.at < cutoff),
             _deleter(AuditEntry),
             AuditEntry,
+        ),
+        Kind(
+            "access-log entries",
+            "NIR_RETENTION_ACCESS_LOG_DAYS",
+            settings.retention_access_log_days,
+            DELETED,
+            lambda cutoff: select(AccessLogEntry.id).where(AccessLogEntry.at < cutoff),
+            _deleter(AccessLogEntry),
+            AccessLogEntry,
         ),
         Kind(
             "sign-in attempts",

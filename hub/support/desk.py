@@ -37,7 +37,7 @@ from hub.schemas.codec import SchemaCatalog
 from hub.support import persons
 from hub.support.access import NoSuchTicket, Role, audit
 from hub.support.approval import APPROVABLE, approve
-from hub.support.export import export_person
+from hub.support.export import export_number, export_person
 from hub.support.incidents import Incident, find_incident, list_incidents
 from hub.support.replay import check_replayable, edit_ticket
 from hub.support.scope import OutOfScope, Scope, Sources
@@ -502,10 +502,14 @@ def export_as(
     and in the access log. `IdentityError` if the register does not know that person."""
     ticket = ticket_in_scope(session, user, ticket_id, sources=sources)
     persons.require_imdi(user)
-    person_id = find_person_id(session, _number_of(ticket, number))
-    if person_id is None:
-        raise IdentityError(f"the register has no person with the ticket's {number.replace('_', ' ')}")
+    value = _number_of(ticket, number)
+    person_id = find_person_id(session, value)
     reader = dataclasses.replace(Reader.desk(user.username), reason=f"request of access, ticket {ticket_id}")
+    if person_id is None:  # never registered: the ticket (at least) and its reads are theirs
+        found = export_number(session, catalog, reader, value, now)
+        if found is None:
+            raise IdentityError(f"the register has no person with the ticket's {number.replace('_', ' ')}")
+        return found
     return export_person(session, catalog, reader, person_id, now)
 
 

@@ -19,6 +19,10 @@ categories derived from them, addresses and where they lived, the merges into th
 - `accessLog`: who has read their data (`hub.register.access_log.reads_of`), this export's own
   read included.
 
+A number the register has no person for (a registration that failed or waits before the person
+was ever registered) has its own export, `export_number`: the same shape, without what only a
+registered person has.
+
 Which table of the register is in the export, and which is not about a person, is written down
 in tests/integration/test_person_export.py (`EXPORTED`, `NOT_ABOUT_A_PERSON`): a new table fails
 that test until it is placed in one or the other.
@@ -49,6 +53,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from hub.domain.calendar import iso_utc, norwegian_day_text, norwegian_time_text
+from hub.domain.identifiers import number_kind
 from hub.register import access_log
 from hub.register.access_log import Reader
 from hub.register.identity import merges_of
@@ -103,38 +108,84 @@ def export_person(
     }
 
 
-def _folkeregister(session: Session, person_id: int, numbers: set[str]) -> dict[str, Any]:
+def export_number(
+    session: Session, catalog: SchemaCatalog, reader: Reader, number: str, now: dt.datetime
+) -> dict[str, Any] | None:
+    """What the register holds about a number it has no person for: a registration that failed
+    (its ticket) or waits (a held event) before the person was ever registered, an event from
+    Folkeregisteret kept before its person was known, and who read it (searches, ticket views).
+    The same shape as `export_person`, with a person of this one number and nothing derived;
+    None when the register holds nothing about the number. Logged first, as `export_person`."""
+    numbers = {number}
+    tickets = session.scalars(
+        select(CaseTicket)
+        .where(or_(CaseTicket.duf_number == number, CaseTicket.national_id == number))
+        .order_by(CaseTicket.id)
+    ).all()
+    held = session.scalars(
+        select(HeldEvent)
+        .where(or_(HeldEvent.national_id == number, HeldEvent.duf_number == number))
+        .order_by(HeldEvent.id)
+    ).all()
+    folkeregister = _folkeregister(session, None, numbers)
+    reads = access_log.reads_of(session, None, numbers)
+    if not (tickets or held or folkeregister["personEvents"] or reads):
+        return None
+    access_log.record_read(session, reader, EXPORT_ACTION, now, numbers=numbers)
+    session.flush()
+    return {
+        "exportedAt": iso_utc(now),
+        "person": {
+            "personId": None,  # the register has no person for the number: nothing derived
+            "identifiers": [
+                {"kind": number_kind(number), "value": number, "firstSeenAt": None, "ceasedAt": None}
+            ],
+            "states": [],
+            "state": {},
+            "registrations": [],
+            "chains": [],
+            "addresses": [],
+        },
+        "folkeregister": folkeregister,
+        "heldEvents": [_held(catalog, h, numbers) for h in held],
+        "merges": [],
+        "tickets": [_ticket(session, catalog, t, numbers) for t in tickets],
+        "accessLog": access_log.reads_of(session, None, numbers),
+    }
+
+
+def _folkeregister(session: Session, person_id: int | None, numbers: set[str]) -> dict[str, Any]:
     """What the Folkeregister connector looked up and recorded about the person, besides their
     addresses (which `describe_person` holds)."""
-    lookups: list[dict[str, Any]] = [
-        {
-            "mergeId": None,
-            "requestedAt": iso_utc(lookup.requested_at),
-            "completedAt": _moment(lookup.completed_at),
-        }
-        for lookup in session.scalars(
-            select(FolkeregisterLookup).where(FolkeregisterLookup.person_id == person_id)
-        )
-    ]
-    # A record merged into the person had its own look-up; the merge keeps it (see `record_merge`).
-    lookups += [
-        {
-            "mergeId": m.id,
-            "requestedAt": m.other_lookup.get("requested_at"),
-            "completedAt": m.other_lookup.get("completed_at"),
-        }
-        for m in merges_of(session, person_id)
-        if m.other_lookup
-    ]
+    lookups: list[dict[str, Any]] = []
+    if person_id is not None:  # a number without a person was never looked up
+        lookups += [
+            {
+                "mergeId": None,
+                "requestedAt": iso_utc(lookup.requested_at),
+                "completedAt": _moment(lookup.completed_at),
+            }
+            for lookup in session.scalars(
+                select(FolkeregisterLookup).where(FolkeregisterLookup.person_id == person_id)
+            )
+        ]
+        # A record merged into the person had its own look-up; the merge keeps it (see `record_merge`).
+        lookups += [
+            {
+                "mergeId": m.id,
+                "requestedAt": m.other_lookup.get("requested_at"),
+                "completedAt": m.other_lookup.get("completed_at"),
+            }
+            for m in merges_of(session, person_id)
+            if m.other_lookup
+        ]
     # An event kept before its person was known names their number but not yet their id.
     naming = select(PersonEventNumber.person_event_id).where(PersonEventNumber.value.in_(numbers))
+    unknown_person = PersonEvent.person_id.is_(None) & PersonEvent.id.in_(naming)
     events = session.scalars(
         select(PersonEvent)
         .where(
-            or_(
-                PersonEvent.person_id == person_id,
-                PersonEvent.person_id.is_(None) & PersonEvent.id.in_(naming),
-            )
+            unknown_person if person_id is None else or_(PersonEvent.person_id == person_id, unknown_person)
         )
         .order_by(PersonEvent.sequence_number, PersonEvent.id)
     ).all()

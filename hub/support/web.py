@@ -1261,7 +1261,7 @@ class Export(SupportView):
             answer = _aiohttp(response)
             answer.content_type = "text/html" if form == "html" else "application/json"
             answer.headers["Content-Disposition"] = (
-                f'attachment; filename="innsyn-person-{found["person"]["personId"]}.{form}"'
+                f'attachment; filename="innsyn-person-{found["person"]["personId"] or "sak-" + ticket_id}.{form}"'
             )
             answer.headers["Cache-Control"] = "no-store"
             return response

@@ -645,3 +645,122 @@ def _number_file(tmp_path: Path, number: str) -> Path:
     path = tmp_path / f"number-{uuid.uuid4().hex[:6]}"
     path.write_text(number + "\n", encoding="utf-8")
     return path
+
+
+def test_a_number_the_register_has_no_person_for_is_exported_with_its_tickets_and_reads_and_nothing_else(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A registration that failed before the person was ever registered leaves a ticket with the
+    event as it arrived, and support's views of it are reads of their data: the person's request
+    of access gets those, though the register has no person for them."""
+    from hub.domain.identifiers import subject_key
+    from hub.register.access_log import record_number_read
+    from hub.register.repository import RegisterRepository
+    from hub.support.tickets import file_manual_case
+
+    hub = pipeline_hub(database_url)
+    unknown, someone, nobody = "201812345604", synthetic_person(), "31129956715"
+    with UnitOfWork(hub.session_factory) as uow:
+        RegisterRepository(uow.session).person_with(someone.national_id, someone.duf_number, hub.clock())
+        theirs = file_manual_case(
+            uow.session,
+            duf_number=unknown,
+            description="called about it",
+            municipality="0301",
+            now=hub.clock(),
+        )
+        file_manual_case(
+            uow.session,
+            duf_number=someone.duf_number,
+            description="not theirs",
+            municipality="4601",
+            now=hub.clock(),
+        )
+        record_number_read(uow.session, Reader.desk("kari"), "search_person", hub.clock(), unknown)
+        uow.commit()
+        assert find_person_id(uow.session, unknown) is None
+
+    out = tmp_path / "innsyn.json"
+    done = hub_command(
+        hub.settings, "person", "export", "--out", str(out), "--reason", "art. 15", stdin=unknown
+    )
+    assert done.returncode == 0, done.stderr
+    text = out.read_text(encoding="utf-8")
+    written = json.loads(text)
+    assert written["person"]["personId"] is None
+    assert [(i["kind"], i["value"]) for i in written["person"]["identifiers"]] == [("duf", unknown)]
+    assert [t["id"] for t in written["tickets"]] == [theirs.id]
+    assert (
+        written["tickets"][0]["dufNumber"] == unknown
+        and written["tickets"][0]["description"] == "called about it"
+    )
+    assert [(r["actor"], r["action"]) for r in written["accessLog"]] == [
+        ("kari", "search_person"),
+        (written["accessLog"][1]["actor"], "person_export"),
+    ]
+    for theirs_not in (someone.duf_number, someone.national_id, "not theirs", "4601"):
+        assert theirs_not and theirs_not not in text, theirs_not
+    html = tmp_path / "innsyn.html"
+    page = hub_command(
+        hub.settings,
+        "person",
+        "export",
+        "--out",
+        str(html),
+        "--format",
+        "html",
+        "--reason",
+        "x",
+        stdin=unknown,
+    )
+    assert page.returncode == 0, page.stderr
+    shown = html.read_text(encoding="utf-8")
+    assert unknown in shown and "called about it" in shown and "DUF-nummer" in shown
+    assert not re.search(r">None<", shown)  # nothing derived is shown as missing, not as None
+    with hub.session_factory() as session:
+        exports = session.scalars(
+            select(AccessLogEntry).where(AccessLogEntry.action == "person_export")
+        ).all()
+    assert [(e.person_id, e.subject_key, e.reason) for e in exports] == [
+        (None, subject_key(unknown), "art. 15"),
+        (None, subject_key(unknown), "x"),
+    ]
+    # A number the register holds nothing about is told so, and no read is logged.
+    none = hub_command(
+        hub.settings, "person", "export", "--out", str(tmp_path / "n"), "--reason", "x", stdin=nobody
+    )
+    assert none.returncode == 1 and "holds nothing" in none.stderr and nobody not in none.stderr
+    assert not (tmp_path / "n").exists()
+
+
+def test_on_the_desk_the_export_of_a_ticket_s_never_registered_person_holds_their_ticket(
+    database_url: str,
+) -> None:
+    from hub.support.tickets import file_manual_case
+    from tests.integration.test_support_web import PASSWORD as STAFF_PASSWORD
+    from tests.integration.test_support_web import Client, page_and_token, serve, sign_in, web_hub
+
+    hub = web_hub(database_url)
+    unknown = "201812345604"
+    with UnitOfWork(hub.session_factory) as uow:
+        ticket = file_manual_case(
+            uow.session, duf_number=unknown, description="by phone", municipality="0301", now=hub.clock()
+        )
+        uow.commit()
+        ticket_id = ticket.id
+
+    async def work(client: Client) -> tuple[int, str, str]:
+        await sign_in(client, "kari", STAFF_PASSWORD)
+        _, token = await page_and_token(client, f"/support/tickets/{ticket_id}")
+        answer = await client.post(
+            f"/support/tickets/{ticket_id}/export",
+            data={"number": "duf", "format": "json", "form_token": token},
+        )
+        return answer.status, answer.headers.get("Content-Disposition", ""), await answer.text()
+
+    status, disposition, text = serve(hub, work)
+    assert status == 200, text
+    assert f'filename="innsyn-person-sak-{ticket_id}.json"' in disposition
+    written = json.loads(text)
+    assert written["person"]["personId"] is None and [t["id"] for t in written["tickets"]] == [ticket_id]
+    assert [r["action"] for r in written["accessLog"]] == ["view_ticket", "person_export"]

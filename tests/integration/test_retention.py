@@ -22,6 +22,7 @@ from hub.dev.localrun import LocalBroker
 from hub.errors import ConfigurationError
 from hub.register.database import make_engine, make_session_factory
 from hub.register.models import (
+    AccessLogEntry,
     AuditEntry,
     Base,
     CaseTicket,
@@ -125,6 +126,12 @@ def seed(session: Session) -> dict[str, int]:
     )
     for age in (2000, 1827, 1825, 10):
         session.add(AuditEntry(at=days_ago(age), username="kari", action="view_ticket"))
+    for age in (2000, 1827, 1825, 10):  # who read a person's data: by the same five years
+        session.add(
+            AccessLogEntry(
+                at=days_ago(age), actor="kari", channel="desk", action="view_ticket", person_id=person.id
+            )
+        )
     for age in (30, 7.5, 6, 1):
         session.add(SignInAttempt(at=days_ago(age), username="kari", client_address="10.0.0.1"))
     user = User(username="kari", password_hash="x", role="imdi_support", created_at=days_ago(4000))
@@ -153,6 +160,7 @@ EXPECTED = {
     ("closed case tickets", "deleted"): 2,
     ("closed case tickets a merge record names", "anonymised"): 1,
     ("audit-log entries", "deleted"): 2,
+    ("access-log entries", "deleted"): 2,
     ("sign-in attempts", "deleted"): 2,
     ("expired sessions", "deleted"): 2,
 }
@@ -222,6 +230,10 @@ def test_applying_the_policy_deletes_or_anonymises_what_is_past_its_time_and_kee
             round((NOW - at.replace(tzinfo=dt.UTC)).days) for at in session.scalars(select(AuditEntry.at))
         )
         assert ages == [10, 1825]
+        read_ages = sorted(
+            round((NOW - at.replace(tzinfo=dt.UTC)).days) for at in session.scalars(select(AccessLogEntry.at))
+        )
+        assert read_ages == [10, 1825]
         assert len(session.scalars(select(SignInAttempt.id)).all()) == 2
         expiries = sorted(session.scalars(select(UserSession.token_hash)))
         assert expiries == ["h-0.5", "h1"]

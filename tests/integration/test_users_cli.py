@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import select
 
 from hub.register.models import AuditEntry
@@ -111,3 +112,28 @@ def test_the_password_is_asked_for_twice_and_must_not_be_the_username(database_u
         client_address="x",
         sealer=SEALER,
     ).token
+
+
+def test_hub_users_add_is_audited_with_who_added_whom(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = pipeline_hub(database_url)
+    monkeypatch.setenv("NIR_NEW_PASSWORD", PASSWORD)
+    added = hub_command(
+        hub.settings,
+        "users",
+        "add",
+        "oslo-1",
+        "--role",
+        "municipality_superuser",
+        "--municipality",
+        "0301",
+        "--user",
+        "admin",
+    )
+    assert added.returncode == 0, added.stderr
+    with hub.session_factory() as session:
+        entries = session.scalars(select(AuditEntry).where(AuditEntry.action == "add_user")).all()
+    assert [(e.username, e.detail) for e in entries] == [
+        ("admin", "user oslo-1 role=municipality_superuser municipality=0301")
+    ]
