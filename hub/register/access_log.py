@@ -23,7 +23,8 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +62,24 @@ class Reader:
         """A `hub` command: `actor` as given (`--user`), and the operating-system user the
         command runs as, which is what the caller cannot choose."""
         return cls(actor=actor, channel=COMMAND_LINE, os_user=os_user(), reason=reason)
+
+
+# The OS user of the `hub` command this context runs (`on_the_command_line`); None on the support
+# page and in the worker. A context variable, not a parameter: every change the commands make is
+# audited through one writer (`hub.support.access.audit`), several calls below the command.
+_COMMAND_LINE_OS_USER: ContextVar[str | None] = ContextVar("command_line_os_user", default=None)
+
+
+def on_the_command_line() -> Callable[[], None]:
+    """Mark what runs from here on as a `hub` command: its audit entries name the OS user.
+    Returns what ends the mark (the command's end)."""
+    token = _COMMAND_LINE_OS_USER.set(os_user())
+    return lambda: _COMMAND_LINE_OS_USER.reset(token)
+
+
+def command_line_os_user() -> str | None:
+    """The OS user of the `hub` command running, or None outside one."""
+    return _COMMAND_LINE_OS_USER.get()
 
 
 def os_user() -> str:

@@ -479,6 +479,8 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(32))
     ticket_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     detail: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    # The operating-system user of a `hub` command's change (`username` is its `--user`).
+    os_user: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 class AccessLogEntry(Base):

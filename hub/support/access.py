@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hub.config import Settings
 from hub.domain.calendar import as_utc
 from hub.errors import HubError
+from hub.register.access_log import command_line_os_user
 from hub.register.models import (
     AuditEntry,
     PendingSignIn,
@@ -533,7 +534,16 @@ def audit(
     detail: str | None = None,
 ) -> None:
     """Record who viewed personal data or acted, and when. `detail` never holds an identifier."""
-    session.add(AuditEntry(at=now, username=username, action=action, ticket_id=ticket_id, detail=detail))
+    session.add(
+        AuditEntry(
+            at=now,
+            username=username,
+            action=action,
+            ticket_id=ticket_id,
+            detail=detail,
+            os_user=command_line_os_user(),  # a command's `--user` is only what the caller typed
+        )
+    )
     session.flush()
 
 

@@ -8,9 +8,10 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
+from hub.register.access_log import os_user
 from hub.register.models import AuditEntry
 from hub.register.unit_of_work import UnitOfWork
-from hub.support.access import Refusal, Role, Throttle, create_user, sign_in
+from hub.support.access import Refusal, Role, Throttle, create_user, disable_user, sign_in
 from tests.conftest import pipeline_hub
 from tests.harness import hub_command
 from tests.second_factor import SEALER, signed_in
@@ -134,6 +135,14 @@ def test_hub_users_add_is_audited_with_who_added_whom(
     assert added.returncode == 0, added.stderr
     with hub.session_factory() as session:
         entries = session.scalars(select(AuditEntry).where(AuditEntry.action == "add_user")).all()
-    assert [(e.username, e.detail) for e in entries] == [
-        ("admin", "user oslo-1 role=municipality_superuser municipality=0301")
+    # `--user` is what the caller typed; the OS user the command ran as is recorded beside it.
+    assert [(e.username, e.detail, e.os_user) for e in entries] == [
+        ("admin", "user oslo-1 role=municipality_superuser municipality=0301", os_user())
     ]
+    # A change made outside a `hub` command (the support page's) names no OS user.
+    with UnitOfWork(hub.session_factory) as uow:
+        disable_user(uow.session, "oslo-1", "admin", dt.datetime.now(dt.UTC))
+        uow.commit()
+    with hub.session_factory() as session:
+        disabled = session.scalars(select(AuditEntry).where(AuditEntry.action == "disable_user")).one()
+    assert (disabled.username, disabled.os_user) == ("admin", None)
