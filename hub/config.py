@@ -363,6 +363,13 @@ class Settings:
         "retention.ms of each source's receipts topic, set by `hub topics ensure`: how long a "
         "fagsystem (or a gateway cursor) can still read a receipt; 0: infinite",
     )
+    retention_address_changes_days: int = _setting(
+        "NIR_RETENTION_ADDRESS_CHANGES_DAYS",
+        30,
+        "retention.ms of Folkeregisteret's address-changes topic, set by `hub topics ensure` (each "
+        "change is kept in the register's address history once read; Folkeregisteret holds them "
+        "all); 0: infinite",
+    )
     retention_batch_size: int = _setting(
         "NIR_RETENTION_BATCH_SIZE",
         500,

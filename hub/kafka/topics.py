@@ -119,7 +119,11 @@ def folkeregister_topics(settings: Settings) -> list[TopicSpec]:
     return _durable(
         settings,
         [
-            TopicSpec(names.address_changes, settings.address_partitions),
+            TopicSpec(
+                names.address_changes,
+                settings.address_partitions,
+                retention_ms(settings.retention_address_changes_days),
+            ),
             TopicSpec(names.connector_position, 1, (("cleanup.policy", "compact"),)),
         ],
     )

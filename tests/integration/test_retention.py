@@ -381,11 +381,18 @@ def test_hub_topics_ensure_sets_each_topics_retention_from_the_policy_and_report
     names = harness.hub.names
     day = 24 * 60 * 60 * 1000
     configs = topic_configs(
-        harness, [names.dead_letters, names.registrations("oslo-fagsystem"), names.receipts("oslo-fagsystem")]
+        harness,
+        [
+            names.dead_letters,
+            names.registrations("oslo-fagsystem"),
+            names.receipts("oslo-fagsystem"),
+            names.address_changes,
+        ],
     )
     assert configs[names.dead_letters]["retention.ms"] == str(3 * day)
     assert configs[names.registrations("oslo-fagsystem")]["retention.ms"] == "-1"
     assert configs[names.receipts("oslo-fagsystem")]["retention.ms"] == str(5 * day)
+    assert configs[names.address_changes]["retention.ms"] == str(30 * day)  # the default
 
     # A backup interval longer than a topic the hub reads keeps its messages: warned of, as a
     # restore from such a backup could not apply what the topic no longer holds.
