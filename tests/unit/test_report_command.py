@@ -14,14 +14,18 @@ from click.testing import CliRunner
 import hub.cli as hub_cli
 import hub.register.reports
 from hub.domain.calendar import norwegian_date
-from hub.register.reports import Report
+from hub.kafka.topics import TopicNames
+from hub.register.reports import Report, ReportedFor
+from hub.sources import SourceRegistry
 
 
 @dataclass
 class _Hub:
-    """What `hub report` asks of the hub: today in Norway and a session."""
+    """What `hub report` asks of the hub: today in Norway, a session, the sources."""
 
     now: dt.datetime
+    registry = SourceRegistry.from_mapping({"sources": {"fagsystem": {"municipalities": ["1580"]}}})
+    names = TopicNames("nir")
 
     def today(self) -> dt.date:
         return norwegian_date(self.now)
@@ -34,7 +38,9 @@ class _Hub:
 def _years(monkeypatch: pytest.MonkeyPatch, now: dt.datetime, *arguments: str) -> list[int]:
     asked: list[int] = []
 
-    def participants(_session: object, year: int) -> Report:
+    def participants(_session: object, year: int, sources: ReportedFor) -> Report:
+        # The command hands the reports the source registry, read by each registration's topic.
+        assert sources(_Hub.names.registrations("fagsystem")) == {"1580"}
         asked.append(year)
         return Report(("year",), [(year,)], series=(), value="year")
 
