@@ -35,7 +35,7 @@ from typing import Any, Protocol, TypeVar
 
 from hub.domain.calendar import norwegian_date
 from hub.domain.deadlines import may_be_late
-from hub.domain.municipalities import number_on
+from hub.domain.municipalities import number_counted
 from hub.domain.snapshot import HeldEntry, Write
 from hub.domain.transfer import Message
 from hub.errors import HubError, safe_traceback
@@ -237,7 +237,7 @@ class RegistrationBatch:
         released = [event_id for d in answered for event_id in d.releases]
         if released:
             await self.transactions.run(lambda uow: uow.register.release(released), "release held")
-        _observe(answered, norwegian_date(self.clock()))
+        _observe(answered, norwegian_date(self.clock()), self._reporting)
 
     def _answers(self, decision: Decision) -> list[Outgoing]:
         """What to publish for a decision: the dead letter of a rejected message, and the receipt
@@ -268,16 +268,23 @@ class RegistrationBatch:
     def _source(self, message: Message) -> str:
         return self.names.source_of(message.origin.topic) or ""
 
+    def _reporting(self, message: Message) -> frozenset[str]:
+        """The municipalities the message's source reports for (none for a source not known)."""
+        source = self.registry.get(self._source(message))
+        return source.municipalities if source is not None else frozenset()
 
-def _observe(decisions: Sequence[Decision], today: dt.date) -> None:
-    """Count the decisions. A registration's municipality is labelled with its number `today`
-    (3024 Bærum's past counts under 3201, as this year's report counts it; a number split since
-    keeps its own, as there), and only the registrations the two-month deadline applies to count
-    in the late share's denominator."""
+
+def _observe(
+    decisions: Sequence[Decision], today: dt.date, reporting: Callable[[Message], frozenset[str]]
+) -> None:
+    """Count the decisions. A registration's municipality is labelled with its number `today`, as
+    this year's report counts it (`number_counted`: 3024 Bærum's past under 3201, 1507 from Haram's
+    source under 1580), and only the registrations the two-month deadline applies to count in the
+    late share's denominator."""
     metrics.observe_registrations(
         metrics.RegistrationOutcome(
             event_type=d.event.event_type if d.event else "UNDECODABLE",
-            municipality=(number_on(d.event.municipality, today) or d.event.municipality)
+            municipality=number_counted(d.event.municipality, today, reporting(d.message))
             if d.event and d.event.municipality
             else None,
             outcome=d.outcome.value if d.outcome else "",

@@ -38,7 +38,7 @@ from hub.domain.calendar import as_utc, norwegian_date
 from hub.domain.codes import main_activity_group
 from hub.domain.deadlines import may_be_late
 from hub.domain.lifecycle import ROLES, Action, Fact, Role, Scheme, Status, derive, effective_facts
-from hub.domain.municipalities import name_on, numbers_on
+from hub.domain.municipalities import name_on, number_counted
 from hub.domain.snapshot import PERSON_DIED
 from hub.domain.sources import SourceRegistry
 from hub.register.models import PersonEvent, RegistrationRecord
@@ -92,10 +92,7 @@ def _in_year(municipality: str, year: int, reporting: frozenset[str] = frozenset
     """The number a registration's municipality is counted under in `year`'s report: its number
     on 31 December; where it is several then, the one of them its source reports for (`reporting`),
     if just one; else its own (see the module docstring)."""
-    numbers = numbers_on(municipality, dt.date(year, 12, 31))
-    if len(numbers) > 1:
-        numbers &= reporting
-    return next(iter(numbers)) if len(numbers) == 1 else municipality
+    return number_counted(municipality, dt.date(year, 12, 31), reporting)
 
 
 def _people(

@@ -52,6 +52,7 @@ def test_the_late_shares_denominator_counts_no_permits_corrections_or_annulments
             _accepted(_registration("TRAINING_CLAIM", "ANNUL", "3201"), late=False),
         ],
         NOW.date(),
+        lambda _message: frozenset({"3201"}),
     )
     added = {name: _count(name, "3201") - before[name] for name in names}
     # Bærum's 3024 counts under 3201, its number today; one late registration of one it could be.
@@ -61,6 +62,16 @@ def test_the_late_shares_denominator_counts_no_permits_corrections_or_annulments
         "nir_deadline_registrations": 1,
     }
     assert _count("nir_late_registrations", "3024") == 0
+
+
+def test_a_split_municipalitys_past_is_labelled_with_the_part_whose_source_sent_it() -> None:
+    before = {m: _count("nir_accepted_registrations", m) for m in ("1507", "1580")}
+    registration = _registration("TRAINING_CLAIM", "REGISTER", "1507")
+    _observe([_accepted(registration, late=False)], NOW.date(), lambda _message: frozenset({"1580"}))
+    _observe([_accepted(registration, late=False)], NOW.date(), lambda _message: frozenset({"1508", "1580"}))
+    after = {m: _count("nir_accepted_registrations", m) for m in ("1507", "1580")}
+    # Haram's source: Haram; a source of both parts says nothing, so 1507 stays unguessed.
+    assert {m: after[m] - before[m] for m in after} == {"1580": 1, "1507": 1}
 
 
 def test_the_dashboards_late_share_divides_by_the_registrations_the_deadline_applies_to() -> None:
