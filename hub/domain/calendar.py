@@ -21,6 +21,12 @@ def norwegian_date(moment: dt.datetime) -> dt.date:
         return moment.date()
 
 
+def end_of_norwegian_day(day: dt.date) -> dt.datetime:
+    """The last moment of `day` in Norway, in UTC: what the register knew by the end of that day
+    (`hub person show --as-of`). 23:30 UTC on 26 November is already 27 November in Oslo."""
+    return dt.datetime.combine(day, dt.time.max, tzinfo=OSLO).astimezone(dt.UTC)
+
+
 def add_months(day: dt.date, months: int) -> dt.date:
     """The same day `months` months later, or earlier when `months` is negative; the month's last
     day where that day does not exist (31 March + 1 month is 30 April); the calendar's first or last

@@ -10,7 +10,15 @@ import datetime as dt
 
 import pytest
 
-from hub.domain.calendar import age_on, birthday, deadline, is_after_deadline, period_end
+from hub.domain.calendar import (
+    age_on,
+    birthday,
+    deadline,
+    end_of_norwegian_day,
+    is_after_deadline,
+    norwegian_date,
+    period_end,
+)
 
 # Four years with one 29 February in them, and a turn of the year at each end.
 FOUR_YEARS = [
@@ -90,3 +98,17 @@ def test_someone_born_on_29_february_is_a_year_older_on_28_february_of_a_common_
     assert age_on(born, dt.date(2026, 2, 28)) == 18
     assert age_on(born, dt.date(2028, 2, 28)) == 19  # a leap year: the 29th is the birthday
     assert age_on(born, dt.date(2028, 2, 29)) == 20
+
+
+@pytest.mark.parametrize(
+    ("day", "last_moment"),
+    [
+        (dt.date(2026, 11, 26), dt.datetime(2026, 11, 26, 22, 59, 59, 999999, tzinfo=dt.UTC)),  # winter: UTC+1
+        (dt.date(2026, 6, 30), dt.datetime(2026, 6, 30, 21, 59, 59, 999999, tzinfo=dt.UTC)),  # summer: UTC+2
+    ],
+)
+def test_the_end_of_a_norwegian_day_is_its_last_moment_in_oslo(day: dt.date, last_moment: dt.datetime) -> None:
+    """`hub person show --as-of`: a number ceased at 23:30 UTC was ceased the next day in Norway."""
+    assert end_of_norwegian_day(day) == last_moment
+    assert norwegian_date(last_moment) == day
+    assert norwegian_date(last_moment + dt.timedelta(microseconds=1)) == day + dt.timedelta(days=1)
