@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import calendar as stdlib_calendar
 import datetime as dt
+import time
 
 import pytest
 
@@ -112,3 +113,20 @@ def test_the_end_of_a_norwegian_day_is_its_last_moment_in_oslo(day: dt.date, las
     assert end_of_norwegian_day(day) == last_moment
     assert norwegian_date(last_moment) == day
     assert norwegian_date(last_moment + dt.timedelta(microseconds=1)) == day + dt.timedelta(days=1)
+
+
+@pytest.mark.parametrize("machine_zone", ["Europe/Oslo", "Asia/Tokyo", "America/New_York", "UTC"])
+def test_a_naive_timestamp_from_the_register_is_read_as_utc_whatever_the_machines_zone(
+    machine_zone: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite gives the register's UTC timestamps back naive; read in the machine's zone, a death
+    recorded at 23:30 UTC on 26 November was dated the 26th on a machine set to Oslo."""
+    monkeypatch.setenv("TZ", machine_zone)
+    time.tzset()
+    try:
+        assert norwegian_date(dt.datetime(2026, 11, 26, 23, 30)) == dt.date(2026, 11, 27)
+        assert norwegian_date(dt.datetime(2026, 11, 26, 22, 30)) == dt.date(2026, 11, 26)
+        assert norwegian_date(dt.datetime(2026, 11, 26, 23, 30, tzinfo=dt.UTC)) == dt.date(2026, 11, 27)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
