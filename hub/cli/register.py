@@ -191,7 +191,7 @@ def person_show(
     as_of: dt.datetime | None,
     user: str,
 ) -> None:
-    from hub.domain.calendar import OSLO
+    from hub.domain.calendar import end_of_norwegian_day
     from hub.register.access_log import Reader, record_number_read
     from hub.register.people import describe_person
     from hub.register.repository import find_person_id
@@ -201,7 +201,7 @@ def person_show(
     hub = common.migrated_hub()
     known_by = None
     if as_of is not None:
-        known_by = dt.datetime.combine(as_of.date(), dt.time.max, tzinfo=OSLO).astimezone(dt.UTC)
+        known_by = end_of_norwegian_day(as_of.date())
     with UnitOfWork(hub.session_factory) as uow:
         # Logged whether or not the number names anyone: the search itself says something.
         record_number_read(uow.session, Reader.command_line(user, reason), "person_show", hub.clock(), number)

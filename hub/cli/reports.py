@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import click
@@ -16,18 +15,22 @@ from hub.cli import common
     help="Statistics from the register as CSV: participants, status, exits, late.",
 )
 @click.argument("name", type=click.Choice(["participants", "status", "exits", "late"]))
-@click.option("--year", type=int, default=lambda: dt.date.today().year, help="The year to report on.")
+@click.option("--year", type=int, help="The year to report on (default: this year in Norway).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the CSV here.")
 @click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), help="Also draw it as a PNG.")
-def report(name: str, year: int, output: Path | None, chart: Path | None) -> None:
+def report(name: str, year: int | None, output: Path | None, chart: Path | None) -> None:
     import csv
     import io
 
-    from hub.register.reports import REPORTS
+    from hub.register.reports import REPORTS, reported_for
 
     hub = common.migrated_hub()
+    # This year as Oslo's calendar has it (the machine's zone may be UTC: on 31 December after
+    # 23:00 UTC it is already the next year in Norway).
+    year = hub.today().year if year is None else year
     with hub.session_factory() as session:
-        result = REPORTS[name](session, year)
+        # The source registry settles which part of a split a registration belongs to.
+        result = REPORTS[name](session, year, reported_for(hub.registry, hub.names.source_of))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(result.columns)

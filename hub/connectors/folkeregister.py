@@ -46,6 +46,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from hub.bootstrap import Hub
 from hub.config import Settings
+from hub.domain.calendar import norwegian_date
 from hub.domain.identifiers import is_ascii_digits
 from hub.errors import ConfigurationError, HubError
 from hub.kafka.connection import KafkaConnection
@@ -363,6 +364,18 @@ def _person_events_in(person: Any, national_id: str) -> list[str]:
     return found
 
 
+def _day_of(moment: str) -> str:
+    """The day in Norway of a Folkeregister time (`gyldighetstidspunkt`): an instant, often
+    Oslo's midnight written in UTC ("2026-10-31T23:00:00Z" is 1 November), so its first ten
+    characters can be the day before. A bare date or a time without a zone is taken as written;
+    text that is no time is passed on as before, for the contract to refuse."""
+    try:
+        parsed = dt.datetime.fromisoformat(moment)
+    except ValueError:
+        return moment[:10]
+    return (norwegian_date(parsed) if parsed.tzinfo is not None else parsed.date()).isoformat()
+
+
 def person_event(
     sequence_number: int, event_type: str, national_id: str, recorded_at: str, person: dict[str, Any] | None
 ) -> dict[str, Any]:
@@ -397,7 +410,7 @@ def person_event(
             (s for s in document.get("folkeregisterpersonstatus", []) if s.get("status") == "opphoert"), None
         )
         valid_from = status.get("gyldighetstidspunkt") if status else None
-        event_date = valid_from[:10] if isinstance(valid_from, str) else None
+        event_date = _day_of(valid_from) if isinstance(valid_from, str) else None
     return {
         **_without_address(sequence_number, event_type, national_id, recorded_at),
         "formerNationalIds": former,

@@ -10,15 +10,24 @@ OSLO = ZoneInfo("Europe/Oslo")
 
 
 def norwegian_date(moment: dt.datetime) -> dt.date:
-    """The calendar date in Norway at `moment` (an aware datetime).
+    """The calendar date in Norway at `moment`. A naive value is taken to be UTC (`as_utc`): the
+    register stores every timestamp in UTC and SQLite gives them back naive, and Python would
+    read a naive one in the machine's own zone (on a machine set to Oslo, 23:30 UTC would stay
+    on the day before).
 
     Total: a moment so close to the ends of the calendar that Oslo's offset would leave it
     (9999-12-31 23:30 UTC) gives the date in UTC; the rules reject such dates anyway.
     """
     try:
-        return moment.astimezone(OSLO).date()
+        return as_utc(moment).astimezone(OSLO).date()
     except OverflowError:
         return moment.date()
+
+
+def end_of_norwegian_day(day: dt.date) -> dt.datetime:
+    """The last moment of `day` in Norway, in UTC: what the register knew by the end of that day
+    (`hub person show --as-of`). 23:30 UTC on 26 November is already 27 November in Oslo."""
+    return dt.datetime.combine(day, dt.time.max, tzinfo=OSLO).astimezone(dt.UTC)
 
 
 def add_months(day: dt.date, months: int) -> dt.date:

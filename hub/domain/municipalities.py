@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -222,6 +223,16 @@ def number_on(number: str, date: dt.date) -> str | None:
     2024: 1508 Ålesund or 1580 Haram) or none."""
     numbers = numbers_on(number, date)
     return next(iter(numbers)) if len(numbers) == 1 else None
+
+
+def number_counted(number: str, date: dt.date, reporting: Collection[str] = ()) -> str:
+    """The number a registration for `number` counts under on `date` (reports, charts): its
+    number then; where a split makes that several, the one of them its source reports for
+    (`reporting`), if just one; else `number` itself, unguessed (and where no list has it)."""
+    numbers = numbers_on(number, date)
+    if len(numbers) > 1:
+        numbers = numbers.intersection(reporting)
+    return next(iter(numbers)) if len(numbers) == 1 else number
 
 
 def numbers_since(number: str, day: dt.date, today: dt.date) -> frozenset[str]:

@@ -31,6 +31,9 @@ DOMAIN.md's terms; each has a test in tests/unit/test_rights.py.
    the window: the window opens on the grant.
 6. **Age 67 closes** the right and duty to training on the date asked, whatever the age at the
    grant.
+7. **A 29 February birthday** is reached on 28 February in a common year (DOMAIN.md's "the same
+   for years"); the law on ages could not be checked, so an age read on such a 28 February is
+   noted as unconfirmed.
 
 Where DOMAIN.md marks a rule unconfirmed (the programme's age limits, the programme for family
 of refugees and for collective protection, a change of ground, a refusal reversed on appeal),
@@ -39,6 +42,7 @@ the result says so in its notes; the NIR-RIGHT rules built on it only warn.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import enum
 from collections.abc import Iterable, Sequence
@@ -239,6 +243,15 @@ def _claimed_in_window(granted_on: dt.date, claims: Iterable[dt.date], on: dt.da
     return on <= last_day or any(granted_on <= claim <= last_day for claim in claims)
 
 
+def _leap_day_decides(birth_date: dt.date, days: Iterable[dt.date]) -> bool:
+    """Whether an age is read on 28 February of a common year for someone born on 29 February:
+    the one day where DOMAIN.md's "the same for years" (`calendar.age_on`) and a birthday on
+    1 March would differ, so a category resting on it rests on an unconfirmed reading."""
+    return (birth_date.month, birth_date.day) == (2, 29) and any(
+        (d.month, d.day) == (2, 28) and not calendar.isleap(d.year) for d in days
+    )
+
+
 def categories(
     permits: Iterable[Permit],
     *,
@@ -296,6 +309,11 @@ def categories(
     if any(p.granted_on_appeal for p in stay) and not any(p.appeal_granted_on is not None for p in stay):
         notes.append("a permit granted on appeal follows no refused renewal of this stay")
 
+    if birth_date is not None and _leap_day_decides(birth_date, [*(p.granted_on for p in firsts or stay), on]):
+        notes.append(
+            "age: a 29 February birthday is taken to be reached on 28 February in a common year "
+            "(unconfirmed: the law on ages could not be checked)"
+        )
     if birth_date is None:
         notes.append("age not known (no fødselsnummer or D-number): age limits not checked")
     elif training is not _NA and age_on(birth_date, on) >= TRAINING_UNTIL:

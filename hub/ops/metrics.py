@@ -49,6 +49,14 @@ LATE_REGISTRATIONS = Counter(
     "Registrations written more than two months after the fact (rule NIR-DEADLINE-001), by municipality",
     ["municipality"],
 )
+# The late share's denominator: a permit, a correction or an annulment can never be late, so
+# dividing by every accepted registration would dilute the share (issue 28, point 3).
+DEADLINE_REGISTRATIONS = Counter(
+    "nir_deadline_registrations_total",
+    "Registrations written that the two-month deadline applies to (a municipality's own first "
+    "registrations: no permits, corrections or annulments), by municipality",
+    ["municipality"],
+)
 DEAD_LETTERS = Counter(
     "nir_dead_letters_total", "Messages dead-lettered, by error class and code", ["error_class", "code"]
 )
@@ -165,6 +173,7 @@ class RegistrationOutcome:
     outcome: str
     violations: tuple[tuple[str, str], ...]  # (code, severity)
     late: bool = False  # written more than two months after the fact
+    deadline_applies: bool = False  # the two-month deadline applies (`hub.domain.deadlines.may_be_late`)
 
 
 def observe_registrations(outcomes: Iterable[RegistrationOutcome]) -> None:
@@ -173,11 +182,14 @@ def observe_registrations(outcomes: Iterable[RegistrationOutcome]) -> None:
     failures: collections.Counter[tuple[str, str]] = collections.Counter()
     accepted: collections.Counter[str] = collections.Counter()
     late: collections.Counter[str] = collections.Counter()
+    deadline: collections.Counter[str] = collections.Counter()
     for o in outcomes:
         events[o.event_type, o.outcome] += 1
         failures.update(o.violations)
         if o.outcome in ("ACCEPTED", "ACCEPTED_WITH_WARNINGS") and o.municipality:
             accepted[o.municipality] += 1
+            if o.deadline_applies:
+                deadline[o.municipality] += 1
             if o.late:
                 late[o.municipality] += 1
     for (event_type, outcome), n in events.items():
@@ -188,6 +200,8 @@ def observe_registrations(outcomes: Iterable[RegistrationOutcome]) -> None:
         ACCEPTED_BY_MUNICIPALITY.labels(municipality).inc(n)
     for municipality, n in late.items():
         LATE_REGISTRATIONS.labels(municipality).inc(n)
+    for municipality, n in deadline.items():
+        DEADLINE_REGISTRATIONS.labels(municipality).inc(n)
 
 
 # Series with known label values exist from the start (at 0), so a rate over them is defined.

@@ -33,6 +33,9 @@ import os
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
+from hub.domain.calendar import norwegian_date
+from hub.domain.deadlines import may_be_late
+from hub.domain.municipalities import number_counted
 from hub.domain.snapshot import HeldEntry, Write
 from hub.domain.transfer import Message
 from hub.errors import HubError, safe_traceback
@@ -235,7 +238,7 @@ class RegistrationBatch:
         released = [event_id for d in answered for event_id in d.releases]
         if released:
             await self.transactions.run(lambda uow: uow.register.release(released), "release held")
-        _observe(answered)
+        _observe(answered, norwegian_date(self.clock()), self._reporting)
 
     def _answers(self, decision: Decision) -> list[Outgoing]:
         """What to publish for a decision: the dead letter of a rejected message, and the receipt
@@ -266,15 +269,29 @@ class RegistrationBatch:
     def _source(self, message: Message) -> str:
         return self.names.source_of(message.origin.topic) or ""
 
+    def _reporting(self, message: Message) -> frozenset[str]:
+        """The municipalities the message's source reports for (none for a source not known)."""
+        source = self.registry.get(self._source(message))
+        return source.municipalities if source is not None else frozenset()
 
-def _observe(decisions: Sequence[Decision]) -> None:
+
+def _observe(
+    decisions: Sequence[Decision], today: dt.date, reporting: Callable[[Message], frozenset[str]]
+) -> None:
+    """Count the decisions. A registration's municipality is labelled with its number `today`, as
+    this year's report counts it (`number_counted`: 3024 Bærum's past under 3201, 1507 from Haram's
+    source under 1580), and only the registrations the two-month deadline applies to count in the
+    late share's denominator."""
     metrics.observe_registrations(
         metrics.RegistrationOutcome(
             event_type=d.event.event_type if d.event else "UNDECODABLE",
-            municipality=d.event.municipality if d.event else None,
+            municipality=number_counted(d.event.municipality, today, reporting(d.message))
+            if d.event and d.event.municipality
+            else None,
             outcome=d.outcome.value if d.outcome else "",
             violations=tuple((v.code, v.severity.value) for v in d.violations),
             late=any(isinstance(c, Write) and c.late for c in d.changes),
+            deadline_applies=d.event is not None and may_be_late(d.event.action, d.event.event_type),
         )
         for d in decisions
     )

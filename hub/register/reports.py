@@ -16,16 +16,19 @@ year (so a 2023 report says what the municipality was called then), and the year
 registration's municipality is counted under the number it has in the list in force on 31
 December of the report's year (`number_on`): a 2024 report counts Bærum's 3024 and 3201
 registrations together under 3201 "Bærum", a 2022 report its 3201 ones under 3024, and 1534
-Haram's under 1580 Haram from 2024. Where a split makes that several numbers, the hub does not
-guess which part a person belonged to: the registration is counted under its own number, named
-with what it is that year ("Ålesund (1507 in 2020-2023; in 2024 1508 Ålesund or 1580 Haram)").
+Haram's under 1580 Haram from 2024. Where a split makes that several numbers, the registration's
+source settles it: a 1507 registration sent by a source that reports for 1580 Haram (and not for
+1508 Ålesund) is Haram's past, counted under 1580 "Haram" (`reported_for`, from the source
+registry). Where the source does not settle it (it reports for both parts, or for neither), the
+hub does not guess: the registration is counted under its own number, named with what it is that
+year ("Ålesund (1507 in 2020-2023; in 2024 1508 Ålesund or 1580 Haram)").
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -35,8 +38,9 @@ from hub.domain.calendar import as_utc, norwegian_date
 from hub.domain.codes import main_activity_group
 from hub.domain.deadlines import may_be_late
 from hub.domain.lifecycle import ROLES, Action, Fact, Role, Scheme, Status, derive, effective_facts
-from hub.domain.municipalities import name_on, number_on
+from hub.domain.municipalities import name_on, number_counted
 from hub.domain.snapshot import PERSON_DIED
+from hub.domain.sources import SourceRegistry
 from hub.register.models import PersonEvent, RegistrationRecord
 from hub.register.repository import fact_of
 
@@ -65,15 +69,37 @@ def _where(municipality: str, year: int) -> tuple[str, str, int]:
     return municipality, name_on(municipality, dt.date(year, 12, 31)), year
 
 
-def _in_year(municipality: str, year: int) -> str:
+# The municipalities the source of a registration reports for, by the registration's topic (empty
+# for a topic of no source the registry knows): what settles which part of a split it belongs to.
+ReportedFor = Callable[[str], frozenset[str]]
+
+
+def _no_source(_topic: str) -> frozenset[str]:
+    return frozenset()
+
+
+def reported_for(registry: SourceRegistry, source_of: Callable[[str], str | None]) -> ReportedFor:
+    """`ReportedFor` from the source registry and the topics' names (`TopicNames.source_of`)."""
+
+    def numbers(topic: str) -> frozenset[str]:
+        source = registry.get(source_of(topic) or "")
+        return source.municipalities if source is not None else frozenset()
+
+    return numbers
+
+
+def _in_year(municipality: str, year: int, reporting: frozenset[str] = frozenset()) -> str:
     """The number a registration's municipality is counted under in `year`'s report: its number
-    on 31 December, or its own where it is several then or none (see the module docstring)."""
-    return number_on(municipality, dt.date(year, 12, 31)) or municipality
+    on 31 December; where it is several then, the one of them its source reports for (`reporting`),
+    if just one; else its own (see the module docstring)."""
+    return number_counted(municipality, dt.date(year, 12, 31), reporting)
 
 
-def _people(session: Session) -> Iterator[tuple[list[Fact], dict[str, str], dt.date | None]]:
-    """Per person: the facts, the municipality of each registration (by registration key), and
-    the date of death if Folkeregisteret reported one."""
+def _people(
+    session: Session, year: int, sources: ReportedFor
+) -> Iterator[tuple[list[Fact], dict[str, str], dt.date | None]]:
+    """Per person: the facts, the municipality each registration counts under in `year`'s report
+    (by registration key, `_in_year`), and the date of death if Folkeregisteret reported one."""
     by_person: dict[int, list[RegistrationRecord]] = defaultdict(list)
     for row in session.scalars(select(RegistrationRecord).order_by(RegistrationRecord.id)):
         by_person[row.person_id].append(row)
@@ -87,7 +113,11 @@ def _people(session: Session) -> Iterator[tuple[list[Fact], dict[str, str], dt.d
     }
     for person_id, rows in by_person.items():
         facts = [fact_of(r) for r in rows]
-        municipality = {r.registration_key: r.municipality for r in rows if r.action != Action.ANNUL.value}
+        municipality = {
+            r.registration_key: _in_year(r.municipality, year, sources(r.topic))
+            for r in rows
+            if r.action != Action.ANNUL.value
+        }
         yield facts, municipality, died_on.get(person_id)
 
 
@@ -97,7 +127,7 @@ def _scheme_facts(facts: list[Fact], scheme: Scheme, role: Role) -> list[Fact]:
     ]
 
 
-def participants(session: Session, year: int) -> Report:
+def participants(session: Session, year: int, sources: ReportedFor = _no_source) -> Report:
     """Persons taking part at some time in `year`, per municipality and scheme.
 
     For the introduction programme and the training: started by the end of the year and not
@@ -106,7 +136,7 @@ def participants(session: Session, year: int) -> Report:
     """
     first, last = dt.date(year, 1, 1), dt.date(year, 12, 31)
     counts: Counter[tuple[str, str]] = Counter()
-    for facts, municipality, died_on in _people(session):
+    for facts, municipality, died_on in _people(session, year, sources):
         if died_on is not None and died_on < first:
             continue
         states_before = derive(facts, on=first - dt.timedelta(days=1))
@@ -119,7 +149,7 @@ def participants(session: Session, year: int) -> Report:
             took_part = state_end.status is Status.RUNNING or any(f.fact_date >= first for f in starts)
             took_part = took_part or state_before.status is Status.RUNNING
             if took_part:
-                counts[(_in_year(municipality[starts[-1].key], year), scheme.value)] += 1
+                counts[(municipality[starts[-1].key], scheme.value)] += 1
         # Schemes without decisions and starts: anyone with a fact dated in the year took part.
         for scheme in (Scheme.ASYLUM_SEEKER_TRAINING, Scheme.CULTURE_AND_VALUES):
             in_year = [
@@ -128,35 +158,35 @@ def participants(session: Session, year: int) -> Report:
                 if f.event_type in ROLES and f.scheme is scheme and first <= f.fact_date <= last
             ]
             if in_year:
-                counts[(_in_year(municipality[in_year[-1].key], year), scheme.value)] += 1
+                counts[(municipality[in_year[-1].key], scheme.value)] += 1
     rows = [(*_where(m, year), s, n) for (m, s), n in sorted(counts.items())]
     return Report((*_WHERE, "scheme", "participants"), rows, series=("scheme",), value="participants")
 
 
-def status_at_year_end(session: Session, year: int) -> Report:
+def status_at_year_end(session: Session, year: int, sources: ReportedFor = _no_source) -> Report:
     """Each scheme's status on 31 December, per municipality (persons with a start by then)."""
     last = dt.date(year, 12, 31)
     counts: Counter[tuple[str, str, str]] = Counter()
-    for facts, municipality, died_on in _people(session):
+    for facts, municipality, died_on in _people(session, year, sources):
         states = derive(facts, on=last)
         for scheme in (Scheme.INTRODUCTION_PROGRAMME, Scheme.NORWEGIAN_AND_SOCIAL_STUDIES):
             starts = [f for f in _scheme_facts(facts, scheme, Role.START) if f.fact_date <= last]
             if starts:
                 status = DECEASED if died_on is not None and died_on <= last else states[scheme].status.value
-                counts[(_in_year(municipality[starts[-1].key], year), scheme.value, status)] += 1
+                counts[(municipality[starts[-1].key], scheme.value, status)] += 1
     rows = [(*_where(m, year), s, st, n) for (m, s, st), n in sorted(counts.items())]
     return Report(
         (*_WHERE, "scheme", "status", "persons"), rows, series=("scheme", "status"), value="persons"
     )
 
 
-def main_activity_at_exit(session: Session, year: int) -> Report:
+def main_activity_at_exit(session: Session, year: int, sources: ReportedFor = _no_source) -> Report:
     """Introduction-programme ends in `year` by main activity and SSB's outcome group.
 
     A person who ends more than once in the year counts only for the last end.
     """
     counts: Counter[tuple[str, str, str]] = Counter()
-    for facts, municipality, _ in _people(session):
+    for facts, municipality, _ in _people(session, year, sources):
         ends = [
             f
             for f in _scheme_facts(facts, Scheme.INTRODUCTION_PROGRAMME, Role.END)
@@ -164,7 +194,7 @@ def main_activity_at_exit(session: Session, year: int) -> Report:
         ]
         if ends:
             activity = ends[-1].payload.get("mainActivity") or "UNKNOWN"
-            counts[(_in_year(municipality[ends[-1].key], year), activity, main_activity_group(activity))] += 1
+            counts[(municipality[ends[-1].key], activity, main_activity_group(activity))] += 1
     rows = [(*_where(m, year), a, g, n) for (m, a, g), n in sorted(counts.items())]
     # The SSB group follows from the activity: a series per activity keeps two of one group apart.
     return Report(
@@ -172,7 +202,7 @@ def main_activity_at_exit(session: Session, year: int) -> Report:
     )
 
 
-def late_registrations(session: Session, year: int) -> Report:
+def late_registrations(session: Session, year: int, sources: ReportedFor = _no_source) -> Report:
     """The share of registrations the hub received in `year` that came more than two months
     after the fact (the Norwegian year, as the deadline rule counts). Only registrations the
     deadline applies to are counted (`hub.domain.deadlines.may_be_late`): a permit, a
@@ -185,10 +215,11 @@ def late_registrations(session: Session, year: int) -> Report:
         RegistrationRecord.received_at,
         RegistrationRecord.action,
         RegistrationRecord.event_type,
+        RegistrationRecord.topic,
     )
-    for municipality, is_late, received_at, action, event_type in session.execute(query):
+    for municipality, is_late, received_at, action, event_type, topic in session.execute(query):
         if may_be_late(action, event_type) and norwegian_date(as_utc(received_at)).year == year:
-            municipality = _in_year(municipality, year)
+            municipality = _in_year(municipality, year, sources(topic))
             totals[municipality] += 1
             late[municipality] += int(is_late)
     rows = [(*_where(m, year), totals[m], late[m], round(late[m] / totals[m], 4)) for m in sorted(totals)]

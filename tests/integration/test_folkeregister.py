@@ -215,6 +215,24 @@ def test_a_person_document_reads_into_the_contracts_person_events() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("valid_from", "day"),
+    [
+        ("2026-10-31T23:00:00Z", "2026-11-01"),  # Oslo's midnight written in UTC
+        ("2026-03-28T23:00:00.000Z", "2026-03-29"),
+        ("2026-11-01T00:00:00+01:00", "2026-11-01"),
+        ("2026-11-01T00:00:00Z", "2026-11-01"),
+        ("2026-11-01", "2026-11-01"),
+    ],
+)
+def test_a_duplicate_ceased_at_an_instant_is_dated_by_the_day_in_norway(valid_from: str, day: str) -> None:
+    """Issue 28: Oslo's day of an instant wherever a date is taken from one (the first ten
+    characters of 2026-10-31T23:00:00Z said 31 October)."""
+    document = {"folkeregisterpersonstatus": [{"status": "opphoert", "gyldighetstidspunkt": valid_from}]}
+    ceased = person_event(7, "PERSON_CEASED_AS_DUPLICATE", "new", "2026-11-02T00:00:00Z", document)
+    assert ceased["eventDate"] == day
+
+
 def test_a_restart_resumes_after_the_last_committed_page_and_a_broken_page_is_not_half_published(
     hub: Hub, feed: tuple[FolkeregisterStandIn, str]
 ) -> None:

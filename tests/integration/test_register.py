@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,10 @@ from hub.register.addresses import pending_lookups, record_address_change
 from hub.register.database import make_engine, make_session_factory
 from hub.register.identity import merge_persons, split_merge
 from hub.register.migrate import current_revision, head_revision, require_current, upgrade
-from hub.register.models import Base, Person, PersonIdentifier, PersonMerge
+from hub.register.models import Base, Person, PersonEvent, PersonIdentifier, PersonMerge
 from hub.register.people import describe_person
 from hub.register.person_events import record_person_event
-from hub.register.repository import RegisterRepository, find_person_id
+from hub.register.repository import RegisterRepository, find_person_id, person_state
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
 from hub.sources import SourceRegistry
@@ -476,3 +477,27 @@ def test_a_batch_statement_is_built_once_per_database_and_takes_any_number_of_va
     assert found == [[], [D_NUMBER], sorted([D_NUMBER, FODSELSNUMMER])]
     assert built == [engine.dialect.name]
     assert statement is prebuilt(session, values_of_persons)
+
+
+def test_a_death_recorded_late_in_the_evening_utc_is_dated_the_next_day_in_norway_whatever_the_machines_zone(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 28: Oslo's day of an instant. A death without a date is dated the day
+    Folkeregisteret recorded it; SQLite gives the UTC timestamp back naive, which Python read in
+    the machine's zone, so on a machine set to Oslo 23:30 UTC stayed on the day before."""
+    late_evening = dt.datetime(2026, 11, 26, 23, 30, tzinfo=dt.UTC)  # 00:30 on the 27th in Oslo
+    monkeypatch.setenv("TZ", "Europe/Oslo")
+    time.tzset()
+    try:
+        sessions = make_session_factory(make_engine(database_url))
+        with sessions() as s:
+            person_id = RegisterRepository(s).person_with(D_NUMBER, None, NOW)
+            died = dataclasses.replace(person_event(8, "PERSON_DIED", D_NUMBER), recorded_at=late_evening)
+            assert record_person_event(s, died, late_evening)
+            s.commit()
+        with sessions() as s:
+            [row] = s.scalars(select(PersonEvent).where(PersonEvent.person_id == person_id)).all()
+            assert person_state(row).on == dt.date(2026, 11, 27)
+    finally:
+        monkeypatch.undo()
+        time.tzset()

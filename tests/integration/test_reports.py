@@ -22,6 +22,7 @@ from hub.register.reports import (
     late_registrations,
     main_activity_at_exit,
     participants,
+    reported_for,
     status_at_year_end,
 )
 from hub.schemas.codec import REGISTRATION, catalog
@@ -289,28 +290,45 @@ def test_a_municipality_is_named_as_in_the_list_in_force_in_the_reports_year(
     ]
 
 
-def test_a_renumbered_municipality_is_counted_once_under_the_reports_years_number_and_a_split_is_not_guessed(
+def test_a_renumbered_municipality_is_counted_once_under_the_reports_years_number_and_a_split_by_its_source(
     database_url: str,
 ) -> None:
-    # Bærum registered as 3024 in 2023 and as 3201 in 2024; Ålesund's 1507 was split in 2024.
-    registry = SourceRegistry.from_mapping({"sources": {"fagsystem": {"municipalities": ["3201", "1508"]}}})
+    # Bærum registered as 3024 in 2023 and as 3201 in 2024; Ålesund's 1507 was split in 2024:
+    # its 2023 registrations count under the part whose source sent them, and are not guessed
+    # where the source reports for both parts.
+    registry = SourceRegistry.from_mapping(
+        {
+            "sources": {
+                "fagsystem": {"municipalities": ["3201", "1508"]},
+                "haram": {"municipalities": ["1580"]},
+                "both": {"municipalities": ["1508", "1580"]},
+            }
+        }
+    )
     hub = make_hub(database_url, dt.datetime(2024, 12, 31, 12, tzinfo=dt.UTC), registry)
     send(
         hub,
         story("3024", "fagsystem", dt.date(2023, 4, 1), None)
         + story("3201", "fagsystem", dt.date(2024, 4, 1), None)
-        + story("1507", "fagsystem", dt.date(2023, 5, 1), None),
+        + story("1507", "fagsystem", dt.date(2023, 5, 1), None)
+        + story("1507", "haram", dt.date(2023, 5, 1), None)
+        + story("1507", "both", dt.date(2023, 5, 1), None),
     )
+    sources = reported_for(hub.registry, hub.names.source_of)
     with hub.session_factory() as session:
-        in_2023, in_2024 = participants(session, 2023), participants(session, 2024)
+        in_2023, in_2024 = participants(session, 2023, sources), participants(session, 2024, sources)
+        late_2023 = late_registrations(session, 2023, sources)
     assert [(row[:3], row[-1]) for row in in_2024.rows] == [
         (("1507", "Ålesund (1507 in 2020-2023; in 2024 1508 Ålesund or 1580 Haram)", 2024), 1),
+        (("1508", "Ålesund", 2024), 1),
+        (("1580", "Haram", 2024), 1),
         (("3201", "Bærum", 2024), 2),
     ]
     assert [(row[:3], row[-1]) for row in in_2023.rows] == [
-        (("1507", "Ålesund", 2023), 1),
+        (("1507", "Ålesund", 2023), 3),
         (("3024", "Bærum", 2023), 1),
     ]
+    assert [row[:4] for row in late_2023.rows] == [("1507", "Ålesund", 2023, 9), ("3024", "Bærum", 2023, 3)]
 
 
 def test_a_person_reported_dead_is_deceased_at_year_end_and_takes_no_part_in_later_years(hub: Hub) -> None:

@@ -7,10 +7,19 @@ from __future__ import annotations
 
 import calendar as stdlib_calendar
 import datetime as dt
+import time
 
 import pytest
 
-from hub.domain.calendar import age_on, birthday, deadline, is_after_deadline, period_end
+from hub.domain.calendar import (
+    age_on,
+    birthday,
+    deadline,
+    end_of_norwegian_day,
+    is_after_deadline,
+    norwegian_date,
+    period_end,
+)
 
 # Four years with one 29 February in them, and a turn of the year at each end.
 FOUR_YEARS = [
@@ -90,3 +99,34 @@ def test_someone_born_on_29_february_is_a_year_older_on_28_february_of_a_common_
     assert age_on(born, dt.date(2026, 2, 28)) == 18
     assert age_on(born, dt.date(2028, 2, 28)) == 19  # a leap year: the 29th is the birthday
     assert age_on(born, dt.date(2028, 2, 29)) == 20
+
+
+@pytest.mark.parametrize(
+    ("day", "last_moment"),
+    [
+        (dt.date(2026, 11, 26), dt.datetime(2026, 11, 26, 22, 59, 59, 999999, tzinfo=dt.UTC)),  # winter: UTC+1
+        (dt.date(2026, 6, 30), dt.datetime(2026, 6, 30, 21, 59, 59, 999999, tzinfo=dt.UTC)),  # summer: UTC+2
+    ],
+)
+def test_the_end_of_a_norwegian_day_is_its_last_moment_in_oslo(day: dt.date, last_moment: dt.datetime) -> None:
+    """`hub person show --as-of`: a number ceased at 23:30 UTC was ceased the next day in Norway."""
+    assert end_of_norwegian_day(day) == last_moment
+    assert norwegian_date(last_moment) == day
+    assert norwegian_date(last_moment + dt.timedelta(microseconds=1)) == day + dt.timedelta(days=1)
+
+
+@pytest.mark.parametrize("machine_zone", ["Europe/Oslo", "Asia/Tokyo", "America/New_York", "UTC"])
+def test_a_naive_timestamp_from_the_register_is_read_as_utc_whatever_the_machines_zone(
+    machine_zone: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite gives the register's UTC timestamps back naive; read in the machine's zone, a death
+    recorded at 23:30 UTC on 26 November was dated the 26th on a machine set to Oslo."""
+    monkeypatch.setenv("TZ", machine_zone)
+    time.tzset()
+    try:
+        assert norwegian_date(dt.datetime(2026, 11, 26, 23, 30)) == dt.date(2026, 11, 27)
+        assert norwegian_date(dt.datetime(2026, 11, 26, 22, 30)) == dt.date(2026, 11, 26)
+        assert norwegian_date(dt.datetime(2026, 11, 26, 23, 30, tzinfo=dt.UTC)) == dt.date(2026, 11, 27)
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -101,18 +101,19 @@ def test_the_successors_source_sends_a_fact_from_before_the_change_under_either_
         through = [new] if successor in numbers_on(new, TODAY) else []
         for number in (old, *through, successor):
             assert _refused_by(number, before, context) == [], (number, successor)
-    # The report of this year counts it under the successor, named as this year's list names it.
+    # The report of this year counts it under the successor, named as this year's list names it:
+    # after a split, the part whose source sent it.
     year = TODAY.year
-    if len(successors) == 1:
-        [successor] = successors
-        assert _where(_in_year(old, year), year) == (
+    for successor in successors:
+        assert _where(_in_year(old, year, frozenset({successor})), year) == (
             successor,
             municipalities_on(TODAY)[successor].name,
             year,
         )
-    else:  # a split since: counted under its own number, and the name says what it is now
-        number, name, _ = _where(_in_year(old, year), year)
-        assert number == old and all(f"{s} {municipalities_on(TODAY)[s].name}" in name for s in successors)
+    if len(successors) > 1:  # a source of every part, or of none, says nothing: its own number
+        for reporting in (frozenset(successors), frozenset()):
+            number, name, _ = _where(_in_year(old, year, reporting), year)
+            assert number == old and all(f"{s} {municipalities_on(TODAY)[s].name}" in name for s in successors)
 
 
 def test_baerum_sends_its_2019_past_as_0219_3024_or_3201_and_its_2023_past_as_3024_or_3201() -> None:
@@ -163,7 +164,7 @@ def test_the_refusal_names_the_numbers_the_source_may_use_for_that_date_in_both_
         assert not identifier or identifier not in violation.message + violation.message_nb
 
 
-def test_the_reports_count_baerum_under_the_number_of_the_reports_year_and_a_split_under_its_own() -> None:
+def test_the_reports_count_baerum_under_the_number_of_the_reports_year_and_a_split_under_the_part_that_sent_it() -> None:
     assert (
         _where(_in_year("3024", 2024), 2024)
         == _where(_in_year("3201", 2024), 2024)
@@ -177,3 +178,6 @@ def test_the_reports_count_baerum_under_the_number_of_the_reports_year_and_a_spl
         "Ålesund (1507 in 2020-2023; in 2024 1508 Ålesund or 1580 Haram)",
         2024,
     )
+    # Sent by Haram's own source, 1507 is Haram's past; by Ålesund's, Ålesund's.
+    assert _where(_in_year("1507", 2024, frozenset({"1580"})), 2024) == ("1580", "Haram", 2024)
+    assert _where(_in_year("1507", 2024, frozenset({"1508", "0301"})), 2024) == ("1508", "Ålesund", 2024)

@@ -365,6 +365,27 @@ def test_the_age_limits_hold_on_the_birthdays_themselves(
     assert (result.training, result.programme) == (training, programme)
 
 
+
+@pytest.mark.parametrize(
+    ("born", "granted", "on", "unconfirmed"),
+    [
+        (D(2004, 2, 29), D(2022, 2, 28), D(2022, 6, 1), True),  # 18 at the grant, read on 28 February
+        (D(1956, 2, 29), D(2020, 3, 1), D(2023, 2, 28), True),  # 67 on the date asked
+        (D(2004, 2, 29), D(2024, 2, 28), D(2024, 6, 1), False),  # a leap year: 29 February is there
+        (D(2004, 2, 29), D(2022, 3, 1), D(2022, 6, 1), False),
+        (D(2004, 2, 28), D(2022, 2, 28), D(2022, 6, 1), False),  # an ordinary birthday
+    ],
+)
+def test_an_age_read_on_28_february_for_someone_born_on_29_february_is_noted_as_unconfirmed(
+    born: dt.date, granted: dt.date, on: dt.date, unconfirmed: bool
+) -> None:
+    """Issue 28: where the law is unconfirmed, say so. DOMAIN.md's "the same for years" puts the
+    birthday on 28 February; the law on ages could not be checked (it may say 1 March)."""
+    result = categories([Permit("ASYLUM", granted, permanent=True)], on=on, birth_date=born)
+    noted = [note for note in result.notes if "29 February" in note]
+    assert bool(noted) is unconfirmed
+    assert all("unconfirmed" in note for note in noted)
+
 # --- a property: generated permit histories against DOMAIN.md's rules, stated on their own -----
 #
 # The generator builds each history as a story, and records as it goes what the story means:

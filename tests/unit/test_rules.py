@@ -876,6 +876,25 @@ def test_a_training_decision_dated_on_or_after_the_67th_birthday_is_warned() -> 
     assert "NIR-RIGHT-002" not in _codes(decision(sixty_seven_tomorrow), context)
 
 
+
+def test_a_training_decision_closed_by_a_67th_birthday_on_28_february_says_the_reading_is_unconfirmed() -> None:
+    """Born 29 February 1956: 67 on 28 February 2023 by DOMAIN.md's "the same for years", a
+    reading the law on ages could not confirm, so the warning says it rests on it."""
+    decided_on = dt.date(2023, 2, 28)
+    at = dt.datetime.combine(decided_on, dt.time(12), tzinfo=dt.UTC)
+    permit = _fact("RESIDENCE_PERMIT_REGISTERED", "2020-06-01", ground="ASYLUM", validUntil=None, permanent=True)
+    context = dataclasses.replace(
+        CONTEXT, history=(_fact("TRAINING_CLAIM", "2023-01-10"), permit), today=decided_on, now=at, received_at=at
+    )
+    person = synthetic_person(born=dt.date(1956, 2, 29))
+    decision = dataclasses.replace(
+        registration("TRAINING_DECISION"), national_id=person.national_id, fact_date=decided_on, sent_at=at
+    )
+    [warning] = [v for v in evaluate(decision, context) if v.code == "NIR-RIGHT-002"]
+    assert warning.severity.value == "WARNING"
+    assert "marks unconfirmed decides this, so it is a warning only" in warning.message
+    assert "29 February" in warning.message and "ubekreftet" in warning.message_nb
+
 def test_a_category_warning_resting_on_an_unconfirmed_rule_says_it_is_a_warning_for_that_reason() -> None:
     """DOMAIN.md marks the programme's 18-55 limits unconfirmed: warn, and say so."""
     permit = _fact(
