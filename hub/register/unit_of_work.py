@@ -1,6 +1,6 @@
 """The unit of work: one database transaction around one piece of work, with the repositories on
-its session: the register (`uow.register`), the crash guard's marks (`uow.marks`) and what
-Folkeregisteret tells the register (`uow.folkeregister`).
+its session: the register (`uow.register`), the crash guard's marks (`uow.marks`), what
+Folkeregisteret tells the register (`uow.folkeregister`) and the audit log (`uow.audit`).
 
 Leaving the block without `commit()` rolls back. Driver errors that mean "try again later"
 (connection lost, database down, lock timeout, a concurrent insert of the same key) become
@@ -21,6 +21,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalErr
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.errors import RegisterRefused, RegisterUnavailable, WriteConflict
+from hub.register.audit import AuditRepository
 from hub.register.folkeregister import FolkeregisterRepository
 from hub.register.marks import MarksRepository
 from hub.register.repository import RegisterRepository
@@ -48,6 +49,7 @@ class UnitOfWork:
     register: RegisterRepository
     marks: MarksRepository  # the crash guard's marks of unfinished work
     folkeregister: FolkeregisterRepository
+    audit: AuditRepository
     session: Session
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
@@ -62,6 +64,7 @@ class UnitOfWork:
         self.register = RegisterRepository(self.session)
         self.marks = MarksRepository(self.session)
         self.folkeregister = FolkeregisterRepository(self.session)
+        self.audit = AuditRepository(self.session)
         self._committed = False
         return self
 

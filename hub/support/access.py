@@ -35,9 +35,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from hub.config import Settings
 from hub.domain.calendar import as_utc
 from hub.errors import HubError
-from hub.register.access_log import command_line_os_user
+from hub.register.audit import AuditRepository
 from hub.register.models import (
-    AuditEntry,
     PendingSignIn,
     RecoveryCode,
     SignInAttempt,
@@ -533,18 +532,9 @@ def audit(
     ticket_id: int | None = None,
     detail: str | None = None,
 ) -> None:
-    """Record who viewed personal data or acted, and when. `detail` never holds an identifier."""
-    session.add(
-        AuditEntry(
-            at=now,
-            username=username,
-            action=action,
-            ticket_id=ticket_id,
-            detail=detail,
-            os_user=command_line_os_user(),  # a command's `--user` is only what the caller typed
-        )
-    )
-    session.flush()
+    """Record who viewed personal data or acted, and when (`uow.audit.record`, for the modules not
+    yet moved behind the unit of work)."""
+    AuditRepository(session).record(username, action, now, ticket_id=ticket_id, detail=detail)
 
 
 def sign_out(session: Session, token: str) -> None:
