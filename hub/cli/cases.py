@@ -87,11 +87,11 @@ def cases_list(as_json: bool, limit: int, reason: str, reveal: bool, user: str, 
     hub = common.migrated_hub()
     reader, now = Reader.command_line(user, reason), hub.clock()
     with UnitOfWork(hub.session_factory) as uow:
-        found = list_tickets(uow.session, _ticket_filter(**options), limit=limit + 1)
+        found = list_tickets(uow, _ticket_filter(**options), limit=limit + 1)
         tickets: list[dict[str, Any]] = []
         for t in found[:limit]:
             record_ticket_read(uow.session, reader, "cases_list_reveal" if reveal else "cases_list", now, t)
-            shown = describe_ticket(uow.session, hub.catalog, t, reveal=reveal)
+            shown = describe_ticket(uow, hub.catalog, t, reveal=reveal)
             shown["event"] = None  # a list shows no event; `cases show` does
             if not reveal:  # an edit's event holds the numbers too
                 shown["dufNumber"], shown["nationalId"] = (
@@ -132,8 +132,8 @@ def cases_show(ticket_id: int, reason: str, user: str) -> None:
 
     hub = common.migrated_hub()
     with UnitOfWork(hub.session_factory) as uow:
-        ticket = get_ticket(uow.session, ticket_id)
-        shown = describe_ticket(uow.session, hub.catalog, ticket, reveal=True)
+        ticket = get_ticket(uow, ticket_id)
+        shown = describe_ticket(uow, hub.catalog, ticket, reveal=True)
         if ticket.kind == IDENTITY_CONFLICT_KIND:  # the persons its numbers name, side by side
             shown["identity"] = identity_context(uow.session, ticket)
         audit(uow.session, user, "view_ticket", hub.clock(), ticket_id=ticket_id)
@@ -174,15 +174,15 @@ def cases_replay(
         with UnitOfWork(hub.session_factory) as uow:
             event = json.loads(edit_file.read_text(encoding="utf-8"))
             edit_ticket(
-                uow.session, hub.catalog, get_ticket(uow.session, ticket_id), event, user, hub.clock()
+                uow.session, hub.catalog, get_ticket(uow, ticket_id), event, user, hub.clock()
             )
             uow.commit()
         click.echo(f"ticket {ticket_id}: edit checked and kept")
     if ticket_id is not None:
         ids = [ticket_id]
     else:
-        with hub.session_factory() as session:
-            ids = [t.id for t in list_tickets(session, _ticket_filter(**options), limit=1_000_000)]
+        with hub.unit_of_work() as uow:
+            ids = [t.id for t in list_tickets(uow, _ticket_filter(**options), limit=1_000_000)]
         ids.reverse()  # oldest failure first
     with click.progressbar(
         length=len(ids), label="replaying" if not dry_run else "dry run", file=sys.stderr
@@ -208,7 +208,7 @@ def _settle(ticket_id: int, note: str, status_name: str, user: str) -> None:
 
     hub = common.migrated_hub()
     with UnitOfWork(hub.session_factory) as uow:
-        settle(uow.session, ticket_id, TicketStatus(status_name), note, hub.clock(), username=user)
+        settle(uow, ticket_id, TicketStatus(status_name), note, hub.clock(), username=user)
         uow.commit()
     click.echo(f"ticket {ticket_id} {status_name}")
 
@@ -228,7 +228,7 @@ def cases_approve(ticket_id: int, note: str, user: str) -> None:
 
     hub = common.migrated_hub()
     with UnitOfWork(hub.session_factory) as uow:
-        approve(uow.session, get_ticket(uow.session, ticket_id), username=user, note=note, now=hub.clock())
+        approve(uow.session, get_ticket(uow, ticket_id), username=user, note=note, now=hub.clock())
         uow.commit()
     replayed = _replayed(hub, ticket_id, user)
     click.echo(f"ticket {ticket_id}: approved and replayed" if replayed else f"ticket {ticket_id}: approved")
@@ -469,7 +469,7 @@ def cases_file(
     hub = common.migrated_hub()
     with UnitOfWork(hub.session_factory) as uow:
         ticket = file_manual_case(
-            uow.session,
+            uow,
             duf_number=duf_number,
             description=description,
             municipality=municipality,

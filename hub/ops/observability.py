@@ -194,12 +194,12 @@ class _RegisterFigures:
 
 def _register_figures(hub: Hub) -> _RegisterFigures:
     open_tickets: dict[str, int] = {}
-    with hub.session_factory() as session:
+    with hub.unit_of_work() as uow:
         for status in ACTIVE:
-            for code, count in counts_by_error_code(session, TicketFilter(status=status)):
+            for code, count in counts_by_error_code(uow, TicketFilter(status=status)):
                 open_tickets[code] = open_tickets.get(code, 0) + count
-        oldest = oldest_active_failure(session)
-        replays = replay_counts(session)
+        oldest = oldest_active_failure(uow)
+        replays = replay_counts(uow.session)
     age = 0.0 if oldest is None else max(0.0, (hub.clock() - as_utc(oldest)).total_seconds())
     return _RegisterFigures(open_tickets, age, replays)
 

@@ -1,6 +1,7 @@
 """The unit of work: one database transaction around one piece of work, with the repositories on
 its session: the register (`uow.register`), the crash guard's marks (`uow.marks`), what
-Folkeregisteret tells the register (`uow.folkeregister`) and the audit log (`uow.audit`).
+Folkeregisteret tells the register (`uow.folkeregister`), the audit log (`uow.audit`) and the case
+tickets (`uow.tickets`).
 
 Leaving the block without `commit()` rolls back. Driver errors that mean "try again later"
 (connection lost, database down, lock timeout, a concurrent insert of the same key) become
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from types import TracebackType
-from typing import Protocol, Self, TypeVar
+from typing import Protocol, Self, TypeVar, cast
 
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,6 +26,7 @@ from hub.register.audit import AuditRepository
 from hub.register.folkeregister import FolkeregisterRepository
 from hub.register.marks import MarksRepository
 from hub.register.repository import RegisterRepository
+from hub.register.tickets import TicketsRepository
 
 T = TypeVar("T")
 
@@ -50,6 +52,7 @@ class UnitOfWork:
     marks: MarksRepository  # the crash guard's marks of unfinished work
     folkeregister: FolkeregisterRepository
     audit: AuditRepository
+    tickets: TicketsRepository
     session: Session
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
@@ -65,6 +68,7 @@ class UnitOfWork:
         self.marks = MarksRepository(self.session)
         self.folkeregister = FolkeregisterRepository(self.session)
         self.audit = AuditRepository(self.session)
+        self.tickets = TicketsRepository(self.session)
         self._committed = False
         return self
 
@@ -134,3 +138,12 @@ async def in_transaction(units: Callable[[], U], work: Callable[[U], T]) -> T:
             return result
 
     return await asyncio.to_thread(run)
+
+
+def joining(session: Session) -> UnitOfWork:
+    """Transitional (issue 33): the repositories of a unit of work on a session a caller not yet
+    behind the unit of work holds (the session of the caller's own unit of work), for it to call
+    a module that is. Never entered or left by that caller: its own unit of work commits or rolls
+    back. Goes when the last such caller takes a unit of work."""
+    return UnitOfWork(cast("sessionmaker[Session]", lambda: session)).__enter__()
+

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from hub.domain.redaction import clean
 from hub.register.models import ACTIVE, CaseTicket
+from hub.register.unit_of_work import joining
 from hub.support.access import audit
 from hub.support.tickets import TicketError, latest_edit
 
@@ -38,7 +39,7 @@ def approve(session: Session, ticket: CaseTicket, *, username: str, note: str, n
             f"ticket {ticket.id} failed with {ticket.error_code or 'no rule'}, which IMDi cannot approve past; "
             f"only {', '.join(sorted(APPROVABLE))}"
         )
-    edit = latest_edit(session, ticket.id)
+    edit = latest_edit(joining(session), ticket.id)
     value = edit.value if edit is not None else ticket.original_value
     if value is None:
         raise TicketError(f"ticket {ticket.id} has no event to approve")

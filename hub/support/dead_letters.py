@@ -61,7 +61,7 @@ class DeadLetterFlow(Flow[UnitOfWork]):
 
     def _record(self, uow: UnitOfWork, messages: list[Message]) -> list[int]:
         return tickets_from_dead_letters(
-            uow.session,
+            uow,
             self.catalog,
             [DeadLetter(m.origin, m.key, m.value, m.headers) for m in messages],
             source_of=self.source_of,
@@ -76,7 +76,7 @@ class DeadLetterFlow(Flow[UnitOfWork]):
         return await self.in_transaction(
             lambda uow: (
                 quarantine_dead_letter(
-                    uow.session,
+                    uow,
                     origin=message.origin,
                     key=message.key,
                     value=message.value,

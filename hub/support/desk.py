@@ -32,6 +32,7 @@ from hub.register.models import (
 )
 from hub.register.people import describe_person, same_person_identifiers
 from hub.register.repository import find_person_id
+from hub.register.unit_of_work import joining
 from hub.rules import rule_for
 from hub.schemas.codec import SchemaCatalog
 from hub.support import persons
@@ -97,7 +98,7 @@ def ticket_list(
     """Tickets the user may see, one page of them, identifiers shown by their last digits only
     (so a list is not a view of personal data, and still lets a person recognise a caller's case)."""
     tickets = list_tickets(
-        session,
+        joining(session),
         scoped(user, by_person(session, where), sources),
         limit,
         offset=offset,
@@ -106,7 +107,7 @@ def ticket_list(
     )
     return [
         {
-            **describe_ticket(session, catalog, t),
+            **describe_ticket(joining(session), catalog, t),
             "dufNumber": last_digits(t.duf_number),
             "nationalId": last_digits(t.national_id),
         }
@@ -116,7 +117,7 @@ def ticket_list(
 
 def ticket_count(session: Session, user: User, where: TicketFilter, *, sources: Sources) -> int:
     """How many tickets the user may see match the filter (every page together)."""
-    return count_tickets(session, scoped(user, by_person(session, where), sources))
+    return count_tickets(joining(session), scoped(user, by_person(session, where), sources))
 
 
 # The most tickets one bulk action works on; more are left for the next, and the page says so.
@@ -133,7 +134,7 @@ def bulk_targets(
         access_log.record_number_read(
             session, Reader.desk(user.username), "bulk_by_person", now, where.identifiers[0]
         )
-    return active_tickets(session, scoped(user, by_person(session, where), sources), BULK_LIMIT)
+    return active_tickets(joining(session), scoped(user, by_person(session, where), sources), BULK_LIMIT)
 
 
 def settle_many_as(
@@ -174,7 +175,7 @@ def error_code_counts(
 ) -> list[tuple[str, int]]:
     """Counts by error code of what the filter (without its own error code) matches."""
     return counts_by_error_code(
-        session, scoped(user, by_person(session, dataclasses.replace(where, error_code=None)), sources)
+        joining(session), scoped(user, by_person(session, dataclasses.replace(where, error_code=None)), sources)
     )
 
 
@@ -229,8 +230,8 @@ def view_ticket(
     ticket = ticket_in_scope(session, user, ticket_id, sources=sources)
     scope = Scope.of(user, sources)
     imdi = scope.imdi
-    shown = describe_ticket(session, catalog, ticket, reveal=True)
-    edit = latest_edit(session, ticket_id)
+    shown = describe_ticket(joining(session), catalog, ticket, reveal=True)
+    edit = latest_edit(joining(session), ticket_id)
     shown["editable"] = edit.event if edit is not None else shown["event"]
     for e in shown["edits"]:
         e["changes"] = edit_changes(shown["event"], e["event"])
@@ -592,7 +593,7 @@ def settle_as(
     sources: Sources,
 ) -> None:
     ticket_in_scope(session, user, ticket_id, sources=sources)
-    settle(session, ticket_id, status, note, now, username=user.username)
+    settle(joining(session), ticket_id, status, note, now, username=user.username)
 
 
 def file_case_as(
@@ -609,7 +610,7 @@ def file_case_as(
     if user.role != Role.IMDI_SUPPORT.value:
         municipality = user.municipality
     ticket = file_manual_case(
-        session, duf_number=duf_number, description=description, municipality=municipality or None, now=now
+        joining(session), duf_number=duf_number, description=description, municipality=municipality or None, now=now
     )
     audit(session, user.username, "file_case", now, ticket_id=ticket.id)
     return ticket

@@ -69,6 +69,7 @@ from hub.register.models import (
     PersonMergeMove,
 )
 from hub.register.people import describe_person
+from hub.register.unit_of_work import joining
 from hub.schemas.codec import SchemaCatalog
 from hub.support.i18n import NORWEGIAN, translator
 from hub.support.tickets import describe_ticket, event_json
@@ -280,7 +281,7 @@ def _ticket(
     from hub.support.desk import ticket_story
 
     own = all(n in numbers for n in (ticket.duf_number, ticket.national_id) if n)
-    shown = describe_ticket(session, catalog, ticket, reveal=own)
+    shown = describe_ticket(joining(session), catalog, ticket, reveal=own)
     shown["story"] = [_json_ready(entry) for entry in ticket_story(session, ticket)]
     shown["approval"] = (
         {"code": ticket.approved_code, "by": ticket.approved_by, "at": _moment(ticket.approved_at)}

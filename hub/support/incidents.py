@@ -43,6 +43,7 @@ from sqlalchemy.sql.selectable import SelectBase
 
 from hub.register.database import insert_rows
 from hub.register.models import ACTIVE, AuditEntry, CaseTicket, PersonIdentifier, TicketStatus
+from hub.register.unit_of_work import joining
 from hub.support.tickets import TicketError, get_ticket
 
 # The most tickets one transaction of `resolve_incident` closes: a large incident is closed in
@@ -241,7 +242,7 @@ def find_incident(
     `TicketError` if there is none, or if the cause has several and no ticket chooses. With
     `within`, among the tickets it keeps (`list_incidents`); the caller checks the ticket is."""
     if ticket_id is not None:
-        ticket = get_ticket(session, ticket_id)
+        ticket = get_ticket(joining(session), ticket_id)
         if ticket.status not in ACTIVE:
             raise TicketError(f"ticket {ticket_id} is {ticket.status}: it is in no incident")
         own = Cause(ticket.source_system, ticket.error_code, ticket.event_type, ticket.fagsystem_version)

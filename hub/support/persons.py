@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from hub.register.identity import IdentityError, SplitReport, merge_persons, merges_of, split_merge
 from hub.register.models import PersonMerge, User
 from hub.register.repository import find_person_id
+from hub.register.unit_of_work import joining
 from hub.support.access import AccessDenied, Role, audit
 from hub.support.tickets import get_ticket
 
@@ -47,7 +48,7 @@ def merge(
 ) -> PersonMerge:
     """Join the person with number `other` into the person with number `keep` (audited)."""
     if ticket_id is not None:
-        get_ticket(session, ticket_id)  # the case it settles must be there
+        get_ticket(joining(session), ticket_id)  # the case it settles must be there
     keeper_id, other_id = person_of(session, keep), person_of(session, other)
     done = merge_persons(
         session, keeper_id, other_id, reason=reason, by=username, now=now, ticket_id=ticket_id

@@ -25,7 +25,7 @@ from hub.domain.sources import Source
 from hub.errors import DecodeError
 from hub.pipeline.decode import decode_registration
 from hub.register.models import AuditEntry, CaseTicket
-from hub.register.unit_of_work import UnitOfWork, in_transaction
+from hub.register.unit_of_work import UnitOfWork, in_transaction, joining
 from hub.schemas.codec import REGISTRATION, SchemaCatalog
 from hub.schemas.contract import ContractError, from_json
 from hub.support.access import audit
@@ -72,7 +72,7 @@ def edit_ticket(
             fact_date=datum["factDate"],
             today=norwegian_date(now),
         )
-    add_edit(session, ticket, event, catalog.encode(REGISTRATION, datum), user, now)
+    add_edit(joining(session), ticket, event, catalog.encode(REGISTRATION, datum), user, now)
     # An approval was for the event as it was (`hub.support.approval`): it does not carry over.
     ticket.approved_code = ticket.approved_digest = ticket.approved_by = ticket.approved_at = None
     audit(session, user, "edit", now, ticket_id=ticket.id)
@@ -122,7 +122,7 @@ def check_replayable(
     no refusal: the replay skips it."""
     if scope.imdi or ticket.original_value is None:
         return
-    edit = latest_edit(session, ticket.id)
+    edit = latest_edit(joining(session), ticket.id)
     value = edit.value if edit is not None else ticket.original_value
     try:
         event = decode_registration(catalog, value)
@@ -157,7 +157,7 @@ def _plan(
     """What replaying a ticket sends, or why it cannot be replayed. For a user of the support
     desk (`scope`), the event as it now stands is checked against their scope first: an edit
     kept earlier, or by someone else, is checked as the user sends it (a refusal is audited)."""
-    ticket = get_ticket(session, ticket_id)
+    ticket = get_ticket(joining(session), ticket_id)
     if ticket.status not in ACTIVE:
         return ReplayStep(ticket_id, skipped=CLOSED, status=ticket.status)
     if ticket.original_value is None or ticket.original_topic is None:
@@ -173,7 +173,7 @@ def _plan(
             return ReplayStep(
                 ticket_id, skipped=OUT_OF_SCOPE, why=exc.key, values=tuple(sorted(exc.values.items()))
             )
-    edit = latest_edit(session, ticket_id)
+    edit = latest_edit(joining(session), ticket_id)
     value = edit.value if edit is not None else ticket.original_value
     return _Planned(ticket_id, ticket.original_topic, ticket.original_key, value)
 
@@ -181,7 +181,7 @@ def _plan(
 def _mark(
     session: Session, ticket_id: int, status: TicketStatus, count: int, user: str | None, now: dt.datetime
 ) -> None:
-    ticket = get_ticket(session, ticket_id)
+    ticket = get_ticket(joining(session), ticket_id)
     ticket.status = status.value
     ticket.replays += count
     if user is not None:

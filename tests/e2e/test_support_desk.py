@@ -92,7 +92,7 @@ def desk(sqlite_url: str) -> Iterator[Desk]:
             create_user(uow.session, user, PASSWORD, role, municipality, now)
         for n in range(63):
             file_manual_case(
-                uow.session,
+                uow,
                 duf_number=f"2019{n:08d}",
                 description=f"case {n}",
                 municipality="0301" if n < 60 else "4601",
@@ -230,7 +230,7 @@ def test_bulk_resolve_shows_a_dry_run_asks_for_confirmation_and_stays_in_the_mun
     assert "would be resolved" in bergen.text_content("#dry-run")
     with UnitOfWork(desk.hub.session_factory) as uow:
         file_manual_case(
-            uow.session,
+            uow,
             duf_number="202012345678",
             description="new",
             municipality="4601",

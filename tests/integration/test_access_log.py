@@ -163,7 +163,7 @@ def _register(hub: Hub) -> tuple[int, int]:
     with UnitOfWork(hub.session_factory) as uow:
         RegisterRepository(uow.session).person_with(NATIONAL_ID, DUF, hub.clock())
         ticket = file_manual_case(
-            uow.session, duf_number=DUF, description="x", municipality="0301", now=hub.clock()
+            uow, duf_number=DUF, description="x", municipality="0301", now=hub.clock()
         )
         uow.commit()
         person_id = find_person_id(uow.session, DUF)

@@ -54,11 +54,11 @@ def _fail(
     origin = Origin(_topic(source), 0, next(_offsets))
     headers = tuple(dead_letter_headers(origin, Failure("rule", code, f"{code}: failed"), at))
     letter = DeadLetter(Origin("nir.dead-letters", 0, next(_offsets)), b"k", value, headers)
-    with hub.session_factory() as session:
+    with hub.unit_of_work() as uow:
         [ticket] = tickets_from_dead_letters(
-            session, hub.catalog, [letter], source_of=lambda t: t.split(".")[2], now=at
+            uow, hub.catalog, [letter], source_of=lambda t: t.split(".")[2], now=at
         )
-        session.commit()
+        uow.commit()
     return ticket
 
 

@@ -60,7 +60,7 @@ from hub.register.models import (
 )
 from hub.register.person_events import record_person_event
 from hub.register.repository import find_person_id
-from hub.register.unit_of_work import UnitOfWork
+from hub.register.unit_of_work import UnitOfWork, joining
 from hub.schemas.codec import REGISTRATION
 from hub.schemas.contract import from_json
 from hub.support.approval import approve
@@ -130,7 +130,7 @@ def _dead_letter(
         H_ERROR_MESSAGE: "NIR-CORR-004: only the municipality that registered it may correct it",
     }
     return ticket_from_dead_letter(
-        s,
+        joining(s),
         hub.catalog,
         key=b"k",
         value=hub.catalog.encode(REGISTRATION, from_json(e)),
@@ -200,14 +200,14 @@ def scenario(database_url: str) -> Scenario:
         ):
             assert record_address_change(s, _address(sequence, who, municipality, protection), NOW)
         own = file_manual_case(
-            s, duf_number=one.duf_number or "", description="by hand", municipality="0301", now=NOW
+            joining(s), duf_number=one.duf_number or "", description="by hand", municipality="0301", now=NOW
         )
         conflict = file_manual_case(
-            s, duf_number=one.duf_number or "", description="x", municipality="0301", now=NOW
+            joining(s), duf_number=one.duf_number or "", description="x", municipality="0301", now=NOW
         )
         conflict.kind, conflict.national_id = IDENTITY_CONFLICT_KIND, other.national_id  # names both
         theirs = file_manual_case(
-            s, duf_number=other.duf_number or "", description="y", municipality="0301", now=NOW
+            joining(s), duf_number=other.duf_number or "", description="y", municipality="0301", now=NOW
         )
         s.flush()
         # Folkeregisteret: both persons looked up; the first given a new fødselsnummer (the old
@@ -230,7 +230,7 @@ def scenario(database_url: str) -> Scenario:
         again = _dead_letter(s, hub, refused, 2, NOW + dt.timedelta(minutes=4), original_offset=41)
         assert again.id == replayed.id
         settle(
-            s,
+            joining(s),
             replayed.id,
             TicketStatus.DISCARDED,
             "sent again by the municipality",
@@ -663,14 +663,14 @@ def test_a_number_the_register_has_no_person_for_is_exported_with_its_tickets_an
     with UnitOfWork(hub.session_factory) as uow:
         RegisterRepository(uow.session).person_with(someone.national_id, someone.duf_number, hub.clock())
         theirs = file_manual_case(
-            uow.session,
+            uow,
             duf_number=unknown,
             description="called about it",
             municipality="0301",
             now=hub.clock(),
         )
         file_manual_case(
-            uow.session,
+            uow,
             duf_number=someone.duf_number,
             description="not theirs",
             municipality="4601",
@@ -744,7 +744,7 @@ def test_on_the_desk_the_export_of_a_ticket_s_never_registered_person_holds_thei
     unknown = "201812345604"
     with UnitOfWork(hub.session_factory) as uow:
         ticket = file_manual_case(
-            uow.session, duf_number=unknown, description="by phone", municipality="0301", now=hub.clock()
+            uow, duf_number=unknown, description="by phone", municipality="0301", now=hub.clock()
         )
         uow.commit()
         ticket_id = ticket.id

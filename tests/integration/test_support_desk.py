@@ -11,6 +11,7 @@ from hub.config import Settings
 from hub.kafka.topics import TopicNames
 from hub.register.database import make_engine, make_session_factory
 from hub.register.models import AuditEntry
+from hub.register.unit_of_work import joining
 from hub.schemas.codec import catalog
 from hub.sources import SourceRegistry
 from hub.support import desk
@@ -34,7 +35,7 @@ def test_lists_and_counts_are_scoped_to_the_user_s_municipality(database_url: st
             ("201912345678", "4601"),
             ("202012345678", "4601"),
         ):
-            file_manual_case(s, duf_number=duf, description="x", municipality=municipality, now=NOW)
+            file_manual_case(joining(s), duf_number=duf, description="x", municipality=municipality, now=NOW)
         everything = TicketFilter()
         assert [
             t["municipality"] for t in desk.ticket_list(s, catalog(), oslo, everything, sources=SOURCES)
@@ -62,8 +63,8 @@ def test_a_view_is_audited_and_a_ticket_out_of_scope_looks_like_a_missing_one(da
     sessions = make_session_factory(make_engine(database_url))
     with sessions() as s:
         oslo = create_user(s, "oslo", SECRET, Role.MUNICIPALITY_SUPERUSER, "0301", NOW)
-        own = file_manual_case(s, duf_number="201812345604", description="x", municipality="0301", now=NOW)
-        other = file_manual_case(s, duf_number="201912345678", description="y", municipality="4601", now=NOW)
+        own = file_manual_case(joining(s), duf_number="201812345604", description="x", municipality="0301", now=NOW)
+        other = file_manual_case(joining(s), duf_number="201912345678", description="y", municipality="4601", now=NOW)
         shown = desk.view_ticket(s, catalog(), oslo, own.id, NOW, sources=SOURCES)
         assert shown["dufNumber"] == "201812345604"
         for act in (
@@ -117,8 +118,8 @@ def test_a_search_by_one_number_finds_the_cases_under_the_person_s_other_numbers
         imdi = create_user(s, "imdi", SECRET, Role.IMDI_SUPPORT, None, NOW)
         national_id = "31129956715"
         RegisterRepository(s).person_with(national_id, "201812345604", NOW)  # one person, two numbers
-        file_manual_case(s, duf_number="201812345604", description="x", municipality="0301", now=NOW)
-        file_manual_case(s, duf_number="202012345678", description="y", municipality="0301", now=NOW)
+        file_manual_case(joining(s), duf_number="201812345604", description="x", municipality="0301", now=NOW)
+        file_manual_case(joining(s), duf_number="202012345678", description="y", municipality="0301", now=NOW)
         found = desk.ticket_list(
             s, catalog(), imdi, TicketFilter(identifiers=(national_id,)), sources=SOURCES
         )

@@ -501,7 +501,7 @@ def tickets_of_dead_letters(hub: Hub, *batches: list[dict[str, Any]]) -> list[in
     with UnitOfWork(hub.session_factory) as uow:
         ids = [
             ticket_from_dead_letter(
-                uow.session,
+                uow,
                 hub.catalog,
                 key=key,
                 value=value,
@@ -823,7 +823,7 @@ def test_the_register_panel_shows_a_registration_s_corrections_and_annulment(sql
     assert outcomes == [["ACCEPTED", "ACCEPTED"], ["ACCEPTED"], ["ACCEPTED"]]
     with UnitOfWork(hub.session_factory) as uow:
         ticket_id = file_manual_case(
-            uow.session,
+            uow,
             duf_number=person.duf_number or "",
             description="why",
             municipality="0301",

@@ -120,7 +120,7 @@ def test_support_can_file_resolve_and_discard_cases_but_not_twice(hub: Hub) -> N
     now = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
     with UnitOfWork(hub.session_factory) as uow:
         ticket = file_manual_case(
-            uow.session,
+            uow,
             duf_number="201812345604",
             description="Wrong start date",
             municipality="0301",
@@ -129,13 +129,13 @@ def test_support_can_file_resolve_and_discard_cases_but_not_twice(hub: Hub) -> N
         uow.commit()
     with UnitOfWork(hub.session_factory) as uow:
         with pytest.raises(TicketError, match="note"):
-            settle(uow.session, ticket.id, TicketStatus.RESOLVED, " ", now, username="s1")
-        settle(uow.session, ticket.id, TicketStatus.DISCARDED, "duplicate of case 12", now, username="s1")
+            settle(uow, ticket.id, TicketStatus.RESOLVED, " ", now, username="s1")
+        settle(uow, ticket.id, TicketStatus.DISCARDED, "duplicate of case 12", now, username="s1")
         uow.commit()
     with UnitOfWork(hub.session_factory) as uow:
         with pytest.raises(TicketError, match="discarded already"):
-            settle(uow.session, ticket.id, TicketStatus.RESOLVED, "again", now, username="s1")
-        shown = describe_ticket(uow.session, catalog(), uow.session.get_one(CaseTicket, ticket.id))
+            settle(uow, ticket.id, TicketStatus.RESOLVED, "again", now, username="s1")
+        shown = describe_ticket(uow, catalog(), uow.session.get_one(CaseTicket, ticket.id))
     assert (shown["kind"], shown["dufNumber"], shown["status"]) == ("manual", "201812345604", "discarded")
 
 
@@ -143,9 +143,9 @@ def test_a_listed_ticket_masks_the_national_id_and_shows_the_duf_number(hub: Hub
     publisher = RecordingPublisher()
     person = synthetic_person()
     run(hub, publisher, encoded(event(person, municipality="4601")), 0)
-    with hub.session_factory() as session:
-        listed = describe_ticket(session, catalog(), all_tickets(hub)[0])
-        revealed = describe_ticket(session, catalog(), all_tickets(hub)[0], reveal=True)
+    with hub.unit_of_work() as uow:
+        listed = describe_ticket(uow, catalog(), all_tickets(hub)[0])
+        revealed = describe_ticket(uow, catalog(), all_tickets(hub)[0], reveal=True)
     assert listed["dufNumber"] == person.duf_number
     assert person.national_id not in str(listed) and listed["event"] is None
     assert revealed["event"]["person"]["nationalId"] == person.national_id
@@ -200,7 +200,7 @@ def test_the_register_figures_the_workers_export_come_from_the_register_alone(hu
     with UnitOfWork(hub.session_factory) as uow:
         for days, status in ((10, TicketStatus.RESOLVED), (3, TicketStatus.REPLAYED), (1, TicketStatus.OPEN)):
             ticket = file_manual_case(
-                uow.session,
+                uow,
                 duf_number="201812345604",
                 description="x",
                 municipality="0301",
@@ -227,7 +227,7 @@ def test_hub_cases_list_has_a_header_a_stable_order_json_and_a_limit_that_says_w
             ("201812345620", later),
         ):
             file_manual_case(
-                uow.session, duf_number=duf_number, description="by hand", municipality="0301", now=failed_at
+                uow, duf_number=duf_number, description="by hand", municipality="0301", now=failed_at
             )
         uow.commit()
     ids = [t.id for t in all_tickets(hub)]

@@ -165,7 +165,6 @@ SESSION_NOT_YET_BEHIND_THE_UNIT_OF_WORK = {
     "hub.support.oidc",
     "hub.support.persons",
     "hub.support.replay",
-    "hub.support.tickets",
     "hub.support.web",
 }
 
