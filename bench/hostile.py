@@ -190,9 +190,9 @@ def _incidents(database: str, hub: Hub) -> None:
     """What the desk's incident views cost on the table as the flood left it: the list of every
     incident, then resolving the largest (`resolve_incident`, its batches of 1,000)."""
     window = dt.timedelta(hours=hub.settings.incident_window_hours)
-    with hub.session_factory() as session:
+    with hub.unit_of_work() as uow:
         started = time.perf_counter()
-        incidents = list_incidents(session, window=window)
+        incidents = list_incidents(uow, window=window)
         listed = time.perf_counter() - started
         active = sum(i.tickets for i in incidents)
     print(
@@ -202,7 +202,7 @@ def _incidents(database: str, hub: Hub) -> None:
     )
     largest = max(incidents, key=lambda i: i.tickets)
     started = time.perf_counter()
-    batches = list(resolve_incident(hub.session_factory, largest, "bench", hub.clock(), username="bench"))
+    batches = list(resolve_incident(hub.unit_of_work, largest, "bench", hub.clock(), username="bench"))
     seconds = time.perf_counter() - started
     print(
         f"{database:<10} incidents: resolved the largest, {sum(batches):,} tickets in {len(batches)} "

@@ -228,7 +228,7 @@ def cases_approve(ticket_id: int, note: str, user: str) -> None:
 
     hub = common.migrated_hub()
     with UnitOfWork(hub.session_factory) as uow:
-        approve(uow.session, get_ticket(uow, ticket_id), username=user, note=note, now=hub.clock())
+        approve(uow, get_ticket(uow, ticket_id), username=user, note=note, now=hub.clock())
         uow.commit()
     replayed = _replayed(hub, ticket_id, user)
     click.echo(f"ticket {ticket_id}: approved and replayed" if replayed else f"ticket {ticket_id}: approved")
@@ -272,8 +272,8 @@ def cases_incidents(as_json: bool, limit: int) -> None:
     from hub.support.incidents import list_incidents
 
     hub = common.migrated_hub()
-    with hub.session_factory() as session:
-        found = list_incidents(session, window=_incident_window(hub), limit=limit + 1)
+    with hub.unit_of_work() as uow:
+        found = list_incidents(uow, window=_incident_window(hub), limit=limit + 1)
     rows = [i.as_json() for i in found]
     columns = {
         "source": lambda i: i["sourceSystem"],
@@ -341,8 +341,8 @@ def _chosen_incident(
         if source is not None
         else None
     )
-    with hub.session_factory() as session:
-        return find_incident(session, window=_incident_window(hub), cause=cause, ticket_id=ticket_id)
+    with hub.unit_of_work() as uow:
+        return find_incident(uow, window=_incident_window(hub), cause=cause, ticket_id=ticket_id)
 
 
 @cases_group.command(
@@ -370,7 +370,7 @@ def cases_resolve_incident(
     hub = common.migrated_hub()
     incident = _chosen_incident(hub, source, code, event_type, fagsystem_version, ticket_id)
     resolved = 0
-    for count in resolve_incident(hub.session_factory, incident, note, hub.clock(), username=user):
+    for count in resolve_incident(hub.unit_of_work, incident, note, hub.clock(), username=user):
         resolved += count
         click.echo(f"resolved {resolved} of {incident.tickets}", err=True)
     click.echo(f"resolved {resolved} ticket(s) of the incident")

@@ -5,9 +5,9 @@ so a bad release is seen as one thing with a count and a since-when, not thousan
 This is the gateway's only door to the register, and it is narrow: it is opened only when
 NIR_GATEWAY_DATABASE_URL is set, it reads one view, `gateway_incident_tickets` (migration 0026:
 the active tickets' cause, last failure, municipality and a person key that names no number),
-with one statement (the desk's grouping, `group_incidents`, filtered by the caller's source in
-the query itself, so another source's tickets never leave the database), in a read-only
-transaction on PostgreSQL, and what it gives back are counts. On PostgreSQL it connects as its
+with one statement (the desk's grouping, `uow.incidents.of_source`, filtered by the caller's
+source in the query itself, so another source's tickets never leave the database), in a
+read-only transaction on PostgreSQL, and what it gives back are counts. On PostgreSQL it connects as its
 own role, `nir_gateway`, which may SELECT that view and nothing else (docs/operations/security.md):
 were the gateway taken over, the register's tables, and its persons' numbers, stay out of reach. No identifier, municipality,
 person or ticket content is in the answer; the persons and municipalities are counted in SQL.
@@ -23,23 +23,23 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
 from hub.domain.calendar import iso_utc
 from hub.domain.redaction import clean
-from hub.errors import ConfigurationError, safe_traceback
+from hub.errors import ConfigurationError, RegisterRefused, RegisterUnavailable, safe_traceback
 from hub.gateway.problems import Problem
 from hub.register.database import make_engine, make_session_factory
-from hub.support.incidents import Incident, group_incidents
+from hub.register.incidents import GATEWAY_TICKETS, Incident
+from hub.register.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -50,21 +50,7 @@ RETRY_SECONDS = 30
 # fagsystemVersion is the vendor's own free text: echoed back cut and with any identifier masked.
 VERSION_LIMIT = 64
 
-# The view the gateway reads, as migration 0026 makes it; in a metadata of its own, as the
-# register's models are its tables (a view is not a table for the models' comparison).
-GATEWAY_TICKETS = Table(
-    "gateway_incident_tickets",
-    MetaData(),
-    Column("id", Integer),
-    Column("status", String(16)),
-    Column("source_system", String(64)),
-    Column("error_code", String(32)),
-    Column("event_type", String(64)),
-    Column("fagsystem_version", String(64)),
-    Column("last_failed_at", DateTime(timezone=True)),
-    Column("municipality", String(4)),
-    Column("person", String),
-)
+__all__ = ["GATEWAY_TICKETS"]  # the view the gateway reads (migration 0026), as the register has it
 
 
 def vendor_view(incident: Incident) -> dict[str, Any]:
@@ -99,9 +85,9 @@ class SourceIncidents:
         if database_url and password_file:
             database_url = with_password(database_url, password_file)
         self.engine = make_engine(database_url) if database_url else None
-        self.session_factory: sessionmaker[Session] | None = (
-            make_session_factory(self.engine) if self.engine is not None else None
-        )
+        self.units: Callable[[], UnitOfWork] | None = None
+        if self.engine is not None:
+            self.units = functools.partial(UnitOfWork, make_session_factory(self.engine))
         self._kept: dict[str, tuple[float, list[dict[str, Any]]]] = {}
 
     def close(self) -> None:
@@ -111,7 +97,7 @@ class SourceIncidents:
     async def of(self, source: str, limit: int) -> list[dict[str, Any]]:
         """The source's newest incidents (by last failure), at most `limit`; a 503 problem when
         the gateway has no register or the register does not answer."""
-        if self.session_factory is None:
+        if self.units is None:
             raise Problem(
                 503,
                 "incidents-unavailable",
@@ -121,8 +107,8 @@ class SourceIncidents:
         kept = self._kept.get(source)
         if kept is None or self.clock() - kept[0] > CACHE_SECONDS:
             try:
-                found = await asyncio.to_thread(self._read, self.session_factory, source)
-            except SQLAlchemyError as exc:
+                found = await asyncio.to_thread(self._read, self.units, source)
+            except (SQLAlchemyError, RegisterUnavailable, RegisterRefused) as exc:
                 log.warning("could not read the incidents of %s: %s", source, safe_traceback(exc))
                 raise Problem(
                     503,
@@ -135,23 +121,12 @@ class SourceIncidents:
             self._kept[source] = kept
         return kept[1][:limit]
 
-    def _read(self, session_factory: sessionmaker[Session], source: str) -> list[dict[str, Any]]:
-        with session_factory() as session:
-            if session.get_bind().dialect.name == "postgresql":
-                # Defence in depth: whatever a fault here might run, it cannot change the register.
-                session.execute(text("SET TRANSACTION READ ONLY"))
-            v = GATEWAY_TICKETS.c
-            tickets = select(
-                v.id,
-                v.source_system,
-                v.error_code,
-                v.event_type,
-                v.fagsystem_version,
-                v.last_failed_at,
-                v.municipality,
-                v.person,
-            ).where(v.source_system == source)
-            incidents = group_incidents(session, tickets, window=self.window, limit=INCIDENTS_PAGE_MAX)
+    def _read(self, units: Callable[[], UnitOfWork], source: str) -> list[dict[str, Any]]:
+        with units() as uow:  # never committed: left, it rolls back
+            # Defence in depth: whatever a fault here might run, it cannot change the register
+            # (PostgreSQL's SET TRANSACTION READ ONLY).
+            uow.incidents.read_only()
+            incidents = uow.incidents.of_source(source, window=self.window, limit=INCIDENTS_PAGE_MAX)
         return [vendor_view(i) for i in incidents]
 
 

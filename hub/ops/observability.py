@@ -206,8 +206,8 @@ def _register_figures(hub: Hub) -> _RegisterFigures:
 
 def _incidents(hub: Hub) -> list[Incident]:
     window = dt.timedelta(hours=hub.settings.incident_window_hours)
-    with hub.session_factory() as session:
-        return list_incidents(session, window=window)
+    with hub.unit_of_work() as uow:
+        return list_incidents(uow, window=window)
 
 
 def incident_series(incidents: list[Incident], top: int) -> dict[tuple[str, str, str, str], int]:

@@ -294,6 +294,12 @@ class TicketsRepository:
         """Close the ticket by hand, with the note its closer wrote."""
         ticket.status, ticket.resolution_note, ticket.closed_at = status.value, note, now
 
+    def approve(self, ticket: CaseTicket, *, digest: str, by: str, now: dt.datetime) -> None:
+        """IMDi's approval of the ticket's event past the rule that refused it: bound to that rule
+        and to the SHA-256 of the very message to be replayed (`hub.support.approval`)."""
+        ticket.approved_code, ticket.approved_digest = ticket.error_code, digest
+        ticket.approved_by, ticket.approved_at = by, now
+
     def find(
         self,
         where: TicketFilter,

@@ -13,13 +13,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
-from sqlalchemy.orm import Session
-
 from hub.domain.redaction import clean
 from hub.register.models import ACTIVE, CaseTicket
-from hub.register.unit_of_work import joining
-from hub.support.access import audit
-from hub.support.tickets import TicketError, latest_edit
+from hub.register.unit_of_work import UnitOfWork
+from hub.support.tickets import TicketError
 
 # The rules whose refusal IMDi may set aside for one event, and why it may.
 APPROVABLE = {
@@ -27,7 +24,7 @@ APPROVABLE = {
 }
 
 
-def approve(session: Session, ticket: CaseTicket, *, username: str, note: str, now: dt.datetime) -> None:
+def approve(uow: UnitOfWork, ticket: CaseTicket, *, username: str, note: str, now: dt.datetime) -> None:
     """Approve the ticket's event, as it will be replayed, past the rule that refused it (audited
     with the note)."""
     if not note.strip():
@@ -39,15 +36,12 @@ def approve(session: Session, ticket: CaseTicket, *, username: str, note: str, n
             f"ticket {ticket.id} failed with {ticket.error_code or 'no rule'}, which IMDi cannot approve past; "
             f"only {', '.join(sorted(APPROVABLE))}"
         )
-    edit = latest_edit(joining(session), ticket.id)
+    edit = uow.tickets.latest_edit(ticket.id)
     value = edit.value if edit is not None else ticket.original_value
     if value is None:
         raise TicketError(f"ticket {ticket.id} has no event to approve")
-    ticket.approved_code = ticket.error_code
-    ticket.approved_digest = hashlib.sha256(value).hexdigest()
-    ticket.approved_by, ticket.approved_at = username, now
-    audit(
-        session,
+    uow.tickets.approve(ticket, digest=hashlib.sha256(value).hexdigest(), by=username, now=now)
+    uow.audit.record(
         username,
         "approve",
         now,

@@ -157,7 +157,7 @@ def incidents_as(
     session: Session, user: User, window: dt.timedelta, limit: int, *, sources: Sources
 ) -> list[Incident]:
     """The incidents of the tickets the user sees, grouped and counted over those alone."""
-    return list_incidents(session, window=window, limit=limit, within=Scope.of(user, sources).tickets())
+    return list_incidents(joining(session), window=window, limit=limit, within=Scope.of(user, sources).tickets())
 
 
 def incident_as(
@@ -167,7 +167,7 @@ def incident_as(
     tickets they see; `TicketError` if the ticket is in none (closed)."""
     ticket_in_scope(session, user, ticket_id, sources=sources)
     within = Scope.of(user, sources).tickets()
-    return find_incident(session, window=window, ticket_id=ticket_id, within=within)
+    return find_incident(joining(session), window=window, ticket_id=ticket_id, within=within)
 
 
 def error_code_counts(
@@ -579,7 +579,7 @@ def approve_as(
     support staff only."""
     ticket = ticket_in_scope(session, user, ticket_id, sources=sources)
     persons.require_imdi(user)
-    approve(session, ticket, username=user.username, note=note, now=now)
+    approve(joining(session), ticket, username=user.username, note=note, now=now)
 
 
 def settle_as(

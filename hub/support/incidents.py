@@ -6,113 +6,33 @@ event type and the fagsystem release that sent it (`fagsystemVersion`), as of it
 tickets of one cause whose last failures follow each other less than a window apart
 (`NIR_INCIDENT_WINDOW_HOURS`) are one incident, and a longer quiet starts the next.
 
-The grouping is one SQL statement on both databases (window functions, which SQLite has had since
-3.25): each ticket's gap to the previous ticket of its cause, a running count of the gaps at
-least a window long as the incident's number, and a GROUP BY over it. Only the incidents leave
-the database, never the tickets; `ix_case_tickets_incident` holds the tickets in that order.
-The persons affected are counted, never listed: by the register's person where it knows the
-ticket's number, else by the number itself.
+The grouping is one SQL statement on both databases, the unit of work's `uow.incidents`
+(`hub.register.incidents`); only the incidents leave the database, never the tickets, and the
+persons affected are counted, never listed. Here: what support may do with an incident.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, cast
+from collections.abc import Callable, Iterator
 
-from sqlalchemy import (
-    ColumnElement,
-    Float,
-    String,
-    Table,
-    and_,
-    case,
-    extract,
-    func,
-    literal,
-    select,
-    tuple_,
-    update,
-)
-from sqlalchemy import (
-    cast as sql_cast,
-)
-from sqlalchemy.orm import Session, aliased, sessionmaker
-from sqlalchemy.sql.selectable import SelectBase
+from sqlalchemy import ColumnElement
 
-from hub.register.database import insert_rows
-from hub.register.models import ACTIVE, AuditEntry, CaseTicket, PersonIdentifier, TicketStatus
-from hub.register.unit_of_work import joining
+from hub.domain.calendar import as_utc
+from hub.register.incidents import Cause, Incident
+from hub.register.models import ACTIVE
+from hub.register.unit_of_work import UnitOfWork
 from hub.support.tickets import TicketError, get_ticket
+
+__all__ = ["RESOLVE_BATCH", "Cause", "Incident"]  # the incident's values are the register's
 
 # The most tickets one transaction of `resolve_incident` closes: a large incident is closed in
 # many short transactions, so the dead-letter flow writing beside it never waits long.
 RESOLVE_BATCH = 1000
 
 
-@dataclass(frozen=True)
-class Cause:
-    """Why tickets failed: the same for every ticket of an incident (None: the ticket has none,
-    as an undecodable message has no event type or release)."""
-
-    source_system: str | None
-    error_code: str | None
-    event_type: str | None
-    fagsystem_version: str | None
-
-    def matches(self) -> list[ColumnElement[bool]]:
-        """A ticket of this cause, as conditions (IS NULL for a part it lacks)."""
-        return [
-            column.is_(None) if value is None else column == value
-            for column, value in zip(_CAUSE_COLUMNS, self.as_tuple(), strict=True)
-        ]
-
-    def as_tuple(self) -> tuple[str | None, ...]:
-        return (self.source_system, self.error_code, self.event_type, self.fagsystem_version)
-
-
-_CAUSE_COLUMNS = (
-    CaseTicket.source_system,
-    CaseTicket.error_code,
-    CaseTicket.event_type,
-    CaseTicket.fagsystem_version,
-)
-
-
-@dataclass(frozen=True)
-class Incident:
-    """One incident: its cause, how many active tickets, the first and last of their failures,
-    one of its tickets to look at (the oldest), and how many municipalities and persons they
-    concern."""
-
-    cause: Cause
-    tickets: int
-    first_seen: dt.datetime
-    last_seen: dt.datetime
-    sample_ticket: int
-    municipalities: int
-    persons: int
-
-    def as_json(self) -> dict[str, Any]:
-        from hub.domain.calendar import iso_utc
-
-        return {
-            "sourceSystem": self.cause.source_system,
-            "errorCode": self.cause.error_code,
-            "eventType": self.cause.event_type,
-            "fagsystemVersion": self.cause.fagsystem_version,
-            "tickets": self.tickets,
-            "firstSeen": iso_utc(self.first_seen),
-            "lastSeen": iso_utc(self.last_seen),
-            "sampleTicket": self.sample_ticket,
-            "municipalities": self.municipalities,
-            "persons": self.persons,
-        }
-
-
 def list_incidents(
-    session: Session,
+    uow: UnitOfWork,
     *,
     window: dt.timedelta,
     limit: int | None = None,
@@ -125,113 +45,13 @@ def list_incidents(
     query, as the gateway's own reading of its view is, `hub.gateway.incidents`). `within` keeps
     only the tickets a condition holds for (a support user's scope, `hub.support.scope.Scope.tickets`):
     the incidents are then those of the tickets the user sees, counted over those alone."""
-    c = CaseTicket
-    national, duf = aliased(PersonIdentifier), aliased(PersonIdentifier)
-    # The person a ticket names: the register's, where it knows one of the numbers.
-    person = func.coalesce(
-        literal("p") + sql_cast(national.person_id, String),
-        literal("p") + sql_cast(duf.person_id, String),
-        literal("n") + c.national_id,
-        literal("d") + c.duf_number,
+    return uow.incidents.find(
+        window=window, limit=limit, cause=cause, source_system=source_system, within=within
     )
-    tickets = (
-        select(c.id, *_CAUSE_COLUMNS, c.last_failed_at, c.municipality, person.label("person"))
-        .outerjoin(national, and_(national.kind == "national_id", national.value == c.national_id))
-        .outerjoin(duf, and_(duf.kind == "duf", duf.value == c.duf_number))
-        .where(
-            _active(),
-            *(cause.matches() if cause is not None else ()),
-            *((c.source_system == source_system,) if source_system is not None else ()),
-            *((within,) if within is not None else ()),
-        )
-    )
-    return group_incidents(session, tickets, window=window, limit=limit)
-
-
-def group_incidents(
-    session: Session, tickets: SelectBase, *, window: dt.timedelta, limit: int | None = None
-) -> list[Incident]:
-    """The incidents of `tickets`, newest last failure first, at most `limit`: one row a ticket,
-    with its `id`, the cause's columns (`source_system`, `error_code`, `event_type`,
-    `fagsystem_version`), `last_failed_at`, `municipality` and `person` (any key that is one
-    person's, counted and never returned). The desk's tickets (`list_incidents`) and the
-    gateway's view (`hub.gateway.incidents`) are grouped by this one statement, so both count
-    alike."""
-    if window <= dt.timedelta(0):
-        raise ValueError("an incident's window must be longer than nothing")
-    t = tickets.subquery("tickets")
-    seconds = _epoch_seconds(session.get_bind().dialect.name, t.c.last_failed_at)
-    partition = [t.c.source_system, t.c.error_code, t.c.event_type, t.c.fagsystem_version]
-    order = (t.c.last_failed_at, t.c.id)
-    gaps = select(
-        t,
-        (seconds - func.lag(seconds).over(partition_by=partition, order_by=order)).label("gap"),
-    ).subquery("gaps")
-    starts = case((gaps.c.gap.is_(None), 1), (gaps.c.gap >= window.total_seconds(), 1), else_=0)
-    g_cause = [gaps.c.source_system, gaps.c.error_code, gaps.c.event_type, gaps.c.fagsystem_version]
-    numbered = select(
-        gaps,
-        func.sum(starts)
-        .over(partition_by=g_cause, order_by=(gaps.c.last_failed_at, gaps.c.id), rows=(None, 0))
-        .label("incident"),
-    ).subquery("numbered")
-    n = numbered.c
-    n_cause = [n.source_system, n.error_code, n.event_type, n.fagsystem_version]
-    last_seen = func.max(n.last_failed_at)
-    query = (
-        select(
-            *n_cause,
-            func.count().label("tickets"),
-            func.min(n.last_failed_at).label("first_seen"),
-            last_seen.label("last_seen"),
-            func.min(n.id).label("sample"),
-            func.count(n.municipality.distinct()).label("municipalities"),
-            func.count(n.person.distinct()).label("persons"),
-        )
-        .group_by(*n_cause, n.incident)
-        .order_by(last_seen.desc(), func.min(n.id).desc())
-    )
-    if limit is not None:
-        query = query.limit(limit)
-    return [
-        Incident(
-            cause=Cause(row.source_system, row.error_code, row.event_type, row.fagsystem_version),
-            tickets=int(row.tickets),
-            first_seen=_aware(row.first_seen),
-            last_seen=_aware(row.last_seen),
-            sample_ticket=int(row.sample),
-            municipalities=int(row.municipalities),
-            persons=int(row.persons),
-        )
-        for row in session.execute(query)
-    ]
-
-
-def _active() -> ColumnElement[bool]:
-    """An active ticket, with the statuses written into the SQL rather than sent as parameters:
-    `ix_case_tickets_incident` holds the active tickets only, and PostgreSQL uses such an index
-    only where it can see the query asks for no others, which a plan made for any parameters
-    (as a prepared statement's generic plan is) cannot."""
-    return CaseTicket.status.in_([literal(status, literal_execute=True) for status in ACTIVE])
-
-
-def _epoch_seconds(dialect: str, column: Any) -> ColumnElement[float]:
-    """A timestamp as seconds, to subtract one from another the same way on both databases
-    (SQLite keeps a timestamp as text, which `julianday` reads; PostgreSQL has `epoch`)."""
-    if dialect == "postgresql":
-        return cast(ColumnElement[float], extract("epoch", column))
-    return cast(ColumnElement[float], sql_cast(func.julianday(column) * 86400.0, Float))
-
-
-def _aware(value: dt.datetime | str) -> dt.datetime:
-    """A timestamp from an aggregate: SQLite gives back its text, without the zone (UTC)."""
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 def find_incident(
-    session: Session,
+    uow: UnitOfWork,
     *,
     window: dt.timedelta,
     cause: Cause | None = None,
@@ -242,20 +62,20 @@ def find_incident(
     `TicketError` if there is none, or if the cause has several and no ticket chooses. With
     `within`, among the tickets it keeps (`list_incidents`); the caller checks the ticket is."""
     if ticket_id is not None:
-        ticket = get_ticket(joining(session), ticket_id)
+        ticket = get_ticket(uow, ticket_id)
         if ticket.status not in ACTIVE:
             raise TicketError(f"ticket {ticket_id} is {ticket.status}: it is in no incident")
         own = Cause(ticket.source_system, ticket.error_code, ticket.event_type, ticket.fagsystem_version)
         if cause is not None and cause != own:
             raise TicketError(f"ticket {ticket_id} is not of that cause")
-        at = _aware(ticket.last_failed_at)
-        for incident in list_incidents(session, window=window, cause=own, within=within):
+        at = as_utc(ticket.last_failed_at)
+        for incident in list_incidents(uow, window=window, cause=own, within=within):
             if incident.first_seen <= at <= incident.last_seen:
                 return incident
         raise TicketError(f"ticket {ticket_id} is in no incident")  # closed meanwhile
     if cause is None:
         raise TicketError("give the incident's cause or one of its tickets")
-    found = list_incidents(session, window=window, cause=cause, within=within)
+    found = list_incidents(uow, window=window, cause=cause, within=within)
     if not found:
         raise TicketError("there is no incident of that cause with open tickets")
     if len(found) > 1:
@@ -265,7 +85,7 @@ def find_incident(
 
 
 def incident_tickets(
-    session: Session,
+    uow: UnitOfWork,
     incident: Incident,
     limit: int,
     *,
@@ -277,63 +97,21 @@ def incident_tickets(
     can: a quiet of a whole window lies between them). Only those `within` keeps, if given, and
     after the ticket `after` (its last failure and number) in that order: a replay pages on by
     it, as a replayed ticket stays active."""
-    c = CaseTicket
-    return list(
-        session.scalars(
-            select(c.id)
-            .where(
-                _active(),
-                *incident.cause.matches(),
-                c.last_failed_at >= incident.first_seen,
-                c.last_failed_at <= incident.last_seen,
-                *((tuple_(c.last_failed_at, c.id) > tuple_(*after),) if after is not None else ()),
-                *((within,) if within is not None else ()),
-            )
-            # In the index's order: each batch reads only its own tickets, not all that remain.
-            .order_by(c.last_failed_at, c.id)
-            .limit(limit)
-        )
-    )
+    return uow.incidents.tickets_of(incident, limit, within=within, after=after)
 
 
 def resolve_batch(
-    session: Session, ticket_ids: list[int], note: str, now: dt.datetime, *, username: str
+    uow: UnitOfWork, ticket_ids: list[int], note: str, now: dt.datetime, *, username: str
 ) -> int:
     """Resolve these tickets with the note, each audited as `hub cases resolve` audits one, with
     one update and one insert; a ticket closed meanwhile is left as it is. How many."""
     if not note.strip():
         raise TicketError("a note is required")
-    if not ticket_ids:
-        return 0
-    c = CaseTicket
-    closed = list(
-        session.scalars(
-            update(c)
-            .where(c.id.in_(ticket_ids), c.status.in_(ACTIVE))
-            .values(status=TicketStatus.RESOLVED.value, resolution_note=note, closed_at=now)
-            .returning(c.id),
-            execution_options={"synchronize_session": False},
-        )
-    )
-    insert_rows(
-        session,
-        cast(Table, AuditEntry.__table__),
-        [
-            {
-                "at": now,
-                "username": username,
-                "action": TicketStatus.RESOLVED.value,
-                "ticket_id": i,
-                "detail": "incident",
-            }
-            for i in sorted(closed)
-        ],
-    )
-    return len(closed)
+    return uow.incidents.resolve(ticket_ids, note, now, username=username)
 
 
 def resolve_incident(
-    session_factory: sessionmaker[Session],
+    units: Callable[[], UnitOfWork],
     incident: Incident,
     note: str,
     now: dt.datetime,
@@ -345,13 +123,11 @@ def resolve_incident(
     """Resolve every active ticket of the incident as it was found, `batch` per transaction;
     yields how many each transaction closed. Tickets of its cause that fail after its last
     failure are not in it, and stay open; with `within`, neither do those it does not keep."""
-    from hub.register.unit_of_work import UnitOfWork
-
     while True:
-        with UnitOfWork(session_factory) as uow:
-            ids = incident_tickets(uow.session, incident, batch, within=within)
+        with units() as uow:
+            ids = incident_tickets(uow, incident, batch, within=within)
             if not ids:
                 return
-            count = resolve_batch(uow.session, ids, note, now, username=username)
+            count = resolve_batch(uow, ids, note, now, username=username)
             uow.commit()
         yield count

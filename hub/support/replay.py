@@ -331,7 +331,7 @@ def _next_batch(
     after: tuple[dt.datetime, int] | None,
 ) -> tuple[list[int], tuple[dt.datetime, int] | None]:
     """The next batch of the incident's tickets, and where the one after it begins."""
-    ids = incident_tickets(uow.session, incident, batch, within=within, after=after)
+    ids = incident_tickets(uow, incident, batch, within=within, after=after)
     if not ids:
         return ids, after
     last = uow.session.get(CaseTicket, ids[-1])

@@ -1579,7 +1579,7 @@ class IncidentPage(IncidentView):
         async def work() -> None:
             if action == RESOLVE:
                 batches = resolve_incident(
-                    hub.session_factory,
+                    hub.unit_of_work,
                     incident,
                     note,
                     hub.clock(),

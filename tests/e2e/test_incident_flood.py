@@ -128,8 +128,8 @@ def test_a_flood_of_25000_failures_from_two_sources_becomes_exactly_its_tickets_
     assert Counter((t.attempts, t.status) for t in tickets) == {(1, "open"): MESSAGES}
 
     window = dt.timedelta(hours=harness.settings.incident_window_hours)
-    with harness.hub.session_factory() as session:
-        incidents = list_incidents(session, window=window)
+    with harness.hub.unit_of_work() as uow:
+        incidents = list_incidents(uow, window=window)
     code = {i.cause.error_code for i in incidents if i.cause.event_type is None}
     assert len(code) == 1, code  # the decoder's code for bytes that are no registration
     [undecodable] = code
@@ -149,10 +149,10 @@ def test_a_flood_of_25000_failures_from_two_sources_becomes_exactly_its_tickets_
     with harness.hub.session_factory() as session:
         its_tickets = set(session.scalars(select(CaseTicket.id).where(*cause.matches())))
     now = harness.hub.clock()
-    closed = list(resolve_incident(harness.hub.session_factory, chosen, "fixed in 5.1.1", now, username="s"))
+    closed = list(resolve_incident(harness.hub.unit_of_work, chosen, "fixed in 5.1.1", now, username="s"))
     assert closed == [1_000, 1_000]
-    with harness.hub.session_factory() as session:
-        after = list_incidents(session, window=window)
+    with harness.hub.session_factory() as session, harness.hub.unit_of_work() as uow:
+        after = list_incidents(uow, window=window)
         resolved = set(session.scalars(select(CaseTicket.id).where(CaseTicket.status == "resolved")))
         audited = Counter(session.execute(select(AuditEntry.ticket_id, AuditEntry.action, AuditEntry.detail)))
     assert {i.cause.as_tuple(): i.tickets for i in after} == {

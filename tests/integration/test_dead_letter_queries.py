@@ -160,8 +160,8 @@ def _scanning_tickets(url: str, statements: list[tuple[str, Any]]) -> list[str]:
 
 def test_listing_every_incident_reads_the_active_tickets_through_the_incident_index(filled_url: str) -> None:
     hub = pipeline_hub(filled_url)
-    with sent_by(hub.engine) as statements, hub.session_factory() as session:
-        found = list_incidents(session, window=WINDOW)
+    with sent_by(hub.engine) as statements, hub.unit_of_work() as uow:
+        found = list_incidents(uow, window=WINDOW)
     assert {i.cause.as_tuple(): i.tickets for i in found if i.cause.source_system == "filled-1"} == {
         FILLED_CAUSE.as_tuple(): 20_000
     }
@@ -179,11 +179,11 @@ def test_one_large_incident_is_listed_and_its_batches_found_and_resolved_through
     filled_url: str,
 ) -> None:
     hub = pipeline_hub(filled_url)
-    with sent_by(hub.engine) as statements, hub.session_factory() as session:
-        incident = find_incident(session, window=WINDOW, cause=FILLED_CAUSE)
-        batch = incident_tickets(session, incident, RESOLVE_BATCH)
-        resolved = resolve_batch(session, batch, "fixed", T0, username="s")
-        session.rollback()  # the filled table stays as the other tests expect it
+    with sent_by(hub.engine) as statements, hub.unit_of_work() as uow:
+        incident = find_incident(uow, window=WINDOW, cause=FILLED_CAUSE)
+        batch = incident_tickets(uow, incident, RESOLVE_BATCH)
+        resolved = resolve_batch(uow, batch, "fixed", T0, username="s")
+        # Not committed: the filled table stays as the other tests expect it.
     assert (incident.tickets, len(batch), resolved) == (20_000, RESOLVE_BATCH, RESOLVE_BATCH)
     kinds = [s.lstrip().split()[0].upper() for s, _ in _on_tickets(statements)]
     assert kinds == ["SELECT", "SELECT", "UPDATE"]
@@ -199,12 +199,12 @@ def test_one_incident_among_100000_other_tickets_is_listed_and_resolved_through_
     release = dict(source="filled-0", code="NIR-DECODE-001", version="5.1.0")
     made = [_fail(hub, T0 + dt.timedelta(minutes=i), person=synthetic_person(), **release) for i in range(30)]
     cause = Cause("filled-0", "NIR-DECODE-001", "TRAINING_CLAIM", "5.1.0")
-    with sent_by(hub.engine) as statements, hub.session_factory() as session:
-        incident = find_incident(session, window=WINDOW, cause=cause)
-        batch = incident_tickets(session, incident, RESOLVE_BATCH)
+    with sent_by(hub.engine) as statements, hub.unit_of_work() as uow:
+        incident = find_incident(uow, window=WINDOW, cause=cause)
+        batch = incident_tickets(uow, incident, RESOLVE_BATCH)
     assert (incident.tickets, batch) == (30, made)
     with sent_by(hub.engine) as resolving:
-        closed = list(resolve_incident(hub.session_factory, incident, "fixed", T0, username="s"))
+        closed = list(resolve_incident(hub.unit_of_work, incident, "fixed", T0, username="s"))
     assert closed == [30]
     kinds = [s.lstrip().split()[0].upper() for s, _ in _on_tickets(resolving)]
     assert kinds == ["SELECT", "UPDATE", "SELECT"]  # a batch found and closed, then none left
@@ -222,9 +222,9 @@ def test_the_gateway_reads_one_sources_incidents_from_its_view_through_an_index(
 
     gateway = SourceIncidents(filled_url, WINDOW)
     try:
-        assert gateway.engine is not None and gateway.session_factory is not None
+        assert gateway.engine is not None and gateway.units is not None
         with sent_by(gateway.engine) as statements:
-            found = gateway._read(gateway.session_factory, "filled-1")
+            found = gateway._read(gateway.units, "filled-1")
     finally:
         gateway.close()
     assert [(i["errorCode"], i["tickets"]) for i in found] == [("NIR-DECODE-001", 20_000)]

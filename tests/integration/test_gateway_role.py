@@ -23,6 +23,7 @@ from hub.gateway.tokens import SigningKeys
 from hub.register.database import make_engine, make_session_factory
 from hub.register.migrate import upgrade
 from hub.register.repository import RegisterRepository
+from hub.register.unit_of_work import UnitOfWork
 from hub.support.incidents import list_incidents
 from tests.conftest import ROOT, PostgresServer, pipeline_hub
 from tests.factories import Person
@@ -215,8 +216,8 @@ def test_the_gateways_counts_from_its_view_are_the_desks_from_the_tables(databas
 
     sessions = make_session_factory(make_engine(database_url))
     for source, incidents in asyncio.run(served()).items():
-        with sessions() as session:
-            desk = [vendor_view(i) for i in list_incidents(session, window=WINDOW, source_system=source)]
+        with UnitOfWork(sessions) as uow:
+            desk = [vendor_view(i) for i in list_incidents(uow, window=WINDOW, source_system=source)]
         assert incidents == desk and incidents
     # And the view names no number: its person key is the register's person, or a ticket's number.
     with sessions() as session:

@@ -328,8 +328,8 @@ def test_an_incident_s_replay_pages_through_its_tickets_each_once_however_small_
     same = _fail(hub, T0 + dt.timedelta(hours=1), person=synthetic_person(), source=OSLO,
                  code="NIR-SOURCE-002", version="5.1.0")  # fmt: skip
     incident_ids = sorted([*tickets["5.1.0"], same])
-    with hub.session_factory() as session:
-        incident = find_incident(session, window=dt.timedelta(hours=24), ticket_id=incident_ids[0])
+    with hub.unit_of_work() as uow:
+        incident = find_incident(uow, window=dt.timedelta(hours=24), ticket_id=incident_ids[0])
     assert incident.tickets == 4
     for batch in (1, 2, 3):
         Producer.sent = []

@@ -112,9 +112,9 @@ def test_failures_of_one_cause_within_the_window_are_one_incident_with_its_count
     hub = pipeline_hub(database_url)
     tickets = _flood(hub)
     h = dt.timedelta(hours=1)
-    with hub.session_factory() as session:
-        found = list_incidents(session, window=WINDOW)
-        assert session.get_one(CaseTicket, tickets["5.1.0"][0]).fagsystem_version == "5.1.0"
+    with hub.unit_of_work() as uow:
+        found = list_incidents(uow, window=WINDOW)
+        assert uow.session.get_one(CaseTicket, tickets["5.1.0"][0]).fagsystem_version == "5.1.0"
     released = (OSLO, "NIR-SOURCE-002", "TRAINING_CLAIM")
     assert [_shape(i) for i in found] == [  # newest last failure first
         ((*released, "5.1.0"), 1, 27 * h, 27 * h, 1, 1),
@@ -126,8 +126,8 @@ def test_failures_of_one_cause_within_the_window_are_one_incident_with_its_count
         tickets[k][0] for k in ("5.1.0 later", "undecodable", "5.1.0", "5.2.0")
     ]
     # A window longer than the quiet makes the release's failures one incident.
-    with hub.session_factory() as session:
-        longer = list_incidents(session, window=dt.timedelta(hours=26), limit=1)
+    with hub.unit_of_work() as uow:
+        longer = list_incidents(uow, window=dt.timedelta(hours=26), limit=1)
     assert [_shape(i) for i in longer] == [((*released, "5.1.0"), 4, 0 * h, 27 * h, 2, 2)]
 
 
@@ -135,12 +135,12 @@ def test_resolving_an_incident_closes_exactly_its_tickets_in_batches_each_audite
     hub = pipeline_hub(database_url)
     tickets = _flood(hub)
     cause = Cause(OSLO, "NIR-SOURCE-002", "TRAINING_CLAIM", "5.1.0")
-    with hub.session_factory() as session:
+    with hub.unit_of_work() as uow:
         # The release has two incidents: one of its tickets chooses.
-        incident = find_incident(session, window=WINDOW, cause=cause, ticket_id=tickets["5.1.0"][1])
+        incident = find_incident(uow, window=WINDOW, cause=cause, ticket_id=tickets["5.1.0"][1])
     now = T0 + dt.timedelta(days=2)
     batches = list(
-        resolve_incident(hub.session_factory, incident, "fixed in 5.1.1", now, username="s", batch=2)
+        resolve_incident(hub.unit_of_work, incident, "fixed in 5.1.1", now, username="s", batch=2)
     )
     assert batches == [2, 1]
     statuses = _statuses(hub)
@@ -152,8 +152,8 @@ def test_resolving_an_incident_closes_exactly_its_tickets_in_batches_each_audite
         assert sorted(audited) == [(i, "resolved", "s") for i in sorted(tickets["5.1.0"])]
         note = session.get_one(CaseTicket, tickets["5.1.0"][0]).resolution_note
     assert note == "fixed in 5.1.1"
-    with hub.session_factory() as session:
-        remaining = list_incidents(session, window=WINDOW)
+    with hub.unit_of_work() as uow:
+        remaining = list_incidents(uow, window=WINDOW)
     assert [i.sample_ticket for i in remaining] == [
         tickets["5.1.0 later"][0],
         tickets["undecodable"][0],
