@@ -173,9 +173,7 @@ def cases_replay(
 
         with UnitOfWork(hub.session_factory) as uow:
             event = json.loads(edit_file.read_text(encoding="utf-8"))
-            edit_ticket(
-                uow.session, hub.catalog, get_ticket(uow, ticket_id), event, user, hub.clock()
-            )
+            edit_ticket(uow, hub.catalog, get_ticket(uow, ticket_id), event, user, hub.clock())
             uow.commit()
         click.echo(f"ticket {ticket_id}: edit checked and kept")
     if ticket_id is not None:

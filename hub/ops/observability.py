@@ -199,7 +199,7 @@ def _register_figures(hub: Hub) -> _RegisterFigures:
             for code, count in counts_by_error_code(uow, TicketFilter(status=status)):
                 open_tickets[code] = open_tickets.get(code, 0) + count
         oldest = oldest_active_failure(uow)
-        replays = replay_counts(uow.session)
+        replays = replay_counts(uow)
     age = 0.0 if oldest is None else max(0.0, (hub.clock() - as_utc(oldest)).total_seconds())
     return _RegisterFigures(open_tickets, age, replays)
 

@@ -22,6 +22,7 @@ from hub.register.models import (
     ACTIVE,
     OUTCOME_ACCEPTED,
     OUTCOME_FAILED,
+    AuditEntry,
     CaseTicket,
     PersonIdentifier,
     RegistrationRecord,
@@ -299,6 +300,22 @@ class TicketsRepository:
         and to the SHA-256 of the very message to be replayed (`hub.support.approval`)."""
         ticket.approved_code, ticket.approved_digest = ticket.error_code, digest
         ticket.approved_by, ticket.approved_at = by, now
+
+    def withdraw_approval(self, ticket: CaseTicket) -> None:
+        """The ticket's approval, gone: it was for its event as it was before an edit."""
+        ticket.approved_code = ticket.approved_digest = ticket.approved_by = ticket.approved_at = None
+
+    def count_replays(self, ticket: CaseTicket, status: TicketStatus, count: int) -> None:
+        """The ticket's replays, `count` more (a failed send takes its count back), and its status."""
+        ticket.status = status.value
+        ticket.replays += count
+
+    def replay_counts(self) -> tuple[int, int]:
+        """How many replays were sent (the sum of the tickets' replay counts), and how many
+        failed (the audit log's entries for failed replays)."""
+        sent = self._session.scalar(select(func.coalesce(func.sum(CaseTicket.replays), 0)))
+        failed = self._session.scalar(select(func.count()).where(AuditEntry.action == "replay_failed"))
+        return int(sent or 0), int(failed or 0)
 
     def find(
         self,

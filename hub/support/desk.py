@@ -205,7 +205,7 @@ def check_replay_as(
     """`OutOfScope` unless the user may replay the ticket's event as it now stands (the newest
     edit, or the original) to the topic it came on (`Scope.check_replay`)."""
     ticket = ticket_in_scope(session, user, ticket_id, sources=sources)
-    check_replayable(session, catalog, Scope.of(user, sources), ticket, today)
+    check_replayable(joining(session), catalog, Scope.of(user, sources), ticket, today)
 
 
 def view_ticket(
@@ -470,7 +470,7 @@ def edit_as(
     municipality user, against their scope as a replay would be: `OutOfScope`; audited)."""
     ticket = ticket_in_scope(session, user, ticket_id, sources=sources)
     edit_ticket(
-        session,
+        joining(session),
         catalog,
         ticket,
         event,

@@ -16,29 +16,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement
 
 from hub.bootstrap import Hub
 from hub.domain.calendar import norwegian_date
 from hub.domain.sources import Source
 from hub.errors import DecodeError
 from hub.pipeline.decode import decode_registration
-from hub.register.models import AuditEntry, CaseTicket
-from hub.register.unit_of_work import UnitOfWork, in_transaction, joining
+from hub.register.models import CaseTicket
+from hub.register.unit_of_work import UnitOfWork, in_transaction
 from hub.schemas.codec import REGISTRATION, SchemaCatalog
 from hub.schemas.contract import ContractError, from_json
-from hub.support.access import audit
 from hub.support.incidents import Incident, incident_tickets
 from hub.support.scope import OutOfScope, Scope
-from hub.support.tickets import ACTIVE, TicketError, TicketStatus, add_edit, get_ticket, latest_edit
+from hub.support.tickets import ACTIVE, TicketError, TicketStatus, get_ticket
 
 H_REPLAY_TICKET = "nir.replay.ticket"
 H_REPLAYED_AT = "nir.replay.at"
 
 
 def edit_ticket(
-    session: Session,
+    uow: UnitOfWork,
     catalog: SchemaCatalog,
     ticket: CaseTicket,
     event: dict[str, Any],
@@ -72,10 +70,10 @@ def edit_ticket(
             fact_date=datum["factDate"],
             today=norwegian_date(now),
         )
-    add_edit(joining(session), ticket, event, catalog.encode(REGISTRATION, datum), user, now)
+    uow.tickets.add_edit(ticket.id, event, catalog.encode(REGISTRATION, datum), user, now)
     # An approval was for the event as it was (`hub.support.approval`): it does not carry over.
-    ticket.approved_code = ticket.approved_digest = ticket.approved_by = ticket.approved_at = None
-    audit(session, user, "edit", now, ticket_id=ticket.id)
+    uow.tickets.withdraw_approval(ticket)
+    uow.audit.record(user, "edit", now, ticket_id=ticket.id)
 
 
 @dataclass
@@ -115,14 +113,14 @@ CLOSED, FILED_BY_HAND, OUT_OF_SCOPE = "closed", "filed_by_hand", "out_of_scope"
 
 
 def check_replayable(
-    session: Session, catalog: SchemaCatalog, scope: Scope, ticket: CaseTicket, today: dt.date
+    uow: UnitOfWork, catalog: SchemaCatalog, scope: Scope, ticket: CaseTicket, today: dt.date
 ) -> None:
     """`OutOfScope` unless the user may replay the ticket's event as it now stands (the newest
     edit, or the original) to the topic it came on. Nothing to replay (a case filed by hand) is
     no refusal: the replay skips it."""
     if scope.imdi or ticket.original_value is None:
         return
-    edit = latest_edit(joining(session), ticket.id)
+    edit = uow.tickets.latest_edit(ticket.id)
     value = edit.value if edit is not None else ticket.original_value
     try:
         event = decode_registration(catalog, value)
@@ -146,7 +144,7 @@ class _Planned:
 
 
 def _plan(
-    session: Session,
+    uow: UnitOfWork,
     ticket_id: int,
     *,
     catalog: SchemaCatalog,
@@ -157,7 +155,7 @@ def _plan(
     """What replaying a ticket sends, or why it cannot be replayed. For a user of the support
     desk (`scope`), the event as it now stands is checked against their scope first: an edit
     kept earlier, or by someone else, is checked as the user sends it (a refusal is audited)."""
-    ticket = get_ticket(joining(session), ticket_id)
+    ticket = get_ticket(uow, ticket_id)
     if ticket.status not in ACTIVE:
         return ReplayStep(ticket_id, skipped=CLOSED, status=ticket.status)
     if ticket.original_value is None or ticket.original_topic is None:
@@ -166,35 +164,32 @@ def _plan(
         try:
             if not scope.sees(ticket):
                 raise OutOfScope("the ticket is not in the user's scope", "scope.source")
-            check_replayable(session, catalog, scope, ticket, norwegian_date(now))
+            check_replayable(uow, catalog, scope, ticket, norwegian_date(now))
         except OutOfScope as exc:
             if not dry_run:
-                audit(session, scope.username, "out_of_scope", now, ticket_id=ticket_id, detail=exc.detail)
+                uow.audit.record(scope.username, "out_of_scope", now, ticket_id=ticket_id, detail=exc.detail)
             return ReplayStep(
                 ticket_id, skipped=OUT_OF_SCOPE, why=exc.key, values=tuple(sorted(exc.values.items()))
             )
-    edit = latest_edit(joining(session), ticket_id)
+    edit = uow.tickets.latest_edit(ticket_id)
     value = edit.value if edit is not None else ticket.original_value
     return _Planned(ticket_id, ticket.original_topic, ticket.original_key, value)
 
 
 def _mark(
-    session: Session, ticket_id: int, status: TicketStatus, count: int, user: str | None, now: dt.datetime
+    uow: UnitOfWork, ticket_id: int, status: TicketStatus, count: int, user: str | None, now: dt.datetime
 ) -> None:
-    ticket = get_ticket(joining(session), ticket_id)
-    ticket.status = status.value
-    ticket.replays += count
+    uow.tickets.count_replays(get_ticket(uow, ticket_id), status, count)
     if user is not None:
-        audit(session, user, "replay" if count > 0 else "replay_failed", now, ticket_id=ticket_id)
+        uow.audit.record(user, "replay" if count > 0 else "replay_failed", now, ticket_id=ticket_id)
 
 
-def replay_counts(session: Session) -> dict[str, int]:
+def replay_counts(uow: UnitOfWork) -> dict[str, int]:
     """Replays as `_mark` records them, whoever sent them (the support page, `hub cases replay`):
     sent is the sum of the tickets' replay counts (a failed send takes its count back), failed
     the audit log's entries for failed replays (a replay by a person is always audited)."""
-    sent = session.scalar(select(func.coalesce(func.sum(CaseTicket.replays), 0)))
-    failed = session.scalar(select(func.count()).where(AuditEntry.action == "replay_failed"))
-    return {"sent": int(sent or 0), "failed": int(failed or 0)}
+    sent, failed = uow.tickets.replay_counts()
+    return {"sent": sent, "failed": failed}
 
 
 async def replay_tickets(
@@ -212,8 +207,8 @@ async def replay_tickets(
     each event is checked against it as it is sent (`_plan`); the CLI's operator has none."""
     report = ReplayReport()
 
-    def in_uow(work: Callable[[Session], Any]) -> Any:
-        return in_transaction(hub.unit_of_work, lambda uow: work(uow.session))  # awaited by the caller
+    def in_uow(work: Callable[[UnitOfWork], Any]) -> Any:
+        return in_transaction(hub.unit_of_work, work)  # awaited by the caller
 
     producer = (
         None
@@ -334,6 +329,6 @@ def _next_batch(
     ids = incident_tickets(uow, incident, batch, within=within, after=after)
     if not ids:
         return ids, after
-    last = uow.session.get(CaseTicket, ids[-1])
+    last = uow.tickets.get(ids[-1])
     assert last is not None  # read in this very transaction
     return ids, (last.last_failed_at, last.id)

@@ -224,9 +224,9 @@ def scenario(database_url: str) -> Scenario:
         refused = {**event(one, "INTRODUCTION_PROGRAMME_DECISION", municipality="0301"), "action": "CORRECT"}
         replayed = _dead_letter(s, hub, refused, 1, NOW, original_offset=40)
         edited = {**refused, "municipality": "4601"}
-        edit_ticket(s, hub.catalog, replayed, edited, "kari", NOW + dt.timedelta(minutes=1))
+        edit_ticket(joining(s), hub.catalog, replayed, edited, "kari", NOW + dt.timedelta(minutes=1))
         approve(joining(s), replayed, username="imdi-per", note="IMDi corrects it", now=NOW + dt.timedelta(minutes=2))
-        _mark(s, replayed.id, TicketStatus.REPLAYED, 1, "imdi-per", NOW + dt.timedelta(minutes=3))
+        _mark(joining(s), replayed.id, TicketStatus.REPLAYED, 1, "imdi-per", NOW + dt.timedelta(minutes=3))
         again = _dead_letter(s, hub, refused, 2, NOW + dt.timedelta(minutes=4), original_offset=41)
         assert again.id == replayed.id
         settle(

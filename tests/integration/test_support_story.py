@@ -85,7 +85,7 @@ def test_every_failure_edit_replay_and_the_acceptance_are_in_the_story_with_who_
         fixed["eventType"] = "TRAINING_ENDED"
         fixed["payload"] = event(synthetic_person(), "TRAINING_ENDED")["payload"]
         desk.edit_as(uow.session, hub.catalog, oslo, ticket_id, fixed, hub.clock(), sources=Sources.of(hub))
-        _mark(uow.session, ticket_id, TicketStatus.REPLAYED, 1, "oslo", hub.clock())  # as a replay marks it
+        _mark(uow, ticket_id, TicketStatus.REPLAYED, 1, "oslo", hub.clock())  # as a replay marks it
         uow.commit()
     run(hub, publisher, encoded(again), 4)  # the replayed event failed again
     with UnitOfWork(hub.session_factory) as uow:

@@ -161,7 +161,6 @@ SESSION_NOT_YET_BEHIND_THE_UNIT_OF_WORK = {
     "hub.support.export",
     "hub.support.oidc",
     "hub.support.persons",
-    "hub.support.replay",
     "hub.support.web",
 }
 
