@@ -342,7 +342,7 @@ def person_merge(
     )
     hub = common.migrated_hub()
     with UnitOfWork(hub.session_factory) as uow:
-        done = merge(uow.session, user, keep, other, reason=reason, now=hub.clock(), ticket_id=ticket_id)
+        done = merge(uow, user, keep, other, reason=reason, now=hub.clock(), ticket_id=ticket_id)
         uow.commit()
         click.echo(f"merge {done.id}: person {done.other_id} joined into person {done.keeper_id}")
     if ticket_id is not None and _replayed(hub, ticket_id, user):
@@ -379,7 +379,7 @@ def person_split(
     hub = common.migrated_hub()
     with UnitOfWork(hub.session_factory) as uow:
         report = split(
-            uow.session,
+            uow,
             user,
             number,
             reason=reason,

@@ -42,7 +42,7 @@ from hub.register.models import (
     PersonMergeMove,
     RegistrationRecord,
 )
-from hub.register.repository import PERSON_ROWS, nudge_held, record_merge
+from hub.register.repository import PERSON_ROWS, find_person_id, nudge_held, record_merge
 
 KEEPER, OTHER = "keeper", "other"
 
@@ -272,3 +272,38 @@ def _restore_lookup(session: Session, person_id: int, lookup: dict[str, Any]) ->
             else None,
         )
     )
+
+
+class IdentityRepository:
+    """Whom the register's records are about, as the unit of work's `uow.identity`: the persons
+    found by a number of theirs, and IMDi's merges and splits of them (`hub.support.persons`
+    decides who may make them, and audits them)."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def person_id_of(self, identifier: str) -> int | None:
+        """The register id of the person with this fødselsnummer, D-number or DUF number."""
+        return find_person_id(self._session, identifier)
+
+    def merge(
+        self,
+        keeper_id: int,
+        other_id: int,
+        *,
+        reason: str,
+        by: str,
+        now: dt.datetime,
+        ticket_id: int | None = None,
+    ) -> PersonMerge:
+        return merge_persons(
+            self._session, keeper_id, other_id, reason=reason, by=by, now=now, ticket_id=ticket_id
+        )
+
+    def merges_of(self, person_id: int) -> list[PersonMerge]:
+        return merges_of(self._session, person_id)
+
+    def split(
+        self, merge_id: int, *, reason: str, by: str, now: dt.datetime, mixed_to: str | None = None
+    ) -> SplitReport:
+        return split_merge(self._session, merge_id, reason=reason, by=by, now=now, mixed_to=mixed_to)

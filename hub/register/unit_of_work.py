@@ -1,7 +1,8 @@
 """The unit of work: one database transaction around one piece of work, with the repositories on
 its session: the register (`uow.register`), the crash guard's marks (`uow.marks`), what
 Folkeregisteret tells the register (`uow.folkeregister`), the audit log (`uow.audit`), the case
-tickets (`uow.tickets`) and their incidents (`uow.incidents`).
+tickets (`uow.tickets`) and their incidents (`uow.incidents`), and whom the records are about
+(`uow.identity`).
 
 Leaving the block without `commit()` rolls back. Driver errors that mean "try again later"
 (connection lost, database down, lock timeout, a concurrent insert of the same key) become
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hub.errors import RegisterRefused, RegisterUnavailable, WriteConflict
 from hub.register.audit import AuditRepository
 from hub.register.folkeregister import FolkeregisterRepository
+from hub.register.identity import IdentityRepository
 from hub.register.incidents import IncidentsRepository
 from hub.register.marks import MarksRepository
 from hub.register.repository import RegisterRepository
@@ -55,6 +57,7 @@ class UnitOfWork:
     audit: AuditRepository
     tickets: TicketsRepository
     incidents: IncidentsRepository
+    identity: IdentityRepository  # whom the records are about: IMDi's merges and splits
     session: Session
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
@@ -72,6 +75,7 @@ class UnitOfWork:
         self.audit = AuditRepository(self.session)
         self.tickets = TicketsRepository(self.session)
         self.incidents = IncidentsRepository(self.session)
+        self.identity = IdentityRepository(self.session)
         self._committed = False
         return self
 

@@ -535,7 +535,7 @@ def merge_as(
         raise TicketError(f"ticket {ticket.id} is {ticket.status}; only open tickets are settled by a merge")
     other = DUF if keep == NATIONAL_ID else NATIONAL_ID
     return persons.merge(
-        session,
+        joining(session),
         user.username,
         _number_of(ticket, keep),
         _number_of(ticket, other),
@@ -562,7 +562,7 @@ def split_as(
     ticket = ticket_in_scope(session, user, ticket_id, sources=sources)
     persons.require_imdi(user)
     return persons.split(
-        session,
+        joining(session),
         user.username,
         _number_of(ticket, number),
         reason=reason,

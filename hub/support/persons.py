@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy.orm import Session
-
-from hub.register.identity import IdentityError, SplitReport, merge_persons, merges_of, split_merge
+from hub.register.identity import IdentityError, SplitReport
 from hub.register.models import PersonMerge, User
-from hub.register.repository import find_person_id
-from hub.register.unit_of_work import joining
-from hub.support.access import AccessDenied, Role, audit
+from hub.register.unit_of_work import UnitOfWork
+from hub.support.access import AccessDenied, Role
 from hub.support.tickets import get_ticket
 
 
@@ -28,16 +25,16 @@ def require_imdi(user: User) -> None:
         raise AccessDenied("only IMDi's support staff may merge or split persons")
 
 
-def person_of(session: Session, number: str) -> int:
+def person_of(uow: UnitOfWork, number: str) -> int:
     """The register id of the person with this fødselsnummer, D-number or DUF number."""
-    person_id = find_person_id(session, number.strip())
+    person_id = uow.identity.person_id_of(number.strip())
     if person_id is None:
         raise IdentityError("no person in the register has that number")
     return person_id
 
 
 def merge(
-    session: Session,
+    uow: UnitOfWork,
     username: str,
     keep: str,
     other: str,
@@ -48,13 +45,10 @@ def merge(
 ) -> PersonMerge:
     """Join the person with number `other` into the person with number `keep` (audited)."""
     if ticket_id is not None:
-        get_ticket(joining(session), ticket_id)  # the case it settles must be there
-    keeper_id, other_id = person_of(session, keep), person_of(session, other)
-    done = merge_persons(
-        session, keeper_id, other_id, reason=reason, by=username, now=now, ticket_id=ticket_id
-    )
-    audit(
-        session,
+        get_ticket(uow, ticket_id)  # the case it settles must be there
+    keeper_id, other_id = person_of(uow, keep), person_of(uow, other)
+    done = uow.identity.merge(keeper_id, other_id, reason=reason, by=username, now=now, ticket_id=ticket_id)
+    uow.audit.record(
         username,
         "merge_persons",
         now,
@@ -65,7 +59,7 @@ def merge(
 
 
 def split(
-    session: Session,
+    uow: UnitOfWork,
     username: str,
     number: str,
     *,
@@ -76,16 +70,15 @@ def split(
 ) -> SplitReport:
     """Undo the newest merge in force into the person with this number, or merge `merge_id`
     (which must be into them), audited."""
-    person_id = person_of(session, number)
-    in_force = [m for m in merges_of(session, person_id) if m.split_at is None]
+    person_id = person_of(uow, number)
+    in_force = [m for m in uow.identity.merges_of(person_id) if m.split_at is None]
     if not in_force:
         raise IdentityError("no merge into this person is in force")
     chosen = in_force[-1] if merge_id is None else next((m for m in in_force if m.id == merge_id), None)
     if chosen is None:
         raise IdentityError(f"merge {merge_id} is not a merge in force into this person")
-    report = split_merge(session, chosen.id, reason=reason, by=username, now=now, mixed_to=mixed_to)
-    audit(
-        session,
+    report = uow.identity.split(chosen.id, reason=reason, by=username, now=now, mixed_to=mixed_to)
+    uow.audit.record(
         username,
         "split_persons",
         now,

@@ -160,7 +160,6 @@ SESSION_NOT_YET_BEHIND_THE_UNIT_OF_WORK = {
     "hub.support.desk",
     "hub.support.export",
     "hub.support.oidc",
-    "hub.support.persons",
     "hub.support.web",
 }
 
