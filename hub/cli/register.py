@@ -283,22 +283,21 @@ def person_export(
     identifier: str | None, identifier_file: Path | None, reason: str, out: Path, form: str, user: str
 ) -> None:
     from hub.register.access_log import Reader
-    from hub.register.repository import find_person_id
     from hub.register.unit_of_work import UnitOfWork
     from hub.support.export import export_html, export_number, export_person
 
     number = read_identifier(identifier, identifier_file)
     hub = common.migrated_hub()
     with UnitOfWork(hub.session_factory) as uow:
-        person_id = find_person_id(uow.session, number)
+        person_id = uow.identity.person_id_of(number)
         reader = Reader.command_line(user, reason)
         if person_id is None:  # no registration, but perhaps a failed or held one, or reads of it
-            export = export_number(uow.session, hub.catalog, reader, number, hub.clock())
+            export = export_number(uow, hub.catalog, reader, number, hub.clock())
             if export is None:
                 click.echo("the register holds nothing about that identifier", err=True)
                 sys.exit(1)
         else:
-            export = export_person(uow.session, hub.catalog, reader, person_id, hub.clock())
+            export = export_person(uow, hub.catalog, reader, person_id, hub.clock())
         text = export_html(export) if form == "html" else json.dumps(export, indent=2, ensure_ascii=False)
         try:  # a new file only its owner may read: it is all of one person's data
             with os.fdopen(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -316,6 +316,21 @@ class TicketsRepository:
         sent = self._session.scalar(select(func.coalesce(func.sum(CaseTicket.replays), 0)))
         failed = self._session.scalar(select(func.count()).where(AuditEntry.action == "replay_failed"))
         return int(sent or 0), int(failed or 0)
+
+    def outcomes(self, ticket_id: int) -> list[TicketOutcome]:
+        """The ticket's outcomes (each failure and acceptance of its event), oldest first."""
+        return list(
+            self._session.scalars(
+                select(TicketOutcome).where(TicketOutcome.ticket_id == ticket_id).order_by(TicketOutcome.id)
+            )
+        )
+
+    def audit_entries(self, ticket_id: int, actions: Iterable[str] | None = None) -> list[AuditEntry]:
+        """The audit log's entries about the ticket (only of `actions`, if given), oldest first."""
+        query = select(AuditEntry).where(AuditEntry.ticket_id == ticket_id)
+        if actions is not None:
+            query = query.where(AuditEntry.action.in_(list(actions)))
+        return list(self._session.scalars(query.order_by(AuditEntry.id)))
 
     def find(
         self,

@@ -1,8 +1,8 @@
 """The unit of work: one database transaction around one piece of work, with the repositories on
 its session: the register (`uow.register`), the crash guard's marks (`uow.marks`), what
 Folkeregisteret tells the register (`uow.folkeregister`), the audit log (`uow.audit`), the case
-tickets (`uow.tickets`) and their incidents (`uow.incidents`), and whom the records are about
-(`uow.identity`).
+tickets (`uow.tickets`) and their incidents (`uow.incidents`), whom the records are about
+(`uow.identity`) and what it holds about a person (`uow.person_data`).
 
 Leaving the block without `commit()` rolls back. Driver errors that mean "try again later"
 (connection lost, database down, lock timeout, a concurrent insert of the same key) become
@@ -28,6 +28,7 @@ from hub.register.folkeregister import FolkeregisterRepository
 from hub.register.identity import IdentityRepository
 from hub.register.incidents import IncidentsRepository
 from hub.register.marks import MarksRepository
+from hub.register.person_data import PersonDataRepository
 from hub.register.repository import RegisterRepository
 from hub.register.tickets import TicketsRepository
 
@@ -58,6 +59,7 @@ class UnitOfWork:
     tickets: TicketsRepository
     incidents: IncidentsRepository
     identity: IdentityRepository  # whom the records are about: IMDi's merges and splits
+    person_data: PersonDataRepository  # what it holds about a person, for their right of access
     session: Session
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
@@ -76,6 +78,7 @@ class UnitOfWork:
         self.tickets = TicketsRepository(self.session)
         self.incidents = IncidentsRepository(self.session)
         self.identity = IdentityRepository(self.session)
+        self.person_data = PersonDataRepository(self.session)
         self._committed = False
         return self
 

@@ -11,7 +11,6 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.domain.calendar import as_utc, norwegian_date
@@ -24,15 +23,13 @@ from hub.register.models import (
     ACTIVE,
     OUTCOME_ACCEPTED,
     OUTCOME_FAILED,
-    AuditEntry,
     CaseTicket,
     PersonMerge,
-    TicketOutcome,
     User,
 )
 from hub.register.people import describe_person, same_person_identifiers
 from hub.register.repository import find_person_id
-from hub.register.unit_of_work import joining
+from hub.register.unit_of_work import UnitOfWork, joining
 from hub.rules import rule_for
 from hub.schemas.codec import SchemaCatalog
 from hub.support import persons
@@ -235,7 +232,7 @@ def view_ticket(
     shown["editable"] = edit.event if edit is not None else shown["event"]
     for e in shown["edits"]:
         e["changes"] = edit_changes(shown["event"], e["event"])
-    shown["story"] = ticket_story(session, ticket)
+    shown["story"] = ticket_story(joining(session), ticket)
     shown["rule"] = _rule_texts(ticket.error_code)
     shown["identity"] = None
     if ticket.kind == IDENTITY_CONFLICT_KIND:
@@ -273,15 +270,11 @@ _STORY_ACTIONS = (
 )
 
 
-def ticket_story(session: Session, ticket: CaseTicket) -> list[dict[str, Any]]:
+def ticket_story(uow: UnitOfWork, ticket: CaseTicket) -> list[dict[str, Any]]:
     """Everything that happened to the ticket, oldest first: each failure with its reason, each
     edit, replay (with its outcome: the failure or acceptance that followed), closing and
     acceptance, with who and when."""
-    outcomes = list(
-        session.scalars(
-            select(TicketOutcome).where(TicketOutcome.ticket_id == ticket.id).order_by(TicketOutcome.id)
-        )
-    )
+    outcomes = uow.tickets.outcomes(ticket.id)
     entries: list[dict[str, Any]] = [
         {
             "at": as_utc(o.at),
@@ -306,11 +299,7 @@ def ticket_story(session: Session, ticket: CaseTicket) -> list[dict[str, Any]]:
             entries.append(
                 {"at": as_utc(ticket.closed_at), "what": OUTCOME_ACCEPTED, "eventId": ticket.linked_event_id}
             )
-    for act in session.scalars(
-        select(AuditEntry)
-        .where(AuditEntry.ticket_id == ticket.id, AuditEntry.action.in_(_STORY_ACTIONS))
-        .order_by(AuditEntry.id)
-    ):
+    for act in uow.tickets.audit_entries(ticket.id, _STORY_ACTIONS):
         entries.append({"at": as_utc(act.at), "what": act.action, "who": act.username})
     entries.sort(key=lambda e: e["at"])
     for index, entry in enumerate(entries):
@@ -507,11 +496,11 @@ def export_as(
     person_id = find_person_id(session, value)
     reader = dataclasses.replace(Reader.desk(user.username), reason=f"request of access, ticket {ticket_id}")
     if person_id is None:  # never registered: the ticket (at least) and its reads are theirs
-        found = export_number(session, catalog, reader, value, now)
+        found = export_number(joining(session), catalog, reader, value, now)
         if found is None:
             raise IdentityError(f"the register has no person with the ticket's {number.replace('_', ' ')}")
         return found
-    return export_person(session, catalog, reader, person_id, now)
+    return export_person(joining(session), catalog, reader, person_id, now)
 
 
 def merge_as(

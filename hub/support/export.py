@@ -49,27 +49,12 @@ import datetime as dt
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
 
 from hub.domain.calendar import iso_utc, norwegian_day_text, norwegian_time_text
 from hub.domain.identifiers import number_kind
-from hub.register import access_log
 from hub.register.access_log import Reader
-from hub.register.identity import merges_of
-from hub.register.models import (
-    AuditEntry,
-    CaseTicket,
-    FolkeregisterLookup,
-    HeldEvent,
-    PersonEvent,
-    PersonEventNumber,
-    PersonIdentifier,
-    PersonMerge,
-    PersonMergeMove,
-)
-from hub.register.people import describe_person
-from hub.register.unit_of_work import joining
+from hub.register.models import CaseTicket, HeldEvent
+from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import SchemaCatalog
 from hub.support.i18n import NORWEGIAN, translator
 from hub.support.tickets import describe_ticket, event_json
@@ -79,38 +64,28 @@ EXPORT_ACTION = "person_export"
 
 
 def export_person(
-    session: Session, catalog: SchemaCatalog, reader: Reader, person_id: int, now: dt.datetime
+    uow: UnitOfWork, catalog: SchemaCatalog, reader: Reader, person_id: int, now: dt.datetime
 ) -> dict[str, Any]:
     """Everything the register holds about the person, as JSON-ready data; the export is itself
     a read, logged first so that it is in the access log it carries."""
-    numbers = set(
-        session.scalars(select(PersonIdentifier.value).where(PersonIdentifier.person_id == person_id))
-    )
-    access_log.record_read(session, reader, EXPORT_ACTION, now, person_id=person_id)
-    session.flush()
-    tickets = session.scalars(
-        select(CaseTicket)
-        .where(or_(CaseTicket.duf_number.in_(numbers), CaseTicket.national_id.in_(numbers)))
-        .order_by(CaseTicket.id)
-    )
-    held = session.scalars(
-        select(HeldEvent)
-        .where(or_(HeldEvent.national_id.in_(numbers), HeldEvent.duf_number.in_(numbers)))
-        .order_by(HeldEvent.id)
-    )
+    data = uow.person_data
+    numbers = data.numbers_of(person_id)
+    data.record_read(reader, EXPORT_ACTION, now, person_id=person_id)
+    tickets = data.tickets_naming(numbers)
+    held = data.held_naming(numbers)
     return {
         "exportedAt": iso_utc(now),
-        "person": describe_person(session, person_id, protected_shown=True),
-        "folkeregister": _folkeregister(session, person_id, numbers),
+        "person": data.describe(person_id),
+        "folkeregister": _folkeregister(uow, person_id, numbers),
         "heldEvents": [_held(catalog, h, numbers) for h in held],
-        "merges": _merges(session, person_id),
-        "tickets": [_ticket(session, catalog, t, numbers) for t in tickets],
-        "accessLog": access_log.reads_of(session, person_id),
+        "merges": _merges(uow, person_id),
+        "tickets": [_ticket(uow, catalog, t, numbers) for t in tickets],
+        "accessLog": data.reads_of(person_id),
     }
 
 
 def export_number(
-    session: Session, catalog: SchemaCatalog, reader: Reader, number: str, now: dt.datetime
+    uow: UnitOfWork, catalog: SchemaCatalog, reader: Reader, number: str, now: dt.datetime
 ) -> dict[str, Any] | None:
     """What the register holds about a number it has no person for: a registration that failed
     (its ticket) or waits (a held event) before the person was ever registered, an event from
@@ -118,22 +93,14 @@ def export_number(
     The same shape as `export_person`, with a person of this one number and nothing derived;
     None when the register holds nothing about the number. Logged first, as `export_person`."""
     numbers = {number}
-    tickets = session.scalars(
-        select(CaseTicket)
-        .where(or_(CaseTicket.duf_number == number, CaseTicket.national_id == number))
-        .order_by(CaseTicket.id)
-    ).all()
-    held = session.scalars(
-        select(HeldEvent)
-        .where(or_(HeldEvent.national_id == number, HeldEvent.duf_number == number))
-        .order_by(HeldEvent.id)
-    ).all()
-    folkeregister = _folkeregister(session, None, numbers)
-    reads = access_log.reads_of(session, None, numbers)
+    data = uow.person_data
+    tickets = data.tickets_naming(numbers)
+    held = data.held_naming(numbers)
+    folkeregister = _folkeregister(uow, None, numbers)
+    reads = data.reads_of(None, numbers)
     if not (tickets or held or folkeregister["personEvents"] or reads):
         return None
-    access_log.record_read(session, reader, EXPORT_ACTION, now, numbers=numbers)
-    session.flush()
+    data.record_read(reader, EXPORT_ACTION, now, numbers=numbers)
     return {
         "exportedAt": iso_utc(now),
         "person": {
@@ -150,12 +117,12 @@ def export_number(
         "folkeregister": folkeregister,
         "heldEvents": [_held(catalog, h, numbers) for h in held],
         "merges": [],
-        "tickets": [_ticket(session, catalog, t, numbers) for t in tickets],
-        "accessLog": access_log.reads_of(session, None, numbers),
+        "tickets": [_ticket(uow, catalog, t, numbers) for t in tickets],
+        "accessLog": data.reads_of(None, numbers),
     }
 
 
-def _folkeregister(session: Session, person_id: int | None, numbers: set[str]) -> dict[str, Any]:
+def _folkeregister(uow: UnitOfWork, person_id: int | None, numbers: set[str]) -> dict[str, Any]:
     """What the Folkeregister connector looked up and recorded about the person, besides their
     addresses (which `describe_person` holds)."""
     lookups: list[dict[str, Any]] = []
@@ -166,9 +133,7 @@ def _folkeregister(session: Session, person_id: int | None, numbers: set[str]) -
                 "requestedAt": iso_utc(lookup.requested_at),
                 "completedAt": _moment(lookup.completed_at),
             }
-            for lookup in session.scalars(
-                select(FolkeregisterLookup).where(FolkeregisterLookup.person_id == person_id)
-            )
+            for lookup in uow.person_data.lookups_of(person_id)
         ]
         # A record merged into the person had its own look-up; the merge keeps it (see `record_merge`).
         lookups += [
@@ -177,25 +142,13 @@ def _folkeregister(session: Session, person_id: int | None, numbers: set[str]) -
                 "requestedAt": m.other_lookup.get("requested_at"),
                 "completedAt": m.other_lookup.get("completed_at"),
             }
-            for m in merges_of(session, person_id)
+            for m in uow.person_data.merges_into(person_id)
             if m.other_lookup
         ]
     # An event kept before its person was known names their number but not yet their id.
-    naming = select(PersonEventNumber.person_event_id).where(PersonEventNumber.value.in_(numbers))
-    unknown_person = PersonEvent.person_id.is_(None) & PersonEvent.id.in_(naming)
-    events = session.scalars(
-        select(PersonEvent)
-        .where(
-            unknown_person if person_id is None else or_(PersonEvent.person_id == person_id, unknown_person)
-        )
-        .order_by(PersonEvent.sequence_number, PersonEvent.id)
-    ).all()
+    events = uow.person_data.person_events(person_id, numbers)
     named: dict[int, list[dict[str, Any]]] = {}
-    for n in session.scalars(
-        select(PersonEventNumber)
-        .where(PersonEventNumber.person_event_id.in_([e.id for e in events]))
-        .order_by(PersonEventNumber.id)
-    ):
+    for n in uow.person_data.event_numbers(e.id for e in events):
         if n.value in numbers:
             named.setdefault(n.person_event_id, []).append({"value": n.value, "ceased": n.ceased})
     return {
@@ -234,21 +187,11 @@ def _held(catalog: SchemaCatalog, held: HeldEvent, numbers: set[str]) -> dict[st
     }
 
 
-def _merges(session: Session, person_id: int) -> list[dict[str, Any]]:
+def _merges(uow: UnitOfWork, person_id: int) -> list[dict[str, Any]]:
     """Each merge into the person (`into`) and each they were split out of again (`out`), with
     how many rows of each table moved; the person an `out` merge was into is left out."""
-    merges = session.scalars(
-        select(PersonMerge)
-        .where(or_(PersonMerge.keeper_id == person_id, PersonMerge.other_id == person_id))
-        .order_by(PersonMerge.id)
-    ).all()
-    moved: dict[int, dict[str, int]] = {}
-    for merge_id, table, count in session.execute(
-        select(PersonMergeMove.merge_id, PersonMergeMove.table_name, func.count())
-        .where(PersonMergeMove.merge_id.in_([m.id for m in merges]))
-        .group_by(PersonMergeMove.merge_id, PersonMergeMove.table_name)
-    ):
-        moved.setdefault(merge_id, {})[table] = count
+    merges = uow.person_data.merges_of_either_side(person_id)
+    moved = uow.person_data.moved_by(m.id for m in merges)
     return [
         {
             "mergeId": m.id,
@@ -273,7 +216,7 @@ def _moment(value: dt.datetime | None) -> str | None:
 
 
 def _ticket(
-    session: Session, catalog: SchemaCatalog, ticket: CaseTicket, numbers: set[str]
+    uow: UnitOfWork, catalog: SchemaCatalog, ticket: CaseTicket, numbers: set[str]
 ) -> dict[str, Any]:
     """A ticket about the person; one that names another person too without that person's
     number and without the event that holds both."""
@@ -281,8 +224,8 @@ def _ticket(
     from hub.support.desk import ticket_story
 
     own = all(n in numbers for n in (ticket.duf_number, ticket.national_id) if n)
-    shown = describe_ticket(joining(session), catalog, ticket, reveal=own)
-    shown["story"] = [_json_ready(entry) for entry in ticket_story(session, ticket)]
+    shown = describe_ticket(uow, catalog, ticket, reveal=own)
+    shown["story"] = [_json_ready(entry) for entry in ticket_story(uow, ticket)]
     shown["approval"] = (
         {"code": ticket.approved_code, "by": ticket.approved_by, "at": _moment(ticket.approved_at)}
         if ticket.approved_code
@@ -292,9 +235,7 @@ def _ticket(
     # story leaves out (a view is in the access log too).
     shown["auditLog"] = [
         {"at": iso_utc(a.at), "who": a.username, "action": a.action, "detail": a.detail}
-        for a in session.scalars(
-            select(AuditEntry).where(AuditEntry.ticket_id == ticket.id).order_by(AuditEntry.id)
-        )
+        for a in uow.tickets.audit_entries(ticket.id)
     ]
     if not own:
         shown["dufNumber"] = ticket.duf_number if ticket.duf_number in numbers else None

@@ -261,7 +261,7 @@ def scenario(database_url: str) -> Scenario:
 def exported(s: Scenario) -> dict[str, Any]:
     with UnitOfWork(s.hub.session_factory) as uow:
         export = export_person(
-            uow.session, s.hub.catalog, Reader.command_line("imdi", "request of access"), s.person_id, NOW
+            uow, s.hub.catalog, Reader.command_line("imdi", "request of access"), s.person_id, NOW
         )
         uow.commit()
     return export

@@ -273,6 +273,6 @@ def test_a_ticket_keeps_why_its_event_failed_in_norwegian_as_well(hub: Hub) -> N
     assert rejected.error_message_nb and rejected.error_message_nb.startswith("NIR-SOURCE-002: ")
     assert rejected.error_message_nb != rejected.error_message
     assert undecodable.error_message_nb == DecodeError.title_nb
-    with hub.session_factory() as session:
-        [failed] = desk.ticket_story(session, rejected)
+    with hub.unit_of_work() as uow:
+        [failed] = desk.ticket_story(uow, rejected)
         assert failed["messageNb"] == rejected.error_message_nb

@@ -158,7 +158,6 @@ SESSION_NOT_YET_BEHIND_THE_UNIT_OF_WORK = {
     "hub.support.access",
     "hub.support.administration",
     "hub.support.desk",
-    "hub.support.export",
     "hub.support.oidc",
     "hub.support.web",
 }
