@@ -124,9 +124,8 @@ def cases_list(as_json: bool, limit: int, reason: str, reveal: bool, user: str, 
 @READ_REASON
 @USER
 def cases_show(ticket_id: int, reason: str, user: str) -> None:
-    from hub.register.access_log import Reader, record_ticket_read
+    from hub.register.access_log import Reader
     from hub.register.unit_of_work import UnitOfWork
-    from hub.support.access import audit
     from hub.support.desk import identity_context
     from hub.support.tickets import IDENTITY_CONFLICT_KIND, describe_ticket, get_ticket
 
@@ -135,9 +134,11 @@ def cases_show(ticket_id: int, reason: str, user: str) -> None:
         ticket = get_ticket(uow, ticket_id)
         shown = describe_ticket(uow, hub.catalog, ticket, reveal=True)
         if ticket.kind == IDENTITY_CONFLICT_KIND:  # the persons its numbers name, side by side
-            shown["identity"] = identity_context(uow.session, ticket)
-        audit(uow.session, user, "view_ticket", hub.clock(), ticket_id=ticket_id)
-        record_ticket_read(uow.session, Reader.command_line(user, reason), "cases_show", hub.clock(), ticket)
+            shown["identity"] = identity_context(uow, ticket)
+        uow.audit.record(user, "view_ticket", hub.clock(), ticket_id=ticket_id)
+        uow.access_log.record_ticket_read(
+            Reader.command_line(user, reason), "cases_show", hub.clock(), ticket
+        )
         uow.commit()
     click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
 

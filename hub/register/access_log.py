@@ -175,3 +175,37 @@ def reads_of(session: Session, person_id: int | None, numbers: Iterable[str] = (
         if not reads or reads[-1] != read:  # one read by two of their numbers is one read
             reads.append(read)
     return reads
+
+
+class AccessLogRepository:
+    """The access log in one unit of work, as `uow.access_log`: each read is written at once
+    (flushed), so that what is read in the same unit of work (an export's own access log) has it."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def record_read(
+        self,
+        reader: Reader,
+        action: str,
+        now: dt.datetime,
+        *,
+        person_id: int | None = None,
+        numbers: Iterable[str | None] = (),
+        ticket_id: int | None = None,
+    ) -> None:
+        record_read(
+            self._session, reader, action, now, person_id=person_id, numbers=numbers, ticket_id=ticket_id
+        )
+        self._session.flush()
+
+    def record_number_read(self, reader: Reader, action: str, now: dt.datetime, number: str) -> None:
+        record_number_read(self._session, reader, action, now, number)
+        self._session.flush()
+
+    def record_ticket_read(self, reader: Reader, action: str, now: dt.datetime, ticket: CaseTicket) -> None:
+        record_ticket_read(self._session, reader, action, now, ticket)
+        self._session.flush()
+
+    def reads_of(self, person_id: int | None, numbers: Iterable[str] = ()) -> list[dict[str, Any]]:
+        return reads_of(self._session, person_id, numbers)

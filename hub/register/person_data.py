@@ -8,11 +8,9 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
-from hub.register import access_log
-from hub.register.access_log import Reader
 from hub.register.identity import merges_of
 from hub.register.models import (
     CaseTicket,
@@ -24,7 +22,7 @@ from hub.register.models import (
     PersonMerge,
     PersonMergeMove,
 )
-from hub.register.people import describe_person
+from hub.register.people import describe_person, same_person_identifiers
 
 
 class PersonDataRepository:
@@ -39,10 +37,21 @@ class PersonDataRepository:
             )
         )
 
-    def describe(self, person_id: int) -> dict[str, Any]:
-        """The person as `hub.register.people.describe_person` has them, a protected address
-        included whole: the export is for the person themself."""
-        return describe_person(self._session, person_id, protected_shown=True)
+    def describe(
+        self,
+        person_id: int,
+        *,
+        on: dt.date | None = None,
+        only: ColumnElement[bool] | None = None,
+        protected_shown: bool = False,
+    ) -> dict[str, Any]:
+        """The person as `hub.register.people.describe_person` has them (its arguments)."""
+        return describe_person(self._session, person_id, on=on, only=only, protected_shown=protected_shown)
+
+    def same_person_numbers(self, identifier: str) -> tuple[str, ...]:
+        """`identifier` and every other number the register knows its person by
+        (`hub.register.people.same_person_identifiers`)."""
+        return same_person_identifiers(self._session, identifier)
 
     def tickets_naming(self, numbers: Iterable[str]) -> list[CaseTicket]:
         """The case tickets that name any of the numbers, as DUF number or national id, by number."""
@@ -125,21 +134,3 @@ class PersonDataRepository:
         ):
             moved.setdefault(merge_id, {})[table] = count
         return moved
-
-    def record_read(
-        self,
-        reader: Reader,
-        action: str,
-        now: dt.datetime,
-        *,
-        person_id: int | None = None,
-        numbers: Iterable[str] = (),
-    ) -> None:
-        """The export's own read, in the access log (`hub.register.access_log.record_read`),
-        written at once so that the export carries it."""
-        access_log.record_read(self._session, reader, action, now, person_id=person_id, numbers=numbers)
-        self._session.flush()
-
-    def reads_of(self, person_id: int | None, numbers: Iterable[str] = ()) -> list[dict[str, Any]]:
-        """Who has read the person's data (`hub.register.access_log.reads_of`)."""
-        return access_log.reads_of(self._session, person_id, numbers)

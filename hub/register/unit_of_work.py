@@ -2,7 +2,8 @@
 its session: the register (`uow.register`), the crash guard's marks (`uow.marks`), what
 Folkeregisteret tells the register (`uow.folkeregister`), the audit log (`uow.audit`), the case
 tickets (`uow.tickets`) and their incidents (`uow.incidents`), whom the records are about
-(`uow.identity`) and what it holds about a person (`uow.person_data`).
+(`uow.identity`), what it holds about a person (`uow.person_data`) and who read it
+(`uow.access_log`).
 
 Leaving the block without `commit()` rolls back. Driver errors that mean "try again later"
 (connection lost, database down, lock timeout, a concurrent insert of the same key) become
@@ -23,6 +24,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalErr
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.errors import RegisterRefused, RegisterUnavailable, WriteConflict
+from hub.register.access_log import AccessLogRepository
 from hub.register.audit import AuditRepository
 from hub.register.folkeregister import FolkeregisterRepository
 from hub.register.identity import IdentityRepository
@@ -60,6 +62,7 @@ class UnitOfWork:
     incidents: IncidentsRepository
     identity: IdentityRepository  # whom the records are about: IMDi's merges and splits
     person_data: PersonDataRepository  # what it holds about a person, for their right of access
+    access_log: AccessLogRepository  # who read a person's data
     session: Session
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
@@ -79,6 +82,7 @@ class UnitOfWork:
         self.incidents = IncidentsRepository(self.session)
         self.identity = IdentityRepository(self.session)
         self.person_data = PersonDataRepository(self.session)
+        self.access_log = AccessLogRepository(self.session)
         self._committed = False
         return self
 
@@ -156,4 +160,3 @@ def joining(session: Session) -> UnitOfWork:
     a module that is. Never entered or left by that caller: its own unit of work commits or rolls
     back. Goes when the last such caller takes a unit of work."""
     return UnitOfWork(cast("sessionmaker[Session]", lambda: session)).__enter__()
-

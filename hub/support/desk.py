@@ -1,7 +1,7 @@
 """Support work as a signed-in user does it: every ticket is reached through the user's scope,
 and every view of personal data and every action is written to the audit log.
 
-The support page calls these; each works inside the caller's session. A ticket outside the
+The support page calls these; each works inside the caller's unit of work. A ticket outside the
 user's scope gets the same answer as one that does not exist, so numbers cannot be probed.
 """
 
@@ -11,12 +11,9 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from hub.domain.calendar import as_utc, norwegian_date
 from hub.domain.identifiers import last_digits
 from hub.errors import FAILURE_CODES, title
-from hub.register import access_log
 from hub.register.access_log import Reader
 from hub.register.identity import IdentityError, SplitReport
 from hub.register.models import (
@@ -27,13 +24,11 @@ from hub.register.models import (
     PersonMerge,
     User,
 )
-from hub.register.people import describe_person, same_person_identifiers
-from hub.register.repository import find_person_id
-from hub.register.unit_of_work import UnitOfWork, joining
+from hub.register.unit_of_work import UnitOfWork
 from hub.rules import rule_for
 from hub.schemas.codec import SchemaCatalog
 from hub.support import persons
-from hub.support.access import NoSuchTicket, Role, audit
+from hub.support.access import NoSuchTicket, Role
 from hub.support.approval import APPROVABLE, approve
 from hub.support.export import export_number, export_person
 from hub.support.incidents import Incident, find_incident, list_incidents
@@ -66,22 +61,22 @@ def scoped(user: User, where: TicketFilter, sources: Sources) -> TicketFilter:
     return dataclasses.replace(where, municipality=None, within=scope.tickets())
 
 
-def by_person(session: Session, where: TicketFilter) -> TicketFilter:
+def by_person(uow: UnitOfWork, where: TicketFilter) -> TicketFilter:
     """A search by one whole identifier widened to every number of the same person."""
     if len(where.identifiers) != 1:
         return where
-    return dataclasses.replace(where, identifiers=same_person_identifiers(session, where.identifiers[0]))
+    return dataclasses.replace(where, identifiers=uow.person_data.same_person_numbers(where.identifiers[0]))
 
 
-def record_search(session: Session, user: User, number: str, now: dt.datetime) -> None:
+def record_search(uow: UnitOfWork, user: User, number: str, now: dt.datetime) -> None:
     """A search by a whole identifier tells whether that person has cases: audited (without the
     number), and in the access log by whom it was about (`hub.register.access_log`)."""
-    audit(session, user.username, "search_person", now)
-    access_log.record_number_read(session, Reader.desk(user.username), "search_person", now, number)
+    uow.audit.record(user.username, "search_person", now)
+    uow.access_log.record_number_read(Reader.desk(user.username), "search_person", now, number)
 
 
 def ticket_list(
-    session: Session,
+    uow: UnitOfWork,
     catalog: SchemaCatalog,
     user: User,
     where: TicketFilter,
@@ -95,8 +90,8 @@ def ticket_list(
     """Tickets the user may see, one page of them, identifiers shown by their last digits only
     (so a list is not a view of personal data, and still lets a person recognise a caller's case)."""
     tickets = list_tickets(
-        joining(session),
-        scoped(user, by_person(session, where), sources),
+        uow,
+        scoped(user, by_person(uow, where), sources),
         limit,
         offset=offset,
         sort=sort,
@@ -104,7 +99,7 @@ def ticket_list(
     )
     return [
         {
-            **describe_ticket(joining(session), catalog, t),
+            **describe_ticket(uow, catalog, t),
             "dufNumber": last_digits(t.duf_number),
             "nationalId": last_digits(t.national_id),
         }
@@ -112,9 +107,9 @@ def ticket_list(
     ]
 
 
-def ticket_count(session: Session, user: User, where: TicketFilter, *, sources: Sources) -> int:
+def ticket_count(uow: UnitOfWork, user: User, where: TicketFilter, *, sources: Sources) -> int:
     """How many tickets the user may see match the filter (every page together)."""
-    return count_tickets(joining(session), scoped(user, by_person(session, where), sources))
+    return count_tickets(uow, scoped(user, by_person(uow, where), sources))
 
 
 # The most tickets one bulk action works on; more are left for the next, and the page says so.
@@ -122,20 +117,20 @@ BULK_LIMIT = 1000
 
 
 def bulk_targets(
-    session: Session, user: User, where: TicketFilter, now: dt.datetime, *, sources: Sources
+    uow: UnitOfWork, user: User, where: TicketFilter, now: dt.datetime, *, sources: Sources
 ) -> tuple[list[int], int]:
     """The open and replayed tickets the filter matches that the user may act on (at most
     BULK_LIMIT, oldest first), and how many there are in all. A filter by a person tells what
     cases they have: in the access log, by whom."""
     if len(where.identifiers) == 1:
-        access_log.record_number_read(
-            session, Reader.desk(user.username), "bulk_by_person", now, where.identifiers[0]
+        uow.access_log.record_number_read(
+            Reader.desk(user.username), "bulk_by_person", now, where.identifiers[0]
         )
-    return active_tickets(joining(session), scoped(user, by_person(session, where), sources), BULK_LIMIT)
+    return active_tickets(uow, scoped(user, by_person(uow, where), sources), BULK_LIMIT)
 
 
 def settle_many_as(
-    session: Session,
+    uow: UnitOfWork,
     user: User,
     ticket_ids: list[int],
     status: TicketStatus,
@@ -146,67 +141,67 @@ def settle_many_as(
 ) -> int:
     """Resolve or discard each ticket (each in the user's scope, each audited); how many."""
     for ticket_id in ticket_ids:
-        settle_as(session, user, ticket_id, status, note, now, sources=sources)
+        settle_as(uow, user, ticket_id, status, note, now, sources=sources)
     return len(ticket_ids)
 
 
 def incidents_as(
-    session: Session, user: User, window: dt.timedelta, limit: int, *, sources: Sources
+    uow: UnitOfWork, user: User, window: dt.timedelta, limit: int, *, sources: Sources
 ) -> list[Incident]:
     """The incidents of the tickets the user sees, grouped and counted over those alone."""
-    return list_incidents(joining(session), window=window, limit=limit, within=Scope.of(user, sources).tickets())
+    return list_incidents(uow, window=window, limit=limit, within=Scope.of(user, sources).tickets())
 
 
 def incident_as(
-    session: Session, user: User, ticket_id: int, window: dt.timedelta, *, sources: Sources
+    uow: UnitOfWork, user: User, ticket_id: int, window: dt.timedelta, *, sources: Sources
 ) -> Incident:
     """The incident of one ticket the user sees (`NoSuchTicket` for one they do not), among the
     tickets they see; `TicketError` if the ticket is in none (closed)."""
-    ticket_in_scope(session, user, ticket_id, sources=sources)
+    ticket_in_scope(uow, user, ticket_id, sources=sources)
     within = Scope.of(user, sources).tickets()
-    return find_incident(joining(session), window=window, ticket_id=ticket_id, within=within)
+    return find_incident(uow, window=window, ticket_id=ticket_id, within=within)
 
 
 def error_code_counts(
-    session: Session, user: User, where: TicketFilter, *, sources: Sources
+    uow: UnitOfWork, user: User, where: TicketFilter, *, sources: Sources
 ) -> list[tuple[str, int]]:
     """Counts by error code of what the filter (without its own error code) matches."""
     return counts_by_error_code(
-        joining(session), scoped(user, by_person(session, dataclasses.replace(where, error_code=None)), sources)
+        uow, scoped(user, by_person(uow, dataclasses.replace(where, error_code=None)), sources)
     )
 
 
-def ticket_in_scope(session: Session, user: User, ticket_id: int, *, sources: Sources) -> CaseTicket:
+def ticket_in_scope(uow: UnitOfWork, user: User, ticket_id: int, *, sources: Sources) -> CaseTicket:
     """The ticket, if the user's scope has it; else `NoSuchTicket`, as if there were none."""
-    ticket = session.get(CaseTicket, ticket_id)
+    ticket = uow.tickets.get(ticket_id)
     if ticket is None or not Scope.of(user, sources).sees(ticket):
         raise NoSuchTicket(ticket_id)
     return ticket
 
 
 def record_refusal(
-    session: Session, user: User, ticket_id: int | None, now: dt.datetime, refused: Exception | None = None
+    uow: UnitOfWork, user: User, ticket_id: int | None, now: dt.datetime, refused: Exception | None = None
 ) -> None:
     """Audit a request the user may not make: a ticket they may not see (`denied`), or an edit
     or replay outside their scope (`out_of_scope`, with why). In its own transaction: the
     request's own work is rolled back."""
     if isinstance(refused, OutOfScope):
-        audit(session, user.username, "out_of_scope", now, ticket_id=ticket_id, detail=refused.detail)
+        uow.audit.record(user.username, "out_of_scope", now, ticket_id=ticket_id, detail=refused.detail)
     else:
-        audit(session, user.username, "denied", now, ticket_id=ticket_id)
+        uow.audit.record(user.username, "denied", now, ticket_id=ticket_id)
 
 
 def check_replay_as(
-    session: Session, catalog: SchemaCatalog, user: User, ticket_id: int, *, sources: Sources, today: dt.date
+    uow: UnitOfWork, catalog: SchemaCatalog, user: User, ticket_id: int, *, sources: Sources, today: dt.date
 ) -> None:
     """`OutOfScope` unless the user may replay the ticket's event as it now stands (the newest
     edit, or the original) to the topic it came on (`Scope.check_replay`)."""
-    ticket = ticket_in_scope(session, user, ticket_id, sources=sources)
-    check_replayable(joining(session), catalog, Scope.of(user, sources), ticket, today)
+    ticket = ticket_in_scope(uow, user, ticket_id, sources=sources)
+    check_replayable(uow, catalog, Scope.of(user, sources), ticket, today)
 
 
 def view_ticket(
-    session: Session,
+    uow: UnitOfWork,
     catalog: SchemaCatalog,
     user: User,
     ticket_id: int,
@@ -224,23 +219,23 @@ def view_ticket(
     the other may be someone the municipality does not know. The persons' merges (and so what a
     split would undo) are IMDi's to see; whether the ticket may be approved past its rule too.
     A municipality user sees of the register only their own (`register_context`)."""
-    ticket = ticket_in_scope(session, user, ticket_id, sources=sources)
+    ticket = ticket_in_scope(uow, user, ticket_id, sources=sources)
     scope = Scope.of(user, sources)
     imdi = scope.imdi
-    shown = describe_ticket(joining(session), catalog, ticket, reveal=True)
-    edit = latest_edit(joining(session), ticket_id)
+    shown = describe_ticket(uow, catalog, ticket, reveal=True)
+    edit = latest_edit(uow, ticket_id)
     shown["editable"] = edit.event if edit is not None else shown["event"]
     for e in shown["edits"]:
         e["changes"] = edit_changes(shown["event"], e["event"])
-    shown["story"] = ticket_story(joining(session), ticket)
+    shown["story"] = ticket_story(uow, ticket)
     shown["rule"] = _rule_texts(ticket.error_code)
     shown["identity"] = None
     if ticket.kind == IDENTITY_CONFLICT_KIND:
         shown["register"] = None
         if imdi:
-            shown["identity"] = identity_context(session, ticket)
+            shown["identity"] = identity_context(uow, ticket)
     else:
-        shown["register"] = register_context(session, ticket, scope, norwegian_date(now))
+        shown["register"] = register_context(uow, ticket, scope, norwegian_date(now))
         if shown["register"] is not None and not imdi and not shown["register"]["hidden"]:
             shown["register"]["merges"] = []
     shown["sender"] = sender.id if (sender := sources.sender(ticket)) is not None else None
@@ -251,8 +246,8 @@ def view_ticket(
         if ticket.approved_code and ticket.approved_at
         else None
     )
-    audit(session, user.username, "view_ticket", now, ticket_id=ticket_id)
-    access_log.record_ticket_read(session, Reader.desk(user.username), "view_ticket", now, ticket)
+    uow.audit.record(user.username, "view_ticket", now, ticket_id=ticket_id)
+    uow.access_log.record_ticket_read(Reader.desk(user.username), "view_ticket", now, ticket)
     return shown
 
 
@@ -362,13 +357,13 @@ def ticket_number(ticket: CaseTicket, kind: str) -> str | None:
     return ticket.national_id if kind == NATIONAL_ID else ticket.duf_number if kind == DUF else None
 
 
-def _persons_of(session: Session, ticket: CaseTicket) -> list[tuple[int, list[str]]]:
+def _persons_of(uow: UnitOfWork, ticket: CaseTicket) -> list[tuple[int, list[str]]]:
     """Each register person the ticket's numbers name, with which of its numbers name them
     (the national id's person first)."""
     found: dict[int, list[str]] = {}
     for kind in NUMBER_KINDS:
         number = ticket_number(ticket, kind)
-        person_id = find_person_id(session, number) if number else None
+        person_id = uow.identity.person_id_of(number) if number else None
         if person_id is not None:
             found.setdefault(person_id, []).append(kind)
     return list(found.items())
@@ -389,7 +384,7 @@ def _person_summary(person: dict[str, Any]) -> dict[str, Any]:
 
 
 def register_context(
-    session: Session, ticket: CaseTicket, scope: Scope, today: dt.date
+    uow: UnitOfWork, ticket: CaseTicket, scope: Scope, today: dt.date
 ) -> dict[str, Any] | None:
     """What the register holds about the ticket's person, for understanding its error without
     another tool: each scheme's state, the newest registrations, each corrected or annulled
@@ -401,11 +396,11 @@ def register_context(
     sources made (and the states and categories those alone make), and the person's residence if
     it is in their municipality. A person with neither is not theirs to see at all: `{"hidden":
     True}`, nothing more, not even whether the register knows them. IMDi's support staff see all."""
-    found = _persons_of(session, ticket)
+    found = _persons_of(uow, ticket)
     if not found:
         return None if scope.imdi else _hidden()
     person_id, kinds = found[0]
-    person = describe_person(session, person_id, on=ticket.fact_date, only=scope.registrations(today))
+    person = uow.person_data.describe(person_id, on=ticket.fact_date, only=scope.registrations(today))
     residence = person["municipalityOn"]
     lives_here = scope.lives_here(residence.get("municipality"), today)
     if not scope.imdi:
@@ -429,16 +424,16 @@ def _hidden() -> dict[str, Any]:
     return {"hidden": True}
 
 
-def identity_context(session: Session, ticket: CaseTicket) -> dict[str, Any]:
+def identity_context(uow: UnitOfWork, ticket: CaseTicket) -> dict[str, Any]:
     """Each person an identity conflict's numbers name, side by side with their numbers in
     full (`persons`, each with `foundBy`: which of the ticket's numbers found them), and the
     ticket's numbers no person in the register has (`notFound`: a second number of one kind for
     a person who has another, when the other person is not there)."""
-    found = _persons_of(session, ticket)
+    found = _persons_of(uow, ticket)
     named = {kind for _, kinds in found for kind in kinds}
     return {
         "persons": [
-            {**_person_summary(describe_person(session, person_id, on=ticket.fact_date)), "foundBy": kinds}
+            {**_person_summary(uow.person_data.describe(person_id, on=ticket.fact_date)), "foundBy": kinds}
             for person_id, kinds in found
         ],
         "notFound": [kind for kind in NUMBER_KINDS if ticket_number(ticket, kind) and kind not in named],
@@ -446,7 +441,7 @@ def identity_context(session: Session, ticket: CaseTicket) -> dict[str, Any]:
 
 
 def edit_as(
-    session: Session,
+    uow: UnitOfWork,
     catalog: SchemaCatalog,
     user: User,
     ticket_id: int,
@@ -457,9 +452,9 @@ def edit_as(
 ) -> None:
     """Keep a corrected event on the ticket (checked against the contract and, for a
     municipality user, against their scope as a replay would be: `OutOfScope`; audited)."""
-    ticket = ticket_in_scope(session, user, ticket_id, sources=sources)
+    ticket = ticket_in_scope(uow, user, ticket_id, sources=sources)
     edit_ticket(
-        joining(session),
+        uow,
         catalog,
         ticket,
         event,
@@ -478,7 +473,7 @@ def _number_of(ticket: CaseTicket, kind: str) -> str:
 
 
 def export_as(
-    session: Session,
+    uow: UnitOfWork,
     catalog: SchemaCatalog,
     user: User,
     ticket_id: int,
@@ -490,21 +485,21 @@ def export_as(
     """Everything the register holds about the person the ticket's `number` (`national_id` or
     `duf`) names, for their request of access (`hub.support.export`): IMDi's support staff only,
     and in the access log. `IdentityError` if the register does not know that person."""
-    ticket = ticket_in_scope(session, user, ticket_id, sources=sources)
+    ticket = ticket_in_scope(uow, user, ticket_id, sources=sources)
     persons.require_imdi(user)
     value = _number_of(ticket, number)
-    person_id = find_person_id(session, value)
+    person_id = uow.identity.person_id_of(value)
     reader = dataclasses.replace(Reader.desk(user.username), reason=f"request of access, ticket {ticket_id}")
     if person_id is None:  # never registered: the ticket (at least) and its reads are theirs
-        found = export_number(joining(session), catalog, reader, value, now)
+        found = export_number(uow, catalog, reader, value, now)
         if found is None:
             raise IdentityError(f"the register has no person with the ticket's {number.replace('_', ' ')}")
         return found
-    return export_person(joining(session), catalog, reader, person_id, now)
+    return export_person(uow, catalog, reader, person_id, now)
 
 
 def merge_as(
-    session: Session,
+    uow: UnitOfWork,
     user: User,
     ticket_id: int,
     *,
@@ -516,7 +511,7 @@ def merge_as(
     """Settle an open identity conflict by joining the person the ticket's other number names
     into the one its `keep` number (`national_id` or `duf`) names: IMDi's support staff only
     (audited by `hub.support.persons`)."""
-    ticket = ticket_in_scope(session, user, ticket_id, sources=sources)
+    ticket = ticket_in_scope(uow, user, ticket_id, sources=sources)
     persons.require_imdi(user)
     if ticket.kind != IDENTITY_CONFLICT_KIND:
         raise IdentityError(f"ticket {ticket.id} is not an identity conflict")
@@ -524,7 +519,7 @@ def merge_as(
         raise TicketError(f"ticket {ticket.id} is {ticket.status}; only open tickets are settled by a merge")
     other = DUF if keep == NATIONAL_ID else NATIONAL_ID
     return persons.merge(
-        joining(session),
+        uow,
         user.username,
         _number_of(ticket, keep),
         _number_of(ticket, other),
@@ -535,7 +530,7 @@ def merge_as(
 
 
 def split_as(
-    session: Session,
+    uow: UnitOfWork,
     user: User,
     ticket_id: int,
     *,
@@ -548,10 +543,10 @@ def split_as(
 ) -> SplitReport:
     """Undo a merge in force into the person the ticket's `number` (`national_id` or `duf`)
     names: IMDi's support staff only (audited by `hub.support.persons`)."""
-    ticket = ticket_in_scope(session, user, ticket_id, sources=sources)
+    ticket = ticket_in_scope(uow, user, ticket_id, sources=sources)
     persons.require_imdi(user)
     return persons.split(
-        joining(session),
+        uow,
         user.username,
         _number_of(ticket, number),
         reason=reason,
@@ -562,17 +557,17 @@ def split_as(
 
 
 def approve_as(
-    session: Session, user: User, ticket_id: int, *, note: str, now: dt.datetime, sources: Sources
+    uow: UnitOfWork, user: User, ticket_id: int, *, note: str, now: dt.datetime, sources: Sources
 ) -> None:
     """Approve the ticket's event past the rule that refused it (`hub.support.approval`): IMDi's
     support staff only."""
-    ticket = ticket_in_scope(session, user, ticket_id, sources=sources)
+    ticket = ticket_in_scope(uow, user, ticket_id, sources=sources)
     persons.require_imdi(user)
-    approve(joining(session), ticket, username=user.username, note=note, now=now)
+    approve(uow, ticket, username=user.username, note=note, now=now)
 
 
 def settle_as(
-    session: Session,
+    uow: UnitOfWork,
     user: User,
     ticket_id: int,
     status: TicketStatus,
@@ -581,12 +576,12 @@ def settle_as(
     *,
     sources: Sources,
 ) -> None:
-    ticket_in_scope(session, user, ticket_id, sources=sources)
-    settle(joining(session), ticket_id, status, note, now, username=user.username)
+    ticket_in_scope(uow, user, ticket_id, sources=sources)
+    settle(uow, ticket_id, status, note, now, username=user.username)
 
 
 def file_case_as(
-    session: Session,
+    uow: UnitOfWork,
     user: User,
     *,
     duf_number: str,
@@ -599,7 +594,7 @@ def file_case_as(
     if user.role != Role.IMDI_SUPPORT.value:
         municipality = user.municipality
     ticket = file_manual_case(
-        joining(session), duf_number=duf_number, description=description, municipality=municipality or None, now=now
+        uow, duf_number=duf_number, description=description, municipality=municipality or None, now=now
     )
-    audit(session, user.username, "file_case", now, ticket_id=ticket.id)
+    uow.audit.record(user.username, "file_case", now, ticket_id=ticket.id)
     return ticket

@@ -70,17 +70,17 @@ def export_person(
     a read, logged first so that it is in the access log it carries."""
     data = uow.person_data
     numbers = data.numbers_of(person_id)
-    data.record_read(reader, EXPORT_ACTION, now, person_id=person_id)
+    uow.access_log.record_read(reader, EXPORT_ACTION, now, person_id=person_id)
     tickets = data.tickets_naming(numbers)
     held = data.held_naming(numbers)
     return {
         "exportedAt": iso_utc(now),
-        "person": data.describe(person_id),
+        "person": data.describe(person_id, protected_shown=True),
         "folkeregister": _folkeregister(uow, person_id, numbers),
         "heldEvents": [_held(catalog, h, numbers) for h in held],
         "merges": _merges(uow, person_id),
         "tickets": [_ticket(uow, catalog, t, numbers) for t in tickets],
-        "accessLog": data.reads_of(person_id),
+        "accessLog": uow.access_log.reads_of(person_id),
     }
 
 
@@ -97,10 +97,10 @@ def export_number(
     tickets = data.tickets_naming(numbers)
     held = data.held_naming(numbers)
     folkeregister = _folkeregister(uow, None, numbers)
-    reads = data.reads_of(None, numbers)
+    reads = uow.access_log.reads_of(None, numbers)
     if not (tickets or held or folkeregister["personEvents"] or reads):
         return None
-    data.record_read(reader, EXPORT_ACTION, now, numbers=numbers)
+    uow.access_log.record_read(reader, EXPORT_ACTION, now, numbers=numbers)
     return {
         "exportedAt": iso_utc(now),
         "person": {
@@ -118,7 +118,7 @@ def export_number(
         "heldEvents": [_held(catalog, h, numbers) for h in held],
         "merges": [],
         "tickets": [_ticket(uow, catalog, t, numbers) for t in tickets],
-        "accessLog": data.reads_of(None, numbers),
+        "accessLog": uow.access_log.reads_of(None, numbers),
     }
 
 
@@ -215,9 +215,7 @@ def _moment(value: dt.datetime | None) -> str | None:
     return iso_utc(value) if value is not None else None
 
 
-def _ticket(
-    uow: UnitOfWork, catalog: SchemaCatalog, ticket: CaseTicket, numbers: set[str]
-) -> dict[str, Any]:
+def _ticket(uow: UnitOfWork, catalog: SchemaCatalog, ticket: CaseTicket, numbers: set[str]) -> dict[str, Any]:
     """A ticket about the person; one that names another person too without that person's
     number and without the event that holds both."""
     # The desk imports this module for its export button: its story is imported when used.

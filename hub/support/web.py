@@ -48,7 +48,7 @@ from hub.domain.identifiers import InvalidIdentifier, check_duf_number, is_ascii
 from hub.domain.redaction import clean, is_plain
 from hub.errors import HubError, safe_traceback
 from hub.register.models import User
-from hub.register.unit_of_work import UnitOfWork, in_transaction
+from hub.register.unit_of_work import UnitOfWork, in_transaction, joining
 from hub.schemas.contract import ContractError
 from hub.support import administration, desk, export, oidc, second_factor
 from hub.support.access import (
@@ -233,7 +233,7 @@ class SupportView(View):
                 except (AccessDenied, OutOfScope) as exc:
                     uow.session.rollback()
                     if ticket_id is not None or isinstance(exc, OutOfScope):
-                        desk.record_refusal(uow.session, user, ticket_id, now, exc)
+                        desk.record_refusal(uow, user, ticket_id, now, exc)
                         uow.commit()
                     _aiohttp_request(request)[LANGUAGE] = language
                     raise
@@ -262,7 +262,7 @@ class SupportView(View):
             return {
                 "user": user,
                 "ticket": desk.view_ticket(
-                    session, self.hub.catalog, user, ticket_id, now, sources=self.sources
+                    joining(session), self.hub.catalog, user, ticket_id, now, sources=self.sources
                 ),
             }
 
@@ -291,7 +291,7 @@ class SupportView(View):
 
         def checked(session: Session, user: User) -> Scope:
             desk.check_replay_as(
-                session, self.hub.catalog, user, ticket_id, sources=self.sources, today=today
+                joining(session), self.hub.catalog, user, ticket_id, sources=self.sources, today=today
             )
             return Scope.of(user, self.sources)
 
@@ -926,11 +926,11 @@ class Tickets(SupportView):
 
         def work(session: Session, user: User) -> dict[str, Any]:
             if where.identifiers:
-                desk.record_search(session, user, where.identifiers[0], now)
-            total = desk.ticket_count(session, user, where, sources=self.sources)
+                desk.record_search(joining(session), user, where.identifiers[0], now)
+            total = desk.ticket_count(joining(session), user, where, sources=self.sources)
             page = min(order.page, max(1, -(-total // PAGE_SIZE)))
             listed = desk.ticket_list(
-                session,
+                joining(session),
                 self.hub.catalog,
                 user,
                 where,
@@ -945,7 +945,7 @@ class Tickets(SupportView):
                 "tickets": listed,
                 "total": total,
                 "page": page,
-                "counts": desk.error_code_counts(session, user, where, sources=self.sources),
+                "counts": desk.error_code_counts(joining(session), user, where, sources=self.sources),
             }
 
         found = await self.as_user(request, work)
@@ -986,7 +986,7 @@ class Tickets(SupportView):
 
             def work(session: Session, user: User) -> int:
                 return desk.file_case_as(
-                    session,
+                    joining(session),
                     user,
                     duf_number=duf_number,
                     description=description,
@@ -1040,7 +1040,7 @@ class Edit(SupportView):
                 await self.as_user(
                     request,
                     lambda session, user: desk.edit_as(
-                        session, self.hub.catalog, user, number, event, now, sources=self.sources
+                        joining(session), self.hub.catalog, user, number, event, now, sources=self.sources
                     ),
                     ticket_id=number,
                 )
@@ -1100,7 +1100,13 @@ class Settle(SupportView):
                 await self.as_user(
                     request,
                     lambda session, user: desk.settle_as(
-                        session, user, number, status, data.get("note", ""), now, sources=self.sources
+                        joining(session),
+                        user,
+                        number,
+                        status,
+                        data.get("note", ""),
+                        now,
+                        sources=self.sources,
                     ),
                     ticket_id=number,
                 )
@@ -1150,7 +1156,7 @@ class Merge(SupportView):
                 request,
                 number,
                 lambda session, user: desk.merge_as(
-                    session, user, number, keep=keep, reason=reason, now=now, sources=self.sources
+                    joining(session), user, number, keep=keep, reason=reason, now=now, sources=self.sources
                 ),
                 "merged",
                 then_replay=True,
@@ -1186,7 +1192,7 @@ class Split(SupportView):
                 request,
                 number,
                 lambda session, user: desk.split_as(
-                    session,
+                    joining(session),
                     user,
                     number,
                     number=kind,
@@ -1219,7 +1225,7 @@ class Approve(SupportView):
                 request,
                 number,
                 lambda session, user: desk.approve_as(
-                    session, user, number, note=note, now=now, sources=self.sources
+                    joining(session), user, number, note=note, now=now, sources=self.sources
                 ),
                 "approved",
                 then_replay=True,
@@ -1248,7 +1254,13 @@ class Export(SupportView):
                 found = await self.as_user(
                     request,
                     lambda session, user: desk.export_as(
-                        session, self.hub.catalog, user, number, number=kind, now=now, sources=self.sources
+                        joining(session),
+                        self.hub.catalog,
+                        user,
+                        number,
+                        number=kind,
+                        now=now,
+                        sources=self.sources,
                     ),
                     ticket_id=number,
                 )
@@ -1337,7 +1349,7 @@ class Bulk(SupportView):
             now = self.hub.clock()
 
             def targets(session: Session, user: User) -> tuple[User, list[int], int]:
-                ids, total = desk.bulk_targets(session, user, where, now, sources=self.sources)
+                ids, total = desk.bulk_targets(joining(session), user, where, now, sources=self.sources)
                 return user, ids, total
 
             user, ids, total = await self.as_user(request, targets)
@@ -1353,7 +1365,7 @@ class Bulk(SupportView):
                 count = await self.as_user(
                     request,
                     lambda session, u: desk.settle_many_as(
-                        session, u, ids, TicketStatus.RESOLVED, note, now, sources=self.sources
+                        joining(session), u, ids, TicketStatus.RESOLVED, note, now, sources=self.sources
                     ),
                 )
                 return self.message(request, 200, "bulk.title_resolve", "bulk.resolved", count=count)
@@ -1452,7 +1464,9 @@ class IncidentView(SupportView):
 
         def work(session: Session, user: User) -> tuple[User, Incident | None]:
             try:
-                return user, desk.incident_as(session, user, ticket_id, self.window, sources=self.sources)
+                return user, desk.incident_as(
+                    joining(session), user, ticket_id, self.window, sources=self.sources
+                )
             except TicketError:
                 return user, None
 
@@ -1472,7 +1486,7 @@ class Incidents(IncidentView):
                 return {
                     "user": user,
                     "incidents": desk.incidents_as(
-                        session, user, self.window, INCIDENT_LIST_LIMIT, sources=self.sources
+                        joining(session), user, self.window, INCIDENT_LIST_LIMIT, sources=self.sources
                     ),
                 }
 

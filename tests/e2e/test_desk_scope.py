@@ -79,7 +79,7 @@ def ticket_of(harness: HubHarness, event_id: str) -> CaseTicket:
 def listed(harness: HubHarness, username: str) -> list[int]:
     with UnitOfWork(harness.hub.session_factory) as uow:
         shown = desk.ticket_list(
-            uow.session,
+            uow,
             harness.hub.catalog,
             user(uow, username),
             TicketFilter(),
@@ -117,7 +117,7 @@ def test_a_ticket_lands_in_the_queue_of_the_source_that_sent_it_and_its_users_re
     assert set(listed(harness, "imdi")) == {ticket.id, bergen_ticket.id}
     with UnitOfWork(harness.hub.session_factory) as uow, pytest.raises(NoSuchTicket):
         desk.view_ticket(
-            uow.session,
+            uow,
             harness.hub.catalog,
             user(uow, "bergen"),
             ticket.id,
@@ -133,13 +133,13 @@ def test_a_ticket_lands_in_the_queue_of_the_source_that_sent_it_and_its_users_re
     with UnitOfWork(harness.hub.session_factory) as uow:
         oslo = user(uow, "oslo")
         shown = desk.view_ticket(
-            uow.session, harness.hub.catalog, oslo, ticket.id, harness.hub.clock(), sources=sources
+            uow, harness.hub.catalog, oslo, ticket.id, harness.hub.clock(), sources=sources
         )
         assert shown["sender"] == SOURCE_A
         draft = shown["editable"]
         with pytest.raises(OutOfScope):
             desk.edit_as(
-                uow.session,
+                uow,
                 harness.hub.catalog,
                 oslo,
                 ticket.id,
@@ -149,7 +149,7 @@ def test_a_ticket_lands_in_the_queue_of_the_source_that_sent_it_and_its_users_re
             )
         with pytest.raises(ContractError, match="sourceSystem"):
             desk.edit_as(
-                uow.session,
+                uow,
                 harness.hub.catalog,
                 oslo,
                 ticket.id,
@@ -164,7 +164,7 @@ def test_a_ticket_lands_in_the_queue_of_the_source_that_sent_it_and_its_users_re
     # An edit IMDi kept (IMDi may edit anything) is checked again when Oslo's user replays it.
     with UnitOfWork(harness.hub.session_factory) as uow:
         desk.edit_as(
-            uow.session,
+            uow,
             harness.hub.catalog,
             user(uow, "imdi"),
             ticket.id,
@@ -186,7 +186,7 @@ def test_a_ticket_lands_in_the_queue_of_the_source_that_sent_it_and_its_users_re
     # For Oslo, it is kept and sent, and the worker accepts it.
     with UnitOfWork(harness.hub.session_factory) as uow:
         desk.edit_as(
-            uow.session,
+            uow,
             harness.hub.catalog,
             user(uow, "oslo"),
             ticket.id,
@@ -219,16 +219,14 @@ def test_a_municipality_user_filing_a_case_sees_none_of_another_municipality_s_r
         for username in ("oslo", "bergen", "imdi"):
             filer = user(uow, username)
             case = desk.file_case_as(
-                uow.session,
+                uow,
                 filer,
                 duf_number=person.duf_number,
                 description="the person called",
                 municipality=None,
                 now=now,
             )
-            shown[username] = desk.view_ticket(
-                uow.session, harness.hub.catalog, filer, case.id, now, sources=sources
-            )
+            shown[username] = desk.view_ticket(uow, harness.hub.catalog, filer, case.id, now, sources=sources)
         uow.commit()
     assert shown["oslo"]["register"] == {"hidden": True}  # not a registration, not a number, nothing
     assert person.national_id not in repr(shown["oslo"]["register"])

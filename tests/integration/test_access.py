@@ -61,8 +61,12 @@ def test_a_municipality_super_user_sees_only_their_own_municipalitys_tickets(sql
     with sessions() as s:
         oslo = create_user(s, "oslo-su", "a long enough secret", Role.MUNICIPALITY_SUPERUSER, "0301", NOW)
         imdi = create_user(s, "imdi", "a long enough secret", Role.IMDI_SUPPORT, None, NOW)
-        own = file_manual_case(joining(s), duf_number="201812345604", description="x", municipality="0301", now=NOW)
-        other = file_manual_case(joining(s), duf_number="201912345678", description="y", municipality="4601", now=NOW)
+        own = file_manual_case(
+            joining(s), duf_number="201812345604", description="x", municipality="0301", now=NOW
+        )
+        other = file_manual_case(
+            joining(s), duf_number="201912345678", description="y", municipality="4601", now=NOW
+        )
         sources = Sources(SourceRegistry.load("hub/sources.toml"), TopicNames("nir"))
         oslo_scope, imdi_scope = Scope.of(oslo, sources), Scope.of(imdi, sources)
         assert oslo_scope.sees(own) and not oslo_scope.sees(other)
@@ -78,7 +82,9 @@ def test_a_municipality_super_user_sees_only_their_own_municipalitys_tickets(sql
 def test_settling_a_ticket_is_written_to_the_audit_log(sqlite_url: str) -> None:
     sessions = make_session_factory(make_engine(sqlite_url))
     with sessions() as s:
-        ticket = file_manual_case(joining(s), duf_number="201812345604", description="x", municipality="0301", now=NOW)
+        ticket = file_manual_case(
+            joining(s), duf_number="201812345604", description="x", municipality="0301", now=NOW
+        )
         settle(joining(s), ticket.id, TicketStatus.RESOLVED, "done", NOW, username="kari")
         s.commit()
         [entry] = s.scalars(select(AuditEntry)).all()

@@ -162,9 +162,7 @@ def _register(hub: Hub) -> tuple[int, int]:
     """One person with two numbers and a ticket about them: their register id and the ticket's."""
     with UnitOfWork(hub.session_factory) as uow:
         RegisterRepository(uow.session).person_with(NATIONAL_ID, DUF, hub.clock())
-        ticket = file_manual_case(
-            uow, duf_number=DUF, description="x", municipality="0301", now=hub.clock()
-        )
+        ticket = file_manual_case(uow, duf_number=DUF, description="x", municipality="0301", now=hub.clock())
         uow.commit()
         person_id = find_person_id(uow.session, DUF)
         assert person_id is not None

@@ -139,9 +139,7 @@ def test_resolving_an_incident_closes_exactly_its_tickets_in_batches_each_audite
         # The release has two incidents: one of its tickets chooses.
         incident = find_incident(uow, window=WINDOW, cause=cause, ticket_id=tickets["5.1.0"][1])
     now = T0 + dt.timedelta(days=2)
-    batches = list(
-        resolve_incident(hub.unit_of_work, incident, "fixed in 5.1.1", now, username="s", batch=2)
-    )
+    batches = list(resolve_incident(hub.unit_of_work, incident, "fixed in 5.1.1", now, username="s", batch=2))
     assert batches == [2, 1]
     statuses = _statuses(hub)
     assert {i: statuses[i] for i in tickets["5.1.0"]} == {i: "resolved" for i in tickets["5.1.0"]}

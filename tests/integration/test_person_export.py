@@ -225,7 +225,13 @@ def scenario(database_url: str) -> Scenario:
         replayed = _dead_letter(s, hub, refused, 1, NOW, original_offset=40)
         edited = {**refused, "municipality": "4601"}
         edit_ticket(joining(s), hub.catalog, replayed, edited, "kari", NOW + dt.timedelta(minutes=1))
-        approve(joining(s), replayed, username="imdi-per", note="IMDi corrects it", now=NOW + dt.timedelta(minutes=2))
+        approve(
+            joining(s),
+            replayed,
+            username="imdi-per",
+            note="IMDi corrects it",
+            now=NOW + dt.timedelta(minutes=2),
+        )
         _mark(joining(s), replayed.id, TicketStatus.REPLAYED, 1, "imdi-per", NOW + dt.timedelta(minutes=3))
         again = _dead_letter(s, hub, refused, 2, NOW + dt.timedelta(minutes=4), original_offset=41)
         assert again.id == replayed.id

@@ -38,23 +38,28 @@ def test_lists_and_counts_are_scoped_to_the_user_s_municipality(database_url: st
             file_manual_case(joining(s), duf_number=duf, description="x", municipality=municipality, now=NOW)
         everything = TicketFilter()
         assert [
-            t["municipality"] for t in desk.ticket_list(s, catalog(), oslo, everything, sources=SOURCES)
+            t["municipality"]
+            for t in desk.ticket_list(joining(s), catalog(), oslo, everything, sources=SOURCES)
         ] == ["0301"]
         widened = TicketFilter(municipality="4601")  # a filter cannot widen a municipality's scope
         assert [
-            t["municipality"] for t in desk.ticket_list(s, catalog(), oslo, widened, sources=SOURCES)
+            t["municipality"] for t in desk.ticket_list(joining(s), catalog(), oslo, widened, sources=SOURCES)
         ] == ["0301"]
-        assert len(desk.ticket_list(s, catalog(), imdi, everything, sources=SOURCES)) == 3
-        assert desk.error_code_counts(s, oslo, everything, sources=SOURCES) == [("-", 1)]
-        assert desk.error_code_counts(s, imdi, TicketFilter(error_code="X"), sources=SOURCES) == [("-", 3)]
+        assert len(desk.ticket_list(joining(s), catalog(), imdi, everything, sources=SOURCES)) == 3
+        assert desk.error_code_counts(joining(s), oslo, everything, sources=SOURCES) == [("-", 1)]
+        assert desk.error_code_counts(joining(s), imdi, TicketFilter(error_code="X"), sources=SOURCES) == [
+            ("-", 3)
+        ]
         listed = desk.ticket_list(
-            s, catalog(), imdi, TicketFilter(identifiers=("201912345678",)), sources=SOURCES
+            joining(s), catalog(), imdi, TicketFilter(identifiers=("201912345678",)), sources=SOURCES
         )
         assert [t["municipality"] for t in listed] == ["4601"]
         assert "201912345678" not in str(listed)  # shown by its last digits, though it was the filter
         assert listed[0]["dufNumber"] == "…5678"
         assert (
-            desk.ticket_list(s, catalog(), oslo, TicketFilter(identifiers=("201912345678",)), sources=SOURCES)
+            desk.ticket_list(
+                joining(s), catalog(), oslo, TicketFilter(identifiers=("201912345678",)), sources=SOURCES
+            )
             == []
         )
 
@@ -63,20 +68,24 @@ def test_a_view_is_audited_and_a_ticket_out_of_scope_looks_like_a_missing_one(da
     sessions = make_session_factory(make_engine(database_url))
     with sessions() as s:
         oslo = create_user(s, "oslo", SECRET, Role.MUNICIPALITY_SUPERUSER, "0301", NOW)
-        own = file_manual_case(joining(s), duf_number="201812345604", description="x", municipality="0301", now=NOW)
-        other = file_manual_case(joining(s), duf_number="201912345678", description="y", municipality="4601", now=NOW)
-        shown = desk.view_ticket(s, catalog(), oslo, own.id, NOW, sources=SOURCES)
+        own = file_manual_case(
+            joining(s), duf_number="201812345604", description="x", municipality="0301", now=NOW
+        )
+        other = file_manual_case(
+            joining(s), duf_number="201912345678", description="y", municipality="4601", now=NOW
+        )
+        shown = desk.view_ticket(joining(s), catalog(), oslo, own.id, NOW, sources=SOURCES)
         assert shown["dufNumber"] == "201812345604"
         for act in (
-            lambda: desk.view_ticket(s, catalog(), oslo, other.id, NOW, sources=SOURCES),
+            lambda: desk.view_ticket(joining(s), catalog(), oslo, other.id, NOW, sources=SOURCES),
             lambda: desk.settle_as(
-                s, oslo, other.id, TicketStatus.DISCARDED, "not mine", NOW, sources=SOURCES
+                joining(s), oslo, other.id, TicketStatus.DISCARDED, "not mine", NOW, sources=SOURCES
             ),
         ):
             with pytest.raises(AccessDenied, match=f"^there is no ticket {other.id}$"):
                 act()
         with pytest.raises(AccessDenied, match=r"^there is no ticket 999999$"):
-            desk.view_ticket(s, catalog(), oslo, 999999, NOW, sources=SOURCES)
+            desk.view_ticket(joining(s), catalog(), oslo, 999999, NOW, sources=SOURCES)
         assert other.status == "open"
         actions = [(a.username, a.action, a.ticket_id) for a in s.scalars(select(AuditEntry))]
         assert actions == [("oslo", "view_ticket", own.id)]
@@ -89,11 +98,13 @@ def test_a_case_filed_by_a_municipality_user_is_theirs_and_needs_a_valid_duf_num
     with sessions() as s:
         oslo = create_user(s, "oslo", SECRET, Role.MUNICIPALITY_SUPERUSER, "0301", NOW)
         filed = desk.file_case_as(
-            s, oslo, duf_number=" 201812345604 ", description="call me", municipality="4601", now=NOW
+            joining(s), oslo, duf_number=" 201812345604 ", description="call me", municipality="4601", now=NOW
         )
         assert (filed.municipality, filed.duf_number) == ("0301", "201812345604")
         with pytest.raises(TicketError, match="DUF number must be exactly 12 digits"):
-            desk.file_case_as(s, oslo, duf_number="12345", description="x", municipality=None, now=NOW)
+            desk.file_case_as(
+                joining(s), oslo, duf_number="12345", description="x", municipality=None, now=NOW
+            )
 
 
 def test_signing_out_ends_the_session_at_once(database_url: str) -> None:
@@ -121,8 +132,8 @@ def test_a_search_by_one_number_finds_the_cases_under_the_person_s_other_numbers
         file_manual_case(joining(s), duf_number="201812345604", description="x", municipality="0301", now=NOW)
         file_manual_case(joining(s), duf_number="202012345678", description="y", municipality="0301", now=NOW)
         found = desk.ticket_list(
-            s, catalog(), imdi, TicketFilter(identifiers=(national_id,)), sources=SOURCES
+            joining(s), catalog(), imdi, TicketFilter(identifiers=(national_id,)), sources=SOURCES
         )
         assert [t["dufNumber"] for t in found] == ["…5604"]
-        desk.record_search(s, imdi, national_id, NOW)
+        desk.record_search(joining(s), imdi, national_id, NOW)
         assert [(a.action, a.detail) for a in s.scalars(select(AuditEntry))] == [("search_person", None)]

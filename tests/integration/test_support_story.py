@@ -58,7 +58,7 @@ def test_the_ticket_shows_the_rule_s_advice_and_the_person_s_register_beside_the
     _, _, ticket_id = second_start(hub)
     with UnitOfWork(hub.session_factory) as uow:
         imdi = create_user(uow.session, "imdi", "a long enough secret", Role.IMDI_SUPPORT, None, NOW)
-        shown = desk.view_ticket(uow.session, hub.catalog, imdi, ticket_id, NOW, sources=Sources.of(hub))
+        shown = desk.view_ticket(uow, hub.catalog, imdi, ticket_id, NOW, sources=Sources.of(hub))
     assert shown["rule"]["title"]["nb"] == "Ingen ny start av et program eller en opplæring som er i gang"
     assert "already running" in shown["rule"]["advice"]["en"] and "i gang" in shown["rule"]["advice"]["nb"]
     register = shown["register"]
@@ -79,19 +79,19 @@ def test_every_failure_edit_replay_and_the_acceptance_are_in_the_story_with_who_
         oslo = create_user(
             uow.session, "oslo", "a long enough secret", Role.MUNICIPALITY_SUPERUSER, "0301", hub.clock()
         )
-        fixed = desk.view_ticket(
-            uow.session, hub.catalog, oslo, ticket_id, hub.clock(), sources=Sources.of(hub)
-        )["editable"]
+        fixed = desk.view_ticket(uow, hub.catalog, oslo, ticket_id, hub.clock(), sources=Sources.of(hub))[
+            "editable"
+        ]
         fixed["eventType"] = "TRAINING_ENDED"
         fixed["payload"] = event(synthetic_person(), "TRAINING_ENDED")["payload"]
-        desk.edit_as(uow.session, hub.catalog, oslo, ticket_id, fixed, hub.clock(), sources=Sources.of(hub))
+        desk.edit_as(uow, hub.catalog, oslo, ticket_id, fixed, hub.clock(), sources=Sources.of(hub))
         _mark(uow, ticket_id, TicketStatus.REPLAYED, 1, "oslo", hub.clock())  # as a replay marks it
         uow.commit()
     run(hub, publisher, encoded(again), 4)  # the replayed event failed again
     with UnitOfWork(hub.session_factory) as uow:
         user = uow.session.query(User).filter_by(username="oslo").one()
         desk.settle_as(
-            uow.session,
+            uow,
             user,
             ticket_id,
             TicketStatus.RESOLVED,
@@ -99,9 +99,7 @@ def test_every_failure_edit_replay_and_the_acceptance_are_in_the_story_with_who_
             hub.clock(),
             sources=Sources.of(hub),
         )
-        shown = desk.view_ticket(
-            uow.session, hub.catalog, user, ticket_id, hub.clock(), sources=Sources.of(hub)
-        )
+        shown = desk.view_ticket(uow, hub.catalog, user, ticket_id, hub.clock(), sources=Sources.of(hub))
         uow.commit()
     story = [(s["what"], s.get("who"), s.get("code")) for s in shown["story"]]
     assert story == [
@@ -141,7 +139,7 @@ def test_a_ticket_closed_by_an_accepted_event_says_so_once(hub: Hub) -> None:
         imdi = create_user(uow.session, "imdi", "a long enough secret", Role.IMDI_SUPPORT, None, NOW)
         # A ticket closed before revision 0013 kept the link as its note too: shown once.
         ticket.resolution_note = f"closed by the accepted event {fixed['eventId']}"
-        shown = desk.view_ticket(uow.session, hub.catalog, imdi, ticket.id, NOW, sources=Sources.of(hub))
+        shown = desk.view_ticket(uow, hub.catalog, imdi, ticket.id, NOW, sources=Sources.of(hub))
         audit(uow.session, "imdi", "view_ticket", NOW)
     assert shown["resolution"]["note"] is None and shown["resolution"]["linkedEventId"] == fixed["eventId"]
     assert [s["what"] for s in shown["story"]] == ["failed", "accepted"]

@@ -157,7 +157,6 @@ SESSION_NOT_YET_BEHIND_THE_UNIT_OF_WORK = {
     "hub.bootstrap",
     "hub.support.access",
     "hub.support.administration",
-    "hub.support.desk",
     "hub.support.oidc",
     "hub.support.web",
 }
