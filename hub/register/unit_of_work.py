@@ -1,6 +1,7 @@
 """The unit of work: one database transaction around one piece of work, with the repositories on
 its session: the register (`uow.register`), the crash guard's marks (`uow.marks`), what
-Folkeregisteret tells the register (`uow.folkeregister`) and the audit log (`uow.audit`).
+Folkeregisteret tells the register (`uow.folkeregister`), the audit log (`uow.audit`), the
+sources' states (`uow.sources`) and the statistics reports (`uow.reports`).
 
 Leaving the block without `commit()` rolls back. Driver errors that mean "try again later"
 (connection lost, database down, lock timeout, a concurrent insert of the same key) become
@@ -24,7 +25,9 @@ from hub.errors import RegisterRefused, RegisterUnavailable, WriteConflict
 from hub.register.audit import AuditRepository
 from hub.register.folkeregister import FolkeregisterRepository
 from hub.register.marks import MarksRepository
+from hub.register.reports import ReportsRepository
 from hub.register.repository import RegisterRepository
+from hub.register.source_states import SourceStatesRepository
 
 T = TypeVar("T")
 
@@ -50,6 +53,8 @@ class UnitOfWork:
     marks: MarksRepository  # the crash guard's marks of unfinished work
     folkeregister: FolkeregisterRepository
     audit: AuditRepository
+    sources: SourceStatesRepository  # revoked and restored
+    reports: ReportsRepository
     session: Session
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
@@ -65,6 +70,8 @@ class UnitOfWork:
         self.marks = MarksRepository(self.session)
         self.folkeregister = FolkeregisterRepository(self.session)
         self.audit = AuditRepository(self.session)
+        self.sources = SourceStatesRepository(self.session)
+        self.reports = ReportsRepository(self.session)
         self._committed = False
         return self
 
