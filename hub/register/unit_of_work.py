@@ -1,6 +1,7 @@
 """The unit of work: one database transaction around one piece of work, with the repositories on
 its session: the register (`uow.register`), the crash guard's marks (`uow.marks`), what
-Folkeregisteret tells the register (`uow.folkeregister`) and the audit log (`uow.audit`).
+Folkeregisteret tells the register (`uow.folkeregister`), the audit log (`uow.audit`) and the
+support desk's users (`uow.users`).
 
 Leaving the block without `commit()` rolls back. Driver errors that mean "try again later"
 (connection lost, database down, lock timeout, a concurrent insert of the same key) become
@@ -25,6 +26,7 @@ from hub.register.audit import AuditRepository
 from hub.register.folkeregister import FolkeregisterRepository
 from hub.register.marks import MarksRepository
 from hub.register.repository import RegisterRepository
+from hub.register.users import UsersRepository
 
 T = TypeVar("T")
 
@@ -50,6 +52,7 @@ class UnitOfWork:
     marks: MarksRepository  # the crash guard's marks of unfinished work
     folkeregister: FolkeregisterRepository
     audit: AuditRepository
+    users: UsersRepository  # the support desk's users, their sessions and sign-ins
     session: Session
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
@@ -65,6 +68,7 @@ class UnitOfWork:
         self.marks = MarksRepository(self.session)
         self.folkeregister = FolkeregisterRepository(self.session)
         self.audit = AuditRepository(self.session)
+        self.users = UsersRepository(self.session)
         self._committed = False
         return self
 
