@@ -76,9 +76,7 @@ def test_every_failure_edit_replay_and_the_acceptance_are_in_the_story_with_who_
 ) -> None:
     publisher, again, ticket_id = second_start(hub)
     with UnitOfWork(hub.session_factory) as uow:
-        oslo = create_user(
-            uow.session, "oslo", "a long enough secret", Role.MUNICIPALITY_SUPERUSER, "0301", hub.clock()
-        )
+        oslo = create_user(uow, "oslo", "a long enough secret", Role.MUNICIPALITY_SUPERUSER, "0301", hub.clock())
         fixed = desk.view_ticket(
             uow.session, hub.catalog, oslo, ticket_id, hub.clock(), sources=Sources.of(hub)
         )["editable"]
