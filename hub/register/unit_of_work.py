@@ -1,7 +1,8 @@
 """The unit of work: one database transaction around one piece of work, with the repositories on
 its session: the register (`uow.register`), the crash guard's marks (`uow.marks`), what
 Folkeregisteret tells the register (`uow.folkeregister`), the audit log (`uow.audit`), the
-sources' states (`uow.sources`) and the statistics reports (`uow.reports`).
+sources' states (`uow.sources`), the statistics reports (`uow.reports`) and the support desk's
+users (`uow.users`).
 
 Leaving the block without `commit()` rolls back. Driver errors that mean "try again later"
 (connection lost, database down, lock timeout, a concurrent insert of the same key) become
@@ -28,6 +29,7 @@ from hub.register.marks import MarksRepository
 from hub.register.reports import ReportsRepository
 from hub.register.repository import RegisterRepository
 from hub.register.source_states import SourceStatesRepository
+from hub.register.users import UsersRepository
 
 T = TypeVar("T")
 
@@ -55,6 +57,7 @@ class UnitOfWork:
     audit: AuditRepository
     sources: SourceStatesRepository  # revoked and restored
     reports: ReportsRepository
+    users: UsersRepository  # the support desk's users, their sessions and sign-ins
     session: Session
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
@@ -72,6 +75,7 @@ class UnitOfWork:
         self.audit = AuditRepository(self.session)
         self.sources = SourceStatesRepository(self.session)
         self.reports = ReportsRepository(self.session)
+        self.users = UsersRepository(self.session)
         self._committed = False
         return self
 

@@ -216,20 +216,29 @@ class SupportView(View):
     ) -> T:
         """Run `work` for the signed-in user in one transaction, and answer the request in the
         user's language. A refused ticket is audited."""
+        return await self.as_signed_in(
+            request, lambda uow, user: work(uow.session, user), ticket_id=ticket_id
+        )
+
+    async def as_signed_in(
+        self, request: Request, work: Callable[[UnitOfWork, User], T], *, ticket_id: int | None = None
+    ) -> T:
+        """`as_user`, with `work` given the unit of work (issue 33: the work not yet moved behind
+        it is given its session, by `as_user`)."""
         token = _cookie(request)
         now = self.hub.clock()
 
         def run() -> tuple[T, str]:
             with UnitOfWork(self.hub.session_factory) as uow:
                 try:
-                    user = user_for_token(uow.session, token or "", now)
+                    user = user_for_token(uow, token or "", now)
                 except SessionEnded as exc:
                     raise _NotSignedIn(
                         ("disabled" if exc.disabled else "expired") if token else None
                     ) from exc
                 language = language_of(user.language)
                 try:
-                    result = work(uow.session, user)
+                    result = work(uow, user)
                 except (AccessDenied, OutOfScope) as exc:
                     uow.session.rollback()
                     if ticket_id is not None or isinstance(exc, OutOfScope):
@@ -625,7 +634,7 @@ class Login(SupportView):
         address = _aiohttp_request(request).remote or "unknown"
         outcome = await asyncio.to_thread(
             sign_in,
-            self.hub.session_factory,
+            self.hub.unit_of_work,
             username,
             password,
             now,
@@ -674,7 +683,7 @@ class SecondFactorStep(SupportView):
         token = _cookie(request, PENDING_COOKIE) or ""
         now = self.hub.clock()
         pending = await in_transaction(
-            self.hub.unit_of_work, lambda uow: pending_sign_in(uow.session, token, now, self.sealer)
+            self.hub.unit_of_work, lambda uow: pending_sign_in(uow, token, now, self.sealer)
         )
         if pending is None:
             return self.redirect("/login", next=next_path, reason="pending_ended", lang=language)
@@ -705,7 +714,7 @@ class SecondFactorStep(SupportView):
             code = ""
         outcome = await asyncio.to_thread(
             give_second_factor,
-            self.hub.session_factory,
+            self.hub.unit_of_work,
             _cookie(request, PENDING_COOKIE) or "",
             code,
             self.hub.clock(),
@@ -741,7 +750,7 @@ class Logout(SupportView):
         async def handle() -> Response:
             await self.form(request)
             token = _cookie(request) or ""
-            await in_transaction(self.hub.unit_of_work, lambda uow: sign_out(uow.session, token))
+            await in_transaction(self.hub.unit_of_work, lambda uow: sign_out(uow, token))
             response = self.redirect("/login", reason="signed_out")
             _aiohttp(response).del_cookie(COOKIE, path=PREFIX)
             return response
@@ -787,7 +796,7 @@ class OidcView(SupportView):
         username = exc.username or "-"
 
         def record(uow: UnitOfWork) -> None:
-            audit(uow.session, username, "sign_in_failed", self.hub.clock(), detail=detail[:500])
+            uow.audit.record(username, "sign_in_failed", self.hub.clock(), detail=detail[:500])
 
         await in_transaction(self.hub.unit_of_work, record)
         # The sign-in page as `Login` renders it (it needs nothing of `Login` but `SupportView`).
@@ -833,7 +842,7 @@ class OidcBegin(OidcView):
                 await provider.metadata()  # before anything is stored: the provider may be away
                 cookie, pending = await in_transaction(
                     self.hub.unit_of_work,
-                    lambda uow: oidc.begin(uow.session, next_path, language, self.hub.clock()),
+                    lambda uow: oidc.begin(uow, next_path, language, self.hub.clock()),
                 )
                 location = await provider.authorization_url(pending, self.redirect_url(request), language)
             except oidc.Refused as exc:
@@ -867,7 +876,7 @@ class OidcCallback(OidcView):
         async def handle() -> Response:
             provider = self.provider()
             pending = await in_transaction(
-                self.hub.unit_of_work, lambda uow: oidc.take(uow.session, cookie, now)
+                self.hub.unit_of_work, lambda uow: oidc.take(uow, cookie, now)
             )
             language = pending.language if pending is not None else DEFAULT_LANGUAGE
             next_path = pending.next_path if pending is not None else "/tickets"
@@ -885,9 +894,9 @@ class OidcCallback(OidcView):
                 address = _aiohttp_request(request).remote or "unknown"
 
                 def sign_in_person(uow: UnitOfWork) -> str:
-                    user = oidc.linked_user(uow.session, person)
+                    user = oidc.linked_user(uow, person)
                     how = f"oidc {person.acr or 'no acr'} from {address}"
-                    return open_session(uow.session, user, now, detail=how)
+                    return open_session(uow, user, now, detail=how)
 
                 token = await in_transaction(self.hub.unit_of_work, sign_in_person)
             except oidc.Refused as exc:
@@ -1658,18 +1667,18 @@ class Users(SupportView):
         return await self.guarded(request, lambda: self.users_page(request, done=done, done_user=done_user))
 
     async def users_page(self, request: Request, *, done: str | None, done_user: str) -> Response:
-        def work(session: Session, user: User) -> dict[str, Any]:
+        def work(uow: UnitOfWork, user: User) -> dict[str, Any]:
             roles = administration.roles_given_by(user)
             if not roles:
                 raise _NotAdministrator
             return {
                 "user": user,
-                "users": administration.users_managed_by(session, user),
+                "users": administration.users_managed_by(uow, user),
                 "roles": [r.value for r in roles],
             }
 
         try:
-            found = await self.as_user(request, work)
+            found = await self.as_signed_in(request, work)
         except _NotAdministrator:
             return self.message(request, 403, "refused.title", "refused.not_administrator")
         return self.page(
@@ -1692,14 +1701,14 @@ class Users(SupportView):
                 raise _BadInput("bad.choice", name=_FieldName("users.role"))
             now = self.hub.clock()
 
-            def work(session: Session, user: User) -> bool:
+            def work(uow: UnitOfWork, user: User) -> bool:
                 """True when done; False when refused (the refusal is audited and kept)."""
                 if action == "add":
                     try:
                         check_new_password(username, data.get("password", ""))
                     except AccessDenied:
                         raise _BadInput("users.password_weak", length=PASSWORD_MIN_LENGTH) from None
-                    if user_named(session, username) is not None:
+                    if user_named(uow, username) is not None:
                         raise _BadInput("users.exists")
                 try:
                     if action == "add":
@@ -1707,7 +1716,7 @@ class Users(SupportView):
                             _text(data.get("municipality", ""), "filter.municipality").strip() or None
                         )
                         administration.add_user(
-                            session,
+                            uow,
                             user,
                             username,
                             data.get("password", ""),
@@ -1716,16 +1725,16 @@ class Users(SupportView):
                             now,
                         )
                     elif action == "role":
-                        administration.set_role(session, user, username, Role(role_text), now)
+                        administration.set_role(uow, user, username, Role(role_text), now)
                     elif action == "reset":
-                        administration.reset_factor(session, user, username, now)
+                        administration.reset_factor(uow, user, username, now)
                     else:
-                        administration.set_disabled(session, user, username, action == "disable", now)
+                        administration.set_disabled(uow, user, username, action == "disable", now)
                 except administration.NotYours:
                     return False
                 return True
 
-            if not await self.as_user(request, work):
+            if not await self.as_signed_in(request, work):
                 return self.message(request, 403, "refused.title", "refused.not_administrator")
             return self.redirect("/users", done=action, user=username)
 

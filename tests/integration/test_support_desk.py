@@ -11,6 +11,7 @@ from hub.config import Settings
 from hub.kafka.topics import TopicNames
 from hub.register.database import make_engine, make_session_factory
 from hub.register.models import AuditEntry
+from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import catalog
 from hub.sources import SourceRegistry
 from hub.support import desk
@@ -26,9 +27,10 @@ SECRET = "a long enough secret"
 
 def test_lists_and_counts_are_scoped_to_the_user_s_municipality(database_url: str) -> None:
     sessions = make_session_factory(make_engine(database_url))
-    with sessions() as s:
-        oslo = create_user(s, "oslo", SECRET, Role.MUNICIPALITY_SUPERUSER, "0301", NOW)
-        imdi = create_user(s, "imdi", SECRET, Role.IMDI_SUPPORT, None, NOW)
+    with UnitOfWork(sessions) as uow:
+        s = uow.session
+        oslo = create_user(uow, "oslo", SECRET, Role.MUNICIPALITY_SUPERUSER, "0301", NOW)
+        imdi = create_user(uow, "imdi", SECRET, Role.IMDI_SUPPORT, None, NOW)
         for duf, municipality in (
             ("201812345604", "0301"),
             ("201912345678", "4601"),
@@ -60,8 +62,9 @@ def test_lists_and_counts_are_scoped_to_the_user_s_municipality(database_url: st
 
 def test_a_view_is_audited_and_a_ticket_out_of_scope_looks_like_a_missing_one(database_url: str) -> None:
     sessions = make_session_factory(make_engine(database_url))
-    with sessions() as s:
-        oslo = create_user(s, "oslo", SECRET, Role.MUNICIPALITY_SUPERUSER, "0301", NOW)
+    with UnitOfWork(sessions) as uow:
+        s = uow.session
+        oslo = create_user(uow, "oslo", SECRET, Role.MUNICIPALITY_SUPERUSER, "0301", NOW)
         own = file_manual_case(s, duf_number="201812345604", description="x", municipality="0301", now=NOW)
         other = file_manual_case(s, duf_number="201912345678", description="y", municipality="4601", now=NOW)
         shown = desk.view_ticket(s, catalog(), oslo, own.id, NOW, sources=SOURCES)
@@ -85,8 +88,9 @@ def test_a_case_filed_by_a_municipality_user_is_theirs_and_needs_a_valid_duf_num
     database_url: str,
 ) -> None:
     sessions = make_session_factory(make_engine(database_url))
-    with sessions() as s:
-        oslo = create_user(s, "oslo", SECRET, Role.MUNICIPALITY_SUPERUSER, "0301", NOW)
+    with UnitOfWork(sessions) as uow:
+        s = uow.session
+        oslo = create_user(uow, "oslo", SECRET, Role.MUNICIPALITY_SUPERUSER, "0301", NOW)
         filed = desk.file_case_as(
             s, oslo, duf_number=" 201812345604 ", description="call me", municipality="4601", now=NOW
         )
@@ -97,24 +101,26 @@ def test_a_case_filed_by_a_municipality_user_is_theirs_and_needs_a_valid_duf_num
 
 def test_signing_out_ends_the_session_at_once(database_url: str) -> None:
     sessions = make_session_factory(make_engine(database_url))
-    with sessions() as s:
-        create_user(s, "kari", SECRET, Role.IMDI_SUPPORT, None, NOW)
+    with UnitOfWork(sessions) as uow:
+        s = uow.session
+        create_user(uow, "kari", SECRET, Role.IMDI_SUPPORT, None, NOW)
         s.commit()
     token = signed_in(sessions, "kari", SECRET, NOW)
     assert token is not None
-    with sessions() as s:
-        assert user_for_token(s, token, NOW).username == "kari"
-        sign_out(s, token)
+    with UnitOfWork(sessions) as uow:
+        assert user_for_token(uow, token, NOW).username == "kari"
+        sign_out(uow, token)
         with pytest.raises(AccessDenied):
-            user_for_token(s, token, NOW)
+            user_for_token(uow, token, NOW)
 
 
 def test_a_search_by_one_number_finds_the_cases_under_the_person_s_other_numbers(database_url: str) -> None:
     from hub.register.repository import RegisterRepository
 
     sessions = make_session_factory(make_engine(database_url))
-    with sessions() as s:
-        imdi = create_user(s, "imdi", SECRET, Role.IMDI_SUPPORT, None, NOW)
+    with UnitOfWork(sessions) as uow:
+        s = uow.session
+        imdi = create_user(uow, "imdi", SECRET, Role.IMDI_SUPPORT, None, NOW)
         national_id = "31129956715"
         RegisterRepository(s).person_with(national_id, "201812345604", NOW)  # one person, two numbers
         file_manual_case(s, duf_number="201812345604", description="x", municipality="0301", now=NOW)

@@ -156,13 +156,10 @@ def test_each_module_of_the_hub_imports(module: str) -> None:
 SESSION_NOT_YET_BEHIND_THE_UNIT_OF_WORK = {
     "hub.bootstrap",
     "hub.gateway.incidents",
-    "hub.support.access",
-    "hub.support.administration",
     "hub.support.approval",
     "hub.support.desk",
     "hub.support.export",
     "hub.support.incidents",
-    "hub.support.oidc",
     "hub.support.persons",
     "hub.support.replay",
     "hub.support.tickets",

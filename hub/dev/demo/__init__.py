@@ -228,7 +228,7 @@ def link_demo_user(hub: Hub, username: str = DEMO_SUPPORT_USER) -> None:
 
     with UnitOfWork(hub.session_factory) as uow:
         link_user(
-            uow.session, username, hub.settings.oidc_issuer, DEMO_SUPPORT_PERSON.pid, os_user(), hub.clock()
+            uow, username, hub.settings.oidc_issuer, DEMO_SUPPORT_PERSON.pid, os_user(), hub.clock()
         )
         uow.commit()
 
@@ -566,7 +566,7 @@ def _serve_support_page(hub: Hub, worker: WorkerProcess) -> None:
 
     password = secrets.token_urlsafe(12)
     with UnitOfWork(hub.session_factory) as uow:
-        create_user(uow.session, DEMO_SUPPORT_USER, password, Role.IMDI_SUPPORT, None, hub.clock())
+        create_user(uow, DEMO_SUPPORT_USER, password, Role.IMDI_SUPPORT, None, hub.clock())
         uow.commit()
     link_demo_user(hub)
     scheme = "https" if hub.settings.web_tls_cert_file else "http"
