@@ -23,8 +23,6 @@ from hub.bootstrap import Hub
 from hub.domain.sources import Source, SourceState
 from hub.kafka.principals import BrokerAccess
 from hub.kafka.topics import TopicNames
-from hub.register.source_states import current_source_states, record_source_state
-from hub.register.unit_of_work import UnitOfWork
 
 
 async def publish_source_state(hub: Hub, state: SourceState) -> None:
@@ -43,14 +41,14 @@ def record(hub: Hub, source: Source, *, revoked: bool, by: str, reason: str) -> 
     command again adds no history); returns the state in force."""
     if not reason.strip():
         raise ValueError("a reason is required: say why")
-    with UnitOfWork(hub.session_factory) as uow:
-        current = current_source_states(uow.session).get(source.id)
+    with hub.unit_of_work() as uow:
+        current = uow.sources.current().get(source.id)
         if current is not None and current.revoked == revoked:
             return current
         if current is None and not revoked:
             raise ValueError(f"source {source.id!r} is not revoked")
         state = SourceState(source.id, revoked, hub.clock().astimezone(dt.UTC), by, reason.strip())
-        record_source_state(uow.session, state)
+        uow.sources.record(state)
         uow.commit()
         return state
 

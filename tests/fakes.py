@@ -1,5 +1,6 @@
 """Stand-ins in tests of the pipeline's decisions: a publisher for the broker side, and the
-register in memory (never for the broker or the database in end-to-end tests)."""
+register in memory (never for the broker or the database in end-to-end tests); and the support
+desk's users and audit log in memory, for the tests of sign-in's lockout and of who manages whom."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from hub.errors import BrokerUnavailable
 from hub.pipeline.deadletter import read_headers
 from hub.pipeline.ports import Outgoing
 from hub.register.marks import Mark, NewMark
+from hub.register.models import PendingSignIn, SignInAttempt, User
 from hub.register.repository import registered_of, registration_values
 
 # The topic the unit tests' events come on (`tests.unit.test_decisions`).
@@ -343,3 +345,136 @@ class FakeMarks:
                 and m.last_offset <= origin.offset
             ]
         )
+
+
+class FakeUsers:
+    """The support desk's users in memory, with what sign-in's lockout and the administration of
+    users need of `UsersRepository` (`hub.support.access.UserStore`); it also notes whose
+    sessions were ended and whose second factor forgotten, which the repository does in SQL."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, User] = {}
+        self.attempts: dict[int, SignInAttempt] = {}
+        self.pending: dict[int, PendingSignIn] = {}
+        self.sessions_ended: list[str] = []
+        self.second_factor_forgotten: list[str] = []
+        self._ids = itertools.count(1)
+
+    def add(self, user: User) -> User:
+        user.id = next(self._ids)
+        self.by_name[user.username] = user
+        return user
+
+    def named(self, username: str) -> User | None:
+        return self.by_name.get(username)
+
+    def every(self) -> list[User]:
+        return sorted(self.by_name.values(), key=lambda u: u.username)
+
+    def of_municipality(self, municipality: str | None, roles: Iterable[str]) -> list[User]:
+        wanted = set(roles)
+        return [u for u in self.every() if u.municipality == municipality and u.role in wanted]
+
+    def forget_second_factor(self, user: User) -> None:
+        user.totp_secret = user.totp_enrolled_at = user.totp_last_step = None
+        self._end_pending_of(user)
+        self.second_factor_forgotten.append(user.username)
+
+    def end_sessions_of(self, user: User) -> None:
+        self._end_pending_of(user)
+        self.sessions_ended.append(user.username)
+
+    def _end_pending_of(self, user: User) -> None:
+        self.pending = {i: p for i, p in self.pending.items() if p.user_id != user.id}
+
+    def add_attempt(self, username: str, client_address: str, now: dt.datetime) -> SignInAttempt:
+        attempt = SignInAttempt(id=next(self._ids), at=now, username=username, client_address=client_address)
+        self.attempts[attempt.id] = attempt
+        return attempt
+
+    def attempt(self, attempt_id: int) -> SignInAttempt:
+        return self.attempts[attempt_id]
+
+    def forget_attempt(self, attempt: SignInAttempt) -> None:
+        self.attempts.pop(attempt.id, None)
+
+    def forget_attempts_before(self, moment: dt.datetime) -> None:
+        self.attempts = {i: a for i, a in self.attempts.items() if a.at >= moment}
+
+    def forget_attempts_of(self, username: str, client_address: str | None = None) -> None:
+        gone = {a.id for a in self._of(username, client_address)}
+        self.attempts = {i: a for i, a in self.attempts.items() if i not in gone}
+
+    def _of(self, username: str | None, client_address: str | None) -> list[SignInAttempt]:
+        """Newest first, as the repository orders them."""
+        return sorted(
+            (
+                a
+                for a in self.attempts.values()
+                if username in (None, a.username) and client_address in (None, a.client_address)
+            ),
+            key=lambda a: (a.at, a.id),
+            reverse=True,
+        )
+
+    def failure_times(
+        self,
+        *,
+        username: str | None,
+        client_address: str | None,
+        other_than: int,
+        until: dt.datetime,
+        limit: int,
+    ) -> list[dt.datetime]:
+        found = [a.at for a in self._of(username, client_address) if a.id != other_than and a.at <= until]
+        return found[:limit]
+
+    def failure_count(self, *, username: str | None, client_address: str | None, since: dt.datetime) -> int:
+        return sum(1 for a in self._of(username, client_address) if a.at > since)
+
+    def attempts_of(self, username: str, since: dt.datetime) -> list[SignInAttempt]:
+        return [a for a in self._of(username, None) if a.at > since]
+
+    def add_pending(self, token_hash: str, user_id: int, expires_at: dt.datetime) -> PendingSignIn:
+        pending = PendingSignIn(
+            id=next(self._ids), token_hash=token_hash, user_id=user_id, expires_at=expires_at
+        )
+        self.pending[pending.id] = pending
+        return pending
+
+    def forget_pending_expired(self, now: dt.datetime) -> None:
+        self.pending = {i: p for i, p in self.pending.items() if p.expires_at >= now}
+
+
+@dataclasses.dataclass(frozen=True)
+class Audited:
+    username: str
+    action: str
+    detail: str | None
+
+
+class FakeAudit:
+    """The audit log in memory (`hub.support.access.AuditLog`)."""
+
+    def __init__(self) -> None:
+        self.entries: list[Audited] = []
+
+    def record(
+        self,
+        username: str,
+        action: str,
+        now: dt.datetime,
+        *,
+        ticket_id: int | None = None,
+        detail: str | None = None,
+    ) -> None:
+        self.entries.append(Audited(username, action, detail))
+
+
+class FakeUsersUnit:
+    """A unit of work as the lockout and the administration of users see it
+    (`hub.support.access.UsersUnit`)."""
+
+    def __init__(self) -> None:
+        self.users = FakeUsers()
+        self.audit = FakeAudit()

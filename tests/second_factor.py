@@ -6,6 +6,7 @@ factor."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.register.models import User
+from hub.register.unit_of_work import UnitOfWork
 from hub.support.access import SignIn, Throttle, give_second_factor, pending_sign_in, sign_in
 from hub.support.second_factor import Sealer
 
@@ -39,8 +41,8 @@ def enrolment_code(
     sessions: sessionmaker[Session], pending: str, now: dt.datetime, sealer: Sealer = SEALER
 ) -> str:
     """The code of the secret a pending sign-in offers for enrolment, as the QR code gives it."""
-    with sessions() as s:
-        found = pending_sign_in(s, pending, now, sealer)
+    with UnitOfWork(sessions) as uow:
+        found = pending_sign_in(uow, pending, now, sealer)
         assert found is not None and found.enrol_secret is not None
         return pyotp.TOTP(found.enrol_secret).at(now)
 
@@ -56,8 +58,9 @@ def signed_in(
     sealer: Sealer = SEALER,
 ) -> str:
     """A session's token after a sign-in with password and second factor (enrolled if need be)."""
+    units = functools.partial(UnitOfWork, sessions)
     first: SignIn = sign_in(
-        sessions, username, password, now, client_address=client_address, sealer=sealer, throttle=throttle
+        units, username, password, now, client_address=client_address, sealer=sealer, throttle=throttle
     )
     assert first.token is not None, first.refusal
     code = (
@@ -66,7 +69,7 @@ def signed_in(
         else code_for(sessions, username, now, sealer)
     )
     done = give_second_factor(
-        sessions, first.token, code, now, client_address=client_address, sealer=sealer, throttle=throttle
+        units, first.token, code, now, client_address=client_address, sealer=sealer, throttle=throttle
     )
     assert done.token is not None, done.refusal
     return done.token

@@ -28,6 +28,7 @@ from hub.cli.common import (
 from hub.support.access import Role
 
 if TYPE_CHECKING:
+    from hub.register.unit_of_work import UnitOfWork
     from hub.support.incidents import Incident
 
 
@@ -506,20 +507,19 @@ _ROLES = click.Choice([r.value for r in Role])
 @USER
 def users_add(username: str, role: str, municipality: str | None, acting_as: str | None, user: str) -> None:
     from hub.support import administration
-    from hub.support.access import audit, create_user
+    from hub.support.access import create_user
 
     password = os.environ.get("NIR_NEW_PASSWORD") or click.prompt(
         "password", hide_input=True, confirmation_prompt=True
     )
 
-    def add(session: Any, now: dt.datetime) -> None:
+    def add(uow: UnitOfWork, now: dt.datetime) -> None:
         if acting_as:
-            actor = administration.acting_user(session, acting_as)
-            administration.add_user(session, actor, username, password, Role(role), municipality, now)
+            actor = administration.acting_user(uow, acting_as)
+            administration.add_user(uow, actor, username, password, Role(role), municipality, now)
         else:
-            create_user(session, username, password, Role(role), municipality, now)
-            audit(
-                session,
+            create_user(uow, username, password, Role(role), municipality, now)
+            uow.audit.record(
                 user,
                 "add_user",
                 now,
@@ -535,8 +535,8 @@ def users_list() -> None:
     from hub.support.access import Throttle, list_users
 
     hub = common.migrated_hub()
-    with hub.session_factory() as session:
-        users = list_users(session, hub.clock(), Throttle.from_settings(hub.settings))
+    with hub.unit_of_work() as uow:
+        users = list_users(uow, hub.clock(), Throttle.from_settings(hub.settings))
 
     def when(value: dt.datetime | None) -> str:
         return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "-"
@@ -551,14 +551,12 @@ def users_list() -> None:
         )
 
 
-def _administer(act: Any) -> None:
-    """Run `act(session, now)`, one of `hub.support.access`'s audited acts on users, in one unit
-    of work."""
-    from hub.register.unit_of_work import UnitOfWork
-
+def _administer(act: Callable[[UnitOfWork, dt.datetime], None]) -> None:
+    """Run `act(uow, now)`, one of `hub.support.access`'s audited acts on users, in one unit of
+    work."""
     hub = common.migrated_hub()
-    with UnitOfWork(hub.session_factory) as uow:
-        act(uow.session, hub.clock())
+    with hub.unit_of_work() as uow:
+        act(uow, hub.clock())
         uow.commit()
 
 
@@ -570,13 +568,11 @@ def users_disable(username: str, user: str, acting_as: str | None) -> None:
     from hub.support import administration
     from hub.support.access import disable_user
 
-    def disable(session: Any, now: dt.datetime) -> None:
+    def disable(uow: UnitOfWork, now: dt.datetime) -> None:
         if acting_as:
-            administration.set_disabled(
-                session, administration.acting_user(session, acting_as), username, True, now
-            )
+            administration.set_disabled(uow, administration.acting_user(uow, acting_as), username, True, now)
         else:
-            disable_user(session, username, user, now)
+            disable_user(uow, username, user, now)
 
     _administer(disable)
     click.echo(f"user {username} disabled; their sessions have ended")
@@ -590,13 +586,11 @@ def users_enable(username: str, user: str, acting_as: str | None) -> None:
     from hub.support import administration
     from hub.support.access import enable_user
 
-    def enable(session: Any, now: dt.datetime) -> None:
+    def enable(uow: UnitOfWork, now: dt.datetime) -> None:
         if acting_as:
-            administration.set_disabled(
-                session, administration.acting_user(session, acting_as), username, False, now
-            )
+            administration.set_disabled(uow, administration.acting_user(uow, acting_as), username, False, now)
         else:
-            enable_user(session, username, user, now)
+            enable_user(uow, username, user, now)
 
     _administer(enable)
     click.echo(f"user {username} enabled")
@@ -610,10 +604,10 @@ def users_enable(username: str, user: str, acting_as: str | None) -> None:
 def users_set_role(username: str, role: str, user: str, acting_as: str | None) -> None:
     from hub.support import administration
 
-    def change(session: Any, now: dt.datetime) -> None:
+    def change(uow: UnitOfWork, now: dt.datetime) -> None:
         # Without --as, the operator acts with IMDi's rights (the register's own tool).
-        actor = administration.acting_user(session, acting_as) if acting_as else administration.operator(user)
-        administration.set_role(session, actor, username, Role(role), now)
+        actor = administration.acting_user(uow, acting_as) if acting_as else administration.operator(user)
+        administration.set_role(uow, actor, username, Role(role), now)
 
     _administer(change)
     click.echo(f"user {username} is now {role}")
@@ -630,7 +624,7 @@ def users_set_password(username: str, password_stdin: bool, user: str) -> None:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("new password", hide_input=True, confirmation_prompt=True)
-    _administer(lambda session, now: set_password(session, username, password, user, now))
+    _administer(lambda uow, now: set_password(uow, username, password, user, now))
     click.echo(f"password of {username} set; their sessions have ended")
 
 
@@ -646,13 +640,11 @@ def users_reset_second_factor(username: str, user: str, acting_as: str | None) -
     from hub.support import administration
     from hub.support.access import reset_second_factor
 
-    def reset(session: Any, now: dt.datetime) -> None:
+    def reset(uow: UnitOfWork, now: dt.datetime) -> None:
         if acting_as:
-            administration.reset_factor(
-                session, administration.acting_user(session, acting_as), username, now
-            )
+            administration.reset_factor(uow, administration.acting_user(uow, acting_as), username, now)
         else:
-            reset_second_factor(session, username, user, now)
+            reset_second_factor(uow, username, user, now)
 
     _administer(reset)
     click.echo(f"second factor of {username} reset; they enrol a new one at their next sign-in")
@@ -678,7 +670,7 @@ def users_link(username: str, issuer: str, subject: str, user: str) -> None:
         raise click.UsageError(
             "give --subject - and the person's number on standard input, not on the command line"
         )
-    _administer(lambda session, now: link_user(session, username, issuer, subject, user, now))
+    _administer(lambda uow, now: link_user(uow, username, issuer, subject, user, now))
     click.echo(f"user {username} linked to a person at {issuer}")
 
 
@@ -688,5 +680,5 @@ def users_link(username: str, issuer: str, subject: str, user: str) -> None:
 def users_unlink(username: str, user: str) -> None:
     from hub.support.oidc import unlink_user
 
-    _administer(lambda session, now: unlink_user(session, username, user, now))
+    _administer(lambda uow, now: unlink_user(uow, username, user, now))
     click.echo(f"user {username} unlinked from their identity provider")

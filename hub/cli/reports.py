@@ -22,15 +22,15 @@ def report(name: str, year: int | None, output: Path | None, chart: Path | None)
     import csv
     import io
 
-    from hub.register.reports import REPORTS, reported_for
+    from hub.register.reports import reported_for
 
     hub = common.migrated_hub()
     # This year as Oslo's calendar has it (the machine's zone may be UTC: on 31 December after
     # 23:00 UTC it is already the next year in Norway).
     year = hub.today().year if year is None else year
-    with hub.session_factory() as session:
+    with hub.unit_of_work() as uow:
         # The source registry settles which part of a split a registration belongs to.
-        result = REPORTS[name](session, year, reported_for(hub.registry, hub.names.source_of))
+        result = uow.reports.report(name, year, reported_for(hub.registry, hub.names.source_of))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(result.columns)

@@ -43,7 +43,7 @@ from hub.errors import BrokerUnavailable, ConfigurationError, RecoveryRefused
 from hub.kafka.admin import OffsetReader, list_topics
 from hub.kafka.principals import admin_result, admin_results
 from hub.kafka.topics import TopicNames, read_by_the_hub
-from hub.register.backup import Place, backup, has_data, positions, restore
+from hub.register.backup import Place, backup, has_data, restore
 from hub.sources import SourceRegistry
 
 log = logging.getLogger(__name__)
@@ -315,8 +315,8 @@ def recover(hub: Hub, admin: Settings, manifest: Manifest | None, *, dry_run: bo
     if manifest is not None:
         targets = manifest.offsets
     else:
-        with hub.session_factory() as session:
-            targets = positions(session, hub.names.dead_letters)
+        with hub.unit_of_work() as uow:
+            targets = uow.register.positions(hub.names.dead_letters)
     starts = groups.offsets(places, OffsetSpec.earliest())
     ends = groups.offsets(places, OffsetSpec.latest())
     committed = groups.committed(group)

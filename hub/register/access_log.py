@@ -66,7 +66,7 @@ class Reader:
 
 # The OS user of the `hub` command this context runs (`on_the_command_line`); None on the support
 # page and in the worker. A context variable, not a parameter: every change the commands make is
-# audited through one writer (`hub.support.access.audit`), several calls below the command.
+# audited through one writer (`hub.register.audit.AuditRepository`), several calls below the command.
 _COMMAND_LINE_OS_USER: ContextVar[str | None] = ContextVar("command_line_os_user", default=None)
 
 

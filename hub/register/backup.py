@@ -261,3 +261,27 @@ def _debian_bindirs() -> Iterator[Path]:
     for directory in Path("/usr/lib/postgresql").glob("*/bin"):
         if directory.parent.name.isdigit():
             yield directory
+
+
+@dataclass(frozen=True)
+class Contents:
+    """What a register holds, without surrogate ids or times: what a restored register is compared
+    by with the one it replaced (`hub demo --disaster`)."""
+
+    registrations: list[tuple[str, str, int, int]]  # event id, topic, partition, offset
+    held: list[str]  # event ids
+    tickets: list[tuple[str | None, str, str, str | None, int | None, int]]
+    # event id, status, kind, error code, original offset, attempts
+
+
+def contents(session: Session) -> Contents:
+    return Contents(
+        registrations=[
+            (r.event_id, r.topic, r.partition, r.offset) for r in session.scalars(select(RegistrationRecord))
+        ],
+        held=list(session.scalars(select(HeldEvent.event_id))),
+        tickets=[
+            (t.event_id, t.status, t.kind, t.error_code, t.original_offset, t.attempts)
+            for t in session.scalars(select(CaseTicket))
+        ],
+    )

@@ -234,3 +234,14 @@ REPORTS = {
     "exits": main_activity_at_exit,
     "late": late_registrations,
 }
+
+
+class ReportsRepository:
+    """The statistics reports on the unit of work (`uow.reports`)."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def report(self, name: str, year: int, sources: ReportedFor = _no_source) -> Report:
+        """Report `name` (one of `REPORTS`) for `year`."""
+        return REPORTS[name](self._session, year, sources)

@@ -46,6 +46,7 @@ from hub.domain.snapshot import (
     identifiers_of,
 )
 from hub.domain.sources import SourceState
+from hub.register.backup import Contents, contents, positions
 from hub.register.database import among_parameter, insert_new, insert_rows, prebuilt
 from hub.register.models import (
     ACTIVE,
@@ -127,6 +128,22 @@ class RegisterRepository:
     def revoked_sources(self) -> dict[str, SourceState]:
         """The sources IMDi has revoked (`hub sources revoke`), read with the batch they judge."""
         return revoked_sources(self.session)
+
+    def positions(self, dead_letters: str) -> dict[tuple[str, int], int]:
+        """Per partition, the first offset the register does not prove done (`hub recover`
+        without a backup's manifest; `hub.register.backup.positions`)."""
+        return positions(self.session, dead_letters)
+
+    def sizes(self) -> dict[str, int]:
+        """How many persons, registrations and addresses the register holds (the demo's summary)."""
+        return {
+            model.__tablename__: self.session.scalar(select(func.count()).select_from(model)) or 0
+            for model in (Person, RegistrationRecord, AddressRecord)
+        }
+
+    def contents(self) -> Contents:
+        """What the register holds, to compare with another (`hub.register.backup.Contents`)."""
+        return contents(self.session)
 
     def person_with(self, national_id: str | None, duf_number: str | None, at: dt.datetime) -> int:
         """The id of the person with these identifiers, created, completed or merged as an

@@ -38,3 +38,16 @@ def current_source_states(session: Session) -> dict[str, SourceState]:
 def revoked_sources(session: Session) -> dict[str, SourceState]:
     """The sources revoked now, with their revocation."""
     return {source: state for source, state in current_source_states(session).items() if state.revoked}
+
+
+class SourceStatesRepository:
+    """The sources' states on the unit of work (`uow.sources`)."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def record(self, state: SourceState) -> None:
+        record_source_state(self._session, state)
+
+    def current(self) -> dict[str, SourceState]:
+        return current_source_states(self._session)

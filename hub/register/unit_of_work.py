@@ -1,9 +1,10 @@
 """The unit of work: one database transaction around one piece of work, with the repositories on
 its session: the register (`uow.register`), the crash guard's marks (`uow.marks`), what
-Folkeregisteret tells the register (`uow.folkeregister`), the audit log (`uow.audit`), the case
-tickets (`uow.tickets`) and their incidents (`uow.incidents`), whom the records are about
-(`uow.identity`), what it holds about a person (`uow.person_data`) and who read it
-(`uow.access_log`).
+Folkeregisteret tells the register (`uow.folkeregister`), the audit log (`uow.audit`), the
+sources' states (`uow.sources`), the statistics reports (`uow.reports`), the support desk's
+users (`uow.users`), the case tickets (`uow.tickets`) and their incidents (`uow.incidents`), whom
+the records are about (`uow.identity`), what it holds about a person (`uow.person_data`) and who
+read it (`uow.access_log`).
 
 Leaving the block without `commit()` rolls back. Driver errors that mean "try again later"
 (connection lost, database down, lock timeout, a concurrent insert of the same key) become
@@ -18,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from types import TracebackType
-from typing import Protocol, Self, TypeVar, cast
+from typing import Protocol, Self, TypeVar
 
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,8 +32,11 @@ from hub.register.identity import IdentityRepository
 from hub.register.incidents import IncidentsRepository
 from hub.register.marks import MarksRepository
 from hub.register.person_data import PersonDataRepository
+from hub.register.reports import ReportsRepository
 from hub.register.repository import RegisterRepository
+from hub.register.source_states import SourceStatesRepository
 from hub.register.tickets import TicketsRepository
+from hub.register.users import UsersRepository
 
 T = TypeVar("T")
 
@@ -58,6 +62,9 @@ class UnitOfWork:
     marks: MarksRepository  # the crash guard's marks of unfinished work
     folkeregister: FolkeregisterRepository
     audit: AuditRepository
+    sources: SourceStatesRepository  # revoked and restored
+    reports: ReportsRepository
+    users: UsersRepository  # the support desk's users, their sessions and sign-ins
     tickets: TicketsRepository
     incidents: IncidentsRepository
     identity: IdentityRepository  # whom the records are about: IMDi's merges and splits
@@ -78,6 +85,9 @@ class UnitOfWork:
         self.marks = MarksRepository(self.session)
         self.folkeregister = FolkeregisterRepository(self.session)
         self.audit = AuditRepository(self.session)
+        self.sources = SourceStatesRepository(self.session)
+        self.reports = ReportsRepository(self.session)
+        self.users = UsersRepository(self.session)
         self.tickets = TicketsRepository(self.session)
         self.incidents = IncidentsRepository(self.session)
         self.identity = IdentityRepository(self.session)
@@ -152,11 +162,3 @@ async def in_transaction(units: Callable[[], U], work: Callable[[U], T]) -> T:
             return result
 
     return await asyncio.to_thread(run)
-
-
-def joining(session: Session) -> UnitOfWork:
-    """Transitional (issue 33): the repositories of a unit of work on a session a caller not yet
-    behind the unit of work holds (the session of the caller's own unit of work), for it to call
-    a module that is. Never entered or left by that caller: its own unit of work commits or rolls
-    back. Goes when the last such caller takes a unit of work."""
-    return UnitOfWork(cast("sessionmaker[Session]", lambda: session)).__enter__()

@@ -27,22 +27,17 @@ import functools
 import hashlib
 import hmac
 import secrets
-from collections.abc import Sequence
-
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
 from hub.config import Settings
 from hub.domain.calendar import as_utc
 from hub.errors import HubError
-from hub.register.audit import AuditRepository
-from hub.register.models import (
-    PendingSignIn,
-    RecoveryCode,
-    SignInAttempt,
-    User,
-    UserSession,
-)
+
+# The audit log's writer for the modules not yet moved behind the unit of work (issue 33): it
+# takes their session, so it lives with the register, and is handed on here under its old name.
+from hub.register.audit import audit as audit
+from hub.register.models import PendingSignIn, SignInAttempt, User
 from hub.register.unit_of_work import UnitOfWork
 from hub.support import second_factor
 from hub.support.second_factor import Sealer
@@ -89,6 +84,63 @@ class SessionEnded(AccessDenied):
         self.disabled = disabled
 
 
+class UserStore(Protocol):
+    """What the sign-in's lockout and the administration of users need of `uow.users`
+    (`hub.register.users.UsersRepository`; in unit tests, an in-memory fake)."""
+
+    def add(self, user: User) -> User: ...
+    def named(self, username: str) -> User | None: ...
+    def every(self) -> list[User]: ...
+    def of_municipality(self, municipality: str | None, roles: Iterable[str]) -> list[User]: ...
+    def forget_second_factor(self, user: User) -> None: ...
+    def end_sessions_of(self, user: User) -> None: ...
+    def add_attempt(self, username: str, client_address: str, now: dt.datetime) -> SignInAttempt: ...
+    def attempt(self, attempt_id: int) -> SignInAttempt: ...
+    def forget_attempt(self, attempt: SignInAttempt) -> None: ...
+    def forget_attempts_before(self, moment: dt.datetime) -> None: ...
+    def forget_attempts_of(self, username: str, client_address: str | None = None) -> None: ...
+    def failure_times(
+        self,
+        *,
+        username: str | None,
+        client_address: str | None,
+        other_than: int,
+        until: dt.datetime,
+        limit: int,
+    ) -> list[dt.datetime]: ...
+    def failure_count(
+        self, *, username: str | None, client_address: str | None, since: dt.datetime
+    ) -> int: ...
+    def attempts_of(self, username: str, since: dt.datetime) -> list[SignInAttempt]: ...
+    def add_pending(self, token_hash: str, user_id: int, expires_at: dt.datetime) -> PendingSignIn: ...
+    def forget_pending_expired(self, now: dt.datetime) -> None: ...
+
+
+class AuditLog(Protocol):
+    """What they need of `uow.audit` (`hub.register.audit.AuditRepository`)."""
+
+    def record(
+        self,
+        username: str,
+        action: str,
+        now: dt.datetime,
+        *,
+        ticket_id: int | None = None,
+        detail: str | None = None,
+    ) -> None: ...
+
+
+class UsersUnit(Protocol):
+    """A unit of work as far as the lockout and the administration of users see it: the real
+    `UnitOfWork` is one."""
+
+    @property
+    def users(self) -> UserStore: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
+
+
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
@@ -122,7 +174,7 @@ def verify_password(password: str, stored: str) -> bool:
 
 
 def create_user(
-    session: Session, username: str, password: str, role: Role, municipality: str | None, now: dt.datetime
+    uow: UsersUnit, username: str, password: str, role: Role, municipality: str | None, now: dt.datetime
 ) -> User:
     if role.municipal and not municipality:
         raise AccessDenied("a municipality user needs a municipality")
@@ -135,9 +187,7 @@ def create_user(
         created_at=now,
         disabled=False,
     )
-    session.add(user)
-    session.flush()
-    return user
+    return uow.users.add(user)
 
 
 def _token_hash(token: str) -> str:
@@ -216,7 +266,7 @@ class SignIn:
 
 
 def sign_in(
-    session_factory: sessionmaker[Session],
+    units: Callable[[], UnitOfWork],
     username: str,
     password: str,
     now: dt.datetime,
@@ -231,78 +281,64 @@ def sign_in(
     A right password makes a pending sign-in (`SignIn.token`), never a session: the second
     factor (`give_second_factor`) makes that."""
     throttle = throttle or Throttle()
-    with UnitOfWork(session_factory) as uow:
-        attempt_id = begin_sign_in(uow.session, username, client_address, now, throttle)
+    with units() as uow:
+        attempt_id = begin_sign_in(uow, username, client_address, now, throttle)
         uow.commit()
-    with UnitOfWork(session_factory) as uow:
-        outcome = finish_sign_in(uow.session, attempt_id, password, now, throttle, sealer)
+    with units() as uow:
+        outcome = finish_sign_in(uow, attempt_id, password, now, throttle, sealer)
         uow.commit()
     return outcome
 
 
 def begin_sign_in(
-    session: Session, username: str, client_address: str, now: dt.datetime, throttle: Throttle
+    uow: UsersUnit, username: str, client_address: str, now: dt.datetime, throttle: Throttle
 ) -> int:
     """Keep the attempt as a failure until it is proven right, and forget attempts too old to
     count. The attempt's id."""
-    session.execute(delete(SignInAttempt).where(SignInAttempt.at < now - throttle.kept))
-    attempt = SignInAttempt(at=now, username=username, client_address=client_address[:64])
-    session.add(attempt)
-    session.flush()
-    return attempt.id
+    uow.users.forget_attempts_before(now - throttle.kept)
+    return uow.users.add_attempt(username, client_address[:64], now).id
 
 
 def finish_sign_in(
-    session: Session, attempt_id: int, password: str, now: dt.datetime, throttle: Throttle, sealer: Sealer
+    uow: UsersUnit, attempt_id: int, password: str, now: dt.datetime, throttle: Throttle, sealer: Sealer
 ) -> SignIn:
-    attempt = session.get_one(SignInAttempt, attempt_id)
+    attempt = uow.users.attempt(attempt_id)
     username, address = attempt.username, attempt.client_address
-    if _locked(session, attempt, now, throttle):
+    if _locked(uow, attempt, now, throttle):
         # A refused attempt is no guess: it neither counts nor lengthens the lockout.
-        session.delete(attempt)
-        return _refused(session, attempt, Refusal.LOCKED, now, throttle)
-    user = user_named(session, username)
+        uow.users.forget_attempt(attempt)
+        return _refused(uow, attempt, Refusal.LOCKED, now, throttle)
+    user = user_named(uow, username)
     matches = verify_password(password, user.password_hash if user is not None else _stand_in_hash())
     if user is None:
-        return _refused(session, attempt, Refusal.UNKNOWN_USER, now, throttle)
+        return _refused(uow, attempt, Refusal.UNKNOWN_USER, now, throttle)
     if not matches:
-        return _refused(session, attempt, Refusal.WRONG_PASSWORD, now, throttle)
+        return _refused(uow, attempt, Refusal.WRONG_PASSWORD, now, throttle)
     if user.disabled:
-        return _refused(session, attempt, Refusal.DISABLED, now, throttle)
+        return _refused(uow, attempt, Refusal.DISABLED, now, throttle)
     # The password alone opens no session: a pending sign-in, for the second factor. This
     # attempt is no failure; the earlier ones stay until the second factor is given too, or
     # knowing the password would wipe the count of wrong codes.
-    session.delete(attempt)
-    session.execute(delete(PendingSignIn).where(PendingSignIn.expires_at < now))
+    uow.users.forget_attempt(attempt)
+    uow.users.forget_pending_expired(now)
     token = secrets.token_urlsafe(32)
     must_enrol = user.totp_secret is None
-    pending = PendingSignIn(token_hash=_token_hash(token), user_id=user.id, expires_at=now + PENDING_LIFETIME)
-    session.add(pending)
-    session.flush()
+    pending = uow.users.add_pending(_token_hash(token), user.id, now + PENDING_LIFETIME)
     if must_enrol:
         pending.enrol_secret = sealer.seal(second_factor.new_secret(), user.id)
-    audit(session, username, "password_accepted", now, detail=f"from {address}")
+    uow.audit.record(username, "password_accepted", now, detail=f"from {address}")
     return SignIn(token, must_enrol=must_enrol)
 
 
-def _pair(attempt: SignInAttempt) -> ColumnElement[bool]:
-    return and_(
-        SignInAttempt.username == attempt.username, SignInAttempt.client_address == attempt.client_address
-    )
-
-
-def _locked(session: Session, attempt: SignInAttempt, now: dt.datetime, throttle: Throttle) -> bool:
-    for where, limit, window in (
-        (_pair(attempt), throttle.user_limit, throttle.window),
-        (SignInAttempt.client_address == attempt.client_address, throttle.address_limit, throttle.window),
-        (SignInAttempt.username == attempt.username, throttle.username_limit, throttle.username_window),
+def _locked(uow: UsersUnit, attempt: SignInAttempt, now: dt.datetime, throttle: Throttle) -> bool:
+    for username, address, limit, window in (
+        (attempt.username, attempt.client_address, throttle.user_limit, throttle.window),
+        (None, attempt.client_address, throttle.address_limit, throttle.window),
+        (attempt.username, None, throttle.username_limit, throttle.username_window),
     ):
-        recent = session.scalars(
-            select(SignInAttempt.at)
-            .where(where, SignInAttempt.id != attempt.id, SignInAttempt.at <= now)
-            .order_by(SignInAttempt.at.desc(), SignInAttempt.id.desc())
-            .limit(limit)
-        ).all()
+        recent = uow.users.failure_times(
+            username=username, client_address=address, other_than=attempt.id, until=now, limit=limit
+        )
         until = throttle.locked_until([as_utc(at) for at in recent], limit, window)
         if until is not None and until > now:
             return True
@@ -310,10 +346,9 @@ def _locked(session: Session, attempt: SignInAttempt, now: dt.datetime, throttle
 
 
 def _refused(
-    session: Session, attempt: SignInAttempt, refusal: Refusal, now: dt.datetime, throttle: Throttle
+    uow: UsersUnit, attempt: SignInAttempt, refusal: Refusal, now: dt.datetime, throttle: Throttle
 ) -> SignIn:
-    audit(
-        session,
+    uow.audit.record(
         attempt.username,
         "sign_in_failed",
         now,
@@ -322,14 +357,12 @@ def _refused(
     since = now - throttle.window
     # By this address's failures only: another's guesses elsewhere do not slow a colleague down.
     failures = max(
-        _count(session, _pair(attempt), since),
-        _count(session, SignInAttempt.client_address == attempt.client_address, since),
+        uow.users.failure_count(
+            username=attempt.username, client_address=attempt.client_address, since=since
+        ),
+        uow.users.failure_count(username=None, client_address=attempt.client_address, since=since),
     )
     return SignIn(None, refusal, throttle.delay(failures))
-
-
-def _count(session: Session, where: ColumnElement[bool], since: dt.datetime) -> int:
-    return session.scalar(select(func.count()).where(where, SignInAttempt.at > since)) or 0
 
 
 # The second factor: a pending sign-in (the password was right) is completed by a TOTP code, or
@@ -344,18 +377,18 @@ class Pending:
     enrol_secret: str | None
 
 
-def pending_sign_in(session: Session, token: str, now: dt.datetime, sealer: Sealer) -> Pending | None:
+def pending_sign_in(uow: UnitOfWork, token: str, now: dt.datetime, sealer: Sealer) -> Pending | None:
     """The pending sign-in `token` opens, if it has not expired."""
-    found = _pending(session, token, now)
+    found = _pending(uow, token, now)
     if found is None:
         return None
-    user = session.get_one(User, found.user_id)
+    user = uow.users.with_id(found.user_id)
     secret = sealer.open(found.enrol_secret, user.id) if found.enrol_secret else None
     return Pending(user.username, secret)
 
 
-def _pending(session: Session, token: str, now: dt.datetime) -> PendingSignIn | None:
-    found = session.scalar(select(PendingSignIn).where(PendingSignIn.token_hash == _token_hash(token)))
+def _pending(uow: UnitOfWork, token: str, now: dt.datetime) -> PendingSignIn | None:
+    found = uow.users.pending(_token_hash(token))
     return found if found is not None and as_utc(found.expires_at) > now else None
 
 
@@ -371,7 +404,7 @@ class SecondFactor:
 
 
 def give_second_factor(
-    session_factory: sessionmaker[Session],
+    units: Callable[[], UnitOfWork],
     pending_token: str,
     code: str,
     now: dt.datetime,
@@ -384,21 +417,21 @@ def give_second_factor(
     a failure and committed first, so a wrong code counts against the same lockout as a wrong
     password, on every worker at once."""
     throttle = throttle or Throttle()
-    with UnitOfWork(session_factory) as uow:
-        pending = _pending(uow.session, pending_token, now)
+    with units() as uow:
+        pending = _pending(uow, pending_token, now)
         if pending is None:
             return SecondFactor(None, Refusal.PENDING_ENDED)
-        username = uow.session.get_one(User, pending.user_id).username
-        attempt_id = begin_sign_in(uow.session, username, client_address, now, throttle)
+        username = uow.users.with_id(pending.user_id).username
+        attempt_id = begin_sign_in(uow, username, client_address, now, throttle)
         uow.commit()
-    with UnitOfWork(session_factory) as uow:
-        outcome = _finish_second_factor(uow.session, attempt_id, pending_token, code, now, throttle, sealer)
+    with units() as uow:
+        outcome = _finish_second_factor(uow, attempt_id, pending_token, code, now, throttle, sealer)
         uow.commit()
     return outcome
 
 
 def _finish_second_factor(
-    session: Session,
+    uow: UnitOfWork,
     attempt_id: int,
     pending_token: str,
     code: str,
@@ -406,47 +439,43 @@ def _finish_second_factor(
     throttle: Throttle,
     sealer: Sealer,
 ) -> SecondFactor:
-    attempt = session.get_one(SignInAttempt, attempt_id)
-    pending = _pending(session, pending_token, now)
+    attempt = uow.users.attempt(attempt_id)
+    pending = _pending(uow, pending_token, now)
     if pending is None:  # used by a concurrent request meanwhile
-        session.delete(attempt)
+        uow.users.forget_attempt(attempt)
         return SecondFactor(None, Refusal.PENDING_ENDED)
-    if _locked(session, attempt, now, throttle):
-        session.delete(attempt)
-        return _code_refused(session, attempt, Refusal.LOCKED, now, throttle)
-    user = session.get_one(User, pending.user_id)
+    if _locked(uow, attempt, now, throttle):
+        uow.users.forget_attempt(attempt)
+        return _code_refused(uow, attempt, Refusal.LOCKED, now, throttle)
+    user = uow.users.with_id(pending.user_id)
     if user.disabled:
-        return _code_refused(session, attempt, Refusal.DISABLED, now, throttle)
+        return _code_refused(uow, attempt, Refusal.DISABLED, now, throttle)
     recovery_codes: tuple[str, ...] = ()
     how = ""
     if pending.enrol_secret is not None:
         secret = sealer.open(pending.enrol_secret, user.id)
         step = second_factor.matching_step(secret, code, now, None) if secret else None
         if step is None or user.totp_secret is not None:
-            return _code_refused(session, attempt, Refusal.WRONG_CODE, now, throttle)
+            return _code_refused(uow, attempt, Refusal.WRONG_CODE, now, throttle)
         user.totp_secret, user.totp_enrolled_at, user.totp_last_step = pending.enrol_secret, now, step
-        recovery_codes = _new_recovery_codes(session, user)
+        recovery_codes = _new_recovery_codes(uow, user)
         how = ", second factor enrolled"
-        audit(session, user.username, "second_factor_enrolled", now)
-    elif _accept_code(session, user, code, now, sealer):
+        uow.audit.record(user.username, "second_factor_enrolled", now)
+    elif _accept_code(uow, user, code, now, sealer):
         pass
-    elif _use_recovery_code(session, user, code, now):
+    elif _use_recovery_code(uow, user, code, now):
         how = ", with a recovery code"
     else:
-        return _code_refused(session, attempt, Refusal.WRONG_CODE, now, throttle)
+        return _code_refused(uow, attempt, Refusal.WRONG_CODE, now, throttle)
     # The failures from this address no longer count against the user (the address's own do;
     # so do others' from elsewhere, or a success would wipe a flood's trace).
-    session.execute(
-        delete(SignInAttempt).where(
-            SignInAttempt.username == user.username, SignInAttempt.client_address == attempt.client_address
-        )
-    )
-    session.delete(pending)
-    token = open_session(session, user, now, detail=f"from {attempt.client_address}{how}")
+    uow.users.forget_attempts_of(user.username, attempt.client_address)
+    uow.users.forget_pending(pending)
+    token = open_session(uow, user, now, detail=f"from {attempt.client_address}{how}")
     return SecondFactor(token, recovery_codes=recovery_codes)
 
 
-def _accept_code(session: Session, user: User, code: str, now: dt.datetime, sealer: Sealer) -> bool:
+def _accept_code(uow: UnitOfWork, user: User, code: str, now: dt.datetime, sealer: Sealer) -> bool:
     """Whether `code` is the user's current TOTP code, not used before. The last step used is
     moved on in one conditional update, so of two requests with one code only one succeeds."""
     secret = sealer.open(user.totp_secret, user.id) if user.totp_secret else None
@@ -455,94 +484,60 @@ def _accept_code(session: Session, user: User, code: str, now: dt.datetime, seal
     step = second_factor.matching_step(secret, code, now, user.totp_last_step)
     if step is None:
         return False
-    moved = session.execute(
-        update(User)
-        .where(User.id == user.id, or_(User.totp_last_step.is_(None), User.totp_last_step < step))
-        .values(totp_last_step=step)
-        .execution_options(synchronize_session=False)
-    )
-    session.refresh(user)
-    return bool(getattr(moved, "rowcount", 0) == 1)
+    return uow.users.move_totp_step(user, step)
 
 
-def _use_recovery_code(session: Session, user: User, code: str, now: dt.datetime) -> bool:
+def _use_recovery_code(uow: UnitOfWork, user: User, code: str, now: dt.datetime) -> bool:
     digest = second_factor.recovery_code_hash(code)
     if digest is None:
         return False
-    used = session.execute(
-        update(RecoveryCode)
-        .where(
-            RecoveryCode.user_id == user.id,
-            RecoveryCode.code_hash == digest,
-            RecoveryCode.used_at.is_(None),
-        )
-        .values(used_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(getattr(used, "rowcount", 0) == 1)
+    return uow.users.use_recovery_code(user, digest, now)
 
 
-def _new_recovery_codes(session: Session, user: User) -> tuple[str, ...]:
+def _new_recovery_codes(uow: UnitOfWork, user: User) -> tuple[str, ...]:
     """New recovery codes for `user`, replacing any they had; the codes themselves are shown
     once and never stored."""
-    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     codes = second_factor.new_recovery_codes()
+    digests = []
     for code in codes:
         digest = second_factor.recovery_code_hash(code)
         assert digest is not None
-        session.add(RecoveryCode(user_id=user.id, code_hash=digest))
-    session.flush()
+        digests.append(digest)
+    uow.users.replace_recovery_codes(user, digests)
     return tuple(codes)
 
 
 def _code_refused(
-    session: Session, attempt: SignInAttempt, refusal: Refusal, now: dt.datetime, throttle: Throttle
+    uow: UnitOfWork, attempt: SignInAttempt, refusal: Refusal, now: dt.datetime, throttle: Throttle
 ) -> SecondFactor:
-    refused = _refused(session, attempt, refusal, now, throttle)
+    refused = _refused(uow, attempt, refusal, now, throttle)
     return SecondFactor(None, refused.refusal, refused.delay)
 
 
-def open_session(session: Session, user: User, now: dt.datetime, *, detail: str) -> str:
+def open_session(uow: UnitOfWork, user: User, now: dt.datetime, *, detail: str) -> str:
     """A new session for `user`, audited as a sign-in; its token (only the hash is kept)."""
     token = secrets.token_urlsafe(32)
-    session.add(
-        UserSession(token_hash=_token_hash(token), user_id=user.id, expires_at=now + SESSION_LIFETIME)
-    )
+    uow.users.add_session(_token_hash(token), user.id, now + SESSION_LIFETIME)
     user.last_sign_in_at = now
-    audit(session, user.username, "sign_in", now, detail=detail)
+    uow.audit.record(user.username, "sign_in", now, detail=detail)
     return token
 
 
-def user_for_token(session: Session, token: str, now: dt.datetime) -> User:
-    found = session.scalar(select(UserSession).where(UserSession.token_hash == _token_hash(token)))
+def user_for_token(uow: UnitOfWork, token: str, now: dt.datetime) -> User:
+    found = uow.users.session_for(_token_hash(token))
     if found is None or as_utc(found.expires_at) <= now:
         raise SessionEnded("the session has expired; sign in again")
-    user = session.get_one(User, found.user_id)
+    user = uow.users.with_id(found.user_id)
     if user.disabled:
         raise SessionEnded("the user is disabled", disabled=True)
     return user
 
 
-def audit(
-    session: Session,
-    username: str,
-    action: str,
-    now: dt.datetime,
-    *,
-    ticket_id: int | None = None,
-    detail: str | None = None,
-) -> None:
-    """Record who viewed personal data or acted, and when (`uow.audit.record`, for the modules not
-    yet moved behind the unit of work)."""
-    AuditRepository(session).record(username, action, now, ticket_id=ticket_id, detail=detail)
-
-
-def sign_out(session: Session, token: str) -> None:
+def sign_out(uow: UnitOfWork, token: str) -> None:
     """End the session at once (the token stops working before it would have expired)."""
-    found = session.scalar(select(UserSession).where(UserSession.token_hash == _token_hash(token)))
+    found = uow.users.session_for(_token_hash(token))
     if found is not None:
-        session.delete(found)
-        session.flush()
+        uow.users.end_session(found)
 
 
 def form_token(session_token: str) -> str:
@@ -564,16 +559,12 @@ class UserListing:
     locked_until: dt.datetime | None
 
 
-def list_users(session: Session, now: dt.datetime, throttle: Throttle) -> list[UserListing]:
+def list_users(uow: UsersUnit, now: dt.datetime, throttle: Throttle) -> list[UserListing]:
     """Every user, without any hash, and until when each username is locked out: from every
     address, or from at least one (the latest end of either)."""
     listing = []
-    for user in session.scalars(select(User).order_by(User.username)):
-        recent = session.scalars(
-            select(SignInAttempt)
-            .where(SignInAttempt.username == user.username, SignInAttempt.at > now - throttle.kept)
-            .order_by(SignInAttempt.at.desc(), SignInAttempt.id.desc())
-        ).all()
+    for user in uow.users.every():
+        recent = uow.users.attempts_of(user.username, now - throttle.kept)
         by_address: dict[str, list[dt.datetime]] = {}
         for a in recent:
             by_address.setdefault(a.client_address, []).append(as_utc(a.at))
@@ -597,56 +588,47 @@ def list_users(session: Session, now: dt.datetime, throttle: Throttle) -> list[U
     return listing
 
 
-def disable_user(session: Session, username: str, actor: str, now: dt.datetime) -> None:
+def disable_user(uow: UsersUnit, username: str, actor: str, now: dt.datetime) -> None:
     """The user can no longer sign in, and every session of theirs ends now."""
-    user = existing_user(session, username)
+    user = existing_user(uow, username)
     user.disabled = True
-    _end_sessions(session, user)
-    audit(session, actor, "disable_user", now, detail=f"user {username}")
+    uow.users.end_sessions_of(user)
+    uow.audit.record(actor, "disable_user", now, detail=f"user {username}")
 
 
-def enable_user(session: Session, username: str, actor: str, now: dt.datetime) -> None:
+def enable_user(uow: UsersUnit, username: str, actor: str, now: dt.datetime) -> None:
     """The user may sign in again, and any lockout of their username is lifted."""
-    user = existing_user(session, username)
+    user = existing_user(uow, username)
     user.disabled = False
-    session.execute(delete(SignInAttempt).where(SignInAttempt.username == username))
-    audit(session, actor, "enable_user", now, detail=f"user {username}")
+    uow.users.forget_attempts_of(username)
+    uow.audit.record(actor, "enable_user", now, detail=f"user {username}")
 
 
-def set_password(session: Session, username: str, password: str, actor: str, now: dt.datetime) -> None:
+def set_password(uow: UsersUnit, username: str, password: str, actor: str, now: dt.datetime) -> None:
     """A new password; the sessions opened with the old one end."""
-    user = existing_user(session, username)
+    user = existing_user(uow, username)
     check_new_password(username, password)
     user.password_hash = hash_password(password)
-    _end_sessions(session, user)
-    audit(session, actor, "set_password", now, detail=f"user {username}")
+    uow.users.end_sessions_of(user)
+    uow.audit.record(actor, "set_password", now, detail=f"user {username}")
 
 
-def reset_second_factor(session: Session, username: str, actor: str, now: dt.datetime) -> None:
+def reset_second_factor(uow: UsersUnit, username: str, actor: str, now: dt.datetime) -> None:
     """The user's second factor and recovery codes are forgotten, and their sessions and
     pending sign-ins end: at their next sign-in they enrol a new one."""
-    user = existing_user(session, username)
-    user.totp_secret = user.totp_enrolled_at = user.totp_last_step = None
-    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
-    session.execute(delete(PendingSignIn).where(PendingSignIn.user_id == user.id))
-    _end_sessions(session, user)
-    audit(session, actor, "reset_second_factor", now, detail=f"user {username}")
+    user = existing_user(uow, username)
+    uow.users.forget_second_factor(user)
+    uow.users.end_sessions_of(user)
+    uow.audit.record(actor, "reset_second_factor", now, detail=f"user {username}")
 
 
-def user_named(session: Session, username: str) -> User | None:
-    return session.scalar(select(User).where(User.username == username))
+def user_named(uow: UsersUnit, username: str) -> User | None:
+    return uow.users.named(username)
 
 
-def existing_user(session: Session, username: str) -> User:
+def existing_user(uow: UsersUnit, username: str) -> User:
     """The user `username`; `AccessDenied` if there is none."""
-    user = user_named(session, username)
+    user = user_named(uow, username)
     if user is None:
         raise AccessDenied(f"there is no user {username!r}")
     return user
-
-
-def _end_sessions(session: Session, user: User) -> None:
-    session.execute(delete(UserSession).where(UserSession.user_id == user.id))
-    session.execute(delete(PendingSignIn).where(PendingSignIn.user_id == user.id))
-    session.flush()
-

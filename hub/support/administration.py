@@ -9,20 +9,20 @@ creates its users), on the support page and with `hub users`.
 - Anyone else manages no one.
 
 Every change is audited (`audit_log`) with who made it; a refusal is audited too.
+
+The policy needs of the unit of work only what `hub.support.access.UsersUnit` names (its users
+and its audit log), so the unit tests run it on an in-memory fake (`tests.fakes.FakeUsersUnit`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from hub.register.models import User
 from hub.support.access import (
     AccessDenied,
     Role,
-    audit,
+    UsersUnit,
     create_user,
     disable_user,
     enable_user,
@@ -47,15 +47,14 @@ def roles_given_by(actor: User) -> tuple[Role, ...]:
 
 
 def _check(
-    session: Session, actor: User, role: Role, municipality: str | None, what: str, now: dt.datetime
+    uow: UsersUnit, actor: User, role: Role, municipality: str | None, what: str, now: dt.datetime
 ) -> None:
     """Refuse (audited) a change that would give `role` in `municipality`, unless `actor` may."""
     allowed = role in roles_given_by(actor) and (
         actor.role == Role.IMDI_SUPPORT.value or municipality == actor.municipality
     )
     if not allowed:
-        audit(
-            session,
+        uow.audit.record(
             actor.username,
             "user_refused",
             now,
@@ -66,20 +65,17 @@ def _check(
         )
 
 
-def users_managed_by(session: Session, actor: User) -> list[User]:
+def users_managed_by(uow: UsersUnit, actor: User) -> list[User]:
     """The users `actor` manages: every one for IMDi, their municipality's for its administrator."""
-    query = select(User).order_by(User.username)
-    if actor.role != Role.IMDI_SUPPORT.value:
-        if not roles_given_by(actor):
-            return []
-        query = query.where(
-            User.municipality == actor.municipality, User.role.in_([r.value for r in MUNICIPAL_ROLES])
-        )
-    return list(session.scalars(query))
+    if actor.role == Role.IMDI_SUPPORT.value:
+        return uow.users.every()
+    if not roles_given_by(actor):
+        return []
+    return uow.users.of_municipality(actor.municipality, [r.value for r in MUNICIPAL_ROLES])
 
 
 def add_user(
-    session: Session,
+    uow: UsersUnit,
     actor: User,
     username: str,
     password: str,
@@ -88,10 +84,9 @@ def add_user(
     now: dt.datetime,
 ) -> User:
     """A new user, if `actor` may give that role in that municipality."""
-    _check(session, actor, role, municipality, "add", now)
-    user = create_user(session, username, password, role, municipality, now)
-    audit(
-        session,
+    _check(uow, actor, role, municipality, "add", now)
+    user = create_user(uow, username, password, role, municipality, now)
+    uow.audit.record(
         actor.username,
         "add_user",
         now,
@@ -100,44 +95,44 @@ def add_user(
     return user
 
 
-def _managed(session: Session, actor: User, username: str, what: str, now: dt.datetime) -> User:
+def _managed(uow: UsersUnit, actor: User, username: str, what: str, now: dt.datetime) -> User:
     """The user `username`, if `actor` manages them (the same refusal whether they exist or not)."""
-    target = user_named(session, username)
+    target = user_named(uow, username)
     if target is None:
-        audit(session, actor.username, "user_refused", now, detail=f"{what} unknown user")
+        uow.audit.record(actor.username, "user_refused", now, detail=f"{what} unknown user")
         raise NotYours(f"there is no user {username!r} that {actor.username} manages")
-    _check(session, actor, Role(target.role), target.municipality, what, now)
+    _check(uow, actor, Role(target.role), target.municipality, what, now)
     return target
 
 
-def set_disabled(session: Session, actor: User, username: str, disabled: bool, now: dt.datetime) -> None:
+def set_disabled(uow: UsersUnit, actor: User, username: str, disabled: bool, now: dt.datetime) -> None:
     """Disable (sessions end now) or enable (a lockout is lifted) a user `actor` manages."""
-    _managed(session, actor, username, "disable" if disabled else "enable", now)
-    (disable_user if disabled else enable_user)(session, username, actor.username, now)
+    _managed(uow, actor, username, "disable" if disabled else "enable", now)
+    (disable_user if disabled else enable_user)(uow, username, actor.username, now)
 
 
-def reset_factor(session: Session, actor: User, username: str, now: dt.datetime) -> None:
+def reset_factor(uow: UsersUnit, actor: User, username: str, now: dt.datetime) -> None:
     """Forget the second factor of a user `actor` manages (a lost phone): they enrol anew."""
-    _managed(session, actor, username, "reset", now)
-    reset_second_factor(session, username, actor.username, now)
+    _managed(uow, actor, username, "reset", now)
+    reset_second_factor(uow, username, actor.username, now)
 
 
-def set_role(session: Session, actor: User, username: str, role: Role, now: dt.datetime) -> None:
+def set_role(uow: UsersUnit, actor: User, username: str, role: Role, now: dt.datetime) -> None:
     """Give a user `actor` manages another role that `actor` may give, in the same municipality."""
-    target = _managed(session, actor, username, "change", now)
-    _check(session, actor, role, target.municipality if role.municipal else None, "give", now)
+    target = _managed(uow, actor, username, "change", now)
+    _check(uow, actor, role, target.municipality if role.municipal else None, "give", now)
     if role.municipal and not target.municipality:
         raise AccessDenied("a municipality user needs a municipality")
     before = target.role
     target.role = role.value
     if not role.municipal:
         target.municipality = None
-    audit(session, actor.username, "set_role", now, detail=f"user {username} role {before} -> {role.value}")
+    uow.audit.record(actor.username, "set_role", now, detail=f"user {username} role {before} -> {role.value}")
 
 
-def acting_user(session: Session, username: str) -> User:
+def acting_user(uow: UsersUnit, username: str) -> User:
     """The user a command acts as (`hub users ... --as NAME`); disabled users act as no one."""
-    user = user_named(session, username)
+    user = user_named(uow, username)
     if user is None or user.disabled:
         raise AccessDenied(f"there is no active user {username!r} to act as")
     return user

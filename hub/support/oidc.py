@@ -46,8 +46,6 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", AuthlibDeprecationWarning)
     from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
 
 from hub.config import Settings
 from hub.domain.identifiers import link_key
@@ -55,7 +53,8 @@ from hub.domain.redaction import clean
 from hub.errors import ConfigurationError
 from hub.jwks import SigningKeys
 from hub.register.models import OidcSignIn, User
-from hub.support.access import AccessDenied, audit, existing_user
+from hub.register.unit_of_work import UnitOfWork
+from hub.support.access import AccessDenied, existing_user
 
 log = logging.getLogger(__name__)
 
@@ -158,10 +157,10 @@ def browser_hash(cookie: str) -> str:
     return hashlib.sha256(cookie.encode()).hexdigest()
 
 
-def begin(session: Session, next_path: str, language: str, now: dt.datetime) -> tuple[str, Pending]:
+def begin(uow: UnitOfWork, next_path: str, language: str, now: dt.datetime) -> tuple[str, Pending]:
     """A new sign-in: the browser's cookie (only its hash is kept) and what the answer must
     match. Sign-ins begun too long ago are forgotten."""
-    session.execute(delete(OidcSignIn).where(OidcSignIn.started_at < now - PENDING_LIFETIME))
+    uow.users.forget_oidc_sign_ins_before(now - PENDING_LIFETIME)
     cookie = secrets.token_urlsafe(32)
     pending = OidcSignIn(
         browser_hash=browser_hash(cookie),
@@ -172,8 +171,7 @@ def begin(session: Session, next_path: str, language: str, now: dt.datetime) -> 
         language=language,
         started_at=now,
     )
-    session.add(pending)
-    session.flush()
+    uow.users.add_oidc_sign_in(pending)
     return cookie, Pending(pending.state, pending.nonce, pending.code_verifier, next_path, language)
 
 
@@ -188,16 +186,14 @@ class Pending:
     language: str
 
 
-def take(session: Session, cookie: str | None, now: dt.datetime) -> Pending | None:
+def take(uow: UnitOfWork, cookie: str | None, now: dt.datetime) -> Pending | None:
     """The sign-in this browser began, removed so that it is answered once; None if there is
     none (no cookie, another browser's, or begun too long ago)."""
     if not cookie:
         return None
-    row = session.scalar(select(OidcSignIn).where(OidcSignIn.browser_hash == browser_hash(cookie)))
+    row = uow.users.take_oidc_sign_in(browser_hash(cookie))
     if row is None:
         return None
-    session.delete(row)
-    session.flush()
     if _aware(row.started_at) < now - PENDING_LIFETIME:
         return None
     return Pending(row.state, row.nonce, row.code_verifier, row.next_path, row.language)
@@ -365,13 +361,9 @@ class Provider:
         return Person(config.issuer, subject, acr if isinstance(acr, str) else None)
 
 
-def linked_user(session: Session, person: Person) -> User:
+def linked_user(uow: UnitOfWork, person: Person) -> User:
     """The user linked to `person`; a person no user is linked to is refused."""
-    user = session.scalar(
-        select(User).where(
-            User.external_issuer == person.issuer, User.external_subject == link_key(person.subject)
-        )
-    )
+    user = uow.users.linked_to(person.issuer, link_key(person.subject))
     if user is None:
         raise Refused(Refusal.UNKNOWN_PERSON)
     if user.disabled:
@@ -380,20 +372,19 @@ def linked_user(session: Session, person: Person) -> User:
 
 
 def link_user(
-    session: Session, username: str, issuer: str, subject: str, actor: str, now: dt.datetime
+    uow: UnitOfWork, username: str, issuer: str, subject: str, actor: str, now: dt.datetime
 ) -> None:
     """Link `username` to a person at an identity provider, who may then sign in as that user.
     Audited, with the subject masked where it is an identity number (ID-porten's pid)."""
     if not issuer.strip() or not subject.strip() or len(issuer) > 512 or len(subject) > 256:
         raise AccessDenied("the issuer and the subject must be given (at most 512 and 256 characters)")
-    user = existing_user(session, username)
+    user = existing_user(uow, username)
     kept = link_key(subject)
-    other = session.scalar(select(User).where(User.external_issuer == issuer, User.external_subject == kept))
+    other = uow.users.linked_to(issuer, kept)
     if other is not None and other.id != user.id:
         raise AccessDenied(f"that person is already linked to the user {other.username!r}")
     user.external_issuer, user.external_subject = issuer, kept
-    audit(
-        session,
+    uow.audit.record(
         actor,
         "link_user",
         now,
@@ -401,8 +392,8 @@ def link_user(
     )
 
 
-def unlink_user(session: Session, username: str, actor: str, now: dt.datetime) -> None:
+def unlink_user(uow: UnitOfWork, username: str, actor: str, now: dt.datetime) -> None:
     """The user can no longer sign in through an identity provider."""
-    user = existing_user(session, username)
+    user = existing_user(uow, username)
     user.external_issuer = user.external_subject = None
-    audit(session, actor, "unlink_user", now, detail=f"user {username}")
+    uow.audit.record(actor, "unlink_user", now, detail=f"user {username}")

@@ -48,7 +48,7 @@ from hub.domain.identifiers import InvalidIdentifier, check_duf_number, is_ascii
 from hub.domain.redaction import clean, is_plain
 from hub.errors import HubError, safe_traceback
 from hub.register.models import User
-from hub.register.unit_of_work import UnitOfWork, in_transaction, joining
+from hub.register.unit_of_work import UnitOfWork, in_transaction
 from hub.schemas.contract import ContractError
 from hub.support import administration, desk, export, oidc, second_factor
 from hub.support.access import (
@@ -61,7 +61,6 @@ from hub.support.access import (
     Role,
     SessionEnded,
     Throttle,
-    audit,
     check_new_password,
     form_token,
     give_second_factor,
@@ -216,20 +215,29 @@ class SupportView(View):
     ) -> T:
         """Run `work` for the signed-in user in one transaction, and answer the request in the
         user's language. A refused ticket is audited."""
+        return await self.as_signed_in(
+            request, lambda uow, user: work(uow.session, user), ticket_id=ticket_id
+        )
+
+    async def as_signed_in(
+        self, request: Request, work: Callable[[UnitOfWork, User], T], *, ticket_id: int | None = None
+    ) -> T:
+        """`as_user`, with `work` given the unit of work (issue 33: the work not yet moved behind
+        it is given its session, by `as_user`)."""
         token = _cookie(request)
         now = self.hub.clock()
 
         def run() -> tuple[T, str]:
             with UnitOfWork(self.hub.session_factory) as uow:
                 try:
-                    user = user_for_token(uow.session, token or "", now)
+                    user = user_for_token(uow, token or "", now)
                 except SessionEnded as exc:
                     raise _NotSignedIn(
                         ("disabled" if exc.disabled else "expired") if token else None
                     ) from exc
                 language = language_of(user.language)
                 try:
-                    result = work(uow.session, user)
+                    result = work(uow, user)
                 except (AccessDenied, OutOfScope) as exc:
                     uow.session.rollback()
                     if ticket_id is not None or isinstance(exc, OutOfScope):
@@ -258,15 +266,15 @@ class SupportView(View):
         merge, split or approval was not done (`refusal`, in the register's words)."""
         now = self.hub.clock()
 
-        def work(session: Session, user: User) -> dict[str, Any]:
+        def work(uow: UnitOfWork, user: User) -> dict[str, Any]:
             return {
                 "user": user,
                 "ticket": desk.view_ticket(
-                    joining(session), self.hub.catalog, user, ticket_id, now, sources=self.sources
+                    uow, self.hub.catalog, user, ticket_id, now, sources=self.sources
                 ),
             }
 
-        found = await self.as_user(request, work, ticket_id=ticket_id)
+        found = await self.as_signed_in(request, work, ticket_id=ticket_id)
         ticket = found["ticket"]
         return self.page(
             request,
@@ -289,14 +297,14 @@ class SupportView(View):
         with why, and audited."""
         today = norwegian_date(self.hub.clock())
 
-        def checked(session: Session, user: User) -> Scope:
+        def checked(uow: UnitOfWork, user: User) -> Scope:
             desk.check_replay_as(
-                joining(session), self.hub.catalog, user, ticket_id, sources=self.sources, today=today
+                uow, self.hub.catalog, user, ticket_id, sources=self.sources, today=today
             )
             return Scope.of(user, self.sources)
 
         try:
-            scope = await self.as_user(request, checked, ticket_id=ticket_id)
+            scope = await self.as_signed_in(request, checked, ticket_id=ticket_id)
         except OutOfScope as exc:
             return await self.out_of_scope(request, ticket_id, exc.key, exc.values)
         report = await replay_tickets(self.hub, [ticket_id], user=scope.username, scope=scope)
@@ -318,7 +326,7 @@ class SupportView(View):
         self,
         request: Request,
         ticket_id: int,
-        work: Callable[[Session, User], Any],
+        work: Callable[[UnitOfWork, User], Any],
         done: str,
         *,
         then_replay: bool,
@@ -329,12 +337,12 @@ class SupportView(View):
         make is refused (`guarded`). The decision stands even when the replay cannot be sent,
         and the page says so: the ticket can be replayed again."""
 
-        def decided(session: Session, user: User) -> Scope:
-            work(session, user)
+        def decided(uow: UnitOfWork, user: User) -> Scope:
+            work(uow, user)
             return Scope.of(user, self.sources)
 
         try:
-            scope = await self.as_user(request, decided, ticket_id=ticket_id)
+            scope = await self.as_signed_in(request, decided, ticket_id=ticket_id)
         except AccessDenied:
             raise
         except HubError as exc:
@@ -625,7 +633,7 @@ class Login(SupportView):
         address = _aiohttp_request(request).remote or "unknown"
         outcome = await asyncio.to_thread(
             sign_in,
-            self.hub.session_factory,
+            self.hub.unit_of_work,
             username,
             password,
             now,
@@ -674,7 +682,7 @@ class SecondFactorStep(SupportView):
         token = _cookie(request, PENDING_COOKIE) or ""
         now = self.hub.clock()
         pending = await in_transaction(
-            self.hub.unit_of_work, lambda uow: pending_sign_in(uow.session, token, now, self.sealer)
+            self.hub.unit_of_work, lambda uow: pending_sign_in(uow, token, now, self.sealer)
         )
         if pending is None:
             return self.redirect("/login", next=next_path, reason="pending_ended", lang=language)
@@ -705,7 +713,7 @@ class SecondFactorStep(SupportView):
             code = ""
         outcome = await asyncio.to_thread(
             give_second_factor,
-            self.hub.session_factory,
+            self.hub.unit_of_work,
             _cookie(request, PENDING_COOKIE) or "",
             code,
             self.hub.clock(),
@@ -741,7 +749,7 @@ class Logout(SupportView):
         async def handle() -> Response:
             await self.form(request)
             token = _cookie(request) or ""
-            await in_transaction(self.hub.unit_of_work, lambda uow: sign_out(uow.session, token))
+            await in_transaction(self.hub.unit_of_work, lambda uow: sign_out(uow, token))
             response = self.redirect("/login", reason="signed_out")
             _aiohttp(response).del_cookie(COOKIE, path=PREFIX)
             return response
@@ -787,7 +795,7 @@ class OidcView(SupportView):
         username = exc.username or "-"
 
         def record(uow: UnitOfWork) -> None:
-            audit(uow.session, username, "sign_in_failed", self.hub.clock(), detail=detail[:500])
+            uow.audit.record(username, "sign_in_failed", self.hub.clock(), detail=detail[:500])
 
         await in_transaction(self.hub.unit_of_work, record)
         # The sign-in page as `Login` renders it (it needs nothing of `Login` but `SupportView`).
@@ -833,7 +841,7 @@ class OidcBegin(OidcView):
                 await provider.metadata()  # before anything is stored: the provider may be away
                 cookie, pending = await in_transaction(
                     self.hub.unit_of_work,
-                    lambda uow: oidc.begin(uow.session, next_path, language, self.hub.clock()),
+                    lambda uow: oidc.begin(uow, next_path, language, self.hub.clock()),
                 )
                 location = await provider.authorization_url(pending, self.redirect_url(request), language)
             except oidc.Refused as exc:
@@ -867,7 +875,7 @@ class OidcCallback(OidcView):
         async def handle() -> Response:
             provider = self.provider()
             pending = await in_transaction(
-                self.hub.unit_of_work, lambda uow: oidc.take(uow.session, cookie, now)
+                self.hub.unit_of_work, lambda uow: oidc.take(uow, cookie, now)
             )
             language = pending.language if pending is not None else DEFAULT_LANGUAGE
             next_path = pending.next_path if pending is not None else "/tickets"
@@ -885,9 +893,9 @@ class OidcCallback(OidcView):
                 address = _aiohttp_request(request).remote or "unknown"
 
                 def sign_in_person(uow: UnitOfWork) -> str:
-                    user = oidc.linked_user(uow.session, person)
+                    user = oidc.linked_user(uow, person)
                     how = f"oidc {person.acr or 'no acr'} from {address}"
-                    return open_session(uow.session, user, now, detail=how)
+                    return open_session(uow, user, now, detail=how)
 
                 token = await in_transaction(self.hub.unit_of_work, sign_in_person)
             except oidc.Refused as exc:
@@ -924,13 +932,13 @@ class Tickets(SupportView):
         now = self.hub.clock()
         order = _ordering(query)
 
-        def work(session: Session, user: User) -> dict[str, Any]:
+        def work(uow: UnitOfWork, user: User) -> dict[str, Any]:
             if where.identifiers:
-                desk.record_search(joining(session), user, where.identifiers[0], now)
-            total = desk.ticket_count(joining(session), user, where, sources=self.sources)
+                desk.record_search(uow, user, where.identifiers[0], now)
+            total = desk.ticket_count(uow, user, where, sources=self.sources)
             page = min(order.page, max(1, -(-total // PAGE_SIZE)))
             listed = desk.ticket_list(
-                joining(session),
+                uow,
                 self.hub.catalog,
                 user,
                 where,
@@ -945,10 +953,10 @@ class Tickets(SupportView):
                 "tickets": listed,
                 "total": total,
                 "page": page,
-                "counts": desk.error_code_counts(joining(session), user, where, sources=self.sources),
+                "counts": desk.error_code_counts(uow, user, where, sources=self.sources),
             }
 
-        found = await self.as_user(request, work)
+        found = await self.as_signed_in(request, work)
         filters = {k: v for k, v in query.items() if k in _FILTER_PARAMETERS and v}
         # Links (paging, sorting, a code's count) are URLs: never with the person searched for.
         linked = {k: v for k, v in filters.items() if k != PERSON}
@@ -984,9 +992,9 @@ class Tickets(SupportView):
             except InvalidIdentifier:
                 raise _BadInput("file.duf_invalid") from None
 
-            def work(session: Session, user: User) -> int:
+            def work(uow: UnitOfWork, user: User) -> int:
                 return desk.file_case_as(
-                    joining(session),
+                    uow,
                     user,
                     duf_number=duf_number,
                     description=description,
@@ -994,7 +1002,7 @@ class Tickets(SupportView):
                     now=now,
                 ).id
 
-            ticket_id = await self.as_user(request, work)
+            ticket_id = await self.as_signed_in(request, work)
             return self.redirect(f"/tickets/{ticket_id}", done="filed")
 
         return await self.guarded(request, handle)
@@ -1037,10 +1045,10 @@ class Edit(SupportView):
                 event = json.loads(draft)
                 if not isinstance(event, dict):
                     raise _BadInput("not_object")
-                await self.as_user(
+                await self.as_signed_in(
                     request,
-                    lambda session, user: desk.edit_as(
-                        joining(session), self.hub.catalog, user, number, event, now, sources=self.sources
+                    lambda uow, user: desk.edit_as(
+                        uow, self.hub.catalog, user, number, event, now, sources=self.sources
                     ),
                     ticket_id=number,
                 )
@@ -1097,10 +1105,10 @@ class Settle(SupportView):
                 raise _BadInput("bad.settle")
             now = self.hub.clock()
             try:
-                await self.as_user(
+                await self.as_signed_in(
                     request,
-                    lambda session, user: desk.settle_as(
-                        joining(session),
+                    lambda uow, user: desk.settle_as(
+                        uow,
                         user,
                         number,
                         status,
@@ -1155,8 +1163,8 @@ class Merge(SupportView):
             return await self.decide(
                 request,
                 number,
-                lambda session, user: desk.merge_as(
-                    joining(session), user, number, keep=keep, reason=reason, now=now, sources=self.sources
+                lambda uow, user: desk.merge_as(
+                    uow, user, number, keep=keep, reason=reason, now=now, sources=self.sources
                 ),
                 "merged",
                 then_replay=True,
@@ -1191,8 +1199,8 @@ class Split(SupportView):
             return await self.decide(
                 request,
                 number,
-                lambda session, user: desk.split_as(
-                    joining(session),
+                lambda uow, user: desk.split_as(
+                    uow,
                     user,
                     number,
                     number=kind,
@@ -1224,8 +1232,8 @@ class Approve(SupportView):
             return await self.decide(
                 request,
                 number,
-                lambda session, user: desk.approve_as(
-                    joining(session), user, number, note=note, now=now, sources=self.sources
+                lambda uow, user: desk.approve_as(
+                    uow, user, number, note=note, now=now, sources=self.sources
                 ),
                 "approved",
                 then_replay=True,
@@ -1251,10 +1259,10 @@ class Export(SupportView):
                 raise _BadInput("bad.choice", name=_FieldName("field.format"))
             now = self.hub.clock()
             try:
-                found = await self.as_user(
+                found = await self.as_signed_in(
                     request,
-                    lambda session, user: desk.export_as(
-                        joining(session),
+                    lambda uow, user: desk.export_as(
+                        uow,
                         self.hub.catalog,
                         user,
                         number,
@@ -1348,11 +1356,11 @@ class Bulk(SupportView):
             note = _text(data.get("note", ""), "field.note", DESCRIPTION_LIMIT).strip()
             now = self.hub.clock()
 
-            def targets(session: Session, user: User) -> tuple[User, list[int], int]:
-                ids, total = desk.bulk_targets(joining(session), user, where, now, sources=self.sources)
+            def targets(uow: UnitOfWork, user: User) -> tuple[User, list[int], int]:
+                ids, total = desk.bulk_targets(uow, user, where, now, sources=self.sources)
                 return user, ids, total
 
-            user, ids, total = await self.as_user(request, targets)
+            user, ids, total = await self.as_signed_in(request, targets)
             fingerprint = _fingerprint(ids)
             confirmed = data.get("step") == "confirm" and hmac.compare_digest(
                 data.get("expected", ""), fingerprint
@@ -1362,10 +1370,10 @@ class Bulk(SupportView):
             if confirmed and ids and action == "replay":
                 return self.redirect(f"/tickets/bulk/{self.start_replay(Scope.of(user, self.sources), ids)}")
             if confirmed and ids:
-                count = await self.as_user(
+                count = await self.as_signed_in(
                     request,
-                    lambda session, u: desk.settle_many_as(
-                        joining(session), u, ids, TicketStatus.RESOLVED, note, now, sources=self.sources
+                    lambda uow, u: desk.settle_many_as(
+                        uow, u, ids, TicketStatus.RESOLVED, note, now, sources=self.sources
                     ),
                 )
                 return self.message(request, 200, "bulk.title_resolve", "bulk.resolved", count=count)
@@ -1462,15 +1470,15 @@ class IncidentView(SupportView):
         """The user and the incident of their ticket among the tickets they see (None: the
         ticket is closed, in no incident); a ticket they do not see is `NoSuchTicket` (audited)."""
 
-        def work(session: Session, user: User) -> tuple[User, Incident | None]:
+        def work(uow: UnitOfWork, user: User) -> tuple[User, Incident | None]:
             try:
                 return user, desk.incident_as(
-                    joining(session), user, ticket_id, self.window, sources=self.sources
+                    uow, user, ticket_id, self.window, sources=self.sources
                 )
             except TicketError:
                 return user, None
 
-        return await self.as_user(request, work, ticket_id=ticket_id)
+        return await self.as_signed_in(request, work, ticket_id=ticket_id)
 
     def gone(self, request: Request, ticket_id: int) -> Response:
         return self.message(request, 404, "not_found.title", "incident.gone", ticket=ticket_id)
@@ -1482,15 +1490,15 @@ class Incidents(IncidentView):
 
     async def get(self, request: Request) -> Response:
         async def handle() -> Response:
-            def work(session: Session, user: User) -> dict[str, Any]:
+            def work(uow: UnitOfWork, user: User) -> dict[str, Any]:
                 return {
                     "user": user,
                     "incidents": desk.incidents_as(
-                        joining(session), user, self.window, INCIDENT_LIST_LIMIT, sources=self.sources
+                        uow, user, self.window, INCIDENT_LIST_LIMIT, sources=self.sources
                     ),
                 }
 
-            found = await self.as_user(request, work)
+            found = await self.as_signed_in(request, work)
             return self.page(
                 request,
                 "incidents.html",
@@ -1580,8 +1588,7 @@ class IncidentPage(IncidentView):
             detail = f"{incident.tickets} tickets"
             await in_transaction(
                 hub.unit_of_work,
-                lambda uow: audit(
-                    uow.session,
+                lambda uow: uow.audit.record(
                     scope.username,
                     f"incident_{action}",
                     hub.clock(),
@@ -1672,18 +1679,18 @@ class Users(SupportView):
         return await self.guarded(request, lambda: self.users_page(request, done=done, done_user=done_user))
 
     async def users_page(self, request: Request, *, done: str | None, done_user: str) -> Response:
-        def work(session: Session, user: User) -> dict[str, Any]:
+        def work(uow: UnitOfWork, user: User) -> dict[str, Any]:
             roles = administration.roles_given_by(user)
             if not roles:
                 raise _NotAdministrator
             return {
                 "user": user,
-                "users": administration.users_managed_by(session, user),
+                "users": administration.users_managed_by(uow, user),
                 "roles": [r.value for r in roles],
             }
 
         try:
-            found = await self.as_user(request, work)
+            found = await self.as_signed_in(request, work)
         except _NotAdministrator:
             return self.message(request, 403, "refused.title", "refused.not_administrator")
         return self.page(
@@ -1706,14 +1713,14 @@ class Users(SupportView):
                 raise _BadInput("bad.choice", name=_FieldName("users.role"))
             now = self.hub.clock()
 
-            def work(session: Session, user: User) -> bool:
+            def work(uow: UnitOfWork, user: User) -> bool:
                 """True when done; False when refused (the refusal is audited and kept)."""
                 if action == "add":
                     try:
                         check_new_password(username, data.get("password", ""))
                     except AccessDenied:
                         raise _BadInput("users.password_weak", length=PASSWORD_MIN_LENGTH) from None
-                    if user_named(session, username) is not None:
+                    if user_named(uow, username) is not None:
                         raise _BadInput("users.exists")
                 try:
                     if action == "add":
@@ -1721,7 +1728,7 @@ class Users(SupportView):
                             _text(data.get("municipality", ""), "filter.municipality").strip() or None
                         )
                         administration.add_user(
-                            session,
+                            uow,
                             user,
                             username,
                             data.get("password", ""),
@@ -1730,16 +1737,16 @@ class Users(SupportView):
                             now,
                         )
                     elif action == "role":
-                        administration.set_role(session, user, username, Role(role_text), now)
+                        administration.set_role(uow, user, username, Role(role_text), now)
                     elif action == "reset":
-                        administration.reset_factor(session, user, username, now)
+                        administration.reset_factor(uow, user, username, now)
                     else:
-                        administration.set_disabled(session, user, username, action == "disable", now)
+                        administration.set_disabled(uow, user, username, action == "disable", now)
                 except administration.NotYours:
                     return False
                 return True
 
-            if not await self.as_user(request, work):
+            if not await self.as_signed_in(request, work):
                 return self.message(request, 403, "refused.title", "refused.not_administrator")
             return self.redirect("/users", done=action, user=username)
 

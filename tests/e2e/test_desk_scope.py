@@ -50,9 +50,9 @@ def gateway(harness: HubHarness, tmp_path: Path) -> Iterator[GatewayUnderTest]:
 def users(harness: HubHarness) -> None:
     with UnitOfWork(harness.hub.session_factory) as uow:
         now = harness.hub.clock()
-        create_user(uow.session, "oslo", SECRET, Role.MUNICIPALITY_SUPERUSER, OSLO, now)
-        create_user(uow.session, "bergen", SECRET, Role.MUNICIPALITY_SUPERUSER, BERGEN, now)
-        create_user(uow.session, "imdi", SECRET, Role.IMDI_SUPPORT, None, now)
+        create_user(uow, "oslo", SECRET, Role.MUNICIPALITY_SUPERUSER, OSLO, now)
+        create_user(uow, "bergen", SECRET, Role.MUNICIPALITY_SUPERUSER, BERGEN, now)
+        create_user(uow, "imdi", SECRET, Role.IMDI_SUPPORT, None, now)
         uow.commit()
 
 

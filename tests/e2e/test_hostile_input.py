@@ -188,7 +188,7 @@ def test_no_message_whatever_its_bytes_stops_the_hub_or_shows_an_identifier(host
 
 def _support_page_refuses_hostile_parameters_clearly(harness: HubHarness) -> None:
     with UnitOfWork(harness.hub.session_factory) as uow:
-        create_user(uow.session, "imdi", PASSWORD, Role.IMDI_SUPPORT, None, harness.hub.clock())
+        create_user(uow, "imdi", PASSWORD, Role.IMDI_SUPPORT, None, harness.hub.clock())
         uow.commit()
     base = f"http://127.0.0.1:{harness.settings.web_port}/support"
     cookies = http.cookiejar.CookieJar()

@@ -89,7 +89,7 @@ def desk(sqlite_url: str) -> Iterator[Desk]:
             ("oslo", Role.MUNICIPALITY_SUPERUSER, "0301"),
             ("bergen", Role.MUNICIPALITY_SUPERUSER, "4601"),
         ):
-            create_user(uow.session, user, PASSWORD, role, municipality, now)
+            create_user(uow, user, PASSWORD, role, municipality, now)
         for n in range(63):
             file_manual_case(
                 uow,

@@ -78,9 +78,9 @@ def support(
     harness = HubHarness(make_settings(kafka_broker, sqlite_url, tmp_path), tmp_path)
     with UnitOfWork(harness.hub.session_factory) as uow:
         now = harness.hub.clock()
-        create_user(uow.session, "imdi", PASSWORD, Role.IMDI_SUPPORT, None, now)
-        create_user(uow.session, "oslo", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "0301", now)
-        create_user(uow.session, "bergen", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "4601", now)
+        create_user(uow, "imdi", PASSWORD, Role.IMDI_SUPPORT, None, now)
+        create_user(uow, "oslo", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "0301", now)
+        create_user(uow, "bergen", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "4601", now)
         uow.commit()
     events = {"oslo": reversed_period("0301"), "bergen": reversed_period("4601")}
     harness.start_worker()

@@ -364,7 +364,7 @@ def test_only_imdi_s_support_staff_are_offered_and_given_a_person_s_export_on_th
     hub = web_hub(sqlite_url)
     _, ticket_id = _register(hub)
     with UnitOfWork(hub.session_factory) as uow:
-        create_user(uow.session, "ola", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "0301", hub.clock())
+        create_user(uow, "ola", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "0301", hub.clock())
         uow.commit()
 
     async def work(client: Client) -> tuple[str, int, int]:

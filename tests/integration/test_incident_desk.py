@@ -82,8 +82,8 @@ def desk_hub(database_url: str) -> tuple[Hub, dict[str, list[int]]]:
         )
     ]
     with UnitOfWork(hub.session_factory) as uow:
-        create_user(uow.session, "oslo", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "0301", hub.clock())
-        create_user(uow.session, "bergen", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "4601", hub.clock())
+        create_user(uow, "oslo", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "0301", hub.clock())
+        create_user(uow, "bergen", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "4601", hub.clock())
         uow.commit()
     return hub, tickets
 
@@ -292,7 +292,7 @@ def test_in_a_browser_an_incident_is_opened_from_the_list_and_resolved_with_a_no
     hub = pipeline_hub(sqlite_url)
     tickets = _flood(hub)
     with UnitOfWork(hub.session_factory) as uow:
-        create_user(uow.session, "imdi", PASSWORD, Role.IMDI_SUPPORT, None, hub.clock())
+        create_user(uow, "imdi", PASSWORD, Role.IMDI_SUPPORT, None, hub.clock())
         uow.commit()
     with support_page_in_chromium(hub) as (base, browser):
         tab = browser.new_context().new_page()

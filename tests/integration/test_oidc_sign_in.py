@@ -55,7 +55,7 @@ def oidc_hub(database_url: str, stand_in: IdportenStandIn, tmp_path: Path, **set
         **settings,
     )
     with UnitOfWork(hub.session_factory) as uow:
-        link_user(uow.session, "kari", stand_in.issuer, KARI.pid, "admin", hub.clock())
+        link_user(uow, "kari", stand_in.issuer, KARI.pid, "admin", hub.clock())
         uow.commit()
     return hub
 
@@ -293,7 +293,7 @@ def test_hub_users_link_reads_the_number_from_stdin_masks_it_in_the_audit_and_re
     with UnitOfWork(hub.session_factory) as uow:
         from hub.support.access import Role, create_user
 
-        create_user(uow.session, "ola", "correct horse battery", Role.IMDI_SUPPORT, None, hub.clock())
+        create_user(uow, "ola", "correct horse battery", Role.IMDI_SUPPORT, None, hub.clock())
         uow.commit()
     linked = hub_command(
         hub.settings,
@@ -401,7 +401,7 @@ def test_with_private_key_jwt_the_client_proves_itself_by_its_key_and_a_wrong_ke
                 oidc_key_id="the-client-key",
             )
             with UnitOfWork(hub.session_factory) as uow:
-                link_user(uow.session, "kari", issuer, KARI.pid, "admin", hub.clock())
+                link_user(uow, "kari", issuer, KARI.pid, "admin", hub.clock())
                 uow.commit()
             outcomes.append(serve(hub, work))
     assert outcomes == [200, 401]  # the second: the code is not exchanged (`code`)
@@ -421,16 +421,16 @@ def test_a_link_made_before_subjects_were_hashed_is_hashed_by_the_migration_and_
     issuer = "https://idporten.example/"
     now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
     with UnitOfWork(make_session_factory(engine)) as uow:
-        create_user(uow.session, "kari", "a long password 1", Role.IMDI_SUPPORT, None, now)
+        create_user(uow, "kari", "a long password 1", Role.IMDI_SUPPORT, None, now)
         uow.session.flush()
         user = uow.session.scalars(select(User)).one()
         user.external_issuer, user.external_subject = issuer, KARI.pid  # as 0019 kept it
         uow.commit()
     upgrade(engine)
-    with make_session_factory(engine)() as session:
-        user = session.scalars(select(User)).one()
+    with UnitOfWork(make_session_factory(engine)) as uow:
+        user = uow.session.scalars(select(User)).one()
         assert user.external_subject == link_key(KARI.pid) and KARI.pid not in user.external_subject
-        assert linked_user(session, Person(issuer, KARI.pid, None)).username == "kari"
+        assert linked_user(uow, Person(issuer, KARI.pid, None)).username == "kari"
     engine.dispose()
 
 
@@ -448,7 +448,7 @@ def test_a_link_made_before_subjects_were_hashed_stops_an_upgrade_that_has_no_ke
     engine = make_engine(f"sqlite:///{tmp_path}/old.sqlite3")
     upgrade(engine, "0020")
     with UnitOfWork(make_session_factory(engine)) as uow:
-        create_user(uow.session, "kari", "a long password 1", Role.IMDI_SUPPORT, None, dt.datetime.now(dt.UTC))
+        create_user(uow, "kari", "a long password 1", Role.IMDI_SUPPORT, None, dt.datetime.now(dt.UTC))
         uow.session.flush()
         user = uow.session.scalars(select(User)).one()
         user.external_issuer, user.external_subject = "https://idporten.example/", KARI.pid

@@ -60,7 +60,7 @@ from hub.register.models import (
 )
 from hub.register.person_events import record_person_event
 from hub.register.repository import find_person_id
-from hub.register.unit_of_work import UnitOfWork, joining
+from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import REGISTRATION
 from hub.schemas.contract import from_json
 from hub.support.approval import approve
@@ -116,7 +116,7 @@ def _person_event(sequence: int, event_type: str, number: str, former: tuple[str
 
 
 def _dead_letter(
-    s: Session, hub: Hub, e: dict[str, Any], offset: int, now: dt.datetime, *, original_offset: int
+    uow: UnitOfWork, hub: Hub, e: dict[str, Any], offset: int, now: dt.datetime, *, original_offset: int
 ) -> CaseTicket:
     """The dead letter of an event refused by NIR-CORR-004 (one IMDi may approve past), as the
     dead-letter flow hands it to the tickets; `offset` is the dead letter's own, `original_offset`
@@ -130,7 +130,7 @@ def _dead_letter(
         H_ERROR_MESSAGE: "NIR-CORR-004: only the municipality that registered it may correct it",
     }
     return ticket_from_dead_letter(
-        joining(s),
+        uow,
         hub.catalog,
         key=b"k",
         value=hub.catalog.encode(REGISTRATION, from_json(e)),
@@ -200,14 +200,14 @@ def scenario(database_url: str) -> Scenario:
         ):
             assert record_address_change(s, _address(sequence, who, municipality, protection), NOW)
         own = file_manual_case(
-            joining(s), duf_number=one.duf_number or "", description="by hand", municipality="0301", now=NOW
+            uow, duf_number=one.duf_number or "", description="by hand", municipality="0301", now=NOW
         )
         conflict = file_manual_case(
-            joining(s), duf_number=one.duf_number or "", description="x", municipality="0301", now=NOW
+            uow, duf_number=one.duf_number or "", description="x", municipality="0301", now=NOW
         )
         conflict.kind, conflict.national_id = IDENTITY_CONFLICT_KIND, other.national_id  # names both
         theirs = file_manual_case(
-            joining(s), duf_number=other.duf_number or "", description="y", municipality="0301", now=NOW
+            uow, duf_number=other.duf_number or "", description="y", municipality="0301", now=NOW
         )
         s.flush()
         # Folkeregisteret: both persons looked up; the first given a new fødselsnummer (the old
@@ -222,21 +222,21 @@ def scenario(database_url: str) -> Scenario:
         # A refused correction of the first person's: edited, approved, replayed, refused again
         # (its second dead letter), then discarded with a note.
         refused = {**event(one, "INTRODUCTION_PROGRAMME_DECISION", municipality="0301"), "action": "CORRECT"}
-        replayed = _dead_letter(s, hub, refused, 1, NOW, original_offset=40)
+        replayed = _dead_letter(uow, hub, refused, 1, NOW, original_offset=40)
         edited = {**refused, "municipality": "4601"}
-        edit_ticket(joining(s), hub.catalog, replayed, edited, "kari", NOW + dt.timedelta(minutes=1))
+        edit_ticket(uow, hub.catalog, replayed, edited, "kari", NOW + dt.timedelta(minutes=1))
         approve(
-            joining(s),
+            uow,
             replayed,
             username="imdi-per",
             note="IMDi corrects it",
             now=NOW + dt.timedelta(minutes=2),
         )
-        _mark(joining(s), replayed.id, TicketStatus.REPLAYED, 1, "imdi-per", NOW + dt.timedelta(minutes=3))
-        again = _dead_letter(s, hub, refused, 2, NOW + dt.timedelta(minutes=4), original_offset=41)
+        _mark(uow, replayed.id, TicketStatus.REPLAYED, 1, "imdi-per", NOW + dt.timedelta(minutes=3))
+        again = _dead_letter(uow, hub, refused, 2, NOW + dt.timedelta(minutes=4), original_offset=41)
         assert again.id == replayed.id
         settle(
-            joining(s),
+            uow,
             replayed.id,
             TicketStatus.DISCARDED,
             "sent again by the municipality",

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hub.config import Settings
 from hub.register.database import make_engine, make_session_factory
 from hub.register.models import AuditEntry, SignInAttempt
+from hub.register.unit_of_work import UnitOfWork
 from hub.support.access import (
     AccessDenied,
     Refusal,
@@ -38,8 +39,9 @@ THROTTLE = Throttle(user_limit=5, address_limit=8, first_delay=0.5, max_delay=8.
 @pytest.fixture
 def sessions(database_url: str) -> sessionmaker[Session]:
     factory = make_session_factory(make_engine(database_url))
-    with factory() as s:
-        create_user(s, "kari", SECRET, Role.IMDI_SUPPORT, None, NOW)
+    with UnitOfWork(factory) as uow:
+        s = uow.session
+        create_user(uow, "kari", SECRET, Role.IMDI_SUPPORT, None, NOW)
         s.commit()
     return factory
 
@@ -54,7 +56,7 @@ def attempt(
     throttle: Throttle = THROTTLE,
 ) -> Refusal | None:
     outcome = sign_in(
-        sessions, username, password, at, client_address=address, sealer=SEALER, throttle=throttle
+        lambda: UnitOfWork(sessions), username, password, at, client_address=address, sealer=SEALER, throttle=throttle
     )
     assert (outcome.token is None) == (outcome.refusal is not None)
     return outcome.refusal
@@ -76,8 +78,8 @@ def test_after_five_wrong_passwords_from_one_address_the_right_one_is_refused_th
         )
     locked_at = NOW + dt.timedelta(minutes=5)
     assert attempt(sessions, SECRET, at=locked_at) is Refusal.LOCKED
-    with sessions() as s:  # the administrator sees until when (from that address)
-        [kari] = list_users(s, locked_at, THROTTLE)
+    with UnitOfWork(sessions) as uow:  # the administrator sees until when (from that address)
+        [kari] = list_users(uow, locked_at, THROTTLE)
         assert kari.locked_until == NOW + dt.timedelta(minutes=4 + 15)
     # Refused attempts do not lengthen the lockout: 15 minutes after the fifth failure it is over.
     assert attempt(sessions, SECRET, at=NOW + dt.timedelta(minutes=19, seconds=1)) is None
@@ -115,8 +117,8 @@ def test_failures_for_one_username_from_many_addresses_lock_it_at_the_much_highe
         )
     later = NOW + dt.timedelta(minutes=45)
     assert attempt(sessions, SECRET, at=later, throttle=throttle) is Refusal.LOCKED  # from any address
-    with sessions() as s:
-        [kari] = list_users(s, later, throttle)
+    with UnitOfWork(sessions) as uow:
+        [kari] = list_users(uow, later, throttle)
         assert kari.locked_until == NOW + dt.timedelta(minutes=44 + 15)
     assert attempt(sessions, SECRET, at=NOW + dt.timedelta(minutes=60), throttle=throttle) is None
 
@@ -147,7 +149,7 @@ def test_an_address_guessing_many_usernames_is_locked_out_for_every_username(
 def test_the_wait_grows_with_each_failure(sessions: sessionmaker[Session]) -> None:
     delays = [
         sign_in(
-            sessions, "kari", "wrong password!!", NOW, client_address=HOME, sealer=SEALER, throttle=THROTTLE
+            lambda: UnitOfWork(sessions), "kari", "wrong password!!", NOW, client_address=HOME, sealer=SEALER, throttle=THROTTLE
         ).delay
         for _ in range(6)
     ]
@@ -157,9 +159,10 @@ def test_the_wait_grows_with_each_failure(sessions: sessionmaker[Session]) -> No
 def test_every_failed_sign_in_is_audited_with_its_reason_and_address_never_the_password(
     sessions: sessionmaker[Session], caplog: pytest.LogCaptureFixture
 ) -> None:
-    with sessions() as s:
-        create_user(s, "ola", SECRET, Role.IMDI_SUPPORT, None, NOW)
-        disable_user(s, "ola", "admin", NOW)
+    with UnitOfWork(sessions) as uow:
+        s = uow.session
+        create_user(uow, "ola", SECRET, Role.IMDI_SUPPORT, None, NOW)
+        disable_user(uow, "ola", "admin", NOW)
         s.commit()
     attempt(sessions, "wrong password!!")
     attempt(sessions, "a guessed secret", username="nobody")
@@ -183,14 +186,16 @@ def test_every_failed_sign_in_is_audited_with_its_reason_and_address_never_the_p
 def test_a_disabled_user_cannot_sign_in_and_their_sessions_end(sessions: sessionmaker[Session]) -> None:
     token = signed_in(sessions, "kari", SECRET, NOW, client_address=HOME)
     assert token is not None
-    with sessions() as s:
-        disable_user(s, "kari", "admin", NOW)
+    with UnitOfWork(sessions) as uow:
+        s = uow.session
+        disable_user(uow, "kari", "admin", NOW)
         s.commit()
         with pytest.raises(AccessDenied):
-            user_for_token(s, token, NOW)
+            user_for_token(uow, token, NOW)
     assert attempt(sessions, SECRET) is Refusal.DISABLED
-    with sessions() as s:
-        enable_user(s, "kari", "admin", NOW)
+    with UnitOfWork(sessions) as uow:
+        s = uow.session
+        enable_user(uow, "kari", "admin", NOW)
         s.commit()
     assert attempt(sessions, SECRET) is None
     actions = [(user, action, detail) for user, action, detail in audit_log(sessions) if user == "admin"]
@@ -201,8 +206,9 @@ def test_enabling_a_user_lifts_their_lockout(sessions: sessionmaker[Session]) ->
     for _ in range(5):
         attempt(sessions, "wrong password!!")
     assert attempt(sessions, SECRET) is Refusal.LOCKED
-    with sessions() as s:
-        enable_user(s, "kari", "admin", NOW)
+    with UnitOfWork(sessions) as uow:
+        s = uow.session
+        enable_user(uow, "kari", "admin", NOW)
         s.commit()
     assert attempt(sessions, SECRET) is None
 
@@ -210,11 +216,12 @@ def test_enabling_a_user_lifts_their_lockout(sessions: sessionmaker[Session]) ->
 def test_a_new_password_ends_the_sessions_of_the_old_one(sessions: sessionmaker[Session]) -> None:
     token = signed_in(sessions, "kari", SECRET, NOW, client_address=HOME)
     assert token is not None
-    with sessions() as s:
-        set_password(s, "kari", "a brand new secret", "admin", NOW)
+    with UnitOfWork(sessions) as uow:
+        s = uow.session
+        set_password(uow, "kari", "a brand new secret", "admin", NOW)
         s.commit()
         with pytest.raises(AccessDenied):
-            user_for_token(s, token, NOW)
+            user_for_token(uow, token, NOW)
     assert attempt(sessions, SECRET) is Refusal.WRONG_PASSWORD
     assert attempt(sessions, "a brand new secret") is None
 

@@ -57,7 +57,7 @@ def second_start(hub: Hub) -> tuple[RecordingPublisher, dict, int]:  # type: ign
 def test_the_ticket_shows_the_rule_s_advice_and_the_person_s_register_beside_the_error(hub: Hub) -> None:
     _, _, ticket_id = second_start(hub)
     with UnitOfWork(hub.session_factory) as uow:
-        imdi = create_user(uow.session, "imdi", "a long enough secret", Role.IMDI_SUPPORT, None, NOW)
+        imdi = create_user(uow, "imdi", "a long enough secret", Role.IMDI_SUPPORT, None, NOW)
         shown = desk.view_ticket(uow, hub.catalog, imdi, ticket_id, NOW, sources=Sources.of(hub))
     assert shown["rule"]["title"]["nb"] == "Ingen ny start av et program eller en opplæring som er i gang"
     assert "already running" in shown["rule"]["advice"]["en"] and "i gang" in shown["rule"]["advice"]["nb"]
@@ -76,12 +76,10 @@ def test_every_failure_edit_replay_and_the_acceptance_are_in_the_story_with_who_
 ) -> None:
     publisher, again, ticket_id = second_start(hub)
     with UnitOfWork(hub.session_factory) as uow:
-        oslo = create_user(
-            uow.session, "oslo", "a long enough secret", Role.MUNICIPALITY_SUPERUSER, "0301", hub.clock()
-        )
-        fixed = desk.view_ticket(uow, hub.catalog, oslo, ticket_id, hub.clock(), sources=Sources.of(hub))[
-            "editable"
-        ]
+        oslo = create_user(uow, "oslo", "a long enough secret", Role.MUNICIPALITY_SUPERUSER, "0301", hub.clock())
+        fixed = desk.view_ticket(
+            uow, hub.catalog, oslo, ticket_id, hub.clock(), sources=Sources.of(hub)
+        )["editable"]
         fixed["eventType"] = "TRAINING_ENDED"
         fixed["payload"] = event(synthetic_person(), "TRAINING_ENDED")["payload"]
         desk.edit_as(uow, hub.catalog, oslo, ticket_id, fixed, hub.clock(), sources=Sources.of(hub))
@@ -136,7 +134,7 @@ def test_a_ticket_closed_by_an_accepted_event_says_so_once(hub: Hub) -> None:
             fixed["eventId"],
             None,
         )
-        imdi = create_user(uow.session, "imdi", "a long enough secret", Role.IMDI_SUPPORT, None, NOW)
+        imdi = create_user(uow, "imdi", "a long enough secret", Role.IMDI_SUPPORT, None, NOW)
         # A ticket closed before revision 0013 kept the link as its note too: shown once.
         ticket.resolution_note = f"closed by the accepted event {fixed['eventId']}"
         shown = desk.view_ticket(uow, hub.catalog, imdi, ticket.id, NOW, sources=Sources.of(hub))

@@ -61,7 +61,7 @@ def web_hub(database_url: str, **settings: Any) -> Hub:
     quick = {"signin_delay_seconds": 0.01, "signin_delay_max_seconds": 0.02, **settings}
     hub = dataclasses.replace(hub, settings=dataclasses.replace(hub.settings, **quick), clock=Clock())
     with UnitOfWork(hub.session_factory) as uow:
-        create_user(uow.session, "kari", PASSWORD, Role.IMDI_SUPPORT, None, hub.clock())
+        create_user(uow, "kari", PASSWORD, Role.IMDI_SUPPORT, None, hub.clock())
         uow.commit()
     return hub
 
@@ -157,7 +157,7 @@ def test_a_disabled_user_cannot_sign_in_and_is_told_no_more_than_for_a_wrong_pas
         await sign_in(client, "kari", PASSWORD)
         assert (await client.get("/support/tickets", allow_redirects=False)).status == 200
         with UnitOfWork(hub.session_factory) as uow:
-            disable_user(uow.session, "kari", "admin", hub.clock())
+            disable_user(uow, "kari", "admin", hub.clock())
             uow.commit()
         ended = await client.get("/support/tickets", allow_redirects=False)
         assert ended.status == 303 and ended.headers["Location"].startswith("/support/login")
@@ -490,7 +490,7 @@ def register_hub(database_url: str) -> Hub:
 
 def municipality_user(hub: Hub, username: str, municipality: str) -> None:
     with UnitOfWork(hub.session_factory) as uow:
-        create_user(uow.session, username, PASSWORD, Role.MUNICIPALITY_SUPERUSER, municipality, hub.clock())
+        create_user(uow, username, PASSWORD, Role.MUNICIPALITY_SUPERUSER, municipality, hub.clock())
         uow.commit()
 
 

@@ -35,7 +35,7 @@ def with_municipal_users(hub: Hub) -> Hub:
             ("oslo-super", Role.MUNICIPALITY_SUPERUSER, "0301"),
             ("bergen-super", Role.MUNICIPALITY_SUPERUSER, "4601"),
         ):
-            create_user(uow.session, name, PASSWORD, role, municipality, hub.clock())
+            create_user(uow, name, PASSWORD, role, municipality, hub.clock())
         uow.commit()
     return hub
 
@@ -56,32 +56,31 @@ def test_a_municipal_administrator_manages_its_own_municipalitys_users_and_no_on
     hub = with_municipal_users(web_hub(database_url))
     now = hub.clock()
     with UnitOfWork(hub.session_factory) as uow:
-        s = uow.session
-        admin = administration.acting_user(s, "oslo-admin")
-        assert {u.username for u in administration.users_managed_by(s, admin)} == {"oslo-admin", "oslo-super"}
-        administration.add_user(s, admin, "oslo-new", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "0301", now)
-        administration.set_disabled(s, admin, "oslo-super", True, now)
-        administration.set_role(s, admin, "oslo-new", Role.MUNICIPALITY_ADMIN, now)
-        administration.reset_factor(s, admin, "oslo-new", now)  # a lost phone
+        admin = administration.acting_user(uow, "oslo-admin")
+        assert {u.username for u in administration.users_managed_by(uow, admin)} == {"oslo-admin", "oslo-super"}
+        administration.add_user(uow, admin, "oslo-new", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "0301", now)
+        administration.set_disabled(uow, admin, "oslo-super", True, now)
+        administration.set_role(uow, admin, "oslo-new", Role.MUNICIPALITY_ADMIN, now)
+        administration.reset_factor(uow, admin, "oslo-new", now)  # a lost phone
         refusals = [
             lambda: administration.add_user(
-                s, admin, "x1", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "4601", now
+                uow, admin, "x1", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "4601", now
             ),
-            lambda: administration.add_user(s, admin, "x2", PASSWORD, Role.IMDI_SUPPORT, None, now),
-            lambda: administration.set_disabled(s, admin, "bergen-super", True, now),
-            lambda: administration.set_disabled(s, admin, "kari", True, now),
-            lambda: administration.set_role(s, admin, "oslo-new", Role.IMDI_SUPPORT, now),
-            lambda: administration.set_disabled(s, admin, "nobody", True, now),
-            lambda: administration.reset_factor(s, admin, "bergen-super", now),
+            lambda: administration.add_user(uow, admin, "x2", PASSWORD, Role.IMDI_SUPPORT, None, now),
+            lambda: administration.set_disabled(uow, admin, "bergen-super", True, now),
+            lambda: administration.set_disabled(uow, admin, "kari", True, now),
+            lambda: administration.set_role(uow, admin, "oslo-new", Role.IMDI_SUPPORT, now),
+            lambda: administration.set_disabled(uow, admin, "nobody", True, now),
+            lambda: administration.reset_factor(uow, admin, "bergen-super", now),
         ]
         for refused in refusals:
             with pytest.raises(administration.NotYours):
                 refused()
         # A super user manages no one, not even in its own municipality.
-        superuser = administration.acting_user(s, "bergen-super")
-        assert administration.users_managed_by(s, superuser) == []
+        superuser = administration.acting_user(uow, "bergen-super")
+        assert administration.users_managed_by(uow, superuser) == []
         with pytest.raises(administration.NotYours):
-            administration.add_user(s, superuser, "x3", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "4601", now)
+            administration.add_user(uow, superuser, "x3", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "4601", now)
         uow.commit()
     found = users(hub)
     assert found["oslo-new"] == ("municipality_admin", "0301", False)

@@ -24,12 +24,12 @@ def test_an_administrator_lists_disables_enables_and_sets_passwords(database_url
     hub = pipeline_hub(database_url)
     now = dt.datetime.now(dt.UTC)
     with UnitOfWork(hub.session_factory) as uow:
-        create_user(uow.session, "kari", PASSWORD, Role.IMDI_SUPPORT, None, now)
-        create_user(uow.session, "ola", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "0301", now)
+        create_user(uow, "kari", PASSWORD, Role.IMDI_SUPPORT, None, now)
+        create_user(uow, "ola", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "0301", now)
         uow.commit()
     for _ in range(Throttle().user_limit):
         sign_in(
-            hub.session_factory, "ola", "wrong password!!", now, client_address="192.0.2.1", sealer=SEALER
+            hub.unit_of_work, "ola", "wrong password!!", now, client_address="192.0.2.1", sealer=SEALER
         )
     assert signed_in(hub.session_factory, "kari", PASSWORD, now, client_address="192.0.2.2")
 
@@ -50,18 +50,18 @@ def test_an_administrator_lists_disables_enables_and_sets_passwords(database_url
 
     hub_users("disable", "kari")
     assert (
-        sign_in(hub.session_factory, "kari", PASSWORD, now, client_address="192.0.2.2", sealer=SEALER).refusal
+        sign_in(hub.unit_of_work, "kari", PASSWORD, now, client_address="192.0.2.2", sealer=SEALER).refusal
         is Refusal.DISABLED
     )
     listed_after = hub_command(hub.settings, "users", "list").stdout
     assert "kari                     imdi_support             -            yes" in listed_after
 
     hub_users("enable", "ola")  # lifts the lockout too
-    assert sign_in(hub.session_factory, "ola", PASSWORD, now, client_address="192.0.2.1", sealer=SEALER).token
+    assert sign_in(hub.unit_of_work, "ola", PASSWORD, now, client_address="192.0.2.1", sealer=SEALER).token
 
     hub_users("set-password", "ola", "--password-stdin", stdin=NEW_PASSWORD + "\n")
     assert sign_in(
-        hub.session_factory, "ola", NEW_PASSWORD, now, client_address="192.0.2.1", sealer=SEALER
+        hub.unit_of_work, "ola", NEW_PASSWORD, now, client_address="192.0.2.1", sealer=SEALER
     ).token
 
     for password, message in (("too short", "12 characters"), ("OLA", "12 characters")):
@@ -91,7 +91,7 @@ def test_an_administrator_lists_disables_enables_and_sets_passwords(database_url
 def test_the_password_is_asked_for_twice_and_must_not_be_the_username(database_url: str) -> None:
     hub = pipeline_hub(database_url)
     with UnitOfWork(hub.session_factory) as uow:
-        create_user(uow.session, "kari.nordmann", PASSWORD, Role.IMDI_SUPPORT, None, dt.datetime.now(dt.UTC))
+        create_user(uow, "kari.nordmann", PASSWORD, Role.IMDI_SUPPORT, None, dt.datetime.now(dt.UTC))
         uow.commit()
     mismatch = hub_command(
         hub.settings, "users", "set-password", "kari.nordmann", stdin=f"{NEW_PASSWORD}\nsomething else\n"
@@ -106,7 +106,7 @@ def test_the_password_is_asked_for_twice_and_must_not_be_the_username(database_u
     )
     assert asked.returncode == 0, asked.stderr
     assert sign_in(
-        hub.session_factory,
+        hub.unit_of_work,
         "kari.nordmann",
         NEW_PASSWORD,
         dt.datetime.now(dt.UTC),
@@ -141,7 +141,7 @@ def test_hub_users_add_is_audited_with_who_added_whom(
     ]
     # A change made outside a `hub` command (the support page's) names no OS user.
     with UnitOfWork(hub.session_factory) as uow:
-        disable_user(uow.session, "oslo-1", "admin", dt.datetime.now(dt.UTC))
+        disable_user(uow, "oslo-1", "admin", dt.datetime.now(dt.UTC))
         uow.commit()
     with hub.session_factory() as session:
         disabled = session.scalars(select(AuditEntry).where(AuditEntry.action == "disable_user")).one()

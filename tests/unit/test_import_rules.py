@@ -155,9 +155,6 @@ def test_each_module_of_the_hub_imports(module: str) -> None:
 # unit of work). Remove a module from here when it no longer imports one.
 SESSION_NOT_YET_BEHIND_THE_UNIT_OF_WORK = {
     "hub.bootstrap",
-    "hub.support.access",
-    "hub.support.administration",
-    "hub.support.oidc",
     "hub.support.web",
 }
 

@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -15,13 +16,13 @@ import hub.cli as hub_cli
 import hub.register.reports
 from hub.domain.calendar import norwegian_date
 from hub.kafka.topics import TopicNames
-from hub.register.reports import Report, ReportedFor
+from hub.register.reports import REPORTS, Report, ReportedFor
 from hub.sources import SourceRegistry
 
 
 @dataclass
 class _Hub:
-    """What `hub report` asks of the hub: today in Norway, a session, the sources."""
+    """What `hub report` asks of the hub: today in Norway, a unit of work, the sources."""
 
     now: dt.datetime
     registry = SourceRegistry.from_mapping({"sources": {"fagsystem": {"municipalities": ["1580"]}}})
@@ -31,8 +32,10 @@ class _Hub:
         return norwegian_date(self.now)
 
     @contextlib.contextmanager
-    def session_factory(self) -> Iterator[None]:
-        yield None
+    def unit_of_work(self) -> Iterator[object]:
+        yield SimpleNamespace(
+            reports=SimpleNamespace(report=lambda name, year, sources: REPORTS[name](None, year, sources))
+        )
 
 
 def _years(monkeypatch: pytest.MonkeyPatch, now: dt.datetime, *arguments: str) -> list[int]:

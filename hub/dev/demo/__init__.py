@@ -34,8 +34,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
-
 from hub.bootstrap import Hub, install_masks
 from hub.config import Settings
 from hub.connectors.fagsystem import FagsystemProducer
@@ -69,7 +67,6 @@ from hub.maskinporten import MaskinportenTokens, client_from_settings, key_id, r
 from hub.pipeline.deadletter import H_OFFSET, H_PARTITION, H_TOPIC, read_headers
 from hub.register.database import make_engine
 from hub.register.migrate import upgrade
-from hub.register.models import AddressRecord, Person, RegistrationRecord
 
 SAMPLE = Path(__file__).resolve().parent / "sample.jsonl"
 # One demo source signs in to Kafka with a Maskinporten token (from the demo's stand-in, or the
@@ -231,7 +228,7 @@ def link_demo_user(hub: Hub, username: str = DEMO_SUPPORT_USER) -> None:
 
     with UnitOfWork(hub.session_factory) as uow:
         link_user(
-            uow.session, username, hub.settings.oidc_issuer, DEMO_SUPPORT_PERSON.pid, os_user(), hub.clock()
+            uow, username, hub.settings.oidc_issuer, DEMO_SUPPORT_PERSON.pid, os_user(), hub.clock()
         )
         uow.commit()
 
@@ -504,8 +501,8 @@ def _position_stored(settings: Settings) -> bool:
 
 
 def _address_count(hub: Hub) -> int:
-    with hub.session_factory() as session:
-        return session.scalar(select(func.count()).select_from(AddressRecord)) or 0
+    with hub.unit_of_work() as uow:
+        return uow.register.sizes()["addresses"]
 
 
 def _wait(condition: Any, timeout: float, what: str) -> None:
@@ -522,11 +519,8 @@ def _summarise(hub: Hub, records: list[Any], sent: set[tuple[str, int, int]]) ->
         decode_receipt(hub.catalog, r.value).outcome for r in _receipts_for(hub, records, sent)
     )
     dead_letters = sum(1 for r in records if r.topic == hub.names.dead_letters and _origin_of(hub, r) in sent)
-    with hub.session_factory() as session:
-        counts = {
-            model.__tablename__: session.scalar(select(func.count()).select_from(model))
-            for model in (Person, RegistrationRecord, AddressRecord)
-        }
+    with hub.unit_of_work() as uow:
+        counts = uow.register.sizes()
     print()
     print("summary")
     print(f"  accepted       {outcomes['ACCEPTED']}")
@@ -572,7 +566,7 @@ def _serve_support_page(hub: Hub, worker: WorkerProcess) -> None:
 
     password = secrets.token_urlsafe(12)
     with UnitOfWork(hub.session_factory) as uow:
-        create_user(uow.session, DEMO_SUPPORT_USER, password, Role.IMDI_SUPPORT, None, hub.clock())
+        create_user(uow, DEMO_SUPPORT_USER, password, Role.IMDI_SUPPORT, None, hub.clock())
         uow.commit()
     link_demo_user(hub)
     scheme = "https" if hub.settings.web_tls_cert_file else "http"

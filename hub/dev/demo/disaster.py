@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka.admin import OffsetSpec
-from sqlalchemy import select
 
 from hub.bootstrap import Hub
 from hub.config import Settings
@@ -31,7 +30,6 @@ from hub.connectors.receipts import decode_receipt
 from hub.dev.localrun import WorkerProcess, local_admin
 from hub.kafka.admin import end_offsets, read_from
 from hub.ops.recovery import GroupAdmin, Move, hub_topics, manifest_path, recover, restore_backup, take_backup
-from hub.register.models import CaseTicket, HeldEvent, RegistrationRecord
 
 AFTER_BACKUP = Path(__file__).resolve().parent / "after_backup.jsonl"
 BACKUP = Path("var/demo/backup/register.sqlite3")
@@ -64,17 +62,15 @@ class RegisterState:
 
 
 def register_state(hub: Hub) -> RegisterState:
-    with hub.session_factory() as session:
-        records = list(session.scalars(select(RegistrationRecord)))
-        state = RegisterState(
-            registrations=Counter(r.event_id for r in records),
-            origins={r.event_id: (r.topic, r.partition, r.offset) for r in records},
-            held=Counter(session.scalars(select(HeldEvent.event_id))),
-            tickets=Counter(
-                (t.event_id, t.status, t.kind, t.error_code, t.original_offset, t.attempts)
-                for t in session.scalars(select(CaseTicket))
-            ),
-        )
+    with hub.unit_of_work() as uow:
+        contents = uow.register.contents()
+    rows = contents.registrations
+    state = RegisterState(
+        registrations=Counter(event_id for event_id, *_ in rows),
+        origins={event_id: (topic, partition, offset) for event_id, topic, partition, offset in rows},
+        held=Counter(contents.held),
+        tickets=Counter(contents.tickets),
+    )
     hub.engine.dispose()  # the register's file is deleted and replaced below
     return state
 
