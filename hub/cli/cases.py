@@ -81,7 +81,7 @@ def _ticket_filter(**options: Any) -> Any:
 @USER
 def cases_list(as_json: bool, limit: int, reason: str, reveal: bool, user: str, **options: Any) -> None:
     from hub.domain.identifiers import last_digits
-    from hub.register.access_log import Reader, record_ticket_read
+    from hub.register.access_log import Reader
     from hub.register.unit_of_work import UnitOfWork
     from hub.support.tickets import describe_ticket, list_tickets
 
@@ -91,7 +91,7 @@ def cases_list(as_json: bool, limit: int, reason: str, reveal: bool, user: str, 
         found = list_tickets(uow, _ticket_filter(**options), limit=limit + 1)
         tickets: list[dict[str, Any]] = []
         for t in found[:limit]:
-            record_ticket_read(uow.session, reader, "cases_list_reveal" if reveal else "cases_list", now, t)
+            uow.access_log.record_ticket_read(reader, "cases_list_reveal" if reveal else "cases_list", now, t)
             shown = describe_ticket(uow, hub.catalog, t, reveal=reveal)
             shown["event"] = None  # a list shows no event; `cases show` does
             if not reveal:  # an edit's event holds the numbers too
@@ -403,7 +403,6 @@ def cases_replay_incident(
     rate: float,
 ) -> None:
     from hub.register.unit_of_work import UnitOfWork
-    from hub.support.access import audit
     from hub.support.replay import ReplayStep, replay_incident
 
     if not reason.strip():
@@ -417,8 +416,7 @@ def cases_replay_incident(
             click.confirm(f"replay {incident.tickets} ticket(s)?", abort=True, err=True)
         with UnitOfWork(hub.session_factory) as uow:
             detail = f"os user {os_user()}: {reason.strip()}"[:512]
-            audit(
-                uow.session,
+            uow.audit.record(
                 user,
                 "replay_incident",
                 hub.clock(),
@@ -462,7 +460,6 @@ def cases_file(
     user: str,
 ) -> None:
     from hub.register.unit_of_work import UnitOfWork
-    from hub.support.access import audit
     from hub.support.tickets import file_manual_case
 
     duf_number = read_identifier(identifier, identifier_file)
@@ -475,7 +472,7 @@ def cases_file(
             municipality=municipality,
             now=hub.clock(),
         )
-        audit(uow.session, user, "file_case", hub.clock(), ticket_id=ticket.id)
+        uow.audit.record(user, "file_case", hub.clock(), ticket_id=ticket.id)
         uow.commit()
         click.echo(f"filed ticket {ticket.id}")
 
