@@ -38,7 +38,7 @@ from hub.domain.identifiers import make_national_id
 from hub.kafka.admin import delete_topics_with_prefix, end_offsets
 from hub.kafka.connection import KafkaConnection
 from hub.kafka.principals import prepare_broker
-from hub.register.database import make_engine
+from hub.register.database import make_engine, make_session_factory
 from hub.register.migrate import upgrade
 from hub.register.models import HeldEvent, RegistrationRecord
 from hub.schemas.codec import REGISTRATION
@@ -248,13 +248,13 @@ async def produce(kafka: KafkaConnection, topic: str, values: list[tuple[bytes, 
 def registrations(hub: Hub, after: int = 0) -> int:
     """Registration rows with an id above `after` (the last id of a preloaded register): a range
     of the primary key, so polling costs what is new, not the whole register."""
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         query = select(func.count()).select_from(RegistrationRecord).where(RegistrationRecord.id > after)
         return session.scalar(query) or 0
 
 
 def last_registration_id(hub: Hub) -> int:
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         return session.scalar(select(func.max(RegistrationRecord.id))) or 0
 
 
@@ -446,7 +446,7 @@ def run_worker_until(
 
 
 def held_events(hub: Hub) -> int:
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         return session.scalar(select(func.count()).select_from(HeldEvent)) or 0
 
 
@@ -462,7 +462,7 @@ def register_state(hub: Hub, preloaded: int = 0) -> RegisterState:
     moment and the one-by-one path each row with its own, so rows sharing their accepted_at were
     written by the batch path (about: a batch that accepted one event counts as one by one). Rows
     up to the id `preloaded` were there before the run."""
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         shared = (
             select(func.count().label("n"))
             .select_from(RegistrationRecord)

@@ -45,6 +45,7 @@ from hub.bootstrap import Hub
 from hub.dev.folkeregister_standin import FolkeregisterStandIn, serving
 from hub.dev.localrun import WorkerProcess
 from hub.kafka.connection import KafkaConnection
+from hub.register.database import make_session_factory
 from hub.register.models import AddressRecord, PersonIdentifier, RegistrationRecord
 
 
@@ -74,7 +75,7 @@ class Poller:
     def _run(self) -> None:
         highest = 0
         while not self._stop.is_set():
-            with self.hub.session_factory() as session:
+            with make_session_factory(self.hub.engine)() as session:
                 rows = session.execute(self.query(highest)).all()
             now = time.monotonic()
             for row_id, key in rows:
@@ -161,7 +162,7 @@ def in_the_hub(hub: Hub, events: Collection[str]) -> list[float]:
     query = select(
         RegistrationRecord.event_id, RegistrationRecord.received_at, RegistrationRecord.accepted_at
     )
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         return [
             (accepted - received).total_seconds()
             for event_id, received, accepted in session.execute(query)

@@ -16,7 +16,6 @@ from functools import cached_property
 from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
 from hub.config import LOCAL_MASK_KEY_FILE, Settings
 from hub.domain.calendar import norwegian_date
@@ -24,8 +23,8 @@ from hub.domain.identifiers import MASK_KEY_BYTES, Masker, use_masker
 from hub.errors import ConfigurationError
 from hub.kafka.topics import TopicNames
 from hub.pipeline.ports import UnitOfWork as RegistrationUnitOfWork
-from hub.register.database import make_engine, make_session_factory
-from hub.register.unit_of_work import UnitOfWork
+from hub.register.database import make_engine
+from hub.register.unit_of_work import UnitOfWork, units_over
 from hub.schemas.codec import SchemaCatalog, catalog
 from hub.sources import SourceRegistry
 
@@ -61,11 +60,12 @@ class Hub:
         return make_engine(self.settings.database_url)
 
     @cached_property
-    def session_factory(self) -> sessionmaker[Session]:
-        return make_session_factory(self.engine)
+    def _units(self) -> Callable[[], UnitOfWork]:
+        return units_over(self.engine)
 
     def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(self.session_factory)
+        """A unit of work on the register: the only door to it (`hub.register.unit_of_work`)."""
+        return self._units()
 
     def today(self) -> dt.date:
         """Today in Norway: what "in the future" means for a fact's date."""

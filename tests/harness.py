@@ -25,6 +25,7 @@ from hub.kafka.admin import end_offsets, read_from
 from hub.kafka.connection import KafkaConnection
 from hub.kafka.principals import prepare_broker
 from hub.pipeline.deadletter import read_headers
+from hub.register.database import make_session_factory
 from hub.register.models import AddressRecord, RegistrationRecord
 from hub.schemas.codec import ADDRESS_CHANGE
 from hub.schemas.contract import from_json
@@ -155,15 +156,15 @@ class HubHarness:
     # --- output ----------------------------------------------------------------------------
 
     def registrations(self) -> list[RegistrationRecord]:
-        with self.hub.session_factory() as session:
+        with make_session_factory(self.hub.engine)() as session:
             return list(session.scalars(select(RegistrationRecord)).all())
 
     def registration_count(self) -> int:
-        with self.hub.session_factory() as session:
+        with make_session_factory(self.hub.engine)() as session:
             return session.scalar(select(func.count()).select_from(RegistrationRecord)) or 0
 
     def address_count(self) -> int:
-        with self.hub.session_factory() as session:
+        with make_session_factory(self.hub.engine)() as session:
             return session.scalar(select(func.count()).select_from(AddressRecord)) or 0
 
     def read_outputs(self, *, until: Callable[[list[Any]], bool], timeout: float = 60.0) -> list[Any]:

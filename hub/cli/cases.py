@@ -82,12 +82,11 @@ def _ticket_filter(**options: Any) -> Any:
 def cases_list(as_json: bool, limit: int, reason: str, reveal: bool, user: str, **options: Any) -> None:
     from hub.domain.identifiers import last_digits
     from hub.register.access_log import Reader
-    from hub.register.unit_of_work import UnitOfWork
     from hub.support.tickets import describe_ticket, list_tickets
 
     hub = common.migrated_hub()
     reader, now = Reader.command_line(user, reason), hub.clock()
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         found = list_tickets(uow, _ticket_filter(**options), limit=limit + 1)
         tickets: list[dict[str, Any]] = []
         for t in found[:limit]:
@@ -126,12 +125,11 @@ def cases_list(as_json: bool, limit: int, reason: str, reveal: bool, user: str, 
 @USER
 def cases_show(ticket_id: int, reason: str, user: str) -> None:
     from hub.register.access_log import Reader
-    from hub.register.unit_of_work import UnitOfWork
     from hub.support.desk import identity_context
     from hub.support.tickets import IDENTITY_CONFLICT_KIND, describe_ticket, get_ticket
 
     hub = common.migrated_hub()
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         ticket = get_ticket(uow, ticket_id)
         shown = describe_ticket(uow, hub.catalog, ticket, reveal=True)
         if ticket.kind == IDENTITY_CONFLICT_KIND:  # the persons its numbers name, side by side
@@ -171,9 +169,8 @@ def cases_replay(
     if edit_file is not None:
         if ticket_id is None:
             raise click.UsageError("--edit works on one ticket")
-        from hub.register.unit_of_work import UnitOfWork
 
-        with UnitOfWork(hub.session_factory) as uow:
+        with hub.unit_of_work() as uow:
             event = json.loads(edit_file.read_text(encoding="utf-8"))
             edit_ticket(uow, hub.catalog, get_ticket(uow, ticket_id), event, user, hub.clock())
             uow.commit()
@@ -203,11 +200,10 @@ def cases_replay(
 
 
 def _settle(ticket_id: int, note: str, status_name: str, user: str) -> None:
-    from hub.register.unit_of_work import UnitOfWork
     from hub.support.tickets import TicketStatus, settle
 
     hub = common.migrated_hub()
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         settle(uow, ticket_id, TicketStatus(status_name), note, hub.clock(), username=user)
         uow.commit()
     click.echo(f"ticket {ticket_id} {status_name}")
@@ -222,12 +218,11 @@ def _settle(ticket_id: int, note: str, status_name: str, user: str) -> None:
 @click.option("--note", required=True, help="Why IMDi approves it (kept in the audit log).")
 @USER
 def cases_approve(ticket_id: int, note: str, user: str) -> None:
-    from hub.register.unit_of_work import UnitOfWork
     from hub.support.approval import approve
     from hub.support.tickets import get_ticket
 
     hub = common.migrated_hub()
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         approve(uow, get_ticket(uow, ticket_id), username=user, note=note, now=hub.clock())
         uow.commit()
     replayed = _replayed(hub, ticket_id, user)
@@ -402,7 +397,6 @@ def cases_replay_incident(
     yes: bool,
     rate: float,
 ) -> None:
-    from hub.register.unit_of_work import UnitOfWork
     from hub.support.replay import ReplayStep, replay_incident
 
     if not reason.strip():
@@ -414,7 +408,7 @@ def cases_replay_incident(
     if not dry_run:
         if not yes:
             click.confirm(f"replay {incident.tickets} ticket(s)?", abort=True, err=True)
-        with UnitOfWork(hub.session_factory) as uow:
+        with hub.unit_of_work() as uow:
             detail = f"os user {os_user()}: {reason.strip()}"[:512]
             uow.audit.record(
                 user,
@@ -459,12 +453,11 @@ def cases_file(
     municipality: str | None,
     user: str,
 ) -> None:
-    from hub.register.unit_of_work import UnitOfWork
     from hub.support.tickets import file_manual_case
 
     duf_number = read_identifier(identifier, identifier_file)
     hub = common.migrated_hub()
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         ticket = file_manual_case(
             uow,
             duf_number=duf_number,

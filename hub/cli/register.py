@@ -192,25 +192,22 @@ def person_show(
     user: str,
 ) -> None:
     from hub.domain.calendar import end_of_norwegian_day
-    from hub.register.access_log import Reader, record_number_read
-    from hub.register.people import describe_person
-    from hub.register.repository import find_person_id
-    from hub.register.unit_of_work import UnitOfWork
+    from hub.register.access_log import Reader
 
     number = read_identifier(identifier, identifier_file)
     hub = common.migrated_hub()
     known_by = None
     if as_of is not None:
         known_by = end_of_norwegian_day(as_of.date())
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         # Logged whether or not the number names anyone: the search itself says something.
-        record_number_read(uow.session, Reader.command_line(user, reason), "person_show", hub.clock(), number)
+        uow.access_log.record_number_read(Reader.command_line(user, reason), "person_show", hub.clock(), number)
         uow.commit()
-        person_id = find_person_id(uow.session, number)
+        person_id = uow.identity.person_id_of(number)
         if person_id is None:
             click.echo("no person with that identifier in the register", err=True)
             sys.exit(1)
-        person = describe_person(uow.session, person_id, as_of=known_by)
+        person = uow.person_data.describe(person_id, as_of=known_by)
     if as_json:
         click.echo(json.dumps(person, indent=2, ensure_ascii=False))
         return
@@ -283,12 +280,11 @@ def person_export(
     identifier: str | None, identifier_file: Path | None, reason: str, out: Path, form: str, user: str
 ) -> None:
     from hub.register.access_log import Reader
-    from hub.register.unit_of_work import UnitOfWork
     from hub.support.export import export_html, export_number, export_person
 
     number = read_identifier(identifier, identifier_file)
     hub = common.migrated_hub()
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         person_id = uow.identity.person_id_of(number)
         reader = Reader.command_line(user, reason)
         if person_id is None:  # no registration, but perhaps a failed or held one, or reads of it
@@ -328,7 +324,6 @@ def person_export(
 def person_merge(
     identifier: str | None, identifier_file: Path | None, reason: str, ticket_id: int | None, user: str
 ) -> None:
-    from hub.register.unit_of_work import UnitOfWork
     from hub.support.persons import merge
 
     keep, other = read_identifiers(
@@ -340,7 +335,7 @@ def person_merge(
         ],
     )
     hub = common.migrated_hub()
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         done = merge(uow, user, keep, other, reason=reason, now=hub.clock(), ticket_id=ticket_id)
         uow.commit()
         click.echo(f"merge {done.id}: person {done.other_id} joined into person {done.keeper_id}")
@@ -371,12 +366,11 @@ def person_split(
     mixed_to: str | None,
     user: str,
 ) -> None:
-    from hub.register.unit_of_work import UnitOfWork
     from hub.support.persons import split
 
     number = read_identifier(identifier, identifier_file)
     hub = common.migrated_hub()
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         report = split(
             uow,
             user,

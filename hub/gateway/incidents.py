@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 import logging
 import time
 from collections.abc import Callable
@@ -37,9 +36,9 @@ from hub.domain.calendar import iso_utc
 from hub.domain.redaction import clean
 from hub.errors import ConfigurationError, RegisterRefused, RegisterUnavailable, safe_traceback
 from hub.gateway.problems import Problem
-from hub.register.database import make_engine, make_session_factory
+from hub.register.database import make_engine
 from hub.register.incidents import GATEWAY_TICKETS, Incident
-from hub.register.unit_of_work import UnitOfWork
+from hub.register.unit_of_work import UnitOfWork, units_over
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +86,7 @@ class SourceIncidents:
         self.engine = make_engine(database_url) if database_url else None
         self.units: Callable[[], UnitOfWork] | None = None
         if self.engine is not None:
-            self.units = functools.partial(UnitOfWork, make_session_factory(self.engine))
+            self.units = units_over(self.engine)
         self._kept: dict[str, tuple[float, list[dict[str, Any]]]] = {}
 
     def close(self) -> None:

@@ -28,7 +28,6 @@ from faust.sensors.prometheus import FaustMetrics
 from faust.web import Request, Response, View
 from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from sqlalchemy import text
 
 from hub.bootstrap import Hub
 from hub.domain.calendar import as_utc
@@ -38,6 +37,7 @@ from hub.kafka.admin import broker_answers
 from hub.ops import metrics
 from hub.ops.monitor import HubPrometheusMonitor
 from hub.ops.webserver import add_security_headers
+from hub.register.database import answers
 from hub.support.incidents import Incident, list_incidents
 from hub.support.replay import replay_counts
 from hub.support.tickets import ACTIVE, TicketFilter, counts_by_error_code, oldest_active_failure
@@ -166,8 +166,7 @@ class _Readiness:
 
     def _register(self) -> str:
         try:
-            with self.hub.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
+            answers(self.hub.engine)
         except Exception as exc:
             return f"unavailable ({type(exc).__name__})"
         return "ok"

@@ -89,6 +89,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def answers(engine: Engine) -> None:
+    """Ask the database for nothing, to see that it answers (the worker's health check); raises
+    the driver's error when it does not."""
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 

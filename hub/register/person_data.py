@@ -41,12 +41,15 @@ class PersonDataRepository:
         self,
         person_id: int,
         *,
+        as_of: dt.datetime | None = None,
         on: dt.date | None = None,
         only: ColumnElement[bool] | None = None,
         protected_shown: bool = False,
     ) -> dict[str, Any]:
         """The person as `hub.register.people.describe_person` has them (its arguments)."""
-        return describe_person(self._session, person_id, on=on, only=only, protected_shown=protected_shown)
+        return describe_person(
+            self._session, person_id, as_of=as_of, on=on, only=only, protected_shown=protected_shown
+        )
 
     def same_person_numbers(self, identifier: str) -> tuple[str, ...]:
         """`identifier` and every other number the register knows its person by

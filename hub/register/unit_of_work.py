@@ -17,16 +17,19 @@ PostgreSQL refuses values that SQLite stores.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol, Self, TypeVar
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.errors import RegisterRefused, RegisterUnavailable, WriteConflict
 from hub.register.access_log import AccessLogRepository
 from hub.register.audit import AuditRepository
+from hub.register.database import make_session_factory
 from hub.register.folkeregister import FolkeregisterRepository
 from hub.register.identity import IdentityRepository
 from hub.register.incidents import IncidentsRepository
@@ -55,6 +58,12 @@ class Transaction(Protocol):
 
 
 U = TypeVar("U", bound=Transaction)
+
+
+def units_over(engine: Engine) -> Callable[[], UnitOfWork]:
+    """Units of work on the database `engine` connects to, all from one session factory: what the
+    rest of the hub is given instead of sessions (`Hub.unit_of_work`)."""
+    return functools.partial(UnitOfWork, make_session_factory(engine))
 
 
 class UnitOfWork:
@@ -95,6 +104,11 @@ class UnitOfWork:
         self.access_log = AccessLogRepository(self.session)
         self._committed = False
         return self
+
+    def rollback(self) -> None:
+        """Undo what this unit did so far; it stays open (the support page then audits a refusal
+        in it)."""
+        self.session.rollback()
 
     def commit(self) -> None:
         try:

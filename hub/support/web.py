@@ -34,7 +34,6 @@ from aiohttp import web as aiohttp_web
 from faust.web import Request, Response, View
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
-from sqlalchemy.orm import Session
 
 from hub.bootstrap import Hub, read_mask_key
 from hub.domain.calendar import (
@@ -211,24 +210,15 @@ class SupportView(View):
         return response
 
     async def as_user(
-        self, request: Request, work: Callable[[Session, User], T], *, ticket_id: int | None = None
-    ) -> T:
-        """Run `work` for the signed-in user in one transaction, and answer the request in the
-        user's language. A refused ticket is audited."""
-        return await self.as_signed_in(
-            request, lambda uow, user: work(uow.session, user), ticket_id=ticket_id
-        )
-
-    async def as_signed_in(
         self, request: Request, work: Callable[[UnitOfWork, User], T], *, ticket_id: int | None = None
     ) -> T:
-        """`as_user`, with `work` given the unit of work (issue 33: the work not yet moved behind
-        it is given its session, by `as_user`)."""
+        """Run `work` for the signed-in user in one unit of work, and answer the request in the
+        user's language. A refused ticket is audited."""
         token = _cookie(request)
         now = self.hub.clock()
 
         def run() -> tuple[T, str]:
-            with UnitOfWork(self.hub.session_factory) as uow:
+            with self.hub.unit_of_work() as uow:
                 try:
                     user = user_for_token(uow, token or "", now)
                 except SessionEnded as exc:
@@ -239,7 +229,7 @@ class SupportView(View):
                 try:
                     result = work(uow, user)
                 except (AccessDenied, OutOfScope) as exc:
-                    uow.session.rollback()
+                    uow.rollback()
                     if ticket_id is not None or isinstance(exc, OutOfScope):
                         desk.record_refusal(uow, user, ticket_id, now, exc)
                         uow.commit()
@@ -274,7 +264,7 @@ class SupportView(View):
                 ),
             }
 
-        found = await self.as_signed_in(request, work, ticket_id=ticket_id)
+        found = await self.as_user(request, work, ticket_id=ticket_id)
         ticket = found["ticket"]
         return self.page(
             request,
@@ -304,7 +294,7 @@ class SupportView(View):
             return Scope.of(user, self.sources)
 
         try:
-            scope = await self.as_signed_in(request, checked, ticket_id=ticket_id)
+            scope = await self.as_user(request, checked, ticket_id=ticket_id)
         except OutOfScope as exc:
             return await self.out_of_scope(request, ticket_id, exc.key, exc.values)
         report = await replay_tickets(self.hub, [ticket_id], user=scope.username, scope=scope)
@@ -342,7 +332,7 @@ class SupportView(View):
             return Scope.of(user, self.sources)
 
         try:
-            scope = await self.as_signed_in(request, decided, ticket_id=ticket_id)
+            scope = await self.as_user(request, decided, ticket_id=ticket_id)
         except AccessDenied:
             raise
         except HubError as exc:
@@ -373,7 +363,7 @@ class SupportView(View):
         """The progress page of a job of `kind` (`_start_job`): only its starter sees it."""
 
         async def handle() -> Response:
-            user = await self.as_user(request, lambda session, u: u)
+            user = await self.as_user(request, lambda uow, u: u)
             job = _JOBS.get(job_id)
             if not isinstance(job, kind) or job.owner != user.username:
                 return self.message(request, 404, "not_found.title", "bulk.no_job")
@@ -401,7 +391,7 @@ class SupportView(View):
             if LANGUAGE not in _aiohttp_request(request) and _cookie(request):
                 # Refused before the user was looked up: answered in their language all the same.
                 with contextlib.suppress(_NotSignedIn, AccessDenied):
-                    await self.as_user(request, lambda session, user: None)
+                    await self.as_user(request, lambda uow, user: None)
             return self.message(request, 400, "bad_request.title", exc.key, **exc.values)
         except Exception as exc:
             # Logged by where it happened, never by its text or the request's parameters: either
@@ -956,7 +946,7 @@ class Tickets(SupportView):
                 "counts": desk.error_code_counts(uow, user, where, sources=self.sources),
             }
 
-        found = await self.as_signed_in(request, work)
+        found = await self.as_user(request, work)
         filters = {k: v for k, v in query.items() if k in _FILTER_PARAMETERS and v}
         # Links (paging, sorting, a code's count) are URLs: never with the person searched for.
         linked = {k: v for k, v in filters.items() if k != PERSON}
@@ -1002,7 +992,7 @@ class Tickets(SupportView):
                     now=now,
                 ).id
 
-            ticket_id = await self.as_signed_in(request, work)
+            ticket_id = await self.as_user(request, work)
             return self.redirect(f"/tickets/{ticket_id}", done="filed")
 
         return await self.guarded(request, handle)
@@ -1045,7 +1035,7 @@ class Edit(SupportView):
                 event = json.loads(draft)
                 if not isinstance(event, dict):
                     raise _BadInput("not_object")
-                await self.as_signed_in(
+                await self.as_user(
                     request,
                     lambda uow, user: desk.edit_as(
                         uow, self.hub.catalog, user, number, event, now, sources=self.sources
@@ -1105,7 +1095,7 @@ class Settle(SupportView):
                 raise _BadInput("bad.settle")
             now = self.hub.clock()
             try:
-                await self.as_signed_in(
+                await self.as_user(
                     request,
                     lambda uow, user: desk.settle_as(
                         uow,
@@ -1259,7 +1249,7 @@ class Export(SupportView):
                 raise _BadInput("bad.choice", name=_FieldName("field.format"))
             now = self.hub.clock()
             try:
-                found = await self.as_signed_in(
+                found = await self.as_user(
                     request,
                     lambda uow, user: desk.export_as(
                         uow,
@@ -1360,7 +1350,7 @@ class Bulk(SupportView):
                 ids, total = desk.bulk_targets(uow, user, where, now, sources=self.sources)
                 return user, ids, total
 
-            user, ids, total = await self.as_signed_in(request, targets)
+            user, ids, total = await self.as_user(request, targets)
             fingerprint = _fingerprint(ids)
             confirmed = data.get("step") == "confirm" and hmac.compare_digest(
                 data.get("expected", ""), fingerprint
@@ -1370,7 +1360,7 @@ class Bulk(SupportView):
             if confirmed and ids and action == "replay":
                 return self.redirect(f"/tickets/bulk/{self.start_replay(Scope.of(user, self.sources), ids)}")
             if confirmed and ids:
-                count = await self.as_signed_in(
+                count = await self.as_user(
                     request,
                     lambda uow, u: desk.settle_many_as(
                         uow, u, ids, TicketStatus.RESOLVED, note, now, sources=self.sources
@@ -1478,7 +1468,7 @@ class IncidentView(SupportView):
             except TicketError:
                 return user, None
 
-        return await self.as_signed_in(request, work, ticket_id=ticket_id)
+        return await self.as_user(request, work, ticket_id=ticket_id)
 
     def gone(self, request: Request, ticket_id: int) -> Response:
         return self.message(request, 404, "not_found.title", "incident.gone", ticket=ticket_id)
@@ -1498,7 +1488,7 @@ class Incidents(IncidentView):
                     ),
                 }
 
-            found = await self.as_signed_in(request, work)
+            found = await self.as_user(request, work)
             return self.page(
                 request,
                 "incidents.html",
@@ -1644,7 +1634,7 @@ class Language(SupportView):
             if chosen not in LANGUAGES:
                 raise _BadInput("bad.choice", name=_FieldName("field.language"))
 
-            def work(session: Session, user: User) -> None:
+            def work(uow: UnitOfWork, user: User) -> None:
                 user.language = chosen
 
             await self.as_user(request, work)
@@ -1690,7 +1680,7 @@ class Users(SupportView):
             }
 
         try:
-            found = await self.as_signed_in(request, work)
+            found = await self.as_user(request, work)
         except _NotAdministrator:
             return self.message(request, 403, "refused.title", "refused.not_administrator")
         return self.page(
@@ -1746,7 +1736,7 @@ class Users(SupportView):
                     return False
                 return True
 
-            if not await self.as_signed_in(request, work):
+            if not await self.as_user(request, work):
                 return self.message(request, 403, "refused.title", "refused.not_administrator")
             return self.redirect("/users", done=action, user=username)
 

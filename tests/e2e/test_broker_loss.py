@@ -39,6 +39,7 @@ from hub.dev.localrun import (
 )
 from hub.kafka.admin import config_drift, topic_configs
 from hub.kafka.topics import TopicSpec, durability
+from hub.register.database import make_session_factory
 from hub.register.models import AddressRecord, PersonIdentifier
 from tests.conftest import make_settings
 from tests.harness import HubHarness, wait_until
@@ -280,7 +281,7 @@ async def _coordinator(harness: HubHarness) -> int:
 def _addresses(harness: HubHarness) -> dict[str, set[str | None]]:
     """The municipalities of each person's address records (each change of the feed is one
     record: its sequence number is unique), keyed by their fødselsnummer."""
-    with harness.hub.session_factory() as session:
+    with make_session_factory(harness.hub.engine)() as session:
         rows = session.execute(
             select(PersonIdentifier.value, AddressRecord.municipality).join(
                 AddressRecord, AddressRecord.person_id == PersonIdentifier.person_id

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from hub.dev.localrun import LocalBroker
+from hub.register.database import make_session_factory
 from hub.register.models import AuditEntry, CaseTicket
 from hub.support.replay import replay_tickets
 from tests.conftest import make_settings
@@ -26,7 +27,7 @@ def hub_command(harness: HubHarness, *args: str) -> subprocess.CompletedProcess[
 
 
 def tickets(harness: HubHarness) -> list[CaseTicket]:
-    with harness.hub.session_factory() as session:
+    with make_session_factory(harness.hub.engine)() as session:
         return list(session.scalars(select(CaseTicket).order_by(CaseTicket.id)))
 
 
@@ -77,7 +78,7 @@ def test_a_rejected_event_fixed_by_edit_and_replay_is_registered_once_and_its_ti
     shown = json.loads(hub_command(harness, "cases", "show", str(ticket.id), "--reason", "test").stdout)
     assert shown["event"]["payload"]["periodEnd"] == "2000-01-01"  # the original is kept
     assert [e["editedBy"] for e in shown["edits"]] == ["support-1"]
-    with harness.hub.session_factory() as session:
+    with make_session_factory(harness.hub.engine)() as session:
         audited = [
             (a.username, a.action) for a in session.scalars(select(AuditEntry).order_by(AuditEntry.id))
         ]

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from hub.dev.localrun import LocalBroker
+from hub.register.database import make_session_factory
 from hub.register.models import AuditEntry, CaseTicket, User
 from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.contract import ContractError
@@ -48,7 +49,7 @@ def gateway(harness: HubHarness, tmp_path: Path) -> Iterator[GatewayUnderTest]:
 
 
 def users(harness: HubHarness) -> None:
-    with UnitOfWork(harness.hub.session_factory) as uow:
+    with harness.hub.unit_of_work() as uow:
         now = harness.hub.clock()
         create_user(uow, "oslo", SECRET, Role.MUNICIPALITY_SUPERUSER, OSLO, now)
         create_user(uow, "bergen", SECRET, Role.MUNICIPALITY_SUPERUSER, BERGEN, now)
@@ -67,7 +68,7 @@ def post(gateway: GatewayUnderTest, source: str, body: dict[str, Any]) -> None:
 
 def ticket_of(harness: HubHarness, event_id: str) -> CaseTicket:
     def found() -> CaseTicket | None:
-        with harness.hub.session_factory() as session:
+        with make_session_factory(harness.hub.engine)() as session:
             return session.scalars(select(CaseTicket).where(CaseTicket.event_id == event_id)).one_or_none()
 
     harness.wait_until(lambda: found() is not None, timeout=90, what=f"the ticket of {event_id}")
@@ -77,7 +78,7 @@ def ticket_of(harness: HubHarness, event_id: str) -> CaseTicket:
 
 
 def listed(harness: HubHarness, username: str) -> list[int]:
-    with UnitOfWork(harness.hub.session_factory) as uow:
+    with harness.hub.unit_of_work() as uow:
         shown = desk.ticket_list(
             uow,
             harness.hub.catalog,
@@ -89,7 +90,7 @@ def listed(harness: HubHarness, username: str) -> list[int]:
 
 
 def replay_as(harness: HubHarness, username: str, ticket_id: int) -> Any:
-    with UnitOfWork(harness.hub.session_factory) as uow:
+    with harness.hub.unit_of_work() as uow:
         scope = Scope.of(user(uow, username), Sources.of(harness.hub))
     return asyncio.run(replay_tickets(harness.hub, [ticket_id], user=username, scope=scope))
 
@@ -115,7 +116,7 @@ def test_a_ticket_lands_in_the_queue_of_the_source_that_sent_it_and_its_users_re
     assert listed(harness, "oslo") == [ticket.id]
     assert listed(harness, "bergen") == [bergen_ticket.id]
     assert set(listed(harness, "imdi")) == {ticket.id, bergen_ticket.id}
-    with UnitOfWork(harness.hub.session_factory) as uow, pytest.raises(NoSuchTicket):
+    with harness.hub.unit_of_work() as uow, pytest.raises(NoSuchTicket):
         desk.view_ticket(
             uow,
             harness.hub.catalog,
@@ -130,7 +131,7 @@ def test_a_ticket_lands_in_the_queue_of_the_source_that_sent_it_and_its_users_re
     refused = replay_as(harness, "oslo", ticket.id)
     assert refused.replayed == [] and refused.skipped[ticket.id].skipped == OUT_OF_SCOPE
     assert refused.skipped[ticket.id].why == "scope.municipality"
-    with UnitOfWork(harness.hub.session_factory) as uow:
+    with harness.hub.unit_of_work() as uow:
         oslo = user(uow, "oslo")
         shown = desk.view_ticket(
             uow, harness.hub.catalog, oslo, ticket.id, harness.hub.clock(), sources=sources
@@ -162,7 +163,7 @@ def test_a_ticket_lands_in_the_queue_of_the_source_that_sent_it_and_its_users_re
     assert other.replayed == [] and other.skipped[bergen_ticket.id].why == "scope.source"
 
     # An edit IMDi kept (IMDi may edit anything) is checked again when Oslo's user replays it.
-    with UnitOfWork(harness.hub.session_factory) as uow:
+    with harness.hub.unit_of_work() as uow:
         desk.edit_as(
             uow,
             harness.hub.catalog,
@@ -174,7 +175,7 @@ def test_a_ticket_lands_in_the_queue_of_the_source_that_sent_it_and_its_users_re
         )
         uow.commit()
     assert replay_as(harness, "oslo", ticket.id).skipped[ticket.id].why == "scope.municipality"
-    with harness.hub.session_factory() as session:
+    with make_session_factory(harness.hub.engine)() as session:
         refusals = session.scalars(select(AuditEntry).where(AuditEntry.action == "out_of_scope")).all()
         assert [(a.username, a.ticket_id) for a in refusals] == [
             ("oslo", ticket.id),
@@ -184,7 +185,7 @@ def test_a_ticket_lands_in_the_queue_of_the_source_that_sent_it_and_its_users_re
         assert all(planted["person"]["nationalId"] not in (a.detail or "") for a in refusals)
 
     # For Oslo, it is kept and sent, and the worker accepts it.
-    with UnitOfWork(harness.hub.session_factory) as uow:
+    with harness.hub.unit_of_work() as uow:
         desk.edit_as(
             uow,
             harness.hub.catalog,
@@ -214,7 +215,7 @@ def test_a_municipality_user_filing_a_case_sees_none_of_another_municipality_s_r
     harness.wait_until(lambda: harness.registration_count() == 1, timeout=90, what="the registration")
 
     shown: dict[str, Any] = {}
-    with UnitOfWork(harness.hub.session_factory) as uow:
+    with harness.hub.unit_of_work() as uow:
         now = harness.hub.clock()
         for username in ("oslo", "bergen", "imdi"):
             filer = user(uow, username)
@@ -232,6 +233,6 @@ def test_a_municipality_user_filing_a_case_sees_none_of_another_municipality_s_r
     assert person.national_id not in repr(shown["oslo"]["register"])
     assert [r["eventId"] for r in shown["bergen"]["register"]["registrations"]] == [registered["eventId"]]
     assert [r["eventId"] for r in shown["imdi"]["register"]["registrations"]] == [registered["eventId"]]
-    with harness.hub.session_factory() as session:
+    with make_session_factory(harness.hub.engine)() as session:
         views = session.scalars(select(AuditEntry.username).where(AuditEntry.action == "view_ticket")).all()
         assert sorted(views) == ["bergen", "imdi", "oslo"]

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from hub.dev.folkeregister_standin import FolkeregisterStandIn, serving
 from hub.dev.localrun import WorkerProcess
+from hub.register.database import make_session_factory
 from hub.register.models import AddressRecord
 from hub.register.people import describe_person
 from hub.register.repository import find_person_id
@@ -29,7 +30,7 @@ def feed() -> Iterator[tuple[FolkeregisterStandIn, str]]:
 
 
 def addresses_of(harness: HubHarness, national_id: str) -> list[AddressRecord]:
-    with harness.hub.session_factory() as session:
+    with make_session_factory(harness.hub.engine)() as session:
         person_id = find_person_id(session, national_id)
         return list(session.scalars(select(AddressRecord).where(AddressRecord.person_id == person_id)))
 
@@ -78,7 +79,7 @@ def test_a_move_reaches_the_register_in_seconds_and_a_registration_from_elsewher
     [warning] = [v for v in warned["violations"] if v["code"] == "NIR-MUNI-002"]
     assert "0301" in warning["message"] and "4601" in warning["message"]
     assert mover.national_id not in str(warned)
-    with harness.hub.session_factory() as session:
+    with make_session_factory(harness.hub.engine)() as session:
         shown = describe_person(session, find_person_id(session, mover.national_id) or 0)
     assert shown["municipalityOn"]["municipality"] == "4601"
     assert "Traceback" not in (tmp_path / "connector.log").read_text()

@@ -34,8 +34,8 @@ from hub.dev.localrun import LocalBroker
 from hub.kafka.admin import committed_offsets, end_offsets
 from hub.kafka.connection import KafkaConnection
 from hub.pipeline.deadletter import H_OFFSET, H_PARTITION, H_TOPIC
+from hub.register.database import make_session_factory
 from hub.register.models import CaseTicket, UnfinishedWork
-from hub.register.unit_of_work import UnitOfWork
 from hub.support.access import Role, create_user
 from tests.conftest import make_settings
 from tests.factories import event, synthetic_person
@@ -82,7 +82,7 @@ def _all_committed(harness: HubHarness, topics: list[str]) -> bool:
 
 
 def _tickets(harness: HubHarness) -> list[CaseTicket]:
-    with harness.hub.session_factory() as session:
+    with make_session_factory(harness.hub.engine)() as session:
         return list(session.scalars(select(CaseTicket)))
 
 
@@ -187,7 +187,7 @@ def test_no_message_whatever_its_bytes_stops_the_hub_or_shows_an_identifier(host
 
 
 def _support_page_refuses_hostile_parameters_clearly(harness: HubHarness) -> None:
-    with UnitOfWork(harness.hub.session_factory) as uow:
+    with harness.hub.unit_of_work() as uow:
         create_user(uow, "imdi", PASSWORD, Role.IMDI_SUPPORT, None, harness.hub.clock())
         uow.commit()
     base = f"http://127.0.0.1:{harness.settings.web_port}/support"
@@ -298,7 +298,7 @@ def test_a_message_that_kills_the_worker_every_time_is_set_aside_and_its_partiti
         harness.wait_until(
             lambda: [t.error_code for t in _tickets(harness)] == ["NIR-POISON"], timeout=60, what="the ticket"
         )
-        with harness.hub.session_factory() as session:
+        with make_session_factory(harness.hub.engine)() as session:
             assert list(session.scalars(select(UnfinishedWork))) == []
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from hub.dev.localrun import LocalBroker
 from hub.kafka.admin import committed_offsets, end_offsets
 from hub.kafka.connection import KafkaConnection
-from hub.register.database import make_engine
+from hub.register.database import make_engine, make_session_factory
 from hub.register.migrate import upgrade
 from hub.register.models import AuditEntry, CaseTicket
 from hub.schemas.codec import REGISTRATION
@@ -79,7 +79,7 @@ def _committed(harness: HubHarness, topics: list[str]) -> bool:
 
 
 def _ticket_count(harness: HubHarness) -> int:
-    with harness.hub.session_factory() as session:
+    with make_session_factory(harness.hub.engine)() as session:
         return session.scalar(select(func.count()).select_from(CaseTicket)) or 0
 
 
@@ -115,7 +115,7 @@ def test_a_flood_of_25000_failures_from_two_sources_becomes_exactly_its_tickets_
     print(f"{MESSAGES:,} failures produced in {produced:.1f} s, ticketed by one worker in {worked:.1f} s")
     assert harness.workers[0].running, harness.worker_logs()[-3000:]
 
-    with harness.hub.session_factory() as session:
+    with make_session_factory(harness.hub.engine)() as session:
         tickets = session.execute(
             select(CaseTicket.original_topic, CaseTicket.original_partition, CaseTicket.original_offset,
                    CaseTicket.event_id, CaseTicket.attempts, CaseTicket.status)
@@ -146,12 +146,12 @@ def test_a_flood_of_25000_failures_from_two_sources_becomes_exactly_its_tickets_
     # each audited, and no other ticket.
     chosen = by_cause[(OSLO, "NIR-SOURCE-002", "TRAINING_CLAIM", "5.1.0")]
     cause = Cause(*chosen.cause.as_tuple())
-    with harness.hub.session_factory() as session:
+    with make_session_factory(harness.hub.engine)() as session:
         its_tickets = set(session.scalars(select(CaseTicket.id).where(*cause.matches())))
     now = harness.hub.clock()
     closed = list(resolve_incident(harness.hub.unit_of_work, chosen, "fixed in 5.1.1", now, username="s"))
     assert closed == [1_000, 1_000]
-    with harness.hub.session_factory() as session, harness.hub.unit_of_work() as uow:
+    with make_session_factory(harness.hub.engine)() as session, harness.hub.unit_of_work() as uow:
         after = list_incidents(uow, window=window)
         resolved = set(session.scalars(select(CaseTicket.id).where(CaseTicket.status == "resolved")))
         audited = Counter(session.execute(select(AuditEntry.ticket_id, AuditEntry.action, AuditEntry.detail)))

@@ -55,7 +55,7 @@ from bench.mixed import mixed_stream
 from hub.dev.localrun import LocalBroker, local_admin
 from hub.kafka.admin import end_offsets, read_from
 from hub.ops.recovery import Manifest, manifest_path
-from hub.register.database import sqlite_file
+from hub.register.database import make_session_factory, sqlite_file
 from hub.register.migrate import head_revision
 from hub.register.models import Base, CaseTicket, HeldEvent, RegistrationRecord, UnfinishedWork
 from hub.schemas.codec import REGISTRATION
@@ -200,7 +200,7 @@ def _differences(before: Canonical, after: Canonical) -> str:
 
 def _counts(harness: HubHarness) -> tuple[int, int, int, int]:
     """Registrations, held events, tickets, marks of unfinished work."""
-    with harness.hub.session_factory() as session:
+    with make_session_factory(harness.hub.engine)() as session:
         counted = tuple(
             session.scalar(select(func.count()).select_from(model)) or 0
             for model in (RegistrationRecord, HeldEvent, CaseTicket, UnfinishedWork)
@@ -425,7 +425,7 @@ def lose_restore_recover_and_compare(
         publishing.start()
         if variant == "in-flight":
             topic, partition, offset = in_flight.where(harness)
-            with harness.hub.session_factory() as session:
+            with make_session_factory(harness.hub.engine)() as session:
                 marks = [
                     m.first_offset
                     for m in session.scalars(select(UnfinishedWork))

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from hub.register.database import make_session_factory
 from hub.register.models import AuditEntry, Base, CaseTicket, PersonIdentifier
 from tests.factories import Person, event, synthetic_person
 from tests.harness import HubHarness
@@ -29,12 +30,12 @@ def hub_command(
 
 
 def tickets(harness: HubHarness) -> list[CaseTicket]:
-    with harness.hub.session_factory() as session:
+    with make_session_factory(harness.hub.engine)() as session:
         return list(session.scalars(select(CaseTicket).order_by(CaseTicket.id)))
 
 
 def persons(harness: HubHarness) -> set[frozenset[str]]:
-    with harness.hub.session_factory() as session:
+    with make_session_factory(harness.hub.engine)() as session:
         found: dict[int, set[str]] = {}
         for i in session.scalars(select(PersonIdentifier)):
             found.setdefault(i.person_id, set()).add(i.value)
@@ -46,7 +47,7 @@ def tables(harness: HubHarness) -> dict[str, list[tuple[str, ...]]]:
     and but the running worker's marks of the batch it is in (`unfinished_work`, its crash guard's
     bookkeeping, there or not by the moment the test looks: no one's records)."""
     history = {"person_merges", "person_merge_moves", "audit_log", "unfinished_work"}
-    with harness.hub.session_factory() as session:
+    with make_session_factory(harness.hub.engine)() as session:
         return {
             t.name: sorted(tuple(str(v) for v in row) for row in session.execute(select(t)).all())
             for t in Base.metadata.sorted_tables
@@ -157,7 +158,7 @@ def test_an_identity_conflict_is_refused_imdi_merges_from_its_ticket_and_a_split
         ("imdi-1", "imdi-1"),
         ("imdi-1", "imdi-1"),
     ]
-    with harness.hub.session_factory() as session:
+    with make_session_factory(harness.hub.engine)() as session:
         actions = [a.action for a in session.scalars(select(AuditEntry).order_by(AuditEntry.id))]
     assert actions.count("merge_persons") == 2 and actions.count("split_persons") == 2
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from hub.domain.calendar import age_on, is_after_deadline, norwegian_date
 from hub.domain.identifiers import parse_national_id
+from hub.register.database import make_session_factory
 from hub.register.people import describe_person
 from hub.register.repository import find_person_id
 from tests.factories import PAYLOADS, Person, event, fill_dates, synthetic_person
@@ -166,7 +167,7 @@ def test_a_mixed_stream_of_a_few_hundred_persons_ends_in_the_state_the_scenarios
     assert sum(r["outcome"] == "HELD" for r in receipts) >= sum(s.held for s in scenarios)
     assert harness.dead_letters(records) == []
 
-    with harness.hub.session_factory() as session:
+    with make_session_factory(harness.hub.engine)() as session:
         for s in scenarios:
             person_id = find_person_id(session, s.person.duf_number or s.person.national_id or "")
             assert person_id is not None

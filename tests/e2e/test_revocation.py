@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from hub.register.database import make_session_factory
 from hub.register.source_states import current_source_states
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
@@ -47,7 +48,7 @@ def test_a_revoked_sources_events_already_on_its_topic_are_rejected_and_a_restor
     assert all("NIR-SOURCE-003" in _codes(r) for r in receipts if r["outcome"] == "REJECTED")
     assert len(harness.registrations()) == 2
 
-    with harness.hub.session_factory() as session:
+    with make_session_factory(harness.hub.engine)() as session:
         state = current_source_states(session)[OSLO]
     assert (state.revoked, state.by, state.reason) == (True, "imdi", "contract ended")
 

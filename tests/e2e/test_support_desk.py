@@ -25,8 +25,8 @@ from sqlalchemy import select
 from hub.app import serve_web
 from hub.bootstrap import Hub
 from hub.ops.webserver import FAUST_APP_OPTIONS
+from hub.register.database import make_session_factory
 from hub.register.models import CaseTicket
-from hub.register.unit_of_work import UnitOfWork
 from hub.support.access import Role, create_user
 from hub.support.tickets import file_manual_case
 from tests.conftest import pipeline_hub
@@ -58,7 +58,7 @@ class Desk:
         return tab
 
     def tickets(self) -> list[CaseTicket]:
-        with self.hub.session_factory() as session:
+        with make_session_factory(self.hub.engine)() as session:
             return list(session.scalars(select(CaseTicket).order_by(CaseTicket.id)))
 
 
@@ -82,7 +82,7 @@ def desk(sqlite_url: str) -> Iterator[Desk]:
         pytest.skip(message)
     hub = pipeline_hub(sqlite_url)
     _, failed, _ = second_start(hub)
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         now = hub.clock()
         for user, role, municipality in (
             ("imdi", Role.IMDI_SUPPORT, None),
@@ -228,7 +228,7 @@ def test_bulk_resolve_shows_a_dry_run_asks_for_confirmation_and_stays_in_the_mun
     bergen.fill("#bulk-note", "test data")
     bergen.click("#bulk-resolve")
     assert "would be resolved" in bergen.text_content("#dry-run")
-    with UnitOfWork(desk.hub.session_factory) as uow:
+    with desk.hub.unit_of_work() as uow:
         file_manual_case(
             uow,
             duf_number="202012345678",

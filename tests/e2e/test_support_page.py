@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from hub.dev.localrun import LocalBroker
+from hub.register.database import make_session_factory
 from hub.register.models import AuditEntry, CaseTicket, TicketEdit
-from hub.register.unit_of_work import UnitOfWork
 from hub.support.access import Role, create_user
 from tests.conftest import make_settings
 from tests.factories import event, synthetic_person
@@ -76,7 +76,7 @@ def support(
     """A worker with two failed transfers, one in Oslo (0301) and one in Bergen (4601), and three
     users: IMDi support, Oslo's and Bergen's super users."""
     harness = HubHarness(make_settings(kafka_broker, sqlite_url, tmp_path), tmp_path)
-    with UnitOfWork(harness.hub.session_factory) as uow:
+    with harness.hub.unit_of_work() as uow:
         now = harness.hub.clock()
         create_user(uow, "imdi", PASSWORD, Role.IMDI_SUPPORT, None, now)
         create_user(uow, "oslo", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "0301", now)
@@ -109,7 +109,7 @@ def browser(support: Any) -> Iterator[Any]:
 
 
 def tickets(harness: HubHarness) -> list[CaseTicket]:
-    with harness.hub.session_factory() as session:
+    with make_session_factory(harness.hub.engine)() as session:
         return list(session.scalars(select(CaseTicket).order_by(CaseTicket.id)))
 
 
@@ -118,12 +118,12 @@ def ticket_of(harness: HubHarness, municipality: str) -> CaseTicket:
 
 
 def edits_of(harness: HubHarness, ticket_id: int) -> int:
-    with harness.hub.session_factory() as session:
+    with make_session_factory(harness.hub.engine)() as session:
         return len(list(session.scalars(select(TicketEdit).where(TicketEdit.ticket_id == ticket_id))))
 
 
 def audit_log(harness: HubHarness) -> list[tuple[str, str, int | None]]:
-    with harness.hub.session_factory() as session:
+    with make_session_factory(harness.hub.engine)() as session:
         return [
             (a.username, a.action, a.ticket_id)
             for a in session.scalars(select(AuditEntry).order_by(AuditEntry.id))

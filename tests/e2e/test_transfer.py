@@ -18,6 +18,7 @@ from hub.pipeline.deadletter import (
     H_PARTITION,
     H_TOPIC,
 )
+from hub.register.database import make_session_factory
 from hub.schemas.codec import REGISTRATION
 from hub.schemas.contract import from_json
 from tests.factories import PAYLOADS, event, synthetic_person
@@ -155,7 +156,7 @@ def test_an_address_change_from_folkeregisteret_lands_in_the_persons_address_his
     from hub.register.people import describe_person
     from hub.register.repository import find_person_id
 
-    with harness.hub.session_factory() as session:
+    with make_session_factory(harness.hub.engine)() as session:
         person_id = find_person_id(session, person.national_id)
         assert person_id is not None
         shown = describe_person(session, person_id)

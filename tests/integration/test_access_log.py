@@ -18,9 +18,9 @@ from hub.bootstrap import Hub
 from hub.cli import cli
 from hub.domain.identifiers import subject_key
 from hub.register.access_log import Reader, reads_of, record_number_read
+from hub.register.database import make_session_factory
 from hub.register.models import AccessLogEntry, AuditEntry, CaseTicket
 from hub.register.repository import RegisterRepository, find_person_id
-from hub.register.unit_of_work import UnitOfWork
 from hub.support import web as support_web
 from hub.support.access import Role, create_user
 from hub.support.tickets import file_manual_case
@@ -160,7 +160,7 @@ def test_every_support_page_route_and_hub_command_is_classed_as_reading_personal
 
 def _register(hub: Hub) -> tuple[int, int]:
     """One person with two numbers and a ticket about them: their register id and the ticket's."""
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         RegisterRepository(uow.session).person_with(NATIONAL_ID, DUF, hub.clock())
         ticket = file_manual_case(uow, duf_number=DUF, description="x", municipality="0301", now=hub.clock())
         uow.commit()
@@ -170,7 +170,7 @@ def _register(hub: Hub) -> tuple[int, int]:
 
 
 def _entries(hub: Hub, after: int = 0) -> list[AccessLogEntry]:
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         return list(
             session.scalars(
                 select(AccessLogEntry).where(AccessLogEntry.id > after).order_by(AccessLogEntry.id)
@@ -179,7 +179,7 @@ def _entries(hub: Hub, after: int = 0) -> list[AccessLogEntry]:
 
 
 def _last_id(hub: Hub) -> int:
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         return session.scalar(select(func.coalesce(func.max(AccessLogEntry.id), 0))) or 0
 
 
@@ -305,7 +305,7 @@ def test_hub_cases_file_takes_the_duf_number_from_stdin_checks_it_and_audits_who
     number_file.write_text(DUF)
     by_file = hub_command(hub.settings, "cases", "file", "--description", "d", "--file", str(number_file))
     assert by_file.returncode == 0, by_file.stderr
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         tickets = session.scalars(select(CaseTicket).order_by(CaseTicket.id)).all()
         assert [(t.duf_number, t.municipality, t.kind) for t in tickets] == [
             (DUF, "0301", "manual"),
@@ -325,7 +325,7 @@ def test_hub_cases_file_takes_the_duf_number_from_stdin_checks_it_and_audits_who
             hub.settings, "cases", "file", "--description", "d", "--municipality", municipality, stdin=stdin
         )
         assert refused.returncode != 0 and why in refused.stderr and "Traceback" not in refused.stderr, why
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         assert session.scalar(select(func.count()).select_from(CaseTicket)) == 2
 
 
@@ -342,7 +342,7 @@ def test_hub_cases_list_shows_whole_numbers_only_with_reveal_and_logs_which(sqli
 def test_a_search_for_a_number_nobody_has_yet_is_found_when_that_person_appears(database_url: str) -> None:
     """Who has looked at my data covers a search made before the register knew the person."""
     hub = pipeline_hub(database_url)
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         record_number_read(
             uow.session, Reader.command_line("support-1", "a call"), "person_show", hub.clock(), UNKNOWN
         )
@@ -350,7 +350,7 @@ def test_a_search_for_a_number_nobody_has_yet_is_found_when_that_person_appears(
         uow.commit()
     [entry, _] = _entries(hub)
     assert entry.person_id is None and entry.subject_key == subject_key(UNKNOWN)
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         RegisterRepository(uow.session).person_with(UNKNOWN, None, hub.clock())
         uow.commit()
         person_id = find_person_id(uow.session, UNKNOWN) or 0
@@ -363,7 +363,7 @@ def test_only_imdi_s_support_staff_are_offered_and_given_a_person_s_export_on_th
 ) -> None:
     hub = web_hub(sqlite_url)
     _, ticket_id = _register(hub)
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         create_user(uow, "ola", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "0301", hub.clock())
         uow.commit()
 

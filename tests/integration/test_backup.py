@@ -18,7 +18,7 @@ from hub.domain.events import Origin
 from hub.domain.transfer import Message
 from hub.ops.recovery import Manifest, complete_up_to, manifest_path
 from hub.register.backup import backup, has_data, positions, restore
-from hub.register.database import make_engine
+from hub.register.database import make_engine, make_session_factory
 from hub.register.migrate import head_revision, upgrade
 from hub.register.models import CaseTicket, RegistrationRecord, UnfinishedWork
 from hub.schemas.codec import REGISTRATION, catalog
@@ -67,7 +67,7 @@ def test_a_register_proves_each_partition_done_up_to_the_highest_offset_it_names
 ) -> None:
     hub = pipeline_hub(database_url)
     _filled(hub)
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         assert positions(session, DEAD_LETTERS) == {(TOPIC, 0): 10, (TOPIC, 1): 8, (DEAD_LETTERS, 2): 1}
         # A batch in flight on partition 0 from offset 6 (its outcomes may be in the register, its
         # receipts not yet sent): decided again from 6.
@@ -107,7 +107,7 @@ def test_a_backup_restores_to_the_same_register_and_says_what_its_snapshot_prove
     assert not has_data(other)
     restore(other, tmp_path / "register.backup")
     assert has_data(other)
-    with hub.session_factory() as live, other.connect() as restored:
+    with make_session_factory(hub.engine)() as live, other.connect() as restored:
         for model in (RegistrationRecord, CaseTicket):
             assert list(restored.execute(select(model.__table__))) == list(
                 live.execute(select(model.__table__))

@@ -22,7 +22,7 @@ from hub.bootstrap import Hub
 from hub.config import Settings
 from hub.domain.events import Origin
 from hub.domain.transfer import Message
-from hub.register.database import insert_new
+from hub.register.database import insert_new, make_session_factory
 from hub.register.models import (
     CaseTicket,
     FolkeregisterLookup,
@@ -124,7 +124,7 @@ def run(hub: Hub, events: list[dict[str, Any]], batch_size: int) -> list[tuple[s
 
 def register(hub: Hub) -> Register:
     """The real register, as `FakeRegister.register` gives the fake."""
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         identifiers: dict[int, set[str]] = {}
         for row in session.scalars(select(PersonIdentifier)):
             identifiers.setdefault(row.person_id, set()).add(row.value)
@@ -138,7 +138,7 @@ def register(hub: Hub) -> Register:
 
 
 def wipe(hub: Hub) -> None:
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         for model in (
             RegistrationRecord,
             PersonIdentifier,
@@ -281,7 +281,7 @@ def test_a_batch_is_read_and_written_in_the_same_number_of_statements_whatever_i
 def test_insert_new_returns_the_ids_of_its_rows_in_order(database_url: str) -> None:
     hub = new_hub(database_url)
     moments = [dt.datetime(2026, 1, day, tzinfo=dt.UTC) for day in range(1, 6)]
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         first = insert_new(session, PERSONS, [{"created_at": m} for m in moments[:3]])
         session.add(later := PersonRecord(created_at=moments[3]))  # the ORM's own id, after those
         session.flush()

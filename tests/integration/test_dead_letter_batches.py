@@ -13,6 +13,7 @@ from hub.bootstrap import Hub
 from hub.domain.events import Origin
 from hub.domain.transfer import Failure, Message
 from hub.pipeline.deadletter import dead_letter_headers
+from hub.register.database import make_session_factory
 from hub.register.models import CaseTicket, TicketOutcome
 from hub.schemas.codec import REGISTRATION
 from hub.schemas.contract import from_json
@@ -47,7 +48,7 @@ def _letters(hub: Hub, topic: str) -> list[Message]:
 
 def _tickets(hub: Hub, topic: str) -> list[tuple[int, str | None, int, int]]:
     """(id, event id, attempts, failures in its story) of the topic's tickets."""
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         failures = (
             select(func.count())
             .where(TicketOutcome.ticket_id == CaseTicket.id, TicketOutcome.kind == "failed")

@@ -21,6 +21,7 @@ from hub.bootstrap import Hub
 from hub.domain.events import Origin
 from hub.domain.transfer import Failure, Message
 from hub.pipeline.deadletter import H_PARTITION, dead_letter_headers
+from hub.register.database import make_session_factory
 from hub.register.models import CaseTicket
 from hub.schemas.codec import REGISTRATION
 from hub.schemas.contract import from_json
@@ -104,11 +105,11 @@ def test_every_look_up_and_update_of_tickets_the_dead_letter_flow_makes_uses_an_
         _letter(Origin(topic, 3, 5_000_000), catalog.encode(REGISTRATION, from_json(again_event)), 102),
     ]
     batch.append(batch[-1])
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         before = session.scalar(select(func.count()).select_from(CaseTicket))
     with sent_by(hub.engine) as statements:
         ids = asyncio.run(dead_letter_flow(hub, RecordingPublisher()).process_batch(batch))
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         after = session.scalar(select(func.count()).select_from(CaseTicket))
         again = session.get_one(CaseTicket, ids[-1])
     # 32 undecodable and 4 events of the flood are new, its 4 second failures attach; the

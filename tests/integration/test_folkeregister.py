@@ -31,9 +31,9 @@ from hub.domain.identifiers import make_national_id
 from hub.domain.transfer import Message
 from hub.errors import ConfigurationError
 from hub.kafka.principals import prepare_broker
+from hub.register.database import make_session_factory
 from hub.register.people import describe_person
 from hub.register.repository import find_person_id
-from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import ADDRESS_CHANGE
 from hub.wiring import address_flow
 from tests.conftest import admin_kafka, make_settings
@@ -62,7 +62,7 @@ def feed() -> Iterator[tuple[FolkeregisterStandIn, str]]:
 
 def known(hub: Hub, *national_ids: str) -> None:
     """Make persons known to the register, as an accepted registration would."""
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         for national_id in national_ids:
             uow.register.person_with(national_id, None, hub.clock())
         uow.commit()
@@ -338,7 +338,7 @@ def test_a_look_up_carries_the_identity_change_and_the_death_the_feed_told_befor
     for change in published(hub):
         value = hub.catalog.encode(ADDRESS_CHANGE, change)
         assert asyncio.run(flow.process(Message(Origin("t", 0, 0), None, value))).failure is None
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         person_id = find_person_id(session, d_number)
         assert person_id is not None and find_person_id(session, fodselsnummer) == person_id
         shown = describe_person(session, person_id)
@@ -367,7 +367,7 @@ def test_a_renumbered_municipality_reaches_the_register_as_a_new_number_without_
         value = hub.catalog.encode(ADDRESS_CHANGE, change)
         origin = Origin(hub.names.address_changes, 0, offset)
         assert asyncio.run(flow.process(Message(origin, None, value))).written
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         shown = describe_person(session, find_person_id(session, person) or 0)
     assert shown["affiliation"] == [
         {"from": "2021-05-01", "municipality": "1507"},

@@ -28,8 +28,8 @@ from hub.pipeline.deadletter import (
     H_TOPIC,
 )
 from hub.pipeline.ports import Outgoing
+from hub.register.database import make_session_factory
 from hub.register.models import CaseTicket, UnfinishedWork
-from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import catalog
 from hub.schemas.contract import from_json
 from hub.wiring import dead_letter_flow, registration_flow
@@ -48,7 +48,7 @@ def hub(database_url: str) -> Hub:
 
 
 def tickets(hub: Hub) -> list[CaseTicket]:
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         return list(session.scalars(select(CaseTicket).order_by(CaseTicket.id)))
 
 
@@ -134,7 +134,7 @@ def test_the_register_refusing_a_value_is_a_non_retriable_refusal_on_postgresql(
     )
 
     def write() -> None:
-        with UnitOfWork(hub.session_factory) as uow:
+        with hub.unit_of_work() as uow:
             uow.session.add(ticket)
             uow.commit()
 
@@ -246,7 +246,7 @@ def test_a_message_the_worker_keeps_dying_on_is_set_aside_and_the_partition_move
     assert sorted(set(flow.done)) == [*range(5), *range(10, 13), *range(14, 20)]
     assert flow.done.count(10) == 5  # delivered again after every death: the register dedupes
     assert flow.done.count(19) == 1
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         assert session.scalar(select(func.count()).select_from(UnfinishedWork)) == 0
 
 
@@ -256,7 +256,7 @@ def test_a_batch_that_finishes_leaves_no_mark_and_costs_no_single_steps(hub: Hub
     asyncio.run(runner.run_guarded(hub, flow, "test", messages))
     asyncio.run(runner.run_guarded(hub, flow, "test", messages))  # a redelivery after a rebalance
     assert len(flow.done) == 60 and flow.set_aside_ == []
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         assert session.scalar(select(func.count()).select_from(UnfinishedWork)) == 0
 
 

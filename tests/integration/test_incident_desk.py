@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from hub import cli as hub_cli
 from hub.bootstrap import Hub
+from hub.register.database import make_session_factory
 from hub.register.models import AuditEntry, CaseTicket
-from hub.register.unit_of_work import UnitOfWork
 from hub.support import replay as replay_module
 from hub.support.access import Role, create_user
 from hub.support.incidents import find_incident
@@ -81,7 +81,7 @@ def desk_hub(database_url: str) -> tuple[Hub, dict[str, list[int]]]:
             version="9.0",
         )
     ]
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         create_user(uow, "oslo", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "0301", hub.clock())
         create_user(uow, "bergen", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "4601", hub.clock())
         uow.commit()
@@ -89,12 +89,12 @@ def desk_hub(database_url: str) -> tuple[Hub, dict[str, list[int]]]:
 
 
 def statuses(hub: Hub) -> dict[int, str]:
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         return {i: s for i, s in session.execute(select(CaseTicket.id, CaseTicket.status))}
 
 
 def audit_log(hub: Hub) -> list[tuple[str, str, int | None]]:
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         rows = session.execute(select(AuditEntry.username, AuditEntry.action, AuditEntry.ticket_id))
         return [(u, a, t) for u, a, t in rows if a not in ("sign_in", "second_factor", "enrol")]
 
@@ -280,7 +280,7 @@ def test_hub_cases_replay_incident_asks_first_has_a_dry_run_and_replays_exactly_
     after = statuses(hub)
     assert {after[i] for i in tickets["5.1.0"]} == {"replayed"}
     assert {after[i] for k, ids in tickets.items() if k != "5.1.0" for i in ids} == {"open"}
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         entries = session.execute(select(AuditEntry.username, AuditEntry.action, AuditEntry.detail)).all()
     [(who, _action, detail)] = [e for e in entries if e.action == "replay_incident"]
     assert who == "support-1" and detail is not None and detail.endswith(": vendor fixed it")
@@ -291,7 +291,7 @@ def test_hub_cases_replay_incident_asks_first_has_a_dry_run_and_replays_exactly_
 def test_in_a_browser_an_incident_is_opened_from_the_list_and_resolved_with_a_note(sqlite_url: str) -> None:
     hub = pipeline_hub(sqlite_url)
     tickets = _flood(hub)
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         create_user(uow, "imdi", PASSWORD, Role.IMDI_SUPPORT, None, hub.clock())
         uow.commit()
     with support_page_in_chromium(hub) as (base, browser):

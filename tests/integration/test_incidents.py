@@ -14,6 +14,7 @@ from hub.bootstrap import Hub
 from hub.domain.events import Origin
 from hub.domain.transfer import Failure
 from hub.pipeline.deadletter import dead_letter_headers
+from hub.register.database import make_session_factory
 from hub.register.models import AuditEntry, CaseTicket
 from hub.schemas.codec import REGISTRATION
 from hub.schemas.contract import from_json
@@ -104,7 +105,7 @@ def _shape(incident: Incident) -> tuple[object, ...]:
 
 
 def _statuses(hub: Hub) -> dict[int, str]:
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         return {i: s for i, s in session.execute(select(CaseTicket.id, CaseTicket.status))}
 
 
@@ -145,7 +146,7 @@ def test_resolving_an_incident_closes_exactly_its_tickets_in_batches_each_audite
     assert {i: statuses[i] for i in tickets["5.1.0"]} == {i: "resolved" for i in tickets["5.1.0"]}
     others = [i for k, ids in tickets.items() if k != "5.1.0" for i in ids]
     assert {statuses[i] for i in others} == {"open"}
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         audited = session.execute(select(AuditEntry.ticket_id, AuditEntry.action, AuditEntry.username))
         assert sorted(audited) == [(i, "resolved", "s") for i in sorted(tickets["5.1.0"])]
         note = session.get_one(CaseTicket, tickets["5.1.0"][0]).resolution_note

@@ -21,6 +21,7 @@ from hub.bootstrap import Hub
 from hub.dev.idporten_standin import BUILT_IN_PERSONS, IdportenStandIn, StandInClient, serving
 from hub.domain.identifiers import link_key
 from hub.maskinporten import generate_rsa_key
+from hub.register.database import make_session_factory
 from hub.register.models import AuditEntry, User
 from hub.register.unit_of_work import UnitOfWork
 from hub.support.i18n import translate
@@ -54,7 +55,7 @@ def oidc_hub(database_url: str, stand_in: IdportenStandIn, tmp_path: Path, **set
         oidc_client_secret_file=str(secret_file),
         **settings,
     )
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         link_user(uow, "kari", stand_in.issuer, KARI.pid, "admin", hub.clock())
         uow.commit()
     return hub
@@ -92,13 +93,13 @@ async def sign_in_through(client: Client, language: str | None = None, **choice:
 
 
 def sign_in_failures(hub: Hub) -> list[str]:
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         entries = session.scalars(select(AuditEntry).where(AuditEntry.action == "sign_in_failed")).all()
         return [f"{entry.username} {entry.detail}" for entry in entries]
 
 
 def every_audit_text(hub: Hub) -> str:
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         return "\n".join(f"{e.username} {e.action} {e.detail}" for e in session.scalars(select(AuditEntry)))
 
 
@@ -262,7 +263,7 @@ def test_a_disabled_linked_user_is_refused(
     sqlite_url: str, stand_in: IdportenStandIn, tmp_path: Path
 ) -> None:
     hub = oidc_hub(sqlite_url, stand_in, tmp_path)
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         uow.session.scalars(select(User).where(User.username == "kari")).one().disabled = True
         uow.commit()
 
@@ -290,7 +291,7 @@ def test_hub_users_link_reads_the_number_from_stdin_masks_it_in_the_audit_and_re
 ) -> None:
     hub = oidc_hub(database_url, stand_in, tmp_path)
     assert stand_in.issuer is not None
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         from hub.support.access import Role, create_user
 
         create_user(uow, "ola", "correct horse battery", Role.IMDI_SUPPORT, None, hub.clock())
@@ -328,7 +329,7 @@ def test_hub_users_link_reads_the_number_from_stdin_masks_it_in_the_audit_and_re
         hub.settings, "users", "link", "ola", "--issuer", stand_in.issuer, "--subject", OLA.pid
     )
     assert on_the_line.returncode != 0 and "on standard input" in on_the_line.stderr  # not in shell history
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         ola = session.scalars(select(User).where(User.username == "ola")).one()
         assert (ola.external_issuer, ola.external_subject) == (stand_in.issuer, link_key(OLA.pid))
         assert OLA.pid not in ola.external_subject  # kept as a keyed hash, never in clear
@@ -400,7 +401,7 @@ def test_with_private_key_jwt_the_client_proves_itself_by_its_key_and_a_wrong_ke
                 oidc_private_key_file=str(tmp_path / key_file),
                 oidc_key_id="the-client-key",
             )
-            with UnitOfWork(hub.session_factory) as uow:
+            with hub.unit_of_work() as uow:
                 link_user(uow, "kari", issuer, KARI.pid, "admin", hub.clock())
                 uow.commit()
             outcomes.append(serve(hub, work))

@@ -37,6 +37,7 @@ from hub.pipeline.deadletter import (
 )
 from hub.register.access_log import Reader, record_ticket_read
 from hub.register.addresses import complete_lookups, pending_lookups, record_address_change
+from hub.register.database import make_session_factory
 from hub.register.identity import merge_persons
 from hub.register.models import (
     AccessLogEntry,
@@ -183,7 +184,7 @@ def scenario(database_url: str) -> Scenario:
     assert all(o == "ACCEPTED" for batch in outcomes[:-1] for o in batch), outcomes
     assert outcomes[-1] == ["HELD", "HELD"], outcomes
     renumbered = synthetic_person().national_id or ""
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         s = uow.session
         keeper, merged = (
             find_person_id(s, one.duf_number or ""),
@@ -265,7 +266,7 @@ def scenario(database_url: str) -> Scenario:
 
 
 def exported(s: Scenario) -> dict[str, Any]:
-    with UnitOfWork(s.hub.session_factory) as uow:
+    with s.hub.unit_of_work() as uow:
         export = export_person(
             uow, s.hub.catalog, Reader.command_line("imdi", "request of access"), s.person_id, NOW
         )
@@ -277,7 +278,7 @@ def test_the_export_holds_everything_the_register_holds_about_the_person(databas
     s = scenario(database_url)
     export = exported(s)
     person = export["person"]
-    with s.hub.session_factory() as session:
+    with make_session_factory(s.hub.engine)() as session:
         identifiers = set(
             session.scalars(select(PersonIdentifier.value).where(PersonIdentifier.person_id == s.person_id))
         )
@@ -561,7 +562,7 @@ def test_every_table_of_the_register_is_exported_or_written_down_as_not_about_a_
 def test_every_row_about_the_person_in_every_exported_table_is_in_the_export(database_url: str) -> None:
     s = scenario(database_url)
     export = exported(s)
-    with s.hub.session_factory() as session:
+    with make_session_factory(s.hub.engine)() as session:
         for name, (in_register, in_export) in EXPORTED.items():
             held, shown = in_register(session, s), in_export(export)
             assert held, f"the scenario makes no row of {name} about the person"
@@ -573,7 +574,7 @@ def test_the_export_for_one_person_holds_nothing_about_another(database_url: str
     export = exported(s)
     text = json.dumps(export, ensure_ascii=False)
     page = export_html(export)
-    with s.hub.session_factory() as session:
+    with make_session_factory(s.hub.engine)() as session:
         others = find_person_id(session, s.other.duf_number or "")
         their_events = set(
             session.scalars(select(RegistrationRecord.event_id).where(RegistrationRecord.person_id == others))
@@ -639,7 +640,7 @@ def test_hub_person_export_writes_json_or_html_to_a_new_file_only_its_owner_read
     )
     assert page.returncode == 0, page.stderr
     assert "Innsyn" in html.read_text(encoding="utf-8")
-    with s.hub.session_factory() as session:
+    with make_session_factory(s.hub.engine)() as session:
         exports = list(
             session.scalars(select(AccessLogEntry).where(AccessLogEntry.action == "person_export"))
         )
@@ -666,7 +667,7 @@ def test_a_number_the_register_has_no_person_for_is_exported_with_its_tickets_an
 
     hub = pipeline_hub(database_url)
     unknown, someone, nobody = "201812345604", synthetic_person(), "31129956715"
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         RegisterRepository(uow.session).person_with(someone.national_id, someone.duf_number, hub.clock())
         theirs = file_manual_case(
             uow,
@@ -723,7 +724,7 @@ def test_a_number_the_register_has_no_person_for_is_exported_with_its_tickets_an
     shown = html.read_text(encoding="utf-8")
     assert unknown in shown and "called about it" in shown and "DUF-nummer" in shown
     assert not re.search(r">None<", shown)  # nothing derived is shown as missing, not as None
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         exports = session.scalars(
             select(AccessLogEntry).where(AccessLogEntry.action == "person_export")
         ).all()
@@ -748,7 +749,7 @@ def test_on_the_desk_the_export_of_a_ticket_s_never_registered_person_holds_thei
 
     hub = web_hub(database_url)
     unknown = "201812345604"
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         ticket = file_manual_case(
             uow, duf_number=unknown, description="by phone", municipality="0301", now=hub.clock()
         )

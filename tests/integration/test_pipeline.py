@@ -20,8 +20,10 @@ from hub.domain.events import Origin
 from hub.domain.identifiers import make_national_id
 from hub.domain.transfer import Message, ReceiptOutcome
 from hub.pipeline.deadletter import H_ERROR_CLASS, H_ERROR_CODE, H_ERROR_MESSAGE
+from hub.register.database import make_session_factory
 from hub.register.models import RegistrationRecord
 from hub.register.repository import RegisterRepository
+from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import ADDRESS_CHANGE, REGISTRATION, catalog
 from hub.schemas.contract import from_json
 from hub.wiring import address_flow, registration_flow
@@ -48,7 +50,7 @@ def receipt(publisher: RecordingPublisher, index: int = -1) -> dict[str, Any]:
 
 
 def count(hub: Hub) -> int:
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         return session.scalar(select(func.count()).select_from(RegistrationRecord)) or 0
 
 
@@ -100,7 +102,7 @@ def test_an_event_on_the_topic_of_an_unregistered_source_is_dead_lettered_withou
 def test_a_database_outage_is_retried_until_the_write_succeeds(
     hub: Hub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_factory = hub.session_factory
+    real_factory = make_session_factory(hub.engine)
     failures = {"left": 3}
 
     def flaky_factory() -> Any:
@@ -109,7 +111,7 @@ def test_a_database_outage_is_retried_until_the_write_succeeds(
             raise OperationalError("connect", {}, ConnectionRefusedError("database is down"))
         return real_factory()
 
-    monkeypatch.setattr(hub, "session_factory", flaky_factory)
+    monkeypatch.setattr(hub, "unit_of_work", lambda: UnitOfWork(flaky_factory))
     publisher = RecordingPublisher()
     processed = asyncio.run(registration_flow(hub, publisher).process(message(event(synthetic_person()))))
     assert failures["left"] == 0
@@ -183,7 +185,7 @@ def test_an_address_change_of_a_known_person_is_written_once_and_bad_bytes_are_d
     flow = address_flow(hub, publisher)
     origin = Origin("nir.folkeregister.address-changes", 0, 0)
     assert not asyncio.run(flow.process(Message(origin, None, value))).written  # not known yet
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         RegisterRepository(session).person_with(person.national_id, None, hub.clock())
         session.commit()
     assert asyncio.run(flow.process(Message(origin, None, value))).written
@@ -214,7 +216,7 @@ def test_an_identity_change_from_the_feed_links_the_new_number_and_a_bad_former_
         }
         return catalog().encode(ADDRESS_CHANGE, from_json(change, catalog().current(ADDRESS_CHANGE)))
 
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         known = RegisterRepository(session).person_with(d_number, None, hub.clock())
         session.commit()
     publisher = RecordingPublisher()
@@ -225,7 +227,7 @@ def test_an_identity_change_from_the_feed_links_the_new_number_and_a_bad_former_
     assert bad.failure is not None and bad.failure.code == "NIR-ID-002"
     assert "12345678901" not in str([headers for *_, headers in publisher.sent])
     asyncio.run(registration_flow(hub, RecordingPublisher()).process(message(event(person))))
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         rows = session.scalars(select(RegistrationRecord.person_id)).all()
     assert rows == [known]  # the registration with the fødselsnummer reached the D-number's person
 
@@ -247,7 +249,7 @@ def test_a_late_registration_is_accepted_with_a_warning_and_counted_as_late(hub:
     [violation] = receipt(publisher)["violations"]
     assert (violation["code"], violation["severity"]) == ("NIR-DEADLINE-001", "WARNING")
     assert "mer enn 2 måneder etter faktadatoen" in violation["messageNb"]
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         row = session.scalars(select(RegistrationRecord)).one()
     assert row.late and row.warnings[0]["code"] == "NIR-DEADLINE-001"
 
@@ -286,7 +288,7 @@ def test_an_end_that_arrives_before_its_start_is_held_then_accepted_when_the_sta
     assert [(v["code"], v["severity"]) for v in held_receipt["violations"]] == [("NIR-LIFE-001", "HOLD")]
     assert count(hub) == 4
     assert publisher.on("nir.dead-letters") == []
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         from hub.register.models import HeldEvent
 
         assert session.scalar(select(func.count()).select_from(HeldEvent)) == 0
@@ -344,7 +346,7 @@ def test_a_held_event_accepted_when_the_worker_stopped_before_its_answer_is_answ
 def held(hub: Hub) -> list[str]:
     from hub.register.models import HeldEvent
 
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         return list(session.scalars(select(HeldEvent.event_id)))
 
 
@@ -382,7 +384,7 @@ def test_a_correction_replaces_the_values_and_an_annulment_withdraws_the_fact(hu
     for offset, e in enumerate([languages, correction]):
         asyncio.run(flow.process(message(e, offset=offset)))
     assert [o for _, o in _outcomes(publisher)] == ["ACCEPTED", "ACCEPTED"]
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         state = describe_person(session, find_person_id(session, person.national_id) or 0)
     assert [f["payload"]["motherTongue"] for f in state["facts"]] == ["som"]
     assert len(state["registrations"]) == 2  # both kept as sent
@@ -401,7 +403,7 @@ def test_a_correction_replaces_the_values_and_an_annulment_withdraws_the_fact(hu
     asyncio.run(flow.process(message(again, offset=3)))
     # A correction sent after the annulment restores the registration, with its own content.
     assert [o for _, o in _outcomes(publisher)][2:] == ["ACCEPTED", "ACCEPTED"]
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         state = describe_person(session, find_person_id(session, person.national_id) or 0)
     assert [f["payload"]["motherTongue"] for f in state["facts"]] == ["tir"]
     [chain] = state["chains"]
@@ -454,7 +456,7 @@ def test_an_asylum_seekers_social_studies_result_is_kept_and_a_v3_final_test_is_
     asyncio.run(flow.process(message(current, offset=0)))
     asyncio.run(flow.process(message(catalog().encode(REGISTRATION, from_json(older, v3), 3), offset=1)))
     assert [o for _, o in _outcomes(publisher)] == ["ACCEPTED", "ACCEPTED"]
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         state = describe_person(session, find_person_id(session, person.national_id) or 0)
     by_id = {f["eventId"]: f["payload"] for f in state["registrations"]}
     assert by_id[current["eventId"]]["socialStudiesTest"] == result
@@ -483,7 +485,7 @@ def test_a_permit_granted_on_appeal_keeps_the_persons_category_on_the_first_perm
     asyncio.run(flow.process(message(first, offset=0)))
     asyncio.run(flow.process(message(second, offset=1)))
     assert [o for _, o in _outcomes(publisher)] == ["ACCEPTED", "ACCEPTED"]
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         state = describe_person(
             session, find_person_id(session, person.national_id) or 0, on=dt.date(2023, 6, 1)
         )

@@ -194,7 +194,7 @@ def test_a_change_of_municipality_without_moving_gives_the_residence_its_new_num
     person, hidden = synthetic_person(), synthetic_person()
     moved = dt.datetime(2021, 5, 3, 8, tzinfo=dt.UTC)
     renumbered = dt.datetime(2024, 1, 1, 5, tzinfo=dt.UTC)  # 06:00 in Oslo, on the reform's day
-    with hub.session_factory() as s:
+    with make_session_factory(hub.engine)() as s:
         for who, protection in ((person, "UNGRADED"), (hidden, "STRICTLY_CONFIDENTIAL")):
             nid = who.national_id or ""
             RegisterRepository(s).person_with(nid, who.duf_number, NOW)

@@ -34,6 +34,7 @@ from hub.config import Settings
 from hub.domain.events import AddressChange, Origin
 from hub.domain.identifiers import duf_checksum, make_national_id, number_kind
 from hub.domain.transfer import Message
+from hub.register.database import make_session_factory
 from hub.register.identity import IdentityError, merge_persons, split_merge
 from hub.register.models import (
     AddressRecord,
@@ -51,7 +52,6 @@ from hub.register.models import (
 )
 from hub.register.person_events import record_person_event
 from hub.register.repository import RegisterRepository, find_person_id
-from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
 from hub.sources import SourceRegistry
@@ -77,7 +77,7 @@ def hub(database_url: str) -> Iterator[Hub]:
 
 
 def wipe(hub: Hub) -> None:
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         for model in (
             PersonMergeMove,
             PersonMerge,
@@ -340,7 +340,7 @@ def play(hub: Hub, items: list[Item], batch_sizes: list[int]) -> dict[str, tuple
                     await flow.process_batch(batch)
                     batch = []
                 change = item.identity_change
-                with UnitOfWork(hub.session_factory) as uow:
+                with hub.unit_of_work() as uow:
                     record_person_event(uow.session, change, NOW)  # type: ignore[arg-type]
                     uow.commit()
                 await flow.retry_held(partitions)
@@ -358,7 +358,7 @@ def play(hub: Hub, items: list[Item], batch_sizes: list[int]) -> dict[str, tuple
 def register(hub: Hub) -> dict[str, Any]:
     """The register as a person reads it, without its row ids: each person by their numbers
     (ceased ones marked), their registrations, and what is held or kept pending."""
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         numbers: dict[int, set[tuple[str, bool]]] = {}
         for i in session.scalars(select(PersonIdentifier)):
             numbers.setdefault(i.person_id, set()).add((i.value, i.ceased_at is not None))
@@ -392,7 +392,7 @@ def no_one_has_two_of_a_kind(hub: Hub, *, but_by_folkeregisteret: bool = False) 
     `but_by_folkeregisteret`, but where Folkeregisteret's identity change joined them: it named
     one of the two, or merged the records that held them (its word is proof that its numbers are
     one person, whatever the register held before, and the issue allows such a join)."""
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         values: dict[int, list[str]] = {}
         for i in session.scalars(select(PersonIdentifier)):
             values.setdefault(i.person_id, []).append(i.value)
@@ -467,7 +467,7 @@ def test_no_order_of_conflicting_numbers_joins_two_persons(items: list[Item], or
 def tables(hub: Hub) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table a person's records live in, column by column."""
     skip = {"person_merges", "person_merge_moves", "audit_log"}
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         return {
             table.name: sorted(tuple(str(v) for v in row) for row in session.execute(select(table)).all())
             for table in Base.metadata.sorted_tables
@@ -480,14 +480,14 @@ def test_a_merge_then_its_split_gives_back_the_register_column_by_column(hub: Hu
     one, two = someone(1, True), someone(2, True)
     items = [Item(event=e) for e in _story(one, "duf+d") + _story(two, "duf+f")]
     play(hub, items, [4])
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         RegisterRepository(uow.session)  # the register's door, as the tools use it
         uow.session.add(
             FolkeregisterLookup(person_id=find_person_id(uow.session, two.duf or ""), requested_at=NOW)
         )
         uow.commit()
     before = tables(hub)
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         s = uow.session
         keeper, other = find_person_id(s, one.duf or ""), find_person_id(s, two.duf or "")
         merge = merge_persons(
@@ -498,11 +498,11 @@ def test_a_merge_then_its_split_gives_back_the_register_column_by_column(hub: Hu
     merged = tables(hub)
     assert merged != before and len(merged["persons"]) == 1
     assert {r[0] for r in merged["person_identifiers"]} == {r[0] for r in before["person_identifiers"]}
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         split_merge(uow.session, merge_id, reason="two people after all", by="imdi", now=NOW)
         uow.commit()
     assert tables(hub) == before
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         record = session.get_one(PersonMerge, merge_id)
         assert (record.split_by, record.split_reason) == ("imdi", "two people after all")
 
@@ -513,7 +513,7 @@ def test_what_came_since_a_merge_goes_with_the_numbers_it_names_and_mixed_ones_w
     wipe(hub)
     one, two = someone(1, True), someone(2, True)
     play(hub, [Item(event=e) for e in _story(one, "duf") + _story(two, "duf")], [4])
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         s = uow.session
         merge = merge_persons(
             s,
@@ -530,12 +530,12 @@ def test_what_came_since_a_merge_goes_with_the_numbers_it_names_and_mixed_ones_w
     mixed = _languages(Someone(9, two.duf, one.fodselsnummer, one.fodselsnummer), "duf+f", 3, "ara", 52)
     final = play(hub, [Item(event=e) for e in [*since, mixed]], [3])
     assert [final[e["eventId"]][0] for e in [*since, mixed]] == ["ACCEPTED"] * 3  # one person now
-    with UnitOfWork(hub.session_factory) as uow, pytest.raises(IdentityError, match=mixed["eventId"]):
+    with hub.unit_of_work() as uow, pytest.raises(IdentityError, match=mixed["eventId"]):
         split_merge(uow.session, merge_id, reason="two", by="imdi", now=NOW)
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         split_merge(uow.session, merge_id, reason="two", by="imdi", now=NOW, mixed_to="keeper")
         uow.commit()
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         of = {r.event_id: r.person_id for r in session.scalars(select(RegistrationRecord))}
         first, second = find_person_id(session, one.duf or ""), find_person_id(session, two.duf or "")
         assert first != second

@@ -16,6 +16,7 @@ from hub.config import Settings
 from hub.domain.events import AddressChange, Origin
 from hub.domain.transfer import Message
 from hub.register.charts import NO_DATA, draw
+from hub.register.database import make_session_factory
 from hub.register.person_events import record_person_event
 from hub.register.reports import (
     Report,
@@ -118,7 +119,7 @@ def known(hub: Hub) -> Hub:
 
 
 def test_the_reports_count_what_the_register_holds(known: Hub) -> None:
-    with known.session_factory() as session:
+    with make_session_factory(known.engine)() as session:
         assert participants(session, Y).rows == [
             ("0301", "Oslo", Y, "introduction_programme", 3),
             ("0301", "Oslo", Y, "norwegian_and_social_studies", 1),
@@ -165,7 +166,7 @@ def test_the_late_share_counts_only_registrations_the_deadline_applies_to(hub: H
             sent(annulment, d(5, 3), action="ANNUL", correctsEventId=claim["eventId"]),
         ],
     )
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         assert late_registrations(session, Y).rows == [("0301", "Oslo", Y, 1, 1, 1.0)]
 
 
@@ -213,7 +214,7 @@ def draw_to(tmp_path: Path, report: Report, name: str) -> Figure:
 def test_the_status_chart_draws_each_scheme_of_a_municipality_as_its_own_series(
     known: Hub, tmp_path: Path
 ) -> None:
-    with known.session_factory() as session:
+    with make_session_factory(known.engine)() as session:
         figure = draw_to(tmp_path, status_at_year_end(session, Y), "status")
     assert bars(figure) == {
         "introduction_programme: ended": {"0301 Oslo": 2},
@@ -228,7 +229,7 @@ def test_the_status_chart_draws_each_scheme_of_a_municipality_as_its_own_series(
 def test_the_participants_and_exits_charts_count_persons_in_whole_numbers_beside_their_legend(
     known: Hub, tmp_path: Path
 ) -> None:
-    with known.session_factory() as session:
+    with make_session_factory(known.engine)() as session:
         taking_part = draw_to(tmp_path, participants(session, Y), "participants")
         exits = draw_to(tmp_path, main_activity_at_exit(session, Y), "exits")
     assert bars(taking_part) == {
@@ -246,7 +247,7 @@ def test_the_participants_and_exits_charts_count_persons_in_whole_numbers_beside
 
 
 def test_the_late_chart_shows_the_late_share_in_per_cent_on_a_whole_scale(known: Hub, tmp_path: Path) -> None:
-    with known.session_factory() as session:
+    with make_session_factory(known.engine)() as session:
         figure = draw_to(tmp_path, late_registrations(session, Y), "late")
     (axes,) = figure.axes
     assert bars(figure) == {"late_share": {"0301 Oslo": pytest.approx(23.08), "4601 Bergen": 0.0}}
@@ -257,7 +258,7 @@ def test_the_late_chart_shows_the_late_share_in_per_cent_on_a_whole_scale(known:
 
 
 def test_a_chart_of_an_empty_report_says_there_is_no_data(known: Hub, tmp_path: Path) -> None:
-    with known.session_factory() as session:
+    with make_session_factory(known.engine)() as session:
         figure = draw_to(tmp_path, late_registrations(session, Y - 1), "late")
     (axes,) = figure.axes
     assert [text.get_text() for text in axes.texts] == [NO_DATA]
@@ -277,7 +278,7 @@ def test_a_municipality_is_named_as_in_the_list_in_force_in_the_reports_year(
         story("1833", "nordland-fagsystem", dt.date(2023, 3, 1), None)
         + story("3024", "nordland-fagsystem", dt.date(2023, 4, 1), None),
     )
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         before, after = status_at_year_end(session, 2023), status_at_year_end(session, 2024)
     assert [row[:3] for row in before.rows] == [("1833", "Rana", 2023), ("3024", "Bærum", 2023)]
     # The scheme counts for the number that registered its start as it is in the report's year,
@@ -315,7 +316,7 @@ def test_a_renumbered_municipality_is_counted_once_under_the_reports_years_numbe
         + story("1507", "both", dt.date(2023, 5, 1), None),
     )
     sources = reported_for(hub.registry, hub.names.source_of)
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         in_2023, in_2024 = participants(session, 2023, sources), participants(session, 2024, sources)
         late_2023 = late_registrations(session, 2023, sources)
     assert [(row[:3], row[-1]) for row in in_2024.rows] == [
@@ -349,7 +350,7 @@ def test_a_person_reported_dead_is_deceased_at_year_end_and_takes_no_part_in_lat
         postal_place=None,
         event_date=d(9, 1),
     )
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         assert record_person_event(session, died, hub.clock())
         session.commit()
         assert participants(session, Y).rows == [("0301", "Oslo", Y, "introduction_programme", 2)]

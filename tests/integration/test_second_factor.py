@@ -11,6 +11,7 @@ import pyotp
 from sqlalchemy import select
 
 from hub.bootstrap import Hub
+from hub.register.database import make_session_factory
 from hub.register.models import AuditEntry, PendingSignIn, RecoveryCode, SignInAttempt, User
 from hub.support.access import PENDING_LIFETIME
 from tests.harness import hub_command
@@ -107,7 +108,7 @@ def test_a_first_sign_in_enrols_by_qr_code_and_shows_ten_recovery_codes_stored_o
         shown.update(secret=secret, codes=codes)
 
     serve(hub, work)
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         kari = session.scalars(select(User).where(User.username == "kari")).one()
         assert kari.totp_enrolled_at is not None and kari.totp_secret is not None
         assert str(shown["secret"]) not in kari.totp_secret  # sealed, not in clear
@@ -153,7 +154,7 @@ def test_a_recovery_code_signs_in_once(database_url: str) -> None:
             assert (await give(client, page, codes[3].lower().replace("-", " ")))[0] == expected
 
     serve(hub, work)
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         assert len(list(session.scalars(select(RecoveryCode).where(RecoveryCode.used_at.is_not(None))))) == 1
     assert audited(hub, "sign_in")[-1] == "from 127.0.0.1, with a recovery code"
 
@@ -175,7 +176,7 @@ def test_wrong_codes_count_towards_the_lockout_and_then_even_the_right_code_is_r
 
     serve(hub, work)
     assert audited(hub, "sign_in_failed") == ["wrong_code from 127.0.0.1"] * 5 + ["locked from 127.0.0.1"]
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         assert len(list(session.scalars(select(SignInAttempt)))) == 5
 
 
@@ -188,12 +189,12 @@ def test_an_administrator_resets_a_second_factor_audited_and_the_user_enrols_aga
     serve(hub, enrolled)
     reset = hub_command(hub.settings, "users", "reset-second-factor", "kari", "--user", "admin")
     assert reset.returncode == 0, reset.stderr
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         kari = session.scalars(select(User).where(User.username == "kari")).one()
         assert (kari.totp_secret, kari.totp_enrolled_at) == (None, None)
         assert session.scalar(select(RecoveryCode)) is None
     assert audited(hub, "reset_second_factor") == ["user kari"]
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         who = list(
             session.scalars(select(AuditEntry.username).where(AuditEntry.action == "reset_second_factor"))
         )

@@ -12,8 +12,8 @@ import pytest
 
 from hub.bootstrap import Hub
 from hub.config import Settings
+from hub.register.database import make_session_factory
 from hub.register.models import CaseTicket, User
-from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import catalog
 from hub.sources import SourceRegistry
 from hub.support import desk
@@ -48,7 +48,7 @@ def second_start(hub: Hub) -> tuple[RecordingPublisher, dict, int]:  # type: ign
         )
     again = event(person, "TRAINING_STARTED", fact_date=TODAY - dt.timedelta(days=5))
     run(hub, publisher, encoded(again), 3)
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         [ticket] = session.query(CaseTicket).all()
         assert ticket.error_code == "NIR-LIFE-002"
         return publisher, again, ticket.id
@@ -56,7 +56,7 @@ def second_start(hub: Hub) -> tuple[RecordingPublisher, dict, int]:  # type: ign
 
 def test_the_ticket_shows_the_rule_s_advice_and_the_person_s_register_beside_the_error(hub: Hub) -> None:
     _, _, ticket_id = second_start(hub)
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         imdi = create_user(uow, "imdi", "a long enough secret", Role.IMDI_SUPPORT, None, NOW)
         shown = desk.view_ticket(uow, hub.catalog, imdi, ticket_id, NOW, sources=Sources.of(hub))
     assert shown["rule"]["title"]["nb"] == "Ingen ny start av et program eller en opplæring som er i gang"
@@ -75,7 +75,7 @@ def test_every_failure_edit_replay_and_the_acceptance_are_in_the_story_with_who_
     hub: Hub,
 ) -> None:
     publisher, again, ticket_id = second_start(hub)
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         oslo = create_user(uow, "oslo", "a long enough secret", Role.MUNICIPALITY_SUPERUSER, "0301", hub.clock())
         fixed = desk.view_ticket(
             uow, hub.catalog, oslo, ticket_id, hub.clock(), sources=Sources.of(hub)
@@ -86,7 +86,7 @@ def test_every_failure_edit_replay_and_the_acceptance_are_in_the_story_with_who_
         _mark(uow, ticket_id, TicketStatus.REPLAYED, 1, "oslo", hub.clock())  # as a replay marks it
         uow.commit()
     run(hub, publisher, encoded(again), 4)  # the replayed event failed again
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         user = uow.session.query(User).filter_by(username="oslo").one()
         desk.settle_as(
             uow,
@@ -127,7 +127,7 @@ def test_a_ticket_closed_by_an_accepted_event_says_so_once(hub: Hub) -> None:
     fixed = {**bad, "municipality": "0301", "eventId": bad["eventId"][:-4] + "ffff"}
     fixed["sentAt"] = (dt.datetime.fromisoformat(bad["sentAt"]) + dt.timedelta(seconds=1)).isoformat()
     run(hub, publisher, encoded(fixed), 1)
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         ticket = uow.session.query(CaseTicket).one()
         assert (ticket.status, ticket.linked_event_id, ticket.resolution_note) == (
             "resolved",

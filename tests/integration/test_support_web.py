@@ -27,9 +27,9 @@ from hub.app import serve_web
 from hub.bootstrap import Hub
 from hub.domain.events import Origin
 from hub.ops.webserver import FAUST_APP_OPTIONS
+from hub.register.database import make_session_factory
 from hub.register.models import AuditEntry, CaseTicket, PersonMerge
 from hub.register.repository import find_person_id
-from hub.register.unit_of_work import UnitOfWork
 from hub.support import desk
 from hub.support import web as support_web
 from hub.support.access import Role, create_user, disable_user
@@ -60,7 +60,7 @@ def web_hub(database_url: str, **settings: Any) -> Hub:
     hub = pipeline_hub(database_url)
     quick = {"signin_delay_seconds": 0.01, "signin_delay_max_seconds": 0.02, **settings}
     hub = dataclasses.replace(hub, settings=dataclasses.replace(hub.settings, **quick), clock=Clock())
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         create_user(uow, "kari", PASSWORD, Role.IMDI_SUPPORT, None, hub.clock())
         uow.commit()
     return hub
@@ -125,7 +125,7 @@ async def give_code(client: Client, username: str, location: str = SECOND_FACTOR
 
 
 def audited(hub: Hub, action: str) -> list[str | None]:
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         return list(session.scalars(select(AuditEntry.detail).where(AuditEntry.action == action)))
 
 
@@ -156,7 +156,7 @@ def test_a_disabled_user_cannot_sign_in_and_is_told_no_more_than_for_a_wrong_pas
     async def work(client: Client) -> None:
         await sign_in(client, "kari", PASSWORD)
         assert (await client.get("/support/tickets", allow_redirects=False)).status == 200
-        with UnitOfWork(hub.session_factory) as uow:
+        with hub.unit_of_work() as uow:
             disable_user(uow, "kari", "admin", hub.clock())
             uow.commit()
         ended = await client.get("/support/tickets", allow_redirects=False)
@@ -445,7 +445,7 @@ def test_a_person_is_searched_for_by_post_and_a_number_in_an_address_is_refused(
 
 def test_a_ticket_says_why_its_event_failed_in_the_users_language(database_url: str) -> None:
     hub = web_hub(database_url)
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         ticket = CaseTicket(
             status="open",
             kind="dead_letter",
@@ -489,7 +489,7 @@ def register_hub(database_url: str) -> Hub:
 
 
 def municipality_user(hub: Hub, username: str, municipality: str) -> None:
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         create_user(uow, username, PASSWORD, Role.MUNICIPALITY_SUPERUSER, municipality, hub.clock())
         uow.commit()
 
@@ -498,7 +498,7 @@ def tickets_of_dead_letters(hub: Hub, *batches: list[dict[str, Any]]) -> list[in
     """The events through the registration flow; each dead letter it sent opened as a ticket, as
     the dead-letter worker opens them."""
     _, publisher = run(hub, *batches)
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         ids = [
             ticket_from_dead_letter(
                 uow,
@@ -565,7 +565,7 @@ async def page_and_token(client: Client, path: str) -> tuple[str, str]:
 
 def the_person(hub: Hub, number: str | None) -> int | None:
     assert number is not None
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         return find_person_id(session, number)
 
 
@@ -675,7 +675,7 @@ def test_imdi_merges_the_two_persons_from_the_ticket_and_splits_them_again(
     assert keeper is not None and the_person(hub, first.national_id) not in (None, keeper)
     assert the_person(hub, first.duf_number) == the_person(hub, first.national_id)
     assert the_person(hub, second.national_id) == keeper
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         [merge] = session.scalars(select(PersonMerge)).all()
         assert (merge.keeper_id, merge.ticket_id, merge.merged_by) == (keeper, ticket_id, "kari")
         assert merge.split_by == "kari" and merge.split_reason == "two women after all"
@@ -743,7 +743,7 @@ def test_a_municipality_user_s_merge_split_or_approval_is_refused_and_changes_no
     serve(hub, work)
     assert replays.asked == []
     assert the_person(hub, first.national_id) != the_person(hub, second.duf_number)
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         assert session.scalars(select(PersonMerge)).all() == []
         assert session.get_one(CaseTicket, ticket_id).approved_code is None
         denied = session.scalars(select(AuditEntry.username).where(AuditEntry.action == "denied")).all()
@@ -786,7 +786,7 @@ def test_imdi_approves_a_foreign_annulment_and_a_municipality_user_cannot(
 
     serve(hub, work)
     assert replays.asked == [([ticket_id], "kari")]
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         ticket = session.get_one(CaseTicket, ticket_id)
         assert (ticket.approved_code, ticket.approved_by) == ("NIR-CORR-004", "kari")
     assert audited(hub, "approve") == ["NIR-CORR-004: Oslo asked Bergen to annul it"]
@@ -806,7 +806,7 @@ def test_only_a_ticket_whose_rule_imdi_may_set_aside_can_be_approved(sqlite_url:
         assert refused.status == 400 and 'id="refusal"' in text and "cannot approve past" in text
 
     serve(hub, work)
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         assert session.get_one(CaseTicket, ticket_id).approved_code is None
 
 
@@ -821,7 +821,7 @@ def test_the_register_panel_shows_a_registration_s_corrections_and_annulment(sql
         [correction(decision, "ANNUL", seconds=2)],
     )
     assert outcomes == [["ACCEPTED", "ACCEPTED"], ["ACCEPTED"], ["ACCEPTED"]]
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         ticket_id = file_manual_case(
             uow,
             duf_number=person.duf_number or "",
@@ -844,7 +844,7 @@ def test_the_register_panel_shows_a_registration_s_corrections_and_annulment(sql
 
 def test_a_merge_refused_by_the_register_is_shown_on_the_ticket_and_the_kind_is_kept(sqlite_url: str) -> None:
     hub = register_hub(sqlite_url)
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         ticket = CaseTicket(
             status="open",
             kind=IDENTITY_CONFLICT_KIND,

@@ -16,8 +16,8 @@ from hub.config import Settings
 from hub.domain.events import Origin
 from hub.domain.transfer import Message
 from hub.errors import DecodeError
+from hub.register.database import make_session_factory
 from hub.register.models import CaseTicket, TicketOutcome
-from hub.register.unit_of_work import UnitOfWork
 from hub.schemas.codec import REGISTRATION, catalog
 from hub.schemas.contract import from_json
 from hub.sources import SourceRegistry
@@ -51,7 +51,7 @@ def run(hub: Hub, publisher: RecordingPublisher, value: bytes, offset: int) -> N
 
 
 def all_tickets(hub: Hub) -> list[CaseTicket]:
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         return list(session.scalars(select(CaseTicket).order_by(CaseTicket.id)))
 
 
@@ -86,7 +86,7 @@ def test_the_same_message_failing_again_after_a_crash_or_a_recovery_is_one_failu
     assert len(publisher.on("nir.dead-letters")) == 2
     [ticket] = all_tickets(hub)
     assert (ticket.attempts, ticket.status, ticket.original_offset) == (1, "open", 0)
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         assert len(list(session.scalars(select(TicketOutcome)))) == 1
 
 
@@ -118,7 +118,7 @@ def test_a_ticket_whose_fix_was_accepted_before_the_dead_letter_was_read_opens_c
 
 def test_support_can_file_resolve_and_discard_cases_but_not_twice(hub: Hub) -> None:
     now = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         ticket = file_manual_case(
             uow,
             duf_number="201812345604",
@@ -127,12 +127,12 @@ def test_support_can_file_resolve_and_discard_cases_but_not_twice(hub: Hub) -> N
             now=now,
         )
         uow.commit()
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         with pytest.raises(TicketError, match="note"):
             settle(uow, ticket.id, TicketStatus.RESOLVED, " ", now, username="s1")
         settle(uow, ticket.id, TicketStatus.DISCARDED, "duplicate of case 12", now, username="s1")
         uow.commit()
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         with pytest.raises(TicketError, match="discarded already"):
             settle(uow, ticket.id, TicketStatus.RESOLVED, "again", now, username="s1")
         shown = describe_ticket(uow, catalog(), uow.session.get_one(CaseTicket, ticket.id))
@@ -197,7 +197,7 @@ def test_the_register_figures_the_workers_export_come_from_the_register_alone(hu
 
     now = dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)
     hub = dataclasses.replace(hub, clock=lambda: now)
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         for days, status in ((10, TicketStatus.RESOLVED), (3, TicketStatus.REPLAYED), (1, TicketStatus.OPEN)):
             ticket = file_manual_case(
                 uow,
@@ -220,7 +220,7 @@ def test_hub_cases_list_has_a_header_a_stable_order_json_and_a_limit_that_says_w
     hub: Hub,
 ) -> None:
     earlier, later = dt.datetime(2026, 11, 25, tzinfo=dt.UTC), dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         for duf_number, failed_at in (
             ("201812345604", later),
             ("201812345612", earlier),

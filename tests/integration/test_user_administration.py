@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from hub.bootstrap import Hub
+from hub.register.database import make_session_factory
 from hub.register.models import AuditEntry, User
-from hub.register.unit_of_work import UnitOfWork
 from hub.support import administration
 from hub.support.access import Role, create_user
 from tests.harness import hub_command
@@ -29,7 +29,7 @@ from tests.integration.test_support_web import (
 
 def with_municipal_users(hub: Hub) -> Hub:
     """Kari is IMDi's (web_hub); Oslo has an administrator and a super user; Bergen a super user."""
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         for name, role, municipality in (
             ("oslo-admin", Role.MUNICIPALITY_ADMIN, "0301"),
             ("oslo-super", Role.MUNICIPALITY_SUPERUSER, "0301"),
@@ -41,12 +41,12 @@ def with_municipal_users(hub: Hub) -> Hub:
 
 
 def users(hub: Hub) -> dict[str, tuple[str, str | None, bool]]:
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         return {u.username: (u.role, u.municipality, u.disabled) for u in session.scalars(select(User))}
 
 
 def audit_actions(hub: Hub) -> list[tuple[str, str]]:
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         return [(a.username, a.action) for a in session.scalars(select(AuditEntry).order_by(AuditEntry.id))]
 
 
@@ -55,7 +55,7 @@ def test_a_municipal_administrator_manages_its_own_municipalitys_users_and_no_on
 ) -> None:
     hub = with_municipal_users(web_hub(database_url))
     now = hub.clock()
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         admin = administration.acting_user(uow, "oslo-admin")
         assert {u.username for u in administration.users_managed_by(uow, admin)} == {"oslo-admin", "oslo-super"}
         administration.add_user(uow, admin, "oslo-new", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "0301", now)

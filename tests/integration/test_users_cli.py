@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from hub.register.access_log import os_user
+from hub.register.database import make_session_factory
 from hub.register.models import AuditEntry
-from hub.register.unit_of_work import UnitOfWork
 from hub.support.access import Refusal, Role, Throttle, create_user, disable_user, sign_in
 from tests.conftest import pipeline_hub
 from tests.harness import hub_command
@@ -23,7 +23,7 @@ NEW_PASSWORD = "a brand new secret"
 def test_an_administrator_lists_disables_enables_and_sets_passwords(database_url: str) -> None:
     hub = pipeline_hub(database_url)
     now = dt.datetime.now(dt.UTC)
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         create_user(uow, "kari", PASSWORD, Role.IMDI_SUPPORT, None, now)
         create_user(uow, "ola", PASSWORD, Role.MUNICIPALITY_SUPERUSER, "0301", now)
         uow.commit()
@@ -31,7 +31,7 @@ def test_an_administrator_lists_disables_enables_and_sets_passwords(database_url
         sign_in(
             hub.unit_of_work, "ola", "wrong password!!", now, client_address="192.0.2.1", sealer=SEALER
         )
-    assert signed_in(hub.session_factory, "kari", PASSWORD, now, client_address="192.0.2.2")
+    assert signed_in(make_session_factory(hub.engine), "kari", PASSWORD, now, client_address="192.0.2.2")
 
     def hub_users(*args: str, stdin: str | None = None) -> str:
         result = hub_command(hub.settings, "users", *args, "--user", "admin", stdin=stdin)
@@ -72,7 +72,7 @@ def test_an_administrator_lists_disables_enables_and_sets_passwords(database_url
     unknown = hub_command(hub.settings, "users", "disable", "nobody", "--user", "admin")
     assert unknown.returncode == 2 and "there is no user 'nobody'" in unknown.stderr
 
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         acts = list(
             session.execute(
                 select(AuditEntry.username, AuditEntry.action, AuditEntry.detail).where(
@@ -90,7 +90,7 @@ def test_an_administrator_lists_disables_enables_and_sets_passwords(database_url
 
 def test_the_password_is_asked_for_twice_and_must_not_be_the_username(database_url: str) -> None:
     hub = pipeline_hub(database_url)
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         create_user(uow, "kari.nordmann", PASSWORD, Role.IMDI_SUPPORT, None, dt.datetime.now(dt.UTC))
         uow.commit()
     mismatch = hub_command(
@@ -133,16 +133,16 @@ def test_hub_users_add_is_audited_with_who_added_whom(
         "admin",
     )
     assert added.returncode == 0, added.stderr
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         entries = session.scalars(select(AuditEntry).where(AuditEntry.action == "add_user")).all()
     # `--user` is what the caller typed; the OS user the command ran as is recorded beside it.
     assert [(e.username, e.detail, e.os_user) for e in entries] == [
         ("admin", "user oslo-1 role=municipality_superuser municipality=0301", os_user())
     ]
     # A change made outside a `hub` command (the support page's) names no OS user.
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         disable_user(uow, "oslo-1", "admin", dt.datetime.now(dt.UTC))
         uow.commit()
-    with hub.session_factory() as session:
+    with make_session_factory(hub.engine)() as session:
         disabled = session.scalars(select(AuditEntry).where(AuditEntry.action == "disable_user")).one()
     assert (disabled.username, disabled.os_user) == ("admin", None)

@@ -8,10 +8,8 @@ module, the line and the import.
   (`hub.bootstrap`): its flows are given their collaborators (`hub.wiring` builds them);
 - a migration imports nothing of the hub: it must do tomorrow what it did the day it was written;
 - the modules' top-level imports make no cycle;
-- nothing outside `hub.register` holds SQLAlchemy's session: the unit of work is the door to the
-  database. Not yet true of the modules in `SESSION_NOT_YET_BEHIND_THE_UNIT_OF_WORK` (issue 33);
-  the test fails when another module takes a session, and when one of those no longer does, so
-  the list only shrinks.
+- nothing outside `hub.register` holds SQLAlchemy's session, or reaches for the one behind a unit
+  of work: the unit of work's repositories are the door to the database.
 """
 
 from __future__ import annotations
@@ -150,28 +148,26 @@ def test_each_module_of_the_hub_imports(module: str) -> None:
     importlib.import_module(module)
 
 
-# The modules outside `hub.register` that still hold a session of their own (issue 33: the
-# support desk's and the gateway's reads and writes are yet to move behind repositories of the
-# unit of work). Remove a module from here when it no longer imports one.
-SESSION_NOT_YET_BEHIND_THE_UNIT_OF_WORK = {
-    "hub.bootstrap",
-    "hub.support.web",
-}
-
-
 def _holds_a_session(path: Path) -> bool:
+    """Whether the module takes SQLAlchemy's session (imports it) or reaches into a unit of work
+    for the session behind it (`uow.session`)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     return any(
-        isinstance(node, ast.ImportFrom)
-        and node.module == "sqlalchemy.orm"
-        and any(alias.name in ("Session", "sessionmaker") for alias in node.names)
+        (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "sqlalchemy.orm"
+            and any(alias.name in ("Session", "sessionmaker") for alias in node.names)
+        )
+        or (
+            isinstance(node, ast.Attribute)
+            and node.attr == "session"
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "uow"
+        )
         for node in ast.walk(tree)
     )
 
 
-def test_nothing_outside_the_register_holds_a_session_but_the_modules_not_yet_moved() -> None:
-    holding = {m for m, path in MODULES.items() if not m.startswith("hub.register") and _holds_a_session(path)}
-    new = holding - SESSION_NOT_YET_BEHIND_THE_UNIT_OF_WORK
-    assert not new, f"these hold a session of their own; go through the unit of work: {sorted(new)}"
-    moved = SESSION_NOT_YET_BEHIND_THE_UNIT_OF_WORK - holding
-    assert not moved, f"no longer hold a session: take them out of the list {sorted(moved)}"
+def test_nothing_outside_the_register_holds_a_session() -> None:
+    holding = sorted(m for m, path in MODULES.items() if not m.startswith("hub.register") and _holds_a_session(path))
+    assert holding == [], f"these hold a session of their own; go through the unit of work's repositories: {holding}"

@@ -223,10 +223,9 @@ def link_demo_user(hub: Hub, username: str = DEMO_SUPPORT_USER) -> None:
     """Link the demo's support user to DEMO_SUPPORT_PERSON at the demo's ID-porten stand-in
     (audited as the OS user's doing, as `hub users link` is)."""
     from hub.register.access_log import os_user
-    from hub.register.unit_of_work import UnitOfWork
     from hub.support.oidc import link_user
 
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         link_user(
             uow, username, hub.settings.oidc_issuer, DEMO_SUPPORT_PERSON.pid, os_user(), hub.clock()
         )
@@ -561,11 +560,10 @@ def hub_command_line() -> str:
 def _serve_support_page(hub: Hub, worker: WorkerProcess) -> None:
     """Keep the demo's worker serving the support page until Ctrl-C, for a support user made
     with a new password (the demo register is made anew each run)."""
-    from hub.register.unit_of_work import UnitOfWork
     from hub.support.access import Role, create_user
 
     password = secrets.token_urlsafe(12)
-    with UnitOfWork(hub.session_factory) as uow:
+    with hub.unit_of_work() as uow:
         create_user(uow, DEMO_SUPPORT_USER, password, Role.IMDI_SUPPORT, None, hub.clock())
         uow.commit()
     link_demo_user(hub)
