@@ -37,17 +37,3 @@ class AuditRepository:
         )
         self._session.flush()
 
-
-def audit(
-    session: Session,
-    username: str,
-    action: str,
-    now: dt.datetime,
-    *,
-    ticket_id: int | None = None,
-    detail: str | None = None,
-) -> None:
-    """`AuditRepository.record` on `session`, for the support desk's modules that still hold a
-    session of their own (issue 33; `hub.support.access.audit` hands it on): the rest write
-    through `uow.audit`."""
-    AuditRepository(session).record(username, action, now, ticket_id=ticket_id, detail=detail)

@@ -17,7 +17,7 @@ from hub.register.models import CaseTicket, User
 from hub.schemas.codec import catalog
 from hub.sources import SourceRegistry
 from hub.support import desk
-from hub.support.access import Role, audit, create_user
+from hub.support.access import Role, create_user
 from hub.support.replay import _mark
 from hub.support.scope import Sources
 from hub.support.tickets import TicketStatus
@@ -138,7 +138,7 @@ def test_a_ticket_closed_by_an_accepted_event_says_so_once(hub: Hub) -> None:
         # A ticket closed before revision 0013 kept the link as its note too: shown once.
         ticket.resolution_note = f"closed by the accepted event {fixed['eventId']}"
         shown = desk.view_ticket(uow, hub.catalog, imdi, ticket.id, NOW, sources=Sources.of(hub))
-        audit(uow.session, "imdi", "view_ticket", NOW)
+        uow.audit.record("imdi", "view_ticket", NOW)
     assert shown["resolution"]["note"] is None and shown["resolution"]["linkedEventId"] == fixed["eventId"]
     assert [s["what"] for s in shown["story"]] == ["failed", "accepted"]
     assert shown["story"][1]["eventId"] == fixed["eventId"]

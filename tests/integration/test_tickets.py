@@ -193,7 +193,6 @@ def test_the_register_figures_the_workers_export_come_from_the_register_alone(hu
     """Open tickets, the oldest open one and replays are read from the register, so every worker
     exports the same figures and a replay sent by `hub cases replay` counts like the page's."""
     from hub.ops.observability import _register_figures
-    from hub.support.access import audit
 
     now = dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)
     hub = dataclasses.replace(hub, clock=lambda: now)
@@ -207,7 +206,7 @@ def test_the_register_figures_the_workers_export_come_from_the_register_alone(hu
                 now=now - dt.timedelta(days=days),
             )
             ticket.status, ticket.replays = status.value, 2
-        audit(uow.session, "kari", "replay_failed", now, ticket_id=ticket.id)
+        uow.audit.record("kari", "replay_failed", now, ticket_id=ticket.id)
         uow.commit()
 
     figures = _register_figures(hub)
