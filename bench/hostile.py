@@ -60,7 +60,7 @@ from hub.kafka.connection import KafkaConnection
 from hub.register.database import make_engine
 from hub.schemas.codec import catalog
 from hub.sources import SourceRegistry
-from hub.support.incidents import list_incidents, resolve_incident
+from hub.support.incidents import resolve_incident
 from hub.wiring import dead_letter_flow
 from tests.fakes import RecordingPublisher
 from tests.hostile import hostile_messages, routed
@@ -192,7 +192,7 @@ def _incidents(database: str, hub: Hub) -> None:
     window = dt.timedelta(hours=hub.settings.incident_window_hours)
     with hub.unit_of_work() as uow:
         started = time.perf_counter()
-        incidents = list_incidents(uow, window=window)
+        incidents = uow.incidents.find(window=window)
         listed = time.perf_counter() - started
         active = sum(i.tickets for i in incidents)
     print(

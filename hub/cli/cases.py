@@ -82,12 +82,12 @@ def _ticket_filter(**options: Any) -> Any:
 def cases_list(as_json: bool, limit: int, reason: str, reveal: bool, user: str, **options: Any) -> None:
     from hub.domain.identifiers import last_digits
     from hub.register.access_log import Reader
-    from hub.support.tickets import describe_ticket, list_tickets
+    from hub.support.tickets import describe_ticket
 
     hub = common.migrated_hub()
     reader, now = Reader.command_line(user, reason), hub.clock()
     with hub.unit_of_work() as uow:
-        found = list_tickets(uow, _ticket_filter(**options), limit=limit + 1)
+        found = uow.tickets.find(_ticket_filter(**options), limit=limit + 1)
         tickets: list[dict[str, Any]] = []
         for t in found[:limit]:
             uow.access_log.record_ticket_read(reader, "cases_list_reveal" if reveal else "cases_list", now, t)
@@ -160,7 +160,7 @@ def cases_replay(
     ticket_id: int | None, edit_file: Path | None, user: str, dry_run: bool, rate: float, **options: Any
 ) -> None:
     from hub.support.replay import ReplayStep, edit_ticket, replay_tickets
-    from hub.support.tickets import get_ticket, list_tickets
+    from hub.support.tickets import get_ticket
 
     hub = common.migrated_hub()
     has_filter = any(options[k] is not None for k in options)
@@ -179,7 +179,7 @@ def cases_replay(
         ids = [ticket_id]
     else:
         with hub.unit_of_work() as uow:
-            ids = [t.id for t in list_tickets(uow, _ticket_filter(**options), limit=1_000_000)]
+            ids = [t.id for t in uow.tickets.find(_ticket_filter(**options), limit=1_000_000)]
         ids.reverse()  # oldest failure first
     with click.progressbar(
         length=len(ids), label="replaying" if not dry_run else "dry run", file=sys.stderr
@@ -264,11 +264,10 @@ def cases_discard(ticket_id: int, note: str, user: str) -> None:
 @AS_JSON
 @LIMIT
 def cases_incidents(as_json: bool, limit: int) -> None:
-    from hub.support.incidents import list_incidents
 
     hub = common.migrated_hub()
     with hub.unit_of_work() as uow:
-        found = list_incidents(uow, window=_incident_window(hub), limit=limit + 1)
+        found = uow.incidents.find(window=_incident_window(hub), limit=limit + 1)
     rows = [i.as_json() for i in found]
     columns = {
         "source": lambda i: i["sourceSystem"],

@@ -38,9 +38,9 @@ from hub.ops import metrics
 from hub.ops.monitor import HubPrometheusMonitor
 from hub.ops.webserver import add_security_headers
 from hub.register.database import answers
-from hub.support.incidents import Incident, list_incidents
+from hub.support.incidents import Incident
 from hub.support.replay import replay_counts
-from hub.support.tickets import ACTIVE, TicketFilter, counts_by_error_code, oldest_active_failure
+from hub.support.tickets import ACTIVE, TicketFilter
 
 log = logging.getLogger(__name__)
 
@@ -195,9 +195,9 @@ def _register_figures(hub: Hub) -> _RegisterFigures:
     open_tickets: dict[str, int] = {}
     with hub.unit_of_work() as uow:
         for status in ACTIVE:
-            for code, count in counts_by_error_code(uow, TicketFilter(status=status)):
+            for code, count in uow.tickets.counts_by_error_code(TicketFilter(status=status)):
                 open_tickets[code] = open_tickets.get(code, 0) + count
-        oldest = oldest_active_failure(uow)
+        oldest = uow.tickets.oldest_active_failure()
         replays = replay_counts(uow)
     age = 0.0 if oldest is None else max(0.0, (hub.clock() - as_utc(oldest)).total_seconds())
     return _RegisterFigures(open_tickets, age, replays)
@@ -206,13 +206,13 @@ def _register_figures(hub: Hub) -> _RegisterFigures:
 def _incidents(hub: Hub) -> list[Incident]:
     window = dt.timedelta(hours=hub.settings.incident_window_hours)
     with hub.unit_of_work() as uow:
-        return list_incidents(uow, window=window)
+        return uow.incidents.find(window=window)
 
 
 def incident_series(incidents: list[Incident], top: int) -> dict[tuple[str, str, str, str], int]:
     """The labels (source, error code, event type, fagsystemVersion; "" for a part the cause
     lacks) and ticket counts of the `top` incidents with the most tickets and the `top` that
-    failed last (`incidents` is newest first, as `list_incidents` gives them). Two incidents of
+    failed last (`incidents` is newest first, as `uow.incidents.find` gives them). Two incidents of
     one cause (a quiet of a whole window between them) have the same labels: the newer is shown,
     as it is the one that may grow."""
     largest = sorted(incidents, key=lambda i: i.tickets, reverse=True)[:top]

@@ -31,7 +31,7 @@ from hub.support import persons
 from hub.support.access import NoSuchTicket, Role
 from hub.support.approval import APPROVABLE, approve
 from hub.support.export import export_number, export_person
-from hub.support.incidents import Incident, find_incident, list_incidents
+from hub.support.incidents import Incident, find_incident
 from hub.support.replay import check_replayable, edit_ticket
 from hub.support.scope import OutOfScope, Scope, Sources
 from hub.support.tickets import (
@@ -40,13 +40,8 @@ from hub.support.tickets import (
     TicketError,
     TicketFilter,
     TicketStatus,
-    active_tickets,
-    count_tickets,
-    counts_by_error_code,
     describe_ticket,
     file_manual_case,
-    latest_edit,
-    list_tickets,
     settle,
 )
 
@@ -89,8 +84,7 @@ def ticket_list(
 ) -> list[dict[str, Any]]:
     """Tickets the user may see, one page of them, identifiers shown by their last digits only
     (so a list is not a view of personal data, and still lets a person recognise a caller's case)."""
-    tickets = list_tickets(
-        uow,
+    tickets = uow.tickets.find(
         scoped(user, by_person(uow, where), sources),
         limit,
         offset=offset,
@@ -109,7 +103,7 @@ def ticket_list(
 
 def ticket_count(uow: UnitOfWork, user: User, where: TicketFilter, *, sources: Sources) -> int:
     """How many tickets the user may see match the filter (every page together)."""
-    return count_tickets(uow, scoped(user, by_person(uow, where), sources))
+    return uow.tickets.count(scoped(user, by_person(uow, where), sources))
 
 
 # The most tickets one bulk action works on; more are left for the next, and the page says so.
@@ -126,7 +120,7 @@ def bulk_targets(
         uow.access_log.record_number_read(
             Reader.desk(user.username), "bulk_by_person", now, where.identifiers[0]
         )
-    return active_tickets(uow, scoped(user, by_person(uow, where), sources), BULK_LIMIT)
+    return uow.tickets.active(scoped(user, by_person(uow, where), sources), BULK_LIMIT)
 
 
 def settle_many_as(
@@ -149,7 +143,7 @@ def incidents_as(
     uow: UnitOfWork, user: User, window: dt.timedelta, limit: int, *, sources: Sources
 ) -> list[Incident]:
     """The incidents of the tickets the user sees, grouped and counted over those alone."""
-    return list_incidents(uow, window=window, limit=limit, within=Scope.of(user, sources).tickets())
+    return uow.incidents.find(window=window, limit=limit, within=Scope.of(user, sources).tickets())
 
 
 def incident_as(
@@ -166,8 +160,8 @@ def error_code_counts(
     uow: UnitOfWork, user: User, where: TicketFilter, *, sources: Sources
 ) -> list[tuple[str, int]]:
     """Counts by error code of what the filter (without its own error code) matches."""
-    return counts_by_error_code(
-        uow, scoped(user, by_person(uow, dataclasses.replace(where, error_code=None)), sources)
+    return uow.tickets.counts_by_error_code(
+        scoped(user, by_person(uow, dataclasses.replace(where, error_code=None)), sources)
     )
 
 
@@ -223,7 +217,7 @@ def view_ticket(
     scope = Scope.of(user, sources)
     imdi = scope.imdi
     shown = describe_ticket(uow, catalog, ticket, reveal=True)
-    edit = latest_edit(uow, ticket_id)
+    edit = uow.tickets.latest_edit(ticket_id)
     shown["editable"] = edit.event if edit is not None else shown["event"]
     for e in shown["edits"]:
         e["changes"] = edit_changes(shown["event"], e["event"])

@@ -31,25 +31,6 @@ __all__ = ["RESOLVE_BATCH", "Cause", "Incident"]  # the incident's values are th
 RESOLVE_BATCH = 1000
 
 
-def list_incidents(
-    uow: UnitOfWork,
-    *,
-    window: dt.timedelta,
-    limit: int | None = None,
-    cause: Cause | None = None,
-    source_system: str | None = None,
-    within: ColumnElement[bool] | None = None,
-) -> list[Incident]:
-    """The incidents of the active (open and replayed) tickets, newest last failure first, at
-    most `limit`; only those of `cause` if given, only those of `source_system` if given (in the
-    query, as the gateway's own reading of its view is, `hub.gateway.incidents`). `within` keeps
-    only the tickets a condition holds for (a support user's scope, `hub.support.scope.Scope.tickets`):
-    the incidents are then those of the tickets the user sees, counted over those alone."""
-    return uow.incidents.find(
-        window=window, limit=limit, cause=cause, source_system=source_system, within=within
-    )
-
-
 def find_incident(
     uow: UnitOfWork,
     *,
@@ -60,7 +41,7 @@ def find_incident(
 ) -> Incident:
     """The incident of `cause`, or the one ticket `ticket_id` belongs to (then of its cause):
     `TicketError` if there is none, or if the cause has several and no ticket chooses. With
-    `within`, among the tickets it keeps (`list_incidents`); the caller checks the ticket is."""
+    `within`, among the tickets it keeps (`uow.incidents.find`); the caller checks the ticket is."""
     if ticket_id is not None:
         ticket = get_ticket(uow, ticket_id)
         if ticket.status not in ACTIVE:
@@ -69,35 +50,19 @@ def find_incident(
         if cause is not None and cause != own:
             raise TicketError(f"ticket {ticket_id} is not of that cause")
         at = as_utc(ticket.last_failed_at)
-        for incident in list_incidents(uow, window=window, cause=own, within=within):
+        for incident in uow.incidents.find(window=window, cause=own, within=within):
             if incident.first_seen <= at <= incident.last_seen:
                 return incident
         raise TicketError(f"ticket {ticket_id} is in no incident")  # closed meanwhile
     if cause is None:
         raise TicketError("give the incident's cause or one of its tickets")
-    found = list_incidents(uow, window=window, cause=cause, within=within)
+    found = uow.incidents.find(window=window, cause=cause, within=within)
     if not found:
         raise TicketError("there is no incident of that cause with open tickets")
     if len(found) > 1:
         samples = ", ".join(str(i.sample_ticket) for i in found)
         raise TicketError(f"that cause has {len(found)} incidents: choose one by a ticket of it ({samples})")
     return found[0]
-
-
-def incident_tickets(
-    uow: UnitOfWork,
-    incident: Incident,
-    limit: int,
-    *,
-    within: ColumnElement[bool] | None = None,
-    after: tuple[dt.datetime, int] | None = None,
-) -> list[int]:
-    """Up to `limit` of the incident's active tickets, oldest failure first: those of its cause that last
-    failed within its first and last failure (no ticket of another incident of the same cause
-    can: a quiet of a whole window lies between them). Only those `within` keeps, if given, and
-    after the ticket `after` (its last failure and number) in that order: a replay pages on by
-    it, as a replayed ticket stays active."""
-    return uow.incidents.tickets_of(incident, limit, within=within, after=after)
 
 
 def resolve_batch(
@@ -125,7 +90,7 @@ def resolve_incident(
     failure are not in it, and stay open; with `within`, neither do those it does not keep."""
     while True:
         with units() as uow:
-            ids = incident_tickets(uow, incident, batch, within=within)
+            ids = uow.incidents.tickets_of(incident, batch, within=within)
             if not ids:
                 return
             count = resolve_batch(uow, ids, note, now, username=username)

@@ -27,7 +27,7 @@ from hub.register.models import CaseTicket
 from hub.register.unit_of_work import UnitOfWork, in_transaction
 from hub.schemas.codec import REGISTRATION, SchemaCatalog
 from hub.schemas.contract import ContractError, from_json
-from hub.support.incidents import Incident, incident_tickets
+from hub.support.incidents import Incident
 from hub.support.scope import OutOfScope, Scope
 from hub.support.tickets import ACTIVE, TicketError, TicketStatus, get_ticket
 
@@ -326,7 +326,7 @@ def _next_batch(
     after: tuple[dt.datetime, int] | None,
 ) -> tuple[list[int], tuple[dt.datetime, int] | None]:
     """The next batch of the incident's tickets, and where the one after it begins."""
-    ids = incident_tickets(uow, incident, batch, within=within, after=after)
+    ids = uow.incidents.tickets_of(incident, batch, within=within, after=after)
     if not ids:
         return ids, after
     last = uow.tickets.get(ids[-1])

@@ -29,7 +29,7 @@ from hub.pipeline.deadletter import (
     read_headers,
 )
 from hub.pipeline.decode import decode_registration
-from hub.register.models import ACTIVE, CaseTicket, TicketEdit, TicketStatus
+from hub.register.models import ACTIVE, CaseTicket, TicketStatus
 from hub.register.tickets import (
     DEAD_LETTER,
     IDENTITY_CONFLICT_KIND,
@@ -224,40 +224,6 @@ def get_ticket(uow: UnitOfWork, ticket_id: int) -> CaseTicket:
     return ticket
 
 
-def list_tickets(
-    uow: UnitOfWork,
-    where: TicketFilter,
-    limit: int = 200,
-    *,
-    offset: int = 0,
-    sort: str = "last_failed",
-    descending: bool = True,
-) -> list[CaseTicket]:
-    """By `sort` (newest failure first by default), ties by ticket number in the same direction:
-    a stable order, the same list every time."""
-    return uow.tickets.find(where, limit, offset=offset, sort=sort, descending=descending)
-
-
-def count_tickets(uow: UnitOfWork, where: TicketFilter) -> int:
-    return uow.tickets.count(where)
-
-
-def active_tickets(uow: UnitOfWork, where: TicketFilter, limit: int) -> tuple[list[int], int]:
-    """The numbers of the open and replayed tickets the filter matches, oldest first, at most
-    `limit` of them; and how many there are in all."""
-    return uow.tickets.active(where, limit)
-
-
-def counts_by_error_code(uow: UnitOfWork, where: TicketFilter) -> list[tuple[str, int]]:
-    """How many tickets the filter matches, per error code, most frequent first."""
-    return uow.tickets.counts_by_error_code(where)
-
-
-def oldest_active_failure(uow: UnitOfWork) -> dt.datetime | None:
-    """When the oldest ticket still waiting for a fix first failed (None: no such ticket)."""
-    return uow.tickets.oldest_active_failure()
-
-
 def settle(
     uow: UnitOfWork, ticket_id: int, status: TicketStatus, note: str, now: dt.datetime, *, username: str
 ) -> CaseTicket:
@@ -294,10 +260,6 @@ def add_edit(
     uow: UnitOfWork, ticket: CaseTicket, event: dict[str, Any], value: bytes, user: str, now: dt.datetime
 ) -> None:
     uow.tickets.add_edit(ticket.id, event, value, user, now)
-
-
-def latest_edit(uow: UnitOfWork, ticket_id: int) -> TicketEdit | None:
-    return uow.tickets.latest_edit(ticket_id)
 
 
 def describe_ticket(

@@ -31,7 +31,7 @@ from hub.register.migrate import upgrade
 from hub.register.models import AuditEntry, CaseTicket
 from hub.schemas.codec import REGISTRATION
 from hub.schemas.contract import from_json
-from hub.support.incidents import Cause, list_incidents, resolve_incident
+from hub.support.incidents import Cause, resolve_incident
 from tests.conftest import PostgresServer, make_settings
 from tests.factories import event, synthetic_person
 from tests.harness import HubHarness
@@ -129,7 +129,7 @@ def test_a_flood_of_25000_failures_from_two_sources_becomes_exactly_its_tickets_
 
     window = dt.timedelta(hours=harness.settings.incident_window_hours)
     with harness.hub.unit_of_work() as uow:
-        incidents = list_incidents(uow, window=window)
+        incidents = uow.incidents.find(window=window)
     code = {i.cause.error_code for i in incidents if i.cause.event_type is None}
     assert len(code) == 1, code  # the decoder's code for bytes that are no registration
     [undecodable] = code
@@ -152,7 +152,7 @@ def test_a_flood_of_25000_failures_from_two_sources_becomes_exactly_its_tickets_
     closed = list(resolve_incident(harness.hub.unit_of_work, chosen, "fixed in 5.1.1", now, username="s"))
     assert closed == [1_000, 1_000]
     with make_session_factory(harness.hub.engine)() as session, harness.hub.unit_of_work() as uow:
-        after = list_incidents(uow, window=window)
+        after = uow.incidents.find(window=window)
         resolved = set(session.scalars(select(CaseTicket.id).where(CaseTicket.status == "resolved")))
         audited = Counter(session.execute(select(AuditEntry.ticket_id, AuditEntry.action, AuditEntry.detail)))
     assert {i.cause.as_tuple(): i.tickets for i in after} == {

@@ -29,8 +29,6 @@ from hub.support.incidents import (
     RESOLVE_BATCH,
     Cause,
     find_incident,
-    incident_tickets,
-    list_incidents,
     resolve_batch,
     resolve_incident,
 )
@@ -162,7 +160,7 @@ def _scanning_tickets(url: str, statements: list[tuple[str, Any]]) -> list[str]:
 def test_listing_every_incident_reads_the_active_tickets_through_the_incident_index(filled_url: str) -> None:
     hub = pipeline_hub(filled_url)
     with sent_by(hub.engine) as statements, hub.unit_of_work() as uow:
-        found = list_incidents(uow, window=WINDOW)
+        found = uow.incidents.find(window=WINDOW)
     assert {i.cause.as_tuple(): i.tickets for i in found if i.cause.source_system == "filled-1"} == {
         FILLED_CAUSE.as_tuple(): 20_000
     }
@@ -182,7 +180,7 @@ def test_one_large_incident_is_listed_and_its_batches_found_and_resolved_through
     hub = pipeline_hub(filled_url)
     with sent_by(hub.engine) as statements, hub.unit_of_work() as uow:
         incident = find_incident(uow, window=WINDOW, cause=FILLED_CAUSE)
-        batch = incident_tickets(uow, incident, RESOLVE_BATCH)
+        batch = uow.incidents.tickets_of(incident, RESOLVE_BATCH)
         resolved = resolve_batch(uow, batch, "fixed", T0, username="s")
         # Not committed: the filled table stays as the other tests expect it.
     assert (incident.tickets, len(batch), resolved) == (20_000, RESOLVE_BATCH, RESOLVE_BATCH)
@@ -202,7 +200,7 @@ def test_one_incident_among_100000_other_tickets_is_listed_and_resolved_through_
     cause = Cause("filled-0", "NIR-DECODE-001", "TRAINING_CLAIM", "5.1.0")
     with sent_by(hub.engine) as statements, hub.unit_of_work() as uow:
         incident = find_incident(uow, window=WINDOW, cause=cause)
-        batch = incident_tickets(uow, incident, RESOLVE_BATCH)
+        batch = uow.incidents.tickets_of(incident, RESOLVE_BATCH)
     assert (incident.tickets, batch) == (30, made)
     with sent_by(hub.engine) as resolving:
         closed = list(resolve_incident(hub.unit_of_work, incident, "fixed", T0, username="s"))

@@ -24,7 +24,6 @@ from hub.register.database import make_engine, make_session_factory
 from hub.register.migrate import upgrade
 from hub.register.repository import RegisterRepository
 from hub.register.unit_of_work import UnitOfWork
-from hub.support.incidents import list_incidents
 from tests.conftest import ROOT, PostgresServer, pipeline_hub
 from tests.factories import Person
 from tests.integration.test_gateway_incidents import T0, _get, _tickets
@@ -217,7 +216,7 @@ def test_the_gateways_counts_from_its_view_are_the_desks_from_the_tables(databas
     sessions = make_session_factory(make_engine(database_url))
     for source, incidents in asyncio.run(served()).items():
         with UnitOfWork(sessions) as uow:
-            desk = [vendor_view(i) for i in list_incidents(uow, window=WINDOW, source_system=source)]
+            desk = [vendor_view(i) for i in uow.incidents.find(window=WINDOW, source_system=source)]
         assert incidents == desk and incidents
     # And the view names no number: its person key is the register's person, or a ticket's number.
     with sessions() as session:

@@ -18,7 +18,7 @@ from hub.register.database import make_session_factory
 from hub.register.models import AuditEntry, CaseTicket
 from hub.schemas.codec import REGISTRATION
 from hub.schemas.contract import from_json
-from hub.support.incidents import Cause, Incident, find_incident, list_incidents, resolve_incident
+from hub.support.incidents import Cause, Incident, find_incident, resolve_incident
 from hub.support.tickets import DeadLetter, tickets_from_dead_letters
 from tests.conftest import pipeline_hub
 from tests.factories import Person, event, synthetic_person
@@ -114,7 +114,7 @@ def test_failures_of_one_cause_within_the_window_are_one_incident_with_its_count
     tickets = _flood(hub)
     h = dt.timedelta(hours=1)
     with hub.unit_of_work() as uow:
-        found = list_incidents(uow, window=WINDOW)
+        found = uow.incidents.find(window=WINDOW)
         assert uow.session.get_one(CaseTicket, tickets["5.1.0"][0]).fagsystem_version == "5.1.0"
     released = (OSLO, "NIR-SOURCE-002", "TRAINING_CLAIM")
     assert [_shape(i) for i in found] == [  # newest last failure first
@@ -128,7 +128,7 @@ def test_failures_of_one_cause_within_the_window_are_one_incident_with_its_count
     ]
     # A window longer than the quiet makes the release's failures one incident.
     with hub.unit_of_work() as uow:
-        longer = list_incidents(uow, window=dt.timedelta(hours=26), limit=1)
+        longer = uow.incidents.find(window=dt.timedelta(hours=26), limit=1)
     assert [_shape(i) for i in longer] == [((*released, "5.1.0"), 4, 0 * h, 27 * h, 2, 2)]
 
 
@@ -152,7 +152,7 @@ def test_resolving_an_incident_closes_exactly_its_tickets_in_batches_each_audite
         note = session.get_one(CaseTicket, tickets["5.1.0"][0]).resolution_note
     assert note == "fixed in 5.1.1"
     with hub.unit_of_work() as uow:
-        remaining = list_incidents(uow, window=WINDOW)
+        remaining = uow.incidents.find(window=WINDOW)
     assert [i.sample_ticket for i in remaining] == [
         tickets["5.1.0 later"][0],
         tickets["undecodable"][0],

@@ -25,7 +25,7 @@ def _incident(source: str, tickets: int, hours_ago: int, version: str | None = "
 
 
 def test_the_largest_and_the_newest_incidents_are_exported_and_no_others() -> None:
-    # Newest first, as list_incidents gives them: source s0 failed last, s29 longest ago; the
+    # Newest first, as uow.incidents.find gives them: source s0 failed last, s29 longest ago; the
     # ten oldest are the largest.
     incidents = [_incident(f"s{n}", 1000 + n if n >= 20 else n + 1, n) for n in range(30)]
     series = incident_series(incidents, 5)
