@@ -91,92 +91,6 @@ def os_user() -> str:
         return f"uid {os.getuid()}"
 
 
-def record_read(
-    session: Session,
-    reader: Reader,
-    action: str,
-    now: dt.datetime,
-    *,
-    person_id: int | None = None,
-    numbers: Iterable[str | None] = (),
-    ticket_id: int | None = None,
-) -> None:
-    """A read of one person (`person_id`, if the register knows them) asked by or showing
-    `numbers`: a row for each number (by its key), or one row if no number was involved."""
-    keys: list[str | None] = [*sorted({subject_key(n) for n in numbers if n})] or [None]
-    for key in keys:
-        session.add(
-            AccessLogEntry(
-                at=now,
-                actor=reader.actor[:128],
-                os_user=reader.os_user[:128] if reader.os_user else None,
-                channel=reader.channel,
-                action=action,
-                reason=reader.reason[:REASON_LIMIT] if reader.reason else None,
-                person_id=person_id,
-                subject_key=key,
-                ticket_id=ticket_id,
-            )
-        )
-
-
-def record_number_read(session: Session, reader: Reader, action: str, now: dt.datetime, number: str) -> None:
-    """A read asked by one number (a search, `hub person show`): the person it names if any,
-    and the number's key either way."""
-    record_read(session, reader, action, now, person_id=find_person_id(session, number), numbers=(number,))
-
-
-def record_ticket_read(
-    session: Session, reader: Reader, action: str, now: dt.datetime, ticket: CaseTicket
-) -> None:
-    """A read of a ticket: each of its numbers, with the person that number names (an identity
-    conflict's two numbers may name two persons)."""
-    numbers = [n for n in (ticket.duf_number, ticket.national_id) if n]
-    if not numbers:
-        record_read(session, reader, action, now, ticket_id=ticket.id)
-    for number in numbers:
-        record_read(
-            session,
-            reader,
-            action,
-            now,
-            person_id=find_person_id(session, number),
-            numbers=(number,),
-            ticket_id=ticket.id,
-        )
-
-
-def reads_of(session: Session, person_id: int | None, numbers: Iterable[str] = ()) -> list[dict[str, Any]]:
-    """Who has read this person's data, oldest first: the rows with their register id or that of
-    a person merged into them, or with the key of any number the register knows them by now. For
-    a number the register has no person for (`person_id` None), the rows with its key."""
-    ids: set[int] = set()
-    keys = {subject_key(n) for n in numbers}
-    if person_id is not None:
-        ids = {person_id, *(m.other_id for m in merges_of(session, person_id))}
-        own = session.scalars(select(PersonIdentifier.value).where(PersonIdentifier.person_id == person_id))
-        keys |= {subject_key(n) for n in own}
-    rows = session.scalars(
-        select(AccessLogEntry)
-        .where(or_(AccessLogEntry.person_id.in_(ids), AccessLogEntry.subject_key.in_(keys)))
-        .order_by(AccessLogEntry.at, AccessLogEntry.id)
-    )
-    reads: list[dict[str, Any]] = []
-    for r in rows:
-        read = {
-            "at": iso_utc(r.at),
-            "actor": r.actor,
-            "osUser": r.os_user,
-            "channel": r.channel,
-            "action": r.action,
-            "reason": r.reason,
-            "ticketId": r.ticket_id,
-        }
-        if not reads or reads[-1] != read:  # one read by two of their numbers is one read
-            reads.append(read)
-    return reads
-
-
 class AccessLogRepository:
     """The access log in one unit of work, as `uow.access_log`: each read is written at once
     (flushed), so that what is read in the same unit of work (an export's own access log) has it."""
@@ -194,18 +108,76 @@ class AccessLogRepository:
         numbers: Iterable[str | None] = (),
         ticket_id: int | None = None,
     ) -> None:
-        record_read(
-            self._session, reader, action, now, person_id=person_id, numbers=numbers, ticket_id=ticket_id
-        )
+        """A read of one person (`person_id`, if the register knows them) asked by or showing
+        `numbers`: a row for each number (by its key), or one row if no number was involved."""
+        keys: list[str | None] = [*sorted({subject_key(n) for n in numbers if n})] or [None]
+        for key in keys:
+            self._session.add(
+                AccessLogEntry(
+                    at=now,
+                    actor=reader.actor[:128],
+                    os_user=reader.os_user[:128] if reader.os_user else None,
+                    channel=reader.channel,
+                    action=action,
+                    reason=reader.reason[:REASON_LIMIT] if reader.reason else None,
+                    person_id=person_id,
+                    subject_key=key,
+                    ticket_id=ticket_id,
+                )
+            )
         self._session.flush()
 
     def record_number_read(self, reader: Reader, action: str, now: dt.datetime, number: str) -> None:
-        record_number_read(self._session, reader, action, now, number)
-        self._session.flush()
+        """A read asked by one number (a search, `hub person show`): the person it names if any,
+        and the number's key either way."""
+        self.record_read(
+            reader, action, now, person_id=find_person_id(self._session, number), numbers=(number,)
+        )
 
     def record_ticket_read(self, reader: Reader, action: str, now: dt.datetime, ticket: CaseTicket) -> None:
-        record_ticket_read(self._session, reader, action, now, ticket)
-        self._session.flush()
+        """A read of a ticket: each of its numbers, with the person that number names (an identity
+        conflict's two numbers may name two persons)."""
+        numbers = [n for n in (ticket.duf_number, ticket.national_id) if n]
+        if not numbers:
+            self.record_read(reader, action, now, ticket_id=ticket.id)
+        for number in numbers:
+            self.record_read(
+                reader,
+                action,
+                now,
+                person_id=find_person_id(self._session, number),
+                numbers=(number,),
+                ticket_id=ticket.id,
+            )
 
     def reads_of(self, person_id: int | None, numbers: Iterable[str] = ()) -> list[dict[str, Any]]:
-        return reads_of(self._session, person_id, numbers)
+        """Who has read this person's data, oldest first: the rows with their register id or that of
+        a person merged into them, or with the key of any number the register knows them by now. For
+        a number the register has no person for (`person_id` None), the rows with its key."""
+        ids: set[int] = set()
+        keys = {subject_key(n) for n in numbers}
+        if person_id is not None:
+            ids = {person_id, *(m.other_id for m in merges_of(self._session, person_id))}
+            own = self._session.scalars(
+                select(PersonIdentifier.value).where(PersonIdentifier.person_id == person_id)
+            )
+            keys |= {subject_key(n) for n in own}
+        rows = self._session.scalars(
+            select(AccessLogEntry)
+            .where(or_(AccessLogEntry.person_id.in_(ids), AccessLogEntry.subject_key.in_(keys)))
+            .order_by(AccessLogEntry.at, AccessLogEntry.id)
+        )
+        reads: list[dict[str, Any]] = []
+        for r in rows:
+            read = {
+                "at": iso_utc(r.at),
+                "actor": r.actor,
+                "osUser": r.os_user,
+                "channel": r.channel,
+                "action": r.action,
+                "reason": r.reason,
+                "ticketId": r.ticket_id,
+            }
+            if not reads or reads[-1] != read:  # one read by two of their numbers is one read
+                reads.append(read)
+        return reads

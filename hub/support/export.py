@@ -16,7 +16,7 @@ categories derived from them, addresses and where they lived, the merges into th
 - `tickets`: the case tickets about any of their numbers, each with its story (failures, edits,
   approvals, replays and their outcomes, closing: the desk's `ticket_story`), its approval, and
   every audit-log entry about it;
-- `accessLog`: who has read their data (`hub.register.access_log.reads_of`), this export's own
+- `accessLog`: who has read their data (`uow.access_log.reads_of`), this export's own
   read included.
 
 A number the register has no person for (a registration that failed or waits before the person

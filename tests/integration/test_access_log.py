@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from hub.bootstrap import Hub
 from hub.cli import cli
 from hub.domain.identifiers import subject_key
-from hub.register.access_log import Reader, reads_of, record_number_read
+from hub.register.access_log import Reader
 from hub.register.database import make_session_factory
 from hub.register.models import AccessLogEntry, AuditEntry, CaseTicket
 from hub.register.repository import RegisterRepository, find_person_id
@@ -343,10 +343,10 @@ def test_a_search_for_a_number_nobody_has_yet_is_found_when_that_person_appears(
     """Who has looked at my data covers a search made before the register knew the person."""
     hub = pipeline_hub(database_url)
     with hub.unit_of_work() as uow:
-        record_number_read(
-            uow.session, Reader.command_line("support-1", "a call"), "person_show", hub.clock(), UNKNOWN
+        uow.access_log.record_number_read(
+            Reader.command_line("support-1", "a call"), "person_show", hub.clock(), UNKNOWN
         )
-        record_number_read(uow.session, Reader.desk("kari"), "search_person", hub.clock(), DUF)
+        uow.access_log.record_number_read(Reader.desk("kari"), "search_person", hub.clock(), DUF)
         uow.commit()
     [entry, _] = _entries(hub)
     assert entry.person_id is None and entry.subject_key == subject_key(UNKNOWN)
@@ -354,7 +354,7 @@ def test_a_search_for_a_number_nobody_has_yet_is_found_when_that_person_appears(
         RegisterRepository(uow.session).person_with(UNKNOWN, None, hub.clock())
         uow.commit()
         person_id = find_person_id(uow.session, UNKNOWN) or 0
-        reads = reads_of(uow.session, person_id)
+        reads = uow.access_log.reads_of(person_id)
     assert [(r["actor"], r["action"], r["reason"]) for r in reads] == [("support-1", "person_show", "a call")]
 
 

@@ -35,7 +35,7 @@ from hub.pipeline.deadletter import (
     H_PARTITION,
     H_TOPIC,
 )
-from hub.register.access_log import Reader, record_ticket_read
+from hub.register.access_log import AccessLogRepository, Reader
 from hub.register.addresses import complete_lookups, pending_lookups, record_address_change
 from hub.register.database import make_session_factory
 from hub.register.identity import merge_persons
@@ -244,8 +244,8 @@ def scenario(database_url: str) -> Scenario:
             NOW + dt.timedelta(minutes=5),
             username="imdi-per",
         )
-        record_ticket_read(s, Reader.desk("kari"), "view_ticket", NOW, own)
-        record_ticket_read(s, Reader.desk("ola"), "view_ticket", NOW, theirs)
+        AccessLogRepository(s).record_ticket_read(Reader.desk("kari"), "view_ticket", NOW, own)
+        AccessLogRepository(s).record_ticket_read(Reader.desk("ola"), "view_ticket", NOW, theirs)
         uow.commit()
         return Scenario(
             hub,
@@ -661,7 +661,6 @@ def test_a_number_the_register_has_no_person_for_is_exported_with_its_tickets_an
     event as it arrived, and support's views of it are reads of their data: the person's request
     of access gets those, though the register has no person for them."""
     from hub.domain.identifiers import subject_key
-    from hub.register.access_log import record_number_read
     from hub.register.repository import RegisterRepository
     from hub.support.tickets import file_manual_case
 
@@ -683,7 +682,7 @@ def test_a_number_the_register_has_no_person_for_is_exported_with_its_tickets_an
             municipality="4601",
             now=hub.clock(),
         )
-        record_number_read(uow.session, Reader.desk("kari"), "search_person", hub.clock(), unknown)
+        uow.access_log.record_number_read(Reader.desk("kari"), "search_person", hub.clock(), unknown)
         uow.commit()
         assert find_person_id(uow.session, unknown) is None
 
