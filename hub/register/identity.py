@@ -1,12 +1,12 @@
 """Joining two persons of the register, and splitting them again: a person's decision on an
 identity conflict, never the register's guess (`hub.domain.snapshot`, `Snapshot.resolve`).
 
-- **Merge** (`merge_persons`): IMDi's support staff decide that two persons are one. The other
-  person's rows move to the keeper and the other goes, exactly as Folkeregisteret's identity
-  change merges (`hub.register.repository.record_merge`): every merge records which rows moved,
+- **Merge** (`IdentityRepository.merge`): IMDi's support staff decide that two persons are one.
+  The other person's rows move to the keeper and the other goes, exactly as Folkeregisteret's
+  identity change merges (`hub.register.repository.record_merge`): every merge records which rows moved,
   the other person's creation and Folkeregister look-up, and the highest row id of each table.
-- **Split** (`split_merge`): the newest merge still in force on a person is undone. What it
-  moved goes back, row by row, and the other person returns with their id and creation time, so
+- **Split** (`IdentityRepository.split`): the newest merge still in force on a person is undone.
+  What it moved goes back, row by row, and the other person returns with their id and creation time, so
   a split right after a merge gives the register it started with, column by column. What came to
   the merged person since goes with the numbers it names: a registration with the persons whose
   numbers it was sent with (a correction or annulment with its original), an address or a
@@ -53,29 +53,6 @@ class IdentityError(HubError):
     code = "NIR-IDENTITY"
 
 
-def merge_persons(
-    session: Session,
-    keeper_id: int,
-    other_id: int,
-    *,
-    reason: str,
-    by: str,
-    now: dt.datetime,
-    ticket_id: int | None = None,
-) -> PersonMerge:
-    """Join `other` into `keeper` (both in the register), recorded with who and why."""
-    if not reason.strip():
-        raise IdentityError("a reason is required: say why the two are one person")
-    if keeper_id == other_id:
-        raise IdentityError("the two numbers already belong to one person")
-    for person_id in (keeper_id, other_id):
-        if session.get(Person, person_id) is None:
-            raise IdentityError(f"there is no person {person_id}")
-    merge = record_merge(session, keeper_id, other_id, reason.strip(), by, now, ticket_id)
-    nudge_held(session, [keeper_id], now)
-    return merge
-
-
 def merges_of(session: Session, person_id: int) -> list[PersonMerge]:
     """The merges into this person, oldest first (split ones too: they are its history)."""
     return list(
@@ -94,59 +71,6 @@ class SplitReport:
     other_id: int
     moved_back: dict[str, int] = field(default_factory=dict)
     placed: list[str] = field(default_factory=list)  # event ids of mixed registrations placed by hand
-
-
-def split_merge(
-    session: Session,
-    merge_id: int,
-    *,
-    reason: str,
-    by: str,
-    now: dt.datetime,
-    mixed_to: str | None = None,
-) -> SplitReport:
-    """Undo a merge (see the module's docstring). Raises `IdentityError`, changing nothing, when
-    it cannot be undone as asked."""
-    if not reason.strip():
-        raise IdentityError("a reason is required: say why the two are not one person")
-    if mixed_to not in (None, KEEPER, OTHER):
-        raise IdentityError("mixed registrations go to the keeper or the other")
-    merge = session.get(PersonMerge, merge_id)
-    if merge is None:
-        raise IdentityError(f"there is no merge {merge_id}")
-    if merge.split_at is not None:
-        raise IdentityError(f"merge {merge_id} was split already")
-    if session.get(Person, merge.keeper_id) is None:
-        raise IdentityError(f"person {merge.keeper_id} was merged into another since: split that merge first")
-    newer = session.scalar(
-        select(PersonMerge.id).where(
-            PersonMerge.keeper_id == merge.keeper_id,
-            PersonMerge.split_at.is_(None),
-            PersonMerge.id > merge.id,
-        )
-    )
-    if newer is not None:
-        raise IdentityError(f"merge {newer} into the same person came later: split it first")
-    back = _what_goes_back(session, merge, mixed_to)
-    session.add(Person(id=merge.other_id, created_at=merge.other_created_at))
-    session.flush()
-    report = SplitReport(merge.id, merge.keeper_id, merge.other_id, placed=back.placed)
-    for name, model in PERSON_ROWS.items():
-        ids = sorted(back.rows[name])
-        report.moved_back[name] = len(ids)
-        if ids:
-            session.execute(
-                update(model)
-                .where(model.id.in_(ids))
-                .values(person_id=merge.other_id)
-                .execution_options(synchronize_session=False)
-            )
-    if merge.other_lookup is not None:
-        _restore_lookup(session, merge.other_id, merge.other_lookup)
-    merge.split_at, merge.split_by, merge.split_reason = now, by, reason.strip()
-    session.flush()
-    nudge_held(session, [merge.keeper_id, merge.other_id], now)
-    return report
 
 
 @dataclass
@@ -296,9 +220,17 @@ class IdentityRepository:
         now: dt.datetime,
         ticket_id: int | None = None,
     ) -> PersonMerge:
-        return merge_persons(
-            self._session, keeper_id, other_id, reason=reason, by=by, now=now, ticket_id=ticket_id
-        )
+        """Join `other` into `keeper` (both in the register), recorded with who and why."""
+        if not reason.strip():
+            raise IdentityError("a reason is required: say why the two are one person")
+        if keeper_id == other_id:
+            raise IdentityError("the two numbers already belong to one person")
+        for person_id in (keeper_id, other_id):
+            if self._session.get(Person, person_id) is None:
+                raise IdentityError(f"there is no person {person_id}")
+        merge = record_merge(self._session, keeper_id, other_id, reason.strip(), by, now, ticket_id)
+        nudge_held(self._session, [keeper_id], now)
+        return merge
 
     def merges_of(self, person_id: int) -> list[PersonMerge]:
         return merges_of(self._session, person_id)
@@ -306,4 +238,47 @@ class IdentityRepository:
     def split(
         self, merge_id: int, *, reason: str, by: str, now: dt.datetime, mixed_to: str | None = None
     ) -> SplitReport:
-        return split_merge(self._session, merge_id, reason=reason, by=by, now=now, mixed_to=mixed_to)
+        """Undo a merge (see the module's docstring). Raises `IdentityError`, changing nothing, when
+        it cannot be undone as asked."""
+        if not reason.strip():
+            raise IdentityError("a reason is required: say why the two are not one person")
+        if mixed_to not in (None, KEEPER, OTHER):
+            raise IdentityError("mixed registrations go to the keeper or the other")
+        merge = self._session.get(PersonMerge, merge_id)
+        if merge is None:
+            raise IdentityError(f"there is no merge {merge_id}")
+        if merge.split_at is not None:
+            raise IdentityError(f"merge {merge_id} was split already")
+        if self._session.get(Person, merge.keeper_id) is None:
+            raise IdentityError(
+                f"person {merge.keeper_id} was merged into another since: split that merge first"
+            )
+        newer = self._session.scalar(
+            select(PersonMerge.id).where(
+                PersonMerge.keeper_id == merge.keeper_id,
+                PersonMerge.split_at.is_(None),
+                PersonMerge.id > merge.id,
+            )
+        )
+        if newer is not None:
+            raise IdentityError(f"merge {newer} into the same person came later: split it first")
+        back = _what_goes_back(self._session, merge, mixed_to)
+        self._session.add(Person(id=merge.other_id, created_at=merge.other_created_at))
+        self._session.flush()
+        report = SplitReport(merge.id, merge.keeper_id, merge.other_id, placed=back.placed)
+        for name, model in PERSON_ROWS.items():
+            ids = sorted(back.rows[name])
+            report.moved_back[name] = len(ids)
+            if ids:
+                self._session.execute(
+                    update(model)
+                    .where(model.id.in_(ids))
+                    .values(person_id=merge.other_id)
+                    .execution_options(synchronize_session=False)
+                )
+        if merge.other_lookup is not None:
+            _restore_lookup(self._session, merge.other_id, merge.other_lookup)
+        merge.split_at, merge.split_by, merge.split_reason = now, by, reason.strip()
+        self._session.flush()
+        nudge_held(self._session, [merge.keeper_id, merge.other_id], now)
+        return report

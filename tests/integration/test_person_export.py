@@ -38,7 +38,7 @@ from hub.pipeline.deadletter import (
 from hub.register.access_log import AccessLogRepository, Reader
 from hub.register.addresses import complete_lookups, pending_lookups, record_address_change
 from hub.register.database import make_session_factory
-from hub.register.identity import merge_persons
+from hub.register.identity import IdentityRepository
 from hub.register.models import (
     AccessLogEntry,
     AddressRecord,
@@ -191,8 +191,8 @@ def scenario(database_url: str) -> Scenario:
             find_person_id(s, one_duf_only.duf_number or ""),
         )
         assert keeper is not None and merged is not None and keeper != merged
-        merge = merge_persons(
-            s, keeper, merged, reason="the same person, by UDI's papers", by="imdi", now=NOW
+        merge = IdentityRepository(s).merge(
+            keeper, merged, reason="the same person, by UDI's papers", by="imdi", now=NOW
         )
         for sequence, who, municipality, protection in (
             (1, one, "0301", "UNGRADED"),

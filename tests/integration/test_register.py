@@ -21,7 +21,7 @@ from hub.domain.transfer import Message
 from hub.errors import RegisterNotMigrated
 from hub.register.addresses import pending_lookups, record_address_change
 from hub.register.database import make_engine, make_session_factory
-from hub.register.identity import merge_persons, split_merge
+from hub.register.identity import IdentityRepository
 from hub.register.migrate import current_revision, head_revision, require_current, upgrade
 from hub.register.models import Base, Person, PersonEvent, PersonIdentifier, PersonMerge
 from hub.register.people import describe_person
@@ -272,8 +272,12 @@ def test_person_show_as_of_a_date_leaves_out_a_merge_or_a_split_made_after_it(da
     with sessions() as s:
         keeper = RegisterRepository(s).person_with(None, "201812345604", NOW - dt.timedelta(days=30))
         other = RegisterRepository(s).person_with(FODSELSNUMMER, None, NOW - dt.timedelta(days=30))
-        merge = merge_persons(s, keeper, other, reason="one person by UDI's papers", by="imdi", now=NOW)
-        split_merge(s, merge.id, reason="two after all", by="imdi", now=NOW + dt.timedelta(days=10))
+        merge = IdentityRepository(s).merge(
+            keeper, other, reason="one person by UDI's papers", by="imdi", now=NOW
+        )
+        IdentityRepository(s).split(
+            merge.id, reason="two after all", by="imdi", now=NOW + dt.timedelta(days=10)
+        )
         s.commit()
 
         def merges(days: int) -> list[tuple[str, str | None, str | None]]:

@@ -35,7 +35,7 @@ from hub.domain.events import AddressChange, Origin
 from hub.domain.identifiers import duf_checksum, make_national_id, number_kind
 from hub.domain.transfer import Message
 from hub.register.database import make_session_factory
-from hub.register.identity import IdentityError, merge_persons, split_merge
+from hub.register.identity import IdentityError, IdentityRepository
 from hub.register.models import (
     AddressRecord,
     Base,
@@ -490,8 +490,8 @@ def test_a_merge_then_its_split_gives_back_the_register_column_by_column(hub: Hu
     with hub.unit_of_work() as uow:
         s = uow.session
         keeper, other = find_person_id(s, one.duf or ""), find_person_id(s, two.duf or "")
-        merge = merge_persons(
-            s, keeper or 0, other or 0, reason="the same person, by UDI's papers", by="imdi", now=NOW
+        merge = IdentityRepository(s).merge(
+            keeper or 0, other or 0, reason="the same person, by UDI's papers", by="imdi", now=NOW
         )
         uow.commit()
         merge_id = merge.id
@@ -499,7 +499,7 @@ def test_a_merge_then_its_split_gives_back_the_register_column_by_column(hub: Hu
     assert merged != before and len(merged["persons"]) == 1
     assert {r[0] for r in merged["person_identifiers"]} == {r[0] for r in before["person_identifiers"]}
     with hub.unit_of_work() as uow:
-        split_merge(uow.session, merge_id, reason="two people after all", by="imdi", now=NOW)
+        uow.identity.split(merge_id, reason="two people after all", by="imdi", now=NOW)
         uow.commit()
     assert tables(hub) == before
     with make_session_factory(hub.engine)() as session:
@@ -515,8 +515,7 @@ def test_what_came_since_a_merge_goes_with_the_numbers_it_names_and_mixed_ones_w
     play(hub, [Item(event=e) for e in _story(one, "duf") + _story(two, "duf")], [4])
     with hub.unit_of_work() as uow:
         s = uow.session
-        merge = merge_persons(
-            s,
+        merge = IdentityRepository(s).merge(
             find_person_id(s, one.duf or "") or 0,
             find_person_id(s, two.duf or "") or 0,
             reason="one",
@@ -531,9 +530,9 @@ def test_what_came_since_a_merge_goes_with_the_numbers_it_names_and_mixed_ones_w
     final = play(hub, [Item(event=e) for e in [*since, mixed]], [3])
     assert [final[e["eventId"]][0] for e in [*since, mixed]] == ["ACCEPTED"] * 3  # one person now
     with hub.unit_of_work() as uow, pytest.raises(IdentityError, match=mixed["eventId"]):
-        split_merge(uow.session, merge_id, reason="two", by="imdi", now=NOW)
+        uow.identity.split(merge_id, reason="two", by="imdi", now=NOW)
     with hub.unit_of_work() as uow:
-        split_merge(uow.session, merge_id, reason="two", by="imdi", now=NOW, mixed_to="keeper")
+        uow.identity.split(merge_id, reason="two", by="imdi", now=NOW, mixed_to="keeper")
         uow.commit()
     with make_session_factory(hub.engine)() as session:
         of = {r.event_id: r.person_id for r in session.scalars(select(RegistrationRecord))}
