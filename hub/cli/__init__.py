@@ -39,16 +39,13 @@ class SectionedGroup(click.Group):
                 formatter.write_dl([(name, self.commands[name].get_short_help_str(limit)) for name in names])
 
 
-def _before_any_command() -> None:
-    """What a command prints is cleaned (`hub.domain.redaction`), and its masks are keyed with
-    this installation's key, as the worker's are; what it changes is audited with the OS user it
-    runs as (`hub.register.access_log.on_the_command_line`)."""
+def _install_masks() -> None:
+    """Before any command: what a command prints is cleaned (`hub.domain.redaction`), and its
+    masks are keyed with this installation's key, as the worker's are."""
     from hub.bootstrap import install_masks
     from hub.config import Settings
-    from hub.register.access_log import on_the_command_line
 
     install_masks(Settings.from_env())
-    click.get_current_context().call_on_close(on_the_command_line())
 
 
 cli = SectionedGroup(
@@ -71,7 +68,7 @@ cli = SectionedGroup(
         ],
     },
     help="The NIR integration hub: transfers the municipalities' registrations to the register.",
-    callback=_before_any_command,
+    callback=_install_masks,
 )
 
 

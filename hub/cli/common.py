@@ -82,10 +82,21 @@ def os_user() -> str:
     return os_user()
 
 
+def _acting_as(ctx: click.Context, _param: click.Parameter, user: str) -> str:
+    """A command that acts as a user (`--user`) audits what it changes with the OS user it runs
+    as too (`hub.register.access_log.on_the_command_line`), until it ends. Only such commands: a
+    long-running service (`hub worker`, whose support page audits its signed-in users) has none."""
+    from hub.register.access_log import on_the_command_line
+
+    ctx.call_on_close(on_the_command_line())
+    return user
+
+
 USER = click.option(
     "--user",
     default=os_user,
     show_default="the OS user",
+    callback=_acting_as,
     help="Who is acting (for the audit log); the operating-system user is recorded beside it.",
 )
 

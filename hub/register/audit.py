@@ -4,10 +4,13 @@ writer of its rows, so every entry names the operating-system user of a `hub` co
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from hub.register.access_log import command_line_os_user
+from hub.register.database import insert_rows
 from hub.register.models import AuditEntry
 
 
@@ -37,3 +40,22 @@ class AuditRepository:
         )
         self._session.flush()
 
+    def record_each(
+        self, username: str, action: str, now: dt.datetime, ticket_ids: list[int], *, detail: str | None = None
+    ) -> None:
+        """`record` for each of these tickets, in one insert (an incident's thousand at once)."""
+        insert_rows(
+            self._session,
+            cast(Table, AuditEntry.__table__),
+            [
+                {
+                    "at": now,
+                    "username": username,
+                    "action": action,
+                    "ticket_id": ticket_id,
+                    "detail": detail,
+                    "os_user": command_line_os_user(),
+                }
+                for ticket_id in ticket_ids
+            ],
+        )

@@ -42,8 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.selectable import SelectBase
 
-from hub.register.database import insert_rows
-from hub.register.models import ACTIVE, AuditEntry, CaseTicket, PersonIdentifier, TicketStatus
+from hub.register.models import ACTIVE, CaseTicket, PersonIdentifier, TicketStatus
 
 
 @dataclass(frozen=True)
@@ -219,15 +218,14 @@ class IncidentsRepository:
             )
         )
 
-    def resolve(self, ticket_ids: list[int], note: str, now: dt.datetime, *, username: str) -> int:
-        """Resolve these tickets with the note, each audited, with one update and one insert; a
-        ticket closed meanwhile is left as it is. How many."""
+    def resolve(self, ticket_ids: list[int], note: str, now: dt.datetime) -> list[int]:
+        """Resolve these tickets with the note, with one update; a ticket closed meanwhile is left
+        as it is. The ids of those it resolved, in order."""
         if not ticket_ids:
-            return 0
-        session = self._session
+            return []
         c = CaseTicket
-        closed = list(
-            session.scalars(
+        return sorted(
+            self._session.scalars(
                 update(c)
                 .where(c.id.in_(ticket_ids), c.status.in_(ACTIVE))
                 .values(status=TicketStatus.RESOLVED.value, resolution_note=note, closed_at=now)
@@ -235,22 +233,6 @@ class IncidentsRepository:
                 execution_options={"synchronize_session": False},
             )
         )
-        insert_rows(
-            session,
-            cast(Table, AuditEntry.__table__),
-            [
-                {
-                    "at": now,
-                    "username": username,
-                    "action": TicketStatus.RESOLVED.value,
-                    "ticket_id": i,
-                    "detail": "incident",
-                }
-                for i in sorted(closed)
-            ],
-        )
-        return len(closed)
-
 
 def _grouped(
     session: Session, tickets: SelectBase, *, window: dt.timedelta, limit: int | None = None

@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement
 
 from hub.domain.calendar import as_utc
 from hub.register.incidents import Cause, Incident
-from hub.register.models import ACTIVE
+from hub.register.models import ACTIVE, TicketStatus
 from hub.register.unit_of_work import UnitOfWork
 from hub.support.tickets import TicketError, get_ticket
 
@@ -72,7 +72,9 @@ def resolve_batch(
     one update and one insert; a ticket closed meanwhile is left as it is. How many."""
     if not note.strip():
         raise TicketError("a note is required")
-    return uow.incidents.resolve(ticket_ids, note, now, username=username)
+    closed = uow.incidents.resolve(ticket_ids, note, now)
+    uow.audit.record_each(username, TicketStatus.RESOLVED.value, now, closed, detail="incident")
+    return len(closed)
 
 
 def resolve_incident(
