@@ -14,6 +14,7 @@ from hub.bootstrap import Hub
 from hub.domain.events import Origin
 from hub.domain.transfer import Failure
 from hub.pipeline.deadletter import dead_letter_headers
+from hub.register.access_log import os_user
 from hub.register.database import make_session_factory
 from hub.register.models import AuditEntry, CaseTicket
 from hub.schemas.codec import REGISTRATION
@@ -200,3 +201,11 @@ def test_hub_cases_incidents_lists_them_and_resolve_incident_closes_one_by_its_c
     statuses = _statuses(hub)
     assert {statuses[i] for i in tickets["undecodable"]} == {"resolved"}
     assert {statuses[i] for k, ids in tickets.items() if k != "undecodable" for i in ids} == {"open"}
+    with make_session_factory(hub.engine)() as session:
+        audited = session.execute(
+            select(AuditEntry.ticket_id, AuditEntry.username, AuditEntry.os_user).where(
+                AuditEntry.action == "resolved"
+            )
+        ).all()
+    # Each resolved ticket audited as the command's user, and the OS user it ran as beside it.
+    assert sorted(audited) == [(i, "support-1", os_user()) for i in sorted(tickets["undecodable"])]
