@@ -496,24 +496,15 @@ _ROLES = click.Choice([r.value for r in Role])
 @USER
 def users_add(username: str, role: str, municipality: str | None, acting_as: str | None, user: str) -> None:
     from hub.support import administration
-    from hub.support.access import create_user
 
     password = os.environ.get("NIR_NEW_PASSWORD") or click.prompt(
         "password", hide_input=True, confirmation_prompt=True
     )
 
     def add(uow: UnitOfWork, now: dt.datetime) -> None:
-        if acting_as:
-            actor = administration.acting_user(uow, acting_as)
-            administration.add_user(uow, actor, username, password, Role(role), municipality, now)
-        else:
-            create_user(uow, username, password, Role(role), municipality, now)
-            uow.audit.record(
-                user,
-                "add_user",
-                now,
-                detail=f"user {username} role={role} municipality={municipality}",
-            )
+        # Without --as, the operator acts with IMDi's rights (the register's own tool).
+        actor = administration.acting_user(uow, acting_as) if acting_as else administration.operator(user)
+        administration.add_user(uow, actor, username, password, Role(role), municipality, now)
 
     _administer(add)
     click.echo(f"user {username} added ({role}{', ' + municipality if municipality else ''})")
