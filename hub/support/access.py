@@ -33,9 +33,6 @@ from typing import Protocol
 from hub.config import Settings
 from hub.domain.calendar import as_utc
 from hub.errors import HubError
-
-# The audit log's writer for the modules not yet moved behind the unit of work (issue 33): it
-# takes their session, so it lives with the register, and is handed on here under its old name.
 from hub.register.models import PendingSignIn, SignInAttempt, User
 from hub.register.unit_of_work import UnitOfWork
 from hub.support import second_factor

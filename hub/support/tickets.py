@@ -256,12 +256,6 @@ def file_manual_case(
     )
 
 
-def add_edit(
-    uow: UnitOfWork, ticket: CaseTicket, event: dict[str, Any], value: bytes, user: str, now: dt.datetime
-) -> None:
-    uow.tickets.add_edit(ticket.id, event, value, user, now)
-
-
 def describe_ticket(
     uow: UnitOfWork, catalog: SchemaCatalog, ticket: CaseTicket, *, reveal: bool = False
 ) -> dict[str, Any]:
