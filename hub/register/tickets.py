@@ -392,6 +392,12 @@ class TicketsRepository:
             .limit(1)
         )
 
+    def current_value(self, ticket: CaseTicket) -> bytes | None:
+        """The ticket's event as it now stands: its newest edit's bytes, or the original's (None
+        for a case filed by hand)."""
+        edit = self.latest_edit(ticket.id)
+        return edit.value if edit is not None else ticket.original_value
+
     def edits(self, ticket_id: int) -> list[TicketEdit]:
         """The ticket's edits, oldest first."""
         return list(

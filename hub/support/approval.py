@@ -36,8 +36,7 @@ def approve(uow: UnitOfWork, ticket: CaseTicket, *, username: str, note: str, no
             f"ticket {ticket.id} failed with {ticket.error_code or 'no rule'}, which IMDi cannot approve past; "
             f"only {', '.join(sorted(APPROVABLE))}"
         )
-    edit = uow.tickets.latest_edit(ticket.id)
-    value = edit.value if edit is not None else ticket.original_value
+    value = uow.tickets.current_value(ticket)
     if value is None:
         raise TicketError(f"ticket {ticket.id} has no event to approve")
     uow.tickets.approve(ticket, digest=hashlib.sha256(value).hexdigest(), by=username, now=now)

@@ -191,7 +191,7 @@ def check_replay_as(
     """`OutOfScope` unless the user may replay the ticket's event as it now stands (the newest
     edit, or the original) to the topic it came on (`Scope.check_replay`)."""
     ticket = ticket_in_scope(uow, user, ticket_id, sources=sources)
-    check_replayable(uow, catalog, Scope.of(user, sources), ticket, today)
+    check_replayable(catalog, Scope.of(user, sources), ticket, uow.tickets.current_value(ticket), today)
 
 
 def view_ticket(

@@ -113,15 +113,13 @@ CLOSED, FILED_BY_HAND, OUT_OF_SCOPE = "closed", "filed_by_hand", "out_of_scope"
 
 
 def check_replayable(
-    uow: UnitOfWork, catalog: SchemaCatalog, scope: Scope, ticket: CaseTicket, today: dt.date
+    catalog: SchemaCatalog, scope: Scope, ticket: CaseTicket, value: bytes | None, today: dt.date
 ) -> None:
-    """`OutOfScope` unless the user may replay the ticket's event as it now stands (the newest
-    edit, or the original) to the topic it came on. Nothing to replay (a case filed by hand) is
-    no refusal: the replay skips it."""
-    if scope.imdi or ticket.original_value is None:
+    """`OutOfScope` unless the user may replay `value`, the ticket's event as it now stands
+    (`uow.tickets.current_value`), to the topic it came on. Nothing to replay (a case filed by
+    hand) is no refusal: the replay skips it."""
+    if scope.imdi or value is None:
         return
-    edit = uow.tickets.latest_edit(ticket.id)
-    value = edit.value if edit is not None else ticket.original_value
     try:
         event = decode_registration(catalog, value)
     except DecodeError:
@@ -158,21 +156,20 @@ def _plan(
     ticket = get_ticket(uow, ticket_id)
     if ticket.status not in ACTIVE:
         return ReplayStep(ticket_id, skipped=CLOSED, status=ticket.status)
-    if ticket.original_value is None or ticket.original_topic is None:
+    value = uow.tickets.current_value(ticket)
+    if ticket.original_value is None or value is None or ticket.original_topic is None:
         return ReplayStep(ticket_id, skipped=FILED_BY_HAND)
     if scope is not None:
         try:
             if not scope.sees(ticket):
                 raise OutOfScope("the ticket is not in the user's scope", "scope.source")
-            check_replayable(uow, catalog, scope, ticket, norwegian_date(now))
+            check_replayable(catalog, scope, ticket, value, norwegian_date(now))
         except OutOfScope as exc:
             if not dry_run:
                 uow.audit.record(scope.username, "out_of_scope", now, ticket_id=ticket_id, detail=exc.detail)
             return ReplayStep(
                 ticket_id, skipped=OUT_OF_SCOPE, why=exc.key, values=tuple(sorted(exc.values.items()))
             )
-    edit = uow.tickets.latest_edit(ticket_id)
-    value = edit.value if edit is not None else ticket.original_value
     return _Planned(ticket_id, ticket.original_topic, ticket.original_key, value)
 
 
