@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-from hub.domain.identifiers import link_key
+from hub.domain.identifiers import subject_key
 from hub.errors import RegisterMissing, RegisterNotMigrated
 from hub.register.database import sqlite_file
 
@@ -34,7 +34,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         config.attributes["connection"] = connection
         # What only the running hub has, handed to the migrations that need it: a migration
         # imports nothing of the hub, so that it does tomorrow what it did the day it was written.
-        config.attributes["link_key"] = link_key  # 0021: the installation's key, as sign-in hashes
+        config.attributes["subject_key"] = subject_key  # 0021: the hash keyed with the installation's key
         command.upgrade(config, revision)
 
 

@@ -2,10 +2,11 @@
 keyed hash (`hub.domain.identifiers.subject_key`), not in clear: ID-porten's subject is the staff
 member's fødselsnummer, which the sign-in only ever needs to compare.
 
-Links made before this revision are hashed here, with the installation's mask key as sign-in
-hashes them: `hub.register.migrate.upgrade` hands the migration that function (`link_key` in
-Alembic's config attributes), since only the running hub has the key. A register with links and
-no such function (Alembic run by hand) refuses to upgrade rather than lose them.
+Links made before this revision are hashed here as sign-in hashes them: the subject under the
+label `oidc-subject:`, keyed with the installation's mask key. Only the running hub has the key,
+so `hub.register.migrate.upgrade` hands the migration the keyed hash (`subject_key` in Alembic's
+config attributes); the label is this migration's own. A register with links and no keyed hash
+(Alembic run by hand) refuses to upgrade rather than lose them.
 
 Revision ID: 0021
 Revises: 0020
@@ -19,6 +20,10 @@ revision = "0021"
 down_revision = "0020"
 branch_labels = None
 depends_on = None
+
+# The label sign-in hashes a link's subject under (`hub.domain.identifiers.link_key`, as of this
+# revision).
+LABEL = "oidc-subject:"
 
 _users = sa.table(
     "users",
@@ -35,15 +40,15 @@ def upgrade() -> None:
     if not linked:
         return
     config = op.get_context().config
-    link_key = config.attributes.get("link_key") if config is not None else None
-    if link_key is None:
+    subject_key = config.attributes.get("subject_key") if config is not None else None
+    if subject_key is None:
         raise RuntimeError(
             "users linked to an identity provider need the installation's mask key to be kept "
             "hashed: upgrade with `hub db upgrade`, not Alembic by hand"
         )
     for user_id, subject in linked:
         connection.execute(
-            _users.update().where(_users.c.id == user_id).values(external_subject=link_key(subject))
+            _users.update().where(_users.c.id == user_id).values(external_subject=subject_key(LABEL + subject))
         )
 
 
