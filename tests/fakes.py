@@ -377,15 +377,11 @@ class FakeUsers:
 
     def forget_second_factor(self, user: User) -> None:
         user.totp_secret = user.totp_enrolled_at = user.totp_last_step = None
-        self._end_pending_of(user)
         self.second_factor_forgotten.append(user.username)
 
     def end_sessions_of(self, user: User) -> None:
-        self._end_pending_of(user)
-        self.sessions_ended.append(user.username)
-
-    def _end_pending_of(self, user: User) -> None:
         self.pending = {i: p for i, p in self.pending.items() if p.user_id != user.id}
+        self.sessions_ended.append(user.username)
 
     def add_attempt(self, username: str, client_address: str, now: dt.datetime) -> SignInAttempt:
         attempt = SignInAttempt(id=next(self._ids), at=now, username=username, client_address=client_address)

@@ -78,11 +78,10 @@ class UsersRepository:
         return bool(getattr(moved, "rowcount", 0) == 1)
 
     def forget_second_factor(self, user: User) -> None:
-        """The user's TOTP secret and recovery codes are forgotten, and their pending sign-ins
-        (which may be enrolling one) end."""
+        """The user's TOTP secret and recovery codes are forgotten (a reset then ends their
+        sessions and pending sign-ins, which may be enrolling one: `end_sessions_of`)."""
         user.totp_secret = user.totp_enrolled_at = user.totp_last_step = None
         self._session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
-        self._session.execute(delete(PendingSignIn).where(PendingSignIn.user_id == user.id))
 
     # Sign-in attempts, kept as failures until proven right.
 
