@@ -92,8 +92,9 @@ def os_user() -> str:
 
 
 class AccessLogRepository:
-    """The access log in one unit of work, as `uow.access_log`: each read is written at once
-    (flushed), so that what is read in the same unit of work (an export's own access log) has it."""
+    """The access log in one unit of work, as `uow.access_log`. A read recorded is seen by what
+    the same unit of work reads after it (an export's own access log): the session flushes
+    before each query."""
 
     def __init__(self, session: Session) -> None:
         self._session = session
@@ -125,7 +126,6 @@ class AccessLogRepository:
                     ticket_id=ticket_id,
                 )
             )
-        self._session.flush()
 
     def record_number_read(self, reader: Reader, action: str, now: dt.datetime, number: str) -> None:
         """A read asked by one number (a search, `hub person show`): the person it names if any,
