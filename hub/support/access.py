@@ -304,7 +304,7 @@ def finish_sign_in(
         # A refused attempt is no guess: it neither counts nor lengthens the lockout.
         uow.users.forget_attempt(attempt)
         return _refused(uow, attempt, Refusal.LOCKED, now, throttle)
-    user = user_named(uow, username)
+    user = uow.users.named(username)
     matches = verify_password(password, user.password_hash if user is not None else _stand_in_hash())
     if user is None:
         return _refused(uow, attempt, Refusal.UNKNOWN_USER, now, throttle)
@@ -618,13 +618,9 @@ def reset_second_factor(uow: UsersUnit, username: str, actor: str, now: dt.datet
     uow.audit.record(actor, "reset_second_factor", now, detail=f"user {username}")
 
 
-def user_named(uow: UsersUnit, username: str) -> User | None:
-    return uow.users.named(username)
-
-
 def existing_user(uow: UsersUnit, username: str) -> User:
     """The user `username`; `AccessDenied` if there is none."""
-    user = user_named(uow, username)
+    user = uow.users.named(username)
     if user is None:
         raise AccessDenied(f"there is no user {username!r}")
     return user

@@ -27,7 +27,6 @@ from hub.support.access import (
     disable_user,
     enable_user,
     reset_second_factor,
-    user_named,
 )
 
 MUNICIPAL_ROLES = tuple(role for role in Role if role.municipal)
@@ -97,7 +96,7 @@ def add_user(
 
 def _managed(uow: UsersUnit, actor: User, username: str, what: str, now: dt.datetime) -> User:
     """The user `username`, if `actor` manages them (the same refusal whether they exist or not)."""
-    target = user_named(uow, username)
+    target = uow.users.named(username)
     if target is None:
         uow.audit.record(actor.username, "user_refused", now, detail=f"{what} unknown user")
         raise NotYours(f"there is no user {username!r} that {actor.username} manages")
@@ -132,7 +131,7 @@ def set_role(uow: UsersUnit, actor: User, username: str, role: Role, now: dt.dat
 
 def acting_user(uow: UsersUnit, username: str) -> User:
     """The user a command acts as (`hub users ... --as NAME`); disabled users act as no one."""
-    user = user_named(uow, username)
+    user = uow.users.named(username)
     if user is None or user.disabled:
         raise AccessDenied(f"there is no active user {username!r} to act as")
     return user

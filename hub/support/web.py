@@ -68,7 +68,6 @@ from hub.support.access import (
     sign_in,
     sign_out,
     user_for_token,
-    user_named,
 )
 from hub.support.i18n import (
     DEFAULT_LANGUAGE,
@@ -1710,7 +1709,7 @@ class Users(SupportView):
                         check_new_password(username, data.get("password", ""))
                     except AccessDenied:
                         raise _BadInput("users.password_weak", length=PASSWORD_MIN_LENGTH) from None
-                    if user_named(uow, username) is not None:
+                    if uow.users.named(username) is not None:
                         raise _BadInput("users.exists")
                 try:
                     if action == "add":
