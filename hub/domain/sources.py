@@ -124,6 +124,11 @@ class SourceRegistry:
     def get(self, source_id: str) -> Source | None:
         return self.sources.get(source_id)
 
+    def municipalities_of(self, source_id: str) -> frozenset[str]:
+        """The municipalities the source reports for (none for a source not in the registry)."""
+        source = self.sources.get(source_id)
+        return source.municipalities if source is not None else frozenset()
+
     def __iter__(self) -> Iterator[Source]:
         return iter(self.sources.values())
 

@@ -271,8 +271,7 @@ class RegistrationBatch:
 
     def _reporting(self, message: Message) -> frozenset[str]:
         """The municipalities the message's source reports for (none for a source not known)."""
-        source = self.registry.get(self._source(message))
-        return source.municipalities if source is not None else frozenset()
+        return self.registry.municipalities_of(self._source(message))
 
 
 def _observe(

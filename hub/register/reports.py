@@ -81,11 +81,7 @@ def _no_source(_topic: str) -> frozenset[str]:
 def reported_for(registry: SourceRegistry, source_of: Callable[[str], str | None]) -> ReportedFor:
     """`ReportedFor` from the source registry and the topics' names (`TopicNames.source_of`)."""
 
-    def numbers(topic: str) -> frozenset[str]:
-        source = registry.get(source_of(topic) or "")
-        return source.municipalities if source is not None else frozenset()
-
-    return numbers
+    return lambda topic: registry.municipalities_of(source_of(topic) or "")
 
 
 def _in_year(municipality: str, year: int, reporting: frozenset[str] = frozenset()) -> str:
