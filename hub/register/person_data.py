@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
-from hub.register.identity import merges_of
 from hub.register.models import (
     CaseTicket,
     FolkeregisterLookup,
@@ -85,10 +84,6 @@ class PersonDataRepository:
                 select(FolkeregisterLookup).where(FolkeregisterLookup.person_id == person_id)
             )
         )
-
-    def merges_into(self, person_id: int) -> list[PersonMerge]:
-        """The merges into the person (`hub.register.identity.merges_of`)."""
-        return merges_of(self._session, person_id)
 
     def person_events(self, person_id: int | None, numbers: Iterable[str]) -> list[PersonEvent]:
         """Folkeregisteret's person events of the person (None: of no registered person), and

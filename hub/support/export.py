@@ -142,7 +142,7 @@ def _folkeregister(uow: UnitOfWork, person_id: int | None, numbers: set[str]) ->
                 "requestedAt": m.other_lookup.get("requested_at"),
                 "completedAt": m.other_lookup.get("completed_at"),
             }
-            for m in uow.person_data.merges_into(person_id)
+            for m in uow.identity.merges_of(person_id)
             if m.other_lookup
         ]
     # An event kept before its person was known names their number but not yet their id.
